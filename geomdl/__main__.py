@@ -1,0 +1,3 @@
+from geomdl.cli import main
+
+raise SystemExit(main())

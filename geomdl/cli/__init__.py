@@ -1,0 +1,54 @@
+"""The ``geomdl`` command line: ``geomdl [--version] COMMAND ...``.
+
+Each sub-command lives in its own module of this package, which defines ``HELP`` (one line),
+``add_arguments(parser)`` and ``run(args) -> int``. Register new ones in ``COMMANDS``. Command modules must be cheap to import: heavy imports
+(torch, datasets, models) go inside ``run``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+import geomdl
+
+# command name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("geomdl.cli.info", "versions, device, compiled kernels and the active backend"),
+    "demo": ("geomdl.cli.demo", "run the main job on built-in data (every capability, small sizes)"),
+    "datasets": ("geomdl.cli.datasets", "list datasets, where they live and whether they are present and verified"),
+    "train": ("geomdl.cli.train", "train from a YAML config: geomdl train CONFIG [--set key=value ...]"),
+    "eval": ("geomdl.cli.evaluate", "evaluate a checkpoint: geomdl eval CHECKPOINT [--data ...]"),
+}
+
+
+class CommandError(Exception):
+    """An error that the CLI reports as one line (no traceback) with a non-zero exit code."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="geomdl", description="Geometric deep learning on point clouds and graphs.")
+    parser.add_argument("--version", action="version", version=f"geomdl {geomdl.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    module = importlib.import_module(args._module)
+    try:
+        return int(module.run(args) or 0)
+    except CommandError as exc:
+        print(f"geomdl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"geomdl {args.command}: interrupted", file=sys.stderr)
+        return 130

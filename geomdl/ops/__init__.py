@@ -1,0 +1,36 @@
+"""Ops with a compiled kernel and a pure-PyTorch reference (``<op>_reference``).
+
+The backend is chosen by ``GEOMDL_KERNELS=auto|compiled|reference`` (see
+:mod:`geomdl.ops._extension`); ``auto`` falls back to the references with one warning.
+"""
+from geomdl.ops._extension import (
+    GeomdlKernelWarning,
+    cuda_kernels_available,
+    extension_error,
+    extension_loaded,
+    get_backend,
+    has_kernel,
+    set_backend,
+    use_backend,
+)
+from geomdl.ops.fps import fps, fps_reference
+from geomdl.ops.neighbors import (
+    knn,
+    knn_graph,
+    knn_graph_reference,
+    knn_reference,
+    radius,
+    radius_graph,
+    radius_graph_reference,
+    radius_reference,
+)
+from geomdl.ops.scatter import scatter, scatter_reference
+from geomdl.ops.softmax import segment_softmax, segment_softmax_reference
+
+__all__ = [
+    "GeomdlKernelWarning", "cuda_kernels_available", "extension_error", "extension_loaded", "get_backend",
+    "has_kernel", "set_backend", "use_backend",
+    "scatter", "scatter_reference", "segment_softmax", "segment_softmax_reference",
+    "radius", "radius_reference", "knn", "knn_reference", "radius_graph", "radius_graph_reference",
+    "knn_graph", "knn_graph_reference", "fps", "fps_reference",
+]

@@ -1,0 +1,154 @@
+"""Loading of the compiled extension ``geomdl._C`` and the choice of backend.
+
+The backend is chosen by the environment variable ``GEOMDL_KERNELS``:
+
+``auto`` (default)
+    use the compiled op when the extension is loaded and supports the input (device, dtype);
+    otherwise use the pure-PyTorch ``<op>_reference``. When the extension cannot be loaded, one
+    :class:`GeomdlKernelWarning` names the reason (never a silent fallback).
+``compiled``
+    always use the compiled op; raise :class:`RuntimeError` if it is not available.
+``reference``
+    always use the pure-PyTorch references.
+
+It can also be set at run time with :func:`set_backend` or temporarily with :func:`use_backend`.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import warnings
+
+import torch
+
+BACKENDS = ("auto", "compiled", "reference")
+
+
+class GeomdlKernelWarning(RuntimeWarning):
+    """Warned once when geomdl falls back to its reference ops because kernels are missing."""
+
+
+_state = threading.local()
+_lock = threading.Lock()
+_loaded: bool | None = None
+_load_error: str | None = None
+_warned: set[str] = set()
+
+
+def _load() -> bool:
+    global _loaded, _load_error
+    if _loaded is not None:
+        return _loaded
+    with _lock:
+        if _loaded is not None:
+            return _loaded
+        if os.environ.get("GEOMDL_NO_EXT", "0") == "1":
+            _loaded, _load_error = False, "GEOMDL_NO_EXT=1 is set"
+            return False
+        try:
+            from geomdl import _C  # noqa: F401  (loading registers torch.ops.geomdl.*)
+
+            torch.ops.geomdl.scatter_reduce  # noqa: B018  (resolves the registration)
+            _loaded = True
+        except ImportError as exc:
+            _loaded = False
+            _load_error = (
+                "the compiled extension geomdl._C is not built "
+                f"({exc}); reinstall with `pip install --no-build-isolation -e .` to build it"
+            )
+        except Exception as exc:  # ABI mismatch, missing symbols, ...
+            _loaded = False
+            _load_error = f"the compiled extension geomdl._C failed to load: {type(exc).__name__}: {exc}"
+    return _loaded
+
+
+def extension_loaded() -> bool:
+    """True when ``geomdl._C`` is built and loaded."""
+    return _load()
+
+
+def extension_error() -> str | None:
+    """Why the extension is not loaded (None when it is)."""
+    _load()
+    return _load_error
+
+
+def has_kernel(op: str, device: str = "cpu") -> bool:
+    """True when the compiled op ``geomdl::<op>`` has a kernel for ``device`` (``cpu``/``cuda``)."""
+    if not _load():
+        return False
+    key = {"cpu": "CPU", "cuda": "CUDA"}.get(device)
+    if key is None:
+        return False
+    try:
+        return torch._C._dispatch_has_kernel_for_dispatch_key(f"geomdl::{op}", key)
+    except RuntimeError:  # op not registered at all
+        return False
+
+
+def cuda_kernels_available() -> bool:
+    """True when the extension was built with CUDA kernels."""
+    return has_kernel("scatter_reduce", "cuda")
+
+
+def get_backend() -> str:
+    """The active backend: ``auto``, ``compiled`` or ``reference``."""
+    backend = getattr(_state, "backend", None)
+    if backend is None:
+        backend = os.environ.get("GEOMDL_KERNELS", "auto").strip().lower() or "auto"
+        if backend not in BACKENDS:
+            raise ValueError(f"GEOMDL_KERNELS must be one of {BACKENDS}, got {backend!r}")
+    return backend
+
+
+def set_backend(backend: str | None) -> None:
+    """Set the backend for this thread (``None`` returns to ``GEOMDL_KERNELS``)."""
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    _state.backend = backend
+
+
+@contextlib.contextmanager
+def use_backend(backend: str):
+    """Context manager: ``with use_backend("reference"): ...``."""
+    previous = getattr(_state, "backend", None)
+    set_backend(backend)
+    try:
+        yield
+    finally:
+        set_backend(previous)
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, GeomdlKernelWarning, stacklevel=4)
+
+
+def use_compiled(op: str, *tensors: torch.Tensor, dtypes=(torch.float32, torch.float64), kernel: str | None = None) -> bool:
+    """Decide whether ``op`` runs compiled for these input tensors.
+
+    ``kernel`` is the name of the registered op (``geomdl::<kernel>``, default ``op``);
+    ``dtypes`` lists the floating dtypes the kernel supports (checked on the first tensor).
+    """
+    backend = get_backend()
+    if backend == "reference":
+        return False
+    if not _load():
+        if backend == "compiled":
+            raise RuntimeError(f"GEOMDL_KERNELS=compiled but {_load_error}")
+        _warn_once("load", f"geomdl uses its pure-PyTorch reference ops because {_load_error}.")
+        return False
+    device = tensors[0].device.type
+    if not has_kernel(kernel or op, device):
+        reason = f"geomdl.ops.{op} has no compiled kernel for device {device!r}"
+        if backend == "compiled":
+            raise RuntimeError(reason)
+        _warn_once(f"{op}:{device}", reason + "; using the reference implementation.")
+        return False
+    if dtypes is not None and tensors[0].dtype not in dtypes:
+        if backend == "compiled":
+            raise RuntimeError(f"geomdl.ops.{op}: the compiled kernel supports {dtypes}, got {tensors[0].dtype}")
+        return False  # documented: other dtypes always use the reference
+    return True

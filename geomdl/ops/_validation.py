@@ -1,0 +1,52 @@
+"""Argument checks shared by the ops: clear ValueError/TypeError naming the argument."""
+from __future__ import annotations
+
+import torch
+
+
+def check_tensor(x, name: str, *, dim: int | None = None, floating: bool = False) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if dim is not None and x.dim() != dim:
+        raise ValueError(f"{name} must be {dim}-D, got shape {tuple(x.shape)}")
+    if floating and not x.is_floating_point():
+        raise TypeError(f"{name} must have a floating dtype, got {x.dtype}")
+    return x
+
+
+def check_index(index, name: str, length: int, upper: int | None = None) -> torch.Tensor:
+    """Validate an integer index vector of ``length`` entries with values in ``[0, upper)``.
+
+    Returns it as int64. ``upper=None`` checks only for negative values.
+    """
+    check_tensor(index, name, dim=1)
+    if index.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+        raise TypeError(f"{name} must have an integer dtype, got {index.dtype}")
+    if index.numel() != length:
+        raise ValueError(f"{name} must have {length} entries, got {index.numel()}")
+    index = index.long()
+    if index.numel():
+        lo, hi = int(index.min()), int(index.max())
+        if lo < 0:
+            raise ValueError(f"{name} has a negative entry ({lo}); entries must lie in [0, {upper if upper is not None else 'n'})")
+        if upper is not None and hi >= upper:
+            raise ValueError(f"{name} has an entry {hi} out of range: entries must lie in [0, {upper})")
+    return index
+
+
+def check_batch(batch, name: str, num_points: int, device) -> torch.Tensor:
+    """Validate a batch vector: int, 1-D, non-negative, sorted (non-decreasing)."""
+    if batch is None:
+        return torch.zeros(num_points, dtype=torch.long, device=device)
+    batch = check_index(batch, name, num_points)
+    if batch.numel() > 1 and bool((batch[1:] < batch[:-1]).any()):
+        raise ValueError(f"{name} must be sorted in non-decreasing order (points of one cloud contiguous)")
+    return batch
+
+
+def batch_to_ptr(batch: torch.Tensor, num_batches: int) -> torch.Tensor:
+    """CSR pointer [num_batches + 1] of a sorted batch vector."""
+    counts = torch.bincount(batch, minlength=num_batches)
+    ptr = torch.zeros(num_batches + 1, dtype=torch.long, device=batch.device)
+    torch.cumsum(counts, 0, out=ptr[1:])
+    return ptr

@@ -1,0 +1,85 @@
+"""Farthest point sampling: ``fps`` (compiled or reference) and ``fps_reference``.
+
+Greedy: start at one point of each cloud; repeatedly add the point whose squared distance to the
+already chosen set is largest (ties: the lowest index). Distances are accumulated in float64.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from geomdl.ops._extension import use_compiled
+from geomdl.ops._validation import batch_to_ptr, check_batch, check_tensor
+
+
+def _plan(pos, batch, ratio, num, random_start, generator):
+    check_tensor(pos, "pos", dim=2, floating=True)
+    if (ratio is None) == (num is None):
+        raise ValueError("give exactly one of ratio (in (0, 1]) or num (>= 1)")
+    if ratio is not None and not (isinstance(ratio, (int, float)) and 0 < ratio <= 1):
+        raise ValueError(f"ratio must lie in (0, 1], got {ratio!r}")
+    if num is not None and (not isinstance(num, int) or num < 1):
+        raise ValueError(f"num must be an int >= 1, got {num!r}")
+    if pos.numel() and not bool(torch.isfinite(pos).all()):
+        raise ValueError("pos contains NaN or infinite coordinates")
+    batch = check_batch(batch, "batch", pos.shape[0], pos.device)
+    nb = int(batch.max()) + 1 if batch.numel() else 0
+    ptr = batch_to_ptr(batch, nb)
+    sizes = (ptr[1:] - ptr[:-1]).tolist()
+    if ratio is not None:
+        take = [min(n, max(1, math.ceil(ratio * n))) if n else 0 for n in sizes]
+    else:
+        take = [min(n, num) for n in sizes]
+    if random_start:
+        start = [int(torch.randint(n, (1,), generator=generator)) if n else 0 for n in sizes]
+    else:
+        start = [0] * nb
+    dev = pos.device
+    return ptr, torch.tensor(take, dtype=torch.long, device=dev), torch.tensor(start, dtype=torch.long, device=dev)
+
+
+def fps(pos: torch.Tensor, batch: torch.Tensor | None = None, ratio: float | None = None, num: int | None = None,
+        random_start: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Indices of farthest-point samples of each cloud.
+
+    Args:
+        pos: ``[N, D]`` float positions.
+        batch: sorted cloud ids ``[N]`` (default: one cloud).
+        ratio: fraction of each cloud to keep, ``ceil(ratio * n)`` points (exclusive with ``num``).
+        num: number of points to keep per cloud (all when the cloud is smaller).
+        random_start: start at a random point of each cloud instead of its first point.
+        generator: torch generator for ``random_start``.
+
+    Returns:
+        int64 ``[M]`` global indices into ``pos``, cloud by cloud, in selection order.
+    """
+    ptr, take, start = _plan(pos, batch, ratio, num, random_start, generator)
+    if use_compiled("fps", pos):
+        return torch.ops.geomdl.fps(pos.contiguous(), ptr, take, start)
+    return _fps_reference(pos, ptr, take, start)
+
+
+def fps_reference(pos, batch=None, ratio=None, num=None, random_start=False, generator=None):
+    """Pure-PyTorch specification of :func:`fps`."""
+    ptr, take, start = _plan(pos, batch, ratio, num, random_start, generator)
+    return _fps_reference(pos, ptr, take, start)
+
+
+def _fps_reference(pos, ptr, take, start):
+    out = []
+    for b in range(take.numel()):
+        lo, hi, m = int(ptr[b]), int(ptr[b + 1]), int(take[b])
+        if m == 0:
+            continue
+        p = pos[lo:hi].double()
+        chosen = [int(start[b])]
+        dist = (p - p[chosen[0]]).pow(2).sum(1)
+        for _ in range(m - 1):
+            nxt = int(torch.argmax(dist))  # first maximum = lowest index on ties
+            chosen.append(nxt)
+            dist = torch.minimum(dist, (p - p[nxt]).pow(2).sum(1))
+        out.append(torch.tensor(chosen, dtype=torch.long, device=pos.device) + lo)
+    if not out:
+        return torch.zeros(0, dtype=torch.long, device=pos.device)
+    return torch.cat(out)

@@ -1,0 +1,150 @@
+"""Scatter reductions: ``scatter`` (compiled or reference) and ``scatter_reference``.
+
+.. math::  \\mathrm{out}_{s} = \\bigoplus_{i:\\,\\mathrm{index}_i = s} \\mathrm{src}_i,
+           \\quad \\oplus \\in \\{\\mathrm{sum}, \\mathrm{mean}, \\max, \\min\\}
+
+Empty segments give 0 for every reduction.
+
+Tie rule for ``max``/``min``: the gradient of an output entry flows, whole, to the *first* row (in
+index order of ``src``) that attains the maximum/minimum; other tied rows get zero gradient. NaN
+propagates: a segment containing NaN in a channel outputs NaN there.
+
+The compiled CPU kernel reduces each segment on one thread in row order, so its results are
+deterministic and identical for any number of threads.
+"""
+from __future__ import annotations
+
+import torch
+
+from geomdl.ops._extension import extension_loaded, use_compiled
+from geomdl.ops._validation import check_index, check_tensor
+
+REDUCTIONS = ("sum", "mean", "max", "min")
+
+
+def _prepare(src, index, dim, dim_size, reduce):
+    check_tensor(src, "src")
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
+    if src.dim() == 0:
+        raise ValueError("src must have at least one dimension")
+    if not -src.dim() <= dim < src.dim():
+        raise ValueError(f"dim={dim} is out of range for src of shape {tuple(src.shape)}")
+    dim = dim % src.dim()
+    n = src.shape[dim]
+    if dim_size is not None and (not isinstance(dim_size, int) or dim_size < 0):
+        raise ValueError(f"dim_size must be a non-negative int or None, got {dim_size!r}")
+    index = check_index(index, "index", n, dim_size)
+    if index.device != src.device:
+        raise ValueError(f"index is on {index.device} but src is on {src.device}")
+    if dim_size is None:
+        dim_size = int(index.max()) + 1 if index.numel() else 0
+    src2 = src.movedim(dim, 0)
+    rest = src2.shape[1:]
+    src2 = src2.reshape(n, -1)
+    return src2, index, dim, dim_size, rest
+
+
+def _finish(out2, dim, dim_size, rest):
+    return out2.reshape((dim_size,) + tuple(rest)).movedim(0, dim)
+
+
+def scatter(src: torch.Tensor, index: torch.Tensor, dim: int = 0, dim_size: int | None = None, reduce: str = "sum") -> torch.Tensor:
+    """Reduce the slices of ``src`` along ``dim`` that share an ``index`` value.
+
+    Args:
+        src: tensor ``[..., N, ...]`` with ``N`` entries along ``dim``.
+        index: int tensor ``[N]`` with values in ``[0, dim_size)``.
+        dim: the dimension of ``src`` to reduce (default 0).
+        dim_size: number of output segments (default ``index.max() + 1``, 0 for empty input).
+        reduce: ``"sum"``, ``"mean"``, ``"max"`` or ``"min"`` (default ``"sum"``).
+
+    Returns:
+        tensor like ``src`` with ``dim_size`` entries along ``dim``.
+
+    Raises:
+        ValueError: negative or out-of-range ``index`` entries, wrong lengths, unknown ``reduce``.
+        TypeError: non-tensor arguments, non-integer ``index``.
+    """
+    src2, index, dim, dim_size, rest = _prepare(src, index, dim, dim_size, reduce)
+    if use_compiled("scatter", src2, kernel="scatter_reduce"):
+        out2, _ = torch.ops.geomdl.scatter_reduce(src2.contiguous(), index.contiguous(), dim_size, reduce)
+    else:
+        out2 = _scatter_reference_2d(src2, index, dim_size, reduce)
+    return _finish(out2, dim, dim_size, rest)
+
+
+def scatter_reference(src: torch.Tensor, index: torch.Tensor, dim: int = 0, dim_size: int | None = None, reduce: str = "sum") -> torch.Tensor:
+    """Pure-PyTorch specification of :func:`scatter` (same arguments, same results and gradients)."""
+    src2, index, dim, dim_size, rest = _prepare(src, index, dim, dim_size, reduce)
+    return _finish(_scatter_reference_2d(src2, index, dim_size, reduce), dim, dim_size, rest)
+
+
+def _scatter_reference_2d(src: torch.Tensor, index: torch.Tensor, dim_size: int, reduce: str) -> torch.Tensor:
+    n, c = src.shape
+    if reduce in ("sum", "mean"):
+        out = src.new_zeros((dim_size, c)).index_add(0, index, src)
+        if reduce == "mean":
+            count = torch.bincount(index, minlength=dim_size).clamp(min=1).to(src.dtype)
+            out = out / count.unsqueeze(1)
+        return out
+    arg = _argreduce_reference(src, index, dim_size, reduce)
+    padded = torch.cat([src, src.new_zeros((1, c))], 0)
+    return padded.gather(0, arg)
+
+
+def _argreduce_reference(src: torch.Tensor, index: torch.Tensor, dim_size: int, reduce: str) -> torch.Tensor:
+    """Row of the first max/min (NaN counts as extreme) of every [segment, channel]; n if empty."""
+    n, c = src.shape
+    with torch.no_grad():
+        amode = "amax" if reduce == "max" else "amin"
+        ext = src.new_zeros((dim_size, c)).scatter_reduce(0, index.unsqueeze(1).expand(n, c), src, amode, include_self=False)
+        picked = ext.index_select(0, index)
+        hit = (src == picked) | (torch.isnan(src) & torch.isnan(picked))
+        rows = torch.arange(n, device=src.device).unsqueeze(1).expand(n, c)
+        cand = torch.where(hit, rows, torch.full_like(rows, n))
+        arg = torch.full((dim_size, c), n, dtype=torch.long, device=src.device)
+        arg = arg.scatter_reduce(0, index.unsqueeze(1).expand(n, c), cand, "amin", include_self=True)
+    return arg
+
+
+# --- autograd and fake kernels of the compiled op ---------------------------------------------
+
+
+def _setup_context(ctx, inputs, output):
+    src, index, dim_size, reduce = inputs
+    out, arg = output
+    ctx.reduce = reduce
+    ctx.n = src.shape[0]
+    ctx.dim_size = dim_size
+    ctx.save_for_backward(index, arg)
+    ctx.mark_non_differentiable(arg)
+
+
+def _backward(ctx, grad_out, _grad_arg):
+    index, arg = ctx.saved_tensors
+    reduce = ctx.reduce
+    if reduce in ("sum", "mean"):
+        grad = grad_out.index_select(0, index)
+        if reduce == "mean":
+            count = torch.bincount(index, minlength=ctx.dim_size).clamp(min=1).to(grad.dtype)
+            grad = grad / count.index_select(0, index).unsqueeze(1)
+    else:
+        c = grad_out.shape[1]
+        grad = grad_out.new_zeros((ctx.n + 1, c)).scatter_add(0, arg, grad_out)[: ctx.n]
+    return grad, None, None, None
+
+
+def _register() -> None:
+    if not extension_loaded():
+        return
+    torch.library.register_autograd("geomdl::scatter_reduce", _backward, setup_context=_setup_context)
+
+    @torch.library.register_fake("geomdl::scatter_reduce")
+    def _fake(src, index, dim_size, reduce):
+        out = src.new_empty((dim_size, src.shape[1]))
+        arg_shape = (dim_size, src.shape[1]) if reduce in ("max", "min") else (0,)
+        return out, index.new_empty(arg_shape)
+
+
+_register()

@@ -1,0 +1,242 @@
+"""Equivariance checks for functions of point clouds and graphs.
+
+``assert_equivariant(fn, inputs, in_types, out_types)`` applies random group elements to the inputs
+and compares ``fn(g . x)`` with ``g . fn(x)`` in float64. Types (strings):
+
+=========================  ==========================================================================
+``"position"``             node points ``[N, 3]``: ``x -> s R x + t`` (rotation/reflection, translation, scaling)
+``"vector"``               node vectors ``[..., 3]`` (last dim): ``v -> s R v``
+``"pseudovector"``         ``v -> det(R) R v`` (e.g. cross products, angular momenta)
+``"scalar"``               invariant node features (permuted with the nodes)
+``"irreps:<spec>"``        node features in e3nn irreps, e.g. ``"irreps:8x0e+4x1o"``: ``x -> D(R) x`` incl. parity
+``"global_<type>"``        graph-level versions of the above (not permuted)
+``"batch"``                sorted cloud ids ``[N]``; permutations then stay inside each cloud
+``"edge_index"``           ``[2, E]`` node indices, relabelled under node permutations
+``"edge_scalar"``          invariant per-edge features (edges keep their order)
+``"fixed"``                passed unchanged
+=========================  ==========================================================================
+
+Transformations tested separately (each ``n_samples`` times): proper rotations, improper elements
+(reflections, ``det R = -1``) when ``group="O3"``, translations, node permutations, scalings (when
+``scaling=True``), and all of them combined. The error of one case is the relative error
+``|f(g.x) - g.f(x)| / max(|f(x)|, 1e-12)`` over all outputs. ``group="SO3"`` declares a chiral
+function (no reflection test); ``group="O3-invariant-reflection"`` is not needed: declare such
+outputs as ``scalar``/``pseudovector``.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+
+NODE_TYPES = ("position", "vector", "pseudovector", "scalar", "batch")
+
+
+def random_rotation(generator: torch.Generator | None = None, dtype=torch.float64, reflection: bool = False) -> torch.Tensor:
+    """Haar-uniform 3x3 rotation (from a normalised Gaussian quaternion); ``reflection=True``
+    returns ``-R`` (an improper element of O(3), ``det = -1``)."""
+    q = torch.randn(4, generator=generator, dtype=torch.float64)
+    q = q / q.norm()
+    w, x, y, z = q.tolist()
+    rot = torch.tensor(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ],
+        dtype=torch.float64,
+    )
+    if reflection:
+        rot = -rot
+    return rot.to(dtype)
+
+
+@dataclass
+class GroupElement:
+    """``x -> scale * R x + t`` plus a node permutation ``perm`` (new node k is old node perm[k])."""
+
+    rot: torch.Tensor
+    trans: torch.Tensor
+    scale: float
+    perm: torch.Tensor | None
+
+    def describe(self) -> str:
+        det = float(torch.det(self.rot))
+        return f"det(R)={det:+.0f}, |t|={float(self.trans.norm()):.3g}, scale={self.scale:.3g}, permuted={self.perm is not None}"
+
+
+def _irreps(spec: str):
+    from e3nn import o3
+
+    return o3.Irreps(spec)
+
+
+def _act(value, kind: str, g: GroupElement, num_nodes: int | None):
+    """Apply g to one value of the given type."""
+    if not isinstance(value, torch.Tensor):
+        return value
+    base = kind[len("global_"):] if kind.startswith("global_") else kind
+    node_level = not kind.startswith("global_") and kind not in ("edge_index", "edge_scalar", "fixed")
+    out = value
+    if base == "position":
+        out = g.scale * (out @ g.rot.T.to(out.dtype)) + g.trans.to(out.dtype)
+    elif base == "vector":
+        out = g.scale * (out @ g.rot.T.to(out.dtype))
+    elif base == "pseudovector":
+        out = torch.det(g.rot).to(out.dtype) * (out @ g.rot.T.to(out.dtype))
+    elif base.startswith("irreps:"):
+        d = _irreps(base[len("irreps:"):]).D_from_matrix(g.rot.to(torch.float64)).to(out.dtype)
+        out = out @ d.T
+    elif base == "edge_index" and g.perm is not None:
+        inv = torch.empty_like(g.perm)
+        inv[g.perm] = torch.arange(g.perm.numel(), device=g.perm.device)
+        out = inv.to(out.device)[out]
+    elif base not in ("scalar", "batch", "edge_index", "edge_scalar", "fixed"):
+        raise ValueError(f"unknown type {kind!r}")
+    if node_level and g.perm is not None:
+        if out.shape[0] != num_nodes:
+            raise ValueError(f"a node-level input/output of type {kind!r} has {out.shape[0]} rows, expected {num_nodes} nodes")
+        out = out[g.perm.to(out.device)]
+    return out
+
+
+def _structure(x, types, name):
+    """Pair values with types: returns list of (key, value, type) and a rebuild function."""
+    if isinstance(x, dict):
+        if not isinstance(types, dict) or set(types) != set(x):
+            raise ValueError(f"{name}: types must be a dict with the same keys as the values ({sorted(x)})")
+        keys = list(x)
+        return [(k, x[k], types[k]) for k in keys], lambda vals: dict(zip(keys, vals))
+    if isinstance(x, (tuple, list)):
+        if isinstance(types, str) or len(types) != len(x):
+            raise ValueError(f"{name}: give one type per element ({len(x)})")
+        return [(i, v, t) for i, (v, t) in enumerate(zip(x, types))], lambda vals: type(x)(vals)
+    if not isinstance(types, str):
+        raise ValueError(f"{name}: a single tensor needs a single type string")
+    return [(0, x, types)], lambda vals: vals[0]
+
+
+def _num_nodes(items):
+    for _, v, t in items:
+        if isinstance(v, torch.Tensor) and (t in NODE_TYPES or t.startswith("irreps:")):
+            return v.shape[0]
+    return None
+
+
+def _permutation(items, n, generator):
+    batch = next((v for _, v, t in items if t == "batch"), None)
+    key = torch.rand(n, generator=generator, dtype=torch.float64)
+    if batch is not None:
+        key = key + batch.detach().cpu().to(torch.float64) * 2.0  # stay within clouds, keep sorted
+    return torch.argsort(key)
+
+
+def _to_float64(items):
+    return [(k, v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v, t) for k, v, t in items]
+
+
+def _norm(vals):
+    return math.sqrt(sum(float(v.double().pow(2).sum()) for _, v, _ in vals if isinstance(v, torch.Tensor) and v.is_floating_point()))
+
+
+def _diff(a, b):
+    tot = 0.0
+    for (_, va, ta), (_, vb, _) in zip(a, b):
+        if isinstance(va, torch.Tensor) and va.is_floating_point():
+            if va.shape != vb.shape:
+                raise AssertionError(f"output of type {ta!r} changed shape under the transformation: {tuple(va.shape)} vs {tuple(vb.shape)}")
+            tot += float((va.double() - vb.double()).pow(2).sum())
+        elif isinstance(va, torch.Tensor) and not torch.equal(va, vb):
+            tot += float("inf")
+    return math.sqrt(tot)
+
+
+def equivariance_error(fn, inputs, in_types, out_types, *, group: str = "O3", translation: bool = True,
+                       permutation: bool = True, scaling: bool = False, n_samples: int = 4,
+                       generator: torch.Generator | None = None, float64: bool = True) -> dict[str, float]:
+    """Measured relative equivariance errors, max over ``n_samples`` draws, per transformation kind.
+
+    Args:
+        fn: callable; called as ``fn(**inputs)`` for a dict, ``fn(*inputs)`` for a tuple/list, else ``fn(inputs)``.
+            An ``nn.Module`` is copied and converted to float64 when ``float64``.
+        inputs / in_types: values and their types (see the module docstring).
+        out_types: the type(s) of the outputs, structured like the outputs (str, tuple or dict).
+        group: ``"O3"`` (rotations and reflections) or ``"SO3"`` (rotations only).
+
+    Returns:
+        dict with keys among ``rotation, reflection, translation, permutation, scaling, combined``.
+    """
+    if group not in ("O3", "SO3"):
+        raise ValueError(f"group must be 'O3' or 'SO3', got {group!r}")
+    if generator is None:
+        generator = torch.Generator().manual_seed(0)
+    if isinstance(fn, torch.nn.Module) and float64:
+        fn = copy.deepcopy(fn).double()
+    items, rebuild = _structure(inputs, in_types, "in_types")
+    if float64:
+        items = _to_float64(items)
+    n = _num_nodes(items)
+
+    def call(its):
+        vals = rebuild([v for _, v, _ in its])
+        if isinstance(vals, dict):
+            return fn(**vals)
+        if isinstance(vals, (tuple, list)):
+            return fn(*vals)
+        return fn(vals)
+
+    base_out = call(items)
+    base_items, _ = _structure(base_out, out_types, "out_types")
+    ref_norm = max(_norm(base_items), 1e-12)
+
+    identity = torch.eye(3, dtype=torch.float64)
+    zero = torch.zeros(3, dtype=torch.float64)
+
+    def draw(kind):
+        rot, t, s, perm = identity, zero, 1.0, None
+        if kind in ("rotation", "combined"):
+            rot = random_rotation(generator)
+        if kind == "reflection" or (kind == "combined" and group == "O3" and torch.rand(1, generator=generator).item() < 0.5):
+            rot = random_rotation(generator, reflection=True)
+        if kind == "translation" or (kind == "combined" and translation):
+            t = torch.randn(3, generator=generator, dtype=torch.float64) * 3.0
+        if kind == "scaling" or (kind == "combined" and scaling):
+            s = float(torch.empty(1, dtype=torch.float64).uniform_(0.3, 3.0, generator=generator))
+        if (kind == "permutation" or (kind == "combined" and permutation)) and n is not None:
+            perm = _permutation(items, n, generator)
+        return GroupElement(rot, t, s, perm)
+
+    kinds = ["rotation"] + (["reflection"] if group == "O3" else [])
+    kinds += (["translation"] if translation else []) + (["permutation"] if permutation and n is not None else [])
+    kinds += (["scaling"] if scaling else []) + ["combined"]
+    errors = {}
+    for kind in kinds:
+        worst = 0.0
+        for _ in range(n_samples):
+            g = draw(kind)
+            moved = [(k, _act(v, t, g, n), t) for k, v, t in items]
+            out = call(moved)
+            out_items, _ = _structure(out, out_types, "out_types")
+            expected = [(k, _act(v, t, g, n), t) for k, v, t in base_items]
+            worst = max(worst, _diff(out_items, expected) / ref_norm)
+        errors[kind] = worst
+    return errors
+
+
+def assert_equivariant(fn, inputs, in_types, out_types, *, tol: float = 1e-10, **kwargs) -> dict[str, float]:
+    """Raise ``AssertionError`` when any measured error (see :func:`equivariance_error`) exceeds ``tol``.
+
+    Returns the errors, so tests can report them.
+    """
+    errors = equivariance_error(fn, inputs, in_types, out_types, **kwargs)
+    bad = {k: v for k, v in errors.items() if not v <= tol}
+    if bad:
+        raise AssertionError(f"not equivariant (tolerance {tol:g}): " + ", ".join(f"{k} error {v:.3g}" for k, v in bad.items()))
+    return errors
+
+
+def assert_invariant(fn, inputs, in_types, out_types="global_scalar", **kwargs) -> dict[str, float]:
+    """:func:`assert_equivariant` for invariant outputs (default type ``global_scalar``)."""
+    return assert_equivariant(fn, inputs, in_types, out_types, **kwargs)

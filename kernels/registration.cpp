@@ -1,0 +1,35 @@
+// Schemas of every op in the geomdl library (one place), plus the Python module stub.
+//
+// Implementations are registered per dispatch key next to their sources:
+//   kernels/<op>/<op>_cpu.cpp  -> TORCH_LIBRARY_IMPL(geomdl, CPU, m)
+//   kernels/<op>/<op>_cuda.cu  -> TORCH_LIBRARY_IMPL(geomdl, CUDA, m)   (only built with CUDA)
+// Autograd formulas and fake (meta) kernels are registered in Python (geomdl/ops/*.py), so that
+// torch.compile can trace the ops and the backward is shared by every device.
+#include <Python.h>
+#include <torch/library.h>
+
+extern "C" {
+// Importing geomdl._C only needs to load this shared library: the static TORCH_LIBRARY
+// initialisers below register the ops with the dispatcher.
+PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+}
+
+TORCH_LIBRARY(geomdl, m) {
+  // src [N, C] contiguous, index [N] int64 in [0, dim_size). reduce in {sum, mean, max, min}.
+  // Returns (out [dim_size, C], arg): arg is [dim_size, C] int64 for max/min (row of the first
+  // maximum/minimum in index order, N for an empty segment) and an empty tensor otherwise.
+  m.def("scatter_reduce(Tensor src, Tensor index, int dim_size, str reduce) -> (Tensor, Tensor)");
+  // Softmax of src [N, C] within the segments given by index [N].
+  m.def("segment_softmax(Tensor src, Tensor index, int dim_size) -> Tensor");
+  // Neighbours of each query y[i] among x within distance r, per batch (ptr_x/ptr_y are CSR
+  // pointers of sorted batch vectors). Returns [2, E] int64: row 0 indexes x, row 1 indexes y.
+  m.def("radius(Tensor x, Tensor y, float r, Tensor ptr_x, Tensor ptr_y, int max_num_neighbors, bool ignore_same_index) -> Tensor");
+  // k nearest neighbours of each y[i] among x, per batch. Returns [2, E] like radius.
+  m.def("knn(Tensor x, Tensor y, int k, Tensor ptr_x, Tensor ptr_y, bool ignore_same_index) -> Tensor");
+  // Farthest point sampling: num[b] points of cloud b (rows ptr[b]..ptr[b+1]) starting at start[b]
+  // (a local index). Returns the global indices [sum(num)] int64.
+  m.def("fps(Tensor pos, Tensor ptr, Tensor num, Tensor start) -> Tensor");
+}
