@@ -1,0 +1,1 @@
+"""Speed and accuracy benchmarks (not installed with the package): ``python -m benchmarks NAME``."""

@@ -1,0 +1,76 @@
+"""``python -m benchmarks NAME [options]``: run one benchmark, print a table, write JSON.
+
+Each benchmark is a module ``benchmarks/<name>.py`` with ``HELP``, ``add_arguments(parser)`` and
+``run(args) -> list[dict]`` (one row per measurement). Results go to
+``benchmarks/results/<name>.json`` (or ``--out``) with the environment they were measured in.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import pathlib
+import sys
+import time
+
+BENCHMARKS = {
+    "ops": "benchmarks.ops",
+}
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+
+
+def print_table(rows: list[dict]) -> None:
+    if not rows:
+        print("(no rows)")
+        return
+    cols = []
+    for r in rows:
+        for k in r:
+            if k not in cols:
+                cols.append(k)
+
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return "" if v is None else str(v)
+
+    cells = [[fmt(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="name", metavar="NAME", required=True)
+    for name, module in BENCHMARKS.items():
+        mod = importlib.import_module(module)
+        p = sub.add_parser(name, help=getattr(mod, "HELP", ""))
+        p.add_argument("--out", help=f"JSON output path (default benchmarks/results/{name}.json)")
+        p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
+        mod.add_arguments(p)
+    args = parser.parse_args(argv)
+    import torch
+
+    from benchmarks.timing import environment
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    mod = importlib.import_module(BENCHMARKS[args.name])
+    t0 = time.time()
+    rows = mod.run(args)
+    print_table(rows)
+    out = pathlib.Path(args.out) if args.out else RESULTS / f"{args.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"benchmark": args.name, "argv": sys.argv[1:] if argv is None else argv, "environment": environment(),
+               "wall_s": time.time() - t0, "rows": rows}
+    out.write_text(json.dumps(payload, indent=2, default=str))
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
