@@ -41,7 +41,7 @@ def _prepare(src, index, dim, dim_size, reduce):
         dim_size = int(index.max()) + 1 if index.numel() else 0
     src2 = src.movedim(dim, 0)
     rest = src2.shape[1:]
-    src2 = src2.reshape(n, -1)
+    src2 = src2.reshape(n, rest.numel())
     return src2, index, dim, dim_size, rest
 
 

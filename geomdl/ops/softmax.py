@@ -26,7 +26,7 @@ def _prepare(src, index, num_segments, dim):
         num_segments = int(index.max()) + 1 if index.numel() else 0
     src2 = src.movedim(dim, 0)
     rest = src2.shape[1:]
-    return src2.reshape(n, -1), index, num_segments, dim, rest
+    return src2.reshape(n, rest.numel()), index, num_segments, dim, rest
 
 
 def segment_softmax(src: torch.Tensor, index: torch.Tensor, num_segments: int | None = None, dim: int = 0) -> torch.Tensor:

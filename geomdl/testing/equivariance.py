@@ -138,7 +138,7 @@ def _to_float64(items):
 
 
 def _norm(vals):
-    return math.sqrt(sum(float(v.double().pow(2).sum()) for _, v, _ in vals if isinstance(v, torch.Tensor) and v.is_floating_point()))
+    return math.sqrt(sum(float(v.detach().double().pow(2).sum()) for _, v, _ in vals if isinstance(v, torch.Tensor) and v.is_floating_point()))
 
 
 def _diff(a, b):
@@ -147,7 +147,7 @@ def _diff(a, b):
         if isinstance(va, torch.Tensor) and va.is_floating_point():
             if va.shape != vb.shape:
                 raise AssertionError(f"output of type {ta!r} changed shape under the transformation: {tuple(va.shape)} vs {tuple(vb.shape)}")
-            tot += float((va.double() - vb.double()).pow(2).sum())
+            tot += float((va.detach().double() - vb.detach().double()).pow(2).sum())
         elif isinstance(va, torch.Tensor) and not torch.equal(va, vb):
             tot += float("inf")
     return math.sqrt(tot)

@@ -94,10 +94,10 @@ void scatter_impl(const scalar_t* src, const int64_t* index, int64_t N, int64_t 
       if (reduce == Reduce::Mean) {
         for (int64_t s = s0; s < s1; ++s) {
           if (counts[s] == 0) continue;
-          const scalar_t inv = scalar_t(1) / static_cast<scalar_t>(counts[s]);
+          const scalar_t cnt = static_cast<scalar_t>(counts[s]);
           scalar_t* o = out + s * C;
 #pragma omp simd
-          for (int64_t c = 0; c < C; ++c) o[c] *= inv;
+          for (int64_t c = 0; c < C; ++c) o[c] /= cnt;  // divide (not *1/n) to match the reference bit for bit
         }
       }
     }

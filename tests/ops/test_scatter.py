@@ -1,0 +1,208 @@
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from geomdl import ops
+from geomdl.ops import scatter, scatter_reference, segment_softmax, segment_softmax_reference
+from geomdl.testing import assert_kernel_matches_reference
+
+REDUCTIONS = ["sum", "mean", "max", "min"]
+compiled = pytest.mark.skipif(not ops.has_kernel("scatter_reduce"), reason="geomdl._C not built (reference mode)")
+
+
+def test_reference_matches_hand_computed_values():
+    src = torch.tensor([[1.0, -2.0], [3.0, 5.0], [3.0, 0.0], [-1.0, 4.0]])
+    index = torch.tensor([0, 2, 2, 0])
+    assert torch.equal(scatter_reference(src, index, dim_size=4, reduce="sum"), torch.tensor([[0.0, 2.0], [0, 0], [6.0, 5.0], [0, 0]]))
+    assert torch.equal(scatter_reference(src, index, dim_size=4, reduce="mean"), torch.tensor([[0.0, 1.0], [0, 0], [3.0, 2.5], [0, 0]]))
+    assert torch.equal(scatter_reference(src, index, dim_size=4, reduce="max"), torch.tensor([[1.0, 4.0], [0, 0], [3.0, 5.0], [0, 0]]))
+    assert torch.equal(scatter_reference(src, index, dim_size=4, reduce="min"), torch.tensor([[-1.0, -2.0], [0, 0], [3.0, 0.0], [0, 0]]))
+
+
+@pytest.mark.parametrize("reduce", ["max", "min"])
+def test_tie_rule_gradient_goes_to_first_row(reduce):
+    src = torch.tensor([[2.0], [2.0], [1.0], [2.0]], requires_grad=True)
+    index = torch.tensor([0, 0, 1, 0])
+    for fn in (scatter, scatter_reference):
+        s = src if reduce == "max" else -src
+        (g,) = torch.autograd.grad(fn(s, index, reduce=reduce).sum(), src)
+        expected = torch.tensor([[1.0], [0.0], [1.0], [0.0]]) * (1 if reduce == "max" else -1)
+        assert torch.equal(g, expected), (fn.__name__, g)
+
+
+@compiled
+@pytest.mark.parametrize("reduce", REDUCTIONS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_matches_reference_random(reduce, dtype):
+    g = torch.Generator().manual_seed(1)
+    src = torch.randn(3000, 5, 3, generator=g, dtype=dtype)
+    index = torch.randint(0, 97, (3000,), generator=g)
+    tol = {} if dtype == torch.float64 else {"atol": 1e-5, "rtol": 1e-5}
+    assert_kernel_matches_reference(scatter, scatter_reference, src, index, dim_size=100, reduce=reduce, **tol)
+
+
+@compiled
+@pytest.mark.parametrize("reduce", REDUCTIONS)
+def test_compiled_gradcheck_and_other_dims(reduce):
+    src = torch.randn(4, 9, 2, dtype=torch.float64)
+    index = torch.tensor([0, 1, 1, 3, 3, 3, 0, 5, 1])
+    assert_kernel_matches_reference(scatter, scatter_reference, src, index, dim=1, dim_size=7, reduce=reduce, gradcheck=True)
+    assert_kernel_matches_reference(scatter, scatter_reference, src, index, dim=-2, reduce=reduce)
+
+
+@compiled
+@pytest.mark.parametrize("reduce", REDUCTIONS)
+def test_double_backward(reduce):
+    src = torch.randn(12, 3, dtype=torch.float64, requires_grad=True)
+    index = torch.tensor([0, 1, 1, 2, 2, 2, 0, 3, 3, 1, 0, 2])
+    with ops.use_backend("compiled"):
+        assert torch.autograd.gradgradcheck(lambda s: scatter(s, index, reduce=reduce) ** 2, (src,))
+
+
+@compiled
+@pytest.mark.parametrize("reduce", REDUCTIONS)
+def test_edge_cases_empty_single_duplicates(reduce):
+    cases = [
+        (torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), 3),  # empty input, non-empty output
+        (torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), None),  # empty everything
+        (torch.randn(1, 4), torch.tensor([2]), None),  # one element
+        (torch.ones(6, 2), torch.zeros(6, dtype=torch.long), 1),  # duplicates, all ties
+        (torch.randn(5, 0), torch.tensor([0, 1, 1, 0, 2]), 3),  # zero channels
+    ]
+    for src, index, dim_size in cases:
+        assert_kernel_matches_reference(scatter, scatter_reference, src, index, dim_size=dim_size, reduce=reduce)
+
+
+@compiled
+def test_compiled_is_deterministic_across_thread_counts():
+    src = torch.randn(200_000, 8)
+    index = torch.randint(0, 50, (200_000,))
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        a = scatter(src, index)
+        torch.set_num_threads(max(2, old))
+        b = scatter(src, index)
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(a, b)
+
+
+@compiled
+def test_skewed_segments_large_input():
+    # one huge segment and many small ones exercises the load balancing
+    index = torch.cat([torch.zeros(100_000, dtype=torch.long), torch.randint(1, 1000, (100_000,))]).sort().values
+    src = torch.randn(200_000, 16, dtype=torch.float64)
+    for reduce in REDUCTIONS:
+        assert_kernel_matches_reference(scatter, scatter_reference, src, index, dim_size=1000, reduce=reduce, backward=False)
+
+
+@compiled
+def test_nan_propagates_in_max():
+    src = torch.tensor([[1.0], [float("nan")], [3.0]])
+    index = torch.tensor([0, 0, 0])
+    assert torch.isnan(scatter(src, index, reduce="max")).all()
+    assert torch.isnan(scatter_reference(src, index, reduce="max")).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(0, 60),
+    c=st.integers(1, 4),
+    segments=st.integers(1, 10),
+    reduce=st.sampled_from(REDUCTIONS),
+    seed=st.integers(0, 2**16),
+)
+def test_property_compiled_equals_reference_and_sum_is_conserved(n, c, segments, reduce, seed):
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randint(-3, 4, (n, c), generator=g).double()  # small ints: many exact ties
+    index = torch.randint(0, segments, (n,), generator=g)
+    ref = scatter_reference(src, index, dim_size=segments, reduce=reduce)
+    out = scatter(src, index, dim_size=segments, reduce=reduce)
+    assert torch.equal(out, ref)
+    if reduce == "sum":
+        assert torch.allclose(out.sum(0), src.sum(0))
+    if reduce in ("max", "min") and n:
+        present = torch.bincount(index, minlength=segments) > 0
+        pick = src.max(0).values if reduce == "max" else src.min(0).values
+        assert torch.equal((out[present].max(0).values if reduce == "max" else out[present].min(0).values), pick)
+
+
+@pytest.mark.parametrize("fn", [scatter, scatter_reference])
+def test_bad_input_raises_clear_errors(fn):
+    src = torch.randn(4, 2)
+    with pytest.raises(ValueError, match="index.*negative"):
+        fn(src, torch.tensor([0, -1, 1, 2]))
+    with pytest.raises(ValueError, match="index.*out of range"):
+        fn(src, torch.tensor([0, 1, 5, 2]), dim_size=3)
+    with pytest.raises(ValueError, match="index must have 4 entries"):
+        fn(src, torch.tensor([0, 1]))
+    with pytest.raises(TypeError, match="index must have an integer dtype"):
+        fn(src, torch.tensor([0.0, 1.0, 1.0, 0.0]))
+    with pytest.raises(ValueError, match="reduce must be one of"):
+        fn(src, torch.tensor([0, 1, 1, 0]), reduce="prod")
+    with pytest.raises(TypeError, match="src must be a torch.Tensor"):
+        fn([1.0, 2.0], torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="dim=2 is out of range"):
+        fn(src, torch.tensor([0, 1, 1, 0]), dim=2)
+    with pytest.raises(ValueError, match="index must be 1-D"):
+        fn(src, torch.zeros(4, 1, dtype=torch.long))
+
+
+def test_integer_src_uses_reference_path():
+    src = torch.tensor([[1], [2], [3]])
+    assert torch.equal(scatter(src, torch.tensor([0, 0, 1])), torch.tensor([[3], [3]]))
+
+
+@compiled
+def test_opcheck_schema_fake_and_autograd_registration():
+    src = torch.randn(10, 3, requires_grad=True)
+    index = torch.randint(0, 4, (10,))
+    for reduce in REDUCTIONS:
+        torch.library.opcheck(torch.ops.geomdl.scatter_reduce.default, (src, index, 4, reduce))
+    torch.library.opcheck(torch.ops.geomdl.segment_softmax.default, (src, index, 4))
+
+
+@compiled
+def test_torch_compile_traces_the_op_without_graph_breaks():
+    index = torch.tensor([0, 1, 1, 2])
+
+    def f(x):
+        return scatter(x * 2, index, dim_size=3, reduce="max").sum()
+
+    x = torch.randn(4, 3)
+    compiled_f = torch.compile(f, backend="eager", fullgraph=False)
+    assert torch.allclose(compiled_f(x), f(x))
+
+
+# ---- segment softmax ----
+
+
+@pytest.mark.parametrize("shape", [(50,), (50, 3), (50, 2, 2)])
+def test_segment_softmax_sums_to_one_and_matches_reference(shape):
+    src = torch.randn(*shape, dtype=torch.float64) * 10
+    index = torch.randint(0, 7, (50,))
+    out = segment_softmax(src, index, num_segments=9)
+    ref = segment_softmax_reference(src, index, num_segments=9)
+    torch.testing.assert_close(out, ref)
+    sums = scatter_reference(out.reshape(50, -1), index, dim_size=9)
+    present = torch.bincount(index, minlength=9) > 0
+    torch.testing.assert_close(sums[present], torch.ones_like(sums[present]))
+
+
+@compiled
+def test_segment_softmax_compiled_gradcheck_and_edge_cases():
+    src = torch.randn(20, 2, dtype=torch.float64)
+    index = torch.randint(0, 5, (20,))
+    assert_kernel_matches_reference(segment_softmax, segment_softmax_reference, src, index, gradcheck=True)
+    assert_kernel_matches_reference(segment_softmax, segment_softmax_reference, torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), 3)
+    big = torch.tensor([[1000.0], [1000.0], [-1000.0]])  # overflow-safe
+    assert_kernel_matches_reference(segment_softmax, segment_softmax_reference, big, torch.tensor([0, 0, 1]))
+
+
+def test_segment_softmax_rejects_bad_input():
+    with pytest.raises(TypeError, match="src must have a floating dtype"):
+        segment_softmax(torch.tensor([1, 2]), torch.tensor([0, 0]))
+    with pytest.raises(ValueError, match="index"):
+        segment_softmax(torch.randn(3), torch.tensor([0, 1]))
