@@ -1,1 +1,11 @@
-"""geomdl.models"""
+"""geomdl.models: complete networks, registered by name for the training engine.
+
+``MODELS`` maps a name (``model.name`` in a config) to a constructor or to a lazy ``"module:attr"``
+string (preferred: importing this package stays cheap). Constructors take the model's
+hyper-parameters as keyword arguments (``model.kwargs``) and the model is called as ``model(batch)``
+on a ``torch_geometric`` batch. Add one line per model.
+"""
+
+MODELS: dict = {
+    "tiny_pointnet": "geomdl.models.tiny_pointnet:TinyPointNet",
+}

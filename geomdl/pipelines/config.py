@@ -1,0 +1,356 @@
+"""Experiment configs: YAML files validated into dataclasses.
+
+A config has five sections plus a seed::
+
+    seed: 0
+    task:  {name: classification, kwargs: {...}}        # a key of geomdl.pipelines.tasks.TASKS
+    data:  {name: toy_shapes, root: null, kwargs: {...}} # dataset name, optional root folder
+    model: {name: tiny_pointnet, kwargs: {...}}          # a key of geomdl.models.MODELS
+    optim: {name: adamw, lr: 1.0e-3, schedule: cosine, warmup_steps: 10, ...}
+    train: {epochs: 10, batch_size: 32, out_dir: runs/x, ...}
+
+``load_config(path, overrides)`` reads the YAML, applies ``--set key=value`` overrides
+(``optim.lr=3e-4``, ``model.kwargs.hidden=64``) and validates everything: an unknown key or a
+value of the wrong type raises :class:`ConfigError` naming the key, e.g.
+``optim.lr: expected float, got 'abc'``. Strings that spell a number are accepted for numeric
+fields (YAML 1.1 reads ``1e-3`` as a string). The free-form ``kwargs`` dicts are checked by the
+task against the constructor they are passed to (:func:`check_kwargs`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """An invalid config: the message names the file (when known) and the key."""
+
+
+@dataclass
+class TaskConfig:
+    name: str = "classification"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    name: str = "toy_shapes"
+    root: Optional[str] = None  # folder of the data files; must exist when given
+    num_workers: int = 0
+    eval_batch_size: Optional[int] = None  # default: train.batch_size
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    name: str = "tiny_pointnet"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    name: Literal["adamw", "adam", "sgd"] = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam/adamw
+    schedule: Literal["constant", "cosine", "step"] = "constant"
+    warmup_steps: int = 0  # linear warm-up from 0 over this many optimiser steps
+    min_lr_ratio: float = 0.0  # cosine: final lr = lr * min_lr_ratio
+    step_size: int = 1000  # step: multiply lr by gamma every step_size optimiser steps
+    gamma: float = 0.1
+    grad_clip: Optional[float] = None  # max global gradient norm (None: no clipping)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 32  # GLOBAL batch size (split evenly over the DDP processes)
+    out_dir: str = "runs/default"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 on a GPU that supports it, else off
+    ema_decay: Optional[float] = None  # e.g. 0.999; evaluation then uses the EMA weights
+    eval_every: int = 1  # epochs between validations
+    monitor: str = "val/loss"  # metric for the best checkpoint and early stopping
+    monitor_mode: Literal["min", "max"] = "min"
+    early_stopping_patience: Optional[int] = None  # validations without improvement before stopping
+    checkpoint_every: int = 1  # epochs between writes of last.pt
+    stop_after_epochs: Optional[int] = None  # stop (as if killed) after this many epochs of this process
+    deterministic: bool = True  # torch.use_deterministic_algorithms on CPU
+    progress: Literal["auto", "on", "off"] = "auto"  # auto: tqdm bars only when stderr is a TTY
+    tensorboard: bool = True  # also log to TensorBoard when the package is installed
+    plots: bool = True
+
+
+@dataclass
+class ExperimentConfig:
+    seed: int = 0
+    task: TaskConfig = field(default_factory=TaskConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# validation
+
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin is Union:
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin in (list, dict):
+        return origin.__name__
+    return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
+
+
+def coerce(value, tp, key: str):
+    """Return ``value`` converted to type ``tp`` or raise ConfigError naming ``key``.
+
+    Supports int, float, str, bool, Any, Optional/Union, Literal, list[T], dict[str, T] and
+    dataclasses (a mapping is validated field by field).
+    """
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, key)
+    if origin is Union:
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg, key)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if isinstance(value, bool) and ("on" in allowed or "off" in allowed):
+            value = "on" if value else "off"  # YAML 1.1 reads on/off as booleans
+        if value in allowed and type(value) is type(allowed[allowed.index(value)]):
+            return value
+        raise ConfigError(f"{key}: expected one of {list(allowed)}, got {value!r}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp) or (Any,)
+        return [coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        _, item = typing.get_args(tp) or (str, Any)
+        for k in value:
+            if not isinstance(k, str):
+                raise ConfigError(f"{key}: keys must be strings, got {k!r}")
+        return {k: coerce(v, item, f"{key}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "false", "no", "off"):
+            return value.lower() in ("true", "yes", "on")
+        raise ConfigError(f"{key}: expected bool, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected int, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected float, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: expected str, got {value!r}")
+    raise TypeError(f"unsupported config type {tp!r} for {key}")  # pragma: no cover - programming error
+
+
+def from_dict(cls, data, prefix: str = ""):
+    """Build dataclass ``cls`` from a mapping; unknown keys and wrong types raise ConfigError."""
+    where = prefix or "config"
+    if data is None:
+        data = {}
+    if isinstance(data, str) and "name" in {f.name for f in dataclasses.fields(cls)}:
+        data = {"name": data}  # shorthand: `task: classification`
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    values = {}
+    for key, value in data.items():
+        full = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            raise ConfigError(f"{full}: unknown key (allowed in {where}: {', '.join(names)})")
+        values[key] = coerce(value, hints[key], full)
+    return cls(**values)
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value, e.g. optim.lr=3e-4")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {item!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
+    """Set ``a.b.c=value`` items (values parsed as YAML) in a nested dict (copied)."""
+    import copy
+
+    data = copy.deepcopy(data) if data else {}
+    for item in overrides or []:
+        path, value = _parse_override(item)
+        node = data
+        for i, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if isinstance(child, str) and i == 0:  # `task: name` shorthand
+                child = {"name": child}
+            if child is None:
+                child = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item}: {'.'.join(path[:i + 1])} is not a section")
+            node[part] = child
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML config (``path=None``: the defaults), apply overrides and validate.
+
+    Raises:
+        ConfigError: missing/unreadable file, invalid YAML, unknown key or wrong type; the message
+            starts with the file name.
+    """
+    data: dict = {}
+    label = "config"
+    if path is not None:
+        label = os.fspath(path)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = yaml.safe_load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"{label}: config file not found") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{label}: is a folder, expected a YAML config file") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"{label}: invalid YAML{where}: {problem}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{label}: not a text (UTF-8) file") from None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{label}: expected a mapping of sections at the top level, got {type(data).__name__}")
+    try:
+        data = apply_overrides(data, overrides)
+        return validate(from_dict(ExperimentConfig, data))
+    except ConfigError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
+
+
+def config_from_dict(data: dict) -> ExperimentConfig:
+    """Validate a plain dict (e.g. the config stored in a checkpoint)."""
+    return validate(from_dict(ExperimentConfig, data))
+
+
+def validate(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Range checks that types alone cannot express."""
+    def need(cond, key, msg):
+        if not cond:
+            raise ConfigError(f"{key}: {msg}")
+
+    need(cfg.train.epochs >= 1, "train.epochs", f"expected an int >= 1, got {cfg.train.epochs}")
+    need(cfg.train.batch_size >= 1, "train.batch_size", f"expected an int >= 1, got {cfg.train.batch_size}")
+    need(cfg.train.eval_every >= 1, "train.eval_every", f"expected an int >= 1, got {cfg.train.eval_every}")
+    need(cfg.train.checkpoint_every >= 1, "train.checkpoint_every", f"expected an int >= 1, got {cfg.train.checkpoint_every}")
+    need(cfg.optim.lr > 0, "optim.lr", f"expected a float > 0, got {cfg.optim.lr}")
+    need(cfg.optim.weight_decay >= 0, "optim.weight_decay", f"expected a float >= 0, got {cfg.optim.weight_decay}")
+    need(cfg.optim.warmup_steps >= 0, "optim.warmup_steps", f"expected an int >= 0, got {cfg.optim.warmup_steps}")
+    need(cfg.optim.step_size >= 1, "optim.step_size", f"expected an int >= 1, got {cfg.optim.step_size}")
+    need(0 <= cfg.optim.min_lr_ratio <= 1, "optim.min_lr_ratio", f"expected a float in [0, 1], got {cfg.optim.min_lr_ratio}")
+    need(len(cfg.optim.betas) == 2 and all(0 <= b < 1 for b in cfg.optim.betas), "optim.betas",
+         f"expected two floats in [0, 1), got {cfg.optim.betas}")
+    need(cfg.optim.grad_clip is None or cfg.optim.grad_clip > 0, "optim.grad_clip", f"expected a float > 0 or null, got {cfg.optim.grad_clip}")
+    need(cfg.train.ema_decay is None or 0 <= cfg.train.ema_decay < 1, "train.ema_decay",
+         f"expected a float in [0, 1) or null, got {cfg.train.ema_decay}")
+    need(cfg.train.early_stopping_patience is None or cfg.train.early_stopping_patience >= 1,
+         "train.early_stopping_patience", f"expected an int >= 1 or null, got {cfg.train.early_stopping_patience}")
+    need(cfg.train.stop_after_epochs is None or cfg.train.stop_after_epochs >= 1,
+         "train.stop_after_epochs", f"expected an int >= 1 or null, got {cfg.train.stop_after_epochs}")
+    need(cfg.data.num_workers >= 0, "data.num_workers", f"expected an int >= 0, got {cfg.data.num_workers}")
+    need(cfg.data.eval_batch_size is None or cfg.data.eval_batch_size >= 1, "data.eval_batch_size",
+         f"expected an int >= 1 or null, got {cfg.data.eval_batch_size}")
+    need("/" in cfg.train.monitor, "train.monitor", f"expected 'split/metric' such as 'val/loss', got {cfg.train.monitor!r}")
+    return cfg
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    """The config as YAML text (what a run folder's ``config.yaml`` holds)."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+def check_kwargs(fn, kwargs: dict, key: str) -> dict:
+    """Check free-form ``kwargs`` (e.g. ``model.kwargs``) against the signature of ``fn``.
+
+    Unknown names raise ConfigError listing the accepted ones; values are coerced to the
+    annotated type when it is a simple one (int, float, str, bool, Optional, Literal, list, dict).
+    Returns the coerced kwargs.
+    """
+    target = fn.__init__ if inspect.isclass(fn) else fn
+    sig = inspect.signature(target)
+    params = {n: p for n, p in sig.parameters.items() if n != "self" and p.kind not in (p.VAR_POSITIONAL,)}
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    accepted = [n for n, p in params.items() if p.kind is not p.VAR_KEYWORD]
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # unresolved forward references: skip type coercion
+        hints = {}
+    out = {}
+    for name, value in (kwargs or {}).items():
+        if name not in accepted and not var_kw:
+            raise ConfigError(f"{key}.{name}: unknown argument of {getattr(fn, '__name__', fn)} (accepted: {', '.join(accepted)})")
+        tp = hints.get(name)
+        out[name] = _coerce_simple(value, tp, f"{key}.{name}") if tp is not None else value
+    return out
+
+
+def _coerce_simple(value, tp, key):
+    try:
+        return coerce(value, tp, key)
+    except TypeError:  # an annotation we do not validate (e.g. a tensor or a class)
+        return value
