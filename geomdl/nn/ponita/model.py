@@ -1,0 +1,254 @@
+"""The PONITA network (Bekkers et al., ICLR 2024): SE(n)-equivariant message passing conditioned on
+invariant attributes of point pairs, in three modes chosen by ``num_ori``:
+
+* ``num_ori = 0``: position-only ("PNITA") on ``R^n``, attribute ``|x_j - x_i|``; exactly E(n)-equivariant.
+  Vector outputs are ``v_i = sum_j w_ij (x_j - x_i)`` with invariant weights ``w_ij``.
+* ``num_ori = -1``: point cloud in ``R^n x S^{n-1}``. With ``ori`` given to ``forward`` (e.g. normals),
+  every point carries its orientation; otherwise every directed edge of the graph is lifted to an
+  oriented point (see :func:`~geomdl.nn.ponita.lifting.lift_graph`) and outputs are averaged back to
+  the nodes. Exactly equivariant (3D: under O(3); 2D: under SE(2) only).
+* ``num_ori > 0``: fiber bundle; every node carries a signal on a shared grid of ``num_ori``
+  orientations (a buffer, saved in the state dict) and layers are separable convolutions. Exact when
+  the grid is rotated with the input (``forward(..., grid=G @ R.T)``); otherwise equivariant up to the
+  grid discretisation (error measured in ``benchmarks/ponita_grid.py``).
+
+Forward pass (fiber bundle): ``B_s = basis(a_s) w(|r|)`` ``[E, O, Bd]``, ``B_f = basis_f(o.o')`` ``[O, O, Bd]``
+computed once; ``f = embed(lift(x, vec))`` ``[N, O, C]``; for each layer ``f = ConvNeXt_l(f; B_s W_s^l,
+B_f W_f^l)`` and ``r_l = readout_l(f)``; ``r = mean_l r_l``; scalars ``mean_o r``, vectors
+``(1/O) sum_o r(o) o``; graph-level outputs sum (or average) over the nodes of each graph.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from geomdl.nn.ponita.conv import FiberBundleConv, PointConv
+from geomdl.nn.ponita.convnext import ConvNextBlock
+from geomdl.nn.ponita.edges import add_self_loops, build_edges
+from geomdl.nn.ponita.embedding import PolynomialBasis, smooth_cutoff
+from geomdl.nn.ponita.grids import orientation_grid
+from geomdl.nn.ponita.invariants import invariant_fiber, invariant_fiber_spatial, invariant_point_cloud, invariant_rn
+from geomdl.nn.ponita.lifting import (lift_graph, lift_oriented, lift_to_grid, pool_to_base, read_out_grid,
+                                      read_out_oriented)
+from geomdl.ops import scatter
+
+
+class Ponita(nn.Module):
+    """PONITA network with scalar and vector outputs per node or per graph.
+
+    Args:
+        in_scalars: invariant input features per node ``C_s`` (``x`` ``[N, C_s]``; 0 for none).
+        out_scalars: invariant outputs ``S``.
+        out_vectors: equivariant vector outputs ``V`` (``[.., V, D]``).
+        in_vectors: vector inputs per node ``C_v`` (``vec`` ``[N, C_v, D]``); needs ``num_ori != 0``.
+        hidden: channels ``C`` (default 128).
+        layers: number of ConvNeXt blocks (default 5).
+        num_ori: mode, see the module docstring (default 16: fiber bundle with 16 orientations).
+        dim: space dimension, 2 or 3 (default 3).
+        grid: ``"fibonacci"`` or ``"repulsion"`` (3D fiber bundle; 2D always uses the uniform circle).
+        grid_seed: seed of the repulsion grid.
+        radius: cutoff of the radius graph and of the smooth window; ``None`` = fully connected graph
+            per cloud without window (default).
+        basis_dim: width of the shared kernel basis (default ``hidden``).
+        degree: polynomial degree of the invariant embedding (default 3).
+        widening: ConvNeXt widening factor (default 4).
+        layer_scale: ConvNeXt layer-scale init (default ``None``: off).
+        multiple_readouts: average a read-out after every layer (default ``True``).
+        task_level: ``"graph"`` (pool over the nodes of each graph) or ``"node"`` (default ``"graph"``).
+        pool: ``"sum"`` or ``"mean"`` for graph-level outputs (default ``"sum"``).
+        max_num_neighbors: cap of the radius graph (default 1000).
+    """
+
+    def __init__(self, in_scalars: int, out_scalars: int = 1, out_vectors: int = 0, in_vectors: int = 0, *,
+                 hidden: int = 128, layers: int = 5, num_ori: int = 16, dim: int = 3, grid: str = "fibonacci",
+                 grid_seed: int = 0, radius: float | None = None, basis_dim: int | None = None, degree: int = 3,
+                 widening: int = 4, layer_scale: float | None = None, multiple_readouts: bool = True,
+                 task_level: str = "graph", pool: str = "sum", max_num_neighbors: int = 1000):
+        super().__init__()
+        for name, value in (("in_scalars", in_scalars), ("out_scalars", out_scalars), ("out_vectors", out_vectors),
+                            ("in_vectors", in_vectors)):
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        for name, value in (("hidden", hidden), ("layers", layers), ("degree", degree), ("widening", widening)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not isinstance(num_ori, int) or num_ori < -1:
+            raise ValueError(f"num_ori must be 0 (positions), -1 (point cloud) or > 0 (grid size), got {num_ori!r}")
+        if dim not in (2, 3):
+            raise ValueError(f"dim must be 2 or 3, got {dim!r}")
+        if num_ori == 0 and in_vectors:
+            raise ValueError("in_vectors > 0 needs orientations: use num_ori = -1 or num_ori > 0")
+        if out_scalars + out_vectors == 0:
+            raise ValueError("the model needs at least one output: out_scalars + out_vectors > 0")
+        if task_level not in ("graph", "node"):
+            raise ValueError(f"task_level must be 'graph' or 'node', got {task_level!r}")
+        if pool not in ("sum", "mean"):
+            raise ValueError(f"pool must be 'sum' or 'mean', got {pool!r}")
+        if radius is not None and not radius > 0:
+            raise ValueError(f"radius must be positive or None, got {radius!r}")
+        basis_dim = basis_dim or hidden
+        self.in_scalars, self.in_vectors, self.out_scalars, self.out_vectors = in_scalars, in_vectors, out_scalars, out_vectors
+        self.num_ori, self.dim, self.radius = num_ori, dim, radius
+        self.multiple_readouts, self.task_level, self.pool = multiple_readouts, task_level, pool
+        self.max_num_neighbors = max_num_neighbors
+        if num_ori > 0:
+            self.register_buffer("grid", orientation_grid(dim, num_ori, grid, grid_seed, dtype=torch.get_default_dtype()))
+            self.basis_fn = PolynomialBasis(2, hidden, basis_dim, degree)
+            self.fiber_basis_fn = PolynomialBasis(1, hidden, basis_dim, degree)
+            conv = lambda: FiberBundleConv(hidden, basis_dim)  # noqa: E731
+        else:
+            self.grid = None
+            self.basis_fn = PolynomialBasis(1 if num_ori == 0 else 3, hidden, basis_dim, degree)
+            self.fiber_basis_fn = None
+            conv = lambda: PointConv(hidden, basis_dim)  # noqa: E731
+        self.embed = nn.Linear(max(in_scalars + in_vectors, 1), hidden, bias=False)
+        self.blocks = nn.ModuleList(ConvNextBlock(conv(), hidden, widening, layer_scale) for _ in range(layers))
+        num_out = out_scalars + (out_vectors if num_ori != 0 else 0)
+        self.readouts = nn.ModuleList(nn.Linear(hidden, num_out) for _ in range(layers if multiple_readouts else 1))
+        if num_ori == 0 and out_vectors:
+            self.vector_node = nn.Linear(hidden, out_vectors)
+            self.vector_edge = nn.Linear(basis_dim, out_vectors, bias=False)
+
+    @property
+    def mode(self) -> str:
+        """``"position"``, ``"point_cloud"`` or ``"grid"``."""
+        return "position" if self.num_ori == 0 else ("point_cloud" if self.num_ori < 0 else "grid")
+
+    def _check(self, pos, x, vec, edge_index, batch, ori, grid):
+        if not isinstance(pos, torch.Tensor) or pos.dim() != 2 or pos.shape[1] != self.dim or not pos.is_floating_point():
+            raise ValueError(f"pos must be a float tensor [N, {self.dim}], got {getattr(pos, 'shape', type(pos))}")
+        n = pos.shape[0]
+        if self.in_scalars and (x is None or x.shape != (n, self.in_scalars)):
+            raise ValueError(f"x must have shape [N, {self.in_scalars}] = [{n}, {self.in_scalars}], got {None if x is None else tuple(x.shape)}")
+        if not self.in_scalars and x is not None:
+            raise ValueError("x was given but the model has in_scalars=0")
+        if self.in_vectors and (vec is None or vec.shape != (n, self.in_vectors, self.dim)):
+            raise ValueError(f"vec must have shape [N, {self.in_vectors}, {self.dim}], got {None if vec is None else tuple(vec.shape)}")
+        if not self.in_vectors and vec is not None:
+            raise ValueError("vec was given but the model has in_vectors=0")
+        if edge_index is not None and (edge_index.dim() != 2 or edge_index.shape[0] != 2 or edge_index.dtype != torch.long):
+            raise ValueError(f"edge_index must be an int64 tensor [2, E], got {edge_index.dtype} {tuple(edge_index.shape)}")
+        if batch is not None and (batch.shape != (n,) or batch.dtype != torch.long):
+            raise ValueError(f"batch must be an int64 tensor [N] = [{n}], got {batch.dtype} {tuple(batch.shape)}")
+        if ori is not None:
+            if self.num_ori != -1:
+                raise ValueError("ori (per-point orientations) is only used with num_ori = -1")
+            if ori.shape != (n, self.dim):
+                raise ValueError(f"ori must have shape [N, {self.dim}], got {tuple(ori.shape)}")
+        if grid is not None and (self.num_ori <= 0 or grid.shape != self.grid.shape):
+            raise ValueError(f"grid override must have shape {None if self.grid is None else tuple(self.grid.shape)} (fiber-bundle mode only)")
+
+    def forward(self, pos: torch.Tensor, x: torch.Tensor | None = None, vec: torch.Tensor | None = None,
+                edge_index: torch.Tensor | None = None, batch: torch.Tensor | None = None,
+                ori: torch.Tensor | None = None, grid: torch.Tensor | None = None,
+                num_graphs: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the network.
+
+        Args:
+            pos: positions ``[N, D]``.
+            x: invariant node features ``[N, C_s]``.
+            vec: vector node features ``[N, C_v, D]``.
+            edge_index: ``[2, E]`` (src, dst); default radius/fully connected graph per cloud.
+                Self loops are added (grid and position modes).
+            batch: sorted graph id per node ``[N]`` (default: one graph).
+            ori: unit orientations ``[N, D]`` (point-cloud mode, ``num_ori = -1``).
+            grid: replacement orientation grid ``[O, D]`` (e.g. the co-rotated grid ``G R^T``).
+            num_graphs: number of graphs (default ``batch.max() + 1``).
+
+        Returns:
+            ``(scalars, vectors)``: ``[B or N, S]`` and ``[B or N, V, D]``.
+        """
+        self._check(pos, x, vec, edge_index, batch, ori, grid)
+        n = pos.shape[0]
+        if batch is None:
+            batch = torch.zeros(n, dtype=torch.long, device=pos.device)
+        if edge_index is None:
+            edge_index = build_edges(pos, batch, self.radius, loop=False, max_num_neighbors=self.max_num_neighbors)
+        if self.num_ori > 0:
+            s, v = self._forward_grid(pos, x, vec, add_self_loops(edge_index, n), self.grid if grid is None else grid)
+        elif self.num_ori == 0:
+            s, v = self._forward_points(pos, x, None, add_self_loops(edge_index, n), None)
+        elif ori is not None:
+            s, v = self._forward_points(pos, x, vec, add_self_loops(edge_index, n), ori)
+        else:
+            s, v = self._forward_lifted(pos, x, vec, edge_index, batch)
+        if self.task_level == "node":
+            return s, v
+        b = num_graphs if num_graphs is not None else (int(batch.max()) + 1 if n else 0)
+        return (scatter(s, batch, dim=0, dim_size=b, reduce=self.pool),
+                scatter(v, batch, dim=0, dim_size=b, reduce=self.pool))
+
+    def _window(self, pos, edge_index):
+        if self.radius is None:
+            return None
+        return smooth_cutoff(invariant_rn(pos, edge_index), self.radius)  # [E, 1]
+
+    def _readout(self, f, readouts):
+        if not self.multiple_readouts:
+            return self.readouts[0](f)
+        return torch.stack(readouts).mean(0)
+
+    def _forward_grid(self, pos, x, vec, edge_index, grid):
+        grid = grid.to(pos.dtype)
+        basis = self.basis_fn(invariant_fiber_spatial(pos, edge_index, grid))  # [E, O, Bd]
+        window = self._window(pos, edge_index)
+        if window is not None:
+            basis = basis * window[:, :, None]
+        fiber_basis = self.fiber_basis_fn(invariant_fiber(grid))  # [O, O, Bd]
+        f = self.embed(lift_to_grid(x, vec, grid, pos.shape[0]))  # [N, O, C]
+        outs = []
+        for i, block in enumerate(self.blocks):
+            f = block(f, edge_index, basis, fiber_basis)
+            if self.multiple_readouts:
+                outs.append(self.readouts[i](f))
+        return read_out_grid(self._readout(f, outs), grid, self.out_scalars)
+
+    def _forward_points(self, pos, x, vec, edge_index, ori):
+        attr = invariant_rn(pos, edge_index) if ori is None else invariant_point_cloud(pos, ori, edge_index)
+        basis = self.basis_fn(attr)  # [E, Bd]
+        window = self._window(pos, edge_index)
+        if window is not None:
+            basis = basis * window
+        if ori is None:
+            f = self.embed(x if x is not None else pos.new_ones(pos.shape[0], 1))
+        else:
+            f = self.embed(lift_oriented(x, vec, ori))
+        outs = []
+        for i, block in enumerate(self.blocks):
+            f = block(f, edge_index, basis)
+            if self.multiple_readouts:
+                outs.append(self.readouts[i](f))
+        r = self._readout(f, outs)
+        if ori is not None:
+            return read_out_oriented(r, ori, self.out_scalars)
+        return r[:, :self.out_scalars], self._position_vectors(f, pos, edge_index, basis)
+
+    def _position_vectors(self, f, pos, edge_index, basis):
+        """``v_i = sum_j (W_n h_j) * (B_ij W_e) (x_j - x_i)``, ``[N, V, D]`` (zeros when ``V = 0``)."""
+        n = pos.shape[0]
+        if not self.out_vectors:
+            return pos.new_zeros(n, 0, self.dim)
+        src, dst = edge_index
+        w = self.vector_node(f)[src] * self.vector_edge(basis)  # [E, V]
+        rel = pos[src] - pos[dst]
+        return scatter(w[:, :, None] * rel[:, None, :], dst, dim=0, dim_size=n)
+
+    def _forward_lifted(self, pos, x, vec, edge_index, batch):
+        n = pos.shape[0]
+        lifted = lift_graph(pos, edge_index)
+        lpos = pos[lifted.base]
+        lx = None if x is None else x[lifted.base]
+        lvec = None if vec is None else vec[lifted.base]
+        ledges = lifted.edge_index
+        if self.radius is not None:
+            ledges = build_edges(lpos, batch[lifted.base], self.radius, loop=True, max_num_neighbors=self.max_num_neighbors)
+        s, v = self._forward_points(lpos, lx, lvec, ledges, lifted.ori)
+        return pool_to_base(s, lifted.base, n), pool_to_base(v, lifted.base, n)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+__all__ = ["Ponita", "count_parameters"]

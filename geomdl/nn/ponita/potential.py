@@ -1,0 +1,95 @@
+"""Energy + forces head: a graph-level PONITA energy with forces ``F = -dE/dx`` (autograd).
+
+``E(graph) = scale * sum_i e_i + sum_i shift[Z_i]`` where ``e_i`` are PONITA's per-atom outputs on
+one-hot atom types, ``shift`` are per-element reference energies (fitted on the training set by the
+pipeline) and ``scale`` is a fixed target scale (e.g. the RMS of the training forces). Both are buffers,
+saved in checkpoints.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from geomdl.nn.ponita.model import Ponita
+
+
+class PonitaPotential(nn.Module):
+    """Interatomic potential on PONITA.
+
+    Args:
+        atomic_numbers: the elements the model knows (e.g. ``[1, 6, 7, 8]``).
+        **ponita_kwargs: passed to :class:`Ponita` (``hidden``, ``layers``, ``num_ori``, ``radius``, ...);
+            ``in_scalars``/``out_scalars``/``task_level`` are set here.
+    """
+
+    def __init__(self, atomic_numbers, **ponita_kwargs):
+        super().__init__()
+        numbers = sorted({int(z) for z in atomic_numbers})
+        if not numbers or numbers[0] < 1 or numbers[-1] > 118:
+            raise ValueError(f"atomic_numbers must be a non-empty list of elements in 1..118, got {atomic_numbers!r}")
+        for key in ("in_scalars", "out_scalars", "out_vectors", "in_vectors", "task_level"):
+            if key in ponita_kwargs:
+                raise ValueError(f"{key} is fixed by PonitaPotential; do not pass it")
+        self.config = {"atomic_numbers": numbers, **ponita_kwargs}
+        type_map = torch.full((119,), -1, dtype=torch.long)
+        type_map[torch.tensor(numbers)] = torch.arange(len(numbers))
+        self.register_buffer("type_map", type_map)
+        self.register_buffer("energy_shift", torch.zeros(len(numbers)))
+        self.register_buffer("energy_scale", torch.ones(()))
+        self.net = Ponita(len(numbers), out_scalars=1, out_vectors=0, task_level="graph", pool="sum", **ponita_kwargs)
+
+    @property
+    def atomic_numbers(self) -> list[int]:
+        return list(self.config["atomic_numbers"])
+
+    def types(self, numbers: torch.Tensor) -> torch.Tensor:
+        """Atomic numbers ``[N]`` -> type indices ``[N]``; unknown elements raise ValueError."""
+        if numbers.dtype != torch.long or numbers.dim() != 1:
+            raise ValueError(f"numbers must be an int64 tensor [N], got {numbers.dtype} {tuple(numbers.shape)}")
+        if numbers.numel() and (int(numbers.min()) < 0 or int(numbers.max()) > 118):
+            raise ValueError("numbers: atomic numbers must lie in 0..118")
+        t = self.type_map[numbers]
+        if bool((t < 0).any()):
+            unknown = sorted(set(numbers[t < 0].tolist()))
+            raise ValueError(f"numbers: elements {unknown} were not in the training set {self.atomic_numbers}")
+        return t
+
+    def energy(self, numbers: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor | None = None,
+               num_graphs: int | None = None, grid: torch.Tensor | None = None) -> torch.Tensor:
+        """Energies ``[B]`` of the graphs in ``batch`` (atomic numbers ``[N]``, positions ``[N, 3]``)."""
+        t = self.types(numbers)
+        x = nn.functional.one_hot(t, len(self.atomic_numbers)).to(pos.dtype)
+        if batch is None:
+            batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
+        b = num_graphs if num_graphs is not None else int(batch.max()) + 1
+        e, _ = self.net(pos, x, batch=batch, num_graphs=b, grid=grid)
+        shift = torch.zeros(b, dtype=pos.dtype, device=pos.device).index_add(0, batch, self.energy_shift.to(pos.dtype)[t])
+        return self.energy_scale.to(pos.dtype) * e[:, 0] + shift
+
+    def forward(self, numbers: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor | None = None,
+                num_graphs: int | None = None, forces: bool = True, create_graph: bool | None = None,
+                grid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Returns ``{"energy": [B], "forces": [N, 3]}`` with ``forces = -dE/dpos``.
+
+        ``create_graph`` (default: ``self.training``) keeps the graph of the forces for training on
+        them (second-order autograd).
+        """
+        if not forces:
+            return {"energy": self.energy(numbers, pos, batch, num_graphs, grid)}
+        create_graph = self.training if create_graph is None else create_graph
+        with torch.enable_grad():
+            pos_ = pos if pos.requires_grad else pos.detach().requires_grad_(True)
+            energy = self.energy(numbers, pos_, batch, num_graphs, grid)
+            (grad,) = torch.autograd.grad(energy.sum(), pos_, create_graph=create_graph)
+        return {"energy": energy, "forces": -grad}
+
+
+def fit_energy_shifts(counts: torch.Tensor, energies: torch.Tensor) -> torch.Tensor:
+    """Least-squares per-element energies: ``argmin_s |counts @ s - energies|^2``.
+
+    ``counts`` ``[B, T]`` (atoms of each type per structure), ``energies`` ``[B]`` -> ``[T]`` (minimum-norm
+    solution when the compositions do not determine all shifts, e.g. a single molecule).
+    """
+    if counts.dim() != 2 or energies.shape != (counts.shape[0],):
+        raise ValueError(f"counts must be [B, T] and energies [B], got {tuple(counts.shape)} and {tuple(energies.shape)}")
+    return torch.linalg.lstsq(counts.double(), energies.double()[:, None], driver="gelsd").solution[:, 0]
