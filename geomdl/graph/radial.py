@@ -1,0 +1,181 @@
+"""Radial bases and smooth cutoffs of interatomic / inter-point distances.
+
+Plain functions hold the maths; the small modules only store the hyper-parameters (and, for
+``BesselBasis(trainable=True)``, the frequencies). All functions accept distances ``d`` of any
+shape ``[...]`` and return ``[..., num_basis]`` (bases) or ``[...]`` (cutoffs). Every function is
+smooth at ``d = 0`` (no NaN gradients for coincident points), so forces ``-dE/dpos`` and their
+second derivatives are finite.
+
+Bases
+    * Bessel (DimeNet, NequIP): :math:`e_n(d) = \\sqrt{2/c}\\, \\sin(n\\pi d/c)/d`, ``n = 1..N``.
+    * Gaussian (SchNet): :math:`e_n(d) = \\exp(-\\gamma (d - \\mu_n)^2)`, centres ``mu_n`` evenly
+      spaced on ``[start, c]``, :math:`\\gamma = 1 / (2\\,\\Delta\\mu^2)`.
+
+Cutoffs (1 at ``d = 0``, 0 for ``d >= c``)
+    * cosine (Behler): :math:`f(d) = \\tfrac12(\\cos(\\pi d/c) + 1)`.
+    * polynomial envelope (DimeNet/NequIP), order ``p``:
+      :math:`f(u) = 1 - \\tfrac{(p+1)(p+2)}{2}u^p + p(p+2)u^{p+1} - \\tfrac{p(p+1)}{2}u^{p+2}`, ``u = d/c``;
+      ``p - 1`` continuous derivatives at ``d = c``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def _check_cutoff(cutoff) -> float:
+    if isinstance(cutoff, bool) or not isinstance(cutoff, (int, float)) or not cutoff > 0 or not math.isfinite(cutoff):
+        raise ValueError(f"cutoff must be a positive finite number, got {cutoff!r}")
+    return float(cutoff)
+
+
+def _check_num(num_basis) -> int:
+    if isinstance(num_basis, bool) or not isinstance(num_basis, int) or num_basis < 1:
+        raise ValueError(f"num_basis must be an int >= 1, got {num_basis!r}")
+    return num_basis
+
+
+def _check_distance(d) -> torch.Tensor:
+    if not isinstance(d, torch.Tensor):
+        raise TypeError(f"d must be a torch.Tensor of distances, got {type(d).__name__}")
+    if not d.is_floating_point():
+        raise TypeError(f"d must have a floating dtype, got {d.dtype}")
+    return d
+
+
+def bessel_basis(d: torch.Tensor, num_basis: int, cutoff: float, freq: torch.Tensor | None = None) -> torch.Tensor:
+    """Radial Bessel functions :math:`\\sqrt{2/c}\\,\\sin(w_n d)/d`, :math:`w_n = n\\pi/c`.
+
+    Args:
+        d: distances ``[...]``.
+        num_basis: number of functions ``N``.
+        cutoff: ``c > 0``.
+        freq: optional frequencies ``w [N]`` (default ``n * pi / c``).
+
+    Returns:
+        ``[..., N]``; equals ``sqrt(2/c) * w_n`` at ``d = 0`` (the limit), smooth there.
+    """
+    d = _check_distance(d)
+    num_basis, cutoff = _check_num(num_basis), _check_cutoff(cutoff)
+    if freq is None:
+        freq = torch.arange(1, num_basis + 1, dtype=d.dtype, device=d.device) * (math.pi / cutoff)
+    elif freq.shape != (num_basis,):
+        raise ValueError(f"freq must have shape [{num_basis}], got {tuple(freq.shape)}")
+    # sin(w d) / d = w * sinc(w d) with a sinc that is smooth (to all orders used) at 0
+    return math.sqrt(2.0 / cutoff) * freq * _sinc(d.unsqueeze(-1) * freq)
+
+
+def _sinc(x: torch.Tensor) -> torch.Tensor:
+    """``sin(x) / x`` with a Taylor branch near 0 (finite first and second derivatives there;
+    ``torch.sinc`` has a NaN second derivative at 0)."""
+    small = x.abs() < 1e-2
+    safe = torch.where(small, torch.ones_like(x), x)
+    x2 = x * x
+    return torch.where(small, 1.0 - x2 / 6.0 + x2 * x2 / 120.0, torch.sin(safe) / safe)
+
+
+def gaussian_basis(d: torch.Tensor, num_basis: int, cutoff: float, start: float = 0.0) -> torch.Tensor:
+    """Gaussians :math:`\\exp(-\\gamma (d - \\mu_n)^2)` with ``num_basis`` centres on ``[start, cutoff]``.
+
+    Returns ``[..., num_basis]``.
+    """
+    d = _check_distance(d)
+    num_basis, cutoff = _check_num(num_basis), _check_cutoff(cutoff)
+    if not start < cutoff:
+        raise ValueError(f"start must be smaller than cutoff ({cutoff}), got {start!r}")
+    mu = torch.linspace(start, cutoff, num_basis, dtype=d.dtype, device=d.device)
+    delta = (cutoff - start) / max(num_basis - 1, 1)
+    gamma = 0.5 / delta**2
+    return torch.exp(-gamma * (d.unsqueeze(-1) - mu) ** 2)
+
+
+def cosine_cutoff(d: torch.Tensor, cutoff: float) -> torch.Tensor:
+    """:math:`\\tfrac12(\\cos(\\pi d/c) + 1)` for ``d < c``, else 0. Returns ``[...]``."""
+    d = _check_distance(d)
+    cutoff = _check_cutoff(cutoff)
+    inside = d < cutoff
+    return torch.where(inside, 0.5 * (torch.cos(d * (math.pi / cutoff)) + 1.0), torch.zeros_like(d))
+
+
+def polynomial_cutoff(d: torch.Tensor, cutoff: float, p: int = 6) -> torch.Tensor:
+    """Polynomial envelope of order ``p`` (see module docstring). Returns ``[...]``."""
+    d = _check_distance(d)
+    cutoff = _check_cutoff(cutoff)
+    if isinstance(p, bool) or not isinstance(p, int) or p < 1:
+        raise ValueError(f"p must be an int >= 1, got {p!r}")
+    u = d / cutoff
+    up = u.pow(p)
+    f = 1.0 - 0.5 * (p + 1) * (p + 2) * up + p * (p + 2) * up * u - 0.5 * p * (p + 1) * up * u * u
+    return torch.where(u < 1.0, f, torch.zeros_like(d))
+
+
+class BesselBasis(nn.Module):
+    """Module form of :func:`bessel_basis`; ``trainable=True`` learns the frequencies (NequIP)."""
+
+    def __init__(self, num_basis: int = 8, cutoff: float = 5.0, trainable: bool = False):
+        super().__init__()
+        self.num_basis, self.cutoff = _check_num(num_basis), _check_cutoff(cutoff)
+        freq = torch.arange(1, num_basis + 1, dtype=torch.get_default_dtype()) * (math.pi / self.cutoff)
+        if trainable:
+            self.freq = nn.Parameter(freq)
+        else:
+            self.register_buffer("freq", freq)
+
+    def forward(self, d: torch.Tensor) -> torch.Tensor:
+        return bessel_basis(d, self.num_basis, self.cutoff, self.freq.to(d.dtype))
+
+    def extra_repr(self) -> str:
+        return f"num_basis={self.num_basis}, cutoff={self.cutoff}, trainable={isinstance(self.freq, nn.Parameter)}"
+
+
+class GaussianBasis(nn.Module):
+    """Module form of :func:`gaussian_basis`."""
+
+    def __init__(self, num_basis: int = 32, cutoff: float = 5.0, start: float = 0.0):
+        super().__init__()
+        self.num_basis, self.cutoff, self.start = _check_num(num_basis), _check_cutoff(cutoff), float(start)
+        if not self.start < self.cutoff:
+            raise ValueError(f"start must be smaller than cutoff ({cutoff}), got {start!r}")
+
+    def forward(self, d: torch.Tensor) -> torch.Tensor:
+        return gaussian_basis(d, self.num_basis, self.cutoff, self.start)
+
+    def extra_repr(self) -> str:
+        return f"num_basis={self.num_basis}, cutoff={self.cutoff}, start={self.start}"
+
+
+class CosineCutoff(nn.Module):
+    """Module form of :func:`cosine_cutoff`."""
+
+    def __init__(self, cutoff: float = 5.0):
+        super().__init__()
+        self.cutoff = _check_cutoff(cutoff)
+
+    def forward(self, d: torch.Tensor) -> torch.Tensor:
+        return cosine_cutoff(d, self.cutoff)
+
+    def extra_repr(self) -> str:
+        return f"cutoff={self.cutoff}"
+
+
+class PolynomialCutoff(nn.Module):
+    """Module form of :func:`polynomial_cutoff`."""
+
+    def __init__(self, cutoff: float = 5.0, p: int = 6):
+        super().__init__()
+        self.cutoff = _check_cutoff(cutoff)
+        if isinstance(p, bool) or not isinstance(p, int) or p < 1:
+            raise ValueError(f"p must be an int >= 1, got {p!r}")
+        self.p = p
+
+    def forward(self, d: torch.Tensor) -> torch.Tensor:
+        return polynomial_cutoff(d, self.cutoff, self.p)
+
+    def extra_repr(self) -> str:
+        return f"cutoff={self.cutoff}, p={self.p}"
+
+
+RADIAL_BASES = {"bessel": BesselBasis, "gaussian": GaussianBasis}
+CUTOFFS = {"cosine": CosineCutoff, "polynomial": PolynomialCutoff}

@@ -1,0 +1,176 @@
+"""A short, explicit message-passing base: gather -> message -> ``geomdl.ops.scatter`` -> update.
+
+.. math::  x_i' = \\gamma\\Big(x_i,\\ \\bigoplus_{j \\in \\mathcal{N}(i)} \\phi(x_i, x_j, e_{ji})\\Big)
+
+Conventions (PyG's): ``edge_index [2, E]`` int64, row 0 = source ``j`` (neighbour), row 1 = target
+``i`` (centre); messages flow ``j -> i``. Keyword inputs of :meth:`MessagePassing.propagate` ending in
+``_j`` are gathered at the sources, those ending in ``_i`` at the targets; all others are passed to
+:meth:`MessagePassing.message` unchanged. No signature introspection: what is gathered is what the
+caller names.
+
+Interoperability with PyG: layers take plain tensors (``x, pos, edge_index, batch``) as PyG's do;
+:func:`unpack` reads them from a ``torch_geometric.data.Data`` / ``Batch``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from geomdl import ops
+
+AGGREGATIONS = ("sum", "mean", "max", "min")
+
+
+def check_edge_index(edge_index, num_src: int | None = None, num_dst: int | None = None) -> torch.Tensor:
+    """Validate ``edge_index [2, E]`` (integer, non-negative, within the node counts); returns int64."""
+    if not isinstance(edge_index, torch.Tensor):
+        raise TypeError(f"edge_index must be a torch.Tensor [2, E], got {type(edge_index).__name__}")
+    if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        raise ValueError(f"edge_index must have shape [2, E], got {tuple(edge_index.shape)}")
+    if edge_index.dtype.is_floating_point or edge_index.dtype == torch.bool or edge_index.is_complex():
+        raise TypeError(f"edge_index must have an integer dtype, got {edge_index.dtype}")
+    edge_index = edge_index.long()
+    if edge_index.numel():
+        lo = int(edge_index.min())
+        if lo < 0:
+            raise ValueError(f"edge_index has a negative entry ({lo})")
+        for row, n, what in ((0, num_src, "source"), (1, num_dst, "target")):
+            if n is not None:
+                hi = int(edge_index[row].max())
+                if hi >= n:
+                    raise ValueError(f"edge_index[{row}] ({what}) has entry {hi}, but there are only {n} {what} nodes")
+    return edge_index
+
+
+def check_features(x, name: str, num_nodes: int | None = None, channels: int | None = None, trailing: tuple = ()) -> torch.Tensor:
+    """Validate a floating feature tensor ``[N, C, *trailing]``."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must have a floating dtype, got {x.dtype}")
+    shape = ("N" if num_nodes is None else num_nodes, "C" if channels is None else channels) + tuple(trailing)
+    expect_dim = 2 + len(trailing)
+    if (x.dim() != expect_dim or (num_nodes is not None and x.shape[0] != num_nodes)
+            or (channels is not None and x.shape[1] != channels) or tuple(x.shape[2:]) != tuple(trailing)):
+        raise ValueError(f"{name} must have shape [{', '.join(map(str, shape))}], got {tuple(x.shape)}")
+    return x
+
+
+def check_positions(pos, name: str = "pos", num_nodes: int | None = None, dim: int | None = 3) -> torch.Tensor:
+    """Validate positions ``[N, D]`` (float)."""
+    if not isinstance(pos, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor [N, {dim or 'D'}], got {type(pos).__name__}")
+    if not pos.is_floating_point():
+        raise TypeError(f"{name} must have a floating dtype, got {pos.dtype}")
+    if pos.dim() != 2 or (dim is not None and pos.shape[1] != dim) or (num_nodes is not None and pos.shape[0] != num_nodes):
+        raise ValueError(f"{name} must have shape [{num_nodes if num_nodes is not None else 'N'}, {dim or 'D'}], got {tuple(pos.shape)}")
+    return pos
+
+
+def check_batch_vector(batch, num_nodes: int, device) -> torch.Tensor:
+    """``batch [N]`` int (sorted cloud ids); ``None`` -> all zeros."""
+    if batch is None:
+        return torch.zeros(num_nodes, dtype=torch.long, device=device)
+    if not isinstance(batch, torch.Tensor) or batch.dim() != 1 or batch.dtype.is_floating_point:
+        raise TypeError(f"batch must be an int tensor [N], got {type(batch).__name__} {getattr(batch, 'shape', '')}")
+    if batch.numel() != num_nodes:
+        raise ValueError(f"batch must have {num_nodes} entries (one per node), got {batch.numel()}")
+    batch = batch.long()
+    if batch.numel() > 1 and bool((batch[1:] < batch[:-1]).any()):
+        raise ValueError("batch must be sorted (nodes of one graph contiguous), as torch_geometric's Batch produces")
+    if batch.numel() and int(batch[0]) < 0:
+        raise ValueError("batch must be non-negative")
+    return batch
+
+
+def num_graphs(batch: torch.Tensor) -> int:
+    return int(batch[-1]) + 1 if batch.numel() else 0
+
+
+def unpack(data, *names: str):
+    """Read attributes from a PyG ``Data``/``Batch`` (or any object/dict): ``unpack(data, "x", "pos")``.
+
+    Missing attributes give ``None``.
+    """
+    if isinstance(data, dict):
+        return tuple(data.get(n) for n in names)
+    return tuple(getattr(data, n, None) for n in names)
+
+
+def is_data(obj) -> bool:
+    """True for a PyG ``Data``/``Batch`` (anything with a ``pos`` or ``x`` attribute that is no tensor)."""
+    return not isinstance(obj, torch.Tensor) and (hasattr(obj, "pos") or hasattr(obj, "x"))
+
+
+class MessagePassing(nn.Module):
+    """Base class: ``propagate`` gathers ``*_j``/``*_i`` inputs along ``edge_index``, calls
+    :meth:`message` (per edge), reduces with ``geomdl.ops.scatter`` at the targets and calls
+    :meth:`update`.
+
+    Args:
+        aggr: ``"sum"`` (default), ``"mean"``, ``"max"`` or ``"min"``.
+
+    Subclasses implement ``message(**gathered) -> [E, ...]`` and optionally ``update(out) -> out``.
+    """
+
+    def __init__(self, aggr: str = "sum"):
+        super().__init__()
+        if aggr not in AGGREGATIONS:
+            raise ValueError(f"aggr must be one of {AGGREGATIONS}, got {aggr!r}")
+        self.aggr = aggr
+
+    def propagate(self, edge_index: torch.Tensor, size: int | tuple[int, int] | None = None, **inputs) -> torch.Tensor:
+        """Run one round of message passing.
+
+        Args:
+            edge_index: ``[2, E]`` (row 0 source ``j``, row 1 target ``i``).
+            size: number of nodes, or ``(num_sources, num_targets)`` for bipartite graphs; default:
+                inferred from the first ``*_j``/``*_i`` input.
+            **inputs: ``name_j=tensor [N_src, ...]`` gathered by source, ``name_i=tensor [N_dst, ...]``
+                gathered by target, anything else passed through.
+
+        Returns:
+            ``[N_dst, ...]``: ``update(aggregate(message(...)))``.
+        """
+        num_src, num_dst = self._size(size, inputs)
+        edge_index = check_edge_index(edge_index, num_src, num_dst)
+        src, dst = edge_index[0], edge_index[1]
+        gathered = {}
+        for name, value in inputs.items():
+            if name.endswith("_j") and isinstance(value, torch.Tensor):
+                gathered[name] = value.index_select(0, src)
+            elif name.endswith("_i") and isinstance(value, torch.Tensor):
+                gathered[name] = value.index_select(0, dst)
+            else:
+                gathered[name] = value
+        messages = self.message(**gathered)
+        return self.update(self.aggregate(messages, dst, num_dst))
+
+    def message(self, **gathered) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must implement message()")
+
+    def aggregate(self, messages: torch.Tensor, index: torch.Tensor, num_nodes: int) -> torch.Tensor:
+        """``scatter(messages, index, dim=0, dim_size=num_nodes, reduce=self.aggr)`` (0 for no edges)."""
+        return ops.scatter(messages, index, 0, num_nodes, self.aggr)
+
+    def update(self, out: torch.Tensor) -> torch.Tensor:
+        return out
+
+    @staticmethod
+    def _size(size, inputs):
+        if isinstance(size, int):
+            return size, size
+        if isinstance(size, (tuple, list)):
+            if len(size) != 2:
+                raise ValueError(f"size must be an int or a pair (num_sources, num_targets), got {size!r}")
+            return int(size[0]), int(size[1])
+        if size is not None:
+            raise TypeError(f"size must be an int, a pair or None, got {type(size).__name__}")
+        n_src = next((v.shape[0] for k, v in inputs.items() if k.endswith("_j") and isinstance(v, torch.Tensor)), None)
+        n_dst = next((v.shape[0] for k, v in inputs.items() if k.endswith("_i") and isinstance(v, torch.Tensor)), None)
+        if n_src is None and n_dst is None:
+            raise ValueError("give size= when no *_i / *_j input fixes the number of nodes")
+        return (n_src if n_src is not None else n_dst), (n_dst if n_dst is not None else n_src)
+
+    def extra_repr(self) -> str:
+        return f"aggr={self.aggr!r}"

@@ -1,0 +1,83 @@
+"""A plain multilayer perceptron ``Linear -> act -> ... -> Linear`` used inside the layers.
+
+.. math::  \\mathrm{MLP}(x) = W_L\\, \\sigma(\\cdots \\sigma(W_1 x + b_1) \\cdots) + b_L
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {
+    "relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
+    "leaky_relu": lambda: nn.LeakyReLU(0.2), "softplus": nn.Softplus, "identity": nn.Identity,
+}
+
+
+def activation(act) -> nn.Module:
+    """An activation module from a name (see ``ACTIVATIONS``), a module class or an instance."""
+    if isinstance(act, nn.Module):
+        return act
+    if isinstance(act, str):
+        if act not in ACTIVATIONS:
+            raise ValueError(f"act must be one of {sorted(ACTIVATIONS)}, got {act!r}")
+        return ACTIVATIONS[act]()
+    if isinstance(act, type) and issubclass(act, nn.Module):
+        return act()
+    raise TypeError(f"act must be a name, an nn.Module class or instance, got {act!r}")
+
+
+def _check_channels(channels) -> list[int]:
+    if isinstance(channels, int) or not isinstance(channels, Sequence) or len(channels) < 2:
+        raise ValueError(f"channels must be a sequence of >= 2 ints (in, hidden..., out), got {channels!r}")
+    for c in channels:
+        if isinstance(c, bool) or not isinstance(c, int) or c < 1:
+            raise ValueError(f"channels must be positive ints, got {channels!r}")
+    return list(channels)
+
+
+class MLP(nn.Sequential):
+    """``MLP([in, h1, ..., out], act="silu", last_act=False, norm=None)``.
+
+    Args:
+        channels: sizes, first the input, last the output.
+        act: activation between layers (name, class or module).
+        last_act: also apply the activation after the last layer.
+        norm: ``None``, ``"batch"`` or ``"layer"`` normalisation after each hidden Linear.
+        bias: biases in the Linear layers.
+
+    Shapes: ``[..., in] -> [..., out]``.
+    """
+
+    def __init__(self, channels: Sequence[int], act="silu", last_act: bool = False, norm: str | None = None, bias: bool = True):
+        channels = _check_channels(channels)
+        if norm not in (None, "batch", "layer"):
+            raise ValueError(f"norm must be None, 'batch' or 'layer', got {norm!r}")
+        layers: list[nn.Module] = []
+        for k, (a, b) in enumerate(zip(channels[:-1], channels[1:])):
+            layers.append(nn.Linear(a, b, bias=bias))
+            last = k == len(channels) - 2
+            if not last or last_act:
+                if norm == "batch":
+                    layers.append(nn.BatchNorm1d(b))
+                elif norm == "layer":
+                    layers.append(nn.LayerNorm(b))
+                layers.append(activation(act))
+        super().__init__(*layers)
+        self.channels = channels
+
+    @property
+    def first(self) -> nn.Linear:
+        return self[0]
+
+    def rest(self, h: torch.Tensor) -> torch.Tensor:
+        """Everything after the first Linear (used by layers that fuse the first Linear with a gather)."""
+        for module in list(self)[1:]:
+            h = module(h)
+        return h
+
+    def reset_parameters(self) -> None:
+        for m in self:
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
