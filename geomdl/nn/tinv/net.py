@@ -1,0 +1,156 @@
+r"""``TinvNet``: any point network made invariant by feeding it TinvNN coordinates.
+
+.. math::  f_{\mathrm{Tinv}}(X) = \sum_f w_f\, g\big(z(X) R_f\big)
+
+where :math:`z` is :func:`~geomdl.nn.tinv.mds_embedding` (invariant to rotations, reflections,
+translations and scalings, equivariant to point permutations), :math:`g` the wrapped backbone and
+:math:`\{R_f, w_f\}` the frames (one identity frame unless ``degenerate="average"`` finds ambiguous axes).
+With a permutation-invariant backbone the output is exactly invariant under all of these, whatever the
+backbone is: no special layers, no rotation augmentation.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from geomdl.nn.tinv.embedding import mds_embedding
+from geomdl.ops import scatter
+
+
+class TinvNet(nn.Module):
+    """Wrap a point network so that it sees TinvNN coordinates instead of raw positions.
+
+    Args:
+        backbone: a module called as ``backbone(data)`` on a batch with ``pos [N, P]``, ``batch [N]`` and the
+            other attributes of the input (e.g. any model of ``geomdl.models``).
+        dim: MDS components ``k`` (default 3; 2 for planar data).
+        pos_dim: width ``P`` of the positions the backbone expects (default ``max(dim, 3)``); the
+            embedding is zero-padded up to it.
+        degenerate: ``"pick"`` (default) or ``"average"`` (average the backbone over ambiguous frames of
+            symmetric shapes; see :func:`~geomdl.nn.tinv.mds_embedding`).
+        scale: ``"rms"`` (default), ``"max"`` (unit-sphere, for backbones with radius hyper-parameters)
+            or ``None`` (keep the size: invariant to rotations/translations only).
+        output: ``"graph"`` (default; backbone returns ``[B, C]``) or ``"node"`` (``[N, C]``, e.g. segmentation).
+        vector_keys: per-point vector attributes (e.g. ``("normal",)``) rotated into the canonical frame
+            (``v @ V S``, unit length kept) so that they stay invariant too.
+        gap_tol, sign_tol, max_frames: see :func:`~geomdl.nn.tinv.mds_embedding`.
+
+    Shapes:
+        ``data.pos [N, d]``, ``data.batch [N]`` -> ``[B, C]`` (graph) or ``[N, C]`` (node).
+
+    The embedding is computed without gradient (it is not learnable, and eigenvector gradients blow up
+    at repeated eigenvalues). ``last_embedding`` keeps the :class:`MDSResult` of the last call
+    (diagnostics for callers).
+    """
+
+    def __init__(self, backbone: nn.Module, dim: int = 3, *, pos_dim: int | None = None, degenerate: str = "pick",
+                 scale: str | None = "rms", output: str = "graph", vector_keys: Sequence[str] = (),
+                 gap_tol: float = 1e-2, sign_tol: float = 1e-2, max_frames: int = 128):
+        super().__init__()
+        if not isinstance(backbone, nn.Module):
+            raise TypeError(f"backbone must be a torch.nn.Module, got {type(backbone).__name__}")
+        if output not in ("graph", "node"):
+            raise ValueError(f"output must be 'graph' or 'node', got {output!r}")
+        if isinstance(vector_keys, str):
+            vector_keys = (vector_keys,)
+        pos_dim = max(dim, 3) if pos_dim is None else pos_dim
+        if not isinstance(pos_dim, int) or pos_dim < dim:
+            raise ValueError(f"pos_dim must be an int >= dim={dim}, got {pos_dim!r}")
+        # validate the MDS options once, here, rather than on the first batch
+        mds_embedding(torch.eye(max(dim, 2), dtype=torch.float64), dim, scale=scale, degenerate=degenerate,
+                      gap_tol=gap_tol, sign_tol=sign_tol, max_frames=max_frames)
+        self.backbone = backbone
+        self.dim, self.pos_dim, self.degenerate, self.scale, self.output = dim, pos_dim, degenerate, scale, output
+        self.vector_keys = tuple(vector_keys)
+        self.gap_tol, self.sign_tol, self.max_frames = gap_tol, sign_tol, max_frames
+        self.last_embedding = None
+
+    def extra_repr(self) -> str:
+        return (f"dim={self.dim}, pos_dim={self.pos_dim}, degenerate={self.degenerate!r}, scale={self.scale!r}, "
+                f"output={self.output!r}, vector_keys={self.vector_keys}")
+
+    def embed(self, pos: torch.Tensor, batch: torch.Tensor | None = None, num_clouds: int | None = None):
+        """The :class:`MDSResult` of ``pos`` with this module's options (no gradient)."""
+        with torch.no_grad():
+            return mds_embedding(pos.detach(), self.dim, batch, scale=self.scale, degenerate=self.degenerate,
+                                 gap_tol=self.gap_tol, sign_tol=self.sign_tol, max_frames=self.max_frames,
+                                 num_clouds=num_clouds)
+
+    def _pad(self, z: torch.Tensor) -> torch.Tensor:
+        if z.shape[1] < self.pos_dim:
+            z = torch.cat([z, z.new_zeros(z.shape[0], self.pos_dim - z.shape[1])], dim=1)
+        return z
+
+    def _canonical_vectors(self, data, result, batch) -> dict:
+        out = {}
+        for key in self.vector_keys:
+            vec = getattr(data, key, None)
+            if not isinstance(vec, torch.Tensor) or vec.shape != data.pos.shape:
+                raise ValueError(f"data.{key} must be a tensor shaped like pos {tuple(data.pos.shape)}, got "
+                                 f"{getattr(vec, 'shape', None)}")
+            if result.rotation is None:
+                raise ValueError("vector_keys need the position route (a rotation), not distances")
+            frame = (result.rotation * result.scale[:, None, None])[batch].to(vec.dtype)  # V S, orthonormal columns
+            out[key] = torch.einsum("nd,ndk->nk", vec, frame)
+        return out
+
+    def forward(self, data) -> torch.Tensor:
+        """``data``: a batch (PyG ``Data``/``Batch`` or any object) with ``pos [N, d]``, optional ``batch [N]``."""
+        pos = getattr(data, "pos", None)
+        if not isinstance(pos, torch.Tensor):
+            raise TypeError(f"data.pos must be a tensor [N, d], got {type(pos).__name__}")
+        batch = getattr(data, "batch", None)
+        if batch is None:
+            batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
+        num_graphs = getattr(data, "num_graphs", None)
+        num_graphs = int(num_graphs) if isinstance(num_graphs, int) and num_graphs > 0 else None
+        result = self.embed(pos, batch, num_graphs)
+        self.last_embedding = result
+        vectors = self._canonical_vectors(data, result, batch)
+        if result.frame_weights.shape[1] == 1:
+            new = copy.copy(data)
+            new.pos = self._pad(result.embedding)
+            for key, value in vectors.items():
+                setattr(new, key, self._pad(value))
+            if getattr(data, "batch", None) is None and hasattr(new, "batch"):
+                new.batch = batch
+            return self.backbone(new)
+        return self._frame_average(data, result, batch, vectors)
+
+    def _frame_average(self, data, result, batch, vectors) -> torch.Tensor:
+        from torch_geometric.data import Data
+
+        z, pair, point, weight, cloud = result.frame_embeddings()
+        num_points, num_clouds, num_pairs = data.pos.shape[0], result.num_clouds, weight.numel()
+        if getattr(data, "edge_index", None) is not None:
+            raise ValueError("degenerate='average' expands every cloud into several frames and cannot expand a "
+                             "given edge_index; let the backbone build its graph from pos")
+        new = Data()
+        for key in (data.keys() if callable(getattr(data, "keys", None)) else vars(data)):
+            value = getattr(data, key)
+            if key in ("pos", "batch", "ptr") or key in vectors or not isinstance(value, torch.Tensor) or value.dim() == 0:
+                continue
+            if value.shape[0] == num_points:
+                setattr(new, key, value[point])
+            elif value.shape[0] == num_clouds:
+                setattr(new, key, value[cloud])
+        new.pos = self._pad(z)
+        for key, value in vectors.items():
+            frame_rot = result.frames[cloud][pair].to(value.dtype)
+            setattr(new, key, self._pad(torch.einsum("mk,mkl->ml", value[point], frame_rot)))
+        new.batch = pair
+        ptr = torch.zeros(num_pairs + 1, dtype=torch.long, device=pair.device)
+        torch.cumsum(torch.bincount(pair, minlength=num_pairs), 0, out=ptr[1:])
+        new.ptr = ptr
+        out = self.backbone(new)
+        w = weight.to(out.dtype)
+        if self.output == "graph":
+            if out.shape[0] != num_pairs:
+                raise ValueError(f"output='graph' but the backbone returned {out.shape[0]} rows for {num_pairs} clouds")
+            return scatter(out * w.view(-1, *([1] * (out.dim() - 1))), cloud, dim_size=num_clouds, reduce="sum")
+        if out.shape[0] != point.numel():
+            raise ValueError(f"output='node' but the backbone returned {out.shape[0]} rows for {point.numel()} points")
+        return scatter(out * w[pair].view(-1, *([1] * (out.dim() - 1))), point, dim_size=num_points, reduce="sum")
