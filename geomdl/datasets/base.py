@@ -1,0 +1,252 @@
+"""The raw -> processed contract shared by every geomdl dataset.
+
+A dataset reads *raw* files (the formats people already have) once, turns them into a list of
+:class:`torch_geometric.data.Data` and stores that list in a *processed cache*: one ``.pt`` file in
+``processed_dir`` whose name carries a hash of everything that changes the result (the dataset
+class, its processing ``version`` and the processing options) and whose content records the size
+and modification time of every raw file read. Loading again with the same options reuses the
+cache; another option, an edited raw file or ``force_reload=True`` reprocesses. Caches are written
+atomically (:func:`geomdl.utils.io.atomic_torch_save`), so an interrupted or failed run never
+leaves a half-written cache behind.
+
+Data roots: ``root`` argument > ``$GEOMDL_DATA/<subdir>`` > ``<repository>/datasets/<subdir>``
+(the ``datasets/`` folder of a checkout) > ``./datasets/<subdir>``. ``processed_dir`` defaults to
+``<root>/processed``.
+
+Random-access and splits: ``ds[i]`` returns one ``Data`` (after ``transform``), ``ds[a:b]``,
+``ds[[...]]`` or ``ds[tensor]`` return a view. :func:`random_split_indices` implements seeded
+random splits.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import pathlib
+from collections.abc import Callable, Sequence
+
+import torch
+
+from geomdl.utils.io import atomic_torch_save
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+_REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def data_root() -> pathlib.Path:
+    """The folder holding all datasets: ``$GEOMDL_DATA``, else the checkout's ``datasets/``, else ``./datasets``."""
+    env = os.environ.get("GEOMDL_DATA")
+    if env:
+        return pathlib.Path(env).expanduser()
+    if (_REPO / "datasets" / "manifest").is_file():
+        return _REPO / "datasets"
+    return pathlib.Path.cwd() / "datasets"
+
+
+def resolve_root(root, subdir: str) -> pathlib.Path:
+    """``root`` when given (``str``/``PathLike``), else ``data_root() / subdir``."""
+    if root is None:
+        return data_root() / subdir
+    if not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be a path (str or os.PathLike) or None, got {type(root).__name__}")
+    return pathlib.Path(root).expanduser()
+
+
+def options_key(options: dict) -> str:
+    """A short stable hash of JSON-serialisable processing options."""
+    text = json.dumps(options, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def fingerprint(paths: Sequence[os.PathLike]) -> list[list]:
+    """``[name, size, mtime_ns]`` of every file: detects raw files changed after processing."""
+    out = []
+    for p in sorted(map(str, paths)):
+        st = os.stat(p)
+        out.append([p, st.st_size, st.st_mtime_ns])
+    return out
+
+
+def random_split_indices(n: int, sizes, seed: int = 0) -> list[torch.Tensor]:
+    """Seeded random partition of ``range(n)`` into consecutive chunks of a permutation.
+
+    Args:
+        n: number of items.
+        sizes: sequence of ints (counts; one entry may be ``None`` = the rest) or of floats summing
+            to <= 1 (fractions; rounded down, the last chunk takes the remainder when the fractions sum to 1).
+        seed: seed of the permutation (``torch.randperm`` with its own generator).
+
+    Returns:
+        one ``int64`` index tensor per chunk.
+    """
+    if not isinstance(sizes, (list, tuple)) or not sizes:
+        raise ValueError(f"sizes must be a non-empty list/tuple, got {sizes!r}")
+    if all(isinstance(s, float) for s in sizes):
+        if any(s < 0 for s in sizes) or sum(sizes) > 1 + 1e-9:
+            raise ValueError(f"fractional sizes must be >= 0 and sum to <= 1, got {sizes}")
+        counts = [int(s * n) for s in sizes]
+        if abs(sum(sizes) - 1) < 1e-9:
+            counts[-1] = n - sum(counts[:-1])
+    else:
+        if any(s is not None and (not isinstance(s, int) or s < 0) for s in sizes) or sum(s is None for s in sizes) > 1:
+            raise ValueError(f"sizes must be ints >= 0 with at most one None (the rest), or fractions; got {sizes}")
+        fixed = sum(s for s in sizes if s is not None)
+        counts = [n - fixed if s is None else s for s in sizes]
+    if sum(counts) > n or min(counts) < 0:
+        raise ValueError(f"split sizes {sizes} need {sum(c for c in counts if c > 0)} items but the dataset has {n}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
+    out, start = [], 0
+    for c in counts:
+        out.append(perm[start:start + c].sort().values)
+        start += c
+    return out
+
+
+def collate_list(data_list: list, cls=None):
+    """Collate ``Data`` objects into one storage ``(dict, slices)`` pair (PyG's InMemoryDataset layout)."""
+    from torch_geometric.data import Data
+    from torch_geometric.data.collate import collate
+
+    cls = cls or (type(data_list[0]) if data_list else Data)
+    if not data_list:
+        return {}, {}
+    data, slices, _ = collate(cls, data_list, increment=False, add_batch=False)
+    return data.to_dict(), slices
+
+
+class GeometricDataset(torch.utils.data.Dataset):
+    """Base class: subclasses set ``subdir`` and implement :meth:`raw_paths`, :meth:`options`, :meth:`process`.
+
+    Args:
+        root: folder with the raw files (default ``data_root() / subdir``).
+        transform: callable applied to every ``Data`` on access (not cached).
+        processed_dir: where the processed cache lives (default ``<root>/processed``).
+        force_reload: ignore an existing cache and reprocess.
+
+    Attributes:
+        from_cache: ``True`` when the last load reused an existing processed cache.
+        cache_path: the processed cache file.
+    """
+
+    subdir: str = ""
+    version: int = 1
+    data_cls = None  # torch_geometric Data subclass stored in the cache (default Data)
+
+    def __init__(self, root=None, *, transform: Callable | None = None, processed_dir=None, force_reload: bool = False):
+        if transform is not None and not callable(transform):
+            raise TypeError(f"transform must be callable or None, got {type(transform).__name__}")
+        self.root = resolve_root(root, self.subdir)
+        self.processed_dir = pathlib.Path(processed_dir) if processed_dir is not None else self.root / "processed"
+        self.transform = transform
+        self.force_reload = bool(force_reload)
+        self.from_cache = False
+        self.cache_path: pathlib.Path | None = None
+        self._store: dict = {}
+        self._slices: dict = {}
+        self._count = 0
+        self._indices: torch.Tensor | None = None
+
+    # ---- subclass API -------------------------------------------------------------------------
+    def raw_paths(self) -> list[pathlib.Path]:
+        """Raw files read by :meth:`process` (their sizes/mtimes are recorded in the cache)."""
+        raise NotImplementedError
+
+    def options(self) -> dict:
+        """JSON-serialisable options that change the processed result (keyed into the cache name)."""
+        return {}
+
+    def process(self) -> list:
+        """Read the raw files and return a list of ``Data``."""
+        raise NotImplementedError
+
+    # ---- cache --------------------------------------------------------------------------------
+    def _cache_name(self, tag: str, options: dict) -> pathlib.Path:
+        key = options_key({"class": type(self).__name__, "version": self.version, "format": CACHE_FORMAT, **options})
+        return self.processed_dir / f"{tag}-{key}.pt"
+
+    def cached(self, tag: str, options: dict, raw_paths, build: Callable[[], list]):
+        """Return ``(store, slices, count)`` for ``build()``'s data list, from the cache when valid."""
+        path = self._cache_name(tag, options)
+        raw_fp = fingerprint(raw_paths)
+        if path.is_file() and not self.force_reload:
+            try:
+                blob = torch.load(path, weights_only=True)
+            except Exception as exc:  # corrupt cache: rebuild it
+                log.warning("ignoring unreadable cache %s (%s)", path, exc)
+                blob = None
+            if blob is not None and blob.get("fingerprint") == raw_fp and blob.get("options") == json.loads(json.dumps(options, default=str)):
+                self.from_cache = True
+                self.cache_path = path
+                return blob["data"], blob["slices"], blob["count"]
+        data_list = build()
+        store, slices = collate_list(data_list, self.data_cls)
+        blob = {"format": CACHE_FORMAT, "options": json.loads(json.dumps(options, default=str)), "fingerprint": raw_fp,
+                "data": store, "slices": slices, "count": len(data_list)}
+        atomic_torch_save(blob, path)
+        self.from_cache = False
+        self.cache_path = path
+        return store, slices, len(data_list)
+
+    def load(self) -> None:
+        """Process (or load from cache) the data; subclasses call this at the end of ``__init__``."""
+        self._store, self._slices, self._count = self.cached(self.subdir.replace("/", "_") or "data", self.options(), self.raw_paths(), self.process)
+
+    # ---- access -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._indices) if self._indices is not None else self._count
+
+    def get(self, idx: int):
+        """The stored ``Data`` number ``idx`` (before ``transform``, ignoring views)."""
+        from torch_geometric.data import Data
+        from torch_geometric.data.separate import separate
+
+        cls = self.data_cls or Data
+        batch = cls.from_dict(self._store)
+        return separate(cls=cls, batch=batch, idx=idx, slice_dict=self._slices, decrement=False)
+
+    def _raw_index(self, idx: int) -> int:
+        n = len(self)
+        if not -n <= idx < n:
+            raise IndexError(f"index {idx} out of range for {type(self).__name__} of length {n}")
+        idx = idx % n
+        return int(self._indices[idx]) if self._indices is not None else idx
+
+    def __getitem__(self, idx):
+        if isinstance(idx, (int,)) or (isinstance(idx, torch.Tensor) and idx.dim() == 0):
+            raw = self._raw_index(int(idx))
+            data = self.get(raw)
+            return self.apply_transform(data, raw)
+        return self.index_select(idx)
+
+    def apply_transform(self, data, raw_index: int):
+        """Hook for per-item processing before the user transform (e.g. rotation protocols)."""
+        return self.transform(data) if self.transform is not None else data
+
+    def index_select(self, idx):
+        """A view of the items ``idx`` (slice, sequence of ints, int64 or bool tensor)."""
+        base = self._indices if self._indices is not None else torch.arange(self._count)
+        if isinstance(idx, slice):
+            sel = base[idx]
+        else:
+            t = torch.as_tensor(idx)
+            if t.dtype == torch.bool:
+                if t.numel() != len(base):
+                    raise IndexError(f"boolean mask has {t.numel()} entries, dataset has {len(base)}")
+                sel = base[t]
+            elif t.dtype in (torch.int64, torch.int32) or t.numel() == 0:
+                t = t.long()
+                if t.numel() and (t.max() >= len(base) or t.min() < -len(base)):
+                    raise IndexError(f"index out of range for {type(self).__name__} of length {len(base)}")
+                sel = base[t]
+            else:
+                raise TypeError(f"index must be int, slice, sequence of ints or a bool/int64 tensor, got {type(idx).__name__}")
+        view = copy.copy(self)
+        view._indices = sel
+        return view
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self)})"

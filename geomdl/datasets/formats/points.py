@@ -1,0 +1,107 @@
+"""Point arrays on disk: PLY (via ``plyfile``), ``.npy``, ``.pth`` (torch.save) and ``.txt`` tables.
+
+:func:`read_points` dispatches on the extension and returns ``float`` numpy arrays ``[N, 3]``
+(``.ply`` may also return normals). Errors name the file and what is wrong (short body,
+missing ``x/y/z`` properties, wrong shape).
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+
+import numpy as np
+
+
+def read_ply(path: str | os.PathLike, *, with_normals: bool = False):
+    """Read the vertices of a PLY file (ASCII or binary).
+
+    Returns:
+        ``pos [N, 3] float32``, plus ``normals [N, 3] float32`` (or ``None`` when the file has no
+        ``nx, ny, nz``) if ``with_normals``.
+    """
+    from plyfile import PlyData
+
+    path = os.fspath(path)
+    try:
+        ply = PlyData.read(path)
+    except Exception as exc:  # plyfile raises several types (PlyParseError, ValueError, struct.error)
+        raise ValueError(f"{path}: unreadable PLY file ({type(exc).__name__}: {exc}); truncated or corrupt?") from None
+    if "vertex" not in ply:
+        raise ValueError(f"{path}: PLY file has no 'vertex' element")
+    vert = ply["vertex"].data
+    names = vert.dtype.names or ()
+    missing = [k for k in ("x", "y", "z") if k not in names]
+    if missing:
+        raise ValueError(f"{path}: PLY vertex element lacks properties {missing} (has {list(names)})")
+    pos = np.stack([vert["x"], vert["y"], vert["z"]], axis=1).astype(np.float32)
+    if not with_normals:
+        return pos
+    normals = None
+    if all(k in names for k in ("nx", "ny", "nz")):
+        normals = np.stack([vert["nx"], vert["ny"], vert["nz"]], axis=1).astype(np.float32)
+    return pos, normals
+
+
+def read_ply_faces(path: str | os.PathLike) -> np.ndarray | None:
+    """Triangle faces ``[F, 3] int64`` of a PLY mesh (polygons fan-triangulated), ``None`` without faces."""
+    from plyfile import PlyData
+
+    from geomdl.datasets.formats.off import triangulate
+
+    path = os.fspath(path)
+    try:
+        ply = PlyData.read(path)
+    except Exception as exc:
+        raise ValueError(f"{path}: unreadable PLY file ({type(exc).__name__}: {exc})") from None
+    if "face" not in ply:
+        return None
+    face = ply["face"].data
+    key = "vertex_indices" if "vertex_indices" in face.dtype.names else face.dtype.names[0]
+    return triangulate([list(map(int, f)) for f in face[key]])
+
+
+def _load_pth(path: str):
+    """``torch.load`` restricted to tensors and plain numpy arrays (no arbitrary pickles)."""
+    import torch
+
+    core = getattr(np, "_core", None) or np.core  # numpy >= 2 / < 2
+    safe = [np.ndarray, np.dtype, core.multiarray._reconstruct]
+    safe += [type(np.dtype(t)) for t in ("float32", "float64", "int64", "int32")]
+    with torch.serialization.safe_globals(safe):
+        return torch.load(path, weights_only=True, map_location="cpu")
+
+
+def read_array(path: str | os.PathLike) -> np.ndarray:
+    """Read a numeric array from ``.npy`` (no pickles), ``.pth``/``.pt`` (tensor or numpy array) or ``.txt``/``.csv``."""
+    path = os.fspath(path)
+    ext = pathlib.Path(path).suffix.lower()
+    try:
+        if ext == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        elif ext in (".pth", ".pt"):
+            obj = _load_pth(path)
+            arr = obj.numpy() if hasattr(obj, "numpy") else np.asarray(obj)
+        elif ext in (".txt", ".csv", ".xyz"):
+            with open(path) as fh:
+                first = fh.readline()
+            arr = np.loadtxt(path, delimiter="," if "," in first else None, ndmin=2)
+        else:
+            raise ValueError(f"unsupported extension {ext!r} (use .npy, .pth, .pt, .txt, .csv)")
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    except Exception as exc:
+        raise ValueError(f"{path}: unreadable array file ({type(exc).__name__}: {exc})") from None
+    return arr
+
+
+def read_points(path: str | os.PathLike) -> np.ndarray:
+    """Points ``[N, 3] float32`` from ``.ply``, ``.npy``, ``.pth``/``.pt`` or a text table (first 3 columns)."""
+    path = os.fspath(path)
+    if path.lower().endswith(".ply"):
+        return read_ply(path)
+    arr = read_array(path)
+    if arr.ndim != 2 or arr.shape[1] < 3:
+        raise ValueError(f"{path}: expected a point array of shape [N, 3] (or [N, >=3]), got {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"{path}: expected numbers, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr[:, :3], dtype=np.float32)

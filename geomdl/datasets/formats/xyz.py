@@ -1,0 +1,101 @@
+"""XYZ files: the QM9 raw ``dsgdb9nsd_*.xyz`` format (own parser) and extended XYZ / any
+ASE-readable trajectory (through :mod:`ase.io`), converted to arrays.
+
+QM9 raw layout (Ramakrishnan et al., Sci. Data 2014), ``na`` = number of atoms::
+
+    na
+    gdb <index> A B C mu alpha homo lumo gap r2 zpve U0 U H G Cv
+    <element> x y z <mulliken charge>        (na lines; numbers may use Mathematica's '*^' exponent)
+    <harmonic frequencies>
+    <SMILES GDB>  <SMILES relaxed>
+    <InChI GDB>   <InChI relaxed>
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+QM9_XYZ_PROPERTIES = ("A", "B", "C", "mu", "alpha", "homo", "lumo", "gap", "r2", "zpve", "U0", "U", "H", "G", "Cv")
+ELEMENTS = {"H": 1, "He": 2, "Li": 3, "Be": 4, "B": 5, "C": 6, "N": 7, "O": 8, "F": 9, "Ne": 10, "Na": 11,
+            "Mg": 12, "Al": 13, "Si": 14, "P": 15, "S": 16, "Cl": 17, "Ar": 18, "K": 19, "Ca": 20, "Ni": 28,
+            "Cu": 29, "Br": 35, "Pd": 46, "Ag": 47, "I": 53, "Pt": 78, "Au": 79}
+
+
+def _float(token: str) -> float:
+    return float(token.replace("*^", "e"))
+
+
+def parse_qm9_xyz(text: str, name: str = "<string>") -> dict:
+    """Parse one QM9 raw xyz file.
+
+    Returns:
+        dict with ``index`` (int), ``z [na] int64``, ``pos [na, 3] float64`` (Å), ``charges [na]``
+        (Mulliken, e), ``properties`` (dict of the 15 header values, QM9 units), ``smiles`` (relaxed).
+    """
+    lines = text.splitlines()
+    try:
+        na = int(lines[0].strip())
+    except (IndexError, ValueError):
+        raise ValueError(f"{name}: first line must be the number of atoms") from None
+    if len(lines) < na + 5:
+        raise ValueError(f"{name}: expected {na + 5} lines for {na} atoms, found {len(lines)} (truncated file?)")
+    head = lines[1].split()
+    if len(head) != 17 or head[0] != "gdb":
+        raise ValueError(f"{name}: line 2 must be 'gdb <index>' and 15 properties, got {len(head)} fields")
+    try:
+        index = int(head[1])
+        props = dict(zip(QM9_XYZ_PROPERTIES, (_float(t) for t in head[2:])))
+    except ValueError:
+        raise ValueError(f"{name}: line 2 has a non-numeric property: {lines[1]!r}") from None
+    z, pos, charges = [], [], []
+    for k in range(na):
+        parts = lines[2 + k].split()
+        if len(parts) != 5 or parts[0] not in ELEMENTS:
+            raise ValueError(f"{name}: atom line {k + 1} must be 'element x y z charge', got {lines[2 + k]!r}")
+        try:
+            pos.append([_float(t) for t in parts[1:4]])
+            charges.append(_float(parts[4]))
+        except ValueError:
+            raise ValueError(f"{name}: atom line {k + 1} has a non-numeric value: {lines[2 + k]!r}") from None
+        z.append(ELEMENTS[parts[0]])
+    smiles = lines[na + 3].split()
+    return {"index": index, "z": np.asarray(z, dtype=np.int64), "pos": np.asarray(pos, dtype=np.float64).reshape(na, 3),
+            "charges": np.asarray(charges), "properties": props, "smiles": smiles[-1] if smiles else ""}
+
+
+def read_qm9_xyz(path) -> dict:
+    """:func:`parse_qm9_xyz` of a file."""
+    path = os.fspath(path)
+    with open(path, encoding="utf-8") as fh:
+        return parse_qm9_xyz(fh.read(), name=path)
+
+
+def read_ase(path, index=":", format: str | None = None) -> list:
+    """Read frames (``ase.Atoms``) with :func:`ase.io.read`; errors name the file."""
+    import ase.io
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        frames = ase.io.read(path, index=index, format=format)
+    except Exception as exc:
+        raise ValueError(f"{path}: unreadable by ase.io ({type(exc).__name__}: {exc}); truncated or corrupt?") from None
+    frames = frames if isinstance(frames, list) else [frames]
+    if not frames:
+        raise ValueError(f"{path}: no frames")
+    return frames
+
+
+def atoms_energy_forces(atoms, energy_key: str = "energy", forces_key: str = "forces"):
+    """``(energy or None, forces [N, 3] or None)`` of one frame from ``atoms.info``/``arrays`` or its calculator."""
+    energy = atoms.info.get(energy_key)
+    forces = atoms.arrays.get(forces_key)
+    calc = getattr(atoms, "calc", None)
+    results = getattr(calc, "results", {}) if calc is not None else {}
+    if energy is None:
+        energy = results.get(energy_key, results.get("energy") if energy_key == "energy" else None)
+    if forces is None:
+        forces = results.get(forces_key, results.get("forces") if forces_key == "forces" else None)
+    return (None if energy is None else float(np.asarray(energy).reshape(-1)[0])), (None if forces is None else np.asarray(forces, dtype=np.float64))
