@@ -1,0 +1,104 @@
+"""Polarizable atom interaction layer (PaiNN, Schütt, Unke, Gastegger, ICML 2021).
+
+Scalar features ``s [N, F]`` and vector features ``v [N, F, 3]``; edges ``r_ij = p_j - p_i``.
+
+Message (continuous filter ``W(r) = Linear(rbf(|r|)) f_cut(|r|)``, ``phi = MLP`` on scalars):
+
+.. math::
+    [\\Delta s^{s}, \\Delta^{vv}, \\Delta^{vs}]_{ij} &= \\phi(s_j) \\odot W(\\|r_{ij}\\|) \\\\
+    s_i &\\mathrel{+}= \\textstyle\\sum_j \\Delta s^s_{ij},\\qquad
+    v_i \\mathrel{+}= \\textstyle\\sum_j \\Delta^{vv}_{ij}\\, v_j + \\Delta^{vs}_{ij}\\, \\hat r_{ij}
+
+Update (``U, V``: channel mixing without bias, equivariant):
+
+.. math::
+    [a^{vv}, a^{sv}, a^{ss}]_i &= \\mathrm{MLP}\\big(s_i,\\ \\|V v_i\\|\\big) \\\\
+    v_i &\\mathrel{+}= a^{vv}_i\\, U v_i,\\qquad s_i \\mathrel{+}= a^{sv}_i \\langle U v_i, V v_i\\rangle + a^{ss}_i
+
+Symmetry: E(3) incl. reflections (``s`` invariant, ``v`` polar vectors), permutations. Norms are
+smoothed, ``|u| = sqrt(|u|^2 + eps)``, so gradients stay finite at ``v = 0`` (PaiNN starts from
+``v = 0``), including second derivatives (forces training).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from geomdl import ops
+from geomdl.graph.radial import RADIAL_BASES, CosineCutoff
+from geomdl.nn.message_passing import check_edge_index, check_features, check_positions
+from geomdl.nn.mlp import MLP
+
+_EPS = 1e-8
+
+
+def safe_norm(u: torch.Tensor, dim: int = -1, keepdim: bool = False, eps: float = _EPS) -> torch.Tensor:
+    """``sqrt(sum(u^2) + eps)``: smooth everywhere (finite gradients at ``u = 0``)."""
+    return torch.sqrt(u.pow(2).sum(dim, keepdim=keepdim) + eps)
+
+
+def channel_linear(v: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mix channels of vector features: ``v [N, F, 3]``, ``weight [G, F]`` -> ``[N, G, 3]``."""
+    return torch.einsum("nfc,gf->ngc", v, weight)
+
+
+class PaiNNLayer(nn.Module):
+    """One PaiNN interaction: message block followed by update block.
+
+    Args:
+        channels: ``F`` (scalar and vector channels).
+        num_rbf: radial basis size (default 20).
+        cutoff: cutoff radius (default 5.0, in the units of ``pos``).
+        radial: ``"gaussian"`` (default) or ``"bessel"``.
+        act: activation (default ``"silu"``).
+
+    ``forward(s [N, F], v [N, F, 3], pos [N, 3], edge_index [2, E]) -> (s', v')``.
+    """
+
+    def __init__(self, channels: int, num_rbf: int = 20, cutoff: float = 5.0, radial: str = "gaussian", act="silu"):
+        super().__init__()
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"channels must be an int >= 1, got {channels!r}")
+        if radial not in RADIAL_BASES:
+            raise ValueError(f"radial must be one of {sorted(RADIAL_BASES)}, got {radial!r}")
+        self.channels, self.cutoff_value = channels, float(cutoff)
+        f = channels
+        self.rbf = RADIAL_BASES[radial](num_rbf, cutoff)
+        self.cutoff = CosineCutoff(cutoff)
+        self.phi = MLP([f, f, 3 * f], act=act)
+        self.filter = nn.Linear(num_rbf, 3 * f)
+        self.mix = nn.Linear(f, 2 * f, bias=False)          # U and V stacked
+        self.update_mlp = MLP([2 * f, f, 3 * f], act=act)
+
+    def forward(self, s: torch.Tensor, v: torch.Tensor, pos: torch.Tensor, edge_index: torch.Tensor):
+        f = self.channels
+        check_features(s, "s", None, f)
+        n = s.shape[0]
+        check_features(v, "v", n, f, trailing=(3,))
+        check_positions(pos, "pos", n)
+        edge_index = check_edge_index(edge_index, n, n)
+        src, dst = edge_index[0], edge_index[1]
+        # --- message
+        rel = pos.index_select(0, src) - pos.index_select(0, dst)      # r_ij = p_j - p_i  [E, 3]
+        d = safe_norm(rel)                                              # [E]
+        unit = rel / d.unsqueeze(1)
+        w = self.filter(self.rbf(d)) * self.cutoff(d).unsqueeze(1)     # [E, 3F]
+        x = self.phi(s).index_select(0, src) * w                        # [E, 3F]
+        ds, dvv, dvs = torch.split(x, f, dim=1)
+        dv = dvv.unsqueeze(2) * v.index_select(0, src) + dvs.unsqueeze(2) * unit.unsqueeze(1)   # [E, F, 3]
+        s = s + ops.scatter(ds, dst, 0, n)
+        v = v + ops.scatter(dv.reshape(-1, 3 * f), dst, 0, n).reshape(n, f, 3)
+        # --- update
+        uv = channel_linear(v, self.mix.weight)                         # [N, 2F, 3]
+        u, vv = uv[:, :f], uv[:, f:]
+        a = self.update_mlp(torch.cat([s, safe_norm(vv)], dim=1))
+        a_vv, a_sv, a_ss = torch.split(a, f, dim=1)
+        v = v + a_vv.unsqueeze(2) * u
+        s = s + a_sv * (u * vv).sum(2) + a_ss
+        return s, v
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, cutoff={self.cutoff_value}"
+
+
+__all__ = ["PaiNNLayer", "safe_norm", "channel_linear"]

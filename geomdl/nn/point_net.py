@@ -1,0 +1,203 @@
+"""PointNet / PointNet++ layers: ``PointNetConv``, ``SetAbstraction``, ``GlobalSetAbstraction``,
+``FeaturePropagation`` and the function ``knn_interpolate``.
+
+PointNet convolution (PointNet++'s local PointNet; PyG ``PointNetConv``):
+
+.. math::  x_i' = \\max_{j \\in \\mathcal{N}(i)} h_\\Theta\\big([x_j,\\ p_j - p_i]\\big)
+
+Set abstraction (Qi et al., 2017): centres ``c = fps(p)``, neighbourhoods ``radius(p, p_c, r)``,
+``x_c' = PointNetConv``. Feature propagation: inverse-squared-distance ``k``-NN interpolation
+
+.. math::  x_i = \\frac{\\sum_{j \\in \\mathrm{knn}(i)} w_{ij} x_j}{\\sum_j w_{ij}},\\quad w_{ij} = \\|p_j - p_i\\|^{-2}
+
+followed by ``MLP([x_i, skip_i])``.
+
+Symmetry: translation invariant and permutation equivariant; *not* rotation equivariant (the
+relative positions enter an MLP). ``SetAbstraction`` is permutation equivariant up to the FPS start
+point (the first point of each cloud).
+
+Speed: the first Linear of ``h`` is applied to the nodes, not the edges:
+``W [x_j; p_j - p_i] + b = (W_x x_j + W_p p_j) - (W_p p_i - b)``, so the per-edge work starts
+at the hidden width with one gather per endpoint.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from geomdl import ops
+from geomdl.nn.message_passing import (
+    MessagePassing,
+    check_batch_vector,
+    check_edge_index,
+    check_features,
+    check_positions,
+)
+from geomdl.nn.mlp import MLP
+
+
+def _hidden(hidden, name="hidden_channels") -> list[int]:
+    if isinstance(hidden, int):
+        hidden = (hidden,)
+    if not isinstance(hidden, Sequence) or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
+        raise ValueError(f"{name} must be an int or a sequence of positive ints, got {hidden!r}")
+    return list(hidden)
+
+
+class PointNetConv(MessagePassing):
+    """Local PointNet: ``x_i' = aggr_j MLP([x_j, p_j - p_i])``.
+
+    Args:
+        in_channels: channels ``C`` of ``x`` (0: positions only, pass ``x=None``).
+        out_channels: output channels.
+        hidden_channels: hidden widths of ``h`` (default ``(64,)``).
+        pos_dim: dimension ``D`` of positions (default 3).
+        act: activation (default ``"relu"``); ``last_act``: also after the last Linear (default False).
+        aggr: ``"max"`` (default), ``"mean"``, ``"sum"`` or ``"min"``.
+
+    Shapes: ``x [N, C]`` (or None), ``pos [N, D]``, ``edge_index [2, E]``, optional ``pos_dst [M, D]``
+    for bipartite graphs (sources = ``pos``, targets = ``pos_dst``); output ``[M, out_channels]``
+    (``M = N`` when ``pos_dst`` is None).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, hidden_channels: int | Sequence[int] = (64,), pos_dim: int = 3,
+                 act="relu", last_act: bool = False, aggr: str = "max"):
+        super().__init__(aggr=aggr)
+        if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 0:
+            raise ValueError(f"in_channels must be an int >= 0, got {in_channels!r}")
+        if isinstance(pos_dim, bool) or not isinstance(pos_dim, int) or pos_dim < 1:
+            raise ValueError(f"pos_dim must be an int >= 1, got {pos_dim!r}")
+        self.in_channels, self.out_channels, self.pos_dim = in_channels, out_channels, pos_dim
+        self.mlp = MLP([in_channels + pos_dim, *_hidden(hidden_channels), out_channels], act=act, last_act=last_act)
+
+    def reset_parameters(self) -> None:
+        self.mlp.reset_parameters()
+
+    def forward(self, x: torch.Tensor | None, pos: torch.Tensor, edge_index: torch.Tensor, pos_dst: torch.Tensor | None = None) -> torch.Tensor:
+        pos = check_positions(pos, "pos", dim=self.pos_dim)
+        n = pos.shape[0]
+        if self.in_channels:
+            if x is None:
+                raise ValueError(f"x is required: this layer has in_channels={self.in_channels}")
+            check_features(x, "x", n, self.in_channels)
+        elif x is not None:
+            raise ValueError(f"x must be None for in_channels=0, got shape {tuple(x.shape)}")
+        if pos_dst is None:
+            pos_dst = pos
+        else:
+            check_positions(pos_dst, "pos_dst", dim=self.pos_dim)
+        edge_index = check_edge_index(edge_index, n, pos_dst.shape[0])
+        w, b = self.mlp.first.weight, self.mlp.first.bias
+        w_pos = w[:, self.in_channels:]
+        src_in = pos if x is None else torch.cat([x, pos], dim=1)
+        a = F.linear(src_in, w)                       # [N, H]: W_x x_j + W_p p_j
+        c = F.linear(pos_dst, w_pos, -b)              # [M, H]: W_p p_i - b
+        return self.propagate(edge_index, (n, pos_dst.shape[0]), a_j=a, c_i=c)
+
+    def message(self, a_j: torch.Tensor, c_i: torch.Tensor) -> torch.Tensor:
+        return self.mlp.rest(a_j - c_i)
+
+    def extra_repr(self) -> str:
+        return f"in_channels={self.in_channels}, out_channels={self.out_channels}, pos_dim={self.pos_dim}, aggr={self.aggr!r}"
+
+
+class SetAbstraction(torch.nn.Module):
+    """PointNet++ set abstraction: FPS centres, radius neighbourhoods, :class:`PointNetConv`.
+
+    Args:
+        in_channels, out_channels, hidden_channels, pos_dim, act: as :class:`PointNetConv`.
+        ratio: fraction of points kept per cloud (FPS), in (0, 1].
+        r: neighbourhood radius.
+        max_num_neighbors: nearest neighbours kept per centre (default 64).
+
+    ``forward(x [N, C] | None, pos [N, D], batch [N] | None) -> (x' [M, out], pos[M, D], batch [M])``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, ratio: float, r: float, hidden_channels=(64,), pos_dim: int = 3,
+                 max_num_neighbors: int = 64, act="relu"):
+        super().__init__()
+        if not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
+            raise ValueError(f"ratio must lie in (0, 1], got {ratio!r}")
+        if not isinstance(r, (int, float)) or not r > 0:
+            raise ValueError(f"r must be a positive number, got {r!r}")
+        self.ratio, self.r, self.max_num_neighbors = float(ratio), float(r), int(max_num_neighbors)
+        self.conv = PointNetConv(in_channels, out_channels, hidden_channels, pos_dim, act=act, last_act=True)
+
+    def forward(self, x, pos, batch=None):
+        pos = check_positions(pos, "pos", dim=self.conv.pos_dim)
+        batch = check_batch_vector(batch, pos.shape[0], pos.device)
+        idx = ops.fps(pos.detach(), batch, ratio=self.ratio)
+        pos_c, batch_c = pos.index_select(0, idx), batch.index_select(0, idx)
+        edge_index = ops.radius(pos.detach(), pos_c.detach(), self.r, batch, batch_c, self.max_num_neighbors)
+        return self.conv(x, pos, edge_index, pos_dst=pos_c), pos_c, batch_c
+
+    def extra_repr(self) -> str:
+        return f"ratio={self.ratio}, r={self.r}, max_num_neighbors={self.max_num_neighbors}"
+
+
+class GlobalSetAbstraction(torch.nn.Module):
+    """``max`` over each cloud of ``MLP([x, pos])``: ``(x [N, C], pos, batch) -> (x' [B, out], pos0 [B, D], batch [B])``
+    with ``pos0`` zeros (the cloud's single centre)."""
+
+    def __init__(self, in_channels: int, out_channels: int, hidden_channels=(256, 512), pos_dim: int = 3, act="relu"):
+        super().__init__()
+        self.pos_dim = pos_dim
+        self.mlp = MLP([in_channels + pos_dim, *_hidden(hidden_channels), out_channels], act=act, last_act=True)
+
+    def forward(self, x, pos, batch=None):
+        pos = check_positions(pos, "pos", dim=self.pos_dim)
+        batch = check_batch_vector(batch, pos.shape[0], pos.device)
+        h = self.mlp(pos if x is None else torch.cat([x, pos], dim=1))
+        nb = int(batch[-1]) + 1 if batch.numel() else 0
+        out = ops.scatter(h, batch, 0, nb, "max")
+        return out, pos.new_zeros((nb, pos.shape[1])), torch.arange(nb, device=pos.device)
+
+
+def knn_interpolate(x: torch.Tensor, pos_src: torch.Tensor, pos_dst: torch.Tensor, batch_src: torch.Tensor | None = None,
+                    batch_dst: torch.Tensor | None = None, k: int = 3, eps: float = 1e-16) -> torch.Tensor:
+    """Inverse-squared-distance interpolation of ``x [N, C]`` at ``pos_dst [M, D]`` from its ``k``
+    nearest sources (module docstring). Returns ``[M, C]``; a target that coincides with a source
+    takes (almost exactly) that source's features."""
+    pos_src = check_positions(pos_src, "pos_src", dim=None)
+    pos_dst = check_positions(pos_dst, "pos_dst", dim=pos_src.shape[1])
+    check_features(x, "x", pos_src.shape[0])
+    batch_src = check_batch_vector(batch_src, pos_src.shape[0], pos_src.device)
+    batch_dst = check_batch_vector(batch_dst, pos_dst.shape[0], pos_dst.device)
+    edge_index = ops.knn(pos_src.detach(), pos_dst.detach(), k, batch_src, batch_dst)
+    src, dst = edge_index[0], edge_index[1]
+    d2 = (pos_src.index_select(0, src) - pos_dst.index_select(0, dst)).pow(2).sum(1)
+    w = 1.0 / d2.clamp(min=eps)
+    num = ops.scatter(x.index_select(0, src) * w.unsqueeze(1), dst, 0, pos_dst.shape[0])
+    den = ops.scatter(w.unsqueeze(1), dst, 0, pos_dst.shape[0])
+    return num / den.clamp(min=eps)
+
+
+class FeaturePropagation(torch.nn.Module):
+    """PointNet++ feature propagation: :func:`knn_interpolate` from the coarse to the fine level, concat
+    the fine level's skip features, then ``MLP``.
+
+    ``forward(x [N_c, C], pos [N_c, D], batch [N_c], x_skip [N_f, S] | None, pos_skip [N_f, D], batch_skip [N_f])
+    -> (x' [N_f, out], pos_skip, batch_skip)``.
+    """
+
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int, hidden_channels=(), k: int = 3, act="relu"):
+        super().__init__()
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be an int >= 1, got {k!r}")
+        self.k, self.skip_channels = k, skip_channels
+        self.mlp = MLP([in_channels + skip_channels, *_hidden(list(hidden_channels)), out_channels], act=act, last_act=True)
+
+    def forward(self, x, pos, batch, x_skip, pos_skip, batch_skip):
+        h = knn_interpolate(x, pos, pos_skip, batch, batch_skip, k=self.k)
+        if self.skip_channels:
+            if x_skip is None:
+                raise ValueError(f"x_skip is required: this layer has skip_channels={self.skip_channels}")
+            check_features(x_skip, "x_skip", pos_skip.shape[0], self.skip_channels)
+            h = torch.cat([h, x_skip], dim=1)
+        batch_skip = check_batch_vector(batch_skip, pos_skip.shape[0], pos_skip.device)
+        return self.mlp(h), pos_skip, batch_skip
+
+    def extra_repr(self) -> str:
+        return f"k={self.k}"

@@ -1,0 +1,110 @@
+import pytest
+import torch
+from layer_checks import state_dict_roundtrip
+
+from geomdl import ops
+from geomdl.nn.point_net import FeaturePropagation, GlobalSetAbstraction, PointNetConv, SetAbstraction, knn_interpolate
+from geomdl.testing import equivariance_error
+
+
+def _cloud(n=10, c=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, generator=g, dtype=torch.float64), torch.randn(n, c, generator=g, dtype=torch.float64)
+
+
+def _full_graph(n):
+    i, j = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+    keep = i != j
+    return torch.stack([j[keep], i[keep]])
+
+
+def test_matches_pyg_pointnetconv():
+    from torch_geometric.nn import PointNetConv as PyGPointNetConv
+
+    pos, x = _cloud(30, 4)
+    edge_index = ops.radius_graph(pos, 1.2)
+    conv = PointNetConv(4, 8, (16, 16)).double()
+    peer = PyGPointNetConv(local_nn=torch.nn.Linear(1, 1), add_self_loops=False).double()
+    peer.local_nn = conv.mlp  # PyG's constructor would re-initialise the MLP; assign afterwards
+    torch.testing.assert_close(conv(x, pos, edge_index), peer(x, pos, edge_index))
+    # positions only, bipartite
+    conv0 = PointNetConv(0, 5, 7).double()
+    peer.local_nn = conv0.mlp
+    centres = pos[:7]
+    e = ops.radius(pos, centres, 1.5)
+    torch.testing.assert_close(conv0(None, pos, e, pos_dst=centres), peer((None, None), (pos, centres), e))
+
+
+def test_translation_permutation_invariance_and_not_rotation():
+    pos, x = _cloud(9, 3)
+    conv = PointNetConv(3, 6, (8,))
+    errs = equivariance_error(conv, (x, pos, _full_graph(9)), ("scalar", "position", "edge_index"), "scalar")
+    assert errs["translation"] < 1e-12 and errs["permutation"] < 1e-12
+    assert errs["rotation"] > 1e-3  # declared group: translations and permutations only
+
+
+def test_gradcheck():
+    pos, x = _cloud(6, 2)
+    conv = PointNetConv(2, 3, (4,), aggr="mean").double()
+    e = _full_graph(6)
+    assert torch.autograd.gradcheck(lambda a, b: conv(a, b, e), (x.requires_grad_(), pos.requires_grad_()))
+    convm = PointNetConv(2, 3, (4,)).double()
+    assert torch.autograd.gradcheck(lambda a, b: convm(a, b, e), (x, pos))
+
+
+def test_state_dict_roundtrip():
+    pos, x = _cloud(8, 3)
+    e = _full_graph(8)
+    state_dict_roundtrip(lambda: PointNetConv(3, 4, (5,)).double(), lambda m: m(x, pos, e))
+
+
+def test_set_abstraction_and_feature_propagation():
+    g = torch.Generator().manual_seed(3)
+    pos = torch.randn(40, 3, generator=g, dtype=torch.float64)
+    x = torch.randn(40, 2, generator=g, dtype=torch.float64)
+    batch = torch.repeat_interleave(torch.arange(2), torch.tensor([25, 15]))
+    sa = SetAbstraction(2, 8, ratio=0.5, r=1.0, hidden_channels=(16,)).double()
+    xc, pc, bc = sa(x, pos, batch)
+    assert xc.shape == (13 + 8, 8) and pc.shape == (21, 3) and bc.tolist() == [0] * 13 + [1] * 8
+    # translation invariance of the features (FPS and radius are translation invariant)
+    xt, pt, _ = sa(x, pos + torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64), batch)
+    torch.testing.assert_close(xt, xc)
+    # permutation of the non-start points permutes nothing in the output (FPS starts at each cloud's first point)
+    perm = torch.cat([torch.tensor([0]), 1 + torch.randperm(24, generator=g), torch.tensor([25]), 26 + torch.randperm(14, generator=g)])
+    xp, pp, _ = sa(x[perm], pos[perm], batch)
+    torch.testing.assert_close(xp, xc)
+    torch.testing.assert_close(pp, pc)
+    gsa = GlobalSetAbstraction(8, 12, (16,)).double()
+    xg, pg, bg = gsa(xc, pc, bc)
+    assert xg.shape == (2, 12) and bg.tolist() == [0, 1]
+    fp = FeaturePropagation(8, 2, 6, hidden_channels=(10,), k=3).double()
+    xf, pf, bf = fp(xc, pc, bc, x, pos, batch)
+    assert xf.shape == (40, 6) and torch.equal(pf, pos)
+    state_dict_roundtrip(lambda: SetAbstraction(2, 8, 0.5, 1.0, (16,)).double(), lambda m: m(x, pos, batch)[0])
+    assert torch.autograd.gradcheck(lambda a: fp(xc, pc, bc, a, pos, batch)[0], (x.clone().requires_grad_(),))
+
+
+def test_knn_interpolate_exact_at_sources_and_weights():
+    pos, x = _cloud(12, 3)
+    out = knn_interpolate(x, pos, pos, k=3)
+    torch.testing.assert_close(out, x)
+    # one target, two sources at distances 1 and 2 -> weights 1 and 1/4
+    src = torch.tensor([[1.0, 0, 0], [0, 2.0, 0]], dtype=torch.float64)
+    val = torch.tensor([[1.0], [0.0]], dtype=torch.float64)
+    out = knn_interpolate(val, src, torch.zeros(1, 3, dtype=torch.float64), k=2)
+    torch.testing.assert_close(out, torch.tensor([[0.8]], dtype=torch.float64))
+
+
+def test_errors():
+    conv = PointNetConv(3, 4)
+    pos = torch.randn(5, 3)
+    with pytest.raises(ValueError, match="x is required"):
+        conv(None, pos, _full_graph(5))
+    with pytest.raises(ValueError, match=r"x must have shape \[5, 3\]"):
+        conv(torch.randn(5, 2), pos, _full_graph(5))
+    with pytest.raises(ValueError, match="pos must have shape"):
+        conv(torch.randn(5, 3), torch.randn(5, 2), _full_graph(5))
+    with pytest.raises(ValueError, match="ratio"):
+        SetAbstraction(0, 4, ratio=1.5, r=1.0)
+    with pytest.raises(ValueError, match="in_channels"):
+        PointNetConv(-1, 3)
