@@ -1,0 +1,125 @@
+"""Reading point clouds (.ply, .pcd, .xyz/.txt, .npy) and 3DMatch ground truth (gt.log, gt.info)."""
+from __future__ import annotations
+
+import os
+import pathlib
+
+import numpy as np
+import torch
+
+SUFFIXES = (".ply", ".pcd", ".xyz", ".txt", ".npy")
+
+
+def read_point_cloud(path) -> torch.Tensor:
+    """Read the xyz coordinates of a point cloud file as float64 ``[N, 3]``.
+
+    ``.ply`` (ASCII or binary; via plyfile), ``.pcd`` (via Open3D), ``.xyz``/``.txt`` (whitespace- or
+    comma-separated rows, first three columns used), ``.npy`` (an ``[N, >=3]`` array).
+
+    Raises:
+        FileNotFoundError: missing file. ValueError: unknown suffix, or a corrupt/unreadable file
+        (the message names the file).
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"point cloud file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise ValueError(f"{path}: unsupported point cloud format {suffix!r}; expected one of {SUFFIXES}")
+    try:
+        array = _READERS[suffix](path)
+    except (ValueError, OSError, EOFError, KeyError, IndexError, RuntimeError) as exc:
+        raise ValueError(f"{path}: cannot read point cloud ({type(exc).__name__}: {exc})") from exc
+    array = np.asarray(array)
+    if array.ndim != 2 or array.shape[1] < 3 or not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"{path}: expected numeric rows of at least 3 coordinates, got an array of shape "
+                         f"{array.shape} and dtype {array.dtype}")
+    return torch.from_numpy(np.ascontiguousarray(array[:, :3], dtype=np.float64))
+
+
+def _read_ply(path):
+    from plyfile import PlyData
+
+    ply = PlyData.read(str(path))
+    if "vertex" not in ply:
+        raise ValueError("no 'vertex' element")
+    vertex = ply["vertex"]
+    return np.stack([np.asarray(vertex[c], dtype=np.float64) for c in ("x", "y", "z")], 1)
+
+
+def _read_pcd(path):
+    from geomdl.utils.optional import import_open3d
+
+    o3d = import_open3d()
+    text = path.read_bytes()[:4096]
+    if b"DATA" not in text or b"FIELDS" not in text:
+        raise ValueError("missing PCD header (FIELDS/DATA)")
+    pcd = o3d.io.read_point_cloud(str(path), format="pcd")
+    points = np.asarray(pcd.points)
+    if points.shape[0] == 0 and b"POINTS 0" not in text:
+        raise ValueError("Open3D read no points")
+    return points.reshape(-1, 3)
+
+
+def _read_text(path):
+    rows = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.replace(",", " ").split()
+        try:
+            rows.append([float(v) for v in parts[:3]])
+        except ValueError as exc:
+            raise ValueError(f"line {lineno} is not numeric: {line[:60]!r}") from exc
+        if len(parts) < 3:
+            raise ValueError(f"line {lineno} has {len(parts)} column(s), expected >= 3")
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 3)
+
+
+def _read_npy(path):
+    return np.load(path, allow_pickle=False)
+
+
+_READERS = {".ply": _read_ply, ".pcd": _read_pcd, ".xyz": _read_text, ".txt": _read_text, ".npy": _read_npy}
+
+
+def read_gt_log(path) -> dict[tuple[int, int], torch.Tensor]:
+    """Parse a 3DMatch ``gt.log``: records ``i j n`` + a 4x4 pose mapping fragment ``j`` into fragment
+    ``i``'s frame. Returns ``{(i, j): pose [4, 4] float64}``."""
+    return {k: v.reshape(4, 4) for k, v in _read_blocks(path, 4).items()}
+
+
+def read_gt_info(path) -> dict[tuple[int, int], torch.Tensor]:
+    """Parse a 3DMatch ``gt.info``: records ``i j n`` + a 6x6 information matrix."""
+    return {k: v.reshape(6, 6) for k, v in _read_blocks(path, 6).items()}
+
+
+def _read_blocks(path, rows: int) -> dict:
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ground-truth file not found: {path}")
+    lines = [ln.split() for ln in path.read_text().splitlines() if ln.strip()]
+    if len(lines) % (rows + 1):
+        raise ValueError(f"{path}: {len(lines)} non-empty lines is not a multiple of {rows + 1} "
+                         f"(header 'i j n' + {rows} rows per record)")
+    out = {}
+    for start in range(0, len(lines), rows + 1):
+        try:
+            i, j = int(lines[start][0]), int(lines[start][1])
+            values = [float(v) for ln in lines[start + 1:start + 1 + rows] for v in ln]
+        except (ValueError, IndexError) as exc:
+            raise ValueError(f"{path}: malformed record at line {start + 1}") from exc
+        if len(values) != rows * rows:
+            raise ValueError(f"{path}: record at line {start + 1} has {len(values)} values, expected {rows * rows}")
+        out[(i, j)] = torch.tensor(values, dtype=torch.float64)
+    return out
+
+
+def write_pose(path, pose: torch.Tensor) -> None:
+    """Write a ``[4, 4]`` pose as four whitespace-separated rows (atomically)."""
+    from geomdl.utils.io import atomic_write_text
+
+    pose = torch.as_tensor(pose, dtype=torch.float64).reshape(4, 4)
+    text = "\n".join(" ".join(f"{float(v):.9e}" for v in row) for row in pose) + "\n"
+    atomic_write_text(os.fspath(path), text)

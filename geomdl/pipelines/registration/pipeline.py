@@ -1,0 +1,188 @@
+"""``register(source, target)``: from two point clouds to a rigid pose, stage by stage.
+
+Stages (each timed): voxel downsampling -> normals -> keypoints -> descriptors -> matching (mutual
+nearest neighbours in descriptor space) -> robust estimation -> point-to-plane ICP. Methods:
+
+=================  ==========================  ===========================  ======================
+method             descriptor                  estimator                    refinement
+=================  ==========================  ===========================  ======================
+``"geomdl"``       PPF histogram (geomdl)      spectral / SC2 (geomdl)      ICP (geomdl, torch)
+``"fpfh"``         FPFH (Open3D)               spectral / SC2 (geomdl)      ICP (geomdl, torch)
+``"open3d"``       FPFH (Open3D)               RANSAC (Open3D)              ICP (Open3D)
+=================  ==========================  ===========================  ======================
+
+``"open3d"`` runs Open3D end to end (its own voxel grid and normals): it is the peer in benchmarks.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from geomdl.pipelines.registration import descriptors as desc
+from geomdl.pipelines.registration.estimation import ransac_open3d, spectral_estimate
+from geomdl.pipelines.registration.geometry import as_points, estimate_normals, transform, voxel_downsample
+from geomdl.pipelines.registration.matching import mutual_nearest_neighbors
+from geomdl.pipelines.registration.neighbors import knn_search
+from geomdl.pipelines.registration.refine import icp_point_to_plane
+
+METHODS = ("geomdl", "fpfh", "open3d")
+MIN_POINTS = 16  # points needed after downsampling for normals/descriptors to mean anything
+
+
+@dataclass
+class RegistrationResult:
+    """Outcome of :func:`register`. ``pose`` maps source points into the target frame."""
+
+    pose: torch.Tensor  # [4, 4] float64
+    success: bool  # False when the evidence for the pose is too weak (see ``reason``)
+    correspondences: torch.Tensor  # [K, 2] indices into (source_down, target_down) after matching
+    inliers: torch.Tensor  # [K] bool: correspondences consistent with the pose (before ICP)
+    inlier_ratio: float  # inliers / correspondences
+    num_inliers: int
+    fitness: float  # fraction of downsampled source points within icp_distance of the target after ICP
+    rmse: float  # point-to-plane RMSE of those pairs
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, and "total"
+    method: str = "geomdl"
+    reason: str = ""
+    source_down: torch.Tensor | None = None  # [N, 3] downsampled source
+    target_down: torch.Tensor | None = None  # [M, 3] downsampled target
+
+    def summary(self) -> str:
+        status = "success" if self.success else f"FAILED ({self.reason})"
+        return (f"{self.method}: {status}; {self.num_inliers}/{self.correspondences.shape[0]} inlier correspondences "
+                f"(ratio {self.inlier_ratio:.3f}), fitness {self.fitness:.3f}, {self.timings.get('total', 0):.3f} s")
+
+
+class _Timer:
+    def __init__(self):
+        self.timings: dict[str, float] = {}
+        self._t = time.perf_counter()
+        self._start = self._t
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = self.timings.get(name, 0.0) + now - self._t
+        self._t = now
+
+    def finish(self) -> dict[str, float]:
+        self.timings["total"] = time.perf_counter() - self._start
+        return self.timings
+
+
+def _downsample(points: torch.Tensor, voxel_size: float, name: str) -> torch.Tensor:
+    down, _ = voxel_downsample(points, voxel_size)
+    if down.shape[0] < MIN_POINTS:
+        raise ValueError(f"{name} has only {down.shape[0]} occupied voxel(s) at voxel_size={voxel_size:g} "
+                         f"(need >= {MIN_POINTS}); use a smaller voxel_size (the cloud spans "
+                         f"{float((points.max(0).values - points.min(0).values).max()):.3g} units)")
+    return down
+
+
+def grid_keypoints(points: torch.Tensor, spacing: float, max_keypoints: int, generator: torch.Generator) -> torch.Tensor:
+    """One keypoint per occupied cell of a grid of side ``spacing``: the lowest-index point of the cell
+    (then a random subset when more than ``max_keypoints``). ``[N, 3] -> [M]`` int64 indices, sorted.
+
+    Keypoints of two overlapping scans lie within ``~spacing`` of each other, so they can match
+    within the inlier threshold without describing every point.
+    """
+    _, cell = voxel_downsample(points, spacing)
+    first = torch.full((int(cell.max()) + 1,), points.shape[0], dtype=torch.long)
+    first = first.scatter_reduce(0, cell, torch.arange(points.shape[0]), reduce="amin")
+    if first.numel() > max_keypoints:
+        first = first[torch.randperm(first.numel(), generator=generator)[:max_keypoints]]
+    return first.sort().values
+
+
+def register(source, target, method: str = "geomdl", voxel_size: float = 0.05, *, keypoint_spacing: float | None = None,
+             max_keypoints: int = 5000,
+             descriptor_radius: float | None = None, inlier_threshold: float | None = None,
+             icp_distance: float | None = None, icp_iterations: int = 30, min_inliers: int = 12,
+             min_fitness: float = 0.05, seed: int = 0) -> RegistrationResult:
+    """Register ``source`` onto ``target``: find ``T`` with ``T(source) ≈ target`` where they overlap.
+
+    Args:
+        source, target: ``[N, 3]`` / ``[M, 3]`` point clouds (tensor or array, any float dtype).
+        method: one of ``METHODS`` (see the module table).
+        voxel_size: voxel side of the downsampling grid; every other scale defaults to a multiple of it.
+        keypoint_spacing: grid side for keypoint selection (default ``1.5 * voxel_size``).
+        max_keypoints: at most this many keypoints per cloud (random subset beyond).
+        descriptor_radius: support radius of the descriptors (default ``5 * voxel_size``).
+        inlier_threshold: correspondence inlier distance (default ``2 * voxel_size``).
+        icp_distance: ICP correspondence distance (default ``voxel_size``); icp_iterations: ICP steps.
+        min_inliers, min_fitness: the result is flagged ``success=False`` below either.
+        seed: seed of the keypoint subset and of Open3D's RANSAC.
+
+    Returns:
+        :class:`RegistrationResult` (pose, correspondences, inlier ratio, fitness, success, timings).
+
+    Raises:
+        ValueError: empty clouds, NaN/inf coordinates, wrong shapes, an unknown method, or fewer than
+            16 occupied voxels at ``voxel_size``. TypeError: non-numeric input.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if not isinstance(voxel_size, (int, float)) or not math.isfinite(voxel_size) or voxel_size <= 0:
+        raise ValueError(f"voxel_size must be a positive number, got {voxel_size!r}")
+    if not isinstance(max_keypoints, int) or max_keypoints < MIN_POINTS:
+        raise ValueError(f"max_keypoints must be an int >= {MIN_POINTS}, got {max_keypoints!r}")
+    src = as_points(source, "source")
+    tgt = as_points(target, "target")
+    radius = descriptor_radius or 5.0 * voxel_size
+    tau = inlier_threshold or 2.0 * voxel_size
+    icp_dist = icp_distance or 1.0 * voxel_size
+    if method == "open3d":
+        from geomdl.pipelines.registration.open3d_pipeline import register_open3d
+
+        return register_open3d(src, tgt, voxel_size, radius, tau, icp_dist, icp_iterations, min_inliers,
+                               min_fitness, seed, RegistrationResult, _downsample_check=_downsample)
+
+    timer = _Timer()
+    src_down, tgt_down = _downsample(src, voxel_size, "source"), _downsample(tgt, voxel_size, "target")
+    timer.lap("voxel")
+    src_nbr = knn_search(src_down, src_down, 16)[0]
+    tgt_nbr = knn_search(tgt_down, tgt_down, 16)[0]
+    src_normals = desc.orient_normals(src_down, estimate_normals(src_down, neighbors=src_nbr), src_nbr)
+    tgt_normals = desc.orient_normals(tgt_down, estimate_normals(tgt_down, neighbors=tgt_nbr), tgt_nbr)
+    timer.lap("normals")
+    gen = torch.Generator().manual_seed(seed)
+    spacing = keypoint_spacing or 1.5 * voxel_size
+    src_key = grid_keypoints(src_down, spacing, max_keypoints, gen)
+    tgt_key = grid_keypoints(tgt_down, spacing, max_keypoints, gen)
+    timer.lap("keypoints")
+    if method == "geomdl":
+        d_src = desc.ppf_histogram(src_down, src_normals, src_key, radius, oriented=True)
+        d_tgt = desc.ppf_histogram(tgt_down, tgt_normals, tgt_key, radius, oriented=True)
+    else:
+        d_src = desc.fpfh_open3d(src_down, src_normals, radius)[src_key]
+        d_tgt = desc.fpfh_open3d(tgt_down, tgt_normals, radius)[tgt_key]
+    timer.lap("descriptors")
+    pairs = mutual_nearest_neighbors(d_src, d_tgt, min_matches=3 * min_inliers)
+    corr = torch.stack([src_key[pairs[:, 0]], tgt_key[pairs[:, 1]]], 1)
+    timer.lap("matching")
+    est = spectral_estimate(src_down[corr[:, 0]], tgt_down[corr[:, 1]], tau)
+    timer.lap("estimation")
+    icp = icp_point_to_plane(src_down, tgt_down, tgt_normals, est.pose, icp_dist, icp_iterations)
+    timer.lap("refinement")
+    return _finish(icp.pose, corr, est.inliers, icp.fitness, icp.rmse, timer.finish(), method, min_inliers,
+                   min_fitness, src_down, tgt_down, est.pose)
+
+
+def _finish(pose, corr, inliers, fitness, rmse, timings, method, min_inliers, min_fitness, src_down, tgt_down,
+            coarse_pose) -> RegistrationResult:
+    num_inliers = int(inliers.sum())
+    ratio = num_inliers / max(corr.shape[0], 1)
+    reasons = []
+    if num_inliers < min_inliers:
+        reasons.append(f"{num_inliers} inlier correspondences < min_inliers={min_inliers}")
+    if fitness < min_fitness:
+        reasons.append(f"fitness {fitness:.3f} < min_fitness={min_fitness}")
+    drift = (transform(src_down, pose) - transform(src_down, coarse_pose)).norm(dim=1).median()
+    if float(drift) > 0.5 * float((src_down.max(0).values - src_down.min(0).values).norm()):
+        reasons.append("ICP moved far from the robust estimate")
+    return RegistrationResult(pose=pose, success=not reasons, correspondences=corr, inliers=inliers,
+                              inlier_ratio=ratio, num_inliers=num_inliers, fitness=fitness, rmse=rmse,
+                              timings=timings, method=method, reason="; ".join(reasons),
+                              source_down=src_down, target_down=tgt_down)
