@@ -39,12 +39,10 @@ def sample_shape(shape: str, num_points: int, gen: torch.Generator, height: floa
         return torch.stack([r * phi.cos(), r * phi.sin(), z * height], -1)
     if shape == "cube":
         face = torch.randint(0, 6, (num_points,), generator=gen)
-        pts = torch.stack([2 * u - 1, 2 * v - 1, torch.ones_like(u)], -1)
-        pts[face % 2 == 1, 2] = -1
-        axis = (face // 2).tolist()
-        perm = {0: [0, 1, 2], 1: [2, 0, 1], 2: [1, 2, 0]}
-        out = torch.stack([pts[i, perm[a]] for i, a in enumerate(axis)])
-        return out * torch.tensor([1.0, 1.0, height], dtype=torch.float64)
+        sign = 1.0 - 2.0 * (face % 2).double()
+        pts = torch.stack([2 * u - 1, 2 * v - 1, sign], -1)
+        order = torch.tensor([[0, 1, 2], [2, 0, 1], [1, 2, 0]])[face // 2]  # which axis the face is normal to
+        return pts.gather(1, order) * torch.tensor([1.0, 1.0, height], dtype=torch.float64)
     if shape == "cylinder":
         phi = 2 * math.pi * v
         return torch.stack([phi.cos(), phi.sin(), (2 * u - 1) * height], -1)

@@ -1,0 +1,35 @@
+"""Helpers shared by the ``train`` and ``eval`` commands."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+
+
+def configure_logging(quiet: bool = False) -> None:
+    """Per-epoch lines of ``geomdl.train`` on stderr (rank 0 only)."""
+    logger = logging.getLogger("geomdl.train")
+    if int(os.environ.get("RANK", "0")) != 0 or quiet:
+        logger.setLevel(logging.WARNING)
+        return
+    if not any(getattr(h, "_geomdl", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._geomdl = True
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+@contextlib.contextmanager
+def user_errors(command_error):
+    """Turn user errors (bad config, data path, checkpoint, corrupt data file) into one-line
+    CommandErrors; ``GEOMDL_DEBUG=1`` shows the traceback instead."""
+    try:
+        yield
+    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, FloatingPointError) as exc:
+        if os.environ.get("GEOMDL_DEBUG"):
+            raise
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        raise command_error(msg) from exc

@@ -1,0 +1,34 @@
+"""``geomdl eval CHECKPOINT [--data PATH] [--split S ...]``: evaluate a trained checkpoint."""
+from __future__ import annotations
+
+HELP = "evaluate a checkpoint: geomdl eval CHECKPOINT [--data ...]"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("checkpoint", help="a checkpoint written by geomdl train (last.pt / best.pt)")
+    parser.add_argument("--data", metavar="PATH", help="data root to evaluate on (default: the run's data.root)")
+    parser.add_argument("--split", nargs="+", metavar="SPLIT", help="splits to evaluate (default: val and test)")
+    parser.add_argument("--out", help="folder for metrics JSON and plots (default: <checkpoint folder>/eval)")
+    parser.add_argument("--no-ema", action="store_true", help="use the raw weights even when the run kept an EMA")
+    parser.add_argument("--no-plots", action="store_true", help="write metrics only")
+    parser.add_argument("--batch-size", type=int, help="evaluation batch size per process")
+
+
+def run(args) -> int:
+    import os
+
+    from geomdl.cli import CommandError
+    from geomdl.cli._common import configure_logging, user_errors
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise CommandError(f"--batch-size must be >= 1, got {args.batch_size}")
+    configure_logging(quiet=False)
+    with user_errors(CommandError):
+        from geomdl.pipelines.runs import evaluate_checkpoint
+
+        results = evaluate_checkpoint(args.checkpoint, data_root=args.data, splits=args.split, out_dir=args.out,
+                                      use_ema=not args.no_ema, plots=not args.no_plots, batch_size=args.batch_size)
+    if int(os.environ.get("RANK", "0")) == 0:
+        for split, metrics in results.items():
+            print(f"{split}: " + "  ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+    return 0

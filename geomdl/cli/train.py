@@ -1,0 +1,41 @@
+"""``geomdl train CONFIG [--set key=value ...]``: train from a YAML config.
+
+Multi-process: ``torchrun --nproc_per_node N -m geomdl train CONFIG`` (DDP; gloo on CPU, nccl on GPU).
+"""
+from __future__ import annotations
+
+HELP = "train from a YAML config: geomdl train CONFIG [--set key=value ...]"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("config", help="YAML experiment config (see configs/)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set optim.lr=3e-4 --set model.kwargs.hidden_channels=64")
+    parser.add_argument("--out", help="run folder (same as --set train.out_dir=...)")
+    parser.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
+                        help="continue a run: from CHECKPOINT, or from <out_dir>/last.pt when no path is given")
+    parser.add_argument("--overwrite", action="store_true", help="start afresh even if the run folder holds a run")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+
+
+def run(args) -> int:
+    import os
+
+    from geomdl.cli import CommandError
+    from geomdl.cli._common import configure_logging, user_errors
+
+    overrides = list(args.overrides) + ([f"train.out_dir={args.out}"] if args.out else [])
+    configure_logging(quiet=args.quiet)
+    with user_errors(CommandError):
+        from geomdl.pipelines.runs import train
+
+        summary = train(args.config, overrides, resume=args.resume, overwrite=args.overwrite)
+    if int(os.environ.get("RANK", "0")) == 0:
+        if summary.get("finished"):
+            for split, metrics in summary["metrics"].items():
+                print(f"{split}: " + "  ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+            print(f"run folder: {summary['out_dir']}")
+        else:
+            print(f"stopped after epoch {summary['epoch']}; continue with: geomdl train {args.config} --resume"
+                  + (f" --out {args.out}" if args.out else ""))
+    return 0

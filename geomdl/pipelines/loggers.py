@@ -1,0 +1,85 @@
+"""Metric logging of a run: ``metrics.csv`` (always) and TensorBoard (when installed)."""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import logging
+import math
+import pathlib
+
+from geomdl.utils.io import atomic_write_text
+
+log = logging.getLogger("geomdl.train")
+
+
+def write_csv(history: list[dict], path) -> None:
+    """Rewrite ``path`` atomically with one row per history entry (columns: union of the keys)."""
+    cols: list[str] = []
+    for row in history:
+        for k in row:
+            if k not in cols:
+                cols.append(k)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cols, restval="")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in row.items()})
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_csv(path) -> list[dict]:
+    """Rows of a metrics CSV with numbers parsed (empty cells dropped)."""
+    rows = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            out = {}
+            for k, v in row.items():
+                if v == "":
+                    continue
+                try:
+                    out[k] = int(v)
+                except ValueError:
+                    try:
+                        out[k] = float(v)
+                    except ValueError:
+                        out[k] = v
+            rows.append(out)
+    return rows
+
+
+class MetricsLogger:
+    """Keeps the run's history, rewrites ``metrics.csv`` and mirrors scalars to TensorBoard.
+
+    Args:
+        out_dir: the run folder.
+        history: rows restored from a checkpoint (resume), or None.
+        tensorboard: use ``torch.utils.tensorboard`` when the ``tensorboard`` package is installed.
+    """
+
+    def __init__(self, out_dir, history: list[dict] | None = None, tensorboard: bool = True):
+        self.out_dir = pathlib.Path(out_dir)
+        self.history = list(history or [])
+        self.csv_path = self.out_dir / "metrics.csv"
+        self.tb = None
+        if tensorboard and importlib.util.find_spec("tensorboard") is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(log_dir=str(self.out_dir / "tensorboard"), purge_step=self._last_step())
+
+    def _last_step(self):
+        return (self.history[-1].get("step", 0) + 1) if self.history else None
+
+    def log(self, row: dict) -> None:
+        self.history.append(row)
+        write_csv(self.history, self.csv_path)
+        if self.tb is not None:
+            for k, v in row.items():
+                if "/" in k and isinstance(v, (int, float)) and math.isfinite(v):
+                    self.tb.add_scalar(k, v, global_step=row.get("step", row.get("epoch")))
+            self.tb.flush()
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+            self.tb = None

@@ -1,0 +1,86 @@
+"""Entry points used by the CLI and notebooks: train from a config file, load a trained model,
+evaluate a checkpoint.
+
+>>> from geomdl.pipelines.runs import train, load_trained, evaluate_checkpoint  # doctest: +SKIP
+>>> summary = train("configs/toy_classification.yaml", ["train.epochs=2"])       # doctest: +SKIP
+>>> model, task, ckpt = load_trained("runs/toy_classification/last.pt")         # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import pathlib
+
+import torch
+
+from geomdl.pipelines import checkpoint as ckpt_mod
+from geomdl.pipelines.config import ConfigError, ExperimentConfig, config_from_dict, load_config
+from geomdl.pipelines.distributed import cleanup, setup
+from geomdl.pipelines.evaluation import eval_loader, evaluate, report
+from geomdl.pipelines.tasks import build_task
+from geomdl.pipelines.trainer import Trainer
+
+
+def train(config: str | pathlib.Path | ExperimentConfig | None, overrides: list[str] | None = None, resume=None,
+          overwrite: bool = False) -> dict:
+    """Train from a YAML file (or a config object) with ``key=value`` overrides; returns the
+    trainer's summary. Joins/leaves the torchrun process group when launched by torchrun."""
+    cfg = config if isinstance(config, ExperimentConfig) else load_config(config, overrides)
+    info = setup(cfg.train.device)
+    try:
+        return Trainer(cfg, dist_info=info).fit(resume=resume, overwrite=overwrite)
+    finally:
+        cleanup(info)
+
+
+def load_trained(path, device: str | torch.device = "cpu", use_ema: bool = True, data_root: str | None = None,
+                 allow_other_version: bool = False):
+    """``(model, task, checkpoint)`` from a checkpoint, the model in eval mode on ``device`` with the
+    EMA weights when the run kept them (``use_ema``). The task has its fitted state restored."""
+    ckpt = ckpt_mod.load_checkpoint(path, allow_other_version=allow_other_version)
+    try:
+        cfg = config_from_dict(ckpt["config"])
+    except ValueError as exc:
+        raise ckpt_mod.CheckpointError(f"checkpoint {str(path)!r} holds an invalid config ({exc})") from None
+    if data_root is not None:
+        cfg.data.root = data_root
+    task = build_task(cfg)
+    task.load_state_dict(ckpt.get("task_state") or {})
+    model = task.build_model(ckpt["model_kwargs"])
+    weights = ckpt["ema"]["module"] if use_ema and ckpt.get("ema") else ckpt["model"]
+    ckpt_mod.load_module_state(model, weights, path)
+    return model.to(device).eval(), task, ckpt
+
+
+def evaluate_checkpoint(path, data_root: str | None = None, splits: list[str] | None = None, out_dir=None,
+                        use_ema: bool = True, plots: bool = True, batch_size: int | None = None) -> dict:
+    """Evaluate a checkpoint on ``splits`` (default: val and test when the task provides them).
+
+    Writes ``<split>_metrics.json`` and plots into ``out_dir`` (default: the checkpoint's folder,
+    ``eval/`` inside it) on rank 0; returns ``{split: metrics}``.
+    """
+    ckpt = ckpt_mod.load_checkpoint(path)
+    cfg = config_from_dict(ckpt["config"])
+    info = setup(cfg.train.device if cfg.train.device != "cuda" or torch.cuda.is_available() else "cpu")
+    try:
+        model, task, _ = load_trained(path, info.device, use_ema=use_ema, data_root=data_root)
+        wanted = splits or [s for s in ("val", "test")]
+        out = pathlib.Path(out_dir) if out_dir else pathlib.Path(path).resolve().parent / "eval"
+        results = {}
+        bs = batch_size or cfg.data.eval_batch_size or cfg.train.batch_size
+        for split in wanted:
+            try:
+                dataset = task.dataset_for(split)
+            except ConfigError:
+                raise
+            except ValueError:
+                if splits:  # asked for explicitly: report
+                    raise
+                continue
+            if len(dataset) == 0:
+                continue
+            metrics, stats, preds = evaluate(task, model, eval_loader(task, dataset, bs, info), info, collect_predictions=True)
+            results[split] = metrics
+            if info.is_main:
+                report(task, split, metrics, stats, preds, out, plots=plots)
+        return results
+    finally:
+        cleanup(info)

@@ -1,0 +1,333 @@
+"""The training loop shared by every pipeline.
+
+``Trainer(config).fit()`` builds the task's datasets and model, then trains with: seeding and
+deterministic algorithms on CPU, DDP under torchrun (``DistributedSampler``, gloo on CPU, nccl on
+GPU), mixed precision on GPU (bf16, or fp16 with a gradient scaler), gradient clipping, an EMA of
+the weights, per-step LR schedules with warm-up, early stopping on a monitored metric, tqdm
+progress (only on a TTY), ``metrics.csv`` (+ TensorBoard), PNG plots, and atomic checkpoints
+(``last.pt`` every ``checkpoint_every`` epochs, ``best.pt`` on improvement) from which
+``fit(resume=...)`` continues the same run bit-for-bit on CPU. Only rank 0 writes files.
+
+Run folder (``train.out_dir``)::
+
+    config.yaml  last.pt  best.pt  metrics.csv  learning_curves.png  <split>_metrics.json
+    confusion_<split>.png | parity_<split>.png  results.json  tensorboard/
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import pathlib
+import shutil
+import sys
+import time
+
+import torch
+
+from geomdl.pipelines import checkpoint as ckpt_mod
+from geomdl.pipelines.config import ConfigError, ExperimentConfig, dump_config
+from geomdl.pipelines.distributed import DistInfo, all_gather_objects, all_reduce_sum, barrier, setup
+from geomdl.pipelines.ema import ModelEMA
+from geomdl.pipelines.evaluation import autocast_context, eval_loader, evaluate, move_to, report
+from geomdl.pipelines.loggers import MetricsLogger
+from geomdl.pipelines.optim import build_optimizer, build_scheduler
+from geomdl.pipelines.tasks import Task, build_task
+from geomdl.utils.io import atomic_path, atomic_write_text
+
+log = logging.getLogger("geomdl.train")
+
+# config keys that may differ between a checkpoint and the config that resumes it
+RESUMABLE_CHANGES = {"train.epochs", "train.stop_after_epochs", "train.progress", "train.out_dir", "train.tensorboard",
+                     "train.plots", "train.early_stopping_patience", "data.num_workers", "data.root", "data.eval_batch_size"}
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def amp_dtype_for(setting: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``train.amp`` on ``device`` (None: full precision)."""
+    if setting == "off":
+        return None
+    if setting == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float16 if device.type == "cuda" else None
+    if setting == "fp16" and device.type != "cuda":
+        raise ConfigError("train.amp: 'fp16' needs a GPU (use 'bf16' or 'off' on CPU)")
+    return torch.bfloat16 if setting == "bf16" else torch.float16
+
+
+class Trainer:
+    """Train ``config.task`` (see the module docstring).
+
+    Args:
+        config: a validated :class:`ExperimentConfig`.
+        task: a Task instance (default: built from ``config.task.name``).
+        dist_info: process-group info (default: :func:`geomdl.pipelines.distributed.setup`).
+    """
+
+    def __init__(self, config: ExperimentConfig, task: Task | None = None, dist_info: DistInfo | None = None):
+        self.config = config
+        self.info = dist_info or setup(config.train.device)
+        self.task = task or build_task(config)
+        self.out_dir = pathlib.Path(config.train.out_dir)
+        self.model = self.ema = None
+
+    # ---- set-up ------------------------------------------------------------------------------
+    def _build(self, resume_ckpt: dict | None, resume_path):
+        cfg, info, task = self.config, self.info, self.task
+        ckpt_mod.seed_everything(cfg.seed)
+        datasets = task.build_datasets()
+        for split in ("train", "val"):
+            if split not in datasets or len(datasets[split]) == 0:
+                raise ConfigError(f"data: the task built no {split!r} samples (data.name={cfg.data.name!r})")
+        self.datasets = datasets
+        if resume_ckpt is not None:
+            task.load_state_dict(resume_ckpt.get("task_state") or {})
+        self.model_kwargs = task.model_kwargs(datasets)
+        if resume_ckpt is not None:
+            ckpt_mod.check_model(resume_ckpt, cfg.model.name, self.model_kwargs, resume_path)
+        model = task.build_model(self.model_kwargs).to(info.device)
+        self.raw_model = model
+        self.ema = ModelEMA(model, cfg.train.ema_decay) if cfg.train.ema_decay else None
+        if info.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            model = DistributedDataParallel(model, device_ids=[info.device] if info.device.type == "cuda" else None)
+        self.model = model
+        if cfg.train.batch_size % info.world_size:
+            raise ConfigError(f"train.batch_size: {cfg.train.batch_size} is not divisible by the {info.world_size} processes")
+        self.sampler = torch.utils.data.DistributedSampler(datasets["train"], num_replicas=info.world_size, rank=info.rank,
+                                                           shuffle=True, seed=cfg.seed, drop_last=False)
+        self.train_loader = task.make_loader(datasets["train"], cfg.train.batch_size // info.world_size, sampler=self.sampler)
+        eval_bs = cfg.data.eval_batch_size or cfg.train.batch_size
+        self.eval_loaders = {s: eval_loader(task, ds, eval_bs, info) for s, ds in datasets.items() if s != "train" and len(ds)}
+        self.steps_per_epoch = len(self.train_loader)
+        self.optimizer = build_optimizer([p for p in self.raw_model.parameters() if p.requires_grad], cfg.optim)
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim, cfg.train.epochs * self.steps_per_epoch)
+        self.amp_dtype = amp_dtype_for(cfg.train.amp, info.device)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.state = {"epoch": 0, "step": 0, "best": None, "best_epoch": None, "bad_evals": 0, "history": [], "finished": False}
+        if info.rank:
+            ckpt_mod.seed_everything(cfg.seed + 1_000_003 * info.rank)  # distinct dropout/augmentation streams
+
+    def _restore(self, ckpt: dict, path) -> None:
+        ckpt_mod.load_module_state(self.raw_model, ckpt["model"], path)
+        if self.ema is not None:
+            if ckpt.get("ema") is None:
+                raise ckpt_mod.CheckpointError(f"checkpoint {str(path)!r} has no EMA weights but train.ema_decay is set")
+            self.ema.load_state_dict(ckpt["ema"])
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+            if self.scaler is not None and ckpt.get("scaler"):
+                self.scaler.load_state_dict(ckpt["scaler"])
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise ckpt_mod.CheckpointError(f"checkpoint {str(path)!r}: optimiser state does not fit ({exc})") from None
+        for key in self.state:
+            if key in ckpt:
+                self.state[key] = ckpt[key]
+        patience = self.config.train.early_stopping_patience
+        self.state["finished"] = self.state["epoch"] >= self.config.train.epochs or (
+            patience is not None and self.state["bad_evals"] >= patience)
+        rngs = ckpt.get("rng") or []
+        if len(rngs) != self.info.world_size:
+            log.warning("checkpoint was written by %d process(es), resuming with %d: RNG streams are not continued exactly",
+                        len(rngs), self.info.world_size)
+        if rngs:
+            ckpt_mod.set_rng_state(rngs[self.info.rank] if self.info.rank < len(rngs) else rngs[0])
+
+    def _check_resume_config(self, ckpt: dict, path) -> None:
+        old, new = _flatten(ckpt["config"]), _flatten(self.config.to_dict())
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
+        if diff:
+            detail = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:4])
+            raise ckpt_mod.CheckpointError(f"checkpoint {str(path)!r} belongs to another experiment ({detail})")
+
+    # ---- one epoch ---------------------------------------------------------------------------
+    def _progress(self, iterable, desc: str):
+        mode = self.config.train.progress
+        show = self.info.is_main and (mode == "on" or (mode == "auto" and sys.stderr.isatty()))
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, desc=desc, disable=not show, leave=False, dynamic_ncols=True)
+
+    def _train_epoch(self, epoch: int) -> dict:
+        cfg, task, info = self.config, self.task, self.info
+        self.model.train()
+        self.sampler.set_epoch(epoch)
+        loss_sum = torch.zeros((), dtype=torch.float64)
+        count = torch.zeros((), dtype=torch.float64)
+        grad_norm_sum = torch.zeros((), dtype=torch.float64)
+        bar = self._progress(self.train_loader, f"epoch {epoch + 1}/{cfg.train.epochs}")
+        for i, batch in enumerate(bar):
+            batch = move_to(batch, info.device)
+            with autocast_context(info.device, self.amp_dtype):
+                output = task.forward(self.model, batch, train=True)
+                loss = task.loss(batch, output)
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(self.optimizer)
+            else:
+                loss.backward()
+            if cfg.optim.grad_clip is not None:
+                norm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.optim.grad_clip)
+                grad_norm_sum += norm.detach().double().cpu()
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update(self.raw_model)
+            self.state["step"] += 1
+            n = task.batch_size_of(batch)
+            loss_sum += loss.detach().double().cpu() * n
+            count += n
+            if bar.disable is False and (i % 10 == 0 or i == self.steps_per_epoch - 1):
+                bar.set_postfix(loss=f"{float(loss_sum / count):.4g}", lr=f"{self.scheduler.get_last_lr()[0]:.3g}")
+        totals = all_reduce_sum({"loss_sum": loss_sum, "count": count}, info)
+        train_loss = float(totals["loss_sum"] / totals["count"])
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(f"training loss became {train_loss} in epoch {epoch + 1}: lower optim.lr or set optim.grad_clip")
+        row = {"train/loss": train_loss, "lr": self.scheduler.get_last_lr()[0]}
+        if cfg.optim.grad_clip is not None:
+            row["train/grad_norm"] = float(grad_norm_sum) / max(1, self.steps_per_epoch)
+        return row
+
+    @property
+    def eval_model(self):
+        return self.ema.module if self.ema is not None else self.raw_model
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def _checkpoint_state(self) -> dict:
+        return {
+            "config": self.config.to_dict(), "task_name": self.config.task.name, "task_state": self.task.state_dict(),
+            "model_name": self.config.model.name, "model_kwargs": self.model_kwargs,
+            "model": self.raw_model.state_dict(), "ema": self.ema.state_dict() if self.ema is not None else None,
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "world_size": self.info.world_size, **self.state,
+        }
+
+    def _save(self, improved: bool) -> None:
+        rngs = all_gather_objects(ckpt_mod.rng_state(), self.info)  # every rank takes part
+        if self.info.is_main:
+            ckpt_mod.save_checkpoint({**self._checkpoint_state(), "rng": rngs}, self.out_dir / "last.pt")
+            if improved:
+                with atomic_path(self.out_dir / "best.pt") as tmp:
+                    shutil.copyfile(self.out_dir / "last.pt", tmp)
+        barrier(self.info)
+
+    # ---- the run -----------------------------------------------------------------------------
+    def fit(self, resume=None, overwrite: bool = False) -> dict:
+        """Train; returns a summary (final metrics per split, paths). ``resume``: a checkpoint path,
+        or True for ``<out_dir>/last.pt``. ``overwrite`` allows starting afresh in a folder that
+        already holds a run (otherwise an error, so earlier checkpoints are never clobbered)."""
+        cfg, info = self.config, self.info
+        resume_path = ckpt = None
+        if resume:
+            resume_path = self.out_dir / "last.pt" if resume is True else pathlib.Path(resume)
+            ckpt = ckpt_mod.load_checkpoint(resume_path)
+            self._check_resume_config(ckpt, resume_path)
+        elif (self.out_dir / "last.pt").exists() and not overwrite:
+            raise ConfigError(f"train.out_dir: {str(self.out_dir)!r} already holds a run (last.pt); resume it with "
+                              f"--resume or choose another out_dir (or --overwrite)")
+        previous = torch.are_deterministic_algorithms_enabled()
+        if cfg.train.deterministic and info.device.type == "cpu":
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            self._build(ckpt, resume_path)
+            if ckpt is not None:
+                self._restore(ckpt, resume_path)
+            return self._run()
+        finally:
+            torch.use_deterministic_algorithms(previous)
+
+    def _run(self) -> dict:
+        cfg, info, state = self.config, self.info, self.state
+        logger = None
+        if info.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.out_dir / "config.yaml", dump_config(cfg))
+            logger = MetricsLogger(self.out_dir, state["history"], tensorboard=cfg.train.tensorboard)
+        epochs_here = 0
+        stopped_early = False
+        try:
+            while state["epoch"] < cfg.train.epochs and not state["finished"]:
+                t0 = time.perf_counter()
+                epoch = state["epoch"]
+                row = {"epoch": epoch + 1, **self._train_epoch(epoch)}
+                improved = False
+                if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs:
+                    val, _, _ = evaluate(self.task, self.eval_model, self.eval_loaders["val"], info, self.amp_dtype)
+                    row.update({f"val/{k}": v for k, v in val.items()})
+                    improved, stopped_early = self._track(row)
+                row.update({"step": state["step"], "time_s": round(time.perf_counter() - t0, 3)})
+                state["epoch"] = epoch + 1
+                state["history"] = state["history"] + [row]
+                if logger is not None:
+                    logger.log(row)
+                    log.info("epoch %d/%d  %s", epoch + 1, cfg.train.epochs,
+                             "  ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float) and k != "time_s"))
+                state["finished"] = stopped_early or state["epoch"] >= cfg.train.epochs
+                if state["finished"] or state["epoch"] % cfg.train.checkpoint_every == 0 or improved:
+                    self._save(improved)
+                epochs_here += 1
+                if not state["finished"] and cfg.train.stop_after_epochs and epochs_here >= cfg.train.stop_after_epochs:
+                    log.info("stopping after %d epoch(s) (train.stop_after_epochs); resume with --resume", epochs_here)
+                    return {"finished": False, "epoch": state["epoch"], "out_dir": str(self.out_dir)}
+            return self._final(logger, stopped_early)
+        finally:
+            if logger is not None:
+                logger.close()
+
+    def _track(self, row: dict) -> tuple[bool, bool]:
+        cfg, state = self.config.train, self.state
+        if cfg.monitor not in row:
+            raise ConfigError(f"train.monitor: {cfg.monitor!r} is not a logged metric (available: "
+                              f"{', '.join(k for k in row if k.startswith('val/'))})")
+        value = row[cfg.monitor]
+        best = state["best"]
+        improved = math.isfinite(value) and (best is None or (value < best if cfg.monitor_mode == "min" else value > best))
+        if improved:
+            state["best"], state["best_epoch"], state["bad_evals"] = value, row["epoch"], 0
+        else:
+            state["bad_evals"] += 1
+        patience = cfg.early_stopping_patience
+        stop = patience is not None and state["bad_evals"] >= patience
+        if stop:
+            log.info("early stopping: %s did not improve for %d evaluation(s) (best %.4g at epoch %s)",
+                     cfg.monitor, state["bad_evals"], state["best"], state["best_epoch"])
+        return improved, stop
+
+    def _final(self, logger, stopped_early: bool) -> dict:
+        info = self.info
+        results = {"finished": True, "epoch": self.state["epoch"], "step": self.state["step"], "stopped_early": stopped_early,
+                   "best": self.state["best"], "best_epoch": self.state["best_epoch"], "out_dir": str(self.out_dir),
+                   "metrics": {}, "plots": []}
+        for split, loader in self.eval_loaders.items():
+            metrics, stats, preds = evaluate(self.task, self.eval_model, loader, info, self.amp_dtype, collect_predictions=True)
+            results["metrics"][split] = metrics
+            if info.is_main:
+                results["plots"] += [str(p) for p in report(self.task, split, metrics, stats, preds, self.out_dir,
+                                                            plots=self.config.train.plots)]
+        if info.is_main:
+            if self.config.train.plots and logger is not None and logger.history:
+                from geomdl.pipelines.plots import learning_curves
+
+                results["plots"].append(str(learning_curves(logger.history, self.out_dir / "learning_curves.png")))
+            atomic_write_text(self.out_dir / "results.json", json.dumps(results, indent=2, default=float) + "\n")
+        barrier(info)
+        return results

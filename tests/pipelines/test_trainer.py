@@ -1,0 +1,133 @@
+import csv
+import math
+
+import pytest
+import torch
+
+from geomdl.pipelines.checkpoint import load_checkpoint
+from geomdl.pipelines.config import ConfigError
+from geomdl.pipelines.ema import ModelEMA
+from geomdl.pipelines.optim import lr_multiplier
+from geomdl.pipelines.trainer import Trainer
+
+
+
+
+def _weights(path):
+    return load_checkpoint(path)["model"]
+
+
+def test_classification_run_writes_checkpoints_metrics_and_plots(tmp_path, tiny_config):
+    cfg = tiny_config(tmp_path / "run", "train.epochs=4")
+    summary = Trainer(cfg).fit()
+    run = tmp_path / "run"
+    for name in ("config.yaml", "last.pt", "best.pt", "metrics.csv", "learning_curves.png", "confusion_val.png",
+                 "val_metrics.json", "results.json"):
+        assert (run / name).is_file(), name
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    assert {"train/loss", "val/loss", "val/accuracy", "val/class_mean_accuracy", "lr", "step"} <= set(rows[0])
+    assert float(rows[-1]["train/loss"]) < float(rows[0]["train/loss"])  # it learns
+    assert summary["finished"] and summary["epoch"] == 4 and summary["step"] == 8
+    assert 0 <= summary["metrics"]["val"]["accuracy"] <= 1
+    ckpt = load_checkpoint(run / "last.pt")
+    assert ckpt["epoch"] == 4 and ckpt["finished"] and ckpt["geomdl_version"]
+    assert ckpt["model_kwargs"]["out_channels"] == 4  # inferred from the data by the task
+
+
+def test_same_seed_gives_identical_weights_and_other_seed_does_not(tmp_path, tiny_config):
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        Trainer(tiny_config(tmp_path / name, f"seed={seed}", "train.epochs=2")).fit()
+    a, b, c = (_weights(tmp_path / n / "last.pt") for n in "abc")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+RICH = ["train.epochs=4", "train.ema_decay=0.9", "optim.grad_clip=0.5", "optim.schedule=cosine", "optim.warmup_steps=2",
+        "model.kwargs.dropout=0.3", "data.kwargs.num_samples=24"]
+
+
+def test_interrupted_and_resumed_run_matches_uninterrupted_run_exactly(tmp_path, tiny_config):
+    full = Trainer(tiny_config(tmp_path / "full", *RICH)).fit()
+    part = Trainer(tiny_config(tmp_path / "part", *RICH, "train.stop_after_epochs=1")).fit()
+    assert not part["finished"] and part["epoch"] == 1
+    part = Trainer(tiny_config(tmp_path / "part", *RICH, "train.stop_after_epochs=2")).fit(resume=True)
+    assert part["epoch"] == 3
+    resumed = Trainer(tiny_config(tmp_path / "part", *RICH)).fit(resume=True)
+    assert resumed["metrics"] == full["metrics"]  # exact, not approximate
+    a, b = load_checkpoint(tmp_path / "full" / "last.pt"), load_checkpoint(tmp_path / "part" / "last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert all(torch.equal(a["ema"]["module"][k], b["ema"]["module"][k]) for k in a["model"])
+    assert a["history"] == [{**r, "time_s": a["history"][i]["time_s"]} for i, r in enumerate(b["history"])]
+    rows = list(csv.DictReader(open(tmp_path / "part" / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+
+
+def test_fresh_run_refuses_to_overwrite_an_existing_run(tmp_path, tiny_config):
+    Trainer(tiny_config(tmp_path / "run", "train.epochs=1")).fit()
+    before = (tmp_path / "run" / "last.pt").read_bytes()
+    with pytest.raises(ConfigError, match="already holds a run"):
+        Trainer(tiny_config(tmp_path / "run", "train.epochs=1")).fit()
+    assert (tmp_path / "run" / "last.pt").read_bytes() == before
+
+
+def test_resume_rejects_a_different_model_or_experiment(tmp_path, tiny_config):
+    Trainer(tiny_config(tmp_path / "run", "train.epochs=1")).fit()
+    with pytest.raises(ValueError, match="model.kwargs.hidden_channels"):
+        Trainer(tiny_config(tmp_path / "run", "model.kwargs.hidden_channels=8")).fit(resume=True)
+    with pytest.raises(ValueError, match="another experiment .*optim.lr"):
+        Trainer(tiny_config(tmp_path / "run", "optim.lr=0.5")).fit(resume=True)
+
+
+def test_early_stopping_stops_when_the_monitored_metric_stalls(tmp_path, tiny_config):
+    cfg = tiny_config(tmp_path / "run", "train.epochs=10", "optim.lr=1e-12", "train.monitor=val/accuracy",
+                      "train.monitor_mode=max", "train.early_stopping_patience=2")
+    summary = Trainer(cfg).fit()
+    assert summary["stopped_early"] and summary["epoch"] == 3 and summary["best_epoch"] == 1
+
+
+def test_unknown_monitor_is_a_config_error(tmp_path, tiny_config):
+    with pytest.raises(ConfigError, match="train.monitor: 'val/nope'"):
+        Trainer(tiny_config(tmp_path / "run", "train.monitor=val/nope", "train.epochs=1")).fit()
+
+
+def test_regression_task_reports_mae_rmse_and_parity_plot(tmp_path, tiny_config):
+    cfg = tiny_config(tmp_path / "run", "task.name=regression", "data.name=toy_regression",
+                      "task.kwargs.target_names=[scale, height]")
+    summary = Trainer(cfg).fit()
+    val = summary["metrics"]["val"]
+    assert {"loss", "mae", "rmse", "scale_mae", "scale_rmse", "height_mae", "height_rmse"} <= set(val)
+    assert val["rmse"] >= val["mae"] > 0
+    assert (tmp_path / "run" / "parity_val.png").is_file()
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["task_state"]["mean"].shape == (2,)
+
+
+def test_lr_schedules():
+    f = lambda s, **kw: lr_multiplier(s, total_steps=100, **kw)  # noqa: E731
+    assert [f(s, schedule="constant", warmup_steps=4) for s in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    assert f(0, schedule="cosine") == 1.0 and f(100, schedule="cosine", min_lr_ratio=0.1) == pytest.approx(0.1)
+    assert f(50, schedule="cosine") == pytest.approx(0.5)
+    assert f(10, schedule="cosine", warmup_steps=10) == pytest.approx(1.0)
+    assert [f(s, schedule="step", step_size=10, gamma=0.5) for s in (0, 9, 10, 25)] == [1, 1, 0.5, 0.25]
+    with pytest.raises(ValueError, match="schedule"):
+        f(0, schedule="linear")
+
+
+def test_ema_follows_the_documented_update():
+    model = torch.nn.Linear(2, 1)
+    ema = ModelEMA(model, decay=0.9)
+    start = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model)
+    d = min(0.9, 2 / 11)
+    assert torch.allclose(ema.module.weight, d * start + (1 - d) * model.weight)
+    with pytest.raises(ValueError, match="decay"):
+        ModelEMA(model, decay=1.0)
+
+
+def test_grad_clip_bounds_the_logged_gradient_norm(tmp_path, tiny_config):
+    summary = Trainer(tiny_config(tmp_path / "run", "optim.grad_clip=1e-3", "train.epochs=1")).fit()
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    assert math.isfinite(float(rows[0]["train/grad_norm"])) and summary["finished"]
