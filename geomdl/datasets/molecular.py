@@ -1,0 +1,306 @@
+"""Molecular trajectories with energies and forces: MD17/rMD17 (``.npz``), extended XYZ (3BPA and any
+ASE-readable trajectory) and ASE databases (``.db``).
+
+Every item is ``Data(z [N] int64, pos [N, 3] float32 (Å), energy [1] float64, forces [N, 3] float32)``
+(``energy``/``forces`` only when the source has them; ASE databases may add ``y [1, K]`` for the
+requested ``targets``). ``dataset.units`` names the units of ``energy`` and ``forces``; ``energy_unit="eV"``
+converts kcal/mol sources (MD17) to eV and eV/Å. Energies are float64: totals of ~1e4 eV need it
+(float32 would round them to ~1 meV).
+
+* **MD17** (Chmiela et al., Sci. Adv. 2017; sGDML): npz keys ``R [F, N, 3]`` Å, ``E [F, 1]`` kcal/mol,
+  ``F [F, N, 3]`` kcal/mol/Å, ``z [N]``. **rMD17** (Christensen & von Lilienfeld 2020, figshare, CC0):
+  ``coords``, ``energies``, ``forces``, ``nuclear_charges`` in the same units. Both key sets are detected.
+* **3BPA** (Kovács et al., JCTC 2021; BOTNet datasets, MIT): extended XYZ with ``energy=`` (eV) and
+  ``forces`` (eV/Å); files ``train_300K``, ``train_mixedT``, ``test_300K``, ``test_600K``, ``test_1200K``,
+  ``test_dihedral`` and ``iso_atoms`` (isolated-atom energies; :func:`atomic_energies`).
+* **ExtXYZ**: any file :func:`ase.io.read` understands, with ``energy_key`` / ``forces_key``.
+* **ASEDatabase**: ``ase.db`` SQLite files; properties are looked up in ``row.data``, then in the
+  key-value pairs, then in the stored calculator results. Units come from ``metadata['_property_unit_dict']``.
+
+Splits: ``split="all"|"train"|"val"|"test"`` with ``split_sizes`` (ints or fractions; default
+``(0.8, 0.1, 0.1)``) and ``split_seed`` (see :func:`geomdl.datasets.base.random_split_indices`).
+"""
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import torch
+
+from geomdl.datasets.base import GeometricDataset, random_split_indices
+
+MD17_KEYS = {"R": "pos", "E": "energy", "F": "forces", "z": "z"}
+RMD17_KEYS = {"coords": "pos", "energies": "energy", "forces": "forces", "nuclear_charges": "z"}
+KCAL_MOL_TO_EV = 0.0433641043  # 1 kcal/mol in eV (4184 J / N_A / e)
+THREEBPA_FILES = ("train_300K", "train_mixedT", "test_300K", "test_600K", "test_1200K", "test_dihedral", "iso_atoms")
+
+
+def molecule_data(z, pos, energy=None, forces=None):
+    """One ``Data(z, pos, energy, forces)`` with the dtypes documented in the module docstring."""
+    from torch_geometric.data import Data
+
+    z = torch.from_numpy(np.array(z, dtype=np.int64)).reshape(-1)
+    pos = torch.from_numpy(np.array(pos, dtype=np.float32)).reshape(-1, 3)
+    if pos.shape[0] != z.shape[0]:
+        raise ValueError(f"pos has {pos.shape[0]} atoms but z has {z.shape[0]}")
+    data = Data(z=z, pos=pos)
+    if energy is not None:
+        data.energy = torch.tensor([float(energy)], dtype=torch.float64)
+    if forces is not None:
+        forces = torch.from_numpy(np.array(forces, dtype=np.float32)).reshape(-1, 3)
+        if forces.shape[0] != z.shape[0]:
+            raise ValueError(f"forces has {forces.shape[0]} rows but the molecule has {z.shape[0]} atoms")
+        data.forces = forces
+    return data
+
+
+def read_md17_npz(path) -> dict:
+    """Arrays ``z [N]``, ``pos [F, N, 3]``, ``energy [F]``, ``forces [F, N, 3]`` of an MD17 or rMD17 npz."""
+    path = pathlib.Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            keys = set(npz.files)
+            for mapping in (MD17_KEYS, RMD17_KEYS):
+                if set(mapping) <= keys:
+                    arrays = {new: np.asarray(npz[old]) for old, new in mapping.items()}
+                    break
+            else:
+                raise ValueError(f"missing keys: expected MD17 {sorted(MD17_KEYS)} or rMD17 {sorted(RMD17_KEYS)}, "
+                                 f"found {sorted(keys)}")
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    except Exception as exc:
+        raise ValueError(f"{path}: unreadable npz ({type(exc).__name__}: {exc})") from None
+    pos, z = arrays["pos"], arrays["z"].reshape(-1)
+    frames = pos.shape[0] if pos.ndim == 3 else -1
+    energy = arrays["energy"].reshape(-1)
+    if pos.ndim != 3 or pos.shape[1:] != (len(z), 3) or arrays["forces"].shape != pos.shape or energy.shape != (frames,):
+        raise ValueError(f"{path}: inconsistent shapes: positions {pos.shape}, forces {arrays['forces'].shape}, "
+                         f"energies {arrays['energy'].shape}, charges {z.shape} (expected [F, N, 3], [F, N, 3], [F], [N])")
+    arrays.update(z=z, energy=energy)
+    return arrays
+
+
+def atomic_energies(path, energy_key: str = "energy") -> dict[int, float]:
+    """``{atomic number: energy}`` from a file of single-atom frames (3BPA's ``iso_atoms.xyz``)."""
+    from geomdl.datasets.formats.xyz import atoms_energy_forces, read_ase
+
+    out = {}
+    for atoms in read_ase(path):
+        if len(atoms) != 1:
+            raise ValueError(f"{path}: expected single-atom frames, found one with {len(atoms)} atoms")
+        energy, _ = atoms_energy_forces(atoms, energy_key)
+        if energy is None:
+            raise ValueError(f"{path}: a frame has no {energy_key!r}")
+        out[int(atoms.numbers[0])] = energy
+    return out
+
+
+class _Molecular(GeometricDataset):
+    def _setup_split(self, split, split_sizes, split_seed):
+        if split not in ("all", "train", "val", "test"):
+            raise ValueError(f"split must be 'all', 'train', 'val' or 'test', got {split!r}")
+        self.split, self.split_seed = split, int(split_seed)
+        sizes = list(split_sizes) if split_sizes is not None else [0.8, 0.1, 0.1]
+        self.split_indices = dict(zip(("train", "val", "test"), random_split_indices(self._count, sizes, self.split_seed)))
+        if split != "all":
+            self._indices = self.split_indices[split]
+
+    def __repr__(self):
+        return f"{type(self).__name__}({len(self)}, split={self.split!r})"
+
+
+class MD17(_Molecular):
+    """MD17 / rMD17 trajectories from an npz file (see the module docstring).
+
+    Args:
+        root: folder with the npz files (default ``<data root>/md17``).
+        molecule: e.g. ``"ethanol"``: finds ``md17_<m>.npz``, ``rmd17_<m>.npz``, ``<m>*.npz`` or ``npz_data/rmd17_<m>.npz``.
+        path: an explicit npz file (instead of ``molecule``).
+        energy_unit: ``"kcal/mol"`` (as stored) or ``"eV"``.
+        split, split_sizes, split_seed, transform, processed_dir, force_reload: as in the module docstring.
+    """
+
+    subdir = "md17"
+
+    def __init__(self, root=None, molecule: str | None = None, *, path=None, energy_unit: str = "kcal/mol", split: str = "all",
+                 split_sizes=None, split_seed: int = 0, transform=None, processed_dir=None, force_reload: bool = False):
+        super().__init__(root if path is None or root is not None else pathlib.Path(path).parent,
+                         transform=transform, processed_dir=processed_dir, force_reload=force_reload)
+        if energy_unit not in ("kcal/mol", "eV"):
+            raise ValueError(f"energy_unit must be 'kcal/mol' or 'eV', got {energy_unit!r}")
+        if (molecule is None) == (path is None):
+            raise ValueError("give exactly one of molecule= (a name to look up under root) or path= (an npz file)")
+        self.path = pathlib.Path(path) if path is not None else self._find(molecule)
+        self.energy_unit = energy_unit
+        self.units = {"energy": energy_unit, "forces": f"{energy_unit}/Å", "pos": "Å"}
+        self.load()
+        self._setup_split(split, split_sizes, split_seed)
+
+    def _find(self, molecule):
+        r = self.root
+        for cand in (r / f"md17_{molecule}.npz", r / f"rmd17_{molecule}.npz", r / "npz_data" / f"rmd17_{molecule}.npz"):
+            if cand.is_file():
+                return cand
+        found = sorted(r.glob(f"{molecule}*.npz"))
+        if found:
+            return found[0]
+        raise FileNotFoundError(f"no npz for molecule {molecule!r} under {r} (md17_{molecule}.npz, rmd17_{molecule}.npz, ...)")
+
+    def options(self):
+        return {"path": str(self.path.resolve()), "energy_unit": self.energy_unit}
+
+    def raw_paths(self):
+        return [self.path]
+
+    def process(self):
+        arr = read_md17_npz(self.path)
+        scale = KCAL_MOL_TO_EV if self.energy_unit == "eV" else 1.0
+        return [molecule_data(arr["z"], arr["pos"][f], float(arr["energy"][f]) * scale, arr["forces"][f] * scale)
+                for f in range(arr["pos"].shape[0])]
+
+
+class ExtXYZ(_Molecular):
+    """Frames of one or more ASE-readable files (extended XYZ, ...), with energies and forces.
+
+    Args:
+        path: a file or a list of files (read with :func:`ase.io.read`, all frames).
+        energy_key / forces_key: where the labels are (``atoms.info`` / ``atoms.arrays`` or the calculator).
+        require_labels: raise when a frame lacks energy or forces (default ``True``).
+        units: ``{"energy": ..., "forces": ...}`` recorded on the dataset (default eV, eV/Å).
+        root: folder for the default processed cache (default: the first file's folder).
+        split, split_sizes, split_seed, transform, processed_dir, force_reload: as in the module docstring.
+    """
+
+    subdir = "extxyz"
+
+    def __init__(self, path, *, energy_key: str = "energy", forces_key: str = "forces", require_labels: bool = True,
+                 units=None, root=None, split: str = "all", split_sizes=None, split_seed: int = 0, transform=None,
+                 processed_dir=None, force_reload: bool = False):
+        paths = [pathlib.Path(p) for p in (path if isinstance(path, (list, tuple)) else [path])]
+        if not paths:
+            raise ValueError("path must name at least one file")
+        super().__init__(root if root is not None else paths[0].parent, transform=transform, processed_dir=processed_dir,
+                         force_reload=force_reload)
+        for p in paths:
+            if not p.is_file():
+                raise FileNotFoundError(f"{p}: no such file")
+        self.paths, self.energy_key, self.forces_key, self.require_labels = paths, energy_key, forces_key, bool(require_labels)
+        self.units = dict(units) if units is not None else {"energy": "eV", "forces": "eV/Å", "pos": "Å"}
+        self.load()
+        self._setup_split(split, split_sizes, split_seed)
+
+    def options(self):
+        return {"paths": [str(p.resolve()) for p in self.paths], "energy_key": self.energy_key, "forces_key": self.forces_key,
+                "require_labels": self.require_labels}
+
+    def raw_paths(self):
+        return self.paths
+
+    def process(self):
+        from geomdl.datasets.formats.xyz import atoms_energy_forces, read_ase
+
+        out = []
+        for p in self.paths:
+            for k, atoms in enumerate(read_ase(p)):
+                energy, forces = atoms_energy_forces(atoms, self.energy_key, self.forces_key)
+                if self.require_labels and (energy is None or forces is None):
+                    missing = [n for n, v in ((self.energy_key, energy), (self.forces_key, forces)) if v is None]
+                    raise ValueError(f"{p}: frame {k} has no {missing} (pass require_labels=False to allow unlabelled frames)")
+                out.append(molecule_data(atoms.numbers, atoms.positions, energy, forces))
+        return out
+
+
+class ThreeBPA(ExtXYZ):
+    """The 3BPA benchmark (C12H12N2O, 27 atoms): ``file`` is one of :data:`THREEBPA_FILES`,
+    read from ``<root>/dataset_3BPA/<file>.xyz`` (or ``<root>/<file>.xyz``); default root ``<data root>/3bpa``."""
+
+    subdir = "3bpa"
+
+    def __init__(self, root=None, file: str = "train_300K", **kwargs):
+        if file not in THREEBPA_FILES:
+            raise ValueError(f"file must be one of {THREEBPA_FILES}, got {file!r}")
+        from geomdl.datasets.base import resolve_root
+
+        base = resolve_root(root, self.subdir)
+        path = base / "dataset_3BPA" / f"{file}.xyz"
+        path = path if path.is_file() or not (base / f"{file}.xyz").is_file() else base / f"{file}.xyz"
+        kwargs.setdefault("require_labels", file != "iso_atoms")
+        super().__init__(path, root=base, **kwargs)
+
+
+class ASEDatabase(_Molecular):
+    """Rows of an ASE SQLite database (``.db``) as molecules.
+
+    Args:
+        path: the ``.db`` file.
+        energy_key / forces_key: property names of the labels (skipped when absent unless ``require_labels``).
+        targets: further property names stacked into ``y [1, K]`` (e.g. QM9's ``["energy_U0", "homo"]``).
+        selection: an ``ase.db`` query string (e.g. ``"natoms<10"``).
+        units: ``{property: unit}`` overriding/adding to the database metadata (e.g. SchNetPack's MD17
+            ethanol test db stores kcal/mol without saying so).
+        root, split, split_sizes, split_seed, transform, processed_dir, force_reload: as for :class:`ExtXYZ`.
+    """
+
+    subdir = "ase_db"
+
+    def __init__(self, path, *, energy_key: str = "energy", forces_key: str = "forces", targets=(), selection=None,
+                 require_labels: bool = False, units=None, root=None, split: str = "all", split_sizes=None, split_seed: int = 0,
+                 transform=None, processed_dir=None, force_reload: bool = False):
+        self.path = pathlib.Path(path)
+        super().__init__(root if root is not None else self.path.parent, transform=transform, processed_dir=processed_dir,
+                         force_reload=force_reload)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: no such file")
+        self.energy_key, self.forces_key, self.targets = energy_key, forces_key, list(targets)
+        self.selection, self.require_labels = selection, bool(require_labels)
+        self.metadata = self._connect().metadata
+        self.units = {**self.metadata.get("_property_unit_dict", {}), **(units or {})}
+        self.load()
+        self._setup_split(split, split_sizes, split_seed)
+
+    def _connect(self):
+        import ase.db
+
+        try:
+            db = ase.db.connect(str(self.path), type="db")
+            db.count()
+        except Exception as exc:
+            raise ValueError(f"{self.path}: not a readable ASE database ({type(exc).__name__}: {exc})") from None
+        return db
+
+    def options(self):
+        return {"path": str(self.path.resolve()), "energy_key": self.energy_key, "forces_key": self.forces_key,
+                "targets": self.targets, "selection": self.selection, "require_labels": self.require_labels}
+
+    def raw_paths(self):
+        return [self.path]
+
+    @staticmethod
+    def _lookup(row, key):
+        if key in row.data:
+            return np.asarray(row.data[key])
+        if key in row.key_value_pairs:
+            return np.asarray(row.key_value_pairs[key])
+        value = row.get(key)
+        return None if value is None else np.asarray(value)
+
+    def process(self):
+        out = []
+        for row in self._connect().select(self.selection):
+            energy, forces = self._lookup(row, self.energy_key), self._lookup(row, self.forces_key)
+            if self.require_labels and (energy is None or forces is None):
+                raise ValueError(f"{self.path}: row {row.id} lacks {self.energy_key!r} or {self.forces_key!r}")
+            data = molecule_data(row.numbers, row.positions, None if energy is None else float(energy.reshape(-1)[0]), forces)
+            if self.targets:
+                values = []
+                for key in self.targets:
+                    v = self._lookup(row, key)
+                    if v is None or v.size != 1:
+                        raise ValueError(f"{self.path}: row {row.id} has no scalar property {key!r}")
+                    values.append(float(v.reshape(-1)[0]))
+                data.y = torch.tensor([values], dtype=torch.float32)
+            out.append(data)
+        if not out:
+            raise ValueError(f"{self.path}: no rows (selection={self.selection!r})")
+        return out
