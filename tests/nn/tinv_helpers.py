@@ -66,8 +66,17 @@ def tiny_tinvnet(degenerate: str = "pick", dim: int = 3, seed: int = 0, **kw) ->
     return TinvNet(backbone, dim=dim, degenerate=degenerate, **kw)
 
 
-def as_batch(model):
-    """Adapter for ``assert_equivariant``: ``fn(pos, batch) -> model(data)``."""
-    def fn(pos, batch):
-        return model(SimpleNamespace(pos=pos, batch=batch))
-    return fn
+class AsBatch(torch.nn.Module):
+    """Adapter for ``assert_equivariant``: ``fn(pos, batch) -> model(data)`` (a Module, so that the
+    test kit converts it to float64)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pos, batch):
+        return self.model(SimpleNamespace(pos=pos, batch=batch))
+
+
+def as_batch(model) -> AsBatch:
+    return AsBatch(model)

@@ -11,13 +11,24 @@ backbone is: no special layers, no rotation augmentation.
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Sequence
+from types import SimpleNamespace
 
 import torch
 from torch import nn
 
 from geomdl.nn.tinv.embedding import mds_embedding
 from geomdl.ops import scatter
+
+
+def _empty_like(data):
+    """An empty batch object of the input's kind: a PyG ``Data`` for PyG input, else a namespace
+    (so that plain inputs never import torch_geometric)."""
+    pyg = sys.modules.get("torch_geometric.data")
+    if pyg is not None and isinstance(data, pyg.data.BaseData):
+        return pyg.Data()
+    return SimpleNamespace()
 
 
 class TinvNet(nn.Module):
@@ -121,14 +132,12 @@ class TinvNet(nn.Module):
         return self._frame_average(data, result, batch, vectors)
 
     def _frame_average(self, data, result, batch, vectors) -> torch.Tensor:
-        from torch_geometric.data import Data
-
         z, pair, point, weight, cloud = result.frame_embeddings()
         num_points, num_clouds, num_pairs = data.pos.shape[0], result.num_clouds, weight.numel()
         if getattr(data, "edge_index", None) is not None:
             raise ValueError("degenerate='average' expands every cloud into several frames and cannot expand a "
                              "given edge_index; let the backbone build its graph from pos")
-        new = Data()
+        new = _empty_like(data)
         for key in (data.keys() if callable(getattr(data, "keys", None)) else vars(data)):
             value = getattr(data, key)
             if key in ("pos", "batch", "ptr") or key in vectors or not isinstance(value, torch.Tensor) or value.dim() == 0:
@@ -140,7 +149,7 @@ class TinvNet(nn.Module):
         new.pos = self._pad(z)
         for key, value in vectors.items():
             frame_rot = result.frames[cloud][pair].to(value.dtype)
-            setattr(new, key, self._pad(torch.einsum("mk,mkl->ml", value[point], frame_rot)))
+            setattr(new, key, self._pad((value[point].unsqueeze(2) * frame_rot).sum(dim=1)))
         new.batch = pair
         ptr = torch.zeros(num_pairs + 1, dtype=torch.long, device=pair.device)
         torch.cumsum(torch.bincount(pair, minlength=num_pairs), 0, out=ptr[1:])

@@ -86,7 +86,7 @@ class MDSResult:
         offset = torch.arange(entry_pair.numel(), device=device) - entry_ptr[entry_pair]
         point = ptr[pair_cloud[entry_pair]] + offset
         rot = self.frames[pair_cloud, pair_frame].to(self.embedding.dtype)
-        z = torch.einsum("mk,mkl->ml", self.embedding[point], rot[entry_pair])
+        z = (self.embedding[point].unsqueeze(2) * rot[entry_pair]).sum(dim=1)
         weight = self.frame_weights[pair_cloud, pair_frame]
         return z, entry_pair, point, weight, pair_cloud
 

@@ -1,0 +1,139 @@
+"""TinvNet: invariance of the wrapped network, vectors in the canonical frame, 2-D data, errors."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from tinv_helpers import as_batch, generic_cloud, tiny_tinvnet
+
+from geomdl.models.tiny_pointnet import TinyPointNet
+from geomdl.nn.tinv import TinvNet, mds_embedding
+from geomdl.testing import assert_equivariant, equivariance_error
+
+
+def clouds(dtype=torch.float64):
+    pos = torch.cat([generic_cloud(30, 11), generic_cloud(24, 12)]).to(dtype)
+    batch = torch.repeat_interleave(torch.arange(2), torch.tensor([30, 24]))
+    return pos, batch
+
+
+@pytest.mark.parametrize("degenerate", ["pick", "average"])
+def test_tinvnet_output_is_invariant_float64(degenerate):
+    pos, batch = clouds()
+    assert_equivariant(as_batch(tiny_tinvnet(degenerate)), (pos, batch), ("position", "batch"), "global_scalar",
+                       scaling=True, n_samples=4, tol=1e-10)
+
+
+def test_tinvnet_output_is_invariant_float32():
+    pos, batch = clouds(torch.float32)
+    errors = equivariance_error(as_batch(tiny_tinvnet()), (pos, batch), ("position", "batch"), "global_scalar",
+                                scaling=True, n_samples=4, float64=False)
+    assert max(errors.values()) < 1e-4, errors
+
+
+def test_backbone_alone_is_not_rotation_invariant():
+    """Negative control: the same backbone on raw positions changes under rotations."""
+    pos, batch = clouds()
+    torch.manual_seed(0)
+    backbone = TinyPointNet(out_channels=5, hidden_channels=16)
+    errors = equivariance_error(as_batch(backbone), (pos, batch), ("position", "batch"), "global_scalar", n_samples=2)
+    assert errors["rotation"] > 1e-3
+
+
+def test_backbone_sees_the_embedding_as_positions():
+    seen = {}
+
+    class Spy(torch.nn.Module):
+        def forward(self, data):
+            seen["pos"] = data.pos
+            return data.pos.sum(0, keepdim=True)
+
+    pos = generic_cloud(20, 13)
+    TinvNet(Spy())(SimpleNamespace(pos=pos))
+    assert torch.equal(seen["pos"], mds_embedding(pos).embedding)
+
+
+def test_normals_are_rotated_into_the_canonical_frame():
+    class UsesNormals(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(6, 3)
+
+        def forward(self, data):
+            h = self.lin(torch.cat([data.pos, data.normal], 1)).tanh()
+            return h.max(0, keepdim=True).values
+
+    torch.manual_seed(0)
+    model = TinvNet(UsesNormals(), vector_keys=("normal",))
+
+    class Fn(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, pos, normal):
+            return self.model(SimpleNamespace(pos=pos, normal=normal))
+
+    pos = generic_cloud(25, 14)
+    normal = torch.nn.functional.normalize(torch.randn(25, 3, dtype=torch.float64), dim=1)
+    assert_equivariant(Fn(), (pos, normal), ("position", "vector"), "global_scalar", tol=1e-10)
+
+
+def test_planar_data_with_dim_2_is_padded_for_a_3d_backbone_and_invariant():
+    plane = generic_cloud(40, 15, dim=2)
+    pos = torch.cat([plane, torch.zeros(40, 1, dtype=torch.float64)], 1)
+    model = tiny_tinvnet(dim=2)
+    assert model.pos_dim == 3
+    batch = torch.zeros(40, dtype=torch.long)
+    assert_equivariant(as_batch(model), (pos, batch), ("position", "batch"), "global_scalar", scaling=True, tol=1e-10)
+
+
+def test_state_dict_round_trip_and_repr():
+    a, b = tiny_tinvnet(seed=1), tiny_tinvnet(seed=2)
+    pos, batch = clouds(torch.float32)
+    data = SimpleNamespace(pos=pos, batch=batch)
+    assert not torch.allclose(a(data), b(data))
+    b.load_state_dict(a.state_dict())
+    assert torch.equal(a(data), b(data))
+    assert "degenerate='pick'" in repr(a)
+
+
+def test_one_optimiser_step_reduces_the_loss():
+    pos, batch = clouds(torch.float32)
+    target = torch.tensor([0, 3])
+    model = tiny_tinvnet()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    data = SimpleNamespace(pos=pos, batch=batch)
+    before = torch.nn.functional.cross_entropy(model(data), target)
+    before.backward()
+    opt.step()
+    after = torch.nn.functional.cross_entropy(model(data), target)
+    assert float(after.detach()) < float(before.detach())
+
+
+def test_tinvnet_works_on_a_pyg_batch():
+    from torch_geometric.data import Batch, Data
+
+    data = Batch.from_data_list([Data(pos=generic_cloud(20, 16).float(), y=torch.tensor([1])),
+                                 Data(pos=generic_cloud(15, 17).float(), y=torch.tensor([0]))])
+    out = tiny_tinvnet()(data)
+    assert out.shape == (2, 5)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(backbone="pointnet"), TypeError, "backbone must be a torch.nn.Module"),
+    (dict(output="edges"), ValueError, "output must be"),
+    (dict(dim=3, pos_dim=2), ValueError, "pos_dim must be"),
+    (dict(degenerate="vote"), ValueError, "degenerate must be one of"),
+])
+def test_bad_arguments_raise(kwargs, error, match):
+    backbone = kwargs.pop("backbone", TinyPointNet(out_channels=2))
+    with pytest.raises(error, match=match):
+        TinvNet(backbone, **kwargs)
+
+
+def test_missing_normals_raise():
+    model = TinvNet(TinyPointNet(out_channels=2), vector_keys="normal")
+    with pytest.raises(ValueError, match="data.normal must be a tensor shaped like pos"):
+        model(SimpleNamespace(pos=generic_cloud(10, 1).float()))
