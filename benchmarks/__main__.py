@@ -14,6 +14,7 @@ import sys
 import time
 
 BENCHMARKS = {
+    "tinvnn_tsp": "benchmarks.tinvnn_tsp",
     "ops": "benchmarks.ops",
 }
 
