@@ -23,6 +23,11 @@ class PairData(Data):
             return torch.tensor([[self.pos_ref.size(0)], [self.pos_src.size(0)]])
         return super().__inc__(key, value, *args, **kwargs)
 
+    def __cat_dim__(self, key, value, *args, **kwargs):
+        if key == "correspondences":
+            return 1
+        return super().__cat_dim__(key, value, *args, **kwargs)
+
     @property
     def num_nodes(self):  # a pair has two clouds; report the source size (PyG needs one number)
         if getattr(self, "pos_src", None) is not None:

@@ -141,7 +141,11 @@ class ModelNet(GeometricDataset):
         d, n = self.folder, self.name
         if self.format == "normal_resampled":
             names = _read_lines(d / f"modelnet{n}_shape_names.txt")
-            ids = _read_lines(d / f"modelnet{n}_{self.split}.txt")
+            listing = d / f"modelnet{n}_{self.split}.txt"
+            if not listing.is_file():
+                raise FileNotFoundError(f"{listing}: split list missing (it ships with the official "
+                                        "modelnet40_normal_resampled archive; one shape id per line)")
+            ids = _read_lines(listing)
             out = []
             for sid in ids:
                 cls = sid.rsplit("_", 1)[0]
