@@ -96,10 +96,11 @@ def load_checkpoint(path, map_location="cpu", allow_other_version: bool = False)
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError,
             IndexError, TypeError, AttributeError) as exc:
         text = str(exc)
-        if "Weights only load failed" in text:
+        if "Unsupported global" in text:
             raise CheckpointError(f"{path!r} is not a geomdl checkpoint (it holds Python objects that are not "
                                   f"tensors or plain values; geomdl loads checkpoints with weights_only=True)") from None
-        reason = (text.strip().splitlines() or [type(exc).__name__])[0]
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "weights_only" not in ln and "Weights only" not in ln]
+        reason = (lines or [type(exc).__name__])[0]
         raise CheckpointError(f"checkpoint {path!r} is corrupt or truncated ({reason[:160]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path!r} is not a geomdl checkpoint (no '{FORMAT}' header)")

@@ -26,13 +26,13 @@ import time
 import torch
 
 from geomdl.pipelines import checkpoint as ckpt_mod
-from geomdl.pipelines.config import ConfigError, ExperimentConfig, dump_config
+from geomdl.pipelines.config import ConfigError, ExperimentConfig, check_kwargs, dump_config
 from geomdl.pipelines.distributed import DistInfo, all_gather_objects, all_reduce_sum, barrier, setup
 from geomdl.pipelines.ema import ModelEMA
 from geomdl.pipelines.evaluation import autocast_context, eval_loader, evaluate, move_to, report
 from geomdl.pipelines.loggers import MetricsLogger
 from geomdl.pipelines.optim import build_optimizer, build_scheduler
-from geomdl.pipelines.tasks import Task, build_task
+from geomdl.pipelines.tasks import Task, build_task, get_model_constructor
 from geomdl.utils.io import atomic_path, atomic_write_text
 
 log = logging.getLogger("geomdl.train")
@@ -64,6 +64,17 @@ def amp_dtype_for(setting: str, device: torch.device) -> torch.dtype | None:
     if setting == "fp16" and device.type != "cuda":
         raise ConfigError("train.amp: 'fp16' needs a GPU (use 'bf16' or 'off' on CPU)")
     return torch.bfloat16 if setting == "bf16" else torch.float16
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """sha256 of the bytes of every parameter and buffer (equal iff the weights are bit-identical)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 class Trainer:
@@ -236,6 +247,9 @@ class Trainer:
         or True for ``<out_dir>/last.pt``. ``overwrite`` allows starting afresh in a folder that
         already holds a run (otherwise an error, so earlier checkpoints are never clobbered)."""
         cfg, info = self.config, self.info
+        check_kwargs(get_model_constructor(cfg.model.name), cfg.model.kwargs, "model.kwargs")  # fail before any I/O
+        if cfg.data.root is not None and not pathlib.Path(cfg.data.root).exists():
+            raise ConfigError(f"data.root: path {cfg.data.root!r} does not exist")
         resume_path = ckpt = None
         if resume:
             resume_path = self.out_dir / "last.pt" if resume is True else pathlib.Path(resume)
@@ -317,6 +331,11 @@ class Trainer:
         results = {"finished": True, "epoch": self.state["epoch"], "step": self.state["step"], "stopped_early": stopped_early,
                    "best": self.state["best"], "best_epoch": self.state["best_epoch"], "out_dir": str(self.out_dir),
                    "metrics": {}, "plots": []}
+        # every rank's weights must be identical after DDP training: record a fingerprint of each
+        prints = all_gather_objects(weights_fingerprint(self.raw_model), info)
+        results["weights_sha256_per_rank"] = prints
+        if len(set(prints)) > 1:
+            log.warning("the processes ended with different weights: %s", prints)
         for split, loader in self.eval_loaders.items():
             metrics, stats, preds = evaluate(self.task, self.eval_model, loader, info, self.amp_dtype, collect_predictions=True)
             results["metrics"][split] = metrics
