@@ -12,7 +12,9 @@ Conventions (shared by every op here and by PyG):
   ``Batch`` produces. Points only connect within their own cloud.
 
 The compiled CPU kernels use a uniform cell grid (radius) / cell-grid search with growing shells
-(knn), O(N log N) or better; the references compute blockwise dense distances (O(N M), bounded memory).
+(knn). The references are vectorised pure PyTorch: a sorted cell grid with ``searchsorted`` for
+D <= 3 (blockwise dense distances otherwise), and knn by radius searches whose radius doubles until
+every query has its k neighbours inside the searched ball.
 """
 from __future__ import annotations
 
@@ -54,42 +56,133 @@ def _check_finite(x, name):
 # --- reference ------------------------------------------------------------------------------
 
 
-def _select_neighbors_reference(x, y, batch_x, batch_y, limit, r, ignore_same_index):
-    """Blockwise dense search. Keeps per query the `limit` nearest (within r if r is not None)."""
+def _sort_and_limit(qi, xj, dd, num_queries, limit):
+    """Sort pairs by (query, distance, source) and keep the first ``limit`` of every query."""
+    order = torch.argsort(xj, stable=True)
+    order = order[torch.argsort(dd[order], stable=True)]
+    order = order[torch.argsort(qi[order], stable=True)]
+    qi, xj, dd = qi[order], xj[order], dd[order]
+    counts = torch.bincount(qi, minlength=num_queries)
+    first = torch.cumsum(counts, 0) - counts
+    keep = (torch.arange(qi.numel(), device=qi.device) - first[qi]) < limit
+    return qi[keep], xj[keep], dd[keep]
+
+
+def _candidates_dense(x, y, batch_x, batch_y, ignore_same_index, r):
+    """All (query, source) pairs of the same cloud (within r when given), blockwise O(N M)."""
     nx, ny = x.shape[0], y.shape[0]
-    if nx == 0 or ny == 0:
-        return x.new_zeros((2, 0), dtype=torch.long)
     block = max(1, _BLOCK_ELEMENTS // max(nx, 1))
-    rows, cols = [], []
+    out_q, out_x = [], []
     ar_x = torch.arange(nx, device=x.device)
     for start in range(0, ny, block):
         yb = y[start : start + block]
-        d2 = torch.cdist(yb.double(), x.double()).pow(2) if x.dtype != torch.float64 else torch.cdist(yb, x).pow(2)
-        # exact squared distances (cdist may use the matmul trick; recompute on candidates below)
         valid = batch_y[start : start + block].unsqueeze(1) == batch_x.unsqueeze(0)
         if ignore_same_index:
-            valid &= (torch.arange(start, start + yb.shape[0], device=x.device).unsqueeze(1) != ar_x.unsqueeze(0))
-        if r is not None:
-            valid &= d2 <= (r * r) * (1 + 1e-6) + 1e-12
+            valid &= torch.arange(start, start + yb.shape[0], device=x.device).unsqueeze(1) != ar_x.unsqueeze(0)
+        if r is not None:  # loose prefilter; exact test in float64 below
+            valid &= torch.cdist(yb.double(), x.double()) <= r * (1 + 1e-6) + 1e-12
         qi, xj = valid.nonzero(as_tuple=True)
-        # exact distances of candidates, in float64
-        dd = (yb[qi].double() - x[xj].double()).pow(2).sum(1)
-        if r is not None:
-            keep = dd <= float(r) * float(r)
-            qi, xj, dd = qi[keep], xj[keep], dd[keep]
-        # sort by (query, distance, source index)
-        order = torch.argsort(xj, stable=True)
-        order = order[torch.argsort(dd[order], stable=True)]
-        order = order[torch.argsort(qi[order], stable=True)]
-        qi, xj = qi[order], xj[order]
-        # rank within query
-        counts = torch.bincount(qi, minlength=yb.shape[0])
-        first = torch.cumsum(counts, 0) - counts
-        rank = torch.arange(qi.numel(), device=x.device) - first[qi]
-        keep = rank < limit
-        rows.append(xj[keep])
-        cols.append(qi[keep] + start)
-    return torch.stack([torch.cat(rows), torch.cat(cols)])
+        out_q.append(qi + start)
+        out_x.append(xj)
+    return torch.cat(out_q), torch.cat(out_x)
+
+
+def _candidates_grid(x, y, batch_x, batch_y, ignore_same_index, r):
+    """Pairs within r via a uniform grid of cell size r (O(N + E)); None if the grid is unsuitable."""
+    dim = x.shape[1]
+    if dim > 3:
+        return None
+    lo = torch.minimum(x.min(0).values, y.min(0).values).double()
+    cx = torch.floor((x.double() - lo) / r).long()
+    cy = torch.floor((y.double() - lo) / r).long()
+    size = torch.maximum(cx.max(0).values, cy.max(0).values) + 3  # +1 margin each side
+    nb = int(max(batch_x.max(), batch_y.max())) + 1
+    total = float(nb) * float(torch.prod(size.double()))
+    if total > 2**62:
+        return None
+    strides = [1] * dim
+    for d in range(dim - 2, -1, -1):
+        strides[d] = strides[d + 1] * int(size[d + 1])
+    cells_total = strides[0] * int(size[0])
+    stride_t = torch.tensor(strides, device=x.device)
+    key_x = batch_x * cells_total + ((cx + 1) * stride_t).sum(1)
+    key_y = batch_y * cells_total + ((cy + 1) * stride_t).sum(1)
+    order_x = torch.argsort(key_x, stable=True)
+    sorted_keys = key_x[order_x]
+    out_q, out_x = [], []
+    offsets = torch.cartesian_prod(*[torch.tensor([-1, 0, 1], device=x.device)] * dim).reshape(-1, dim)
+    for off in offsets:
+        k = key_y + (off * stride_t).sum()
+        start = torch.searchsorted(sorted_keys, k, side="left")
+        stop = torch.searchsorted(sorted_keys, k, side="right")
+        cnt = stop - start
+        q = torch.repeat_interleave(torch.arange(y.shape[0], device=x.device), cnt)
+        pos_in = torch.arange(int(cnt.sum()), device=x.device) - torch.repeat_interleave(torch.cumsum(cnt, 0) - cnt, cnt)
+        out_q.append(q)
+        out_x.append(order_x[torch.repeat_interleave(start, cnt) + pos_in])
+    qi, xj = torch.cat(out_q), torch.cat(out_x)
+    if ignore_same_index:
+        keep = qi != xj
+        qi, xj = qi[keep], xj[keep]
+    return qi, xj
+
+
+def _select_neighbors_reference(x, y, batch_x, batch_y, limit, r, ignore_same_index):
+    """Pairs (source j, query i), sorted by query, distance, source; the ``limit`` nearest per query
+    (within ``r`` when ``r`` is not None). Distances are exact float64 sums of squares."""
+    nx, ny = x.shape[0], y.shape[0]
+    if nx == 0 or ny == 0:
+        return torch.zeros((2, 0), dtype=torch.long, device=x.device)
+    if r is None:
+        return _knn_reference(x, y, batch_x, batch_y, limit, ignore_same_index)
+    cand = _candidates_grid(x, y, batch_x, batch_y, ignore_same_index, r)
+    if cand is None:
+        cand = _candidates_dense(x, y, batch_x, batch_y, ignore_same_index, r)
+    qi, xj = cand
+    dd = (y[qi].double() - x[xj].double()).pow(2).sum(1)
+    keep = dd <= r * r
+    qi, xj, dd = _sort_and_limit(qi[keep], xj[keep], dd[keep], ny, limit)
+    return torch.stack([xj, qi])
+
+
+def _knn_reference(x, y, batch_x, batch_y, k, ignore_same_index):
+    """k nearest by growing radius searches: a query is final once k points lie within the radius
+    searched (then the k nearest are among them); otherwise the radius doubles."""
+    ny = y.shape[0]
+    dim = x.shape[1]
+    extent = float((torch.maximum(x.max(0).values, y.max(0).values) - torch.minimum(x.min(0).values, y.min(0).values)).max())
+    nb = int(max(batch_x.max(), batch_y.max())) + 1
+    per_cloud = max(1.0, x.shape[0] / nb)
+    r = max(extent * (2.0 * k / per_cloud) ** (1.0 / dim), 1e-9) if extent > 0 else 1.0
+    available = torch.bincount(batch_x, minlength=nb)[batch_y] - (1 if ignore_same_index else 0) * (batch_y >= 0).long()
+    need = torch.clamp(available, max=k)  # a query can only get as many as its cloud offers
+    todo = torch.arange(ny, device=x.device)
+    res_q, res_x, res_d = [], [], []
+    while todo.numel():
+        sub_y, sub_b = y[todo], batch_y[todo]
+        cand = _candidates_grid(x, sub_y, batch_x, sub_b, False, r) if dim <= 3 and r < 4 * extent + 1 else None
+        if cand is None:
+            cand = _candidates_dense(x, sub_y, batch_x, sub_b, False, None)
+            r = float("inf")
+        qi, xj = cand
+        if ignore_same_index:
+            keep = todo[qi] != xj
+            qi, xj = qi[keep], xj[keep]
+        dd = (sub_y[qi].double() - x[xj].double()).pow(2).sum(1)
+        keep = dd <= r * r
+        qi, xj, dd = qi[keep], xj[keep], dd[keep]
+        found = torch.bincount(qi, minlength=todo.numel())
+        done = found >= need[todo]
+        sel = done[qi]
+        q2, x2, d2 = _sort_and_limit(qi[sel], xj[sel], dd[sel], todo.numel(), k)
+        res_q.append(todo[q2])
+        res_x.append(x2)
+        res_d.append(d2)
+        todo = todo[~done]
+        r *= 2.0
+    qi, xj, dd = torch.cat(res_q), torch.cat(res_x), torch.cat(res_d)
+    qi, xj, _ = _sort_and_limit(qi, xj, dd, ny, k)
+    return torch.stack([xj, qi])
 
 
 def radius_reference(x, y, r, batch_x=None, batch_y=None, max_num_neighbors=32, ignore_same_index=False):

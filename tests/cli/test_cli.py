@@ -1,0 +1,47 @@
+import json
+import subprocess
+import sys
+
+import geomdl
+from geomdl.cli import COMMANDS, main
+
+
+def test_version_and_help(capsys):
+    try:
+        main(["--version"])
+    except SystemExit as exc:
+        assert exc.code == 0
+    assert geomdl.__version__ in capsys.readouterr().out
+    assert main([]) == 0
+    assert "COMMAND" in capsys.readouterr().out
+
+
+def test_info_reports_backend_and_kernels(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "backend" in out and "scatter_reduce" in out and "torch" in out
+
+
+def test_every_command_module_has_the_contract():
+    import importlib
+
+    for name, (module, _) in COMMANDS.items():
+        mod = importlib.import_module(module)  # every registered command must exist
+        assert callable(mod.add_arguments) and callable(mod.run), name
+
+
+def test_demo_ops_stage_runs_on_built_in_data(tmp_path, capsys):
+    assert main(["demo", "--quick", "--only", "ops", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "demo_results.json").read_text())["ops"]
+    assert result["edges"] > 0 and result["reference_agrees"]
+    assert 0.5 < result["mean_planarity"] <= 1.0
+
+
+def test_demo_rejects_unknown_stage(tmp_path, capsys):
+    assert main(["demo", "--only", "nonsense", "--out", str(tmp_path)]) == 2
+    assert "unknown stage" in capsys.readouterr().err
+
+
+def test_console_entry_point_runs_as_module():
+    out = subprocess.run([sys.executable, "-m", "geomdl", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"geomdl {geomdl.__version__}"
