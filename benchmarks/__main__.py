@@ -15,7 +15,9 @@ import time
 
 BENCHMARKS = {
     "tinvnn_tsp": "benchmarks.tinvnn_tsp",
+    "tinvnn_classification": "benchmarks.tinvnn_classification",
     "ops": "benchmarks.ops",
+    "ponita_3bpa": "benchmarks.ponita_3bpa",
 }
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
