@@ -99,7 +99,7 @@ def grid_keypoints(points: torch.Tensor, spacing: float, max_keypoints: int, gen
 def register(source, target, method: str = "geomdl", voxel_size: float = 0.05, *, keypoint_spacing: float | None = None,
              max_keypoints: int = 5000,
              descriptor_radius: float | None = None, inlier_threshold: float | None = None,
-             icp_distance: float | None = None, icp_iterations: int = 30, min_inliers: int = 12,
+             icp_distance: float | None = None, icp_iterations: int = 30, icp_points: int = 3000, min_inliers: int = 15,
              min_fitness: float = 0.05, seed: int = 0) -> RegistrationResult:
     """Register ``source`` onto ``target``: find ``T`` with ``T(source) ≈ target`` where they overlap.
 
@@ -107,12 +107,14 @@ def register(source, target, method: str = "geomdl", voxel_size: float = 0.05, *
         source, target: ``[N, 3]`` / ``[M, 3]`` point clouds (tensor or array, any float dtype).
         method: one of ``METHODS`` (see the module table).
         voxel_size: voxel side of the downsampling grid; every other scale defaults to a multiple of it.
-        keypoint_spacing: grid side for keypoint selection (default ``1.5 * voxel_size``).
+        keypoint_spacing: grid side for keypoint selection (default ``voxel_size``).
         max_keypoints: at most this many keypoints per cloud (random subset beyond).
         descriptor_radius: support radius of the descriptors (default ``5 * voxel_size``).
         inlier_threshold: correspondence inlier distance (default ``2 * voxel_size``).
-        icp_distance: ICP correspondence distance (default ``voxel_size``); icp_iterations: ICP steps.
-        min_inliers, min_fitness: the result is flagged ``success=False`` below either.
+        icp_distance: ICP correspondence distance (default ``voxel_size``); icp_iterations: ICP steps;
+            icp_points: ICP uses a random subset of at most this many source points.
+        min_inliers, min_fitness: the result is flagged ``success=False`` below either, or when the
+            inlier correspondences are degenerate (coplanar, :func:`inlier_spread` < ``voxel_size``).
         seed: seed of the keypoint subset and of Open3D's RANSAC.
 
     Returns:
@@ -148,7 +150,7 @@ def register(source, target, method: str = "geomdl", voxel_size: float = 0.05, *
     tgt_normals = desc.orient_normals(tgt_down, estimate_normals(tgt_down, neighbors=tgt_nbr), tgt_nbr)
     timer.lap("normals")
     gen = torch.Generator().manual_seed(seed)
-    spacing = keypoint_spacing or 1.5 * voxel_size
+    spacing = keypoint_spacing or voxel_size
     src_key = grid_keypoints(src_down, spacing, max_keypoints, gen)
     tgt_key = grid_keypoints(tgt_down, spacing, max_keypoints, gen)
     timer.lap("keypoints")
@@ -164,19 +166,34 @@ def register(source, target, method: str = "geomdl", voxel_size: float = 0.05, *
     timer.lap("matching")
     est = spectral_estimate(src_down[corr[:, 0]], tgt_down[corr[:, 1]], tau)
     timer.lap("estimation")
-    icp = icp_point_to_plane(src_down, tgt_down, tgt_normals, est.pose, icp_dist, icp_iterations)
+    icp_src = src_down
+    if src_down.shape[0] > icp_points:
+        icp_src = src_down[torch.randperm(src_down.shape[0], generator=gen)[:icp_points]]
+    icp = icp_point_to_plane(icp_src, tgt_down, tgt_normals, est.pose, icp_dist, icp_iterations)
     timer.lap("refinement")
     return _finish(icp.pose, corr, est.inliers, icp.fitness, icp.rmse, timer.finish(), method, min_inliers,
-                   min_fitness, src_down, tgt_down, est.pose)
+                   min_fitness, src_down, tgt_down, est.pose, voxel_size)
+
+
+def inlier_spread(points: torch.Tensor) -> float:
+    """Standard deviation of ``points [K, 3]`` along their flattest direction (``sqrt`` of the smallest
+    covariance eigenvalue). Inliers on one plane or line (spread ~ 0) do not pin down a 3-D pose:
+    planar scenes give such spurious consensus sets (floor matched to floor)."""
+    if points.shape[0] < 3:
+        return 0.0
+    centred = points - points.mean(0)
+    return float(torch.linalg.eigvalsh(centred.T @ centred / points.shape[0])[0].clamp_min(0).sqrt())
 
 
 def _finish(pose, corr, inliers, fitness, rmse, timings, method, min_inliers, min_fitness, src_down, tgt_down,
-            coarse_pose) -> RegistrationResult:
+            coarse_pose, voxel_size) -> RegistrationResult:
     num_inliers = int(inliers.sum())
     ratio = num_inliers / max(corr.shape[0], 1)
     reasons = []
     if num_inliers < min_inliers:
         reasons.append(f"{num_inliers} inlier correspondences < min_inliers={min_inliers}")
+    elif inlier_spread(src_down[corr[inliers, 0]]) < voxel_size:
+        reasons.append("inlier correspondences lie on one plane (degenerate)")
     if fitness < min_fitness:
         reasons.append(f"fitness {fitness:.3f} < min_fitness={min_fitness}")
     drift = (transform(src_down, pose) - transform(src_down, coarse_pose)).norm(dim=1).median()
