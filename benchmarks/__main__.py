@@ -17,6 +17,7 @@ BENCHMARKS = {
     "tinvnn_tsp": "benchmarks.tinvnn_tsp",
     "tinvnn_classification": "benchmarks.tinvnn_classification",
     "ops": "benchmarks.ops",
+    "registration": "benchmarks.registration",
     "ponita_3bpa": "benchmarks.ponita_3bpa",
 }
 
