@@ -8,4 +8,9 @@ on a ``torch_geometric`` batch. Add one line per model.
 
 MODELS: dict = {
     "tiny_pointnet": "geomdl.models.tiny_pointnet:TinyPointNet",
+    "egnn": "geomdl.models.egnn:EGNN",
+    "painn": "geomdl.models.painn:PaiNN",
+    "pointnet": "geomdl.models.pointnet:PointNet",
+    "pointnet2": "geomdl.models.pointnet2:PointNet2",
+    "dgcnn": "geomdl.models.dgcnn:DGCNN",
 }

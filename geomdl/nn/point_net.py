@@ -138,21 +138,29 @@ class SetAbstraction(torch.nn.Module):
 
 
 class GlobalSetAbstraction(torch.nn.Module):
-    """``max`` over each cloud of ``MLP([x, pos])``: ``(x [N, C], pos, batch) -> (x' [B, out], pos0 [B, D], batch [B])``
-    with ``pos0`` zeros (the cloud's single centre)."""
+    """``max`` over each cloud of ``MLP([x, p - c])``: ``(x [N, C], pos, batch) -> (x' [B, out], c [B, D], batch [B])``.
 
-    def __init__(self, in_channels: int, out_channels: int, hidden_channels=(256, 512), pos_dim: int = 3, act="relu"):
+    ``c`` is the centroid of each cloud when ``center=True`` (default; translation invariant), else
+    the origin (the original PointNet++ "group all", which sees absolute positions).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, hidden_channels=(256, 512), pos_dim: int = 3, act="relu",
+                 center: bool = True):
         super().__init__()
-        self.pos_dim = pos_dim
+        self.pos_dim, self.center = pos_dim, bool(center)
         self.mlp = MLP([in_channels + pos_dim, *_hidden(hidden_channels), out_channels], act=act, last_act=True)
 
     def forward(self, x, pos, batch=None):
         pos = check_positions(pos, "pos", dim=self.pos_dim)
         batch = check_batch_vector(batch, pos.shape[0], pos.device)
-        h = self.mlp(pos if x is None else torch.cat([x, pos], dim=1))
         nb = int(batch[-1]) + 1 if batch.numel() else 0
-        out = ops.scatter(h, batch, 0, nb, "max")
-        return out, pos.new_zeros((nb, pos.shape[1])), torch.arange(nb, device=pos.device)
+        if self.center:
+            c = ops.scatter(pos, batch, 0, nb, "mean")
+            rel = pos - c.index_select(0, batch)
+        else:
+            c, rel = pos.new_zeros((nb, pos.shape[1])), pos
+        h = self.mlp(rel if x is None else torch.cat([x, rel], dim=1))
+        return ops.scatter(h, batch, 0, nb, "max"), c, torch.arange(nb, device=pos.device)
 
 
 def knn_interpolate(x: torch.Tensor, pos_src: torch.Tensor, pos_dst: torch.Tensor, batch_src: torch.Tensor | None = None,

@@ -1,0 +1,164 @@
+"""Shared plumbing of the molecular models (EGNN, PaiNN, NequIP-style): inputs, graph, readout.
+
+Every molecular model maps atoms to per-atom outputs ``y_i [N, out_channels]`` and reads out
+
+.. math::  Y_b = \\sum_{i \\in b} \\big(\\sigma\\, y_i + \\mu + a_{z_i}\\big)\\qquad(\\texttt{readout="sum"})
+
+with ``mu``/``sigma`` (``target_mean``/``target_std``, per atom) and optional per-element
+reference values ``a_z`` (``atomref``). ``task="node"`` returns ``sigma y_i + mu + a_{z_i}``.
+
+Calling conventions (both work)::
+
+    model(z, pos, batch)           # z [N] int atomic numbers (or x [N, in_channels] float), pos [N, 3]
+    model(data)                    # a torch_geometric Data/Batch with z (or x), pos, batch
+
+Outputs: ``[B, out_channels]`` (graph task) or ``[N, out_channels]`` (node task).
+:meth:`MolecularModel.energy_and_forces` returns ``(E [B], F = -dE/dpos [N, 3])``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from geomdl import ops
+from geomdl.nn.message_passing import check_batch_vector, check_positions, is_data, num_graphs, unpack
+
+TASKS = ("graph", "node")
+READOUTS = ("sum", "mean")
+
+
+def full_graph(batch: torch.Tensor) -> torch.Tensor:
+    """All ordered pairs ``j != i`` within each graph of a sorted ``batch`` -> ``edge_index [2, E]``."""
+    counts = torch.bincount(batch) if batch.numel() else batch.new_zeros(0)
+    ptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+    src, dst = [], []
+    for b, n in enumerate(counts.tolist()):
+        if n < 2:
+            continue
+        ar = torch.arange(n, device=batch.device) + int(ptr[b])
+        i, j = torch.meshgrid(ar, ar, indexing="ij")
+        keep = i != j
+        src.append(j[keep])
+        dst.append(i[keep])
+    if not src:
+        return batch.new_zeros((2, 0))
+    return torch.stack([torch.cat(src), torch.cat(dst)])
+
+
+class MolecularModel(nn.Module):
+    """Base class: validates inputs, builds the graph, embeds atoms, reads out.
+
+    Subclasses implement ``node_outputs(h [N, C], pos [N, 3], edge_index) -> [N, out_channels]``.
+
+    Args (shared by all molecular models):
+        out_channels: outputs per graph/atom (default 1: an energy).
+        hidden_channels: width ``C`` of the atom embedding.
+        num_elements: atomic numbers ``z`` must be in ``[0, num_elements)`` (default 100); ignored when
+            ``in_channels`` is given.
+        in_channels: if given, the first input is a float feature matrix ``x [N, in_channels]``
+            (linearly embedded) instead of atomic numbers.
+        cutoff: radius of the neighbour graph (default 5.0, units of ``pos``); ``None``: all pairs
+            within each molecule.
+        max_num_neighbors: nearest neighbours kept per atom (default 32).
+        task: ``"graph"`` (default) or ``"node"``.
+        readout: ``"sum"`` (default, extensive targets like energies) or ``"mean"``.
+        target_mean, target_std: per-atom output shift and scale (defaults 0 and 1).
+        atomref: optional per-element reference values ``[num_elements]`` added per atom (needs ``z``).
+    """
+
+    def __init__(self, out_channels: int = 1, hidden_channels: int = 128, num_elements: int = 100, in_channels: int | None = None,
+                 cutoff: float | None = 5.0, max_num_neighbors: int = 32, task: str = "graph", readout: str = "sum",
+                 target_mean: float = 0.0, target_std: float = 1.0, atomref=None):
+        super().__init__()
+        for name, value in (("out_channels", out_channels), ("hidden_channels", hidden_channels), ("num_elements", num_elements),
+                            ("max_num_neighbors", max_num_neighbors)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if in_channels is not None and (isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1):
+            raise ValueError(f"in_channels must be None (atomic numbers) or an int >= 1, got {in_channels!r}")
+        if cutoff is not None and (not isinstance(cutoff, (int, float)) or not cutoff > 0):
+            raise ValueError(f"cutoff must be a positive number or None (all pairs), got {cutoff!r}")
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+        if not target_std > 0:
+            raise ValueError(f"target_std must be positive, got {target_std!r}")
+        self.out_channels, self.hidden_channels, self.num_elements, self.in_channels = out_channels, hidden_channels, num_elements, in_channels
+        self.cutoff = None if cutoff is None else float(cutoff)
+        self.max_num_neighbors, self.task, self.readout = max_num_neighbors, task, readout
+        self.embedding = nn.Linear(in_channels, hidden_channels) if in_channels else nn.Embedding(num_elements, hidden_channels)
+        self.register_buffer("target_mean", torch.tensor(float(target_mean)))
+        self.register_buffer("target_std", torch.tensor(float(target_std)))
+        if atomref is not None:
+            if in_channels:
+                raise ValueError("atomref needs atomic numbers z; it cannot be used with in_channels")
+            ref = torch.as_tensor(atomref, dtype=torch.get_default_dtype()).reshape(num_elements, -1)
+            if ref.shape[1] not in (1, out_channels):
+                raise ValueError(f"atomref must have shape [{num_elements}] or [{num_elements}, {out_channels}], got {tuple(ref.shape)}")
+            self.register_buffer("atomref", ref)
+        else:
+            self.atomref = None
+
+    # ------------------------------------------------------------------ inputs
+    def _inputs(self, z, pos, batch):
+        if is_data(z):
+            data = z
+            zz, xx, pos, batch = unpack(data, "z", "x", "pos", "batch")
+            z = xx if self.in_channels else zz
+            if z is None:
+                raise ValueError(f"data must carry {'x' if self.in_channels else 'z'} (atomic numbers z, or features x with in_channels)")
+        if not isinstance(z, torch.Tensor):
+            raise TypeError(f"z must be a torch.Tensor (or pass a torch_geometric Data), got {type(z).__name__}")
+        if pos is None:
+            raise ValueError("pos [N, 3] is required")
+        pos = check_positions(pos, "pos", z.shape[0])
+        if self.in_channels:
+            if not z.is_floating_point() or z.dim() != 2 or z.shape[1] != self.in_channels:
+                raise ValueError(f"x must be a float tensor [N, {self.in_channels}] (in_channels={self.in_channels}), got {z.dtype} {tuple(z.shape)}")
+        else:
+            if z.is_floating_point() or z.dim() != 1:
+                raise TypeError(f"z must be an int tensor [N] of atomic numbers, got {z.dtype} {tuple(z.shape)}")
+            if z.numel() and (int(z.min()) < 0 or int(z.max()) >= self.num_elements):
+                raise ValueError(f"z must lie in [0, {self.num_elements}) (num_elements), got range [{int(z.min())}, {int(z.max())}]")
+        batch = check_batch_vector(batch, z.shape[0], pos.device)
+        return z, pos, batch
+
+    def build_graph(self, pos: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        if self.cutoff is None:
+            return full_graph(batch)
+        return ops.radius_graph(pos.detach(), self.cutoff, batch, max_num_neighbors=self.max_num_neighbors)
+
+    # ------------------------------------------------------------------ forward
+    def node_outputs(self, h, pos, edge_index):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, z, pos: torch.Tensor | None = None, batch: torch.Tensor | None = None) -> torch.Tensor:
+        z, pos, batch = self._inputs(z, pos, batch)
+        edge_index = self.build_graph(pos, batch)
+        h = self.embedding(z.to(pos.dtype) if self.in_channels else z)
+        y = self.node_outputs(h, pos, edge_index) * self.target_std + self.target_mean
+        if self.atomref is not None:
+            y = y + self.atomref.to(y.dtype).index_select(0, z)
+        if self.task == "node":
+            return y
+        return ops.scatter(y, batch, 0, num_graphs(batch), self.readout)
+
+    def energy_and_forces(self, z, pos: torch.Tensor | None = None, batch: torch.Tensor | None = None, create_graph: bool | None = None):
+        """``(E [B], F [N, 3])`` with ``F = -dE/dpos``; ``create_graph`` defaults to ``self.training``
+        (so a force loss can be back-propagated)."""
+        if self.task != "graph" or self.out_channels != 1:
+            raise ValueError("energy_and_forces needs task='graph' and out_channels=1")
+        if is_data(z):
+            z, pos, batch = self._inputs(z, None, None)
+        if pos is None:
+            raise ValueError("pos [N, 3] is required")
+        if not pos.requires_grad:
+            pos = pos.detach().requires_grad_(True)
+        energy = self.forward(z, pos, batch)[:, 0]
+        create = self.training if create_graph is None else bool(create_graph)
+        (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=create)
+        return energy, -grad
+
+    def extra_repr(self) -> str:
+        return f"cutoff={self.cutoff}, task={self.task!r}, readout={self.readout!r}"

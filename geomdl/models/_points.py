@@ -1,0 +1,46 @@
+"""Input handling shared by the point-cloud models (PointNet, PointNet++, DGCNN).
+
+Call forms: ``model(pos, x=None, batch=None)`` or ``model(data)`` with ``data.pos``, optional
+``data.x`` and ``data.batch`` (a torch_geometric ``Data``/``Batch``). ``pos [N, pos_dim]`` may be
+any coordinates (e.g. TinvNN's invariant embedding); ``x [N, in_channels]`` extra point features.
+"""
+from __future__ import annotations
+
+import torch
+
+from geomdl.nn.message_passing import check_batch_vector, check_features, check_positions, is_data, unpack
+
+TASKS = ("graph", "node")
+
+
+def check_task(task: str) -> str:
+    if task not in TASKS:
+        raise ValueError(f"task must be 'graph' (one output per cloud) or 'node' (one per point), got {task!r}")
+    return task
+
+
+def check_int(name: str, value, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return value
+
+
+def point_inputs(model, pos, x, batch):
+    """Validated ``(pos, x, batch)`` for ``model`` (which has ``in_channels`` and ``pos_dim``)."""
+    if is_data(pos):
+        pos, x, batch = unpack(pos, "pos", "x", "batch")
+        if pos is None:
+            raise ValueError("data.pos is required")
+    pos = check_positions(pos, "pos", dim=model.pos_dim)
+    if model.in_channels:
+        if x is None:
+            raise ValueError(f"x [N, {model.in_channels}] is required (in_channels={model.in_channels})")
+        x = check_features(x, "x", pos.shape[0], model.in_channels).to(pos.dtype)
+    else:
+        x = None  # features present in the data but not configured are ignored (in_channels=0)
+    batch = check_batch_vector(batch, pos.shape[0], pos.device)
+    return pos, x, batch
+
+
+def num_clouds(batch: torch.Tensor) -> int:
+    return int(batch[-1]) + 1 if batch.numel() else 0

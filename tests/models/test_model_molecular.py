@@ -1,0 +1,117 @@
+import sys
+import pathlib
+
+import pytest
+import torch
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "nn"))
+from layer_checks import state_dict_roundtrip  # noqa: E402
+
+from geomdl.models import MODELS  # noqa: E402
+from geomdl.models.egnn import EGNN  # noqa: E402
+from geomdl.models.painn import PaiNN  # noqa: E402
+from geomdl.testing import assert_equivariant  # noqa: E402
+
+SMALL = {
+    "egnn": lambda **kw: EGNN(hidden_channels=8, num_layers=2, num_elements=10, **kw),
+    "egnn_rbf_coords": lambda **kw: EGNN(hidden_channels=8, num_layers=2, num_elements=10, num_rbf=4, update_coords=True, **kw),
+    "painn": lambda **kw: PaiNN(hidden_channels=8, num_layers=2, num_elements=10, num_rbf=6, **kw),
+}
+
+
+def _molecules(seed=0, sizes=(5, 4)):
+    g = torch.Generator().manual_seed(seed)
+    n = sum(sizes)
+    z = torch.randint(1, 10, (n,), generator=g)
+    pos = torch.randn(n, 3, generator=g, dtype=torch.float64) * 1.2
+    batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    return z, pos, batch
+
+
+def test_registered():
+    assert MODELS["egnn"] == "geomdl.models.egnn:EGNN" and MODELS["painn"] == "geomdl.models.painn:PaiNN"
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_energy_invariant_forces_equivariant(name):
+    z, pos, batch = _molecules()
+    model = SMALL[name]().double()
+    assert_equivariant(model, (z, pos, batch), ("scalar", "position", "batch"), "global_scalar")
+    force_fn = lambda z, p, b: model.energy_and_forces(z, p, b, create_graph=False)  # noqa: E731
+    assert_equivariant(force_fn, (z, pos, batch), ("scalar", "position", "batch"), ("global_scalar", "vector"))
+
+
+@pytest.mark.parametrize("name", ["egnn", "painn"])
+def test_forces_are_gradients_and_trainable(name):
+    z, pos, batch = _molecules(1)
+    model = SMALL[name]().double().train()
+    e, f = model.energy_and_forces(z, pos, batch)
+    # finite-difference check of F = -dE/dpos on one coordinate
+    eps = 1e-6
+    p2 = pos.clone()
+    p2[2, 1] += eps
+    p3 = pos.clone()
+    p3[2, 1] -= eps
+    fd = -(model(z, p2, batch).sum() - model(z, p3, batch).sum()) / (2 * eps)
+    torch.testing.assert_close(f[2, 1], fd.detach(), rtol=1e-5, atol=1e-7)
+    # a force loss back-propagates to the weights (double backward through ops.scatter)
+    f.pow(2).sum().backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("name", ["egnn", "painn"])
+def test_gradcheck_positions(name):
+    z, pos, batch = _molecules(2, sizes=(3, 3))
+    model = SMALL[name]().double()
+    assert torch.autograd.gradcheck(lambda p: model(z, p, batch), (pos.clone().requires_grad_(),))
+
+
+@pytest.mark.parametrize("name", ["egnn", "painn"])
+def test_roundtrip_and_pyg_batch(name):
+    from torch_geometric.data import Batch, Data
+
+    z, pos, batch = _molecules(3)
+    state_dict_roundtrip(lambda: SMALL[name](atomref=torch.linspace(0, 1, 10)).double(), lambda m: m(z, pos, batch))
+    model = SMALL[name]().double()
+    data = Batch.from_data_list([Data(z=z[:5], pos=pos[:5]), Data(z=z[5:], pos=pos[5:])])
+    torch.testing.assert_close(model(data), model(z, pos, batch))
+    e, f = model.energy_and_forces(data)
+    assert e.shape == (2,) and f.shape == (9, 3)
+
+
+def test_node_task_mean_std_atomref_and_full_graph():
+    z, pos, batch = _molecules(4)
+    m = EGNN(hidden_channels=8, num_layers=1, num_elements=10, task="node", cutoff=None).double()
+    y = m(z, pos, batch)
+    assert y.shape == (9, 1)
+    m2 = EGNN(hidden_channels=8, num_layers=1, num_elements=10, cutoff=None, target_mean=2.0, target_std=3.0,
+              atomref=torch.arange(10.0)).double()
+    m2.load_state_dict({**m.state_dict(), "target_mean": torch.tensor(2.0), "target_std": torch.tensor(3.0),
+                        "atomref": torch.arange(10.0).reshape(10, 1)})
+    expected = torch.zeros(2, 1, dtype=torch.float64).index_add(0, batch, 3.0 * y + 2.0 + z.double().unsqueeze(1))
+    torch.testing.assert_close(m2(z, pos, batch), expected)
+
+
+def test_features_instead_of_atomic_numbers():
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    pos = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    m = PaiNN(out_channels=2, hidden_channels=8, num_layers=1, in_channels=4).double()
+    assert m(x, pos).shape == (1, 2)
+
+
+def test_errors():
+    m = PaiNN(hidden_channels=8, num_layers=1, num_elements=10)
+    with pytest.raises(ValueError, match=r"z must lie in \[0, 10\)"):
+        m(torch.tensor([1, 12]), torch.randn(2, 3))
+    with pytest.raises(TypeError, match="atomic numbers"):
+        m(torch.randn(2), torch.randn(2, 3))
+    with pytest.raises(ValueError, match=r"pos must have shape \[2, 3\]"):
+        m(torch.tensor([1, 2]), torch.randn(3, 3))
+    with pytest.raises(ValueError, match="task"):
+        EGNN(task="edge")
+    with pytest.raises(ValueError, match="cutoff"):
+        PaiNN(cutoff=None)
+    with pytest.raises(ValueError, match="energy_and_forces"):
+        EGNN(out_channels=2).energy_and_forces(torch.tensor([1]), torch.randn(1, 3))
