@@ -1,0 +1,81 @@
+"""XYZ parsers: QM9 raw format (own parser) and extended XYZ through ase; property round trips and errors."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from geomdl.datasets.formats.xyz import ELEMENTS, QM9_XYZ_PROPERTIES, parse_qm9_xyz, read_ase
+from geomdl.datasets.molecular import ExtXYZ
+
+SYMBOLS = ["H", "C", "N", "O", "F"]
+finite = st.floats(-50, 50, allow_nan=False, width=32)
+
+
+def _qm9_text(index, atoms, props, mathematica):
+    def fmt(v):
+        s = f"{v:.6e}"
+        return s.replace("e", "*^") if mathematica else s
+
+    lines = [str(len(atoms)), "gdb " + str(index) + " " + " ".join(fmt(p) for p in props)]
+    lines += [f"{s} {fmt(x)} {fmt(y)} {fmt(z)} {fmt(q)}" for s, x, y, z, q in atoms]
+    lines += ["100.0 200.0", "C C", "InChI=1S/CH4/h1H4 InChI=1S/CH4/h1H4"]
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=40, deadline=None)
+@given(index=st.integers(1, 133885),
+       atoms=st.lists(st.tuples(st.sampled_from(SYMBOLS), finite, finite, finite, finite), min_size=1, max_size=9),
+       props=st.lists(finite, min_size=15, max_size=15), mathematica=st.booleans())
+def test_qm9_xyz_roundtrip_property(index, atoms, props, mathematica):
+    rec = parse_qm9_xyz(_qm9_text(index, atoms, props, mathematica))
+    assert rec["index"] == index
+    assert rec["z"].tolist() == [ELEMENTS[a[0]] for a in atoms]
+    np.testing.assert_allclose(rec["pos"], np.array([a[1:4] for a in atoms]), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose([rec["properties"][k] for k in QM9_XYZ_PROPERTIES], props, rtol=1e-6, atol=1e-6)
+
+
+def test_qm9_xyz_errors():
+    good = _qm9_text(1, [("C", 0, 0, 0, 0)], [0.0] * 15, True)
+    with pytest.raises(ValueError, match="m.xyz: expected 6 lines for 1 atoms"):
+        parse_qm9_xyz("\n".join(good.splitlines()[:3]), name="m.xyz")
+    with pytest.raises(ValueError, match="atom line 1"):
+        parse_qm9_xyz(good.replace("C 0.000000*^+00", "Xx 0.0"), name="m.xyz")
+    with pytest.raises(ValueError, match="line 2"):
+        parse_qm9_xyz(good.replace("gdb 1", "gdb"), name="m.xyz")
+
+
+@settings(max_examples=15, deadline=None)
+@given(frames=st.lists(st.tuples(st.lists(st.sampled_from(SYMBOLS), min_size=1, max_size=6), st.integers(0, 2**31 - 1)),
+                       min_size=1, max_size=4))
+def test_extxyz_roundtrip_property(tmp_path_factory, frames):
+    import ase
+    import ase.io
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    folder = tmp_path_factory.mktemp("xyz")
+    written = []
+    for symbols, seed in frames:
+        rng = np.random.default_rng(seed)
+        atoms = ase.Atoms(symbols, positions=rng.normal(size=(len(symbols), 3)))
+        atoms.calc = SinglePointCalculator(atoms, energy=float(rng.normal() * 100), forces=rng.normal(size=(len(symbols), 3)))
+        written.append(atoms)
+    ase.io.write(folder / "t.xyz", written, format="extxyz")
+    ds = ExtXYZ(folder / "t.xyz", processed_dir=folder / "cache")
+    assert len(ds) == len(frames)
+    for data, atoms in zip(ds, written):
+        assert data.z.tolist() == atoms.numbers.tolist()
+        np.testing.assert_allclose(data.pos.numpy(), atoms.positions, rtol=1e-6, atol=1e-6)
+        assert float(data.energy) == pytest.approx(atoms.get_potential_energy(), rel=1e-9)
+        np.testing.assert_allclose(data.forces.numpy(), atoms.get_forces(), rtol=1e-6, atol=1e-6)
+
+
+def test_corrupt_extxyz_names_file(tmp_path):
+    path = tmp_path / "bad.xyz"
+    path.write_text("3\nenergy=1.0 Properties=species:S:1:pos:R:3\nC 0 0 0\nH 1 0 0\n")  # one atom line short
+    with pytest.raises(ValueError, match="bad.xyz"):
+        read_ase(path)
+    unlabelled = tmp_path / "nolabel.xyz"
+    unlabelled.write_text("1\nProperties=species:S:1:pos:R:3\nC 0 0 0\n")
+    with pytest.raises(ValueError, match="nolabel.xyz: frame 0 has no"):
+        ExtXYZ(unlabelled, processed_dir=tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob("*.pt"))  # nothing half-written in the cache
