@@ -22,20 +22,28 @@ SETTINGS = {
 }
 
 
-@pytest.fixture
-def trained(tmp_path, capsys):
-    """A finished run: (config path, run folder, bytes of its last.pt)."""
-    cfg = tmp_path / "cfg.yaml"
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A finished run shared by the tests of this module: (config path, run folder, bytes of its
+    last.pt). Tests must leave it unchanged (and check that they did)."""
+    tmp = tmp_path_factory.mktemp("trained")
+    cfg = tmp / "cfg.yaml"
     cfg.write_text(yaml.safe_dump(SETTINGS))
-    run = tmp_path / "run"
+    run = tmp / "run"
     assert main(["train", str(cfg), "--out", str(run), "--quiet"]) == 0
-    out = capsys.readouterr().out
-    assert "val: loss=" in out and "accuracy=" in out
     return cfg, run, (run / "last.pt").read_bytes()
 
 
+def test_train_prints_final_metrics_and_run_folder(trained, tmp_path, capsys):
+    cfg, _, _ = trained
+    assert main(["train", str(cfg), "--out", str(tmp_path / "r"), "--set", "train.epochs=1", "--set", "train.plots=off"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("val: loss=") and "accuracy=" in out[0] and out[1] == f"run folder: {tmp_path / 'r'}"
+    assert not (tmp_path / "r" / "learning_curves.png").exists()
+
+
 def _one_error_line(capsys, command: str) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
+    err = [ln for ln in capsys.readouterr().err.strip().splitlines() if not ln.startswith("epoch ")]
     assert len(err) == 1, err
     assert err[0].startswith(f"geomdl {command}: error: ")
     return err[0]
@@ -120,7 +128,7 @@ def test_eval_command_writes_metrics_and_plots(trained, tmp_path, capsys):
 
 
 def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path, capsys):
-    settings = {**SETTINGS, "data": {"name": "toy_shapes", "kwargs": {"num_samples": 96, "num_points": 32}},
+    settings = {**SETTINGS, "data": {"name": "toy_shapes", "kwargs": {"num_samples": 64, "num_points": 16}},
                 "train": {**SETTINGS["train"], "epochs": 4, "ema_decay": 0.8}}
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(yaml.safe_dump(settings))
