@@ -1,0 +1,131 @@
+"""Verified, resumable downloads from a local HTTP server on 127.0.0.1 and file:// URLs (never the network)."""
+import hashlib
+import http.server
+import threading
+
+import pytest
+
+from geomdl.datasets.download import ChecksumError, download, fetch, read_manifest, status
+
+PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
+SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    ranges: list = []
+
+    def do_GET(self):  # noqa: N802
+        body = PAYLOAD if self.path == "/good.bin" else b"tampered" + PAYLOAD[8:]
+        header = self.headers.get("Range")
+        type(self).ranges.append(header)
+        start = int(header.split("=")[1].split("-")[0]) if header else 0
+        self.send_response(206 if header else 200)
+        self.send_header("Content-Length", str(len(body) - start))
+        self.end_headers()
+        self.wfile.write(body[start:])
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    _Handler.ranges = []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_fetch_verifies_and_places_file(server, tmp_path):
+    dest = fetch(f"{server}/good.bin", tmp_path / "a" / "good.bin", len(PAYLOAD), SHA, progress=False)
+    assert dest.read_bytes() == PAYLOAD
+    assert not (tmp_path / "a" / "good.bin.part").exists()
+    fetch(f"{server}/good.bin", dest, len(PAYLOAD), SHA, progress=False)  # present and verified: no request
+    assert _Handler.ranges == [None]
+
+
+def test_fetch_resumes_partial_download(server, tmp_path):
+    dest = tmp_path / "good.bin"
+    (tmp_path / "good.bin.part").write_bytes(PAYLOAD[:300_000])
+    fetch(f"{server}/good.bin", dest, len(PAYLOAD), SHA, progress=False)
+    assert _Handler.ranges == ["bytes=300000-"]
+    assert dest.read_bytes() == PAYLOAD
+
+
+def test_checksum_mismatch_deletes_partial_and_raises(server, tmp_path):
+    dest = tmp_path / "bad.bin"
+    with pytest.raises(ChecksumError, match="sha256 mismatch: expected " + SHA):
+        fetch(f"{server}/bad.bin", dest, len(PAYLOAD), SHA, progress=False)
+    assert not dest.exists() and not (tmp_path / "bad.bin.part").exists()
+
+
+def test_placed_file_with_wrong_checksum_is_caught(tmp_path):
+    dest = tmp_path / "placed.bin"
+    dest.write_bytes(b"x" * len(PAYLOAD))
+    with pytest.raises(ChecksumError, match="placed.bin: sha256 mismatch"):
+        fetch("https://unused.invalid/placed.bin", dest, len(PAYLOAD), SHA, progress=False)
+    with pytest.raises(ChecksumError, match="expected 1048576 bytes, found 3"):
+        dest.write_bytes(b"abc")
+        fetch("https://unused.invalid/placed.bin", dest, len(PAYLOAD), SHA, progress=False)
+
+
+def test_file_url_and_manifest_download(tmp_path):
+    src = tmp_path / "src" / "data.bin"
+    src.parent.mkdir()
+    src.write_bytes(PAYLOAD)
+    manifest = tmp_path / "manifest"
+    manifest.write_text(f"# comment\n\ntoy  toy/data.bin  {len(PAYLOAD)}  {SHA}  {src.as_uri()}\n"
+                        f"other  other/x.bin  3  {'0' * 64}  {src.as_uri()}\n")
+    root = tmp_path / "root"
+    entries = read_manifest(manifest)
+    assert [e.dataset for e in entries] == ["toy", "other"]
+    assert status(entries[0], root) == "missing"
+    (root / "toy").mkdir(parents=True)
+    (root / "toy" / "data.bin.part").write_bytes(PAYLOAD[:1000])
+    assert status(entries[0], root) == "partial"
+    paths = download("toy", root, manifest=manifest, progress=False)  # resumes the partial file by offset
+    assert paths == [root / "toy" / "data.bin"] and paths[0].read_bytes() == PAYLOAD
+    assert status(entries[0], root, check_hash=True) == "verified"
+    with pytest.raises(ValueError, match="dataset 'nope' has no files in the manifest"):
+        download("nope", root, manifest=manifest)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("toy toy/a 12 abc https://x", "SHA256 must be 64 hex"),
+    ("toy toy/a twelve " + "0" * 64 + " https://x", "SIZE must be a byte count"),
+    ("toy ../a 1 " + "0" * 64 + " https://x", "inside the data root"),
+    ("toy toy/a 1", "expected 5 fields"),
+])
+def test_malformed_manifest(tmp_path, line, message):
+    manifest = tmp_path / "manifest"
+    manifest.write_text(line + "\n")
+    with pytest.raises(ValueError, match=f"{manifest}:1: .*{message}"):
+        read_manifest(manifest)
+
+
+def test_repository_manifest_is_valid_and_matches_shared_data(shared_data):
+    entries = read_manifest()  # datasets/manifest of the checkout
+    assert len(entries) >= 90 and all(e.url.startswith("https://") for e in entries)
+    # every listed file is one of the real samples: sizes match exactly, sha256 of a few small ones too
+    for e in entries:
+        assert status(e, shared_data) in ("present", "verified"), e.path
+    small = [e for e in entries if e.size < 2000]
+    assert small and all(status(e, shared_data, check_hash=True) == "verified" for e in small)
+
+
+def test_cli_reports_corrupt_file(tmp_path, capsys):
+    from geomdl.cli import main
+
+    good = tmp_path / "root" / "toy" / "a.bin"
+    good.parent.mkdir(parents=True)
+    good.write_bytes(b"abc")
+    manifest = tmp_path / "manifest"
+    manifest.write_text(f"toy  toy/a.bin  3  {'0' * 64}  https://unused.invalid/a\n")
+    rc = main(["datasets", "--root", str(tmp_path / "root"), "--manifest", str(manifest), "--verify"])
+    out = capsys.readouterr().out
+    assert rc == 1 and "CORRUPT" in out and "synthetic_shapes" in out
+    rc = main(["datasets", "--root", str(tmp_path / "root"), "--manifest", str(manifest), "--download", "toy"])
+    assert rc == 2 and "sha256 mismatch" in capsys.readouterr().err
