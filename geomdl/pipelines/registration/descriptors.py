@@ -62,15 +62,15 @@ def ppf_histogram(points: torch.Tensor, normals: torch.Tensor, keypoints: torch.
         oriented: ``normals`` are already oriented by :func:`orient_normals` (skips that step).
 
     Returns:
-        ``[M, B_rho * B_h * B_c]`` float32 descriptors with unit L2 norm.
+        ``[M, B_rho * B_h * B_c]`` descriptors (dtype of ``points``) with unit L2 norm.
     """
     if keypoints.numel() == 0:
-        return torch.zeros((0, bins[0] * bins[1] * bins[2]))
+        return points.new_zeros((0, bins[0] * bins[1] * bins[2]))
     if not oriented:
         normals = orient_normals(points, normals, knn_search(points, points, 16)[0])
     nbr, _ = knn_search(points, points[keypoints], max_neighbors + 1, radius=radius)
     nbr = nbr[:, 1:]  # drop the keypoint itself (its own nearest neighbour)
-    valid = (nbr >= 0).float()
+    valid = (nbr >= 0).to(points.dtype)
     j = nbr.clamp_min(0)
     p_i = points[keypoints][:, None]
     n_i = normals[keypoints][:, None]
@@ -81,9 +81,9 @@ def ppf_histogram(points: torch.Tensor, normals: torch.Tensor, keypoints: torch.
     c = (normals[j] * n_i).sum(-1)
     b_rho, b_h, b_c = bins
     (r0, r1, fr), (h0, h1, fh), (c0, c1, fc) = (
-        _soft_bins(rho.float(), 0.0, 1.0, b_rho), _soft_bins(h.float(), -0.5, 0.5, b_h), _soft_bins(c.float(), -1.0, 1.0, b_c))
+        _soft_bins(rho, 0.0, 1.0, b_rho), _soft_bins(h, -0.5, 0.5, b_h), _soft_bins(c, -1.0, 1.0, b_c))
     m = keypoints.numel()
-    hist = torch.zeros(m, b_rho * b_h * b_c)
+    hist = points.new_zeros((m, b_rho * b_h * b_c))
     for ri, wr in ((r0, 1 - fr), (r1, fr)):
         for hi, wh in ((h0, 1 - fh), (h1, fh)):
             for ci, wc in ((c0, 1 - fc), (c1, fc)):

@@ -28,7 +28,7 @@ def read_point_cloud(path) -> torch.Tensor:
         raise ValueError(f"{path}: unsupported point cloud format {suffix!r}; expected one of {SUFFIXES}")
     try:
         array = _READERS[suffix](path)
-    except (ValueError, OSError, EOFError, KeyError, IndexError, RuntimeError) as exc:
+    except Exception as exc:  # plyfile/numpy/Open3D raise many types for a corrupt file
         raise ValueError(f"{path}: cannot read point cloud ({type(exc).__name__}: {exc})") from exc
     array = np.asarray(array)
     if array.ndim != 2 or array.shape[1] < 3 or not np.issubdtype(array.dtype, np.number):

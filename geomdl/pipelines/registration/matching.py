@@ -5,24 +5,22 @@ import torch
 
 
 def _best_matches(desc_src: torch.Tensor, desc_tgt: torch.Tensor, block: int = 2048):
-    """Nearest neighbours in both directions from one pass over blocks of ``-|a - b|^2 / 2 + const``.
+    """Nearest neighbours in both directions from one pass over blocks of the similarity ``a . b``.
 
-    Uses ``|a - b|^2 = |a|^2 + |b|^2 - 2 a.b`` so each block is one matrix product.
-    Returns ``(s2t [N], s2t_dist [N], t2s [M])``.
+    For unit-norm descriptors ``|a - b|^2 = 2 - 2 a . b``, so the nearest neighbour is the most
+    similar one and each block is one matrix product. Returns ``(s2t [N], s2t_dist [N], t2s [M])``.
     """
-    sq_t = desc_tgt.pow(2).sum(1)
     n, m = desc_src.shape[0], desc_tgt.shape[0]
-    best_t = desc_src.new_full((m,), float("inf"))
+    best_t = desc_src.new_full((m,), -float("inf"))
     t2s = torch.zeros(m, dtype=torch.long)
     s2t, s2t_d = [], []
     for start in range(0, n, block):
-        a = desc_src[start:start + block]
-        d2 = (a.pow(2).sum(1, keepdim=True) + sq_t[None]) - 2 * (a @ desc_tgt.T)
-        v, i = d2.min(1)
+        sim = desc_src[start:start + block] @ desc_tgt.T
+        v, i = sim.max(1)
         s2t.append(i)
-        s2t_d.append(v.clamp_min(0).sqrt())
-        cv, ci = d2.min(0)
-        better = cv < best_t
+        s2t_d.append((2 - 2 * v).clamp_min(0).sqrt())
+        cv, ci = sim.max(0)
+        better = cv > best_t
         best_t = torch.where(better, cv, best_t)
         t2s = torch.where(better, ci + start, t2s)
     return torch.cat(s2t), torch.cat(s2t_d), t2s
@@ -30,6 +28,8 @@ def _best_matches(desc_src: torch.Tensor, desc_tgt: torch.Tensor, block: int = 2
 
 def mutual_nearest_neighbors(desc_src: torch.Tensor, desc_tgt: torch.Tensor, min_matches: int = 0) -> torch.Tensor:
     """Pairs ``(i, j)`` where ``desc_tgt[j]`` is the nearest of ``desc_src[i]`` and vice versa.
+
+    Descriptors are L2-normalised first (distances are those of the unit vectors).
 
     Args:
         desc_src: ``[N, D]``; desc_tgt: ``[M, D]`` (same ``D``).
@@ -45,7 +45,9 @@ def mutual_nearest_neighbors(desc_src: torch.Tensor, desc_tgt: torch.Tensor, min
                          f"and {tuple(desc_tgt.shape)}")
     if desc_src.shape[0] == 0 or desc_tgt.shape[0] == 0:
         return torch.zeros((0, 2), dtype=torch.long)
-    s2t, dist, t2s = _best_matches(desc_src.float(), desc_tgt.float())
+    desc_src = torch.nn.functional.normalize(desc_src.float(), dim=1)
+    desc_tgt = torch.nn.functional.normalize(desc_tgt.float(), dim=1)
+    s2t, dist, t2s = _best_matches(desc_src, desc_tgt)
     src = torch.arange(desc_src.shape[0])
     mutual = t2s[s2t] == src
     if int(mutual.sum()) < min_matches:

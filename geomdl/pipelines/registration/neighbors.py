@@ -45,10 +45,12 @@ def knn_search(points: torch.Tensor, queries: torch.Tensor, k: int,
         from scipy.spatial import cKDTree
 
         tree = cKDTree(points.detach().cpu().numpy())
-        dist_np, idx_np = tree.query(queries.detach().cpu().numpy(), k=k, workers=1)
+        bound = float("inf") if radius is None else float(radius) * (1 + 1e-9)
+        dist_np, idx_np = tree.query(queries.detach().cpu().numpy(), k=k, workers=1, distance_upper_bound=bound)
         if k == 1:
             dist_np, idx_np = dist_np[:, None], idx_np[:, None]
         idx = torch.from_numpy(idx_np).long()
+        idx[idx >= n] = -1  # scipy marks missing neighbours with index n and distance inf
         dist = torch.from_numpy(dist_np).to(points.dtype)
     if radius is not None:
         far = dist > radius

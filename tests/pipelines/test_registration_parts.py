@@ -1,0 +1,244 @@
+"""Registration building blocks: voxel grid, Kabsch, descriptors (invariance), matching, estimator, ICP, metrics, IO."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from geomdl.pipelines.registration import (
+    correspondence_rmse,
+    estimate_normals,
+    feature_match_recall,
+    icp_point_to_plane,
+    inlier_ratio,
+    mutual_nearest_neighbors,
+    random_pose,
+    read_gt_info,
+    read_gt_log,
+    read_point_cloud,
+    rotation_error_deg,
+    spectral_estimate,
+    transform,
+    translation_error,
+    voxel_downsample,
+    weighted_kabsch,
+    write_pose,
+)
+from geomdl.pipelines.registration.descriptors import ppf_histogram
+from geomdl.pipelines.registration.geometry import axis_angle_to_matrix, make_pose
+from geomdl.pipelines.registration.pairs import synthetic_shape
+from geomdl.testing import assert_equivariant
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 200), st.floats(0.05, 2.0), st.integers(0, 2**31 - 1))
+def test_voxel_downsample_centroids_are_voxel_means(n, voxel, seed):
+    gen = torch.Generator().manual_seed(seed)
+    pts = torch.rand(n, 3, generator=gen, dtype=torch.float64) * 3 - 1
+    cent, voxel_of = voxel_downsample(pts, voxel)
+    cells = torch.floor((pts - pts.min(0).values) / voxel).long()
+    assert cent.shape[0] == torch.unique(cells, dim=0).shape[0]
+    for v in range(cent.shape[0]):
+        members = voxel_of == v
+        assert members.any()
+        assert torch.unique(cells[members], dim=0).shape[0] == 1  # one voxel per index
+        assert torch.allclose(cent[v], pts[members].mean(0))
+
+
+def test_voxel_downsample_rejects_bad_size():
+    with pytest.raises(ValueError, match="voxel_size"):
+        voxel_downsample(torch.rand(5, 3), 0.0)
+
+
+def test_weighted_kabsch_recovers_pose_and_ignores_zero_weights():
+    gen = torch.Generator().manual_seed(1)
+    src = torch.randn(2, 50, 3, generator=gen, dtype=torch.float64)
+    poses = torch.stack([random_pose(gen), random_pose(gen)])
+    tgt = transform(src, poses)
+    tgt[:, :10] += 5 * torch.randn(2, 10, 3, generator=gen, dtype=torch.float64)  # corrupted, weight 0
+    w = torch.ones(2, 50, dtype=torch.float64)
+    w[:, :10] = 0
+    est = weighted_kabsch(src, tgt, w)
+    assert torch.allclose(est, poses, atol=1e-10)
+    assert torch.allclose(torch.det(est[:, :3, :3]), torch.ones(2, dtype=torch.float64))
+
+
+def test_weighted_kabsch_returns_a_proper_rotation_for_reflected_points():
+    src = torch.randn(30, 3, dtype=torch.float64)
+    est = weighted_kabsch(src, src * torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64))
+    assert abs(float(torch.det(est[:3, :3])) - 1) < 1e-10
+
+
+def _descriptor_fn(points):
+    return ppf_histogram(points, estimate_normals(points), torch.arange(points.shape[0]), radius=0.8)
+
+
+def test_ppf_descriptor_is_invariant_to_rotations_reflections_translations_permutations():
+    pts = synthetic_shape(150, generator=torch.Generator().manual_seed(0))
+    out = _descriptor_fn(pts)
+    assert out.shape == (150, 75) and out.dtype == torch.float64
+    assert torch.allclose(out.norm(dim=1), torch.ones(150, dtype=torch.float64))
+    assert_equivariant(_descriptor_fn, [pts], ["position"], "scalar", group="O3", tol=1e-8)
+
+
+def test_ppf_descriptor_equivariance_check_catches_a_non_invariant_variant():
+    def broken(points):  # uses raw coordinates: must be caught
+        return torch.cat([_descriptor_fn(points), points], 1)
+
+    pts = synthetic_shape(100, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(AssertionError):
+        assert_equivariant(broken, [pts], ["position"], "scalar", group="O3", tol=1e-8)
+
+
+def test_mutual_nearest_neighbors_pairs_are_mutual_and_sorted():
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(40, 8, generator=gen)
+    perm = torch.randperm(40, generator=gen)
+    b = a[perm] + 0.01 * torch.randn(40, 8, generator=gen)
+    pairs = mutual_nearest_neighbors(a, b)
+    assert pairs.shape == (40, 2)
+    assert torch.equal(perm[pairs[:, 1]], pairs[:, 0])
+    with pytest.raises(ValueError, match="same D"):
+        mutual_nearest_neighbors(a, b[:, :4])
+
+
+@pytest.mark.parametrize("outlier_fraction", [0.0, 0.8])
+def test_spectral_estimate_recovers_pose_among_outliers(outlier_fraction):
+    gen = torch.Generator().manual_seed(3)
+    n = 300
+    src = torch.rand(n, 3, generator=gen, dtype=torch.float64) * 3
+    pose = random_pose(gen)
+    tgt = transform(src, pose) + 0.005 * torch.randn(n, 3, generator=gen, dtype=torch.float64)
+    n_out = int(outlier_fraction * n)
+    tgt[:n_out] = torch.rand(n_out, 3, generator=gen, dtype=torch.float64) * 3
+    est = spectral_estimate(src, tgt, tau=0.05)
+    assert rotation_error_deg(est.pose, pose) < 0.5
+    assert translation_error(est.pose, pose) < 0.02
+    assert int(est.inliers[n_out:].sum()) >= 0.95 * (n - n_out)
+    assert int(est.inliers[:n_out].sum()) <= 0.05 * n
+
+
+def test_spectral_estimate_with_too_few_correspondences_returns_identity_without_inliers():
+    est = spectral_estimate(torch.zeros(2, 3), torch.ones(2, 3), tau=0.1)
+    assert torch.equal(est.pose, torch.eye(4, dtype=torch.float64)) and not est.inliers.any()
+
+
+def test_icp_point_to_plane_converges_from_a_small_error():
+    pts = synthetic_shape(3000, generator=torch.Generator().manual_seed(0))
+    normals = estimate_normals(pts)
+    pose = make_pose(axis_angle_to_matrix(torch.tensor([0.05, -0.03, 0.04], dtype=torch.float64)),
+                     torch.tensor([0.05, 0.02, -0.03], dtype=torch.float64))
+    src = transform(pts, torch.linalg.inv(pose))
+    res = icp_point_to_plane(src, pts, normals, torch.eye(4, dtype=torch.float64), max_distance=0.3, iterations=50)
+    assert rotation_error_deg(res.pose, pose) < 0.05 and translation_error(res.pose, pose) < 1e-3
+    assert res.fitness > 0.99
+
+
+def test_rotation_and_translation_errors_match_known_values():
+    rot = axis_angle_to_matrix(torch.tensor([0.0, 0.0, math.radians(30)], dtype=torch.float64))
+    pose = make_pose(rot, torch.tensor([0.3, 0.4, 0.0], dtype=torch.float64))
+    eye = torch.eye(4, dtype=torch.float64)
+    assert rotation_error_deg(pose, eye) == pytest.approx(30.0)
+    assert translation_error(pose, eye) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="pose must have shape"):
+        rotation_error_deg(torch.eye(3), eye)
+
+
+def test_correspondence_rmse_info_matrix_and_points_agree_for_pure_translation():
+    # info = sum over points of [I, -[p]x; [p]x, -[p]x^2]-like blocks; for a pure translation only
+    # the top-left block matters: rmse^2 = t^T I_tt t / I[0, 0] = |t|^2 when I_tt = c * Id.
+    info = torch.eye(6, dtype=torch.float64) * 7.0
+    pose = make_pose(torch.eye(3, dtype=torch.float64), torch.tensor([0.1, 0.2, 0.2], dtype=torch.float64))
+    eye = torch.eye(4, dtype=torch.float64)
+    assert correspondence_rmse(pose, eye, info) == pytest.approx(0.3)
+    pts = torch.randn(100, 3, dtype=torch.float64)
+    assert correspondence_rmse(pose, eye, source=pts) == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="needs info"):
+        correspondence_rmse(pose, eye)
+
+
+def test_inlier_ratio_and_feature_match_recall():
+    pose = random_pose(torch.Generator().manual_seed(0))
+    src = torch.randn(10, 3, dtype=torch.float64)
+    tgt = transform(src, pose)
+    tgt[:4] += 1.0
+    assert inlier_ratio(src, tgt, pose) == pytest.approx(0.6)
+    assert feature_match_recall([0.01, 0.06, 0.5, 0.049]) == pytest.approx(0.5)
+
+
+def test_point_cloud_readers_round_trip(tmp_path):
+    from plyfile import PlyData, PlyElement
+
+    from geomdl.utils.optional import import_open3d
+
+    pts = np.random.default_rng(0).normal(size=(50, 3))
+    np.save(tmp_path / "a.npy", pts)
+    np.savetxt(tmp_path / "a.xyz", np.hstack([pts, np.ones((50, 1))]))
+    vertex = np.array([tuple(p) for p in pts], dtype=[("x", "f8"), ("y", "f8"), ("z", "f8")])
+    PlyData([PlyElement.describe(vertex, "vertex")], text=False).write(str(tmp_path / "a.ply"))
+    o3d = import_open3d()
+    pcd = o3d.geometry.PointCloud()
+    pcd.points = o3d.utility.Vector3dVector(pts)
+    o3d.io.write_point_cloud(str(tmp_path / "a.pcd"), pcd)
+    for name in ("a.npy", "a.xyz", "a.ply", "a.pcd"):
+        got = read_point_cloud(tmp_path / name)
+        assert got.dtype == torch.float64 and torch.allclose(got, torch.from_numpy(pts), atol=1e-6), name
+
+
+@pytest.mark.parametrize("name,content", [("bad.ply", b"ply\nformat nonsense\n"), ("bad.xyz", b"1 2 x\n"),
+                                          ("bad.npy", b"not a numpy file"), ("bad.pcd", b"garbage")])
+def test_corrupt_point_cloud_file_names_the_file(tmp_path, name, content):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ValueError, match=name):
+        read_point_cloud(tmp_path / name)
+
+
+def test_unknown_suffix_and_missing_file(tmp_path):
+    (tmp_path / "a.obj").write_text("v 0 0 0\n")
+    with pytest.raises(ValueError, match="unsupported"):
+        read_point_cloud(tmp_path / "a.obj")
+    with pytest.raises(FileNotFoundError):
+        read_point_cloud(tmp_path / "missing.ply")
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.floats(-1e6, 1e6), st.floats(-1e6, 1e6), st.floats(-1e6, 1e6)), min_size=1, max_size=20),
+       st.sampled_from([" ", ",", "\t"]))
+def test_xyz_parser_reads_what_was_written(tmp_path_factory, rows, sep):
+    path = tmp_path_factory.mktemp("xyz") / "p.xyz"
+    path.write_text("# header comment\n" + "\n".join(sep.join(repr(v) for v in r) for r in rows) + "\n")
+    got = read_point_cloud(path)
+    assert torch.equal(got, torch.tensor(rows, dtype=torch.float64))
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 60)), min_size=1, max_size=5, unique=True),
+       st.integers(0, 2**31 - 1))
+def test_gt_log_and_info_parsers_round_trip(tmp_path_factory, keys, seed):
+    folder = tmp_path_factory.mktemp("gt")
+    gen = torch.Generator().manual_seed(seed)
+    poses = {k: random_pose(gen) for k in keys}
+    infos = {k: torch.randn(6, 6, generator=gen, dtype=torch.float64) for k in keys}
+    (folder / "gt.log").write_text("".join(f"{i}\t {j}\t 60\n" + "\n".join(" ".join(f"{v:.17g}" for v in row) for row in p.tolist())
+                                           + "\n" for (i, j), p in poses.items()))
+    (folder / "gt.info").write_text("".join(f"{i} {j} 60\n" + "\n".join(" ".join(f"{v:.17g}" for v in row) for row in m.tolist())
+                                            + "\n" for (i, j), m in infos.items()))
+    got, got_info = read_gt_log(folder / "gt.log"), read_gt_info(folder / "gt.info")
+    assert set(got) == set(keys) and all(torch.equal(got[k], poses[k]) for k in keys)
+    assert all(torch.equal(got_info[k], infos[k]) for k in keys)
+
+
+def test_truncated_gt_log_is_an_error_naming_the_file(tmp_path):
+    (tmp_path / "gt.log").write_text("0 1 60\n1 0 0 0\n0 1 0 0\n")
+    with pytest.raises(ValueError, match="gt.log"):
+        read_gt_log(tmp_path / "gt.log")
+
+
+def test_write_pose_round_trip(tmp_path):
+    pose = random_pose(torch.Generator().manual_seed(0))
+    write_pose(tmp_path / "pose.txt", pose)
+    assert torch.allclose(torch.from_numpy(np.loadtxt(tmp_path / "pose.txt")), pose, atol=1e-8)
