@@ -120,11 +120,16 @@ def get_dataset(name: str, split: str, root: str | None = None, **kwargs):
         fn = toy_data.TOY_DATASETS[name]
         return fn(split=split, **check_kwargs(fn, kwargs, "data.kwargs"))
     try:
-        from geomdl.datasets import get_dataset as datasets_get
+        from geomdl.datasets.registry import DATASETS, canonical_name
+        from geomdl.datasets.registry import get_dataset as datasets_get
     except ImportError:
         raise ConfigError(f"data.name: unknown dataset {name!r} (built-in: {', '.join(toy_data.TOY_DATASETS)})") from None
-    extra = {"root": root} if root is not None else {}
-    return datasets_get(name, split=split, **extra, **kwargs)
+    try:
+        canonical_name(name)
+    except (ValueError, TypeError):
+        names = sorted(set(toy_data.TOY_DATASETS) | set(DATASETS))
+        raise ConfigError(f"data.name: unknown dataset {name!r} (choose from {', '.join(names)})") from None
+    return datasets_get(name, root=root, split=split, **kwargs)
 
 
 class Task:
