@@ -28,7 +28,8 @@ def test_standard_header_and_triangulate():
 
 @pytest.mark.parametrize("text, message", [
     ("OFF\n3 1 0\n0 0 0\n1 0 0\n", "declares 3 vertices but only 2"),
-    ("OFF\n3 1 0\n0 0 0\n1 0 0\n3 0 1 2\n", "truncated file"),
+    ("OFF\n3 1 0\n0 0 0\n1 0 0\n3 0 1 2\n", "only 2 vertex lines come before the faces (too few vertices)"),
+    ("OFF\n3 2 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n", "declares 2 faces but only 1"),
     ("OFF\n3 2 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n", "declares 2 faces but only 1"),
     ("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n", "out of range"),
     ("OFF\n3 1 0\n0 0 x\n1 0 0\n0 1 0\n3 0 1 2\n", "vertex 0"),

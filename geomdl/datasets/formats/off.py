@@ -52,6 +52,13 @@ def parse_off(text: str, name: str = "<string>") -> tuple[np.ndarray, np.ndarray
     vlines = lines[pos:pos + num_v]
     if len(vlines) < num_v:
         raise ValueError(f"{name}: header declares {num_v} vertices but only {len(vlines)} vertex lines follow (truncated file?)")
+    if len(lines) - pos < num_v + num_f:
+        face_like = 0
+        while face_like < len(vlines) and _is_face(vlines[len(vlines) - 1 - face_like]):
+            face_like += 1
+        if face_like:
+            raise ValueError(f"{name}: header declares {num_v} vertices but only {num_v - face_like} vertex lines come "
+                             f"before the faces (too few vertices)")
     try:
         verts = np.array([ln.split()[:3] for ln in vlines], dtype=np.float64).reshape(num_v, 3)
     except ValueError:
@@ -77,6 +84,14 @@ def parse_off(text: str, name: str = "<string>") -> tuple[np.ndarray, np.ndarray
     if not np.isfinite(verts).all():
         raise ValueError(f"{name}: vertices contain NaN or infinite values")
     return verts, faces
+
+
+def _is_face(line: str) -> bool:
+    """``n v1 .. vn [colour]`` with integer tokens and n >= 3 (vertex lines have 3 coordinates)."""
+    tokens = line.split()
+    if not tokens or not all(t.lstrip("-").isdigit() for t in tokens):
+        return False
+    return int(tokens[0]) >= 3 and len(tokens) >= int(tokens[0]) + 1 and len(tokens) != 3
 
 
 def _is_floats(tokens) -> bool:
