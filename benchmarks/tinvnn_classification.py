@@ -31,7 +31,7 @@ def run(args) -> list[dict]:
     out = pathlib.Path(args.out_dir)
     extra = list(args.set)
     if args.quick:
-        extra += ["train.epochs=2", "data.kwargs.num_samples=48"]
+        extra += ["train.epochs=2", "data.kwargs.num_per_class=4", "train.eval_every=1"]
     results = {}
     for name, tinvnn, train_rot in _runs():
         t0 = time.perf_counter()

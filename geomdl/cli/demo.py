@@ -17,6 +17,7 @@ HELP = "run the main job on built-in data (every capability, small sizes)"
 STAGES: list[tuple[str, str]] = [
     ("ops", "geomdl.pipelines.demo_ops:run"),
     ("datasets", "geomdl.pipelines.demo_datasets:run"),
+    ("classification", "geomdl.pipelines.demo_tinvnn:run"),
     ("train", "geomdl.pipelines.demo_train:run"),
 ]
 

@@ -9,7 +9,7 @@ from geomdl.pipelines.config import load_config
 from geomdl.pipelines.rotated_classification import RotatedClassificationTask, normalize_clouds, rotation_batch
 from geomdl.pipelines.runs import load_trained, train
 
-SMOKE = ["train.epochs=2", "data.kwargs.num_samples=24", "data.kwargs.num_points=48", "model.name=tiny_pointnet",
+SMOKE = ["train.epochs=2", "data.kwargs.num_per_class=2", "data.kwargs.num_points=48", "model.name=tiny_pointnet",
          "model.kwargs={hidden_channels: 16}", "train.batch_size=8", "train.plots=false", "train.tensorboard=false",
          "train.progress=off"]
 
@@ -90,3 +90,14 @@ def test_two_epoch_training_run_writes_a_checkpoint_that_reloads(tmp_path):
     assert {"accuracy_z", "accuracy_so3", "accuracy_none"} <= set(test)
     model, task, _ = load_trained(tmp_path / "last.pt")
     assert isinstance(model, TinvNet) and isinstance(task, RotatedClassificationTask)
+
+
+def test_demo_stage_prints_accuracy_on_rotated_shapes(tmp_path, capsys):
+    from geomdl.pipelines.demo_tinvnn import run
+
+    result = run(tmp_path, quick=True)
+    printed = capsys.readouterr().out
+    assert "SO3-rotated" in printed
+    for key in ("accuracy_unrotated", "accuracy_z", "accuracy_so3"):
+        assert 0.0 <= result[key] <= 1.0
+    assert result["max_relative_logit_change_so3"] < 1e-3  # invariant up to float32 rounding
