@@ -26,7 +26,7 @@ def fiber_bundle_conv(x: torch.Tensor, kernel_spatial: torch.Tensor, kernel_fibe
     """
     n, o, c = x.shape
     h = scatter((kernel_spatial * x[edge_index[0]]).reshape(-1, o * c), edge_index[1], dim=0, dim_size=n).view(n, o, c)
-    return torch.einsum("noc,opc->npc", h, kernel_fiber) / o
+    return torch.bmm(h.permute(2, 0, 1).contiguous(), kernel_fiber.permute(2, 0, 1).contiguous()).permute(1, 2, 0) / o
 
 
 class PointConv(nn.Module):

@@ -92,7 +92,8 @@ class Ponita(nn.Module):
         self.multiple_readouts, self.task_level, self.pool = multiple_readouts, task_level, pool
         self.max_num_neighbors = max_num_neighbors
         if num_ori > 0:
-            self.register_buffer("grid", orientation_grid(dim, num_ori, grid, grid_seed, dtype=torch.get_default_dtype()))
+            # float64 buffer, kept float64 when the model is cast (see _apply), used in the input's dtype
+            self.register_buffer("grid", orientation_grid(dim, num_ori, grid, grid_seed, dtype=torch.float64))
             self.basis_fn = PolynomialBasis(2, hidden, basis_dim, degree)
             self.fiber_basis_fn = PolynomialBasis(1, hidden, basis_dim, degree)
             conv = lambda: FiberBundleConv(hidden, basis_dim)  # noqa: E731
@@ -108,6 +109,13 @@ class Ponita(nn.Module):
         if num_ori == 0 and out_vectors:
             self.vector_node = nn.Linear(hidden, out_vectors)
             self.vector_edge = nn.Linear(basis_dim, out_vectors, bias=False)
+
+    def _apply(self, fn, recurse=True):
+        grid = self.grid
+        super()._apply(fn, recurse)
+        if grid is not None:
+            self.grid = grid.to(device=self.embed.weight.device, dtype=torch.float64)
+        return self
 
     @property
     def mode(self) -> str:

@@ -34,9 +34,16 @@ class PonitaPotential(nn.Module):
         type_map = torch.full((119,), -1, dtype=torch.long)
         type_map[torch.tensor(numbers)] = torch.arange(len(numbers))
         self.register_buffer("type_map", type_map)
-        self.register_buffer("energy_shift", torch.zeros(len(numbers)))
+        self.register_buffer("energy_shift", torch.zeros(len(numbers), dtype=torch.float64))
         self.register_buffer("energy_scale", torch.ones(()))
         self.net = Ponita(len(numbers), out_scalars=1, out_vectors=0, task_level="graph", pool="sum", **ponita_kwargs)
+
+    def _apply(self, fn, recurse=True):
+        # keep the per-element shifts in float64 when the model is cast (e.g. ``model.float()``)
+        shift = self.energy_shift
+        super()._apply(fn, recurse)
+        self.energy_shift = shift.to(device=self.energy_scale.device, dtype=torch.float64)
+        return self
 
     @property
     def atomic_numbers(self) -> list[int]:
@@ -56,15 +63,16 @@ class PonitaPotential(nn.Module):
 
     def energy(self, numbers: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor | None = None,
                num_graphs: int | None = None, grid: torch.Tensor | None = None) -> torch.Tensor:
-        """Energies ``[B]`` of the graphs in ``batch`` (atomic numbers ``[N]``, positions ``[N, 3]``)."""
+        """Energies ``[B]`` (float64) of the graphs in ``batch`` (atomic numbers ``[N]``, positions ``[N, 3]``)."""
         t = self.types(numbers)
         x = nn.functional.one_hot(t, len(self.atomic_numbers)).to(pos.dtype)
         if batch is None:
             batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
         b = num_graphs if num_graphs is not None else int(batch.max()) + 1
         e, _ = self.net(pos, x, batch=batch, num_graphs=b, grid=grid)
-        shift = torch.zeros(b, dtype=pos.dtype, device=pos.device).index_add(0, batch, self.energy_shift.to(pos.dtype)[t])
-        return self.energy_scale.to(pos.dtype) * e[:, 0] + shift
+        # shifts are summed in float64: molecular energies (~1e4 eV) exceed float32's resolution
+        shift = torch.zeros(b, dtype=torch.float64, device=pos.device).index_add(0, batch, self.energy_shift.double()[t])
+        return (self.energy_scale.to(pos.dtype) * e[:, 0]).double() + shift
 
     def forward(self, numbers: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor | None = None,
                 num_graphs: int | None = None, forces: bool = True, create_graph: bool | None = None,

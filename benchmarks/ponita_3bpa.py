@@ -1,0 +1,122 @@
+"""PONITA energy/force accuracy on 3BPA (300 K, 500 frames) and time per epoch beside an e3nn
+NequIP-style model of similar size, measured in the same run.
+
+Recipe (defaults): shuffle the 500 frames with ``--seed``, hold out ``--holdout`` (50) for testing,
+train on the rest; fiber-bundle PONITA (``--num-ori`` orientations, repulsion grid), radius graph
+with a smooth window, float32, Adam + warm-up + cosine schedule, EMA, rotation augmentation; test
+force MAE/RMSE (meV/A) and energy MAE/RMSE (meV) on the held-out frames, with and without averaging
+over ``--test-rotations`` random rotations.
+
+    python -m benchmarks ponita_3bpa --threads 1            # full recipe (1 h of training)
+    python -m benchmarks ponita_3bpa --quick                # a smoke run (minutes)
+"""
+from __future__ import annotations
+
+import pathlib
+import time
+
+import torch
+
+HELP = "PONITA on 3BPA: held-out force/energy MAE and time per epoch vs an e3nn NequIP-style model"
+DEFAULT_DATA = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "3bpa" / "dataset_3BPA" / "train_300K.xyz"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--data", default=str(DEFAULT_DATA), help="extxyz with energies (eV) and forces (eV/A)")
+    parser.add_argument("--holdout", type=int, default=50, help="held-out test frames (default 50)")
+    parser.add_argument("--epochs", type=int, default=1000, help="maximum number of epochs (default 1000)")
+    parser.add_argument("--time-budget", type=float, default=3600.0,
+                        help="training seconds; the cosine schedule follows the elapsed fraction (default 3600)")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=5e-3)
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--num-ori", type=int, default=12)
+    parser.add_argument("--grid", default="repulsion", choices=["fibonacci", "repulsion"])
+    parser.add_argument("--basis-dim", type=int, default=32)
+    parser.add_argument("--widening", type=int, default=2)
+    parser.add_argument("--radius", type=float, default=5.0)
+    parser.add_argument("--forces-weight", type=float, default=100.0)
+    parser.add_argument("--test-rotations", type=int, default=8)
+    parser.add_argument("--eval-every", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint", default="benchmarks/results/ponita_3bpa.pt", help="where to save the trained potential")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the NequIP-style timing")
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
+
+
+def _time_per_epoch(model, frames, batch_size, n_train, repeats=3):
+    """Median time of one training step (forces with create_graph) x steps per epoch."""
+    from benchmarks.timing import measure
+    from geomdl.pipelines.molecular import collate
+
+    batch = collate(frames[:batch_size])
+    opt = torch.optim.Adam(model.parameters(), 1e-4)
+    model.train()
+
+    def step():
+        out = model(batch.z, batch.pos, batch.batch, batch.num_graphs)
+        loss = (out["energy"] - batch.energy).pow(2).mean() * 0 + out["forces"].pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    t = measure(step, repeats=repeats, warmup=1)
+    return t["median_ms"] / 1000 * (n_train / batch_size)
+
+
+def run(args) -> list[dict]:
+    from geomdl.nn.ponita import PonitaPotential, count_parameters
+    from geomdl.pipelines.molecular import evaluate_potential, read_frames, train_potential
+    from geomdl.utils.io import atomic_torch_save
+
+    torch.manual_seed(args.seed)
+    frames = read_frames(args.data)
+    perm = torch.randperm(len(frames), generator=torch.Generator().manual_seed(args.seed)).tolist()
+    test = [frames[i] for i in perm[:args.holdout]]
+    train = [frames[i] for i in perm[args.holdout:]]
+    if args.quick:
+        train, test, args.epochs, args.test_rotations = train[:20], test[:10], 2, 2
+    numbers = sorted({int(z) for f in frames for z in f.z.tolist()})
+    kwargs = dict(hidden=args.hidden, layers=args.layers, num_ori=args.num_ori, grid=args.grid, basis_dim=args.basis_dim,
+                  widening=args.widening, radius=args.radius)
+    model = PonitaPotential(numbers, **kwargs)
+    print(f"3BPA: {len(train)} train / {len(test)} held-out frames; PONITA {kwargs}, {count_parameters(model)} parameters")
+    rows = []
+    if not args.no_baseline:
+        from benchmarks.nequip_baseline import NequIPStyle
+
+        class Peer(torch.nn.Module):  # adapt the call signature
+            def __init__(self):
+                super().__init__()
+                self.net = NequIPStyle(num_types=len(numbers), channels=32, layers=3, lmax=2, cutoff=args.radius)
+                self.register_buffer("type_map", torch.zeros(119, dtype=torch.long))
+                self.type_map[torch.tensor(numbers)] = torch.arange(len(numbers))
+
+            def forward(self, z, pos, batch, num_graphs):
+                return self.net(self.type_map[z], pos, batch, num_graphs)
+
+        peer = Peer()
+        t_ponita = _time_per_epoch(PonitaPotential(numbers, **kwargs), train, args.batch_size, len(train))
+        t_peer = _time_per_epoch(peer, train, args.batch_size, len(train))
+        rows.append({"model": "ponita", "params": count_parameters(model), "epoch_s": t_ponita, "ratio_vs_nequip": t_ponita / t_peer})
+        rows.append({"model": "nequip_style_e3nn", "params": count_parameters(peer), "epoch_s": t_peer, "ratio_vs_nequip": 1.0})
+        print(f"time per epoch (estimated from median step): PONITA {t_ponita:.1f} s, NequIP-style {t_peer:.1f} s")
+    t0 = time.perf_counter()
+    result = train_potential(model, train, test, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                             forces_weight=args.forces_weight, eval_every=args.eval_every, seed=args.seed,
+                             time_budget=None if args.quick else args.time_budget)
+    train_s = time.perf_counter() - t0
+    final = result["model"]
+    if args.checkpoint and not args.quick:
+        atomic_torch_save({"kind": "PonitaPotential", "config": final.config, "state_dict": final.state_dict()}, args.checkpoint)
+    plain = evaluate_potential(final, test)
+    rotated = evaluate_potential(final, test, rotations=args.test_rotations)
+    epochs_done = len(result["epoch_times"])
+    for name, m in (("held-out", plain), (f"held-out, {args.test_rotations} rotations averaged", rotated)):
+        rows.append({"model": "ponita", "eval": name, "epochs": epochs_done, "train_s": train_s,
+                     "measured_epoch_s": sum(result["epoch_times"]) / epochs_done,
+                     "forces_mae_meV_A": m["forces_mae"], "forces_rmse_meV_A": m["forces_rmse"],
+                     "energy_mae_meV": m["energy_mae"], "energy_rmse_meV": m["energy_rmse"],
+                     "stopped_early": result["stopped_early"]})
+    return rows
