@@ -1,0 +1,127 @@
+"""Change of basis between real spherical harmonics and 2D Fourier series on the torus.
+
+The sphere is parametrised by the torus ``(theta, phi) in [0, 2pi)^2`` through
+
+.. math:: s(\\theta,\\varphi) = (\\sin\\theta\\sin\\varphi,\\ \\cos\\theta,\\ \\sin\\theta\\cos\\varphi)
+          \\quad (x, y, z;\\ \\text{y is e3nn's polar axis}),
+
+which covers the sphere twice (``(theta, phi)`` and ``(2pi - theta, phi + pi)`` give the same point).
+Every ``Y_lm(s(theta, phi))`` is a polynomial in ``(cos, sin)`` of both angles, i.e. a 2D trigonometric
+polynomial (``sin^|m| theta`` continued analytically, never ``|sin theta|^|m|``):
+
+.. math:: f = \\sum_{lm} x_{lm} Y_{lm}(s) = \\sum_{|u|,|v| \\le L} F_{uv}\\, e^{i(u\\theta + v\\varphi)},
+          \\qquad F = \\mathrm{sh2f}(x).
+
+Its sparsity: ``v = +-m`` and ``u = l (mod 2)``, ``|u| <= l``; ``F_{-u,-v} = conj(F_{uv})``. Products of
+spherical functions are products of these series, i.e. 2D linear convolutions of ``F`` arrays, and the
+projection back onto SH is
+
+.. math:: x_{lm} = \\int_{S^2} h\\, Y_{lm}\\, d\\Omega = \\mathrm{Re}\\sum_{uv} H_{uv} M^{lm}_{uv},\\qquad
+          M^{lm}_{uv} = \\int_0^\\pi\\!\\!\\int_0^{2\\pi} e^{i(u\\theta+v\\varphi)} Y_{lm}(s)\\sin\\theta\\,d\\varphi\\,d\\theta ,
+
+computed in closed form (``int_0^pi e^{in theta} = pi, 0, 2i/n`` for ``n = 0``, even, odd). ``M`` is dense
+in ``u`` (a half-period integral). Matrices are built in float64 once per degree and cached.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+
+from geomdl.o3.spherical_harmonics import lmax_from_dim, spherical_harmonics
+
+
+def torus_points(n_theta: int, n_phi: int) -> torch.Tensor:
+    """Points ``s(theta_j, phi_k)`` of the equispaced ``n_theta x n_phi`` torus grid, ``[n_theta, n_phi, 3]``."""
+    theta = torch.arange(n_theta, dtype=torch.float64) * (2 * math.pi / n_theta)
+    phi = torch.arange(n_phi, dtype=torch.float64) * (2 * math.pi / n_phi)
+    st, ct = torch.sin(theta)[:, None], torch.cos(theta)[:, None]
+    return torch.stack([st * torch.sin(phi), ct.expand(n_theta, n_phi), st * torch.cos(phi)], dim=-1)
+
+
+@functools.lru_cache(maxsize=None)
+def _sh_to_fourier(lmax: int) -> torch.Tensor:
+    n = 2 * lmax + 2
+    values = spherical_harmonics(lmax, torus_points(n, n))  # [n, n, (L+1)^2], real trig polynomials
+    coef = torch.fft.fft2(values.to(torch.complex128), dim=(0, 1), norm="forward")  # index u mod n, v mod n
+    idx = torch.arange(-lmax, lmax + 1) % n
+    coef = coef[idx][:, idx].permute(2, 0, 1)  # [(L+1)^2, u, v]
+    # exact sparsity: v = +-m, u = l mod 2 (the discarded entries are rounding noise, < 1e-15)
+    ls = torch.tensor([l for l in range(lmax + 1) for _ in range(2 * l + 1)])
+    ms = torch.tensor([m for l in range(lmax + 1) for m in range(-l, l + 1)])
+    u = torch.arange(-lmax, lmax + 1)
+    keep = ((u[None, :, None] - ls[:, None, None]) % 2 == 0) & (u.abs()[None, :, None] <= ls[:, None, None])
+    keep = keep & (u.abs()[None, None, :] == ms.abs()[:, None, None])
+    return torch.where(keep, coef, torch.zeros_like(coef))
+
+
+def sh_to_fourier_matrix(lmax: int) -> torch.Tensor:
+    """``sh2f`` as a dense complex128 tensor ``[(L+1)^2, 2L+1 (u), 2L+1 (v)]`` (frequency ``u`` at index
+    ``u + L``): ``F_uv = sum_lm x_lm S[lm, u, v]``. Cached; a copy is returned."""
+    if not isinstance(lmax, int) or lmax < 0:
+        raise ValueError(f"lmax must be a non-negative int, got {lmax!r}")
+    return _sh_to_fourier(lmax).clone()
+
+
+def _half_period_integrals(n: torch.Tensor) -> torch.Tensor:
+    """``I(n) = int_0^pi e^{i n theta} d theta`` for integer ``n``: pi, 0 (even n != 0), 2i/n (odd n)."""
+    out = torch.zeros(n.shape, dtype=torch.complex128)
+    out[n == 0] = math.pi
+    odd = n % 2 == 1
+    out[odd] = 2j / n[odd].to(torch.complex128)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _fourier_to_sh(lmax_in: int, lmax_out: int) -> torch.Tensor:
+    s = _sh_to_fourier(lmax_out)  # [(Lo+1)^2, 2Lo+1 (u'), 2Lo+1 (v')]
+    # times sin(theta) = (e^{i theta} - e^{-i theta}) / 2i  ->  u' in [-Lo-1, Lo+1]
+    c = torch.zeros(s.shape[0], 2 * lmax_out + 3, s.shape[2], dtype=torch.complex128)
+    c[:, 2:] += s / 2j
+    c[:, :-2] -= s / 2j
+    u = torch.arange(-lmax_in, lmax_in + 1)
+    up = torch.arange(-lmax_out - 1, lmax_out + 2)
+    imat = _half_period_integrals(u[:, None] + up[None, :])  # [2Li+1, 2Lo+3]
+    # phi integral: 2 pi delta(v + v'); output v in [-Li, Li], only |v| <= Lo non-zero
+    m = torch.zeros(s.shape[0], 2 * lmax_in + 1, 2 * lmax_in + 1, dtype=torch.complex128)
+    inner = 2 * math.pi * torch.einsum("ua,kab->kub", imat, c)  # [(Lo+1)^2, u, v']
+    for vp in range(-lmax_out, lmax_out + 1):
+        v = -vp
+        if abs(v) <= lmax_in:
+            m[:, :, v + lmax_in] = inner[:, :, vp + lmax_out]
+    return m
+
+
+def fourier_to_sh_matrix(lmax_in: int, lmax_out: int) -> torch.Tensor:
+    """``f2sh`` as a dense complex128 tensor ``[(Lo+1)^2, 2Li+1 (u), 2Li+1 (v)]``:
+    ``x_lm = Re sum_uv H_uv M[lm, u, v]`` for ``H`` with frequencies ``|u|, |v| <= Li``. Cached; copied."""
+    for name, v in (("lmax_in", lmax_in), ("lmax_out", lmax_out)):
+        if not isinstance(v, int) or v < 0:
+            raise ValueError(f"{name} must be a non-negative int, got {v!r}")
+    return _fourier_to_sh(lmax_in, lmax_out).clone()
+
+
+def sh_to_fourier(x: torch.Tensor) -> torch.Tensor:
+    """Reference ``sh2f``: ``x [..., (L+1)^2]`` real -> ``F [..., 2L+1 (u), 2L+1 (v)]`` complex (dense einsum)."""
+    lmax = lmax_from_dim(x.shape[-1], "x")
+    s = _sh_to_fourier(lmax).to(device=x.device, dtype=torch.complex128 if x.dtype == torch.float64 else torch.complex64)
+    return torch.einsum("...k,kuv->...uv", x.to(s.dtype), s)
+
+
+def fourier_to_sh(h: torch.Tensor, lmax_out: int) -> torch.Tensor:
+    """Reference ``f2sh``: ``H [..., 2Li+1, 2Li+1]`` (Hermitian) -> ``[..., (lmax_out+1)^2]`` real."""
+    n = h.shape[-1]
+    if h.shape[-2] != n or n % 2 == 0:
+        raise ValueError(f"h must have shape [..., 2L+1, 2L+1], got {tuple(h.shape)}")
+    m = _fourier_to_sh((n - 1) // 2, lmax_out).to(device=h.device, dtype=h.dtype)
+    return torch.einsum("...uv,kuv->...k", h, m).real
+
+
+def fourier_convolve(f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
+    """Linear 2D convolution of coefficient arrays ``[..., 2L1+1, 2L1+1] * [..., 2L2+1, 2L2+1]`` ->
+    ``[..., 2(L1+L2)+1, 2(L1+L2)+1]`` by zero-padded FFT (size exactly ``2(L1+L2)+1``: no aliasing)."""
+    n = f1.shape[-1] + f2.shape[-1] - 1
+    a = torch.fft.fft2(f1, s=(n, n))
+    b = torch.fft.fft2(f2, s=(n, n))
+    return torch.fft.ifft2(a * b)

@@ -1,0 +1,195 @@
+"""Precomputed matrices ("plans") of the two executions of the Gaunt product, built once per degrees.
+
+Both are the 2D-Fourier algorithm of :mod:`geomdl.o3.fourier` (``sh2f`` -> product on a torus grid
+= linear 2D convolution of the coefficient arrays -> ``f2sh``); they differ only in how the DFTs run:
+
+* ``FFTPlan`` (``method="fft"``, the paper's algorithm): ``sh2f`` by a batched matmul per ``v = |m|``,
+  then zero-padded ``torch.fft.irfftn`` on the full ``N_u x N_v`` torus, product, ``rfftn``, ``f2sh``.
+* ``DFTPlan`` (``method="dft"``): the same change of basis with the ``u``-DFT folded into the
+  (already dense-in-``u``) ``sh2f``/``f2sh`` matrices, the ``v``-DFT as a small dense real matrix, and only
+  half of the torus (``theta in [0, pi]``): the torus covers the sphere twice, ``h(2pi - theta, phi) =
+  h(theta, phi + pi)``, i.e. ``H_v(2pi - theta) = (-1)^v H_v(theta)``, which is folded into the
+  projection weights. Every step is then a plain GEMM on columns ``[..., rows]`` (fast on CPUs, where
+  ``torch.fft``'s small complex-to-real transforms are several times slower than these GEMMs).
+
+All matrices are built in float64 and cast once per ``(dtype, device)``.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import torch
+
+from geomdl.o3.fourier import _fourier_to_sh, _sh_to_fourier
+
+
+def fast_fft_size(n: int, even: bool = False) -> int:
+    """Smallest integer ``>= n`` whose prime factors are 2, 3 and 5 (and even, if asked)."""
+    m = max(int(n), 1)
+    while True:
+        k = m
+        for p in (2, 3, 5):
+            while k % p == 0:
+                k //= p
+        if k == 1 and (not even or m % 2 == 0):
+            return m
+        m += 1
+
+
+def grid_sizes(lmax1: int, lmax2: int, lmax_out: int, fast: bool = True) -> tuple[int, int]:
+    """Torus sizes ``(N_u, N_v)``: ``N_u >= 2(L1+L2)+1`` (no aliasing in theta, all ``u`` needed) and
+    ``N_v >= L1+L2+Lo+1`` (aliasing only beyond the needed ``|v| <= Lo``), both even."""
+    lp = lmax1 + lmax2
+    n_u = 2 * lp + 1
+    n_v = max(lp + lmax_out + 1, 2 * max(lmax1, lmax2, lmax_out) + 1)
+    if fast:
+        return fast_fft_size(n_u, even=True), fast_fft_size(n_v, even=True)
+    return n_u + n_u % 2, n_v + n_v % 2
+
+
+def _sh_gather_index(lmax: int) -> torch.Tensor:
+    """``[(L+1) v, 2 sign, (L+1) l]`` -> flat SH index of ``(l, m = +v / -v)``; ``(L+1)^2`` (a zero pad) where
+    the pair does not exist (``l < v``, or ``v = 0`` with the minus sign)."""
+    idx = torch.full((lmax + 1, 2, lmax + 1), (lmax + 1) ** 2, dtype=torch.long)
+    for v in range(lmax + 1):
+        for l in range(v, lmax + 1):
+            idx[v, 0, l] = l * l + l + v
+            if v > 0:
+                idx[v, 1, l] = l * l + l - v
+    return idx.reshape(-1)
+
+
+def _output_gather_index(lmax_out: int) -> torch.Tensor:
+    """Flat SH index ``(l, m)`` -> row ``(|m|, sign(m<0), l)`` of the projection output."""
+    gather = torch.zeros((lmax_out + 1) ** 2, dtype=torch.long)
+    for l in range(lmax_out + 1):
+        for m in range(-l, l + 1):
+            gather[l * l + l + m] = (abs(m) * 2 + int(m < 0)) * (lmax_out + 1) + l
+    return gather
+
+
+def _sh2f_by_v(lmax: int, n_u: int) -> torch.Tensor:
+    """Complex ``[v, 2(L+1) (sign, l), N_u]``: ``F[u mod N_u, v] = sum_(sign,l) x[l, +-v] * table``."""
+    s = _sh_to_fourier(lmax)
+    idx = _sh_gather_index(lmax).view(lmax + 1, 2, lmax + 1)
+    t = torch.zeros(lmax + 1, 2, lmax + 1, n_u, dtype=torch.complex128)
+    u_pos = torch.arange(-lmax, lmax + 1) % n_u
+    for v in range(lmax + 1):
+        for sign in range(2):
+            for l in range(v, lmax + 1):
+                k = int(idx[v, sign, l])
+                if k < (lmax + 1) ** 2:
+                    t[v, sign, l, u_pos] = s[k, :, v + lmax]
+    return t.reshape(lmax + 1, 2 * (lmax + 1), n_u)
+
+
+def _f2sh_by_v(lmax_in: int, lmax_out: int, n_u: int) -> torch.Tensor:
+    """Complex ``[v, N_u, 2(Lo+1) (sign, l)]``: ``z[l, +-v] = Re sum_u H[u mod N_u, v] * table`` (``v >= 0``
+    only: the ``-v`` half is folded in with a factor 2)."""
+    m = _fourier_to_sh(lmax_in, lmax_out)
+    b = torch.zeros(lmax_out + 1, n_u, 2, lmax_out + 1, dtype=torch.complex128)
+    u_pos = torch.arange(-lmax_in, lmax_in + 1) % n_u
+    for l in range(lmax_out + 1):
+        for mm in range(-l, l + 1):
+            v = abs(mm)
+            if v <= lmax_in:
+                b[v, u_pos, int(mm < 0), l] = (2.0 if v > 0 else 1.0) * m[l * l + l + mm, :, v + lmax_in]
+    return b.reshape(lmax_out + 1, n_u, 2 * (lmax_out + 1))
+
+
+@dataclass(frozen=True)
+class FFTPlan:
+    """Zero-padded 2D FFT execution. ``t1/t2 [L+1, 2(L+1), 2 N_u]`` (re/im interleaved), ``b [Lo+1, 2 N_u,
+    2(Lo+1)]``; ``idx1/idx2`` gather SH columns, ``gather`` orders the output."""
+
+    n_u: int
+    n_v: int
+    idx1: torch.Tensor
+    t1: torch.Tensor
+    idx2: torch.Tensor
+    t2: torch.Tensor
+    b: torch.Tensor
+    gather: torch.Tensor
+
+
+@dataclass(frozen=True)
+class DFTPlan:
+    """Half-torus GEMM execution on columns. ``theta1/theta2 [L+1, 2J, 2(L+1)]`` (u-DFT folded in, rows
+    ordered (re/im, j)), ``phi1/phi2 [N_v, 2(L+1)]`` (v synthesis), ``phi_out [2(Lo+1), N_v]`` (v analysis),
+    ``proj [Lo+1, 2(Lo+1), 2J]`` (theta projection with the fold), ``J = N_u/2 + 1`` theta rows."""
+
+    n_u: int
+    n_v: int
+    n_theta: int
+    idx1: torch.Tensor
+    theta1: torch.Tensor
+    phi1: torch.Tensor
+    idx2: torch.Tensor
+    theta2: torch.Tensor
+    phi2: torch.Tensor
+    phi_out: torch.Tensor
+    proj: torch.Tensor
+    gather: torch.Tensor
+
+
+@functools.lru_cache(maxsize=64)
+def fft_plan(lmax1: int, lmax2: int, lmax_out: int, dtype: torch.dtype, device: torch.device) -> FFTPlan:
+    n_u, n_v = grid_sizes(lmax1, lmax2, lmax_out, fast=True)
+    cast = dict(dtype=dtype, device=device)
+
+    def real(t):  # complex [a, b, n] -> real [a, b, 2n] with (re, im) interleaved
+        return torch.view_as_real(t).reshape(t.shape[0], t.shape[1], -1).to(**cast)
+
+    b = _f2sh_by_v(lmax1 + lmax2, lmax_out, n_u)  # Re(H B) = Hr Br - Hi Bi
+    b_real = torch.stack([b.real, -b.imag], dim=2).reshape(lmax_out + 1, 2 * n_u, -1)
+    return FFTPlan(n_u, n_v, _sh_gather_index(lmax1).to(device), real(_sh2f_by_v(lmax1, n_u)),
+                   _sh_gather_index(lmax2).to(device), real(_sh2f_by_v(lmax2, n_u)), b_real.to(**cast),
+                   _output_gather_index(lmax_out).to(device))
+
+
+def _phi_synthesis(lmax: int, n_v: int) -> torch.Tensor:
+    """``[N_v, 2(L+1)]``: ``f(phi_k) = sum_v w_v (Re G_v cos(v phi_k) - Im G_v sin(v phi_k))``, ``w = 1, 2, 2..``,
+    columns ordered (v, re/im)."""
+    phi = torch.arange(n_v, dtype=torch.float64) * (2 * math.pi / n_v)
+    v = torch.arange(lmax + 1, dtype=torch.float64)
+    w = torch.where(v > 0, 2.0, 1.0)
+    arg = phi[:, None] * v[None, :]
+    return torch.stack([w * torch.cos(arg), -w * torch.sin(arg)], dim=-1).reshape(n_v, -1)
+
+
+@functools.lru_cache(maxsize=64)
+def dft_plan(lmax1: int, lmax2: int, lmax_out: int, dtype: torch.dtype, device: torch.device) -> DFTPlan:
+    lp = lmax1 + lmax2
+    n_u, n_v = grid_sizes(lmax1, lmax2, lmax_out, fast=False)
+    n_theta = n_u // 2 + 1
+    u = torch.arange(n_u)
+    u = torch.where(u > n_u // 2, u - n_u, u).to(torch.float64)  # signed frequency of each FFT slot
+    theta_half = torch.arange(n_theta, dtype=torch.float64) * (2 * math.pi / n_u)
+    synth = torch.exp(1j * u[:, None] * theta_half[None, :])  # [N_u, J]
+    cast = dict(dtype=dtype, device=device)
+
+    def theta_table(lmax):
+        a = _sh2f_by_v(lmax, n_u) @ synth  # [v, 2(L+1), J] complex samples G_v(theta_j)
+        return torch.cat([a.real, a.imag], dim=2).transpose(1, 2).contiguous().to(**cast)  # [v, 2J, 2(L+1)]
+
+    # projection: z = Re sum_j Hv[j] W[j] over the full torus, folded onto j = 0..N_u/2
+    theta_full = torch.arange(n_u, dtype=torch.float64) * (2 * math.pi / n_u)
+    analysis = torch.exp(-1j * u[:, None] * theta_full[None, :]) / n_u  # [N_u (u slot), N_u (j)]
+    b = _f2sh_by_v(lp, lmax_out, n_u)  # [v, N_u (u slot), 2(Lo+1)]
+    w_full = torch.einsum("uj,vuk->vjk", analysis, b)  # [v, N_u (j), 2(Lo+1)]
+    sign = torch.tensor([(-1.0) ** v for v in range(lmax_out + 1)], dtype=torch.float64)[:, None, None]
+    w_half = w_full[:, :n_theta].clone()
+    mirror = torch.arange(1, n_u // 2)
+    w_half[:, mirror] += sign * w_full[:, n_u - mirror]
+    proj = torch.cat([w_half.real, -w_half.imag], dim=1).transpose(1, 2).contiguous()  # [v, 2(Lo+1), 2J]
+
+    phi = torch.arange(n_v, dtype=torch.float64) * (2 * math.pi / n_v)
+    v = torch.arange(lmax_out + 1, dtype=torch.float64)
+    arg = v[:, None] * phi[None, :]
+    phi_out = torch.stack([torch.cos(arg), -torch.sin(arg)], dim=1).reshape(-1, n_v) / n_v  # [(v, re/im), N_v]
+    return DFTPlan(n_u, n_v, n_theta,
+                   _sh_gather_index(lmax1).to(device), theta_table(lmax1), _phi_synthesis(lmax1, n_v).to(**cast),
+                   _sh_gather_index(lmax2).to(device), theta_table(lmax2), _phi_synthesis(lmax2, n_v).to(**cast),
+                   phi_out.to(**cast), proj.to(**cast), _output_gather_index(lmax_out).to(device))
