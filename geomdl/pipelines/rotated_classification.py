@@ -13,6 +13,8 @@ validation/test cloud several times: unrotated and under each protocol of ``eval
 * ``eval_rotations`` (default ``["z", "so3"]``): protocols evaluated on val/test; each cloud gets a fixed
   rotation per protocol drawn from ``rotation_seed`` and its index, so evaluations are reproducible.
 * ``normalize`` (default True): centre every cloud and scale it into the unit sphere first.
+* ``val_split`` / ``test_split`` (default ``"val"`` / ``"test"``): the dataset splits evaluated as val and
+  test (ModelNet has no validation split: set ``val_split: test`` and say so when reporting).
 
 Metrics per split: ``accuracy`` / ``class_mean_accuracy`` under the training protocol (``none`` when
 training is unrotated) and ``accuracy_<p>`` / ``class_mean_accuracy_<p>`` for ``p`` in ``none`` and the
@@ -45,6 +47,8 @@ class RotatedClassificationOptions(ClassificationOptions):
     eval_rotations: list[str] = field(default_factory=lambda: ["z", "so3"])
     rotation_seed: int = 1234
     normalize: bool = True
+    val_split: str = "val"  # dataset split used for validation ("test" for ModelNet, which has no val split)
+    test_split: str = "test"
 
 
 class _Indexed(torch.utils.data.Dataset):
@@ -101,8 +105,11 @@ class RotatedClassificationTask(ClassificationTask):
 
     # ---- data and model ----------------------------------------------------------------------
     def build_datasets(self):
-        datasets = super().build_datasets()
-        return {split: _Indexed(ds) for split, ds in datasets.items()}
+        names = {"train": "train", "val": self.options.val_split, "test": self.options.test_split}
+        built: dict = {}
+        for name in dict.fromkeys(names.values()):
+            built[name] = _Indexed(self.dataset_for(name))
+        return {split: built[name] for split, name in names.items()}
 
     def build_model(self, model_kwargs: dict):
         backbone = super().build_model(model_kwargs)
