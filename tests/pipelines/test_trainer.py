@@ -131,3 +131,40 @@ def test_grad_clip_bounds_the_logged_gradient_norm(tmp_path, tiny_config):
     summary = Trainer(tiny_config(tmp_path / "run", "optim.grad_clip=1e-3", "train.epochs=1")).fit()
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
     assert math.isfinite(float(rows[0]["train/grad_norm"])) and summary["finished"]
+
+
+def test_bf16_autocast_runs_on_cpu_and_fp16_needs_a_gpu(tmp_path, tiny_config):
+    summary = Trainer(tiny_config(tmp_path / "bf16", "train.amp=bf16", "train.epochs=1")).fit()
+    assert math.isfinite(summary["metrics"]["val"]["loss"])
+    with pytest.raises(ConfigError, match="train.amp: 'fp16' needs a GPU"):
+        Trainer(tiny_config(tmp_path / "fp16", "train.amp=fp16", "train.epochs=1")).fit()
+
+
+def test_tensorboard_receives_the_logged_scalars(tmp_path, tiny_config, monkeypatch):
+    """The TensorBoard path, with a stand-in SummaryWriter (the package is optional)."""
+    import importlib.util
+    import sys
+    import types
+
+    calls = []
+
+    class FakeWriter:
+        def __init__(self, log_dir, purge_step=None):
+            calls.append(("init", log_dir, purge_step))
+
+        def add_scalar(self, tag, value, global_step):
+            calls.append((tag, value, global_step))
+
+        def flush(self):
+            pass
+
+        def close(self):
+            calls.append(("close",))
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=FakeWriter))
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "tensorboard" else real_find_spec(name, *a))
+    Trainer(tiny_config(tmp_path / "run", "train.tensorboard=true", "train.epochs=2", "train.plots=false")).fit()
+    assert calls[0] == ("init", str(tmp_path / "run" / "tensorboard"), None) and calls[-1] == ("close",)
+    assert {c[0] for c in calls} >= {"train/loss", "val/loss", "val/accuracy"}
+    assert [c[2] for c in calls if c[0] == "train/loss"] == [2, 4]  # x axis: optimiser steps
