@@ -26,7 +26,7 @@ def check_index(index, name: str, length: int, upper: int | None = None) -> torc
         raise ValueError(f"{name} must have {length} entries, got {index.numel()}")
     index = index.long()
     if index.numel():
-        lo, hi = int(index.min()), int(index.max())
+        lo, hi = (int(v) for v in torch.aminmax(index))  # one pass over the index
         if lo < 0:
             raise ValueError(f"{name} has a negative entry ({lo}); entries must lie in [0, {upper if upper is not None else 'n'})")
         if upper is not None and hi >= upper:
