@@ -137,3 +137,30 @@ def test_missing_normals_raise():
     model = TinvNet(TinyPointNet(out_channels=2), vector_keys="normal")
     with pytest.raises(ValueError, match="data.normal must be a tensor shaped like pos"):
         model(SimpleNamespace(pos=generic_cloud(10, 1).float()))
+
+
+def _shared_backbone(name):
+    from geomdl.models.dgcnn import DGCNN
+    from geomdl.models.pointnet import PointNet
+    from geomdl.models.pointnet2 import PointNet2
+
+    torch.manual_seed(0)
+    if name == "pointnet":
+        return PointNet(5, local_channels=(16,), global_channels=(32,), head_channels=(16,), dropout=0.0)
+    if name == "pointnet2":
+        return PointNet2(5, ratios=(0.5,), radii=(0.8,), sa_channels=((16, 16),), global_channels=(16, 32),
+                         head_channels=(16,), dropout=0.0)
+    return DGCNN(5, k=6, conv_channels=(16, 16), emb_channels=32, head_channels=(16,), dropout=0.0)
+
+
+@pytest.mark.parametrize("name", ["pointnet", "pointnet2", "dgcnn"])
+def test_tinvnet_makes_every_shared_backbone_invariant(name):
+    """PointNet++ starts farthest-point sampling at each cloud's first point, so it (and TinvNet around it)
+    depends on the point order; every other transformation is tested for all three backbones."""
+    pos, batch = clouds()
+    model = TinvNet(_shared_backbone(name)).eval()
+    assert_equivariant(as_batch(model), (pos, batch), ("position", "batch"), "global_scalar", scaling=True,
+                       permutation=name != "pointnet2", n_samples=2, tol=1e-10)
+    raw = equivariance_error(as_batch(_shared_backbone(name).eval()), (pos, batch), ("position", "batch"),
+                             "global_scalar", permutation=False, n_samples=2)
+    assert raw["rotation"] > 1e-4  # negative control: the backbone alone is not invariant
