@@ -13,7 +13,7 @@ from geomdl.ops._extension import use_compiled
 from geomdl.ops._validation import batch_to_ptr, check_batch, check_tensor
 
 
-def _plan(pos, batch, ratio, num, random_start, generator):
+def _plan(pos, batch, ratio, num, random_start, generator, start=None):
     check_tensor(pos, "pos", dim=2, floating=True)
     if (ratio is None) == (num is None):
         raise ValueError("give exactly one of ratio (in (0, 1]) or num (>= 1)")
@@ -31,7 +31,17 @@ def _plan(pos, batch, ratio, num, random_start, generator):
         take = [min(n, max(1, math.ceil(ratio * n))) if n else 0 for n in sizes]
     else:
         take = [min(n, num) for n in sizes]
-    if random_start:
+    if start is not None:
+        if random_start:
+            raise ValueError("give either start or random_start=True, not both")
+        start = torch.as_tensor(start, dtype=torch.long)
+        if start.shape != (nb,):
+            raise ValueError(f"start must have one entry per cloud ({nb}), got shape {tuple(start.shape)}")
+        bad = [(b, int(s)) for b, (s, n) in enumerate(zip(start.tolist(), sizes)) if n and not 0 <= s < n]
+        if bad:
+            raise ValueError(f"start[{bad[0][0]}]={bad[0][1]} is not a local index of cloud {bad[0][0]} (size {sizes[bad[0][0]]})")
+        start = [int(s) if n else 0 for s, n in zip(start.tolist(), sizes)]
+    elif random_start:
         start = [int(torch.randint(n, (1,), generator=generator)) if n else 0 for n in sizes]
     else:
         start = [0] * nb
@@ -40,7 +50,7 @@ def _plan(pos, batch, ratio, num, random_start, generator):
 
 
 def fps(pos: torch.Tensor, batch: torch.Tensor | None = None, ratio: float | None = None, num: int | None = None,
-        random_start: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+        random_start: bool = False, generator: torch.Generator | None = None, start: torch.Tensor | None = None) -> torch.Tensor:
     """Indices of farthest-point samples of each cloud.
 
     Args:
@@ -50,19 +60,20 @@ def fps(pos: torch.Tensor, batch: torch.Tensor | None = None, ratio: float | Non
         num: number of points to keep per cloud (all when the cloud is smaller).
         random_start: start at a random point of each cloud instead of its first point.
         generator: torch generator for ``random_start``.
+        start: optional int ``[num_clouds]``, the local index (within its cloud) of each cloud's first sample.
 
     Returns:
         int64 ``[M]`` global indices into ``pos``, cloud by cloud, in selection order.
     """
-    ptr, take, start = _plan(pos, batch, ratio, num, random_start, generator)
+    ptr, take, start = _plan(pos, batch, ratio, num, random_start, generator, start)
     if use_compiled("fps", pos):
         return torch.ops.geomdl.fps(pos.contiguous(), ptr, take, start)
     return _fps_reference(pos, ptr, take, start)
 
 
-def fps_reference(pos, batch=None, ratio=None, num=None, random_start=False, generator=None):
+def fps_reference(pos, batch=None, ratio=None, num=None, random_start=False, generator=None, start=None):
     """Pure-PyTorch specification of :func:`fps`."""
-    ptr, take, start = _plan(pos, batch, ratio, num, random_start, generator)
+    ptr, take, start = _plan(pos, batch, ratio, num, random_start, generator, start)
     return _fps_reference(pos, ptr, take, start)
 
 
