@@ -1,0 +1,131 @@
+"""Transforms copy their input and are seeded; rotations are Haar/z/O(3); geometric maths is equivariant."""
+import copy
+
+import pytest
+import torch
+from torch_geometric.data import Data
+
+from geomdl.datasets import functional as F
+from geomdl.datasets import transforms as T
+from geomdl.ops import knn_graph, radius_graph
+from geomdl.testing import assert_equivariant
+
+
+def _cloud(n=300, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    pos = torch.randn(n, 3, generator=g)
+    normal = torch.nn.functional.normalize(torch.randn(n, 3, generator=g), dim=1)
+    return Data(pos=pos, normal=normal, label=torch.arange(n), y=torch.tensor([3]))
+
+
+ALL = [T.SamplePoints(100, seed=0), T.SamplePoints(50, method="fps", seed=0), T.SamplePoints(100, method="first"),
+       T.Normalize(), T.RandomRotation("SO3", seed=0), T.RandomRotation("z", seed=0), T.RandomRotation("O3", seed=0),
+       T.Jitter(0.01, seed=0), T.RandomCrop(0.5, seed=0), T.RandomCrop(0.5, mode="sphere", seed=0), T.VoxelDownsample(0.5),
+       T.RadiusGraph(0.5), T.KNNGraph(6)]
+
+
+@pytest.mark.parametrize("transform", ALL, ids=repr)
+def test_transform_copies_input_and_is_seeded(transform):
+    data = _cloud()
+    before = copy.deepcopy(data)
+    out = transform(data)
+    for key in before.keys():
+        assert torch.equal(data[key], before[key]), key  # input untouched
+    assert out is not data and "pos" in out and out.pos.shape[1] == 3
+    assert torch.equal(out.y, data.y)  # graph-level attributes kept
+    twin = copy.deepcopy(transform)
+    fresh = type(transform).__new__(type(transform))
+    fresh.__dict__.update(copy.deepcopy(transform.__dict__))
+    if getattr(transform, "seed", None) is not None:  # same seed -> same result
+        fresh.generator = torch.Generator().manual_seed(transform.seed)
+        first = type(transform).__new__(type(transform))
+        first.__dict__.update(copy.deepcopy(transform.__dict__))
+        first.generator = torch.Generator().manual_seed(transform.seed)
+        assert torch.equal(first(_cloud()).pos, fresh(_cloud()).pos)
+    assert twin is not transform
+
+
+def test_point_selection_keeps_attributes_aligned():
+    data = _cloud()
+    for transform in (T.SamplePoints(80, seed=1), T.RandomCrop(0.3, seed=1), T.SamplePoints(40, method="fps", seed=1)):
+        out = transform(data)
+        assert torch.equal(out.pos, data.pos[out.label]) and torch.equal(out.normal, data.normal[out.label])
+    crop = T.RandomCrop(0.25, seed=3)(data)
+    assert crop.pos.shape[0] == 75
+    assert "edge_index" not in T.RandomCrop(0.5, seed=0)(T.KNNGraph(4)(data))
+
+
+def test_mesh_sampling_area_weighted():
+    # two unit-area-ratio triangles: the big one (area 2) gets ~2/3 of the samples
+    pos = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [10, 0, 0], [12, 0, 0], [10, 2, 0]])
+    mesh = Data(pos=pos, face=torch.tensor([[0, 3], [1, 4], [2, 5]]))
+    out = T.SamplePoints(6000, seed=0)(mesh)
+    frac = float((out.pos[:, 0] >= 10).double().mean())
+    assert abs(frac - 4 / 5) < 0.03  # areas 0.5 and 2
+    assert "face" not in out and torch.allclose(out.normal.abs(), torch.tensor([0.0, 0, 1]).expand(6000, 3))
+    assert float(out.pos[:, 2].abs().max()) == 0.0
+
+
+def test_rotation_groups():
+    g = torch.Generator().manual_seed(0)
+    mats = {grp: torch.stack([F.random_rotation_matrix(grp, g, torch.float64) for _ in range(2000)]) for grp in F.ROTATION_GROUPS}
+    for grp, r in mats.items():
+        torch.testing.assert_close(r @ r.transpose(1, 2), torch.eye(3, dtype=torch.float64).expand_as(r))
+    dets = {grp: torch.linalg.det(r) for grp, r in mats.items()}
+    assert torch.allclose(dets["SO3"], torch.ones(2000, dtype=torch.float64)) and torch.allclose(dets["z"], torch.ones(2000, dtype=torch.float64))
+    assert 0.45 < float((dets["O3"] < 0).double().mean()) < 0.55
+    torch.testing.assert_close(mats["z"][:, 2], torch.tensor([0.0, 0, 1], dtype=torch.float64).expand(2000, 3))
+    # Haar measure: E[R] = 0 and the rotated axis is uniform on the sphere (E[(R e_z)_k^2] = 1/3)
+    assert float(mats["SO3"].mean(0).abs().max()) < 0.05
+    torch.testing.assert_close((mats["SO3"][:, :, 2] ** 2).mean(0), torch.full((3,), 1 / 3, dtype=torch.float64), atol=0.03, rtol=0)
+    data = _cloud()
+    out = T.RandomRotation("O3", seed=5, record=True)(data)
+    rot = out.rotation[0]
+    torch.testing.assert_close(out.pos, data.pos @ rot.T, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.normal, data.normal @ rot.T, atol=1e-5, rtol=0)
+
+
+def test_jitter_voxel_and_graphs():
+    data = _cloud()
+    out = T.Jitter(sigma=1.0, clip=0.05, seed=0)(data)
+    assert float((out.pos - data.pos).abs().max()) <= 0.05 + 1e-6
+    vox = T.VoxelDownsample(0.5)(data)
+    cluster, count = F.voxel_clusters(data.pos, 0.5)
+    assert vox.pos.shape[0] == count == torch.unique(torch.floor(data.pos / 0.5), dim=0).shape[0]
+    torch.testing.assert_close(vox.pos, F.voxel_downsample(data.pos, 0.5))
+    torch.testing.assert_close(vox.normal.norm(dim=1), torch.ones(count))
+    assert vox.label.dtype == torch.long and set(vox.label.tolist()) <= set(range(300))
+    assert torch.equal(T.RadiusGraph(0.5, max_num_neighbors=8)(data).edge_index, radius_graph(data.pos, 0.5, max_num_neighbors=8))
+    assert torch.equal(T.KNNGraph(5)(data).edge_index, knn_graph(data.pos, 5))
+    with pytest.raises(ValueError, match="voxel_size must be a positive number"):
+        T.VoxelDownsample(0)
+    with pytest.raises(ValueError, match="group must be one of"):
+        T.RandomRotation("SO2")
+    with pytest.raises(ValueError, match="needs data.pos"):
+        T.Jitter(seed=0)(Data(x=torch.ones(3, 1)))
+
+
+def test_normalize_is_equivariant(float64):
+    pos = torch.randn(50, 3)
+    # the centred, scaled cloud rotates with the input, ignores translations and permutes with the points
+    assert_equivariant(lambda p: F.normalize_points(p, "mean", "sphere")[0], (pos,), ("position",), "vector")
+    assert_equivariant(lambda p: T.Normalize()(Data(pos=p)).pos, (pos,), ("position",), "vector")
+
+
+def test_surface_sampling_and_overlap_are_equivariant(float64):
+    from geomdl.datasets.synthetic.meshes import torus
+
+    verts, faces = torus(1.0, 0.3, 12, 6)
+
+    def sample(v):
+        pos, normal = F.sample_surface(v, faces, 64, generator=torch.Generator().manual_seed(0))
+        return pos, normal
+
+    # same seed: the samples move with the mesh (normals rotate, flip under reflection with the orientation)
+    assert_equivariant(sample, (verts,), ("position",), ("position", "pseudovector"), permutation=False)
+    ref, src = torch.randn(80, 3), torch.randn(60, 3)
+
+    def overlap(a, b):
+        return torch.tensor([F.overlap_ratio(a, b, None, radius=0.6)])
+
+    assert_equivariant(overlap, (ref, src), ("position", "position"), "global_scalar", permutation=False)
