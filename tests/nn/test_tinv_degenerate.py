@@ -138,3 +138,19 @@ def test_truncating_inside_an_eigenspace_is_flagged():
     assert bool(mds_embedding(cylinder(), dim=2).truncation_ambiguous[0])
     assert bool(mds_embedding(cube_vertices(), dim=2).truncation_ambiguous[0])
     assert not bool(mds_embedding(generic_cloud(40, 3), dim=2).truncation_ambiguous[0])
+
+
+def test_jitter_moves_generic_embeddings_little_and_flagged_ones_a_lot():
+    """Stability: the embedding is Lipschitz away from degeneracies; near them, tiny noise can turn the
+    frame (which is exactly what the diagnostics warn about)."""
+    gen = torch.Generator().manual_seed(0)
+    sigma = 1e-4
+    x = generic_cloud(200, 9)
+    noisy = x + sigma * torch.randn(x.shape, generator=gen, dtype=torch.float64)
+    z, zn = mds_embedding(x).embedding, mds_embedding(noisy).embedding
+    assert float((z - zn).abs().max()) < 100 * sigma
+    ring = cylinder(rings=5, per_ring=24)
+    ring_noisy = ring + sigma * torch.randn(ring.shape, generator=gen, dtype=torch.float64)
+    r, rn = mds_embedding(ring), mds_embedding(ring_noisy)
+    assert bool(r.degenerate[0]) and bool(rn.degenerate[0])
+    assert float((r.embedding - rn.embedding).abs().max()) > 1e-2  # O(1) change: the in-plane axes turned
