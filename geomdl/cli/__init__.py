@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "datasets": ("geomdl.cli.datasets", "list datasets, where they live and whether they are present and verified"),
     "train": ("geomdl.cli.train", "train from a YAML config: geomdl train CONFIG [--set key=value ...]"),
     "eval": ("geomdl.cli.evaluate", "evaluate a checkpoint: geomdl eval CHECKPOINT [--data ...]"),
+    "register": ("geomdl.cli.register", "align two point clouds: geomdl register SOURCE TARGET [--voxel 0.05] [--out pose.txt] [--show out.png]"),
+    "register-eval": ("geomdl.cli.register_eval", "3DMatch-protocol registration evaluation over a gt.log folder"),
 }
 
 

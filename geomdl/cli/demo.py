@@ -19,6 +19,7 @@ STAGES: list[tuple[str, str]] = [
     ("datasets", "geomdl.pipelines.demo_datasets:run"),
     ("classification", "geomdl.pipelines.demo_tinvnn:run"),
     ("train", "geomdl.pipelines.demo_train:run"),
+    ("registration", "geomdl.pipelines.registration.demo:run"),
 ]
 
 

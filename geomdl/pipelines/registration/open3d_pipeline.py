@@ -20,7 +20,7 @@ def _cloud(o3d, points: torch.Tensor):
 
 
 def register_open3d(src, tgt, voxel_size, radius, tau, icp_dist, icp_iterations, min_inliers, min_fitness, seed,
-                    result_cls, _downsample_check):
+                    result_cls, check_downsampled):
     """Run the Open3D pipeline on validated float64 clouds; returns ``result_cls`` (RegistrationResult)."""
     from geomdl.utils.optional import import_open3d
 
@@ -38,8 +38,7 @@ def register_open3d(src, tgt, voxel_size, radius, tau, icp_dist, icp_iterations,
     downs = []
     for points, name in ((src, "source"), (tgt, "target")):
         down = _cloud(o3d, points).voxel_down_sample(voxel_size)
-        if len(down.points) < 16:
-            _downsample_check(points, voxel_size, name)  # raises the same error as the geomdl path
+        check_downsampled(points, len(down.points), voxel_size, name)  # same error as the geomdl path
         downs.append(down)
     lap("voxel")
     for down in downs:

@@ -72,12 +72,17 @@ class _Timer:
         return self.timings
 
 
-def _downsample(points: torch.Tensor, voxel_size: float, name: str) -> torch.Tensor:
-    down, _ = voxel_downsample(points, voxel_size)
-    if down.shape[0] < MIN_POINTS:
-        raise ValueError(f"{name} has only {down.shape[0]} occupied voxel(s) at voxel_size={voxel_size:g} "
+def check_downsampled(points: torch.Tensor, count: int, voxel_size: float, name: str) -> None:
+    """Raise ``ValueError`` when ``count`` occupied voxels are too few to register."""
+    if count < MIN_POINTS:
+        raise ValueError(f"{name} has only {count} occupied voxel(s) at voxel_size={voxel_size:g} "
                          f"(need >= {MIN_POINTS}); use a smaller voxel_size (the cloud spans "
                          f"{float((points.max(0).values - points.min(0).values).max()):.3g} units)")
+
+
+def _downsample(points: torch.Tensor, voxel_size: float, name: str) -> torch.Tensor:
+    down, _ = voxel_downsample(points, voxel_size)
+    check_downsampled(points, down.shape[0], voxel_size, name)
     return down
 
 
@@ -139,7 +144,7 @@ def register(source, target, method: str = "geomdl", voxel_size: float = 0.05, *
         from geomdl.pipelines.registration.open3d_pipeline import register_open3d
 
         return register_open3d(src, tgt, voxel_size, radius, tau, icp_dist, icp_iterations, min_inliers,
-                               min_fitness, seed, RegistrationResult, _downsample_check=_downsample)
+                               min_fitness, seed, RegistrationResult, check_downsampled)
 
     timer = _Timer()
     src_down, tgt_down = _downsample(src, voxel_size, "source"), _downsample(tgt, voxel_size, "target")
