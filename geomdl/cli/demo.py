@@ -20,6 +20,7 @@ STAGES: list[tuple[str, str]] = [
     ("classification", "geomdl.pipelines.demo_tinvnn:run"),
     ("train", "geomdl.pipelines.demo_train:run"),
     ("registration", "geomdl.pipelines.registration.demo:run"),
+    ("molecular", "geomdl.pipelines.demo_molecular:run"),
 ]
 
 

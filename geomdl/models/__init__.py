@@ -13,4 +13,6 @@ MODELS: dict = {
     "pointnet": "geomdl.models.pointnet:PointNet",
     "pointnet2": "geomdl.models.pointnet2:PointNet2",
     "dgcnn": "geomdl.models.dgcnn:DGCNN",
+    "ponita": "geomdl.models.ponita:PonitaGraph",
+    "ponita_energy": "geomdl.models.ponita:PonitaEnergy",
 }

@@ -84,6 +84,7 @@ class TrainConfig:
     stop_after_epochs: Optional[int] = None  # stop (as if killed) after this many epochs of this process
     deterministic: bool = True  # torch.use_deterministic_algorithms on CPU
     progress: Literal["auto", "on", "off"] = "auto"  # auto: tqdm bars only when stderr is a TTY
+    find_unused_parameters: bool = False  # DDP: set for models whose forward skips some parameters
     tensorboard: bool = True  # also log to TensorBoard when the package is installed
     plots: bool = True
 

@@ -40,6 +40,8 @@ class ClassificationTask(Task):
         self.num_classes = self.options.num_classes
 
     def model_defaults(self, datasets):
+        if self.num_classes is None and isinstance(getattr(datasets["train"], "num_classes", None), int):
+            self.num_classes = datasets["train"].num_classes
         if self.num_classes is None:
             labels = torch.cat([torch.as_tensor(d.y).reshape(-1) for d in datasets["train"]])
             self.num_classes = int(labels.max()) + 1

@@ -113,7 +113,8 @@ class Trainer:
         if info.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
-            model = DistributedDataParallel(model, device_ids=[info.device] if info.device.type == "cuda" else None)
+            model = DistributedDataParallel(model, device_ids=[info.device] if info.device.type == "cuda" else None,
+                                            find_unused_parameters=cfg.train.find_unused_parameters)
         self.model = model
         if cfg.train.batch_size % info.world_size:
             raise ConfigError(f"train.batch_size: {cfg.train.batch_size} is not divisible by the {info.world_size} processes")
