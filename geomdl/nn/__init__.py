@@ -1,1 +1,2 @@
 """geomdl.nn"""
+from geomdl.nn.tensor_products import ClebschGordanTensorProduct, GauntTensorProduct

@@ -63,9 +63,8 @@ def _dft_to_grid(xt: torch.Tensor, idx: torch.Tensor, theta: torch.Tensor, phi: 
     return phi @ a.view(-1, a.shape[1] // 2 * cols)  # [N_v, J * R]
 
 
-def gaunt_product_columns(x1t: torch.Tensor, x2t: torch.Tensor, lmax_out: int) -> torch.Tensor:
-    """Gaunt product on columns: ``[(L1+1)^2, R] x [(L2+1)^2, R] -> [(Lo+1)^2, R]`` (``method="dft"``, no
-    autograd, no checks): the layout the layers use, with one column per (node, channel)."""
+def _gaunt_columns(x1t: torch.Tensor, x2t: torch.Tensor, lmax_out: int) -> torch.Tensor:
+    """Columns ``[(L1+1)^2, R] x [(L2+1)^2, R] -> [(Lo+1)^2, R]`` by the half-torus GEMMs (no autograd)."""
     lmax1, lmax2 = lmax_from_dim(x1t.shape[0], "x1t"), lmax_from_dim(x2t.shape[0], "x2t")
     p = dft_plan(lmax1, lmax2, lmax_out, x1t.dtype, x1t.device)
     cols = x1t.shape[1]
@@ -85,7 +84,7 @@ def gaunt_product_columns(x1t: torch.Tensor, x2t: torch.Tensor, lmax_out: int) -
 def _gaunt_rows(x1: torch.Tensor, x2: torch.Tensor, lmax_out: int, method: str) -> torch.Tensor:
     if method == "fft":
         return _gaunt_fft(x1, x2, lmax_out)
-    return gaunt_product_columns(x1.T.contiguous(), x2.T.contiguous(), lmax_out).T
+    return _gaunt_columns(x1.T.contiguous(), x2.T.contiguous(), lmax_out).T
 
 
 class _GauntProduct(torch.autograd.Function):
@@ -104,6 +103,41 @@ class _GauntProduct(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             g2 = _GauntProduct.apply(grad, x1, lmax_from_dim(x2.shape[-1]), ctx.method)
         return g1, g2, None, None
+
+
+class _GauntColumns(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x1t, x2t, lmax_out):
+        ctx.save_for_backward(x1t, x2t)
+        return _gaunt_columns(x1t, x2t, lmax_out)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x1t, x2t = ctx.saved_tensors
+        g1 = g2 = None
+        if ctx.needs_input_grad[0]:
+            g1 = _GauntColumns.apply(grad.contiguous(), x2t, lmax_from_dim(x1t.shape[0]))
+        if ctx.needs_input_grad[1]:
+            g2 = _GauntColumns.apply(grad.contiguous(), x1t, lmax_from_dim(x2t.shape[0]))
+        return g1, g2, None
+
+
+def gaunt_product_columns(x1t: torch.Tensor, x2t: torch.Tensor, lmax_out: int) -> torch.Tensor:
+    """Gaunt product in the column layout the layers use: ``x1t [(L1+1)^2, R] x x2t [(L2+1)^2, R] ->
+    [(lmax_out+1)^2, R]``, one column per (node, channel); ``method="dft"``, differentiable (any order).
+
+    Same maths as :func:`gaunt_product` (``z[:, r] = gaunt_product(x1t[:, r], x2t[:, r])``) without the
+    transposes. ``R`` must match (no broadcasting); dtype float32/float64.
+    """
+    if x1t.dim() != 2 or x2t.dim() != 2 or x1t.shape[1] != x2t.shape[1]:
+        raise ValueError(f"x1t and x2t must be [(L+1)^2, R] with the same R, got {tuple(x1t.shape)} and {tuple(x2t.shape)}")
+    lmax_from_dim(x1t.shape[0], "x1t")
+    lmax_from_dim(x2t.shape[0], "x2t")
+    if x1t.dtype != x2t.dtype or x1t.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"x1t and x2t must both be float32 or float64, got {x1t.dtype} and {x2t.dtype}")
+    if not isinstance(lmax_out, int) or isinstance(lmax_out, bool) or lmax_out < 0:
+        raise ValueError(f"lmax_out must be a non-negative int, got {lmax_out!r}")
+    return _GauntColumns.apply(x1t.contiguous(), x2t.contiguous(), lmax_out)
 
 
 def _check_input(x, name):

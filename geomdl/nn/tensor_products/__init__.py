@@ -1,0 +1,6 @@
+"""Tensor products: exact Clebsch-Gordan (all paths) and the Gaunt tensor product, plus the three uses
+of the Gaunt product as layers (feature interaction, convolution, many-body interaction)."""
+from geomdl.nn.tensor_products.clebsch_gordan import ClebschGordanTensorProduct, allowed_paths
+from geomdl.nn.tensor_products.gaunt import GauntTensorProduct
+
+__all__ = ["ClebschGordanTensorProduct", "GauntTensorProduct", "allowed_paths"]

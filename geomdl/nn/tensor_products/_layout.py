@@ -1,0 +1,58 @@
+"""Conversions between e3nn's ``mul_ir`` feature layout and the per-channel SH coefficient columns.
+
+A channelwise feature with ``C`` channels and one irrep per degree, e.g. ``"C x 0e + C x 1o + C x 2e"``
+stored as ``[B, irreps.dim]`` (e3nn), becomes the columns ``[(L+1)^2, B * C]`` used by
+:func:`geomdl.o3.gaunt_product_columns` (column ``b * C + c``; rows of absent degrees are zero).
+"""
+from __future__ import annotations
+
+import torch
+from e3nn import o3
+
+
+def channel_irreps(irreps: o3.Irreps, name: str, channels: int | None = None, unique: bool = True) -> tuple[int, list[int]]:
+    """Check ``irreps`` is channelwise (one multiplicity ``C``; each degree at most once when ``unique``)
+    and return ``(C, degrees)``; ``channels`` also allows multiplicity 1 (broadcast over the channels)."""
+    if len(irreps) == 0:
+        raise ValueError(f"{name} is empty")
+    muls = {mul for mul, _ in irreps}
+    ls = [ir.l for _, ir in irreps]
+    if len(muls) != 1:
+        raise ValueError(f"{name} must have one multiplicity (the channels) for every degree, got {irreps}")
+    if unique and len(set(ls)) != len(ls):
+        raise ValueError(f"{name} must contain each degree at most once for a channelwise Gaunt product, got {irreps}")
+    mul = muls.pop()
+    if channels is not None and mul not in (channels, 1):
+        raise ValueError(f"{name} must have multiplicity {channels} (the channels of irreps_in1) or 1, got {irreps}")
+    return mul, ls
+
+
+def to_columns(x: torch.Tensor, irreps: o3.Irreps, lmax: int) -> torch.Tensor:
+    """``x [B, irreps.dim]`` -> ``[(lmax+1)^2, B * C]`` (zero rows for the degrees not in ``irreps``)."""
+    batch = x.shape[0]
+    mul = irreps[0].mul
+    rows = [None] * (lmax + 1)
+    start = 0
+    for m, ir in irreps:
+        block = x[:, start:start + m * ir.dim].reshape(batch, m, ir.dim)
+        rows[ir.l] = block.permute(2, 0, 1).reshape(ir.dim, batch * m)
+        start += m * ir.dim
+    for l in range(lmax + 1):
+        if rows[l] is None:
+            rows[l] = x.new_zeros(2 * l + 1, batch * mul)
+    return torch.cat(rows, dim=0)
+
+
+def from_columns(z: torch.Tensor, irreps_out: o3.Irreps, batch: int) -> torch.Tensor:
+    """``z [(Lo+1)^2, B * C]`` -> ``[B, irreps_out.dim]`` in e3nn layout (degrees picked from ``z``)."""
+    pieces = []
+    for mul, ir in irreps_out:
+        rows = z[ir.l * ir.l: (ir.l + 1) ** 2]  # [2l+1, B*C]
+        pieces.append(rows.reshape(ir.dim, batch, mul).permute(1, 2, 0).reshape(batch, mul * ir.dim))
+    return torch.cat(pieces, dim=1)
+
+
+def degree_expand(w: torch.Tensor, lmax: int) -> torch.Tensor:
+    """Per-degree weights ``[..., lmax+1]`` -> per-coefficient ``[..., (lmax+1)^2]`` (repeat ``2l+1`` times)."""
+    reps = torch.tensor([2 * l + 1 for l in range(lmax + 1)], device=w.device)
+    return torch.repeat_interleave(w, reps, dim=-1)

@@ -1,0 +1,223 @@
+"""Gaunt tensor product layer (Luo, Chen, Krishnapriyan, ICLR 2024), channelwise, with per-degree weights.
+
+For channel ``c`` (e3nn mode ``"uuu"``; channel mixing belongs to separate linear layers):
+
+.. math::
+    z^{l_3}_c = n_{l_3}\\, w^{(3)}_{c l_3}\\; \\mathrm{Proj}_{l_3}\\big[F_{x,c}\\,F_{y,c}\\big],\\qquad
+    F_{x,c}(s) = \\sum_{lm} w^{(1)}_{c l}\\, x_{c,lm} Y_{lm}(s)
+
+      = n_{l_3} w^{(3)}_{c l_3} \\sum_{l_1 l_2} c(l_1,l_2,l_3)\\, w^{(1)}_{c l_1} w^{(2)}_{c l_2}
+        \\big(x_c^{l_1} \\otimes_{CG} y_c^{l_2}\\big)^{l_3},
+
+i.e. a CG product whose per-path weights are forced to the rank-1 form ``w1 w2 w3`` times the Gaunt
+constant ``c`` (:func:`geomdl.o3.gaunt_cg_constant`), computed in ``O(L^3)`` by
+:func:`geomdl.o3.gaunt_product_columns`. ``n_l3`` (``normalize=True``) makes the output unit-variance
+for unit-variance inputs (:func:`geomdl.o3.gaunt_output_normalization`).
+
+**Parity.** A product of spherical functions only has the paths with ``l1 + l2 + l3`` even and maps
+natural-parity irreps (``0e, 1o, 2e, 3o, ...``) to natural-parity irreps. ``parity="natural"`` (default)
+rejects other irreps with a ``ValueError``. ``parity="full"`` accepts any irreps: the natural x natural ->
+natural paths go through the Gaunt product, **every other allowed path** (odd ``l1+l2+l3`` such as the cross
+product ``1o x 1o -> 1e``, and paths touching pseudo-tensors) through an exact
+:class:`ClebschGordanTensorProduct` (``uuu``/``uvu``, one weight per path and channel) whose cost is that of
+a CG product, ``O(L^5..L^6)`` per channel -- the Gaunt speed-up is lost on those paths.
+"""
+from __future__ import annotations
+
+import torch
+from e3nn import o3
+from torch import nn
+
+from geomdl.o3.gaunt import gaunt_cg_constant
+from geomdl.o3.gaunt_product import gaunt_product_columns
+from geomdl.nn.tensor_products._layout import channel_irreps, degree_expand, from_columns, to_columns
+from geomdl.nn.tensor_products.clebsch_gordan import ClebschGordanTensorProduct, _irreps
+
+PARITIES = ("natural", "full")
+
+
+def _is_natural(ir: o3.Irrep) -> bool:
+    return ir.p == (-1) ** ir.l
+
+
+def _natural_part(irreps: o3.Irreps) -> o3.Irreps:
+    return o3.Irreps([(mul, ir) for mul, ir in irreps if _is_natural(ir)])
+
+
+def _degrees(irreps: o3.Irreps) -> list[int]:
+    return [ir.l for _, ir in irreps] or [0]
+
+
+def output_normalization(ls1, ls2, ls_out) -> torch.Tensor:
+    """``n_l3 = (sum_{l1 in ls1, l2 in ls2} c^2 / (2 l3 + 1))^(-1/2)`` for ``l3 = 0..max(ls_out)`` (0 if unreachable)."""
+    lmax_out = max(ls_out)
+    var = torch.zeros(lmax_out + 1, dtype=torch.float64)
+    for l3 in range(lmax_out + 1):
+        var[l3] = sum(gaunt_cg_constant(a, b, l3) ** 2 for a in ls1 for b in ls2) / (2 * l3 + 1)
+    return torch.where(var > 0, var.clamp_min(1e-300).rsqrt(), torch.zeros_like(var))
+
+
+class GauntTensorProduct(nn.Module):
+    """Channelwise Gaunt tensor product ``x [..., irreps_in1.dim] (x) y [..., irreps_in2.dim] -> [..., irreps_out.dim]``.
+
+    Args:
+        irreps_in1: ``C x l ...``: one multiplicity ``C`` (channels), each degree at most once.
+        irreps_in2: same degrees rule, multiplicity ``C`` or 1 (one function shared by all channels, e.g.
+            the spherical harmonics of an edge).
+        irreps_out: multiplicity ``C``.
+        weights: ``"degree"`` (the paper's ``w1[C, L1+1], w2[C, L2+1], w3[C, Lo+1]``, initialised to 1)
+            or ``None`` (plain channelwise product).
+        parity: ``"natural"`` or ``"full"`` (see the module docstring).
+        normalize: multiply degree ``l3`` of the output by ``n_l3`` (unit output variance).
+
+    Shapes: ``x [..., irreps_in1.dim]``, ``y [..., irreps_in2.dim]`` (leading dims broadcast), optional
+    per-sample degree weights ``weight1 [..., C, L1+1]``, ``weight2 [..., C, L2+1]``, ``weight3 [..., C, Lo+1]``
+    multiplying the internal ones (e.g. radial weights of an edge filter); output ``[..., irreps_out.dim]``.
+    """
+
+    def __init__(self, irreps_in1, irreps_in2, irreps_out, weights: str | None = "degree", parity: str = "natural",
+                 normalize: bool = True):
+        super().__init__()
+        if parity not in PARITIES:
+            raise ValueError(f"parity must be one of {PARITIES}, got {parity!r}")
+        if weights not in ("degree", None):
+            raise ValueError(f"weights must be 'degree' or None, got {weights!r}")
+        self.irreps_in1, self.irreps_in2 = _irreps(irreps_in1, "irreps_in1"), _irreps(irreps_in2, "irreps_in2")
+        self.irreps_out = _irreps(irreps_out, "irreps_out")
+        self.parity = parity
+        if parity == "natural":
+            bad = {name: [str(ir) for _, ir in irreps if not _is_natural(ir)]
+                   for name, irreps in (("irreps_in1", self.irreps_in1), ("irreps_in2", self.irreps_in2), ("irreps_out", self.irreps_out))}
+            bad = {k: v for k, v in bad.items() if v}
+            if bad:
+                raise ValueError(
+                    "GauntTensorProduct(parity='natural') needs natural-parity irreps (0e, 1o, 2e, 3o, ...); got "
+                    + "; ".join(f"{k}: {', '.join(v)}" for k, v in bad.items())
+                    + ". The Gaunt product multiplies spherical functions: it has no odd l1+l2+l3 paths and no "
+                    "pseudo-tensors. Use parity='full' to route those paths to an exact Clebsch-Gordan product "
+                    "(O(L^5..L^6) cost) or ClebschGordanTensorProduct.")
+        self.channels, _ = channel_irreps(self.irreps_in1, "irreps_in1", unique=False)
+        self.mul2, _ = channel_irreps(self.irreps_in2, "irreps_in2", self.channels, unique=False)
+        mul_out, _ = channel_irreps(self.irreps_out, "irreps_out", unique=False)
+        if mul_out != self.channels:
+            raise ValueError(f"irreps_out must have multiplicity {self.channels} (channelwise product), got {self.irreps_out}")
+        self.nat1, self.nat2 = _natural_part(self.irreps_in1), _natural_part(self.irreps_in2)
+        self.nat_out = _natural_part(self.irreps_out)
+        for name, irreps in (("irreps_in1", self.nat1), ("irreps_in2", self.nat2), ("irreps_out", self.nat_out)):
+            if len(irreps):
+                channel_irreps(irreps, f"{name} (natural-parity part)")
+        self.use_gaunt = len(self.nat1) > 0 and len(self.nat2) > 0 and len(self.nat_out) > 0
+        self.lmax1 = max(ir.l for _, ir in self.nat1) if len(self.nat1) else 0
+        self.lmax2 = max(ir.l for _, ir in self.nat2) if len(self.nat2) else 0
+        self.lmax_out = max(ir.l for _, ir in self.nat_out) if len(self.nat_out) else 0
+        norm = output_normalization(_degrees(self.nat1), _degrees(self.nat2), _degrees(self.nat_out)) if normalize \
+            else torch.ones(self.lmax_out + 1, dtype=torch.float64)
+        self.register_buffer("out_scale", norm.to(torch.get_default_dtype()), persistent=False)
+        self.weights = weights
+        c = self.channels
+        if weights == "degree":
+            self.weight1 = nn.Parameter(torch.ones(c, self.lmax1 + 1))
+            self.weight2 = nn.Parameter(torch.ones(c, self.lmax2 + 1))
+            self.weight3 = nn.Parameter(torch.ones(c, self.lmax_out + 1))
+        self.cg = None
+        if parity == "full":
+            gaunt_handled = lambda a, b, o: self.use_gaunt and _is_natural(a) and _is_natural(b) and _is_natural(o)
+            try:
+                self.cg = ClebschGordanTensorProduct(self.irreps_in1, self.irreps_in2, self.irreps_out,
+                                                     mode="uuu" if self.mul2 == c else "uvu",
+                                                     filter_paths=lambda a, b, o: not gaunt_handled(a, b, o))
+            except ValueError:  # every allowed path is a Gaunt path
+                self.cg = None
+        if not self.use_gaunt and self.cg is None:
+            raise ValueError(f"no path from {self.irreps_in1} x {self.irreps_in2} reaches {self.irreps_out}")
+
+    def reset_parameters(self) -> None:
+        if self.weights == "degree":
+            for w in (self.weight1, self.weight2, self.weight3):
+                nn.init.ones_(w)
+        if self.cg is not None:
+            self.cg.reset_parameters()
+
+    def _columns(self, x, irreps, lmax, w_int, w_ext, batch):
+        cols = to_columns(x, irreps, lmax)  # [n, B * mul]
+        mul = irreps[0].mul
+        cols = cols.view(cols.shape[0], batch, mul)
+        if mul != self.channels:  # shared function (mul 1) -> one copy per channel
+            cols = cols.expand(cols.shape[0], batch, self.channels)
+        w = None
+        if w_int is not None:
+            w = w_int
+        if w_ext is not None:
+            w = w_ext if w is None else w * w_ext
+        if w is not None:
+            w = degree_expand(w.to(x.dtype), lmax)  # [..., C, n]
+            w = w.expand(batch, self.channels, w.shape[-1]) if w.dim() == 3 else w[None]
+            cols = cols * w.permute(2, 0, 1)
+        return cols.reshape(cols.shape[0], batch * self.channels)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, weight1: torch.Tensor | None = None,
+                weight2: torch.Tensor | None = None, weight3: torch.Tensor | None = None) -> torch.Tensor:
+        for name, t, irreps in (("x", x, self.irreps_in1), ("y", y, self.irreps_in2)):
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+            if t.shape[-1:] != (irreps.dim,):
+                raise ValueError(f"{name} must have shape [..., {irreps.dim}] for irreps {irreps}, got {tuple(t.shape)}")
+        lead = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
+        x = x.expand(*lead, x.shape[-1]).reshape(-1, x.shape[-1])
+        y = y.expand(*lead, y.shape[-1]).reshape(-1, y.shape[-1])
+        batch = x.shape[0]
+        ext = []
+        for name, w, lmax in (("weight1", weight1, self.lmax1), ("weight2", weight2, self.lmax2), ("weight3", weight3, self.lmax_out)):
+            if w is not None:
+                if w.shape[-2:] != (self.channels, lmax + 1):
+                    raise ValueError(f"{name} must have shape [..., {self.channels}, {lmax + 1}], got {tuple(w.shape)}")
+                w = w.expand(*lead, self.channels, lmax + 1).reshape(batch, self.channels, lmax + 1) if w.dim() > 2 else w
+            ext.append(w)
+        out = x.new_zeros(batch, self.irreps_out.dim)
+        if self.use_gaunt:
+            internal = (self.weight1, self.weight2, self.weight3) if self.weights == "degree" else (None, None, None)
+            x_nat = self._select(x, self.irreps_in1, self.nat1)
+            y_nat = self._select(y, self.irreps_in2, self.nat2)
+            a = self._columns(x_nat, self.nat1, self.lmax1, internal[0], ext[0], batch)
+            b = self._columns(y_nat, self.nat2, self.lmax2, internal[1], ext[1], batch)
+            z = gaunt_product_columns(a, b, self.lmax_out)  # [(Lo+1)^2, B * C]
+            scale = self.out_scale.to(x.dtype)
+            w3 = scale if internal[2] is None else internal[2] * scale
+            if ext[2] is not None:
+                w3 = w3 * ext[2]
+            w3 = degree_expand(w3 if w3.dim() > 1 else w3.expand(self.channels, -1), self.lmax_out)  # [..., C, n]
+            w3 = w3.expand(batch, self.channels, w3.shape[-1]) if w3.dim() == 3 else w3[None]
+            z = (z.view(z.shape[0], batch, self.channels) * w3.permute(2, 0, 1)).reshape(z.shape[0], -1)
+            out = self._scatter(out, from_columns(z, self.nat_out, batch), self.nat_out)
+        if self.cg is not None:
+            out = out + self.cg(x, y)
+        return out.reshape(*lead, self.irreps_out.dim)
+
+    @staticmethod
+    def _select(x, irreps, subset):
+        if len(subset) == len(irreps):
+            return x
+        pieces, start = [], 0
+        for mul, ir in irreps:
+            if _is_natural(ir):
+                pieces.append(x[:, start:start + mul * ir.dim])
+            start += mul * ir.dim
+        return torch.cat(pieces, dim=1)
+
+    def _scatter(self, out, part, subset):
+        if len(subset) == len(self.irreps_out):
+            return part
+        pieces, start, src = [], 0, 0
+        for mul, ir in self.irreps_out:
+            d = mul * ir.dim
+            if _is_natural(ir):
+                pieces.append(part[:, src:src + d])
+                src += d
+            else:
+                pieces.append(out[:, start:start + d])
+            start += d
+        return torch.cat(pieces, dim=1)
+
+    def extra_repr(self) -> str:
+        return (f"{self.irreps_in1} x {self.irreps_in2} -> {self.irreps_out}, weights={self.weights}, parity={self.parity}, "
+                f"cg_paths={len(self.cg.paths) if self.cg is not None else 0}")
