@@ -292,3 +292,44 @@ def evaluate_potential(model, frames: list[Frame], batch_size: int = 10, dtype=t
     e, f = torch.cat(e_err) * 1000, torch.cat(f_err) * 1000
     return {"energy_mae": float(e.abs().mean()), "energy_rmse": float(e.pow(2).mean().sqrt()),
             "forces_mae": float(f.abs().mean()), "forces_rmse": float(f.pow(2).mean().sqrt())}
+
+
+def save_potential(model, path) -> None:
+    """Write a trained :class:`~geomdl.nn.ponita.PonitaPotential` (config + weights + shifts + grid)
+    atomically to ``path``."""
+    from geomdl.utils.io import atomic_torch_save
+
+    atomic_torch_save({"kind": "PonitaPotential", "config": dict(model.config), "state_dict": model.state_dict()}, path)
+
+
+def load_potential(path, map_location="cpu"):
+    """Load a checkpoint written by :func:`save_potential`; raises ValueError naming the file when it
+    is not one."""
+    from geomdl.nn.ponita import PonitaPotential
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable torch checkpoint ({exc})") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("kind") != "PonitaPotential" or "config" not in ckpt:
+        raise ValueError(f"{path}: not a PonitaPotential checkpoint (expected keys kind/config/state_dict)")
+    config = dict(ckpt["config"])
+    numbers = config.pop("atomic_numbers")
+    model = PonitaPotential(numbers, **config)
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()
+
+
+def frames_from_dataset(dataset) -> list[Frame]:
+    """Frames from a dataset of ``Data(z, pos, energy, forces)`` items (e.g.
+    ``geomdl.datasets.synthetic.molecules.SyntheticMolecules`` or the extxyz/ASE loaders)."""
+    frames = []
+    for k in range(len(dataset)):
+        d = dataset[k]
+        forces = getattr(d, "forces", None)
+        frames.append(Frame(d.z.long().reshape(-1), d.pos.double(), float(torch.as_tensor(d.energy).reshape(-1)[0]),
+                            None if forces is None else forces.double()))
+    return frames

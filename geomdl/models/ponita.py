@@ -1,0 +1,59 @@
+"""PONITA models for the training engine (``model(batch)`` on a ``torch_geometric`` batch).
+
+* ``ponita`` (:class:`PonitaGraph`): graph-level scalars ``[B, out_channels]`` (e.g. QM9 properties)
+  from one-hot atom types (``batch.z``) and/or node features ``batch.x``; any mode of
+  :class:`geomdl.nn.ponita.Ponita`.
+* ``ponita_energy`` (:class:`PonitaEnergy`): energies ``[B]`` of a :class:`~geomdl.nn.ponita.PonitaPotential`;
+  the energy/force task takes ``-dE/dpos`` itself.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from geomdl.nn.ponita import Ponita, PonitaPotential
+
+
+class PonitaGraph(nn.Module):
+    """Graph-level regression with PONITA.
+
+    Args:
+        out_channels: number of targets.
+        atomic_numbers: elements for a one-hot encoding of ``batch.z`` (``None``: no ``z`` input).
+        in_channels: width of ``batch.x`` (0: not used).
+        **kwargs: :class:`~geomdl.nn.ponita.Ponita` options (``hidden``, ``layers``, ``num_ori``, ``radius``, ...).
+    """
+
+    def __init__(self, out_channels: int = 1, atomic_numbers=(1, 6, 7, 8, 9), in_channels: int = 0, **kwargs):
+        super().__init__()
+        self.atomic_numbers = sorted(atomic_numbers) if atomic_numbers else []
+        type_map = torch.full((119,), -1, dtype=torch.long)
+        if self.atomic_numbers:
+            type_map[torch.tensor(self.atomic_numbers)] = torch.arange(len(self.atomic_numbers))
+        self.register_buffer("type_map", type_map)
+        self.in_channels = in_channels
+        self.net = Ponita(len(self.atomic_numbers) + in_channels, out_scalars=out_channels, task_level="graph", **kwargs)
+
+    def forward(self, batch):
+        parts = []
+        if self.atomic_numbers:
+            t = self.type_map[batch.z.long()]
+            if bool((t < 0).any()):
+                raise ValueError(f"batch.z: elements outside {self.atomic_numbers}")
+            parts.append(nn.functional.one_hot(t, len(self.atomic_numbers)).to(batch.pos.dtype))
+        if self.in_channels:
+            parts.append(batch.x.to(batch.pos.dtype))
+        scalars, _ = self.net(batch.pos, torch.cat(parts, -1), batch=batch.batch, num_graphs=batch.num_graphs)
+        return scalars
+
+
+class PonitaEnergy(PonitaPotential):
+    """:class:`~geomdl.nn.ponita.PonitaPotential` called as ``model(batch) -> energy [B]``."""
+
+    def __init__(self, atomic_numbers=(1, 6, 7, 8), **kwargs):
+        super().__init__(atomic_numbers, **kwargs)
+
+    def forward(self, batch, *args, **kwargs):
+        if args or kwargs or isinstance(batch, torch.Tensor):  # the PonitaPotential signature
+            return super().forward(batch, *args, **kwargs)
+        return self.energy(batch.z.long(), batch.pos, batch.batch, batch.num_graphs)

@@ -1,0 +1,116 @@
+"""Molecular pipeline pieces around PONITA: frame reading (extxyz/ASE, property-based round trip),
+checkpoints, the ASE calculator running MD, and a short training run."""
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from geomdl.nn.ponita import PonitaPotential
+from geomdl.pipelines.molecular import (collate, evaluate_potential, load_potential, prepare_potential, read_frames,
+                                        save_potential, train_potential)
+
+SMALL = dict(hidden=8, layers=2, basis_dim=8)
+
+
+def _write_extxyz(path, frames):
+    import ase.io
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    images = []
+    for z, pos, e, f in frames:
+        atoms = Atoms(numbers=z, positions=pos)
+        atoms.calc = SinglePointCalculator(atoms, energy=e, forces=f)
+        images.append(atoms)
+    ase.io.write(path, images, format="extxyz")
+
+
+@settings(max_examples=10, deadline=None)
+@given(n_frames=st.integers(1, 3), n_atoms=st.integers(1, 6), seed=st.integers(0, 1000))
+def test_read_frames_round_trips_extxyz(tmp_path_factory, n_frames, n_atoms, seed):
+    rng = np.random.default_rng(seed)
+    frames = [(rng.choice([1, 6, 7, 8], n_atoms), rng.normal(size=(n_atoms, 3)), float(rng.normal() * 100),
+               rng.normal(size=(n_atoms, 3))) for _ in range(n_frames)]
+    path = tmp_path_factory.mktemp("xyz") / "f.extxyz"
+    _write_extxyz(path, frames)
+    got = read_frames(path)
+    assert len(got) == n_frames
+    for g, (z, pos, e, f) in zip(got, frames):
+        assert g.z.tolist() == list(z)
+        assert np.allclose(g.pos.numpy(), pos, atol=1e-6) and np.allclose(g.forces.numpy(), f, atol=1e-6)
+        assert abs(g.energy - e) < 1e-6 * max(1, abs(e))
+
+
+def test_read_frames_errors_name_the_file(tmp_path):
+    bad = tmp_path / "broken.xyz"
+    bad.write_text("3\nnot a comment line\nC 0 0\n")
+    with pytest.raises(ValueError, match="broken.xyz"):
+        read_frames(bad)
+    with pytest.raises(FileNotFoundError, match="missing.xyz"):
+        read_frames(tmp_path / "missing.xyz")
+    noenergy = tmp_path / "noenergy.xyz"
+    noenergy.write_text("1\nProperties=species:S:1:pos:R:3\nH 0 0 0\n")
+    with pytest.raises(ValueError, match="noenergy.xyz.*no energy"):
+        read_frames(noenergy)
+
+
+def test_read_3bpa_sample(shared_data):
+    frames = read_frames(shared_data / "3bpa" / "dataset_3BPA" / "train_300K.xyz", index=":5")
+    assert len(frames) == 5 and frames[0].z.numel() == 27 and frames[0].forces.shape == (27, 3)
+    assert -17700 < frames[0].energy < -17600  # eV, C12H12N2O
+
+
+def test_checkpoint_round_trip_and_bad_files(tmp_path):
+    model = PonitaPotential([1, 6, 8], num_ori=4, grid="repulsion", grid_seed=3, **SMALL)
+    model.energy_shift.copy_(torch.tensor([-13.6, -1029.5, -2041.8], dtype=torch.float64))
+    save_potential(model, tmp_path / "p.pt")
+    again = load_potential(tmp_path / "p.pt")
+    z, pos = torch.tensor([6, 1, 8]), torch.randn(3, 3)
+    assert torch.allclose(again(z, pos)["forces"], model.eval()(z, pos)["forces"])
+    assert torch.equal(again.net.grid, model.net.grid)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.pt"):
+        load_potential(tmp_path / "junk.pt")
+
+
+def test_ase_calculator_runs_md_and_conserves_energy(tmp_path):
+    import ase.units
+    from ase.build import molecule
+    from ase.md.verlet import VelocityVerlet
+
+    import geomdl.ase
+
+    model = PonitaPotential([1, 6, 8], num_ori=0, radius=4.0, **SMALL)
+    save_potential(model, tmp_path / "p.pt")
+    atoms = molecule("CH3OH")
+    atoms.calc = geomdl.ase.Calculator(str(tmp_path / "p.pt"))
+    ref = model.double().eval()(torch.tensor(atoms.numbers), torch.tensor(atoms.positions))
+    assert np.allclose(atoms.get_forces(), ref["forces"].detach().numpy(), atol=1e-10)
+    atoms.set_velocities(np.random.default_rng(0).normal(scale=0.01, size=(len(atoms), 3)))
+    e0 = atoms.get_total_energy()
+    VelocityVerlet(atoms, timestep=0.1 * ase.units.fs).run(5)
+    assert abs(atoms.get_total_energy() - e0) < 1e-4
+    assert not np.allclose(atoms.positions, molecule("CH3OH").positions)
+
+
+def test_short_training_fits_shifts_and_reduces_the_loss():
+    gen = torch.Generator().manual_seed(0)
+    from geomdl.pipelines.molecular import Frame
+
+    # a toy potential: harmonic bonds to the centroid, E = sum k |x - c|^2 + shifts
+    frames = []
+    for _ in range(12):
+        pos = torch.randn(4, 3, generator=gen, dtype=torch.float64)
+        c = pos.mean(0)
+        e = float(0.5 * (pos - c).pow(2).sum()) - 13.6 * 3 - 1029.5
+        frames.append(Frame(torch.tensor([1, 1, 1, 6]), pos, e, -(pos - c)))
+    model = PonitaPotential([1, 6], num_ori=0, **SMALL)
+    prepare_potential(model, frames)
+    b = collate(frames)
+    assert abs(float(model.energy_shift @ torch.tensor([3.0, 1.0], dtype=torch.float64)) - float(b.energy.mean())) < 2.0
+    result = train_potential(model, frames, frames[:4], epochs=6, batch_size=4, lr=1e-2, eval_every=3, log=None)
+    losses = [h["loss"] for h in result["history"]]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    metrics = evaluate_potential(result["model"], frames[:4])
+    assert set(metrics) == {"energy_mae", "energy_rmse", "forces_mae", "forces_rmse"}
