@@ -19,6 +19,8 @@ BENCHMARKS = {
     "ops": "benchmarks.ops",
     "registration": "benchmarks.registration",
     "ponita_3bpa": "benchmarks.ponita_3bpa",
+    "layers": "benchmarks.layers",
+    "trainer": "benchmarks.trainer",
 }
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"

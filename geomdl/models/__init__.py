@@ -15,4 +15,5 @@ MODELS: dict = {
     "dgcnn": "geomdl.models.dgcnn:DGCNN",
     "ponita": "geomdl.models.ponita:PonitaGraph",
     "ponita_energy": "geomdl.models.ponita:PonitaEnergy",
+    "nequip": "geomdl.models.nequip:NequIP",
 }

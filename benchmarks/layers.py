@@ -1,0 +1,153 @@
+"""Forward+backward time of geomdl's message-passing layers on a radius graph, against the closest
+PyG layer measured in the same run (same weights, same ``edge_index``; outputs checked first).
+
+The graph is built once with ``geomdl.ops.radius_graph`` (PyG 2.8's ``radius_graph``/``knn_graph``
+need pyg-lib) and passed to both. ``ratio = geomdl / peer`` (< 1: geomdl faster). Layers without a
+PyG counterpart (EGNN, PaiNN, the tensor-product convolution) are timed alone.
+
+    python -m benchmarks layers [--nodes 10000] [--channels 64] [--degree 16] [--threads 2]
+"""
+from __future__ import annotations
+
+import math
+import statistics
+
+import torch
+
+from benchmarks.timing import measure
+
+HELP = "forward+backward time of geomdl layers vs PyG layers on a 1e4-node radius graph"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--nodes", type=int, default=10000, help="number of points (default 10000)")
+    parser.add_argument("--channels", type=int, default=64, help="feature channels (default 64)")
+    parser.add_argument("--degree", type=float, default=16.0, help="mean neighbours within the radius (default 16)")
+    parser.add_argument("--radius", type=float, default=1.0, help="graph radius (default 1.0)")
+    parser.add_argument("--k", type=int, default=16, help="k of the dynamic EdgeConv (default 16)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed repeats per layer (default 7)")
+    parser.add_argument("--only", nargs="+", default=None, help="layer names to run (default all)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _fwd_bwd(fn, params, inputs):
+    def step():
+        for p in params:
+            p.grad = None
+        for t in inputs:
+            t.grad = None
+        out = fn()
+        out = out if isinstance(out, (tuple, list)) else (out,)
+        sum(o.sum() for o in out).backward()
+    return step
+
+
+def _row(name, peer, fn_g, fn_p, params_g, params_p, inputs, repeats, check):
+    row = {"layer": name, "peer": peer or "-"}
+    if fn_p is not None and check is not None:
+        row["max_abs_diff"] = float(check)
+    # interleave geomdl and peer rounds so that load changes on a shared machine hit both alike
+    step_g = _fwd_bwd(fn_g, params_g, inputs)
+    step_p = _fwd_bwd(fn_p, params_p, inputs) if fn_p is not None else None
+    times_g, times_p = [], []
+    rounds = max(1, (repeats + 2) // 3)
+    for r in range(rounds):
+        times_g.append(measure(step_g, repeats=3, warmup=2 if r == 0 else 0)["median_ms"])
+        if step_p is not None:
+            times_p.append(measure(step_p, repeats=3, warmup=2 if r == 0 else 0)["median_ms"])
+    row["geomdl_ms"] = statistics.median(times_g)
+    if step_p is not None:
+        row["peer_ms"] = statistics.median(times_p)
+        row["ratio"] = row["geomdl_ms"] / row["peer_ms"]
+    print(f"  {name:<24} geomdl {row['geomdl_ms']:.1f} ms" + (f"  {peer} {row['peer_ms']:.1f} ms  ratio {row['ratio']:.2f}" if fn_p else ""), flush=True)
+    return row
+
+
+def run(args) -> list[dict]:
+    import torch_geometric.nn as pyg
+
+    from geomdl import ops
+    from geomdl.nn.edge_conv import DynamicEdgeConv, EdgeConv
+    from geomdl.nn.egnn import EGNNLayer
+    from geomdl.nn.painn import PaiNNLayer
+    from geomdl.nn.point_net import PointNetConv
+
+    g = torch.Generator().manual_seed(args.seed)
+    n, c = args.nodes, args.channels
+    # uniform points in a cube; density such that a ball of the radius holds `degree` points on average
+    side = (n * (4.0 / 3.0) * math.pi * args.radius**3 / args.degree) ** (1.0 / 3.0)
+    pos = torch.rand(n, 3, generator=g) * side
+    x = torch.randn(n, c, generator=g)
+    edge_index = ops.radius_graph(pos, args.radius, max_num_neighbors=64)
+    print(f"graph: {n} nodes, {edge_index.shape[1]} edges (mean degree {edge_index.shape[1] / n:.1f}), {c} channels, "
+          f"{torch.get_num_threads()} threads, kernels {'compiled' if ops.extension_loaded() else 'reference'}", flush=True)
+    x.requires_grad_(True)
+    posg = pos.clone().requires_grad_(True)
+    rows = []
+    want = lambda name: args.only is None or name in args.only  # noqa: E731
+
+    if want("PointNetConv"):
+        torch.manual_seed(args.seed)
+        conv = PointNetConv(c, c, (c,))
+        peer = pyg.PointNetConv(local_nn=torch.nn.Identity(), add_self_loops=False)
+        peer.local_nn = conv.mlp  # same weights (assigned after PyG's constructor, which resets its nn)
+        with torch.no_grad():
+            diff = (conv(x, posg, edge_index) - peer(x, posg, edge_index)).abs().max()
+        rows.append(_row("PointNetConv", "pyg.PointNetConv", lambda: conv(x, posg, edge_index), lambda: peer(x, posg, edge_index),
+                         list(conv.parameters()), list(conv.parameters()), [x, posg], args.repeats, diff))
+
+    if want("EdgeConv"):
+        torch.manual_seed(args.seed)
+        conv = EdgeConv(c, c, (c,))
+        peer = pyg.EdgeConv(torch.nn.Identity())
+        peer.nn = conv.mlp
+        with torch.no_grad():
+            diff = (conv(x, edge_index) - peer(x, edge_index)).abs().max()
+        rows.append(_row("EdgeConv", "pyg.EdgeConv", lambda: conv(x, edge_index), lambda: peer(x, edge_index),
+                         list(conv.parameters()), list(conv.parameters()), [x], args.repeats, diff))
+
+    if want("DynamicEdgeConv"):
+        torch.manual_seed(args.seed)
+        xd = torch.randn(n, 8, generator=g).requires_grad_(True)
+        conv = DynamicEdgeConv(8, c, k=args.k, hidden_channels=(c,))
+        peer = pyg.EdgeConv(torch.nn.Identity())
+        peer.nn = conv.mlp
+
+        def peer_fn():  # PyG's DynamicEdgeConv needs torch_cluster: same kNN op + pyg.EdgeConv
+            return peer(xd, ops.knn_graph(xd.detach(), args.k, loop=True))
+
+        with torch.no_grad():
+            diff = (conv(xd) - peer_fn()).abs().max()
+        rows.append(_row("DynamicEdgeConv", "geomdl.knn+pyg.EdgeConv", lambda: conv(xd), peer_fn,
+                         list(conv.parameters()), list(conv.parameters()), [xd], args.repeats, diff))
+
+    if want("EGNNLayer"):
+        torch.manual_seed(args.seed)
+        layer = EGNNLayer(c, c)
+        rows.append(_row("EGNNLayer", None, lambda: layer(x, posg, edge_index), None, list(layer.parameters()), None,
+                         [x, posg], args.repeats, None))
+
+    if want("PaiNNLayer"):
+        torch.manual_seed(args.seed)
+        layer = PaiNNLayer(c, cutoff=args.radius)
+        v = torch.randn(n, c, 3, generator=g).requires_grad_(True)
+        rows.append(_row("PaiNNLayer", None, lambda: layer(x, v, posg, edge_index), None, list(layer.parameters()), None,
+                         [x, v, posg], args.repeats, None))
+
+    try:
+        from geomdl.nn.equivariant_conv import EquivariantConv
+    except ImportError:
+        EquivariantConv = None
+    if EquivariantConv is not None:
+        for product in ("cg", "gaunt"):
+            name = f"EquivariantConv[{product}]"
+            if not want(name) and not want("EquivariantConv"):
+                continue
+            torch.manual_seed(args.seed)
+            mul = max(c // 4, 1)
+            irreps = f"{mul}x0e+{mul}x1o+{mul}x2e"
+            layer = EquivariantConv(irreps, irreps, lmax_sh=2, cutoff=args.radius, product=product)
+            h = torch.randn(n, layer.irreps_in.dim, generator=g).requires_grad_(True)
+            rows.append(_row(name, None, lambda: layer(h, posg, edge_index), None, list(layer.parameters()), None,
+                             [h, posg], args.repeats, None))
+    return rows

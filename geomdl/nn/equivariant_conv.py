@@ -1,0 +1,176 @@
+"""Tensor-product point convolution (TFN, Thomas et al. 2018; NequIP, Batzner et al. 2022).
+
+.. math::
+    x_i' = W_{self}\\, x_i + \\frac{1}{\\sqrt{\\bar n}} \\sum_{j \\in \\mathcal{N}(i)}
+           W_{out}\\Big( x_j \\otimes_{R(\\|r_{ij}\\|)} Y(\\hat r_{ij}) \\Big),\\qquad r_{ij} = p_j - p_i
+
+``Y`` are the real spherical harmonics up to ``lmax_sh``; ``R`` is an MLP on a Bessel basis times a
+polynomial cutoff that outputs the per-edge weights of the product; ``W_self``, ``W_out`` are
+equivariant linear maps (e3nn ``o3.Linear``); ``n_bar`` is ``avg_num_neighbors``.
+
+Two products (``product=``):
+
+``"cg"``
+    Clebsch-Gordan tensor product, every allowed path ``(l_in, l_sh) -> l_out`` with one weight per
+    input channel and path (e3nn ``TensorProduct``, mode ``uvu``). Any input/output irreps, O(3)
+    with parity.
+``"gaunt"``
+    Channelwise Gaunt product (Luo et al., ICLR 2024) via ``geomdl.o3.gaunt_product`` (2D FFT):
+    ``x_j`` of channel ``u`` is read as a spherical function ``f_u = sum_l x_{u,l} . Y_l``, the filter
+    as ``g_u = sum_l R_{u,l}(|r|) Y_l(r_hat)``, the message is the projection of ``f_u g_u`` to degrees
+    ``<= lmax_out``. Needs natural-parity irreps (``0e, 1o, 2e, ...``) with one multiplicity; it
+    cannot produce pseudo-tensors (``1e, 0o``). O(3) equivariant on those irreps.
+
+Shapes: ``x [N, irreps_in.dim]``, ``pos [N, 3]``, ``edge_index [2, E]`` -> ``[N, irreps_out.dim]``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from e3nn import o3
+from torch import nn
+
+from geomdl import ops
+from geomdl.graph.radial import BesselBasis, PolynomialCutoff
+from geomdl.nn.gate import _irreps
+from geomdl.nn.message_passing import check_edge_index, check_positions
+from geomdl.nn.mlp import MLP
+
+PRODUCTS = ("cg", "gaunt")
+
+
+class _CGProduct(nn.Module):
+    """``x [E, in] (x) y [E, sh] -> [E, mid]`` with per-edge weights ``[E, weight_numel]`` (uvu paths)."""
+
+    def __init__(self, irreps_in: o3.Irreps, irreps_sh: o3.Irreps, irreps_out: o3.Irreps):
+        super().__init__()
+        mid, instructions = [], []
+        for i, (mul, ir_in) in enumerate(irreps_in):
+            for j, (_, ir_sh) in enumerate(irreps_sh):
+                for ir_out in ir_in * ir_sh:
+                    if any(ir_out == ir for _, ir in irreps_out):
+                        instructions.append((i, j, len(mid), "uvu", True))
+                        mid.append((mul, ir_out))
+        if not mid:
+            raise ValueError(f"no tensor-product path from {irreps_in} x {irreps_sh} reaches irreps_out {irreps_out}")
+        self.tp = o3.TensorProduct(irreps_in, irreps_sh, o3.Irreps(mid), instructions, shared_weights=False, internal_weights=False)
+        self.irreps_mid = self.tp.irreps_out
+        self.weight_numel = self.tp.weight_numel
+
+    def forward(self, x, y, w):
+        return self.tp(x, y, w)
+
+
+def _natural_lmax(irreps: o3.Irreps, name: str) -> tuple[int, int]:
+    """``(mul, lmax)`` of natural-parity irreps with one multiplicity; ValueError otherwise."""
+    muls = {mul for mul, _ in irreps}
+    for _, ir in irreps:
+        if ir.p != (-1) ** ir.l:
+            raise ValueError(f"product='gaunt' needs natural-parity irreps (0e, 1o, 2e, ...); {name} has {ir}")
+    if len(muls) != 1:
+        raise ValueError(f"product='gaunt' needs one multiplicity for every degree in {name}, got {irreps}")
+    ls = [ir.l for _, ir in irreps]
+    if len(set(ls)) != len(ls):
+        raise ValueError(f"product='gaunt' needs each degree once in {name} (e.g. '8x0e+8x1o+8x2e'), got {irreps}")
+    return muls.pop(), max(ls)
+
+
+def to_channels(x: torch.Tensor, irreps: o3.Irreps, lmax: int) -> torch.Tensor:
+    """e3nn ``mul x ir`` layout ``[..., dim]`` -> ``[..., mul, (lmax+1)^2]`` (missing degrees zero)."""
+    mul = irreps[0].mul
+    out = x.new_zeros(*x.shape[:-1], mul, (lmax + 1) ** 2)
+    for (m, ir), sl in zip(irreps, irreps.slices()):
+        out[..., ir.l**2:(ir.l + 1) ** 2] = x[..., sl].reshape(*x.shape[:-1], m, ir.dim)
+    return out
+
+
+def from_channels(z: torch.Tensor, lmax: int) -> torch.Tensor:
+    """``[..., mul, (lmax+1)^2]`` -> e3nn layout of ``mul x (0e + 1o + ... )`` up to ``lmax``."""
+    blocks = [z[..., l**2:(l + 1) ** 2].reshape(*z.shape[:-2], -1) for l in range(lmax + 1)]
+    return torch.cat(blocks, dim=-1)
+
+
+class _GauntProduct(nn.Module):
+    """Channelwise Gaunt product of ``x_j`` with the filter ``sum_l R_{u,l} Y_l``."""
+
+    def __init__(self, irreps_in: o3.Irreps, lmax_sh: int, lmax_out: int):
+        super().__init__()
+        self.irreps_in = irreps_in
+        self.mul, self.lmax_in = _natural_lmax(irreps_in, "irreps_in")
+        self.lmax_sh, self.lmax_out = lmax_sh, lmax_out
+        self.irreps_mid = o3.Irreps([(self.mul, (l, (-1) ** l)) for l in range(lmax_out + 1)])
+        self.weight_numel = self.mul * (lmax_sh + 1)
+        self.register_buffer("_degree", torch.repeat_interleave(torch.arange(lmax_sh + 1), torch.arange(lmax_sh + 1) * 2 + 1),
+                             persistent=False)
+
+    def forward(self, x, y, w):
+        from geomdl.o3.gaunt_product import gaunt_product
+
+        f = to_channels(x, self.irreps_in, self.lmax_in)                         # [E, U, (Lin+1)^2]
+        w = w.reshape(w.shape[0], self.mul, self.lmax_sh + 1).index_select(2, self._degree)
+        g = w * y.unsqueeze(1)                                                   # [E, U, (Lsh+1)^2]
+        return from_channels(gaunt_product(f, g, self.lmax_out), self.lmax_out)
+
+
+class EquivariantConv(nn.Module):
+    """TFN/NequIP-style convolution (see the module docstring).
+
+    Args:
+        irreps_in: input irreps, e.g. ``"16x0e+8x1o"``.
+        irreps_out: output irreps.
+        lmax_sh: degree of the edge spherical harmonics (default 2).
+        num_basis: Bessel functions of the radial MLP (default 8).
+        cutoff: radius where the filters vanish (default 5.0).
+        radial_hidden: width of the radial MLP (default 32).
+        product: ``"cg"`` (default) or ``"gaunt"``.
+        avg_num_neighbors: normaliser ``n_bar`` of the sum (default 10).
+        self_connection: add ``W_self x_i`` (default True).
+    """
+
+    def __init__(self, irreps_in, irreps_out, lmax_sh: int = 2, num_basis: int = 8, cutoff: float = 5.0, radial_hidden: int = 32,
+                 product: str = "cg", avg_num_neighbors: float = 10.0, self_connection: bool = True):
+        super().__init__()
+        self.irreps_in, self.irreps_out = _irreps(irreps_in, "irreps_in"), _irreps(irreps_out, "irreps_out")
+        if isinstance(lmax_sh, bool) or not isinstance(lmax_sh, int) or lmax_sh < 0:
+            raise ValueError(f"lmax_sh must be an int >= 0, got {lmax_sh!r}")
+        if product not in PRODUCTS:
+            raise ValueError(f"product must be one of {PRODUCTS}, got {product!r}")
+        if not avg_num_neighbors > 0:
+            raise ValueError(f"avg_num_neighbors must be positive, got {avg_num_neighbors!r}")
+        self.product_name, self.lmax_sh, self.avg_num_neighbors = product, lmax_sh, float(avg_num_neighbors)
+        self.irreps_sh = o3.Irreps.spherical_harmonics(lmax_sh)
+        if product == "cg":
+            self.product = _CGProduct(self.irreps_in, self.irreps_sh, self.irreps_out)
+        else:
+            for _, ir in self.irreps_out:
+                if ir.p != (-1) ** ir.l:
+                    raise ValueError(f"product='gaunt' only produces natural-parity irreps; irreps_out has {ir}")
+            lmax_out = max(ir.l for _, ir in self.irreps_out)
+            self.product = _GauntProduct(self.irreps_in, lmax_sh, lmax_out)
+        self.basis = BesselBasis(num_basis, cutoff)
+        self.envelope = PolynomialCutoff(cutoff)
+        self.radial = MLP([num_basis, radial_hidden, radial_hidden, self.product.weight_numel], act="silu")
+        self.lin_out = o3.Linear(self.product.irreps_mid, self.irreps_out)
+        self.lin_self = o3.Linear(self.irreps_in, self.irreps_out) if self_connection else None
+
+    def forward(self, x: torch.Tensor, pos: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self.irreps_in.dim:
+            raise ValueError(f"x must have shape [N, {self.irreps_in.dim}] (irreps {self.irreps_in}), got {tuple(getattr(x, 'shape', ()))}")
+        n = x.shape[0]
+        check_positions(pos, "pos", n)
+        edge_index = check_edge_index(edge_index, n, n)
+        src, dst = edge_index[0], edge_index[1]
+        rel = pos.index_select(0, src) - pos.index_select(0, dst)               # [E, 3]
+        d = torch.sqrt(rel.pow(2).sum(1) + 1e-12)
+        y = o3.spherical_harmonics(self.irreps_sh, rel, normalize=True, normalization="component")   # [E, sh]
+        w = self.radial(self.basis(d)) * self.envelope(d).unsqueeze(1)          # [E, weight_numel]
+        msg = self.product(x.index_select(0, src), y, w)                        # [E, mid]
+        agg = ops.scatter(msg, dst, 0, n) / math.sqrt(self.avg_num_neighbors)
+        out = self.lin_out(agg)
+        if self.lin_self is not None:
+            out = out + self.lin_self(x)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"{self.irreps_in} -> {self.irreps_out}, lmax_sh={self.lmax_sh}, product={self.product_name!r}"
