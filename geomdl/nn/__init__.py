@@ -1,2 +1,8 @@
 """geomdl.nn"""
-from geomdl.nn.tensor_products import ClebschGordanTensorProduct, GauntTensorProduct
+from geomdl.nn.tensor_products import (
+    ClebschGordanTensorProduct,
+    GauntConvolution,
+    GauntManyBody,
+    GauntSelfInteraction,
+    GauntTensorProduct,
+)

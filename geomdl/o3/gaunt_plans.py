@@ -159,37 +159,51 @@ def _phi_synthesis(lmax: int, n_v: int) -> torch.Tensor:
     return torch.stack([w * torch.cos(arg), -w * torch.sin(arg)], dim=-1).reshape(n_v, -1)
 
 
-@functools.lru_cache(maxsize=64)
-def dft_plan(lmax1: int, lmax2: int, lmax_out: int, dtype: torch.dtype, device: torch.device) -> DFTPlan:
-    lp = lmax1 + lmax2
-    n_u, n_v = grid_sizes(lmax1, lmax2, lmax_out, fast=False)
+@functools.lru_cache(maxsize=128)
+def synthesis_tables(lmax: int, n_u: int, n_v: int, dtype: torch.dtype, device: torch.device):
+    """Half-torus synthesis of degree-``lmax`` functions on the ``N_u x N_v`` torus (``J = N_u/2+1`` theta
+    rows): ``(idx, theta [L+1, 2J, 2(L+1)], phi [N_v, 2(L+1)])`` with
+    ``f = phi @ bmm(theta, x_padded[idx].view(L+1, 2(L+1), R)).view(2(L+1), J*R)``."""
     n_theta = n_u // 2 + 1
     u = torch.arange(n_u)
     u = torch.where(u > n_u // 2, u - n_u, u).to(torch.float64)  # signed frequency of each FFT slot
     theta_half = torch.arange(n_theta, dtype=torch.float64) * (2 * math.pi / n_u)
-    synth = torch.exp(1j * u[:, None] * theta_half[None, :])  # [N_u, J]
+    a = _sh2f_by_v(lmax, n_u) @ torch.exp(1j * u[:, None] * theta_half[None, :])  # [v, 2(L+1), J]: G_v(theta_j)
+    theta = torch.cat([a.real, a.imag], dim=2).transpose(1, 2).contiguous()  # [v, (re/im, j), 2(L+1)]
     cast = dict(dtype=dtype, device=device)
+    return _sh_gather_index(lmax).to(device), theta.to(**cast), _phi_synthesis(lmax, n_v).to(**cast)
 
-    def theta_table(lmax):
-        a = _sh2f_by_v(lmax, n_u) @ synth  # [v, 2(L+1), J] complex samples G_v(theta_j)
-        return torch.cat([a.real, a.imag], dim=2).transpose(1, 2).contiguous().to(**cast)  # [v, 2J, 2(L+1)]
 
-    # projection: z = Re sum_j Hv[j] W[j] over the full torus, folded onto j = 0..N_u/2
+@functools.lru_cache(maxsize=128)
+def projection_tables(lmax_in: int, lmax_out: int, n_u: int, n_v: int, dtype: torch.dtype, device: torch.device):
+    """Projection of half-torus samples of a degree-``lmax_in`` function onto degrees ``<= lmax_out``:
+    ``(phi_out [2(Lo+1), N_v], proj [Lo+1, 2(Lo+1), 2J], gather [(Lo+1)^2])``, exact when
+    ``N_u >= 2 lmax_in + 1`` and ``N_v >= lmax_in + lmax_out + 1``."""
+    if n_u < 2 * lmax_in + 1 or n_v < lmax_in + lmax_out + 1 or n_u % 2 or n_v % 2:
+        raise ValueError(f"torus {n_u}x{n_v} too small or odd for degree {lmax_in} -> {lmax_out}")
+    n_theta = n_u // 2 + 1
+    u = torch.arange(n_u)
+    u = torch.where(u > n_u // 2, u - n_u, u).to(torch.float64)
+    # z = Re sum_j Hv[j] W[j] over the full torus, folded onto j = 0..N_u/2 with H_v(2pi - theta) = (-1)^v H_v(theta)
     theta_full = torch.arange(n_u, dtype=torch.float64) * (2 * math.pi / n_u)
     analysis = torch.exp(-1j * u[:, None] * theta_full[None, :]) / n_u  # [N_u (u slot), N_u (j)]
-    b = _f2sh_by_v(lp, lmax_out, n_u)  # [v, N_u (u slot), 2(Lo+1)]
-    w_full = torch.einsum("uj,vuk->vjk", analysis, b)  # [v, N_u (j), 2(Lo+1)]
+    w_full = torch.einsum("uj,vuk->vjk", analysis, _f2sh_by_v(lmax_in, lmax_out, n_u))  # [v, N_u (j), 2(Lo+1)]
     sign = torch.tensor([(-1.0) ** v for v in range(lmax_out + 1)], dtype=torch.float64)[:, None, None]
     w_half = w_full[:, :n_theta].clone()
     mirror = torch.arange(1, n_u // 2)
     w_half[:, mirror] += sign * w_full[:, n_u - mirror]
-    proj = torch.cat([w_half.real, -w_half.imag], dim=1).transpose(1, 2).contiguous()  # [v, 2(Lo+1), 2J]
-
+    proj = torch.cat([w_half.real, -w_half.imag], dim=1).transpose(1, 2).contiguous()  # [v, 2(Lo+1), (re/im, j)]
     phi = torch.arange(n_v, dtype=torch.float64) * (2 * math.pi / n_v)
-    v = torch.arange(lmax_out + 1, dtype=torch.float64)
-    arg = v[:, None] * phi[None, :]
+    arg = torch.arange(lmax_out + 1, dtype=torch.float64)[:, None] * phi[None, :]
     phi_out = torch.stack([torch.cos(arg), -torch.sin(arg)], dim=1).reshape(-1, n_v) / n_v  # [(v, re/im), N_v]
-    return DFTPlan(n_u, n_v, n_theta,
-                   _sh_gather_index(lmax1).to(device), theta_table(lmax1), _phi_synthesis(lmax1, n_v).to(**cast),
-                   _sh_gather_index(lmax2).to(device), theta_table(lmax2), _phi_synthesis(lmax2, n_v).to(**cast),
-                   phi_out.to(**cast), proj.to(**cast), _output_gather_index(lmax_out).to(device))
+    cast = dict(dtype=dtype, device=device)
+    return phi_out.to(**cast), proj.to(**cast), _output_gather_index(lmax_out).to(device)
+
+
+@functools.lru_cache(maxsize=64)
+def dft_plan(lmax1: int, lmax2: int, lmax_out: int, dtype: torch.dtype, device: torch.device) -> DFTPlan:
+    n_u, n_v = grid_sizes(lmax1, lmax2, lmax_out, fast=False)
+    idx1, theta1, phi1 = synthesis_tables(lmax1, n_u, n_v, dtype, device)
+    idx2, theta2, phi2 = synthesis_tables(lmax2, n_u, n_v, dtype, device)
+    phi_out, proj, gather = projection_tables(lmax1 + lmax2, lmax_out, n_u, n_v, dtype, device)
+    return DFTPlan(n_u, n_v, n_u // 2 + 1, idx1, theta1, phi1, idx2, theta2, phi2, phi_out, proj, gather)

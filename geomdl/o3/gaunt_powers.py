@@ -1,0 +1,54 @@
+"""Powers of a spherical function projected onto SH: the many-body (body-order) Gaunt products.
+
+.. math:: B^{(\\nu)}_{lm} = \\int_{S^2} f^\\nu\\, Y_{lm}\\, d\\Omega,\\qquad f = \\sum_{lm} x_{lm} Y_{lm},
+          \\quad \\nu = 2, \\dots, \\nu_\\max,
+
+equal to the ``nu``-fold iterated Gaunt product ``(((x . x) . x) ...)`` without truncating the
+intermediate degrees (MACE-Gaunt's symmetric contraction of the atomic basis ``A``). ``f`` is sampled once
+on a half torus big enough for the highest power (degree ``nu_max L``; the torus/Fourier grid of
+:mod:`geomdl.o3.gaunt_plans`), every power is one pointwise multiplication of the previous one (each body
+order computed once), and each is projected exactly with the 2D-Fourier ``f2sh`` weights. Differentiable
+(plain torch ops).
+"""
+from __future__ import annotations
+
+import torch
+
+from geomdl.o3.gaunt_plans import projection_tables, synthesis_tables
+from geomdl.o3.spherical_harmonics import lmax_from_dim
+
+
+def gaunt_powers_columns(xt: torch.Tensor, max_order: int, lmax_out: int) -> list[torch.Tensor]:
+    """Columns ``xt [(L+1)^2, R]`` -> ``[B^(2), ..., B^(max_order)]``, each ``[(lmax_out+1)^2, R]``."""
+    if not isinstance(max_order, int) or isinstance(max_order, bool) or max_order < 2:
+        raise ValueError(f"max_order must be an int >= 2, got {max_order!r}")
+    if not isinstance(lmax_out, int) or isinstance(lmax_out, bool) or lmax_out < 0:
+        raise ValueError(f"lmax_out must be a non-negative int, got {lmax_out!r}")
+    if xt.dim() != 2:
+        raise ValueError(f"xt must be [(L+1)^2, R], got {tuple(xt.shape)}")
+    lmax = lmax_from_dim(xt.shape[0], "xt")
+    lmax_prod = max_order * lmax
+    n_u = 2 * lmax_prod + 2  # even, >= 2 * lmax_prod + 1: every theta frequency of f^nu resolved
+    n_v = max(lmax_prod + lmax_out + 1, 2 * max(lmax, lmax_out) + 1)
+    n_v += n_v % 2
+    idx, theta, phi = synthesis_tables(lmax, n_u, n_v, xt.dtype, xt.device)
+    phi_out, proj, gather = projection_tables(lmax_prod, lmax_out, n_u, n_v, xt.dtype, xt.device)
+    cols = xt.shape[1]
+    x = torch.nn.functional.pad(xt, (0, 0, 0, 1)).index_select(0, idx).view(lmax + 1, -1, cols)
+    a = torch.bmm(theta, x)
+    f = phi @ a.reshape(-1, a.shape[1] // 2 * cols)  # [N_v, J * R] samples of f
+    outs, power = [], f
+    for _ in range(2, max_order + 1):
+        power = power * f
+        spec = (phi_out @ power).view(lmax_out + 1, proj.shape[2], cols)
+        outs.append(torch.bmm(proj, spec).reshape(-1, cols).index_select(0, gather))
+    return outs
+
+
+def gaunt_powers(x: torch.Tensor, max_order: int, lmax_out: int | None = None) -> list[torch.Tensor]:
+    """``x [..., (L+1)^2]`` -> ``[B^(2), ..., B^(max_order)]``, each ``[..., (lmax_out+1)^2]`` (default
+    ``lmax_out = L``)."""
+    lmax = lmax_from_dim(x.shape[-1], "x")
+    lmax_out = lmax if lmax_out is None else lmax_out
+    flat = x.reshape(-1, x.shape[-1]).T
+    return [b.T.reshape(*x.shape[:-1], b.shape[0]) for b in gaunt_powers_columns(flat, max_order, lmax_out)]
