@@ -113,8 +113,9 @@ def mds_embedding(pos: torch.Tensor | None = None, dim: int = 3, batch: torch.Te
         ``pos [N, d]``, ``batch [N]`` -> ``embedding [N, k]``, per-cloud diagnostics ``[B, ...]``.
 
     Example:
-        >>> x = torch.randn(100, 3, dtype=torch.float64) * torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64)
-        >>> r = mds_embedding(x)
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x = torch.randn(100, 3, generator=g, dtype=torch.float64) * torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64)
+        >>> r = mds_embedding(x + 0.3 * x**2)
         >>> r.embedding.shape, bool(r.degenerate[0])
         (torch.Size([100, 3]), False)
     """
