@@ -52,6 +52,10 @@ class TinvNet(nn.Module):
     Shapes:
         ``data.pos [N, d]``, ``data.batch [N]`` -> ``[B, C]`` (graph) or ``[N, C]`` (node).
 
+    Other attributes (``x``, labels) reach the backbone unchanged: only invariant features belong in ``x``
+    (use ``vector_keys`` for normals and other vectors). For graphs given by distances only, embed them with
+    ``mds_embedding(distances=...)`` and feed the result as node features.
+
     The embedding is computed without gradient (it is not learnable, and eigenvector gradients blow up
     at repeated eigenvalues). ``last_embedding`` keeps the :class:`MDSResult` of the last call
     (diagnostics for callers).
