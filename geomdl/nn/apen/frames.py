@@ -1,0 +1,69 @@
+"""PCA frames of point subsets (parts) for frame averaging (APEN backbone, methods.md section 4.6).
+
+For a part P with centroid t and covariance C = (P - t)^T (P - t) = V diag(lambda) V^T (eigenvalues
+ascending), the frames are F(P) = {(V diag(s), t) : s in {+1, -1}^3} (8 frames, equivariance under
+O(3) x translations) or the 4 of them with det(V diag(s)) = +1 (SE(3) only). Averaging a function of
+the local coordinates (P - t) V diag(s) over F(P) removes the sign ambiguity of the eigenvectors, so
+the average is exactly equivariant whenever the three eigenvalues are distinct. Parts with (nearly)
+repeated eigenvalues (spheres, cubes, lines) or fewer than 3 points have no unique frame: the result
+is then only approximately equivariant — :func:`frame_degeneracy` measures the relative eigen-gap.
+"""
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+from geomdl.ops import scatter
+
+_SIGNS = torch.tensor(list(itertools.product((1.0, -1.0), repeat=3)))  # [8, 3]
+
+
+def part_centroids(pos: torch.Tensor, part: torch.Tensor, num_parts: int) -> torch.Tensor:
+    """Mean position of every part: ``[num_parts, 3]``."""
+    return scatter(pos, part, dim_size=num_parts, reduce="mean")
+
+
+def part_covariances(pos: torch.Tensor, part: torch.Tensor, num_parts: int, centroids: torch.Tensor | None = None) -> torch.Tensor:
+    """Scatter matrices ``sum_i (p_i - t)(p_i - t)^T`` of every part: ``[num_parts, 3, 3]``."""
+    if centroids is None:
+        centroids = part_centroids(pos, part, num_parts)
+    rel = pos - centroids[part]
+    outer = (rel.unsqueeze(2) * rel.unsqueeze(1)).reshape(-1, 9)
+    return scatter(outer, part, dim_size=num_parts, reduce="sum").reshape(num_parts, 3, 3)
+
+
+def pca_frames(pos: torch.Tensor, part: torch.Tensor, num_parts: int, reflections: bool = True):
+    """Frames of every part.
+
+    Args:
+        pos: ``[N, 3]`` positions.
+        part: ``[N]`` int part id in ``[0, num_parts)``.
+        num_parts: number of parts.
+        reflections: 8 frames (O(3)) if True, else the 4 proper ones (SO(3)).
+
+    Returns:
+        ``(rot [num_parts, F, 3, 3], centroid [num_parts, 3], eigenvalues [num_parts, 3])``;
+        local coordinates of a point are ``(p - centroid) @ rot``.
+    """
+    if pos.dim() != 2 or pos.shape[1] != 3:
+        raise ValueError(f"pos must have shape [N, 3], got {tuple(pos.shape)}")
+    centroid = part_centroids(pos, part, num_parts)
+    cov = part_covariances(pos, part, num_parts, centroid)
+    evals, evecs = torch.linalg.eigh(cov)  # ascending
+    signs = _SIGNS.to(pos.dtype).to(pos.device)
+    rot = evecs.unsqueeze(1) * signs.view(1, 8, 1, 3)  # V diag(s): scale columns
+    if not reflections:
+        det = torch.linalg.det(rot)  # [P, 8]
+        keep = det > 0
+        # exactly 4 of the 8 sign patterns give det = +1 for every part
+        rot = rot[keep].reshape(num_parts, 4, 3, 3)
+    return rot, centroid, evals
+
+
+def frame_degeneracy(eigenvalues: torch.Tensor) -> torch.Tensor:
+    """Smallest relative gap between consecutive eigenvalues of each part, ``[num_parts]``
+    (0 = repeated eigenvalues: the frame is not unique and equivariance is only approximate)."""
+    scale = eigenvalues[:, -1].abs().clamp_min(torch.finfo(eigenvalues.dtype).tiny)
+    gaps = (eigenvalues[:, 1:] - eigenvalues[:, :-1]) / scale.unsqueeze(1)
+    return gaps.min(1).values

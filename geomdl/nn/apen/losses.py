@@ -1,0 +1,21 @@
+"""APEN's vote loss: L_A = sum_l mean_i |Y_l,i - c_gt(i)|_1, with c_gt(i) the centroid of the
+ground-truth part of point i (a per-point target, methods.md 4.7)."""
+from __future__ import annotations
+
+import torch
+
+from geomdl.ops import scatter
+
+
+def part_centroid_targets(pos: torch.Tensor, gt_part: torch.Tensor) -> torch.Tensor:
+    """``[N, 3]``: for every point, the centroid of its ground-truth part."""
+    num = int(gt_part.max()) + 1 if gt_part.numel() else 0
+    return scatter(pos, gt_part, dim_size=num, reduce="mean")[gt_part]
+
+
+def vote_loss(votes: list[torch.Tensor], pos: torch.Tensor, gt_part: torch.Tensor) -> torch.Tensor:
+    """Sum over layers of the mean L1 distance between votes and ground-truth part centroids."""
+    if not votes:
+        raise ValueError("votes must contain at least one [N, 3] tensor")
+    target = part_centroid_targets(pos.detach(), gt_part)
+    return sum((y - target).abs().sum(1).mean() for y in votes)

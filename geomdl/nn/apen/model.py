@@ -1,0 +1,114 @@
+"""APEN: approximately piecewise-E(3)-equivariant point network (Atzmon et al., ICLR 2024).
+
+Layer l runs the frame-averaged backbone on every part of the current partition Z_l
+(``phi_III`` of methods.md 4.3: hard assignment, parts processed as separate point subsets, never by
+zero-masking), producing invariant per-point features and per-point votes Y_l (predicted centres of
+the rigid part of each point). Z_1 is the FPS/Voronoi partition (``initial_parts`` cells per cloud)
+and Z_{l+1} is obtained by clustering Y_l with an isotropic GMM of width ``sigmas[l]``
+(:func:`~geomdl.nn.apen.partition.cluster_votes`); increasing widths coarsen the partition layer by
+layer. The head maps the concatenated invariant features to per-point logits (segmentation) or
+pools them per cloud (classification).
+
+With a fixed partition (``partition=`` given, e.g. the ground-truth parts or a refinement of them),
+the outputs are exactly invariant (logits) / equivariant (votes) under an independent rigid motion
+of every part. With predicted partitions the error is bounded by how often a predicted part straddles
+two true parts (see :mod:`geomdl.nn.apen.measure`).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from geomdl.nn.apen.backbone import FrameAveragedPointNet, _mlp
+from geomdl.nn.apen.partition import cluster_votes, compact_labels, fps_partition
+from geomdl.ops import scatter
+
+
+class APEN(nn.Module):
+    """Approximately piecewise-E(3)-equivariant network.
+
+    Args:
+        num_classes: output classes (per point for ``task="segmentation"``, per cloud for ``"classification"``).
+        in_features: invariant input features per point (default 0: positions only).
+        hidden: width of the backbones.
+        num_layers: number of APEN layers (default 4).
+        initial_parts: FPS cells per cloud for the first partition (default 32).
+        sigmas: GMM widths for the partitions after layers 1..num_layers-1 (increasing: coarser).
+        reflections: frame averaging over 8 frames (E(3)) or 4 (SE(3)).
+        task: ``"segmentation"`` or ``"classification"``.
+        em_iterations, merge_threshold: EM settings of the partition prediction.
+
+    Forward:
+        ``model(pos [N, 3], batch [N], x=None, partition=None)`` -> dict with ``logits``
+        (``[N, C]`` or ``[B, C]``), ``votes`` (list of ``[N, 3]`` per layer), ``partitions`` (list
+        of ``[N]`` part ids used by each layer) and ``soft`` (soft assignments, one per predicted
+        partition). ``partition`` fixes the partition of every layer (no prediction).
+        Also accepts a PyG batch: ``model(data)``.
+    """
+
+    def __init__(self, num_classes: int, in_features: int = 0, hidden: int = 64, num_layers: int = 4,
+                 initial_parts: int = 32, sigmas=(0.05, 0.1, 0.2), reflections: bool = True,
+                 task: str = "segmentation", em_iterations: int = 10, merge_threshold: float = 1.0):
+        super().__init__()
+        if task not in ("segmentation", "classification"):
+            raise ValueError(f"task must be 'segmentation' or 'classification', got {task!r}")
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        sigmas = tuple(float(s) for s in sigmas)
+        if len(sigmas) < num_layers - 1 or any(s <= 0 for s in sigmas):
+            raise ValueError(f"sigmas needs {num_layers - 1} positive widths (one per predicted partition), got {sigmas}")
+        self.task, self.num_classes, self.in_features = task, num_classes, in_features
+        self.initial_parts, self.sigmas = initial_parts, sigmas
+        self.em_iterations, self.merge_threshold = em_iterations, merge_threshold
+        self.layers = nn.ModuleList(
+            FrameAveragedPointNet(in_features if i == 0 else in_features + hidden, hidden, hidden, reflections)
+            for i in range(num_layers)
+        )
+        self.head = _mlp([hidden * num_layers, hidden, num_classes])
+
+    def forward(self, pos, batch=None, x=None, partition=None):
+        if hasattr(pos, "pos") and batch is None:  # a PyG Data/Batch
+            data = pos
+            pos, batch = data.pos, getattr(data, "batch", None)
+            x = getattr(data, "x", None) if self.in_features else None
+        if batch is None:
+            batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
+        if partition is not None:
+            part, num_parts = compact_labels(partition)
+        else:
+            part, num_parts = fps_partition(pos, batch, self.initial_parts)
+        feats, votes, parts, soft = [], [], [part], []
+        h = x
+        for i, layer in enumerate(self.layers):
+            f, y = layer(pos, h, part, num_parts)
+            feats.append(f)
+            votes.append(y)
+            h = f if x is None else torch.cat([x, f], dim=1)
+            if i + 1 < len(self.layers):
+                if partition is None:
+                    part, num_parts, q, _ = cluster_votes(y, part, batch, self.sigmas[i], self.em_iterations, self.merge_threshold)
+                    soft.append(q)
+                parts.append(part)
+        z = torch.cat(feats, dim=1)
+        if self.task == "classification":
+            nb = int(batch.max()) + 1 if batch.numel() else 0
+            z = scatter(z, batch, dim_size=nb, reduce="mean")
+        return {"logits": self.head(z), "votes": votes, "partitions": parts, "soft": soft}
+
+
+class GlobalFrameAveragedNet(APEN):
+    """The globally E(3)-equivariant baseline: the same backbone on the whole cloud (one part)."""
+
+    def __init__(self, num_classes: int, in_features: int = 0, hidden: int = 64, num_layers: int = 4,
+                 reflections: bool = True, task: str = "segmentation"):
+        super().__init__(num_classes, in_features, hidden, num_layers, initial_parts=1, sigmas=(1.0,) * max(0, num_layers - 1),
+                         reflections=reflections, task=task)
+
+    def forward(self, pos, batch=None, x=None, partition=None):
+        if hasattr(pos, "pos") and batch is None:
+            data = pos
+            pos, batch = data.pos, getattr(data, "batch", None)
+            x = getattr(data, "x", None) if self.in_features else None
+        if batch is None:
+            batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
+        return super().forward(pos, batch, x, partition=batch)
