@@ -19,6 +19,7 @@ BENCHMARKS = {
     "ops": "benchmarks.ops",
     "registration": "benchmarks.registration",
     "ponita_3bpa": "benchmarks.ponita_3bpa",
+    "layers": "benchmarks.layers",
     "trainer": "benchmarks.trainer",
 }
 
