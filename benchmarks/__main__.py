@@ -19,8 +19,10 @@ BENCHMARKS = {
     "ops": "benchmarks.ops",
     "registration": "benchmarks.registration",
     "ponita_3bpa": "benchmarks.ponita_3bpa",
+    "nbody": "benchmarks.nbody",
     "layers": "benchmarks.layers",
     "trainer": "benchmarks.trainer",
+    "tensor_product": "benchmarks.tensor_product",
 }
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
@@ -53,7 +55,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="name", metavar="NAME", required=True)
     for name, module in BENCHMARKS.items():
-        mod = importlib.import_module(module)
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as exc:  # one missing/broken benchmark must not disable the others
+            sub.add_parser(name, help=f"(unavailable: {exc})")
+            continue
         p = sub.add_parser(name, help=getattr(mod, "HELP", ""))
         p.add_argument("--out", help=f"JSON output path (default benchmarks/results/{name}.json)")
         p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
