@@ -2,7 +2,9 @@
 PyG layer measured in the same run (same weights, same ``edge_index``; outputs checked first).
 
 The graph is built once with ``geomdl.ops.radius_graph`` (PyG 2.8's ``radius_graph``/``knn_graph``
-need pyg-lib) and passed to both. ``ratio = geomdl / peer`` (< 1: geomdl faster). Layers without a
+need pyg-lib) and passed to both. ``ratio = geomdl / peer`` of the median wall times (< 1: geomdl
+faster); ``cpu_ratio`` the same for the process CPU time per call (use ``--threads 1``: then CPU time
+is the work done, unaffected by other jobs on a shared machine). Layers without a
 PyG counterpart (EGNN, PaiNN, the tensor-product convolution) are timed alone.
 
     python -m benchmarks layers [--nodes 10000] [--channels 64] [--degree 16] [--threads 2]
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import time
 
 import torch
 
@@ -30,8 +33,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
-def _fwd_bwd(fn, params, inputs):
+def _fwd_bwd(fn, params, inputs, cpu_times):
+    """One forward+backward; appends the process CPU time of the call to ``cpu_times`` (robust on a
+    loaded shared machine, where wall time also counts waiting for a core)."""
     def step():
+        t0 = time.process_time()
         for p in params:
             p.grad = None
         for t in inputs:
@@ -39,6 +45,7 @@ def _fwd_bwd(fn, params, inputs):
         out = fn()
         out = out if isinstance(out, (tuple, list)) else (out,)
         sum(o.sum() for o in out).backward()
+        cpu_times.append((time.process_time() - t0) * 1e3)
     return step
 
 
@@ -47,8 +54,9 @@ def _row(name, peer, fn_g, fn_p, params_g, params_p, inputs, repeats, check):
     if fn_p is not None and check is not None:
         row["max_abs_diff"] = float(check)
     # interleave geomdl and peer rounds so that load changes on a shared machine hit both alike
-    step_g = _fwd_bwd(fn_g, params_g, inputs)
-    step_p = _fwd_bwd(fn_p, params_p, inputs) if fn_p is not None else None
+    cpu_g, cpu_p = [], []
+    step_g = _fwd_bwd(fn_g, params_g, inputs, cpu_g)
+    step_p = _fwd_bwd(fn_p, params_p, inputs, cpu_p) if fn_p is not None else None
     times_g, times_p = [], []
     rounds = max(1, (repeats + 2) // 3)
     for r in range(rounds):
@@ -56,10 +64,15 @@ def _row(name, peer, fn_g, fn_p, params_g, params_p, inputs, repeats, check):
         if step_p is not None:
             times_p.append(measure(step_p, repeats=3, warmup=2 if r == 0 else 0)["median_ms"])
     row["geomdl_ms"] = statistics.median(times_g)
+    row["geomdl_cpu_ms"] = statistics.median(cpu_g[2:])
     if step_p is not None:
         row["peer_ms"] = statistics.median(times_p)
+        row["peer_cpu_ms"] = statistics.median(cpu_p[2:])
         row["ratio"] = row["geomdl_ms"] / row["peer_ms"]
-    print(f"  {name:<24} geomdl {row['geomdl_ms']:.1f} ms" + (f"  {peer} {row['peer_ms']:.1f} ms  ratio {row['ratio']:.2f}" if fn_p else ""), flush=True)
+        row["cpu_ratio"] = row["geomdl_cpu_ms"] / row["peer_cpu_ms"]
+    print(f"  {name:<24} geomdl {row['geomdl_ms']:.1f} ms (cpu {row['geomdl_cpu_ms']:.1f})"
+          + (f"  {peer} {row['peer_ms']:.1f} ms (cpu {row['peer_cpu_ms']:.1f})  ratio {row['ratio']:.2f} cpu ratio {row['cpu_ratio']:.2f}"
+             if fn_p else ""), flush=True)
     return row
 
 

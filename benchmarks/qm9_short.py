@@ -133,7 +133,7 @@ def train_one(name, data, args, ref, mean, std):
                 marks.pop(0)
                 mae = evaluate(model, val_loader, ref, mean, std)
                 curve.append((round(clock() - start), epoch, steps, mae))
-                print(f"  {name}: {clock() - start:6.0f} s  epoch {epoch:3d}  step {steps:6d}  train L1 {float(loss) * std:.4f}  "
+                print(f"  {name}: {clock() - start:6.0f} s  epoch {epoch:3d}  step {steps:6d}  train L1 {loss.item() * std:.4f}  "
                       f"val MAE {mae:8.1f} meV", flush=True)
     test_mae = evaluate(model, DataLoader(test, batch_size=128), ref, mean, std)
     print(f"  {name}: test MAE {test_mae:.1f} meV after {steps} steps ({epoch} epochs started), "

@@ -37,11 +37,6 @@ def safe_norm(u: torch.Tensor, dim: int = -1, keepdim: bool = False, eps: float 
     return torch.sqrt(u.pow(2).sum(dim, keepdim=keepdim) + eps)
 
 
-def channel_linear(v: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Mix channels of vector features: ``v [N, F, 3]``, ``weight [G, F]`` -> ``[N, G, 3]``."""
-    return torch.einsum("nfc,gf->ngc", v, weight)
-
-
 class PaiNNLayer(nn.Module):
     """One PaiNN interaction: message block followed by update block.
 
@@ -67,7 +62,7 @@ class PaiNNLayer(nn.Module):
         self.cutoff = CosineCutoff(cutoff)
         self.phi = MLP([f, f, 3 * f], act=act)
         self.filter = nn.Linear(num_rbf, 3 * f)
-        self.mix = nn.Linear(f, 2 * f, bias=False)          # U and V stacked
+        self.mix = nn.Linear(f, 2 * f, bias=False)          # U and V stacked (channel mixing: equivariant)
         self.update_mlp = MLP([2 * f, f, 3 * f], act=act)
 
     def forward(self, s: torch.Tensor, v: torch.Tensor, pos: torch.Tensor, edge_index: torch.Tensor):
@@ -78,6 +73,8 @@ class PaiNNLayer(nn.Module):
         check_positions(pos, "pos", n)
         edge_index = check_edge_index(edge_index, n, n)
         src, dst = edge_index[0], edge_index[1]
+        # vectors are processed as [N, 3, F] (channels contiguous: fast broadcasting and channel mixing)
+        vt = v.transpose(1, 2).contiguous()
         # --- message
         rel = pos.index_select(0, src) - pos.index_select(0, dst)      # r_ij = p_j - p_i  [E, 3]
         d = safe_norm(rel)                                              # [E]
@@ -85,20 +82,21 @@ class PaiNNLayer(nn.Module):
         w = self.filter(self.rbf(d)) * self.cutoff(d).unsqueeze(1)     # [E, 3F]
         x = self.phi(s).index_select(0, src) * w                        # [E, 3F]
         ds, dvv, dvs = torch.split(x, f, dim=1)
-        dv = dvv.unsqueeze(2) * v.index_select(0, src) + dvs.unsqueeze(2) * unit.unsqueeze(1)   # [E, F, 3]
-        s = s + ops.scatter(ds, dst, 0, n)
-        v = v + ops.scatter(dv.reshape(-1, 3 * f), dst, 0, n).reshape(n, f, 3)
+        dv = dvv.unsqueeze(1) * vt.index_select(0, src) + dvs.unsqueeze(1) * unit.unsqueeze(2)   # [E, 3, F]
+        agg = ops.scatter(torch.cat([ds, dv.reshape(-1, 3 * f)], dim=1), dst, 0, n)           # one scatter [N, 4F]
+        s = s + agg[:, :f]
+        vt = vt + agg[:, f:].reshape(n, 3, f)
         # --- update
-        uv = channel_linear(v, self.mix.weight)                         # [N, 2F, 3]
-        u, vv = uv[:, :f], uv[:, f:]
-        a = self.update_mlp(torch.cat([s, safe_norm(vv)], dim=1))
+        uv = self.mix(vt)                                               # [N, 3, 2F]
+        u, vv = uv[..., :f], uv[..., f:]
+        a = self.update_mlp(torch.cat([s, safe_norm(vv, dim=1)], dim=1))
         a_vv, a_sv, a_ss = torch.split(a, f, dim=1)
-        v = v + a_vv.unsqueeze(2) * u
-        s = s + a_sv * (u * vv).sum(2) + a_ss
-        return s, v
+        vt = vt + a_vv.unsqueeze(1) * u
+        s = s + a_sv * (u * vv).sum(1) + a_ss
+        return s, vt.transpose(1, 2)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, cutoff={self.cutoff_value}"
 
 
-__all__ = ["PaiNNLayer", "safe_norm", "channel_linear"]
+__all__ = ["PaiNNLayer", "safe_norm"]

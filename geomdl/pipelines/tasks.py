@@ -73,6 +73,7 @@ from geomdl.pipelines.config import ConfigError, ExperimentConfig, check_kwargs
 TASKS: dict[str, Any] = {
     "classification": "geomdl.pipelines.generic:ClassificationTask",
     "regression": "geomdl.pipelines.generic:RegressionTask",
+    "energy_forces": "geomdl.pipelines.energy_forces:EnergyForceTask",
     "rotated_classification": "geomdl.pipelines.rotated_classification:RotatedClassificationTask",
 }
 
