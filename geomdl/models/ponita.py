@@ -50,8 +50,14 @@ class PonitaGraph(nn.Module):
 class PonitaEnergy(PonitaPotential):
     """:class:`~geomdl.nn.ponita.PonitaPotential` called as ``model(batch) -> energy [B]``."""
 
-    def __init__(self, atomic_numbers=(1, 6, 7, 8), **kwargs):
+    def __init__(self, atomic_numbers=(1, 6, 7, 8), energy_shifts=None, energy_scale: float | None = None, **kwargs):
         super().__init__(atomic_numbers, **kwargs)
+        if energy_shifts is not None:
+            if len(energy_shifts) != len(self.atomic_numbers):
+                raise ValueError(f"energy_shifts must have one value per element of {self.atomic_numbers}, got {len(energy_shifts)}")
+            self.energy_shift.copy_(torch.tensor(energy_shifts, dtype=torch.float64))
+        if energy_scale is not None:
+            self.energy_scale.fill_(float(energy_scale))
 
     def forward(self, batch, *args, **kwargs):
         if args or kwargs or isinstance(batch, torch.Tensor):  # the PonitaPotential signature

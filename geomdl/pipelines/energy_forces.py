@@ -1,0 +1,89 @@
+"""``energy_forces`` task for the training engine: molecular energies and forces ``F = -dE/dpos``.
+
+Works with any dataset of ``Data(z, pos, energy, forces)`` (``3bpa``, ``md17``/``rmd17``, ``extxyz``,
+``ase_db``, ``synthetic_molecules``) and a model returning energies ``[B]`` from ``model(batch)``
+(``ponita_energy``). On the training set the task fits per-element energy shifts (least squares) and
+the force scale ``sigma`` (RMS of the force components) and hands them to the model as
+``energy_shifts``/``energy_scale`` (saved in checkpoints). Loss, as in :mod:`geomdl.pipelines.molecular`:
+
+    L = w_E mean_b ((E_b - E^_b) / (sigma n_b))^2 + w_F mean ((F - F^) / sigma)^2
+
+Metrics: ``energy_mae/rmse`` (per structure) and ``forces_mae/rmse`` (per component), in the data's
+units x ``metric_scale`` (default 1000: eV -> meV).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from geomdl.pipelines import metrics
+from geomdl.pipelines.config import check_kwargs
+from geomdl.pipelines.tasks import Task
+
+
+@dataclass
+class EnergyForceOptions:
+    energy_weight: float = 1.0
+    forces_weight: float = 100.0
+    metric_scale: float = 1000.0
+
+
+class EnergyForceTask(Task):
+    kind = "generic"
+    grad_in_eval = True
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.options = EnergyForceOptions(**check_kwargs(EnergyForceOptions, config.task.kwargs, "task.kwargs"))
+        self.scale = 1.0
+
+    def model_defaults(self, datasets):
+        from geomdl.nn.ponita import fit_energy_shifts
+
+        train = datasets["train"]
+        zs, energies, forces = [], [], []
+        for k in range(len(train)):
+            d = train[k]
+            zs.append(d.z.reshape(-1).long())
+            energies.append(float(torch.as_tensor(d.energy).reshape(-1)[0]))
+            if getattr(d, "forces", None) is not None:
+                forces.append(d.forces.double())
+        numbers = sorted({int(z) for zz in zs for z in zz.tolist()})
+        lookup = {z: i for i, z in enumerate(numbers)}
+        counts = torch.zeros(len(zs), len(numbers), dtype=torch.float64)
+        for b, zz in enumerate(zs):
+            for z in zz.tolist():
+                counts[b, lookup[z]] += 1
+        shifts = fit_energy_shifts(counts, torch.tensor(energies, dtype=torch.float64))
+        self.scale = float(torch.cat(forces).pow(2).mean().sqrt()) if forces else 1.0
+        return {"atomic_numbers": numbers, "energy_shifts": shifts.tolist(), "energy_scale": self.scale}
+
+    def state_dict(self):
+        return {"scale": self.scale}
+
+    def load_state_dict(self, state):
+        self.scale = float(state["scale"])
+
+    def forward(self, model, batch, train):
+        with torch.enable_grad():
+            pos = batch.pos.detach().requires_grad_(True)
+            batch.pos = pos
+            energy = model(batch)
+            (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=train)
+        return {"energy": energy, "forces": -grad}
+
+    def loss(self, batch, output):
+        n = torch.bincount(batch.batch, minlength=batch.num_graphs).to(output["energy"].dtype)
+        target_e = batch.energy.reshape(-1).to(output["energy"].dtype)
+        e = ((output["energy"] - target_e) / (self.scale * n)).pow(2).mean()
+        f = ((output["forces"] - batch.forces.to(output["forces"].dtype)) / self.scale).pow(2).mean()
+        return (self.options.energy_weight * e + self.options.forces_weight * f).float()
+
+    def metric_stats(self, batch, output):
+        s = self.options.metric_scale
+        return {**metrics.error_sums(output["energy"] * s, batch.energy.reshape(-1) * s, "energy"),
+                **metrics.error_sums(output["forces"] * s, batch.forces * s, "forces")}
+
+    def compute_metrics(self, stats):
+        return {**metrics.mae_rmse_from_sums(stats, "energy"), **metrics.mae_rmse_from_sums(stats, "forces")}
