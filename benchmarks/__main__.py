@@ -20,6 +20,7 @@ BENCHMARKS = {
     "registration": "benchmarks.registration",
     "ponita_3bpa": "benchmarks.ponita_3bpa",
     "nbody": "benchmarks.nbody",
+    "ponita_grid": "benchmarks.ponita_grid",
     "layers": "benchmarks.layers",
     "trainer": "benchmarks.trainer",
     "tensor_product": "benchmarks.tensor_product",
