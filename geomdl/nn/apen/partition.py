@@ -16,42 +16,83 @@ The fit is E(3)-equivariant in ``y`` and permutation-equivariant in the points, 
 votes move rigidly keep their assignment. It runs without gradients: the next layer uses the hard
 argmax, and the votes are trained by the vote loss (methods.md 4.7); the mixture's repulsion term
 (tau in Eq. 9) is replaced by the explicit merge rule.
+
+Both run vectorised over the clouds of a batch (padded ``[B, K]`` component tables), so their cost
+grows with the number of EM iterations / centres, not with the number of clouds.
 """
 from __future__ import annotations
 
 import torch
 
-from geomdl.ops import fps, knn, scatter
+from geomdl.ops import scatter
 
 
 def compact_labels(labels: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Relabel to ``0..P-1`` in order of first appearance of the sorted unique ids."""
+    """Relabel to ``0..P-1`` in order of the sorted unique ids."""
     uniq, inv = torch.unique(labels, return_inverse=True)
     return inv, int(uniq.numel())
+
+
+def _dense(batch: torch.Tensor, nb: int):
+    """``(counts [B], first [B], slot [N])``: the position of every point inside its cloud."""
+    counts = torch.bincount(batch, minlength=nb)
+    first = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(batch.numel(), device=batch.device) - first[batch]
+    return counts, first, slot
+
+
+def farthest_point_centres(pos: torch.Tensor, batch: torch.Tensor, num: int) -> torch.Tensor:
+    """``[B, min(num, max cloud size)]`` global indices of farthest-point samples of every cloud,
+    started at the (first) point farthest from the cloud's centroid; ties go to the lowest index.
+    A cloud with fewer than ``num`` points repeats its last sample (its centres stay unique as a set)."""
+    nb = int(batch.max()) + 1 if batch.numel() else 0
+    counts, first, slot = _dense(batch, nb)
+    nmax = int(counts.max()) if nb else 0
+    p = pos.detach().double()
+    dense = p.new_zeros((nb, nmax, 3))
+    dense[batch, slot] = p
+    present = torch.zeros((nb, nmax), dtype=torch.bool, device=pos.device)
+    present[batch, slot] = True
+    centroid = scatter(p, batch, dim_size=nb, reduce="mean")
+    neg = torch.tensor(-1.0, dtype=p.dtype, device=p.device)
+    d0 = torch.where(present, (dense - centroid.unsqueeze(1)).pow(2).sum(-1), neg)
+    cur = torch.argmax(d0, dim=1)  # first maximum: lowest index on ties
+    take = min(num, nmax)
+    chosen = [cur]
+    ar = torch.arange(nb, device=pos.device)
+    dist = torch.where(present, (dense - dense[ar, cur].unsqueeze(1)).pow(2).sum(-1), neg)
+    for _ in range(take - 1):
+        cur = torch.argmax(dist, dim=1)
+        chosen.append(cur)
+        dist = torch.minimum(dist, torch.where(present, (dense - dense[ar, cur].unsqueeze(1)).pow(2).sum(-1), neg))
+    local = torch.stack(chosen, dim=1)  # [B, take]
+    # clouds smaller than take: argmax over an all-covered cloud returns an already chosen point
+    return local + first.unsqueeze(1)
 
 
 def fps_partition(pos: torch.Tensor, batch: torch.Tensor, num_parts: int) -> tuple[torch.Tensor, int]:
     """Voronoi cells of ``num_parts`` farthest-point centres per cloud.
 
-    Returns ``(part [N], num_parts_total)`` with part ids unique across clouds.
+    Args:
+        pos: ``[N, 3]`` positions; batch: ``[N]`` sorted cloud ids; num_parts: centres per cloud (>= 1).
+
+    Returns ``(part [N], num_parts_total)`` with part ids unique across clouds (clouds with fewer
+    points than ``num_parts`` get one cell per point).
     """
-    if num_parts < 1:
-        raise ValueError(f"num_parts must be >= 1, got {num_parts}")
-    nb = int(batch.max()) + 1 if batch.numel() else 0
-    centroid = scatter(pos, batch, dim_size=nb, reduce="mean")
-    dist = (pos - centroid[batch]).pow(2).sum(1)
-    far = scatter(dist.unsqueeze(1), batch, dim_size=nb, reduce="max")
-    # local index of the (first) farthest point of each cloud
-    counts = torch.bincount(batch, minlength=nb)
-    first = torch.cumsum(counts, 0) - counts
-    is_far = dist == far[batch, 0]
-    idx = torch.arange(pos.shape[0], device=pos.device)
-    start = scatter(torch.where(is_far, idx, torch.full_like(idx, pos.shape[0])).unsqueeze(1).double(), batch, dim_size=nb, reduce="min")[:, 0].long() - first
-    centres = fps(pos.detach(), batch, num=num_parts, start=start)
-    edge = knn(pos.detach()[centres], pos.detach(), 1, batch[centres], batch)
-    part = torch.empty(pos.shape[0], dtype=torch.long, device=pos.device)
-    part[edge[1]] = edge[0]
-    return compact_labels(part)
+    if not isinstance(num_parts, int) or num_parts < 1:
+        raise ValueError(f"num_parts must be an int >= 1, got {num_parts!r}")
+    if pos.dim() != 2 or pos.shape[1] != 3:
+        raise ValueError(f"pos must have shape [N, 3], got {tuple(pos.shape)}")
+    if batch.shape != (pos.shape[0],):
+        raise ValueError(f"batch must have shape [{pos.shape[0]}], got {tuple(batch.shape)}")
+    if pos.shape[0] == 0:
+        return torch.zeros(0, dtype=torch.long, device=pos.device), 0
+    centres = farthest_point_centres(pos, batch, num_parts)  # [B, K]
+    p = pos.detach().double()
+    d2 = (p.unsqueeze(1) - p[centres[batch]]).pow(2).sum(-1)  # [N, K]
+    nearest = torch.argmin(d2, dim=1)  # first minimum: the lower centre on ties
+    k = centres.shape[1]
+    return compact_labels(batch * k + nearest)
 
 
 @torch.no_grad()
@@ -71,58 +112,68 @@ def cluster_votes(votes: torch.Tensor, part: torch.Tensor, batch: torch.Tensor, 
         ``(new_part [N], num_parts, soft [N, K] (assignment to the components of the point's cloud,
         padded with 0), comp_of_point [N, K] component ids (-1 = padding))``.
     """
-    if sigma <= 0:
+    if not sigma > 0:
         raise ValueError(f"sigma must be > 0, got {sigma}")
+    if votes.dim() != 2 or votes.shape[1] != 3:
+        raise ValueError(f"votes must have shape [N, 3], got {tuple(votes.shape)}")
+    if part.shape != (votes.shape[0],) or batch.shape != (votes.shape[0],):
+        raise ValueError(f"part and batch must have shape [{votes.shape[0]}], got {tuple(part.shape)} and {tuple(batch.shape)}")
     y = votes.detach().double()
+    dev = y.device
     num_parts = int(part.max()) + 1 if part.numel() else 0
-    part_cloud = scatter(batch.unsqueeze(1).double(), part, dim_size=num_parts, reduce="max")[:, 0].long()
-    mu = scatter(y, part, dim_size=num_parts, reduce="mean")
-    pi = torch.bincount(part, minlength=num_parts).double()
     nb = int(batch.max()) + 1 if batch.numel() else 0
-    pi = pi / torch.bincount(batch, minlength=nb).double()[part_cloud]
-    # components of each cloud, padded: comp[b, k] = global component id or -1
-    order = torch.argsort(part_cloud, stable=True)
+    part_cloud = torch.zeros(num_parts, dtype=torch.long, device=dev).scatter_(0, part, batch)
+    # padded component table: comp[b, k] = global component id or -1
     per_cloud = torch.bincount(part_cloud, minlength=nb)
     kmax = int(per_cloud.max()) if nb else 0
-    slot = torch.arange(num_parts, device=y.device) - (torch.cumsum(per_cloud, 0) - per_cloud)[part_cloud[order]]
-    comp = torch.full((nb, kmax), -1, dtype=torch.long, device=y.device)
-    comp[part_cloud[order], slot] = order
-    alive = torch.ones(num_parts, dtype=torch.bool, device=y.device)
-    point_comp = comp[batch]  # [N, K]
-    valid = point_comp >= 0
-    safe = point_comp.clamp_min(0)
+    order = torch.argsort(part_cloud, stable=True)
+    slot_of_part = torch.empty(num_parts, dtype=torch.long, device=dev)
+    slot_of_part[order] = torch.arange(num_parts, device=dev) - (torch.cumsum(per_cloud, 0) - per_cloud)[part_cloud[order]]
+    comp = torch.full((nb, kmax), -1, dtype=torch.long, device=dev)
+    comp[part_cloud, slot_of_part] = torch.arange(num_parts, device=dev)
+    alive = comp >= 0  # [B, K]
+    n_cloud = torch.bincount(batch, minlength=nb).double().clamp_min(1)  # [B]
+    # initial components: mean vote and share of points of every current part
+    point_slot = slot_of_part[part]  # [N]
+    w = y.new_zeros((nb, kmax)).index_put_((batch, point_slot), torch.ones_like(y[:, 0]), accumulate=True)
+    s = y.new_zeros((nb, kmax, 3)).index_put_((batch, point_slot), y, accumulate=True)
+    mu = s / w.clamp_min(1e-300).unsqueeze(-1)
+    pi = w / n_cloud.unsqueeze(1)
+    inv2s2 = 1.0 / (2.0 * sigma * sigma)
+    upper = torch.triu(torch.ones(kmax, kmax, dtype=torch.bool, device=dev), diagonal=1)
+    neg_inf = torch.tensor(float("-inf"), dtype=y.dtype, device=dev)
+    # the votes of every cloud as a padded block [B, Nmax, 3] (padding rows get q = 0)
+    _, _, pslot = _dense(batch, nb)
+    nmax = int(pslot.max()) + 1 if pslot.numel() else 0
+    yd = y.new_zeros((nb, nmax, 3))
+    yd[batch, pslot] = y
+    real = torch.zeros((nb, nmax, 1), dtype=y.dtype, device=dev)
+    real[batch, pslot] = 1.0
+    y2 = yd.pow(2).sum(-1, keepdim=True)  # [B, Nmax, 1]
+
+    def e_step():
+        d2 = (y2 - 2 * torch.bmm(yd, mu.transpose(1, 2)) + mu.pow(2).sum(-1).unsqueeze(1)).clamp_min(0)  # [B, Nmax, K]
+        logp = torch.where(alive.unsqueeze(1), torch.log(pi.clamp_min(1e-300)).unsqueeze(1) - d2 * inv2s2, neg_inf)
+        return torch.softmax(logp, dim=2) * real
+
     for _ in range(max(1, iterations)):
-        # E-step
-        d2 = (y.unsqueeze(1) - mu[safe]).pow(2).sum(-1)
-        logp = torch.log(pi[safe].clamp_min(1e-300)) - d2 / (2 * sigma * sigma)
-        logp = torch.where(valid & alive[safe], logp, torch.full_like(logp, float("-inf")))
-        q = torch.softmax(logp, dim=1)
-        # M-step
-        w = torch.zeros(num_parts, dtype=y.dtype, device=y.device).index_add(0, safe[valid], q[valid])
-        s = torch.zeros(num_parts, 3, dtype=y.dtype, device=y.device).index_add(0, safe[valid], (q.unsqueeze(2) * y.unsqueeze(1))[valid])
+        q = e_step()
+        w = q.sum(1)  # [B, K]
+        s = torch.bmm(q.transpose(1, 2), yd)  # [B, K, 3]
         alive = alive & (w > 1e-9)
-        mu = torch.where(alive.unsqueeze(1), s / w.clamp_min(1e-300).unsqueeze(1), mu)
-        pi = torch.where(alive, w / torch.bincount(batch, minlength=nb).double()[part_cloud], torch.zeros_like(w))
-        # merge components of the same cloud that collapsed onto each other (lower index survives)
-        cm = mu[comp.clamp_min(0)]  # [B, K, 3]
-        dd = (cm.unsqueeze(2) - cm.unsqueeze(1)).pow(2).sum(-1)
-        ok = (comp >= 0) & alive[comp.clamp_min(0)]
-        close = (dd < (merge_threshold * sigma) ** 2) & ok.unsqueeze(2) & ok.unsqueeze(1)
-        upper = torch.triu(torch.ones(kmax, kmax, dtype=torch.bool, device=y.device), diagonal=1)
-        absorbed = (close & upper.unsqueeze(0)).any(1)  # [B, K]: some lower-index component is close
+        mu = torch.where(alive.unsqueeze(-1), s / w.clamp_min(1e-300).unsqueeze(-1), mu)
+        pi = torch.where(alive, w / n_cloud.unsqueeze(1), torch.zeros_like(w))
+        # merge components of the same cloud that collapsed onto each other (the lower index survives)
+        dd = (mu.unsqueeze(2) - mu.unsqueeze(1)).pow(2).sum(-1)  # [B, K, K]
+        close = (dd < (merge_threshold * sigma) ** 2) & alive.unsqueeze(2) & alive.unsqueeze(1) & upper
+        absorbed = close.any(1)  # [B, K]: some lower-index live component is close
         if bool(absorbed.any()):
-            # the absorbing component is the lowest-index close one
-            target_slot = torch.argmax((close & upper.unsqueeze(0)).transpose(1, 2).to(torch.int8), dim=2)  # [B, K]
-            b_idx, k_idx = absorbed.nonzero(as_tuple=True)
-            dead = comp[b_idx, k_idx]
-            keep = comp[b_idx, target_slot[b_idx, k_idx]]
-            pi = pi.index_add(0, keep, pi[dead])
-            pi[dead] = 0
-            alive[dead] = False
-    d2 = (y.unsqueeze(1) - mu[safe]).pow(2).sum(-1)
-    logp = torch.log(pi[safe].clamp_min(1e-300)) - d2 / (2 * sigma * sigma)
-    logp = torch.where(valid & alive[safe], logp, torch.full_like(logp, float("-inf")))
-    q = torch.softmax(logp, dim=1)
+            target = torch.argmax(close.to(torch.int8), dim=1)  # [B, K] the lowest close index
+            pi = pi + torch.zeros_like(pi).scatter_add_(1, target, torch.where(absorbed, pi, torch.zeros_like(pi)))
+            pi = torch.where(absorbed, torch.zeros_like(pi), pi)
+            alive = alive & ~absorbed
+    q = e_step()[batch, pslot]  # [N, K]
     best = torch.argmax(q, dim=1)  # first maximum: lowest slot on ties
+    point_comp = comp[batch]  # [N, K]
     new_part, count = compact_labels(point_comp.gather(1, best.unsqueeze(1))[:, 0])
     return new_part, count, q.to(votes.dtype), point_comp
