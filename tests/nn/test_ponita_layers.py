@@ -29,6 +29,8 @@ def test_repulsion_grid_is_seeded_and_near_a_2_design():
     assert torch.allclose(a.norm(dim=-1), torch.ones(12, dtype=a.dtype))
     assert grid_moment_error(a) < 1e-4  # 12 repelling points settle on the icosahedron (a 5-design)
     assert grid_moment_error(repulsion_sphere(6)) < 1e-4  # the octahedron
+    with torch.no_grad():  # grids can be built inside no_grad (e.g. models constructed for inference)
+        assert torch.equal(repulsion_sphere(12, seed=3), a)
 
 
 def test_circle_grid_and_bad_sizes():

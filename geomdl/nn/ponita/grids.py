@@ -49,10 +49,11 @@ def repulsion_sphere(num: int, seed: int = 0, steps: int = 400, lr: float = 0.1,
     off = ~torch.eye(num, dtype=torch.bool)
     spacing = math.sqrt(4 * math.pi / num)
     for step in range(steps):
-        x = x.detach().requires_grad_(True)
-        cos = (x @ x.T)[off].clamp(-1 + 1e-7, 1 - 1e-7)
-        energy = (torch.arccos(cos) / math.pi).pow(-2).mean()
-        (grad,) = torch.autograd.grad(energy, x)
+        with torch.enable_grad():  # also when called under torch.no_grad()
+            x = x.detach().requires_grad_(True)
+            cos = (x @ x.T)[off].clamp(-1 + 1e-7, 1 - 1e-7)
+            energy = (torch.arccos(cos) / math.pi).pow(-2).mean()
+            (grad,) = torch.autograd.grad(energy, x)
         with torch.no_grad():
             grad = grad - (grad * x).sum(-1, keepdim=True) * x  # tangent part
             size = lr * (1 - step / steps) + 1e-3
