@@ -27,6 +27,7 @@ from geomdl.o3.gaunt import (
     wigner_3j_000,
 )
 from geomdl.o3.gaunt_plans import fast_fft_size, grid_sizes
+from geomdl.o3.gaunt_powers import gaunt_powers, gaunt_powers_columns
 from geomdl.o3.gaunt_product import gaunt_product, gaunt_product_columns
 from geomdl.o3.sphere_grids import SphereGrid, gauss_legendre_grid, grid_to_sh, sh_to_grid, sphere_quadrature
 from geomdl.o3.spherical_harmonics import lmax_from_dim, sh_dim, spherical_harmonics
@@ -38,7 +39,7 @@ __all__ = [
     "fourier_convolve", "fourier_to_sh", "fourier_to_sh_matrix", "sh_to_fourier", "sh_to_fourier_matrix",
     "torus_points",
     "gaunt_cg_constant", "gaunt_coefficients", "gaunt_output_normalization", "gaunt_paths", "wigner_3j_000",
-    "fast_fft_size", "grid_sizes", "gaunt_product", "gaunt_product_columns",
+    "fast_fft_size", "grid_sizes", "gaunt_powers", "gaunt_powers_columns", "gaunt_product", "gaunt_product_columns",
     "SphereGrid", "gauss_legendre_grid", "grid_to_sh", "sh_to_grid", "sphere_quadrature",
     "lmax_from_dim", "sh_dim", "spherical_harmonics",
 ]

@@ -116,22 +116,14 @@ class FFTPlan:
 
 @dataclass(frozen=True)
 class DFTPlan:
-    """Half-torus GEMM execution on columns. ``theta1/theta2 [L+1, 2J, 2(L+1)]`` (u-DFT folded in, rows
-    ordered (re/im, j)), ``phi1/phi2 [N_v, 2(L+1)]`` (v synthesis), ``phi_out [2(Lo+1), N_v]`` (v analysis),
-    ``proj [Lo+1, 2(Lo+1), 2J]`` (theta projection with the fold), ``J = N_u/2 + 1`` theta rows."""
+    """Half-torus GEMM execution on columns (see :func:`synthesis_tables`, :func:`projection_tables`)."""
 
     n_u: int
     n_v: int
     n_theta: int
-    idx1: torch.Tensor
-    theta1: torch.Tensor
-    phi1: torch.Tensor
-    idx2: torch.Tensor
-    theta2: torch.Tensor
-    phi2: torch.Tensor
-    phi_out: torch.Tensor
-    proj: torch.Tensor
-    gather: torch.Tensor
+    synth1: tuple
+    synth2: tuple
+    proj: tuple
 
 
 @functools.lru_cache(maxsize=64)
@@ -159,25 +151,42 @@ def _phi_synthesis(lmax: int, n_v: int) -> torch.Tensor:
     return torch.stack([w * torch.cos(arg), -w * torch.sin(arg)], dim=-1).reshape(n_v, -1)
 
 
+def _diagonal_blocks(t: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """``[v, 2 rows, 2 cols]`` with zero off-diagonal (cos/sin) blocks -> ``[v, 2, rows, cols]``."""
+    blocks = torch.stack([t[:, :rows, :cols], t[:, rows:, cols:]], dim=1)
+    off = max(float(t[:, :rows, cols:].abs().max()), float(t[:, rows:, :cols].abs().max()))
+    if off > 1e-12 * max(float(t.abs().max()), 1.0):  # pragma: no cover - structural property of real SH
+        raise RuntimeError(f"cos/sin blocks are not decoupled ({off:.3g})")
+    return blocks
+
+
 @functools.lru_cache(maxsize=128)
 def synthesis_tables(lmax: int, n_u: int, n_v: int, dtype: torch.dtype, device: torch.device):
-    """Half-torus synthesis of degree-``lmax`` functions on the ``N_u x N_v`` torus (``J = N_u/2+1`` theta
-    rows): ``(idx, theta [L+1, 2J, 2(L+1)], phi [N_v, 2(L+1)])`` with
-    ``f = phi @ bmm(theta, x_padded[idx].view(L+1, 2(L+1), R)).view(2(L+1), J*R)``."""
+    """Half-torus synthesis of degree-``lmax`` functions: ``(idx, theta [L+1, 2, J, L+1], phi [2, K, L+1])``.
+
+    With ``X = x_padded[idx].view(L+1 (v), 2 (cos/sin: m = +v/-v), L+1 (l), R)``, ``G = theta @ X`` are the
+    azimuthal Fourier profiles at the ``J = N_u/2 + 1`` polar rows, and ``E = phi[0] @ G[:, 0]``,
+    ``O = phi[1] @ G[:, 1]`` (``K = N_v/2 + 1`` azimuths ``phi_k in [0, pi]``) give the samples
+    ``f(theta_j, +-phi_k) = E +- O`` (even/odd split of the azimuthal DFT).
+    """
     n_theta = n_u // 2 + 1
     u = torch.arange(n_u)
     u = torch.where(u > n_u // 2, u - n_u, u).to(torch.float64)  # signed frequency of each FFT slot
     theta_half = torch.arange(n_theta, dtype=torch.float64) * (2 * math.pi / n_u)
     a = _sh2f_by_v(lmax, n_u) @ torch.exp(1j * u[:, None] * theta_half[None, :])  # [v, 2(L+1), J]: G_v(theta_j)
-    theta = torch.cat([a.real, a.imag], dim=2).transpose(1, 2).contiguous()  # [v, (re/im, j), 2(L+1)]
+    theta = torch.cat([a.real, a.imag], dim=2).transpose(1, 2)  # [v, (re/im, j), (sign, l)]
+    theta = _diagonal_blocks(theta, n_theta, lmax + 1)  # re <- m = +v only, im <- m = -v only
+    phi = _phi_synthesis(lmax, n_v).view(n_v, lmax + 1, 2)[: n_v // 2 + 1].permute(2, 0, 1)  # [2, K, L+1]
     cast = dict(dtype=dtype, device=device)
-    return _sh_gather_index(lmax).to(device), theta.to(**cast), _phi_synthesis(lmax, n_v).to(**cast)
+    return _sh_gather_index(lmax).to(device), theta.contiguous().to(**cast), phi.contiguous().to(**cast)
 
 
 @functools.lru_cache(maxsize=128)
 def projection_tables(lmax_in: int, lmax_out: int, n_u: int, n_v: int, dtype: torch.dtype, device: torch.device):
     """Projection of half-torus samples of a degree-``lmax_in`` function onto degrees ``<= lmax_out``:
-    ``(phi_out [2(Lo+1), N_v], proj [Lo+1, 2(Lo+1), 2J], gather [(Lo+1)^2])``, exact when
+    ``(analysis [2, Lo+1, K], proj [Lo+1, 2, Lo+1, J], gather [(Lo+1)^2])``. From the even/odd parts
+    ``S = (h(+phi) + h(-phi))/2``, ``D = (h(+phi) - h(-phi))/2`` on ``K`` azimuths: ``A = analysis[0] @ S``,
+    ``B = analysis[1] @ D`` are Re/Im of the azimuthal coefficients, ``z = proj @ [A; B]``. Exact when
     ``N_u >= 2 lmax_in + 1`` and ``N_v >= lmax_in + lmax_out + 1``."""
     if n_u < 2 * lmax_in + 1 or n_v < lmax_in + lmax_out + 1 or n_u % 2 or n_v % 2:
         raise ValueError(f"torus {n_u}x{n_v} too small or odd for degree {lmax_in} -> {lmax_out}")
@@ -186,24 +195,25 @@ def projection_tables(lmax_in: int, lmax_out: int, n_u: int, n_v: int, dtype: to
     u = torch.where(u > n_u // 2, u - n_u, u).to(torch.float64)
     # z = Re sum_j Hv[j] W[j] over the full torus, folded onto j = 0..N_u/2 with H_v(2pi - theta) = (-1)^v H_v(theta)
     theta_full = torch.arange(n_u, dtype=torch.float64) * (2 * math.pi / n_u)
-    analysis = torch.exp(-1j * u[:, None] * theta_full[None, :]) / n_u  # [N_u (u slot), N_u (j)]
-    w_full = torch.einsum("uj,vuk->vjk", analysis, _f2sh_by_v(lmax_in, lmax_out, n_u))  # [v, N_u (j), 2(Lo+1)]
+    analysis_u = torch.exp(-1j * u[:, None] * theta_full[None, :]) / n_u  # [N_u (u slot), N_u (j)]
+    w_full = torch.einsum("uj,vuk->vjk", analysis_u, _f2sh_by_v(lmax_in, lmax_out, n_u))  # [v, N_u (j), 2(Lo+1)]
     sign = torch.tensor([(-1.0) ** v for v in range(lmax_out + 1)], dtype=torch.float64)[:, None, None]
     w_half = w_full[:, :n_theta].clone()
     mirror = torch.arange(1, n_u // 2)
     w_half[:, mirror] += sign * w_full[:, n_u - mirror]
-    proj = torch.cat([w_half.real, -w_half.imag], dim=1).transpose(1, 2).contiguous()  # [v, 2(Lo+1), (re/im, j)]
-    phi = torch.arange(n_v, dtype=torch.float64) * (2 * math.pi / n_v)
-    arg = torch.arange(lmax_out + 1, dtype=torch.float64)[:, None] * phi[None, :]
-    phi_out = torch.stack([torch.cos(arg), -torch.sin(arg)], dim=1).reshape(-1, n_v) / n_v  # [(v, re/im), N_v]
+    proj = torch.cat([w_half.real, -w_half.imag], dim=1).transpose(1, 2)  # [v, (sign, l), (re/im, j)]
+    proj = _diagonal_blocks(proj, lmax_out + 1, n_theta)  # z[l, +v] <- Re, z[l, -v] <- Im
+    k = torch.arange(n_v // 2 + 1, dtype=torch.float64)
+    mult = torch.where((k == 0) | (k == n_v // 2), 1.0, 2.0)  # h(phi_k) and h(-phi_k) are both in the sum
+    arg = torch.arange(lmax_out + 1, dtype=torch.float64)[:, None] * (k * (2 * math.pi / n_v))[None, :]
+    analysis = torch.stack([mult * torch.cos(arg), -mult * torch.sin(arg)]) / n_v  # [2, Lo+1, K]
     cast = dict(dtype=dtype, device=device)
-    return phi_out.to(**cast), proj.to(**cast), _output_gather_index(lmax_out).to(device)
+    return analysis.to(**cast), proj.contiguous().to(**cast), _output_gather_index(lmax_out).to(device)
 
 
 @functools.lru_cache(maxsize=64)
 def dft_plan(lmax1: int, lmax2: int, lmax_out: int, dtype: torch.dtype, device: torch.device) -> DFTPlan:
     n_u, n_v = grid_sizes(lmax1, lmax2, lmax_out, fast=False)
-    idx1, theta1, phi1 = synthesis_tables(lmax1, n_u, n_v, dtype, device)
-    idx2, theta2, phi2 = synthesis_tables(lmax2, n_u, n_v, dtype, device)
-    phi_out, proj, gather = projection_tables(lmax1 + lmax2, lmax_out, n_u, n_v, dtype, device)
-    return DFTPlan(n_u, n_v, n_u // 2 + 1, idx1, theta1, phi1, idx2, theta2, phi2, phi_out, proj, gather)
+    return DFTPlan(n_u, n_v, n_u // 2 + 1, synthesis_tables(lmax1, n_u, n_v, dtype, device),
+                   synthesis_tables(lmax2, n_u, n_v, dtype, device),
+                   projection_tables(lmax1 + lmax2, lmax_out, n_u, n_v, dtype, device))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from geomdl.o3.gaunt_plans import projection_tables, synthesis_tables
+from geomdl.o3.gaunt_product import half_grid, project_half_grid
 from geomdl.o3.spherical_harmonics import lmax_from_dim
 
 
@@ -31,17 +32,14 @@ def gaunt_powers_columns(xt: torch.Tensor, max_order: int, lmax_out: int) -> lis
     n_u = 2 * lmax_prod + 2  # even, >= 2 * lmax_prod + 1: every theta frequency of f^nu resolved
     n_v = max(lmax_prod + lmax_out + 1, 2 * max(lmax, lmax_out) + 1)
     n_v += n_v % 2
-    idx, theta, phi = synthesis_tables(lmax, n_u, n_v, xt.dtype, xt.device)
-    phi_out, proj, gather = projection_tables(lmax_prod, lmax_out, n_u, n_v, xt.dtype, xt.device)
-    cols = xt.shape[1]
-    x = torch.nn.functional.pad(xt, (0, 0, 0, 1)).index_select(0, idx).view(lmax + 1, -1, cols)
-    a = torch.bmm(theta, x)
-    f = phi @ a.reshape(-1, a.shape[1] // 2 * cols)  # [N_v, J * R] samples of f
-    outs, power = [], f
+    synth = synthesis_tables(lmax, n_u, n_v, xt.dtype, xt.device)
+    proj = projection_tables(lmax_prod, lmax_out, n_u, n_v, xt.dtype, xt.device)
+    e, o = half_grid(xt, synth)
+    f_plus, f_minus = e + o, e - o  # samples at +phi and -phi
+    outs, p_plus, p_minus = [], f_plus, f_minus
     for _ in range(2, max_order + 1):
-        power = power * f
-        spec = (phi_out @ power).view(lmax_out + 1, proj.shape[2], cols)
-        outs.append(torch.bmm(proj, spec).reshape(-1, cols).index_select(0, gather))
+        p_plus, p_minus = p_plus * f_plus, p_minus * f_minus
+        outs.append(project_half_grid((p_plus + p_minus) * 0.5, (p_plus - p_minus) * 0.5, proj, xt.shape[1]))
     return outs
 
 

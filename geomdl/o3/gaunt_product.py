@@ -29,7 +29,7 @@ from geomdl.o3.gaunt_plans import dft_plan, fft_plan
 from geomdl.o3.spherical_harmonics import lmax_from_dim
 
 METHODS = ("auto", "dft", "fft")
-_CHUNK_ELEMENTS = 1 << 21  # torus values per chunk (columns x grid points): keeps the buffers cache-sized
+_CHUNK_ELEMENTS = 1 << 18  # torus values per chunk (columns x grid points): the working set stays in L2
 
 
 def _fft_to_grid(x: torch.Tensor, idx: torch.Tensor, t: torch.Tensor, n_u: int, n_v: int) -> torch.Tensor:
@@ -55,16 +55,29 @@ def _gaunt_fft(x1: torch.Tensor, x2: torch.Tensor, lmax_out: int) -> torch.Tenso
     return out
 
 
-def _dft_to_grid(xt: torch.Tensor, idx: torch.Tensor, theta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
-    """Columns ``xt [(L+1)^2, R]`` -> half-torus samples ``[N_v, J * R]`` (two GEMMs)."""
+def half_grid(xt: torch.Tensor, tables) -> tuple[torch.Tensor, torch.Tensor]:
+    """Columns ``xt [(L+1)^2, R]`` -> even/odd azimuthal parts ``E, O [K, J * R]`` on the half torus
+    (``f(theta_j, +-phi_k) = E +- O``), two batched GEMMs (see :func:`geomdl.o3.gaunt_plans.synthesis_tables`)."""
+    idx, theta, phi = tables
     nv_in, cols = theta.shape[0], xt.shape[1]
-    x = torch.nn.functional.pad(xt, (0, 0, 0, 1)).index_select(0, idx).view(nv_in, -1, cols)  # [v, 2(L+1), R]
-    a = torch.bmm(theta, x)  # [v, (re/im, j), R]: G_v(theta_j)
-    return phi @ a.view(-1, a.shape[1] // 2 * cols)  # [N_v, J * R]
+    x = torch.nn.functional.pad(xt, (0, 0, 0, 1)).index_select(0, idx).view(nv_in, 2, nv_in, cols)
+    g = torch.matmul(theta, x).view(nv_in, 2, -1)  # [v, cos/sin, J * R]
+    return phi[0] @ g[:, 0], phi[1] @ g[:, 1]
+
+
+def project_half_grid(even: torch.Tensor, odd: torch.Tensor, tables, cols: int) -> torch.Tensor:
+    """Even/odd azimuthal parts ``S, D [K, J * R]`` of a function -> SH coefficients ``[(Lo+1)^2, R]``."""
+    analysis, proj, gather = tables
+    spec = torch.stack([analysis[0] @ even, analysis[1] @ odd], dim=1)  # [v, cos/sin, J * R]
+    z = torch.matmul(proj, spec.view(spec.shape[0], 2, -1, cols))  # [v, cos/sin, Lo+1, R]
+    return z.view(-1, cols).index_select(0, gather)
 
 
 def _gaunt_columns(x1t: torch.Tensor, x2t: torch.Tensor, lmax_out: int) -> torch.Tensor:
-    """Columns ``[(L1+1)^2, R] x [(L2+1)^2, R] -> [(Lo+1)^2, R]`` by the half-torus GEMMs (no autograd)."""
+    """Columns ``[(L1+1)^2, R] x [(L2+1)^2, R] -> [(Lo+1)^2, R]`` by the half-torus GEMMs (no autograd).
+
+    With ``f1 = E1 +- O1``, ``f2 = E2 +- O2`` at ``+-phi``: ``S = E1 E2 + O1 O2``, ``D = E1 O2 + O1 E2``.
+    """
     lmax1, lmax2 = lmax_from_dim(x1t.shape[0], "x1t"), lmax_from_dim(x2t.shape[0], "x2t")
     p = dft_plan(lmax1, lmax2, lmax_out, x1t.dtype, x1t.device)
     cols = x1t.shape[1]
@@ -72,12 +85,11 @@ def _gaunt_columns(x1t: torch.Tensor, x2t: torch.Tensor, lmax_out: int) -> torch
     chunk = max(1, _CHUNK_ELEMENTS // (p.n_theta * p.n_v))
     for start in range(0, cols, chunk):
         a, b = x1t[:, start:start + chunk], x2t[:, start:start + chunk]
-        r = a.shape[1]
-        h = _dft_to_grid(a, p.idx1, p.theta1, p.phi1)
-        h.mul_(_dft_to_grid(b, p.idx2, p.theta2, p.phi2))
-        spec = (p.phi_out @ h).view(lmax_out + 1, 2 * p.n_theta, r)  # [v, (re/im, j), R]
-        z = torch.bmm(p.proj, spec)  # [v, (sign, l), R]
-        out[:, start:start + chunk] = z.view(-1, r).index_select(0, p.gather)
+        e1, o1 = half_grid(a, p.synth1)
+        e2, o2 = half_grid(b, p.synth2)
+        even = torch.addcmul(e1 * e2, o1, o2)
+        odd = torch.addcmul(e1.mul_(o2), o1, e2)
+        out[:, start:start + chunk] = project_half_grid(even, odd, p.proj, a.shape[1])
     return out
 
 

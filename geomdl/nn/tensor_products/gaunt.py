@@ -29,7 +29,7 @@ from e3nn import o3
 from torch import nn
 
 from geomdl.o3.gaunt import gaunt_cg_constant
-from geomdl.o3.gaunt_product import gaunt_product_columns
+from geomdl.o3.gaunt_product import gaunt_product, gaunt_product_columns
 from geomdl.nn.tensor_products._layout import channel_irreps, degree_expand, from_columns, to_columns
 from geomdl.nn.tensor_products.clebsch_gordan import ClebschGordanTensorProduct, _irreps
 
@@ -69,6 +69,7 @@ class GauntTensorProduct(nn.Module):
             or ``None`` (plain channelwise product).
         parity: ``"natural"`` or ``"full"`` (see the module docstring).
         normalize: multiply degree ``l3`` of the output by ``n_l3`` (unit output variance).
+        method: execution of the Gaunt product, see :func:`geomdl.o3.gaunt_product` (``"auto"`` = ``"dft"``).
 
     Shapes: ``x [..., irreps_in1.dim]``, ``y [..., irreps_in2.dim]`` (leading dims broadcast), optional
     per-sample degree weights ``weight1 [..., C, L1+1]``, ``weight2 [..., C, L2+1]``, ``weight3 [..., C, Lo+1]``
@@ -76,8 +77,11 @@ class GauntTensorProduct(nn.Module):
     """
 
     def __init__(self, irreps_in1, irreps_in2, irreps_out, weights: str | None = "degree", parity: str = "natural",
-                 normalize: bool = True):
+                 normalize: bool = True, method: str = "auto"):
         super().__init__()
+        if method not in ("auto", "dft", "fft"):
+            raise ValueError(f"method must be 'auto', 'dft' or 'fft', got {method!r}")
+        self.method = method
         if parity not in PARITIES:
             raise ValueError(f"parity must be one of {PARITIES}, got {parity!r}")
         if weights not in ("degree", None):
@@ -180,7 +184,10 @@ class GauntTensorProduct(nn.Module):
             y_nat = self._select(y, self.irreps_in2, self.nat2)
             a = self._columns(x_nat, self.nat1, self.lmax1, internal[0], ext[0], batch)
             b = self._columns(y_nat, self.nat2, self.lmax2, internal[1], ext[1], batch)
-            z = gaunt_product_columns(a, b, self.lmax_out)  # [(Lo+1)^2, B * C]
+            if self.method == "fft":
+                z = gaunt_product(a.T, b.T, self.lmax_out, method="fft").T
+            else:
+                z = gaunt_product_columns(a, b, self.lmax_out)  # [(Lo+1)^2, B * C]
             scale = self.out_scale.to(x.dtype)
             w3 = scale if internal[2] is None else internal[2] * scale
             if ext[2] is not None:

@@ -1,0 +1,155 @@
+"""Channelwise tensor product of two features, Gaunt (geomdl) vs e3nn's ``TensorProduct`` ("uuu").
+
+Problem (methods.md section 2, issue 5): ``C`` channels of degrees ``0..L`` with parity ``(-1)^l`` in both
+inputs and the output, ``N`` nodes, float32, the same batch for every peer. Peers:
+
+* ``gaunt``: :class:`geomdl.nn.GauntTensorProduct` (per-degree weights, default ``method="auto"`` = the
+  half-torus GEMM execution of the 2D-Fourier algorithm), e3nn ``mul_ir`` layout in and out;
+* ``gaunt_fft``: the same layer with ``method="fft"`` (zero-padded ``torch.fft`` 2D transforms);
+* ``e3nn``: ``o3.TensorProduct`` with one "uuu" instruction per allowed path (for natural parity these
+  are exactly the even ``l1+l2+l3`` paths, the ones the Gaunt product has), one weight per path and channel.
+
+Before timing, each ``L`` checks on 4 nodes that the Gaunt layer equals e3nn with path weights
+``c(l1,l2,l3) n_l3`` and no normalisation (the CG <-> Gaunt relation). Timings: median of repeats after a
+warm-up; slow calls (> 2 s) are timed ``--slow-repeats`` times. Exponents: least squares of
+``log t = a + k log L`` per peer and pass.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from benchmarks.timing import measure
+
+HELP = "Gaunt tensor product vs e3nn TensorProduct (uuu), C channels, degrees 0..L, N nodes"
+PEERS = ("gaunt", "gaunt_fft", "e3nn")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--lmax", type=int, default=12, help="largest L (default 12); L runs from 1")
+    parser.add_argument("--quick", action="store_true", help="L = 1..4, 3 repeats (smoke run)")
+    parser.add_argument("--channels", type=int, default=64)
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--slow-repeats", type=int, default=1, help="repeats for calls slower than 2 s")
+    parser.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated subset of {PEERS}")
+    parser.add_argument("--e3nn-lmax", type=int, default=None, help="largest L timed for e3nn (default --lmax)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _irreps(channels: int, lmax: int):
+    from e3nn import o3
+
+    return o3.Irreps([(channels, (l, (-1) ** l)) for l in range(lmax + 1)])
+
+
+def _e3nn_tp(irreps, gaunt_weights: bool):
+    from e3nn import o3
+
+    from geomdl.nn.tensor_products.gaunt import output_normalization
+    from geomdl.o3 import gaunt_cg_constant
+
+    ins, weights = [], []
+    ls = sorted({ir.l for _, ir in irreps})
+    norm = output_normalization(ls, ls, ls)
+    for i, (_, a) in enumerate(irreps):
+        for j, (_, b) in enumerate(irreps):
+            for k, (mul, c) in enumerate(irreps):
+                if c in a * b:
+                    ins.append((i, j, k, "uuu", True))
+                    weights.append(torch.full((mul,), gaunt_cg_constant(a.l, b.l, c.l) * float(norm[c.l])))
+    if gaunt_weights:
+        tp = o3.TensorProduct(irreps, irreps, irreps, ins, irrep_normalization="none", path_normalization="none")
+        with torch.no_grad():
+            tp.weight.copy_(torch.cat(weights))
+        return tp
+    return o3.TensorProduct(irreps, irreps, irreps, ins)
+
+
+def _check(lmax: int, channels: int) -> float:
+    """Relative difference Gaunt layer vs e3nn (Gaunt path weights) on 4 nodes, float64."""
+    from geomdl.nn import GauntTensorProduct
+
+    irreps = _irreps(channels, lmax)
+    with torch.no_grad():
+        ref = _e3nn_tp(irreps, gaunt_weights=True).double()
+        ours = GauntTensorProduct(irreps, irreps, irreps).double()
+        g = torch.Generator().manual_seed(1)
+        x = torch.randn(4, irreps.dim, generator=g, dtype=torch.float64)
+        y = torch.randn(4, irreps.dim, generator=g, dtype=torch.float64)
+        a, b = ours(x, y), ref(x, y)
+    return float((a - b).norm() / b.norm())
+
+
+def _time(fn, repeats: int, slow_repeats: int) -> dict:
+    t0 = time.perf_counter()
+    fn()  # warm-up (plans, codegen caches)
+    first = time.perf_counter() - t0
+    if first > 2.0:
+        return measure(fn, repeats=slow_repeats, warmup=0)
+    return measure(fn, repeats=repeats, warmup=1)
+
+
+def _fit(points: list[tuple[int, float]]) -> float | None:
+    pts = [(math.log(l), math.log(t)) for l, t in points if t > 0]
+    if len(pts) < 2:
+        return None
+    mx = sum(p[0] for p in pts) / len(pts)
+    my = sum(p[1] for p in pts) / len(pts)
+    den = sum((p[0] - mx) ** 2 for p in pts)
+    return sum((p[0] - mx) * (p[1] - my) for p in pts) / den if den > 0 else None
+
+
+def run(args) -> list[dict]:
+    from tqdm import tqdm
+
+    from geomdl.nn import GauntTensorProduct
+
+    peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+    unknown = [p for p in peers if p not in PEERS]
+    if unknown:
+        raise ValueError(f"--peers: unknown {unknown}; choose from {PEERS}")
+    lmax = 4 if args.quick else args.lmax
+    repeats = 3 if args.quick else args.repeats
+    e3nn_lmax = lmax if args.e3nn_lmax is None else args.e3nn_lmax
+    rows, times = [], {}
+    for L in tqdm(range(1, lmax + 1), desc="tensor_product L", unit="L"):
+        irreps = _irreps(args.channels, L)
+        check = _check(L, 2)
+        g = torch.Generator().manual_seed(args.seed + L)
+        x = torch.randn(args.nodes, irreps.dim, generator=g)
+        y = torch.randn(args.nodes, irreps.dim, generator=g)
+        modules = {}
+        if "gaunt" in peers:
+            modules["gaunt"] = GauntTensorProduct(irreps, irreps, irreps)
+        if "gaunt_fft" in peers:
+            modules["gaunt_fft"] = GauntTensorProduct(irreps, irreps, irreps, method="fft")
+        if "e3nn" in peers and L <= e3nn_lmax:
+            modules["e3nn"] = _e3nn_tp(irreps, gaunt_weights=False)
+        found = {}
+        for name, mod in modules.items():
+            xs, ys = x.clone().requires_grad_(), y.clone().requires_grad_()
+
+            def fwd(mod=mod):
+                with torch.no_grad():
+                    mod(x, y)
+
+            def fwd_bwd(mod=mod, xs=xs, ys=ys):
+                mod(xs, ys).pow(2).sum().backward()
+
+            for pass_name, fn in (("forward", fwd), ("forward+backward", fwd_bwd)):
+                m = _time(fn, repeats, args.slow_repeats)
+                found[(name, pass_name)] = m["median_ms"]
+                times.setdefault((name, pass_name), []).append((L, m["median_ms"]))
+                rows.append({"L": L, "peer": name, "pass": pass_name, "median_ms": m["median_ms"], "iqr_ms": m["iqr_ms"],
+                             "repeats": m["repeats"], "check_rel_err": check})
+        for r in rows:
+            if r["L"] == L:
+                ref = found.get(("e3nn", r["pass"]))
+                r["speedup_vs_e3nn"] = ref / r["median_ms"] if ref else None
+    for (name, pass_name), pts in sorted(times.items()):
+        rows.append({"L": "fit L>=1", "peer": name, "pass": pass_name, "exponent": _fit(pts)})
+        rows.append({"L": "fit L>=4", "peer": name, "pass": pass_name, "exponent": _fit([p for p in pts if p[0] >= 4])})
+    return rows
