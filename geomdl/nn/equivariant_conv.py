@@ -12,10 +12,10 @@ Two products (``product=``):
 
 ``"cg"``
     Clebsch-Gordan tensor product, every allowed path ``(l_in, l_sh) -> l_out`` with one weight per
-    input channel and path (e3nn ``TensorProduct``, mode ``uvu``). Any input/output irreps, O(3)
-    with parity.
+    input channel and path (:class:`geomdl.nn.tensor_products.ClebschGordanTensorProduct`, mode
+    ``uvu``). Any input/output irreps, O(3) with parity.
 ``"gaunt"``
-    Channelwise Gaunt product (Luo et al., ICLR 2024) via ``geomdl.o3.gaunt_product`` (2D FFT):
+    Channelwise Gaunt product (Luo et al., ICLR 2024), :class:`geomdl.nn.tensor_products.GauntTensorProduct`:
     ``x_j`` of channel ``u`` is read as a spherical function ``f_u = sum_l x_{u,l} . Y_l``, the filter
     as ``g_u = sum_l R_{u,l}(|r|) Y_l(r_hat)``, the message is the projection of ``f_u g_u`` to degrees
     ``<= lmax_out``. Needs natural-parity irreps (``0e, 1o, 2e, ...``) with one multiplicity; it
@@ -36,30 +36,9 @@ from geomdl.graph.radial import BesselBasis, PolynomialCutoff
 from geomdl.nn.gate import _irreps
 from geomdl.nn.message_passing import check_edge_index, check_positions
 from geomdl.nn.mlp import MLP
+from geomdl.nn.tensor_products import ClebschGordanTensorProduct, GauntTensorProduct
 
 PRODUCTS = ("cg", "gaunt")
-
-
-class _CGProduct(nn.Module):
-    """``x [E, in] (x) y [E, sh] -> [E, mid]`` with per-edge weights ``[E, weight_numel]`` (uvu paths)."""
-
-    def __init__(self, irreps_in: o3.Irreps, irreps_sh: o3.Irreps, irreps_out: o3.Irreps):
-        super().__init__()
-        mid, instructions = [], []
-        for i, (mul, ir_in) in enumerate(irreps_in):
-            for j, (_, ir_sh) in enumerate(irreps_sh):
-                for ir_out in ir_in * ir_sh:
-                    if any(ir_out == ir for _, ir in irreps_out):
-                        instructions.append((i, j, len(mid), "uvu", True))
-                        mid.append((mul, ir_out))
-        if not mid:
-            raise ValueError(f"no tensor-product path from {irreps_in} x {irreps_sh} reaches irreps_out {irreps_out}")
-        self.tp = o3.TensorProduct(irreps_in, irreps_sh, o3.Irreps(mid), instructions, shared_weights=False, internal_weights=False)
-        self.irreps_mid = self.tp.irreps_out
-        self.weight_numel = self.tp.weight_numel
-
-    def forward(self, x, y, w):
-        return self.tp(x, y, w)
 
 
 def _natural_lmax(irreps: o3.Irreps, name: str) -> tuple[int, int]:
@@ -76,41 +55,41 @@ def _natural_lmax(irreps: o3.Irreps, name: str) -> tuple[int, int]:
     return muls.pop(), max(ls)
 
 
-def to_channels(x: torch.Tensor, irreps: o3.Irreps, lmax: int) -> torch.Tensor:
-    """e3nn ``mul x ir`` layout ``[..., dim]`` -> ``[..., mul, (lmax+1)^2]`` (missing degrees zero)."""
-    mul = irreps[0].mul
-    out = x.new_zeros(*x.shape[:-1], mul, (lmax + 1) ** 2)
-    for (m, ir), sl in zip(irreps, irreps.slices()):
-        out[..., ir.l**2:(ir.l + 1) ** 2] = x[..., sl].reshape(*x.shape[:-1], m, ir.dim)
-    return out
+class _CGProduct(nn.Module):
+    """``x [E, in] (x) Y [E, sh] -> [E, mid]``, one radial weight per input channel and path (``uvu``),
+    on :class:`geomdl.nn.tensor_products.ClebschGordanTensorProduct`."""
 
+    def __init__(self, irreps_in: o3.Irreps, irreps_sh: o3.Irreps, irreps_out: o3.Irreps):
+        super().__init__()
+        wanted = {ir for _, ir in irreps_out}
+        blocks = []  # uvu keeps the input multiplicity: one output block per (input block, sh block, l_out)
+        for mul, ir_in in irreps_in:
+            for _, ir_sh in irreps_sh:
+                blocks += [(mul, ir) for ir in ir_in * ir_sh if ir in wanted]
+        if not blocks:
+            raise ValueError(f"no tensor-product path from {irreps_in} x {irreps_sh} reaches irreps_out {irreps_out}")
+        self.irreps_mid = o3.Irreps(blocks)
+        self.tp = ClebschGordanTensorProduct(irreps_in, irreps_sh, self.irreps_mid, mode="uvu", internal_weights=False)
+        self.weight_numel = self.tp.weight_numel
 
-def from_channels(z: torch.Tensor, lmax: int) -> torch.Tensor:
-    """``[..., mul, (lmax+1)^2]`` -> e3nn layout of ``mul x (0e + 1o + ... )`` up to ``lmax``."""
-    blocks = [z[..., l**2:(l + 1) ** 2].reshape(*z.shape[:-2], -1) for l in range(lmax + 1)]
-    return torch.cat(blocks, dim=-1)
+    def forward(self, x, y, w):
+        return self.tp(x, y, w)
 
 
 class _GauntProduct(nn.Module):
-    """Channelwise Gaunt product of ``x_j`` with the filter ``sum_l R_{u,l} Y_l``."""
+    """Channelwise Gaunt product of ``x_j`` with the edge filter ``sum_l R_{u,l}(r) Y_l``, on
+    :class:`geomdl.nn.tensor_products.GauntTensorProduct` (``weight2`` = the radial weights)."""
 
-    def __init__(self, irreps_in: o3.Irreps, lmax_sh: int, lmax_out: int):
+    def __init__(self, irreps_in: o3.Irreps, irreps_sh: o3.Irreps, lmax_out: int):
         super().__init__()
-        self.irreps_in = irreps_in
-        self.mul, self.lmax_in = _natural_lmax(irreps_in, "irreps_in")
-        self.lmax_sh, self.lmax_out = lmax_sh, lmax_out
+        self.mul, _ = _natural_lmax(irreps_in, "irreps_in")
+        self.lmax_sh = irreps_sh.lmax
         self.irreps_mid = o3.Irreps([(self.mul, (l, (-1) ** l)) for l in range(lmax_out + 1)])
-        self.weight_numel = self.mul * (lmax_sh + 1)
-        self.register_buffer("_degree", torch.repeat_interleave(torch.arange(lmax_sh + 1), torch.arange(lmax_sh + 1) * 2 + 1),
-                             persistent=False)
+        self.tp = GauntTensorProduct(irreps_in, irreps_sh, self.irreps_mid, weights="degree")
+        self.weight_numel = self.mul * (self.lmax_sh + 1)
 
     def forward(self, x, y, w):
-        from geomdl.o3.gaunt_product import gaunt_product
-
-        f = to_channels(x, self.irreps_in, self.lmax_in)                         # [E, U, (Lin+1)^2]
-        w = w.reshape(w.shape[0], self.mul, self.lmax_sh + 1).index_select(2, self._degree)
-        g = w * y.unsqueeze(1)                                                   # [E, U, (Lsh+1)^2]
-        return from_channels(gaunt_product(f, g, self.lmax_out), self.lmax_out)
+        return self.tp(x, y, weight2=w.reshape(w.shape[0], self.mul, self.lmax_sh + 1))
 
 
 class EquivariantConv(nn.Module):
@@ -147,7 +126,7 @@ class EquivariantConv(nn.Module):
                 if ir.p != (-1) ** ir.l:
                     raise ValueError(f"product='gaunt' only produces natural-parity irreps; irreps_out has {ir}")
             lmax_out = max(ir.l for _, ir in self.irreps_out)
-            self.product = _GauntProduct(self.irreps_in, lmax_sh, lmax_out)
+            self.product = _GauntProduct(self.irreps_in, self.irreps_sh, lmax_out)
         self.basis = BesselBasis(num_basis, cutoff)
         self.envelope = PolynomialCutoff(cutoff)
         self.radial = MLP([num_basis, radial_hidden, radial_hidden, self.product.weight_numel], act="silu")

@@ -3,7 +3,7 @@ import torch
 from e3nn import o3
 from layer_checks import state_dict_roundtrip
 
-from geomdl.nn.equivariant_conv import EquivariantConv, from_channels, to_channels
+from geomdl.nn.equivariant_conv import EquivariantConv
 from geomdl.testing import assert_equivariant
 
 CASES = [
@@ -47,12 +47,6 @@ def test_single_edge_vector_message_points_along_the_edge(float64, product):
     assert v.norm() > 1e-6
     torch.testing.assert_close(torch.cross(v, r, dim=0), torch.zeros(3), atol=1e-12, rtol=0)
     assert out[0].abs().max() == 0  # node 0 receives nothing
-
-
-def test_channel_layout_roundtrip():
-    irreps = o3.Irreps("3x0e+3x1o+3x2e")
-    x = irreps.randn(4, -1)
-    torch.testing.assert_close(from_channels(to_channels(x, irreps, 2), 2), x)
 
 
 @pytest.mark.parametrize("product", ["cg", "gaunt"])
