@@ -112,3 +112,22 @@ def test_modelnet_config_runs_on_the_real_sample(shared_data, tmp_path):
         "train.plots=false", "train.tensorboard=false", "train.progress=off"])
     test = summary["metrics"]["test"]
     assert test["num_samples"] == 20 and 0.0 <= test["accuracy_so3"] <= 1.0
+
+
+def test_average_mode_runs_inside_the_task_on_a_pyg_batch_with_a_cube(tmp_path):
+    import itertools
+
+    cfg = load_config("configs/tinvnn_shapes.yaml", SMOKE + ["task.kwargs.tinvnn_degenerate=average",
+                                                            f"train.out_dir={tmp_path}", "task.kwargs.num_classes=2"])
+    task = RotatedClassificationTask(cfg)
+    torch.manual_seed(0)
+    model = task.build_model({"out_channels": 2, "hidden_channels": 16}).double().eval()
+    cube = torch.tensor(list(itertools.product([-1.0, 1.0], repeat=3)), dtype=torch.float64)
+    batch = generic_batch(num=2)
+    batch = Batch.from_data_list([*batch.to_data_list(), Data(pos=cube.float(), y=torch.tensor([1]), sample_id=torch.tensor([2]))])
+    batch.pos = batch.pos.double()
+    batch.normal = torch.randn(batch.pos.shape[0], 3, dtype=torch.float64)  # a node attribute that must follow the frames
+    with torch.no_grad():
+        out = task.forward(model, batch, train=False)
+    assert model.last_embedding.num_frames.tolist() == [1, 1, 96]
+    assert torch.allclose(out["so3"], out["none"], atol=1e-10) and torch.allclose(out["z"], out["none"], atol=1e-10)
