@@ -50,3 +50,28 @@ def batch_to_ptr(batch: torch.Tensor, num_batches: int) -> torch.Tensor:
     ptr = torch.zeros(num_batches + 1, dtype=torch.long, device=batch.device)
     torch.cumsum(counts, 0, out=ptr[1:])
     return ptr
+
+
+def segment_inputs(src, index, dim: int, num_segments, *, floating: bool = False, size_name: str = "dim_size"):
+    """Shared checks of segment ops (scatter, segment_softmax).
+
+    Returns ``(src2 [N, C], index [N] int64, dim (non-negative), num_segments, rest_shape)`` where
+    ``src2`` is ``src`` with ``dim`` moved to the front and the other dimensions flattened.
+    """
+    check_tensor(src, "src", floating=floating)
+    if src.dim() == 0:
+        raise ValueError("src must have at least one dimension")
+    if not isinstance(dim, int) or not -src.dim() <= dim < src.dim():
+        raise ValueError(f"dim={dim} is out of range for src of shape {tuple(src.shape)}")
+    dim = dim % src.dim()
+    n = src.shape[dim]
+    if num_segments is not None and (not isinstance(num_segments, int) or num_segments < 0):
+        raise ValueError(f"{size_name} must be a non-negative int or None, got {num_segments!r}")
+    index = check_index(index, "index", n, num_segments)
+    if index.device != src.device:
+        raise ValueError(f"index is on {index.device} but src is on {src.device}")
+    if num_segments is None:
+        num_segments = int(index.max()) + 1 if index.numel() else 0
+    src2 = src.movedim(dim, 0)
+    rest = src2.shape[1:]
+    return src2.reshape(n, rest.numel()), index, dim, num_segments, rest

@@ -17,32 +17,15 @@ from __future__ import annotations
 import torch
 
 from geomdl.ops._extension import extension_loaded, use_compiled
-from geomdl.ops._validation import check_index, check_tensor
+from geomdl.ops._validation import segment_inputs
 
 REDUCTIONS = ("sum", "mean", "max", "min")
 
 
 def _prepare(src, index, dim, dim_size, reduce):
-    check_tensor(src, "src")
     if reduce not in REDUCTIONS:
         raise ValueError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
-    if src.dim() == 0:
-        raise ValueError("src must have at least one dimension")
-    if not -src.dim() <= dim < src.dim():
-        raise ValueError(f"dim={dim} is out of range for src of shape {tuple(src.shape)}")
-    dim = dim % src.dim()
-    n = src.shape[dim]
-    if dim_size is not None and (not isinstance(dim_size, int) or dim_size < 0):
-        raise ValueError(f"dim_size must be a non-negative int or None, got {dim_size!r}")
-    index = check_index(index, "index", n, dim_size)
-    if index.device != src.device:
-        raise ValueError(f"index is on {index.device} but src is on {src.device}")
-    if dim_size is None:
-        dim_size = int(index.max()) + 1 if index.numel() else 0
-    src2 = src.movedim(dim, 0)
-    rest = src2.shape[1:]
-    src2 = src2.reshape(n, rest.numel())
-    return src2, index, dim, dim_size, rest
+    return segment_inputs(src, index, dim, dim_size)
 
 
 def _finish(out2, dim, dim_size, rest):

@@ -10,23 +10,12 @@ from __future__ import annotations
 import torch
 
 from geomdl.ops._extension import extension_loaded, use_compiled
-from geomdl.ops._validation import check_index, check_tensor
+from geomdl.ops._validation import segment_inputs
 
 
 def _prepare(src, index, num_segments, dim):
-    check_tensor(src, "src", floating=True)
-    if src.dim() == 0:
-        raise ValueError("src must have at least one dimension")
-    if not -src.dim() <= dim < src.dim():
-        raise ValueError(f"dim={dim} is out of range for src of shape {tuple(src.shape)}")
-    dim = dim % src.dim()
-    n = src.shape[dim]
-    index = check_index(index, "index", n, num_segments)
-    if num_segments is None:
-        num_segments = int(index.max()) + 1 if index.numel() else 0
-    src2 = src.movedim(dim, 0)
-    rest = src2.shape[1:]
-    return src2.reshape(n, rest.numel()), index, num_segments, dim, rest
+    src2, index, dim, num_segments, rest = segment_inputs(src, index, dim, num_segments, floating=True, size_name="num_segments")
+    return src2, index, num_segments, dim, rest
 
 
 def segment_softmax(src: torch.Tensor, index: torch.Tensor, num_segments: int | None = None, dim: int = 0) -> torch.Tensor:
