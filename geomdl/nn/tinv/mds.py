@@ -117,20 +117,21 @@ def _finish(z_raw, batch, lam_all, counts, s, k, *, gap_tol, sign_tol, degenerat
     sign_flag = (margins < sign_tol) & ~null
     flagged = gap_flag.any(dim=1) | sign_flag.any(dim=1)
     eye = torch.eye(k, dtype=z.dtype, device=z.device)
-    frames_list = [eye[None]] * num
+    frames = eye.expand(num, 1, k, k).clone()  # one identity frame per cloud unless averaging finds more
+    weights = z.new_ones(num, 1)
     truncated = torch.zeros(num, dtype=torch.bool, device=z.device)
-    if degenerate == "average":
+    if degenerate == "average" and bool(flagged.any()):
+        found = {}
         for b in torch.nonzero(flagged).flatten().tolist():
-            rows = batch == b
-            frames_list[b], cut = ambiguous_frames(z[rows], kept[b], margins[b], gap_tol=gap_tol, sign_tol=sign_tol,
-                                                   null_tol=NULL_TOL, max_frames=max_frames)
+            found[b], cut = ambiguous_frames(z[batch == b], kept[b], margins[b], gap_tol=gap_tol, sign_tol=sign_tol,
+                                             null_tol=NULL_TOL, max_frames=max_frames)
             truncated[b] = cut
-    num_frames = max(f.shape[0] for f in frames_list) if num else 1
-    frames = z.new_zeros(num, num_frames, k, k)
-    weights = z.new_zeros(num, num_frames)
-    for b, f in enumerate(frames_list):
-        frames[b, : f.shape[0]] = f
-        weights[b, : f.shape[0]] = 1.0 / f.shape[0]
+        width = max(f.shape[0] for f in found.values())
+        frames = torch.cat([frames, z.new_zeros(num, width - 1, k, k)], dim=1)
+        weights = torch.cat([weights, z.new_zeros(num, width - 1)], dim=1)
+        for b, f in found.items():
+            frames[b, : f.shape[0]] = f
+            weights[b, : f.shape[0]] = 1.0 / f.shape[0]
     return MDSResult(embedding=z, batch=batch, eigenvalues=kept / counts.clamp(min=1)[:, None].to(kept.dtype), gaps=gaps,
                      sign_margins=margins, degenerate=flagged | truncation, scale=s, frames=frames,
                      frame_weights=weights, frames_truncated=truncated, truncation_ambiguous=truncation,
