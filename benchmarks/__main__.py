@@ -16,8 +16,10 @@ import time
 BENCHMARKS = {
     "tinvnn_tsp": "benchmarks.tinvnn_tsp",
     "tinvnn_classification": "benchmarks.tinvnn_classification",
+    "tinvnn_embedding": "benchmarks.tinvnn_embedding",
     "ops": "benchmarks.ops",
     "registration": "benchmarks.registration",
+    "registration_train_descriptor": "benchmarks.registration_train_descriptor",
     "ponita_3bpa": "benchmarks.ponita_3bpa",
     "nbody": "benchmarks.nbody",
     "ponita_grid": "benchmarks.ponita_grid",

@@ -198,3 +198,10 @@ def test_property_distances_preserved_and_invariant_under_random_similarity(samp
     # the frame is unique when the eigen-gaps and sign margins are clear of numerical noise
     assume(float(r.gaps[0, :-1].min()) > 1e-6 and float(r.sign_margins[0].min()) > 1e-6)
     assert torch.allclose(moved.embedding, r.embedding[perm], atol=1e-7, rtol=0)
+
+
+def test_cdist_output_is_accepted_despite_its_rounding():
+    x = 10 * generic_cloud(64, 9)
+    d = torch.cdist(x, x)  # matmul-based: diagonal and asymmetry ~1e-7, not exactly 0
+    r = mds_embedding(distances=d)
+    assert torch.allclose(r.embedding, mds_embedding(x).embedding, atol=1e-5, rtol=0)
