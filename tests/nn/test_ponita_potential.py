@@ -19,7 +19,7 @@ def _molecule(n=5, seed=0):
 @pytest.mark.parametrize("num_ori", [0, -1, 6])
 def test_forces_equal_minus_finite_difference_gradient(num_ori):
     z, pos = _molecule(n=4)
-    model = PonitaPotential([1, 6, 8], num_ori=num_ori, radius=4.0 if num_ori >= 0 else None, **SMALL).double().eval()
+    model = PonitaPotential([1, 6, 8], num_ori=num_ori, radius=4.0 if num_ori > 0 else None, **SMALL).double().eval()
     out = model(z, pos)
     eps = 1e-6
     fd = torch.zeros_like(pos)
