@@ -145,6 +145,7 @@ def run(args) -> list[dict]:
                 times.setdefault((name, pass_name), []).append((L, m["median_ms"]))
                 rows.append({"L": L, "peer": name, "pass": pass_name, "median_ms": m["median_ms"], "iqr_ms": m["iqr_ms"],
                              "repeats": m["repeats"], "check_rel_err": check})
+                tqdm.write(f"L={L} {name} {pass_name}: {m['median_ms']:.1f} ms (iqr {m['iqr_ms']:.1f}, n={m['repeats']})")
         for r in rows:
             if r["L"] == L:
                 ref = found.get(("e3nn", r["pass"]))
