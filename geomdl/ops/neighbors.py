@@ -145,11 +145,71 @@ def _select_neighbors_reference(x, y, batch_x, batch_y, limit, r, ignore_same_in
     return torch.stack([xj, qi])
 
 
+def _knn_dense_per_cloud(x, y, batch_x, batch_y, k, ignore_same_index):
+    """k nearest by dense per-cloud search: candidates from float64 ``|y|^2 + |x|^2 - 2 y.x``
+    (one matrix product per block), then exact float64 sums of squares of the candidates, stable-sorted
+    (ties: the lower source index). A query whose k-th exact distance is not certainly below every
+    excluded candidate's (rounding bound) is redone on its whole cloud exactly."""
+    nb = int(max(batch_x.max(), batch_y.max())) + 1
+    ptr_x, ptr_y = batch_to_ptr(batch_x, nb).tolist(), batch_to_ptr(batch_y, nb).tolist()
+    out_q, out_x = [], []
+    for b in range(nb):
+        x0, x1, y0, y1 = ptr_x[b], ptr_x[b + 1], ptr_y[b], ptr_y[b + 1]
+        n = x1 - x0
+        if n == 0 or y1 == y0:
+            continue
+        xs = x[x0:x1].double()
+        xn = xs.pow(2).sum(1)
+        kk = min(k, n - (1 if ignore_same_index and y0 < x1 and x0 < y1 else 0))
+        if kk <= 0:
+            continue
+        extra = min(n, kk + 8)
+        rows = max(1, _BLOCK_ELEMENTS // max(1, n * max(4, x.shape[1])))
+        for start in range(y0, y1, rows):
+            stop = min(y1, start + rows)
+            ys = y[start:stop].double()
+            yn = ys.pow(2).sum(1, keepdim=True)
+            approx = (yn + xn - 2.0 * ys @ xs.T).clamp_min(0)  # [q, n]
+            bound = 1e-12 * (yn + xn.max()) + 1e-300  # rounding of the expansion (generous)
+            same = None
+            if ignore_same_index:
+                same = torch.arange(start, stop, device=x.device).unsqueeze(1) == torch.arange(x0, x1, device=x.device)
+                approx = approx.masked_fill(same, float("inf"))
+            cand_d, cand = torch.topk(approx, extra, dim=1, largest=False, sorted=True)
+            exact = (ys.unsqueeze(1) - xs[cand]).pow(2).sum(-1)
+            exact = torch.where(torch.isfinite(cand_d), exact, torch.full_like(exact, float("inf")))
+            # sort candidates by (exact distance, source index)
+            order = torch.argsort(cand, dim=1, stable=True)
+            cand, exact = cand.gather(1, order), exact.gather(1, order)
+            order = torch.argsort(exact, dim=1, stable=True)
+            cand, exact = cand.gather(1, order)[:, :kk], exact.gather(1, order)[:, :kk]
+            if extra < n:  # certify: no excluded point can be as close as the k-th chosen one
+                excluded_min = cand_d[:, -1:]
+                bad = (exact[:, -1:] + 2 * bound >= excluded_min - 2 * bound).squeeze(1)
+                if bool(bad.any()):
+                    full = (ys[bad].unsqueeze(1) - xs.unsqueeze(0)).pow(2).sum(-1)
+                    if same is not None:
+                        full = full.masked_fill(same[bad], float("inf"))
+                    fd, fo = torch.sort(full, dim=1, stable=True)
+                    cand[bad], exact[bad] = fo[:, :kk], fd[:, :kk]
+            q = torch.arange(start, stop, device=x.device).unsqueeze(1).expand(-1, kk)
+            keep = torch.isfinite(exact)
+            out_q.append(q[keep])
+            out_x.append(cand[keep] + x0)
+    if not out_q:
+        return torch.zeros((2, 0), dtype=torch.long, device=x.device)
+    return torch.stack([torch.cat(out_x), torch.cat(out_q)])
+
+
 def _knn_reference(x, y, batch_x, batch_y, k, ignore_same_index):
     """k nearest by growing radius searches: a query is final once k points lie within the radius
-    searched (then the k nearest are among them); otherwise the radius doubles."""
+    searched (then the k nearest are among them); otherwise the radius doubles. Above 3 dimensions
+    (feature-space graphs, e.g. DGCNN) and for clouds of at most 4096 points the exact dense
+    per-cloud search (:func:`_knn_dense_per_cloud`, same result) is used instead."""
     ny = y.shape[0]
     dim = x.shape[1]
+    if dim > 3 or int(torch.bincount(batch_x).max()) <= 4096:
+        return _knn_dense_per_cloud(x, y, batch_x, batch_y, k, ignore_same_index)
     extent = float((torch.maximum(x.max(0).values, y.max(0).values) - torch.minimum(x.min(0).values, y.min(0).values)).max())
     nb = int(max(batch_x.max(), batch_y.max())) + 1
     per_cloud = max(1.0, x.shape[0] / nb)
