@@ -303,8 +303,8 @@ def save_potential(model, path) -> None:
 
 
 def load_potential(path, map_location="cpu"):
-    """Load a checkpoint written by :func:`save_potential`; raises ValueError naming the file when it
-    is not one."""
+    """Load a checkpoint written by :func:`save_potential` or by ``geomdl train`` with model
+    ``ponita_energy``; raises ValueError naming the file when it is neither."""
     from geomdl.nn.ponita import PonitaPotential
 
     path = os.fspath(path)
@@ -314,8 +314,17 @@ def load_potential(path, map_location="cpu"):
         ckpt = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as exc:
         raise ValueError(f"{path}: not a readable torch checkpoint ({exc})") from exc
+    if isinstance(ckpt, dict) and ckpt.get("model_name") == "ponita_energy" and "model" in ckpt:
+        # a checkpoint of the training engine (geomdl train configs/ponita_*.yaml): EMA weights if any
+        from geomdl.models.ponita import PonitaEnergy
+
+        model = PonitaEnergy(**ckpt["model_kwargs"])
+        ema = ckpt.get("ema")
+        model.load_state_dict(ema["module"] if isinstance(ema, dict) and "module" in ema else ckpt["model"])
+        return model.eval()
     if not isinstance(ckpt, dict) or ckpt.get("kind") != "PonitaPotential" or "config" not in ckpt:
-        raise ValueError(f"{path}: not a PonitaPotential checkpoint (expected keys kind/config/state_dict)")
+        raise ValueError(f"{path}: not a PonitaPotential checkpoint (expected keys kind/config/state_dict, "
+                         "or a 'ponita_energy' checkpoint of geomdl train)")
     config = dict(ckpt["config"])
     numbers = config.pop("atomic_numbers")
     model = PonitaPotential(numbers, **config)

@@ -114,3 +114,16 @@ def test_short_training_fits_shifts_and_reduces_the_loss():
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
     metrics = evaluate_potential(result["model"], frames[:4])
     assert set(metrics) == {"energy_mae", "energy_rmse", "forces_mae", "forces_rmse"}
+
+
+def test_load_potential_reads_engine_checkpoints(tmp_path):
+    from geomdl.models.ponita import PonitaEnergy
+
+    kwargs = {"atomic_numbers": [1, 6], "energy_shifts": [-13.6, -1029.5], "energy_scale": 0.7, "num_ori": 0, **SMALL}
+    model = PonitaEnergy(**kwargs)
+    torch.save({"model_name": "ponita_energy", "model_kwargs": kwargs, "model": model.state_dict(),
+                "ema": {"decay": 0.99, "module": model.state_dict()}}, tmp_path / "best.pt")
+    loaded = load_potential(tmp_path / "best.pt")
+    z, pos = torch.tensor([6, 1]), torch.randn(2, 3)
+    assert torch.allclose(loaded(z, pos)["energy"], model.eval()(z, pos)["energy"])
+    assert float(loaded.energy_scale) == pytest.approx(0.7)
