@@ -104,11 +104,18 @@ class RotatedClassificationTask(ClassificationTask):
         self.num_classes = self.options.num_classes
 
     # ---- data and model ----------------------------------------------------------------------
+    def dataset_for(self, split: str):
+        """The dataset of ``split`` (``val``/``test`` mapped through ``val_split``/``test_split``), its samples
+        numbered (``sample_id``) so that evaluation rotations are fixed per sample."""
+        name = {"val": self.options.val_split, "test": self.options.test_split}.get(split, split)
+        return _Indexed(super().dataset_for(name))
+
     def build_datasets(self):
         names = {"train": "train", "val": self.options.val_split, "test": self.options.test_split}
         built: dict = {}
-        for name in dict.fromkeys(names.values()):
-            built[name] = _Indexed(self.dataset_for(name))
+        for split, name in names.items():
+            if name not in built:
+                built[name] = self.dataset_for(split)
         return {split: built[name] for split, name in names.items()}
 
     def build_model(self, model_kwargs: dict):
@@ -133,7 +140,9 @@ class RotatedClassificationTask(ClassificationTask):
             if train:
                 rots = rotation_batch(kind, num, dtype=pos.dtype)
             else:  # fixed per sample: seeded by (rotation_seed, protocol, sample index)
-                ids = batch.sample_id.reshape(-1).tolist()
+                ids = getattr(batch, "sample_id", None)
+                # without sample ids (a loader not built by this task) the rotation follows the position in the batch
+                ids = ids.reshape(-1).tolist() if isinstance(ids, torch.Tensor) else list(range(num))
                 rots = torch.stack([rotation_batch(kind, 1, torch.Generator().manual_seed(
                     self.options.rotation_seed * 1_000_003 + PROTOCOLS.index(kind) * 7919 + int(i)), pos.dtype)[0] for i in ids])
             pos = torch.einsum("nij,nj->ni", rots.to(pos.device)[batch.batch], pos)

@@ -90,6 +90,10 @@ def test_two_epoch_training_run_writes_a_checkpoint_that_reloads(tmp_path):
     assert {"accuracy_z", "accuracy_so3", "accuracy_none"} <= set(test)
     model, task, _ = load_trained(tmp_path / "last.pt")
     assert isinstance(model, TinvNet) and isinstance(task, RotatedClassificationTask)
+    from geomdl.pipelines.runs import evaluate_checkpoint
+
+    again = evaluate_checkpoint(tmp_path / "last.pt", out_dir=tmp_path / "eval", plots=False)["test"]
+    assert again["accuracy_so3"] == test["accuracy_so3"]  # the same fixed evaluation rotations
 
 
 def test_demo_stage_prints_accuracy_on_rotated_shapes(tmp_path, capsys):
