@@ -23,7 +23,7 @@ def _molecules(seed=0, sizes=(5, 4)):
 @pytest.mark.parametrize("product", ["cg", "gaunt"])
 def test_energy_invariant_forces_equivariant(float64, product):
     z, pos, batch = _molecules()
-    model = NequIP(hidden_channels=6, num_layers=2, lmax=2, product=product, num_elements=10)
+    model = NequIP(hidden_channels=4, num_layers=2, lmax=2, product=product, num_elements=10)
     assert MODELS["nequip"] == "geomdl.models.nequip:NequIP"
     assert_equivariant(lambda z, p, b: model.energy_and_forces(z, p, b, create_graph=False), (z, pos, batch),
                        ("scalar", "position", "batch"), ("global_scalar", "vector"), n_samples=2)

@@ -57,7 +57,7 @@ def test_gradcheck_and_roundtrip():
     conv = EdgeConv(2, 3, (4,)).double()
     assert torch.autograd.gradcheck(lambda a: conv(a, e), (x,))
     dyn = DynamicEdgeConv(2, 3, k=3, hidden_channels=(4,)).double()
-    assert torch.autograd.gradcheck(lambda a: dyn(a), (x,))
+    assert torch.autograd.gradcheck(lambda a: dyn(a), (x,), fast_mode=True)
     state_dict_roundtrip(lambda: DynamicEdgeConv(2, 3, k=3).double(), lambda m: m(x.detach()))
 
 
