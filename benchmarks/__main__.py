@@ -24,6 +24,7 @@ BENCHMARKS = {
     "nbody": "benchmarks.nbody",
     "ponita_grid": "benchmarks.ponita_grid",
     "layers": "benchmarks.layers",
+    "qm9_short": "benchmarks.qm9_short",
     "trainer": "benchmarks.trainer",
     "tensor_product": "benchmarks.tensor_product",
 }
