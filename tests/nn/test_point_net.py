@@ -108,3 +108,35 @@ def test_errors():
         SetAbstraction(0, 4, ratio=1.5, r=1.0)
     with pytest.raises(ValueError, match="in_channels"):
         PointNetConv(-1, 3)
+
+
+def test_global_sa_and_fp_symmetries_gradcheck_roundtrip():
+    g = torch.Generator().manual_seed(5)
+    pos_f = torch.randn(14, 3, generator=g, dtype=torch.float64)
+    x_f = torch.randn(14, 2, generator=g, dtype=torch.float64)
+    batch_f = torch.tensor([0] * 8 + [1] * 6)
+    pos_c, x_c, batch_c = pos_f[[0, 3, 5, 8, 11]], torch.randn(5, 4, generator=g, dtype=torch.float64), torch.tensor([0, 0, 0, 1, 1])
+    t = torch.tensor([0.3, -1.0, 2.0], dtype=torch.float64)
+    gsa = GlobalSetAbstraction(2, 6, (8,)).double()
+    out, centre, _ = gsa(x_f, pos_f, batch_f)
+    torch.testing.assert_close(gsa(x_f, pos_f + t, batch_f)[0], out)             # translation invariant (centred)
+    perm = torch.cat([torch.randperm(8, generator=g), 8 + torch.randperm(6, generator=g)])
+    torch.testing.assert_close(gsa(x_f[perm], pos_f[perm], batch_f)[0], out)     # permutation invariant
+    torch.testing.assert_close(centre[0], pos_f[:8].mean(0))
+    fp = FeaturePropagation(4, 2, 5, hidden_channels=(6,), k=2).double()
+    y = fp(x_c, pos_c, batch_c, x_f, pos_f, batch_f)[0]
+    torch.testing.assert_close(fp(x_c, pos_c + t, batch_c, x_f, pos_f + t, batch_f)[0], y)
+    torch.testing.assert_close(fp(x_c, pos_c, batch_c, x_f[perm], pos_f[perm], batch_f)[0], y[perm])
+    assert torch.autograd.gradcheck(lambda a, p: gsa(a, p, batch_f)[0], (x_f.clone().requires_grad_(), pos_f.clone().requires_grad_()),
+                                    fast_mode=True)
+    assert torch.autograd.gradcheck(lambda a: fp(a, pos_c, batch_c, x_f, pos_f, batch_f)[0], (x_c.clone().requires_grad_(),), fast_mode=True)
+    state_dict_roundtrip(lambda: GlobalSetAbstraction(2, 6, (8,)).double(), lambda m: m(x_f, pos_f, batch_f)[0])
+    state_dict_roundtrip(lambda: FeaturePropagation(4, 2, 5, (6,), k=2).double(), lambda m: m(x_c, pos_c, batch_c, x_f, pos_f, batch_f)[0])
+
+
+def test_set_abstraction_gradcheck():
+    g = torch.Generator().manual_seed(6)
+    pos = torch.randn(10, 3, generator=g, dtype=torch.float64)
+    x = torch.randn(10, 2, generator=g, dtype=torch.float64)
+    sa = SetAbstraction(2, 3, ratio=0.5, r=1.5, hidden_channels=(4,)).double()
+    assert torch.autograd.gradcheck(lambda a, p: sa(a, p)[0], (x.requires_grad_(), pos.requires_grad_()), fast_mode=True)
