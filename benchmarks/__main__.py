@@ -27,6 +27,7 @@ BENCHMARKS = {
     "qm9_short": "benchmarks.qm9_short",
     "trainer": "benchmarks.trainer",
     "tensor_product": "benchmarks.tensor_product",
+    "apen_segmentation": "benchmarks.apen_segmentation",
 }
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"

@@ -21,6 +21,7 @@ STAGES: list[tuple[str, str]] = [
     ("train", "geomdl.pipelines.demo_train:run"),
     ("registration", "geomdl.pipelines.registration.demo:run"),
     ("molecular", "geomdl.pipelines.demo_molecular:run"),
+    ("segmentation", "geomdl.pipelines.demo_segmentation:run"),
     ("layers", "geomdl.pipelines.demo_layers:run"),
 ]
 

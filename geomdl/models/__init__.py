@@ -16,4 +16,6 @@ MODELS: dict = {
     "ponita": "geomdl.models.ponita:PonitaGraph",
     "ponita_energy": "geomdl.models.ponita:PonitaEnergy",
     "nequip": "geomdl.models.nequip:NequIP",
+    "apen": "geomdl.nn.apen.model:APEN",
+    "apen_global": "geomdl.nn.apen.model:GlobalFrameAveragedNet",
 }

@@ -75,6 +75,7 @@ TASKS: dict[str, Any] = {
     "regression": "geomdl.pipelines.generic:RegressionTask",
     "energy_forces": "geomdl.pipelines.energy_forces:EnergyForceTask",
     "rotated_classification": "geomdl.pipelines.rotated_classification:RotatedClassificationTask",
+    "part_segmentation": "geomdl.pipelines.segmentation:PartSegmentationTask",
 }
 
 

@@ -8,8 +8,9 @@
 * :func:`assignment_uncertainty` (delta-hat): ``1 - prod_i max_j Q_ij`` per cloud (0 iff the soft
   assignment is one-hot), and the mean per-point ``1 - max_j Q_ij``.
 * :func:`piecewise_equivariance_error`: ``|phi(g.X) - phi(X)| / |phi(X)|`` for invariant per-point
-  logits under random piecewise motions g, averaged over samples; with ``partition="gt"`` the model is
-  run on the true partition (must be ~0), with ``"predicted"`` on its own partitions.
+  logits (and of every layer's features) under random piecewise motions g, averaged over samples;
+  with ``partition="gt"`` the model is run on the true partition (must be ~0), with ``"predicted"``
+  on its own partitions, with a fixed part-id tensor on that partition (constructed cases).
 """
 from __future__ import annotations
 
@@ -59,28 +60,65 @@ def assignment_uncertainty(soft: torch.Tensor, batch: torch.Tensor) -> dict[str,
             "delta_points": float((1 - top).mean()) if top.numel() else 0.0}
 
 
-@torch.no_grad()
-def piecewise_equivariance_error(model, pos, batch, gt_part, *, n_samples: int = 4, partition: str = "predicted",
-                                 generator: torch.Generator | None = None, reflections: bool = True) -> dict[str, float]:
-    """Relative change of the invariant logits under random independent motions of the true parts.
+def _relative_change(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((b - a).norm() / a.norm().clamp_min(1e-12))
 
-    Also returns lambda-hat and delta-hat of the model's predicted partitions on the original input.
+
+@torch.no_grad()
+def piecewise_equivariance_error(model, pos, batch, gt_part, *, n_samples: int = 4, partition="predicted",
+                                 generator: torch.Generator | None = None, reflections: bool = True,
+                                 translation_scale: float = 1.0) -> dict:
+    """Relative change of the invariant outputs under random independent motions of the true parts.
+
+    Args:
+        model: an :class:`~geomdl.nn.apen.APEN` (called as ``model(pos, batch, partition=...)``).
+        pos: ``[N, 3]``; batch: ``[N]`` sorted cloud ids; gt_part: ``[N]`` true rigid parts.
+        n_samples: random piecewise motions averaged over (>= 1).
+        partition: ``"predicted"`` (the model's own partitions, recomputed on every moved input),
+            ``"gt"`` (the true parts: must give ~0) or a fixed ``[N]`` part-id tensor that moves with
+            the points (e.g. a constructed partition with straddling parts).
+        generator: seeds the motions; reflections: draw O(3) (True) or SO(3) elements.
+
+    Returns a dict with ``equivariance_error`` (mean over samples of ``|phi(gX) - phi(X)| / |phi(X)|``
+    of the logits), ``equivariance_error_max``, ``equivariance_error_per_layer`` (the same for the
+    invariant features of every layer, when the model returns them) and, for predicted or fixed
+    partitions, ``lambda_points_per_layer`` / ``lambda_clouds_per_layer`` (lambda-hat of the partition
+    each layer used on the original input), ``delta_points_per_layer`` / ``delta_clouds_per_layer``
+    (delta-hat: 0 for the deterministic first and fixed partitions) and ``parts_per_layer``.
     """
-    if partition not in ("predicted", "gt"):
-        raise ValueError(f"partition must be 'predicted' or 'gt', got {partition!r}")
-    fixed = gt_part if partition == "gt" else None
+    fixed = None
+    if isinstance(partition, torch.Tensor):
+        if partition.shape != gt_part.shape or partition.dtype not in (torch.int32, torch.int64):
+            raise ValueError(f"partition must be 'predicted', 'gt' or an int64 tensor of shape {tuple(gt_part.shape)}, "
+                             f"got {partition.dtype} {tuple(partition.shape)}")
+        fixed = partition
+    elif partition == "gt":
+        fixed = gt_part
+    elif partition != "predicted":
+        raise ValueError(f"partition must be 'predicted', 'gt' or a part-id tensor, got {partition!r}")
+    if not isinstance(n_samples, int) or n_samples < 1:
+        raise ValueError(f"n_samples must be an int >= 1, got {n_samples!r}")
     base = model(pos, batch, partition=fixed)
     ref = base["logits"]
-    errs = []
+    feats = base.get("features") or []
+    errs, layer_errs = [], [[] for _ in feats]
     for _ in range(n_samples):
-        moved, _, _ = random_piecewise_motion(pos, gt_part, generator, reflections)
-        out = model(moved, batch, partition=fixed)["logits"]
-        errs.append(float((out - ref).norm() / ref.norm().clamp_min(1e-12)))
+        moved, _, _ = random_piecewise_motion(pos, gt_part, generator, reflections, translation_scale)
+        out = model(moved, batch, partition=fixed)
+        errs.append(_relative_change(ref, out["logits"]))
+        for k, f in enumerate(out.get("features") or []):
+            layer_errs[k].append(_relative_change(feats[k], f))
     result = {"equivariance_error": sum(errs) / len(errs), "equivariance_error_max": max(errs)}
-    if partition == "predicted":
+    if feats:
+        result["equivariance_error_per_layer"] = [sum(e) / len(e) for e in layer_errs]
+    if not (isinstance(partition, str) and partition == "gt"):
         lam = [refinement_violation(p, gt_part, batch) for p in base["partitions"]]
         result["lambda_points_per_layer"] = [v["lambda_points"] for v in lam]
         result["lambda_clouds_per_layer"] = [v["lambda_clouds"] for v in lam]
-        result["delta_points_per_layer"] = [assignment_uncertainty(q, batch)["delta_points"] for q in base["soft"]]
-        result["parts_per_layer"] = [int(p.max()) + 1 for p in base["partitions"]]
+        soft = [None] + list(base["soft"]) if fixed is None else [None] * len(lam)
+        deltas = [assignment_uncertainty(q, batch) if q is not None else {"delta_points": 0.0, "delta_clouds": 0.0}
+                  for q in soft[: len(lam)]]
+        result["delta_points_per_layer"] = [d["delta_points"] for d in deltas]
+        result["delta_clouds_per_layer"] = [d["delta_clouds"] for d in deltas]
+        result["parts_per_layer"] = [int(p.max()) + 1 if p.numel() else 0 for p in base["partitions"]]
     return result

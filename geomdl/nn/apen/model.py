@@ -41,8 +41,9 @@ class APEN(nn.Module):
     Forward:
         ``model(pos [N, 3], batch [N], x=None, partition=None)`` -> dict with ``logits``
         (``[N, C]`` or ``[B, C]``), ``votes`` (list of ``[N, 3]`` per layer), ``partitions`` (list
-        of ``[N]`` part ids used by each layer) and ``soft`` (soft assignments, one per predicted
-        partition). ``partition`` fixes the partition of every layer (no prediction).
+        of ``[N]`` part ids used by each layer), ``soft`` (soft assignments, one per predicted
+        partition) and ``features`` (the invariant per-point features of every layer, ``[N, hidden]``).
+        ``partition`` fixes the partition of every layer (no prediction).
         Also accepts a PyG batch: ``model(data)``.
     """
 
@@ -93,7 +94,7 @@ class APEN(nn.Module):
         if self.task == "classification":
             nb = int(batch.max()) + 1 if batch.numel() else 0
             z = scatter(z, batch, dim_size=nb, reduce="mean")
-        return {"logits": self.head(z), "votes": votes, "partitions": parts, "soft": soft}
+        return {"logits": self.head(z), "votes": votes, "partitions": parts, "soft": soft, "features": feats}
 
 
 class GlobalFrameAveragedNet(APEN):
