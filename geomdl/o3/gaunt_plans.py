@@ -162,7 +162,8 @@ def _diagonal_blocks(t: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=128)
 def synthesis_tables(lmax: int, n_u: int, n_v: int, dtype: torch.dtype, device: torch.device):
-    """Half-torus synthesis of degree-``lmax`` functions: ``(idx, theta [L+1, 2, J, L+1], phi [2, K, L+1])``.
+    """Half-torus synthesis of degree-``lmax`` functions: ``(idx, theta [L+1, 2, J, L+1], phi [2, K, L+1])``
+    (``theta`` is exactly zero in the columns of absent pairs ``l < v``).
 
     With ``X = x_padded[idx].view(L+1 (v), 2 (cos/sin: m = +v/-v), L+1 (l), R)``, ``G = theta @ X`` are the
     azimuthal Fourier profiles at the ``J = N_u/2 + 1`` polar rows, and ``E = phi[0] @ G[:, 0]``,
@@ -184,7 +185,7 @@ def synthesis_tables(lmax: int, n_u: int, n_v: int, dtype: torch.dtype, device: 
 @functools.lru_cache(maxsize=128)
 def projection_tables(lmax_in: int, lmax_out: int, n_u: int, n_v: int, dtype: torch.dtype, device: torch.device):
     """Projection of half-torus samples of a degree-``lmax_in`` function onto degrees ``<= lmax_out``:
-    ``(analysis [2, Lo+1, K], proj [Lo+1, 2, Lo+1, J], gather [(Lo+1)^2])``. From the even/odd parts
+    ``(analysis [2, Lo+1, K], proj [2, Lo+1, Lo+1, J], gather [(Lo+1)^2])``. From the even/odd parts
     ``S = (h(+phi) + h(-phi))/2``, ``D = (h(+phi) - h(-phi))/2`` on ``K`` azimuths: ``A = analysis[0] @ S``,
     ``B = analysis[1] @ D`` are Re/Im of the azimuthal coefficients, ``z = proj @ [A; B]``. Exact when
     ``N_u >= 2 lmax_in + 1`` and ``N_v >= lmax_in + lmax_out + 1``."""
@@ -202,13 +203,17 @@ def projection_tables(lmax_in: int, lmax_out: int, n_u: int, n_v: int, dtype: to
     mirror = torch.arange(1, n_u // 2)
     w_half[:, mirror] += sign * w_full[:, n_u - mirror]
     proj = torch.cat([w_half.real, -w_half.imag], dim=1).transpose(1, 2)  # [v, (sign, l), (re/im, j)]
-    proj = _diagonal_blocks(proj, lmax_out + 1, n_theta)  # z[l, +v] <- Re, z[l, -v] <- Im
+    proj = _diagonal_blocks(proj, lmax_out + 1, n_theta).transpose(0, 1)  # [cos/sin, v, Lo+1, J]: z[l, +-v] <- Re/Im
     k = torch.arange(n_v // 2 + 1, dtype=torch.float64)
     mult = torch.where((k == 0) | (k == n_v // 2), 1.0, 2.0)  # h(phi_k) and h(-phi_k) are both in the sum
     arg = torch.arange(lmax_out + 1, dtype=torch.float64)[:, None] * (k * (2 * math.pi / n_v))[None, :]
     analysis = torch.stack([mult * torch.cos(arg), -mult * torch.sin(arg)]) / n_v  # [2, Lo+1, K]
     cast = dict(dtype=dtype, device=device)
-    return analysis.to(**cast), proj.contiguous().to(**cast), _output_gather_index(lmax_out).to(device)
+    gather = torch.zeros((lmax_out + 1) ** 2, dtype=torch.long)  # (l, m) -> row (sign, |m|, l) of z
+    for l in range(lmax_out + 1):
+        for m in range(-l, l + 1):
+            gather[l * l + l + m] = (int(m < 0) * (lmax_out + 1) + abs(m)) * (lmax_out + 1) + l
+    return analysis.to(**cast), proj.contiguous().to(**cast), gather.to(device)
 
 
 @functools.lru_cache(maxsize=64)

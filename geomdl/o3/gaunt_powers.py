@@ -39,7 +39,8 @@ def gaunt_powers_columns(xt: torch.Tensor, max_order: int, lmax_out: int) -> lis
     outs, p_plus, p_minus = [], f_plus, f_minus
     for _ in range(2, max_order + 1):
         p_plus, p_minus = p_plus * f_plus, p_minus * f_minus
-        outs.append(project_half_grid((p_plus + p_minus) * 0.5, (p_plus - p_minus) * 0.5, proj, xt.shape[1]))
+        parts = torch.stack([p_plus + p_minus, p_plus - p_minus]) * 0.5  # even / odd azimuthal parts
+        outs.append(project_half_grid(parts, proj, xt.shape[1]))
     return outs
 
 

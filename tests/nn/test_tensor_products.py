@@ -113,6 +113,8 @@ def test_many_body_equivariant_and_matches_products(float64):
     assert (m2(a) - expected).abs().max() < 1e-12
     with pytest.raises(ValueError, match="element"):
         m(x)
+    xs = a[:2].clone().requires_grad_()
+    assert torch.autograd.gradcheck(m2, (xs,))
 
 
 def test_convolution_equivariant_and_aggregates(float64):
