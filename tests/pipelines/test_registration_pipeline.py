@@ -17,7 +17,7 @@ from geomdl.pipelines.registration import (
 from geomdl.pipelines.registration.geometry import random_pose, voxel_downsample
 from geomdl.pipelines.registration.pairs import crop_low_overlap, partial_pair, synthetic_scene, synthetic_shape
 
-STAGES = {"voxel", "normals", "keypoints", "descriptors", "matching", "estimation", "refinement", "total"}
+STAGES = {"voxel", "normals", "keypoints", "descriptors", "matching", "estimation", "refinement", "verification", "total"}
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -28,6 +28,7 @@ class Estimate:
     pose: torch.Tensor  # [4, 4] float64, source -> target
     inliers: torch.Tensor  # [K] bool over the input correspondences
     score: float  # truncated inlier score of the pose
+    correspondences: torch.Tensor | None = None  # [K, 2] (source, target) indices when the estimator made its own
 
 
 def leading_eigenvector(matrix: torch.Tensor, iterations: int = 20) -> torch.Tensor:
@@ -110,7 +111,7 @@ def ransac_open3d(src_points, tgt_points, desc_src, desc_tgt, tau: float, max_it
     """Open3D ``registration_ransac_based_on_feature_matching`` (mutual filter, 3-point samples, edge-
     length 0.9 and distance checkers): the peer estimator. ``*_points [N, 3]``, ``desc_* [N, D]``.
 
-    Returns an :class:`Estimate` whose ``inliers`` are over Open3D's own correspondence set.
+    Returns an :class:`Estimate` whose ``correspondences`` are Open3D's inlier set (``inliers`` all true).
     """
     import numpy as np
 
@@ -137,5 +138,5 @@ def ransac_open3d(src_points, tgt_points, desc_src, desc_tgt, tau: float, max_it
         [reg.CorrespondenceCheckerBasedOnEdgeLength(0.9), reg.CorrespondenceCheckerBasedOnDistance(tau)],
         reg.RANSACConvergenceCriteria(max_iterations, confidence))
     pose = torch.from_numpy(np.asarray(result.transformation).copy())
-    n = len(np.asarray(result.correspondence_set))
-    return Estimate(pose, torch.ones(n, dtype=torch.bool), float(n))
+    corr = torch.from_numpy(np.asarray(result.correspondence_set, dtype=np.int64).reshape(-1, 2).copy())
+    return Estimate(pose, torch.ones(corr.shape[0], dtype=torch.bool), float(corr.shape[0]), corr)

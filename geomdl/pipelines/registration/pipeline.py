@@ -7,6 +7,7 @@ nearest neighbours in descriptor space) -> robust estimation -> point-to-plane I
 method             descriptor                  estimator                    refinement
 =================  ==========================  ===========================  ======================
 ``"geomdl"``       PPF histogram (geomdl)      spectral / SC2 (geomdl)      ICP (geomdl, torch)
+``"learned"``      learned LRF-PointNet        spectral / SC2 (geomdl)      ICP (geomdl, torch)
 ``"fpfh"``         FPFH (Open3D)               spectral / SC2 (geomdl)      ICP (geomdl, torch)
 ``"open3d"``       FPFH (Open3D)               RANSAC (Open3D)              ICP (Open3D)
 =================  ==========================  ===========================  ======================
@@ -22,13 +23,14 @@ from dataclasses import dataclass, field
 import torch
 
 from geomdl.pipelines.registration import descriptors as desc
-from geomdl.pipelines.registration.estimation import ransac_open3d, spectral_estimate
+from geomdl.pipelines.registration.estimation import spectral_estimate
 from geomdl.pipelines.registration.geometry import as_points, estimate_normals, transform, voxel_downsample
 from geomdl.pipelines.registration.matching import mutual_nearest_neighbors
 from geomdl.pipelines.registration.neighbors import knn_search
 from geomdl.pipelines.registration.refine import icp_point_to_plane
+from geomdl.pipelines.registration.verify import inlier_spread, verify_pose  # noqa: F401 (re-export)
 
-METHODS = ("geomdl", "fpfh", "open3d")
+METHODS = ("geomdl", "learned", "fpfh", "open3d")
 MIN_POINTS = 16  # points needed after downsampling for normals/descriptors to mean anything
 
 
@@ -39,11 +41,12 @@ class RegistrationResult:
     pose: torch.Tensor  # [4, 4] float64
     success: bool  # False when the evidence for the pose is too weak (see ``reason``)
     correspondences: torch.Tensor  # [K, 2] indices into (source_down, target_down) after matching
-    inliers: torch.Tensor  # [K] bool: correspondences consistent with the pose (before ICP)
+    inliers: torch.Tensor  # [K] bool: correspondences consistent with the final pose
     inlier_ratio: float  # inliers / correspondences
     num_inliers: int
-    fitness: float  # fraction of downsampled source points within icp_distance of the target after ICP
+    fitness: float  # fraction of downsampled source points within icp_distance of the target (final pose)
     rmse: float  # point-to-plane RMSE of those pairs
+    constraint: float = 0.0  # smallest eigenvalue of the normalised point-to-plane matrix (verify.constraint_strength)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, and "total"
     method: str = "geomdl"
     reason: str = ""
@@ -105,21 +108,25 @@ def register(source, target, method: str = "geomdl", voxel_size: float = 0.05, *
              max_keypoints: int = 5000,
              descriptor_radius: float | None = None, inlier_threshold: float | None = None,
              icp_distance: float | None = None, icp_iterations: int = 30, icp_points: int = 3000, min_inliers: int = 15,
-             min_fitness: float = 0.05, seed: int = 0) -> RegistrationResult:
+             min_fitness: float = 0.05, min_constraint: float = 0.01, seed: int = 0) -> RegistrationResult:
     """Register ``source`` onto ``target``: find ``T`` with ``T(source) ≈ target`` where they overlap.
 
     Args:
         source, target: ``[N, 3]`` / ``[M, 3]`` point clouds (tensor or array, any float dtype).
         method: one of ``METHODS`` (see the module table).
         voxel_size: voxel side of the downsampling grid; every other scale defaults to a multiple of it.
-        keypoint_spacing: grid side for keypoint selection (default ``voxel_size``).
+        keypoint_spacing: grid side for keypoint selection (default ``2 * voxel_size``: one keypoint per
+            2x2x2 voxels, which keeps matching and description cheap without losing the overlap).
         max_keypoints: at most this many keypoints per cloud (random subset beyond).
-        descriptor_radius: support radius of the descriptors (default ``5 * voxel_size``).
+        descriptor_radius: support radius of the hand-crafted descriptors (default ``5 * voxel_size``;
+            the learned one uses the radius it was trained with, in voxels).
         inlier_threshold: correspondence inlier distance (default ``2 * voxel_size``).
         icp_distance: ICP correspondence distance (default ``voxel_size``); icp_iterations: ICP steps;
             icp_points: ICP uses a random subset of at most this many source points.
-        min_inliers, min_fitness: the result is flagged ``success=False`` below either, or when the
-            inlier correspondences are degenerate (coplanar, :func:`inlier_spread` < ``voxel_size``).
+        min_inliers, min_fitness, min_constraint: the result is flagged ``success=False`` unless
+            ``min_inliers`` correspondences agree with the final pose (and do not lie on one plane),
+            the fitness reaches ``min_fitness`` and the overlap constrains all six degrees of freedom
+            (see :mod:`geomdl.pipelines.registration.verify`); ``reason`` says which check failed.
         seed: seed of the keypoint subset and of Open3D's RANSAC.
 
     Returns:
@@ -140,11 +147,13 @@ def register(source, target, method: str = "geomdl", voxel_size: float = 0.05, *
     radius = descriptor_radius or 5.0 * voxel_size
     tau = inlier_threshold or 2.0 * voxel_size
     icp_dist = icp_distance or 1.0 * voxel_size
+    checks = {"tau": tau, "icp_distance": icp_dist, "voxel_size": voxel_size, "min_inliers": min_inliers,
+              "min_fitness": min_fitness, "min_constraint": min_constraint}
     if method == "open3d":
         from geomdl.pipelines.registration.open3d_pipeline import register_open3d
 
-        return register_open3d(src, tgt, voxel_size, radius, tau, icp_dist, icp_iterations, min_inliers,
-                               min_fitness, seed, RegistrationResult, check_downsampled)
+        out = register_open3d(src, tgt, voxel_size, radius, tau, icp_dist, icp_iterations, seed, check_downsampled, _Timer())
+        return _finish(method=method, checks=checks, **out)
 
     timer = _Timer()
     src_down, tgt_down = _downsample(src, voxel_size, "source"), _downsample(tgt, voxel_size, "target")
@@ -155,13 +164,19 @@ def register(source, target, method: str = "geomdl", voxel_size: float = 0.05, *
     tgt_normals = desc.orient_normals(tgt_down, estimate_normals(tgt_down, neighbors=tgt_nbr), tgt_nbr)
     timer.lap("normals")
     gen = torch.Generator().manual_seed(seed)
-    spacing = keypoint_spacing or voxel_size
+    spacing = keypoint_spacing or 2.0 * voxel_size
     src_key = grid_keypoints(src_down, spacing, max_keypoints, gen)
     tgt_key = grid_keypoints(tgt_down, spacing, max_keypoints, gen)
     timer.lap("keypoints")
     if method == "geomdl":
         d_src = desc.ppf_histogram(src_down, src_normals, src_key, radius, oriented=True)
         d_tgt = desc.ppf_histogram(tgt_down, tgt_normals, tgt_key, radius, oriented=True)
+    elif method == "learned":
+        from geomdl.pipelines.registration.learned import default_descriptor
+
+        net = default_descriptor()
+        d_src = net.describe(src_down, src_normals, src_key, voxel_size)
+        d_tgt = net.describe(tgt_down, tgt_normals, tgt_key, voxel_size)
     else:
         d_src = desc.fpfh_open3d(src_down, src_normals, radius)[src_key]
         d_tgt = desc.fpfh_open3d(tgt_down, tgt_normals, radius)[tgt_key]
@@ -176,35 +191,17 @@ def register(source, target, method: str = "geomdl", voxel_size: float = 0.05, *
         icp_src = src_down[torch.randperm(src_down.shape[0], generator=gen)[:icp_points]]
     icp = icp_point_to_plane(icp_src, tgt_down, tgt_normals, est.pose, icp_dist, icp_iterations)
     timer.lap("refinement")
-    return _finish(icp.pose, corr, est.inliers, icp.fitness, icp.rmse, timer.finish(), method, min_inliers,
-                   min_fitness, src_down, tgt_down, est.pose, voxel_size)
+    return _finish(method=method, checks=checks, pose=icp.pose, coarse_pose=est.pose, corr=corr, rmse=icp.rmse,
+                   src_down=src_down, tgt_down=tgt_down, tgt_normals=tgt_normals, timer=timer)
 
 
-def inlier_spread(points: torch.Tensor) -> float:
-    """Standard deviation of ``points [K, 3]`` along their flattest direction (``sqrt`` of the smallest
-    covariance eigenvalue). Inliers on one plane or line (spread ~ 0) do not pin down a 3-D pose:
-    planar scenes give such spurious consensus sets (floor matched to floor)."""
-    if points.shape[0] < 3:
-        return 0.0
-    centred = points - points.mean(0)
-    return float(torch.linalg.eigvalsh(centred.T @ centred / points.shape[0])[0].clamp_min(0).sqrt())
-
-
-def _finish(pose, corr, inliers, fitness, rmse, timings, method, min_inliers, min_fitness, src_down, tgt_down,
-            coarse_pose, voxel_size) -> RegistrationResult:
-    num_inliers = int(inliers.sum())
-    ratio = num_inliers / max(corr.shape[0], 1)
-    reasons = []
-    if num_inliers < min_inliers:
-        reasons.append(f"{num_inliers} inlier correspondences < min_inliers={min_inliers}")
-    elif inlier_spread(src_down[corr[inliers, 0]]) < voxel_size:
-        reasons.append("inlier correspondences lie on one plane (degenerate)")
-    if fitness < min_fitness:
-        reasons.append(f"fitness {fitness:.3f} < min_fitness={min_fitness}")
-    drift = (transform(src_down, pose) - transform(src_down, coarse_pose)).norm(dim=1).median()
-    if float(drift) > 0.5 * float((src_down.max(0).values - src_down.min(0).values).norm()):
-        reasons.append("ICP moved far from the robust estimate")
-    return RegistrationResult(pose=pose, success=not reasons, correspondences=corr, inliers=inliers,
-                              inlier_ratio=ratio, num_inliers=num_inliers, fitness=fitness, rmse=rmse,
-                              timings=timings, method=method, reason="; ".join(reasons),
-                              source_down=src_down, target_down=tgt_down)
+def _finish(method, checks, pose, coarse_pose, corr, rmse, src_down, tgt_down, tgt_normals, timer) -> RegistrationResult:
+    verdict = verify_pose(pose, coarse_pose, src_down, tgt_down, tgt_normals, src_down[corr[:, 0]], tgt_down[corr[:, 1]],
+                          checks["tau"], checks["icp_distance"], checks["voxel_size"], checks["min_inliers"],
+                          checks["min_fitness"], checks["min_constraint"])
+    inliers = (transform(src_down[corr[:, 0]], pose) - tgt_down[corr[:, 1]]).norm(dim=1) < checks["tau"]
+    timer.lap("verification")
+    return RegistrationResult(pose=pose, success=verdict.success, correspondences=corr, inliers=inliers,
+                              inlier_ratio=verdict.num_inliers / max(corr.shape[0], 1), num_inliers=verdict.num_inliers,
+                              fitness=verdict.fitness, rmse=rmse, constraint=verdict.constraint, timings=timer.finish(),
+                              method=method, reason="; ".join(verdict.reasons), source_down=src_down, target_down=tgt_down)
