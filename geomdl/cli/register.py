@@ -8,8 +8,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("source", help="source cloud (.ply/.pcd/.xyz/.txt/.npy); the pose maps it onto the target")
     parser.add_argument("target", help="target cloud (same formats)")
     parser.add_argument("--voxel", type=float, default=0.05, help="voxel size in the clouds' units (default 0.05)")
-    parser.add_argument("--method", default="geomdl", choices=["geomdl", "fpfh", "open3d"],
-                        help="geomdl (PPF + spectral, default), fpfh (FPFH + spectral), open3d (FPFH + RANSAC)")
+    parser.add_argument("--method", default="geomdl", choices=["geomdl", "learned", "fpfh", "open3d"],
+                        help="geomdl (PPF + spectral, default), learned (learned invariant descriptor + spectral), "
+                             "fpfh (FPFH + spectral), open3d (FPFH + RANSAC)")
     parser.add_argument("--out", help="write the 4x4 pose (source -> target) to this text file")
     parser.add_argument("--show", metavar="PNG", help="write a PNG of the aligned clouds")
     parser.add_argument("--gt", help="optional 4x4 ground-truth pose file (text or .npy): prints RRE/RTE")
