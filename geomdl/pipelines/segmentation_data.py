@@ -91,6 +91,7 @@ class PartScenes(torch.utils.data.Dataset):
         source: ``"shapes"``, ``"modelnet"`` or ``"parts"``.
         split: ``"train"``, ``"val"`` or ``"test"`` (disjoint seeded streams).
         num_scenes: samples in the split.
+        eval_scenes: samples in ``val`` and ``test`` (default: ``num_scenes``).
         num_points: points per scene (objects share them equally).
         train_arrangement / test_arrangement: arrangement of ``train``/``val`` and of ``test``.
         objects_per_scene: ``[min, max]`` objects per scene (``shapes``/``modelnet``; at most 9).
@@ -106,7 +107,7 @@ class PartScenes(torch.utils.data.Dataset):
     def __init__(self, source: str = "shapes", split: str = "train", num_scenes: int = 64, num_points: int = 512, *,
                  train_arrangement: str = "z", test_arrangement: str = "so3", objects_per_scene=(2, 4),
                  object_radius=(0.35, 0.45), spacing: float = 1.2, noise: float = 0.005, classes=None,
-                 kinds=("arm", "figure", "scene"), root=None, seed: int = 0):
+                 kinds=("arm", "figure", "scene"), root=None, seed: int = 0, eval_scenes: int | None = None):
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
         if split not in SPLITS:
@@ -116,6 +117,10 @@ class PartScenes(torch.utils.data.Dataset):
                 raise ValueError(f"{name} must be one of {ARRANGEMENTS}, got {value!r}")
         if isinstance(num_scenes, bool) or not isinstance(num_scenes, int) or num_scenes < 1:
             raise ValueError(f"num_scenes must be an int >= 1, got {num_scenes!r}")
+        if eval_scenes is not None and (isinstance(eval_scenes, bool) or not isinstance(eval_scenes, int) or eval_scenes < 1):
+            raise ValueError(f"eval_scenes must be None or an int >= 1, got {eval_scenes!r}")
+        if split != "train" and eval_scenes is not None:
+            num_scenes = eval_scenes
         lo, hi = (int(v) for v in objects_per_scene)
         if not 1 <= lo <= hi <= 9:
             raise ValueError(f"objects_per_scene must be [min, max] with 1 <= min <= max <= 9, got {list(objects_per_scene)}")

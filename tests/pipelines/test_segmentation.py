@@ -108,7 +108,7 @@ def test_bad_scene_options_name_the_argument(tmp_path):
 def config(tmp_path, *overrides):
     return load_config("configs/apen_segmentation.yaml", [
         f"train.out_dir={tmp_path}", "train.epochs=1", "train.batch_size=2", "train.progress=off", "train.tensorboard=false",
-        "data.kwargs.num_scenes=4", "data.kwargs.num_points=96", "data.kwargs.objects_per_scene=[2, 3]",
+        "data.kwargs.num_scenes=4", "data.kwargs.eval_scenes=2", "data.kwargs.num_points=96", "data.kwargs.objects_per_scene=[2, 3]",
         "model.kwargs={hidden: 8, num_layers: 2, initial_parts: 8, sigmas: [0.2]}", *overrides])
 
 
@@ -158,12 +158,12 @@ def test_two_step_run_writes_checkpoint_and_metrics(tmp_path, model):
     for name in ("last.pt", "best.pt", "metrics.csv", "test_metrics.json", "confusion_test.png"):
         assert (tmp_path / name).is_file(), name
     test = json.loads((tmp_path / "test_metrics.json").read_text())
-    assert 0 <= test["miou"] <= 1 and test["num_points"] == 4 * 96
+    assert 0 <= test["miou"] <= 1 and test["num_points"] == 2 * 96
     assert ("lambda_points_l1" in test) == (model == "apen")
     net, task, _ = load_trained(tmp_path / "last.pt")
-    assert task.num_classes == 12 and len(task.class_names) == 12
+    assert task.num_classes == 4 and task.class_names == ["sphere", "cuboid", "cylinder", "torus"]
     batch = Batch.from_data_list(list(task.dataset_for("test"))[:2])
-    assert task.forward(net, batch, train=False)["logits"].shape == (batch.pos.shape[0], 12)
+    assert task.forward(net, batch, train=False)["logits"].shape == (batch.pos.shape[0], 4)
 
 
 def test_graph_level_model_is_refused_with_a_hint(tmp_path):
@@ -229,3 +229,13 @@ def test_piecewise_motion_moves_each_true_part_rigidly():
         torch.testing.assert_close(pairwise(pos[part == p]), pairwise(moved[part == p]))
     with pytest.raises(ValueError, match="partition"):
         piecewise_equivariance_error(None, pos, batch, part, partition=torch.zeros(3, dtype=torch.long))
+
+
+def test_demo_stage_writes_the_picture_and_shows_exactness(tmp_path, capsys):
+    from geomdl.pipelines.demo_segmentation import run
+
+    result = run(tmp_path, quick=True)
+    assert (tmp_path / "segmentation" / "apen_segmentation.png").stat().st_size > 10_000
+    errors = result["exactness_errors"]
+    assert errors["true parts"] < 1e-10 and errors["refinement"] < 1e-10 and errors["two objects merged"] > 1e-3
+    assert len(result["lambda_points_per_layer"]) == 3 and "measured error" in capsys.readouterr().out
