@@ -22,9 +22,9 @@ HELP = "train the learned registration descriptor (built-in pairs) and compare i
 def add_arguments(parser) -> None:
     from geomdl.pipelines.registration.learned import WEIGHTS
 
-    parser.add_argument("--scenes", type=int, default=300, help="scene training pairs (default 300)")
-    parser.add_argument("--shapes", type=int, default=100, help="shape training pairs (default 100)")
-    parser.add_argument("--steps", type=int, default=1200, help="optimisation steps (default 1200)")
+    parser.add_argument("--scenes", type=int, default=240, help="scene training pairs (default 240)")
+    parser.add_argument("--shapes", type=int, default=80, help="shape training pairs (default 80)")
+    parser.add_argument("--steps", type=int, default=1500, help="optimisation steps (default 1500)")
     parser.add_argument("--width", type=int, default=48, help="channels per neighbour (default 48)")
     parser.add_argument("--degree", type=int, default=3, help="angular harmonics (default 3)")
     parser.add_argument("--no-ppf-input", action="store_true", help="do not feed the PPF histogram to the head")
