@@ -239,3 +239,18 @@ def test_demo_stage_writes_the_picture_and_shows_exactness(tmp_path, capsys):
     errors = result["exactness_errors"]
     assert errors["true parts"] < 1e-10 and errors["refinement"] < 1e-10 and errors["two objects merged"] > 1e-3
     assert len(result["lambda_points_per_layer"]) == 3 and "measured error" in capsys.readouterr().out
+
+
+def test_carried_first_cells_that_refine_the_parts_give_exact_equivariance_recomputed_ones_do_not():
+    data = PartScenes("shapes", "test", num_scenes=2, num_points=160, objects_per_scene=(2, 2), seed=4)
+    batch = Batch.from_data_list(list(data))
+    pos, part = batch.pos.double(), batch.part
+    torch.manual_seed(0)
+    model = APEN(4, hidden=8, num_layers=1, initial_parts=24).double()
+    kw = {"n_samples": 2, "translation_scale": 0.0}
+    carried = piecewise_equivariance_error(model, pos, batch.batch, part, generator=torch.Generator().manual_seed(0), **kw)
+    assert carried["lambda_points_per_layer"] == [0.0] and carried["initial_partition"] == "carried"
+    assert carried["equivariance_error_max"] < 1e-10
+    recomputed = piecewise_equivariance_error(model, pos, batch.batch, part, carry_initial=False,
+                                              generator=torch.Generator().manual_seed(0), **kw)
+    assert recomputed["equivariance_error"] > 1e-4

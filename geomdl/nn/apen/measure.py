@@ -67,7 +67,7 @@ def _relative_change(a: torch.Tensor, b: torch.Tensor) -> float:
 @torch.no_grad()
 def piecewise_equivariance_error(model, pos, batch, gt_part, *, n_samples: int = 4, partition="predicted",
                                  generator: torch.Generator | None = None, reflections: bool = True,
-                                 translation_scale: float = 1.0) -> dict:
+                                 translation_scale: float = 1.0, carry_initial: bool = True) -> dict:
     """Relative change of the invariant outputs under random independent motions of the true parts.
 
     Args:
@@ -78,6 +78,12 @@ def piecewise_equivariance_error(model, pos, batch, gt_part, *, n_samples: int =
             ``"gt"`` (the true parts: must give ~0) or a fixed ``[N]`` part-id tensor that moves with
             the points (e.g. a constructed partition with straddling parts).
         generator: seeds the motions; reflections: draw O(3) (True) or SO(3) elements.
+        translation_scale: std of the random translation of every part.
+        carry_initial: with ``"predicted"``, keep the first-layer partition ``Z_1`` of the original
+            input attached to the points (the paper's definition: the partition moves with ``g``, and
+            ``Z_1`` is a refinement of the true parts with probability ``1 - lambda``); False
+            recomputes it on every moved input (what happens at test time: FPS cells are globally,
+            not piecewise, equivariant, so the cells themselves change).
 
     Returns a dict with ``equivariance_error`` (mean over samples of ``|phi(gX) - phi(X)| / |phi(X)|``
     of the logits), ``equivariance_error_max``, ``equivariance_error_per_layer`` (the same for the
@@ -104,11 +110,15 @@ def piecewise_equivariance_error(model, pos, batch, gt_part, *, n_samples: int =
     errs, layer_errs = [], [[] for _ in feats]
     for _ in range(n_samples):
         moved, _, _ = random_piecewise_motion(pos, gt_part, generator, reflections, translation_scale)
-        out = model(moved, batch, partition=fixed)
+        if fixed is None and carry_initial:
+            out = model(moved, batch, initial_partition=base["partitions"][0])
+        else:
+            out = model(moved, batch, partition=fixed)
         errs.append(_relative_change(ref, out["logits"]))
         for k, f in enumerate(out.get("features") or []):
             layer_errs[k].append(_relative_change(feats[k], f))
-    result = {"equivariance_error": sum(errs) / len(errs), "equivariance_error_max": max(errs)}
+    result = {"equivariance_error": sum(errs) / len(errs), "equivariance_error_max": max(errs),
+              "initial_partition": "carried" if fixed is None and carry_initial else ("fixed" if fixed is not None else "recomputed")}
     if feats:
         result["equivariance_error_per_layer"] = [sum(e) / len(e) for e in layer_errs]
     if not (isinstance(partition, str) and partition == "gt"):

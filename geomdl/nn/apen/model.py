@@ -43,7 +43,9 @@ class APEN(nn.Module):
         (``[N, C]`` or ``[B, C]``), ``votes`` (list of ``[N, 3]`` per layer), ``partitions`` (list
         of ``[N]`` part ids used by each layer), ``soft`` (soft assignments, one per predicted
         partition) and ``features`` (the invariant per-point features of every layer, ``[N, hidden]``).
-        ``partition`` fixes the partition of every layer (no prediction).
+        ``partition`` fixes the partition of every layer (no prediction); ``initial_partition``
+        fixes only the first one (``Z_1``, e.g. carried along with the points from another pose) and
+        the later ones are predicted from the votes.
         Also accepts a PyG batch: ``model(data)``.
     """
 
@@ -67,7 +69,7 @@ class APEN(nn.Module):
         )
         self.head = _mlp([hidden * num_layers, hidden, num_classes])
 
-    def forward(self, pos, batch=None, x=None, partition=None):
+    def forward(self, pos, batch=None, x=None, partition=None, initial_partition=None):
         if hasattr(pos, "pos") and batch is None:  # a PyG Data/Batch
             data = pos
             pos, batch = data.pos, getattr(data, "batch", None)
@@ -76,6 +78,10 @@ class APEN(nn.Module):
             batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
         if partition is not None:
             part, num_parts = compact_labels(partition)
+        elif initial_partition is not None:
+            if initial_partition.shape != (pos.shape[0],):
+                raise ValueError(f"initial_partition must have shape [{pos.shape[0]}], got {tuple(initial_partition.shape)}")
+            part, num_parts = compact_labels(initial_partition)
         else:
             part, num_parts = fps_partition(pos, batch, self.initial_parts)
         feats, votes, parts, soft = [], [], [part], []
