@@ -1,7 +1,8 @@
 """Farthest point sampling: ``fps`` (compiled or reference) and ``fps_reference``.
 
 Greedy: start at one point of each cloud; repeatedly add the point whose squared distance to the
-already chosen set is largest (ties: the lowest index). Distances are accumulated in float64.
+already chosen set is largest (ties: the lowest index). Distances are accumulated in float64, left to
+right over the coordinates (:func:`geomdl.ops.neighbors.squared_distance`), exactly like the kernel.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 
 from geomdl.ops._extension import use_compiled
 from geomdl.ops._validation import batch_to_ptr, check_batch, check_tensor
+from geomdl.ops.neighbors import squared_distance
 
 
 def _plan(pos, batch, ratio, num, random_start, generator, start=None):
@@ -85,11 +87,11 @@ def _fps_reference(pos, ptr, take, start):
             continue
         p = pos[lo:hi].double()
         chosen = [int(start[b])]
-        dist = (p - p[chosen[0]]).pow(2).sum(1)
+        dist = squared_distance(p, p[chosen[0]])
         for _ in range(m - 1):
             nxt = int(torch.argmax(dist))  # first maximum = lowest index on ties
             chosen.append(nxt)
-            dist = torch.minimum(dist, (p - p[nxt]).pow(2).sum(1))
+            dist = torch.minimum(dist, squared_distance(p, p[nxt]))
         out.append(torch.tensor(chosen, dtype=torch.long, device=pos.device) + lo)
     if not out:
         return torch.zeros(0, dtype=torch.long, device=pos.device)

@@ -48,6 +48,21 @@ def _check_pair(x, y, batch_x, batch_y):
     return batch_x, batch_y, nb
 
 
+def squared_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``sum_d (a_d - b_d)^2`` over the last dimension, in float64, summed left to right over ``d``.
+
+    ``a`` and ``b`` broadcast against each other (``[..., D]``); returns ``[...]`` float64. The compiled
+    kernels accumulate in exactly this order, so distances, ties and points exactly at distance ``r``
+    agree bit for bit (``Tensor.sum`` reorders the additions, e.g. for D >= 5).
+    """
+    diff = a.double() - b.double()
+    sq = diff * diff
+    out = sq[..., 0].clone()
+    for d in range(1, sq.shape[-1]):
+        out += sq[..., d]
+    return out
+
+
 def _check_finite(x, name):
     if x.numel() and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or infinite coordinates")
@@ -139,7 +154,7 @@ def _select_neighbors_reference(x, y, batch_x, batch_y, limit, r, ignore_same_in
     if cand is None:
         cand = _candidates_dense(x, y, batch_x, batch_y, ignore_same_index, r)
     qi, xj = cand
-    dd = (y[qi].double() - x[xj].double()).pow(2).sum(1)
+    dd = squared_distance(y[qi], x[xj])
     keep = dd <= r * r
     qi, xj, dd = _sort_and_limit(qi[keep], xj[keep], dd[keep], ny, limit)
     return torch.stack([xj, qi])
@@ -176,7 +191,7 @@ def _knn_dense_per_cloud(x, y, batch_x, batch_y, k, ignore_same_index):
                 same = torch.arange(start, stop, device=x.device).unsqueeze(1) == torch.arange(x0, x1, device=x.device)
                 approx = approx.masked_fill(same, float("inf"))
             cand_d, cand = torch.topk(approx, extra, dim=1, largest=False, sorted=True)
-            exact = (ys.unsqueeze(1) - xs[cand]).pow(2).sum(-1)
+            exact = squared_distance(ys.unsqueeze(1), xs[cand])
             exact = torch.where(torch.isfinite(cand_d), exact, torch.full_like(exact, float("inf")))
             # sort candidates by (exact distance, source index)
             order = torch.argsort(cand, dim=1, stable=True)
@@ -187,7 +202,7 @@ def _knn_dense_per_cloud(x, y, batch_x, batch_y, k, ignore_same_index):
                 excluded_min = cand_d[:, -1:]
                 bad = (exact[:, -1:] + 2 * bound >= excluded_min - 2 * bound).squeeze(1)
                 if bool(bad.any()):
-                    full = (ys[bad].unsqueeze(1) - xs.unsqueeze(0)).pow(2).sum(-1)
+                    full = squared_distance(ys[bad].unsqueeze(1), xs.unsqueeze(0))
                     if same is not None:
                         full = full.masked_fill(same[bad], float("inf"))
                     fd, fo = torch.sort(full, dim=1, stable=True)
@@ -228,7 +243,7 @@ def _knn_reference(x, y, batch_x, batch_y, k, ignore_same_index):
         if ignore_same_index:
             keep = todo[qi] != xj
             qi, xj = qi[keep], xj[keep]
-        dd = (sub_y[qi].double() - x[xj].double()).pow(2).sum(1)
+        dd = squared_distance(sub_y[qi], x[xj])
         keep = dd <= r * r
         qi, xj, dd = qi[keep], xj[keep], dd[keep]
         found = torch.bincount(qi, minlength=todo.numel())
