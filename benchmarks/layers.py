@@ -28,6 +28,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--degree", type=float, default=16.0, help="mean neighbours within the radius (default 16)")
     parser.add_argument("--radius", type=float, default=1.0, help="graph radius (default 1.0)")
     parser.add_argument("--k", type=int, default=16, help="k of the dynamic EdgeConv (default 16)")
+    parser.add_argument("--dynamic-nodes", type=int, default=2000,
+                        help="points of the dynamic EdgeConv row (default 2000: its feature-space kNN is the O(N^2) "
+                             "reference op until geomdl.ops.knn has a compiled kernel; both sides pay it)")
+    parser.add_argument("--tp-mul", type=int, default=8, help="multiplicity of 0e+1o+2e in the EquivariantConv rows (default 8)")
     parser.add_argument("--repeats", type=int, default=7, help="timed repeats per layer (default 7)")
     parser.add_argument("--only", nargs="+", default=None, help="layer names to run (default all)")
     parser.add_argument("--seed", type=int, default=0)
@@ -121,7 +125,7 @@ def run(args) -> list[dict]:
 
     if want("DynamicEdgeConv"):
         torch.manual_seed(args.seed)
-        xd = torch.randn(n, 8, generator=g).requires_grad_(True)
+        xd = torch.randn(args.dynamic_nodes, 8, generator=g).requires_grad_(True)
         conv = DynamicEdgeConv(8, c, k=args.k, hidden_channels=(c,))
         peer = pyg.EdgeConv(torch.nn.Identity())
         peer.nn = conv.mlp
@@ -131,7 +135,7 @@ def run(args) -> list[dict]:
 
         with torch.no_grad():
             diff = (conv(xd) - peer_fn()).abs().max()
-        rows.append(_row("DynamicEdgeConv", "geomdl.knn+pyg.EdgeConv", lambda: conv(xd), peer_fn,
+        rows.append(_row(f"DynamicEdgeConv(N={args.dynamic_nodes})", "geomdl.knn+pyg.EdgeConv", lambda: conv(xd), peer_fn,
                          list(conv.parameters()), list(conv.parameters()), [xd], args.repeats, diff))
 
     if want("EGNNLayer"):
@@ -157,7 +161,7 @@ def run(args) -> list[dict]:
             if not want(name) and not want("EquivariantConv"):
                 continue
             torch.manual_seed(args.seed)
-            mul = max(c // 4, 1)
+            mul = args.tp_mul
             irreps = f"{mul}x0e+{mul}x1o+{mul}x2e"
             layer = EquivariantConv(irreps, irreps, lmax_sh=2, cutoff=args.radius, product=product)
             h = torch.randn(n, layer.irreps_in.dim, generator=g).requires_grad_(True)
