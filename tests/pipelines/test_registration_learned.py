@@ -23,7 +23,7 @@ def _oriented(points):
     return orient_normals(points, estimate_normals(points, neighbors=nbr), nbr)
 
 
-def _describe_all(model, voxel=0.12):
+def _describe_all(model, voxel=0.15):
     def fn(points):
         return model.describe(points, _oriented(points), torch.arange(points.shape[0]), voxel)
     return fn
@@ -118,10 +118,13 @@ def test_info_nce_is_log_batch_for_uninformative_descriptors_and_masks_near_nega
 def test_training_lowers_the_loss_and_improves_matching_on_training_pairs():
     pairs = make_training_pairs(2, 0, seed=3)
     model = PatchDescriptor(width=16, dim=16)
-    before = match_statistics(model.describe, pairs[0], 0.05, 0.1)["inliers"]
+    def describe(points, normals, keys):
+        return model.describe(points, normals, keys, 0.05)
+
+    before = match_statistics(describe, pairs[0], 0.05, 0.1)["inliers"]
     losses = train_descriptor(model, pairs, steps=40, per_pair=64, pairs_per_step=2, lr=3e-3, seed=0)
     assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10 - 0.2
-    after = match_statistics(model.describe, pairs[0], 0.05, 0.1)["inliers"]
+    after = match_statistics(describe, pairs[0], 0.05, 0.1)["inliers"]
     assert after > before
     with pytest.raises(ValueError, match="pairs is empty"):
         train_descriptor(model, [], steps=1)
