@@ -29,6 +29,7 @@ PEERS = ("gaunt", "gaunt_fft", "e3nn")
 
 def add_arguments(parser) -> None:
     parser.add_argument("--lmax", type=int, default=12, help="largest L (default 12); L runs from 1")
+    parser.add_argument("--ls", default=None, help="comma-separated degrees to run instead of 1..--lmax (e.g. 6,10)")
     parser.add_argument("--quick", action="store_true", help="L = 1..4, 3 repeats (smoke run)")
     parser.add_argument("--channels", type=int, default=64)
     parser.add_argument("--nodes", type=int, default=1000)
@@ -113,9 +114,17 @@ def run(args) -> list[dict]:
         raise ValueError(f"--peers: unknown {unknown}; choose from {PEERS}")
     lmax = 4 if args.quick else args.lmax
     repeats = 3 if args.quick else args.repeats
-    e3nn_lmax = lmax if args.e3nn_lmax is None else args.e3nn_lmax
+    degrees = list(range(1, lmax + 1))
+    if args.ls:
+        try:
+            degrees = sorted({int(v) for v in args.ls.split(",") if v.strip()})
+        except ValueError as exc:
+            raise ValueError(f"--ls must be comma-separated positive ints, got {args.ls!r}") from exc
+        if not degrees or min(degrees) < 1:
+            raise ValueError(f"--ls must be comma-separated positive ints, got {args.ls!r}")
+    e3nn_lmax = max(degrees) if args.e3nn_lmax is None else args.e3nn_lmax
     rows, times = [], {}
-    for L in tqdm(range(1, lmax + 1), desc="tensor_product L", unit="L"):
+    for L in tqdm(degrees, desc="tensor_product L", unit="L"):
         irreps = _irreps(args.channels, L)
         check = _check(L, 2)
         g = torch.Generator().manual_seed(args.seed + L)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from geomdl.o3.gaunt_plans import dft_plan, fft_plan
+from geomdl.o3.gaunt_plans import dft_plan, fft_plan, grid_sizes, projection_tables, synthesis_tables
 from geomdl.o3.spherical_harmonics import lmax_from_dim
 
 METHODS = ("auto", "dft", "fft")
@@ -129,6 +129,43 @@ def _gaunt_columns(x1t: torch.Tensor, x2t: torch.Tensor, lmax_out: int) -> torch
     return out
 
 
+def _gaunt_columns_backward(grad: torch.Tensor, x1t: torch.Tensor, x2t: torch.Tensor, need1: bool = True,
+                            need2: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Both input gradients of ``z = gaunt(x1t, x2t, Lo)`` in one pass (no autograd), with ``grad [(Lo+1)^2, R]``.
+
+    The Gaunt tensor is symmetric, so ``dL/dx1 = gaunt(grad, x2, L1)`` and ``dL/dx2 = gaunt(grad, x1, L2)``;
+    here the half-torus samples of ``grad`` are synthesised once and shared by both products (3 syntheses
+    + 2 projections instead of 4 + 2), on one torus large enough for both (exact for any larger torus).
+    """
+    lmax1, lmax2 = lmax_from_dim(x1t.shape[0], "x1t"), lmax_from_dim(x2t.shape[0], "x2t")
+    lmax_out = lmax_from_dim(grad.shape[0], "grad")
+    sizes = [grid_sizes(lmax_out, lmax2, lmax1, fast=False), grid_sizes(lmax_out, lmax1, lmax2, fast=False)]
+    n_u, n_v = max(s[0] for s in sizes), max(s[1] for s in sizes)
+    n_theta = n_u // 2 + 1
+    dtype, device = grad.dtype, grad.device
+    synth_g = synthesis_tables(lmax_out, n_u, n_v, dtype, device)
+    synth1, synth2 = synthesis_tables(lmax1, n_u, n_v, dtype, device), synthesis_tables(lmax2, n_u, n_v, dtype, device)
+    proj1 = projection_tables(lmax_out + lmax2, lmax1, n_u, n_v, dtype, device) if need1 else None
+    proj2 = projection_tables(lmax_out + lmax1, lmax2, n_u, n_v, dtype, device) if need2 else None
+    cols = grad.shape[1]
+    g1 = grad.new_empty(x1t.shape[0], cols) if need1 else None
+    g2 = grad.new_empty(x2t.shape[0], cols) if need2 else None
+    chunk = max(1, _CHUNK_ELEMENTS // (n_theta * n_v))
+    ws = _Workspace(grad)
+    for start in range(0, cols, chunk):
+        sl = slice(start, start + chunk)
+        eg, og = half_grid(grad[:, sl], synth_g, ws, "g")
+        parts = ws.get("parts", 2, *eg.shape)
+        for need, other, synth, proj, target in ((need1, x2t, synth2, proj1, g1), (need2, x1t, synth1, proj2, g2)):
+            if not need:
+                continue
+            e, o = half_grid(other[:, sl], synth, ws, "o")
+            torch.mul(eg, e, out=parts[0]).addcmul_(og, o)
+            torch.mul(eg, o, out=parts[1]).addcmul_(og, e)
+            target[:, sl] = project_half_grid(parts, proj, eg.shape[1] // n_theta, ws)
+    return g1, g2
+
+
 def _gaunt_rows(x1: torch.Tensor, x2: torch.Tensor, lmax_out: int, method: str) -> torch.Tensor:
     if method == "fft":
         return _gaunt_fft(x1, x2, lmax_out)
@@ -162,7 +199,10 @@ class _GauntColumns(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x1t, x2t = ctx.saved_tensors
-        g1 = g2 = None
+        if not torch.is_grad_enabled():  # first-order backward: one fused pass sharing the grad synthesis
+            g1, g2 = _gaunt_columns_backward(grad.contiguous(), x1t, x2t, ctx.needs_input_grad[0], ctx.needs_input_grad[1])
+            return g1, g2, None
+        g1 = g2 = None  # double backward: differentiable products
         if ctx.needs_input_grad[0]:
             g1 = _GauntColumns.apply(grad.contiguous(), x2t, lmax_from_dim(x1t.shape[0]))
         if ctx.needs_input_grad[1]:

@@ -28,7 +28,42 @@ def channel_irreps(irreps: o3.Irreps, name: str, channels: int | None = None, un
 
 
 def to_columns(x: torch.Tensor, irreps: o3.Irreps, lmax: int) -> torch.Tensor:
-    """``x [B, irreps.dim]`` -> ``[(lmax+1)^2, B * C]`` (zero rows for the degrees not in ``irreps``)."""
+    """``x [B, irreps.dim]`` -> ``[(lmax+1)^2, B * C]`` (zero rows for the degrees not in ``irreps``).
+
+    A pure permutation (plus zero rows), so its backward is :func:`from_columns` of the gradient: one
+    copy, instead of autograd's zero-filled full-size gradient per sliced degree block."""
+    return _ToColumns.apply(x, irreps, lmax)
+
+
+def from_columns(z: torch.Tensor, irreps_out: o3.Irreps, batch: int) -> torch.Tensor:
+    """``z [(Lo+1)^2, B * C]`` -> ``[B, irreps_out.dim]`` in e3nn layout (degrees picked from ``z``);
+    backward: :func:`to_columns` of the gradient (zero rows for the degrees of ``z`` not picked)."""
+    return _FromColumns.apply(z, irreps_out, batch)
+
+
+class _ToColumns(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, irreps, lmax):
+        ctx.irreps = irreps
+        return _to_columns(x, irreps, lmax)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _FromColumns.apply(grad, ctx.irreps, grad.shape[1] // ctx.irreps[0].mul), None, None
+
+
+class _FromColumns(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z, irreps_out, batch):
+        ctx.irreps, ctx.lmax = irreps_out, int(round(z.shape[0] ** 0.5)) - 1
+        return _from_columns(z, irreps_out, batch)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _ToColumns.apply(grad, ctx.irreps, ctx.lmax), None, None
+
+
+def _to_columns(x: torch.Tensor, irreps: o3.Irreps, lmax: int) -> torch.Tensor:
     batch = x.shape[0]
     mul = irreps[0].mul
     rows = [None] * (lmax + 1)
@@ -43,8 +78,7 @@ def to_columns(x: torch.Tensor, irreps: o3.Irreps, lmax: int) -> torch.Tensor:
     return torch.cat(rows, dim=0)
 
 
-def from_columns(z: torch.Tensor, irreps_out: o3.Irreps, batch: int) -> torch.Tensor:
-    """``z [(Lo+1)^2, B * C]`` -> ``[B, irreps_out.dim]`` in e3nn layout (degrees picked from ``z``)."""
+def _from_columns(z: torch.Tensor, irreps_out: o3.Irreps, batch: int) -> torch.Tensor:
     pieces = []
     for mul, ir in irreps_out:
         rows = z[ir.l * ir.l: (ir.l + 1) ** 2]  # [2l+1, B*C]

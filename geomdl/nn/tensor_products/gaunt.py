@@ -177,7 +177,7 @@ class GauntTensorProduct(nn.Module):
                     raise ValueError(f"{name} must have shape [..., {self.channels}, {lmax + 1}], got {tuple(w.shape)}")
                 w = w.expand(*lead, self.channels, lmax + 1).reshape(batch, self.channels, lmax + 1) if w.dim() > 2 else w
             ext.append(w)
-        out = x.new_zeros(batch, self.irreps_out.dim)
+        out = None  # allocated only when some output irreps are not produced by the Gaunt path
         if self.use_gaunt:
             internal = (self.weight1, self.weight2, self.weight3) if self.weights == "degree" else (None, None, None)
             x_nat = self._select(x, self.irreps_in1, self.nat1)
@@ -195,9 +195,9 @@ class GauntTensorProduct(nn.Module):
             w3 = degree_expand(w3 if w3.dim() > 1 else w3.expand(self.channels, -1), self.lmax_out)  # [..., C, n]
             w3 = w3.expand(batch, self.channels, w3.shape[-1]) if w3.dim() == 3 else w3[None]
             z = (z.view(z.shape[0], batch, self.channels) * w3.permute(2, 0, 1)).reshape(z.shape[0], -1)
-            out = self._scatter(out, from_columns(z, self.nat_out, batch), self.nat_out)
+            out = self._scatter(from_columns(z, self.nat_out, batch), self.nat_out)
         if self.cg is not None:
-            out = out + self.cg(x, y)
+            out = self.cg(x, y) if out is None else out + self.cg(x, y)
         return out.reshape(*lead, self.irreps_out.dim)
 
     @staticmethod
@@ -211,9 +211,10 @@ class GauntTensorProduct(nn.Module):
             start += mul * ir.dim
         return torch.cat(pieces, dim=1)
 
-    def _scatter(self, out, part, subset):
+    def _scatter(self, part, subset):
         if len(subset) == len(self.irreps_out):
             return part
+        out = part.new_zeros(part.shape[0], self.irreps_out.dim)
         pieces, start, src = [], 0, 0
         for mul, ir in self.irreps_out:
             d = mul * ir.dim
