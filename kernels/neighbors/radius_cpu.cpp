@@ -9,8 +9,8 @@
 // (2*reach+1)^(G-1) contiguous ranges (for reach > 1 each trimmed to the part the ball reaches).
 // Distances of a range are computed in a vectorised pass, hits compacted without branches, and
 // sorted by (distance, j) per query (insertion sort: lists are short).
-// Cost: O(N + M) for the grids and query ordering plus O(candidates + hits^2) per query, with
-// candidates ~ 27 * (points per cell) for reach 1.
+// Cost: O(N + M) for the grids and query ordering, plus per query O(candidates) distances
+// (~27 x points per cell for reach 1) and the sort of its hits.
 #include <omp.h>
 #include <torch/all.h>
 #include <torch/library.h>
