@@ -66,24 +66,27 @@ class _FromColumns(torch.autograd.Function):
 def _to_columns(x: torch.Tensor, irreps: o3.Irreps, lmax: int) -> torch.Tensor:
     batch = x.shape[0]
     mul = irreps[0].mul
-    rows = [None] * (lmax + 1)
-    start = 0
-    for m, ir in irreps:
+    out = x.new_empty((lmax + 1) ** 2, batch * mul)
+    present, start = set(), 0
+    for m, ir in irreps:  # one strided copy per degree block, straight into place
         block = x[:, start:start + m * ir.dim].reshape(batch, m, ir.dim)
-        rows[ir.l] = block.permute(2, 0, 1).reshape(ir.dim, batch * m)
+        out[ir.l * ir.l:(ir.l + 1) ** 2].view(ir.dim, batch, m).copy_(block.permute(2, 0, 1))
+        present.add(ir.l)
         start += m * ir.dim
     for l in range(lmax + 1):
-        if rows[l] is None:
-            rows[l] = x.new_zeros(2 * l + 1, batch * mul)
-    return torch.cat(rows, dim=0)
+        if l not in present:
+            out[l * l:(l + 1) ** 2].zero_()
+    return out
 
 
 def _from_columns(z: torch.Tensor, irreps_out: o3.Irreps, batch: int) -> torch.Tensor:
-    pieces = []
+    out = z.new_empty(batch, irreps_out.dim)
+    start = 0
     for mul, ir in irreps_out:
         rows = z[ir.l * ir.l: (ir.l + 1) ** 2]  # [2l+1, B*C]
-        pieces.append(rows.reshape(ir.dim, batch, mul).permute(1, 2, 0).reshape(batch, mul * ir.dim))
-    return torch.cat(pieces, dim=1)
+        out[:, start:start + mul * ir.dim].view(batch, mul, ir.dim).copy_(rows.reshape(ir.dim, batch, mul).permute(1, 2, 0))
+        start += mul * ir.dim
+    return out
 
 
 def degree_expand(w: torch.Tensor, lmax: int) -> torch.Tensor:
