@@ -34,7 +34,7 @@ def test_demo_ops_stage_runs_on_built_in_data(tmp_path, capsys):
     assert main(["demo", "--quick", "--only", "ops", "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "demo_results.json").read_text())["ops"]
     assert result["edges"] > 0 and result["reference_agrees"]
-    assert 0.5 < result["mean_planarity"] <= 1.0
+    assert 0.0 <= result["surface_variation"] < 0.05  # points on a surface: locally planar
 
 
 def test_demo_rejects_unknown_stage(tmp_path, capsys):
