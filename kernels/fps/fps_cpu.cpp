@@ -20,14 +20,43 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <atomic>
 #include <limits>
+#include <memory>
+#include <thread>
 #include <vector>
 
 namespace geomdl {
 namespace {
 
 constexpr int64_t kBlock = 256;
-constexpr int64_t kParallelPoints = 1 << 14;  // clouds at least this large are split between threads
+// Clouds at least this large are split between threads. Every selected point costs one barrier,
+// so a thread must have enough work per point (here >= 2^17 points, ~0.2 ms) for the split to pay
+// off even on a busy machine, where a barrier can wait for a descheduled thread.
+constexpr int64_t kParallelPoints = 1 << 18;
+
+// Barrier for the per-point synchronisation of the threads sampling one cloud. Waiting threads
+// spin briefly, then yield the core: on a busy machine a spinning waiter would otherwise take the
+// core from the very thread it waits for (OpenMP's barrier spins far longer).
+class YieldingBarrier {
+ public:
+  explicit YieldingBarrier(int n) : n_(n) {}
+  void wait() {
+    const int gen = generation_.load(std::memory_order_acquire);
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
+      arrived_.store(0, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
+      return;
+    }
+    for (int spin = 0; generation_.load(std::memory_order_acquire) == gen; ++spin)
+      if (spin > 200) std::this_thread::yield();
+  }
+
+ private:
+  const int n_;
+  std::atomic<int> arrived_{0};
+  std::atomic<int> generation_{0};
+};
 
 struct Arg {
   double value;
@@ -118,10 +147,17 @@ void sample_cloud(const scalar_t* pos, int64_t n, int64_t dim, int64_t m, int64_
     return;
   }
   std::vector<Arg> slots(2 * threads);
+  int team = threads;
+  std::unique_ptr<YieldingBarrier> barrier;
 #pragma omp parallel num_threads(threads)
   {
     const int tid = omp_get_thread_num();
-    const int T = omp_get_num_threads();
+#pragma omp single
+    {
+      team = omp_get_num_threads();
+      barrier = std::make_unique<YieldingBarrier>(team);
+    }  // implicit barrier: every thread sees `team` and `barrier`
+    const int T = team;
     // Contiguous chunks aligned to blocks, in index order of the threads.
     const int64_t blocks = (n + kBlock - 1) / kBlock;
     const int64_t i0 = std::min(n, (blocks * tid / T) * kBlock), i1 = std::min(n, (blocks * (tid + 1) / T) * kBlock);
@@ -135,7 +171,7 @@ void sample_cloud(const scalar_t* pos, int64_t n, int64_t dim, int64_t m, int64_
       coords_of<D>(c, cur, cp.data());
       Arg* slot = slots.data() + (t & 1) * T;
       slot[tid] = i1 > i0 ? update_range<D>(c, cp.data(), i0, i1) : Arg{-1.0, n};
-#pragma omp barrier
+      barrier->wait();
       Arg best = slot[0];
       for (int u = 1; u < T; ++u)
         if (arg_better(slot[u], best)) best = slot[u];

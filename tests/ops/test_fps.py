@@ -68,11 +68,12 @@ def test_compiled_matches_reference_on_batches(dim, dtype):
 @compiled
 def test_large_cloud_threaded_path_matches_reference():
     gen = torch.Generator().manual_seed(1)
-    pos = torch.rand(20000, 3, generator=gen)  # >= 2**14 points: split between threads
-    out = compiled_equals_reference(pos, num=60)
-    assert out.unique().numel() == 60
+    n = (1 << 18) + 1000  # >= 2**18 points: split between threads
+    pos = torch.rand(n, 3, generator=gen)
+    out = compiled_equals_reference(pos, num=25)
+    assert out.unique().numel() == 25
     pos2 = torch.cat([pos, torch.rand(300, 3, generator=gen)])
-    compiled_equals_reference(pos2, torch.tensor([0] * 20000 + [1] * 300), num=30, start=torch.tensor([19999, 5]))
+    compiled_equals_reference(pos2, torch.tensor([0] * n + [1] * 300), num=12, start=torch.tensor([n - 1, 5]))
 
 
 @compiled
