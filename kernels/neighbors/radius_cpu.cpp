@@ -17,6 +17,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "neighbors/search.h"
@@ -31,21 +33,39 @@ using grid::Grid;
 // rounding of a sum of D squares, so pruning stays conservative.
 constexpr double kShrink = 1.0 - 1e-10;
 
-// Insertion sort for the short neighbour lists (std::sort beyond 64 entries).
-inline void sort_candidates(Cand* a, int64_t n) {
+// Sorts a short neighbour list by (distance, index). Up to 64 entries: an insertion sort of 64-bit
+// keys (distance rounded to float32 -- a monotone rounding -- above the list position), then an
+// insertion pass with the exact comparison, which only has to reorder runs of equal float32 keys.
+// Longer lists: std::sort.
+inline void sort_candidates(Cand* a, int64_t n, Cand* tmp) {
   if (n > 64) {
     std::sort(a, a + n, grid::CandLess());
     return;
   }
-  for (int64_t i = 1; i < n; ++i) {
-    const Cand c = a[i];
+  uint64_t keys[64];
+  for (int64_t i = 0; i < n; ++i) {
+    const float f = static_cast<float>(a[i].d);
+    uint32_t bits;
+    std::memcpy(&bits, &f, sizeof(bits));
+    uint64_t key = (static_cast<uint64_t>(bits) << 32) | static_cast<uint64_t>(i);
     int64_t k = i;
-    while (k > 0 && grid::cand_less(c, a[k - 1])) {
-      a[k] = a[k - 1];
+    while (k > 0 && key < keys[k - 1]) {
+      keys[k] = keys[k - 1];
       --k;
     }
-    a[k] = c;
+    keys[k] = key;
   }
+  for (int64_t i = 0; i < n; ++i) tmp[i] = a[keys[i] & 0xffffffffu];
+  for (int64_t i = 0; i < n; ++i) {
+    const Cand c = tmp[i];
+    int64_t k = i;
+    while (k > 0 && grid::cand_less(c, tmp[k - 1])) {
+      tmp[k] = tmp[k - 1];
+      --k;
+    }
+    tmp[k] = c;
+  }
+  std::memcpy(a, tmp, sizeof(Cand) * n);
 }
 
 // Gap (in cell units, >= 0, shrunk by the slack) between coordinate t and cell c.
@@ -113,7 +133,8 @@ void radius_query(const Grid& g, int64_t qi, const double* q, std::vector<int64_
     std::nth_element(hits, hits + limit, hits + n, grid::CandLess());
     n = limit;
   }
-  sort_candidates(hits, n);
+  Cand tmp[64];
+  sort_candidates(hits, n, tmp);
   for (int64_t i = 0; i < n; ++i) out.push_back(hits[i].j);
 }
 
