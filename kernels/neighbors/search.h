@@ -70,7 +70,8 @@ at::Tensor run_search(const at::Tensor& x, const at::Tensor& y, const at::Tensor
 
   // One grid per cloud that has both points and queries.
   std::vector<Grid> grids(nb);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(T)
+  // (one cloud: no thread team for the O(N) set-up, which would only add a fork and a join)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(T) if (nb > 1)
   for (int64_t b = 0; b < nb; ++b) {
     if (bx[b + 1] == bx[b] || by[b + 1] == by[b]) continue;
     const double cap = params.cells_per_point * double(bx[b + 1] - bx[b]) + 64.0;
@@ -80,7 +81,7 @@ at::Tensor run_search(const at::Tensor& x, const at::Tensor& y, const at::Tensor
   // Queries in cell order, cloud by cloud (positions [by[b], by[b+1]) hold the queries of cloud b).
   std::vector<int64_t> order(M);
   std::vector<int64_t> cloud(M);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(T)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(T) if (nb > 1)
   for (int64_t b = 0; b < nb; ++b) {
     const int64_t y0 = by[b], y1 = by[b + 1];
     if (y1 == y0) continue;
@@ -146,17 +147,20 @@ at::Tensor run_search(const at::Tensor& x, const at::Tensor& y, const at::Tensor
   at::Tensor out = at::empty({2, E}, options);
   int64_t* row0 = out.data_ptr<int64_t>();
   int64_t* row1 = row0 + E;
-#pragma omp parallel for schedule(static, 1) num_threads(T)
-  for (int t = 0; t < T; ++t) {
-    const Buffer& buf = buffers[t];
-    for (size_t r = 0; r < buf.query.size(); ++r) {
-      const int64_t qi = buf.query[r];
-      std::memcpy(row0 + counts[qi], buf.where[r], sizeof(int64_t) * (counts[qi + 1] - counts[qi]));
+#pragma omp parallel num_threads(T)
+  {
+#pragma omp for schedule(static, 1) nowait
+    for (int t = 0; t < T; ++t) {
+      const Buffer& buf = buffers[t];
+      for (size_t r = 0; r < buf.query.size(); ++r) {
+        const int64_t qi = buf.query[r];
+        std::memcpy(row0 + counts[qi], buf.where[r], sizeof(int64_t) * (counts[qi + 1] - counts[qi]));
+      }
     }
+#pragma omp for schedule(static)
+    for (int64_t qi = 0; qi < M; ++qi)
+      for (int64_t e = counts[qi]; e < counts[qi + 1]; ++e) row1[e] = qi;
   }
-#pragma omp parallel for schedule(static) num_threads(T)
-  for (int64_t qi = 0; qi < M; ++qi)
-    for (int64_t e = counts[qi]; e < counts[qi + 1]; ++e) row1[e] = qi;
   return out;
 }
 
