@@ -17,12 +17,12 @@ HELP = "run the main job on built-in data (every capability, small sizes)"
 STAGES: list[tuple[str, str]] = [
     ("ops", "geomdl.pipelines.demo_ops:run"),
     ("datasets", "geomdl.pipelines.demo_datasets:run"),
-    ("classification", "geomdl.pipelines.demo_tinvnn:run"),
     ("train", "geomdl.pipelines.demo_train:run"),
-    ("registration", "geomdl.pipelines.registration.demo:run"),
+    ("classification", "geomdl.pipelines.demo_tinvnn:run"),
+    ("layers", "geomdl.pipelines.demo_layers:run"),
     ("molecular", "geomdl.pipelines.demo_molecular:run"),
     ("segmentation", "geomdl.pipelines.demo_segmentation:run"),
-    ("layers", "geomdl.pipelines.demo_layers:run"),
+    ("registration", "geomdl.pipelines.registration.demo:run"),
 ]
 
 
