@@ -29,6 +29,7 @@ HELP = "short CPU training runs on QM9 (qm9pack): MAE reached per model after a 
 MODELS = {
     "egnn": ("geomdl.models.egnn:EGNN", {"hidden_channels": 64, "num_layers": 4, "cutoff": 5.0, "num_rbf": 16}),
     "painn": ("geomdl.models.painn:PaiNN", {"hidden_channels": 64, "num_layers": 3, "cutoff": 5.0, "num_rbf": 20}),
+    "ponita": ("geomdl.models.ponita:PonitaGraph", {"hidden": 64, "layers": 3, "num_ori": 8, "radius": 5.0}),
 }
 
 

@@ -44,3 +44,15 @@ def point_inputs(model, pos, x, batch):
 
 def num_clouds(batch: torch.Tensor) -> int:
     return int(batch[-1]) + 1 if batch.numel() else 0
+
+
+def dropout_head(in_channels: int, hidden_channels, out_channels: int, act: str, dropout: float) -> torch.nn.Sequential:
+    """``[Linear -> act -> Dropout] * len(hidden_channels) -> Linear`` (the classifier/segmentation head)."""
+    from geomdl.nn.mlp import activation
+
+    layers: list[torch.nn.Module] = []
+    widths = [in_channels, *hidden_channels]
+    for a, b in zip(widths[:-1], widths[1:]):
+        layers += [torch.nn.Linear(a, b), activation(act), torch.nn.Dropout(dropout)]
+    layers.append(torch.nn.Linear(widths[-1], out_channels))
+    return torch.nn.Sequential(*layers)

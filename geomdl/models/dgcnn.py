@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from geomdl import ops
-from geomdl.models._points import check_int, check_task, num_clouds, point_inputs
+from geomdl.models._points import check_int, check_task, dropout_head, num_clouds, point_inputs
 from geomdl.nn.edge_conv import DynamicEdgeConv
-from geomdl.nn.mlp import MLP, activation
+from geomdl.nn.mlp import MLP
 
 
 class DGCNN(nn.Module):
@@ -41,11 +41,7 @@ class DGCNN(nn.Module):
                                    for a, b in zip(widths[:-1], widths[1:]))
         self.emb = MLP([sum(conv_channels), emb_channels], act=act, last_act=True)
         head_in = 2 * emb_channels + (emb_channels if task == "node" else 0)
-        layers: list[nn.Module] = []
-        for a, b in zip([head_in, *list(head_channels)[:-1]], head_channels):
-            layers += [nn.Linear(a, b), activation(act), nn.Dropout(dropout)]
-        layers.append(nn.Linear(list(head_channels)[-1] if len(head_channels) else head_in, out_channels))
-        self.head = nn.Sequential(*layers)
+        self.head = dropout_head(head_in, list(head_channels), out_channels, act, dropout)
 
     def forward(self, pos, x: torch.Tensor | None = None, batch: torch.Tensor | None = None) -> torch.Tensor:
         pos, x, batch = point_inputs(self, pos, x, batch)

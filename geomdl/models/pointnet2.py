@@ -14,8 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from geomdl.models._points import check_int, check_task, point_inputs
-from geomdl.nn.mlp import activation
+from geomdl.models._points import check_int, check_task, dropout_head, point_inputs
 from geomdl.nn.point_net import FeaturePropagation, GlobalSetAbstraction, SetAbstraction
 
 
@@ -64,11 +63,7 @@ class PointNet2(nn.Module):
         else:
             head_in = gch[-1]
             head_channels = (512, 256) if head_channels is None else head_channels
-        layers: list[nn.Module] = []
-        for a, b in zip([head_in, *list(head_channels)[:-1]], head_channels):
-            layers += [nn.Linear(a, b), activation(act), nn.Dropout(dropout)]
-        layers.append(nn.Linear(list(head_channels)[-1] if len(head_channels) else head_in, out_channels))
-        self.head = nn.Sequential(*layers)
+        self.head = dropout_head(head_in, list(head_channels), out_channels, act, dropout)
 
     def forward(self, pos, x: torch.Tensor | None = None, batch: torch.Tensor | None = None) -> torch.Tensor:
         pos, x, batch = point_inputs(self, pos, x, batch)
