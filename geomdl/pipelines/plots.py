@@ -61,7 +61,8 @@ def learning_curves(history: list[dict], path) -> pathlib.Path:
         ax.set_title(name)
         if name == "loss" and all(v > 0 for r in history for k, v in r.items() if k.endswith("/loss") and isinstance(v, float)):
             ax.set_yscale("log")
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # no curves yet (e.g. a 1-epoch run): no empty legend
+            ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     return _save(fig, path)
 

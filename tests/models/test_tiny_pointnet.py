@@ -50,7 +50,7 @@ def test_one_step_reduces_the_loss():
     losses = []
     for _ in range(2):
         loss = torch.nn.functional.cross_entropy(model(data), y)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -16,6 +16,7 @@ from geomdl.nn.apen import (
     refinement_violation,
     vote_loss,
 )
+from geomdl.ops import scatter
 from geomdl.testing import assert_equivariant, equivariance_error
 
 
@@ -113,7 +114,7 @@ def test_votes_move_with_their_part_under_gt_partition():
     moved, rot, trans = random_piecewise_motion(pos, part, torch.Generator().manual_seed(5))
     y0 = model(pos, batch, partition=part)["votes"][0]
     y1 = model(moved, batch, partition=part)["votes"][0]
-    cen = torch.zeros(int(part.max()) + 1, 3, dtype=torch.float64).index_reduce(0, part, pos, "mean", include_self=False)
+    cen = scatter(pos, part, reduce="mean")
     expected = torch.einsum("nij,nj->ni", rot[part], y0 - cen[part]) + cen[part] + trans[part]
     torch.testing.assert_close(y1, expected)
 
