@@ -1,18 +1,88 @@
 """Depthwise PONITA convolutions (weights and wiring only; the maths is in the plain functions).
 
-Messages flow ``j -> i`` along ``edge_index = [src; dst]``; aggregation is a sum (``geomdl.ops.scatter``).
+Messages flow ``j -> i`` along ``edge_index = [src; dst]``; aggregation is a sum (:func:`gather_mul_scatter`).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
-from geomdl.ops import scatter
+
+def _rows(t: torch.Tensor) -> torch.Tensor:
+    return t.reshape(t.shape[0], math.prod(t.shape[1:]))
+
+
+class _GatherMulScatter(torch.autograd.Function):
+    """``y[n] = sum_{e: dst_e = n} k[e] * x[src_e]`` without keeping ``x[src]`` for the backward pass.
+
+    The gradients are again gather-multiply(-scatter) ops (``dk = gy[dst] * x[src]``,
+    ``dx = GMS(k, gy, dst, src)``), applied through the autograd Functions, so derivatives of every
+    order (forces trained with ``create_graph``) stay exact.
+    """
+
+    @staticmethod
+    def forward(ctx, k, x, src, dst, num_nodes):
+        ctx.save_for_backward(k, x, src, dst)
+        m = _rows(x).index_select(0, src)
+        m.mul_(_rows(k))
+        out = m.new_zeros((num_nodes, m.shape[1])).index_add_(0, dst, m)
+        return out.view((num_nodes,) + tuple(x.shape[1:]))
+
+    @staticmethod
+    def backward(ctx, gy):
+        k, x, src, dst = ctx.saved_tensors
+        gk = gather_mul(gy, x, dst, src) if ctx.needs_input_grad[0] else None
+        gx = gather_mul_scatter(k, gy, dst, src, x.shape[0]) if ctx.needs_input_grad[1] else None
+        return gk, gx, None, None, None
+
+
+class _GatherMul(torch.autograd.Function):
+    """``out[e] = a[ia_e] * b[ib_e]`` (both gathered); gradients are :class:`_GatherMulScatter` ops."""
+
+    @staticmethod
+    def forward(ctx, a, b, ia, ib):
+        ctx.save_for_backward(a, b, ia, ib)
+        out = _rows(a).index_select(0, ia)
+        out.mul_(_rows(b).index_select(0, ib))
+        return out.view((ia.numel(),) + tuple(a.shape[1:]))
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b, ia, ib = ctx.saved_tensors
+        ga = gather_mul_scatter(g, b, ib, ia, a.shape[0]) if ctx.needs_input_grad[0] else None
+        gb = gather_mul_scatter(g, a, ia, ib, b.shape[0]) if ctx.needs_input_grad[1] else None
+        return ga, gb, None, None
+
+
+def gather_mul_scatter(k: torch.Tensor, x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
+                       num_nodes: int) -> torch.Tensor:
+    """Fused message passing ``y[n] = sum_{e: dst_e = n} k[e] * x[src_e]``.
+
+    ``k`` ``[E, ...]``, ``x`` ``[N, ...]`` (same trailing shape and dtype), ``src``/``dst`` int64 ``[E]``
+    -> ``[num_nodes, ...]``. Equal to ``zeros.index_add(0, dst, k * x[src])``, with gradients of every
+    order, but the gathered ``x[src]`` is neither kept for the backward pass nor scattered back with
+    ``index_put``.
+    """
+    if k.shape[1:] != x.shape[1:] or k.shape[0] != src.numel() or src.shape != dst.shape:
+        raise ValueError(f"gather_mul_scatter: k [E, ...] and x [N, ...] need the same trailing shape and E = len(src) = "
+                         f"len(dst); got k {tuple(k.shape)}, x {tuple(x.shape)}, src {tuple(src.shape)}, dst {tuple(dst.shape)}")
+    return _GatherMulScatter.apply(k.contiguous(), x.contiguous(), src, dst, int(num_nodes))
+
+
+def gather_mul(a: torch.Tensor, b: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor) -> torch.Tensor:
+    """``out[e] = a[ia_e] * b[ib_e]``, ``[E, ...]`` (``a``, ``b`` with the same trailing shape), with
+    gradients of every order."""
+    if a.shape[1:] != b.shape[1:] or ia.shape != ib.shape:
+        raise ValueError(f"gather_mul: a and b need the same trailing shape and ia, ib the same length; got "
+                         f"{tuple(a.shape)}, {tuple(b.shape)}, {tuple(ia.shape)}, {tuple(ib.shape)}")
+    return _GatherMul.apply(a.contiguous(), b.contiguous(), ia, ib)
 
 
 def point_conv(x: torch.Tensor, kernel: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
     """``y[i, c] = sum_{j in N(i)} k[(j->i), c] x[j, c]``; ``x`` ``[N, C]``, ``kernel`` ``[E, C]`` -> ``[N, C]``."""
-    return scatter(kernel * x[edge_index[0]], edge_index[1], dim=0, dim_size=x.shape[0])
+    return gather_mul_scatter(kernel, x, edge_index[0], edge_index[1], x.shape[0])
 
 
 def fiber_bundle_conv(x: torch.Tensor, kernel_spatial: torch.Tensor, kernel_fiber: torch.Tensor,
@@ -25,7 +95,7 @@ def fiber_bundle_conv(x: torch.Tensor, kernel_spatial: torch.Tensor, kernel_fibe
     Shapes: ``x`` ``[N, O, C]``, ``kernel_spatial`` ``[E, O, C]``, ``kernel_fiber`` ``[O, O, C]`` -> ``[N, O, C]``.
     """
     n, o, c = x.shape
-    h = scatter((kernel_spatial * x[edge_index[0]]).reshape(-1, o * c), edge_index[1], dim=0, dim_size=n).view(n, o, c)
+    h = gather_mul_scatter(kernel_spatial, x, edge_index[0], edge_index[1], n)
     return torch.bmm(h.permute(2, 0, 1).contiguous(), kernel_fiber.permute(2, 0, 1).contiguous()).permute(1, 2, 0) / o
 
 
