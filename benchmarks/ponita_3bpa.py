@@ -68,8 +68,10 @@ def _time_per_epoch(model, frames, batch_size, n_train, repeats=3):
 def run(args) -> list[dict]:
     from geomdl.nn.ponita import PonitaPotential, count_parameters
     from geomdl.pipelines.molecular import evaluate_potential, read_frames, train_potential
+    from geomdl.utils.allocator import keep_freed_memory
     from geomdl.utils.io import atomic_torch_save
 
+    keep_freed_memory()  # as train_potential does: the timings below and the training see the same allocator
     torch.manual_seed(args.seed)
     frames = read_frames(args.data)
     perm = torch.randperm(len(frames), generator=torch.Generator().manual_seed(args.seed)).tolist()
