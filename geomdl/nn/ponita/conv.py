@@ -10,8 +10,44 @@ import torch
 from torch import nn
 
 
+CHUNK_BYTES = 256 * 1024  # edge chunks whose gathered rows stay in the L2 cache
+
+
 def _rows(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(t.shape[0], math.prod(t.shape[1:]))
+
+
+def _chunks(num_edges: int, row: torch.Tensor):
+    step = max(1, CHUNK_BYTES // max(1, row.shape[1] * row.element_size()))
+    return range(0, num_edges, step), step
+
+
+def _gms_rows(k: torch.Tensor, x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """``[E, D]``, ``[N, D]`` -> ``[num_nodes, D]``, edge chunk by edge chunk (no ``[E, D]`` temporary)."""
+    out = x.new_zeros((num_nodes, x.shape[1]))
+    starts, step = _chunks(src.numel(), x)
+    buf = x.new_empty((min(step, src.numel()), x.shape[1]))
+    for a in starts:
+        b = min(a + step, src.numel())
+        m = buf[: b - a]
+        torch.index_select(x, 0, src[a:b], out=m)
+        m.mul_(k[a:b])
+        out.index_add_(0, dst[a:b], m)
+    return out
+
+
+def _gm_rows(a: torch.Tensor, b: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor) -> torch.Tensor:
+    """``a[ia] * b[ib]`` ``[E, D]`` with the second gather done chunk by chunk in cache."""
+    out = a.new_empty((ia.numel(), a.shape[1]))
+    starts, step = _chunks(ia.numel(), a)
+    buf = b.new_empty((min(step, ia.numel()), b.shape[1]))
+    for s in starts:
+        e = min(s + step, ia.numel())
+        torch.index_select(a, 0, ia[s:e], out=out[s:e])
+        m = buf[: e - s]
+        torch.index_select(b, 0, ib[s:e], out=m)
+        out[s:e].mul_(m)
+    return out
 
 
 class _GatherMulScatter(torch.autograd.Function):
@@ -25,10 +61,7 @@ class _GatherMulScatter(torch.autograd.Function):
     @staticmethod
     def forward(ctx, k, x, src, dst, num_nodes):
         ctx.save_for_backward(k, x, src, dst)
-        m = _rows(x).index_select(0, src)
-        m.mul_(_rows(k))
-        out = m.new_zeros((num_nodes, m.shape[1])).index_add_(0, dst, m)
-        return out.view((num_nodes,) + tuple(x.shape[1:]))
+        return _gms_rows(_rows(k), _rows(x), src, dst, num_nodes).view((num_nodes,) + tuple(x.shape[1:]))
 
     @staticmethod
     def backward(ctx, gy):
@@ -44,9 +77,7 @@ class _GatherMul(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, b, ia, ib):
         ctx.save_for_backward(a, b, ia, ib)
-        out = _rows(a).index_select(0, ia)
-        out.mul_(_rows(b).index_select(0, ib))
-        return out.view((ia.numel(),) + tuple(a.shape[1:]))
+        return _gm_rows(_rows(a), _rows(b), ia, ib).view((ia.numel(),) + tuple(a.shape[1:]))
 
     @staticmethod
     def backward(ctx, g):
