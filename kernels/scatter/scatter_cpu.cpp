@@ -1,11 +1,19 @@
 // CPU scatter reductions and segment softmax.
 //
-// Work is split by *ownership*: a histogram of `index` balances the output segments between
-// threads so that each thread owns a contiguous range of segments holding about N/T rows; each
-// thread collects (branch-free) the rows whose segment it owns and reduces them in row order,
-// prefetching rows ahead. Every
-// segment is therefore reduced by one thread, in index order: results are bit-for-bit identical
-// for any number of threads, no atomics are needed, and `src` is read exactly once.
+// sum / mean take one of two deterministic paths (chosen from the shapes, see `use_row_split`):
+//
+// * Row split (few segments: dim_size * C small next to N * C, the common pooling / node-update
+//   case). Thread t sums the contiguous rows [N t/T, N (t+1)/T) in row order into its own
+//   [dim_size, C] accumulator (thread 0 straight into `out`), so `src` is streamed once, exactly
+//   like a plain read of it; the accumulators are then added in thread order,
+//   out = acc_0 + acc_1 + ... + acc_{T-1}. The result is bit-for-bit the same on every run with the
+//   same number of threads T; with another T only the rounding differs. With T = 1 it is the plain
+//   row-order sum.
+// * Ownership (many segments, and max / min always): a histogram of `index` balances the output
+//   segments between threads so that each thread owns a contiguous range of segments holding about
+//   N/T rows; each thread collects (branch-free) the rows whose segment it owns and reduces them in
+//   row order, prefetching rows ahead. Every segment is reduced by one thread in index order:
+//   results are bit-for-bit identical for any number of threads and no atomics are needed.
 #include <omp.h>
 #include <torch/all.h>
 #include <torch/library.h>
@@ -13,6 +21,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "common/checks.h"
@@ -45,9 +54,28 @@ std::vector<int64_t> balance_segments(const std::vector<int64_t>& counts, int64_
   return bounds;
 }
 
-std::vector<int64_t> histogram(const int64_t* index, int64_t N, int64_t S) {
+// counts[s] = #{i : index[i] = s}. With T > 1 threads (and T*S small next to N) each thread counts
+// a contiguous part of `index` and the partial counts are added (exact integers: any order).
+std::vector<int64_t> histogram(const int64_t* index, int64_t N, int64_t S, int T) {
   std::vector<int64_t> counts(S, 0);
-  for (int64_t i = 0; i < N; ++i) counts[index[i]]++;
+  if (T <= 1 || S * T > N) {
+    for (int64_t i = 0; i < N; ++i) counts[index[i]]++;
+    return counts;
+  }
+  std::vector<int64_t> part(static_cast<size_t>(S) * (T - 1), 0);
+#pragma omp parallel num_threads(T)
+  {
+    const int t = omp_get_thread_num();
+    int64_t a, b;
+    split_range(N, T, t, a, b);
+    int64_t* c = t == 0 ? counts.data() : part.data() + (t - 1) * S;
+    for (int64_t i = a; i < b; ++i) c[index[i]]++;
+#pragma omp barrier
+    int64_t s0, s1;
+    split_range(S, T, t, s0, s1);
+    for (int u = 1; u < T; ++u)
+      for (int64_t s = s0; s < s1; ++s) counts[s] += part[(u - 1) * S + s];
+  }
   return counts;
 }
 
@@ -80,11 +108,127 @@ int num_threads_for(int64_t work) {
   return work < (1 << 15) ? 1 : omp_get_max_threads();
 }
 
+// Prefetch every cache line of the `bytes` bytes at p. kWrite: the line will be modified;
+// kStream: non-temporal (src rows are used once, keep them out of the outer caches where the
+// accumulators live).
+template <bool kWrite, bool kStream>
+inline void prefetch_lines(const void* p, int64_t bytes) {
+  const uintptr_t first = reinterpret_cast<uintptr_t>(p) & ~uintptr_t(63);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(p) + static_cast<uintptr_t>(bytes);
+  for (uintptr_t q = first; q < end; q += 64) __builtin_prefetch(reinterpret_cast<const void*>(q), kWrite ? 1 : 0, kStream ? 0 : 3);
+}
+
+// Scratch memory of the calling thread, 64-byte aligned (accumulator rows then start on cache lines
+// as in torch tensors) and kept between calls up to kKeepBytes, so that repeated calls do not
+// page-fault a fresh buffer in every time. Larger requests get a buffer owned by `once`.
+template <typename T>
+T* scratch(size_t count, std::unique_ptr<char[]>& once) {
+  constexpr size_t kKeepBytes = size_t(16) << 20, kAlign = 64;
+  static thread_local std::unique_ptr<char[]> kept;
+  static thread_local size_t kept_bytes = 0;
+  const size_t bytes = count * sizeof(T) + kAlign;
+  char* base;
+  if (bytes > kKeepBytes) {
+    once.reset(new char[bytes]);
+    base = once.get();
+  } else {
+    if (kept_bytes < bytes) {
+      kept.reset(new char[bytes]);
+      kept_bytes = bytes;
+    }
+    base = kept.get();
+  }
+  const uintptr_t aligned = (reinterpret_cast<uintptr_t>(base) + kAlign - 1) & ~uintptr_t(kAlign - 1);
+  return reinterpret_cast<T*>(aligned);
+}
+
+// Row split pays off when the T private accumulators (zeroed, then added: ~(2T+1) S C values of
+// traffic) are small next to the N C values of src, and fit a memory budget.
+bool use_row_split(int64_t N, int64_t C, int64_t S, int T, size_t elem) {
+  if (T <= 1) return true;  // one thread: the plain row-order sum straight into `out`
+  constexpr int64_t kBudgetBytes = int64_t(64) << 20;
+  return (2 * T + 1) * S <= N / 2 && static_cast<int64_t>((T - 1) * S * C * elem) <= kBudgetBytes;
+}
+
+// out[s] = sum_{i : index[i] = s} src[i] (divided by the count when kMean). Thread t sums the rows
+// [N t/T, N (t+1)/T) in row order into acc_t (acc_0 = out); then out = ((acc_0 + acc_1) + ...) +
+// acc_{T-1}, segment by segment. One streaming pass over src and index; the accumulator rows of
+// the upcoming rows are prefetched for writing, the src rows non-temporally.
+template <typename scalar_t, bool kMean>
+void sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t C, int64_t S, int T, scalar_t* out) {
+  std::unique_ptr<char[]> own_partial;
+  const size_t per_line = 64 / sizeof(scalar_t);
+  const size_t stride = (static_cast<size_t>(S * C) + per_line - 1) / per_line * per_line;  // whole cache lines
+  scalar_t* const partial = T > 1 ? scratch<scalar_t>((T - 1) * stride, own_partial) : nullptr;
+  std::unique_ptr<int64_t[]> counts(kMean ? new int64_t[static_cast<size_t>(T) * S] : nullptr);
+  const int64_t row_bytes = C * static_cast<int64_t>(sizeof(scalar_t));
+  const int64_t ahead_src = std::max<int64_t>(1, 4096 / row_bytes);  // rows ~4 KiB ahead
+  constexpr int64_t ahead_acc = 16;                                    // 16 random rows ahead
+  const int64_t ahead = std::max(ahead_src, ahead_acc);
+
+#pragma omp parallel num_threads(T)
+  {
+    const int t = omp_get_thread_num();
+    int64_t a, b;
+    split_range(N, T, t, a, b);
+    scalar_t* acc = t == 0 ? out : partial + (t - 1) * stride;
+    int64_t* cnt = kMean ? counts.get() + static_cast<size_t>(t) * S : nullptr;
+    std::fill(acc, acc + S * C, scalar_t(0));
+    if (kMean) std::fill(cnt, cnt + S, int64_t(0));
+    int64_t i = a;
+    for (; i + ahead < b; ++i) {
+      prefetch_lines<true, false>(acc + index[i + ahead_acc] * C, row_bytes);
+      prefetch_lines<false, true>(src + (i + ahead_src) * C, row_bytes);
+      const scalar_t* row = src + i * C;
+      scalar_t* o = acc + index[i] * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) o[c] += row[c];
+      if (kMean) cnt[index[i]]++;
+    }
+    for (; i < b; ++i) {
+      const scalar_t* row = src + i * C;
+      scalar_t* o = acc + index[i] * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) o[c] += row[c];
+      if (kMean) cnt[index[i]]++;
+    }
+    if (T > 1 || kMean) {
+#pragma omp barrier
+      int64_t s0, s1;
+      split_range(S, T, t, s0, s1);
+      for (int64_t s = s0; s < s1; ++s) {
+        scalar_t* o = out + s * C;
+        for (int u = 1; u < T; ++u) {
+          const scalar_t* p = partial + (u - 1) * stride + s * C;
+#pragma omp simd
+          for (int64_t c = 0; c < C; ++c) o[c] += p[c];
+        }
+        if (kMean) {
+          int64_t n = 0;
+          for (int u = 0; u < T; ++u) n += counts[static_cast<size_t>(u) * S + s];
+          if (n == 0) continue;
+          const scalar_t cn = static_cast<scalar_t>(n);
+#pragma omp simd
+          for (int64_t c = 0; c < C; ++c) o[c] /= cn;  // divide (not *1/n), like the reference
+        }
+      }
+    }
+  }
+}
+
 template <typename scalar_t>
 void scatter_impl(const scalar_t* src, const int64_t* index, int64_t N, int64_t C, int64_t S, Reduce reduce,
                   scalar_t* out, int64_t* arg) {
-  const std::vector<int64_t> counts = histogram(index, N, S);
+  if (reduce == Reduce::Sum || reduce == Reduce::Mean) {
+    const int Tr = num_threads_for(N * C);
+    if (use_row_split(N, C, S, Tr, sizeof(scalar_t))) {
+      if (reduce == Reduce::Sum) sum_row_split<scalar_t, false>(src, index, N, C, S, Tr, out);
+      else sum_row_split<scalar_t, true>(src, index, N, C, S, Tr, out);
+      return;
+    }
+  }
   const int T = std::max<int>(1, std::min<int64_t>(num_threads_for(N * C), std::max<int64_t>(S, 1)));
+  const std::vector<int64_t> counts = histogram(index, N, S, T);
   const std::vector<int64_t> bounds = balance_segments(counts, N, T);
   const bool is_minmax = reduce == Reduce::Max || reduce == Reduce::Min;
 
@@ -162,8 +306,8 @@ std::tuple<at::Tensor, at::Tensor> scatter_reduce_cpu(const at::Tensor& src, con
 
 template <typename scalar_t>
 void segment_softmax_impl(const scalar_t* x, const int64_t* idx, int64_t N, int64_t C, int64_t dim_size, scalar_t* y) {
-  const std::vector<int64_t> counts = histogram(idx, N, dim_size);
   const int T = std::max<int>(1, std::min<int64_t>(num_threads_for(N * C), std::max<int64_t>(dim_size, 1)));
+  const std::vector<int64_t> counts = histogram(idx, N, dim_size, T);
   const std::vector<int64_t> bounds = balance_segments(counts, N, T);
   std::vector<scalar_t> mx(dim_size * C), den(dim_size * C);
 #pragma omp parallel num_threads(T)

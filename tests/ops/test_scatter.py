@@ -74,19 +74,59 @@ def test_edge_cases_empty_single_duplicates(reduce):
         assert_kernel_matches_reference(scatter, scatter_reference, src, index, dim_size=dim_size, reduce=reduce)
 
 
-@compiled
-def test_compiled_is_deterministic_across_thread_counts():
-    src = torch.randn(200_000, 8)
-    index = torch.randint(0, 50, (200_000,))
+def _with_threads(n, fn):
     old = torch.get_num_threads()
     try:
-        torch.set_num_threads(1)
-        a = scatter(src, index)
-        torch.set_num_threads(max(2, old))
-        b = scatter(src, index)
+        torch.set_num_threads(n)
+        return fn()
     finally:
         torch.set_num_threads(old)
-    assert torch.equal(a, b)
+
+
+# Inputs of >= 32k elements run on several threads. Few segments (S * (2T + 1) <= N / 2) take the
+# row split path of sum/mean (per-thread accumulators, T-dependent rounding), many segments the
+# ownership path (one thread per segment, identical bits for any thread count).
+ROW_SPLIT = dict(n=40_000, segments=100)
+OWNERSHIP = dict(n=40_000, segments=30_000)
+
+
+@compiled
+@pytest.mark.parametrize("path", ["row_split", "ownership"])
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+@pytest.mark.parametrize("channels", [1, 3, 17, 64])
+def test_compiled_sum_mean_paths_match_reference_on_two_threads(path, reduce, channels):
+    shape = ROW_SPLIT if path == "row_split" else OWNERSHIP
+    g = torch.Generator().manual_seed(channels)
+    src = torch.randn(shape["n"], channels, generator=g, dtype=torch.float64)
+    index = torch.randint(0, shape["segments"], (shape["n"],), generator=g)
+    index[:5] = shape["segments"] - 1  # the last segment is never empty; some others are
+    with ops.use_backend("compiled"):
+        out = _with_threads(2, lambda: scatter(src, index, dim_size=shape["segments"] + 3, reduce=reduce))
+    ref = scatter_reference(src, index, dim_size=shape["segments"] + 3, reduce=reduce)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    assert torch.equal(out[-3:], torch.zeros(3, channels, dtype=torch.float64))  # empty segments
+
+
+@compiled
+@pytest.mark.parametrize("path", ["row_split", "ownership"])
+def test_compiled_is_deterministic(path):
+    shape = ROW_SPLIT if path == "row_split" else OWNERSHIP
+    g = torch.Generator().manual_seed(5)
+    src = torch.randn(shape["n"], 8, generator=g)
+    index = torch.randint(0, shape["segments"], (shape["n"],), generator=g)
+    with ops.use_backend("compiled"):
+        runs = {t: [_with_threads(t, lambda: scatter(src, index, dim_size=shape["segments"])) for _ in range(2)] for t in (1, 2)}
+        one_thread_max = _with_threads(1, lambda: scatter(src, index, dim_size=shape["segments"], reduce="max"))
+        two_thread_max = _with_threads(2, lambda: scatter(src, index, dim_size=shape["segments"], reduce="max"))
+    for a, b in runs.values():
+        assert torch.equal(a, b)  # the same thread count gives the same bits on every run
+    # one thread sums each segment in row order, exactly like the (sequential) reference
+    assert torch.equal(runs[1][0], scatter_reference(src, index, dim_size=shape["segments"]))
+    if path == "ownership":
+        assert torch.equal(runs[1][0], runs[2][0])  # one thread per segment: identical for any thread count
+    else:
+        torch.testing.assert_close(runs[1][0], runs[2][0], rtol=1e-5, atol=1e-5)  # rounding only
+    assert torch.equal(one_thread_max, two_thread_max)  # max/min always take the ownership path
 
 
 @compiled
