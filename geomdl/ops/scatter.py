@@ -9,8 +9,16 @@ Tie rule for ``max``/``min``: the gradient of an output entry flows, whole, to t
 index order of ``src``) that attains the maximum/minimum; other tied rows get zero gradient. NaN
 propagates: a segment containing NaN in a channel outputs NaN there.
 
-The compiled CPU kernel reduces each segment on one thread in row order, so its results are
-deterministic and identical for any number of threads.
+Summation order of the compiled CPU kernel (deterministic: the same inputs and thread count give
+the same bits on every run):
+
+* ``sum``/``mean`` with few segments (``(2T + 1) * dim_size <= N / 2`` for ``T`` threads, and the
+  ``T - 1`` extra ``[dim_size, C]`` accumulators within 64 MiB; ``T = 1`` below 32k elements): thread
+  ``t`` sums the contiguous rows ``[N t/T, N (t+1)/T)`` in row order into its own accumulator and
+  the ``T`` accumulators are added in thread order. ``src`` is streamed once, like a plain read of
+  it. Another thread count changes only the rounding; one thread gives the plain row-order sum.
+* otherwise (and ``max``/``min`` always) every segment is reduced by one thread in row order:
+  identical bits for any number of threads.
 """
 from __future__ import annotations
 
