@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import importlib
 import math
+import statistics
 
 import numpy as np
 import torch
 
-from benchmarks.timing import measure
+from benchmarks.timing import measure, measure_interleaved
 
 HELP = "scatter-sum, radius_graph, knn_graph, fps: geomdl vs torch, torch_scatter, torch_cluster, scipy, open3d"
 
@@ -57,7 +58,9 @@ class _Table:
         self.rows, self.repeats = [], repeats
 
     def time(self, op, impl, fn, agrees="yes", repeats=None, warmup=1, geomdl=False):
-        t = measure(fn, repeats=repeats or self.repeats, warmup=warmup)
+        return self.add(op, impl, measure(fn, repeats=repeats or self.repeats, warmup=warmup), agrees, geomdl)
+
+    def add(self, op, impl, t, agrees="yes", geomdl=False):
         row = {"op": op, "impl": impl, "median_ms": t["median_ms"], "iqr_ms": t["iqr_ms"], "vs_geomdl": None,
                "agrees": agrees}
         if geomdl:
@@ -91,7 +94,21 @@ def _scatter(table, quick):
         with ops.use_backend("compiled"):
             return ops.scatter(src, index, dim_size=s)
 
-    table.time(op, "geomdl (compiled)", geomdl_compiled, geomdl=True)
+    # Memory-bandwidth bound. Model: a scatter-sum must read src once (n*c*4 bytes) and index
+    # (n*8 bytes); its output (s*c*4 bytes) is small. Two floors, timed round robin with geomdl (one
+    # call of each per round) so that load or bandwidth drifting during the run affects them alike:
+    # (a) a full read of src (torch.sum), (b) copy_ of a buffer whose read + write bytes equal the
+    # bytes of src + index (the two halves each moved once).
+    dst = torch.empty(n * c // 2 + n)
+    half = torch.randn(n * c // 2 + n, generator=gen)
+    t = measure_interleaved({"geomdl": geomdl_compiled, "read": lambda: src.sum(), "copy": lambda: dst.copy_(half)},
+                            repeats=table.repeats)
+    row = table.add(op, "geomdl (compiled)", t["geomdl"], geomdl=True)
+    ratios = sorted(a / b for a, b in zip(t["geomdl"]["times_ms"], t["read"]["times_ms"]))
+    q = statistics.quantiles(ratios, n=4) if len(ratios) >= 2 else ratios * 3
+    row["vs_read_floor_per_round"] = f"{statistics.median(ratios):.2f} ({q[0]:.2f}-{q[2]:.2f})"
+    table.add(op, "bound: read src (src.sum())", t["read"], agrees="-")
+    table.add(op, "bound: copy_ of the same bytes", t["copy"], agrees="-")
     idx2 = index.unsqueeze(1).expand(-1, c)
     peers = {
         "geomdl reference": lambda: ops.scatter_reference(src, index, dim_size=s),
@@ -105,14 +122,6 @@ def _scatter(table, quick):
         table.skip(op, "torch_scatter", "not installed (pip install 'geomdl[bench]')")
     for name, fn in peers.items():
         table.time(op, name, fn, agrees=agree(fn()))
-    # Memory-bandwidth bound. Model: a scatter-sum must read src once (n*c*4 bytes) and index
-    # (n*8 bytes); its output (s*c*4 bytes) is small. Two floors measured in the same run:
-    # (a) a full read of src (torch.sum), (b) copy_ of a buffer whose read + write bytes equal the
-    # bytes of src + index (the two halves each moved once).
-    dst = torch.empty(n * c // 2 + n)
-    half = torch.randn(n * c // 2 + n, generator=gen)
-    table.time(op, "bound: read src (src.sum())", lambda: src.sum(), agrees="-")
-    table.time(op, "bound: copy_ of the same bytes", lambda: dst.copy_(half), agrees="-")
 
 
 def _radius(table, quick, neighbors, threads):

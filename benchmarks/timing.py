@@ -45,3 +45,26 @@ def environment() -> dict:
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "extension": ops.extension_loaded(),
     }
+
+
+def measure_interleaved(fns: dict, *, repeats: int = 7, warmup: int = 2, device=None) -> dict:
+    """Time several callables round robin (one call of each per round), so that a machine whose
+    load or memory bandwidth drifts during the run slows them alike. Returns, per name, the dict of
+    :func:`measure` plus ``"times_ms"`` (the per-round times, in round order)."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    _sync(device)
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    out = {}
+    for name, ts in times.items():
+        q = statistics.quantiles(ts, n=4) if len(ts) >= 2 else [ts[0]] * 3
+        out[name] = {"median_ms": statistics.median(ts), "min_ms": min(ts), "iqr_ms": q[2] - q[0], "repeats": len(ts),
+                     "times_ms": ts}
+    return out
