@@ -8,7 +8,13 @@ from hypothesis import strategies as st
 
 from geomdl.pipelines.registration import estimate_normals, random_pose, register, registration_metrics, transform
 from geomdl.pipelines.registration.pairs import partial_pair, synthetic_scene
-from geomdl.pipelines.registration.verify import constraint_strength, inlier_spread
+from geomdl.pipelines.registration.verify import (
+    chance_agreement,
+    constraint_strength,
+    inlier_spread,
+    log10_nfa,
+    verify_pose,
+)
 
 
 def _plane(n, gen, size=1.0):
@@ -76,3 +82,49 @@ def test_no_wrong_pose_is_flagged_as_success_on_builtin_pairs(method):
         assert not (result.success and not m["success"]), (result.summary(), m)
         flagged += result.success
     assert flagged >= 1  # the flag is not simply always False
+
+
+# --- significance of the consensus (a-contrario number of false alarms) --------------------------
+
+def test_log10_nfa_matches_the_orsa_formula():
+    from math import comb, log10
+
+    for n, k, alpha in ((20, 8, 0.1), (100, 15, 0.02), (489, 20, 0.0075)):
+        expected = log10((n - 3) * comb(n, k) * comb(k, 3) * alpha ** (k - 3))
+        assert log10_nfa(n, k, alpha) == pytest.approx(expected, rel=1e-9)
+    assert log10_nfa(100, 3, 0.1) == float("inf")  # a minimal sample agrees by construction
+    assert log10_nfa(100, 20, 0.0) == float("-inf")
+    assert log10_nfa(100, 30, 0.01) < log10_nfa(100, 20, 0.01) < log10_nfa(100, 20, 0.05)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(2, 60), st.floats(0.05, 1.0))
+def test_chance_agreement_is_the_fraction_of_agreeing_off_diagonal_pairs(seed, k, tau):
+    gen = torch.Generator().manual_seed(seed)
+    src, tgt = torch.rand(k, 3, generator=gen, dtype=torch.float64), torch.rand(k, 3, generator=gen, dtype=torch.float64)
+    brute = sum(float((src[i] - tgt[j]).norm()) < tau for i in range(k) for j in range(k) if i != j) / (k * (k - 1))
+    assert chance_agreement(src, tgt, tau, block=7) == pytest.approx(brute, abs=1e-12)
+
+
+def _consensus_case(spread_outliers: bool):
+    """A corner seen by both clouds at the identity pose; 30 exact correspondences among 500. The 470
+    wrong ones pair random points of a 0.3 m patch (a small or repetitive target: many agree by chance)
+    or of the whole corner (rarely agree by chance)."""
+    gen = torch.Generator().manual_seed(3)
+    corner, normals = _corner(1500, gen)
+    patch = corner[(corner - 0.15).norm(dim=1) < 0.3]
+    pool = corner if spread_outliers else patch
+    pick = lambda n, cloud: cloud[torch.randint(cloud.shape[0], (n,), generator=gen)]  # noqa: E731
+    good = pick(30, patch)
+    corr_src, corr_tgt = torch.cat([good, pick(470, pool)]), torch.cat([good, pick(470, pool)])
+    eye = torch.eye(4, dtype=torch.float64)
+    return verify_pose(eye, eye, corner, corner, normals, corr_src, corr_tgt, tau=0.1, icp_distance=0.05, voxel_size=0.02)
+
+
+def test_few_agreeing_among_many_on_a_small_target_are_not_significant():
+    weak = _consensus_case(spread_outliers=False)
+    assert weak.num_inliers >= 30 and not weak.success
+    assert weak.log10_nfa > 0 and "not significant" in " ".join(weak.reasons)
+    strong = _consensus_case(spread_outliers=True)
+    assert strong.success and strong.log10_nfa < 0, strong.reasons
+
