@@ -27,7 +27,7 @@ from geomdl.pipelines.registration.estimation import spectral_estimate
 from geomdl.pipelines.registration.geometry import as_points, estimate_normals, transform, voxel_downsample
 from geomdl.pipelines.registration.matching import mutual_nearest_neighbors
 from geomdl.pipelines.registration.neighbors import knn_search
-from geomdl.pipelines.registration.refine import icp_point_to_plane
+from geomdl.pipelines.registration.refine import DEFAULT_SCHEDULE, multiscale_icp
 from geomdl.pipelines.registration.verify import inlier_spread, verify_pose  # noqa: F401 (re-export)
 
 METHODS = ("geomdl", "learned", "fpfh", "open3d")
@@ -47,6 +47,8 @@ class RegistrationResult:
     fitness: float  # fraction of downsampled source points within icp_distance of the target (final pose)
     rmse: float  # point-to-plane RMSE of those pairs
     constraint: float = 0.0  # smallest eigenvalue of the normalised point-to-plane matrix (verify.constraint_strength)
+    log10_nfa: float = math.inf  # a-contrario significance of the consensus (verify.log10_nfa; < 0: significant)
+    coarse_pose: torch.Tensor | None = None  # [4, 4] robust estimate before ICP
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, and "total"
     method: str = "geomdl"
     reason: str = ""
@@ -107,8 +109,10 @@ def grid_keypoints(points: torch.Tensor, spacing: float, max_keypoints: int, gen
 def register(source, target, method: str = "geomdl", voxel_size: float = 0.05, *, keypoint_spacing: float | None = None,
              max_keypoints: int = 5000,
              descriptor_radius: float | None = None, inlier_threshold: float | None = None,
-             icp_distance: float | None = None, icp_iterations: int = 30, icp_points: int = 3000, min_inliers: int = 15,
-             min_fitness: float = 0.05, min_constraint: float = 0.01, seed: int = 0) -> RegistrationResult:
+             icp_distance: float | None = None, icp_iterations: int = 30, icp_points: int = 3000,
+             icp_schedule=DEFAULT_SCHEDULE, min_inliers: int = 15,
+             min_fitness: float = 0.05, min_constraint: float = 0.01, max_nfa: float = 1.0,
+             seed: int = 0) -> RegistrationResult:
     """Register ``source`` onto ``target``: find ``T`` with ``T(source) ≈ target`` where they overlap.
 
     Args:
@@ -121,11 +125,16 @@ def register(source, target, method: str = "geomdl", voxel_size: float = 0.05, *
         descriptor_radius: support radius of the hand-crafted descriptors (default ``5 * voxel_size``;
             the learned one uses the radius it was trained with, in voxels).
         inlier_threshold: correspondence inlier distance (default ``2 * voxel_size``).
-        icp_distance: ICP correspondence distance (default ``voxel_size``); icp_iterations: ICP steps;
-            icp_points: ICP uses a random subset of at most this many source points.
-        min_inliers, min_fitness, min_constraint: the result is flagged ``success=False`` unless
-            ``min_inliers`` correspondences agree with the final pose (and do not lie on one plane),
-            the fitness reaches ``min_fitness`` and the overlap constrains all six degrees of freedom
+        icp_distance: base ICP correspondence distance and the overlap distance of the fitness check
+            (default ``voxel_size``); icp_iterations: ICP steps per level; icp_points: each ICP level uses
+            a random subset of at most this many source points.
+        icp_schedule: levels ``(voxel factor, distance factor, Tukey factor or None)`` of the point-to-plane
+            ICP on the full-resolution clouds (see :func:`geomdl.pipelines.registration.refine.multiscale_icp`);
+            default: plain, then Tukey-robust (scale ``icp_distance / 2``), both on the ``voxel_size`` grid.
+        min_inliers, min_fitness, min_constraint, max_nfa: the result is flagged ``success=False`` unless
+            ``min_inliers`` correspondences agree with the final pose (and do not lie on one plane), so
+            many agreeing is unlikely by chance (a-contrario number of false alarms < ``max_nfa``), the
+            fitness reaches ``min_fitness`` and the overlap constrains all six degrees of freedom
             (see :mod:`geomdl.pipelines.registration.verify`); ``reason`` says which check failed.
         seed: seed of the keypoint subset and of Open3D's RANSAC.
 
@@ -148,7 +157,7 @@ def register(source, target, method: str = "geomdl", voxel_size: float = 0.05, *
     tau = inlier_threshold or 2.0 * voxel_size
     icp_dist = icp_distance or 1.0 * voxel_size
     checks = {"tau": tau, "icp_distance": icp_dist, "voxel_size": voxel_size, "min_inliers": min_inliers,
-              "min_fitness": min_fitness, "min_constraint": min_constraint}
+              "min_fitness": min_fitness, "min_constraint": min_constraint, "max_nfa": max_nfa}
     if method == "open3d":
         from geomdl.pipelines.registration.open3d_pipeline import register_open3d
 
@@ -186,10 +195,8 @@ def register(source, target, method: str = "geomdl", voxel_size: float = 0.05, *
     timer.lap("matching")
     est = spectral_estimate(src_down[corr[:, 0]], tgt_down[corr[:, 1]], tau)
     timer.lap("estimation")
-    icp_src = src_down
-    if src_down.shape[0] > icp_points:
-        icp_src = src_down[torch.randperm(src_down.shape[0], generator=gen)[:icp_points]]
-    icp = icp_point_to_plane(icp_src, tgt_down, tgt_normals, est.pose, icp_dist, icp_iterations)
+    icp = multiscale_icp(src, tgt, est.pose, voxel_size, icp_dist, schedule=icp_schedule, iterations=icp_iterations,
+                         max_points=icp_points, generator=gen, levels={1.0: (src_down, tgt_down, tgt_normals)})
     timer.lap("refinement")
     return _finish(method=method, checks=checks, pose=icp.pose, coarse_pose=est.pose, corr=corr, rmse=icp.rmse,
                    src_down=src_down, tgt_down=tgt_down, tgt_normals=tgt_normals, timer=timer)
@@ -198,10 +205,11 @@ def register(source, target, method: str = "geomdl", voxel_size: float = 0.05, *
 def _finish(method, checks, pose, coarse_pose, corr, rmse, src_down, tgt_down, tgt_normals, timer) -> RegistrationResult:
     verdict = verify_pose(pose, coarse_pose, src_down, tgt_down, tgt_normals, src_down[corr[:, 0]], tgt_down[corr[:, 1]],
                           checks["tau"], checks["icp_distance"], checks["voxel_size"], checks["min_inliers"],
-                          checks["min_fitness"], checks["min_constraint"])
+                          checks["min_fitness"], checks["min_constraint"], checks["max_nfa"])
     inliers = (transform(src_down[corr[:, 0]], pose) - tgt_down[corr[:, 1]]).norm(dim=1) < checks["tau"]
     timer.lap("verification")
     return RegistrationResult(pose=pose, success=verdict.success, correspondences=corr, inliers=inliers,
                               inlier_ratio=verdict.num_inliers / max(corr.shape[0], 1), num_inliers=verdict.num_inliers,
-                              fitness=verdict.fitness, rmse=rmse, constraint=verdict.constraint, timings=timer.finish(),
+                              fitness=verdict.fitness, rmse=rmse, constraint=verdict.constraint,
+                              log10_nfa=verdict.log10_nfa, coarse_pose=coarse_pose, timings=timer.finish(),
                               method=method, reason="; ".join(verdict.reasons), source_down=src_down, target_down=tgt_down)

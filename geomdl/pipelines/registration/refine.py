@@ -1,12 +1,27 @@
-"""Point-to-plane ICP refinement (Chen & Medioni 1992), linearised Gauss-Newton steps in torch."""
+"""ICP refinement: point-to-plane Gauss-Newton steps (Chen & Medioni 1992) in torch, with an optional
+Tukey-biweight robust kernel (IRLS), run as a schedule of levels (voxel scale of the full-resolution
+clouds, correspondence distance, kernel scale).
+
+Measured (README, "registration"; ``python -m benchmarks registration_refine``): the default schedule,
+plain then robust, lowers RRE and RTE against ``gt.log`` on each of the three real redkitchen pairs and
+the median errors on the built-in pairs, at equal success rate, compared with one plain level.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
 
-from geomdl.pipelines.registration.geometry import axis_angle_to_matrix, make_pose, transform
-from geomdl.pipelines.registration.neighbors import NearestNeighbor
+from geomdl.pipelines.registration.geometry import axis_angle_to_matrix, estimate_normals, make_pose, transform, voxel_downsample
+from geomdl.pipelines.registration.neighbors import NearestNeighbor, knn_search
+
+# Levels (voxel factor, distance factor, kernel factor): voxel side = f_v * voxel_size, correspondence
+# distance d = f_d * icp_distance, Tukey scale = f_k * d (None: plain least squares). Default: a plain
+# level on the registration grid (the widest basin: it pulls in coarse estimates 10-25 deg off), then a
+# robust level on the same grid that ignores pairs off the tangent plane (rim of the overlap, outliers).
+# Finer grids of the full-resolution clouds are possible (e.g. ``(0.5, 0.5, 0.5)``) but measured no better
+# (README, "registration": refinement variants).
+DEFAULT_SCHEDULE: tuple[tuple[float, float, float | None], ...] = ((1.0, 1.0, None), (1.0, 1.0, 0.5))
 
 
 @dataclass
@@ -17,26 +32,43 @@ class ICPResult:
     iterations: int
 
 
+def tukey_weights(residual: torch.Tensor, scale: float) -> torch.Tensor:
+    """Tukey's biweight IRLS weights ``w(r) = (1 - (r / c)^2)^2`` for ``|r| < c``, else 0 (``c = scale``).
+
+    The weight of the M-estimator ``rho(r) = c^2 / 6 (1 - (1 - (r/c)^2)^3)`` (``rho'(r) / r``): residuals
+    beyond ``c`` are ignored, so wrong pairs at the rim of the overlap do not pull the pose.
+    """
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale!r}")
+    return (1 - (residual / scale) ** 2).clamp_min(0) ** 2
+
+
 def icp_point_to_plane(source: torch.Tensor, target: torch.Tensor, target_normals: torch.Tensor, init: torch.Tensor,
-                       max_distance: float, iterations: int = 30, tolerance: float = 1e-5) -> ICPResult:
+                       max_distance: float, iterations: int = 30, tolerance: float = 1e-5,
+                       robust_scale: float | None = None, nn_index: NearestNeighbor | None = None) -> ICPResult:
     """Refine ``init`` so that ``source`` lies on the tangent planes of ``target``.
 
     Each step pairs every transformed source point ``s_i`` with its nearest target point ``q_i``
-    (kept when ``|s_i - q_i| < max_distance``) and solves the linearised least squares
+    (kept when ``|s_i - q_i| < max_distance``) and solves the (weighted) linearised least squares
 
-    .. math:: \\min_{\\omega, v} \\sum_i ((s_i - q_i) \\cdot n_i + (s_i \\times n_i) \\cdot \\omega + n_i \\cdot v)^2
+    .. math:: \\min_{\\omega, v} \\sum_i w_i ((s_i - q_i) \\cdot n_i + (s_i \\times n_i) \\cdot \\omega + n_i \\cdot v)^2
 
-    then composes ``T <- [exp(omega) | v] T``. Stops when the update is below ``tolerance``.
+    with ``w_i = 1``, or ``w_i`` = :func:`tukey_weights` of the current residual when ``robust_scale``
+    is given, then composes ``T <- [exp(omega) | v] T``. Stops when the update is below ``tolerance``.
 
     Args:
         source: ``[N, 3]``; target: ``[M, 3]``; target_normals: ``[M, 3]`` unit normals (sign-free).
         init: ``[4, 4]`` initial pose source -> target.
         max_distance: correspondence distance threshold.
+        robust_scale: Tukey scale ``c`` (same units as the points); ``None`` = plain least squares.
+        nn_index: a prebuilt :class:`NearestNeighbor` over ``target`` (built when not given).
 
     Returns:
         :class:`ICPResult` (pose, fitness, point-to-plane RMSE and iterations run).
     """
-    nn_index = NearestNeighbor(target)
+    if not max_distance > 0:
+        raise ValueError(f"max_distance must be positive, got {max_distance!r}")
+    nn_index = nn_index or NearestNeighbor(target)
     pose = init.double().clone()
     src = source.double()
     done = 0
@@ -49,8 +81,11 @@ def icp_point_to_plane(source: torch.Tensor, target: torch.Tensor, target_normal
         s, q, n = moved[keep], target[idx[keep]].double(), target_normals[idx[keep]].double()
         jac = torch.cat([torch.cross(s, n, dim=1), n], 1)  # [K, 6]
         res = ((s - q) * n).sum(1)
-        lhs = jac.T @ jac + 1e-9 * torch.eye(6, dtype=torch.float64)
-        delta = -torch.linalg.solve(lhs, jac.T @ res)
+        w = tukey_weights(res, robust_scale) if robust_scale is not None else torch.ones_like(res)
+        if int((w > 0).sum()) < 6:
+            break
+        lhs = jac.T @ (w[:, None] * jac) + 1e-9 * torch.eye(6, dtype=torch.float64)
+        delta = -torch.linalg.solve(lhs, jac.T @ (w * res))
         step = make_pose(axis_angle_to_matrix(delta[:3]), delta[3:])
         pose = step @ pose
         if float(delta.norm()) < tolerance:
@@ -65,3 +100,53 @@ def icp_point_to_plane(source: torch.Tensor, target: torch.Tensor, target_normal
     else:
         rmse = float("inf")
     return ICPResult(pose, fitness, rmse, done)
+
+
+def multiscale_icp(source: torch.Tensor, target: torch.Tensor, init: torch.Tensor, voxel_size: float,
+                   icp_distance: float | None = None, schedule=DEFAULT_SCHEDULE, iterations: int = 30,
+                   max_points: int = 3000, generator: torch.Generator | None = None,
+                   levels: dict | None = None, tolerance: float = 2e-3) -> ICPResult:
+    """Coarse-to-fine robust point-to-plane ICP on the full-resolution clouds.
+
+    For each ``(f_v, f_d, f_k)`` of ``schedule`` both clouds are voxel-downsampled at ``f_v * voxel_size``
+    (target normals by PCA of 16 neighbours), at most ``max_points`` random source points are kept, and
+    :func:`icp_point_to_plane` runs with distance ``d = f_d * icp_distance``, Tukey scale ``f_k * d``
+    (plain least squares when ``f_k`` is ``None``) and update tolerance ``tolerance * d``, starting
+    from the previous level's pose. A wide first level captures the basin; the finer ones
+    use the detail that 1-voxel grids average away.
+
+    Args:
+        source: ``[N, 3]``; target: ``[M, 3]`` full-resolution clouds; init: ``[4, 4]`` source -> target.
+        voxel_size: registration voxel size; icp_distance: base distance (default ``voxel_size``).
+        schedule: sequence of ``(voxel factor, distance factor, kernel factor or None)``, coarse first.
+        levels: optional cache ``{voxel factor: (source_down, target_down, target_normals)}`` of levels
+            already computed (e.g. the registration grid); filled with the levels computed here.
+
+    Returns:
+        :class:`ICPResult` of the last level (its fitness and RMSE at the last level's distance).
+    """
+    if not schedule:
+        raise ValueError("schedule must hold at least one (voxel factor, distance factor, kernel factor) level")
+    icp_distance = icp_distance or voxel_size
+    levels = {} if levels is None else levels
+    pose = init.double()
+    result = None
+    for level in schedule:
+        if len(level) != 3:
+            raise ValueError(f"each schedule level must be (voxel factor, distance factor, kernel factor or None), got {level!r}")
+        f_v, f_d, f_k = level
+        if not (f_v > 0 and f_d > 0 and (f_k is None or f_k > 0)):
+            raise ValueError(f"schedule factors must be positive, got {tuple(level)!r}")
+        if f_v not in levels:
+            src_l = voxel_downsample(source, f_v * voxel_size)[0]
+            tgt_l = voxel_downsample(target, f_v * voxel_size)[0]
+            nbr = knn_search(tgt_l, tgt_l, 16)[0]
+            levels[f_v] = (src_l, tgt_l, estimate_normals(tgt_l, neighbors=nbr))
+        src_l, tgt_l, normals_l = levels[f_v]
+        if src_l.shape[0] > max_points:
+            src_l = src_l[torch.randperm(src_l.shape[0], generator=generator)[:max_points]]
+        dist = f_d * icp_distance
+        result = icp_point_to_plane(src_l, tgt_l, normals_l, pose, dist, iterations, tolerance * dist,
+                                    robust_scale=None if f_k is None else f_k * dist)
+        pose = result.pose
+    return result
