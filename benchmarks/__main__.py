@@ -20,6 +20,7 @@ BENCHMARKS = {
     "ops": "benchmarks.ops",
     "registration": "benchmarks.registration",
     "registration_train_descriptor": "benchmarks.registration_train_descriptor",
+    "registration_refine": "benchmarks.registration_refine",
     "ponita_3bpa": "benchmarks.ponita_3bpa",
     "nbody": "benchmarks.nbody",
     "ponita_grid": "benchmarks.ponita_grid",
