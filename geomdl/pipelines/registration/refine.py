@@ -106,14 +106,15 @@ def multiscale_icp(source: torch.Tensor, target: torch.Tensor, init: torch.Tenso
                    icp_distance: float | None = None, schedule=DEFAULT_SCHEDULE, iterations: int = 30,
                    max_points: int = 3000, generator: torch.Generator | None = None,
                    levels: dict | None = None, tolerance: float = 2e-3) -> ICPResult:
-    """Coarse-to-fine robust point-to-plane ICP on the full-resolution clouds.
+    """Point-to-plane ICP as a schedule of levels (plain or Tukey-robust, coarse to fine) on the
+    full-resolution clouds.
 
     For each ``(f_v, f_d, f_k)`` of ``schedule`` both clouds are voxel-downsampled at ``f_v * voxel_size``
     (target normals by PCA of 16 neighbours), at most ``max_points`` random source points are kept, and
     :func:`icp_point_to_plane` runs with distance ``d = f_d * icp_distance``, Tukey scale ``f_k * d``
     (plain least squares when ``f_k`` is ``None``) and update tolerance ``tolerance * d``, starting
-    from the previous level's pose. A wide first level captures the basin; the finer ones
-    use the detail that 1-voxel grids average away.
+    from the previous level's pose. A plain first level has the widest basin; robust levels then drop
+    pairs off the tangent planes; finer grids (``f_v < 1``) see detail the registration grid averages.
 
     Args:
         source: ``[N, 3]``; target: ``[M, 3]`` full-resolution clouds; init: ``[4, 4]`` source -> target.
@@ -127,16 +128,18 @@ def multiscale_icp(source: torch.Tensor, target: torch.Tensor, init: torch.Tenso
     """
     if not schedule:
         raise ValueError("schedule must hold at least one (voxel factor, distance factor, kernel factor) level")
+    for level in schedule:
+        if len(level) != 3:
+            raise ValueError(f"each schedule level must be (voxel factor, distance factor, kernel factor or None), "
+                             f"got {level!r}")
+        f_v, f_d, f_k = level
+        if not (f_v > 0 and f_d > 0 and (f_k is None or f_k > 0)):
+            raise ValueError(f"schedule factors must be positive, got {tuple(level)!r}")
     icp_distance = icp_distance or voxel_size
     levels = {} if levels is None else levels
     pose = init.double()
     result = None
-    for level in schedule:
-        if len(level) != 3:
-            raise ValueError(f"each schedule level must be (voxel factor, distance factor, kernel factor or None), got {level!r}")
-        f_v, f_d, f_k = level
-        if not (f_v > 0 and f_d > 0 and (f_k is None or f_k > 0)):
-            raise ValueError(f"schedule factors must be positive, got {tuple(level)!r}")
+    for f_v, f_d, f_k in schedule:
         if f_v not in levels:
             src_l = voxel_downsample(source, f_v * voxel_size)[0]
             tgt_l = voxel_downsample(target, f_v * voxel_size)[0]
