@@ -54,28 +54,58 @@ std::vector<int64_t> balance_segments(const std::vector<int64_t>& counts, int64_
   return bounds;
 }
 
+inline bool out_of_range(int64_t v, int64_t S) { return static_cast<uint64_t>(v) >= static_cast<uint64_t>(S); }
+
+// ValueError (the text of geomdl/ops/_validation.py) unless every entry of index lies in [0, S).
+// The kernels check the range inside their own passes over `index` and call this (slow path) only
+// to report an entry they found out of range.
+void check_index_range(const int64_t* index, int64_t N, int64_t S) {
+  if (N == 0) return;
+  int64_t lo = index[0], hi = index[0];
+  for (int64_t i = 1; i < N; ++i) {
+    lo = std::min(lo, index[i]);
+    hi = std::max(hi, index[i]);
+  }
+  TORCH_CHECK_VALUE(lo >= 0, "index has a negative entry (", lo, "); entries must lie in [0, ", S, ")");
+  TORCH_CHECK_VALUE(hi < S, "index has an entry ", hi, " out of range: entries must lie in [0, ", S, ")");
+}
+
 // counts[s] = #{i : index[i] = s}. With T > 1 threads (and T*S small next to N) each thread counts
 // a contiguous part of `index` and the partial counts are added (exact integers: any order).
+// Raises the ValueError of check_index_range for an entry outside [0, S).
 std::vector<int64_t> histogram(const int64_t* index, int64_t N, int64_t S, int T) {
   std::vector<int64_t> counts(S, 0);
+  bool bad = false;
   if (T <= 1 || S * T > N) {
-    for (int64_t i = 0; i < N; ++i) counts[index[i]]++;
-    return counts;
-  }
-  std::vector<int64_t> part(static_cast<size_t>(S) * (T - 1), 0);
+    for (int64_t i = 0; i < N && !bad; ++i) {
+      bad = out_of_range(index[i], S);
+      if (!bad) counts[index[i]]++;
+    }
+  } else {
+    std::vector<int64_t> part(static_cast<size_t>(S) * (T - 1), 0);
+    std::vector<char> bad_t(T, 0);
 #pragma omp parallel num_threads(T)
-  {
-    const int t = omp_get_thread_num();
-    int64_t a, b;
-    split_range(N, T, t, a, b);
-    int64_t* c = t == 0 ? counts.data() : part.data() + (t - 1) * S;
-    for (int64_t i = a; i < b; ++i) c[index[i]]++;
+    {
+      const int t = omp_get_thread_num();
+      int64_t a, b;
+      split_range(N, T, t, a, b);
+      int64_t* c = t == 0 ? counts.data() : part.data() + (t - 1) * S;
+      for (int64_t i = a; i < b; ++i) {
+        if (out_of_range(index[i], S)) {
+          bad_t[t] = 1;
+          break;
+        }
+        c[index[i]]++;
+      }
 #pragma omp barrier
-    int64_t s0, s1;
-    split_range(S, T, t, s0, s1);
-    for (int u = 1; u < T; ++u)
-      for (int64_t s = s0; s < s1; ++s) counts[s] += part[(u - 1) * S + s];
+      int64_t s0, s1;
+      split_range(S, T, t, s0, s1);
+      for (int u = 1; u < T; ++u)
+        for (int64_t s = s0; s < s1; ++s) counts[s] += part[(u - 1) * S + s];
+    }
+    bad = std::find(bad_t.begin(), bad_t.end(), 1) != bad_t.end();
   }
+  if (bad) check_index_range(index, N, S);
   return counts;
 }
 
@@ -154,8 +184,9 @@ bool use_row_split(int64_t N, int64_t C, int64_t S, int T, size_t elem) {
 // [N t/T, N (t+1)/T) in row order into acc_t (acc_0 = out); then out = ((acc_0 + acc_1) + ...) +
 // acc_{T-1}, segment by segment. One streaming pass over src and index; the accumulator rows of
 // the upcoming rows are prefetched for writing, the src rows non-temporally.
+// Returns false (having written garbage) when an entry of index lies outside [0, S).
 template <typename scalar_t, bool kMean>
-void sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t C, int64_t S, int T, scalar_t* out) {
+bool sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t C, int64_t S, int T, scalar_t* out) {
   std::unique_ptr<char[]> own_partial;
   const size_t per_line = 64 / sizeof(scalar_t);
   const size_t stride = (static_cast<size_t>(S * C) + per_line - 1) / per_line * per_line;  // whole cache lines
@@ -165,6 +196,7 @@ void sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t
   const int64_t ahead_src = std::max<int64_t>(1, 4096 / row_bytes);  // rows ~4 KiB ahead
   constexpr int64_t ahead_acc = 16;                                    // 16 random rows ahead
   const int64_t ahead = std::max(ahead_src, ahead_acc);
+  std::vector<char> bad_t(T, 0);
 
 #pragma omp parallel num_threads(T)
   {
@@ -177,6 +209,7 @@ void sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t
     if (kMean) std::fill(cnt, cnt + S, int64_t(0));
     int64_t i = a;
     for (; i + ahead < b; ++i) {
+      if (out_of_range(index[i], S)) break;  // (prefetching a wild address is harmless)
       prefetch_lines<true, false>(acc + index[i + ahead_acc] * C, row_bytes);
       prefetch_lines<false, true>(src + (i + ahead_src) * C, row_bytes);
       const scalar_t* row = src + i * C;
@@ -185,13 +218,14 @@ void sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t
       for (int64_t c = 0; c < C; ++c) o[c] += row[c];
       if (kMean) cnt[index[i]]++;
     }
-    for (; i < b; ++i) {
+    for (; i < b && !out_of_range(index[i], S); ++i) {
       const scalar_t* row = src + i * C;
       scalar_t* o = acc + index[i] * C;
 #pragma omp simd
       for (int64_t c = 0; c < C; ++c) o[c] += row[c];
       if (kMean) cnt[index[i]]++;
     }
+    bad_t[t] = i < b;
     if (T > 1 || kMean) {
 #pragma omp barrier
       int64_t s0, s1;
@@ -214,6 +248,7 @@ void sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t
       }
     }
   }
+  return std::find(bad_t.begin(), bad_t.end(), 1) == bad_t.end();
 }
 
 template <typename scalar_t>
@@ -222,8 +257,9 @@ void scatter_impl(const scalar_t* src, const int64_t* index, int64_t N, int64_t 
   if (reduce == Reduce::Sum || reduce == Reduce::Mean) {
     const int Tr = num_threads_for(N * C);
     if (use_row_split(N, C, S, Tr, sizeof(scalar_t))) {
-      if (reduce == Reduce::Sum) sum_row_split<scalar_t, false>(src, index, N, C, S, Tr, out);
-      else sum_row_split<scalar_t, true>(src, index, N, C, S, Tr, out);
+      const bool ok = reduce == Reduce::Sum ? sum_row_split<scalar_t, false>(src, index, N, C, S, Tr, out)
+                                            : sum_row_split<scalar_t, true>(src, index, N, C, S, Tr, out);
+      if (!ok) check_index_range(index, N, S);  // raises
       return;
     }
   }
@@ -286,11 +322,13 @@ std::tuple<at::Tensor, at::Tensor> scatter_reduce_cpu(const at::Tensor& src, con
   TORCH_CHECK(src.dim() == 2, "src must be 2-D [N, C]");
   TORCH_CHECK(index.dim() == 1 && index.size(0) == src.size(0), "index must be 1-D with src.size(0) entries");
   TORCH_CHECK(dim_size >= 0, "dim_size must be >= 0");
+  // Entries of index outside [0, dim_size) raise ValueError (checked within the kernel's passes).
   const Reduce reduce = parse_reduce(std::string(reduce_name));
   const int64_t N = src.size(0), C = src.size(1);
   at::Tensor out = at::empty({dim_size, C}, src.options());
   const bool is_minmax = reduce == Reduce::Max || reduce == Reduce::Min;
   at::Tensor arg = is_minmax ? at::empty({dim_size, C}, index.options()) : at::empty({0}, index.options());
+  if (dim_size == 0 || C == 0) check_index_range(index.data_ptr<int64_t>(), N, dim_size);  // no pass below
   if (dim_size == 0) return {out, arg};
   if (N == 0 || C == 0) {
     out.zero_();

@@ -130,6 +130,25 @@ def test_compiled_is_deterministic(path):
 
 
 @compiled
+@pytest.mark.parametrize("path", ["row_split", "ownership"])
+@pytest.mark.parametrize("reduce", REDUCTIONS)
+@pytest.mark.parametrize("where", [0, 25_000, 39_999])  # first thread, second thread, last row (tail loop)
+def test_compiled_checks_index_range_in_its_own_pass(path, reduce, where):
+    shape = ROW_SPLIT if path == "row_split" else OWNERSHIP
+    src = torch.randn(shape["n"], 4)
+    index = torch.randint(0, shape["segments"], (shape["n"],))
+    with ops.use_backend("compiled"):
+        for bad, match in ((shape["segments"] + 7, rf"index has an entry {shape['segments'] + 7} out of range"),
+                           (-3, r"index has a negative entry \(-3\)")):
+            wrong = index.clone()
+            wrong[where] = bad
+            with pytest.raises(ValueError, match=match):
+                _with_threads(2, lambda: scatter(src, wrong, dim_size=shape["segments"], reduce=reduce))
+        with pytest.raises(ValueError, match="index has an entry 0 out of range"):
+            scatter(src, index * 0, dim_size=0, reduce=reduce)
+
+
+@compiled
 def test_skewed_segments_large_input():
     # one huge segment and many small ones exercises the load balancing
     index = torch.cat([torch.zeros(100_000, dtype=torch.long), torch.randint(1, 1000, (100_000,))]).sort().values
