@@ -32,4 +32,11 @@ TORCH_LIBRARY(geomdl, m) {
   // Farthest point sampling: num[b] points of cloud b (rows ptr[b]..ptr[b+1]) starting at start[b]
   // (a local index). Returns the global indices [sum(num)] int64.
   m.def("fps(Tensor pos, Tensor ptr, Tensor num, Tensor start) -> Tensor");
+  // Gaunt product (geomdl/o3/gaunt_kernel.py): out[i] = Proj_{<=Lo_i}[f_a f_others[i]] per column
+  // (node, channel), with the half-torus tables of a and others[i] (theta [L+1, 2, J, L+1], phi
+  // [2, K, L+1]) and of the projection (analysis[i] [2, Lo+1, K], proj[i] [2, Lo+1, Lo+1, J]).
+  // layouts/node_strides (a, others..., outs...): int64 [(L+1)^2, 2] (offset or -1, channel stride)
+  // placing row l^2+l+m of column (b, c) at off + b * node_stride + c * stride (kernels/gaunt/gaunt_task.h);
+  // outputs are flat [out_numel[i]]; columns = nodes * channels.
+  m.def("gaunt_columns(Tensor a, Tensor a_theta, Tensor a_phi, Tensor[] others, Tensor[] theta, Tensor[] phi, Tensor[] analysis, Tensor[] proj, Tensor[] layouts, int[] node_strides, int[] out_numel, int columns, int channels) -> Tensor[]");
 }

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import torch
 
+from geomdl.o3.gaunt_kernel import gaunt_columns_backward_compiled, gaunt_columns_compiled, use_kernel
 from geomdl.o3.gaunt_plans import dft_plan, fft_plan, grid_sizes, projection_tables, synthesis_tables
 from geomdl.o3.spherical_harmonics import lmax_from_dim
 
@@ -108,6 +109,22 @@ def project_half_grid(parts: torch.Tensor, tables, cols: int, ws: _Workspace | N
 
 
 def _gaunt_columns(x1t: torch.Tensor, x2t: torch.Tensor, lmax_out: int) -> torch.Tensor:
+    """Columns ``[(L1+1)^2, R] x [(L2+1)^2, R] -> [(Lo+1)^2, R]`` (contiguous, no autograd): the compiled
+    kernel (:mod:`geomdl.o3.gaunt_kernel`) or :func:`_gaunt_columns_reference`, by ``GEOMDL_KERNELS``."""
+    if use_kernel(x1t):
+        return gaunt_columns_compiled(x1t, x2t, lmax_out)
+    return _gaunt_columns_reference(x1t, x2t, lmax_out)
+
+
+def _gaunt_columns_backward(grad: torch.Tensor, x1t: torch.Tensor, x2t: torch.Tensor, need1: bool = True,
+                            need2: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Fused first-order backward (see :func:`_gaunt_columns_backward_reference`), compiled or reference."""
+    if use_kernel(grad):
+        return gaunt_columns_backward_compiled(grad, x1t, x2t, need1, need2)
+    return _gaunt_columns_backward_reference(grad, x1t, x2t, need1, need2)
+
+
+def _gaunt_columns_reference(x1t: torch.Tensor, x2t: torch.Tensor, lmax_out: int) -> torch.Tensor:
     """Columns ``[(L1+1)^2, R] x [(L2+1)^2, R] -> [(Lo+1)^2, R]`` by the half-torus GEMMs (no autograd).
 
     With ``f1 = E1 +- O1``, ``f2 = E2 +- O2`` at ``+-phi``: ``S = E1 E2 + O1 O2``, ``D = E1 O2 + O1 E2``.
@@ -129,8 +146,8 @@ def _gaunt_columns(x1t: torch.Tensor, x2t: torch.Tensor, lmax_out: int) -> torch
     return out
 
 
-def _gaunt_columns_backward(grad: torch.Tensor, x1t: torch.Tensor, x2t: torch.Tensor, need1: bool = True,
-                            need2: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+def _gaunt_columns_backward_reference(grad: torch.Tensor, x1t: torch.Tensor, x2t: torch.Tensor, need1: bool = True,
+                                      need2: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Both input gradients of ``z = gaunt(x1t, x2t, Lo)`` in one pass (no autograd), with ``grad [(Lo+1)^2, R]``.
 
     The Gaunt tensor is symmetric, so ``dL/dx1 = gaunt(grad, x2, L1)`` and ``dL/dx2 = gaunt(grad, x1, L2)``;

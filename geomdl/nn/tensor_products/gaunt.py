@@ -29,6 +29,7 @@ from e3nn import o3
 from torch import nn
 
 from geomdl.o3.gaunt import gaunt_cg_constant
+from geomdl.o3.gaunt_kernel import gaunt_features, use_kernel
 from geomdl.o3.gaunt_product import gaunt_product, gaunt_product_columns
 from geomdl.nn.tensor_products._layout import channel_irreps, degree_expand, from_columns, to_columns
 from geomdl.nn.tensor_products.clebsch_gordan import ClebschGordanTensorProduct, _irreps
@@ -118,6 +119,7 @@ class GauntTensorProduct(nn.Module):
             else torch.ones(self.lmax_out + 1, dtype=torch.float64)
         self.register_buffer("out_scale", norm.to(torch.get_default_dtype()), persistent=False)
         self.weights = weights
+        self._weight_index = {}  # (irreps, lmax, device) -> index spreading [C, L+1] weights over e3nn positions
         c = self.channels
         if weights == "degree":
             self.weight1 = nn.Parameter(torch.ones(c, self.lmax1 + 1))
@@ -182,6 +184,9 @@ class GauntTensorProduct(nn.Module):
             internal = (self.weight1, self.weight2, self.weight3) if self.weights == "degree" else (None, None, None)
             x_nat = self._select(x, self.irreps_in1, self.nat1)
             y_nat = self._select(y, self.irreps_in2, self.nat2)
+        if self.use_gaunt and self.method != "fft" and use_kernel(x_nat):
+            out = self._scatter(self._gaunt_in_place(x_nat, y_nat, internal, ext), self.nat_out)
+        elif self.use_gaunt:
             a = self._columns(x_nat, self.nat1, self.lmax1, internal[0], ext[0], batch)
             b = self._columns(y_nat, self.nat2, self.lmax2, internal[1], ext[1], batch)
             if self.method == "fft":
@@ -199,6 +204,45 @@ class GauntTensorProduct(nn.Module):
         if self.cg is not None:
             out = self.cg(x, y) if out is None else out + self.cg(x, y)
         return out.reshape(*lead, self.irreps_out.dim)
+
+    def _degree_weight(self, irreps, lmax, ws, dtype):
+        """Product of the per-degree weights ``ws`` (``[C, L+1]`` or ``[B, C, L+1]``, None skipped) spread over the
+        e3nn positions of ``irreps`` (mul ``C``): ``[dim]`` or ``[B, dim]``; None when there is no weight."""
+        w = None
+        for part in ws:
+            if part is not None:
+                w = part if w is None else w * part
+        if w is None:
+            return None
+        key = (str(irreps), lmax, w.device)
+        idx = self._weight_index.get(key)
+        if idx is None:  # position (channel c, degree l, m) -> c * (lmax+1) + l
+            pieces = [torch.arange(mul)[:, None] * (lmax + 1) + ir.l + torch.zeros(1, ir.dim, dtype=torch.long)
+                      for mul, ir in irreps]
+            idx = self._weight_index[key] = torch.cat([p.reshape(-1) for p in pieces]).to(w.device)
+        return w.to(dtype).flatten(-2).index_select(-1, idx)
+
+    def _gaunt_in_place(self, x_nat, y_nat, internal, ext):
+        """Gaunt path on the e3nn layout with the compiled kernel (:func:`geomdl.o3.gaunt_kernel.gaunt_features`):
+        weights as one broadcast multiplication per operand, no column copies. ``[B, nat_out.dim]``."""
+        c = self.channels
+        nat2 = self.nat2
+        if self.mul2 != c:  # shared function (mul 1) -> one copy per channel
+            blocks, start = [], 0
+            for _, ir in nat2:
+                blocks.append(y_nat[:, start:start + ir.dim, None].expand(-1, ir.dim, c).transpose(1, 2).reshape(-1, c * ir.dim))
+                start += ir.dim
+            y_nat = torch.cat(blocks, dim=1)
+            nat2 = o3.Irreps([(c, ir) for _, ir in nat2])
+        w1 = self._degree_weight(self.nat1, self.lmax1, (internal[0], ext[0]), x_nat.dtype)
+        w2 = self._degree_weight(nat2, self.lmax2, (internal[1], ext[1]), x_nat.dtype)
+        scale = self.out_scale.to(x_nat.dtype).expand(c, -1)
+        w3 = self._degree_weight(self.nat_out, self.lmax_out, (scale, internal[2], ext[2]), x_nat.dtype)
+        a = x_nat if w1 is None else x_nat * w1
+        b = y_nat if w2 is None else y_nat * w2
+        z = gaunt_features(a, b, [(m, ir.l) for m, ir in self.nat1], [(m, ir.l) for m, ir in nat2],
+                           [(m, ir.l) for m, ir in self.nat_out])
+        return z * w3
 
     @staticmethod
     def _select(x, irreps, subset):
