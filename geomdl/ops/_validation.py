@@ -14,10 +14,11 @@ def check_tensor(x, name: str, *, dim: int | None = None, floating: bool = False
     return x
 
 
-def check_index(index, name: str, length: int, upper: int | None = None) -> torch.Tensor:
+def check_index(index, name: str, length: int, upper: int | None = None, *, values: bool = True) -> torch.Tensor:
     """Validate an integer index vector of ``length`` entries with values in ``[0, upper)``.
 
-    Returns it as int64. ``upper=None`` checks only for negative values.
+    Returns it as int64. ``upper=None`` checks only for negative values; ``values=False`` checks
+    only type, shape and length (for callers whose kernel checks the values in its own pass).
     """
     check_tensor(index, name, dim=1)
     if index.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
@@ -25,13 +26,19 @@ def check_index(index, name: str, length: int, upper: int | None = None) -> torc
     if index.numel() != length:
         raise ValueError(f"{name} must have {length} entries, got {index.numel()}")
     index = index.long()
+    if values:
+        check_index_values(index, name, upper)
+    return index
+
+
+def check_index_values(index: torch.Tensor, name: str, upper: int | None) -> None:
+    """ValueError naming ``name`` unless every entry of the int64 vector lies in ``[0, upper)``."""
     if index.numel():
         lo, hi = (int(v) for v in torch.aminmax(index))  # one pass over the index
         if lo < 0:
             raise ValueError(f"{name} has a negative entry ({lo}); entries must lie in [0, {upper if upper is not None else 'n'})")
         if upper is not None and hi >= upper:
             raise ValueError(f"{name} has an entry {hi} out of range: entries must lie in [0, {upper})")
-    return index
 
 
 def check_batch(batch, name: str, num_points: int, device) -> torch.Tensor:
@@ -52,8 +59,12 @@ def batch_to_ptr(batch: torch.Tensor, num_batches: int) -> torch.Tensor:
     return ptr
 
 
-def segment_inputs(src, index, dim: int, num_segments, *, floating: bool = False, size_name: str = "dim_size"):
+def segment_inputs(src, index, dim: int, num_segments, *, floating: bool = False, size_name: str = "dim_size",
+                   check_values: bool = True):
     """Shared checks of segment ops (scatter, segment_softmax).
+
+    ``check_values=False`` skips the pass over ``index`` that checks its range when
+    ``num_segments`` is given (the caller must check it, e.g. in its kernel's own pass).
 
     Returns ``(src2 [N, C], index [N] int64, dim (non-negative), num_segments, rest_shape)`` where
     ``src2`` is ``src`` with ``dim`` moved to the front and the other dimensions flattened.
@@ -67,7 +78,7 @@ def segment_inputs(src, index, dim: int, num_segments, *, floating: bool = False
     n = src.shape[dim]
     if num_segments is not None and (not isinstance(num_segments, int) or num_segments < 0):
         raise ValueError(f"{size_name} must be a non-negative int or None, got {num_segments!r}")
-    index = check_index(index, "index", n, num_segments)
+    index = check_index(index, "index", n, num_segments, values=check_values or num_segments is None)
     if index.device != src.device:
         raise ValueError(f"index is on {index.device} but src is on {src.device}")
     if num_segments is None:

@@ -25,15 +25,15 @@ from __future__ import annotations
 import torch
 
 from geomdl.ops._extension import extension_loaded, use_compiled
-from geomdl.ops._validation import segment_inputs
+from geomdl.ops._validation import check_index_values, segment_inputs
 
 REDUCTIONS = ("sum", "mean", "max", "min")
 
 
-def _prepare(src, index, dim, dim_size, reduce):
+def _prepare(src, index, dim, dim_size, reduce, check_values=True):
     if reduce not in REDUCTIONS:
         raise ValueError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
-    return segment_inputs(src, index, dim, dim_size)
+    return segment_inputs(src, index, dim, dim_size, check_values=check_values)
 
 
 def _finish(out2, dim, dim_size, rest):
@@ -57,10 +57,13 @@ def scatter(src: torch.Tensor, index: torch.Tensor, dim: int = 0, dim_size: int 
         ValueError: negative or out-of-range ``index`` entries, wrong lengths, unknown ``reduce``.
         TypeError: non-tensor arguments, non-integer ``index``.
     """
-    src2, index, dim, dim_size, rest = _prepare(src, index, dim, dim_size, reduce)
+    # The compiled kernel checks the range of `index` in its own pass over it (raising the same
+    # ValueError), so the values are checked here only for the reference.
+    src2, index, dim, dim_size, rest = _prepare(src, index, dim, dim_size, reduce, check_values=False)
     if use_compiled("scatter", src2, kernel="scatter_reduce"):
         out2, _ = torch.ops.geomdl.scatter_reduce(src2.contiguous(), index.contiguous(), dim_size, reduce)
     else:
+        check_index_values(index, "index", dim_size)
         out2 = _scatter_reference_2d(src2, index, dim_size, reduce)
     return _finish(out2, dim, dim_size, rest)
 
