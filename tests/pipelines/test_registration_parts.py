@@ -148,6 +148,21 @@ def test_rotation_and_translation_errors_match_known_values():
         rotation_error_deg(torch.eye(3), eye)
 
 
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(1e-3, 179.0))
+def test_rotation_error_ignores_rounding_of_the_ground_truth_and_is_accurate_for_small_angles(seed, deg):
+    """gt.log rotations carry ~7 digits (not exactly orthonormal): the plain arccos formula reported
+    0.4-0.8 deg between such a pose and itself. Both rotations are projected onto SO(3) first."""
+    gen = torch.Generator().manual_seed(seed)
+    gt = random_pose(gen)
+    rounded = torch.round(gt * 1e6) / 1e6 + 3e-5 * torch.randn(4, 4, generator=gen, dtype=torch.float64)  # |R^T R - I| ~ 1e-4
+    rounded[3] = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64)
+    assert rotation_error_deg(rounded, gt) < 0.02
+    axis = torch.nn.functional.normalize(torch.randn(3, generator=gen, dtype=torch.float64), dim=0)
+    turned = make_pose(axis_angle_to_matrix(axis * math.radians(deg)), torch.zeros(3, dtype=torch.float64)) @ gt
+    assert rotation_error_deg(turned, gt) == pytest.approx(deg, rel=1e-9, abs=1e-9)
+
+
 def test_correspondence_rmse_info_matrix_and_points_agree_for_pure_translation():
     # info = sum over points of [I, -[p]x; [p]x, -[p]x^2]-like blocks; for a pure translation only
     # the top-left block matters: rmse^2 = t^T I_tt t / I[0, 0] = |t|^2 when I_tt = c * Id.
