@@ -29,6 +29,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--basis-dim", type=int, default=32)
     parser.add_argument("--widening", type=int, default=2)
     parser.add_argument("--eval-every", type=int, default=10)
+    parser.add_argument("--weight-decay", type=float, default=1e-10, help="AdamW decoupled weight decay (default 1e-10, PONITA's)")
+    parser.add_argument("--test-rotations", type=int, default=8,
+                        help="also report the test MSE of predictions averaged over this many random rotations (0: off)")
+    parser.add_argument("--checkpoint", default="benchmarks/results/nbody.pt", help="where to save the trained model ('' = don't)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", default=str(CACHE), help="folder for the simulated data")
     parser.add_argument("--quick", action="store_true")
@@ -58,10 +62,18 @@ def run(args) -> list[dict]:
           f"layers={args.layers}, {count_parameters(model)} parameters")
     t0 = time.perf_counter()
     result = train_nbody(model, data["train"], data["val"], epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         time_budget=args.time_budget, eval_every=args.eval_every, seed=args.seed)
-    mse = evaluate_nbody(result["model"], test)
+                         weight_decay=args.weight_decay, time_budget=args.time_budget, eval_every=args.eval_every, seed=args.seed)
+    train_s = time.perf_counter() - t0
+    if args.checkpoint and not args.quick:
+        from geomdl.utils.io import atomic_torch_save
+
+        atomic_torch_save({"kind": "Ponita", "args": vars(args), "state_dict": result["model"].state_dict()}, args.checkpoint)
     epochs = len(result["epoch_times"])
-    rows.append({"model": "ponita", "params": count_parameters(model), "test_mse": mse, "epochs": epochs,
-                 "train_s": time.perf_counter() - t0, "epoch_s": sum(result["epoch_times"]) / epochs,
-                 "best_val_mse": min((h["val_mse"] for h in result["history"] if "val_mse" in h), default=None)})
+    common = {"params": count_parameters(model), "epochs": epochs, "train_s": train_s,
+              "epoch_s": sum(result["epoch_times"]) / epochs,
+              "best_val_mse": min((h["val_mse"] for h in result["history"] if "val_mse" in h), default=None)}
+    rows.append({"model": "ponita", "test_mse": evaluate_nbody(result["model"], test), **common})
+    if args.test_rotations:
+        mse = evaluate_nbody(result["model"], test, rotations=args.test_rotations, seed=args.seed)
+        rows.append({"model": f"ponita, {args.test_rotations} rotations averaged", "test_mse": mse, **common})
     return rows
