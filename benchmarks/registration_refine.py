@@ -34,6 +34,7 @@ VARIANTS = {  # name -> schedule of multiscale_icp, or a special key
     "tukey c2f (v, 2d) (v/2, d) (v/2, d/2)": ((1.0, 2.0, 0.5), (0.5, 1.0, 0.5), (0.5, 0.5, 0.5)),
     "symmetric (v)": "symmetric",
     "symmetric tukey (v)": "symmetric_tukey",
+    "plain (v) + symmetric tukey (v)": "plain+symmetric_tukey",
 }
 OPEN3D_VARIANTS = {
     "open3d point-to-plane (v)": ("p2l", ((1.0, 1.0),)),
@@ -123,8 +124,10 @@ def _refine(name, spec, src, tgt, coarse, voxel, result, gen):
         s = result.source_down
         keep = torch.randperm(s.shape[0], generator=gen)[:3000]  # the subset size of the torch ICP levels
         s_n = estimate_normals(s)[keep]  # normals from the whole grid
+        if spec.startswith("plain+"):
+            coarse = multiscale_icp(src, tgt, coarse, voxel, schedule=((1.0, 1.0, None),), generator=gen).pose
         return symmetric_icp(s[keep], s_n, result.target_down, estimate_normals(result.target_down), coarse, voxel,
-                             robust_scale=voxel / 2 if spec == "symmetric_tukey" else None)
+                             robust_scale=voxel / 2 if spec.endswith("symmetric_tukey") else None)
     return multiscale_icp(src, tgt, coarse, voxel, schedule=spec, generator=gen).pose
 
 

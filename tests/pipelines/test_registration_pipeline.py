@@ -88,15 +88,17 @@ def test_redkitchen_fragments_0_4(redkitchen):
 def test_redkitchen_geotransformer_demo_0_6(redkitchen):
     """Measured (``python -m benchmarks registration_refine --open3d``): every ICP variant tried (ours
     plain or Tukey-robust, on 5 or 2.5 cm grids; symmetric ICP; Open3D point-to-plane, Tukey or GICP
-    coarse to fine down to 1 cm), started at the estimate *or at the ground truth*, converges 0.7-1.6 deg
-    and 6.8-11 cm from gt.log on this pair, so RTE < 5 cm (the issue's target) is not a fixed point of
-    any refinement. Robust refinement (plain then Tukey, the default) measured RRE 0.98 deg, RTE 8.0 cm
-    (plain ICP: 1.5 deg, 11 cm); we pin RRE < 1.25 deg, RTE < 0.10 m and the 3DMatch RMSE criterion."""
+    coarse to fine down to 1 cm), started at the estimate *or at the ground truth*, ends 6.8-11 cm from
+    gt.log on this pair, except symmetric Tukey ICP started at the estimate, which stops in a shallower
+    local minimum ~2 cm from it (its own cost is lower ~6-8 cm away; it loses built-in pairs), so
+    RTE < 5 cm (the issue's target) is not a fixed point of refinement. The default (plain then Tukey)
+    measured RRE 0.79 deg, RTE 8.0 cm (plain ICP alone: RTE 11.1 cm); we pin RRE < 1.1 deg, RTE < 0.10 m
+    and the 3DMatch RMSE criterion."""
     assert torch.equal(redkitchen["gt_demo"], redkitchen["gt"][(0, 6)])
     result = register(redkitchen[6], redkitchen[0], voxel_size=0.05)
     m = registration_metrics(result.pose, redkitchen["gt"][(0, 6)], redkitchen["info"][(0, 6)])
     assert result.success, result.summary()
-    assert m["rre_deg"] < 1.25 and m["recall_ok"] and m["rte"] < 0.10, m
+    assert m["rre_deg"] < 1.1 and m["recall_ok"] and m["rte"] < 0.10, m
 
 
 def test_low_overlap_crop_is_flagged_or_correct(redkitchen):
