@@ -5,7 +5,7 @@ import platform
 
 HELP = "versions, device, compiled kernels and the active backend"
 
-OPS = ("scatter_reduce", "segment_softmax", "radius", "knn", "fps")
+OPS = ("scatter_reduce", "segment_softmax", "radius", "knn", "fps", "gaunt_columns")
 
 
 def add_arguments(parser) -> None:

@@ -232,7 +232,8 @@ def gaunt_product_columns(x1t: torch.Tensor, x2t: torch.Tensor, lmax_out: int) -
     [(lmax_out+1)^2, R]``, one column per (node, channel); ``method="dft"``, differentiable (any order).
 
     Same maths as :func:`gaunt_product` (``z[:, r] = gaunt_product(x1t[:, r], x2t[:, r])``) without the
-    transposes. ``R`` must match (no broadcasting); dtype float32/float64.
+    transposes; compiled kernel or reference by ``GEOMDL_KERNELS`` (:mod:`geomdl.o3.gaunt_kernel`).
+    ``R`` must match (no broadcasting); dtype float32/float64.
     """
     if x1t.dim() != 2 or x2t.dim() != 2 or x1t.shape[1] != x2t.shape[1]:
         raise ValueError(f"x1t and x2t must be [(L+1)^2, R] with the same R, got {tuple(x1t.shape)} and {tuple(x2t.shape)}")
@@ -265,8 +266,9 @@ def gaunt_product(x1: torch.Tensor, x2: torch.Tensor, lmax_out: int | None = Non
         lmax_out: highest output degree (default ``L1 + L2``, the full product).
         method: ``"fft"`` (zero-padded ``torch.fft.irfftn``/``rfftn`` on the full torus, the paper's
             algorithm), ``"dft"`` (the same transform with the DFTs as small GEMMs on the half torus, see
-            :mod:`geomdl.o3.gaunt_plans`) or ``"auto"`` (``"dft"``: measured faster on CPU, see the README).
-            Both are exact to rounding and give the same numbers.
+            :mod:`geomdl.o3.gaunt_plans`; on CPU it runs in the compiled kernel of :mod:`geomdl.o3.gaunt_kernel`
+            unless ``GEOMDL_KERNELS=reference``) or ``"auto"`` (``"dft"``: measured faster on CPU, see the
+            README). Both are exact to rounding and give the same numbers.
 
     Returns:
         ``z [..., (lmax_out+1)^2]`` with ``z_{l3 m3} = int f1 f2 Y_{l3 m3}`` (see the module docstring).

@@ -71,6 +71,10 @@ class GauntTensorProduct(nn.Module):
         parity: ``"natural"`` or ``"full"`` (see the module docstring).
         normalize: multiply degree ``l3`` of the output by ``n_l3`` (unit output variance).
         method: execution of the Gaunt product, see :func:`geomdl.o3.gaunt_product` (``"auto"`` = ``"dft"``).
+            With the compiled kernel (CPU, ``GEOMDL_KERNELS`` not ``reference``) ``"dft"`` reads and writes the
+            e3nn layout in place (:func:`geomdl.o3.gaunt_kernel.gaunt_features`, no column copies) and applies
+            the degree weights as one broadcast multiplication per operand; otherwise it goes through the
+            columns ``[(L+1)^2, B*C]`` and :func:`geomdl.o3.gaunt_product_columns` (the reference).
 
     Shapes: ``x [..., irreps_in1.dim]``, ``y [..., irreps_in2.dim]`` (leading dims broadcast), optional
     per-sample degree weights ``weight1 [..., C, L1+1]``, ``weight2 [..., C, L2+1]``, ``weight3 [..., C, Lo+1]``
