@@ -196,3 +196,15 @@ def test_errors():
     with pytest.raises(ValueError, match=r"x must be \[N, 6\]"):
         gaunt_features(torch.randn(2, 4), torch.randn(2, 6), [(2, 1)], [(2, 1)], [(2, 0)])
     assert feature_layout(((2, 0), (2, 2)), 2, 3).table[1:4, 0].tolist() == [-1, -1, -1]  # absent degree 1
+
+
+def test_opcheck_schema_and_fake_kernel():
+    from geomdl.o3.gaunt_kernel import column_layout
+
+    x1, x2 = torch.randn(9, 40, dtype=torch.float64), torch.randn(16, 40, dtype=torch.float64)
+    p = dft_plan(2, 3, 4, torch.float64, torch.device("cpu"))
+    (_, t1, f1), (_, t2, f2), (an, pr, _) = p.synth1, p.synth2, p.proj
+    lays = [column_layout(l, 40).table for l in (2, 3, 4)]
+    args = (x1, t1, f1, [x2], [t2], [f2], [an], [pr], lays, [0, 0, 0], [25 * 40], 40, 40)
+    res = torch.library.opcheck(torch.ops.geomdl.gaunt_columns.default, args, test_utils=("test_schema", "test_faketensor"))
+    assert set(res.values()) == {"SUCCESS"}
