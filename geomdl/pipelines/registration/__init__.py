@@ -19,13 +19,13 @@ from geomdl.pipelines.registration.metrics import (
     translation_error,
 )
 from geomdl.pipelines.registration.pipeline import METHODS, RegistrationResult, register
-from geomdl.pipelines.registration.refine import ICPResult, icp_point_to_plane
+from geomdl.pipelines.registration.refine import ICPResult, icp_point_to_plane, multiscale_icp
 
 __all__ = [
     "register", "RegistrationResult", "METHODS",
     "as_points", "voxel_downsample", "estimate_normals", "transform", "random_pose", "weighted_kabsch",
     "mutual_nearest_neighbors", "spectral_estimate", "ransac_open3d", "Estimate",
-    "icp_point_to_plane", "ICPResult",
+    "icp_point_to_plane", "multiscale_icp", "ICPResult",
     "rotation_error_deg", "translation_error", "correspondence_rmse", "inlier_ratio", "feature_match_recall",
     "registration_metrics",
     "read_point_cloud", "read_gt_log", "read_gt_info", "write_pose",
