@@ -9,6 +9,11 @@ over ``--test-rotations`` random rotations.
 
     python -m benchmarks ponita_3bpa --threads 1            # full recipe (1 h of training)
     python -m benchmarks ponita_3bpa --quick                # a smoke run (minutes)
+
+A second phase (a warm restart of the schedule) continues from a saved potential; the reported epochs
+and training time then include the first phase's:
+
+    python -m benchmarks ponita_3bpa --threads 1 --init benchmarks/results/ponita_3bpa.pt --lr 1e-3 --time-budget 1500
 """
 from __future__ import annotations
 
@@ -43,6 +48,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--checkpoint", default="benchmarks/results/ponita_3bpa.pt", help="where to save the trained potential")
     parser.add_argument("--no-baseline", action="store_true", help="skip the NequIP-style timing")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
+    parser.add_argument("--init", default=None,
+                        help="continue from a potential saved by --checkpoint (its model settings win over the CLI's)")
 
 
 def _time_per_epoch(model, frames, batch_size, n_train, repeats=3):
@@ -82,7 +89,19 @@ def run(args) -> list[dict]:
     numbers = sorted({int(z) for f in frames for z in f.z.tolist()})
     kwargs = dict(hidden=args.hidden, layers=args.layers, num_ori=args.num_ori, grid=args.grid, basis_dim=args.basis_dim,
                   widening=args.widening, radius=args.radius)
+    previous = {"epochs": 0, "train_s": 0.0}
+    if args.init:
+        saved = torch.load(args.init, weights_only=True)
+        if saved.get("kind") != "PonitaPotential":
+            raise ValueError(f"--init {args.init}: not a PonitaPotential checkpoint saved by this benchmark")
+        config = dict(saved["config"])
+        if sorted(config.pop("atomic_numbers")) != numbers:
+            raise ValueError(f"--init {args.init}: trained on other elements than {numbers}")
+        kwargs = config
+        previous = {k: saved.get(k, previous[k]) for k in previous}
     model = PonitaPotential(numbers, **kwargs)
+    if args.init:
+        model.load_state_dict(saved["state_dict"])
     print(f"3BPA: {len(train)} train / {len(test)} held-out frames; PONITA {kwargs}, {count_parameters(model)} parameters")
     rows = []
     if not args.no_baseline:
@@ -111,12 +130,15 @@ def run(args) -> list[dict]:
     train_s = time.perf_counter() - t0
     final = result["model"]
     if args.checkpoint and not args.quick:
-        atomic_torch_save({"kind": "PonitaPotential", "config": final.config, "state_dict": final.state_dict()}, args.checkpoint)
+        atomic_torch_save({"kind": "PonitaPotential", "config": final.config, "state_dict": final.state_dict(),
+                           "epochs": previous["epochs"] + len(result["epoch_times"]), "train_s": previous["train_s"] + train_s},
+                          args.checkpoint)
     plain = evaluate_potential(final, test)
     rotated = evaluate_potential(final, test, rotations=args.test_rotations)
     epochs_done = len(result["epoch_times"])
     for name, m in (("held-out", plain), (f"held-out, {args.test_rotations} rotations averaged", rotated)):
-        rows.append({"model": "ponita", "eval": name, "epochs": epochs_done, "train_s": train_s,
+        rows.append({"model": "ponita", "eval": name, "epochs": epochs_done, "train_s": train_s, "init": args.init,
+                     "previous_epochs": previous["epochs"], "previous_train_s": previous["train_s"],
                      "measured_epoch_s": sum(result["epoch_times"]) / epochs_done,
                      "forces_mae_meV_A": m["forces_mae"], "forces_rmse_meV_A": m["forces_rmse"],
                      "energy_mae_meV": m["energy_mae"], "energy_rmse_meV": m["energy_rmse"],
