@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch_geometric.data import Batch
 
+from geomdl.ops import scatter
 from geomdl.nn.apen import APEN, piecewise_equivariance_error, random_piecewise_motion
 from geomdl.pipelines.config import ConfigError, load_config
 from geomdl.pipelines.segmentation import PartSegmentationTask
@@ -40,8 +41,7 @@ def test_object_scenes_are_well_formed(seed, lo, extra, points, split):
         assert 0 <= int(d.y.min()) and int(d.y.max()) < 3
         # bounding spheres of different objects never overlap, whatever the arrangement
         centres = d.part_trans.double()
-        radius = torch.zeros(n_parts, dtype=torch.float64).index_reduce_(
-            0, d.part, (d.pos.double() - centres[d.part]).norm(dim=1), "amax", include_self=False)
+        radius = scatter((d.pos.double() - centres[d.part]).norm(dim=1), d.part, dim_size=n_parts, reduce="max")
         assert float(radius.max()) <= ds.object_radius[1] + 5 * ds.noise
         if n_parts > 1:
             off = ~torch.eye(n_parts, dtype=torch.bool)
