@@ -189,7 +189,7 @@ def test_model_trains_and_round_trips(tmp_path):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[-1] < losses[0]
     torch.save(model.state_dict(), tmp_path / "apen.pt")
     clone = APEN(num_classes=3, hidden=16, num_layers=3, initial_parts=16, sigmas=(0.1, 0.2))

@@ -14,7 +14,7 @@ def brute_force(x, y, bx, by, k, ignore_same_index):
         cands = [(float((y[i].double() - x[j].double()).pow(2).sum()), j) for j in range(x.shape[0])
                  if bx[j] == by[i] and not (ignore_same_index and i == j)]
         pairs += [(j, i) for _, j in sorted(cands)[:k]]
-    return torch.tensor(pairs, dtype=torch.long).T.reshape(2, -1)
+    return torch.tensor(pairs, dtype=torch.long).reshape(-1, 2).T.contiguous()
 
 
 @settings(max_examples=40, deadline=None)
