@@ -1,7 +1,7 @@
 """Registration metrics following the 3DMatch protocol (Zeng et al. 2017; Choi et al. 2015).
 
 * RRE (degrees): the angle of ``R_est^T R_gt``, ``arccos((tr(R_est^T R_gt) - 1) / 2)``, after projecting
-  both rotations onto SO(3) (:func:`nearest_rotation`) and evaluated as ``atan2(sin, cos)``: gt.log
+  both rotations onto SO(3) (:func:`geomdl.pipelines.metrics.nearest_rotation`) and evaluated as ``atan2(sin, cos)``: gt.log
   rotations are printed with ~7 digits and are not exactly orthonormal (redkitchen 0-6: det 0.99990,
   ``|R^T R - I|_max`` 7e-5), and the plain arccos formula then reports 0.43 / 0.70 / 0.82 deg between the
   ground truth of pairs 4-6 / 0-4 / 0-6 and *itself*. RTE: ``|t_est - t_gt|``.
@@ -18,30 +18,14 @@ import math
 
 import torch
 
+from geomdl.pipelines.metrics import rotation_error_deg as _rotation_error_deg
 from geomdl.pipelines.registration.geometry import check_pose, transform
 
 
-def nearest_rotation(matrix: torch.Tensor) -> torch.Tensor:
-    """The rotation closest to ``matrix [3, 3]`` in Frobenius norm: ``U diag(1, 1, det(U V^T)) V^T`` from
-    its SVD ``U S V^T`` (orthogonal Procrustes). Exact rotations are returned unchanged (to rounding)."""
-    u, _, vh = torch.linalg.svd(matrix.double())
-    d = torch.ones(3, dtype=torch.float64)
-    d[2] = torch.sign(torch.det(u @ vh))
-    return u @ torch.diag(d) @ vh
-
-
 def rotation_error_deg(pose: torch.Tensor, gt: torch.Tensor) -> float:
-    """Relative rotation error (RRE) in degrees between two ``[4, 4]`` poses.
-
-    With ``R = P(R_pose)^T P(R_gt)`` (``P`` = :func:`nearest_rotation`), the angle
-    ``atan2(|vee(R - R^T)| / 2, (tr R - 1) / 2)`` (accurate for small angles, unlike ``arccos``).
-    """
-    pose, gt = check_pose(pose, "pose"), check_pose(gt, "gt")
-    rel = nearest_rotation(pose[:3, :3]).T @ nearest_rotation(gt[:3, :3])
-    skew = rel - rel.T
-    sin = float(torch.stack([skew[2, 1], skew[0, 2], skew[1, 0]]).norm()) / 2
-    cos = (float(rel.trace()) - 1) / 2
-    return math.degrees(math.atan2(sin, cos))
+    """Relative rotation error (RRE) in degrees between two ``[4, 4]`` poses, both rotations projected onto
+    SO(3) first (:func:`geomdl.pipelines.metrics.rotation_error_deg`)."""
+    return float(_rotation_error_deg(check_pose(pose, "pose"), check_pose(gt, "gt")))
 
 
 def translation_error(pose: torch.Tensor, gt: torch.Tensor) -> float:
