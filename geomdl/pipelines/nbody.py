@@ -26,6 +26,15 @@ def nbody_inputs(data: dict, index: torch.Tensor):
     return pos.reshape(s * n, 3), scalars, vel.reshape(s * n, 1, 3), batch, data["target"][index].reshape(s * n, 3)
 
 
+def flip_charge_signs(scalars: torch.Tensor, batch: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Flip the sign of every charge (column 0 of ``scalars [N, 2]``) of a random half of the systems
+    in ``batch [N]`` (each system keeps or flips all its charges together); the other columns are kept."""
+    if batch.numel() == 0:
+        return scalars
+    sign = torch.randint(0, 2, (int(batch.max()) + 1,), generator=generator).to(scalars.dtype) * 2 - 1
+    return torch.cat([scalars[:, :1] * sign[batch, None], scalars[:, 1:]], 1)
+
+
 def predict(model, pos, scalars, vel, batch):
     """``x + dx`` with ``dx`` the model's first vector output, ``[N, 3]``."""
     _, vectors = model(pos, scalars, vel, batch=batch)
@@ -70,11 +79,15 @@ def evaluate_nbody(model, data: dict, batch_size: int = 500, rotations: int = 0,
 
 
 def train_nbody(model, train: dict, val: dict | None = None, *, epochs: int = 1000, batch_size: int = 100, lr: float = 1e-3,
-                weight_decay: float = 1e-10, time_budget: float | None = None, rotate: bool = True, eval_every: int = 10,
-                seed: int = 0, log=print) -> dict:
+                weight_decay: float = 1e-10, time_budget: float | None = None, rotate: bool = True,
+                flip_charges: bool = True, eval_every: int = 10, seed: int = 0, log=print) -> dict:
     """Adam (+ decoupled weight decay), linear warm-up over one epoch then cosine decay (per step, or
     over the elapsed fraction of ``time_budget`` seconds), random rotations of each batch, the best
-    validation model kept. Returns ``{"model", "history", "epoch_times"}``."""
+    validation model kept. Returns ``{"model", "history", "epoch_times"}``.
+
+    ``flip_charges`` flips the sign of all charges of a random half of the systems in each batch: the
+    Coulomb forces depend only on the products ``q_i q_j``, so ``q -> -q`` leaves every trajectory (and
+    the target) unchanged, an exact symmetry of the task the model is not built to respect."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     num = train["pos"].shape[0]
@@ -96,6 +109,8 @@ def train_nbody(model, train: dict, val: dict | None = None, *, epochs: int = 10
         running = 0.0
         for k in range(0, num, batch_size):
             pos, sc, vel, batch, target = nbody_inputs(train, perm[k:k + batch_size])
+            if flip_charges:
+                sc = flip_charge_signs(sc, batch, gen)
             if rotate:
                 rot = random_rotation_matrix("SO3", gen, pos.dtype)
                 pos, vel, target = pos @ rot.T, vel @ rot.T, target @ rot.T

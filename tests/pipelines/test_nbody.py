@@ -6,7 +6,7 @@ import torch
 from geomdl.datasets.functional import random_rotation_matrix
 from geomdl.datasets.nbody import nbody_split, simulate_charged_systems
 from geomdl.nn.ponita import Ponita
-from geomdl.pipelines.nbody import evaluate_nbody, nbody_inputs, predict_rotation_averaged, train_nbody
+from geomdl.pipelines.nbody import evaluate_nbody, flip_charge_signs, nbody_inputs, predict_rotation_averaged, train_nbody
 
 
 def test_simulation_conserves_momentum_and_is_seeded():
@@ -17,6 +17,42 @@ def test_simulation_conserves_momentum_and_is_seeded():
     p = a["vel"].sum(axis=2)
     np.testing.assert_allclose(p[:, 0], p[:, -1], atol=1e-9)
     assert set(np.unique(a["charges"])) <= {-1.0, 1.0}
+
+
+def test_flipping_all_charges_leaves_the_trajectory_unchanged(monkeypatch):
+    """The symmetry behind the charge-flip augmentation: forces depend on q_i q_j only."""
+    import geomdl.datasets.nbody as nb
+
+    real = np.random.default_rng
+
+    class FlippedCharges:  # the same generator, but every drawn charge negated
+        def __init__(self, seed):
+            self._rng = real(seed)
+
+        def choice(self, *args, **kwargs):
+            return -self._rng.choice(*args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self._rng, name)
+
+    a = simulate_charged_systems(4, frames=3, sample_every=50, seed=3)
+    monkeypatch.setattr(nb.np.random, "default_rng", FlippedCharges)
+    b = simulate_charged_systems(4, frames=3, sample_every=50, seed=3)
+    np.testing.assert_array_equal(b["charges"], -a["charges"])
+    np.testing.assert_array_equal(a["loc"], b["loc"])
+    np.testing.assert_array_equal(a["vel"], b["vel"])
+
+
+def test_flip_charge_signs_flips_whole_systems_only():
+    data = nbody_split("val", 40, None, progress=False)
+    _, sc, _, batch, _ = nbody_inputs(data, torch.arange(40))
+    out = flip_charge_signs(sc, batch, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out[:, 1:], sc[:, 1:])  # speeds untouched
+    ratio = (out[:, 0] / sc[:, 0]).reshape(40, 5)
+    assert set(ratio.unique().tolist()) == {-1.0, 1.0}
+    assert (ratio == ratio[:, :1]).all()  # one sign per system
+    assert 5 < int((ratio[:, 0] < 0).sum()) < 35
+    assert flip_charge_signs(sc[:0], batch[:0]).shape == (0, 2)
 
 
 def test_split_cache_roundtrip_and_corrupt_file(tmp_path):
@@ -63,5 +99,8 @@ def test_short_training_beats_the_untrained_model():
     model = _tiny_model()
     before = evaluate_nbody(model, train)
     out = train_nbody(model, train, train, epochs=6, batch_size=8, lr=3e-3, eval_every=3, log=None)
+    plain = train_nbody(_tiny_model(), train, None, epochs=1, batch_size=8, flip_charges=False, log=None)
+    flipped = train_nbody(_tiny_model(), train, None, epochs=1, batch_size=8, flip_charges=True, log=None)
+    assert plain["history"][0]["train_mse"] != flipped["history"][0]["train_mse"]  # the augmentation acts
     assert len(out["history"]) == 6 and "val_mse" in out["history"][2]
     assert evaluate_nbody(out["model"], train) < before
