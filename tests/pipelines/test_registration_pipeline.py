@@ -99,6 +99,24 @@ def test_redkitchen_geotransformer_demo_0_6(redkitchen):
     m = registration_metrics(result.pose, redkitchen["gt"][(0, 6)], redkitchen["info"][(0, 6)])
     assert result.success, result.summary()
     assert m["rre_deg"] < 1.1 and m["recall_ok"] and m["rte"] < 0.10, m
+    # Why RTE < 5 cm is out of reach: the fragments' own geometry fits our pose better than gt.log's. On the
+    # source points within 5 cm of the target under both poses (~7000), the closest-point RMSE is 1.52 cm at
+    # our pose and 1.90 cm at the ground truth (38 % vs 33 % of all source points within 2 cm), while those
+    # points sit ~5 cm apart between the two poses.
+    from geomdl.ops.neighbors import knn
+
+    def closest_distance(pose):
+        target, pose = redkitchen[0].double(), pose.double()
+        moved = redkitchen[6].double() @ pose[:3, :3].T + pose[:3, 3]
+        j, i = knn(target, moved, 1)
+        return (moved[i] - target[j]).norm(dim=1)
+
+    ours, truth = closest_distance(result.pose), closest_distance(redkitchen["gt"][(0, 6)])
+    common = (ours < 0.05) & (truth < 0.05)
+    assert common.sum() > 5000
+    rmse_ours, rmse_truth = ours[common].pow(2).mean().sqrt(), truth[common].pow(2).mean().sqrt()
+    assert rmse_ours < 0.9 * rmse_truth, (float(rmse_ours), float(rmse_truth))
+    assert (ours < 0.02).float().mean() > (truth < 0.02).float().mean()
 
 
 def test_low_overlap_crop_is_flagged_or_correct(redkitchen):
