@@ -32,6 +32,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--weight-decay", type=float, default=1e-10, help="AdamW decoupled weight decay (default 1e-10, PONITA's)")
     parser.add_argument("--no-flip-charges", action="store_true",
                         help="train without the charge-flip augmentation (q -> -q of whole systems, an exact symmetry)")
+    parser.add_argument("--ema", type=float, default=None, help="validate and keep an EMA of the weights with this decay (e.g. 0.999)")
     parser.add_argument("--test-rotations", type=int, default=8,
                         help="also report the test MSE of predictions averaged over this many random rotations (0: off)")
     parser.add_argument("--checkpoint", default="benchmarks/results/nbody.pt", help="where to save the trained model ('' = don't)")
@@ -64,7 +65,7 @@ def run(args) -> list[dict]:
           f"layers={args.layers}, {count_parameters(model)} parameters")
     t0 = time.perf_counter()
     result = train_nbody(model, data["train"], data["val"], epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         weight_decay=args.weight_decay, flip_charges=not args.no_flip_charges,
+                         weight_decay=args.weight_decay, flip_charges=not args.no_flip_charges, ema_decay=args.ema,
                          time_budget=args.time_budget, eval_every=args.eval_every, seed=args.seed)
     train_s = time.perf_counter() - t0
     if args.checkpoint and not args.quick:

@@ -13,6 +13,7 @@ import time
 import torch
 
 from geomdl.datasets.functional import random_rotation_matrix
+from geomdl.pipelines.ema import ModelEMA
 
 
 def nbody_inputs(data: dict, index: torch.Tensor):
@@ -80,14 +81,18 @@ def evaluate_nbody(model, data: dict, batch_size: int = 500, rotations: int = 0,
 
 def train_nbody(model, train: dict, val: dict | None = None, *, epochs: int = 1000, batch_size: int = 100, lr: float = 1e-3,
                 weight_decay: float = 1e-10, time_budget: float | None = None, rotate: bool = True,
-                flip_charges: bool = True, eval_every: int = 10, seed: int = 0, log=print) -> dict:
+                flip_charges: bool = True, ema_decay: float | None = None, eval_every: int = 10, seed: int = 0,
+                log=print) -> dict:
     """Adam (+ decoupled weight decay), linear warm-up over one epoch then cosine decay (per step, or
     over the elapsed fraction of ``time_budget`` seconds), random rotations of each batch, the best
     validation model kept. Returns ``{"model", "history", "epoch_times"}``.
 
     ``flip_charges`` flips the sign of all charges of a random half of the systems in each batch: the
     Coulomb forces depend only on the products ``q_i q_j``, so ``q -> -q`` leaves every trajectory (and
-    the target) unchanged, an exact symmetry of the task the model is not built to respect."""
+    the target) unchanged, an exact symmetry of the task the model is not built to respect.
+    ``ema_decay`` (e.g. 0.999) validates and returns an exponential moving average of the weights
+    (:class:`~geomdl.pipelines.ema.ModelEMA`) instead of the raw weights."""
+    ema = ModelEMA(model, ema_decay) if ema_decay else None
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     num = train["pos"].shape[0]
@@ -95,6 +100,9 @@ def train_nbody(model, train: dict, val: dict | None = None, *, epochs: int = 10
     total = epochs * steps_per_epoch
     start, step = time.perf_counter(), 0
     best, best_mse, history, epoch_times = None, float("inf"), [], []
+
+    def averaged():  # the weights that are validated and returned
+        return ema.module if ema is not None else model
 
     def lr_at(step):
         if step < steps_per_epoch:
@@ -120,21 +128,22 @@ def train_nbody(model, train: dict, val: dict | None = None, *, epochs: int = 10
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if ema is not None:
+                ema.update(model)
             running += float(loss.detach()) * target.shape[0]
             step += 1
         epoch_times.append(time.perf_counter() - t0)
         entry = {"epoch": epoch + 1, "train_mse": running / (num * train["pos"].shape[1]), "time_s": epoch_times[-1]}
         spent = time_budget is not None and time.perf_counter() - start >= time_budget
         if val is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs or spent):
-            entry["val_mse"] = evaluate_nbody(model, val)
+            entry["val_mse"] = evaluate_nbody(averaged(), val)
             if entry["val_mse"] < best_mse:
-                best_mse, best = entry["val_mse"], copy.deepcopy(model.state_dict())
+                best_mse, best = entry["val_mse"], copy.deepcopy(averaged().state_dict())
         history.append(entry)
         if log is not None:
             log("  ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.items()))
         if spent:
             break
-    if best is not None:
-        model.load_state_dict(best)
+    model.load_state_dict(best if best is not None else averaged().state_dict())
     model.eval()
     return {"model": model, "history": history, "epoch_times": epoch_times}

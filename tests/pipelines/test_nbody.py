@@ -99,8 +99,24 @@ def test_short_training_beats_the_untrained_model():
     model = _tiny_model()
     before = evaluate_nbody(model, train)
     out = train_nbody(model, train, train, epochs=6, batch_size=8, lr=3e-3, eval_every=3, log=None)
+    assert len(out["history"]) == 6 and "val_mse" in out["history"][2]
+    assert evaluate_nbody(out["model"], train) < before
+
+
+def test_charge_flip_changes_training():
+    train = nbody_split("train", 32, None, progress=False)
     plain = train_nbody(_tiny_model(), train, None, epochs=1, batch_size=8, flip_charges=False, log=None)
     flipped = train_nbody(_tiny_model(), train, None, epochs=1, batch_size=8, flip_charges=True, log=None)
     assert plain["history"][0]["train_mse"] != flipped["history"][0]["train_mse"]  # the augmentation acts
-    assert len(out["history"]) == 6 and "val_mse" in out["history"][2]
-    assert evaluate_nbody(out["model"], train) < before
+
+
+def test_ema_weights_are_validated_and_returned():
+    from geomdl.pipelines.ema import ModelEMA
+
+    train = nbody_split("train", 16, None, progress=False)
+    raw = train_nbody(_tiny_model(), train, None, epochs=2, batch_size=8, lr=1e-2, log=None)["model"]
+    averaged = train_nbody(_tiny_model(), train, None, epochs=2, batch_size=8, lr=1e-2, ema_decay=0.9, log=None)["model"]
+    # same seed, same steps: only the returned weights differ; the EMA after 4 steps is not the raw model
+    assert any(not torch.equal(a, b) for a, b in zip(raw.parameters(), averaged.parameters()))
+    with pytest.raises(ValueError, match="decay"):
+        ModelEMA(_tiny_model(), 1.5)
