@@ -9,11 +9,7 @@
 // first maximal index only when it beats the running maximum. Large clouds are split between the
 // threads (one barrier per selected point, per-thread maxima reduced identically by every thread);
 // small clouds are sampled one per thread.
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#elif defined(__GNUC__) && defined(__FP_FAST_FMA)
-#pragma GCC optimize("fp-contract=off")
-#endif
+#include "common/no_fma.h"  // rounded like fps_reference: no FMA contraction
 
 #include <omp.h>
 #include <torch/all.h>

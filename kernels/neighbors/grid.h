@@ -13,11 +13,7 @@
 #pragma once
 
 // The distance must be rounded like the reference: no fused multiply-add contraction.
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#elif defined(__GNUC__) && defined(__FP_FAST_FMA)
-#pragma GCC optimize("fp-contract=off")
-#endif
+#include "common/no_fma.h"
 
 #include <torch/all.h>
 
