@@ -19,7 +19,7 @@ def run(out_dir: pathlib.Path, quick: bool) -> dict:
     src, tgt, pose = partial_pair(scene, 1.0, 0.6, noise=0.005, outlier_fraction=0.05, generator=gen)
     shape = synthetic_shape(2000 if quick else 5000, generator=gen)
     shape_pose = random_pose(gen, max_translation=2.0)
-    problems = {"scene": (src, tgt, pose, 0.05), "shape": (transform(shape, shape_pose), shape, torch.linalg.inv(shape_pose), 0.08)}
+    problems = {"scene": (src, tgt, pose, 0.03), "shape": (transform(shape, shape_pose), shape, torch.linalg.inv(shape_pose), 0.08)}
     out = {}
     for name, (s, t, gt, voxel) in problems.items():
         result = register(s, t, voxel_size=voxel)
