@@ -10,10 +10,13 @@ over ``--test-rotations`` random rotations.
     python -m benchmarks ponita_3bpa --threads 1            # full recipe (1 h of training)
     python -m benchmarks ponita_3bpa --quick                # a smoke run (minutes)
 
-A second phase (a warm restart of the schedule) continues from a saved potential; the reported epochs
-and training time then include the first phase's:
+Later phases (warm restarts of the schedule) continue from the saved potential; the reported epochs
+and training time then include the earlier phases'. The measured recipe (README, PONITA) is three phases,
+514 epochs and 4.0 h of training in all, ending at a held-out force MAE of 14.9 meV/A:
 
-    python -m benchmarks ponita_3bpa --threads 1 --init benchmarks/results/ponita_3bpa.pt --lr 1e-3 --time-budget 1500
+    python -m benchmarks ponita_3bpa --threads 1 --time-budget 5400
+    python -m benchmarks ponita_3bpa --threads 1 --no-baseline --init benchmarks/results/ponita_3bpa.pt --lr 1e-3 --time-budget 1200
+    python -m benchmarks ponita_3bpa --threads 1 --no-baseline --init benchmarks/results/ponita_3bpa.pt --lr 2e-3 --time-budget 7700
 """
 from __future__ import annotations
 
