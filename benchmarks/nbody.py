@@ -1,7 +1,7 @@
 """PONITA on the charged 5-particle N-body forecasting task (data simulated by geomdl, EGNN setting):
 test MSE of positions 1000 steps ahead, beside the linear baselines measured on the same data.
 
-    python -m benchmarks nbody --threads 1                  # 3000/2000/2000 systems, 35 min of training
+    python -m benchmarks nbody --threads 1                  # 3000/2000/2000 systems, O=16, 35 min of training
     python -m benchmarks nbody --quick                      # smoke run
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--num-ori", type=int, default=12)
+    parser.add_argument("--num-ori", type=int, default=16, help="orientations of the repulsion grid (default 16)")
     parser.add_argument("--basis-dim", type=int, default=32)
     parser.add_argument("--widening", type=int, default=2)
     parser.add_argument("--eval-every", type=int, default=10)
