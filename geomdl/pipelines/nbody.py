@@ -92,6 +92,8 @@ def train_nbody(model, train: dict, val: dict | None = None, *, epochs: int = 10
     the target) unchanged, an exact symmetry of the task the model is not built to respect.
     ``ema_decay`` (e.g. 0.999) validates and returns an exponential moving average of the weights
     (:class:`~geomdl.pipelines.ema.ModelEMA`) instead of the raw weights."""
+    if ema_decay is not None and not 0 <= ema_decay < 1:
+        raise ValueError(f"ema_decay must be in [0, 1) or None, got {ema_decay!r}")
     ema = ModelEMA(model, ema_decay) if ema_decay else None
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -144,6 +146,9 @@ def train_nbody(model, train: dict, val: dict | None = None, *, epochs: int = 10
             log("  ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.items()))
         if spent:
             break
-    model.load_state_dict(best if best is not None else averaged().state_dict())
+    if best is not None:
+        model.load_state_dict(best)
+    elif ema is not None:  # no validation: return the averaged weights
+        model.load_state_dict(ema.module.state_dict())
     model.eval()
     return {"model": model, "history": history, "epoch_times": epoch_times}
