@@ -103,7 +103,7 @@ def test_redkitchen_geotransformer_demo_0_6(redkitchen):
     # source points within 5 cm of the target under both poses (~7000), the closest-point RMSE is 1.52 cm at
     # our pose and 1.90 cm at the ground truth (38 % vs 33 % of all source points within 2 cm), while those
     # points sit ~5 cm apart between the two poses.
-    from geomdl.ops.neighbors import knn
+    from geomdl.ops import knn
 
     def closest_distance(pose):
         target, pose = redkitchen[0].double(), pose.double()
