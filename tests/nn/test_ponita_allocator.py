@@ -1,6 +1,6 @@
 """geomdl.utils.allocator.keep_freed_memory: a PONITA force-training step stops page-faulting its
 multi-MB tensors in (glibc). Without it the step below takes ~15 000-24 000 minor page faults
-(measured on the dev machine for the step below: ~8 000); with it a few hundred at most."""
+(measured on the dev machine for the step below: ~8 000); with it a few hundred, at most ~1000 in a busy full-suite process."""
 import resource
 import sys
 
@@ -24,12 +24,14 @@ def test_keep_freed_memory_stops_page_faults_of_a_training_step():
         out = model(z.repeat(4), pos, batch, 4, create_graph=True)
         out["forces"].pow(2).mean().backward()
 
-    for _ in range(2):
+    for _ in range(4):  # warm-up: the heap reaches its peak, thread pools and caches start
         step()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(2):
+    for _ in range(4):
         step()
-    assert (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 2 < 1000
+    # a fresh-clone CI run once measured ~1000 per step here (the rest of the process counts too): the
+    # bound sits 5x below the ~10 500 a step takes without the setting (measured), 2x above that noise
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 4 < 2000
 
 
 def test_keep_freed_memory_rejects_bad_top_pad():
