@@ -41,7 +41,7 @@ def assert_kernel_matches_reference(op, reference, *args, atol: float | None = N
         floats = [i for i, (a, b) in enumerate(zip(oa, ob)) if a.is_floating_point() and a.requires_grad]
         if floats:
             gen = torch.Generator().manual_seed(0)
-            weights = [torch.randn(oa[i].shape, generator=gen, dtype=oa[i].dtype) for i in floats]
+            weights = [torch.randn(oa[i].shape, generator=gen, dtype=oa[i].dtype).to(oa[i].device) for i in floats]
             ins = [i for i, a in enumerate(la) if isinstance(a, torch.Tensor) and a.requires_grad]
             ga = torch.autograd.grad(sum((oa[i] * w).sum() for i, w in zip(floats, weights)), [la[i] for i in ins], allow_unused=True)
             gb = torch.autograd.grad(sum((ob[i] * w).sum() for i, w in zip(floats, weights)), [lb[i] for i in ins], allow_unused=True)
