@@ -6,7 +6,10 @@ for any reason, the install still succeeds and geomdl runs on its pure-PyTorch
 reference implementations (``geomdl info`` says which backend is active).
 
 CUDA sources (``kernels/**/*.cu``) are compiled only when torch was built with CUDA
-and ``nvcc`` is available (or ``GEOMDL_FORCE_CUDA=1``).
+and ``nvcc`` is available (or ``GEOMDL_FORCE_CUDA=1``); ``TORCH_CUDA_ARCH_LIST`` picks the
+GPU architectures (default: those of the visible GPUs). ``GEOMDL_STRICT_BUILD=1`` makes a
+failing extension build fail the install (used on GPU machines, where a silent fallback
+would hide a broken CUDA build).
 
 Install without build isolation so that the extension is compiled against the torch
 that will import it::
@@ -64,19 +67,25 @@ def _extension_config():
             py_limited_api=True,
         )
 
+    strict = os.environ.get("GEOMDL_STRICT_BUILD", "0") == "1"
+
     class TolerantBuildExt(BuildExtension):
-        """Build the extension, but never fail the install because of it."""
+        """Build the extension, but never fail the install because of it (unless GEOMDL_STRICT_BUILD=1)."""
 
         def run(self):
             try:
                 super().run()
             except Exception as exc:  # compiler missing or failing
+                if strict:
+                    raise
                 _warn(f"building geomdl._C failed: {exc}")
 
         def build_extension(self, ext):
             try:
                 super().build_extension(ext)
             except Exception as exc:
+                if strict:
+                    raise
                 _warn(f"building {ext.name} failed: {exc}")
 
     return [ext], {"build_ext": TolerantBuildExt.with_options(use_ninja=True)}

@@ -4,6 +4,8 @@ side by side mean anything).
 
     python -m benchmarks ops                 # 2 threads: 1e6 x 64 scatter, 1e5-point graphs, fps 1e5 -> 1e3
     python -m benchmarks ops --quick         # tiny sizes (smoke run)
+    python -m benchmarks ops --device cuda   # the CUDA kernels vs torch / torch_scatter / torch_cluster / PyG
+                                             # on the GPU (benchmarks/ops_cuda.py)
 
 Every peer's result is checked against geomdl's BEFORE it is timed (same sums / same edge sets /
 same samples); a peer that disagrees is reported as such. ``vs_geomdl`` = peer median / geomdl median
@@ -30,6 +32,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--neighbors", type=float, default=32.0, help="mean neighbours per point for radius_graph")
     parser.add_argument("--k", type=int, default=16)
     parser.add_argument("--only", choices=["scatter", "radius", "knn", "fps"], nargs="*", help="run only these parts")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda (see benchmarks/ops_cuda.py)")
+    parser.add_argument("--radius-points", type=int, default=1_000_000, help="points for radius_graph on CUDA")
+    parser.add_argument("--slow", type=float, default=2.0, help="CUDA: peers slower than this (s/call) are timed once")
 
 
 def _optional(name):
@@ -284,6 +289,11 @@ def _fps(table, quick):
 
 def run(args) -> list[dict]:
     from geomdl import ops
+
+    if getattr(args, "device", "cpu") != "cpu":
+        from benchmarks.ops_cuda import run_cuda
+
+        return run_cuda(args)
 
     if not (ops.has_kernel("radius") and ops.has_kernel("scatter_reduce")):
         raise SystemExit(f"the compiled kernels are not loaded: {ops.extension_error()}")

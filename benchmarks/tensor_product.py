@@ -7,7 +7,16 @@ inputs and the output, ``N`` nodes, float32, the same batch for every peer. Peer
   half-torus GEMM execution of the 2D-Fourier algorithm), e3nn ``mul_ir`` layout in and out;
 * ``gaunt_fft``: the same layer with ``method="fft"`` (zero-padded ``torch.fft`` 2D transforms);
 * ``e3nn``: ``o3.TensorProduct`` with one "uuu" instruction per allowed path (for natural parity these
-  are exactly the even ``l1+l2+l3`` paths, the ones the Gaunt product has), one weight per path and channel.
+  are exactly the even ``l1+l2+l3`` paths, the ones the Gaunt product has), one weight per path and channel;
+* ``cueq`` (only with ``--second single``): cuEquivariance's ``ChannelWiseTensorProduct`` on the same paths
+  (``C x (0..L)`` times ``1 x (0..L)``, outputs filtered to the natural-parity degrees ``0..L``, one weight
+  per path; it returns each path's output block unsummed). Its default method: the CUDA kernel where
+  ``cuequivariance-ops-torch`` is installed, else its naive PyTorch path.
+
+``--second full`` (default): ``y`` has ``C`` channels like ``x`` (e3nn "uuu"). ``--second single``: ``y`` has
+one channel shared by all channels of ``x`` (e3nn "uvu" with ``v = 1``; the usual features-times-spherical-
+harmonics product of message passing), the form cuEquivariance's channelwise product computes.
+``--device cuda`` runs every peer on the GPU (timings CUDA-synchronised).
 
 Before timing, each ``L`` checks on 4 nodes that the Gaunt layer equals e3nn with path weights
 ``c(l1,l2,l3) n_l3`` and no normalisation (the CG <-> Gaunt relation). Timings: median of repeats after a
@@ -24,7 +33,7 @@ import torch
 from benchmarks.timing import measure
 
 HELP = "Gaunt tensor product vs e3nn TensorProduct (uuu), C channels, degrees 0..L, N nodes"
-PEERS = ("gaunt", "gaunt_fft", "e3nn")
+PEERS = ("gaunt", "gaunt_fft", "e3nn", "cueq")
 
 
 def add_arguments(parser) -> None:
@@ -35,7 +44,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--slow-repeats", type=int, default=1, help="repeats for calls slower than 2 s")
-    parser.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated subset of {PEERS}")
+    parser.add_argument("--peers", default="gaunt,gaunt_fft,e3nn", help=f"comma-separated subset of {PEERS}")
+    parser.add_argument("--second", choices=("full", "single"), default="full",
+                        help="y with C channels (uuu, default) or with one channel (uvu, v=1; needed by cueq)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--e3nn-lmax", type=int, default=None, help="largest L timed for e3nn (default --lmax)")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -46,51 +58,69 @@ def _irreps(channels: int, lmax: int):
     return o3.Irreps([(channels, (l, (-1) ** l)) for l in range(lmax + 1)])
 
 
-def _e3nn_tp(irreps, gaunt_weights: bool):
+def _e3nn_tp(irreps, gaunt_weights: bool, irreps2=None):
+    """e3nn ``TensorProduct`` on the Gaunt paths: "uuu" (``irreps2`` None or equal) or "uvu" with ``v = 1``."""
     from e3nn import o3
 
     from geomdl.nn.tensor_products.gaunt import output_normalization
     from geomdl.o3 import gaunt_cg_constant
 
+    irreps2 = irreps if irreps2 is None else irreps2
+    mode = "uuu" if irreps2 == irreps else "uvu"
     ins, weights = [], []
     ls = sorted({ir.l for _, ir in irreps})
     norm = output_normalization(ls, ls, ls)
     for i, (_, a) in enumerate(irreps):
-        for j, (_, b) in enumerate(irreps):
+        for j, (_, b) in enumerate(irreps2):
             for k, (mul, c) in enumerate(irreps):
                 if c in a * b:
-                    ins.append((i, j, k, "uuu", True))
+                    ins.append((i, j, k, mode, True))
                     weights.append(torch.full((mul,), gaunt_cg_constant(a.l, b.l, c.l) * float(norm[c.l])))
     if gaunt_weights:
-        tp = o3.TensorProduct(irreps, irreps, irreps, ins, irrep_normalization="none", path_normalization="none")
+        tp = o3.TensorProduct(irreps, irreps2, irreps, ins, irrep_normalization="none", path_normalization="none")
         with torch.no_grad():
             tp.weight.copy_(torch.cat(weights))
         return tp
-    return o3.TensorProduct(irreps, irreps, irreps, ins)
+    return o3.TensorProduct(irreps, irreps2, irreps, ins)
 
 
-def _check(lmax: int, channels: int) -> float:
+def _cueq_tp(channels: int, lmax: int, device):
+    """cuEquivariance's channelwise product ``C x (0..L)`` times ``1 x (0..L)`` on the natural-parity paths."""
+    import cuequivariance as cue
+    import cuequivariance_torch as cuet
+
+    ir1 = cue.Irreps("O3", [(channels, (l, (-1) ** l)) for l in range(lmax + 1)])
+    ir2 = cue.Irreps("O3", [(1, (l, (-1) ** l)) for l in range(lmax + 1)])
+    keep = [cue.O3(l, (-1) ** l) for l in range(lmax + 1)]
+    return cuet.ChannelWiseTensorProduct(ir1, ir2, keep, layout=cue.mul_ir, shared_weights=True, internal_weights=True,
+                                         device=device)
+
+
+def _check(lmax: int, channels: int, single: bool = False) -> float:
     """Relative difference Gaunt layer vs e3nn (Gaunt path weights) on 4 nodes, float64."""
     from geomdl.nn import GauntTensorProduct
 
     irreps = _irreps(channels, lmax)
+    irreps2 = _irreps(1, lmax) if single else irreps
     with torch.no_grad():
-        ref = _e3nn_tp(irreps, gaunt_weights=True).double()
-        ours = GauntTensorProduct(irreps, irreps, irreps).double()
+        ref = _e3nn_tp(irreps, gaunt_weights=True, irreps2=irreps2).double()
+        ours = GauntTensorProduct(irreps, irreps2, irreps).double()
         g = torch.Generator().manual_seed(1)
         x = torch.randn(4, irreps.dim, generator=g, dtype=torch.float64)
-        y = torch.randn(4, irreps.dim, generator=g, dtype=torch.float64)
+        y = torch.randn(4, irreps2.dim, generator=g, dtype=torch.float64)
         a, b = ours(x, y), ref(x, y)
     return float((a - b).norm() / b.norm())
 
 
-def _time(fn, repeats: int, slow_repeats: int) -> dict:
+def _time(fn, repeats: int, slow_repeats: int, device=None) -> dict:
     t0 = time.perf_counter()
     fn()  # warm-up (plans, codegen caches)
+    if device is not None and str(device).startswith("cuda"):
+        torch.cuda.synchronize()
     first = time.perf_counter() - t0
     if first > 2.0:
-        return measure(fn, repeats=slow_repeats, warmup=0)
-    return measure(fn, repeats=repeats, warmup=1)
+        return measure(fn, repeats=slow_repeats, warmup=0, device=device)
+    return measure(fn, repeats=repeats, warmup=1, device=device)
 
 
 def _fit(points: list[tuple[int, float]]) -> float | None:
@@ -123,20 +153,35 @@ def run(args) -> list[dict]:
         if not degrees or min(degrees) < 1:
             raise ValueError(f"--ls must be comma-separated positive ints, got {args.ls!r}")
     e3nn_lmax = max(degrees) if args.e3nn_lmax is None else args.e3nn_lmax
+    device = torch.device(getattr(args, "device", "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: torch sees no CUDA device")
+    single = getattr(args, "second", "full") == "single"
+    if "cueq" in peers and not single:
+        raise ValueError("--peers cueq needs --second single (cuEquivariance's channelwise product takes a "
+                         "one-channel second operand)")
     rows, times = [], {}
     for L in tqdm(degrees, desc="tensor_product L", unit="L"):
         irreps = _irreps(args.channels, L)
-        check = _check(L, 2)
+        irreps2 = _irreps(1, L) if single else irreps
+        check = _check(L, 2, single)
         g = torch.Generator().manual_seed(args.seed + L)
-        x = torch.randn(args.nodes, irreps.dim, generator=g)
-        y = torch.randn(args.nodes, irreps.dim, generator=g)
+        x = torch.randn(args.nodes, irreps.dim, generator=g).to(device)
+        y = torch.randn(args.nodes, irreps2.dim, generator=g).to(device)
         modules = {}
         if "gaunt" in peers:
-            modules["gaunt"] = GauntTensorProduct(irreps, irreps, irreps)
+            modules["gaunt"] = GauntTensorProduct(irreps, irreps2, irreps)
         if "gaunt_fft" in peers:
-            modules["gaunt_fft"] = GauntTensorProduct(irreps, irreps, irreps, method="fft")
+            modules["gaunt_fft"] = GauntTensorProduct(irreps, irreps2, irreps, method="fft")
         if "e3nn" in peers and L <= e3nn_lmax:
-            modules["e3nn"] = _e3nn_tp(irreps, gaunt_weights=False)
+            modules["e3nn"] = _e3nn_tp(irreps, gaunt_weights=False, irreps2=irreps2)
+        if "cueq" in peers:
+            try:
+                modules["cueq"] = _cueq_tp(args.channels, L, device)
+            except ImportError as exc:
+                rows.append({"L": L, "peer": "cueq", "pass": "-", "median_ms": None,
+                             "note": f"not installed ({exc}); pip install cuequivariance-torch"[:120]})
+        modules = {name: mod.to(device) for name, mod in modules.items()}
         found = {}
         for name, mod in modules.items():
             xs, ys = x.clone().requires_grad_(), y.clone().requires_grad_()
@@ -149,16 +194,20 @@ def run(args) -> list[dict]:
                 mod(xs, ys).pow(2).sum().backward()
 
             for pass_name, fn in (("forward", fwd), ("forward+backward", fwd_bwd)):
-                m = _time(fn, repeats, args.slow_repeats)
+                m = _time(fn, repeats, args.slow_repeats, device)
                 found[(name, pass_name)] = m["median_ms"]
                 times.setdefault((name, pass_name), []).append((L, m["median_ms"]))
                 rows.append({"L": L, "peer": name, "pass": pass_name, "median_ms": m["median_ms"], "iqr_ms": m["iqr_ms"],
-                             "repeats": m["repeats"], "check_rel_err": check})
+                             "repeats": m["repeats"], "check_rel_err": check, "device": str(device),
+                             "second": "single" if single else "full"})
                 tqdm.write(f"L={L} {name} {pass_name}: {m['median_ms']:.1f} ms (iqr {m['iqr_ms']:.1f}, n={m['repeats']})")
         for r in rows:
-            if r["L"] == L:
+            if r["L"] == L and r.get("median_ms"):
                 ref = found.get(("e3nn", r["pass"]))
                 r["speedup_vs_e3nn"] = ref / r["median_ms"] if ref else None
+                ref = found.get(("cueq", r["pass"]))
+                if ref:
+                    r["speedup_vs_cueq"] = ref / r["median_ms"]
     for (name, pass_name), pts in sorted(times.items()):
         rows.append({"L": "fit L>=1", "peer": name, "pass": pass_name, "exponent": _fit(pts)})
         rows.append({"L": "fit L>=4", "peer": name, "pass": pass_name, "exponent": _fit([p for p in pts if p[0] >= 4])})

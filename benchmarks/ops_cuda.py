@@ -1,0 +1,234 @@
+"""GPU part of the ops benchmark (``python -m benchmarks ops --device cuda``): geomdl's CUDA kernels against
+torch native ops, torch_scatter, torch_cluster and PyG, all measured in ONE run on one GPU.
+
+    python -m benchmarks ops --device cuda            # full sizes (an H100 takes about 2 min)
+    python -m benchmarks ops --device cuda --quick    # small sizes (smoke run)
+
+Parts (``--only``):
+
+* ``scatter``: scatter-sum of ``src [N, C]`` float32 into ``S`` segments, index sorted and random; the achieved
+  memory bandwidth ``(N*C*4 + N*8 + S*C*4) / t`` (read src and index, write out) is reported as a fraction of a
+  device-to-device ``copy_`` measured in the same run (bytes read + written) -- issue 11 asks for >= 70 %;
+  also scatter-max and segment softmax;
+* ``radius``: ``radius_graph`` on ``--radius-points`` uniform points (default 1e6, ~``--neighbors`` each);
+* ``knn``: ``knn_graph`` on 1e5 points, ``k = --k``;
+* ``fps``: farthest point sampling, 16 clouds of 1e4 points, ratio 0.1.
+
+Every peer's result is checked against geomdl's before it is timed (``agrees``); ``vs_geomdl`` = peer median /
+geomdl median (> 1: geomdl is faster). Peers that take longer than ``--slow`` seconds per call are timed once.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+
+import torch
+
+from benchmarks.timing import measure
+
+
+def _optional(name):
+    try:
+        return importlib.import_module(name)
+    except Exception:  # not installed or broken build
+        return None
+
+
+def _edge_key(edges: torch.Tensor, n: int) -> torch.Tensor:
+    return torch.sort(edges[1].long() * n + edges[0].long()).values
+
+
+class _Table:
+    def __init__(self, repeats: int, slow: float, device):
+        self.rows, self.repeats, self.slow, self.device = [], repeats, slow, device
+
+    def time(self, op, impl, fn, agrees="yes", geomdl=False, extra=None):
+        first = measure(fn, repeats=1, warmup=1, device=self.device)
+        t = first if first["median_ms"] > self.slow * 1e3 else measure(fn, repeats=self.repeats, warmup=1,
+                                                                        device=self.device, min_time=0.2)
+        row = {"op": op, "impl": impl, "median_ms": t["median_ms"], "iqr_ms": t["iqr_ms"], "repeats": t["repeats"],
+               "vs_geomdl": 1.0 if geomdl else None, "agrees": agrees}
+        if not geomdl:
+            base = next((r for r in self.rows if r["op"] == op and r["vs_geomdl"] == 1.0), None)
+            if base is not None:
+                row["vs_geomdl"] = t["median_ms"] / base["median_ms"]
+        row.update(extra or {})
+        self.rows.append(row)
+        return row
+
+    def skip(self, op, impl, why):
+        self.rows.append({"op": op, "impl": impl, "median_ms": None, "vs_geomdl": None, "agrees": why})
+
+    def attempt(self, op, impl, fn, check):
+        """Time a peer after checking its result with ``check(result) -> "yes"/"NO ..."``; a peer that raises
+        is reported as failed rather than ending the benchmark."""
+        try:
+            agrees = check(fn())
+        except Exception as exc:  # API differences between peer versions, out of memory, ...
+            self.skip(op, impl, f"failed: {type(exc).__name__}: {exc}"[:120])
+            torch.cuda.empty_cache()
+            return
+        self.time(op, impl, fn, agrees=agrees)
+
+
+def _bandwidth(device, nbytes: int = 1 << 30) -> float:
+    """Device-to-device copy bandwidth in bytes/s (bytes read + bytes written)."""
+    a = torch.empty(nbytes // 4, device=device)
+    b = torch.empty_like(a)
+    t = measure(lambda: b.copy_(a), repeats=20, warmup=3, device=device)
+    del a, b
+    return 2 * nbytes / (t["median_ms"] * 1e-3)
+
+
+def _compiled(fn):
+    from geomdl import ops
+
+    def run():
+        with ops.use_backend("compiled"):
+            return fn()
+    return run
+
+
+def _scatter(table, device, quick, bw):
+    from geomdl import ops
+
+    ts = _optional("torch_scatter")
+    pyg_utils = _optional("torch_geometric.utils")
+    n, c, s = (400_000, 64, 10_000) if quick else (4_000_000, 64, 100_000)
+    gen = torch.Generator(device=device).manual_seed(0)
+    src = torch.randn(n, c, device=device, generator=gen)
+    for order in ("sorted", "random"):
+        index = torch.randint(0, s, (n,), device=device, generator=gen)
+        if order == "sorted":
+            index = index.sort().values
+        op = f"scatter_sum {n:.0e}x{c}->{s:.0e} ({order} index)"
+        want = _compiled(lambda: ops.scatter(src, index, dim_size=s))()
+
+        def agree(out, want=want):
+            return "yes" if torch.allclose(out, want, atol=1e-3, rtol=1e-4) else "NO"
+
+        row = table.time(op, "geomdl (CUDA)", _compiled(lambda index=index: ops.scatter(src, index, dim_size=s)),
+                         geomdl=True)
+        moved = n * c * 4 + n * 8 + s * c * 4
+        row["GB_per_s"] = moved / (row["median_ms"] * 1e-3) / 1e9
+        row["fraction_of_copy_bw"] = moved / (row["median_ms"] * 1e-3) / bw
+        idx2 = index.unsqueeze(1).expand(-1, c)
+        table.attempt(op, "torch index_add_", lambda index=index: torch.zeros(s, c, device=device).index_add_(0, index, src), agree)
+        table.attempt(op, "torch scatter_reduce_", lambda idx2=idx2: torch.zeros(s, c, device=device).scatter_reduce_(
+            0, idx2, src, "sum", include_self=True), agree)
+        if ts is not None:
+            table.attempt(op, "torch_scatter.scatter", lambda index=index: ts.scatter(src, index, dim=0, dim_size=s), agree)
+            if order == "sorted":
+                table.attempt(op, "torch_scatter.segment_coo", lambda index=index: ts.segment_coo(src, index, dim_size=s), agree)
+        else:
+            table.skip(op, "torch_scatter", "not installed")
+        if pyg_utils is not None:
+            table.attempt(op, "PyG utils.scatter", lambda index=index: pyg_utils.scatter(src, index, 0, dim_size=s), agree)
+
+    index = torch.randint(0, s, (n,), device=device, generator=gen)
+    op = f"scatter_max {n:.0e}x{c}->{s:.0e} (random index)"
+    want = _compiled(lambda: ops.scatter(src, index, dim_size=s, reduce="max"))()
+    table.time(op, "geomdl (CUDA)", _compiled(lambda: ops.scatter(src, index, dim_size=s, reduce="max")), geomdl=True)
+
+    def agree_max(out):
+        return "yes" if torch.equal(out, want) else "NO"
+
+    idx2 = index.unsqueeze(1).expand(-1, c)
+    table.attempt(op, "torch scatter_reduce_ amax", lambda: torch.zeros(s, c, device=device).scatter_reduce_(
+        0, idx2, src, "amax", include_self=False), agree_max)
+    if ts is not None:
+        table.attempt(op, "torch_scatter.scatter_max", lambda: ts.scatter_max(src, index, dim=0, dim_size=s)[0], agree_max)
+
+    op = f"segment_softmax {n:.0e}x{c}, {s:.0e} segments"
+    want = _compiled(lambda: ops.segment_softmax(src, index, s))()
+    table.time(op, "geomdl (CUDA)", _compiled(lambda: ops.segment_softmax(src, index, s)), geomdl=True)
+    if pyg_utils is not None:
+        table.attempt(op, "PyG utils.softmax", lambda: pyg_utils.softmax(src, index, num_nodes=s),
+                      lambda out: "yes" if torch.allclose(out, want, atol=1e-5, rtol=1e-4) else "NO")
+
+
+def _radius(table, device, n, neighbors, max_num):
+    from geomdl import ops
+
+    tc = _optional("torch_cluster")
+    r = (neighbors / (n * 4.0 / 3.0 * math.pi)) ** (1.0 / 3.0)
+    gen = torch.Generator(device=device).manual_seed(1)
+    pos = torch.rand(n, 3, device=device, generator=gen)
+    want = _compiled(lambda: ops.radius_graph(pos, r, max_num_neighbors=max_num))()
+    deg = int(torch.bincount(want[1], minlength=n).max())
+    op = f"radius_graph {n:.0e} pts r={r:.4f} ({want.shape[1] / n:.1f} nbrs, max {deg})"
+    key = _edge_key(want, n)
+
+    def agree(e):
+        return "yes" if e.shape == want.shape and torch.equal(_edge_key(e, n), key) else "NO"
+
+    table.time(op, "geomdl (CUDA)", _compiled(lambda: ops.radius_graph(pos, r, max_num_neighbors=deg)), geomdl=True)
+    if tc is not None:
+        table.attempt(op, "torch_cluster.radius_graph", lambda: tc.radius_graph(pos, r, max_num_neighbors=deg, loop=False), agree)
+    else:
+        table.skip(op, "torch_cluster", "not installed")
+    pyg_pool = _optional("torch_geometric.pool")
+    if pyg_pool is not None and hasattr(pyg_pool, "radius_graph"):
+        table.attempt(op, "PyG pool.radius_graph", lambda: pyg_pool.radius_graph(pos, r, max_num_neighbors=deg), agree)
+
+
+def _knn(table, device, n, k):
+    from geomdl import ops
+
+    tc = _optional("torch_cluster")
+    gen = torch.Generator(device=device).manual_seed(2)
+    pos = torch.rand(n, 3, device=device, generator=gen)
+    op = f"knn_graph {n:.0e} pts k={k}"
+    want = _compiled(lambda: ops.knn_graph(pos, k))()
+    key = _edge_key(want, n)
+
+    def agree(e):
+        return "yes" if e.shape == want.shape and torch.equal(_edge_key(e, n), key) else "NO (ties or a different set)"
+
+    table.time(op, "geomdl (CUDA)", _compiled(lambda: ops.knn_graph(pos, k)), geomdl=True)
+    if tc is not None:
+        table.attempt(op, "torch_cluster.knn_graph", lambda: tc.knn_graph(pos, k, loop=False), agree)
+    else:
+        table.skip(op, "torch_cluster", "not installed")
+
+
+def _fps(table, device, clouds, points, ratio):
+    from geomdl import ops
+
+    tc = _optional("torch_cluster")
+    gen = torch.Generator(device=device).manual_seed(3)
+    pos = torch.rand(clouds * points, 3, device=device, generator=gen)
+    batch = torch.arange(clouds, device=device).repeat_interleave(points)
+    op = f"fps {clouds} clouds x {points:.0e} pts, ratio {ratio}"
+    want = _compiled(lambda: ops.fps(pos, batch, ratio=ratio))()
+    table.time(op, "geomdl (CUDA)", _compiled(lambda: ops.fps(pos, batch, ratio=ratio)), geomdl=True)
+    if tc is not None:
+        table.attempt(op, "torch_cluster.fps", lambda: tc.fps(pos, batch, ratio=ratio, random_start=False),
+                      lambda got: "yes" if torch.equal(got, want) else "NO (near-ties in float32 can pick differently)")
+    else:
+        table.skip(op, "torch_cluster", "not installed")
+
+
+def run_cuda(args) -> list[dict]:
+    from geomdl import ops
+
+    if not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device")
+    device = torch.device(args.device)
+    missing = [op for op in ("scatter_reduce", "segment_softmax", "radius", "knn", "fps") if not ops.has_kernel(op, "cuda")]
+    if missing:
+        raise SystemExit(f"geomdl has no CUDA kernel for {missing}: {ops.extension_error() or 'built without CUDA'}")
+    table = _Table(args.repeats, args.slow, device)
+    bw = _bandwidth(device)
+    table.rows.append({"op": "device copy_ 1 GiB", "impl": torch.cuda.get_device_name(device), "GB_per_s": bw / 1e9,
+                       "agrees": "-"})
+    parts = args.only or ["scatter", "radius", "knn", "fps"]
+    if "scatter" in parts:
+        _scatter(table, device, args.quick, bw)
+    if "radius" in parts:
+        _radius(table, device, 100_000 if args.quick else args.radius_points, args.neighbors, 10**4)
+    if "knn" in parts:
+        _knn(table, device, 20_000 if args.quick else 100_000, args.k)
+    if "fps" in parts:
+        _fps(table, device, 4 if args.quick else 16, 2_000 if args.quick else 10_000, 0.1)
+    return table.rows
