@@ -1,4 +1,5 @@
-"""The compiled Gaunt product (``geomdl::gaunt_columns``, ``kernels/gaunt/gaunt_cpu.cpp``).
+"""The compiled Gaunt product (``geomdl::gaunt_columns``: ``kernels/gaunt/gaunt_cpu.cpp``, and
+``kernels/gaunt/gaunt_cuda.cu`` for CUDA tensors when the extension is built with CUDA).
 
 The kernel runs the same half-torus algorithm as the pure-PyTorch reference
 (:func:`geomdl.o3.gaunt_product._gaunt_columns_reference`) with the same plan tables
@@ -39,8 +40,9 @@ class Layout(NamedTuple):
 
 
 def use_kernel(x: torch.Tensor) -> bool:
-    """True when the compiled kernel runs for tensors like ``x`` (CPU, float32/float64, extension loaded,
-    ``GEOMDL_KERNELS`` not ``reference``); warns once when ``auto`` falls back to the reference."""
+    """True when the compiled kernel runs for tensors like ``x`` (a device with a kernel: CPU, or CUDA in a CUDA
+    build; float32/float64; extension loaded; ``GEOMDL_KERNELS`` not ``reference``); warns once when ``auto``
+    falls back to the reference."""
     return use_compiled(OP, x, kernel=KERNEL)
 
 
