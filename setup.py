@@ -52,7 +52,7 @@ def _extension_config():
             sources + cuda_sources,
             include_dirs=[os.path.join(ROOT, "kernels")],
             define_macros=define_macros,
-            extra_compile_args={"cxx": extra_cxx, "nvcc": ["-O3", "-std=c++17"]},
+            extra_compile_args={"cxx": extra_cxx, "nvcc": ["-O3"]},
             extra_link_args=["-fopenmp"],
             py_limited_api=True,
         )
