@@ -10,11 +10,12 @@ from __future__ import annotations
 import torch
 
 from geomdl.ops._extension import extension_loaded, use_compiled
-from geomdl.ops._validation import segment_inputs
+from geomdl.ops._validation import check_index_values, segment_inputs
 
 
-def _prepare(src, index, num_segments, dim):
-    src2, index, dim, num_segments, rest = segment_inputs(src, index, dim, num_segments, floating=True, size_name="num_segments")
+def _prepare(src, index, num_segments, dim, check_values=True):
+    src2, index, dim, num_segments, rest = segment_inputs(src, index, dim, num_segments, floating=True,
+                                                          size_name="num_segments", check_values=check_values)
     return src2, index, num_segments, dim, rest
 
 
@@ -30,10 +31,13 @@ def segment_softmax(src: torch.Tensor, index: torch.Tensor, num_segments: int | 
     Returns:
         tensor of the shape of ``src``; entries of each segment sum to 1 per channel.
     """
-    src2, index, num_segments, dim, rest = _prepare(src, index, num_segments, dim)
+    # The compiled kernels check the range of `index` in their own pass over it (raising the same
+    # ValueError), so the values are checked here only for the reference (one host sync fewer on CUDA).
+    src2, index, num_segments, dim, rest = _prepare(src, index, num_segments, dim, check_values=False)
     if use_compiled("segment_softmax", src2):
         out = torch.ops.geomdl.segment_softmax(src2.contiguous(), index.contiguous(), num_segments)
     else:
+        check_index_values(index, "index", num_segments)
         out = _segment_softmax_reference_2d(src2, index, num_segments)
     return out.reshape(src2.shape[:1] + tuple(rest)).movedim(0, dim)
 
