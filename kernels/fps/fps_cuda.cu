@@ -109,6 +109,7 @@ __global__ void __launch_bounds__(kBlock) fps_kernel(const scalar_t* __restrict_
       bi = lane < kWarps ? s_i[lane] : INT_MAX;
       warp_argmax(bv, bi);
       if (lane == 0) {
+        if (bi >= n) bi = cur;  // every distance NaN (non-finite input; the Python wrapper rejects it): stay in bounds
         s_cur = bi;
         o[t] = base + bi;
       }
@@ -130,8 +131,10 @@ void launch_fps(const at::Tensor& pos, const at::Tensor& jobs, int64_t njobs, in
   size_t smem = 0;
   if (use_smem) {
     smem = static_cast<size_t>(bytes);
+    // Per-kernel attribute shared by all host threads: set the cap to the largest size any call uses
+    // (opt-in maximum less the 2 KiB kept for the static arrays), never to this call's size.
     if (smem > 48 * 1024)
-      C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+      C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, optin - 2048));
   } else {
     gdist = at::empty({pos.size(0)}, pos.options().dtype(at::kDouble));
     gptr = gdist.data_ptr<double>();

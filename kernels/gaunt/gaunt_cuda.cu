@@ -631,7 +631,11 @@ at::Tensor host_layout(const at::Tensor& layout, int64_t node_stride, int64_t ro
 template <typename S, int T>
 void launch(const Params<S>& p, int64_t smem_bytes, int device) {
   auto kernel = gaunt_columns_kernel<S, T>;
-  C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_bytes)));
+  // The cap is a per-kernel attribute shared by all host threads: raise it to the device's opt-in maximum
+  // (never lower it to this call's size, which could fail a concurrent launch needing more).
+  int smem_optin = 0;
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_optin));
   int per_sm = 0, sms = 0;
   C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, static_cast<size_t>(smem_bytes)));
   C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
