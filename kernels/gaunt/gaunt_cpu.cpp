@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/checks.h"
+#include "gaunt/gaunt_host.h"
 #include "gaunt/gaunt_task.h"
 
 namespace geomdl {
@@ -55,31 +56,11 @@ bool use_avx2() {
 #endif
 }
 
-// Source rows of a degree-L column array in the block kernel's order: (v, m=+v / m=-v, parity of
-// l + v, l) -- l = v, v+2, ... then l = v+1, v+3, ... -- i.e. a permutation of the (L+1)^2 rows.
-std::vector<int64_t> row_order(int64_t L) {
-  std::vector<int64_t> order;
-  order.reserve((L + 1) * (L + 1));
-  for (int64_t v = 0; v <= L; ++v)
-    for (int64_t s = 0; s < (v > 0 ? 2 : 1); ++s)
-      for (int64_t par = 0; par < 2; ++par)
-        for (int64_t l = v + par; l <= L; l += 2) order.push_back(l * l + l + (s ? -v : v));
-  return order;
-}
-
 void check_synthesis(const at::Tensor& theta, const at::Tensor& phi, int64_t L, int64_t J, int64_t K,
                      const at::Tensor& like, const char* name) {
   GEOMDL_CHECK_CPU(theta);
   GEOMDL_CHECK_CPU(phi);
-  GEOMDL_CHECK_CONTIGUOUS(theta);
-  GEOMDL_CHECK_CONTIGUOUS(phi);
-  TORCH_CHECK(theta.scalar_type() == like.scalar_type() && phi.scalar_type() == like.scalar_type(),
-              name, ": tables must have the dtype of the columns");
-  TORCH_CHECK(theta.dim() == 4 && theta.size(0) == L + 1 && theta.size(1) == 2 && theta.size(2) == J &&
-                  theta.size(3) == L + 1,
-              name, ": theta must be [L+1, 2, J, L+1] = [", L + 1, ", 2, ", J, ", ", L + 1, "], got ", theta.sizes());
-  TORCH_CHECK(phi.dim() == 3 && phi.size(0) == 2 && phi.size(1) == K && phi.size(2) == L + 1, name,
-              ": phi must be [2, K, L+1] = [2, ", K, ", ", L + 1, "], got ", phi.sizes());
+  check_table_shapes(theta, phi, L, J, K, like, name);
 }
 
 // Checks the layout [rows, 2] (offset, channel stride) of an operand with `numel` elements and fills op.
@@ -87,16 +68,7 @@ void set_operand(Operand& op, const at::Tensor& layout, int64_t node_stride, int
                  int64_t nodes, int64_t C, const char* name) {
   GEOMDL_CHECK_CPU(layout);
   GEOMDL_CHECK_CONTIGUOUS(layout);
-  TORCH_CHECK(layout.scalar_type() == at::kLong && layout.dim() == 2 && layout.size(0) == rows && layout.size(1) == 2,
-              name, ": layout must be int64 [", rows, ", 2], got ", layout.sizes());
-  TORCH_CHECK(node_stride >= 0, name, ": node stride must be >= 0");
-  const int64_t* l = layout.data_ptr<int64_t>();
-  for (int64_t i = 0; i < rows; ++i) {
-    const int64_t off = l[2 * i], cs = l[2 * i + 1];
-    TORCH_CHECK(off >= -1 && cs >= 0, name, ": layout row ", i, " has offset ", off, " and channel stride ", cs);
-    TORCH_CHECK(off < 0 || nodes == 0 || off + (nodes - 1) * node_stride + (C - 1) * cs < numel, name, ": layout row ", i,
-                " addresses past the ", numel, " elements of the tensor");
-  }
+  check_layout(layout, node_stride, rows, numel, nodes, C, name);
   op.node_stride = node_stride;
 }
 

@@ -38,6 +38,7 @@
 
 #include "common/checks.h"
 #include "common/cuda_utils.cuh"
+#include "gaunt/gaunt_host.h"
 
 namespace geomdl {
 namespace gaunt {
@@ -582,31 +583,11 @@ __global__ void __launch_bounds__(kThreads) gaunt_columns_kernel(const Params<S>
 // ----------------------------------------------------------------------------------------------
 // Host side.
 
-// Rows of a degree-L operand in the kernel's order (v, s, parity of l - v, l), as SH rows l^2 + l + m
-// (the same permutation as the CPU kernel's row_order).
-std::vector<int64_t> row_order(int64_t L) {
-  std::vector<int64_t> order;
-  order.reserve((L + 1) * (L + 1));
-  for (int64_t v = 0; v <= L; ++v)
-    for (int64_t s = 0; s < (v > 0 ? 2 : 1); ++s)
-      for (int64_t par = 0; par < 2; ++par)
-        for (int64_t l = v + par; l <= L; l += 2) order.push_back(l * l + l + (s ? -v : v));
-  return order;
-}
-
 void check_synthesis(const at::Tensor& theta, const at::Tensor& phi, int64_t L, int64_t J, int64_t K,
                      const at::Tensor& like, const char* name) {
   TORCH_CHECK(theta.device() == like.device() && phi.device() == like.device(), name,
               ": tables must be on the device of the columns (", like.device(), ")");
-  GEOMDL_CHECK_CONTIGUOUS(theta);
-  GEOMDL_CHECK_CONTIGUOUS(phi);
-  TORCH_CHECK(theta.scalar_type() == like.scalar_type() && phi.scalar_type() == like.scalar_type(),
-              name, ": tables must have the dtype of the columns");
-  TORCH_CHECK(theta.dim() == 4 && theta.size(0) == L + 1 && theta.size(1) == 2 && theta.size(2) == J &&
-                  theta.size(3) == L + 1,
-              name, ": theta must be [L+1, 2, J, L+1] = [", L + 1, ", 2, ", J, ", ", L + 1, "], got ", theta.sizes());
-  TORCH_CHECK(phi.dim() == 3 && phi.size(0) == 2 && phi.size(1) == K && phi.size(2) == L + 1, name,
-              ": phi must be [2, K, L+1] = [2, ", K, ", ", L + 1, "], got ", phi.sizes());
+  check_table_shapes(theta, phi, L, J, K, like, name);
 }
 
 // The layout [rows, 2] (offset, channel stride) of an operand with `numel` elements, as a contiguous
@@ -614,17 +595,8 @@ void check_synthesis(const at::Tensor& theta, const at::Tensor& phi, int64_t L, 
 // the CPU kernel checks it.
 at::Tensor host_layout(const at::Tensor& layout, int64_t node_stride, int64_t rows, int64_t numel, int64_t nodes,
                        int64_t C, const char* name) {
-  TORCH_CHECK(layout.scalar_type() == at::kLong && layout.dim() == 2 && layout.size(0) == rows && layout.size(1) == 2,
-              name, ": layout must be int64 [", rows, ", 2], got ", layout.sizes());
-  TORCH_CHECK(node_stride >= 0, name, ": node stride must be >= 0");
   at::Tensor h = layout.cpu().contiguous();
-  const int64_t* l = h.data_ptr<int64_t>();
-  for (int64_t i = 0; i < rows; ++i) {
-    const int64_t off = l[2 * i], cs = l[2 * i + 1];
-    TORCH_CHECK(off >= -1 && cs >= 0, name, ": layout row ", i, " has offset ", off, " and channel stride ", cs);
-    TORCH_CHECK(off < 0 || nodes == 0 || off + (nodes - 1) * node_stride + (C - 1) * cs < numel, name, ": layout row ", i,
-                " addresses past the ", numel, " elements of the tensor");
-  }
+  check_layout(h, node_stride, rows, numel, nodes, C, name);
   return h;
 }
 

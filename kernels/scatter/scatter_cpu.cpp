@@ -25,19 +25,10 @@
 #include <vector>
 
 #include "common/checks.h"
+#include "scatter/reduce.h"
 
 namespace geomdl {
 namespace {
-
-enum class Reduce { Sum, Mean, Max, Min };
-
-Reduce parse_reduce(const std::string& r) {
-  if (r == "sum") return Reduce::Sum;
-  if (r == "mean") return Reduce::Mean;
-  if (r == "max") return Reduce::Max;
-  if (r == "min") return Reduce::Min;
-  TORCH_CHECK(false, "reduce must be one of sum, mean, max, min; got ", r);
-}
 
 // Segment boundaries per thread: bounds[t]..bounds[t+1] is owned by thread t.
 std::vector<int64_t> balance_segments(const std::vector<int64_t>& counts, int64_t N, int T) {

@@ -51,19 +51,10 @@
 #include <type_traits>
 
 #include "common/cuda_utils.cuh"
+#include "scatter/reduce.h"
 
 namespace geomdl {
 namespace {
-
-enum class Reduce { Sum, Mean, Max, Min };
-
-Reduce parse_reduce(const std::string& r) {
-  if (r == "sum") return Reduce::Sum;
-  if (r == "mean") return Reduce::Mean;
-  if (r == "max") return Reduce::Max;
-  if (r == "min") return Reduce::Min;
-  TORCH_CHECK(false, "reduce must be one of sum, mean, max, min; got ", r);
-}
 
 constexpr int kBlock = 256;    // threads per block of the run kernels (8 warps)
 constexpr int kUnroll = 4;     // warp steps whose loads are issued together
