@@ -19,23 +19,12 @@ geomdl median (> 1: geomdl is faster). Peers that take longer than ``--slow`` se
 """
 from __future__ import annotations
 
-import importlib
 import math
 
 import torch
 
+from benchmarks.ops import _edge_key, _optional
 from benchmarks.timing import measure
-
-
-def _optional(name):
-    try:
-        return importlib.import_module(name)
-    except Exception:  # not installed or broken build
-        return None
-
-
-def _edge_key(edges: torch.Tensor, n: int) -> torch.Tensor:
-    return torch.sort(edges[1].long() * n + edges[0].long()).values
 
 
 class _Table:

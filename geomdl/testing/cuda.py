@@ -12,11 +12,6 @@ import torch
 from geomdl.ops._extension import extension_error, extension_loaded, has_kernel
 
 
-def cuda_available() -> bool:
-    """True when torch sees a CUDA device."""
-    return torch.cuda.is_available() and torch.cuda.device_count() > 0
-
-
 def require_cuda_kernel(op: str) -> torch.device:
     """Return ``torch.device("cuda")`` for a test of the CUDA kernel of ``geomdl::<op>``.
 
@@ -25,7 +20,7 @@ def require_cuda_kernel(op: str) -> torch.device:
     """
     import pytest
 
-    if not cuda_available():
+    if not (torch.cuda.is_available() and torch.cuda.device_count() > 0):
         pytest.skip("no CUDA device")
     if not extension_loaded():
         raise AssertionError(f"a CUDA device is present but geomdl._C is not loaded: {extension_error()}")

@@ -78,26 +78,15 @@ std::vector<at::Tensor> gaunt_columns_cpu(const at::Tensor& a, const at::Tensor&
                                           at::IntArrayRef node_strides, at::IntArrayRef out_numel, int64_t columns,
                                           int64_t channels) {
   GEOMDL_CHECK_CPU(a);
-  GEOMDL_CHECK_CONTIGUOUS(a);
-  TORCH_CHECK(a.scalar_type() == at::kFloat || a.scalar_type() == at::kDouble, "a must be float32 or float64");
+  check_call(a, a_theta, a_phi, others, theta, phi, analysis, proj, layouts, node_strides, out_numel, columns, channels,
+             kMaxOthers);
   const int64_t n = static_cast<int64_t>(others.size());
-  TORCH_CHECK(n >= 1 && n <= kMaxOthers, "gaunt_columns takes 1 or 2 other inputs, got ", n);
-  TORCH_CHECK(static_cast<int64_t>(theta.size()) == n && static_cast<int64_t>(phi.size()) == n &&
-                  static_cast<int64_t>(analysis.size()) == n && static_cast<int64_t>(proj.size()) == n &&
-                  static_cast<int64_t>(out_numel.size()) == n,
-              "gaunt_columns: one theta, phi, analysis, proj table and output size per other input");
-  TORCH_CHECK(static_cast<int64_t>(layouts.size()) == 1 + 2 * n && static_cast<int64_t>(node_strides.size()) == 1 + 2 * n,
-              "gaunt_columns: one layout and node stride for a, each other input and each output");
-  TORCH_CHECK(columns >= 0 && channels >= 1 && columns % channels == 0,
-              "columns must be a multiple of channels >= 1, got ", columns, " and ", channels);
-  TORCH_CHECK(a_theta.dim() == 4 && a_phi.dim() == 3, "a_theta must be 4-D and a_phi 3-D");
   Task t;
   t.J = a_theta.size(2);
   t.K = a_phi.size(1);
   t.R = columns;
   t.C = channels;
   const int64_t nodes = columns / channels;
-  TORCH_CHECK(t.J >= 2 && t.K >= 2, "torus tables must have J >= 2 polar rows and K >= 2 azimuths");
   t.sa.lmax = a_theta.size(0) - 1;
   check_synthesis(a_theta, a_phi, t.sa.lmax, t.J, t.K, a, "a");
   t.sa.theta = a_theta.data_ptr();

@@ -625,22 +625,11 @@ std::vector<at::Tensor> gaunt_columns_cuda(const at::Tensor& a, const at::Tensor
                                            at::IntArrayRef node_strides, at::IntArrayRef out_numel, int64_t columns,
                                            int64_t channels) {
   GEOMDL_CHECK_CUDA(a);
-  GEOMDL_CHECK_CONTIGUOUS(a);
-  TORCH_CHECK(a.scalar_type() == at::kFloat || a.scalar_type() == at::kDouble, "a must be float32 or float64");
-  c10::cuda::CUDAGuard guard(a.device());
+  check_call(a, a_theta, a_phi, others, theta, phi, analysis, proj, layouts, node_strides, out_numel, columns, channels,
+             kMaxOther);
   const int64_t n = static_cast<int64_t>(others.size());
-  TORCH_CHECK(n >= 1 && n <= kMaxOther, "gaunt_columns takes 1 or 2 other inputs, got ", n);
-  TORCH_CHECK(static_cast<int64_t>(theta.size()) == n && static_cast<int64_t>(phi.size()) == n &&
-                  static_cast<int64_t>(analysis.size()) == n && static_cast<int64_t>(proj.size()) == n &&
-                  static_cast<int64_t>(out_numel.size()) == n,
-              "gaunt_columns: one theta, phi, analysis, proj table and output size per other input");
-  TORCH_CHECK(static_cast<int64_t>(layouts.size()) == 1 + 2 * n && static_cast<int64_t>(node_strides.size()) == 1 + 2 * n,
-              "gaunt_columns: one layout and node stride for a, each other input and each output");
-  TORCH_CHECK(columns >= 0 && channels >= 1 && columns % channels == 0,
-              "columns must be a multiple of channels >= 1, got ", columns, " and ", channels);
-  TORCH_CHECK(a_theta.dim() == 4 && a_phi.dim() == 3, "a_theta must be 4-D and a_phi 3-D");
+  c10::cuda::CUDAGuard guard(a.device());
   const int64_t J = a_theta.size(2), K = a_phi.size(1), R = columns, C = channels, nodes = columns / channels;
-  TORCH_CHECK(J >= 2 && K >= 2, "torus tables must have J >= 2 polar rows and K >= 2 azimuths");
   TORCH_CHECK(J <= 4096 && K <= 4096, "gaunt_columns (CUDA): torus too large (J = ", J, ", K = ", K, ")");
   const int64_t La = a_theta.size(0) - 1;
   check_synthesis(a_theta, a_phi, La, J, K, a, "a");

@@ -50,5 +50,27 @@ inline void check_layout(const at::Tensor& host, int64_t node_stride, int64_t ro
   }
 }
 
+// Argument counts and sizes of geomdl::gaunt_columns (schema in kernels/registration.cpp), with
+// `max_others` other inputs at most.
+inline void check_call(const at::Tensor& a, const at::Tensor& a_theta, const at::Tensor& a_phi, at::TensorList others,
+                       at::TensorList theta, at::TensorList phi, at::TensorList analysis, at::TensorList proj,
+                       at::TensorList layouts, at::IntArrayRef node_strides, at::IntArrayRef out_numel,
+                       int64_t columns, int64_t channels, int64_t max_others) {
+  TORCH_CHECK(a.is_contiguous(), "a must be contiguous");
+  TORCH_CHECK(a.scalar_type() == at::kFloat || a.scalar_type() == at::kDouble, "a must be float32 or float64");
+  const int64_t n = static_cast<int64_t>(others.size());
+  TORCH_CHECK(n >= 1 && n <= max_others, "gaunt_columns takes 1 or 2 other inputs, got ", n);
+  TORCH_CHECK(static_cast<int64_t>(theta.size()) == n && static_cast<int64_t>(phi.size()) == n &&
+                  static_cast<int64_t>(analysis.size()) == n && static_cast<int64_t>(proj.size()) == n &&
+                  static_cast<int64_t>(out_numel.size()) == n,
+              "gaunt_columns: one theta, phi, analysis, proj table and output size per other input");
+  TORCH_CHECK(static_cast<int64_t>(layouts.size()) == 1 + 2 * n && static_cast<int64_t>(node_strides.size()) == 1 + 2 * n,
+              "gaunt_columns: one layout and node stride for a, each other input and each output");
+  TORCH_CHECK(columns >= 0 && channels >= 1 && columns % channels == 0,
+              "columns must be a multiple of channels >= 1, got ", columns, " and ", channels);
+  TORCH_CHECK(a_theta.dim() == 4 && a_phi.dim() == 3, "a_theta must be 4-D and a_phi 3-D");
+  TORCH_CHECK(a_theta.size(2) >= 2 && a_phi.size(1) >= 2, "torus tables must have J >= 2 polar rows and K >= 2 azimuths");
+}
+
 }  // namespace gaunt
 }  // namespace geomdl
