@@ -68,10 +68,16 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 
 def generate(out_dir: Path) -> list[Path]:
-    """Converted translation units (one per .cu), in out_dir/gen."""
+    """Converted translation units (one per .cu), in out_dir/gen; the kernel headers (``kernels/**/*.cuh``,
+    which hold device code shared by several .cu files) converted too, at the same paths under out_dir/gen
+    (first on the include path, so ``#include "scatter/segment_run.cuh"`` finds the converted header)."""
     convert = _load_convert()
     gen = out_dir / "gen"
     gen.mkdir(parents=True, exist_ok=True)
+    for cuh in sorted(KERNELS.glob("**/*.cuh")):
+        dst = gen / cuh.relative_to(KERNELS)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        _write_if_changed(dst, convert.convert(cuh.read_text(encoding="utf-8"), str(cuh)))
     files = []
     for cu in cuda_sources():
         text = convert.convert(cu.read_text(encoding="utf-8"), str(cu))
@@ -82,7 +88,7 @@ def generate(out_dir: Path) -> list[Path]:
 
 
 def include_dirs() -> list[str]:
-    return [str(HERE / "shim"), str(HERE), str(KERNELS)]
+    return [str(HERE / "shim"), str(build_dir() / "gen"), str(HERE), str(KERNELS)]
 
 
 def _ninja_available() -> bool:
