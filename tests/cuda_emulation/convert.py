@@ -21,7 +21,8 @@ Line numbers are preserved (``#line`` directives), so compiler errors and messag
 file. Inline PTX (``asm``) must sit in a branch of ``#if ... __CUDA_ARCH__ ...`` (the emulator does not
 define ``__CUDA_ARCH__`` and compiles the other branch); elsewhere it is rejected with a clear error.
 
-Usage: ``python convert.py kernels/scatter/scatter_cuda.cu -o out.cpp``.
+Usage: ``python convert.py kernels/scatter/scatter_reduce_cuda.cu -o out.cpp`` (kernel headers ``*.cuh`` are converted
+the same way, by build.py, to the same relative paths under its ``gen/`` directory).
 """
 from __future__ import annotations
 

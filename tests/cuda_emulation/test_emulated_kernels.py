@@ -268,7 +268,7 @@ def test_emulator_atomics_and_block_order(emu, order):
 
 
 # =====================================================================================================
-# scatter_reduce and segment_softmax (kernels/scatter/scatter_cuda.cu)
+# scatter_reduce and segment_softmax (kernels/scatter/scatter_reduce_cuda.cu, segment_softmax_cuda.cu, segment_run.cuh)
 # =====================================================================================================
 
 
@@ -525,7 +525,7 @@ def test_segment_softmax_special_values(emu):
 
 
 # =====================================================================================================
-# radius and knn (kernels/neighbors/neighbors_cuda.cu)
+# radius and knn (kernels/neighbors/radius_cuda.cu, knn_cuda.cu, search_common.cuh, grid_build.cuh)
 # =====================================================================================================
 
 

@@ -1,4 +1,4 @@
-"""CUDA kernels of geomdl::scatter_reduce and geomdl::segment_softmax (kernels/scatter/scatter_cuda.cu).
+"""CUDA kernels of geomdl::scatter_reduce and geomdl::segment_softmax (kernels/scatter/*_cuda.cu).
 
 Every test starts with ``require_cuda_kernel``: skipped without a GPU, failed when a GPU is present but
 the CUDA kernel is missing. The oracles are the pure-PyTorch references, run on the same data (on the
