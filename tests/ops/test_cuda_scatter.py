@@ -285,6 +285,42 @@ def test_deterministic_mode_is_bitwise_reproducible(reduce, dtype, channels):
         _deterministic(lambda: torch.ops.geomdl.scatter_reduce(src, wrong, segments + 1, reduce))
 
 
+@pytest.mark.parametrize("reduce", REDUCTIONS)
+def test_deterministic_mode_backward(reduce):
+    """Gradients under torch.use_deterministic_algorithms(True): no op of the backward raises (max/min
+    use torch's scatter_add, which has a deterministic CUDA path), two runs agree bit for bit, and they
+    match the reference's gradient; the same for segment_softmax."""
+    device = require_cuda_kernel("scatter_reduce")
+    g = _gen(19)
+    n, c, segments = 20_000, 6, 500
+    src = torch.randn(n, c, generator=g, dtype=torch.float64).to(device)
+    index = torch.randint(0, segments, (n,), generator=g).to(device)
+    weight = torch.randn(segments, c, generator=g, dtype=torch.float64).to(device)
+    row_weight = torch.randn(n, c, generator=g, dtype=torch.float64).to(device)
+
+    def grads(fn, w):
+        x = src.clone().requires_grad_()
+        (fn(x) * w).sum().backward()
+        return x.grad
+
+    def run():
+        with ops.use_backend("compiled"):
+            return [grads(lambda x: scatter(x, index, dim_size=segments, reduce=reduce), weight) for _ in range(2)]
+
+    a, b = _deterministic(run)
+    assert torch.equal(a, b)
+    torch.testing.assert_close(a, grads(lambda x: scatter_reference(x, index, dim_size=segments, reduce=reduce), weight))
+    if reduce == "sum":  # segment_softmax's backward (sums over segments) in deterministic mode too
+        def run_softmax():
+            with ops.use_backend("compiled"):
+                return [grads(lambda x: segment_softmax(x, index, num_segments=segments), row_weight) for _ in range(2)]
+
+        sa, sb = _deterministic(run_softmax)
+        assert torch.equal(sa, sb)
+        want = grads(lambda x: segment_softmax_reference(x, index, num_segments=segments), row_weight)
+        torch.testing.assert_close(sa, want)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_deterministic_segment_softmax(dtype):
     device = require_cuda_kernel("segment_softmax")
