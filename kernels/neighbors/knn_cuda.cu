@@ -124,31 +124,11 @@ __global__ void __launch_bounds__(kThreads) knn_fill_kernel(Search<scalar_t> s, 
                                                              const int64_t* __restrict__ cnt,
                                                              const int64_t* __restrict__ offsets, int64_t E,
                                                              int64_t* __restrict__ out, double* __restrict__ scratch) {
-  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < s.M; t += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t qi = s.qorder[t];
-    const int64_t c = cnt[qi];
-    if (c == 0) continue;
-    const int64_t off = offsets[qi];
-    int64_t* row0 = out + off;
-    int64_t* row1 = out + E + off;
-    for (int64_t e = 0; e < c; ++e) row1[e] = qi;
-    const int64_t b = find_cloud(s.ptr_y, s.nb, qi);
-    const CloudGrid g = s.grids[b];
-    Query<scalar_t, D> q;
-    q.load(s.y, qi, s.dim);
-    const int64_t no_self = ignore_same_index ? qi : -1;
-    if (c <= kLocalCap) {
-      LocalBest best;
-      best.reset(static_cast<int>(c));
-      knn_search<scalar_t, D>(g, s.base[b], s.start, s.sidx, s.xs, q, no_self, best);
-      for (int e = 0; e < best.size; ++e) row0[e] = best.j[e];
-    } else {
-      HeapBest best;
-      best.reset(scratch + off, row0, c);
-      knn_search<scalar_t, D>(g, s.base[b], s.start, s.sidx, s.xs, q, no_self, best);
-      best.finish();
-    }
-  }
+  const auto search = [&](const CloudGrid& g, int64_t base, const Query<scalar_t, D>& q, int64_t no_self, auto& best) {
+    knn_search<scalar_t, D>(g, base, s.start, s.sidx, s.xs, q, no_self, best);
+  };
+  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < s.M; t += int64_t(gridDim.x) * blockDim.x)
+    fill_query<scalar_t, D>(s, s.qorder[t], ignore_same_index, cnt, offsets, E, out, scratch, search);
 }
 
 // ------------------------------------------------------------------------------------------------

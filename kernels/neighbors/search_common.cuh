@@ -280,6 +280,39 @@ struct Search {
   const scalar_t* xs;       // [*, dim] coordinates of the sorted points
 };
 
+// Pass 2 of both ops for one query qi (one thread): its cnt[qi] best neighbours, sorted by (d2, j), at
+// out[0, offsets[qi] ...] (and qi at out[1, ...]). search(g, base, q, no_self, best) offers the
+// candidates of the query's cloud to `best`: a sorted array in local memory for up to kLocalCap of them,
+// else a heap over the query's output slots and scratch[offsets[qi] ...] ([E] doubles).
+template <typename scalar_t, int D, typename SearchFn>
+__device__ __forceinline__ void fill_query(const Search<scalar_t>& s, int64_t qi, bool ignore_same_index,
+                                           const int64_t* __restrict__ cnt, const int64_t* __restrict__ offsets,
+                                           int64_t E, int64_t* __restrict__ out, double* __restrict__ scratch,
+                                           SearchFn&& search) {
+  const int64_t c = cnt[qi];
+  if (c == 0) return;
+  const int64_t off = offsets[qi];
+  int64_t* row0 = out + off;
+  int64_t* row1 = out + E + off;
+  for (int64_t e = 0; e < c; ++e) row1[e] = qi;
+  const int64_t b = find_cloud(s.ptr_y, s.nb, qi);
+  const CloudGrid g = s.grids[b];
+  Query<scalar_t, D> q;
+  q.load(s.y, qi, s.dim);
+  const int64_t no_self = ignore_same_index ? qi : -1;
+  if (c <= kLocalCap) {
+    LocalBest best;
+    best.reset(static_cast<int>(c));
+    search(g, s.base[b], q, no_self, best);
+    for (int e = 0; e < best.size; ++e) row0[e] = best.j[e];
+  } else {
+    HeapBest best;
+    best.reset(scratch + off, row0, c);
+    search(g, s.base[b], q, no_self, best);
+    best.finish();
+  }
+}
+
 
 // ------------------------------------------------------------------------------------------------
 // Host side: input checks and helpers shared by radius and knn
