@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "neighbors/search.h"
+#include "neighbors/shell.h"
 
 namespace geomdl {
 namespace {
@@ -137,24 +138,7 @@ void knn_query(const Grid& g, int64_t qi, const double* q, std::vector<int64_t>&
     }
   };
   for (int64_t s = 0;; ++s) {
-    int64_t lo[grid::kGridDims], hi[grid::kGridDims];
-    bool covers = true;
-    for (int d = 0; d < grid::kGridDims; ++d) {
-      lo[d] = std::max<int64_t>(c[d] - s, 0);
-      hi[d] = std::min<int64_t>(c[d] + s, g.n[d] - 1);
-      covers = covers && c[d] - s <= 0 && c[d] + s >= g.n[d] - 1;
-    }
-    for (int64_t a = lo[0]; a <= hi[0]; ++a) {
-      const bool face_a = a == c[0] - s || a == c[0] + s;
-      for (int64_t b = lo[1]; b <= hi[1]; ++b) {
-        if (face_a || b == c[1] - s || b == c[1] + s) {
-          for (int64_t e = lo[2]; e <= hi[2]; ++e) visit(a, b, e);
-        } else {
-          if (c[2] - s >= 0) visit(a, b, c[2] - s);
-          if (s > 0 && c[2] + s <= g.n[2] - 1) visit(a, b, c[2] + s);
-        }
-      }
-    }
+    const bool covers = shell::visit_shell(c, g.n, s, visit);
     if (covers) break;
     if (best.full()) {
       // Every unvisited point lies beyond one face of the visited block.

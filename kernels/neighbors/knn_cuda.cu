@@ -10,6 +10,7 @@
 #include "common/cuda_utils.cuh"
 #include "neighbors/grid_build.cuh"
 #include "neighbors/search_common.cuh"
+#include "neighbors/shell.h"
 
 namespace geomdl {
 namespace {
@@ -82,25 +83,7 @@ __device__ __forceinline__ void knn_search(const CloudGrid& g, int64_t base, con
     }
   };
   for (int64_t s = 0;; ++s) {
-    int64_t lo[kGridDims], hi[kGridDims];
-    bool covers = true;
-#pragma unroll
-    for (int d = 0; d < kGridDims; ++d) {
-      lo[d] = c[d] - s > 0 ? c[d] - s : 0;
-      hi[d] = c[d] + s < n[d] - 1 ? c[d] + s : n[d] - 1;
-      covers = covers && c[d] - s <= 0 && c[d] + s >= n[d] - 1;
-    }
-    for (int64_t a = lo[0]; a <= hi[0]; ++a) {
-      const bool face_a = a == c[0] - s || a == c[0] + s;
-      for (int64_t b = lo[1]; b <= hi[1]; ++b) {
-        if (face_a || b == c[1] - s || b == c[1] + s) {
-          for (int64_t e = lo[2]; e <= hi[2]; ++e) visit(a, b, e);
-        } else {
-          if (c[2] - s >= 0) visit(a, b, c[2] - s);
-          if (s > 0 && c[2] + s <= n[2] - 1) visit(a, b, c[2] + s);
-        }
-      }
-    }
+    const bool covers = shell::visit_shell(c, n, s, visit);
     if (covers) break;
     if (best.full()) {
       // Every unvisited point lies beyond one face of the visited block.
