@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "neighbors/grid.h"
+#include "neighbors/search_checks.h"
 
 namespace geomdl {
 namespace grid {
@@ -26,13 +27,7 @@ struct GridParams {
 inline void check_search_inputs(const at::Tensor& x, const at::Tensor& y, const at::Tensor& ptr_x,
                                 const at::Tensor& ptr_y) {
   TORCH_CHECK(x.device().is_cpu() && y.device().is_cpu(), "x and y must be CPU tensors");
-  TORCH_CHECK(x.dim() == 2 && y.dim() == 2, "x and y must be 2-D [N, D] and [M, D]");
-  TORCH_CHECK(x.size(1) == y.size(1), "x and y must have the same number of columns");
-  TORCH_CHECK(x.size(1) >= 1, "points must have at least one coordinate");
-  TORCH_CHECK(x.scalar_type() == y.scalar_type(), "x and y must have the same dtype");
-  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble, "x and y must be float32 or float64");
-  TORCH_CHECK(x.is_contiguous() && y.is_contiguous(), "x and y must be contiguous");
-  TORCH_CHECK(ptr_x.numel() == ptr_y.numel(), "ptr_x and ptr_y must have the same length (number of clouds + 1)");
+  check_search_shapes(x, y, ptr_x, ptr_y);
   check_ptr(ptr_x, x.size(0), "ptr_x");
   check_ptr(ptr_y, y.size(0), "ptr_y");
 }

@@ -39,6 +39,7 @@
 #include <utility>
 
 #include "common/cuda_utils.cuh"
+#include "neighbors/search_checks.h"
 
 namespace geomdl {
 namespace {
@@ -341,14 +342,8 @@ void check_search_inputs(const at::Tensor& x, const at::Tensor& y, const at::Ten
   GEOMDL_CHECK_CUDA(x);
   GEOMDL_CHECK_CUDA(y);
   GEOMDL_CHECK_SAME_DEVICE(x, y);
-  TORCH_CHECK(x.dim() == 2 && y.dim() == 2, "x and y must be 2-D [N, D] and [M, D]");
-  TORCH_CHECK(x.size(1) == y.size(1), "x and y must have the same number of columns");
-  TORCH_CHECK(x.size(1) >= 1, "points must have at least one coordinate");
-  TORCH_CHECK(x.scalar_type() == y.scalar_type(), "x and y must have the same dtype");
-  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble, "x and y must be float32 or float64");
-  TORCH_CHECK(x.is_contiguous() && y.is_contiguous(), "x and y must be contiguous");
+  grid::check_search_shapes(x, y, ptr_x, ptr_y);
   TORCH_CHECK(x.size(0) < INT_MAX && y.size(0) < INT_MAX, "the CUDA neighbour search supports fewer than 2^31 points");
-  TORCH_CHECK(ptr_x.numel() == ptr_y.numel(), "ptr_x and ptr_y must have the same length (number of clouds + 1)");
 }
 
 // [M] int64 counts -> ([M] int64 exclusive offsets, total).
