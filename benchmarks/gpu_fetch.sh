@@ -6,8 +6,14 @@
 #     CUDA kernels, unpacked and repacked as one tar.xz (74 MB of wheels -> ~27 MB: a device call carries
 #     64 MiB at most);
 #   - platformdirs (needed by cuequivariance-ops);
-#   - the sdists of torch_scatter and torch_cluster (no CUDA wheels on PyPI: built on the GPU machine).
-# Versions: the GPU image has Python 3.12 and torch 2.11.0+cu130.
+#   - the sdists of torch_scatter and torch_cluster (no CUDA wheels on PyPI: built on the GPU machine);
+#   - with GEOMDL_CUDA_PYTHON set (a Python whose torch is the GPU image's CUDA build, e.g. a venv with
+#     torch==2.11.0 from PyPI) and nvcc here: geomdl's extension built with CUDA for sm_90
+#     (.gpu/geomdl_cuda/_C.abi3.so, debug info stripped, ~5 MB; abi3, so a build under Python 3.11 loads
+#     under 3.12), with info.txt naming its torch and benchmarks/kernels_digest.py of the sources;
+#     gpu_session.sh uses it only when both match there, and saves the build on the device.
+# Versions: the GPU image has Python 3.12 and torch 2.11.0+cu130. Needs a python3 that has torch (the
+# project's venv: pip reads the sdists' metadata by running their setup.py, which imports torch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CUEQ="${CUEQ_VERSION:-0.13.0}"
@@ -26,5 +32,24 @@ for w in "$tmp"/*.whl; do python3 -m zipfile -e "$w" "$tmp/site"; done
 tar -C "$tmp/site" -cf - . | xz -9 -T2 > "$dest.partial/cueq_ops_site.tar.xz"
 python3 -m pip download -q --no-deps --no-binary=:all: --no-build-isolation -d "$dest.partial/sdist" \
   torch-scatter==2.1.2 torch-cluster==1.6.3
+if [[ -n "${GEOMDL_CUDA_PYTHON:-}" ]]; then
+  # CUDA_HOME: the toolkit of nvcc (resolving wrapper scripts such as /usr/local/bin/nvcc -> exec ...).
+  nvcc_bin=$(readlink -f "$(command -v nvcc)")
+  real=""
+  if [[ "$(head -c 2 "$nvcc_bin")" == "#!" ]]; then real=$(grep -o '/[^ "]*/bin/nvcc' "$nvcc_bin" | head -1 || true); fi
+  export CUDA_HOME="${CUDA_HOME:-$(dirname "$(dirname "$(readlink -f "${real:-$nvcc_bin}")")")}"
+  build=$(mktemp -d)
+  git ls-files -co --exclude-standard | tar -cf - -T - | tar -x -C "$build"
+  (cd "$build" && GEOMDL_STRICT_BUILD=1 TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=2 "$GEOMDL_CUDA_PYTHON" setup.py build_ext --inplace > build.log 2>&1) || { tail -30 "$build/build.log"; exit 1; }
+  mkdir -p "$dest.partial/geomdl_cuda"
+  strip --strip-debug -o "$dest.partial/geomdl_cuda/_C.abi3.so" "$build/geomdl/_C.abi3.so"
+  echo "torch $("$GEOMDL_CUDA_PYTHON" -c 'import torch; print(torch.__version__)') kernels $(python3 benchmarks/kernels_digest.py "$build")" \
+    > "$dest.partial/geomdl_cuda/info.txt"
+  (cd "$build" && "$GEOMDL_CUDA_PYTHON" -c "
+from geomdl import ops
+assert all(ops.has_kernel(op, 'cuda') for op in ('scatter_reduce', 'segment_softmax', 'radius', 'knn', 'fps', 'gaunt_columns'))
+print('prebuilt CUDA extension: every op has a CUDA kernel')")
+  rm -rf "$build"
+fi
 rm -rf "$dest" && mv "$dest.partial" "$dest"
 du -sh "$dest" && ls -R "$dest"
