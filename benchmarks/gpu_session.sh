@@ -95,9 +95,11 @@ ensure_setup() {
 }
 
 run_tests() {
-  $PY -m pytest -q -x -p no:cacheprovider tests/ops/test_cuda_scatter.py tests/ops/test_cuda_neighbors.py \
-    tests/o3/test_cuda_gaunt.py 2>&1 | tee "$OUT/test_cuda.log" | tail -40
-  $PY -m pytest -q -p no:cacheprovider -n 8 tests/ops tests/o3 tests/testing 2>&1 | tee "$OUT/test_ops_o3.log" | tail -15
+  # Bounded (TEST_TIMEOUT s each) so that a hang still leaves time for the next stage of the call.
+  timeout "${TEST_TIMEOUT:-300}" $PY -m pytest -q --maxfail=25 -p no:cacheprovider tests/ops/test_cuda_scatter.py \
+    tests/ops/test_cuda_neighbors.py tests/o3/test_cuda_gaunt.py 2>&1 | tee "$OUT/test_cuda.log" | tail -40
+  timeout "${TEST_TIMEOUT:-300}" $PY -m pytest -q -p no:cacheprovider -n 8 tests/ops tests/o3 tests/testing 2>&1 \
+    | tee "$OUT/test_ops_o3.log" | tail -15
 }
 
 run_sanitize() {
