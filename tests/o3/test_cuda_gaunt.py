@@ -26,30 +26,13 @@ from geomdl.o3.gaunt_plans import dft_plan
 from geomdl.o3.gaunt_product import _gaunt_columns_backward_reference, _gaunt_columns_reference
 from geomdl.testing import assert_equivariant
 from geomdl.testing.cuda import require_cuda_kernel
+from gaunt_checks import LAYERS, assert_gaunt_close, gaunt_inputs, irreps
 
 DTYPES = [torch.float64, torch.float32]
 # (L1, L2, Lo): L = 0, Lo below / above L1 + L2, unequal degrees, odd/even torus halves, up to 8
 DEGREES = [(0, 0, 0), (0, 3, 5), (4, 0, 4), (1, 1, 2), (3, 5, 2), (2, 2, 7), (6, 6, 6), (5, 2, 9), (8, 8, 8),
            (8, 3, 6), (2, 8, 8), (7, 7, 0), (0, 8, 1), (4, 6, 5)]
 COLUMNS = [0, 1, 31, 33, 1000]  # tile boundaries of the 32-column blocks (16/8 for large degrees in float64)
-
-
-def _inputs(l1, l2, lo, cols, dtype, seed, device):
-    g = torch.Generator().manual_seed(seed)
-    make = lambda l: torch.randn((l + 1) ** 2, cols, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
-    return make(l1), make(l2), make(lo)
-
-
-def _close(got, want, dtype, what=""):
-    """Relative max error (to max |want|) on the CPU: < 1e-12 in float64, < 1e-5 in float32."""
-    assert got.shape == want.shape, f"{what}: shape {tuple(got.shape)} != {tuple(want.shape)}"
-    got, want = got.detach().cpu().double(), want.detach().cpu().double()
-    if want.numel() == 0:
-        return
-    assert bool(torch.isfinite(got).all()), f"{what}: non-finite values"
-    scale = float(want.abs().max()) or 1.0
-    err = float((got - want).abs().max()) / scale
-    assert err < (1e-12 if dtype == torch.float64 else 1e-5), f"{what}: relative error {err:.3g}"
 
 
 def _cpu64(*xs):
@@ -63,20 +46,20 @@ def _cpu64(*xs):
 def test_columns_forward_and_fused_backward(dtype, l1, l2, lo):
     device = require_cuda_kernel("gaunt_columns")
     for cols in COLUMNS:
-        x1, x2, grad = _inputs(l1, l2, lo, cols, dtype, l1 * 100 + l2 * 10 + lo + cols, device)
+        x1, x2, grad = gaunt_inputs(l1, l2, lo, cols, dtype, l1 * 100 + l2 * 10 + lo + cols, device)
         what = f"L=({l1},{l2},{lo}) cols={cols} {dtype}"
         z = gaunt_columns_compiled(x1, x2, lo)
         assert z.device.type == "cuda" and z.dtype == dtype and z.shape == ((lo + 1) ** 2, cols)
         a, b, gr = _cpu64(x1, x2, grad)
-        _close(z, _gaunt_columns_reference(a, b, lo), dtype, "forward vs float64 reference " + what)
-        _close(z, gaunt_columns_compiled(x1.cpu(), x2.cpu(), lo), dtype, "forward vs CPU kernel " + what)
+        assert_gaunt_close(z, _gaunt_columns_reference(a, b, lo), dtype, "forward vs float64 reference " + what)
+        assert_gaunt_close(z, gaunt_columns_compiled(x1.cpu(), x2.cpu(), lo), dtype, "forward vs CPU kernel " + what)
         got = gaunt_columns_backward_compiled(grad, x1, x2)
         want = _gaunt_columns_backward_reference(gr, a, b)
         cpu = gaunt_columns_backward_compiled(grad.cpu(), x1.cpu(), x2.cpu())
         for name, g, w, c in zip(("dx1", "dx2"), got, want, cpu):
             assert g.device.type == "cuda" and g.dtype == dtype
-            _close(g, w, dtype, f"backward {name} vs float64 reference " + what)
-            _close(g, c, dtype, f"backward {name} vs CPU kernel " + what)
+            assert_gaunt_close(g, w, dtype, f"backward {name} vs float64 reference " + what)
+            assert_gaunt_close(g, c, dtype, f"backward {name} vs CPU kernel " + what)
     only1 = gaunt_columns_backward_compiled(grad, x1, x2, need1=True, need2=False)
     only2 = gaunt_columns_backward_compiled(grad, x1, x2, need1=False, need2=True)
     assert only1[1] is None and only2[0] is None
@@ -90,33 +73,33 @@ def test_columns_degree_10_and_random_degrees(dtype):
     cases = [(10, 10, 10, 70)] + [tuple(int(v) for v in torch.randint(0, 9, (3,), generator=g)) + (int(c),)
                                   for c in torch.randint(0, 80, (12,), generator=g)]
     for l1, l2, lo, cols in cases:
-        x1, x2, grad = _inputs(l1, l2, lo, cols, dtype, l1 + l2 + lo + cols, device)
+        x1, x2, grad = gaunt_inputs(l1, l2, lo, cols, dtype, l1 + l2 + lo + cols, device)
         a, b, gr = _cpu64(x1, x2, grad)
         what = f"L=({l1},{l2},{lo}) cols={cols} {dtype}"
-        _close(gaunt_columns_compiled(x1, x2, lo), _gaunt_columns_reference(a, b, lo), dtype, what)
+        assert_gaunt_close(gaunt_columns_compiled(x1, x2, lo), _gaunt_columns_reference(a, b, lo), dtype, what)
         for got, want in zip(gaunt_columns_backward_compiled(grad, x1, x2), _gaunt_columns_backward_reference(gr, a, b)):
-            _close(got, want, dtype, "backward " + what)
+            assert_gaunt_close(got, want, dtype, "backward " + what)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_many_columns_and_bitwise_repeatable(dtype):
     device = require_cuda_kernel("gaunt_columns")
-    x1, x2, grad = _inputs(6, 6, 6, 40_000, dtype, 11, device)  # many tiles per block (grid-stride loop)
+    x1, x2, grad = gaunt_inputs(6, 6, 6, 40_000, dtype, 11, device)  # many tiles per block (grid-stride loop)
     z = gaunt_columns_compiled(x1, x2, 6)
     assert torch.equal(z, gaunt_columns_compiled(x1, x2, 6))  # no atomics: bitwise repeatable
-    _close(z, _gaunt_columns_reference(x1, x2, 6), dtype, "vs reference on the GPU")
+    assert_gaunt_close(z, _gaunt_columns_reference(x1, x2, 6), dtype, "vs reference on the GPU")
     sl = slice(12_345, 12_345 + 333)
     a, b = _cpu64(x1[:, sl], x2[:, sl])
-    _close(z[:, sl], _gaunt_columns_reference(a, b, 6), dtype, "vs float64 reference on a slice")
+    assert_gaunt_close(z[:, sl], _gaunt_columns_reference(a, b, 6), dtype, "vs float64 reference on a slice")
     g1, g2 = gaunt_columns_backward_compiled(grad, x1, x2)
     r1, r2 = _gaunt_columns_backward_reference(grad, x1, x2)
-    _close(g1, r1, dtype, "dx1")
-    _close(g2, r2, dtype, "dx2")
+    assert_gaunt_close(g1, r1, dtype, "dx1")
+    assert_gaunt_close(g2, r2, dtype, "dx2")
 
 
 def test_columns_on_a_side_stream_and_non_contiguous_inputs():
     device = require_cuda_kernel("gaunt_columns")
-    x1, x2, _ = _inputs(3, 4, 5, 300, torch.float64, 3, device)
+    x1, x2, _ = gaunt_inputs(3, 4, 5, 300, torch.float64, 3, device)
     want = gaunt_columns_compiled(x1, x2, 5)
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
@@ -128,7 +111,7 @@ def test_columns_on_a_side_stream_and_non_contiguous_inputs():
     wide = torch.randn(16, 600, dtype=torch.float64, device=device)
     with ops.use_backend("compiled"):  # the public function makes the inputs contiguous
         z = gaunt_product_columns(wide[:, ::2], x2, 5)
-    _close(z, _gaunt_columns_reference(wide[:, ::2].contiguous().cpu(), x2.cpu(), 5), torch.float64)
+    assert_gaunt_close(z, _gaunt_columns_reference(wide[:, ::2].contiguous().cpu(), x2.cpu(), 5), torch.float64)
 
 
 def test_backends_dispatch_and_gradcheck():
@@ -145,7 +128,7 @@ def test_backends_dispatch_and_gradcheck():
         assert torch.equal(got, gaunt_columns_compiled(x1.detach(), x2.detach(), 4))  # kernel really ran
         assert torch.autograd.gradcheck(lambda a, b: gaunt_product_columns(a, b, 4), (x1, x2))
         assert torch.autograd.gradgradcheck(lambda a, b: gaunt_product_columns(a, b, 3), (x1, x2))
-    _close(got, ref, torch.float64)
+    assert_gaunt_close(got, ref, torch.float64)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -157,7 +140,7 @@ def test_gaunt_product_rows_compiled_equals_reference(dtype):
     with ops.use_backend("compiled"):
         got = gaunt_product(x1, x2, 6, method="dft")
     want = gaunt_product(x1.cpu().double(), x2.cpu().double(), 6, method="fft")
-    _close(got, want, dtype)
+    assert_gaunt_close(got, want, dtype)
 
 
 # ---- e3nn features in place ----
@@ -173,16 +156,12 @@ IRREPS = [  # (x, y, out): gaps in the degrees, Lo above and below L1 + L2, unso
 ]
 
 
-def _irreps(spec):
-    return e3o3.Irreps([(m, (l, (-1) ** l)) for m, l in spec])
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("ix,iy,iz", IRREPS)
 def test_features_equal_reference_and_cpu_kernel_with_gradients(ix, iy, iz, dtype):
     device = require_cuda_kernel("gaunt_columns")
     g = torch.Generator().manual_seed(2)
-    rx, ry, rz = _irreps(ix), _irreps(iy), _irreps(iz)
+    rx, ry, rz = irreps(ix), irreps(iy), irreps(iz)
     lx, ly, lz = (max(l for _, l in s) for s in (ix, iy, iz))
     for n in (1, 13, 300):
         x = torch.randn(n, rx.dim, generator=g, dtype=torch.float64)
@@ -198,41 +177,37 @@ def test_features_equal_reference_and_cpu_kernel_with_gradients(ix, iy, iz, dtyp
             want = from_columns(gaunt_product_columns(to_columns(xr, rx, lx), to_columns(yr, ry, ly), lz), rz, n)
         wx, wy = torch.autograd.grad((want * w).sum(), (xr, yr))
         what = f"{ix} n={n} {dtype}"
-        _close(got, want, dtype, "features " + what)
-        _close(gx, wx, dtype, "d/dx " + what)
-        _close(gy, wy, dtype, "d/dy " + what)
+        assert_gaunt_close(got, want, dtype, "features " + what)
+        assert_gaunt_close(gx, wx, dtype, "d/dx " + what)
+        assert_gaunt_close(gy, wy, dtype, "d/dy " + what)
         # the CPU kernel on the same inputs
         xc, yc = x.to(dtype).requires_grad_(), y.to(dtype).requires_grad_()
         zc = gaunt_features(xc, yc, ix, iy, iz)
         cx, cy = torch.autograd.grad((zc * w.to(dtype)).sum(), (xc, yc))
-        _close(got, zc, dtype, "features vs CPU kernel " + what)
-        _close(gx, cx, dtype, "d/dx vs CPU kernel " + what)
-        _close(gy, cy, dtype, "d/dy vs CPU kernel " + what)
+        assert_gaunt_close(got, zc, dtype, "features vs CPU kernel " + what)
+        assert_gaunt_close(gx, cx, dtype, "d/dx vs CPU kernel " + what)
+        assert_gaunt_close(gy, cy, dtype, "d/dy vs CPU kernel " + what)
 
 
 @pytest.mark.parametrize("ix,iy,iz", IRREPS[:3])
 def test_features_gradcheck(ix, iy, iz):
     device = require_cuda_kernel("gaunt_columns")
     g = torch.Generator().manual_seed(6)
-    x = torch.randn(3, _irreps(ix).dim, generator=g, dtype=torch.float64).to(device).requires_grad_()
-    y = torch.randn(3, _irreps(iy).dim, generator=g, dtype=torch.float64).to(device).requires_grad_()
+    x = torch.randn(3, irreps(ix).dim, generator=g, dtype=torch.float64).to(device).requires_grad_()
+    y = torch.randn(3, irreps(iy).dim, generator=g, dtype=torch.float64).to(device).requires_grad_()
     assert torch.autograd.gradcheck(lambda a, b: gaunt_features(a, b, ix, iy, iz), (x, y))
     assert torch.autograd.gradgradcheck(lambda a, b: gaunt_features(a, b, ix, iy, iz), (x, y))
 
 
 # ---- the layer on the compiled CUDA path ----
 
-LAYERS = [  # (irreps_in1, irreps_in2, irreps_out, kwargs)
-    ("8x0e+8x1o+8x2e", "8x0e+8x1o+8x2e", "8x0e+8x1o+8x2e+8x3o", {}),
-    ("4x0e+4x2e", "1x0e+1x1o+1x2e", "4x0e+4x1o+4x2e+4x4e", {}),  # shared filter (mul 1), gaps
-    ("3x1o+3x3o", "3x0e+3x2e", "3x1o+3x2e", {"weights": None}),
-    ("4x0e+4x1o+4x1e", "4x0e+4x1o", "4x0e+4x1o+4x1e", {"parity": "full"}),
+CUDA_LAYERS = LAYERS + [  # and a wide one (several tiles of channels)
     ("32x0e+32x1o+32x2e+32x3o+32x4e", "32x0e+32x1o+32x2e+32x3o+32x4e", "32x0e+32x1o+32x2e+32x3o+32x4e", {}),
 ]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("i1,i2,io,kw", LAYERS)
+@pytest.mark.parametrize("i1,i2,io,kw", CUDA_LAYERS)
 def test_layer_compiled_equals_reference_with_all_gradients(i1, i2, io, kw, dtype):
     device = require_cuda_kernel("gaunt_columns")
     torch.manual_seed(3)
@@ -298,7 +273,7 @@ def test_absent_output_rows_are_zero():
         want = _gaunt_columns_reference(x.double().cpu(), x.double().cpu(), 2)
         want[[1, 5, 6]] = 0
         assert torch.equal(got[[1, 5, 6]].cpu(), torch.zeros(3, 37, dtype=dtype))
-        _close(got, want, dtype)
+        assert_gaunt_close(got, want, dtype)
 
 
 def test_errors():
@@ -349,4 +324,4 @@ def test_feature_layout_with_absent_degree_on_cuda():
     x = torch.randn(3, 12, dtype=torch.float64, device=device)
     z = gaunt_features(x, x, [(2, 0), (2, 2)], [(2, 0), (2, 2)], [(2, 0), (2, 1), (2, 2)])
     zc = gaunt_features(x.cpu(), x.cpu(), [(2, 0), (2, 2)], [(2, 0), (2, 2)], [(2, 0), (2, 1), (2, 2)])
-    _close(z, zc, torch.float64)
+    assert_gaunt_close(z, zc, torch.float64)

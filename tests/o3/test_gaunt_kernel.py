@@ -15,6 +15,7 @@ from geomdl.o3.gaunt_kernel import feature_layout, gaunt_columns_backward_compil
 from geomdl.o3.gaunt_plans import dft_plan
 from geomdl.o3.gaunt_product import _gaunt_columns_backward_reference, _gaunt_columns_reference
 from geomdl.testing import assert_equivariant
+from gaunt_checks import LAYERS, assert_gaunt_close, gaunt_inputs, irreps
 
 pytestmark = pytest.mark.skipif(not ops.has_kernel("gaunt_columns"), reason="geomdl._C not built (reference mode)")
 
@@ -30,27 +31,15 @@ def isa(request, monkeypatch):
     return request.param
 
 
-def _inputs(l1, l2, lo, cols, dtype, seed):
-    g = torch.Generator().manual_seed(seed)
-    make = lambda l: torch.randn((l + 1) ** 2, cols, generator=g, dtype=torch.float64).to(dtype)
-    return make(l1), make(l2), make(lo)
-
-
 def _close(got, want, dtype):
-    assert got.shape == want.shape and got.dtype == want.dtype
-    got, want = got.detach(), want.detach()
-    if want.numel() == 0:
-        return
-    scale = float(want.abs().max()) or 1.0
-    err = float((got.double() - want.double()).abs().max()) / scale
-    assert err < (1e-12 if dtype == torch.float64 else 1e-5), err
+    assert_gaunt_close(got, want, dtype, same_dtype=True)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("l1,l2,lo", DEGREES)
 def test_columns_forward_and_fused_backward_equal_reference(isa, dtype, l1, l2, lo):
     for cols in COLUMNS:
-        x1, x2, grad = _inputs(l1, l2, lo, cols, dtype, seed=l1 * 100 + l2 * 10 + lo + cols)
+        x1, x2, grad = gaunt_inputs(l1, l2, lo, cols, dtype, seed=l1 * 100 + l2 * 10 + lo + cols)
         _close(gaunt_columns_compiled(x1, x2, lo), _gaunt_columns_reference(x1, x2, lo), dtype)
         got = gaunt_columns_backward_compiled(grad, x1, x2)
         want = _gaunt_columns_backward_reference(grad, x1, x2)
@@ -67,7 +56,7 @@ def test_columns_forward_and_fused_backward_equal_reference(isa, dtype, l1, l2, 
        double=st.booleans())
 def test_columns_property_compiled_equals_reference(l1, l2, lo, cols, seed, double):
     dtype = torch.float64 if double else torch.float32
-    x1, x2, grad = _inputs(l1, l2, lo, cols, dtype, seed)
+    x1, x2, grad = gaunt_inputs(l1, l2, lo, cols, dtype, seed)
     _close(gaunt_columns_compiled(x1, x2, lo), _gaunt_columns_reference(x1, x2, lo), dtype)
     for a, b in zip(gaunt_columns_backward_compiled(grad, x1, x2), _gaunt_columns_backward_reference(grad, x1, x2)):
         _close(a, b, dtype)
@@ -95,15 +84,11 @@ IRREPS = [  # (x, y, out): gaps in the degrees, Lo above and below L1 + L2
 ]
 
 
-def _irreps(spec):
-    return e3o3.Irreps([(m, (l, (-1) ** l)) for m, l in spec])
-
-
 @pytest.mark.parametrize("ix,iy,iz", IRREPS)
 def test_features_equal_column_products_and_gradcheck(ix, iy, iz):
     g = torch.Generator().manual_seed(2)
     n = 11
-    rx, ry, rz = _irreps(ix), _irreps(iy), _irreps(iz)
+    rx, ry, rz = irreps(ix), irreps(iy), irreps(iz)
     x = torch.randn(n, rx.dim, generator=g, dtype=torch.float64, requires_grad=True)
     y = torch.randn(n, ry.dim, generator=g, dtype=torch.float64, requires_grad=True)
     lx, ly, lz = (max(l for _, l in s) for s in (ix, iy, iz))
@@ -119,14 +104,6 @@ def test_features_equal_column_products_and_gradcheck(ix, iy, iz):
     xs, ys = x[:3].detach().requires_grad_(), y[:3].detach().requires_grad_()
     assert torch.autograd.gradcheck(lambda a, b: gaunt_features(a, b, ix, iy, iz), (xs, ys))
     assert torch.autograd.gradgradcheck(lambda a, b: gaunt_features(a, b, ix, iy, iz), (xs, ys))
-
-
-LAYERS = [  # (irreps_in1, irreps_in2, irreps_out, kwargs)
-    ("8x0e+8x1o+8x2e", "8x0e+8x1o+8x2e", "8x0e+8x1o+8x2e+8x3o", {}),
-    ("4x0e+4x2e", "1x0e+1x1o+1x2e", "4x0e+4x1o+4x2e+4x4e", {}),  # shared filter (mul 1), gaps
-    ("3x1o+3x3o", "3x0e+3x2e", "3x1o+3x2e", {"weights": None}),
-    ("4x0e+4x1o+4x1e", "4x0e+4x1o", "4x0e+4x1o+4x1e", {"parity": "full"}),
-]
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

@@ -26,8 +26,8 @@ from geomdl.ops import (
     radius_graph_reference,
     radius_reference,
 )
-from geomdl.ops.neighbors import squared_distance
 from geomdl.testing.cuda import require_cuda_kernel
+from neighbor_checks import assert_fps_kernel_rejects_bad_plans, check_order, random_batch
 
 
 def _cpu(v):
@@ -82,24 +82,6 @@ def _first_difference(a, b):
         return "shape"
     diff = (a != b).nonzero()
     return tuple(diff[0].tolist()) if diff.numel() else None
-
-
-def random_batch(n, clouds, gen, empty=()):
-    """Sorted cloud ids of n points over `clouds` clouds, leaving the clouds in `empty` without points."""
-    allowed = torch.tensor([c for c in range(clouds) if c not in empty])
-    return torch.sort(allowed[torch.randint(0, len(allowed), (n,), generator=gen)]).values
-
-
-def check_order(edges, x, y):
-    """Edges grouped by increasing target, then increasing (distance, source)."""
-    if edges.shape[1] == 0:
-        return
-    src, dst = edges
-    d = squared_distance(y[dst], x[src])
-    assert bool((dst[1:] >= dst[:-1]).all())
-    same = dst[1:] == dst[:-1]
-    later = (d[1:] > d[:-1]) | ((d[1:] == d[:-1]) & (src[1:] > src[:-1]))
-    assert bool(later[same].all())
 
 
 # --- radius ------------------------------------------------------------------------------------------
@@ -457,12 +439,7 @@ def test_fps_edge_cases_empty_single_and_more_than_the_cloud():
 def test_fps_kernel_boundary_checks():
     device = require_cuda_kernel("fps")
     pos = torch.rand(6, 3, device=device)
-    with pytest.raises(RuntimeError, match="num"):
-        torch.ops.geomdl.fps(pos, torch.tensor([0, 6]), torch.tensor([7]), torch.tensor([0]))
-    with pytest.raises(RuntimeError, match="start"):
-        torch.ops.geomdl.fps(pos, torch.tensor([0, 6]), torch.tensor([2]), torch.tensor([6]))
-    with pytest.raises(RuntimeError, match="ptr"):
-        torch.ops.geomdl.fps(pos, torch.tensor([0, 5]), torch.tensor([2]), torch.tensor([0]))
+    assert_fps_kernel_rejects_bad_plans(pos)
     a = torch.ops.geomdl.fps(pos, torch.tensor([0, 6]), torch.tensor([4]), torch.tensor([2]))
     b = torch.ops.geomdl.fps(pos, torch.tensor([0, 6], device=device), torch.tensor([4], device=device),
                              torch.tensor([2], device=device))

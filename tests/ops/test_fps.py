@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from geomdl import ops
 from geomdl.ops import fps, fps_reference
 from geomdl.testing import assert_kernel_matches_reference
+from neighbor_checks import assert_fps_kernel_rejects_bad_plans
 
 compiled = pytest.mark.skipif(not ops.has_kernel("fps"), reason="geomdl._C not built (reference mode)")
 
@@ -145,9 +146,4 @@ def test_bad_arguments_raise_clear_errors():
 @compiled
 def test_kernel_boundary_checks():
     pos = torch.rand(6, 3)
-    with pytest.raises(RuntimeError, match="num"):
-        torch.ops.geomdl.fps(pos, torch.tensor([0, 6]), torch.tensor([7]), torch.tensor([0]))
-    with pytest.raises(RuntimeError, match="start"):
-        torch.ops.geomdl.fps(pos, torch.tensor([0, 6]), torch.tensor([2]), torch.tensor([6]))
-    with pytest.raises(RuntimeError, match="ptr"):
-        torch.ops.geomdl.fps(pos, torch.tensor([0, 5]), torch.tensor([2]), torch.tensor([0]))
+    assert_fps_kernel_rejects_bad_plans(pos)

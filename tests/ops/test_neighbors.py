@@ -22,6 +22,7 @@ from geomdl.ops import (
 )
 from geomdl.ops.neighbors import squared_distance
 from geomdl.testing import assert_kernel_matches_reference
+from neighbor_checks import check_order, random_batch
 
 compiled = pytest.mark.skipif(not (ops.has_kernel("radius") and ops.has_kernel("knn")),
                               reason="geomdl._C not built (reference mode)")
@@ -35,24 +36,6 @@ def compiled_equals_reference(op, reference, *args, **kwargs):
     assert got.dtype == torch.long and got.shape[0] == 2
     assert torch.equal(got, want), f"compiled {tuple(got.shape)} != reference {tuple(want.shape)}"
     return got
-
-
-def random_batch(n, clouds, gen, empty=()):
-    """Sorted cloud ids of n points over `clouds` clouds, leaving the clouds in `empty` without points."""
-    allowed = torch.tensor([c for c in range(clouds) if c not in empty])
-    return torch.sort(allowed[torch.randint(0, len(allowed), (n,), generator=gen)]).values
-
-
-def check_order(edges, x, y):
-    """Edges grouped by increasing target, then increasing (distance, source)."""
-    if edges.shape[1] == 0:
-        return
-    src, dst = edges
-    d = squared_distance(y[dst], x[src])
-    assert bool((dst[1:] >= dst[:-1]).all())
-    same = dst[1:] == dst[:-1]
-    later = (d[1:] > d[:-1]) | ((d[1:] == d[:-1]) & (src[1:] > src[:-1]))
-    assert bool(later[same].all())
 
 
 # --- the references against an exhaustive search --------------------------------------------
