@@ -11,7 +11,7 @@
 #     torch==2.11.0 from PyPI) and nvcc here: geomdl's extension built with CUDA for sm_90
 #     (.gpu/geomdl_cuda/_C.abi3.so, debug info stripped, ~5 MB; abi3, so a build under Python 3.11 loads
 #     under 3.12), with info.txt naming its torch and benchmarks/kernels_digest.py of the sources;
-#     gpu_session.sh uses it only when both match there, and saves the build on the device.
+#     gpu_session.sh uses it only when both match there (sparing the device a few minutes of nvcc).
 # Versions: the GPU image has Python 3.12 and torch 2.11.0+cu130. Needs a python3 that has torch (the
 # project's venv: pip reads the sdists' metadata by running their setup.py, which imports torch).
 set -euo pipefail
@@ -24,7 +24,8 @@ plat=(--python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64
 python3 -m pip download -q --no-deps --only-binary=:all: "${plat[@]}" -d "$dest.partial/wheels" \
   "cuequivariance==$CUEQ" "cuequivariance-torch==$CUEQ" platformdirs
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+build=""
+trap 'rm -rf "$tmp" ${build:+"$build"}' EXIT
 python3 -m pip download -q --no-deps --only-binary=:all: "${plat[@]}" -d "$tmp" \
   "cuequivariance-ops-cu13==$CUEQ" "cuequivariance-ops-torch-cu13==$CUEQ"
 mkdir "$tmp/site"
@@ -49,7 +50,6 @@ if [[ -n "${GEOMDL_CUDA_PYTHON:-}" ]]; then
 from geomdl import ops
 assert all(ops.has_kernel(op, 'cuda') for op in ('scatter_reduce', 'segment_softmax', 'radius', 'knn', 'fps', 'gaunt_columns'))
 print('prebuilt CUDA extension: every op has a CUDA kernel')")
-  rm -rf "$build"
 fi
 rm -rf "$dest" && mv "$dest.partial" "$dest"
 du -sh "$dest" && ls -R "$dest"

@@ -74,10 +74,14 @@ def generate(out_dir: Path) -> list[Path]:
     convert = _load_convert()
     gen = out_dir / "gen"
     gen.mkdir(parents=True, exist_ok=True)
+    headers = set()
     for cuh in sorted(KERNELS.glob("**/*.cuh")):
         dst = gen / cuh.relative_to(KERNELS)
         dst.parent.mkdir(parents=True, exist_ok=True)
         _write_if_changed(dst, convert.convert(cuh.read_text(encoding="utf-8"), str(cuh)))
+        headers.add(dst)
+    for stale in set(gen.glob("**/*.cuh")) - headers:  # a removed header must not be found first
+        stale.unlink()
     files = []
     for cu in cuda_sources():
         text = convert.convert(cu.read_text(encoding="utf-8"), str(cu))
