@@ -28,7 +28,7 @@ def _rel(a, b):
 
 def run(args) -> list[dict]:
     from geomdl.nn.ponita import Ponita, grid_moment_error
-    from geomdl.testing import random_rotation
+    from geomdl.utils.rotations import random_rotation
 
     gen = torch.Generator().manual_seed(args.seed)
     pos = torch.randn(args.points, 3, generator=gen, dtype=torch.float64)

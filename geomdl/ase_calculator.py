@@ -42,7 +42,7 @@ class Calculator(_AseCalculator):
         self.device, self.dtype = torch.device(device), dtype
         if not isinstance(rotations, int) or rotations < 0:
             raise ValueError(f"rotations must be a non-negative int, got {rotations!r}")
-        from geomdl.testing import random_rotation
+        from geomdl.utils.rotations import random_rotation
 
         gen = torch.Generator().manual_seed(0)
         self._rotations = [random_rotation(gen).to(device=self.device, dtype=dtype) for _ in range(rotations)]

@@ -9,6 +9,8 @@ import math
 
 import torch
 
+from geomdl.utils.rotations import random_rotation
+
 ROTATION_GROUPS = ("SO3", "z", "O3")
 
 
@@ -33,13 +35,7 @@ def random_rotation_matrix(group: str = "SO3", generator: torch.Generator | None
         theta = float(torch.rand((), generator=generator, dtype=torch.float64)) * 2 * math.pi
         c, s = math.cos(theta), math.sin(theta)
         return torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], dtype=dtype)
-    q = torch.randn(4, generator=generator, dtype=torch.float64)
-    w, x, y, z = (q / q.norm()).tolist()
-    rot = torch.tensor([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ], dtype=torch.float64)
+    rot = random_rotation(generator, dtype=torch.float64)
     if group == "O3" and float(torch.rand((), generator=generator)) < 0.5:
         rot = -rot
     return rot.to(dtype)

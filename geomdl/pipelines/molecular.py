@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from geomdl.testing import random_rotation
+from geomdl.utils.rotations import random_rotation
 
 
 @dataclass

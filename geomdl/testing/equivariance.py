@@ -31,26 +31,9 @@ from dataclasses import dataclass
 
 import torch
 
+from geomdl.utils.rotations import random_rotation  # noqa: F401  (public here too: geomdl.testing.random_rotation)
+
 NODE_TYPES = ("position", "vector", "pseudovector", "scalar", "batch")
-
-
-def random_rotation(generator: torch.Generator | None = None, dtype=torch.float64, reflection: bool = False) -> torch.Tensor:
-    """Haar-uniform 3x3 rotation (from a normalised Gaussian quaternion); ``reflection=True``
-    returns ``-R`` (an improper element of O(3), ``det = -1``)."""
-    q = torch.randn(4, generator=generator, dtype=torch.float64)
-    q = q / q.norm()
-    w, x, y, z = q.tolist()
-    rot = torch.tensor(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ],
-        dtype=torch.float64,
-    )
-    if reflection:
-        rot = -rot
-    return rot.to(dtype)
 
 
 @dataclass

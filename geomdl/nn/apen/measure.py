@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from geomdl.ops import scatter
-from geomdl.testing.equivariance import random_rotation
+from geomdl.utils.rotations import random_rotation
 
 
 def random_piecewise_motion(pos: torch.Tensor, gt_part: torch.Tensor, generator: torch.Generator | None = None,
