@@ -11,7 +11,6 @@ MAE/RMSE per structure (meV) and force-component MAE/RMSE (meV/A), on inputs in 
 """
 from __future__ import annotations
 
-import copy
 import math
 import os
 import time
@@ -20,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from geomdl.pipelines.ema import ModelEMA
+from geomdl.pipelines.optim import lr_multiplier
 from geomdl.utils.rotations import random_rotation
 
 
@@ -171,14 +172,6 @@ def loss_fn(out: dict, batch: MoleculeBatch, scale: float, energy_weight: float,
     return energy_weight * e + forces_weight * f
 
 
-@torch.no_grad()
-def _ema_update(ema, model, decay):
-    for pe, pm in zip(ema.parameters(), model.parameters()):
-        pe.mul_(decay).add_(pm.detach(), alpha=1 - decay)
-    for be, bm in zip(ema.buffers(), model.buffers()):
-        be.copy_(bm)
-
-
 def train_potential(model, train: list[Frame], val: list[Frame] | None = None, *, epochs: int = 100, batch_size: int = 5,
                     lr: float = 5e-3, min_lr_ratio: float = 0.01, warmup_epochs: int = 1, energy_weight: float = 1.0,
                     forces_weight: float = 100.0, ema_decay: float | None = 0.99, grad_clip: float | None = 10.0,
@@ -188,7 +181,7 @@ def train_potential(model, train: list[Frame], val: list[Frame] | None = None, *
     """Train ``model`` (a :class:`~geomdl.nn.ponita.PonitaPotential`-like module) on ``train``.
 
     Adam with a linear warm-up then a cosine decay of the learning rate (per step) to
-    ``lr * min_lr_ratio``, gradient clipping, optional EMA of the weights (the EMA copy is returned
+    ``lr * min_lr_ratio``, gradient clipping, optional EMA of the weights (:class:`~geomdl.pipelines.ema.ModelEMA`, as in the Trainer; the EMA copy is returned
     for evaluation), random-rotation augmentation. ``time_limit`` (seconds) stops training early and
     says so. ``time_budget`` (seconds) makes the schedule follow the elapsed fraction of the budget
     instead of the step count and ends training when it is spent (at most ``epochs`` epochs), so the
@@ -205,20 +198,16 @@ def train_potential(model, train: list[Frame], val: list[Frame] | None = None, *
         _keep()
     prepare_potential(model, train)
     model.to(dtype).train()
-    ema = copy.deepcopy(model) if ema_decay else None
+    ema = ModelEMA(model, ema_decay) if ema_decay else None
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps_per_epoch = math.ceil(len(train) / batch_size)
     total, warm = epochs * steps_per_epoch, warmup_epochs * steps_per_epoch
 
-    def lr_at(step):
-        if step < warm:
-            return lr * (step + 1) / warm
-        if time_budget is not None:
-            t = min((time.perf_counter() - start) / time_budget, 1.0)
-        else:
-            t = (step - warm) / max(total - warm, 1)
-        return lr * (min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+    def lr_at(step):  # warm-up, then a cosine over the steps or over the elapsed fraction of time_budget
+        elapsed = (time.perf_counter() - start) / time_budget if time_budget is not None and step >= warm else None
+        return lr * lr_multiplier(step, schedule="cosine", total_steps=total, warmup_steps=warm, min_lr_ratio=min_lr_ratio,
+                                  progress=elapsed)
 
     scale = float(model.energy_scale)
     history, epoch_times, step, start, stopped = [], [], 0, time.perf_counter(), False
@@ -245,7 +234,7 @@ def train_potential(model, train: list[Frame], val: list[Frame] | None = None, *
                 torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             opt.step()
             if ema is not None:
-                _ema_update(ema, model, min(ema_decay, (1 + step) / (10 + step)))
+                ema.update(model)
             running += float(loss.detach()) * batch.num_graphs
             step += 1
         epoch_times.append(time.perf_counter() - t0)
@@ -254,7 +243,7 @@ def train_potential(model, train: list[Frame], val: list[Frame] | None = None, *
         last = epoch + 1 == epochs or budget_spent
         over = time_limit is not None and time.perf_counter() - start > time_limit
         if val and ((epoch + 1) % eval_every == 0 or last or over):
-            entry.update({f"val_{k}": v for k, v in evaluate_potential(ema or model, val, batch_size=2 * batch_size, dtype=dtype).items()})
+            entry.update({f"val_{k}": v for k, v in evaluate_potential(model if ema is None else ema.module, val, batch_size=2 * batch_size, dtype=dtype).items()})
         history.append(entry)
         if log is not None:
             log("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.items()))
@@ -265,7 +254,7 @@ def train_potential(model, train: list[Frame], val: list[Frame] | None = None, *
             if log is not None:
                 log(f"time limit of {time_limit:.0f} s reached after {epoch + 1} of {epochs} epochs: stopping early")
             break
-    final = ema or model
+    final = model if ema is None else ema.module.requires_grad_(True)  # trainable, as the raw model is
     final.eval()
     return {"model": final, "history": history, "epoch_times": epoch_times, "stopped_early": stopped}
 

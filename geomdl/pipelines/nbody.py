@@ -14,6 +14,7 @@ import torch
 
 from geomdl.datasets.functional import random_rotation_matrix
 from geomdl.pipelines.ema import ModelEMA
+from geomdl.pipelines.optim import lr_multiplier
 
 
 def nbody_inputs(data: dict, index: torch.Tensor):
@@ -106,11 +107,9 @@ def train_nbody(model, train: dict, val: dict | None = None, *, epochs: int = 10
     def averaged():  # the weights that are validated and returned
         return ema.module if ema is not None else model
 
-    def lr_at(step):
-        if step < steps_per_epoch:
-            return lr * (step + 1) / steps_per_epoch
-        t = min((time.perf_counter() - start) / time_budget, 1.0) if time_budget else (step - steps_per_epoch) / max(total - steps_per_epoch, 1)
-        return lr * 0.5 * (1 + math.cos(math.pi * t))
+    def lr_at(step):  # warm-up over one epoch, then a cosine over the steps or over the elapsed fraction of time_budget
+        elapsed = (time.perf_counter() - start) / time_budget if time_budget and step >= steps_per_epoch else None
+        return lr * lr_multiplier(step, schedule="cosine", total_steps=total, warmup_steps=steps_per_epoch, progress=elapsed)
 
     for epoch in range(epochs):
         t0 = time.perf_counter()

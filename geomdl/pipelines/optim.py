@@ -9,7 +9,8 @@ Schedules are per optimiser step and multiply the base learning rate by
     \\gamma^{\\lfloor s / k \\rfloor} & \\text{step} \\end{cases}
 
 with ``W = warmup_steps``, ``S`` the total number of optimiser steps, ``r = min_lr_ratio``,
-``k = step_size`` and ``γ = gamma``.
+``k = step_size`` and ``γ = gamma``. A time-budgeted run passes the elapsed fraction of its budget as
+``progress``, which then replaces ``(s-W)/(S-W)`` in the cosine.
 """
 from __future__ import annotations
 
@@ -22,14 +23,16 @@ from geomdl.pipelines.config import OptimConfig
 
 
 def lr_multiplier(step: int, *, schedule: str, total_steps: int, warmup_steps: int = 0, min_lr_ratio: float = 0.0,
-                  step_size: int = 1000, gamma: float = 0.1) -> float:
-    """The factor ``m(step)`` above (``step`` counts optimiser steps from 0)."""
+                  step_size: int = 1000, gamma: float = 0.1, progress: float | None = None) -> float:
+    """The factor ``m(step)`` above (``step`` counts optimiser steps from 0; ``progress`` in [0, 1], if
+    given, is the cosine's position instead of the step count)."""
     warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
     if schedule == "constant":
         return warm
     if schedule == "cosine":
-        span = max(1, total_steps - warmup_steps)
-        progress = min(1.0, max(0, step - warmup_steps) / span)
+        if progress is None:
+            progress = max(0, step - warmup_steps) / max(1, total_steps - warmup_steps)
+        progress = min(1.0, max(0.0, progress))
         return warm * (min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
     if schedule == "step":
         return warm * gamma ** (step // step_size)

@@ -114,6 +114,10 @@ def test_short_training_fits_shifts_and_reduces_the_loss():
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
     metrics = evaluate_potential(result["model"], frames[:4])
     assert set(metrics) == {"energy_mae", "energy_rmse", "forces_mae", "forces_rmse"}
+    # the returned (EMA) model is an ordinary trainable module: a warm restart trains it further
+    assert all(p.requires_grad for p in result["model"].parameters())
+    again = train_potential(result["model"], frames, epochs=1, batch_size=4, lr=1e-3, log=None)
+    assert np.isfinite(again["history"][0]["loss"])
 
 
 def test_load_potential_reads_engine_checkpoints(tmp_path):

@@ -110,6 +110,10 @@ def test_lr_schedules():
     assert f(50, schedule="cosine") == pytest.approx(0.5)
     assert f(10, schedule="cosine", warmup_steps=10) == pytest.approx(1.0)
     assert [f(s, schedule="step", step_size=10, gamma=0.5) for s in (0, 9, 10, 25)] == [1, 1, 0.5, 0.25]
+    # time-budgeted runs: the elapsed fraction replaces the step count in the cosine (clamped to [0, 1])
+    assert f(90, schedule="cosine", progress=0.5) == pytest.approx(0.5)
+    assert f(3, schedule="cosine", warmup_steps=4, progress=0.5) == pytest.approx(0.5)
+    assert f(5, schedule="cosine", min_lr_ratio=0.1, progress=1.7) == pytest.approx(0.1)
     with pytest.raises(ValueError, match="schedule"):
         f(0, schedule="linear")
 
