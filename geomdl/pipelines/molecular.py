@@ -181,8 +181,9 @@ def train_potential(model, train: list[Frame], val: list[Frame] | None = None, *
     """Train ``model`` (a :class:`~geomdl.nn.ponita.PonitaPotential`-like module) on ``train``.
 
     Adam with a linear warm-up then a cosine decay of the learning rate (per step) to
-    ``lr * min_lr_ratio``, gradient clipping, optional EMA of the weights (:class:`~geomdl.pipelines.ema.ModelEMA`, as in the Trainer; the EMA copy is returned
-    for evaluation), random-rotation augmentation. ``time_limit`` (seconds) stops training early and
+    ``lr * min_lr_ratio``, gradient clipping, optional EMA of the weights
+    (:class:`~geomdl.pipelines.ema.ModelEMA`, as in the Trainer; the EMA copy is evaluated and
+    returned), random-rotation augmentation. ``time_limit`` (seconds) stops training early and
     says so. ``time_budget`` (seconds) makes the schedule follow the elapsed fraction of the budget
     instead of the step count and ends training when it is spent (at most ``epochs`` epochs), so the
     recipe completes its schedule on a slow or busy machine. ``keep_freed_memory`` (default on) calls
