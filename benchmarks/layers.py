@@ -28,9 +28,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--degree", type=float, default=16.0, help="mean neighbours within the radius (default 16)")
     parser.add_argument("--radius", type=float, default=1.0, help="graph radius (default 1.0)")
     parser.add_argument("--k", type=int, default=16, help="k of the dynamic EdgeConv (default 16)")
-    parser.add_argument("--dynamic-nodes", type=int, default=2000,
-                        help="points of the dynamic EdgeConv row (default 2000: its feature-space kNN is the O(N^2) "
-                             "reference op until geomdl.ops.knn has a compiled kernel; both sides pay it)")
+    parser.add_argument("--dynamic-nodes", type=int, default=2000, help="points of the dynamic EdgeConv row (default 2000)")
+    parser.add_argument("--dynamic-features", type=int, default=64,
+                        help="input features of the dynamic EdgeConv row, the space of its kNN (default 64, as in DGCNN)")
     parser.add_argument("--tp-mul", type=int, default=8, help="multiplicity of 0e+1o+2e in the EquivariantConv rows (default 8)")
     parser.add_argument("--repeats", type=int, default=7, help="timed repeats per layer (default 7)")
     parser.add_argument("--only", nargs="+", default=None, help="layer names to run (default all)")
@@ -125,17 +125,23 @@ def run(args) -> list[dict]:
 
     if want("DynamicEdgeConv"):
         torch.manual_seed(args.seed)
-        xd = torch.randn(args.dynamic_nodes, 8, generator=g).requires_grad_(True)
-        conv = DynamicEdgeConv(8, c, k=args.k, hidden_channels=(c,))
+        xd = torch.randn(args.dynamic_nodes, args.dynamic_features, generator=g).requires_grad_(True)
+        conv = DynamicEdgeConv(args.dynamic_features, c, k=args.k, hidden_channels=(c,))
         peer = pyg.EdgeConv(torch.nn.Identity())
         peer.nn = conv.mlp
+        try:  # pyg.DynamicEdgeConv is knn_graph + EdgeConv but needs pyg-lib; its kNN on CPU is torch_cluster's
+            import torch_cluster
 
-        def peer_fn():  # PyG's DynamicEdgeConv needs torch_cluster: same kNN op + pyg.EdgeConv
-            return peer(xd, ops.knn_graph(xd.detach(), args.k, loop=True))
+            knn_peer, peer_name = torch_cluster.knn_graph, "torch_cluster.knn_graph+pyg.EdgeConv"
+        except ImportError:
+            knn_peer, peer_name = ops.knn_graph, "geomdl.knn+pyg.EdgeConv"
+
+        def peer_fn():
+            return peer(xd, knn_peer(xd.detach(), args.k, loop=True))
 
         with torch.no_grad():
             diff = (conv(xd) - peer_fn()).abs().max()
-        rows.append(_row(f"DynamicEdgeConv(N={args.dynamic_nodes})", "geomdl.knn+pyg.EdgeConv", lambda: conv(xd), peer_fn,
+        rows.append(_row(f"DynamicEdgeConv(N={args.dynamic_nodes}, D={args.dynamic_features})", peer_name, lambda: conv(xd), peer_fn,
                          list(conv.parameters()), list(conv.parameters()), [xd], args.repeats, diff))
 
     if want("EGNNLayer"):

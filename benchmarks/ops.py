@@ -2,7 +2,8 @@
 measured in ONE run (this VM's memory bandwidth and load swing between runs, so only ratios measured
 side by side mean anything).
 
-    python -m benchmarks ops                 # 2 threads: 1e6 x 64 scatter, 1e5-point graphs, fps 1e5 -> 1e3
+    python -m benchmarks ops                 # 2 threads: 1e6 x 64 scatter, 1e5-point graphs, fps 1e5 -> 1e3,
+                                             # feature-space knn (benchmarks/ops_knn_features.py)
     python -m benchmarks ops --quick         # tiny sizes (smoke run)
     python -m benchmarks ops --device cuda   # the CUDA kernels vs torch / torch_scatter / torch_cluster / PyG
                                              # on the GPU (benchmarks/ops_cuda.py)
@@ -22,7 +23,8 @@ import torch
 
 from benchmarks.timing import measure, measure_interleaved
 
-HELP = "scatter-sum, radius_graph, knn_graph, fps: geomdl vs torch, torch_scatter, torch_cluster, scipy, open3d"
+HELP = "scatter-sum, radius_graph, knn_graph (3-D and feature space), fps: geomdl vs torch, torch_scatter, torch_cluster, scipy, open3d"
+PARTS = ["scatter", "radius", "knn", "knn_features", "fps"]
 
 
 def add_arguments(parser) -> None:
@@ -31,7 +33,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--neighbors", type=float, default=32.0, help="mean neighbours per point for radius_graph")
     parser.add_argument("--k", type=int, default=16)
-    parser.add_argument("--only", choices=["scatter", "radius", "knn", "fps"], nargs="*", help="run only these parts")
+    parser.add_argument("--only", choices=PARTS, nargs="*", help="run only these parts")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda (see benchmarks/ops_cuda.py)")
     parser.add_argument("--radius-points", type=int, default=1_000_000, help="points for radius_graph on CUDA")
     parser.add_argument("--slow", type=float, default=2.0, help="CUDA: peers slower than this (s/call) are timed once")
@@ -299,13 +301,17 @@ def run(args) -> list[dict]:
         raise SystemExit(f"the compiled kernels are not loaded: {ops.extension_error()}")
     threads = torch.get_num_threads()
     table = _Table(args.repeats)
-    parts = args.only or ["scatter", "radius", "knn", "fps"]
+    parts = args.only or PARTS
     if "scatter" in parts:
         _scatter(table, args.quick)
     if "radius" in parts:
         _radius(table, args.quick, args.neighbors, threads)
     if "knn" in parts:
         _knn(table, args.quick, args.k, threads)
+    if "knn_features" in parts:
+        from benchmarks.ops_knn_features import knn_features
+
+        knn_features(table, args.quick, threads, _optional, _edge_key)
     if "fps" in parts:
         _fps(table, args.quick)
     return table.rows

@@ -12,7 +12,10 @@ Conventions (shared by every op here and by PyG):
   ``Batch`` produces. Points only connect within their own cloud.
 
 The compiled CPU kernels use a uniform cell grid (radius) / cell-grid search with growing shells
-(knn). The references are vectorised pure PyTorch: a sorted cell grid with ``searchsorted`` for
+(knn); from 9 coordinates on (feature spaces, e.g. DGCNN's dynamic graphs) knn runs a dense search
+instead: per block of queries one matrix product gives ``|y|^2 + |x|^2 - 2 y.x``, the ``k + 8``
+smallest are re-ranked by their exact distances, and a query whose rounding bound does not separate the
+``k``-th from the rest is redone exactly (``GEOMDL_KNN_DENSE_MIN_DIM`` moves the switch). The references are vectorised pure PyTorch: a sorted cell grid with ``searchsorted`` for
 D <= 3 (blockwise dense distances otherwise), and knn by radius searches whose radius doubles until
 every query has its k neighbours inside the searched ball.
 """
@@ -175,9 +178,7 @@ def _knn_dense_per_cloud(x, y, batch_x, batch_y, k, ignore_same_index):
             continue
         xs = x[x0:x1].double()
         xn = xs.pow(2).sum(1)
-        kk = min(k, n - (1 if ignore_same_index and y0 < x1 and x0 < y1 else 0))
-        if kk <= 0:
-            continue
+        kk = min(k, n)  # a query's own index (ignore_same_index) is masked below and never kept
         extra = min(n, kk + 8)
         rows = max(1, _BLOCK_ELEMENTS // max(1, n * max(4, x.shape[1])))
         for start in range(y0, y1, rows):
@@ -229,7 +230,11 @@ def _knn_reference(x, y, batch_x, batch_y, k, ignore_same_index):
     nb = int(max(batch_x.max(), batch_y.max())) + 1
     per_cloud = max(1.0, x.shape[0] / nb)
     r = max(extent * (2.0 * k / per_cloud) ** (1.0 / dim), 1e-9) if extent > 0 else 1.0
-    available = torch.bincount(batch_x, minlength=nb)[batch_y] - (1 if ignore_same_index else 0) * (batch_y >= 0).long()
+    available = torch.bincount(batch_x, minlength=nb)[batch_y]
+    if ignore_same_index:  # less the query itself where its index is one of its cloud's points
+        ptr = batch_to_ptr(batch_x, nb)
+        rows = torch.arange(ny, device=x.device)
+        available = available - ((rows >= ptr[batch_y]) & (rows < ptr[batch_y + 1])).long()
     need = torch.clamp(available, max=k)  # a query can only get as many as its cloud offers
     todo = torch.arange(ny, device=x.device)
     res_q, res_x, res_d = [], [], []

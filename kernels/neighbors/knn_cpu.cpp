@@ -7,7 +7,8 @@
 // cells at Chebyshev cell distance s = 0, 1, 2, ... around its own cell, skipping cells whose box is
 // farther than the current k-th candidate, and stops once the k-th candidate is strictly closer
 // than any point outside the visited block can be. Cost: O(N + M) for the grids plus, for clouds of
-// bounded density, O(k log k)-ish per query.
+// bounded density, O(k log k)-ish per query. From dense::dense_min_dim() coordinates on (feature
+// spaces), where three binned coordinates prune little, the dense search of knn_dense_cpu.cpp runs.
 #include <omp.h>
 #include <torch/all.h>
 #include <torch/library.h>
@@ -17,6 +18,7 @@
 #include <limits>
 #include <vector>
 
+#include "neighbors/knn_dense.h"
 #include "neighbors/search.h"
 #include "neighbors/shell.h"
 
@@ -175,6 +177,8 @@ at::Tensor knn_cpu(const at::Tensor& x, const at::Tensor& y, int64_t k, const at
                    const at::Tensor& ptr_y, bool ignore_same_index) {
   grid::check_search_inputs(x, y, ptr_x, ptr_y);
   TORCH_CHECK(k >= 1, "k must be >= 1, got ", k);
+  if (x.size(1) >= dense::dense_min_dim() && x.size(0) > 0 && y.size(0) > 0)
+    return dense::knn_dense_cpu(x, y, k, ptr_x, ptr_y, ignore_same_index);
   at::Tensor out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "geomdl_knn_cpu", [&] {
     switch (x.size(1)) {

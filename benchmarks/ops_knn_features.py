@@ -1,0 +1,106 @@
+"""Part ``knn_features`` of ``python -m benchmarks ops``: k nearest neighbours in feature space (DGCNN's
+dynamic graphs: 64 features, k = 20, clouds of 1024 points; and one 16-feature cloud of 16,384 points).
+
+geomdl's compiled knn (the dense search from 9 coordinates on) against its own grid search (forced
+with ``GEOMDL_KNN_DENSE_MIN_DIM``), its pure-PyTorch reference, torch ``cdist`` + ``topk`` per cloud
+(what DGCNN implementations do), torch_cluster (PyG's knn_graph) and scipy's cKDTree. Each peer's edge
+set is compared with geomdl's first; float32 peers rank near-ties by float32 distances, so a few
+edges may differ (the count is reported).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+
+import numpy as np
+import torch
+
+CASES = [  # (clouds, points per cloud, features, k)
+    (8, 1024, 64, 20),
+    (1, 16384, 16, 16),
+]
+QUICK_CASES = [(2, 512, 64, 20), (1, 2048, 16, 16)]
+
+
+@contextlib.contextmanager
+def _switch(value: str):
+    old = os.environ.get("GEOMDL_KNN_DENSE_MIN_DIM")
+    os.environ["GEOMDL_KNN_DENSE_MIN_DIM"] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["GEOMDL_KNN_DENSE_MIN_DIM"]
+        else:
+            os.environ["GEOMDL_KNN_DENSE_MIN_DIM"] = old
+
+
+def knn_features(table, quick: bool, threads: int, optional, edge_key) -> None:
+    from scipy.spatial import cKDTree
+
+    from geomdl import ops
+
+    for clouds, per, dim, k in QUICK_CASES if quick else CASES:
+        n = clouds * per
+        gen = torch.Generator().manual_seed(dim)
+        x = torch.randn(n, dim, generator=gen)
+        batch = torch.arange(clouds).repeat_interleave(per)
+        op = f"knn_graph features {clouds}x{per} D={dim} k={k}"
+        with ops.use_backend("compiled"):
+            want = ops.knn_graph(x, k, batch)
+        key = edge_key(want, n)
+
+        def agree(edges):
+            e = torch.as_tensor(edges)
+            if e.shape != want.shape:
+                return f"NO (shape {tuple(e.shape)})"
+            differ = int((edge_key(e, n) != key).sum())
+            return "yes" if differ == 0 else f"{differ} of {key.numel()} edges differ (float32 near-ties)"
+
+        def geomdl_compiled():
+            with ops.use_backend("compiled"):
+                return ops.knn_graph(x, k, batch)
+
+        table.time(op, "geomdl (compiled: dense search)", geomdl_compiled, geomdl=True)
+
+        def geomdl_grid():
+            with _switch("1000000"), ops.use_backend("compiled"):
+                return ops.knn_graph(x, k, batch)
+
+        table.time(op, "geomdl grid search (GEOMDL_KNN_DENSE_MIN_DIM=1000000)", geomdl_grid,
+                   agrees=agree(geomdl_grid()), repeats=3)
+        table.time(op, "geomdl reference", lambda: ops.knn_graph_reference(x, k, batch),
+                   agrees=agree(ops.knn_graph_reference(x, k, batch)), repeats=3)
+
+        if per <= 4096:
+            def cdist_topk():  # [B, P, P] distances per cloud, k + 1 smallest, the point itself dropped
+                xb = x.view(clouds, per, dim)
+                idx = torch.cdist(xb, xb).topk(k + 1, dim=-1, largest=False).indices
+                idx = idx + (torch.arange(clouds) * per).view(clouds, 1, 1)
+                dst = torch.arange(n).repeat_interleave(k + 1)
+                src = idx.reshape(-1)
+                keep = src != dst
+                return torch.stack([src[keep], dst[keep]])
+
+            table.time(op, "torch cdist + topk per cloud (float32)", cdist_topk, agrees=agree(cdist_topk()))
+        tc = optional("torch_cluster")
+        if tc is not None:
+            fn = lambda: tc.knn_graph(x, k, batch, loop=False, num_workers=threads)  # noqa: E731
+            table.time(op, f"torch_cluster.knn_graph (num_workers={threads})", fn, agrees=agree(fn()), repeats=3)
+        else:
+            table.skip(op, "torch_cluster", "not installed (pip install 'geomdl[bench]')")
+
+        xnp = x.numpy()
+
+        def ckdtree():
+            parts = []
+            for b in range(clouds):
+                pts = xnp[b * per:(b + 1) * per]
+                _, idx = cKDTree(pts).query(pts, k=k + 1, workers=threads)
+                dst = np.repeat(np.arange(per), k + 1)
+                src = idx.reshape(-1)
+                keep = src != dst
+                parts.append(np.stack([src[keep], dst[keep]]) + b * per)
+            return torch.from_numpy(np.concatenate(parts, axis=1))
+
+        table.time(op, f"scipy cKDTree.query per cloud (workers={threads})", ckdtree, agrees=agree(ckdtree()), repeats=3)
