@@ -1,8 +1,10 @@
 """Part ``knn_features`` of ``python -m benchmarks ops``: k nearest neighbours in feature space (DGCNN's
-dynamic graphs: 64 features, k = 20, clouds of 1024 points; and one 16-feature cloud of 16,384 points).
+dynamic graphs: 64 features, k = 20, clouds of 1024 points; one 16-feature cloud of 16,384 points; and
+the 9 local-covariance features of 20,000 points on a torus, a 2-D surface in feature space, where the
+grid search is the faster one).
 
-geomdl's compiled knn (the dense search from 9 coordinates on) against its own grid search (forced
-with ``GEOMDL_KNN_DENSE_MIN_DIM``), its pure-PyTorch reference, torch ``cdist`` + ``topk`` per cloud
+geomdl's compiled knn (automatic choice between its grid and dense searches) against each of them forced
+with ``GEOMDL_KNN_SEARCH``, its pure-PyTorch reference, torch ``cdist`` + ``topk`` per cloud
 (what DGCNN implementations do), torch_cluster (PyG's knn_graph) and scipy's cKDTree. Each peer's edge
 set is compared with geomdl's first; float32 peers rank near-ties by float32 distances, so a few
 edges may differ (the count is reported).
@@ -15,24 +17,36 @@ import os
 import numpy as np
 import torch
 
-CASES = [  # (clouds, points per cloud, features, k)
+CASES = [  # (clouds, points per cloud, features or "torus", k)
     (8, 1024, 64, 20),
     (1, 16384, 16, 16),
+    (1, 20000, "torus", 16),
 ]
-QUICK_CASES = [(2, 512, 64, 20), (1, 2048, 16, 16)]
+QUICK_CASES = [(2, 512, 64, 20), (1, 2048, 16, 16), (1, 3000, "torus", 16)]
+
+
+def _torus_covariances(n: int) -> torch.Tensor:
+    """[n, 9] local covariance features of n points on a torus (as `geomdl demo`'s ops stage builds them)."""
+    from geomdl import ops
+    from geomdl.pipelines.demo_ops import _torus
+
+    pos = _torus(n, torch.Generator().manual_seed(0))
+    edges = ops.radius_graph(pos, 0.08 * (20000 / n) ** 0.5, max_num_neighbors=64)
+    d = pos[edges[0]] - pos[edges[1]]
+    return ops.scatter((d.unsqueeze(2) * d.unsqueeze(1)).reshape(-1, 9), edges[1], dim_size=n, reduce="mean")
 
 
 @contextlib.contextmanager
-def _switch(value: str):
-    old = os.environ.get("GEOMDL_KNN_DENSE_MIN_DIM")
-    os.environ["GEOMDL_KNN_DENSE_MIN_DIM"] = value
+def _search(value: str):
+    old = os.environ.get("GEOMDL_KNN_SEARCH")
+    os.environ["GEOMDL_KNN_SEARCH"] = value
     try:
         yield
     finally:
         if old is None:
-            del os.environ["GEOMDL_KNN_DENSE_MIN_DIM"]
+            del os.environ["GEOMDL_KNN_SEARCH"]
         else:
-            os.environ["GEOMDL_KNN_DENSE_MIN_DIM"] = old
+            os.environ["GEOMDL_KNN_SEARCH"] = old
 
 
 def knn_features(table, quick: bool, threads: int, optional, edge_key) -> None:
@@ -42,10 +56,13 @@ def knn_features(table, quick: bool, threads: int, optional, edge_key) -> None:
 
     for clouds, per, dim, k in QUICK_CASES if quick else CASES:
         n = clouds * per
-        gen = torch.Generator().manual_seed(dim)
-        x = torch.randn(n, dim, generator=gen)
+        if dim == "torus":
+            x, dim = _torus_covariances(n), 9
+            op = f"knn_graph torus covariances {per} D=9 k={k}"
+        else:
+            x = torch.randn(n, dim, generator=torch.Generator().manual_seed(dim))
+            op = f"knn_graph features {clouds}x{per} D={dim} k={k}"
         batch = torch.arange(clouds).repeat_interleave(per)
-        op = f"knn_graph features {clouds}x{per} D={dim} k={k}"
         with ops.use_backend("compiled"):
             want = ops.knn_graph(x, k, batch)
         key = edge_key(want, n)
@@ -61,14 +78,14 @@ def knn_features(table, quick: bool, threads: int, optional, edge_key) -> None:
             with ops.use_backend("compiled"):
                 return ops.knn_graph(x, k, batch)
 
-        table.time(op, "geomdl (compiled: dense search)", geomdl_compiled, geomdl=True)
+        table.time(op, "geomdl (compiled, automatic choice)", geomdl_compiled, geomdl=True)
+        for search in ("dense", "grid"):
+            def forced(search=search):
+                with _search(search), ops.use_backend("compiled"):
+                    return ops.knn_graph(x, k, batch)
 
-        def geomdl_grid():
-            with _switch("1000000"), ops.use_backend("compiled"):
-                return ops.knn_graph(x, k, batch)
-
-        table.time(op, "geomdl grid search (GEOMDL_KNN_DENSE_MIN_DIM=1000000)", geomdl_grid,
-                   agrees=agree(geomdl_grid()), repeats=3)
+            table.time(op, f"geomdl {search} search (GEOMDL_KNN_SEARCH={search})", forced, agrees=agree(forced()),
+                       repeats=3)
         table.time(op, "geomdl reference", lambda: ops.knn_graph_reference(x, k, batch),
                    agrees=agree(ops.knn_graph_reference(x, k, batch)), repeats=3)
 

@@ -12,12 +12,15 @@ Conventions (shared by every op here and by PyG):
   ``Batch`` produces. Points only connect within their own cloud.
 
 The compiled CPU kernels use a uniform cell grid (radius) / cell-grid search with growing shells
-(knn); from 9 coordinates on (feature spaces, e.g. DGCNN's dynamic graphs) knn runs a dense search
-instead: per block of queries one matrix product gives ``|y|^2 + |x|^2 - 2 y.x``, the ``k + 8``
-smallest are re-ranked by their exact distances, and a query whose rounding bound does not separate the
-``k``-th from the rest is redone exactly (``GEOMDL_KNN_DENSE_MIN_DIM`` moves the switch). The references are vectorised pure PyTorch: a sorted cell grid with ``searchsorted`` for
-D <= 3 (blockwise dense distances otherwise), and knn by radius searches whose radius doubles until
-every query has its k neighbours inside the searched ball.
+(knn); in feature spaces knn may run a dense search instead (per block of queries one matrix product
+gives ``|y|^2 + |x|^2 - 2 y.x``, the ``k + 8`` smallest are re-ranked by their exact distances, and a
+query whose rounding bound does not separate the ``k``-th from the rest is redone exactly). From 4
+coordinates on, a sample of queries measures how much of its cloud the grid would scan, and a cost model
+picks the cheaper search (``GEOMDL_KNN_SEARCH=grid|dense`` forces one).
+
+The references are vectorised pure PyTorch: a sorted cell grid with ``searchsorted`` for D <= 3
+(blockwise dense distances otherwise), and knn by radius searches whose radius doubles until every
+query has its k neighbours inside the searched ball.
 """
 from __future__ import annotations
 

@@ -45,12 +45,22 @@ def run(out_dir, quick: bool) -> dict:
     print(f"   scatter-mean local covariances: median surface variation {variation:.4f} "
           f"(0 on a plane, 1/3 for an isotropic blob) ({t_scatter:.1f} ms)")
 
+    # a feature-space graph (as DGCNN builds): neighbours by local shape, 9-D covariance features
+    feats = cov.reshape(-1, 9)
+    feat_edges, t_feat = _timed(lambda: ops.knn_graph(feats, 16, batch))
+    same_cloud = bool((batch[feat_edges[0]] == batch[feat_edges[1]]).all())
+    print(f"   knn_graph k=16 in the 9-D covariance-feature space: {feat_edges.shape[1]} edges, within each torus: "
+          f"{same_cloud} ({t_feat:.1f} ms)")
+
     # compare with the pure-PyTorch references on a subset
     sub = slice(0, 2000)
     with ops.use_backend("reference"):
         ref_edges = ops.radius_graph(pos[sub], 0.08, max_num_neighbors=64)
-    agree = torch.equal(ref_edges, ops.radius_graph(pos[sub], 0.08, max_num_neighbors=64))
-    print(f"   compiled == reference on a 2000-point subset: {agree}")
+        ref_feat = ops.knn_graph(feats[sub], 16)
+    agree = torch.equal(ref_edges, ops.radius_graph(pos[sub], 0.08, max_num_neighbors=64)) and \
+        torch.equal(ref_feat, ops.knn_graph(feats[sub], 16))
+    print(f"   compiled == reference on a 2000-point subset (radius graph, feature kNN): {agree}")
     return {"points": 2 * n, "edges": int(edges.shape[1]), "mean_degree": float(deg.mean()), "fps_centres": int(centres.numel()),
             "surface_variation": variation, "reference_agrees": bool(agree),
-            "ms": {"radius_graph": t_graph, "knn_graph": t_knn, "fps": t_fps, "scatter": t_scatter}}
+            "ms": {"radius_graph": t_graph, "knn_graph": t_knn, "fps": t_fps, "scatter": t_scatter,
+                   "knn_graph_features": t_feat}}

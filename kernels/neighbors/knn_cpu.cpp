@@ -7,8 +7,9 @@
 // cells at Chebyshev cell distance s = 0, 1, 2, ... around its own cell, skipping cells whose box is
 // farther than the current k-th candidate, and stops once the k-th candidate is strictly closer
 // than any point outside the visited block can be. Cost: O(N + M) for the grids plus, for clouds of
-// bounded density, O(k log k)-ish per query. From dense::dense_min_dim() coordinates on (feature
-// spaces), where three binned coordinates prune little, the dense search of knn_dense_cpu.cpp runs.
+// bounded density, O(k log k)-ish per query. In feature spaces, where three binned coordinates may
+// prune little, the dense search of knn_dense_cpu.cpp runs when dense::prefer_dense() expects it to
+// be cheaper (GEOMDL_KNN_SEARCH forces either).
 #include <omp.h>
 #include <torch/all.h>
 #include <torch/library.h>
@@ -177,8 +178,12 @@ at::Tensor knn_cpu(const at::Tensor& x, const at::Tensor& y, int64_t k, const at
                    const at::Tensor& ptr_y, bool ignore_same_index) {
   grid::check_search_inputs(x, y, ptr_x, ptr_y);
   TORCH_CHECK(k >= 1, "k must be >= 1, got ", k);
-  if (x.size(1) >= dense::dense_min_dim() && x.size(0) > 0 && y.size(0) > 0)
-    return dense::knn_dense_cpu(x, y, k, ptr_x, ptr_y, ignore_same_index);
+  if (x.size(0) > 0 && y.size(0) > 0) {
+    const dense::Search search = dense::search_from_env();
+    if (search == dense::Search::kDense ||
+        (search == dense::Search::kAuto && dense::prefer_dense(x, y, k, ptr_x, ptr_y, ignore_same_index)))
+      return dense::knn_dense_cpu(x, y, k, ptr_x, ptr_y, ignore_same_index);
+  }
   at::Tensor out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "geomdl_knn_cpu", [&] {
     switch (x.size(1)) {

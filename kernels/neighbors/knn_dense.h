@@ -1,29 +1,27 @@
-// Dense k-nearest-neighbour search for high-dimensional points (knn_dense_cpu.cpp), used by the CPU
-// knn kernel (knn_cpu.cpp) from dense_min_dim() coordinates on.
+// Dense k-nearest-neighbour search (knn_dense_cpu.cpp) and the choice between it and the grid search
+// of knn_cpu.cpp.
 #pragma once
 
 #include <torch/all.h>
 
-#include <cstdlib>
-
 namespace geomdl {
 namespace dense {
 
-// From this many coordinates on, the CPU knn uses the dense search: a grid over three of them no
-// longer prunes enough (on random points the two break even at 8-9 coordinates; measured by
-// `python -m benchmarks ops --only knn_features`).
-constexpr int64_t kDenseMinDim = 9;
+// Which search the CPU knn runs. GEOMDL_KNN_SEARCH = "grid" or "dense" forces one (the benchmark
+// compares both with it; tests run each outside its usual range); "auto" (default, also when unset)
+// decides with prefer_dense().
+enum class Search { kAuto, kGrid, kDense };
+Search search_from_env();
 
-// kDenseMinDim, or the environment variable GEOMDL_KNN_DENSE_MIN_DIM (a positive integer) when set: the
-// benchmark compares both searches with it, and tests run each search outside its usual range.
-inline int64_t dense_min_dim() {
-  const char* s = std::getenv("GEOMDL_KNN_DENSE_MIN_DIM");
-  if (s == nullptr || *s == 0) return kDenseMinDim;
-  char* end = nullptr;
-  const long long v = std::strtoll(s, &end, 10);
-  TORCH_CHECK(end != nullptr && *end == 0 && v >= 1, "GEOMDL_KNN_DENSE_MIN_DIM must be a positive integer, got '", s, "'");
-  return v;
-}
+// True when the dense search is expected to be cheaper than the grid search on these inputs. The grid
+// bins at most three coordinates, so a query scans every point whose binned coordinates lie within
+// its k-th neighbour distance r_k of its own; a sample of up to 16 queries measures that fraction f
+// exactly (r_k by an exhaustive search). Cost per (query, point) pair, in ns, from
+// `python -m benchmarks ops --only knn_features` and a sweep over D on this project's 2-core VM:
+//     grid  ~ 0.3 D f          dense ~ 0.08 D + 1
+// Below four coordinates the grid bins them all and is always chosen.
+bool prefer_dense(const at::Tensor& x, const at::Tensor& y, int64_t k, const at::Tensor& ptr_x,
+                  const at::Tensor& ptr_y, bool ignore_same_index);
 
 // Same arguments and result as the knn op (inputs already checked).
 at::Tensor knn_dense_cpu(const at::Tensor& x, const at::Tensor& y, int64_t k, const at::Tensor& ptr_x,

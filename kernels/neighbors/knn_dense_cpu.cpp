@@ -3,7 +3,7 @@
 // search and as knn_reference, edge for edge: the k smallest (|x_j - y_i|^2, j), the squared distance
 // accumulated in double, left to right over the coordinates.
 //
-// Per cloud and block of queries, one matrix product (BLAS, torch's threads) gives the expansion
+// Per cloud and block of queries, one matrix product (BLAS) gives the expansion
 //     a_ij = |y_i|^2 + |x_j|^2 - 2 y_i . x_j            (double)
 // A single pass over a_i. keeps the c = k + kExtra smallest in a max-heap and the smallest value it
 // rejected or evicted (m_i); blocks whose minimum cannot enter the heap are skipped in one vector step. The c candidates get their exact distances and are sorted by
@@ -21,6 +21,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -37,7 +39,7 @@ using grid::CandLess;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kUnit = 1.1102230246251565e-16;  // 2^-53
 constexpr int64_t kExtra = 8;                     // candidates kept beyond k
-constexpr int64_t kBlockEntries = int64_t(1) << 18;  // approximate distances per block (2 MB)
+constexpr int64_t kBlockEntries = int64_t(1) << 17;  // approximate distances per block (1 MB per thread)
 constexpr int64_t kLanes = 16;                       // values per block of the selection pass
 
 // Exact squared distance as the references round it: ((a_0 - b_0)^2 + (a_1 - b_1)^2) + ...
@@ -115,6 +117,77 @@ void query(const double* q, double qn, const double* row, const double* xs, doub
 
 }  // namespace
 
+Search search_from_env() {
+  const char* s = std::getenv("GEOMDL_KNN_SEARCH");
+  if (s == nullptr || *s == 0 || std::strcmp(s, "auto") == 0) return Search::kAuto;
+  if (std::strcmp(s, "grid") == 0) return Search::kGrid;
+  if (std::strcmp(s, "dense") == 0) return Search::kDense;
+  TORCH_CHECK(false, "GEOMDL_KNN_SEARCH must be 'auto', 'grid' or 'dense', got '", s, "'");
+}
+
+namespace {
+
+// Fraction f of the points that a grid over the first three coordinates makes a sample of queries
+// scan: the points within the query's k-th neighbour distance in each of those coordinates. Clouds
+// above kSampleCap points are subsampled with a stride (the k-th neighbour then becomes the
+// ceil(k / stride)-th), which keeps the estimate at O(16 kSampleCap D).
+template <typename scalar_t>
+double scanned_fraction(const scalar_t* xp, const scalar_t* yp, int64_t D, int64_t M, const int64_t* bx,
+                        const int64_t* by, int64_t nb, int64_t k, bool ignore_same_index) {
+  constexpr int64_t kSamples = 16, kSampleCap = 16384;
+  const int64_t samples = std::min(kSamples, M);
+  double scanned = 0.0, total = 0.0;
+  std::vector<double> q(D), dist;
+  for (int64_t s = 0; s < samples; ++s) {
+    const int64_t i = s * M / samples;
+    const int64_t b = std::upper_bound(by, by + nb + 1, i) - by - 1;  // the cloud of query i
+    const int64_t x0 = bx[b], n = bx[b + 1] - x0;
+    const int64_t self = (ignore_same_index && i >= x0 && i < x0 + n) ? i - x0 : -1;
+    const int64_t kk = std::min(k, n - (self >= 0 ? 1 : 0));
+    if (kk <= 0) continue;
+    for (int64_t d = 0; d < D; ++d) q[d] = double(yp[i * D + d]);
+    const int64_t stride = std::max<int64_t>(1, n / kSampleCap);
+    dist.clear();
+    for (int64_t j = 0; j < n; j += stride) {
+      if (j == self) continue;
+      double acc = 0.0;
+      for (int64_t d = 0; d < D; ++d) {
+        const double t = q[d] - double(xp[(x0 + j) * D + d]);
+        acc += t * t;
+      }
+      dist.push_back(acc);
+    }
+    if (dist.empty()) continue;
+    const int64_t rank = std::min<int64_t>(static_cast<int64_t>(dist.size()), (kk + stride - 1) / stride) - 1;
+    std::nth_element(dist.begin(), dist.begin() + rank, dist.end());
+    const double r = std::sqrt(dist[rank]);
+    int64_t inside = 0, seen = 0;
+    for (int64_t j = 0; j < n; j += stride, ++seen) {
+      const scalar_t* p = xp + (x0 + j) * D;
+      inside += (std::fabs(double(p[0]) - q[0]) <= r && std::fabs(double(p[1]) - q[1]) <= r &&
+                 std::fabs(double(p[2]) - q[2]) <= r) ? 1 : 0;
+    }
+    scanned += double(inside) * double(n) / double(seen);
+    total += double(n);
+  }
+  return total > 0.0 ? scanned / total : 0.0;
+}
+
+}  // namespace
+
+bool prefer_dense(const at::Tensor& x, const at::Tensor& y, int64_t k, const at::Tensor& ptr_x,
+                  const at::Tensor& ptr_y, bool ignore_same_index) {
+  const int64_t D = x.size(1), M = y.size(0), nb = ptr_x.numel() - 1;
+  if (D < 4 || M == 0 || x.size(0) == 0) return false;
+  const at::Tensor px = ptr_x.contiguous(), py = ptr_y.contiguous();
+  double f = 0.0;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "geomdl_knn_plan", [&] {
+    f = scanned_fraction<scalar_t>(x.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), D, M, px.data_ptr<int64_t>(),
+                                   py.data_ptr<int64_t>(), nb, k, ignore_same_index);
+  });
+  return 0.3 * double(D) * f > 0.08 * double(D) + 1.0;
+}
+
 at::Tensor knn_dense_cpu(const at::Tensor& x, const at::Tensor& y, int64_t k, const at::Tensor& ptr_x,
                          const at::Tensor& ptr_y, bool ignore_same_index) {
   const int64_t D = x.size(1), M = y.size(0), nb = ptr_x.numel() - 1;
@@ -142,33 +215,43 @@ at::Tensor knn_dense_cpu(const at::Tensor& x, const at::Tensor& y, int64_t k, co
   const double* xp = xd.data_ptr<double>();
   const double* yp = yd.data_ptr<double>();
   const double* ynp = yn_all.data_ptr<double>();
-  // One buffer for every block's expansion (a fresh allocation per block would be page-faulted in).
-  at::Tensor buffer = at::empty({kBlockEntries}, xd.options());
+  // Work items: blocks of at most kBlockEntries / n queries of one cloud. Each thread takes whole items
+  // (its own product, single-threaded inside the parallel region, into its own reused buffer): no
+  // fork and join per block, and the expansion is read while it is still in cache.
+  struct Item {
+    int64_t cloud, q0, q1;
+  };
+  std::vector<Item> items;
+  std::vector<double> xn_max(nb, 0.0);
   for (int64_t b = 0; b < nb; ++b) {
-    const int64_t x0 = bx[b], n = bx[b + 1] - x0, y0 = by[b], y1 = by[b + 1];
+    const int64_t n = bx[b + 1] - bx[b], y0 = by[b], y1 = by[b + 1];
     if (n == 0 || y1 == y0 || offsets[y1] == offsets[y0]) continue;
-    const double xn_max = xn_all.narrow(0, x0, n).max().item<double>();
+    xn_max[b] = xn_all.narrow(0, bx[b], n).max().item<double>();
     const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(y1 - y0, kBlockEntries / n));
-    if (rows * n > buffer.numel()) buffer = at::empty({rows * n}, xd.options());
-    const at::Tensor xt = xa.narrow(0, x0, n).t();
-    for (int64_t q0 = y0; q0 < y1; q0 += rows) {
-      const int64_t q1 = std::min(y1, q0 + rows);
-      at::Tensor dots = buffer.narrow(0, 0, (q1 - q0) * n).view({q1 - q0, n});
-      at::mm_out(dots, ya.narrow(0, q0, q1 - q0), xt);
+    for (int64_t q0 = y0; q0 < y1; q0 += rows) items.push_back({b, q0, std::min(y1, q0 + rows)});
+  }
+  const int64_t num_items = static_cast<int64_t>(items.size());
+  int64_t most = 0;
+  for (const Item& it : items) most = std::max(most, (it.q1 - it.q0) * (bx[it.cloud + 1] - bx[it.cloud]));
+#pragma omp parallel if (num_items > 1)
+  {
+    at::Tensor buffer = at::empty({most}, xd.options());
+    std::vector<Cand> heap, best;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t w = 0; w < num_items; ++w) {
+      const Item it = items[w];
+      const int64_t x0 = bx[it.cloud], n = bx[it.cloud + 1] - x0;
+      at::Tensor dots = buffer.narrow(0, 0, (it.q1 - it.q0) * n).view({it.q1 - it.q0, n});
+      at::mm_out(dots, ya.narrow(0, it.q0, it.q1 - it.q0), xa.narrow(0, x0, n).t());
       const double* dp = dots.data_ptr<double>();
-#pragma omp parallel if (q1 - q0 > 8)
-      {
-        std::vector<Cand> heap, best;
-#pragma omp for schedule(dynamic, 8)
-        for (int64_t i = q0; i < q1; ++i) {
-          const int64_t kk = offsets[i + 1] - offsets[i];
-          if (kk == 0) continue;
-          const int64_t self = (ignore_same_index && i >= x0 && i < x0 + n) ? i - x0 : -1;
-          query(yp + i * D, ynp[i], dp + (i - q0) * n, xp + x0 * D, xn_max, n, D, self, kk, heap, best);
-          for (int64_t e = 0; e < kk; ++e) {
-            row0[offsets[i] + e] = x0 + best[e].j;
-            row1[offsets[i] + e] = i;
-          }
+      for (int64_t i = it.q0; i < it.q1; ++i) {
+        const int64_t kk = offsets[i + 1] - offsets[i];
+        if (kk == 0) continue;
+        const int64_t self = (ignore_same_index && i >= x0 && i < x0 + n) ? i - x0 : -1;
+        query(yp + i * D, ynp[i], dp + (i - it.q0) * n, xp + x0 * D, xn_max[it.cloud], n, D, self, kk, heap, best);
+        for (int64_t e = 0; e < kk; ++e) {
+          row0[offsets[i] + e] = x0 + best[e].j;
+          row1[offsets[i] + e] = i;
         }
       }
     }

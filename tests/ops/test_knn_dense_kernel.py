@@ -1,6 +1,7 @@
-"""The dense kNN path of the CPU kernel (knn_dense_cpu.cpp: from 9 coordinates on, e.g. DGCNN's feature
-spaces) against the reference and an exhaustive oracle: random, tied, badly conditioned and misaligned
-inputs, the boundaries of its candidate set, and a property test."""
+"""The dense kNN search of the CPU kernel (knn_dense_cpu.cpp, chosen for feature spaces such as DGCNN's
+when it is expected to be cheaper than the grid; forced here with GEOMDL_KNN_SEARCH=dense) against the
+reference and an exhaustive oracle: random, tied, badly conditioned and misaligned inputs, the
+boundaries of its candidate set, a property test; and the automatic choice."""
 import pytest
 import torch
 from hypothesis import given, settings
@@ -13,7 +14,13 @@ from neighbor_checks import check_order, random_batch
 
 compiled = pytest.mark.skipif(not ops.has_kernel("knn"), reason="geomdl._C not built (reference mode)")
 
-DENSE_DIMS = [9, 16, 64]  # the dense path starts at 9 coordinates (kernels/neighbors/knn_dense.h)
+DENSE_DIMS = [9, 16, 64]
+
+
+@pytest.fixture(autouse=True)
+def dense_search(monkeypatch):
+    """Every test here runs the dense search unless it sets GEOMDL_KNN_SEARCH itself."""
+    monkeypatch.setenv("GEOMDL_KNN_SEARCH", "dense")
 
 
 def oracle(x, y, k, batch_x, batch_y, ignore_same_index):
@@ -156,22 +163,34 @@ def test_nearly_equal_distances_below_the_expansion_rounding():
 
 @compiled
 @pytest.mark.parametrize("dim", [1, 2, 3, 5, 8, 12, 32])
-def test_grid_and_dense_searches_agree_at_every_dimension(dim, monkeypatch):
-    """GEOMDL_KNN_DENSE_MIN_DIM moves the switch between the two searches: forced either way, they give
-    the same edges (bipartite, several clouds, one of them empty)."""
+def test_grid_dense_and_automatic_choice_agree_at_every_dimension(dim, monkeypatch):
+    """GEOMDL_KNN_SEARCH forces either search; forced either way or chosen automatically they give the
+    same edges (bipartite, several clouds, one of them empty)."""
     gen = torch.Generator().manual_seed(dim)
     x, y = torch.rand(500, dim, generator=gen), torch.rand(230, dim, generator=gen)
     bx, by = random_batch(500, 4, gen, empty=(1,)), random_batch(230, 4, gen)
     results = []
-    for switch in ("1", "1000"):
-        monkeypatch.setenv("GEOMDL_KNN_DENSE_MIN_DIM", switch)
+    for search in ("dense", "grid", "auto"):
+        monkeypatch.setenv("GEOMDL_KNN_SEARCH", search)
         results.append(compiled_knn(x, y, 10, bx, by))
-    assert torch.equal(results[0], results[1])
+    assert torch.equal(results[0], results[1]) and torch.equal(results[0], results[2])
     assert torch.equal(results[0], knn_reference(x, y, 10, bx, by))
 
 
 @compiled
-def test_bad_switch_value_is_reported(monkeypatch):
-    monkeypatch.setenv("GEOMDL_KNN_DENSE_MIN_DIM", "many")
-    with pytest.raises(RuntimeError, match="GEOMDL_KNN_DENSE_MIN_DIM"):
+def test_automatic_choice_on_a_low_dimensional_manifold_in_feature_space(monkeypatch):
+    """Points on a 2-D surface embedded in 12-D (what local-shape features look like): the automatic
+    choice returns the exact edges, whichever search it takes."""
+    monkeypatch.setenv("GEOMDL_KNN_SEARCH", "auto")
+    gen = torch.Generator().manual_seed(7)
+    uv = torch.rand(3000, 2, generator=gen, dtype=torch.float64)
+    x = torch.cat([torch.sin(uv * k) for k in range(1, 7)], dim=1)  # [3000, 12]
+    got = knn_graph(x, 8)
+    assert torch.equal(got, knn_graph_reference(x, 8))
+
+
+@compiled
+def test_bad_search_value_is_reported(monkeypatch):
+    monkeypatch.setenv("GEOMDL_KNN_SEARCH", "fastest")
+    with pytest.raises(RuntimeError, match="GEOMDL_KNN_SEARCH"):
         compiled_knn(torch.rand(5, 3), torch.rand(5, 3), 2)
