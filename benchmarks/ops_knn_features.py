@@ -28,12 +28,10 @@ QUICK_CASES = [(2, 512, 64, 20), (1, 2048, 16, 16), (1, 3000, "torus", 16)]
 def _torus_covariances(n: int) -> torch.Tensor:
     """[n, 9] local covariance features of n points on a torus (as `geomdl demo`'s ops stage builds them)."""
     from geomdl import ops
-    from geomdl.pipelines.demo_ops import _torus
+    from geomdl.pipelines.demo_ops import _torus, local_covariances
 
     pos = _torus(n, torch.Generator().manual_seed(0))
-    edges = ops.radius_graph(pos, 0.08 * (20000 / n) ** 0.5, max_num_neighbors=64)
-    d = pos[edges[0]] - pos[edges[1]]
-    return ops.scatter((d.unsqueeze(2) * d.unsqueeze(1)).reshape(-1, 9), edges[1], dim_size=n, reduce="mean")
+    return local_covariances(pos, ops.radius_graph(pos, 0.08 * (20000 / n) ** 0.5, max_num_neighbors=64))
 
 
 @contextlib.contextmanager
@@ -121,3 +119,25 @@ def knn_features(table, quick: bool, threads: int, optional, edge_key) -> None:
             return torch.from_numpy(np.concatenate(parts, axis=1))
 
         table.time(op, f"scipy cKDTree.query per cloud (workers={threads})", ckdtree, agrees=agree(ckdtree()), repeats=3)
+
+
+def knn_search_sweep(table, quick: bool) -> None:
+    """Part ``knn_sweep``: the automatic choice against both searches forced, on random features of growing
+    dimension (one cloud of 4096 points, k = 16): the data behind the cost model in
+    kernels/neighbors/knn_dense.h."""
+    from geomdl import ops
+
+    n = 1024 if quick else 4096
+    for dim in (4, 8, 10, 16, 32, 64):
+        x = torch.randn(n, dim, generator=torch.Generator().manual_seed(dim))
+        op = f"knn_graph random 1x{n} D={dim} k=16"
+
+        def run(search):
+            with _search(search), ops.use_backend("compiled"):
+                return ops.knn_graph(x, 16)
+
+        want = run("auto")
+        table.time(op, "geomdl (compiled, automatic choice)", lambda: run("auto"), geomdl=True, repeats=3)
+        for search in ("dense", "grid"):
+            table.time(op, f"geomdl {search} search", lambda s=search: run(s),
+                       agrees="yes" if torch.equal(run(search), want) else "NO", repeats=3)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from geomdl.utils.rotations import random_rotation  # noqa: F401  (public here too: geomdl.testing.random_rotation)
+from geomdl.utils.rotations import random_rotation
 
 NODE_TYPES = ("position", "vector", "pseudovector", "scalar", "batch")
 

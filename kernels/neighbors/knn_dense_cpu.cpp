@@ -1,22 +1,24 @@
 // CPU k-nearest-neighbour search for high-dimensional points (feature-space graphs such as DGCNN's),
-// where a cell grid over three coordinates prunes almost nothing. Same result as knn_cpu.cpp's grid
-// search and as knn_reference, edge for edge: the k smallest (|x_j - y_i|^2, j), the squared distance
-// accumulated in double, left to right over the coordinates.
+// where a cell grid over three coordinates may prune almost nothing. Same result as knn_cpu.cpp's
+// grid search and as knn_reference, edge for edge: the k smallest (|x_j - y_i|^2, j), the squared
+// distance accumulated in double, left to right over the coordinates.
 //
-// Per cloud and block of queries, one matrix product (BLAS) gives the expansion
-//     a_ij = |y_i|^2 + |x_j|^2 - 2 y_i . x_j            (double)
+// Per cloud and block of queries, one matrix product of augmented rows (BLAS) gives the expansion
+//     a_ij = [y_i, 1, |y_i|^2] . [-2 x_j, |x_j|^2, 1] = |y_i|^2 + |x_j|^2 - 2 y_i . x_j    (double)
 // A single pass over a_i. keeps the c = k + kExtra smallest in a max-heap and the smallest value it
-// rejected or evicted (m_i); blocks whose minimum cannot enter the heap are skipped in one vector step. The c candidates get their exact distances and are sorted by
-// (exact, j); the first k are final when no excluded point can reach the k-th:
-//     exact_k + bound_i < m_i - bound_i,   bound_i = 8 (D + 4) u (|y_i|^2 + max_j |x_j|^2)
-// (u = 2^-53; |a_ij - exact_ij| is below bound_i: the dot product's error is at most D u |y||x|,
-// the norms' and the exact sum's at most (D + 1) u of their values). A query that fails the test is
-// redone by an exact scan of its cloud.
+// rejected or evicted (m_i); blocks whose minimum cannot enter the heap are skipped in one vector
+// step. The c candidates get their exact distances and are sorted by (exact, j); the first k are
+// final when no excluded point can reach the k-th:
+//     exact_k + bound_i < m_i - bound_i,   bound_i = 8 (D + 6) u (|y_i|^2 + max_j |x_j|^2)
+// (u = 2^-53; |a_ij - exact_ij| is below bound_i: the product of D + 2 terms errs by at most
+// (D + 2) u times the sum of their magnitudes, itself at most 2 (|y_i|^2 + |x_j|^2), and the norms and
+// the exact sum by at most (D + 1) u of their values). A query that fails the test is redone by an
+// exact scan of its cloud.
 // Cost per cloud of n points and m queries: the product (n m D multiply-adds in BLAS) plus O(n m)
 // comparisons, against the grid search's n m D scalar operations once the grid stops pruning.
+// prefer_dense() estimates which of the two is cheaper (knn_dense.h).
 #include "common/no_fma.h"
 
-#include <omp.h>
 #include <torch/all.h>
 
 #include <algorithm>
@@ -42,15 +44,23 @@ constexpr int64_t kExtra = 8;                     // candidates kept beyond k
 constexpr int64_t kBlockEntries = int64_t(1) << 17;  // approximate distances per block (1 MB per thread)
 constexpr int64_t kLanes = 16;                       // values per block of the selection pass
 
-// Exact squared distance as the references round it: ((a_0 - b_0)^2 + (a_1 - b_1)^2) + ...
-inline double sqdist(const double* a, const double* b, int64_t D) {
-  double t = a[0] - b[0];
+// Exact squared distance as the references round it: ((q_0 - p_0)^2 + (q_1 - p_1)^2) + ..., with the
+// point's coordinates converted to double.
+template <typename T>
+inline double sqdist(const double* q, const T* p, int64_t D) {
+  double t = q[0] - double(p[0]);
   double acc = t * t;
   for (int64_t d = 1; d < D; ++d) {
-    t = a[d] - b[d];
+    t = q[d] - double(p[d]);
     acc += t * t;
   }
   return acc;
+}
+
+// The position of query i among the points [x0, x0 + n) of its cloud when ignore_same_index drops the
+// pair (i, i), else -1.
+inline int64_t self_index(int64_t i, int64_t x0, int64_t n, bool ignore_same_index) {
+  return (ignore_same_index && i >= x0 && i < x0 + n) ? i - x0 : -1;
 }
 
 // Every point of the cloud except `self`, exactly; the kk smallest (d, j) in order into `best`.
@@ -74,19 +84,18 @@ void query(const double* q, double qn, const double* row, const double* xs, doub
   // The cap smallest approximations (max-heap on the value), and the smallest value left out. A block
   // of kLanes values whose minimum is not below the heap's top is left out whole (one vector pass);
   // counting the query itself (j == self) among the left out would only make the test stricter.
-  auto approx = [&](int64_t j) { return row[j]; };
   auto less_approx = [](const Cand& a, const Cand& b) { return a.d < b.d; };
   heap.clear();
   int64_t j = 0;
   for (; static_cast<int64_t>(heap.size()) < cap; ++j)
-    if (j != self) heap.push_back({approx(j), j});
+    if (j != self) heap.push_back({row[j], j});
   std::make_heap(heap.begin(), heap.end(), less_approx);
   double top = heap.front().d, left_out = kInf;
   while (j < n) {
     if (j + kLanes <= n) {
       double low = kInf;
 #pragma omp simd reduction(min : low)
-      for (int64_t t = j; t < j + kLanes; ++t) low = std::min(low, approx(t));
+      for (int64_t t = j; t < j + kLanes; ++t) low = std::min(low, row[t]);
       if (low >= top) {
         left_out = std::min(left_out, low);
         j += kLanes;
@@ -95,7 +104,7 @@ void query(const double* q, double qn, const double* row, const double* xs, doub
     }
     for (const int64_t stop = std::min(n, j + kLanes); j < stop; ++j) {
       if (j == self) continue;
-      const double a = approx(j);
+      const double a = row[j];
       if (a < top) {
         left_out = std::min(left_out, top);
         std::pop_heap(heap.begin(), heap.end(), less_approx);
@@ -134,28 +143,23 @@ namespace {
 template <typename scalar_t>
 double scanned_fraction(const scalar_t* xp, const scalar_t* yp, int64_t D, int64_t M, const int64_t* bx,
                         const int64_t* by, int64_t nb, int64_t k, bool ignore_same_index) {
-  constexpr int64_t kSamples = 16, kSampleCap = 16384;
-  const int64_t samples = std::min(kSamples, M);
+  // 16 queries, fewer (down to 4) below 4096 queries so that the estimate stays a small part of the search.
+  constexpr int64_t kSampleCap = 1024;
+  const int64_t samples = std::min(M, std::max<int64_t>(4, std::min<int64_t>(16, M / 256)));
   double scanned = 0.0, total = 0.0;
   std::vector<double> q(D), dist;
   for (int64_t s = 0; s < samples; ++s) {
     const int64_t i = s * M / samples;
     const int64_t b = std::upper_bound(by, by + nb + 1, i) - by - 1;  // the cloud of query i
     const int64_t x0 = bx[b], n = bx[b + 1] - x0;
-    const int64_t self = (ignore_same_index && i >= x0 && i < x0 + n) ? i - x0 : -1;
+    const int64_t self = self_index(i, x0, n, ignore_same_index);
     const int64_t kk = std::min(k, n - (self >= 0 ? 1 : 0));
     if (kk <= 0) continue;
     for (int64_t d = 0; d < D; ++d) q[d] = double(yp[i * D + d]);
     const int64_t stride = std::max<int64_t>(1, n / kSampleCap);
     dist.clear();
     for (int64_t j = 0; j < n; j += stride) {
-      if (j == self) continue;
-      double acc = 0.0;
-      for (int64_t d = 0; d < D; ++d) {
-        const double t = q[d] - double(xp[(x0 + j) * D + d]);
-        acc += t * t;
-      }
-      dist.push_back(acc);
+      if (j != self) dist.push_back(sqdist(q.data(), xp + (x0 + j) * D, D));
     }
     if (dist.empty()) continue;
     const int64_t rank = std::min<int64_t>(static_cast<int64_t>(dist.size()), (kk + stride - 1) / stride) - 1;
@@ -196,11 +200,11 @@ at::Tensor knn_dense_cpu(const at::Tensor& x, const at::Tensor& y, int64_t k, co
   const int64_t* by = py.data_ptr<int64_t>();
   // Neighbours per query: min(k, cloud size, less the query itself when it is one of the cloud's points).
   std::vector<int64_t> offsets(M + 1, 0);
-  for (int64_t b = 0; b < nb; ++b)
-    for (int64_t i = by[b]; i < by[b + 1]; ++i) {
-      const int64_t n = bx[b + 1] - bx[b] - ((ignore_same_index && i >= bx[b] && i < bx[b + 1]) ? 1 : 0);
-      offsets[i + 1] = std::min(k, n);
-    }
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t n = bx[b + 1] - bx[b];
+    for (int64_t i = by[b]; i < by[b + 1]; ++i)
+      offsets[i + 1] = std::min(k, n - (self_index(i, bx[b], n, ignore_same_index) >= 0 ? 1 : 0));
+  }
   for (int64_t i = 0; i < M; ++i) offsets[i + 1] += offsets[i];
   const int64_t E = offsets[M];
   at::Tensor out = at::empty({2, E}, x.options().dtype(at::kLong));
@@ -216,23 +220,23 @@ at::Tensor knn_dense_cpu(const at::Tensor& x, const at::Tensor& y, int64_t k, co
   const double* yp = yd.data_ptr<double>();
   const double* ynp = yn_all.data_ptr<double>();
   // Work items: blocks of at most kBlockEntries / n queries of one cloud. Each thread takes whole items
-  // (its own product, single-threaded inside the parallel region, into its own reused buffer): no
-  // fork and join per block, and the expansion is read while it is still in cache.
+  // (its own product into its own reused buffer): no fork and join per block, and the expansion is
+  // read while it is still in cache.
   struct Item {
     int64_t cloud, q0, q1;
   };
   std::vector<Item> items;
   std::vector<double> xn_max(nb, 0.0);
+  int64_t most = 0;  // the largest item's entries
   for (int64_t b = 0; b < nb; ++b) {
     const int64_t n = bx[b + 1] - bx[b], y0 = by[b], y1 = by[b + 1];
     if (n == 0 || y1 == y0 || offsets[y1] == offsets[y0]) continue;
     xn_max[b] = xn_all.narrow(0, bx[b], n).max().item<double>();
     const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(y1 - y0, kBlockEntries / n));
     for (int64_t q0 = y0; q0 < y1; q0 += rows) items.push_back({b, q0, std::min(y1, q0 + rows)});
+    most = std::max(most, rows * n);
   }
   const int64_t num_items = static_cast<int64_t>(items.size());
-  int64_t most = 0;
-  for (const Item& it : items) most = std::max(most, (it.q1 - it.q0) * (bx[it.cloud + 1] - bx[it.cloud]));
 #pragma omp parallel if (num_items > 1)
   {
     at::Tensor buffer = at::empty({most}, xd.options());
@@ -247,7 +251,7 @@ at::Tensor knn_dense_cpu(const at::Tensor& x, const at::Tensor& y, int64_t k, co
       for (int64_t i = it.q0; i < it.q1; ++i) {
         const int64_t kk = offsets[i + 1] - offsets[i];
         if (kk == 0) continue;
-        const int64_t self = (ignore_same_index && i >= x0 && i < x0 + n) ? i - x0 : -1;
+        const int64_t self = self_index(i, x0, n, ignore_same_index);
         query(yp + i * D, ynp[i], dp + (i - it.q0) * n, xp + x0 * D, xn_max[it.cloud], n, D, self, kk, heap, best);
         for (int64_t e = 0; e < kk; ++e) {
           row0[offsets[i] + e] = x0 + best[e].j;
