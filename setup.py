@@ -11,6 +11,10 @@ GPU architectures (default: those of the visible GPUs). ``GEOMDL_STRICT_BUILD=1`
 failing extension build fail the install (used on GPU machines, where a silent fallback
 would hide a broken CUDA build).
 
+The dataset manifest ``datasets/manifest`` (sources and sha256 of the downloadable files) is copied into
+built packages as ``geomdl/datasets/manifest``, so ``geomdl datasets --download`` works from a wheel;
+a checkout reads the original.
+
 Install without build isolation so that the extension is compiled against the torch
 that will import it::
 
@@ -21,6 +25,8 @@ import os
 import sys
 
 from setuptools import setup
+from setuptools.command.build_py import build_py
+
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
@@ -91,5 +97,17 @@ def _extension_config():
     return [ext], {"build_ext": TolerantBuildExt.with_options(use_ninja=True)}
 
 
+class BuildPyWithManifest(build_py):
+    """build_py that also ships ``datasets/manifest`` inside the package (``geomdl/datasets/manifest``)."""
+
+    def run(self):
+        super().run()
+        if not self.editable_mode:  # an editable install reads the checkout's datasets/manifest
+            target = os.path.join(self.build_lib, "geomdl", "datasets", "manifest")
+            self.mkpath(os.path.dirname(target))
+            self.copy_file(os.path.join(ROOT, "datasets", "manifest"), target)
+
+
 ext_modules, cmdclass = _extension_config()
+cmdclass = {**cmdclass, "build_py": BuildPyWithManifest}
 setup(ext_modules=ext_modules, cmdclass=cmdclass, options={"bdist_wheel": {"py_limited_api": "cp39"}} if ext_modules else {})

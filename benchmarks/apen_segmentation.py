@@ -1,7 +1,7 @@
 """APEN part segmentation recipe: APEN, the globally E(3)-equivariant baseline (the same backbone on
 the whole cloud) and DGCNN (no equivariance) trained in the same run on the same scenes.
 
-Every model is trained with ``configs/{apen,apen_global,dgcnn}_segmentation.yaml`` through the training
+Every model is trained with the bundled configs ``{apen,apen_global,dgcnn}_segmentation`` (``geomdl/configs/``) through the training
 engine on scenes whose objects are rotated about z only (``train_arrangement: z``); ``val`` has the
 same distribution, ``test`` tumbles every object by its own random SO(3) rotation (a new arrangement of
 the parts). Reported: point mIoU on val (same arrangement) and test (new arrangement), training time
@@ -20,8 +20,8 @@ import time
 
 HELP = "APEN vs global-E(3) baseline vs DGCNN: part segmentation mIoU on new part arrangements + measured error"
 
-MODELS = (("apen", "configs/apen_segmentation.yaml"), ("apen_global", "configs/apen_global_segmentation.yaml"),
-          ("dgcnn", "configs/dgcnn_segmentation.yaml"))
+MODELS = (("apen", "apen_segmentation"), ("apen_global", "apen_global_segmentation"),
+          ("dgcnn", "dgcnn_segmentation"))
 
 
 def add_arguments(parser) -> None:

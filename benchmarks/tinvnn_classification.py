@@ -1,7 +1,7 @@
 """TinvNN rotated classification recipe: the same backbone with and without TinvNN on built-in shapes,
 trained with z rotations (evaluated z/z and z/SO3) and with SO3 rotations (evaluated SO3/SO3).
 
-Three training runs (four with ``--raw-so3``) of ``configs/tinvnn_shapes.yaml`` through the training engine (``geomdl train``);
+Three training runs (four with ``--raw-so3``) of the bundled config ``tinvnn_shapes`` through the training engine (``geomdl train``);
 accuracies are read from the test split. Binomial standard errors ``sqrt(p (1 - p) / n_test)`` are
 reported as the noise level. Default recipe: about 10-15 minutes on 2 CPU cores.
 """
@@ -15,7 +15,7 @@ HELP = "TinvNN: z/z, z/SO3, SO3/SO3 accuracy of a backbone with and without Tinv
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--config", default="configs/tinvnn_shapes.yaml", help="base config (default configs/tinvnn_shapes.yaml)")
+    parser.add_argument("--config", default="tinvnn_shapes", help="base config: a YAML file or a bundled name (default tinvnn_shapes)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra config overrides for every run")
     parser.add_argument("--out-dir", default="runs/bench_tinvnn_classification", help="run folders (default runs/bench_tinvnn_classification)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run, not a measurement)")

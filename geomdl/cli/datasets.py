@@ -12,7 +12,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--root", help="data root (default: $GEOMDL_DATA or the repository's datasets/)")
     parser.add_argument("--verify", action="store_true", help="check the sha256 of the manifest files that are present")
     parser.add_argument("--download", nargs="+", metavar="NAME", help="fetch and verify the manifest files of these datasets")
-    parser.add_argument("--manifest", help="manifest file (default: <data root>/manifest or the repository's)")
+    parser.add_argument("--manifest", help="manifest file (default: <data root>/manifest, else the one shipped with geomdl)")
 
 
 def _status_line(files, root, verify):

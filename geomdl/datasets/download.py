@@ -39,10 +39,16 @@ class ManifestEntry:
     url: str
 
 
+PACKAGED_MANIFEST = pathlib.Path(__file__).resolve().parent / "manifest"  # written by setup.py into built packages
+
+
 def default_manifest() -> pathlib.Path:
-    """``<data root>/manifest`` when it exists, else the checkout's ``datasets/manifest``."""
-    own = data_root() / "manifest"
-    return own if own.is_file() else _REPO / "datasets" / "manifest"
+    """``<data root>/manifest`` when it exists, else the copy shipped in the installed package, else the
+    checkout's ``datasets/manifest``."""
+    for path in (data_root() / "manifest", PACKAGED_MANIFEST):
+        if path.is_file():
+            return path
+    return _REPO / "datasets" / "manifest"
 
 
 def read_manifest(path=None) -> list[ManifestEntry]:

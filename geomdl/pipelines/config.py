@@ -248,8 +248,24 @@ def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
     return data
 
 
+def resolve_config_path(path: str | os.PathLike) -> str | os.PathLike:
+    """``path`` itself when it names an existing file or has a folder part, else the bundled config of that
+    name (``geomdl.configs``: ``"ponita_qm9"`` or ``"ponita_qm9.yaml"``) when there is one, else ``path``."""
+    if os.path.exists(path) or not isinstance(path, str) or "/" in path or os.sep in path:
+        return path
+    from geomdl import configs
+
+    try:
+        return configs.path(path)
+    except KeyError:
+        return path
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read a YAML config (``path=None``: the defaults), apply overrides and validate.
+
+    ``path`` is a YAML file, or the name of a config bundled with geomdl (``geomdl.configs.names()``, e.g.
+    ``"toy_classification"``); a file of that name in the working folder takes precedence.
 
     Raises:
         ConfigError: missing/unreadable file, invalid YAML, unknown key or wrong type; the message
@@ -259,11 +275,15 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
     label = "config"
     if path is not None:
         label = os.fspath(path)
+        path = resolve_config_path(path)
         try:
             with open(path, encoding="utf-8") as fh:
                 data = yaml.safe_load(fh)
         except FileNotFoundError:
-            raise ConfigError(f"{label}: config file not found") from None
+            from geomdl import configs
+
+            raise ConfigError(f"{label}: config file not found (or give the name of a bundled config: "
+                              f"{', '.join(configs.names())})") from None
         except IsADirectoryError:
             raise ConfigError(f"{label}: is a folder, expected a YAML config file") from None
         except yaml.YAMLError as exc:

@@ -313,7 +313,7 @@ def load_potential(path, map_location="cpu"):
     except Exception as exc:
         raise ValueError(f"{path}: not a readable torch checkpoint ({exc})") from exc
     if isinstance(ckpt, dict) and ckpt.get("model_name") == "ponita_energy" and "model" in ckpt:
-        # a checkpoint of the training engine (geomdl train configs/ponita_*.yaml): EMA weights if any
+        # a checkpoint of the training engine (geomdl train ponita_*): EMA weights if any
         from geomdl.models.ponita import PonitaEnergy
 
         model = PonitaEnergy(**ckpt["model_kwargs"])

@@ -2,7 +2,7 @@
 evaluate a checkpoint.
 
 >>> from geomdl.pipelines.runs import train, load_trained, evaluate_checkpoint  # doctest: +SKIP
->>> summary = train("configs/toy_classification.yaml", ["train.epochs=2"])       # doctest: +SKIP
+>>> summary = train("toy_classification", ["train.epochs=2"])       # doctest: +SKIP
 >>> model, task, ckpt = load_trained("runs/toy_classification/last.pt")         # doctest: +SKIP
 """
 from __future__ import annotations

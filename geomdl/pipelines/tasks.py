@@ -44,7 +44,7 @@ How to add a task
 3. Register models in ``geomdl.models.MODELS`` (``name -> constructor`` or ``"module:attr"``); a model
    takes its hyper-parameters as keyword arguments (``model.kwargs`` in the config, checked against
    its signature) and returns what your ``forward`` expects from ``model(batch)``.
-4. Add ``configs/<pipeline>.yaml`` and run ``geomdl train configs/<pipeline>.yaml``.
+4. Add ``geomdl/configs/<pipeline>.yaml`` and run ``geomdl train <pipeline>``.
 
 Contract details
 ----------------

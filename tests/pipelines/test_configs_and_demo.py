@@ -1,14 +1,14 @@
-"""Every example config in configs/ validates (sections, types, task name, model kwargs), and the
+"""Every bundled config (geomdl/configs/) validates (sections, types, task name, model kwargs), and the
 ``train`` demo stage does its work."""
 import json
-import pathlib
 
 import pytest
 
-from geomdl.pipelines.config import check_kwargs, load_config
+from geomdl import configs
+from geomdl.pipelines.config import ConfigError, check_kwargs, load_config, resolve_config_path
 from geomdl.pipelines.tasks import get_model_constructor, get_task
 
-CONFIGS = sorted((pathlib.Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+CONFIGS = sorted(configs.FOLDER.glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -20,6 +20,24 @@ def test_example_config_is_valid(path):
 
 def test_toy_configs_exist():
     assert {"toy_classification.yaml", "toy_regression.yaml"} <= {p.name for p in CONFIGS}
+    assert configs.names() == [p.stem for p in CONFIGS]
+
+
+def test_bundled_config_by_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no checkout around: the name alone must find the packaged file
+    for name in ("toy_regression", "toy_regression.yaml"):
+        assert resolve_config_path(name) == configs.FOLDER / "toy_regression.yaml"
+        assert load_config(name).task.name == load_config(configs.FOLDER / "toy_regression.yaml").task.name
+    # a file of that name in the working folder wins; a path with a folder part is never replaced
+    (tmp_path / "toy_regression.yaml").write_text("train: {epochs: 3}\n")
+    assert load_config("toy_regression.yaml").train.epochs == 3
+    assert resolve_config_path("sub/toy_regression.yaml") == "sub/toy_regression.yaml"
+    with pytest.raises(ConfigError, match=r"no_such_config: config file not found .*toy_classification"):
+        load_config("no_such_config")
+    with pytest.raises(KeyError, match="no bundled config named 'nope'"):
+        configs.path("nope")
+    with pytest.raises(TypeError, match="name must be a str"):
+        configs.path(3)
 
 
 def test_train_demo_stage(tmp_path, capsys):

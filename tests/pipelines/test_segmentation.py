@@ -106,7 +106,7 @@ def test_bad_scene_options_name_the_argument(tmp_path):
 # ---- task ---------------------------------------------------------------------------------------
 
 def config(tmp_path, *overrides):
-    return load_config("configs/apen_segmentation.yaml", [
+    return load_config("apen_segmentation", [
         f"train.out_dir={tmp_path}", "train.epochs=1", "train.batch_size=2", "train.progress=off", "train.tensorboard=false",
         "data.kwargs.num_scenes=4", "data.kwargs.eval_scenes=2", "data.kwargs.num_points=96", "data.kwargs.objects_per_scene=[2, 3]",
         "model.kwargs={hidden: 8, num_layers: 2, initial_parts: 8, sigmas: [0.2]}", *overrides])

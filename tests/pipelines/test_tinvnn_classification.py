@@ -24,7 +24,7 @@ def generic_batch(num=4, n=40, seed=0):
 
 
 def task_and_model(tinvnn: bool, tmp_path):
-    cfg = load_config("configs/tinvnn_shapes.yaml", SMOKE + [f"task.kwargs.tinvnn={str(tinvnn).lower()}",
+    cfg = load_config("tinvnn_shapes", SMOKE + [f"task.kwargs.tinvnn={str(tinvnn).lower()}",
                                                             f"train.out_dir={tmp_path}", "task.kwargs.num_classes=2"])
     task = RotatedClassificationTask(cfg)
     torch.manual_seed(0)
@@ -84,7 +84,7 @@ def test_metrics_report_every_protocol(tmp_path):
 
 
 def test_two_epoch_training_run_writes_a_checkpoint_that_reloads(tmp_path):
-    summary = train("configs/tinvnn_shapes.yaml", SMOKE + [f"train.out_dir={tmp_path}"])
+    summary = train("tinvnn_shapes", SMOKE + [f"train.out_dir={tmp_path}"])
     assert (tmp_path / "last.pt").exists() and (tmp_path / "test_metrics.json").exists()
     test = summary["metrics"]["test"]
     assert {"accuracy_z", "accuracy_so3", "accuracy_none"} <= set(test)
@@ -109,7 +109,7 @@ def test_demo_stage_prints_accuracy_on_rotated_shapes(tmp_path, capsys):
 
 def test_modelnet_config_runs_on_the_real_sample(shared_data, tmp_path):
     """One epoch on the 72 real ModelNet40 shapes (52 train / 20 test): a smoke run of the config."""
-    summary = train("configs/tinvnn_modelnet40.yaml", [
+    summary = train("tinvnn_modelnet40", [
         f"data.root={shared_data / 'modelnet40'}", f"data.kwargs.processed_dir={tmp_path / 'processed'}",
         "data.kwargs.num_points=128", "data.num_workers=0", "train.epochs=1", "train.batch_size=16",
         "model.kwargs={local_channels: [32], global_channels: [64], head_channels: [32]}", f"train.out_dir={tmp_path / 'run'}",
@@ -121,7 +121,7 @@ def test_modelnet_config_runs_on_the_real_sample(shared_data, tmp_path):
 def test_average_mode_runs_inside_the_task_on_a_pyg_batch_with_a_cube(tmp_path):
     import itertools
 
-    cfg = load_config("configs/tinvnn_shapes.yaml", SMOKE + ["task.kwargs.tinvnn_degenerate=average",
+    cfg = load_config("tinvnn_shapes", SMOKE + ["task.kwargs.tinvnn_degenerate=average",
                                                             f"train.out_dir={tmp_path}", "task.kwargs.num_classes=2"])
     task = RotatedClassificationTask(cfg)
     torch.manual_seed(0)
