@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -82,6 +83,9 @@ class TrainConfig:
     early_stopping_patience: Optional[int] = None  # validations without improvement before stopping
     checkpoint_every: int = 1  # epochs between writes of last.pt
     stop_after_epochs: Optional[int] = None  # stop (as if killed) after this many epochs of this process
+    # wall-clock seconds for the whole run (summed over resumes): training stops after the step that spends it
+    # (then validates, checkpoints and reports); a cosine schedule follows the spent fraction instead of the steps
+    time_budget: Optional[float] = None
     deterministic: bool = True  # torch.use_deterministic_algorithms on CPU
     progress: Literal["auto", "on", "off"] = "auto"  # auto: tqdm bars only when stderr is a TTY
     find_unused_parameters: bool = False  # DDP: set for models whose forward skips some parameters
@@ -331,6 +335,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
          f"expected a float in [0, 1) or null, got {cfg.train.ema_decay}")
     need(cfg.train.early_stopping_patience is None or cfg.train.early_stopping_patience >= 1,
          "train.early_stopping_patience", f"expected an int >= 1 or null, got {cfg.train.early_stopping_patience}")
+    need(cfg.train.time_budget is None or (math.isfinite(cfg.train.time_budget) and cfg.train.time_budget > 0),
+         "train.time_budget", f"expected seconds > 0 or null, got {cfg.train.time_budget}")
     need(cfg.train.stop_after_epochs is None or cfg.train.stop_after_epochs >= 1,
          "train.stop_after_epochs", f"expected an int >= 1 or null, got {cfg.train.stop_after_epochs}")
     need(cfg.data.num_workers >= 0, "data.num_workers", f"expected an int >= 0, got {cfg.data.num_workers}")

@@ -64,6 +64,15 @@ def cleanup(info: DistInfo) -> None:
         dist.destroy_process_group()
 
 
+def all_reduce_max(value: float, info: DistInfo) -> float:
+    """The largest ``value`` over the ranks (the same float on every rank); single process: ``value``."""
+    if not info.distributed:
+        return value
+    t = torch.tensor([float(value)], dtype=torch.float64, device=info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.cpu())
+
+
 def all_reduce_sum(stats: dict, info: DistInfo) -> dict:
     """Sum every tensor of ``stats`` over the ranks (in place on copies); single process: unchanged."""
     if not info.distributed:

@@ -49,7 +49,15 @@ def build_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
     raise ValueError(f"optim.name must be 'adamw', 'adam' or 'sgd', got {cfg.name!r}")
 
 
-def build_scheduler(optimizer, cfg: OptimConfig, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def _with_progress(multiplier, progress, step: int) -> float:
+    return multiplier(step, progress=progress())
+
+
+def build_scheduler(optimizer, cfg: OptimConfig, total_steps: int, progress=None) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-step ``LambdaLR`` of :func:`lr_multiplier`. ``progress``: optional callable returning the cosine's
+    position in [0, 1] at each step (a time-budgeted run passes the spent fraction of its budget)."""
     fn = functools.partial(lr_multiplier, schedule=cfg.schedule, total_steps=total_steps, warmup_steps=cfg.warmup_steps,
                            min_lr_ratio=cfg.min_lr_ratio, step_size=cfg.step_size, gamma=cfg.gamma)
+    if progress is not None:
+        fn = functools.partial(_with_progress, fn, progress)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)

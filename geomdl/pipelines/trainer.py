@@ -8,6 +8,12 @@ progress (only on a TTY), ``metrics.csv`` (+ TensorBoard), PNG plots, and atomic
 (``last.pt`` every ``checkpoint_every`` epochs, ``best.pt`` on improvement) from which
 ``fit(resume=...)`` continues the same run bit-for-bit on CPU. Only rank 0 writes files.
 
+``train.time_budget`` (seconds of wall time, summed over resumes; ``state["elapsed"]``) ends the run after
+the optimiser step that spends it, mid-epoch if need be: that epoch is validated and checkpointed, and the
+summary says ``time_budget_spent``. The cosine schedule then follows the spent fraction of the budget (the
+largest over the DDP ranks, so every rank uses the same learning rate), which makes such a run depend on
+the clock: it is not bit-for-bit reproducible. Resuming with a larger budget continues the run.
+
 Run folder (``train.out_dir``)::
 
     config.yaml  last.pt  best.pt  metrics.csv  learning_curves.png  <split>_metrics.json
@@ -27,7 +33,7 @@ import torch
 
 from geomdl.pipelines import checkpoint as ckpt_mod
 from geomdl.pipelines.config import ConfigError, ExperimentConfig, check_kwargs, dump_config
-from geomdl.pipelines.distributed import DistInfo, all_gather_objects, all_reduce_sum, barrier, setup
+from geomdl.pipelines.distributed import DistInfo, all_gather_objects, all_reduce_max, all_reduce_sum, barrier, setup
 from geomdl.pipelines.ema import ModelEMA
 from geomdl.pipelines.evaluation import autocast_context, eval_loader, evaluate, move_to, report
 from geomdl.pipelines.loggers import MetricsLogger
@@ -38,7 +44,7 @@ from geomdl.utils.io import atomic_path, atomic_write_text
 log = logging.getLogger("geomdl.train")
 
 # config keys that may differ between a checkpoint and the config that resumes it
-RESUMABLE_CHANGES = {"train.epochs", "train.stop_after_epochs", "train.progress", "train.out_dir", "train.tensorboard",
+RESUMABLE_CHANGES = {"train.epochs", "train.stop_after_epochs", "train.time_budget", "train.progress", "train.out_dir", "train.tensorboard",
                      "train.plots", "train.early_stopping_patience", "data.num_workers", "data.root", "data.eval_batch_size"}
 
 
@@ -92,6 +98,8 @@ class Trainer:
         self.task = task or build_task(config)
         self.out_dir = pathlib.Path(config.train.out_dir)
         self.model = self.ema = None
+        self.clock = time.perf_counter  # the time budget's clock (tests replace it)
+        self._elapsed_base, self._clock_start, self._synced_elapsed, self._budget_spent = 0.0, None, 0.0, False
 
     # ---- set-up ------------------------------------------------------------------------------
     def _build(self, resume_ckpt: dict | None, resume_path):
@@ -125,10 +133,12 @@ class Trainer:
         self.eval_loaders = {s: eval_loader(task, ds, eval_bs, info) for s, ds in datasets.items() if s != "train" and len(ds)}
         self.steps_per_epoch = len(self.train_loader)
         self.optimizer = build_optimizer([p for p in self.raw_model.parameters() if p.requires_grad], cfg.optim)
-        self.scheduler = build_scheduler(self.optimizer, cfg.optim, cfg.train.epochs * self.steps_per_epoch)
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim, cfg.train.epochs * self.steps_per_epoch,
+                                         progress=self._budget_fraction if cfg.train.time_budget else None)
         self.amp_dtype = amp_dtype_for(cfg.train.amp, info.device)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
-        self.state = {"epoch": 0, "step": 0, "best": None, "best_epoch": None, "bad_evals": 0, "history": [], "finished": False}
+        self.state = {"epoch": 0, "step": 0, "best": None, "best_epoch": None, "bad_evals": 0, "history": [], "finished": False,
+                      "elapsed": 0.0}
         if info.rank:
             ckpt_mod.seed_everything(cfg.seed + 1_000_003 * info.rank)  # distinct dropout/augmentation streams
 
@@ -148,9 +158,11 @@ class Trainer:
         for key in self.state:
             if key in ckpt:
                 self.state[key] = ckpt[key]
-        patience = self.config.train.early_stopping_patience
+        patience, budget = self.config.train.early_stopping_patience, self.config.train.time_budget
         self.state["finished"] = self.state["epoch"] >= self.config.train.epochs or (
-            patience is not None and self.state["bad_evals"] >= patience)
+            patience is not None and self.state["bad_evals"] >= patience) or (
+            budget is not None and self.state["elapsed"] >= budget)
+        self._synced_elapsed = self.state["elapsed"]
         rngs = ckpt.get("rng") or []
         if len(rngs) != self.info.world_size:
             log.warning("checkpoint was written by %d process(es), resuming with %d: RNG streams are not continued exactly",
@@ -164,6 +176,15 @@ class Trainer:
         if diff:
             detail = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:4])
             raise ckpt_mod.CheckpointError(f"checkpoint {str(path)!r} belongs to another experiment ({detail})")
+
+    # ---- time budget -------------------------------------------------------------------------
+    def _elapsed(self) -> float:
+        """Wall seconds of this run so far, summed over resumes."""
+        return self._elapsed_base + (self.clock() - self._clock_start)
+
+    def _budget_fraction(self) -> float:
+        """Spent fraction of ``train.time_budget`` (the cosine's position), as agreed by the ranks."""
+        return min(1.0, self._synced_elapsed / self.config.train.time_budget)
 
     # ---- one epoch ---------------------------------------------------------------------------
     def _progress(self, iterable, desc: str):
@@ -180,6 +201,7 @@ class Trainer:
         loss_sum = torch.zeros((), dtype=torch.float64)
         count = torch.zeros((), dtype=torch.float64)
         grad_norm_sum = torch.zeros((), dtype=torch.float64)
+        budget, steps = cfg.train.time_budget, 0
         bar = self._progress(self.train_loader, f"epoch {epoch + 1}/{cfg.train.epochs}")
         for i, batch in enumerate(bar):
             batch = move_to(batch, info.device)
@@ -200,22 +222,29 @@ class Trainer:
                 self.scaler.update()
             else:
                 self.optimizer.step()
+            if budget is not None:  # before the scheduler, which reads the spent fraction
+                self._synced_elapsed = all_reduce_max(self._elapsed(), info)
             self.scheduler.step()
             if self.ema is not None:
                 self.ema.update(self.raw_model)
             self.state["step"] += 1
+            steps += 1
             n = task.batch_size_of(batch)
             loss_sum += loss.detach().double().cpu() * n
             count += n
             if bar.disable is False and (i % 10 == 0 or i == self.steps_per_epoch - 1):
                 bar.set_postfix(loss=f"{float(loss_sum / count):.4g}", lr=f"{self.scheduler.get_last_lr()[0]:.3g}")
+            if budget is not None and self._synced_elapsed >= budget:  # every rank sees the same value
+                self._budget_spent = True
+                break
+        bar.close()
         totals = all_reduce_sum({"loss_sum": loss_sum, "count": count}, info)
         train_loss = float(totals["loss_sum"] / totals["count"])
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"training loss became {train_loss} in epoch {epoch + 1}: lower optim.lr or set optim.grad_clip")
         row = {"train/loss": train_loss, "lr": self.scheduler.get_last_lr()[0]}
         if cfg.optim.grad_clip is not None:
-            row["train/grad_norm"] = float(grad_norm_sum) / max(1, self.steps_per_epoch)
+            row["train/grad_norm"] = float(grad_norm_sum) / max(1, steps)
         return row
 
     @property
@@ -279,24 +308,32 @@ class Trainer:
             logger = MetricsLogger(self.out_dir, state["history"], tensorboard=cfg.train.tensorboard)
         epochs_here = 0
         stopped_early = False
+        budget = cfg.train.time_budget
+        self._elapsed_base, self._clock_start = state["elapsed"], self.clock()
         try:
             while state["epoch"] < cfg.train.epochs and not state["finished"]:
                 t0 = time.perf_counter()
                 epoch = state["epoch"]
                 row = {"epoch": epoch + 1, **self._train_epoch(epoch)}
                 improved = False
-                if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs:
+                if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs or self._budget_spent:
                     val, _, _ = evaluate(self.task, self.eval_model, self.eval_loaders["val"], info, self.amp_dtype)
                     row.update({f"val/{k}": v for k, v in val.items()})
                     improved, stopped_early = self._track(row)
                 row.update({"step": state["step"], "time_s": round(time.perf_counter() - t0, 3)})
+                state["elapsed"] = self._synced_elapsed = all_reduce_max(self._elapsed(), info)
+                if budget is not None and state["elapsed"] >= budget and not self._budget_spent:
+                    self._budget_spent = True  # spent while validating
+                if self._budget_spent:
+                    log.info("time budget of %g s spent after %d step(s), in epoch %d (train.time_budget)",
+                             budget, state["step"], epoch + 1)
                 state["epoch"] = epoch + 1
                 state["history"] = state["history"] + [row]
                 if logger is not None:
                     logger.log(row)
                     log.info("epoch %d/%d  %s", epoch + 1, cfg.train.epochs,
                              "  ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float) and k != "time_s"))
-                state["finished"] = stopped_early or state["epoch"] >= cfg.train.epochs
+                state["finished"] = stopped_early or self._budget_spent or state["epoch"] >= cfg.train.epochs
                 if state["finished"] or state["epoch"] % cfg.train.checkpoint_every == 0 or improved:
                     self._save(improved)
                 epochs_here += 1
@@ -330,6 +367,7 @@ class Trainer:
     def _final(self, logger, stopped_early: bool) -> dict:
         info = self.info
         results = {"finished": True, "epoch": self.state["epoch"], "step": self.state["step"], "stopped_early": stopped_early,
+                   "time_budget_spent": self._budget_spent, "elapsed_s": self.state["elapsed"],
                    "best": self.state["best"], "best_epoch": self.state["best_epoch"], "out_dir": str(self.out_dir),
                    "metrics": {}, "plots": []}
         # every rank's weights must be identical after DDP training: record a fingerprint of each

@@ -56,3 +56,20 @@ def test_two_process_torchrun_matches_one_process_run(tmp_path):
     # metrics are reduced over the ranks: validation on 16 samples sharded 8/8 equals the 1-process value
     for key, value in single["metrics"]["val"].items():
         assert abs(results["metrics"]["val"][key] - value) < 1e-5, key
+
+
+def test_two_process_time_budget_stops_both_ranks_at_the_same_step(tmp_path):
+    """Each rank reads its own clock; the ranks agree on the largest reading, so both stop after the same
+    step (a rank that stopped alone would hang the other in its next all-reduce) with the same weights."""
+    settings = {**SETTINGS, "train": {**SETTINGS["train"], "epochs": 100000, "time_budget": 2.0}}
+    cfg_path = tmp_path / "cfg.yaml"
+    cfg_path.write_text(yaml.safe_dump(settings))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), "-m", "geomdl", "train", str(cfg_path), "--out", str(tmp_path / "ddp")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "ddp" / "results.json").read_text())
+    assert results["time_budget_spent"] and results["epoch"] < 100000 and results["elapsed_s"] >= 2.0
+    prints = results["weights_sha256_per_rank"]
+    assert len(prints) == 2 and prints[0] == prints[1]

@@ -172,3 +172,74 @@ def test_tensorboard_receives_the_logged_scalars(tmp_path, tiny_config, monkeypa
     assert calls[0] == ("init", str(tmp_path / "run" / "tensorboard"), None) and calls[-1] == ("close",)
     assert {c[0] for c in calls} >= {"train/loss", "val/loss", "val/accuracy"}
     assert [c[2] for c in calls if c[0] == "train/loss"] == [2, 4]  # x axis: optimiser steps
+
+
+class TickClock:
+    """A clock that advances ``tick`` seconds per reading (the trainer reads it once per optimiser step,
+    once per epoch end and once when a run starts)."""
+
+    def __init__(self, tick: float = 1.0):
+        self.t, self.tick = 0.0, tick
+
+    def __call__(self) -> float:
+        self.t += self.tick
+        return self.t
+
+
+def _budgeted_steps(steps_per_epoch: int, budget: float, max_epochs: int, start: float = 0.0):
+    """The (steps, epochs, elapsed at each step) a TickClock run takes: one tick per step and per epoch end."""
+    t, at_step = start, []
+    for epoch in range(1, max_epochs + 1):
+        for _ in range(steps_per_epoch):
+            t += 1
+            at_step.append(t)
+            if t >= budget:
+                return len(at_step), epoch, at_step, t + 1
+        t += 1
+        if t >= budget:
+            return len(at_step), epoch, at_step, t
+    return len(at_step), max_epochs, at_step, t
+
+
+BUDGET = ["train.epochs=50", "train.batch_size=2", "optim.schedule=cosine", "train.time_budget=10.5"]
+
+
+def test_time_budget_stops_mid_epoch_and_the_cosine_follows_the_spent_fraction(tmp_path, tiny_config):
+    trainer = Trainer(tiny_config(tmp_path / "run", *BUDGET))
+    trainer.clock = TickClock()
+    summary = trainer.fit()
+    steps, epochs, at_step, elapsed = _budgeted_steps(trainer.steps_per_epoch, 10.5, 50)
+    assert trainer.steps_per_epoch > 2 and steps % trainer.steps_per_epoch != 0  # the budget ends inside an epoch
+    assert summary["finished"] and summary["time_budget_spent"] and not summary["stopped_early"]
+    assert (summary["step"], summary["epoch"], summary["elapsed_s"]) == (steps, epochs, elapsed)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    assert len(rows) == epochs and "val/loss" in rows[-1]  # the cut epoch was validated
+    for row in rows:  # lr after the epoch's last step: 0.01 * (1 + cos(pi * min(1, t / budget))) / 2
+        t = at_step[int(row["step"]) - 1]
+        assert float(row["lr"]) == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi * min(1.0, t / 10.5))), abs=1e-12)
+    assert float(rows[-1]["lr"]) == pytest.approx(0.0, abs=1e-12)
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["elapsed"] == elapsed
+
+
+def test_time_budget_resumes_only_when_raised(tmp_path, tiny_config):
+    first = Trainer(tiny_config(tmp_path / "run", *BUDGET))
+    first.clock = TickClock()
+    done = first.fit()
+    again = Trainer(tiny_config(tmp_path / "run", *BUDGET))
+    again.clock = TickClock()
+    same = again.fit(resume=True)  # the budget is spent: nothing more to train
+    assert (same["step"], same["epoch"]) == (done["step"], done["epoch"])
+    more = Trainer(tiny_config(tmp_path / "run", *BUDGET[:-1], "train.time_budget=20.5"))
+    more.clock = TickClock()
+    longer = more.fit(resume=True)
+    assert longer["time_budget_spent"] and longer["step"] > done["step"] and longer["elapsed_s"] >= 20.5
+
+
+def test_time_budget_without_a_fake_clock_and_its_validation(tmp_path, tiny_config):
+    summary = Trainer(tiny_config(tmp_path / "run", "train.epochs=100000", "train.time_budget=0.5")).fit()
+    assert summary["time_budget_spent"] and summary["epoch"] < 100000 and summary["elapsed_s"] >= 0.5
+    plain = Trainer(tiny_config(tmp_path / "plain", "train.epochs=1")).fit()
+    assert not plain["time_budget_spent"] and plain["elapsed_s"] > 0
+    for bad in ("0", "-3"):
+        with pytest.raises(ConfigError, match="train.time_budget: expected seconds > 0"):
+            tiny_config(tmp_path / "bad", f"train.time_budget={bad}")
