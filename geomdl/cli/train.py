@@ -8,7 +8,10 @@ HELP = "train from a YAML config: geomdl train CONFIG [--set key=value ...]"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("config", help="YAML experiment config: a file, or the name of a config bundled with geomdl (geomdl/configs/, e.g. toy_classification)")
+    from geomdl import configs
+
+    parser.add_argument("config", help="YAML experiment config: a file, or the name of a config bundled with geomdl "
+                                       f"({', '.join(configs.names())})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set optim.lr=3e-4 --set model.kwargs.hidden_channels=64")
     parser.add_argument("--out", help="run folder (same as --set train.out_dir=...)")

@@ -45,3 +45,20 @@ def test_demo_rejects_unknown_stage(tmp_path, capsys):
 def test_console_entry_point_runs_as_module():
     out = subprocess.run([sys.executable, "-m", "geomdl", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"geomdl {geomdl.__version__}"
+
+
+def test_train_takes_a_bundled_config_by_name(tmp_path, monkeypatch, capsys):
+    from geomdl import configs
+
+    monkeypatch.chdir(tmp_path)  # no checkout in sight
+    monkeypatch.setenv("COLUMNS", "2000")  # argparse: no line wrapping
+    try:
+        main(["train", "--help"])
+    except SystemExit as exc:
+        assert exc.code == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in configs.names())
+    args = ["train", "toy_regression", "--set", "train.epochs=1", "--set", "train.progress=off",
+            "--set", "train.tensorboard=false", "--set", "train.plots=false", "--out", "run", "--quiet"]
+    assert main(args) == 0
+    assert "run folder: run" in capsys.readouterr().out and (tmp_path / "run" / "last.pt").is_file()
