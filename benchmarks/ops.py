@@ -3,7 +3,8 @@ measured in ONE run (this VM's memory bandwidth and load swing between runs, so 
 side by side mean anything).
 
     python -m benchmarks ops                 # 2 threads: 1e6 x 64 scatter, 1e5-point graphs, fps 1e5 -> 1e3,
-                                             # feature-space knn and its search choice (ops_knn_features.py)
+                                             # feature-space knn and radius and their search choice
+                                             # (ops_knn_features.py, ops_radius_features.py)
     python -m benchmarks ops --quick         # tiny sizes (smoke run)
     python -m benchmarks ops --device cuda   # the CUDA kernels vs torch / torch_scatter / torch_cluster / PyG
                                              # on the GPU (benchmarks/ops_cuda.py)
@@ -24,7 +25,7 @@ import torch
 from benchmarks.timing import measure, measure_interleaved
 
 HELP = "scatter-sum, radius_graph, knn_graph (3-D and feature space), fps: geomdl vs torch, torch_scatter, torch_cluster, scipy, open3d"
-PARTS = ["scatter", "radius", "knn", "knn_features", "knn_sweep", "fps"]
+PARTS = ["scatter", "radius", "knn", "knn_features", "knn_sweep", "radius_features", "radius_sweep", "fps"]
 
 
 def add_arguments(parser) -> None:
@@ -316,6 +317,14 @@ def run(args) -> list[dict]:
         from benchmarks.ops_knn_features import knn_search_sweep
 
         knn_search_sweep(table, args.quick)
+    if "radius_features" in parts:
+        from benchmarks.ops_radius_features import radius_features
+
+        radius_features(table, args.quick, threads, _optional, _edge_key)
+    if "radius_sweep" in parts:
+        from benchmarks.ops_radius_features import radius_search_sweep
+
+        radius_search_sweep(table, args.quick)
     if "fps" in parts:
         _fps(table, args.quick)
     return table.rows

@@ -35,16 +35,17 @@ def _torus_covariances(n: int) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def _search(value: str):
-    old = os.environ.get("GEOMDL_KNN_SEARCH")
-    os.environ["GEOMDL_KNN_SEARCH"] = value
+def _search(value: str, variable: str = "GEOMDL_KNN_SEARCH"):
+    """Force a CPU neighbour search: ``variable`` (GEOMDL_KNN_SEARCH or GEOMDL_RADIUS_SEARCH) = ``value``."""
+    old = os.environ.get(variable)
+    os.environ[variable] = value
     try:
         yield
     finally:
         if old is None:
-            del os.environ["GEOMDL_KNN_SEARCH"]
+            del os.environ[variable]
         else:
-            os.environ["GEOMDL_KNN_SEARCH"] = old
+            os.environ[variable] = old
 
 
 def knn_features(table, quick: bool, threads: int, optional, edge_key) -> None:

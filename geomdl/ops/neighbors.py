@@ -16,7 +16,9 @@ The compiled CPU kernels use a uniform cell grid (radius) / cell-grid search wit
 gives ``|y|^2 + |x|^2 - 2 y.x``, the ``k + 8`` smallest are re-ranked by their exact distances, and a
 query whose rounding bound does not separate the ``k``-th from the rest is redone exactly). From 4
 coordinates on, a sample of queries measures how much of its cloud the grid would scan, and a cost model
-picks the cheaper search (``GEOMDL_KNN_SEARCH=grid|dense`` forces one).
+picks the cheaper search (``GEOMDL_KNN_SEARCH=grid|dense`` forces one). radius has the same two
+searches: its dense one keeps the points whose expanded distance is within ``r^2`` plus the rounding
+bound, then decides each by its exact distance (``GEOMDL_RADIUS_SEARCH=grid|dense``).
 
 The references are vectorised pure PyTorch: a sorted cell grid with ``searchsorted`` for D <= 3
 (blockwise dense distances otherwise), and knn by radius searches whose radius doubles until every

@@ -179,7 +179,7 @@ at::Tensor knn_cpu(const at::Tensor& x, const at::Tensor& y, int64_t k, const at
   grid::check_search_inputs(x, y, ptr_x, ptr_y);
   TORCH_CHECK(k >= 1, "k must be >= 1, got ", k);
   if (x.size(0) > 0 && y.size(0) > 0) {
-    const dense::Search search = dense::search_from_env();
+    const dense::Search search = dense::search_from_env("GEOMDL_KNN_SEARCH");
     if (search == dense::Search::kDense ||
         (search == dense::Search::kAuto && dense::prefer_dense(x, y, k, ptr_x, ptr_y, ignore_same_index)))
       return dense::knn_dense_cpu(x, y, k, ptr_x, ptr_y, ignore_same_index);

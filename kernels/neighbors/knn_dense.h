@@ -4,14 +4,10 @@
 
 #include <torch/all.h>
 
+#include "neighbors/dense_blocks.h"
+
 namespace geomdl {
 namespace dense {
-
-// Which search the CPU knn runs. GEOMDL_KNN_SEARCH = "grid" or "dense" forces one (the benchmark
-// compares both with it; tests run each outside its usual range); "auto" (default, also when unset)
-// decides with prefer_dense().
-enum class Search { kAuto, kGrid, kDense };
-Search search_from_env();
 
 // True when the dense search is expected to be cheaper than the grid search on these inputs. The grid
 // bins at most three coordinates, so a query scans every point whose binned coordinates lie within

@@ -3,17 +3,13 @@
 // grid search and as knn_reference, edge for edge: the k smallest (|x_j - y_i|^2, j), the squared
 // distance accumulated in double, left to right over the coordinates.
 //
-// Per cloud and block of queries, one matrix product of augmented rows (BLAS) gives the expansion
-//     a_ij = [y_i, 1, |y_i|^2] . [-2 x_j, |x_j|^2, 1] = |y_i|^2 + |x_j|^2 - 2 y_i . x_j    (double)
-// A single pass over a_i. keeps the c = k + kExtra smallest in a max-heap and the smallest value it
+// Per cloud and block of queries, one matrix product of augmented rows (BLAS) gives the expansion a_ij
+// of |x_j - y_i|^2 (dense_blocks.h). A single pass over a_i. keeps the c = k + kExtra smallest in a max-heap and the smallest value it
 // rejected or evicted (m_i); blocks whose minimum cannot enter the heap are skipped in one vector
 // step. The c candidates get their exact distances and are sorted by (exact, j); the first k are
 // final when no excluded point can reach the k-th:
-//     exact_k + bound_i < m_i - bound_i,   bound_i = 8 (D + 6) u (|y_i|^2 + max_j |x_j|^2)
-// (u = 2^-53; |a_ij - exact_ij| is below bound_i: the product of D + 2 terms errs by at most
-// (D + 2) u times the sum of their magnitudes, itself at most 2 (|y_i|^2 + |x_j|^2), and the norms and
-// the exact sum by at most (D + 1) u of their values). A query that fails the test is redone by an
-// exact scan of its cloud.
+//     exact_k + bound_i < m_i - bound_i,   bound_i = rounding_bound(D, |y_i|^2, max_j |x_j|^2) > |a_ij - exact_ij|
+// A query that fails the test is redone by an exact scan of its cloud.
 // Cost per cloud of n points and m queries: the product (n m D multiply-adds in BLAS) plus O(n m)
 // comparisons, against the grid search's n m D scalar operations once the grid stops pruning.
 // prefer_dense() estimates which of the two is cheaper (knn_dense.h).
@@ -28,6 +24,7 @@
 #include <limits>
 #include <vector>
 
+#include "neighbors/dense_blocks.h"
 #include "neighbors/grid.h"
 #include "neighbors/knn_dense.h"
 
@@ -38,30 +35,7 @@ namespace {
 using grid::Cand;
 using grid::CandLess;
 
-constexpr double kInf = std::numeric_limits<double>::infinity();
-constexpr double kUnit = 1.1102230246251565e-16;  // 2^-53
-constexpr int64_t kExtra = 8;                     // candidates kept beyond k
-constexpr int64_t kBlockEntries = int64_t(1) << 17;  // approximate distances per block (1 MB per thread)
-constexpr int64_t kLanes = 16;                       // values per block of the selection pass
-
-// Exact squared distance as the references round it: ((q_0 - p_0)^2 + (q_1 - p_1)^2) + ..., with the
-// point's coordinates converted to double.
-template <typename T>
-inline double sqdist(const double* q, const T* p, int64_t D) {
-  double t = q[0] - double(p[0]);
-  double acc = t * t;
-  for (int64_t d = 1; d < D; ++d) {
-    t = q[d] - double(p[d]);
-    acc += t * t;
-  }
-  return acc;
-}
-
-// The position of query i among the points [x0, x0 + n) of its cloud when ignore_same_index drops the
-// pair (i, i), else -1.
-inline int64_t self_index(int64_t i, int64_t x0, int64_t n, bool ignore_same_index) {
-  return (ignore_same_index && i >= x0 && i < x0 + n) ? i - x0 : -1;
-}
+constexpr int64_t kExtra = 8;  // candidates kept beyond k
 
 // Every point of the cloud except `self`, exactly; the kk smallest (d, j) in order into `best`.
 void exact_scan(const double* q, const double* xs, int64_t n, int64_t D, int64_t self, int64_t kk,
@@ -120,18 +94,18 @@ void query(const double* q, double qn, const double* row, const double* xs, doub
   for (const Cand& c : heap) best.push_back({sqdist(q, xs + c.j * D, D), c.j});
   std::sort(best.begin(), best.end(), CandLess());
   best.resize(kk);
-  const double bound = 8.0 * double(D + 6) * kUnit * (qn + xn_max) + 1e-300;
+  const double bound = rounding_bound(D, qn, xn_max);
   if (!(best.back().d + bound < left_out - bound)) exact_scan(q, xs, n, D, self, kk, best);
 }
 
 }  // namespace
 
-Search search_from_env() {
-  const char* s = std::getenv("GEOMDL_KNN_SEARCH");
+Search search_from_env(const char* variable) {
+  const char* s = std::getenv(variable);
   if (s == nullptr || *s == 0 || std::strcmp(s, "auto") == 0) return Search::kAuto;
   if (std::strcmp(s, "grid") == 0) return Search::kGrid;
   if (std::strcmp(s, "dense") == 0) return Search::kDense;
-  TORCH_CHECK(false, "GEOMDL_KNN_SEARCH must be 'auto', 'grid' or 'dense', got '", s, "'");
+  TORCH_CHECK(false, variable, " must be 'auto', 'grid' or 'dense', got '", s, "'");
 }
 
 namespace {
@@ -211,55 +185,30 @@ at::Tensor knn_dense_cpu(const at::Tensor& x, const at::Tensor& y, int64_t k, co
   if (E == 0) return out;
   int64_t* row0 = out.data_ptr<int64_t>();
   int64_t* row1 = row0 + E;
-  // Augmented rows: ya_i . xa_j = |y_i|^2 + |x_j|^2 - 2 y_i . x_j, one product gives the expansion.
-  const at::Tensor xd = x.to(at::kDouble).contiguous(), yd = y.to(at::kDouble).contiguous();
-  const at::Tensor xn_all = xd.pow(2).sum(1, true), yn_all = yd.pow(2).sum(1, true);
-  const at::Tensor xa = at::cat({xd * -2.0, xn_all, at::ones_like(xn_all)}, 1);
-  const at::Tensor ya = at::cat({yd, at::ones_like(yn_all), yn_all}, 1);
-  const double* xp = xd.data_ptr<double>();
-  const double* yp = yd.data_ptr<double>();
-  const double* ynp = yn_all.data_ptr<double>();
-  // Work items: blocks of at most kBlockEntries / n queries of one cloud. Each thread takes whole items
-  // (its own product into its own reused buffer): no fork and join per block, and the expansion is
-  // read while it is still in cache.
-  struct Item {
-    int64_t cloud, q0, q1;
-  };
-  std::vector<Item> items;
-  std::vector<double> xn_max(nb, 0.0);
-  int64_t most = 0;  // the largest item's entries
-  for (int64_t b = 0; b < nb; ++b) {
-    const int64_t n = bx[b + 1] - bx[b], y0 = by[b], y1 = by[b + 1];
-    if (n == 0 || y1 == y0 || offsets[y1] == offsets[y0]) continue;
-    xn_max[b] = xn_all.narrow(0, bx[b], n).max().item<double>();
-    const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(y1 - y0, kBlockEntries / n));
-    for (int64_t q0 = y0; q0 < y1; q0 += rows) items.push_back({b, q0, std::min(y1, q0 + rows)});
-    most = std::max(most, rows * n);
-  }
-  const int64_t num_items = static_cast<int64_t>(items.size());
-#pragma omp parallel if (num_items > 1)
-  {
-    at::Tensor buffer = at::empty({most}, xd.options());
+  const Operands ops(x, y, bx, nb);
+  const double* xp = ops.xd.data_ptr<double>();
+  const double* yp = ops.yd.data_ptr<double>();
+  const double* ynp = ops.yn.data_ptr<double>();
+  int64_t most = 0;
+  const std::vector<Block> blocks =
+      make_blocks(bx, by, nb, [&](int64_t b) { return offsets[by[b + 1]] > offsets[by[b]]; }, &most);
+  struct State {
     std::vector<Cand> heap, best;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t w = 0; w < num_items; ++w) {
-      const Item it = items[w];
-      const int64_t x0 = bx[it.cloud], n = bx[it.cloud + 1] - x0;
-      at::Tensor dots = buffer.narrow(0, 0, (it.q1 - it.q0) * n).view({it.q1 - it.q0, n});
-      at::mm_out(dots, ya.narrow(0, it.q0, it.q1 - it.q0), xa.narrow(0, x0, n).t());
-      const double* dp = dots.data_ptr<double>();
-      for (int64_t i = it.q0; i < it.q1; ++i) {
-        const int64_t kk = offsets[i + 1] - offsets[i];
-        if (kk == 0) continue;
-        const int64_t self = self_index(i, x0, n, ignore_same_index);
-        query(yp + i * D, ynp[i], dp + (i - it.q0) * n, xp + x0 * D, xn_max[it.cloud], n, D, self, kk, heap, best);
-        for (int64_t e = 0; e < kk; ++e) {
-          row0[offsets[i] + e] = x0 + best[e].j;
-          row1[offsets[i] + e] = i;
-        }
+  };
+  for_each_block<State>(ops, blocks, most, bx, [&](State& st, int64_t, const Block& bl, const double* dp) {
+    const int64_t x0 = bx[bl.cloud], n = bx[bl.cloud + 1] - x0;
+    for (int64_t i = bl.q0; i < bl.q1; ++i) {
+      const int64_t kk = offsets[i + 1] - offsets[i];
+      if (kk == 0) continue;
+      const int64_t self = self_index(i, x0, n, ignore_same_index);
+      query(yp + i * D, ynp[i], dp + (i - bl.q0) * n, xp + x0 * D, ops.xn_max[bl.cloud], n, D, self, kk, st.heap,
+            st.best);
+      for (int64_t e = 0; e < kk; ++e) {
+        row0[offsets[i] + e] = x0 + st.best[e].j;
+        row1[offsets[i] + e] = i;
       }
     }
-  }
+  });
   return out;
 }
 

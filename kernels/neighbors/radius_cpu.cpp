@@ -10,7 +10,9 @@
 // Distances of a range are computed in a vectorised pass, hits compacted without branches, and
 // sorted by (distance, j) per query (insertion sort: lists are short).
 // Cost: O(N + M) for the grids and query ordering, plus per query O(candidates) distances
-// (~27 x points per cell for reach 1) and the sort of its hits.
+// (~27 x points per cell for reach 1) and the sort of its hits. In feature spaces, where the grid
+// over three coordinates prunes little, the dense search of radius_dense_cpu.cpp runs when
+// dense::prefer_dense_radius() expects it to be cheaper (GEOMDL_RADIUS_SEARCH=grid|dense forces one).
 #include <omp.h>
 #include <torch/all.h>
 #include <torch/library.h>
@@ -21,6 +23,7 @@
 #include <cstring>
 #include <vector>
 
+#include "neighbors/radius_dense.h"
 #include "neighbors/search.h"
 
 namespace geomdl {
@@ -161,6 +164,12 @@ at::Tensor radius_cpu(const at::Tensor& x, const at::Tensor& y, double r, const 
   grid::check_search_inputs(x, y, ptr_x, ptr_y);
   TORCH_CHECK(r > 0.0 && std::isfinite(r), "r must be a positive finite number, got ", r);
   TORCH_CHECK(max_num_neighbors >= 1, "max_num_neighbors must be >= 1, got ", max_num_neighbors);
+  if (x.size(0) > 0 && y.size(0) > 0) {
+    const dense::Search search = dense::search_from_env("GEOMDL_RADIUS_SEARCH");
+    if (search == dense::Search::kDense ||
+        (search == dense::Search::kAuto && dense::prefer_dense_radius(x, y, r, ptr_x, ptr_y)))
+      return dense::radius_dense_cpu(x, y, r, ptr_x, ptr_y, max_num_neighbors, ignore_same_index);
+  }
   at::Tensor out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "geomdl_radius_cpu", [&] {
     switch (x.size(1)) {
