@@ -278,6 +278,9 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
     data: dict = {}
     label = "config"
     if path is not None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike (a YAML file or a bundled config's name), "
+                            f"got {type(path).__name__}")
         label = os.fspath(path)
         path = resolve_config_path(path)
         try:

@@ -38,6 +38,8 @@ def test_bundled_config_by_name(tmp_path, monkeypatch):
         configs.path("nope")
     with pytest.raises(TypeError, match="name must be a str"):
         configs.path(3)
+    with pytest.raises(TypeError, match="path must be a str or os.PathLike"):
+        load_config(3)  # would otherwise open file descriptor 3
 
 
 def test_train_demo_stage(tmp_path, capsys):
