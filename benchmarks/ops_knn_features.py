@@ -34,6 +34,17 @@ def _torus_covariances(n: int) -> torch.Tensor:
     return local_covariances(pos, ops.radius_graph(pos, 0.08 * (20000 / n) ** 0.5, max_num_neighbors=64))
 
 
+def feature_case(clouds: int, per: int, dim):
+    """``(x [clouds * per, D], batch, D, name)`` of a case of CASES: random features, or the torus covariances."""
+    n = clouds * per
+    if dim == "torus":
+        x, dim, name = _torus_covariances(n), 9, f"torus covariances {per} D=9"
+    else:
+        x = torch.randn(n, dim, generator=torch.Generator().manual_seed(dim))
+        name = f"features {clouds}x{per} D={dim}"
+    return x, torch.arange(clouds).repeat_interleave(per), dim, name
+
+
 @contextlib.contextmanager
 def _search(value: str, variable: str = "GEOMDL_KNN_SEARCH"):
     """Force a CPU neighbour search: ``variable`` (GEOMDL_KNN_SEARCH or GEOMDL_RADIUS_SEARCH) = ``value``."""
@@ -55,13 +66,8 @@ def knn_features(table, quick: bool, threads: int, optional, edge_key) -> None:
 
     for clouds, per, dim, k in QUICK_CASES if quick else CASES:
         n = clouds * per
-        if dim == "torus":
-            x, dim = _torus_covariances(n), 9
-            op = f"knn_graph torus covariances {per} D=9 k={k}"
-        else:
-            x = torch.randn(n, dim, generator=torch.Generator().manual_seed(dim))
-            op = f"knn_graph features {clouds}x{per} D={dim} k={k}"
-        batch = torch.arange(clouds).repeat_interleave(per)
+        x, batch, dim, name = feature_case(clouds, per, dim)
+        op = f"knn_graph {name} k={k}"
         with ops.use_backend("compiled"):
             want = ops.knn_graph(x, k, batch)
         key = edge_key(want, n)

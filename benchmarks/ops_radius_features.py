@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from benchmarks.ops_knn_features import CASES, QUICK_CASES, _search, _torus_covariances
+from benchmarks.ops_knn_features import CASES, QUICK_CASES, _search, feature_case
 
 
 def _radius_for(x: torch.Tensor, batch: torch.Tensor, k: int) -> float:
@@ -42,13 +42,7 @@ def radius_features(table, quick: bool, threads: int, optional, edge_key) -> Non
 
     for clouds, per, dim, k in QUICK_CASES if quick else CASES:
         n = clouds * per
-        if dim == "torus":
-            x, dim = _torus_covariances(n), 9
-            name = f"torus covariances {per} D=9"
-        else:
-            x = torch.randn(n, dim, generator=torch.Generator().manual_seed(dim))
-            name = f"features {clouds}x{per} D={dim}"
-        batch = torch.arange(clouds).repeat_interleave(per)
+        x, batch, dim, name = feature_case(clouds, per, dim)
         r = _radius_for(x, batch, k)
         want = _run(x, r, batch, n)
         limit = int(torch.bincount(want[1], minlength=n).max())

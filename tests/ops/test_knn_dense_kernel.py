@@ -9,8 +9,7 @@ from hypothesis import strategies as st
 
 from geomdl import ops
 from geomdl.ops import knn, knn_graph, knn_graph_reference, knn_reference
-from geomdl.ops.neighbors import squared_distance
-from neighbor_checks import check_order, random_batch
+from neighbor_checks import assert_searches_agree, bipartite_clouds, brute_force_neighbors, check_order, random_batch
 
 compiled = pytest.mark.skipif(not ops.has_kernel("knn"), reason="geomdl._C not built (reference mode)")
 
@@ -25,19 +24,7 @@ def dense_search(monkeypatch):
 
 def oracle(x, y, k, batch_x, batch_y, ignore_same_index):
     """Every query against every point of its cloud: the k smallest (squared distance, source), in order."""
-    src, dst = [], []
-    for i in range(y.shape[0]):
-        js = torch.nonzero(batch_x == batch_y[i]).flatten()
-        if ignore_same_index:
-            js = js[js != i]
-        d = squared_distance(y[i].expand(len(js), -1), x[js])
-        order = torch.argsort(d, stable=True)  # js ascending, so ties keep the lower index first
-        keep = js[order][:k]
-        src.append(keep)
-        dst.append(torch.full_like(keep, i))
-    if not src:
-        return torch.zeros(2, 0, dtype=torch.long)
-    return torch.stack([torch.cat(src), torch.cat(dst)])
+    return brute_force_neighbors(x, y, batch_x, batch_y, ignore_same_index, k)
 
 
 def compiled_knn(*args, **kwargs):
@@ -166,15 +153,9 @@ def test_nearly_equal_distances_below_the_expansion_rounding():
 def test_grid_dense_and_automatic_choice_agree_at_every_dimension(dim, monkeypatch):
     """GEOMDL_KNN_SEARCH forces either search; forced either way or chosen automatically they give the
     same edges (bipartite, several clouds, one of them empty)."""
-    gen = torch.Generator().manual_seed(dim)
-    x, y = torch.rand(500, dim, generator=gen), torch.rand(230, dim, generator=gen)
-    bx, by = random_batch(500, 4, gen, empty=(1,)), random_batch(230, 4, gen)
-    results = []
-    for search in ("dense", "grid", "auto"):
-        monkeypatch.setenv("GEOMDL_KNN_SEARCH", search)
-        results.append(compiled_knn(x, y, 10, bx, by))
-    assert torch.equal(results[0], results[1]) and torch.equal(results[0], results[2])
-    assert torch.equal(results[0], knn_reference(x, y, 10, bx, by))
+    x, y, bx, by = bipartite_clouds(dim, seed=dim)
+    assert_searches_agree(monkeypatch, "GEOMDL_KNN_SEARCH", lambda: compiled_knn(x, y, 10, bx, by),
+                          knn_reference(x, y, 10, bx, by))
 
 
 @compiled

@@ -9,8 +9,7 @@ from hypothesis import strategies as st
 
 from geomdl import ops
 from geomdl.ops import radius, radius_graph, radius_graph_reference, radius_reference
-from geomdl.ops.neighbors import squared_distance
-from neighbor_checks import check_order, random_batch
+from neighbor_checks import assert_searches_agree, bipartite_clouds, brute_force_neighbors, check_order, random_batch
 
 compiled = pytest.mark.skipif(not ops.has_kernel("radius"), reason="geomdl._C not built (reference mode)")
 
@@ -22,21 +21,9 @@ def dense_search(monkeypatch):
 
 
 def oracle(x, y, r, batch_x, batch_y, limit, ignore_same_index):
-    """Every query against every point of its cloud: the (squared distance, source) pairs with distance
-    <= r^2, in order, cut to the `limit` nearest."""
-    src, dst = [], []
-    for i in range(y.shape[0]):
-        js = torch.nonzero(batch_x == batch_y[i]).flatten()
-        if ignore_same_index:
-            js = js[js != i]
-        d = squared_distance(y[i].expand(len(js), -1), x[js])
-        order = torch.argsort(d, stable=True)  # js ascending, so ties keep the lower index first
-        keep = js[order][d[order] <= r * r][:limit]
-        src.append(keep)
-        dst.append(torch.full_like(keep, i))
-    if not src:
-        return torch.zeros(2, 0, dtype=torch.long)
-    return torch.stack([torch.cat(src), torch.cat(dst)])
+    """Every query against every point of its cloud: the pairs with distance <= r, in order, cut to the
+    `limit` nearest."""
+    return brute_force_neighbors(x, y, batch_x, batch_y, ignore_same_index, limit, r)
 
 
 def compiled_radius(*args, **kwargs):
@@ -137,17 +124,11 @@ def test_property_dense_equals_oracle_and_reference(seed, dim, n, m, clouds, lat
 def test_grid_dense_and_automatic_choice_agree_at_every_dimension(dim, monkeypatch):
     """GEOMDL_RADIUS_SEARCH forces either search; forced either way or chosen automatically they give the
     same edges (bipartite, several clouds, one of them empty)."""
-    gen = torch.Generator().manual_seed(dim)
-    x, y = torch.rand(500, dim, generator=gen), torch.rand(230, dim, generator=gen)
-    bx, by = random_batch(500, 4, gen, empty=(1,)), random_batch(230, 4, gen)
+    x, y, bx, by = bipartite_clouds(dim, seed=dim)
     r = float(torch.cdist(y[:40].double(), x.double()).sort(1).values[:, 10].median())  # ~10 neighbours
-    results = []
-    for search in ("dense", "grid", "auto"):
-        monkeypatch.setenv("GEOMDL_RADIUS_SEARCH", search)
-        results.append(compiled_radius(x, y, r, bx, by, max_num_neighbors=24))
-    assert results[0].shape[1] > 0
-    assert torch.equal(results[0], results[1]) and torch.equal(results[0], results[2])
-    assert torch.equal(results[0], radius_reference(x, y, r, bx, by, 24))
+    assert_searches_agree(monkeypatch, "GEOMDL_RADIUS_SEARCH",
+                          lambda: compiled_radius(x, y, r, bx, by, max_num_neighbors=24),
+                          radius_reference(x, y, r, bx, by, 24))
 
 
 @compiled

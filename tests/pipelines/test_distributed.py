@@ -28,14 +28,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_process_torchrun_matches_one_process_run(tmp_path):
+def _torchrun_train(settings: dict, tmp_path):
+    """``geomdl train`` of ``settings`` under a 2-process CPU torchrun into ``tmp_path / "ddp"``; the config path."""
     cfg_path = tmp_path / "cfg.yaml"
-    cfg_path.write_text(yaml.safe_dump(SETTINGS))
+    cfg_path.write_text(yaml.safe_dump(settings))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(_free_port()), "-m", "geomdl", "train", str(cfg_path), "--out", str(tmp_path / "ddp")]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return cfg_path
+
+
+def test_two_process_torchrun_matches_one_process_run(tmp_path):
+    cfg_path = _torchrun_train(SETTINGS, tmp_path)
 
     results = json.loads((tmp_path / "ddp" / "results.json").read_text())
     prints = results["weights_sha256_per_rank"]
@@ -61,14 +67,7 @@ def test_two_process_torchrun_matches_one_process_run(tmp_path):
 def test_two_process_time_budget_stops_both_ranks_at_the_same_step(tmp_path):
     """Each rank reads its own clock; the ranks agree on the largest reading, so both stop after the same
     step (a rank that stopped alone would hang the other in its next all-reduce) with the same weights."""
-    settings = {**SETTINGS, "train": {**SETTINGS["train"], "epochs": 100000, "time_budget": 2.0}}
-    cfg_path = tmp_path / "cfg.yaml"
-    cfg_path.write_text(yaml.safe_dump(settings))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), "-m", "geomdl", "train", str(cfg_path), "--out", str(tmp_path / "ddp")]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    _torchrun_train({**SETTINGS, "train": {**SETTINGS["train"], "epochs": 100000, "time_budget": 2.0}}, tmp_path)
     results = json.loads((tmp_path / "ddp" / "results.json").read_text())
     assert results["time_budget_spent"] and results["epoch"] < 100000 and results["elapsed_s"] >= 2.0
     prints = results["weights_sha256_per_rank"]
