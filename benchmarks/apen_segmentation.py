@@ -1,8 +1,8 @@
 """APEN part segmentation recipe: APEN, the globally E(3)-equivariant baseline (the same backbone on
 the whole cloud) and DGCNN (no equivariance) trained in the same run on the same scenes.
 
-Every model is trained with the bundled configs ``{apen,apen_global,dgcnn}_segmentation`` (``geomdl/configs/``) through the training
-engine on scenes whose objects are rotated about z only (``train_arrangement: z``); ``val`` has the
+Every model is trained with the bundled configs ``{apen,apen_global,dgcnn}_segmentation``
+(``geomdl/configs/``) through the training engine on scenes whose objects are rotated about z only (``train_arrangement: z``); ``val`` has the
 same distribution, ``test`` tumbles every object by its own random SO(3) rotation (a new arrangement of
 the parts). Reported: point mIoU on val (same arrangement) and test (new arrangement), training time
 (ratio to DGCNN's, measured in the same run), and for the trained APEN, per layer, the measured

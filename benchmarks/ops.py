@@ -25,7 +25,8 @@ import torch
 from benchmarks.timing import measure, measure_interleaved
 
 HELP = "scatter-sum, radius_graph, knn_graph (3-D and feature space), fps: geomdl vs torch, torch_scatter, torch_cluster, scipy, open3d"
-PARTS = ["scatter", "radius", "knn", "knn_features", "knn_sweep", "radius_features", "radius_sweep", "fps"]
+PARTS = ["scatter", "radius", "knn", "knn_features", "knn_sweep", "radius_features", "radius_sweep",
+         "fps"]
 
 
 def add_arguments(parser) -> None:

@@ -88,7 +88,7 @@ def radius_features(table, quick: bool, threads: int, optional, edge_key) -> Non
 
 def radius_search_sweep(table, quick: bool) -> None:
     """Part ``radius_sweep``: the automatic choice against both searches forced, on random features of
-    growing dimension (one cloud of 4096 points, r for about 16 neighbours): the data behind the cost
+    growing dimension (one cloud of 4096 points, r = median distance to the 16th neighbour): the data behind the cost
     model in kernels/neighbors/radius_dense.h."""
     n = 1024 if quick else 4096
     for dim in (4, 8, 10, 16, 32, 64):

@@ -56,15 +56,25 @@ def run(out_dir, quick: bool) -> dict:
     print(f"   knn_graph k=16 in the 9-D covariance-feature space: {feat_edges.shape[1]} edges, within each torus: "
           f"{same_cloud} ({t_feat:.1f} ms)")
 
-    # compare with the pure-PyTorch references on a subset
+    # a radius graph in a 32-D feature space: random Fourier features of the positions, whose distances
+    # follow a Gaussian kernel of width 0.1 (where the CPU kernel takes its dense search)
     sub = slice(0, 2000)
+    w, phase = torch.randn(3, 32, generator=g) / 0.1, torch.rand(32, generator=g) * 2 * math.pi
+    rff = torch.cos(pos[sub] @ w + phase) * math.sqrt(2 / 32)
+    rff_edges, t_rff = _timed(lambda: ops.radius_graph(rff, 0.8, max_num_neighbors=64))
+    span = (pos[sub][rff_edges[0]] - pos[sub][rff_edges[1]]).norm(dim=1)
+    print(f"   radius_graph r=0.8 in 32-D random Fourier features of 2000 points: {rff_edges.shape[1]} edges, "
+          f"95% of them within {span.quantile(0.95):.3f} in space ({t_rff:.1f} ms)")
+
+    # compare with the pure-PyTorch references on the subset
     with ops.use_backend("reference"):
         ref_edges = ops.radius_graph(pos[sub], 0.08, max_num_neighbors=64)
         ref_feat = ops.knn_graph(cov[sub], 16)
+        ref_rff = ops.radius_graph(rff, 0.8, max_num_neighbors=64)
     agree = torch.equal(ref_edges, ops.radius_graph(pos[sub], 0.08, max_num_neighbors=64)) and \
-        torch.equal(ref_feat, ops.knn_graph(cov[sub], 16))
-    print(f"   compiled == reference on a 2000-point subset (radius graph, feature kNN): {agree}")
+        torch.equal(ref_feat, ops.knn_graph(cov[sub], 16)) and torch.equal(ref_rff, rff_edges)
+    print(f"   compiled == reference on a 2000-point subset (radius graph, feature kNN, feature radius): {agree}")
     return {"points": 2 * n, "edges": int(edges.shape[1]), "mean_degree": float(deg.mean()), "fps_centres": int(centres.numel()),
             "surface_variation": variation, "reference_agrees": bool(agree),
             "ms": {"radius_graph": t_graph, "knn_graph": t_knn, "fps": t_fps, "scatter": t_scatter,
-                   "knn_graph_features": t_feat}}
+                   "knn_graph_features": t_feat, "radius_graph_features": t_rff}}

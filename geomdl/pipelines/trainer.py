@@ -44,8 +44,8 @@ from geomdl.utils.io import atomic_path, atomic_write_text
 log = logging.getLogger("geomdl.train")
 
 # config keys that may differ between a checkpoint and the config that resumes it
-RESUMABLE_CHANGES = {"train.epochs", "train.stop_after_epochs", "train.time_budget", "train.progress", "train.out_dir", "train.tensorboard",
-                     "train.plots", "train.early_stopping_patience", "data.num_workers", "data.root", "data.eval_batch_size"}
+RESUMABLE_CHANGES = {"train.epochs", "train.stop_after_epochs", "train.time_budget", "train.progress", "train.out_dir",
+                     "train.tensorboard", "train.plots", "train.early_stopping_patience", "data.num_workers", "data.root", "data.eval_batch_size"}
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

@@ -65,8 +65,9 @@ struct Operands {
         xn(xd.pow(2).sum(1, true)), yn(yd.pow(2).sum(1, true)),
         xa(at::cat({xd * -2.0, xn, at::ones_like(xn)}, 1)), ya(at::cat({yd, at::ones_like(yn), yn}, 1)),
         xn_max(nb, 0.0) {
+    const double* norms = xn.data_ptr<double>();  // [N, 1], contiguous: one pass, no tensor op per cloud
     for (int64_t b = 0; b < nb; ++b)
-      if (bx[b + 1] > bx[b]) xn_max[b] = xn.narrow(0, bx[b], bx[b + 1] - bx[b]).max().item<double>();
+      for (int64_t j = bx[b]; j < bx[b + 1]; ++j) xn_max[b] = std::max(xn_max[b], norms[j]);
   }
 };
 

@@ -4,11 +4,12 @@
 // distance accumulated in double, left to right over the coordinates.
 //
 // Per cloud and block of queries, one matrix product of augmented rows (BLAS) gives the expansion a_ij
-// of |x_j - y_i|^2 (dense_blocks.h). A single pass over a_i. keeps the c = k + kExtra smallest in a max-heap and the smallest value it
-// rejected or evicted (m_i); blocks whose minimum cannot enter the heap are skipped in one vector
-// step. The c candidates get their exact distances and are sorted by (exact, j); the first k are
-// final when no excluded point can reach the k-th:
-//     exact_k + bound_i < m_i - bound_i,   bound_i = rounding_bound(D, |y_i|^2, max_j |x_j|^2) > |a_ij - exact_ij|
+// of |x_j - y_i|^2 (dense_blocks.h). A single pass over a_i. keeps the c = k + kExtra smallest in a
+// max-heap and the smallest value it rejected or evicted (m_i); blocks whose minimum cannot enter the
+// heap are skipped in one vector step. The c candidates get their exact distances and are sorted by
+// (exact, j); the first k are final when no excluded point can reach the k-th:
+//     exact_k + bound_i < m_i - bound_i,
+// bound_i = rounding_bound(D, |y_i|^2, max_j |x_j|^2) > |a_ij - exact_ij|.
 // A query that fails the test is redone by an exact scan of its cloud.
 // Cost per cloud of n points and m queries: the product (n m D multiply-adds in BLAS) plus O(n m)
 // comparisons, against the grid search's n m D scalar operations once the grid stops pruning.
@@ -21,7 +22,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <limits>
 #include <vector>
 
 #include "neighbors/dense_blocks.h"

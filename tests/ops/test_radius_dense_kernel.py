@@ -93,10 +93,12 @@ def test_misaligned_bipartite_clouds_and_edge_cases():
     one = x[:1]
     assert compiled_radius(one, one, 1.0, ignore_same_index=True).shape == (2, 0)
     assert compiled_radius(one, one, 1.0).tolist() == [[0], [0]]
-    # r larger than the cloud: every point, cut to the nearest max_num_neighbors
+    # r larger than the cloud: every point (max_num_neighbors above the cloud size), and then the nearest 7
+    whole = torch.zeros(60, dtype=torch.long)
     got = compiled_radius(x, x, 1e3, max_num_neighbors=100)
-    assert torch.equal(got, oracle(x, x, 1e3, torch.zeros(60, dtype=torch.long), torch.zeros(60, dtype=torch.long), 100, False))
-    assert got.shape[1] == 60 * 60
+    assert torch.equal(got, oracle(x, x, 1e3, whole, whole, 100, False)) and got.shape[1] == 60 * 60
+    got = compiled_radius(x, x, 1e3, max_num_neighbors=7)
+    assert torch.equal(got, oracle(x, x, 1e3, whole, whole, 7, False)) and got.shape[1] == 60 * 7
 
 
 @compiled
