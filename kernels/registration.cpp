@@ -21,9 +21,9 @@ TORCH_LIBRARY(geomdl, m) {
   // src [N, C] contiguous, index [N] int64 in [0, dim_size). reduce in {sum, mean, max, min}.
   // Returns (out [dim_size, C], arg): arg is [dim_size, C] int64 for max/min (row of the first
   // maximum/minimum in index order, N for an empty segment) and an empty tensor otherwise.
-  m.def("scatter_reduce(Tensor src, Tensor index, int dim_size, str reduce) -> (Tensor, Tensor)");
+  m.def("scatter_reduce(Tensor src, Tensor index, SymInt dim_size, str reduce) -> (Tensor, Tensor)");
   // Softmax of src [N, C] within the segments given by index [N].
-  m.def("segment_softmax(Tensor src, Tensor index, int dim_size) -> Tensor");
+  m.def("segment_softmax(Tensor src, Tensor index, SymInt dim_size) -> Tensor");
   // Neighbours of each query y[i] among x within distance r, per batch (ptr_x/ptr_y are CSR
   // pointers of sorted batch vectors). Returns [2, E] int64: row 0 indexes x, row 1 indexes y.
   m.def("radius(Tensor x, Tensor y, float r, Tensor ptr_x, Tensor ptr_y, int max_num_neighbors, bool ignore_same_index) -> Tensor");

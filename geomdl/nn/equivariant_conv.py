@@ -119,6 +119,7 @@ class EquivariantConv(nn.Module):
             raise ValueError(f"avg_num_neighbors must be positive, got {avg_num_neighbors!r}")
         self.product_name, self.lmax_sh, self.avg_num_neighbors = product, lmax_sh, float(avg_num_neighbors)
         self.irreps_sh = o3.Irreps.spherical_harmonics(lmax_sh)
+        self._dim_in = self.irreps_in.dim  # plain int for forward (torch.compile cannot guard on e3nn Irreps)
         if product == "cg":
             self.product = _CGProduct(self.irreps_in, self.irreps_sh, self.irreps_out)
         else:
@@ -134,15 +135,15 @@ class EquivariantConv(nn.Module):
         self.lin_self = o3.Linear(self.irreps_in, self.irreps_out) if self_connection else None
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self.irreps_in.dim:
-            raise ValueError(f"x must have shape [N, {self.irreps_in.dim}] (irreps {self.irreps_in}), got {tuple(getattr(x, 'shape', ()))}")
+        if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self._dim_in:
+            raise ValueError(f"x must have shape [N, {self._dim_in}] (irreps {self.irreps_in}), got {tuple(getattr(x, 'shape', ()))}")
         n = x.shape[0]
         check_positions(pos, "pos", n)
         edge_index = check_edge_index(edge_index, n, n)
         src, dst = edge_index[0], edge_index[1]
         rel = pos.index_select(0, src) - pos.index_select(0, dst)               # [E, 3]
         d = torch.sqrt(rel.pow(2).sum(1) + 1e-12)
-        y = o3.spherical_harmonics(self.irreps_sh, rel, normalize=True, normalization="component")   # [E, sh]
+        y = o3.spherical_harmonics(list(range(self.lmax_sh + 1)), rel, normalize=True, normalization="component")  # [E, sh]
         w = self.radial(self.basis(d)) * self.envelope(d).unsqueeze(1)          # [E, weight_numel]
         msg = self.product(x.index_select(0, src), y, w)                        # [E, mid]
         agg = ops.scatter(msg, dst, 0, n) / math.sqrt(self.avg_num_neighbors)

@@ -22,7 +22,11 @@ AGGREGATIONS = ("sum", "mean", "max", "min")
 
 
 def check_edge_index(edge_index, num_src: int | None = None, num_dst: int | None = None) -> torch.Tensor:
-    """Validate ``edge_index [2, E]`` (integer, non-negative, within the node counts); returns int64."""
+    """Validate ``edge_index [2, E]`` (integer, non-negative, within the node counts); returns int64.
+
+    Under ``torch.compile`` only the shape and dtype are checked (the entries are data the compiler
+    cannot branch on); the compiled scatter kernels still reject out-of-range targets.
+    """
     if not isinstance(edge_index, torch.Tensor):
         raise TypeError(f"edge_index must be a torch.Tensor [2, E], got {type(edge_index).__name__}")
     if edge_index.dim() != 2 or edge_index.shape[0] != 2:
@@ -30,7 +34,7 @@ def check_edge_index(edge_index, num_src: int | None = None, num_dst: int | None
     if edge_index.dtype.is_floating_point or edge_index.dtype == torch.bool or edge_index.is_complex():
         raise TypeError(f"edge_index must have an integer dtype, got {edge_index.dtype}")
     edge_index = edge_index.long()
-    if edge_index.numel():
+    if edge_index.numel() and not torch.compiler.is_compiling():
         lo = int(edge_index.min())
         if lo < 0:
             raise ValueError(f"edge_index has a negative entry ({lo})")
@@ -76,7 +80,7 @@ def check_batch_vector(batch, num_nodes: int, device) -> torch.Tensor:
     if batch.numel() != num_nodes:
         raise ValueError(f"batch must have {num_nodes} entries (one per node), got {batch.numel()}")
     batch = batch.long()
-    if batch.numel() > 1 and bool((batch[1:] < batch[:-1]).any()):
+    if batch.numel() > 1 and not torch.compiler.is_compiling() and bool((batch[1:] < batch[:-1]).any()):
         raise ValueError("batch must be sorted (nodes of one graph contiguous), as torch_geometric's Batch produces")
     if batch.numel() and int(batch[0]) < 0:
         raise ValueError("batch must be non-negative")

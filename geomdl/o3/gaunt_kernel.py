@@ -183,6 +183,11 @@ def gaunt_features(x: torch.Tensor, y: torch.Tensor, irreps_x, irreps_y, irreps_
             raise ValueError(f"{name} must be [N, {dim}] for irreps {irreps}, got {tuple(t.shape)}")
     if x.shape[0] != y.shape[0] or x.dtype != y.dtype:
         raise ValueError(f"x and y must share N and dtype, got {tuple(x.shape)} {x.dtype} and {tuple(y.shape)} {y.dtype}")
+    if torch.compiler.is_compiling():  # an opaque operator for the compiler (geomdl.o3.gaunt_ops)
+        from geomdl.o3.gaunt_ops import flat_blocks, gaunt_features_op
+
+        return gaunt_features_op(x.contiguous(), y.contiguous(), flat_blocks(irreps_x), flat_blocks(irreps_y),
+                                 flat_blocks(irreps_out))
     n = x.shape[0]
     lay_x = feature_layout(tuple(irreps_x), max(l for _, l in irreps_x), n)
     lay_y = feature_layout(tuple(irreps_y), max(l for _, l in irreps_y), n)

@@ -243,6 +243,10 @@ def gaunt_product_columns(x1t: torch.Tensor, x2t: torch.Tensor, lmax_out: int) -
         raise TypeError(f"x1t and x2t must both be float32 or float64, got {x1t.dtype} and {x2t.dtype}")
     if not isinstance(lmax_out, int) or isinstance(lmax_out, bool) or lmax_out < 0:
         raise ValueError(f"lmax_out must be a non-negative int, got {lmax_out!r}")
+    if torch.compiler.is_compiling():  # an opaque operator for the compiler (geomdl.o3.gaunt_ops)
+        from geomdl.o3.gaunt_ops import gaunt_columns_op
+
+        return gaunt_columns_op(x1t.contiguous(), x2t.contiguous(), lmax_out, "dft")
     return _GauntColumns.apply(x1t.contiguous(), x2t.contiguous(), lmax_out)
 
 
@@ -291,4 +295,9 @@ def gaunt_product(x1: torch.Tensor, x2: torch.Tensor, lmax_out: int | None = Non
     b = x2.expand(*batch, x2.shape[-1]).reshape(-1, x2.shape[-1])
     if a.shape[0] == 0:
         return x1.new_zeros(*batch, (lmax_out + 1) ** 2) + 0 * (a.sum() + b.sum())
+    if torch.compiler.is_compiling():  # an opaque operator for the compiler (geomdl.o3.gaunt_ops)
+        from geomdl.o3.gaunt_ops import gaunt_columns_op
+
+        z = gaunt_columns_op(a.T.contiguous(), b.T.contiguous(), lmax_out, method).T
+        return z.reshape(*batch, (lmax_out + 1) ** 2)
     return _GauntProduct.apply(a, b, lmax_out, method).reshape(*batch, (lmax_out + 1) ** 2)

@@ -23,6 +23,7 @@ import warnings
 import torch
 
 BACKENDS = ("auto", "compiled", "reference")
+OPS = ("scatter_reduce", "segment_softmax", "radius", "knn", "fps", "gaunt_columns")  # kernels/registration.cpp
 
 
 class GeomdlKernelWarning(RuntimeWarning):
@@ -34,6 +35,7 @@ _lock = threading.Lock()
 _loaded: bool | None = None
 _load_error: str | None = None
 _warned: set[str] = set()
+_kernels: dict[tuple[str, str], bool] = {}  # (op, dispatch key) -> registered; filled once per pair
 
 
 def _load() -> bool:
@@ -51,6 +53,9 @@ def _load() -> bool:
 
             torch.ops.geomdl.scatter_reduce  # noqa: B018  (resolves the registration)
             _loaded = True
+            for op in OPS:  # answered here once, so has_kernel never calls into the dispatcher under torch.compile
+                for key in ("CPU", "CUDA"):
+                    _kernels[(op, key)] = _query_kernel(op, key)
         except ImportError as exc:
             _loaded = False
             _load_error = (
@@ -81,6 +86,13 @@ def has_kernel(op: str, device: str = "cpu") -> bool:
     key = {"cpu": "CPU", "cuda": "CUDA"}.get(device)
     if key is None:
         return False
+    found = _kernels.get((op, key))
+    if found is None:
+        found = _kernels[(op, key)] = _query_kernel(op, key)
+    return found
+
+
+def _query_kernel(op: str, key: str) -> bool:
     try:
         return torch._C._dispatch_has_kernel_for_dispatch_key(f"geomdl::{op}", key)
     except RuntimeError:  # op not registered at all

@@ -32,8 +32,11 @@ def check_index(index, name: str, length: int, upper: int | None = None, *, valu
 
 
 def check_index_values(index: torch.Tensor, name: str, upper: int | None) -> None:
-    """ValueError naming ``name`` unless every entry of the int64 vector lies in ``[0, upper)``."""
-    if index.numel():
+    """ValueError naming ``name`` unless every entry of the int64 vector lies in ``[0, upper)``.
+
+    Skipped under ``torch.compile`` (a data-dependent branch); the compiled kernels check ranges in their own pass.
+    """
+    if index.numel() and not torch.compiler.is_compiling():
         lo, hi = (int(v) for v in torch.aminmax(index))  # one pass over the index
         if lo < 0:
             raise ValueError(f"{name} has a negative entry ({lo}); entries must lie in [0, {upper if upper is not None else 'n'})")
@@ -46,7 +49,7 @@ def check_batch(batch, name: str, num_points: int, device) -> torch.Tensor:
     if batch is None:
         return torch.zeros(num_points, dtype=torch.long, device=device)
     batch = check_index(batch, name, num_points)
-    if batch.numel() > 1 and bool((batch[1:] < batch[:-1]).any()):
+    if batch.numel() > 1 and not torch.compiler.is_compiling() and bool((batch[1:] < batch[:-1]).any()):
         raise ValueError(f"{name} must be sorted in non-decreasing order (points of one cloud contiguous)")
     return batch
 
@@ -76,8 +79,13 @@ def segment_inputs(src, index, dim: int, num_segments, *, floating: bool = False
         raise ValueError(f"dim={dim} is out of range for src of shape {tuple(src.shape)}")
     dim = dim % src.dim()
     n = src.shape[dim]
-    if num_segments is not None and (not isinstance(num_segments, int) or num_segments < 0):
-        raise ValueError(f"{size_name} must be a non-negative int or None, got {num_segments!r}")
+    if num_segments is not None:
+        if not isinstance(num_segments, (int, torch.SymInt)):
+            raise ValueError(f"{size_name} must be a non-negative int or None, got {num_segments!r}")
+        if torch.compiler.is_compiling():  # may be data-dependent (e.g. batch.max() + 1): a deferred runtime check
+            torch._check(num_segments >= 0, lambda: f"{size_name} must be non-negative")
+        elif num_segments < 0:
+            raise ValueError(f"{size_name} must be a non-negative int or None, got {num_segments!r}")
     index = check_index(index, "index", n, num_segments, values=check_values or num_segments is None)
     if index.device != src.device:
         raise ValueError(f"index is on {index.device} but src is on {src.device}")

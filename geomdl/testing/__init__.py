@@ -1,4 +1,5 @@
-"""Test helpers shipped with geomdl: equivariance and kernel-vs-reference assertions."""
+"""Test helpers shipped with geomdl: equivariance, kernel-vs-reference and torch.compile assertions."""
+from geomdl.testing.compile import assert_compiles
 from geomdl.testing.equivariance import (
     GroupElement,
     assert_equivariant,
@@ -8,5 +9,5 @@ from geomdl.testing.equivariance import (
 )
 from geomdl.testing.kernels import assert_kernel_matches_reference
 
-__all__ = ["GroupElement", "assert_equivariant", "assert_invariant", "equivariance_error", "random_rotation",
+__all__ = ["assert_compiles", "GroupElement", "assert_equivariant", "assert_invariant", "equivariance_error", "random_rotation",
            "assert_kernel_matches_reference"]

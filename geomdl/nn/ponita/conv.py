@@ -23,7 +23,12 @@ def _chunks(num_edges: int, row: torch.Tensor):
 
 
 def _gms_rows(k: torch.Tensor, x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, num_nodes: int) -> torch.Tensor:
-    """``[E, D]``, ``[N, D]`` -> ``[num_nodes, D]``, edge chunk by edge chunk (no ``[E, D]`` temporary)."""
+    """``[E, D]``, ``[N, D]`` -> ``[num_nodes, D]``, edge chunk by edge chunk (no ``[E, D]`` temporary).
+
+    Under ``torch.compile`` one expression instead: the compiler fuses the gather, product and scatter
+    itself (and cannot trace a loop over a data-dependent number of edges)."""
+    if torch.compiler.is_compiling():
+        return x.new_zeros((num_nodes, x.shape[1])).index_add_(0, dst, k * x.index_select(0, src))
     out = x.new_zeros((num_nodes, x.shape[1]))
     starts, step = _chunks(src.numel(), x)
     buf = x.new_empty((min(step, src.numel()), x.shape[1]))
@@ -37,7 +42,10 @@ def _gms_rows(k: torch.Tensor, x: torch.Tensor, src: torch.Tensor, dst: torch.Te
 
 
 def _gm_rows(a: torch.Tensor, b: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor) -> torch.Tensor:
-    """``a[ia] * b[ib]`` ``[E, D]`` with the second gather done chunk by chunk in cache."""
+    """``a[ia] * b[ib]`` ``[E, D]`` with the second gather done chunk by chunk in cache (one expression under
+    ``torch.compile``)."""
+    if torch.compiler.is_compiling():
+        return a.index_select(0, ia) * b.index_select(0, ib)
     out = a.new_empty((ia.numel(), a.shape[1]))
     starts, step = _chunks(ia.numel(), a)
     buf = b.new_empty((min(step, ia.numel()), b.shape[1]))

@@ -27,18 +27,27 @@ def channel_irreps(irreps: o3.Irreps, name: str, channels: int | None = None, un
     return mul, ls
 
 
-def to_columns(x: torch.Tensor, irreps: o3.Irreps, lmax: int) -> torch.Tensor:
+def blocks_of(irreps) -> tuple[tuple[int, int], ...]:
+    """``((mul, l), ...)`` of e3nn ``irreps`` as plain ints (a tuple of pairs is returned as is). Layers keep
+    these for their forward: ``torch.compile`` cannot guard on e3nn ``Irrep`` objects."""
+    if type(irreps) is tuple:
+        return irreps
+    return tuple((int(mul), int(ir.l)) for mul, ir in irreps)
+
+
+def to_columns(x: torch.Tensor, irreps, lmax: int) -> torch.Tensor:
     """``x [B, irreps.dim]`` -> ``[(lmax+1)^2, B * C]`` (zero rows for the degrees not in ``irreps``).
 
     A pure permutation (plus zero rows), so its backward is :func:`from_columns` of the gradient: one
-    copy, instead of autograd's zero-filled full-size gradient per sliced degree block."""
-    return _ToColumns.apply(x, irreps, lmax)
+    copy, instead of autograd's zero-filled full-size gradient per sliced degree block. ``irreps``: e3nn
+    irreps or :func:`blocks_of` pairs."""
+    return _ToColumns.apply(x, blocks_of(irreps), lmax)
 
 
-def from_columns(z: torch.Tensor, irreps_out: o3.Irreps, batch: int) -> torch.Tensor:
+def from_columns(z: torch.Tensor, irreps_out, batch: int) -> torch.Tensor:
     """``z [(Lo+1)^2, B * C]`` -> ``[B, irreps_out.dim]`` in e3nn layout (degrees picked from ``z``);
     backward: :func:`to_columns` of the gradient (zero rows for the degrees of ``z`` not picked)."""
-    return _FromColumns.apply(z, irreps_out, batch)
+    return _FromColumns.apply(z, blocks_of(irreps_out), batch)
 
 
 class _ToColumns(torch.autograd.Function):
@@ -49,7 +58,7 @@ class _ToColumns(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return _FromColumns.apply(grad, ctx.irreps, grad.shape[1] // ctx.irreps[0].mul), None, None
+        return _FromColumns.apply(grad, ctx.irreps, grad.shape[1] // ctx.irreps[0][0]), None, None
 
 
 class _FromColumns(torch.autograd.Function):
@@ -63,29 +72,31 @@ class _FromColumns(torch.autograd.Function):
         return _ToColumns.apply(grad, ctx.irreps, ctx.lmax), None, None
 
 
-def _to_columns(x: torch.Tensor, irreps: o3.Irreps, lmax: int) -> torch.Tensor:
+def _to_columns(x: torch.Tensor, blocks: tuple[tuple[int, int], ...], lmax: int) -> torch.Tensor:
     batch = x.shape[0]
-    mul = irreps[0].mul
+    mul = blocks[0][0]
     out = x.new_empty((lmax + 1) ** 2, batch * mul)
     present, start = set(), 0
-    for m, ir in irreps:  # one strided copy per degree block, straight into place
-        block = x[:, start:start + m * ir.dim].reshape(batch, m, ir.dim)
-        out[ir.l * ir.l:(ir.l + 1) ** 2].view(ir.dim, batch, m).copy_(block.permute(2, 0, 1))
-        present.add(ir.l)
-        start += m * ir.dim
+    for m, l in blocks:  # one strided copy per degree block, straight into place
+        d = 2 * l + 1
+        block = x[:, start:start + m * d].reshape(batch, m, d)
+        out[l * l:(l + 1) ** 2].view(d, batch, m).copy_(block.permute(2, 0, 1))
+        present.add(l)
+        start += m * d
     for l in range(lmax + 1):
         if l not in present:
             out[l * l:(l + 1) ** 2].zero_()
     return out
 
 
-def _from_columns(z: torch.Tensor, irreps_out: o3.Irreps, batch: int) -> torch.Tensor:
-    out = z.new_empty(batch, irreps_out.dim)
+def _from_columns(z: torch.Tensor, blocks: tuple[tuple[int, int], ...], batch: int) -> torch.Tensor:
+    out = z.new_empty(batch, sum(mul * (2 * l + 1) for mul, l in blocks))
     start = 0
-    for mul, ir in irreps_out:
-        rows = z[ir.l * ir.l: (ir.l + 1) ** 2]  # [2l+1, B*C]
-        out[:, start:start + mul * ir.dim].view(batch, mul, ir.dim).copy_(rows.reshape(ir.dim, batch, mul).permute(1, 2, 0))
-        start += mul * ir.dim
+    for mul, l in blocks:
+        d = 2 * l + 1
+        rows = z[l * l: (l + 1) ** 2]  # [2l+1, B*C]
+        out[:, start:start + mul * d].view(batch, mul, d).copy_(rows.reshape(d, batch, mul).permute(1, 2, 0))
+        start += mul * d
     return out
 
 

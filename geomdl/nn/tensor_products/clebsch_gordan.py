@@ -79,6 +79,9 @@ class ClebschGordanTensorProduct(nn.Module):
         self.irreps_in1 = _irreps(irreps_in1, "irreps_in1")
         self.irreps_in2 = _irreps(irreps_in2, "irreps_in2")
         self.irreps_out = _irreps(irreps_out, "irreps_out")
+        # (mul, 2l+1) per block as plain ints: forward reads only these (torch.compile cannot guard on e3nn Irreps)
+        self._blocks1, self._blocks2, self._blocks_out = (tuple((mul, ir.dim) for mul, ir in irreps)
+                                                          for irreps in (self.irreps_in1, self.irreps_in2, self.irreps_out))
         self.mode = mode
         self.paths = allowed_paths(self.irreps_in1, self.irreps_in2, self.irreps_out, mode, filter_paths)
         if not self.paths:
@@ -118,17 +121,19 @@ class ClebschGordanTensorProduct(nn.Module):
             with torch.no_grad():
                 self.weight.normal_()
 
-    def _check(self, x, irreps, name):
+    def _check(self, x, blocks, name):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-        if x.shape[-1:] != (irreps.dim,):
-            raise ValueError(f"{name} must have shape [..., {irreps.dim}] for irreps {irreps}, got {tuple(x.shape)}")
+        dim = sum(mul * d for mul, d in blocks)
+        if x.shape[-1:] != (dim,):
+            irreps = {"x": self.irreps_in1, "y": self.irreps_in2}[name]
+            raise ValueError(f"{name} must have shape [..., {dim}] for irreps {irreps}, got {tuple(x.shape)}")
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         """``x [..., irreps_in1.dim]``, ``y [..., irreps_in2.dim]``, optional ``weight [..., weight_numel]``
         (required when ``internal_weights=False``) -> ``[..., irreps_out.dim]``; leading dims broadcast."""
-        self._check(x, self.irreps_in1, "x")
-        self._check(y, self.irreps_in2, "y")
+        self._check(x, self._blocks1, "x")
+        self._check(y, self._blocks2, "y")
         if weight is None:
             if self.weight is None:
                 raise ValueError(f"weight [..., {self.weight_numel}] is required when internal_weights=False")
@@ -136,9 +141,9 @@ class ClebschGordanTensorProduct(nn.Module):
         elif weight.shape[-1:] != (self.weight_numel,):
             raise ValueError(f"weight must have shape [..., {self.weight_numel}], got {tuple(weight.shape)}")
         batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1], weight.shape[:-1])
-        xs = self._blocks(x, self.irreps_in1)
-        ys = self._blocks(y, self.irreps_in2)
-        outs: list[torch.Tensor | None] = [None] * len(self.irreps_out)
+        xs = self._blocks(x, self._blocks1)
+        ys = self._blocks(y, self._blocks2)
+        outs: list[torch.Tensor | None] = [None] * len(self._blocks_out)
         offset = 0
         for n, (i, j, k) in enumerate(self.paths):
             shape = self.weight_shapes[n]
@@ -154,19 +159,19 @@ class ClebschGordanTensorProduct(nn.Module):
                 term = torch.einsum("...ui,...vj,ijk,...uvw->...wk", xs[i], ys[j], cg, w)
             outs[k] = term if outs[k] is None else outs[k] + term
         pieces = []
-        for k, (mul, ir) in enumerate(self.irreps_out):
+        for k, (mul, dim) in enumerate(self._blocks_out):
             block = outs[k]
             if block is None:
-                block = x.new_zeros(*batch, mul, ir.dim)
-            pieces.append(block.expand(*batch, mul, ir.dim).reshape(*batch, mul * ir.dim))
+                block = x.new_zeros(*batch, mul, dim)
+            pieces.append(block.expand(*batch, mul, dim).reshape(*batch, mul * dim))
         return torch.cat(pieces, dim=-1)
 
     @staticmethod
-    def _blocks(x, irreps):
+    def _blocks(x, blocks):
         out, start = [], 0
-        for mul, ir in irreps:
-            out.append(x[..., start:start + mul * ir.dim].reshape(*x.shape[:-1], mul, ir.dim))
-            start += mul * ir.dim
+        for mul, dim in blocks:
+            out.append(x[..., start:start + mul * dim].reshape(*x.shape[:-1], mul, dim))
+            start += mul * dim
         return out
 
     def extra_repr(self) -> str:

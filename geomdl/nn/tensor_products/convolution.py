@@ -51,6 +51,7 @@ class GauntConvolution(nn.Module):
         if not avg_num_neighbors > 0:
             raise ValueError(f"avg_num_neighbors must be > 0, got {avg_num_neighbors!r}")
         self.lmax_filter, self.cutoff, self.avg_num_neighbors = lmax_filter, float(cutoff), float(avg_num_neighbors)
+        self._dim_in = self.irreps_in.dim  # plain int for forward (torch.compile cannot guard on e3nn Irreps)
         self.product = GauntTensorProduct(self.irreps_in, natural_irreps(lmax_filter), self.irreps_out, weights="degree")
         self.channels = self.product.channels
         self.basis = BesselBasis(num_basis, cutoff)
@@ -58,8 +59,8 @@ class GauntConvolution(nn.Module):
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         n = x.shape[0] if isinstance(x, torch.Tensor) else None
-        if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self.irreps_in.dim:
-            raise ValueError(f"x must have shape [N, {self.irreps_in.dim}] for irreps {self.irreps_in}, got {getattr(x, 'shape', x)}")
+        if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self._dim_in:
+            raise ValueError(f"x must have shape [N, {self._dim_in}] for irreps {self.irreps_in}, got {getattr(x, 'shape', x)}")
         pos = check_positions(pos, "pos", n)
         edge_index = check_edge_index(edge_index, n, n)
         src, dst = edge_index

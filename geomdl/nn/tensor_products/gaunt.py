@@ -31,7 +31,7 @@ from torch import nn
 from geomdl.o3.gaunt import gaunt_cg_constant
 from geomdl.o3.gaunt_kernel import gaunt_features, use_kernel
 from geomdl.o3.gaunt_product import gaunt_product, gaunt_product_columns
-from geomdl.nn.tensor_products._layout import channel_irreps, degree_expand, from_columns, to_columns
+from geomdl.nn.tensor_products._layout import blocks_of, channel_irreps, degree_expand, from_columns, to_columns
 from geomdl.nn.tensor_products.clebsch_gordan import ClebschGordanTensorProduct, _irreps
 
 PARITIES = ("natural", "full")
@@ -43,6 +43,18 @@ def _is_natural(ir: o3.Irrep) -> bool:
 
 def _natural_part(irreps: o3.Irreps) -> o3.Irreps:
     return o3.Irreps([(mul, ir) for mul, ir in irreps if _is_natural(ir)])
+
+
+def _natural_slices(irreps: o3.Irreps) -> tuple[tuple[int, int], ...] | None:
+    """``(start, stop)`` of the natural-parity blocks of the e3nn layout; None when every block is natural."""
+    if all(_is_natural(ir) for _, ir in irreps):
+        return None
+    out, start = [], 0
+    for mul, ir in irreps:
+        if _is_natural(ir):
+            out.append((start, start + mul * ir.dim))
+        start += mul * ir.dim
+    return tuple(out)
 
 
 def _degrees(irreps: o3.Irreps) -> list[int]:
@@ -116,6 +128,12 @@ class GauntTensorProduct(nn.Module):
             if len(irreps):
                 channel_irreps(irreps, f"{name} (natural-parity part)")
         self.use_gaunt = len(self.nat1) > 0 and len(self.nat2) > 0 and len(self.nat_out) > 0
+        # forward reads only plain ints (torch.compile cannot guard on e3nn Irrep objects)
+        self._dims = (self.irreps_in1.dim, self.irreps_in2.dim, self.irreps_out.dim)
+        self._b1, self._b2, self._b_out = blocks_of(self.nat1), blocks_of(self.nat2), blocks_of(self.nat_out)
+        self._sel1, self._sel2 = _natural_slices(self.irreps_in1), _natural_slices(self.irreps_in2)
+        self._out_pieces = None if len(self.nat_out) == len(self.irreps_out) else \
+            tuple((_is_natural(ir), mul * ir.dim) for mul, ir in self.irreps_out)
         self.lmax1 = max(ir.l for _, ir in self.nat1) if len(self.nat1) else 0
         self.lmax2 = max(ir.l for _, ir in self.nat2) if len(self.nat2) else 0
         self.lmax_out = max(ir.l for _, ir in self.nat_out) if len(self.nat_out) else 0
@@ -148,9 +166,9 @@ class GauntTensorProduct(nn.Module):
         if self.cg is not None:
             self.cg.reset_parameters()
 
-    def _columns(self, x, irreps, lmax, w_int, w_ext, batch):
-        cols = to_columns(x, irreps, lmax)  # [n, B * mul]
-        mul = irreps[0].mul
+    def _columns(self, x, blocks, lmax, w_int, w_ext, batch):
+        cols = to_columns(x, blocks, lmax)  # [n, B * mul]
+        mul = blocks[0][0]
         cols = cols.view(cols.shape[0], batch, mul)
         if mul != self.channels:  # shared function (mul 1) -> one copy per channel
             cols = cols.expand(cols.shape[0], batch, self.channels)
@@ -167,11 +185,12 @@ class GauntTensorProduct(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, weight1: torch.Tensor | None = None,
                 weight2: torch.Tensor | None = None, weight3: torch.Tensor | None = None) -> torch.Tensor:
-        for name, t, irreps in (("x", x, self.irreps_in1), ("y", y, self.irreps_in2)):
+        for name, t, dim in (("x", x, self._dims[0]), ("y", y, self._dims[1])):
             if not isinstance(t, torch.Tensor):
                 raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-            if t.shape[-1:] != (irreps.dim,):
-                raise ValueError(f"{name} must have shape [..., {irreps.dim}] for irreps {irreps}, got {tuple(t.shape)}")
+            if t.shape[-1:] != (dim,):
+                irreps = self.irreps_in1 if name == "x" else self.irreps_in2
+                raise ValueError(f"{name} must have shape [..., {dim}] for irreps {irreps}, got {tuple(t.shape)}")
         lead = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
         x = x.expand(*lead, x.shape[-1]).reshape(-1, x.shape[-1])
         y = y.expand(*lead, y.shape[-1]).reshape(-1, y.shape[-1])
@@ -186,13 +205,13 @@ class GauntTensorProduct(nn.Module):
         out = None  # allocated only when some output irreps are not produced by the Gaunt path
         if self.use_gaunt:
             internal = (self.weight1, self.weight2, self.weight3) if self.weights == "degree" else (None, None, None)
-            x_nat = self._select(x, self.irreps_in1, self.nat1)
-            y_nat = self._select(y, self.irreps_in2, self.nat2)
+            x_nat = self._select(x, self._sel1)
+            y_nat = self._select(y, self._sel2)
         if self.use_gaunt and self.method != "fft" and use_kernel(x_nat):
-            out = self._scatter(self._gaunt_in_place(x_nat, y_nat, internal, ext), self.nat_out)
+            out = self._scatter(self._gaunt_in_place(x_nat, y_nat, internal, ext))
         elif self.use_gaunt:
-            a = self._columns(x_nat, self.nat1, self.lmax1, internal[0], ext[0], batch)
-            b = self._columns(y_nat, self.nat2, self.lmax2, internal[1], ext[1], batch)
+            a = self._columns(x_nat, self._b1, self.lmax1, internal[0], ext[0], batch)
+            b = self._columns(y_nat, self._b2, self.lmax2, internal[1], ext[1], batch)
             if self.method == "fft":
                 z = gaunt_product(a.T, b.T, self.lmax_out, method="fft").T
             else:
@@ -204,25 +223,25 @@ class GauntTensorProduct(nn.Module):
             w3 = degree_expand(w3 if w3.dim() > 1 else w3.expand(self.channels, -1), self.lmax_out)  # [..., C, n]
             w3 = w3.expand(batch, self.channels, w3.shape[-1]) if w3.dim() == 3 else w3[None]
             z = (z.view(z.shape[0], batch, self.channels) * w3.permute(2, 0, 1)).reshape(z.shape[0], -1)
-            out = self._scatter(from_columns(z, self.nat_out, batch), self.nat_out)
+            out = self._scatter(from_columns(z, self._b_out, batch))
         if self.cg is not None:
             out = self.cg(x, y) if out is None else out + self.cg(x, y)
-        return out.reshape(*lead, self.irreps_out.dim)
+        return out.reshape(*lead, self._dims[2])
 
-    def _degree_weight(self, irreps, lmax, ws, dtype):
+    def _degree_weight(self, blocks, lmax, ws, dtype):
         """Product of the per-degree weights ``ws`` (``[C, L+1]`` or ``[B, C, L+1]``, None skipped) spread over the
-        e3nn positions of ``irreps`` (mul ``C``): ``[dim]`` or ``[B, dim]``; None when there is no weight."""
+        e3nn positions of ``blocks`` (``(mul C, l)`` pairs): ``[dim]`` or ``[B, dim]``; None when there is no weight."""
         w = None
         for part in ws:
             if part is not None:
                 w = part if w is None else w * part
         if w is None:
             return None
-        key = (str(irreps), lmax, w.device)
+        key = (blocks, lmax, w.device)
         idx = self._weight_index.get(key)
         if idx is None:  # position (channel c, degree l, m) -> c * (lmax+1) + l
-            pieces = [torch.arange(mul)[:, None] * (lmax + 1) + ir.l + torch.zeros(1, ir.dim, dtype=torch.long)
-                      for mul, ir in irreps]
+            pieces = [torch.arange(mul)[:, None] * (lmax + 1) + l + torch.zeros(1, 2 * l + 1, dtype=torch.long)
+                      for mul, l in blocks]
             idx = self._weight_index[key] = torch.cat([p.reshape(-1) for p in pieces]).to(w.device)
         return w.to(dtype).flatten(-2).index_select(-1, idx)
 
@@ -230,48 +249,42 @@ class GauntTensorProduct(nn.Module):
         """Gaunt path on the e3nn layout with the compiled kernel (:func:`geomdl.o3.gaunt_kernel.gaunt_features`):
         weights as one broadcast multiplication per operand, no column copies. ``[B, nat_out.dim]``."""
         c = self.channels
-        nat2 = self.nat2
+        b2 = self._b2
         if self.mul2 != c:  # shared function (mul 1) -> one copy per channel
             blocks, start = [], 0
-            for _, ir in nat2:
-                blocks.append(y_nat[:, start:start + ir.dim, None].expand(-1, ir.dim, c).transpose(1, 2).reshape(-1, c * ir.dim))
-                start += ir.dim
+            for _, l in b2:
+                d = 2 * l + 1
+                blocks.append(y_nat[:, start:start + d, None].expand(-1, d, c).transpose(1, 2).reshape(-1, c * d))
+                start += d
             y_nat = torch.cat(blocks, dim=1)
-            nat2 = o3.Irreps([(c, ir) for _, ir in nat2])
-        w1 = self._degree_weight(self.nat1, self.lmax1, (internal[0], ext[0]), x_nat.dtype)
-        w2 = self._degree_weight(nat2, self.lmax2, (internal[1], ext[1]), x_nat.dtype)
+            b2 = tuple((c, l) for _, l in b2)
+        w1 = self._degree_weight(self._b1, self.lmax1, (internal[0], ext[0]), x_nat.dtype)
+        w2 = self._degree_weight(b2, self.lmax2, (internal[1], ext[1]), x_nat.dtype)
         scale = self.out_scale.to(x_nat.dtype).expand(c, -1)
-        w3 = self._degree_weight(self.nat_out, self.lmax_out, (scale, internal[2], ext[2]), x_nat.dtype)
+        w3 = self._degree_weight(self._b_out, self.lmax_out, (scale, internal[2], ext[2]), x_nat.dtype)
         a = x_nat if w1 is None else x_nat * w1
         b = y_nat if w2 is None else y_nat * w2
-        z = gaunt_features(a, b, [(m, ir.l) for m, ir in self.nat1], [(m, ir.l) for m, ir in nat2],
-                           [(m, ir.l) for m, ir in self.nat_out])
+        z = gaunt_features(a, b, self._b1, b2, self._b_out)
         return z * w3
 
     @staticmethod
-    def _select(x, irreps, subset):
-        if len(subset) == len(irreps):
+    def _select(x, slices):
+        """The natural-parity blocks of ``x`` (``slices`` from :func:`_natural_slices`; None: all of ``x``)."""
+        if slices is None:
             return x
-        pieces, start = [], 0
-        for mul, ir in irreps:
-            if _is_natural(ir):
-                pieces.append(x[:, start:start + mul * ir.dim])
-            start += mul * ir.dim
-        return torch.cat(pieces, dim=1)
+        return torch.cat([x[:, a:b] for a, b in slices], dim=1)
 
-    def _scatter(self, part, subset):
-        if len(subset) == len(self.irreps_out):
+    def _scatter(self, part):
+        """``part [B, nat_out.dim]`` placed into ``[B, irreps_out.dim]`` with zeros for the other blocks."""
+        if self._out_pieces is None:
             return part
-        out = part.new_zeros(part.shape[0], self.irreps_out.dim)
-        pieces, start, src = [], 0, 0
-        for mul, ir in self.irreps_out:
-            d = mul * ir.dim
-            if _is_natural(ir):
+        pieces, src = [], 0
+        for natural, d in self._out_pieces:
+            if natural:
                 pieces.append(part[:, src:src + d])
                 src += d
             else:
-                pieces.append(out[:, start:start + d])
-            start += d
+                pieces.append(part.new_zeros(part.shape[0], d))
         return torch.cat(pieces, dim=1)
 
     def extra_repr(self) -> str:

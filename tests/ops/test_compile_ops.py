@@ -1,0 +1,45 @@
+"""The ops under torch.compile(fullgraph=True): one graph, the eager results and gradients."""
+import pytest
+import torch
+
+from geomdl import ops
+from geomdl.ops import scatter, segment_softmax
+from geomdl.testing import assert_compiles
+
+
+def _inputs(seed=0, n=40, segments=7):
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randn(n, 3, generator=g, dtype=torch.float64)
+    index = torch.randint(0, segments, (n,), generator=g)
+    return src, index
+
+
+@pytest.mark.parametrize("backend", ["auto", "reference"])
+@pytest.mark.parametrize("reduce", ["sum", "mean", "max", "min"])
+def test_scatter(reduce, backend):
+    src, index = _inputs()
+    with ops.use_backend(backend):
+        assert_compiles(lambda s, i: scatter(s, i, 0, 9, reduce=reduce), (src, index))
+
+
+@pytest.mark.parametrize("backend", ["auto", "reference"])
+def test_segment_softmax(backend):
+    src, index = _inputs(1)
+    with ops.use_backend(backend):
+        assert_compiles(lambda s, i: segment_softmax(s, i, num_segments=9), (src, index))
+
+
+def test_scatter_with_a_data_dependent_number_of_segments():
+    # dim_size from the data (as a graph-level readout with num_graphs = batch.max() + 1 does)
+    src, index = _inputs(2)
+    assert_compiles(lambda s, i: scatter(s, i, 0, int(i.max()) + 1, reduce="sum"), (src, index))
+
+
+def test_compiled_scatter_still_rejects_out_of_range_targets():
+    src, index = _inputs(3)
+    if not ops.has_kernel("scatter_reduce"):
+        pytest.skip("geomdl._C not built: the reference's index_add raises its own error")
+    f = torch.compile(lambda s, i: scatter(s, i, 0, 5), backend="aot_eager", fullgraph=True)
+    with pytest.raises((ValueError, RuntimeError), match="index"):
+        f(src, index.clamp(max=4) + 3)
+    torch._dynamo.reset()
