@@ -34,7 +34,7 @@ def check_edge_index(edge_index, num_src: int | None = None, num_dst: int | None
     if edge_index.dtype.is_floating_point or edge_index.dtype == torch.bool or edge_index.is_complex():
         raise TypeError(f"edge_index must have an integer dtype, got {edge_index.dtype}")
     edge_index = edge_index.long()
-    if edge_index.numel() and not torch.compiler.is_compiling():
+    if not torch.compiler.is_compiling() and edge_index.numel():
         lo = int(edge_index.min())
         if lo < 0:
             raise ValueError(f"edge_index has a negative entry ({lo})")
@@ -80,7 +80,9 @@ def check_batch_vector(batch, num_nodes: int, device) -> torch.Tensor:
     if batch.numel() != num_nodes:
         raise ValueError(f"batch must have {num_nodes} entries (one per node), got {batch.numel()}")
     batch = batch.long()
-    if batch.numel() > 1 and not torch.compiler.is_compiling() and bool((batch[1:] < batch[:-1]).any()):
+    if torch.compiler.is_compiling():  # the values are data: not checked inside a compiled graph
+        return batch
+    if batch.numel() > 1 and bool((batch[1:] < batch[:-1]).any()):
         raise ValueError("batch must be sorted (nodes of one graph contiguous), as torch_geometric's Batch produces")
     if batch.numel() and int(batch[0]) < 0:
         raise ValueError("batch must be non-negative")

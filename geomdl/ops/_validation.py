@@ -36,7 +36,7 @@ def check_index_values(index: torch.Tensor, name: str, upper: int | None) -> Non
 
     Skipped under ``torch.compile`` (a data-dependent branch); the compiled kernels check ranges in their own pass.
     """
-    if index.numel() and not torch.compiler.is_compiling():
+    if not torch.compiler.is_compiling() and index.numel():
         lo, hi = (int(v) for v in torch.aminmax(index))  # one pass over the index
         if lo < 0:
             raise ValueError(f"{name} has a negative entry ({lo}); entries must lie in [0, {upper if upper is not None else 'n'})")
@@ -49,7 +49,7 @@ def check_batch(batch, name: str, num_points: int, device) -> torch.Tensor:
     if batch is None:
         return torch.zeros(num_points, dtype=torch.long, device=device)
     batch = check_index(batch, name, num_points)
-    if batch.numel() > 1 and not torch.compiler.is_compiling() and bool((batch[1:] < batch[:-1]).any()):
+    if not torch.compiler.is_compiling() and batch.numel() > 1 and bool((batch[1:] < batch[:-1]).any()):
         raise ValueError(f"{name} must be sorted in non-decreasing order (points of one cloud contiguous)")
     return batch
 
@@ -57,9 +57,7 @@ def check_batch(batch, name: str, num_points: int, device) -> torch.Tensor:
 def batch_to_ptr(batch: torch.Tensor, num_batches: int) -> torch.Tensor:
     """CSR pointer [num_batches + 1] of a sorted batch vector."""
     counts = torch.bincount(batch, minlength=num_batches)
-    ptr = torch.zeros(num_batches + 1, dtype=torch.long, device=batch.device)
-    torch.cumsum(counts, 0, out=ptr[1:])
-    return ptr
+    return torch.nn.functional.pad(torch.cumsum(counts, 0), (1, 0))  # no slicing: traceable with a data-dependent size
 
 
 def segment_inputs(src, index, dim: int, num_segments, *, floating: bool = False, size_name: str = "dim_size",

@@ -72,6 +72,8 @@ def squared_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _check_finite(x, name):
+    if torch.compiler.is_compiling():  # a data-dependent branch: not checked inside a compiled graph
+        return
     if x.numel() and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or infinite coordinates")
 
@@ -372,3 +374,27 @@ def radius_graph_reference(pos, r, batch=None, max_num_neighbors=32, loop=False)
 def knn_graph_reference(pos, k, batch=None, loop=False):
     """Reference of :func:`knn_graph`."""
     return knn_reference(pos, pos, k, batch, batch, ignore_same_index=not loop)
+
+
+# --- fake kernels: the compiled ops inside torch.compile graphs -----------------------------------
+
+
+def _register() -> None:
+    from geomdl.ops._extension import extension_loaded
+
+    if not extension_loaded():
+        return
+
+    def _edges(x, y):  # [2, E] with E known only at run time (an unbacked size for the compiler)
+        return x.new_empty((2, torch.library.get_ctx().new_dynamic_size()), dtype=torch.long)
+
+    @torch.library.register_fake("geomdl::radius")
+    def _radius_fake(x, y, r, ptr_x, ptr_y, max_num_neighbors, ignore_same_index):
+        return _edges(x, y)
+
+    @torch.library.register_fake("geomdl::knn")
+    def _knn_fake(x, y, k, ptr_x, ptr_y, ignore_same_index):
+        return _edges(x, y)
+
+
+_register()

@@ -8,6 +8,7 @@ from e3nn import o3 as e3o3
 from geomdl import ops
 from geomdl.nn import (
     ClebschGordanTensorProduct,
+    DynamicEdgeConv,
     EdgeConv,
     EGNNLayer,
     EquivariantConv,
@@ -82,3 +83,15 @@ def test_inductor_generated_code_matches_eager(graph):
     pos, e, g = graph
     layer, args = LAYERS["egnn"](pos, e, g)
     assert_compiles(layer, args, backend="inductor", atol=1e-9)
+
+
+@pytest.mark.skipif(not ops.has_kernel("knn"), reason="graph building compiles only as the compiled op")
+@pytest.mark.parametrize("name", ["dynamic_edge_conv", "ponita_radius_graph"])
+def test_layers_that_build_their_graph_inside_the_compiled_graph(graph, name):
+    pos, _, g = graph
+    batch = torch.tensor([0] * 4 + [1] * (N - 4))
+    if name == "dynamic_edge_conv":  # kNN in feature space, E known only at run time
+        layer, args = DynamicEdgeConv(4, 8, k=3), (torch.randn(N, 4, generator=g), batch)
+    else:  # radius graph, and num_graphs = batch.max() + 1 from the data
+        layer, args = Ponita(1, 1, hidden=8, layers=2, num_ori=4, radius=1.5), (pos, torch.randn(N, 1, generator=g), None, None, batch)
+    assert_compiles(layer, args)

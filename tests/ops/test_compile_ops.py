@@ -43,3 +43,20 @@ def test_compiled_scatter_still_rejects_out_of_range_targets():
     with pytest.raises((ValueError, RuntimeError), match="index"):
         f(src, index.clamp(max=4) + 3)
     torch._dynamo.reset()
+
+
+needs_kernels = pytest.mark.skipif(not ops.has_kernel("knn"), reason="graph building compiles only as the compiled op")
+
+
+@needs_kernels
+@pytest.mark.parametrize("build", ["radius_graph", "knn_graph", "knn_bipartite_16d"])
+def test_graph_building_with_a_data_dependent_number_of_edges(build):
+    g = torch.Generator().manual_seed(4)
+    pos = torch.randn(40, 3, generator=g, dtype=torch.float64)
+    batch = torch.tensor([0] * 15 + [1] * 25)
+    fns = {
+        "radius_graph": lambda p, b: ops.radius_graph(p, 1.0, b, max_num_neighbors=6),
+        "knn_graph": lambda p, b: ops.knn_graph(p, 5, b, loop=True),
+        "knn_bipartite_16d": lambda p, b: ops.knn(p.repeat(1, 6)[:, :16], p.repeat(1, 6)[:7, :16], 3),
+    }
+    assert_compiles(fns[build], (pos, batch), grad=False)
