@@ -29,6 +29,7 @@ BENCHMARKS = {
     "trainer": "benchmarks.trainer",
     "tensor_product": "benchmarks.tensor_product",
     "apen_segmentation": "benchmarks.apen_segmentation",
+    "compile": "benchmarks.compile",
 }
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"

@@ -19,7 +19,6 @@ e3nn stops at ``l = 12``; this implementation has no limit and agrees with e3nn 
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -27,13 +26,21 @@ import torch
 NORMALIZATIONS = ("integral", "component", "norm")
 
 
-@functools.lru_cache(maxsize=None)
+_RECURRENCE: dict = {}  # lmax -> constants; a plain dict, which torch.compile reads (it bypasses lru_cache)
+
+
 def _recurrence_constants(lmax: int):
     """Float64 constants of the normalised recurrence (Python lists, cached per lmax).
 
     ``diag[a]``: value of ``Pbar_a^a / sin^a``; ``a_[l][m], b_[l][m]``: for
     ``Pbar_l^m = a y Pbar_{l-1}^m - b Pbar_{l-2}^m`` (sin^m factored out).
     """
+    if lmax not in _RECURRENCE:
+        _RECURRENCE[lmax] = _build_recurrence_constants(lmax)
+    return _RECURRENCE[lmax]
+
+
+def _build_recurrence_constants(lmax: int):
     diag = []
     prod = 1.0
     for a in range(lmax + 1):
