@@ -29,7 +29,7 @@ from geomdl.o3.gaunt import (
 from geomdl.o3.gaunt_plans import fast_fft_size, grid_sizes
 from geomdl.o3.gaunt_powers import gaunt_powers, gaunt_powers_columns
 from geomdl.o3.gaunt_product import gaunt_product, gaunt_product_columns
-from geomdl.o3 import gaunt_ops  # noqa: F401,E402  (registers the operators torch.compile calls)
+from geomdl.o3 import gaunt_ops  # noqa: F401  (registers the operators torch.compile calls)
 from geomdl.o3.sphere_grids import SphereGrid, gauss_legendre_grid, grid_to_sh, sh_to_grid, sphere_quadrature
 from geomdl.o3.spherical_harmonics import lmax_from_dim, sh_dim, spherical_harmonics
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from geomdl.ops._extension import use_compiled
+from geomdl.ops._extension import extension_loaded, use_compiled
 from geomdl.ops._validation import batch_to_ptr, check_batch, check_tensor
 
 _BLOCK_ELEMENTS = 1 << 22  # distance entries per block in the references (bounded memory)
@@ -380,8 +380,6 @@ def knn_graph_reference(pos, k, batch=None, loop=False):
 
 
 def _register() -> None:
-    from geomdl.ops._extension import extension_loaded
-
     if not extension_loaded():
         return
 

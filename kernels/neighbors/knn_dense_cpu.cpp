@@ -163,7 +163,7 @@ bool prefer_dense(const at::Tensor& x, const at::Tensor& y, int64_t k, const at:
     f = scanned_fraction<scalar_t>(x.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), D, M, px.data_ptr<int64_t>(),
                                    py.data_ptr<int64_t>(), nb, k, ignore_same_index);
   });
-  return 0.3 * double(D) * f > 0.08 * double(D) + 1.0;
+  return dense_is_cheaper(D, f);
 }
 
 at::Tensor knn_dense_cpu(const at::Tensor& x, const at::Tensor& y, int64_t k, const at::Tensor& ptr_x,

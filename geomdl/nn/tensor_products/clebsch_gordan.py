@@ -82,6 +82,7 @@ class ClebschGordanTensorProduct(nn.Module):
         # (mul, 2l+1) per block as plain ints: forward reads only these (torch.compile cannot guard on e3nn Irreps)
         self._blocks1, self._blocks2, self._blocks_out = (tuple((mul, ir.dim) for mul, ir in irreps)
                                                           for irreps in (self.irreps_in1, self.irreps_in2, self.irreps_out))
+        self._dims = (self.irreps_in1.dim, self.irreps_in2.dim)
         self.mode = mode
         self.paths = allowed_paths(self.irreps_in1, self.irreps_in2, self.irreps_out, mode, filter_paths)
         if not self.paths:
@@ -121,19 +122,18 @@ class ClebschGordanTensorProduct(nn.Module):
             with torch.no_grad():
                 self.weight.normal_()
 
-    def _check(self, x, blocks, name):
+    @staticmethod
+    def _check(x, dim, irreps, name):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-        dim = sum(mul * d for mul, d in blocks)
         if x.shape[-1:] != (dim,):
-            irreps = {"x": self.irreps_in1, "y": self.irreps_in2}[name]
             raise ValueError(f"{name} must have shape [..., {dim}] for irreps {irreps}, got {tuple(x.shape)}")
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         """``x [..., irreps_in1.dim]``, ``y [..., irreps_in2.dim]``, optional ``weight [..., weight_numel]``
         (required when ``internal_weights=False``) -> ``[..., irreps_out.dim]``; leading dims broadcast."""
-        self._check(x, self._blocks1, "x")
-        self._check(y, self._blocks2, "y")
+        self._check(x, self._dims[0], self.irreps_in1, "x")  # irreps read only for the error message
+        self._check(y, self._dims[1], self.irreps_in2, "y")
         if weight is None:
             if self.weight is None:
                 raise ValueError(f"weight [..., {self.weight_numel}] is required when internal_weights=False")
