@@ -8,6 +8,8 @@ helpers below are no-ops, so the same code path serves both cases.
 """
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 from dataclasses import dataclass
 
@@ -43,6 +45,9 @@ def choose_device(preference: str, local_rank: int = 0) -> torch.device:
     return torch.device("cuda", local_rank % torch.cuda.device_count())
 
 
+_LEAVE_AT_EXIT = False
+
+
 def setup(device_preference: str = "auto") -> DistInfo:
     """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1), else a single process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -56,12 +61,23 @@ def setup(device_preference: str = "auto") -> DistInfo:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group(backend=backend, **({"device_id": device} if device.type == "cuda" else {}))
-    return DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=device, backend=backend)
+    info = DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=device, backend=backend)
+    global _LEAVE_AT_EXIT
+    if not _LEAVE_AT_EXIT:  # scripts that never call cleanup() still leave the group before shutdown
+        atexit.register(cleanup, info)
+        _LEAVE_AT_EXIT = True
+    return info
 
 
 def cleanup(info: DistInfo) -> None:
+    """Leave the process group. Objects that hold it (a DDP wrapper's reducer, kept alive by a reference
+    cycle such as a scheduler callback bound to its trainer) are collected first, while the group still
+    works: left to interpreter shutdown, gloo's threads were torn down in arbitrary order and the process
+    aborted after its results were written ("terminate called without an active exception")."""
     if info.distributed and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
+        gc.collect()
 
 
 def all_reduce_max(value: float, info: DistInfo) -> float:

@@ -72,3 +72,30 @@ def test_two_process_time_budget_stops_both_ranks_at_the_same_step(tmp_path):
     assert results["time_budget_spent"] and results["epoch"] < 100000 and results["elapsed_s"] >= 2.0
     prints = results["weights_sha256_per_rank"]
     assert len(prints) == 2 and prints[0] == prints[1]
+
+
+def test_cleanup_frees_a_ddp_wrapper_held_by_a_reference_cycle_before_leaving_the_group():
+    """A DDP wrapper kept alive by a cycle (as the trainer's scheduler callback does) used to survive
+    ``cleanup`` and be torn down at interpreter shutdown, where gloo aborted the process now and then."""
+    import gc
+    import weakref
+
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from geomdl.pipelines.distributed import DistInfo, cleanup
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
+    try:
+        gc.disable()  # only cleanup() may collect the cycle
+        holder = {"ddp": DistributedDataParallel(torch.nn.Linear(3, 2))}
+        holder["self"] = holder
+        ddp = weakref.ref(holder["ddp"])
+        del holder
+        assert ddp() is not None
+        cleanup(DistInfo(backend="gloo"))
+        assert ddp() is None and not dist.is_initialized()
+    finally:
+        gc.enable()
+        if dist.is_initialized():
+            dist.destroy_process_group()
