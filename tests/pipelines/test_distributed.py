@@ -56,7 +56,7 @@ def test_two_process_torchrun_matches_one_process_run(tmp_path):
     for key, value in one_ckpt["ema"]["module"].items():
         torch.testing.assert_close(ddp_ckpt["ema"]["module"][key], value, rtol=1e-5, atol=1e-6)
     # the run really trained: the weights moved away from the seeded initialisation
-    init = Trainer(load_config(cfg_path, [f"train.out_dir={tmp_path / 'init'}", "optim.lr=1e-30", "train.epochs=1"])).fit()
+    Trainer(load_config(cfg_path, [f"train.out_dir={tmp_path / 'init'}", "optim.lr=1e-30", "train.epochs=1"])).fit()
     init_w = load_checkpoint(tmp_path / "init" / "last.pt")["model"]
     assert any((init_w[k] - one_ckpt["model"][k]).abs().max() > 1e-3 for k in init_w)
     # metrics are reduced over the ranks: validation on 16 samples sharded 8/8 equals the 1-process value
