@@ -2,7 +2,8 @@
 layers, compiled with ``fullgraph=True`` and the inductor backend, measured interleaved in the same run.
 
 The graph (random cloud, radius graph) is built once outside the step, except for the layers that
-build their own (``DynamicEdgeConv``: kNN in feature space; ``Ponita`` with ``radius``). Every compiled
+build their own (``DynamicEdgeConv``: kNN in feature space; ``SetAbstraction``: FPS centres and balls
+around them; ``Ponita`` with ``radius``). Every compiled
 step is first checked against the eager step (outputs and gradients). ``compile_s`` is the wall time
 of the first compiled call (tracing + code generation).
 
@@ -30,6 +31,7 @@ def _cases(n, pos, edge_index, g):
     from e3nn import o3
 
     from geomdl.nn import DynamicEdgeConv, EGNNLayer, EquivariantConv, GauntConvolution, PaiNNLayer, PointNetConv
+    from geomdl.nn.point_net import SetAbstraction
     from geomdl.nn.ponita import Ponita
 
     irreps = "16x0e+16x1o+16x2e"
@@ -39,6 +41,7 @@ def _cases(n, pos, edge_index, g):
         "painn": lambda: (PaiNNLayer(64, num_rbf=16, cutoff=0.35), (feats(64), torch.randn(n, 64, 3, generator=g), pos, edge_index)),
         "point_net_conv": lambda: (PointNetConv(64, 64, hidden_channels=(64,)), (feats(64), pos, edge_index)),
         "dynamic_edge_conv": lambda: (DynamicEdgeConv(64, 64, k=20), (feats(64), None)),
+        "set_abstraction": lambda: (SetAbstraction(64, 64, ratio=0.25, r=0.2, hidden_channels=(64,)), (feats(64), pos)),
         "equivariant_conv_cg": lambda: (EquivariantConv(irreps, irreps, product="cg", cutoff=0.35), (feats(o3.Irreps(irreps).dim), pos, edge_index)),
         "gaunt_convolution": lambda: (GauntConvolution(irreps, irreps, cutoff=0.35), (feats(o3.Irreps(irreps).dim), pos, edge_index)),
         "ponita_grid_radius": lambda: (Ponita(1, 1, hidden=32, layers=2, num_ori=8, radius=0.2, task_level="node"),

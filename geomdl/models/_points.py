@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from geomdl.nn.message_passing import check_batch_vector, check_features, check_positions, is_data, unpack
+from geomdl.ops._validation import num_batches
 
 TASKS = ("graph", "node")
 
@@ -43,7 +44,8 @@ def point_inputs(model, pos, x, batch):
 
 
 def num_clouds(batch: torch.Tensor) -> int:
-    return int(batch[-1]) + 1 if batch.numel() else 0
+    """Clouds in a sorted ``batch`` vector (0 when empty); see :func:`geomdl.ops._validation.num_batches`."""
+    return num_batches(batch)
 
 
 def dropout_head(in_channels: int, hidden_channels, out_channels: int, act: str, dropout: float) -> torch.nn.Sequential:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from geomdl import ops
+from geomdl.ops._validation import num_batches
 
 AGGREGATIONS = ("sum", "mean", "max", "min")
 
@@ -90,7 +91,8 @@ def check_batch_vector(batch, num_nodes: int, device) -> torch.Tensor:
 
 
 def num_graphs(batch: torch.Tensor) -> int:
-    return int(batch[-1]) + 1 if batch.numel() else 0
+    """Graphs in a sorted ``batch`` vector (0 when empty); see :func:`geomdl.ops._validation.num_batches`."""
+    return num_batches(batch)
 
 
 def unpack(data, *names: str):

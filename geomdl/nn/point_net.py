@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from geomdl import ops
+from geomdl.ops._validation import num_batches
 from geomdl.nn.message_passing import (
     MessagePassing,
     check_batch_vector,
@@ -153,7 +154,7 @@ class GlobalSetAbstraction(torch.nn.Module):
     def forward(self, x, pos, batch=None):
         pos = check_positions(pos, "pos", dim=self.pos_dim)
         batch = check_batch_vector(batch, pos.shape[0], pos.device)
-        nb = int(batch[-1]) + 1 if batch.numel() else 0
+        nb = num_batches(batch)
         if self.center:
             c = ops.scatter(pos, batch, 0, nb, "mean")
             rel = pos - c.index_select(0, batch)

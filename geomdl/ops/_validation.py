@@ -54,6 +54,17 @@ def check_batch(batch, name: str, num_points: int, device) -> torch.Tensor:
     return batch
 
 
+def num_batches(batch: torch.Tensor) -> int:
+    """Number of clouds (graphs) of a sorted batch vector: its last entry + 1, 0 when it is empty.
+
+    Inside a compiled graph the length of ``batch`` may be known only at run time (the centres that
+    ``fps`` picked), so there it is ``max(batch and -1) + 1``, which needs no branch on the length.
+    """
+    if torch.compiler.is_compiling():
+        return int(torch.cat([batch, batch.new_full((1,), -1)]).max()) + 1
+    return int(batch[-1]) + 1 if batch.numel() else 0
+
+
 def batch_to_ptr(batch: torch.Tensor, num_batches: int) -> torch.Tensor:
     """CSR pointer [num_batches + 1] of a sorted batch vector."""
     counts = torch.bincount(batch, minlength=num_batches)

@@ -10,8 +10,8 @@ import math
 
 import torch
 
-from geomdl.ops._extension import use_compiled
-from geomdl.ops._validation import batch_to_ptr, check_batch, check_tensor
+from geomdl.ops._extension import extension_loaded, use_compiled
+from geomdl.ops._validation import batch_to_ptr, check_batch, check_tensor, num_batches
 from geomdl.ops.neighbors import squared_distance
 
 
@@ -67,10 +67,42 @@ def fps(pos: torch.Tensor, batch: torch.Tensor | None = None, ratio: float | Non
     Returns:
         int64 ``[M]`` global indices into ``pos``, cloud by cloud, in selection order.
     """
+    if torch.compiler.is_compiling():
+        return _fps_traced(pos, batch, ratio, num, random_start, start)
     ptr, take, start = _plan(pos, batch, ratio, num, random_start, generator, start)
     if use_compiled("fps", pos):
         return torch.ops.geomdl.fps(pos.contiguous(), ptr, take, start)
     return _fps_reference(pos, ptr, take, start)
+
+
+def _fps_traced(pos, batch, ratio, num, random_start, start):
+    """:func:`fps` inside a compiled graph: the plan of :func:`_plan` in tensor operations (no Python
+    lists), the compiled operator (whose output length is only known at run time). The same samples as
+    eager: ``ceil(ratio * n)`` is the same float64 product. Checks of values (start in range) are skipped."""
+    check_tensor(pos, "pos", dim=2, floating=True)
+    if (ratio is None) == (num is None):
+        raise ValueError("give exactly one of ratio (in (0, 1]) or num (>= 1)")
+    if ratio is not None and not (isinstance(ratio, (int, float)) and 0 < ratio <= 1):
+        raise ValueError(f"ratio must lie in (0, 1], got {ratio!r}")
+    if num is not None and (not isinstance(num, int) or num < 1):
+        raise ValueError(f"num must be an int >= 1, got {num!r}")
+    if random_start:
+        raise ValueError("fps(random_start=True) does not compile (it draws in Python); pass start= instead")
+    if not use_compiled("fps", pos):
+        raise ValueError("fps compiles only as the compiled operator (geomdl._C), not as the reference")
+    batch = check_batch(batch, "batch", pos.shape[0], pos.device)
+    nb = num_batches(batch)
+    sizes = torch.bincount(batch, minlength=nb)
+    ptr = torch.nn.functional.pad(torch.cumsum(sizes, 0), (1, 0))
+    if ratio is not None:
+        take = torch.minimum(sizes, torch.ceil(sizes.double() * float(ratio)).long().clamp(min=1)) * (sizes > 0)
+    else:
+        take = sizes.clamp(max=num)
+    if start is None:
+        start = torch.zeros_like(sizes)
+    else:
+        start = torch.as_tensor(start, dtype=torch.long, device=pos.device).reshape(-1) * (sizes > 0)
+    return torch.ops.geomdl.fps(pos.contiguous(), ptr, take, start)
 
 
 def fps_reference(pos, batch=None, ratio=None, num=None, random_start=False, generator=None, start=None):
@@ -96,3 +128,15 @@ def _fps_reference(pos, ptr, take, start):
     if not out:
         return torch.zeros(0, dtype=torch.long, device=pos.device)
     return torch.cat(out)
+
+
+def _register() -> None:
+    if not extension_loaded():
+        return
+
+    @torch.library.register_fake("geomdl::fps")
+    def _fps_fake(pos, ptr, num, start):  # [M] with M = sum(num), known only at run time
+        return pos.new_empty((torch.library.get_ctx().new_dynamic_size(),), dtype=torch.long)
+
+
+_register()

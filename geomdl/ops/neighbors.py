@@ -52,7 +52,10 @@ def _check_pair(x, y, batch_x, batch_y):
         raise ValueError(f"x and y must be on the same device, got {x.device} and {y.device}")
     batch_x = check_batch(batch_x, "batch_x", x.shape[0], x.device)
     batch_y = check_batch(batch_y, "batch_y", y.shape[0], y.device)
-    nb = 1 + max(int(batch_x.max()) if batch_x.numel() else 0, int(batch_y.max()) if batch_y.numel() else 0)
+    if torch.compiler.is_compiling():  # sizes may be data-dependent (fps centres): no branch on them
+        nb = 1 + int(torch.cat([batch_x, batch_y, batch_x.new_zeros(1)]).max())
+    else:
+        nb = 1 + max(int(batch_x.max()) if batch_x.numel() else 0, int(batch_y.max()) if batch_y.numel() else 0)
     return batch_x, batch_y, nb
 
 

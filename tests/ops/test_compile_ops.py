@@ -60,3 +60,29 @@ def test_graph_building_with_a_data_dependent_number_of_edges(build):
         "knn_bipartite_16d": lambda p, b: ops.knn(p.repeat(1, 6)[:, :16], p.repeat(1, 6)[:7, :16], 3),
     }
     assert_compiles(fns[build], (pos, batch), grad=False)
+
+
+@needs_kernels
+@pytest.mark.parametrize("case", ["ratio", "num_and_start", "one_cloud", "empty_cloud_between", "one_point", "duplicates"])
+def test_fps_with_a_data_dependent_number_of_samples(case):
+    g = torch.Generator().manual_seed(5)
+    pos = torch.randn(40, 3, generator=g, dtype=torch.float64)
+    batch = torch.tensor([0] * 15 + [1] * 25)
+    fns = {
+        "ratio": (lambda p, b: ops.fps(p, b, ratio=0.3), (pos, batch)),
+        "num_and_start": (lambda p, b: ops.fps(p, b, num=20, start=torch.tensor([3, 24])), (pos, batch)),  # 20 > 15
+        "one_cloud": (lambda p: ops.fps(p, ratio=0.5), (pos,)),
+        "empty_cloud_between": (lambda p, b: ops.fps(p, b, ratio=0.25), (pos, torch.tensor([0] * 15 + [2] * 25))),
+        "one_point": (lambda p: ops.fps(p, num=3), (pos[:1],)),
+        "duplicates": (lambda p: ops.fps(p, num=4), (pos[:3].repeat(5, 1),)),
+    }
+    fn, args = fns[case]
+    assert_compiles(fn, args, grad=False)
+
+
+@needs_kernels
+def test_fps_under_compile_refuses_random_start_and_says_what_to_pass():
+    f = torch.compile(lambda p: ops.fps(p, num=3, random_start=True), backend="aot_eager", fullgraph=True)
+    with pytest.raises((ValueError, RuntimeError), match="start="):  # dynamo wraps the ValueError
+        f(torch.randn(10, 3))
+    torch._dynamo.reset()
