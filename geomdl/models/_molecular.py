@@ -119,7 +119,8 @@ class MolecularModel(nn.Module):
         else:
             if z.is_floating_point() or z.dim() != 1:
                 raise TypeError(f"z must be an int tensor [N] of atomic numbers, got {z.dtype} {tuple(z.shape)}")
-            if z.numel() and (int(z.min()) < 0 or int(z.max()) >= self.num_elements):
+            # a value check: skipped inside a compiled graph (the embedding still rejects out-of-range z there)
+            if not torch.compiler.is_compiling() and z.numel() and (int(z.min()) < 0 or int(z.max()) >= self.num_elements):
                 raise ValueError(f"z must lie in [0, {self.num_elements}) (num_elements), got range [{int(z.min())}, {int(z.max())}]")
         batch = check_batch_vector(batch, z.shape[0], pos.device)
         return z, pos, batch

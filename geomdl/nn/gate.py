@@ -68,18 +68,21 @@ class Gate(nn.Module):
         # index helpers: parity of each scalar channel, and which gate multiplies which component
         parity = torch.cat([torch.full((mul,), float(ir.p)) for mul, ir in self.irreps_scalars]) if self.irreps_scalars.dim else torch.zeros(0)
         self.register_buffer("_odd_mask", parity < 0, persistent=False)
+        # plain Python values for forward (torch.compile guards on them, not on Irreps or buffer values)
+        self._has_odd = bool((parity < 0).any())
+        self._dims = (self.irreps_in.dim, self.irreps_scalars.dim, self.irreps_gates.dim)
         rep = torch.cat([torch.arange(mul).repeat_interleave(ir.dim) + off
                          for off, (mul, ir) in zip(_offsets(self.irreps_gated), self.irreps_gated)]) if num_gated else torch.zeros(0, dtype=torch.long)
         self.register_buffer("_gate_index", rep, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[-1] != self.irreps_in.dim:
-            raise ValueError(f"x must have shape [..., {self.irreps_in.dim}] (irreps {self.irreps_in}), got {tuple(getattr(x, 'shape', ()))}")
-        ns, ng = self.irreps_scalars.dim, self.irreps_gates.dim
+        dim_in, ns, ng = self._dims
+        if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[-1] != dim_in:
+            raise ValueError(f"x must have shape [..., {dim_in}] (irreps {self.irreps_in}), got {tuple(getattr(x, 'shape', ()))}")
         scalars, gates, gated = x[..., :ns], x[..., ns:ns + ng], x[..., ns + ng:]
         out = []
         if ns:
-            if bool(self._odd_mask.any()):
+            if self._has_odd:
                 scalars = torch.where(self._odd_mask, self.act_odd(scalars), self.act_scalars(scalars))
             else:
                 scalars = self.act_scalars(scalars)

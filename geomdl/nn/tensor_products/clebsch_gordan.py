@@ -52,6 +52,28 @@ def allowed_paths(irreps_in1, irreps_in2, irreps_out, mode: str = "uvw", filter_
     return out
 
 
+_PATH_EQUATIONS = {"uuu": "...ui,...uj,ijk,...u->...uk", "uvu": "...ui,...vj,ijk,...uv->...uk",
+                   "uvw": "...ui,...vj,ijk,...uvw->...wk"}
+
+
+def _path_product(mode: str, x: torch.Tensor, y: torch.Tensor, cg: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """One path's product ``x [..., u, 2l1+1]``, ``y [..., u|v, 2l2+1]``, ``cg [2l1+1, 2l2+1, 2l3+1]`` and its
+    weights ``w`` (``[..., u]``, ``[..., u, v]`` or ``[..., u, v, w]`` for mode uuu/uvu/uvw) -> ``[..., u|w, 2l3+1]``.
+
+    Eager: one einsum, ordered by opt_einsum. Inside a compiled graph the leading size may be known only
+    at run time (edges of a radius graph built in ``forward``), where opt_einsum cannot plan, so there
+    the contraction is a fixed chain of pairwise products: ``x`` with ``cg``, then ``y``, then ``w``."""
+    if not torch.compiler.is_compiling():
+        return torch.einsum(_PATH_EQUATIONS[mode], x, y, cg, w)
+    t = torch.einsum("...ui,ijk->...ujk", x, cg)
+    if mode == "uuu":
+        return torch.einsum("...ujk,...uj->...uk", t, y) * w.unsqueeze(-1)
+    t = torch.einsum("...ujk,...vj->...uvk", t, y)
+    if mode == "uvu":
+        return torch.einsum("...uvk,...uv->...uk", t, w)
+    return torch.einsum("...uvk,...uvw->...wk", t, w)
+
+
 class ClebschGordanTensorProduct(nn.Module):
     """Exact CG tensor product ``x [..., irreps_in1.dim] (x) y [..., irreps_in2.dim] -> [..., irreps_out.dim]``.
 
@@ -151,12 +173,7 @@ class ClebschGordanTensorProduct(nn.Module):
             w = weight[..., offset:offset + size].reshape(*weight.shape[:-1], *shape)
             offset += size
             cg = getattr(self, f"cg_{n}").to(x.dtype)
-            if self.mode == "uuu":
-                term = torch.einsum("...ui,...uj,ijk,...u->...uk", xs[i], ys[j], cg, w)
-            elif self.mode == "uvu":
-                term = torch.einsum("...ui,...vj,ijk,...uv->...uk", xs[i], ys[j], cg, w)
-            else:
-                term = torch.einsum("...ui,...vj,ijk,...uvw->...wk", xs[i], ys[j], cg, w)
+            term = _path_product(self.mode, xs[i], ys[j], cg, w)
             outs[k] = term if outs[k] is None else outs[k] + term
         pieces = []
         for k, (mul, dim) in enumerate(self._blocks_out):
