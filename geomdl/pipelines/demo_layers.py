@@ -4,15 +4,18 @@
    O(3)-, translation- and permutation-invariant and forces ``-dE/dpos`` equivariant (float64).
 2. Learning: PaiNN fits a toy pair potential ``E = sum_{i<j} exp(-|p_i - p_j|)`` with forces on random
    clusters; the held-out energy MAE before and after a short training is printed.
-3. ``torch.compile``: a PaiNN layer and a Gaunt convolution compile to one graph each
-   (``fullgraph=True``, the ``aot_eager`` backend: no C++ compiler needed) and give the eager outputs and
-   gradients (:func:`geomdl.testing.assert_compiles`).
+3. ``torch.compile``: a PaiNN layer, a Gaunt convolution and (with the compiled kernels) a PointNet++
+   segmentation model, which samples FPS centres and builds its balls inside the graph, compile to one
+   graph each (``fullgraph=True``, the ``aot_eager`` backend: no C++ compiler needed) and give the eager
+   outputs and gradients (:func:`geomdl.testing.assert_compiles`).
 """
 from __future__ import annotations
 
 import time
 
 import torch
+
+from geomdl import ops
 
 
 def _clusters(n, generator, sizes=(4, 8)):
@@ -117,6 +120,12 @@ def _compiled() -> dict:
                              torch.randn(12, 8, 3, generator=g, dtype=torch.float64), pos, edge_index)),
              "GauntConvolution": (GauntConvolution("4x0e+4x1o+4x2e", "4x0e+4x1o+4x2e", cutoff=4.0).double(),
                                   (torch.randn(12, 36, generator=g, dtype=torch.float64), pos, edge_index))}
+    if ops.has_kernel("fps"):  # graph building compiles only as the compiled operators
+        from geomdl.models.pointnet2 import PointNet2
+
+        cases["PointNet2 (segmentation)"] = (
+            PointNet2(3, task="node", radii=(2.0, 4.0), sa_channels=((8,), (8,)), global_channels=(8,), fp_channels=(8, 8, 8),
+                      head_channels=(8,), dropout=0.0).double().eval(), (pos, None, torch.tensor([0] * 5 + [1] * 7)))
     result = {}
     for name, (layer, args) in cases.items():
         t0 = time.perf_counter()

@@ -77,7 +77,6 @@ def cleanup(info: DistInfo) -> None:
     if info.distributed and dist.is_initialized():
         gc.collect()
         dist.destroy_process_group()
-        gc.collect()
 
 
 def all_reduce_max(value: float, info: DistInfo) -> float:
