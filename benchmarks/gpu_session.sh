@@ -3,13 +3,13 @@
 # compute-sanitizer; no network). Run from the repository root with .gpu/ (filled here by
 # benchmarks/gpu_fetch.sh) carried along; one call runs the stages it names, in order:
 #
-#   bash benchmarks/gpu_session.sh setup test bench-ops   # call 1 (fits in one 600 s device call)
-#   bash benchmarks/gpu_session.sh bench-tp sanitize      # call 2
+#   SANITIZE_BUDGET=60 bash benchmarks/gpu_session.sh setup test bench-tp bench-ops sanitize   # one call, ~8 min
 #
-#   setup     peers installed (cuequivariance from .gpu/wheels), torch_scatter/torch_cluster building in
-#             the background, geomdl._C with CUDA: the prebuilt .gpu/geomdl_cuda/_C.abi3.so when it was
-#             built for this torch from these kernels (gpu_fetch.sh), else built here (strict);
-#   test      CUDA tests (kernels vs references), then the ops/o3/testing suites;
+#   setup     peers installed (cuequivariance from .gpu/wheels; torch_cluster prebuilt from .gpu/peers, else
+#             torch_scatter/torch_cluster built from the sdists in the background: over 15 min), geomdl._C
+#             with CUDA: the prebuilt .gpu/geomdl_cuda/_C.abi3.so when it was built for this torch from these
+#             kernels (gpu_fetch.sh), else built here (strict);
+#   test      CUDA tests (kernels vs references; RUN_SUITE=1: then the ops/o3/testing suites);
 #   sanitize  compute-sanitizer memcheck/racecheck on the small CUDA tests, within $SANITIZE_BUDGET s;
 #   bench-ops python -m benchmarks ops --device cuda (waits for the torch_scatter/torch_cluster build);
 #   bench-tp  python -m benchmarks tensor_product --device cuda (e3nn, cuEquivariance);
@@ -17,7 +17,8 @@
 #
 # Every stage first checks that setup has run on this machine (the machine is given back 30 s after a
 # call: a later call may find a fresh one) and redoes it when not. Logs and JSON results go to $OUT
-# (default ./gpu_out; the device tool returns at most 8 files).
+# (default ./gpu_out; the device tool returns at most 8 files: gpu.txt, build.log, test_cuda.log, sanitize.log,
+# ops_cuda.json/.txt, tp_cuda_full.json, tp_cuda_single.json; test_ops_o3.log only with RUN_SUITE=1).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu_out}"
@@ -56,8 +57,14 @@ setup() {
   if [[ -d .gpu/wheels ]]; then
     $PY -m pip install -q --no-index --no-deps --no-compile --target "$SITE" .gpu/wheels/*.whl
     tar -C "$SITE" -xJf .gpu/cueq_ops_site.tar.xz
-    # torch_scatter / torch_cluster: built in the background (a new session: it outlives this call while
-    # the machine stays warm); bench-ops waits for /tmp/peers.done.
+    if [[ -d .gpu/peers ]]; then
+      # Prebuilt by gpu_fetch.sh (torch_cluster for this torch, sm_90): no build here.
+      cp -r .gpu/peers/* "$SITE"/
+      touch /tmp/peers.started /tmp/peers.done
+      $PY -c "import torch_cluster; print('torch_cluster', torch_cluster.__version__, 'prebuilt')" 2>&1 | tail -1 | tee -a "$OUT/gpu.txt"
+    fi
+    # torch_scatter / torch_cluster from the sdists: built in the background (it outlives this call while the
+    # machine stays warm; over 15 min on the H100 machine); bench-ops waits for /tmp/peers.done.
     if [[ ! -f /tmp/peers.started ]]; then
       touch /tmp/peers.started
       setsid nohup bash -c "for s in .gpu/sdist/*.tar.gz; do FORCE_CUDA=1 MAX_JOBS=8 $PY -m pip install --no-index --no-deps \
@@ -95,11 +102,15 @@ ensure_setup() {
 }
 
 run_tests() {
-  # Bounded (TEST_TIMEOUT s each) so that a hang still leaves time for the next stage of the call.
-  timeout "${TEST_TIMEOUT:-300}" $PY -m pytest -q --maxfail=25 -p no:cacheprovider tests/ops/test_cuda_scatter.py \
-    tests/ops/test_cuda_neighbors.py tests/o3/test_cuda_gaunt.py 2>&1 | tee "$OUT/test_cuda.log" | tail -40
-  timeout "${TEST_TIMEOUT:-300}" $PY -m pytest -q -p no:cacheprovider -n 8 tests/ops tests/o3 tests/testing 2>&1 \
-    | tee "$OUT/test_ops_o3.log" | tail -15
+  # Bounded (TEST_TIMEOUT s each) so that a hang still leaves time for the next stage of the call; failures are
+  # listed with their reasons (-rf). The ops/o3/testing suites on this machine's torch only with RUN_SUITE=1.
+  timeout "${TEST_TIMEOUT:-300}" $PY -m pytest -q --maxfail=25 -p no:cacheprovider -n "${TEST_WORKERS:-4}" -rf \
+    --tb=short tests/ops/test_cuda_scatter.py tests/ops/test_cuda_neighbors.py tests/o3/test_cuda_gaunt.py 2>&1 \
+    | tee "$OUT/test_cuda.log" | tail -40
+  if [[ "${RUN_SUITE:-0}" == 1 ]]; then
+    timeout "${TEST_TIMEOUT:-300}" $PY -m pytest -q -p no:cacheprovider -n 8 -rf --tb=line tests/ops tests/o3 \
+      tests/testing 2>&1 | tee "$OUT/test_ops_o3.log" | tail -15
+  fi
 }
 
 run_sanitize() {
@@ -124,15 +135,15 @@ run_sanitize() {
 bench_ops() {
   for _ in $(seq 1 "${PEERS_WAIT:-60}"); do [[ -f /tmp/peers.done || ! -d .gpu ]] && break; sleep 5; done
   tail -5 /tmp/peers.log 2>/dev/null
-  cp /tmp/peers.log "$OUT/peers.log" 2>/dev/null
+  [[ -f /tmp/peers.log ]] && { echo "== peers build log"; tail -20 /tmp/peers.log; } >> "$OUT/gpu.txt"
   $PY -m benchmarks ops --device cuda --out "$OUT/ops_cuda.json" 2>&1 | tee "$OUT/ops_cuda.txt" | tail -40
 }
 
 bench_tp() {
   $PY -m benchmarks tensor_product --device cuda --channels 128 --nodes 100000 --ls "${TP_LS:-2,4,6}" \
-    --peers gaunt,e3nn --second full --out "$OUT/tp_cuda_full.json" 2>&1 | tee "$OUT/tp_cuda_full.txt" | tail -25
+    --peers gaunt,e3nn --second full --out "$OUT/tp_cuda_full.json" 2>&1 | tee /tmp/tp_cuda_full.txt | tail -25
   $PY -m benchmarks tensor_product --device cuda --channels 128 --nodes 100000 --ls "${TP_LS:-2,4,6}" \
-    --peers gaunt,e3nn,cueq --second single --out "$OUT/tp_cuda_single.json" 2>&1 | tee "$OUT/tp_cuda_single.txt" | tail -25
+    --peers gaunt,e3nn,cueq --second single --out "$OUT/tp_cuda_single.json" 2>&1 | tee /tmp/tp_cuda_single.txt | tail -25
 }
 
 for stage in "$@"; do

@@ -18,6 +18,12 @@ one channel shared by all channels of ``x`` (e3nn "uvu" with ``v = 1``; the usua
 harmonics product of message passing), the form cuEquivariance's channelwise product computes.
 ``--device cuda`` runs every peer on the GPU (timings CUDA-synchronised).
 
+Chunking (reported in the ``chunks`` column): cuEquivariance's kernel indexes its output with 32-bit integers
+and its channelwise output grows like ``C L^3`` per node (29,440 values per node at ``C = 128, L = 4``: 2.9e9
+for 1e5 nodes, an illegal memory access on an H100), so ``cueq`` runs over consecutive chunks of nodes of at
+most 2^30 output values each. Any peer that runs out of memory on the whole batch is retried on 2, 4, ...
+chunks. A chunked pass does the same work (every chunk's forward, and backward into the same leaves).
+
 Before timing, each ``L`` checks on 4 nodes that the Gaunt layer equals e3nn with path weights
 ``c(l1,l2,l3) n_l3`` and no normalisation (the CG <-> Gaunt relation). Timings: median of repeats after a
 warm-up; slow calls (> 2 s) are timed ``--slow-repeats`` times. Exponents: least squares of
@@ -112,6 +118,41 @@ def _check(lmax: int, channels: int, single: bool = False) -> float:
     return float((a - b).norm() / b.norm())
 
 
+CUEQ_MAX_OUTPUT = 1 << 30  # output values per cuEquivariance call (its kernel indexes with int32)
+
+
+def _chunked(mod, x, y, chunks: int):
+    """``mod`` over ``chunks`` consecutive node ranges: (forward-only callable, forward+backward callable)."""
+    bounds = [round(i * x.shape[0] / chunks) for i in range(chunks + 1)]
+    xs, ys = x.clone().requires_grad_(), y.clone().requires_grad_()
+
+    def fwd():
+        with torch.no_grad():
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                mod(x[a:b], y[a:b])
+
+    def fwd_bwd():
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            mod(xs[a:b], ys[a:b]).pow(2).sum().backward()
+
+    return fwd, fwd_bwd
+
+
+def _time_with_chunks(mod, x, y, pass_name: str, chunks: int, repeats: int, slow_repeats: int, device):
+    """Time one pass, doubling the chunk count after an out-of-memory error. Returns (measure dict, chunks)."""
+    while True:
+        fn = _chunked(mod, x, y, chunks)[0 if pass_name == "forward" else 1]
+        try:
+            return _time(fn, repeats, slow_repeats, device), chunks
+        except torch.OutOfMemoryError:
+            del fn
+            if device is not None and str(device).startswith("cuda"):
+                torch.cuda.empty_cache()
+            if chunks >= 64:
+                raise
+            chunks *= 2
+
+
 def _time(fn, repeats: int, slow_repeats: int, device=None) -> dict:
     t0 = time.perf_counter()
     fn()  # warm-up (plans, codegen caches)
@@ -184,23 +225,27 @@ def run(args) -> list[dict]:
         modules = {name: mod.to(device) for name, mod in modules.items()}
         found = {}
         for name, mod in modules.items():
-            xs, ys = x.clone().requires_grad_(), y.clone().requires_grad_()
-
-            def fwd(mod=mod):
-                with torch.no_grad():
-                    mod(x, y)
-
-            def fwd_bwd(mod=mod, xs=xs, ys=ys):
-                mod(xs, ys).pow(2).sum().backward()
-
-            for pass_name, fn in (("forward", fwd), ("forward+backward", fwd_bwd)):
-                m = _time(fn, repeats, args.slow_repeats, device)
+            chunks = 1
+            if name == "cueq":
+                out_dim = mod.irreps_out.dim if hasattr(mod, "irreps_out") else 0
+                chunks = max(1, math.ceil(args.nodes * out_dim / CUEQ_MAX_OUTPUT))
+            for pass_name in ("forward", "forward+backward"):
+                try:
+                    m, used = _time_with_chunks(mod, x, y, pass_name, chunks, repeats, args.slow_repeats, device)
+                except torch.OutOfMemoryError as exc:
+                    rows.append({"L": L, "peer": name, "pass": pass_name, "median_ms": None,
+                                 "note": f"out of memory even in 64 chunks: {exc}"[:120]})
+                    tqdm.write(f"L={L} {name} {pass_name}: out of memory even in 64 chunks")
+                    continue
                 found[(name, pass_name)] = m["median_ms"]
                 times.setdefault((name, pass_name), []).append((L, m["median_ms"]))
                 rows.append({"L": L, "peer": name, "pass": pass_name, "median_ms": m["median_ms"], "iqr_ms": m["iqr_ms"],
-                             "repeats": m["repeats"], "check_rel_err": check, "device": str(device),
+                             "repeats": m["repeats"], "chunks": used, "check_rel_err": check, "device": str(device),
                              "second": "single" if single else "full"})
-                tqdm.write(f"L={L} {name} {pass_name}: {m['median_ms']:.1f} ms (iqr {m['iqr_ms']:.1f}, n={m['repeats']})")
+                tqdm.write(f"L={L} {name} {pass_name}: {m['median_ms']:.1f} ms (iqr {m['iqr_ms']:.1f}, n={m['repeats']}, "
+                           f"chunks={used})")
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
         for r in rows:
             if r["L"] == L and r.get("median_ms"):
                 ref = found.get(("e3nn", r["pass"]))

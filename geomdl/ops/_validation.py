@@ -92,7 +92,8 @@ def segment_inputs(src, index, dim: int, num_segments, *, floating: bool = False
         if not isinstance(num_segments, (int, torch.SymInt)):
             raise ValueError(f"{size_name} must be a non-negative int or None, got {num_segments!r}")
         if torch.compiler.is_compiling():  # may be data-dependent (e.g. batch.max() + 1): a deferred runtime check
-            torch._check(num_segments >= 0, lambda: f"{size_name} must be non-negative")
+            # A constant message: torch 2.11's dynamo cannot trace a message built from a closure.
+            torch._check(num_segments >= 0, lambda: "the number of segments (dim_size) must be non-negative")
         elif num_segments < 0:
             raise ValueError(f"{size_name} must be a non-negative int or None, got {num_segments!r}")
     index = check_index(index, "index", n, num_segments, values=check_values or num_segments is None)

@@ -26,6 +26,8 @@
 #include <torch/library.h>
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <tuple>
 
@@ -205,6 +207,23 @@ void scatter_minmax(const at::Tensor& src, const at::Tensor& index, int64_t N, i
   check_range_flag(bad, index, S);
 }
 
+// The scatter-sum tuning: defaults, or GEOMDL_SCATTER_TUNING="U,W" (U in {4, 8}, W in [8, 4096]) for
+// measuring other launch geometries (benchmarks/ops_cuda.py times several in one run).
+RunTuning scatter_sum_tuning() {
+  RunTuning t;
+  const char* env = std::getenv("GEOMDL_SCATTER_TUNING");
+  if (env == nullptr || *env == '\0') return t;
+  int u = 0;
+  long long w = 0;
+  char tail = 0;
+  const int got = std::sscanf(env, "%d,%lld%c", &u, &w, &tail);
+  TORCH_CHECK_VALUE(got == 2 && (u == 4 || u == 8) && w >= 8 && w <= 4096,
+                    "GEOMDL_SCATTER_TUNING must be 'U,W' with U in {4, 8} and W in [8, 4096], got '", env, "'");
+  t.unroll = u;
+  t.warps_per_sm = w;
+  return t;
+}
+
 template <typename scalar_t>
 void scatter_sum_mean(const at::Tensor& src, const at::Tensor& index, int64_t N, int64_t S, int64_t C, bool mean,
                       at::Tensor& out) {
@@ -229,9 +248,15 @@ void scatter_sum_mean(const at::Tensor& src, const at::Tensor& index, int64_t N,
   }
   out.zero_();
   at::Tensor bad = at::zeros({1}, src.options().dtype(at::kInt));
+  const RunTuning tune = scatter_sum_tuning();
   with_vector_width<scalar_t>(C, src.data_ptr(), [&](auto vt) {
     constexpr int V = decltype(vt)::value;
-    launch_run(SumPolicy<scalar_t, V>{src.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), C}, index, N, S, C / V, bad);
+    const SumPolicy<scalar_t, V> policy{src.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), C};
+    if (tune.unroll == 8) {
+      launch_run<SumPolicy<scalar_t, V>, 8>(policy, index, N, S, C / V, bad, tune.warps_per_sm);
+    } else {
+      launch_run(policy, index, N, S, C / V, bad, tune.warps_per_sm);
+    }
   });
   if (mean) {
     at::Tensor counts = at::zeros({S}, index.options());

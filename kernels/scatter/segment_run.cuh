@@ -12,8 +12,8 @@
 //   last run of the step, which is carried in registers into the next step and merged while the
 //   index stays the same. For sorted index (edge lists sorted by target) atomics are thus rare; for
 //   a random index it degrades to one atomic per element (a 16-byte red.global.add.v4.f32 on sm_90
-//   for float with V = 4). Loads of kUnroll steps are issued before they are combined.
-//   Chunk sizes are chosen from N, C and the number of SMs (~128 warps of work per SM).
+//   for float with V = 4). Loads of U (default kUnroll) steps are issued before they are combined.
+//   Chunk sizes are chosen from N, C and the number of SMs (~128 warps of work per SM by default).
 // * Index range: the runs check every entry they read and raise a device flag (the row is then
 //   skipped); the flag is read once at the end (one device sync) and, when set, min/max of the index
 //   (at::aminmax) give the CPU kernel's error message. No out-of-range address is ever touched.
@@ -94,7 +94,7 @@ struct KeyPolicy {
 // time (grid-stride over units). All branches around the shuffles are warp-uniform.
 // ---------------------------------------------------------------------------------------------
 
-template <class P>
+template <class P, int U = kUnroll>
 __global__ void __launch_bounds__(kBlock) segment_run_kernel(const P p, const int64_t* __restrict__ index, const int64_t N,
                                                              const int64_t S, const int64_t Cv, const int g_log2,
                                                              const int64_t tiles, const int64_t rows_per_chunk,
@@ -111,7 +111,7 @@ __global__ void __launch_bounds__(kBlock) segment_run_kernel(const P p, const in
   const int64_t warps_per_block = static_cast<int64_t>(blockDim.x >> 5);
   const int64_t warp = static_cast<int64_t>(blockIdx.x) * warps_per_block + static_cast<int64_t>(threadIdx.x >> 5);
   const int64_t warp_stride = static_cast<int64_t>(gridDim.x) * warps_per_block;
-  const int64_t step = static_cast<int64_t>(R) * kUnroll;
+  const int64_t step = static_cast<int64_t>(R) * U;
 
   for (int64_t unit = warp; unit < units; unit += warp_stride) {
     const int64_t chunk = unit / tiles;
@@ -127,10 +127,10 @@ __global__ void __launch_bounds__(kBlock) segment_run_kernel(const P p, const in
     for (int k = 0; k < V; ++k) cacc[k] = p.identity();
 
     for (int64_t base = r0; base < r1; base += step) {
-      long long idx[kUnroll];
-      scalar_t x[kUnroll][V];
+      long long idx[U];
+      scalar_t x[U][V];
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
+      for (int u = 0; u < U; ++u) {
         const int64_t row = base + static_cast<int64_t>(u) * R + rg;
         idx[u] = -1;  // -1: no row (past the chunk) or an index out of range; never flushed
 #pragma unroll
@@ -148,7 +148,7 @@ __global__ void __launch_bounds__(kBlock) segment_run_kernel(const P p, const in
         }
       }
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
+      for (int u = 0; u < U; ++u) {
         const int64_t row = base + static_cast<int64_t>(u) * R + rg;
         const long long my = idx[u];
         T v[V];
@@ -258,16 +258,24 @@ void check_range_flag(const at::Tensor& bad, const at::Tensor& index, int64_t S)
   }
 }
 
-template <class P>
-void launch_run(const P& p, const at::Tensor& index, int64_t N, int64_t S, int64_t Cv, const at::Tensor& bad) {
+// Launch geometry of the run kernel: U warp steps of loads in flight (a template argument of the kernel)
+// and about `warps_per_sm` warps of work per SM.
+struct RunTuning {
+  int unroll = kUnroll;
+  int64_t warps_per_sm = 128;
+};
+
+template <class P, int U = kUnroll>
+void launch_run(const P& p, const at::Tensor& index, int64_t N, int64_t S, int64_t Cv, const at::Tensor& bad,
+                int64_t warps_per_sm = 128) {
   // N > 0, Cv > 0 (callers return early otherwise).
   int g_log2 = 0;
   while ((int64_t(1) << g_log2) < Cv && g_log2 < 5) ++g_log2;
   const int64_t G = int64_t(1) << g_log2;
   const int64_t R = 32 / G;
   const int64_t tiles = (Cv + G - 1) / G;
-  const int64_t step = R * kUnroll;
-  const int64_t target_units = static_cast<int64_t>(num_sms()) * 128;
+  const int64_t step = R * U;
+  const int64_t target_units = static_cast<int64_t>(num_sms()) * warps_per_sm;
   int64_t rows = (N / target_units + 1) * tiles;  // rows per chunk ~ N * tiles / target_units (no overflow)
   rows = std::max<int64_t>(rows, step);
   rows = (rows + step - 1) / step * step;
@@ -275,7 +283,7 @@ void launch_run(const P& p, const at::Tensor& index, int64_t N, int64_t S, int64
   const int64_t units = chunks * tiles;
   const int64_t warps_per_block = kBlock / 32;
   const int64_t blocks = std::min<int64_t>((units + warps_per_block - 1) / warps_per_block, int64_t(1) << 22);
-  segment_run_kernel<P><<<static_cast<unsigned int>(std::max<int64_t>(blocks, 1)), kBlock, 0, cuda::stream()>>>(
+  segment_run_kernel<P, U><<<static_cast<unsigned int>(std::max<int64_t>(blocks, 1)), kBlock, 0, cuda::stream()>>>(
       p, index.data_ptr<int64_t>(), N, S, Cv, g_log2, tiles, rows, units, bad.data_ptr<int>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }

@@ -356,6 +356,26 @@ def test_scatter_large_crosses_chunk_boundaries(emu, reduce, dtype, kind, channe
     assert torch.equal(out[-2:], torch.zeros(2, channels, dtype=dtype))  # empty segments give 0
 
 
+@pytest.mark.parametrize("tuning", ["8,128", "4,16", "8,16"])
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+@pytest.mark.parametrize("kind,channels,rows", [("sorted", 5, 2500), ("random", 1, 3000), ("runs", 64, 900),
+                                                ("one_segment", 8, 1000)])
+def test_scatter_sum_launch_tunings(emu, monkeypatch, tuning, reduce, kind, channels, rows):
+    """GEOMDL_SCATTER_TUNING: 8 warp steps of loads in flight and other chunk sizes give the same sums."""
+    configure(emu, sms=2)
+    monkeypatch.setenv("GEOMDL_SCATTER_TUNING", tuning)
+    g = _gen(rows + 3)
+    src, index = _src(kind, rows, channels, torch.float32, g), _index(kind, rows, 23, g)
+    check_scatter(emu, src, index, 25, reduce)
+
+
+@pytest.mark.parametrize("bad", ["5,128", "8", "8,4", "8,128x", "x"])
+def test_scatter_sum_rejects_a_bad_tuning(emu, monkeypatch, bad):
+    monkeypatch.setenv("GEOMDL_SCATTER_TUNING", bad)
+    with pytest.raises(ValueError, match="GEOMDL_SCATTER_TUNING"):
+        emu.scatter_reduce(torch.ones(4, 2), torch.zeros(4, dtype=torch.long), 1, "sum")
+
+
 @pytest.mark.parametrize("order", [0, 1])
 @pytest.mark.parametrize("kind,channels,rows", [("sorted", 5, 2500), ("random", 1, 3000), ("runs", 8, 2000)])
 def test_scatter_in_ascending_and_descending_order(emu, order, kind, channels, rows):

@@ -94,6 +94,31 @@ def test_scatter_large_crosses_chunk_boundaries(reduce, dtype, kind, channels):
                                         atol=1e-9, rtol=1e-9)
 
 
+@pytest.mark.parametrize("tuning", ["8,128", "4,32", "8,1024"])
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+@pytest.mark.parametrize("kind", ["random", "sorted", "one_segment"])
+@pytest.mark.parametrize("channels", [1, 5, 64])
+def test_scatter_sum_launch_tunings(monkeypatch, tuning, reduce, kind, channels):
+    """GEOMDL_SCATTER_TUNING (unroll, warps per SM; timed by benchmarks/ops_cuda.py) changes only the speed."""
+    device = require_cuda_kernel("scatter_reduce")
+    monkeypatch.setenv("GEOMDL_SCATTER_TUNING", tuning)
+    g = _gen(11)
+    n, segments = 100_003, 997
+    src = torch.randn(n, channels, generator=g, dtype=torch.float32).to(device)
+    index = _index(kind, n, segments, g).to(device)
+    with ops.use_backend("compiled"):
+        out = scatter(src, index, dim_size=segments + 2, reduce=reduce)
+    _assert_close_to_oracle(out, src, index, segments + 2, reduce)
+
+
+@pytest.mark.parametrize("bad", ["5,128", "8", "8,4", "8,128x", "x"])
+def test_scatter_sum_rejects_a_bad_tuning(monkeypatch, bad):
+    device = require_cuda_kernel("scatter_reduce")
+    monkeypatch.setenv("GEOMDL_SCATTER_TUNING", bad)
+    with ops.use_backend("compiled"), pytest.raises(ValueError, match="GEOMDL_SCATTER_TUNING"):
+        scatter(torch.ones(4, 2, device=device), torch.zeros(4, dtype=torch.long, device=device), dim_size=1)
+
+
 @pytest.mark.parametrize("reduce", REDUCTIONS)
 def test_scatter_other_dims_and_gradcheck(reduce):
     device = require_cuda_kernel("scatter_reduce")
@@ -352,11 +377,30 @@ def test_segment_softmax_matches_reference(dtype, kind, channels):
     src = (torch.randn(n, channels, generator=g, dtype=dtype) * 4).to(device)
     index = _index(kind, n, segments, g).to(device)
     tol = {"atol": 1e-6, "rtol": 1e-4} if dtype == torch.float32 else {"atol": 1e-12, "rtol": 1e-9}
-    assert_kernel_matches_reference(segment_softmax, segment_softmax_reference, src, index, num_segments=segments, **tol)
+    if dtype == torch.float64:
+        assert_kernel_matches_reference(segment_softmax, segment_softmax_reference, src, index, num_segments=segments, **tol)
+    weight = torch.randn(n, channels, generator=g, dtype=torch.float64)
     with ops.use_backend("compiled"):
-        out = segment_softmax(src, index, num_segments=segments)
-    ref = segment_softmax_reference(src.cpu().double(), index.cpu(), num_segments=segments)
+        out, grad = _softmax_and_grad(segment_softmax, src, index, segments, weight.to(device, dtype))
+    ref, ref_grad = _softmax_and_grad(segment_softmax_reference, src.cpu().double(), index.cpu(), segments, weight)
     torch.testing.assert_close(out.cpu().double(), ref, **tol)
+    if dtype == torch.float64:
+        torch.testing.assert_close(grad.cpu(), ref_grad, **tol)
+    else:
+        # float32 gradients against the float64 truth: y (w - sum_seg y w) cancels, so over a segment of 2000
+        # rows the float32 reference itself is off by a few 1e-6; the kernel must do no worse than twice that.
+        _, ref32_grad = _softmax_and_grad(segment_softmax_reference, src, index, segments, weight.to(device, dtype))
+        kernel_err = float((grad.cpu().double() - ref_grad).abs().max())
+        reference_err = float((ref32_grad.cpu().double() - ref_grad).abs().max())
+        assert kernel_err <= 2 * reference_err + 1e-6, (kernel_err, reference_err)
+        torch.testing.assert_close(grad.cpu().double(), ref_grad, atol=2e-5, rtol=1e-4)
+
+
+def _softmax_and_grad(fn, src, index, segments, weight):
+    x = src.detach().clone().requires_grad_(True)
+    out = fn(x, index, num_segments=segments)
+    (grad,) = torch.autograd.grad((out * weight).sum(), x)
+    return out.detach(), grad
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
