@@ -136,13 +136,13 @@ bench_ops() {
   for _ in $(seq 1 "${PEERS_WAIT:-60}"); do [[ -f /tmp/peers.done || ! -d .gpu ]] && break; sleep 5; done
   tail -5 /tmp/peers.log 2>/dev/null
   [[ -f /tmp/peers.log ]] && { echo "== peers build log"; tail -20 /tmp/peers.log; } >> "$OUT/gpu.txt"
-  $PY -m benchmarks ops --device cuda --out "$OUT/ops_cuda.json" 2>&1 | tee "$OUT/ops_cuda.txt" | tail -40
+  timeout "${BENCH_TIMEOUT:-300}" $PY -m benchmarks ops --device cuda --out "$OUT/ops_cuda.json" 2>&1 | tee "$OUT/ops_cuda.txt" | tail -40
 }
 
 bench_tp() {
-  $PY -m benchmarks tensor_product --device cuda --channels 128 --nodes 100000 --ls "${TP_LS:-2,4,6}" \
+  timeout "${BENCH_TIMEOUT:-300}" $PY -m benchmarks tensor_product --device cuda --channels 128 --nodes 100000 --ls "${TP_LS:-2,4,6}" \
     --peers gaunt,e3nn --second full --out "$OUT/tp_cuda_full.json" 2>&1 | tee /tmp/tp_cuda_full.txt | tail -25
-  $PY -m benchmarks tensor_product --device cuda --channels 128 --nodes 100000 --ls "${TP_LS:-2,4,6}" \
+  timeout "${BENCH_TIMEOUT:-300}" $PY -m benchmarks tensor_product --device cuda --channels 128 --nodes 100000 --ls "${TP_LS:-2,4,6}" \
     --peers gaunt,e3nn,cueq --second single --out "$OUT/tp_cuda_single.json" 2>&1 | tee /tmp/tp_cuda_single.txt | tail -25
 }
 
