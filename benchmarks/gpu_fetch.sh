@@ -7,8 +7,7 @@
 #     64 MiB at most);
 #   - platformdirs (needed by cuequivariance-ops);
 #   - the sdists of torch_scatter and torch_cluster (no CUDA wheels on PyPI); with GEOMDL_CUDA_PYTHON (below)
-#     torch_cluster is also built here for the GPU image (.gpu/peers/torch_cluster; GEOMDL_PEERS=0 skips it,
-#     ~20 min on 2 cores); torch_scatter is left to the GPU machine (a background build there);
+#     both are also built here for the GPU image (.gpu/peers/; GEOMDL_PEERS=0 skips them, ~45 min on 2 cores);
 #   - with GEOMDL_CUDA_PYTHON set (a Python whose torch is the GPU image's CUDA build, e.g. a venv with
 #     torch==2.11.0 from PyPI) and nvcc here: geomdl's extension built with CUDA for sm_90
 #     (.gpu/geomdl_cuda/_C.abi3.so, debug info stripped, ~5 MB; abi3, so a build under Python 3.11 loads
@@ -52,32 +51,38 @@ if [[ -n "${GEOMDL_CUDA_PYTHON:-}" ]]; then
 from geomdl import ops
 assert all(ops.has_kernel(op, 'cuda') for op in ('scatter_reduce', 'segment_softmax', 'radius', 'knn', 'fps', 'gaunt_columns'))
 print('prebuilt CUDA extension: every op has a CUDA kernel')")
-  # torch_cluster for the GPU image (built there from the sdist it takes over 15 min): CUDA for the ops the
-  # benchmarks time (fps, knn, radius; version), CPU for the others (its __init__ loads all nine libraries).
-  # Its extensions only register torch ops (no Python C API beyond an empty PyInit), so a build under
+  # torch_cluster and torch_scatter for the GPU image (built there from the sdists they take over 15 min): CUDA
+  # for the ops the benchmarks time, CPU for the others (each package's __init__ loads all its libraries).
+  # Their extensions only register torch ops (no Python C API beyond an empty PyInit), so a build under
   # Python 3.11 loads under 3.12 once named plain '<lib>.so', a suffix every CPython accepts.
-  if [[ "${GEOMDL_PEERS:-1}" == 1 ]]; then
-    tcb=$(mktemp -d)
-    tar -C "$tcb" -xzf "$dest.partial/sdist/torch_cluster-1.6.3.tar.gz"
-    python3 - "$tcb/torch_cluster-1.6.3/setup.py" <<'PYEOF'
+  build_peer() {  # build_peer NAME VERSION "LIBS WITH CUDA": .gpu/peers/NAME
+    local name=$1 version=$2 cuda_libs=$3 tmp_peer incl so lib
+    tmp_peer=$(mktemp -d)
+    tar -C "$tmp_peer" -xzf "$dest.partial/sdist/$name-$version.tar.gz"
+    python3 - "$tmp_peer/$name-$version/setup.py" "$cuda_libs" <<'PYEOF'
 import pathlib, sys
 p = pathlib.Path(sys.argv[1]); s = p.read_text()
 old = "    for main, suffix in product(main_files, suffices):\n"
-assert old in s, "torch_cluster's setup.py changed"
-p.write_text(s.replace(old, old + "        if (suffix == 'cuda') != (osp.basename(main)[:-4] in ('fps', 'knn', 'radius', 'version')):\n"
+assert old in s, f"{p}: the build loop changed"
+p.write_text(s.replace(old, old + f"        if (suffix == 'cuda') != (osp.basename(main)[:-4] in {sys.argv[2].split()!r}):\n"
                                    "            continue\n"))
 PYEOF
     # cusparse.h & co. (included by ATen/cuda) come with the nvidia-* wheels of that torch, not with a bare nvcc.
     incl=$("$GEOMDL_CUDA_PYTHON" -c "import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], 'cu13', 'include'))")
-    (cd "$tcb/torch_cluster-1.6.3" && PATH="$(dirname "$GEOMDL_CUDA_PYTHON"):$PATH" CPATH="$incl" NVCC_FLAGS="-I$incl" \
+    (cd "$tmp_peer/$name-$version" && PATH="$(dirname "$GEOMDL_CUDA_PYTHON"):$PATH" CPATH="$incl" NVCC_FLAGS="-I$incl" \
       FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=2 "$GEOMDL_CUDA_PYTHON" setup.py build_ext --inplace > build.log 2>&1) \
-      || { tail -30 "$tcb/torch_cluster-1.6.3/build.log"; exit 1; }
-    mkdir -p "$dest.partial/peers/torch_cluster"
-    cp "$tcb"/torch_cluster-1.6.3/torch_cluster/*.py "$dest.partial/peers/torch_cluster/"
-    for so in "$tcb"/torch_cluster-1.6.3/torch_cluster/*.so; do
-      name=$(basename "$so"); strip --strip-debug -o "$dest.partial/peers/torch_cluster/${name%%.*}.so" "$so"
+      || { tail -30 "$tmp_peer/$name-$version/build.log"; exit 1; }
+    mkdir -p "$dest.partial/peers/$name"
+    cp "$tmp_peer/$name-$version/$name"/*.py "$dest.partial/peers/$name/"
+    for so in "$tmp_peer/$name-$version/$name"/*.so; do
+      lib=$(basename "$so"); strip --strip-debug -o "$dest.partial/peers/$name/${lib%%.*}.so" "$so"
     done
-    rm -rf "$tcb"
+    PYTHONPATH="$(pwd)/$dest.partial/peers" "$GEOMDL_CUDA_PYTHON" -c "import $name; print('$name', $name.__version__, 'prebuilt')"
+    rm -rf "$tmp_peer"
+  }
+  if [[ "${GEOMDL_PEERS:-1}" == 1 ]]; then
+    build_peer torch_cluster 1.6.3 "fps knn radius version"
+    build_peer torch_scatter 2.1.2 "scatter segment_coo version"
   fi
 fi
 rm -rf "$dest" && mv "$dest.partial" "$dest"

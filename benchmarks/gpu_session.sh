@@ -3,9 +3,10 @@
 # compute-sanitizer; no network). Run from the repository root with .gpu/ (filled here by
 # benchmarks/gpu_fetch.sh) carried along; one call runs the stages it names, in order:
 #
-#   SANITIZE_BUDGET=60 bash benchmarks/gpu_session.sh setup test bench-tp bench-ops sanitize   # one call, ~8 min
+#   bash benchmarks/gpu_session.sh setup test bench-tp bench-ops   # call 1, ~8 min
+#   SANITIZE_BUDGET=540 bash benchmarks/gpu_session.sh sanitize    # call 2, at once (the machine stays warm 30 s)
 #
-#   setup     peers installed (cuequivariance from .gpu/wheels; torch_cluster prebuilt from .gpu/peers, else
+#   setup     peers installed (cuequivariance from .gpu/wheels; torch_cluster/torch_scatter prebuilt from .gpu/peers, else
 #             torch_scatter/torch_cluster built from the sdists in the background: over 15 min), geomdl._C
 #             with CUDA: the prebuilt .gpu/geomdl_cuda/_C.abi3.so when it was built for this torch from these
 #             kernels (gpu_fetch.sh), else built here (strict);
@@ -58,10 +59,12 @@ setup() {
     $PY -m pip install -q --no-index --no-deps --no-compile --target "$SITE" .gpu/wheels/*.whl
     tar -C "$SITE" -xJf .gpu/cueq_ops_site.tar.xz
     if [[ -d .gpu/peers ]]; then
-      # Prebuilt by gpu_fetch.sh (torch_cluster for this torch, sm_90): no build here.
+      # Prebuilt by gpu_fetch.sh (torch_cluster, torch_scatter for this torch, sm_90): no build here.
       cp -r .gpu/peers/* "$SITE"/
       touch /tmp/peers.started /tmp/peers.done
-      $PY -c "import torch_cluster; print('torch_cluster', torch_cluster.__version__, 'prebuilt')" 2>&1 | tail -1 | tee -a "$OUT/gpu.txt"
+      for m in $(ls .gpu/peers); do
+        $PY -c "import $m; print('$m', $m.__version__, 'prebuilt')" 2>&1 | tail -1 | tee -a "$OUT/gpu.txt"
+      done
     fi
     # torch_scatter / torch_cluster from the sdists: built in the background (it outlives this call while the
     # machine stays warm; over 15 min on the H100 machine); bench-ops waits for /tmp/peers.done.
