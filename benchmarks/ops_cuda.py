@@ -22,14 +22,12 @@ geomdl median (> 1: geomdl is faster). Peers that take longer than ``--slow`` se
 """
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 
 import torch
 
 from benchmarks.ops import _edge_key, _optional
-from benchmarks.timing import measure
+from benchmarks.timing import environment_variable, measure
 
 
 class _Table:
@@ -85,19 +83,6 @@ class _Table:
 # Launch geometries of the scatter-sum run kernel timed besides the default ("4,128": 4 warp steps of loads in
 # flight, ~128 warps of work per SM); see kernels/scatter/segment_run.cuh.
 TUNINGS = ("8,128", "4,64", "8,64", "4,256", "8,32")
-
-
-@contextlib.contextmanager
-def _env(name: str, value: str):
-    old = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = old
 
 
 def _add_bandwidth(row, moved: int, bw: float) -> None:
@@ -176,7 +161,7 @@ def _scatter(table, device, quick, bw):
             _add_bandwidth(table.time(op, "bound: torch src.sum() (reads src once)", lambda: src.sum()), n * c * 4, bw)
         for tuning in (TUNINGS if not quick else ()):
             impl = f"geomdl (CUDA) GEOMDL_SCATTER_TUNING={tuning}"
-            with _env("GEOMDL_SCATTER_TUNING", tuning):
+            with environment_variable("GEOMDL_SCATTER_TUNING", tuning):
                 _add_bandwidth(table.time(op, impl, geomdl_fn), moved, bw)
                 _add_bandwidth(table.kernels(op, impl + " kernels only, profiler", geomdl_fn), moved, bw)
         idx2 = index.unsqueeze(1).expand(-1, c)

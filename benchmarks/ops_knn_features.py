@@ -11,11 +11,10 @@ edges may differ (the count is reported).
 """
 from __future__ import annotations
 
-import contextlib
-import os
-
 import numpy as np
 import torch
+
+from benchmarks.timing import environment_variable
 
 CASES = [  # (clouds, points per cloud, features or "torus", k)
     (8, 1024, 64, 20),
@@ -45,18 +44,9 @@ def feature_case(clouds: int, per: int, dim):
     return x, torch.arange(clouds).repeat_interleave(per), dim, name
 
 
-@contextlib.contextmanager
 def _search(value: str, variable: str = "GEOMDL_KNN_SEARCH"):
     """Force a CPU neighbour search: ``variable`` (GEOMDL_KNN_SEARCH or GEOMDL_RADIUS_SEARCH) = ``value``."""
-    old = os.environ.get(variable)
-    os.environ[variable] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ[variable]
-        else:
-            os.environ[variable] = old
+    return environment_variable(variable, value)
 
 
 def knn_features(table, quick: bool, threads: int, optional, edge_key) -> None:

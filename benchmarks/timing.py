@@ -1,6 +1,8 @@
 """Timing helpers: warm-up, then the median of repeats (CUDA-synchronised when on a GPU)."""
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
 import time
 
@@ -68,3 +70,17 @@ def measure_interleaved(fns: dict, *, repeats: int = 7, warmup: int = 2, device=
         out[name] = {"median_ms": statistics.median(ts), "min_ms": min(ts), "iqr_ms": q[2] - q[0], "repeats": len(ts),
                      "times_ms": ts}
     return out
+
+
+@contextlib.contextmanager
+def environment_variable(name: str, value: str):
+    """Set ``os.environ[name] = value`` inside the block (a kernel reading it at call time sees it), then restore."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
