@@ -369,6 +369,28 @@ def test_scatter_sum_launch_tunings(emu, monkeypatch, tuning, reduce, kind, chan
     check_scatter(emu, src, index, 25, reduce)
 
 
+def test_scatter_sum_tuning_changes_the_launch(emu, monkeypatch):
+    """W (warps of work per SM) sets the grid of the run kernel: fewer warps per SM, fewer blocks."""
+    configure(emu, sms=4)
+    g = _gen(5)
+    src, index = torch.randn(20000, 4, generator=g), torch.randint(0, 50, (20000,), generator=g)
+
+    def run_grid(tuning):
+        if tuning is None:
+            monkeypatch.delenv("GEOMDL_SCATTER_TUNING", raising=False)
+        else:
+            monkeypatch.setenv("GEOMDL_SCATTER_TUNING", tuning)
+        launches(emu)  # clear the log
+        emu.scatter_reduce(src, index, 50, "sum")
+        grids = [grid for name, grid, *_ in launches(emu) if name.startswith("segment_run_kernel")]
+        assert len(grids) == 1
+        return grids[0][0]
+
+    default, few = run_grid(None), run_grid("4,16")
+    assert run_grid("4,128") == default
+    assert few < default
+
+
 @pytest.mark.parametrize("bad", ["5,128", "8", "8,4", "8,128x", "x"])
 def test_scatter_sum_rejects_a_bad_tuning(emu, monkeypatch, bad):
     monkeypatch.setenv("GEOMDL_SCATTER_TUNING", bad)
