@@ -72,8 +72,9 @@ PYEOF
     (cd "$tmp_peer/$name-$version" && PATH="$(dirname "$GEOMDL_CUDA_PYTHON"):$PATH" CPATH="$incl" NVCC_FLAGS="-I$incl" \
       FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=2 "$GEOMDL_CUDA_PYTHON" setup.py build_ext --inplace > build.log 2>&1) \
       || { tail -30 "$tmp_peer/$name-$version/build.log"; exit 1; }
-    mkdir -p "$dest.partial/peers/$name"
-    cp "$tmp_peer/$name-$version/$name"/*.py "$dest.partial/peers/$name/"
+    mkdir -p "$dest.partial/peers"
+    cp -r "$tmp_peer/$name-$version/$name" "$dest.partial/peers/$name"  # with subpackages (torch_scatter.composite)
+    rm -f "$dest.partial/peers/$name"/*.so
     for so in "$tmp_peer/$name-$version/$name"/*.so; do
       lib=$(basename "$so"); strip --strip-debug -o "$dest.partial/peers/$name/${lib%%.*}.so" "$so"
     done
