@@ -103,6 +103,7 @@ def kernel_times(fn, calls: int = 20) -> dict:
         for _ in range(calls):
             fn()
         torch.cuda.synchronize()
+
     def device_us(e):
         us = getattr(e, "self_device_time_total", None)
         return getattr(e, "self_cuda_time_total", 0.0) if us is None else us

@@ -121,27 +121,29 @@ def _check(lmax: int, channels: int, single: bool = False) -> float:
 CUEQ_MAX_OUTPUT = 1 << 30  # output values per cuEquivariance call (its kernel indexes with int32)
 
 
-def _chunked(mod, x, y, chunks: int):
-    """``mod`` over ``chunks`` consecutive node ranges: (forward-only callable, forward+backward callable)."""
+def _chunked(mod, x, y, chunks: int, backward: bool):
+    """A callable running ``mod`` over ``chunks`` consecutive node ranges: forward only (no grad), or forward
+    and backward of ``sum(out^2)`` into leaves ``x, y`` (their gradients accumulate over the chunks)."""
     bounds = [round(i * x.shape[0] / chunks) for i in range(chunks + 1)]
+    ranges = list(zip(bounds[:-1], bounds[1:]))
+    if not backward:
+        def fwd():
+            with torch.no_grad():
+                for a, b in ranges:
+                    mod(x[a:b], y[a:b])
+        return fwd
     xs, ys = x.clone().requires_grad_(), y.clone().requires_grad_()
 
-    def fwd():
-        with torch.no_grad():
-            for a, b in zip(bounds[:-1], bounds[1:]):
-                mod(x[a:b], y[a:b])
-
     def fwd_bwd():
-        for a, b in zip(bounds[:-1], bounds[1:]):
+        for a, b in ranges:
             mod(xs[a:b], ys[a:b]).pow(2).sum().backward()
+    return fwd_bwd
 
-    return fwd, fwd_bwd
 
-
-def _time_with_chunks(mod, x, y, pass_name: str, chunks: int, repeats: int, slow_repeats: int, device):
+def _time_with_chunks(mod, x, y, backward: bool, chunks: int, repeats: int, slow_repeats: int, device):
     """Time one pass, doubling the chunk count after an out-of-memory error. Returns (measure dict, chunks)."""
     while True:
-        fn = _chunked(mod, x, y, chunks)[0 if pass_name == "forward" else 1]
+        fn = _chunked(mod, x, y, chunks, backward)
         try:
             return _time(fn, repeats, slow_repeats, device), chunks
         except torch.OutOfMemoryError:
@@ -229,13 +231,11 @@ def run(args) -> list[dict]:
         modules = {name: mod.to(device) for name, mod in modules.items()}
         found = {}
         for name, mod in modules.items():
-            chunks = 1
-            if name == "cueq":
-                out_dim = mod.irreps_out.dim if hasattr(mod, "irreps_out") else 0
-                chunks = max(1, math.ceil(args.nodes * out_dim / CUEQ_MAX_OUTPUT))
+            chunks = max(1, math.ceil(args.nodes * mod.irreps_out.dim / CUEQ_MAX_OUTPUT)) if name == "cueq" else 1
             for pass_name in ("forward", "forward+backward"):
                 try:
-                    m, used = _time_with_chunks(mod, x, y, pass_name, chunks, repeats, args.slow_repeats, device)
+                    m, used = _time_with_chunks(mod, x, y, pass_name != "forward", chunks, repeats, args.slow_repeats,
+                                                device)
                 except torch.OutOfMemoryError as exc:
                     rows.append({"L": L, "peer": name, "pass": pass_name, "median_ms": None,
                                  "note": f"out of memory even in 64 chunks: {exc}"[:120]})
