@@ -22,6 +22,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "common/checks.h"
@@ -242,6 +243,66 @@ bool sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t
   return std::find(bad_t.begin(), bad_t.end(), 1) == bad_t.end();
 }
 
+// Max (kMax) or min of the rows `rows` (increasing, all with index in [s0, s1); one scratch slot at the
+// end) into out/arg [S, C]. A segment's first row initialises its output row (arg = that row); a later
+// row replaces the channels where it is strictly greater (smaller), or where it is NaN and the output is
+// not yet NaN, so ties and NaN keep the first row attaining them. The channel loop is branch-free
+// (selects) and tracks the row numbers in lanes of the value's width, `lane_t` (int32 beside float,
+// double beside double: exact below 2^53), because SSE2 cannot select between float and int64 lanes;
+// the lanes are widened into `arg` at the end. Segments without rows get 0 and arg N.
+template <typename scalar_t, typename lane_t, bool kMax>
+void minmax_owned(const scalar_t* src, const int64_t* index, const std::vector<int64_t>& rows, int64_t C, int64_t s0,
+                  int64_t s1, int64_t N, scalar_t* out, int64_t* arg) {
+  std::vector<char> seen(s1 - s0, 0);
+  std::unique_ptr<char[]> own_lanes;
+  lane_t* const lanes = scratch<lane_t>(static_cast<size_t>((s1 - s0) * C), own_lanes);
+  const int64_t n_rows = static_cast<int64_t>(rows.size()) - 1;
+  for (int64_t k = 0; k < n_rows; ++k) {
+    const int64_t i = rows[k];
+    if (k + kPrefetch < n_rows) prefetch_row(src + rows[k + kPrefetch] * C, C);
+    const int64_t s = index[i];
+    const scalar_t* row = src + i * C;
+    scalar_t* o = out + s * C;
+    lane_t* a = lanes + (s - s0) * C;
+    const lane_t li = static_cast<lane_t>(i);
+    if (!seen[s - s0]) {
+      seen[s - s0] = 1;
+      std::copy(row, row + C, o);
+      std::fill(a, a + C, li);
+      continue;
+    }
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) {
+      const scalar_t v = row[c], cur = o[c];
+      const bool take = !(kMax ? v <= cur : v >= cur) & (cur == cur);  // greater (smaller), or NaN over a number
+      o[c] = take ? v : cur;
+      a[c] = take ? li : a[c];
+    }
+  }
+  for (int64_t s = s0; s < s1; ++s) {
+    int64_t* a = arg + s * C;
+    if (!seen[s - s0]) {
+      std::fill(out + s * C, out + (s + 1) * C, scalar_t(0));
+      std::fill(a, a + C, N);
+      continue;
+    }
+    const lane_t* l = lanes + (s - s0) * C;
+    for (int64_t c = 0; c < C; ++c) a[c] = static_cast<int64_t>(l[c]);
+  }
+}
+
+template <typename scalar_t, bool kMax>
+void minmax_owned_any(const scalar_t* src, const int64_t* index, const std::vector<int64_t>& rows, int64_t C, int64_t s0,
+                      int64_t s1, int64_t N, scalar_t* out, int64_t* arg) {
+  if constexpr (std::is_same_v<scalar_t, double>) {
+    if (N < (int64_t(1) << 53)) return minmax_owned<double, double, kMax>(src, index, rows, C, s0, s1, N, out, arg);
+  } else {
+    if (N <= std::numeric_limits<int32_t>::max())
+      return minmax_owned<scalar_t, int32_t, kMax>(src, index, rows, C, s0, s1, N, out, arg);
+  }
+  minmax_owned<scalar_t, int64_t, kMax>(src, index, rows, C, s0, s1, N, out, arg);  // scalar, any N
+}
+
 template <typename scalar_t>
 void scatter_impl(const scalar_t* src, const int64_t* index, int64_t N, int64_t C, int64_t S, Reduce reduce,
                   scalar_t* out, int64_t* arg) {
@@ -263,32 +324,27 @@ void scatter_impl(const scalar_t* src, const int64_t* index, int64_t N, int64_t 
   {
     const int t = omp_get_thread_num();
     const int64_t s0 = bounds[t], s1 = bounds[t + 1];
-    std::fill(out + s0 * C, out + s1 * C, scalar_t(0));
-    if (is_minmax) std::fill(arg + s0 * C, arg + s1 * C, N);
-    if (s1 > s0) {
+    if (is_minmax) {
+      if (s1 > s0) {
+        const std::vector<int64_t> rows = owned_rows(index, N, s0, s1, counts);
+        if (reduce == Reduce::Max)
+          minmax_owned_any<scalar_t, true>(src, index, rows, C, s0, s1, N, out, arg);
+        else
+          minmax_owned_any<scalar_t, false>(src, index, rows, C, s0, s1, N, out, arg);
+      }
+    } else {
+      std::fill(out + s0 * C, out + s1 * C, scalar_t(0));
+    }
+    if (!is_minmax && s1 > s0) {
       const std::vector<int64_t> rows = owned_rows(index, N, s0, s1, counts);
       const int64_t n_rows = static_cast<int64_t>(rows.size()) - 1;
-      const bool is_max = reduce == Reduce::Max;
       for (int64_t k = 0; k < n_rows; ++k) {
         const int64_t i = rows[k];
         if (k + kPrefetch < n_rows) prefetch_row(src + rows[k + kPrefetch] * C, C);
-        const int64_t s = index[i];
         const scalar_t* row = src + i * C;
-        scalar_t* o = out + s * C;
-        if (!is_minmax) {
+        scalar_t* o = out + index[i] * C;
 #pragma omp simd
-          for (int64_t c = 0; c < C; ++c) o[c] += row[c];
-        } else {
-          int64_t* a = arg + s * C;
-          for (int64_t c = 0; c < C; ++c) {
-            const scalar_t v = row[c];
-            const bool take = a[c] == N || (is_max ? v > o[c] : v < o[c]) || (std::isnan(v) && !std::isnan(o[c]));
-            if (take) {
-              o[c] = v;
-              a[c] = i;
-            }
-          }
-        }
+        for (int64_t c = 0; c < C; ++c) o[c] += row[c];
       }
       if (reduce == Reduce::Mean) {
         for (int64_t s = s0; s < s1; ++s) {

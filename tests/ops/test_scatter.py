@@ -188,6 +188,57 @@ def test_property_compiled_equals_reference_and_sum_is_conserved(n, c, segments,
         assert torch.equal((out[present].max(0).values if reduce == "max" else out[present].min(0).values), pick)
 
 
+SPECIAL = [float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 1.0, -1.0, 2.0]
+
+
+def _special_values(n, c, g, dtype):
+    """Small integers with NaN, +-inf and +-0 mixed in: many exact ties and NaN/inf orderings."""
+    pick = torch.randint(0, len(SPECIAL) + 3, (n, c), generator=g)
+    values = torch.tensor(SPECIAL + [3.0, -2.0, 0.5], dtype=dtype)
+    return values[pick]
+
+
+def _check_argreduce(src, index, segments, reduce):
+    from geomdl.ops.scatter import _argreduce_reference
+
+    out, arg = torch.ops.geomdl.scatter_reduce(src, index, segments, reduce)
+    ref_arg = _argreduce_reference(src, index, segments, reduce)
+    assert torch.equal(arg, ref_arg)  # the row that attains the extreme: first tie, first NaN; n if empty
+    ref = scatter_reference(src, index, dim_size=segments, reduce=reduce)
+    assert torch.equal(torch.isnan(out), torch.isnan(ref)) and torch.equal(out.nan_to_num(), ref.nan_to_num())
+    assert torch.equal(torch.signbit(out), torch.signbit(ref))  # -0.0 and 0.0: the first row's sign
+
+
+@compiled
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(0, 80),
+    c=st.integers(1, 19),
+    segments=st.integers(1, 12),
+    reduce=st.sampled_from(["max", "min"]),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    seed=st.integers(0, 2**16),
+)
+def test_property_compiled_max_min_rows_equal_reference(n, c, segments, reduce, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    _check_argreduce(_special_values(n, c, g, dtype), torch.randint(0, segments, (n,), generator=g), segments, reduce)
+
+
+@compiled
+@pytest.mark.parametrize("reduce", ["max", "min"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("sort", [True, False])
+def test_compiled_max_min_rows_equal_reference_on_two_threads(reduce, dtype, sort):
+    g = torch.Generator().manual_seed(7)
+    n, segments = 40_000, 3_000
+    src = _special_values(n, 13, g, dtype)
+    index = torch.randint(0, segments - 5, (n,), generator=g)  # the last 5 segments are empty
+    if sort:
+        index = index.sort().values
+    with ops.use_backend("compiled"):
+        _with_threads(2, lambda: _check_argreduce(src, index, segments, reduce))
+
+
 @pytest.mark.parametrize("fn", [scatter, scatter_reference])
 def test_bad_input_raises_clear_errors(fn):
     src = torch.randn(4, 2)
