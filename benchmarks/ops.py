@@ -2,7 +2,8 @@
 measured in ONE run (this VM's memory bandwidth and load swing between runs, so only ratios measured
 side by side mean anything).
 
-    python -m benchmarks ops                 # 2 threads: 1e6 x 64 scatter, 1e5-point graphs, fps 1e5 -> 1e3,
+    python -m benchmarks ops                 # 2 threads: 1e6 x 64 scatter (sum, max; small inputs per call:
+                                             # ops_scatter_cpu.py), 1e5-point graphs, fps 1e5 -> 1e3,
                                              # feature-space knn and radius and their search choice
                                              # (ops_knn_features.py, ops_radius_features.py)
     python -m benchmarks ops --quick         # tiny sizes (smoke run)
@@ -25,7 +26,7 @@ import torch
 from benchmarks.timing import measure, measure_interleaved
 
 HELP = "scatter-sum, radius_graph, knn_graph (3-D and feature space), fps: geomdl vs torch, torch_scatter, torch_cluster, scipy, open3d"
-PARTS = ["scatter", "radius", "knn", "knn_features", "knn_sweep", "radius_features", "radius_sweep",
+PARTS = ["scatter", "scatter_max", "scatter_small", "radius", "knn", "knn_features", "knn_sweep", "radius_features", "radius_sweep",
          "fps"]
 
 
@@ -306,6 +307,13 @@ def run(args) -> list[dict]:
     parts = args.only or PARTS
     if "scatter" in parts:
         _scatter(table, args.quick)
+    if "scatter_max" in parts or "scatter_small" in parts:
+        from benchmarks.ops_scatter_cpu import scatter_max, scatter_small
+
+        if "scatter_max" in parts:
+            scatter_max(table, args.quick, _optional)
+        if "scatter_small" in parts:
+            scatter_small(table, args.quick, _optional)
     if "radius" in parts:
         _radius(table, args.quick, args.neighbors, threads)
     if "knn" in parts:

@@ -36,6 +36,7 @@ _loaded: bool | None = None
 _load_error: str | None = None
 _warned: set[str] = set()
 _kernels: dict[tuple[str, str], bool] = {}  # (op, dispatch key) -> registered; filled once per pair
+_DEVICE_KEYS = {"cpu": "CPU", "cuda": "CUDA"}
 
 
 def _load() -> bool:
@@ -136,6 +137,13 @@ def _warn_once(key: str, message: str) -> None:
     if key not in _warned:
         _warned.add(key)
         warnings.warn(message, GeomdlKernelWarning, stacklevel=4)
+
+
+def compiled_ready(kernel: str, device: str) -> bool:
+    """True when the backend is not ``reference`` and ``geomdl::<kernel>`` is loaded for ``device``
+    (``cpu``/``cuda``). Quiet: it never warns or raises (the callers' general path does, through
+    :func:`use_compiled`)."""
+    return _loaded is True and _kernels.get((kernel, _DEVICE_KEYS.get(device))) is True and get_backend() != "reference"
 
 
 def use_compiled(op: str, *tensors: torch.Tensor, dtypes=(torch.float32, torch.float64), kernel: str | None = None) -> bool:

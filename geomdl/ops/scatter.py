@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 
 from geomdl.ops._extension import extension_loaded, use_compiled
+from geomdl.ops._fast_path import segment_call
 from geomdl.ops._validation import check_index_values, segment_inputs
 
 REDUCTIONS = ("sum", "mean", "max", "min")
@@ -57,6 +58,10 @@ def scatter(src: torch.Tensor, index: torch.Tensor, dim: int = 0, dim_size: int 
         ValueError: negative or out-of-range ``index`` entries, wrong lengths, unknown ``reduce``.
         TypeError: non-tensor arguments, non-integer ``index``.
     """
+    if reduce in REDUCTIONS:  # the common eager call: few checks, no autograd layer without a gradient
+        out = segment_call("scatter_reduce", src, index, dim, dim_size, reduce)
+        if out is not None:
+            return out
     # The compiled kernel checks the range of `index` in its own pass over it (raising the same
     # ValueError), so the values are checked here only for the reference.
     src2, index, dim, dim_size, rest = _prepare(src, index, dim, dim_size, reduce, check_values=False)

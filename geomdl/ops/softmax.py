@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from geomdl.ops._extension import extension_loaded, use_compiled
+from geomdl.ops._fast_path import segment_call
 from geomdl.ops._validation import check_index_values, segment_inputs
 
 
@@ -31,6 +32,9 @@ def segment_softmax(src: torch.Tensor, index: torch.Tensor, num_segments: int | 
     Returns:
         tensor of the shape of ``src``; entries of each segment sum to 1 per channel.
     """
+    out = segment_call("segment_softmax", src, index, dim, num_segments)
+    if out is not None:  # the common eager call: few checks, no autograd layer without a gradient
+        return out
     # The compiled kernels check the range of `index` in their own pass over it (raising the same
     # ValueError), so the values are checked here only for the reference (one host sync fewer on CUDA).
     src2, index, num_segments, dim, rest = _prepare(src, index, num_segments, dim, check_values=False)

@@ -1,0 +1,122 @@
+"""Parts ``scatter_max`` and ``scatter_small`` of ``python -m benchmarks ops`` (CPU).
+
+* ``scatter_max``: scatter-max of 1e6 x 64 float32 rows into 1e4 segments (sorted and random index),
+  forward alone and forward + backward, against torch's ``scatter_reduce_(..., "amax")``, torch_scatter
+  and PyG's ``utils.scatter``. Every peer's output is compared with geomdl's before it is timed.
+* ``scatter_small``: the time of one call on small inputs, where the per-call overhead (argument checks,
+  dispatch) is most of it: 100 x 16 rows into 10 segments, and 10,000 x 64 rows into 600 (a batch of
+  about 32 QM9 molecules' edges). Each timing is a loop of many calls, reported per call.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def _agree(out, want) -> str:
+    return "yes" if torch.equal(out, want) else "NO"
+
+
+def _peers_max(src, index, s, optional):
+    """Forward-only max callables of the peers: name -> fn() returning [s, C]."""
+    c = src.shape[1]
+    expanded = index.unsqueeze(1).expand(-1, c)
+    peers = {"torch scatter_reduce_ amax": lambda: src.new_zeros(s, c).scatter_reduce_(0, expanded, src, "amax", include_self=False)}
+    ts = optional("torch_scatter")
+    if ts is not None:
+        peers["torch_scatter"] = lambda: ts.scatter(src, index, dim=0, dim_size=s, reduce="max")
+    pyg = optional("torch_geometric.utils")
+    if pyg is not None:
+        peers["PyG utils.scatter"] = lambda: pyg.scatter(src, index, dim=0, dim_size=s, reduce="max")
+    return peers
+
+
+def scatter_max(table, quick: bool, optional) -> None:
+    from geomdl import ops
+
+    n, c, s = (100_000, 64, 1_000) if quick else (1_000_000, 64, 10_000)
+    gen = torch.Generator().manual_seed(0)
+    src = torch.randn(n, c, generator=gen)
+    for order in ("sorted", "random"):
+        index = torch.randint(0, s, (n,), generator=gen)
+        if order == "sorted":
+            index = index.sort().values
+        op = f"scatter_max {n:.0e}x{c}->{s:.0e} {order}"
+
+        def geomdl_max(x=src, index=index):
+            with ops.use_backend("compiled"):
+                return ops.scatter(x, index, dim_size=s, reduce="max")
+
+        want = geomdl_max()
+        table.time(op, "geomdl (compiled)", geomdl_max, geomdl=True)
+        peers = {"geomdl reference": lambda index=index: ops.scatter_reference(src, index, dim_size=s, reduce="max")}
+        peers.update(_peers_max(src, index, s, optional))
+        for name, fn in peers.items():
+            table.time(op, name, fn, agrees=_agree(fn(), want))
+
+        # forward + backward (gradient of the sum of the outputs)
+        op_b = op + " fwd+bwd"
+        leaf = src.clone().requires_grad_(True)
+
+        def backward(fn):
+            def run():
+                leaf.grad = None
+                fn(leaf).sum().backward()
+                return leaf.grad
+            return run
+
+        grad_want = backward(lambda x: geomdl_max(x))()
+        table.time(op_b, "geomdl (compiled)", backward(lambda x: geomdl_max(x)), geomdl=True)
+        expanded = index.unsqueeze(1).expand(-1, c)
+        peers_b = {"torch scatter_reduce_ amax": lambda x: x.new_zeros(s, c).scatter_reduce(0, expanded, x, "amax", include_self=False)}
+        ts = optional("torch_scatter")
+        if ts is not None:
+            peers_b["torch_scatter"] = lambda x: ts.scatter(x, index, dim=0, dim_size=s, reduce="max")
+        for name, fn in peers_b.items():
+            run = backward(fn)
+            # random float32 rows have no ties, so every peer's gradient must equal geomdl's
+            table.time(op_b, name, run, agrees=_agree(run(), grad_want))
+
+
+def scatter_small(table, quick: bool, optional) -> None:
+    from geomdl import ops
+
+    calls = 200 if quick else 2_000
+    gen = torch.Generator().manual_seed(1)
+    for n, c, s in ((100, 16, 10), (10_000, 64, 600)):
+        src = torch.randn(n, c, generator=gen)
+        index = torch.randint(0, s, (n,), generator=gen).sort().values
+        for reduce in ("sum", "max"):
+            op = f"scatter_{reduce} {n}x{c}->{s}, per call"
+            want = ops.scatter(src, index, dim_size=s, reduce=reduce)
+
+            def loop(fn):
+                def run():
+                    for _ in range(calls):
+                        fn()
+                return run
+
+            def add(name, fn, geomdl=False):
+                out = fn()
+                agrees = "yes" if torch.allclose(out, want, rtol=1e-5, atol=1e-5) else "NO"
+                t = table.time(op, name, loop(fn), agrees=agrees, geomdl=geomdl)
+                for key in ("median_ms", "iqr_ms"):
+                    t[key] /= calls
+                return t
+
+            base = add("geomdl (compiled)", lambda: ops.scatter(src, index, dim_size=s, reduce=reduce), geomdl=True)
+            add("torch.ops.geomdl op called directly", lambda: torch.ops.geomdl.scatter_reduce(src, index, s, reduce)[0])
+            if reduce == "sum":
+                add("torch index_add_", lambda: src.new_zeros(s, c).index_add_(0, index, src))
+            else:
+                expanded = index.unsqueeze(1).expand(-1, c)
+                add("torch scatter_reduce_ amax",
+                    lambda: src.new_zeros(s, c).scatter_reduce_(0, expanded, src, "amax", include_self=False))
+            ts = optional("torch_scatter")
+            if ts is not None:
+                add("torch_scatter", lambda: ts.scatter(src, index, dim=0, dim_size=s, reduce=reduce))
+            pyg = optional("torch_geometric.utils")
+            if pyg is not None:
+                add("PyG utils.scatter", lambda: pyg.scatter(src, index, dim=0, dim_size=s, reduce=reduce))
+            for row in table.rows:  # ratios after the per-call division
+                if row["op"] == op and row["median_ms"] is not None:
+                    row["vs_geomdl"] = row["median_ms"] / base["median_ms"]
