@@ -7,7 +7,8 @@
 #     64 MiB at most);
 #   - platformdirs (needed by cuequivariance-ops);
 #   - the sdists of torch_scatter and torch_cluster (no CUDA wheels on PyPI); with GEOMDL_CUDA_PYTHON (below)
-#     both are also built here for the GPU image (.gpu/peers/; GEOMDL_PEERS=0 skips them, ~45 min on 2 cores);
+#     both are also built here for the GPU image (.gpu/peers/; GEOMDL_PEERS=0 skips them and keeps those of
+#     the previous kit, ~45 min on 2 cores);
 #   - with GEOMDL_CUDA_PYTHON set (a Python whose torch is the GPU image's CUDA build, e.g. a venv with
 #     torch==2.11.0 from PyPI) and nvcc here: geomdl's extension built with CUDA for sm_90
 #     (.gpu/geomdl_cuda/_C.abi3.so, debug info stripped, ~5 MB; abi3, so a build under Python 3.11 loads
@@ -84,6 +85,9 @@ PYEOF
   if [[ "${GEOMDL_PEERS:-1}" == 1 ]]; then
     build_peer torch_cluster 1.6.3 "fps knn radius version"
     build_peer torch_scatter 2.1.2 "scatter segment_coo version"
+  elif [[ -d "$dest/peers" ]]; then  # GEOMDL_PEERS=0: keep the peers of the previous kit (they do not
+    cp -r "$dest/peers" "$dest.partial/peers"  # depend on geomdl's sources)
+    echo "kept the prebuilt peers of the previous kit: $(ls "$dest/peers" | tr '\n' ' ')"
   fi
 fi
 rm -rf "$dest" && mv "$dest.partial" "$dest"
