@@ -31,9 +31,11 @@ def _needs_autograd(src: torch.Tensor) -> bool:
 
 
 def segment_call(kernel: str, src, index, dim, num_segments, *extra):
-    """``torch.ops.geomdl.<kernel>(src2, index, num_segments, *extra)`` on the fast path, with its first output reshaped back
-    to ``src``'s layout (``[num_segments]`` / ``[num_segments, C]`` for a reduction, ``src``'s shape for
-    an elementwise op); ``None`` when the call is not eligible (see the module docstring)."""
+    """``torch.ops.geomdl.<kernel>(src2, index, num_segments, *extra)`` on the fast path.
+
+    Returns the op's first output in ``src``'s layout (``[num_segments]`` or ``[num_segments, C]`` for a
+    reduction, ``src``'s shape for an elementwise op), or ``None`` when the call is not eligible (see
+    the module docstring)."""
     if torch.compiler.is_compiling():  # traced graphs take the general path (symbolic sizes)
         return None
     if not (type(src) is torch.Tensor and type(index) is torch.Tensor and type(num_segments) is int and type(dim) is int):
