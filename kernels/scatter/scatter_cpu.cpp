@@ -249,7 +249,8 @@ bool sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t
 // not yet NaN, so ties and NaN keep the first row attaining them. The channel loop is branch-free
 // (selects) and tracks the row numbers in lanes of the value's width, `lane_t` (int32 beside float,
 // double beside double: exact below 2^53), because SSE2 cannot select between float and int64 lanes;
-// the lanes are widened into `arg` at the end. Segments without rows get 0 and arg N.
+// the lanes (the calling thread's scratch) are widened into `arg` at the end. Segments without rows get
+// 0 and arg N.
 template <typename scalar_t, typename lane_t, bool kMax>
 void minmax_owned(const scalar_t* src, const int64_t* index, const std::vector<int64_t>& rows, int64_t C, int64_t s0,
                   int64_t s1, int64_t N, scalar_t* out, int64_t* arg) {
@@ -332,10 +333,8 @@ void scatter_impl(const scalar_t* src, const int64_t* index, int64_t N, int64_t 
         else
           minmax_owned_any<scalar_t, false>(src, index, rows, C, s0, s1, N, out, arg);
       }
-    } else {
+    } else if (s1 > s0) {
       std::fill(out + s0 * C, out + s1 * C, scalar_t(0));
-    }
-    if (!is_minmax && s1 > s0) {
       const std::vector<int64_t> rows = owned_rows(index, N, s0, s1, counts);
       const int64_t n_rows = static_cast<int64_t>(rows.size()) - 1;
       for (int64_t k = 0; k < n_rows; ++k) {
