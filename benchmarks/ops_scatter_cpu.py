@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from benchmarks.timing import measure
+
 
 def _agree(out, want) -> str:
     return "yes" if torch.equal(out, want) else "NO"
@@ -107,12 +109,11 @@ def scatter_small(table, quick: bool, optional) -> None:
             def add(name, fn, geomdl=False):
                 out = fn()
                 agrees = "yes" if torch.allclose(out, want, rtol=1e-5, atol=1e-5) else "NO"
-                t = table.time(op, name, loop(fn), agrees=agrees, geomdl=geomdl)
-                for key in ("median_ms", "iqr_ms"):
-                    t[key] /= calls
-                return t
+                t = measure(loop(fn), repeats=table.repeats, warmup=1)
+                per_call = {**t, **{key: t[key] / calls for key in ("median_ms", "min_ms", "iqr_ms")}}
+                table.add(op, name, per_call, agrees=agrees, geomdl=geomdl)
 
-            base = add("geomdl (compiled)", lambda: ops.scatter(src, index, dim_size=s, reduce=reduce), geomdl=True)
+            add("geomdl (compiled)", lambda: ops.scatter(src, index, dim_size=s, reduce=reduce), geomdl=True)
             add("torch.ops.geomdl op called directly", lambda: torch.ops.geomdl.scatter_reduce(src, index, s, reduce)[0])
             if reduce == "sum":
                 add("torch index_add_", lambda: src.new_zeros(s, c).index_add_(0, index, src))
@@ -126,6 +127,3 @@ def scatter_small(table, quick: bool, optional) -> None:
             pyg = optional("torch_geometric.utils")
             if pyg is not None:
                 add("PyG utils.scatter", lambda: pyg.scatter(src, index, dim=0, dim_size=s, reduce=reduce))
-            for row in table.rows:  # ratios after the per-call division
-                if row["op"] == op and row["median_ms"] is not None:
-                    row["vs_geomdl"] = row["median_ms"] / base["median_ms"]
