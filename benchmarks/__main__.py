@@ -28,6 +28,7 @@ BENCHMARKS = {
     "qm9_short": "benchmarks.qm9_short",
     "trainer": "benchmarks.trainer",
     "tensor_product": "benchmarks.tensor_product",
+    "cg_product": "benchmarks.cg_product",
     "apen_segmentation": "benchmarks.apen_segmentation",
     "compile": "benchmarks.compile",
 }

@@ -39,4 +39,9 @@ TORCH_LIBRARY(geomdl, m) {
   // placing row l^2+l+m of column (b, c) at off + b * node_stride + c * stride (kernels/gaunt/gaunt_task.h);
   // outputs are flat [out_numel[i]]; columns = nodes * channels.
   m.def("gaunt_columns(Tensor a, Tensor a_theta, Tensor a_phi, Tensor[] others, Tensor[] theta, Tensor[] phi, Tensor[] analysis, Tensor[] proj, Tensor[] layouts, int[] node_strides, int[] out_numel, int columns, int channels) -> Tensor[]");
+  // Sparse trilinear contraction (geomdl/ops/trilinear.py; the CG tensor product and its gradients):
+  // out[r, t] = sum_{g: target_ptr[t] <= g < target_ptr[t+1]} x3[r, group_col[g]]
+  //             * sum_{n: group_ptr[g] <= n < group_ptr[g+1]} coef[n] x1[r, pair[n, 0]] x2[r, pair[n, 1]],
+  // x1/x2/x3 [R or 1, F_k] (one row: broadcast), int64 tables, out [R, width].
+  m.def("sparse_trilinear(Tensor x1, Tensor x2, Tensor x3, Tensor target_ptr, Tensor group_ptr, Tensor group_col, Tensor pair, Tensor coef, int width) -> Tensor");
 }

@@ -5,9 +5,6 @@ import platform
 
 HELP = "versions, device, compiled kernels and the active backend"
 
-OPS = ("scatter_reduce", "segment_softmax", "radius", "knn", "fps", "gaunt_columns")
-
-
 def add_arguments(parser) -> None:
     pass
 
@@ -17,6 +14,7 @@ def collect() -> dict:
 
     import geomdl
     from geomdl import ops
+    from geomdl.ops._extension import OPS
 
     info = {
         "geomdl": geomdl.__version__,

@@ -26,6 +26,7 @@ from geomdl.ops.neighbors import (
 )
 from geomdl.ops.scatter import scatter, scatter_reference
 from geomdl.ops.softmax import segment_softmax, segment_softmax_reference
+from geomdl.ops.trilinear import TrilinearPlan, sparse_trilinear, sparse_trilinear_reference
 
 __all__ = [
     "GeomdlKernelWarning", "cuda_kernels_available", "extension_error", "extension_loaded", "get_backend",
@@ -33,4 +34,5 @@ __all__ = [
     "scatter", "scatter_reference", "segment_softmax", "segment_softmax_reference",
     "radius", "radius_reference", "knn", "knn_reference", "radius_graph", "radius_graph_reference",
     "knn_graph", "knn_graph_reference", "fps", "fps_reference",
+    "TrilinearPlan", "sparse_trilinear", "sparse_trilinear_reference",
 ]

@@ -12,6 +12,13 @@ Normalisation follows e3nn's ``TensorProduct`` (``irrep_normalization="component
 ``2 l3 + 1``; ``path_normalization="element"``: divided by the fan-in of the output), so the numbers equal
 e3nn's for the same instructions and weights (tested). Cost ``O(sum_paths (2l1+1)(2l2+1)(2l3+1))`` per
 channel: ``O(L^6)`` for all degrees up to ``L`` (``O(L^5)`` non-zeros) -- the reason for the Gaunt product.
+
+Execution: eagerly on the CPU the product is one sparse contraction over the non-zero CG coefficients only
+(about a fifth of the dense tensor), :func:`geomdl.ops.trilinear.sparse_trilinear` (compiled kernel,
+gradients of any order): always in modes ``uuu`` and ``uvu``, and in mode ``uvw`` when its
+``m1 m2 m3 nnz`` terms per row are no more than the dense einsum chain's. Other devices, other dtypes,
+``torch.compile`` graphs and ``GEOMDL_KERNELS=reference`` run the per-path einsums (:func:`_path_product`),
+the reference.
 """
 from __future__ import annotations
 
@@ -22,6 +29,9 @@ from e3nn import o3
 from torch import nn
 
 from geomdl.o3.clebsch_gordan import clebsch_gordan
+from geomdl.ops._extension import use_compiled
+from geomdl.ops.trilinear import OP as TRILINEAR_OP
+from geomdl.ops.trilinear import TrilinearPlan, sparse_trilinear
 
 MODES = ("uuu", "uvu", "uvw")
 
@@ -50,6 +60,45 @@ def allowed_paths(irreps_in1, irreps_in2, irreps_out, mode: str = "uvw", filter_
                     continue
                 out.append((i, j, k))
     return out
+
+
+def cg_trilinear_entries(blocks1, blocks2, blocks_out, paths, cgs, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Entries ``(t, i, j, k)`` and coefficients of the CG product as a sparse trilinear form:
+    ``out[t] += c x[i] y[j] w[k]`` for every non-zero ``c = cgs[p][m1, m2, m3]`` of every path ``p`` and every
+    channel combination of ``mode``. ``blocks*``: ``(mul, 2l+1)`` per irrep block in e3nn ``mul_ir`` order; the weight of
+    path ``p`` has the layout of :class:`ClebschGordanTensorProduct` (``[u]``, ``[u, v]`` or ``[u, v, w]``, paths in order)."""
+    def starts(blocks):
+        out, s = [], 0
+        for mul, dim in blocks:
+            out.append(s)
+            s += mul * dim
+        return out
+
+    s1, s2, so = starts(blocks1), starts(blocks2), starts(blocks_out)
+    entries, coefs, w_off = [], [], 0
+    for (i, j, k), cg in zip(paths, cgs):
+        (m1, d1), (m2, d2), (_, d3) = blocks1[i], blocks2[j], blocks_out[k]
+        nz = torch.nonzero(cg)
+        c = cg[nz[:, 0], nz[:, 1], nz[:, 2]].to(torch.float64)
+        m3 = blocks_out[k][0]
+        if mode == "uuu":
+            u = v = o = torch.arange(m1)
+            w = w_off + u
+        elif mode == "uvu":
+            u, v = (g.flatten() for g in torch.meshgrid(torch.arange(m1), torch.arange(m2), indexing="ij"))
+            o, w = u, w_off + u * m2 + v
+        else:
+            u, v, o = (g.flatten() for g in torch.meshgrid(torch.arange(m1), torch.arange(m2), torch.arange(m3), indexing="ij"))
+            w = w_off + (u * m2 + v) * m3 + o
+        w_off += len(w)
+        t = so[k] + o[:, None] * d3 + nz[None, :, 2]
+        a = s1[i] + u[:, None] * d1 + nz[None, :, 0]
+        b = s2[j] + v[:, None] * d2 + nz[None, :, 1]
+        entries.append(torch.stack([t, a, b, w[:, None].expand_as(t)], -1).reshape(-1, 4))
+        coefs.append(c.repeat(len(u)))
+    if not entries:
+        return torch.zeros(0, 4, dtype=torch.long), torch.zeros(0, dtype=torch.float64)
+    return torch.cat(entries), torch.cat(coefs)
 
 
 _PATH_EQUATIONS = {"uuu": "...ui,...uj,ijk,...u->...uk", "uvu": "...ui,...vj,ijk,...uv->...uk",
@@ -123,7 +172,11 @@ class ClebschGordanTensorProduct(nn.Module):
         self.alphas = alphas
         for n, (i, j, k) in enumerate(self.paths):
             l1, l2, l3 = self.irreps_in1[i].ir.l, self.irreps_in2[j].ir.l, self.irreps_out[k].ir.l
-            self.register_buffer(f"cg_{n}", clebsch_gordan(l1, l2, l3, dtype=torch.get_default_dtype()) * alphas[n], persistent=False)
+            # float64 whatever the default dtype: a layer built in float32 and moved to float64 keeps exact CG
+            # (the sparse kernel's plan is float64 too); each call casts to the input's dtype
+            self.register_buffer(f"cg_{n}", clebsch_gordan(l1, l2, l3, dtype=torch.float64) * alphas[n], persistent=False)
+        self._plan: TrilinearPlan | None = None  # built on first use by the sparse kernel
+        self._sparse = mode != "uvw" or self._sparse_terms() <= self._einsum_terms()
         self.internal_weights = internal_weights
         if internal_weights:
             self.weight = nn.Parameter(torch.randn(self.weight_numel))
@@ -163,6 +216,8 @@ class ClebschGordanTensorProduct(nn.Module):
         elif weight.shape[-1:] != (self.weight_numel,):
             raise ValueError(f"weight must have shape [..., {self.weight_numel}], got {tuple(weight.shape)}")
         batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1], weight.shape[:-1])
+        if self._sparse and not torch.compiler.is_compiling() and use_compiled(TRILINEAR_OP, x):
+            return self._forward_sparse(x, y, weight, batch)
         xs = self._blocks(x, self._blocks1)
         ys = self._blocks(y, self._blocks2)
         outs: list[torch.Tensor | None] = [None] * len(self._blocks_out)
@@ -182,6 +237,44 @@ class ClebschGordanTensorProduct(nn.Module):
                 block = x.new_zeros(*batch, mul, dim)
             pieces.append(block.expand(*batch, mul, dim).reshape(*batch, mul * dim))
         return torch.cat(pieces, dim=-1)
+
+    def _sparse_terms(self) -> int:
+        """Multiply-adds per row of the sparse contraction (``m1 m2 m3 nnz`` per uvw path)."""
+        total = 0
+        for n, (i, j, k) in enumerate(self.paths):
+            nnz = int(torch.count_nonzero(getattr(self, f"cg_{n}")))
+            total += self._blocks1[i][0] * self._blocks2[j][0] * self._blocks_out[k][0] * nnz
+        return total
+
+    def _einsum_terms(self) -> int:
+        """Multiply-adds per row of the dense uvw einsum chain (``x cg``, then ``y``, then ``W``)."""
+        total = 0
+        for i, j, k in self.paths:
+            (m1, d1), (m2, d2), (m3, d3) = self._blocks1[i], self._blocks2[j], self._blocks_out[k]
+            total += m1 * d1 * d2 * d3 + m1 * m2 * d2 * d3 + m1 * m2 * m3 * d3
+        return total
+
+    def plan(self) -> TrilinearPlan:
+        """The product as a :class:`~geomdl.ops.trilinear.TrilinearPlan` (built once, from float64 CG tensors)."""
+        if self._plan is None:
+            cgs = []
+            for n, (i, j, k) in enumerate(self.paths):
+                l1, l2, l3 = self.irreps_in1[i].ir.l, self.irreps_in2[j].ir.l, self.irreps_out[k].ir.l
+                cgs.append(clebsch_gordan(l1, l2, l3, dtype=torch.float64) * self.alphas[n])
+            entries, coef = cg_trilinear_entries(self._blocks1, self._blocks2, self._blocks_out, self.paths, cgs, self.mode)
+            dims = (self.irreps_out.dim, self._dims[0], self._dims[1], self.weight_numel)
+            self._plan = TrilinearPlan(entries, coef, dims)
+        return self._plan
+
+    def _forward_sparse(self, x, y, weight, batch):
+        rows = math.prod(batch)
+
+        def flat(t):  # [..., F] -> [rows, F], or [1, F] when t has no batch extent (shared weights)
+            if math.prod(t.shape[:-1]) == 1:
+                return t.reshape(1, t.shape[-1])
+            return t.expand(*batch, t.shape[-1]).reshape(rows, t.shape[-1])
+
+        return sparse_trilinear(self.plan(), flat(x), flat(y), flat(weight)).reshape(*batch, self.irreps_out.dim)
 
     @staticmethod
     def _blocks(x, blocks):

@@ -1,0 +1,193 @@
+"""Sparse trilinear contraction: the kernel behind the exact Clebsch-Gordan tensor product.
+
+A :class:`TrilinearPlan` lists entries ``(t, i, j, k, c)``; for operands ``a [R, Fa]``, ``b [R, Fb]``,
+``w [R, Fw]`` (any of them may have one row, broadcast over ``R``):
+
+.. math::
+    \\mathrm{out}[r, t] = \\sum_{n} c_n\\, a[r, i_n]\\, b[r, j_n]\\, w[r, k_n] .
+
+The four columns ``(t, i, j, k)`` play symmetric roles: ``dL/da[r, i] = sum_n c_n g[r, t_n] b[r, j_n]
+w[r, k_n]`` is the same contraction with the roles of ``t`` and ``i`` exchanged, and so on. The plan
+therefore holds four tables ("roles": the output and the gradient of each operand), and the backward of
+every role is a call of another role, so derivatives of any order exist.
+
+``geomdl::sparse_trilinear`` (``kernels/trilinear/``) runs one role on the CPU: rows in blocks of 256
+bytes of each column, transposed so that each term is one vector multiply-add over the block, the terms of
+one target grouped by the column of their third operand (the path weight of a CG product, multiplied once
+per group). :func:`sparse_trilinear_reference` is the same maths in PyTorch (gather, multiply,
+``index_add_``, in row chunks); it runs on other devices, for other dtypes, and with
+``GEOMDL_KERNELS=reference``.
+"""
+from __future__ import annotations
+
+import torch
+
+from geomdl.ops._extension import use_compiled
+
+OP = "sparse_trilinear"
+_CHUNK_ELEMENTS = 1 << 22  # reference: rows per chunk x entries kept below this
+
+
+class _Role:
+    """Tables of one role: target slot ``target``, operand slots ``slots`` (ascending), and the kernel's order
+    ``order`` of those operands (the last is the grouped one); int64 CSR tables and float64 coefficients."""
+
+    def __init__(self, entries: torch.Tensor, coef: torch.Tensor, widths: tuple[int, int, int, int], target: int):
+        self.target = target
+        self.slots = tuple(s for s in range(4) if s != target)
+        self.width = widths[target]
+        t = entries[:, target]
+        # group on the operand that leaves the fewest (target, column) groups: the weight, in a CG product
+        best = min(self.slots, key=lambda s: (torch.unique(t * (widths[s] + 1) + entries[:, s]).numel(), -s))
+        self.order = tuple(s for s in self.slots if s != best) + (best,)
+        s1, s2, s3 = self.order
+        key = ((t * widths[s3] + entries[:, s3]) * widths[s1] + entries[:, s1]) * widths[s2] + entries[:, s2]
+        perm = torch.argsort(key, stable=True)
+        e = entries[perm]
+        self.coef = coef[perm].contiguous()
+        self.pair = e[:, [s1, s2]].contiguous()
+        if len(e):
+            new_group = torch.ones(len(e), dtype=torch.bool)
+            new_group[1:] = (e[1:, target] != e[:-1, target]) | (e[1:, s3] != e[:-1, s3])
+        else:
+            new_group = torch.zeros(0, dtype=torch.bool)
+        starts = torch.nonzero(new_group).flatten()
+        self.group_ptr = torch.cat([starts, torch.tensor([len(e)])])
+        self.group_col = e[starts, s3].contiguous()
+        counts = torch.bincount(e[starts, target], minlength=self.width)
+        self.target_ptr = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+        self.entry_target = e[:, target].contiguous()  # for the reference
+        self._cache: dict = {}
+
+    def tables(self, dtype: torch.dtype, device: torch.device):
+        key = (dtype, device)
+        if key not in self._cache:
+            self._cache[key] = tuple(x.to(device) for x in (self.target_ptr, self.group_ptr, self.group_col, self.pair)) + (
+                self.coef.to(device=device, dtype=dtype),)
+        return self._cache[key]
+
+
+class TrilinearPlan:
+    """The entries of a sparse trilinear form and its four role tables.
+
+    Args:
+        entries: int64 ``[n, 4]``, columns ``(t, i, j, k)`` (output, ``a``, ``b``, ``w`` column).
+        coef: ``[n]`` coefficients (kept in float64, cast per call).
+        widths: ``(W, Fa, Fb, Fw)``, the number of columns of the output and of each operand.
+
+    Duplicate entries add up. Raises ``ValueError`` on an entry outside ``widths``.
+    """
+
+    def __init__(self, entries: torch.Tensor, coef: torch.Tensor, widths: tuple[int, int, int, int]):
+        entries = torch.as_tensor(entries, dtype=torch.long).reshape(-1, 4).cpu()
+        coef = torch.as_tensor(coef, dtype=torch.float64).reshape(-1).cpu()
+        if len(widths) != 4 or any(int(w) < 0 for w in widths):
+            raise ValueError(f"widths must be 4 non-negative ints (W, Fa, Fb, Fw), got {widths!r}")
+        if coef.numel() != entries.shape[0]:
+            raise ValueError(f"coef must have one value per entry ({entries.shape[0]}), got {coef.numel()}")
+        self.widths = tuple(int(w) for w in widths)
+        for s in range(4):
+            col = entries[:, s]
+            if col.numel() and (col.min() < 0 or col.max() >= self.widths[s]):
+                raise ValueError(f"entries[:, {s}] must lie in [0, {self.widths[s]}), got values in "
+                                 f"[{int(col.min())}, {int(col.max())}]")
+        self.num_entries = entries.shape[0]
+        self.roles = [_Role(entries, coef, self.widths, r) for r in range(4)]
+
+    def __repr__(self) -> str:
+        return f"TrilinearPlan(entries={self.num_entries}, widths={self.widths})"
+
+
+def _run(plan: TrilinearPlan, role: int, operands: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Role ``role`` on ``operands`` (2-D, at the role's slots in ascending order) -> ``[R, width]``."""
+    r = plan.roles[role]
+    x1, x2, x3 = _kernel_order(r, operands)
+    if use_compiled(OP, x1):
+        tp, gp, gc, pair, coef = r.tables(x1.dtype, x1.device)
+        return torch.ops.geomdl.sparse_trilinear(x1.contiguous(), x2.contiguous(), x3.contiguous(), tp, gp, gc, pair,
+                                                 coef, r.width)
+    return _reference_role(r, x1, x2, x3)
+
+
+def _kernel_order(r: _Role, operands):
+    by_slot = dict(zip(r.slots, operands))
+    return tuple(by_slot[s] for s in r.order)
+
+
+def _reference_role(r: _Role, x1, x2, x3) -> torch.Tensor:
+    """Role ``r`` on operands in the kernel's order ``r.order``."""
+    tp, gp, gc, pair, coef = r.tables(x1.dtype, x1.device)
+    rows = next((x.shape[0] for x in (x1, x2, x3) if x.shape[0] != 1), 1)  # 1-row operands broadcast
+    col3 = torch.repeat_interleave(gc, gp[1:] - gp[:-1])  # x3 column of each entry
+    target = r.entry_target.to(x1.device)
+    out = x1.new_zeros((rows, r.width))
+    step = max(1, _CHUNK_ELEMENTS // max(1, len(coef)))
+    for start in range(0, max(rows, 1), step):  # one (empty) chunk at 0 rows keeps the graph
+        sl = slice(start, min(rows, start + step))
+        parts = [x[sl] if x.shape[0] != 1 else x for x in (x1, x2, x3)]
+        terms = coef * parts[0][:, pair[:, 0]] * parts[1][:, pair[:, 1]] * parts[2][:, col3]
+        out[sl].index_add_(1, target, terms)
+    return out
+
+
+class _Contract(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, plan, role, t1, t2, t3):
+        ctx.plan, ctx.role = plan, role
+        ctx.save_for_backward(t1, t2, t3)
+        return _run(plan, role, (t1, t2, t3))
+
+    @staticmethod
+    def backward(ctx, grad):
+        plan, role = ctx.plan, ctx.role
+        saved = ctx.saved_tensors
+        slots = plan.roles[role].slots
+        tensors = dict(zip(slots, saved))
+        tensors[role] = grad
+        grads = []
+        for pos, slot in enumerate(slots):
+            if not ctx.needs_input_grad[2 + pos]:
+                grads.append(None)
+                continue
+            others = tuple(tensors[s] for s in plan.roles[slot].slots)
+            g = _Contract.apply(plan, slot, *others)
+            if saved[pos].shape[0] == 1 and g.shape[0] != 1:
+                g = g.sum(0, keepdim=True)
+            grads.append(g)
+        return (None, None, *grads)
+
+
+def _check(x, name: str, width: int, dtype=None, device=None) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 2 or x.shape[1] != width:
+        raise ValueError(f"{name} must have shape [rows, {width}], got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating tensor, got {x.dtype}")
+    if dtype is not None and (x.dtype != dtype or x.device != device):
+        raise ValueError(f"{name} must have the dtype and device of a ({dtype}, {device}), got ({x.dtype}, {x.device})")
+
+
+def _validate(plan, a, b, w):
+    if not isinstance(plan, TrilinearPlan):
+        raise TypeError(f"plan must be a TrilinearPlan, got {type(plan).__name__}")
+    _, fa, fb, fw = plan.widths
+    _check(a, "a", fa)
+    _check(b, "b", fb, a.dtype, a.device)
+    _check(w, "w", fw, a.dtype, a.device)
+    rows = {x.shape[0] for x in (a, b, w)} - {1}
+    if len(rows) > 1:
+        raise ValueError(f"a, b, w must have the same number of rows or 1, got {a.shape[0]}, {b.shape[0]}, {w.shape[0]}")
+
+
+def sparse_trilinear(plan: TrilinearPlan, a: torch.Tensor, b: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``out[r, t] = sum_n c_n a[r, i_n] b[r, j_n] w[r, k_n]``: ``a [R|1, Fa]``, ``b [R|1, Fb]``, ``w [R|1, Fw]``
+    (same dtype and device) -> ``[R, W]``. Differentiable to any order; compiled on the CPU (float32/float64)."""
+    _validate(plan, a, b, w)
+    return _Contract.apply(plan, 0, a, b, w)
+
+
+def sparse_trilinear_reference(plan: TrilinearPlan, a: torch.Tensor, b: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Pure-PyTorch :func:`sparse_trilinear` (autograd through gather and ``index_add_``), in row chunks."""
+    _validate(plan, a, b, w)
+    return _reference_role(plan.roles[0], *_kernel_order(plan.roles[0], (a, b, w)))

@@ -1,0 +1,65 @@
+// Block kernel of geomdl::sparse_trilinear (included twice by trilinear_cpu.cpp: once for AVX2+FMA,
+// once for the baseline target). No include guard on purpose.
+//
+// Rows are processed in blocks of B (256 bytes of each column: 64 float / 32 double). The block's
+// columns of x1, x2, x3 are transposed into scratch [F][B] so that every step of the sum is a
+// B-wide multiply-add the compiler vectorises; the output block is accumulated in registers per
+// target column and transposed back at the end.
+template <typename T>
+struct TrilinearBlock {
+  static constexpr int64_t B = 256 / sizeof(T);
+
+  // Copies rows [r0, r0 + nb) of x [R or 1, F] (row stride `rs`: F, or 0 for a broadcast row) into
+  // s [F][B], zero-padding lanes >= nb.
+  static void load(const T* x, int64_t rs, int64_t F, int64_t r0, int64_t nb, T* s) {
+    if (rs == 0) {
+      for (int64_t f = 0; f < F; ++f) {
+        const T v = x[f];
+        for (int64_t l = 0; l < B; ++l) s[f * B + l] = l < nb ? v : T(0);
+      }
+      return;
+    }
+    const T* base = x + r0 * rs;
+    if (nb == B) {  // column by column: contiguous stores, reads from B rows that stay in L1
+      for (int64_t f = 0; f < F; ++f)
+        for (int64_t l = 0; l < B; ++l) s[f * B + l] = base[l * rs + f];
+      return;
+    }
+    for (int64_t f = 0; f < F; ++f)
+      for (int64_t l = 0; l < B; ++l) s[f * B + l] = l < nb ? base[l * rs + f] : T(0);
+  }
+
+  static void run(const Trilinear<T>& k, int64_t b0, int64_t b1, T* scratch) {
+    T* s1 = scratch;
+    T* s2 = s1 + k.F1 * B;
+    T* s3 = s2 + k.F2 * B;
+    T* so = s3 + k.F3 * B;
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t r0 = blk * B, nb = std::min<int64_t>(B, k.R - r0);
+      load(k.x1, k.rs1, k.F1, r0, nb, s1);
+      load(k.x2, k.rs2, k.F2, r0, nb, s2);
+      load(k.x3, k.rs3, k.F3, r0, nb, s3);
+      for (int64_t t = 0; t < k.W; ++t) {
+        T acc[B];
+        for (int64_t l = 0; l < B; ++l) acc[l] = T(0);
+        for (int64_t g = k.target_ptr[t]; g < k.target_ptr[t + 1]; ++g) {
+          T inner[B];
+          for (int64_t l = 0; l < B; ++l) inner[l] = T(0);
+          for (int64_t n = k.group_ptr[g]; n < k.group_ptr[g + 1]; ++n) {
+            const T c = k.coef[n];
+            const T* p1 = s1 + k.pair[2 * n] * B;
+            const T* p2 = s2 + k.pair[2 * n + 1] * B;
+            for (int64_t l = 0; l < B; ++l) inner[l] += c * p1[l] * p2[l];
+          }
+          const T* p3 = s3 + k.group_col[g] * B;
+          for (int64_t l = 0; l < B; ++l) acc[l] += inner[l] * p3[l];
+        }
+        for (int64_t l = 0; l < B; ++l) so[t * B + l] = acc[l];
+      }
+      for (int64_t l = 0; l < nb; ++l) {
+        T* row = k.out + (r0 + l) * k.W;
+        for (int64_t t = 0; t < k.W; ++t) row[t] = so[t * B + l];
+      }
+    }
+  }
+};

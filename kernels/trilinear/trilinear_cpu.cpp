@@ -1,0 +1,160 @@
+// CPU sparse trilinear contraction: geomdl::sparse_trilinear (schema in kernels/registration.cpp).
+//
+//   out[r, t] = sum_{g in groups(t)} x3[r, col(g)] * sum_{n in entries(g)} coef[n] x1[r, i(n)] x2[r, j(n)]
+//
+// for every row r (an edge or a node). It is the exact Clebsch-Gordan tensor product of
+// geomdl/ops/trilinear.py with its tables (one entry per non-zero CG coefficient and channel, grouped
+// by the column of the third operand: the path weight), and every gradient of it, which is the same
+// contraction with the roles of the four columns exchanged. Rows are split between threads with
+// at::parallel_for in blocks of 256 bytes of each column (kernels/trilinear/trilinear_block.h);
+// an operand with one row is broadcast over all rows. Same maths as
+// geomdl.ops.trilinear.sparse_trilinear_reference.
+//
+// The block kernel is compiled twice, for AVX2+FMA (used when the CPU has them) and for the baseline
+// target; GEOMDL_TRILINEAR_ISA=generic forces the baseline (tests compare both).
+#include <ATen/Parallel.h>
+#include <torch/all.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "common/checks.h"
+
+namespace geomdl {
+namespace trilinear {
+
+template <typename T>
+struct Trilinear {
+  const T *x1, *x2, *x3;
+  int64_t rs1, rs2, rs3;  // row strides (0: broadcast row)
+  int64_t F1, F2, F3, R, W;
+  const int64_t *target_ptr, *group_ptr, *group_col, *pair;
+  const T* coef;
+  T* out;
+};
+
+namespace generic {
+#include "trilinear/trilinear_block.h"
+}  // namespace generic
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define GEOMDL_TRILINEAR_X86 1
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace avx2 {
+#include "trilinear/trilinear_block.h"
+}  // namespace avx2
+#pragma GCC pop_options
+#endif
+
+namespace {
+
+bool use_avx2() {
+#ifdef GEOMDL_TRILINEAR_X86
+  static const bool cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const char* isa = std::getenv("GEOMDL_TRILINEAR_ISA");
+  return cpu && !(isa && std::strcmp(isa, "generic") == 0);
+#else
+  return false;
+#endif
+}
+
+void check_operand(const at::Tensor& x, const at::Tensor& like, int64_t& rows, const char* name) {
+  GEOMDL_CHECK_CPU(x);
+  GEOMDL_CHECK_CONTIGUOUS(x);
+  TORCH_CHECK(x.dim() == 2, name, " must be 2-D [rows, columns], got ", x.sizes());
+  TORCH_CHECK(x.scalar_type() == like.scalar_type(), name, " must have the dtype of x1");
+  const int64_t r = x.size(0);
+  if (r != 1) {
+    TORCH_CHECK(rows == 1 || rows == r, name, " has ", r, " rows; every operand must have the same rows or 1");
+    rows = r;
+  }
+}
+
+void check_index(const at::Tensor& t, int64_t numel, const char* name) {
+  GEOMDL_CHECK_CPU(t);
+  GEOMDL_CHECK_CONTIGUOUS(t);
+  GEOMDL_CHECK_DTYPE(t, at::kLong);
+  TORCH_CHECK(t.numel() == numel, name, " must have ", numel, " elements, got ", t.numel());
+}
+
+// ptr [n + 1] must start at 0, be non-decreasing and end at `total`.
+void check_ptr(const at::Tensor& ptr, int64_t n, int64_t total, const char* name) {
+  check_index(ptr, n + 1, name);
+  const int64_t* p = ptr.data_ptr<int64_t>();
+  TORCH_CHECK(p[0] == 0 && p[n] == total, name, " must run from 0 to ", total);
+  for (int64_t i = 0; i < n; ++i) TORCH_CHECK(p[i] <= p[i + 1], name, " must be non-decreasing");
+}
+
+void check_columns(const at::Tensor& idx, int64_t stride, int64_t which, int64_t F, const char* name) {
+  const int64_t* p = idx.data_ptr<int64_t>();
+  const int64_t n = stride ? idx.numel() / stride : 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t v = p[i * stride + which];
+    TORCH_CHECK(v >= 0 && v < F, name, " holds column ", v, " outside [0, ", F, ")");
+  }
+}
+
+at::Tensor sparse_trilinear_cpu(const at::Tensor& x1, const at::Tensor& x2, const at::Tensor& x3,
+                                const at::Tensor& target_ptr, const at::Tensor& group_ptr,
+                                const at::Tensor& group_col, const at::Tensor& pair, const at::Tensor& coef,
+                                int64_t width) {
+  TORCH_CHECK(x1.scalar_type() == at::kFloat || x1.scalar_type() == at::kDouble,
+              "sparse_trilinear supports float32 and float64, got ", x1.scalar_type());
+  int64_t rows = 1;
+  check_operand(x1, x1, rows, "x1");
+  check_operand(x2, x1, rows, "x2");
+  check_operand(x3, x1, rows, "x3");
+  TORCH_CHECK(width >= 0, "width must be >= 0");
+  const int64_t groups = group_col.numel(), entries = coef.numel();
+  check_index(group_col, groups, "group_col");
+  check_ptr(target_ptr, width, groups, "target_ptr");
+  check_ptr(group_ptr, groups, entries, "group_ptr");
+  check_index(pair, 2 * entries, "pair");
+  GEOMDL_CHECK_CPU(coef);
+  GEOMDL_CHECK_CONTIGUOUS(coef);
+  TORCH_CHECK(coef.scalar_type() == x1.scalar_type(), "coef must have the dtype of x1");
+  check_columns(pair, 2, 0, x1.size(1), "pair[:, 0]");
+  check_columns(pair, 2, 1, x2.size(1), "pair[:, 1]");
+  check_columns(group_col, 1, 0, x3.size(1), "group_col");
+  at::Tensor out = at::empty({rows, width}, x1.options());
+  if (rows == 0 || width == 0) return out;
+  const bool avx = use_avx2();
+  AT_DISPATCH_FLOATING_TYPES(x1.scalar_type(), "sparse_trilinear", [&] {
+    using T = scalar_t;
+    Trilinear<T> k{x1.data_ptr<T>(), x2.data_ptr<T>(), x3.data_ptr<T>(),
+                   x1.size(0) == 1 ? 0 : x1.size(1), x2.size(0) == 1 ? 0 : x2.size(1), x3.size(0) == 1 ? 0 : x3.size(1),
+                   x1.size(1), x2.size(1), x3.size(1), rows, width,
+                   target_ptr.data_ptr<int64_t>(), group_ptr.data_ptr<int64_t>(), group_col.data_ptr<int64_t>(),
+                   pair.data_ptr<int64_t>(), coef.data_ptr<T>(), out.data_ptr<T>()};
+    constexpr int64_t B = generic::TrilinearBlock<T>::B;
+    const int64_t blocks = (rows + B - 1) / B;
+    const size_t bytes = (static_cast<size_t>(k.F1 + k.F2 + k.F3 + width) * B * sizeof(T) + 63) / 64 * 64;
+    // Grain: enough blocks per task that the scratch allocation is amortised.
+    at::parallel_for(0, blocks, 4, [&](int64_t b0, int64_t b1) {
+      std::unique_ptr<void, void (*)(void*)> buf(std::aligned_alloc(64, bytes), std::free);
+      TORCH_CHECK(buf, "sparse_trilinear: out of memory for ", bytes, " bytes of scratch");
+      T* scratch = static_cast<T*>(buf.get());
+#ifdef GEOMDL_TRILINEAR_X86
+      if (avx) {
+        avx2::TrilinearBlock<T>::run(k, b0, b1, scratch);
+        return;
+      }
+#endif
+      (void)avx;
+      generic::TrilinearBlock<T>::run(k, b0, b1, scratch);
+    });
+  });
+  return out;
+}
+
+}  // namespace
+}  // namespace trilinear
+
+TORCH_LIBRARY_IMPL(geomdl, CPU, m) { m.impl("sparse_trilinear", &trilinear::sparse_trilinear_cpu); }
+
+}  // namespace geomdl
