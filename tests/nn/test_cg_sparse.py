@@ -92,3 +92,13 @@ def test_entries_rebuild_the_dense_product(float64):
         expected = run(tp, x, y, w, backend="reference")
         torch.testing.assert_close(torch.einsum("tijk,ri,rj,rk->rt", dense, x, y, w), expected, atol=1e-12, rtol=1e-12)
         assert (coef != 0).all()  # only the non-zero CG coefficients
+
+
+def test_mixed_dtypes_name_the_argument():
+    tp = ClebschGordanTensorProduct("2x0e+2x1o", "0e+1o", "2x0e+2x1o", mode="uvu", internal_weights=False)
+    x, y = torch.randn(3, tp.irreps_in1.dim), torch.randn(3, tp.irreps_in2.dim)
+    w = torch.randn(3, tp.weight_numel)
+    with pytest.raises(ValueError, match=r"y must have the dtype and device of x"):
+        tp(x, y.double(), w)
+    with pytest.raises(ValueError, match=r"weight must have the dtype and device of x"):
+        tp(x, y, w.double())

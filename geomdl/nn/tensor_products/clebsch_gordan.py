@@ -215,6 +215,9 @@ class ClebschGordanTensorProduct(nn.Module):
             weight = self.weight
         elif weight.shape[-1:] != (self.weight_numel,):
             raise ValueError(f"weight must have shape [..., {self.weight_numel}], got {tuple(weight.shape)}")
+        for name, t in (("y", y), ("weight", weight)):
+            if t.dtype != x.dtype or t.device != x.device:
+                raise ValueError(f"{name} must have the dtype and device of x ({x.dtype}, {x.device}), got ({t.dtype}, {t.device})")
         batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1], weight.shape[:-1])
         if self._sparse and not torch.compiler.is_compiling() and use_compiled(TRILINEAR_OP, x):
             return self._forward_sparse(x, y, weight, batch)
