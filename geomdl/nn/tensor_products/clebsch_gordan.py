@@ -77,10 +77,9 @@ def cg_trilinear_entries(blocks1, blocks2, blocks_out, paths, cgs, mode: str) ->
     s1, s2, so = starts(blocks1), starts(blocks2), starts(blocks_out)
     entries, coefs, w_off = [], [], 0
     for (i, j, k), cg in zip(paths, cgs):
-        (m1, d1), (m2, d2), (_, d3) = blocks1[i], blocks2[j], blocks_out[k]
+        (m1, d1), (m2, d2), (m3, d3) = blocks1[i], blocks2[j], blocks_out[k]
         nz = torch.nonzero(cg)
         c = cg[nz[:, 0], nz[:, 1], nz[:, 2]].to(torch.float64)
-        m3 = blocks_out[k][0]
         if mode == "uuu":
             u = v = o = torch.arange(m1)
             w = w_off + u
@@ -170,8 +169,8 @@ class ClebschGordanTensorProduct(nn.Module):
                 alpha /= fan_in[p[2]]
             alphas.append(math.sqrt(alpha))
         self.alphas = alphas
-        for n, (i, j, k) in enumerate(self.paths):
-            l1, l2, l3 = self.irreps_in1[i].ir.l, self.irreps_in2[j].ir.l, self.irreps_out[k].ir.l
+        self._degrees = [(self.irreps_in1[i].ir.l, self.irreps_in2[j].ir.l, self.irreps_out[k].ir.l) for i, j, k in self.paths]
+        for n, (l1, l2, l3) in enumerate(self._degrees):
             # float64 whatever the default dtype: a layer built in float32 and moved to float64 keeps exact CG
             # (the sparse kernel's plan is float64 too); each call casts to the input's dtype
             self.register_buffer(f"cg_{n}", clebsch_gordan(l1, l2, l3, dtype=torch.float64) * alphas[n], persistent=False)
@@ -260,10 +259,8 @@ class ClebschGordanTensorProduct(nn.Module):
     def plan(self) -> TrilinearPlan:
         """The product as a :class:`~geomdl.ops.trilinear.TrilinearPlan` (built once, from float64 CG tensors)."""
         if self._plan is None:
-            cgs = []
-            for n, (i, j, k) in enumerate(self.paths):
-                l1, l2, l3 = self.irreps_in1[i].ir.l, self.irreps_in2[j].ir.l, self.irreps_out[k].ir.l
-                cgs.append(clebsch_gordan(l1, l2, l3, dtype=torch.float64) * self.alphas[n])
+            # recomputed rather than read from the buffers, which a .float() of the module may have rounded
+            cgs = [clebsch_gordan(*ls, dtype=torch.float64) * alpha for ls, alpha in zip(self._degrees, self.alphas)]
             entries, coef = cg_trilinear_entries(self._blocks1, self._blocks2, self._blocks_out, self.paths, cgs, self.mode)
             dims = (self.irreps_out.dim, self._dims[0], self._dims[1], self.weight_numel)
             self._plan = TrilinearPlan(entries, coef, dims)
