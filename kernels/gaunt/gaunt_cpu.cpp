@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/checks.h"
+#include "common/cpu_isa.h"
 #include "gaunt/gaunt_host.h"
 #include "gaunt/gaunt_task.h"
 
@@ -34,8 +35,7 @@ namespace generic {
 }  // namespace generic
 #pragma GCC diagnostic pop
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define GEOMDL_GAUNT_X86 1
+#ifdef GEOMDL_CPU_X86
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 namespace avx2 {
@@ -45,16 +45,6 @@ namespace avx2 {
 #endif
 
 namespace {
-
-bool use_avx2() {
-#ifdef GEOMDL_GAUNT_X86
-  static const bool cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  const char* isa = std::getenv("GEOMDL_GAUNT_ISA");
-  return cpu && !(isa && std::strcmp(isa, "generic") == 0);
-#else
-  return false;
-#endif
-}
 
 void check_synthesis(const at::Tensor& theta, const at::Tensor& phi, int64_t L, int64_t J, int64_t K,
                      const at::Tensor& like, const char* name) {
@@ -144,7 +134,7 @@ std::vector<at::Tensor> gaunt_columns_cpu(const at::Tensor& a, const at::Tensor&
   const std::vector<int64_t> order_a = row_order(t.sa.lmax);
   const int64_t* po[kMaxOthers] = {orders_o[0].data(), n > 1 ? orders_o[1].data() : nullptr};
   const int64_t* pz[kMaxOthers] = {orders_z[0].data(), n > 1 ? orders_z[1].data() : nullptr};
-  const bool avx = use_avx2();
+  const bool avx = use_avx2_fma("GEOMDL_GAUNT_ISA");
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "gaunt_columns", [&] {
     constexpr int64_t B = block_columns<scalar_t>();
     const int64_t blocks = (t.R + B - 1) / B;
@@ -153,7 +143,7 @@ std::vector<at::Tensor> gaunt_columns_cpu(const at::Tensor& a, const at::Tensor&
       std::unique_ptr<void, void (*)(void*)> buf(std::aligned_alloc(64, bytes), std::free);
       TORCH_CHECK(buf, "gaunt_columns: out of memory for ", bytes, " bytes of scratch");
       scalar_t* scratch = static_cast<scalar_t*>(buf.get());
-#ifdef GEOMDL_GAUNT_X86
+#ifdef GEOMDL_CPU_X86
       if (avx) {
         avx2::Block<scalar_t>::run(t, b0, b1, scratch, order_a.data(), po, pz);
         return;

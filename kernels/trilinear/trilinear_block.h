@@ -4,13 +4,14 @@
 // Rows are processed in blocks of B (256 bytes of each column: 64 float / 32 double). The block's
 // columns of x1, x2, x3 are transposed into scratch [F][B] so that every step of the sum is a
 // B-wide multiply-add the compiler vectorises; the output block is accumulated in registers per
-// target column and transposed back at the end.
+// target column and transposed back at the end. The transposes go by K x K tiles (Tile<T>, defined
+// by the includer: 8x8 float / 4x4 double shuffles in the AVX2 build, plain loops otherwise).
 template <typename T>
 struct TrilinearBlock {
   static constexpr int64_t B = 256 / sizeof(T);
 
   // Copies rows [r0, r0 + nb) of x [R or 1, F] (row stride `rs`: F, or 0 for a broadcast row) into
-  // s [F][B], zero-padding lanes >= nb.
+  // s [F][B], zero-padding lanes >= nb. Full K x K tiles go through Tile<T> (SIMD in the AVX2 build).
   static void load(const T* x, int64_t rs, int64_t F, int64_t r0, int64_t nb, T* s) {
     if (rs == 0) {
       for (int64_t f = 0; f < F; ++f) {
@@ -19,14 +20,26 @@ struct TrilinearBlock {
       }
       return;
     }
+    constexpr int64_t K = Tile<T>::K;
     const T* base = x + r0 * rs;
-    if (nb == B) {  // column by column: contiguous stores, reads from B rows that stay in L1
-      for (int64_t f = 0; f < F; ++f)
-        for (int64_t l = 0; l < B; ++l) s[f * B + l] = base[l * rs + f];
-      return;
-    }
+    const int64_t lf = nb - nb % K, ff = F - F % K;
+    for (int64_t l = 0; l < lf; l += K)
+      for (int64_t f = 0; f < ff; f += K) Tile<T>::run(base + l * rs + f, rs, s + f * B + l, B);
+    for (int64_t f = ff; f < F; ++f)
+      for (int64_t l = 0; l < lf; ++l) s[f * B + l] = base[l * rs + f];
     for (int64_t f = 0; f < F; ++f)
-      for (int64_t l = 0; l < B; ++l) s[f * B + l] = l < nb ? base[l * rs + f] : T(0);
+      for (int64_t l = lf; l < B; ++l) s[f * B + l] = l < nb ? base[l * rs + f] : T(0);
+  }
+
+  // Writes the output block so [W][B] to rows [r0, r0 + nb) of out [R, W].
+  static void store(const T* so, int64_t W, int64_t r0, int64_t nb, T* out) {
+    constexpr int64_t K = Tile<T>::K;
+    T* base = out + r0 * W;
+    const int64_t lf = nb - nb % K, tf = W - W % K;
+    for (int64_t l = 0; l < lf; l += K)
+      for (int64_t t = 0; t < tf; t += K) Tile<T>::run(so + t * B + l, B, base + l * W + t, W);
+    for (int64_t l = 0; l < nb; ++l)
+      for (int64_t t = l < lf ? tf : 0; t < W; ++t) base[l * W + t] = so[t * B + l];
   }
 
   static void run(const Trilinear<T>& k, int64_t b0, int64_t b1, T* scratch) {
@@ -56,10 +69,7 @@ struct TrilinearBlock {
         }
         for (int64_t l = 0; l < B; ++l) so[t * B + l] = acc[l];
       }
-      for (int64_t l = 0; l < nb; ++l) {
-        T* row = k.out + (r0 + l) * k.W;
-        for (int64_t t = 0; t < k.W; ++t) row[t] = so[t * B + l];
-      }
+      store(so, k.W, r0, nb, k.out);
     }
   }
 };

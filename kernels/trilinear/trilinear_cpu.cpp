@@ -23,6 +23,7 @@
 #include <memory>
 
 #include "common/checks.h"
+#include "common/cpu_isa.h"
 
 namespace geomdl {
 namespace trilinear {
@@ -38,30 +39,68 @@ struct Trilinear {
 };
 
 namespace generic {
+// dst[j * ds + i] = src[i * ss + j] for i, j < K.
+template <typename T>
+struct Tile {
+  static constexpr int64_t K = 8;
+  static void run(const T* src, int64_t ss, T* dst, int64_t ds) {
+    for (int64_t i = 0; i < K; ++i)
+      for (int64_t j = 0; j < K; ++j) dst[j * ds + i] = src[i * ss + j];
+  }
+};
 #include "trilinear/trilinear_block.h"
 }  // namespace generic
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define GEOMDL_TRILINEAR_X86 1
+#ifdef GEOMDL_CPU_X86
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 namespace avx2 {
+template <typename T>
+struct Tile;
+
+template <>
+struct Tile<float> {  // 8x8 transpose: unpack, shuffle, swap 128-bit lanes
+  static constexpr int64_t K = 8;
+  static void run(const float* src, int64_t ss, float* dst, int64_t ds) {
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ss);
+    for (int i = 0; i < 8; i += 2) {
+      t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+      t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+      r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+      r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+      r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+      r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; ++i) {
+      _mm256_storeu_ps(dst + i * ds, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+      _mm256_storeu_ps(dst + (i + 4) * ds, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+    }
+  }
+};
+
+template <>
+struct Tile<double> {  // 4x4 transpose
+  static constexpr int64_t K = 4;
+  static void run(const double* src, int64_t ss, double* dst, int64_t ds) {
+    const __m256d r0 = _mm256_loadu_pd(src), r1 = _mm256_loadu_pd(src + ss);
+    const __m256d r2 = _mm256_loadu_pd(src + 2 * ss), r3 = _mm256_loadu_pd(src + 3 * ss);
+    const __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+    const __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+    _mm256_storeu_pd(dst, _mm256_permute2f128_pd(t0, t2, 0x20));
+    _mm256_storeu_pd(dst + ds, _mm256_permute2f128_pd(t1, t3, 0x20));
+    _mm256_storeu_pd(dst + 2 * ds, _mm256_permute2f128_pd(t0, t2, 0x31));
+    _mm256_storeu_pd(dst + 3 * ds, _mm256_permute2f128_pd(t1, t3, 0x31));
+  }
+};
 #include "trilinear/trilinear_block.h"
 }  // namespace avx2
 #pragma GCC pop_options
 #endif
 
 namespace {
-
-bool use_avx2() {
-#ifdef GEOMDL_TRILINEAR_X86
-  static const bool cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  const char* isa = std::getenv("GEOMDL_TRILINEAR_ISA");
-  return cpu && !(isa && std::strcmp(isa, "generic") == 0);
-#else
-  return false;
-#endif
-}
 
 void check_operand(const at::Tensor& x, const at::Tensor& like, int64_t& rows, const char* name) {
   GEOMDL_CHECK_CPU(x);
@@ -123,7 +162,7 @@ at::Tensor sparse_trilinear_cpu(const at::Tensor& x1, const at::Tensor& x2, cons
   check_columns(group_col, 1, 0, x3.size(1), "group_col");
   at::Tensor out = at::empty({rows, width}, x1.options());
   if (rows == 0 || width == 0) return out;
-  const bool avx = use_avx2();
+  const bool avx = use_avx2_fma("GEOMDL_TRILINEAR_ISA");
   AT_DISPATCH_FLOATING_TYPES(x1.scalar_type(), "sparse_trilinear", [&] {
     using T = scalar_t;
     Trilinear<T> k{x1.data_ptr<T>(), x2.data_ptr<T>(), x3.data_ptr<T>(),
@@ -139,7 +178,7 @@ at::Tensor sparse_trilinear_cpu(const at::Tensor& x1, const at::Tensor& x2, cons
       std::unique_ptr<void, void (*)(void*)> buf(std::aligned_alloc(64, bytes), std::free);
       TORCH_CHECK(buf, "sparse_trilinear: out of memory for ", bytes, " bytes of scratch");
       T* scratch = static_cast<T*>(buf.get());
-#ifdef GEOMDL_TRILINEAR_X86
+#ifdef GEOMDL_CPU_X86
       if (avx) {
         avx2::TrilinearBlock<T>::run(k, b0, b1, scratch);
         return;
