@@ -102,3 +102,22 @@ def test_mixed_dtypes_name_the_argument():
         tp(x, y.double(), w)
     with pytest.raises(ValueError, match=r"weight must have the dtype and device of x"):
         tp(x, y, w.double())
+
+
+@compiled
+def test_missing_kernel_warns_and_runs_the_einsums(monkeypatch):
+    """A device without the kernel (CUDA today) falls back to the einsum path, with one warning, never silently."""
+    from geomdl.ops import _extension
+
+    tp = ClebschGordanTensorProduct("2x0e+2x1o", "0e+1o", "2x0e+2x1o", mode="uvu", internal_weights=False)
+    x, y = torch.randn(3, tp.irreps_in1.dim), torch.randn(3, tp.irreps_in2.dim)
+    w = torch.randn(3, tp.weight_numel)
+    expected = run(tp, x, y, w, backend="reference")
+    monkeypatch.setitem(_extension._kernels, ("sparse_trilinear", "CPU"), False)
+    monkeypatch.setattr(_extension, "_warned", set())
+    calls = []
+    monkeypatch.setattr(tp, "_forward_sparse", lambda *a: calls.append(a))
+    with pytest.warns(ops.GeomdlKernelWarning, match="sparse_trilinear has no compiled kernel for device 'cpu'"):
+        out = tp(x, y, w)
+    assert not calls
+    torch.testing.assert_close(out, expected, atol=0, rtol=0)
