@@ -30,6 +30,7 @@ MODELS = {
     "egnn": ("geomdl.models.egnn:EGNN", {"hidden_channels": 64, "num_layers": 4, "cutoff": 5.0, "num_rbf": 16}),
     "painn": ("geomdl.models.painn:PaiNN", {"hidden_channels": 64, "num_layers": 3, "cutoff": 5.0, "num_rbf": 20}),
     "ponita": ("geomdl.models.ponita:PonitaGraph", {"hidden": 64, "layers": 3, "num_ori": 8, "radius": 5.0}),
+    "nequip": ("geomdl.models.nequip:NequIP", {"hidden_channels": 32, "num_layers": 3, "lmax": 2, "cutoff": 5.0}),
 }
 
 
