@@ -5,6 +5,7 @@ import platform
 
 HELP = "versions, device, compiled kernels and the active backend"
 
+
 def add_arguments(parser) -> None:
     pass
 

@@ -84,7 +84,7 @@ def has_kernel(op: str, device: str = "cpu") -> bool:
     """True when the compiled op ``geomdl::<op>`` has a kernel for ``device`` (``cpu``/``cuda``)."""
     if not _load():
         return False
-    key = {"cpu": "CPU", "cuda": "CUDA"}.get(device)
+    key = _DEVICE_KEYS.get(device)
     if key is None:
         return False
     found = _kernels.get((op, key))

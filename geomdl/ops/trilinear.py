@@ -46,11 +46,8 @@ class _Role:
         e = entries[perm]
         self.coef = coef[perm].contiguous()
         self.pair = e[:, [s1, s2]].contiguous()
-        if len(e):
-            new_group = torch.ones(len(e), dtype=torch.bool)
-            new_group[1:] = (e[1:, target] != e[:-1, target]) | (e[1:, s3] != e[:-1, s3])
-        else:
-            new_group = torch.zeros(0, dtype=torch.bool)
+        new_group = torch.ones(len(e), dtype=torch.bool)  # an entry starting a (target, x3 column) group
+        new_group[1:] = (e[1:, target] != e[:-1, target]) | (e[1:, s3] != e[:-1, s3])
         starts = torch.nonzero(new_group).flatten()
         self.group_ptr = torch.cat([starts, torch.tensor([len(e)])])
         self.group_col = e[starts, s3].contiguous()
@@ -79,7 +76,9 @@ class TrilinearPlan:
     """
 
     def __init__(self, entries: torch.Tensor, coef: torch.Tensor, widths: tuple[int, int, int, int]):
-        entries = torch.as_tensor(entries, dtype=torch.long).reshape(-1, 4).cpu()
+        entries = torch.as_tensor(entries, dtype=torch.long).cpu()
+        if entries.dim() != 2 or entries.shape[1] != 4:
+            raise ValueError(f"entries must have shape [n, 4] (t, i, j, k), got {tuple(entries.shape)}")
         coef = torch.as_tensor(coef, dtype=torch.float64).reshape(-1).cpu()
         if len(widths) != 4 or any(int(w) < 0 for w in widths):
             raise ValueError(f"widths must be 4 non-negative ints (W, Fa, Fb, Fw), got {widths!r}")

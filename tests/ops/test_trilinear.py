@@ -151,6 +151,8 @@ def test_bad_input_errors():
         sparse_trilinear(None, a, b, w)
     with pytest.raises(ValueError, match=r"entries\[:, 2\] must lie in \[0, 4\)"):
         TrilinearPlan(torch.tensor([[0, 0, 4, 0]]), torch.tensor([1.0]), plan.widths)
+    with pytest.raises(ValueError, match=r"entries must have shape \[n, 4\]"):
+        TrilinearPlan(torch.zeros(2, 2, dtype=torch.long), torch.ones(1), plan.widths)  # not reshaped to [1, 4]
     with pytest.raises(ValueError, match="one value per entry"):
         TrilinearPlan(torch.tensor([[0, 0, 0, 0]]), torch.tensor([1.0, 2.0]), plan.widths)
 
