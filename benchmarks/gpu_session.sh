@@ -3,7 +3,7 @@
 # compute-sanitizer; no network). Run from the repository root with .gpu/ (filled here by
 # benchmarks/gpu_fetch.sh) carried along; one call runs the stages it names, in order:
 #
-#   bash benchmarks/gpu_session.sh setup test bench-tp bench-ops   # call 1, ~8 min
+#   bash benchmarks/gpu_session.sh setup test bench-tp bench-cg bench-ops   # call 1, ~9 min
 #   SANITIZE_BUDGET=540 bash benchmarks/gpu_session.sh sanitize    # call 2, at once (the machine stays warm 30 s)
 #
 #   setup     peers installed (cuequivariance from .gpu/wheels; torch_cluster/torch_scatter prebuilt from .gpu/peers, else
@@ -14,12 +14,14 @@
 #   sanitize  compute-sanitizer memcheck/racecheck on the small CUDA tests, within $SANITIZE_BUDGET s;
 #   bench-ops python -m benchmarks ops --device cuda (waits for the torch_scatter/torch_cluster build);
 #   bench-tp  python -m benchmarks tensor_product --device cuda (e3nn, cuEquivariance);
-#   bench     bench-ops then bench-tp.
+#   bench-cg  python -m benchmarks cg_product --device cuda (the sparse_trilinear kernel vs the einsums and e3nn);
+#   bench     bench-ops, bench-tp, then bench-cg.
 #
 # Every stage first checks that setup has run on this machine (the machine is given back 30 s after a
 # call: a later call may find a fresh one) and redoes it when not. Logs and JSON results go to $OUT
 # (default ./gpu_out; the device tool returns at most 8 files: gpu.txt, build.log, test_cuda.log, sanitize.log,
-# ops_cuda.json/.txt, tp_cuda_full.json, tp_cuda_single.json; test_ops_o3.log only with RUN_SUITE=1).
+# ops_cuda.json, tp_cuda_full.json, tp_cuda_single.json, cg_cuda.json (the tables: the output's tail); test_ops_o3.log
+# only with RUN_SUITE=1, in place of build.log when the prebuilt extension is used).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu_out}"
@@ -28,14 +30,15 @@ SITE=/tmp/site
 export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1 TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}"
 PY="${PYTHON:-python3}"
-[[ $# -gt 0 ]] || { echo "usage: gpu_session.sh STAGE... (setup test sanitize bench-ops bench-tp bench)"; exit 2; }
+[[ $# -gt 0 ]] || { echo "usage: gpu_session.sh STAGE... (setup test sanitize bench-ops bench-tp bench-cg bench)"; exit 2; }
 
 cuda_kernels_loaded() {
   $PY - <<'EOF'
 import sys
 from geomdl import ops
 ok = ops.extension_loaded() and all(ops.has_kernel(op, "cuda") for op in
-                                    ("scatter_reduce", "segment_softmax", "radius", "knn", "fps", "gaunt_columns"))
+                                    ("scatter_reduce", "segment_softmax", "radius", "knn", "fps", "gaunt_columns",
+                                     "sparse_trilinear"))
 sys.exit(0 if ok else 1)
 EOF
 }
@@ -92,7 +95,7 @@ setup() {
   $PY - <<'EOF' | tee -a "$OUT/gpu.txt"
 from geomdl import ops
 assert ops.extension_loaded(), ops.extension_error()
-for op in ("scatter_reduce", "segment_softmax", "radius", "knn", "fps", "gaunt_columns"):
+for op in ("scatter_reduce", "segment_softmax", "radius", "knn", "fps", "gaunt_columns", "sparse_trilinear"):
     print(f"geomdl::{op}: cpu={ops.has_kernel(op, 'cpu')} cuda={ops.has_kernel(op, 'cuda')}")
 EOF
   cuda_kernels_loaded && touch /tmp/geomdl.setup.done
@@ -108,7 +111,8 @@ run_tests() {
   # Bounded (TEST_TIMEOUT s each) so that a hang still leaves time for the next stage of the call; failures are
   # listed with their reasons (-rf). The ops/o3/testing suites on this machine's torch only with RUN_SUITE=1.
   timeout "${TEST_TIMEOUT:-300}" $PY -m pytest -q --maxfail=25 -p no:cacheprovider -n "${TEST_WORKERS:-4}" -rf \
-    --tb=short tests/ops/test_cuda_scatter.py tests/ops/test_cuda_neighbors.py tests/o3/test_cuda_gaunt.py 2>&1 \
+    --tb=short tests/ops/test_cuda_scatter.py tests/ops/test_cuda_neighbors.py tests/o3/test_cuda_gaunt.py \
+    tests/ops/test_cuda_trilinear.py 2>&1 \
     | tee "$OUT/test_cuda.log" | tail -40
   if [[ "${RUN_SUITE:-0}" == 1 ]]; then
     timeout "${TEST_TIMEOUT:-300}" $PY -m pytest -q -p no:cacheprovider -n 8 -rf --tb=line tests/ops tests/o3 \
@@ -118,12 +122,13 @@ run_tests() {
 
 run_sanitize() {
   # Small cases only (-k filters keep each run short): memory errors, then shared-memory races (the
-  # kernels with shared memory: gaunt, fps, the neighbour bounding boxes), within SANITIZE_BUDGET seconds.
+  # kernels with shared memory: trilinear, gaunt, fps, the neighbour bounding boxes), within SANITIZE_BUDGET seconds.
   local budget="${SANITIZE_BUDGET:-300}" start tool f left
   local k="${SANITIZE_K:-not large and not random_cloud and not property and not 1000 and not many_columns}"
   start=$(date +%s)
   for run in "memcheck tests/ops/test_cuda_scatter.py" "memcheck tests/ops/test_cuda_neighbors.py" \
-             "memcheck tests/o3/test_cuda_gaunt.py" "racecheck tests/o3/test_cuda_gaunt.py" \
+             "memcheck tests/o3/test_cuda_gaunt.py" "memcheck tests/ops/test_cuda_trilinear.py" \
+             "racecheck tests/ops/test_cuda_trilinear.py" "racecheck tests/o3/test_cuda_gaunt.py" \
              "racecheck tests/ops/test_cuda_neighbors.py"; do
     read -r tool f <<<"$run"
     left=$(( budget - ($(date +%s) - start) ))
@@ -139,7 +144,12 @@ bench_ops() {
   for _ in $(seq 1 "${PEERS_WAIT:-60}"); do [[ -f /tmp/peers.done || ! -d .gpu ]] && break; sleep 5; done
   tail -5 /tmp/peers.log 2>/dev/null
   [[ -f /tmp/peers.log ]] && { echo "== peers build log"; tail -20 /tmp/peers.log; } >> "$OUT/gpu.txt"
-  timeout "${BENCH_TIMEOUT:-300}" $PY -m benchmarks ops --device cuda --out "$OUT/ops_cuda.json" 2>&1 | tee "$OUT/ops_cuda.txt" | tail -40
+  timeout "${BENCH_TIMEOUT:-300}" $PY -m benchmarks ops --device cuda --out "$OUT/ops_cuda.json" 2>&1 | tee /tmp/ops_cuda.txt | tail -40
+}
+
+bench_cg() {
+  timeout "${BENCH_TIMEOUT:-300}" $PY -m benchmarks cg_product --device cuda --channels 32 --rows 100000 --repeats 11 \
+    --out "$OUT/cg_cuda.json" 2>&1 | tee /tmp/cg_cuda.txt | tail -15
 }
 
 bench_tp() {
@@ -157,7 +167,8 @@ for stage in "$@"; do
   sanitize) ensure_setup || exit 1; run_sanitize ;;
   bench-ops) ensure_setup || exit 1; bench_ops ;;
   bench-tp) ensure_setup || exit 1; bench_tp ;;
-  bench) ensure_setup || exit 1; bench_ops; bench_tp ;;
-  *) echo "unknown stage $stage (setup test sanitize bench-ops bench-tp bench)"; exit 2 ;;
+  bench-cg) ensure_setup || exit 1; bench_cg ;;
+  bench) ensure_setup || exit 1; bench_ops; bench_tp; bench_cg ;;
+  *) echo "unknown stage $stage (setup test sanitize bench-ops bench-tp bench-cg bench)"; exit 2 ;;
   esac
 done

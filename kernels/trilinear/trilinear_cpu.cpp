@@ -24,6 +24,7 @@
 
 #include "common/checks.h"
 #include "common/cpu_isa.h"
+#include "trilinear/trilinear_checks.h"
 
 namespace geomdl {
 namespace trilinear {
@@ -102,64 +103,19 @@ struct Tile<double> {  // 4x4 transpose
 
 namespace {
 
-void check_operand(const at::Tensor& x, const at::Tensor& like, int64_t& rows, const char* name) {
-  GEOMDL_CHECK_CPU(x);
-  GEOMDL_CHECK_CONTIGUOUS(x);
-  TORCH_CHECK(x.dim() == 2, name, " must be 2-D [rows, columns], got ", x.sizes());
-  TORCH_CHECK(x.scalar_type() == like.scalar_type(), name, " must have the dtype of x1");
-  const int64_t r = x.size(0);
-  if (r != 1) {
-    TORCH_CHECK(rows == 1 || rows == r, name, " has ", r, " rows; every operand must have the same rows or 1");
-    rows = r;
-  }
-}
-
-void check_index(const at::Tensor& t, int64_t numel, const char* name) {
-  GEOMDL_CHECK_CPU(t);
-  GEOMDL_CHECK_CONTIGUOUS(t);
-  GEOMDL_CHECK_DTYPE(t, at::kLong);
-  TORCH_CHECK(t.numel() == numel, name, " must have ", numel, " elements, got ", t.numel());
-}
-
-// ptr [n + 1] must start at 0, be non-decreasing and end at `total`.
-void check_ptr(const at::Tensor& ptr, int64_t n, int64_t total, const char* name) {
-  check_index(ptr, n + 1, name);
-  const int64_t* p = ptr.data_ptr<int64_t>();
-  TORCH_CHECK(p[0] == 0 && p[n] == total, name, " must run from 0 to ", total);
-  for (int64_t i = 0; i < n; ++i) TORCH_CHECK(p[i] <= p[i + 1], name, " must be non-decreasing");
-}
-
-void check_columns(const at::Tensor& idx, int64_t stride, int64_t which, int64_t F, const char* name) {
-  const int64_t* p = idx.data_ptr<int64_t>();
-  const int64_t n = stride ? idx.numel() / stride : 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t v = p[i * stride + which];
-    TORCH_CHECK(v >= 0 && v < F, name, " holds column ", v, " outside [0, ", F, ")");
-  }
-}
-
 at::Tensor sparse_trilinear_cpu(const at::Tensor& x1, const at::Tensor& x2, const at::Tensor& x3,
                                 const at::Tensor& target_ptr, const at::Tensor& group_ptr,
                                 const at::Tensor& group_col, const at::Tensor& pair, const at::Tensor& coef,
                                 int64_t width) {
   TORCH_CHECK(x1.scalar_type() == at::kFloat || x1.scalar_type() == at::kDouble,
               "sparse_trilinear supports float32 and float64, got ", x1.scalar_type());
+  GEOMDL_CHECK_CPU(x1);
   int64_t rows = 1;
   check_operand(x1, x1, rows, "x1");
   check_operand(x2, x1, rows, "x2");
   check_operand(x3, x1, rows, "x3");
-  TORCH_CHECK(width >= 0, "width must be >= 0");
-  const int64_t groups = group_col.numel(), entries = coef.numel();
-  check_index(group_col, groups, "group_col");
-  check_ptr(target_ptr, width, groups, "target_ptr");
-  check_ptr(group_ptr, groups, entries, "group_ptr");
-  check_index(pair, 2 * entries, "pair");
-  GEOMDL_CHECK_CPU(coef);
-  GEOMDL_CHECK_CONTIGUOUS(coef);
-  TORCH_CHECK(coef.scalar_type() == x1.scalar_type(), "coef must have the dtype of x1");
-  check_columns(pair, 2, 0, x1.size(1), "pair[:, 0]");
-  check_columns(pair, 2, 1, x2.size(1), "pair[:, 1]");
-  check_columns(group_col, 1, 0, x3.size(1), "group_col");
+  check_table_shapes(x1, target_ptr, group_ptr, group_col, pair, coef, width);
+  check_table_values(target_ptr, group_ptr, group_col, pair, width, x1.size(1), x2.size(1), x3.size(1));
   at::Tensor out = at::empty({rows, width}, x1.options());
   if (rows == 0 || width == 0) return out;
   const bool avx = use_avx2_fma("GEOMDL_TRILINEAR_ISA");

@@ -948,11 +948,163 @@ def test_gaunt_e3nn_features_layout(emu, gaunt_emulated):
     assert len(gaunt_emulated) == 8  # forward and fused backward of each case, emulated (and on the CPU kernel)
 
 
+# =====================================================================================================
+# sparse_trilinear (kernels/trilinear/trilinear_cuda.cu)
+# =====================================================================================================
+
+
+def _trilinear_plan(g, widths, n):
+    from geomdl.ops.trilinear import TrilinearPlan
+
+    entries = torch.stack([torch.randint(0, w, (n,), generator=g) for w in widths], 1)
+    if n > 3:
+        entries[1] = entries[0]  # a duplicate entry adds up
+    return TrilinearPlan(entries, torch.randn(n, generator=g, dtype=torch.float64), widths)
+
+
+def check_trilinear(emu, plan, rows_each, dtype, g, role=0):
+    """One role of the plan on random operands: emulated CUDA kernel == CPU kernel (same tables, same
+    per-row order of the sums, so float64 agrees to rounding of contraction-free code) == reference."""
+    from geomdl.ops.trilinear import _kernel_order, _reference_role
+
+    r = plan.roles[role]
+    ops_ = [torch.randn(rows, plan.widths[s], generator=g, dtype=torch.float64).to(dtype)
+            for rows, s in zip(rows_each, r.slots)]
+    x1, x2, x3 = _kernel_order(r, ops_)
+    tables = r.tables(dtype, torch.device("cpu"))
+    got = emu.sparse_trilinear(x1, x2, x3, *tables, r.width)
+    want = torch.ops.geomdl.sparse_trilinear(x1, x2, x3, *tables, r.width)
+    ref = _reference_role(r, x1.double(), x2.double(), x3.double())
+    assert got.shape == want.shape == ref.shape and got.dtype == dtype
+    if ref.numel():
+        bound = (1e-12 if dtype == torch.float64 else 1e-5) * max(float(ref.abs().max()), 1.0)
+        assert float((got.double() - want.double()).abs().max()) <= bound, "differs from the CPU kernel"
+        assert float((got.double() - ref).abs().max()) <= bound, "differs from the reference"
+    return got
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_trilinear_tiles_and_every_role(emu, dtype):
+    g = _gen(30)
+    plan = _trilinear_plan(g, (37, 29, 11, 13), 400)
+    for rows in (1, 31, 32, 33, 65, 200):  # around the tiles of 32 rows
+        for role in range(4):
+            check_trilinear(emu, plan, (rows,) * 3, dtype, g, role)
+    (name, grid, block, smem, _), = launches(emu)[-1:]
+    assert name == "kernel" and block == (256, 1, 1)
+    assert grid == (7, 1, 1)  # 200 rows: 7 tiles of 32
+
+
+@pytest.mark.parametrize("rows_each", [(40, 1, 40), (1, 40, 1), (40, 40, 1), (1, 1, 1)])
+def test_trilinear_broadcast_rows(emu, rows_each):
+    g = _gen(31)
+    plan = _trilinear_plan(g, (7, 5, 4, 3), 40)
+    for role in range(4):
+        check_trilinear(emu, plan, rows_each, torch.float64, g, role)
+
+
+def test_trilinear_smaller_tiles_and_global_memory_path(emu):
+    """Less shared memory: tiles of fewer rows (warps then span several targets); none: the unstaged path."""
+    g = _gen(32)
+    plan = _trilinear_plan(g, (50, 40, 30, 20), 600)
+    row_bytes = 8 * sum(w | 1 for w in plan.widths)
+    for tr in (16, 4, 1):
+        configure(emu, smem_optin=row_bytes * tr + 8)
+        check_trilinear(emu, plan, (70, 70, 70), torch.float64, g)
+        (_, grid, _, smem, _), = launches(emu)
+        assert smem == row_bytes * tr and grid == (-(-70 // tr), 1, 1)
+    configure(emu, smem_optin=row_bytes // 2)  # not even one row
+    for rows_each in [(70, 70, 70), (70, 1, 70), (1, 70, 70), (70, 70, 1), (1, 1, 1)]:
+        for role in range(4):
+            check_trilinear(emu, plan, rows_each, torch.float64, g, role)
+            (_, grid, _, smem, _), = launches(emu)
+            assert smem == 0 and grid == ((3 if max(rows_each) == 70 else 1), 1, 1)
+
+
+def test_trilinear_one_sm_loops_over_tiles(emu):
+    configure(emu, sms=1, concurrent_blocks=1)
+    g = _gen(33)
+    plan = _trilinear_plan(g, (9, 8, 7, 6), 120)
+    check_trilinear(emu, plan, (500, 500, 500), torch.float32, g)
+    (_, grid, _, _, _), = launches(emu)
+    assert grid[0] < 16  # fewer CTAs than the 16 tiles: each loops
+
+
+def test_trilinear_edge_cases(emu):
+    from geomdl.ops.trilinear import TrilinearPlan
+
+    g = _gen(34)
+    widths = (7, 5, 4, 3)
+    plan = _trilinear_plan(g, widths, 40)
+    check_trilinear(emu, plan, (0, 0, 0), torch.float64, g)
+    check_trilinear(emu, plan, (0, 1, 1), torch.float64, g)
+    empty = TrilinearPlan(torch.zeros(0, 4, dtype=torch.long), torch.zeros(0), widths)
+    assert not check_trilinear(emu, empty, (3, 3, 3), torch.float64, g).any()
+    one = TrilinearPlan(torch.tensor([[2, 1, 0, 2]]), torch.tensor([1.5]), widths)
+    check_trilinear(emu, one, (3, 3, 3), torch.float32, g)
+    no_columns = TrilinearPlan(torch.zeros(0, 4, dtype=torch.long), torch.zeros(0), (0, 5, 4, 3))
+    assert check_trilinear(emu, no_columns, (4, 4, 4), torch.float64, g).shape == (4, 0)
+
+
+def test_trilinear_checks_its_tables_like_the_cpu_kernel(emu):
+    x = torch.randn(2, 3)
+    ptr = torch.tensor([0, 1])
+    for args in [(ptr, ptr, torch.tensor([0]), torch.tensor([[0, 3]]), torch.ones(1), 1),  # column outside
+                 (torch.tensor([0, 2]), ptr, torch.tensor([0]), torch.tensor([[0, 0]]), torch.ones(1), 1),  # ptr end
+                 (ptr, ptr, torch.tensor([5]), torch.tensor([[0, 0]]), torch.ones(1), 1),  # group column
+                 (ptr, ptr, torch.tensor([0]), torch.tensor([[0, 0]]), torch.ones(2), 1),  # sizes
+                 (ptr, ptr, torch.tensor([0]), torch.tensor([[0, 0]]), torch.ones(1, dtype=torch.float64), 1)]:
+        _same_error(lambda: emu.sparse_trilinear(x, x, x, *args), lambda: torch.ops.geomdl.sparse_trilinear(x, x, x, *args),
+                    RuntimeError)
+    y = torch.randn(3, 3)  # 3 rows against x's 2
+    _same_error(lambda: emu.sparse_trilinear(x, y, x, *args), lambda: torch.ops.geomdl.sparse_trilinear(x, y, x, *args),
+                RuntimeError)
+    bad = torch.tensor([[0, 3]])
+    good = torch.tensor([[0, 0]])
+    ok = emu.sparse_trilinear(x, x, x, ptr, ptr, torch.tensor([0]), good, torch.ones(1), 1)  # checked, then cached
+    assert torch.equal(ok, x[:, :1] ** 3)
+    good.copy_(bad)  # an in-place change bumps the version counter: checked again
+    with pytest.raises(RuntimeError, match="outside"):
+        emu.sparse_trilinear(x, x, x, ptr, ptr, torch.tensor([0]), good, torch.ones(1), 1)
+
+
+def test_trilinear_through_the_wrapper_with_gradients(emu, monkeypatch):
+    """geomdl.ops.sparse_trilinear's autograd (every role, double backward) on the emulated kernel."""
+    from geomdl import ops
+    from geomdl.ops import trilinear
+
+    calls = []
+
+    def both(*args):
+        got = emu.sparse_trilinear(*args)
+        want = torch.ops.geomdl.sparse_trilinear(*args)
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-12)
+        calls.append(args[-1])
+        return got
+
+    real = torch
+
+    class TorchWithEmulatedTrilinear(types.ModuleType):
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    proxy = TorchWithEmulatedTrilinear("torch")
+    proxy.ops = types.SimpleNamespace(geomdl=types.SimpleNamespace(sparse_trilinear=both))
+    monkeypatch.setattr(trilinear, "torch", proxy)
+    g = _gen(35)
+    plan = _trilinear_plan(g, (6, 5, 4, 3), 30)
+    a, b, w = (torch.randn(r, f, generator=g, dtype=torch.float64).requires_grad_()
+               for r, f in zip((5, 5, 1), plan.widths[1:]))
+    with ops.use_backend("compiled"):
+        assert torch.autograd.gradgradcheck(lambda a, b, w: trilinear.sparse_trilinear(plan, a, b, w) ** 2, (a, b, w))
+    assert set(calls) == set(plan.widths)  # forward and the gradient of each operand ran emulated
+
+
 def test_every_cuda_kernel_source_is_emulated(emu):
     """The emulation covers every kernels/**/*_cuda.cu (a new CUDA source needs tests here)."""
     covered = {"scatter_reduce_cuda.cu", "segment_softmax_cuda.cu", "radius_cuda.cu", "knn_cuda.cu", "fps_cuda.cu",
-               "gaunt_cuda.cu"}
+               "gaunt_cuda.cu", "trilinear_cuda.cu"}
     found = {p.name for p in build.cuda_sources() if p.parent != HERE}
     assert found == covered, f"CUDA sources without emulation tests: {sorted(found - covered)}"
-    for op in ("scatter_reduce", "segment_softmax", "radius", "knn", "fps", "gaunt_columns"):
+    for op in ("scatter_reduce", "segment_softmax", "radius", "knn", "fps", "gaunt_columns", "sparse_trilinear"):
         assert hasattr(torch.ops.geomdl_emu, op)

@@ -106,7 +106,7 @@ def test_mixed_dtypes_name_the_argument():
 
 @compiled
 def test_missing_kernel_warns_and_runs_the_einsums(monkeypatch):
-    """A device without the kernel (CUDA today) falls back to the einsum path, with one warning, never silently."""
+    """A device without the kernel (a build without it) falls back to the einsum path, with one warning, never silently."""
     from geomdl.ops import _extension
 
     tp = ClebschGordanTensorProduct("2x0e+2x1o", "0e+1o", "2x0e+2x1o", mode="uvu", internal_weights=False)

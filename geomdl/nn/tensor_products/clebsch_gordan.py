@@ -18,7 +18,8 @@ Execution: eagerly on the CPU the product is one sparse contraction over the non
 gradients of any order): always in modes ``uuu`` and ``uvu``, and in mode ``uvw`` when its
 ``m1 m2 m3 nnz`` terms per row are no more than the dense einsum chain's. Other devices, other dtypes,
 ``torch.compile`` graphs and ``GEOMDL_KERNELS=reference`` run the per-path einsums (:func:`_path_product`),
-the reference.
+the reference. CUDA tensors run the einsums too (:attr:`ClebschGordanTensorProduct.KERNEL_DEVICES`): the op
+has a CUDA kernel, but the layer routes to it only once it has been measured against the einsums on a GPU.
 """
 from __future__ import annotations
 
@@ -137,6 +138,9 @@ class ClebschGordanTensorProduct(nn.Module):
     Raises ``ValueError`` when no path reaches ``irreps_out`` or an argument is invalid.
     """
 
+    #: Device types on which the eager forward uses the sparse kernel (else the per-path einsums).
+    KERNEL_DEVICES = ("cpu",)
+
     def __init__(self, irreps_in1, irreps_in2, irreps_out, mode: str = "uvw", internal_weights: bool = True,
                  irrep_normalization: str = "component", path_normalization: str = "element", filter_paths=None):
         super().__init__()
@@ -218,7 +222,8 @@ class ClebschGordanTensorProduct(nn.Module):
             if t.dtype != x.dtype or t.device != x.device:
                 raise ValueError(f"{name} must have the dtype and device of x ({x.dtype}, {x.device}), got ({t.dtype}, {t.device})")
         batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1], weight.shape[:-1])
-        if self._sparse and not torch.compiler.is_compiling() and use_compiled(TRILINEAR_OP, x):
+        if (self._sparse and x.device.type in self.KERNEL_DEVICES and not torch.compiler.is_compiling()
+                and use_compiled(TRILINEAR_OP, x)):
             return self._forward_sparse(x, y, weight, batch)
         xs = self._blocks(x, self._blocks1)
         ys = self._blocks(y, self._blocks2)
