@@ -14,10 +14,21 @@
 #     (.gpu/geomdl_cuda/_C.abi3.so, debug info stripped, ~5 MB; abi3, so a build under Python 3.11 loads
 #     under 3.12), with info.txt naming its torch and benchmarks/kernels_digest.py of the sources;
 #     gpu_session.sh uses it only when both match there (sparing the device a few minutes of nvcc).
+#     GEOMDL_CUDA_PYTHON=auto makes that venv first (/tmp/cuvenv: torch==2.11.0 with its nvidia-* wheels, a
+#     few GB from PyPI, once per machine).
 # Versions: the GPU image has Python 3.12 and torch 2.11.0+cu130. Needs a python3 that has torch (the
 # project's venv: pip reads the sdists' metadata by running their setup.py, which imports torch).
+# A whole kit with the peers takes about an hour on 2 cores: start it in the background at the start of a
+# session that has a GPU (nothing under .gpu/ outlives the session's machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ "${GEOMDL_CUDA_PYTHON:-}" == auto ]]; then
+  if [[ ! -x /tmp/cuvenv/bin/python ]] || ! /tmp/cuvenv/bin/python -c "import torch, nvidia" 2>/dev/null; then
+    python3 -m venv /tmp/cuvenv
+    /tmp/cuvenv/bin/pip install -q torch==2.11.0 setuptools wheel ninja
+  fi
+  export GEOMDL_CUDA_PYTHON=/tmp/cuvenv/bin/python
+fi
 CUEQ="${CUEQ_VERSION:-0.13.0}"
 dest=.gpu
 rm -rf "$dest.partial" && mkdir -p "$dest.partial/wheels" "$dest.partial/sdist"
@@ -50,7 +61,8 @@ if [[ -n "${GEOMDL_CUDA_PYTHON:-}" ]]; then
     > "$dest.partial/geomdl_cuda/info.txt"
   (cd "$build" && "$GEOMDL_CUDA_PYTHON" -c "
 from geomdl import ops
-assert all(ops.has_kernel(op, 'cuda') for op in ('scatter_reduce', 'segment_softmax', 'radius', 'knn', 'fps', 'gaunt_columns'))
+assert all(ops.has_kernel(op, 'cuda') for op in ('scatter_reduce', 'segment_softmax', 'radius', 'knn', 'fps', 'gaunt_columns',
+                                                 'sparse_trilinear'))
 print('prebuilt CUDA extension: every op has a CUDA kernel')")
   # torch_cluster and torch_scatter for the GPU image (built there from the sdists they take over 15 min): CUDA
   # for the ops the benchmarks time, CPU for the others (each package's __init__ loads all its libraries).

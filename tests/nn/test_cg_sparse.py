@@ -121,3 +121,81 @@ def test_missing_kernel_warns_and_runs_the_einsums(monkeypatch):
         out = tp(x, y, w)
     assert not calls
     torch.testing.assert_close(out, expected, atol=0, rtol=0)
+
+
+# ---- inside torch.compile: the kernel as the opaque operator geomdl::sparse_trilinear_plan_op ----
+
+
+def _graph_ops(tp, *args):
+    """Compile ``tp`` (fullgraph) with a backend that records the call targets of the traced graph."""
+    seen = []
+
+    def backend(gm, example_inputs):
+        seen.extend(str(n.target) for n in gm.graph.nodes if n.op == "call_function")
+        return gm.forward
+
+    torch._dynamo.reset()
+    out = torch.compile(tp, backend=backend, fullgraph=True)(*args)
+    return out, seen
+
+
+@compiled
+@pytest.mark.parametrize("internal", [False, True])
+def test_compiled_graph_calls_the_kernel_operator(float64, internal):
+    from geomdl.testing import assert_compiles
+
+    tp = ClebschGordanTensorProduct("3x0e+2x1o+2x2e", "0e+1o+2e", "3x0e+2x1o+2x2e", mode="uvu", internal_weights=internal)
+    args = [torch.randn(7, tp.irreps_in1.dim), torch.randn(7, tp.irreps_in2.dim)]
+    if not internal:
+        args.append(torch.randn(7, tp.weight_numel))
+    out, seen = _graph_ops(tp, *args)
+    assert any("sparse_trilinear_plan_op" in t for t in seen), seen
+    assert not any("einsum" in t for t in seen)
+    torch.testing.assert_close(out, run(tp, *args, backend="reference"), atol=1e-12, rtol=1e-12)
+    assert_compiles(tp, args)  # outputs and gradients (inputs and weights) equal eager, aot_eager backward graph
+    with ops.use_backend("reference"):  # the reference backend traces the einsums
+        _, seen = _graph_ops(tp, *args)
+    assert not any("sparse_trilinear_plan_op" in t for t in seen)
+
+
+@compiled
+def test_compiled_broadcast_leading_dims_and_inductor(float64):
+    from geomdl.testing import assert_compiles
+
+    tp = ClebschGordanTensorProduct("2x0e+2x1o", "0e+1o", "2x0e+2x1o+2x1e", mode="uvu", internal_weights=False)
+    x = torch.randn(3, 4, tp.irreps_in1.dim)
+    y = torch.randn(1, 4, tp.irreps_in2.dim)  # broadcast over the first dim: expanded to all rows
+    w = torch.randn(tp.weight_numel)  # one shared weight row: the operator's broadcast row
+    assert_compiles(tp, (x, y, w))
+    assert_compiles(tp, (x, y, w), backend="inductor", atol=1e-9)
+
+
+@compiled
+def test_plan_operator_opcheck_and_double_backward(float64):
+    from geomdl.ops.trilinear_op import plan_op_id, sparse_trilinear_compiled, sparse_trilinear_plan_op
+
+    tp = ClebschGordanTensorProduct("2x0e+2x1o", "0e+1o", "2x0e+2x1o", mode="uvu", internal_weights=False)
+    pid = plan_op_id(tp.plan())
+    assert plan_op_id(tp.plan()) == pid
+    x, y = torch.randn(5, tp.irreps_in1.dim), torch.randn(5, tp.irreps_in2.dim)
+    w = torch.randn(1, tp.weight_numel)
+    torch.library.opcheck(sparse_trilinear_plan_op, (x, y, w, 5, pid, 0, 4))
+    x, y, w = (t.requires_grad_() for t in (x, y, w))
+    assert torch.autograd.gradgradcheck(
+        lambda x, y, w: sparse_trilinear_compiled(pid, x, y, w, 5, (False, False, True)).pow(2), (x, y, w))
+    want = run(tp, x, y, w.reshape(-1), backend="reference")
+    torch.testing.assert_close(sparse_trilinear_compiled(pid, x, y, w, 5, (False, False, True)), want)
+
+
+def test_plan_operator_names_a_deleted_plan():
+    from geomdl.ops.trilinear_op import plan_op_id, sparse_trilinear_plan_op
+
+    tp = ClebschGordanTensorProduct("2x0e", "0e", "2x0e", mode="uvu", internal_weights=False)
+    pid = plan_op_id(tp.plan())
+    del tp
+    import gc
+
+    gc.collect()
+    x = torch.randn(2, 2)
+    with pytest.raises(RuntimeError, match=f"plan {pid} no longer exists"):
+        sparse_trilinear_plan_op(x, x[:, :1], x, 2, pid, 0, 0)

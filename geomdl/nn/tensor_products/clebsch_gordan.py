@@ -16,9 +16,9 @@ channel: ``O(L^6)`` for all degrees up to ``L`` (``O(L^5)`` non-zeros) -- the re
 Execution: eagerly on the CPU the product is one sparse contraction over the non-zero CG coefficients only
 (about a fifth of the dense tensor), :func:`geomdl.ops.trilinear.sparse_trilinear` (compiled kernel,
 gradients of any order): always in modes ``uuu`` and ``uvu``, and in mode ``uvw`` when its
-``m1 m2 m3 nnz`` terms per row are no more than the dense einsum chain's. Other devices, other dtypes,
-``torch.compile`` graphs and ``GEOMDL_KERNELS=reference`` run the per-path einsums (:func:`_path_product`),
-the reference. CUDA tensors run the einsums too (:attr:`ClebschGordanTensorProduct.KERNEL_DEVICES`): the op
+``m1 m2 m3 nnz`` terms per row are no more than the dense einsum chain's. Inside ``torch.compile`` graphs the
+kernel is an opaque operator (:mod:`geomdl.ops.trilinear_op`). Other devices, other dtypes and
+``GEOMDL_KERNELS=reference`` run the per-path einsums (:func:`_path_product`), the reference. CUDA tensors run the einsums too (:attr:`ClebschGordanTensorProduct.KERNEL_DEVICES`): the op
 has a CUDA kernel, but the layer routes to it only once it has been measured against the einsums on a GPU.
 """
 from __future__ import annotations
@@ -30,11 +30,18 @@ from e3nn import o3
 from torch import nn
 
 from geomdl.o3.clebsch_gordan import clebsch_gordan
-from geomdl.ops._extension import use_compiled
+from geomdl.ops._extension import compiled_ready, use_compiled
 from geomdl.ops.trilinear import OP as TRILINEAR_OP
 from geomdl.ops.trilinear import TrilinearPlan, sparse_trilinear
+from geomdl.ops.trilinear_op import plan_op_id, sparse_trilinear_compiled
 
 MODES = ("uuu", "uvu", "uvw")
+
+
+@torch.compiler.assume_constant_result
+def _plan_id(tp: "ClebschGordanTensorProduct") -> int:
+    """The registry id of the layer's plan, evaluated when a graph is traced (a constant of the graph)."""
+    return plan_op_id(tp.plan())
 
 
 def _irreps(value, name):
@@ -222,9 +229,12 @@ class ClebschGordanTensorProduct(nn.Module):
             if t.dtype != x.dtype or t.device != x.device:
                 raise ValueError(f"{name} must have the dtype and device of x ({x.dtype}, {x.device}), got ({t.dtype}, {t.device})")
         batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1], weight.shape[:-1])
-        if (self._sparse and x.device.type in self.KERNEL_DEVICES and not torch.compiler.is_compiling()
-                and use_compiled(TRILINEAR_OP, x)):
-            return self._forward_sparse(x, y, weight, batch)
+        if self._sparse and x.device.type in self.KERNEL_DEVICES:
+            if torch.compiler.is_compiling():  # the kernel as an opaque operator (geomdl.ops.trilinear_op)
+                if compiled_ready(TRILINEAR_OP, x.device.type):
+                    return self._forward_sparse_compiled(x, y, weight, batch)
+            elif use_compiled(TRILINEAR_OP, x):
+                return self._forward_sparse(x, y, weight, batch)
         xs = self._blocks(x, self._blocks1)
         ys = self._blocks(y, self._blocks2)
         outs: list[torch.Tensor | None] = [None] * len(self._blocks_out)
@@ -280,6 +290,17 @@ class ClebschGordanTensorProduct(nn.Module):
             return t.expand(*batch, t.shape[-1]).reshape(rows, t.shape[-1])
 
         return sparse_trilinear(self.plan(), flat(x), flat(y), flat(weight)).reshape(*batch, self.irreps_out.dim)
+
+    def _forward_sparse_compiled(self, x, y, weight, batch):
+        """:meth:`_forward_sparse` inside a compiled graph: an operand without leading dims (shared weights) is
+        the broadcast row, every other one is expanded to all rows (no comparison of sizes that may be symbolic)."""
+        rows = math.prod(batch)
+        flats, flags = [], []
+        for t in (x, y, weight):
+            flags.append(t.dim() == 1)
+            flats.append(t.reshape(1, t.shape[-1]) if t.dim() == 1 else t.expand(*batch, t.shape[-1]).reshape(rows, t.shape[-1]))
+        out = sparse_trilinear_compiled(_plan_id(self), *flats, rows, tuple(flags))
+        return out.reshape(*batch, sum(mul * dim for mul, dim in self._blocks_out))
 
     @staticmethod
     def _blocks(x, blocks):
