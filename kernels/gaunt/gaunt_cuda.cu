@@ -133,18 +133,8 @@ at::Tensor host_layout(const at::Tensor& layout, int64_t node_stride, int64_t ro
 template <typename S, int T>
 void launch(const Params<S>& p, int64_t smem_bytes, int device) {
   auto kernel = gaunt_columns_kernel<S, T>;
-  // The cap is a per-kernel attribute shared by all host threads: raise it to the device's opt-in maximum
-  // (never lower it to this call's size, which could fail a concurrent launch needing more).
-  int smem_optin = 0;
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_optin));
-  int per_sm = 0, sms = 0;
-  C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, static_cast<size_t>(smem_bytes)));
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  TORCH_CHECK(per_sm >= 1, "gaunt_columns (CUDA): a block of ", kThreads, " threads with ", smem_bytes,
-              " bytes of shared memory cannot run on this device");
-  const int64_t max_blocks = static_cast<int64_t>(per_sm) * std::max(sms, 1);
-  const unsigned int grid = static_cast<unsigned int>(std::max<int64_t>(1, std::min<int64_t>(p.tiles, max_blocks)));
+  geomdl::cuda::allow_optin_shared_memory(kernel, device);
+  const unsigned int grid = geomdl::cuda::resident_grid(kernel, kThreads, smem_bytes, device, p.tiles, "gaunt_columns (CUDA)");
   kernel<<<grid, dim3(T, kThreads / T), static_cast<size_t>(smem_bytes), geomdl::cuda::stream()>>>(p);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }

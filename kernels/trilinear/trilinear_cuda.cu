@@ -186,18 +186,8 @@ int odd(int64_t n) { return static_cast<int>(n | 1); }
 template <typename T, bool kStaged>
 void launch(Params<T> p, int64_t smem_bytes, int device) {
   auto kernel = sparse_trilinear_kernel<T, kStaged>;
-  if (kStaged) {  // raise the per-kernel cap to the device's opt-in maximum (never lower it: see gaunt_cuda.cu)
-    int smem_optin = 0;
-    C10_CUDA_CHECK(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_optin));
-  }
-  int per_sm = 0, sms = 0;
-  C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, static_cast<size_t>(smem_bytes)));
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  TORCH_CHECK(per_sm >= 1, "sparse_trilinear (CUDA): a block of ", kThreads, " threads with ", smem_bytes,
-              " bytes of shared memory cannot run on this device");
-  const int64_t resident = static_cast<int64_t>(per_sm) * std::max(sms, 1);
-  const unsigned int grid = static_cast<unsigned int>(std::max<int64_t>(1, std::min<int64_t>(p.tiles, resident)));
+  if (kStaged) cuda::allow_optin_shared_memory(kernel, device);
+  const unsigned int grid = cuda::resident_grid(kernel, kThreads, smem_bytes, device, p.tiles, "sparse_trilinear (CUDA)");
   kernel<<<grid, kThreads, static_cast<size_t>(smem_bytes), geomdl::cuda::stream()>>>(p);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }

@@ -87,6 +87,19 @@ def _bits(t):
     return t.view({torch.float32: torch.int32, torch.float64: torch.int64}[t.dtype])
 
 
+def route_op(monkeypatch, module, op, fn):
+    """Inside ``module``, ``torch.ops.geomdl.<op>`` calls ``fn`` (``module.torch`` becomes a proxy of torch)."""
+    real = torch
+
+    class TorchWithEmulatedOp(types.ModuleType):
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    proxy = TorchWithEmulatedOp("torch")
+    proxy.ops = types.SimpleNamespace(geomdl=types.SimpleNamespace(**{op: fn}))
+    monkeypatch.setattr(module, "torch", proxy)
+
+
 def _first_line(exc):
     return str(exc).strip().splitlines()[0]
 
@@ -805,15 +818,7 @@ def gaunt_emulated(emu, monkeypatch):
         calls.append(args)
         return got
 
-    real = torch
-
-    class TorchWithEmulatedGaunt(types.ModuleType):
-        def __getattr__(self, name):
-            return getattr(real, name)
-
-    proxy = TorchWithEmulatedGaunt("torch")
-    proxy.ops = types.SimpleNamespace(geomdl=types.SimpleNamespace(gaunt_columns=both))
-    monkeypatch.setattr(gk, "torch", proxy)
+    route_op(monkeypatch, gk, "gaunt_columns", both)
     yield calls
 
 
@@ -1082,15 +1087,7 @@ def test_trilinear_through_the_wrapper_with_gradients(emu, monkeypatch):
         calls.append(args[-1])
         return got
 
-    real = torch
-
-    class TorchWithEmulatedTrilinear(types.ModuleType):
-        def __getattr__(self, name):
-            return getattr(real, name)
-
-    proxy = TorchWithEmulatedTrilinear("torch")
-    proxy.ops = types.SimpleNamespace(geomdl=types.SimpleNamespace(sparse_trilinear=both))
-    monkeypatch.setattr(trilinear, "torch", proxy)
+    route_op(monkeypatch, trilinear, "sparse_trilinear", both)
     g = _gen(35)
     plan = _trilinear_plan(g, (6, 5, 4, 3), 30)
     a, b, w = (torch.randn(r, f, generator=g, dtype=torch.float64).requires_grad_()
