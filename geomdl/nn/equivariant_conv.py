@@ -144,7 +144,7 @@ class EquivariantConv(nn.Module):
         rel = pos.index_select(0, src) - pos.index_select(0, dst)               # [E, 3]
         d = torch.sqrt(rel.pow(2).sum(1) + 1e-12)
         y = o3.spherical_harmonics(list(range(self.lmax_sh + 1)), rel, normalize=True, normalization="component")  # [E, sh]
-        w = self.radial(self.basis(d)) * self.envelope(d).unsqueeze(1)          # [E, weight_numel]
+        w = self.radial.scaled(self.basis(d), self.envelope(d).unsqueeze(1))   # [E, weight_numel], envelope * MLP
         msg = self.product(x.index_select(0, src), y, w)                        # [E, mid]
         agg = ops.scatter(msg, dst, 0, n) / math.sqrt(self.avg_num_neighbors)
         out = self.lin_out(agg)

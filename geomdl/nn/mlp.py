@@ -77,6 +77,26 @@ class MLP(nn.Sequential):
             h = module(h)
         return h
 
+    def scaled(self, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """``scale * self(x)`` for a per-row ``scale [..., 1]`` (e.g. a cutoff envelope).
+
+        When the last module is a Linear ``W_L h + b_L``, the scale is applied before it:
+        ``[scale * h, scale] @ [W_L, b_L]^T``, so the elementwise product (and its gradient) runs on the last
+        hidden width instead of the output width; the radial MLPs of tensor-product convolutions map a few
+        dozen hidden units to hundreds of path weights. Otherwise ``scale * self(x)``.
+        """
+        last = self[-1]
+        if not isinstance(last, nn.Linear):
+            return self(x) * scale
+        h = x
+        for module in list(self)[:-1]:
+            h = module(h)
+        h = h * scale
+        if last.bias is None:
+            return nn.functional.linear(h, last.weight)
+        return nn.functional.linear(torch.cat([h, scale.expand(*h.shape[:-1], 1)], -1),
+                                    torch.cat([last.weight, last.bias.unsqueeze(1)], 1))
+
     def reset_parameters(self) -> None:
         for m in self:
             if hasattr(m, "reset_parameters"):

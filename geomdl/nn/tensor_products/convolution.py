@@ -67,7 +67,7 @@ class GauntConvolution(nn.Module):
         vec = pos[src] - pos[dst]
         dist = vec.norm(dim=-1)
         sh = spherical_harmonics(self.lmax_filter, vec, normalize=True, normalization="component")
-        radial = self.radial(self.basis(dist)) * polynomial_cutoff(dist, self.cutoff)[:, None]
+        radial = self.radial.scaled(self.basis(dist), polynomial_cutoff(dist, self.cutoff)[:, None])
         radial = radial.view(-1, self.channels, self.lmax_filter + 1)
         messages = self.product(x[src], sh.to(x.dtype), weight2=radial.to(x.dtype))
         out = ops.scatter(messages, dst, dim=0, dim_size=n, reduce="sum")
