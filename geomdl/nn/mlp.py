@@ -80,13 +80,13 @@ class MLP(nn.Sequential):
     def scaled(self, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         """``scale * self(x)`` for a per-row ``scale [..., 1]`` (e.g. a cutoff envelope).
 
-        When the last module is a Linear ``W_L h + b_L``, the scale is applied before it:
+        When the last module is a Linear ``W_L h + b_L`` wider out than in, the scale is applied before it:
         ``[scale * h, scale] @ [W_L, b_L]^T``, so the elementwise product (and its gradient) runs on the last
         hidden width instead of the output width; the radial MLPs of tensor-product convolutions map a few
         dozen hidden units to hundreds of path weights. Otherwise ``scale * self(x)``.
         """
         last = self[-1]
-        if not isinstance(last, nn.Linear):
+        if not isinstance(last, nn.Linear) or last.out_features <= last.in_features + 1:
             return self(x) * scale
         h = x
         for module in list(self)[:-1]:

@@ -7,9 +7,10 @@ from geomdl.nn.mlp import MLP
 
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("last_act", [False, True])
-def test_scaled_equals_scale_times_output_with_gradients(float64, bias, last_act):
+@pytest.mark.parametrize("out", [40, 4])  # scaled before the last Linear / after it (narrow output)
+def test_scaled_equals_scale_times_output_with_gradients(float64, bias, last_act, out):
     torch.manual_seed(0)
-    mlp = MLP([5, 7, 6, 40], act="silu", bias=bias, last_act=last_act)
+    mlp = MLP([5, 7, 6, out], act="silu", bias=bias, last_act=last_act)
     x = torch.randn(30, 5, requires_grad=True)
     s = torch.rand(30, 1, requires_grad=True)
     s.data[3] = 0.0  # a row beyond the cutoff
@@ -28,3 +29,16 @@ def test_scaled_leading_dims_and_broadcast_scale(float64):
     x = torch.randn(2, 6, 3)
     torch.testing.assert_close(mlp.scaled(x, torch.full((2, 6, 1), 0.5)), 0.5 * mlp(x), atol=1e-12, rtol=1e-12)
     torch.testing.assert_close(mlp.scaled(x, torch.tensor([2.0])), 2.0 * mlp(x), atol=1e-12, rtol=1e-12)
+
+
+def test_wide_output_scales_the_hidden_width(monkeypatch):
+    """Wide outputs never run the last Linear on unscaled activations (its module is bypassed)."""
+    mlp = MLP([3, 4, 50])
+    x, s = torch.randn(8, 3), torch.rand(8, 1)
+    want = mlp(x) * s
+
+    def fail(*args):
+        raise AssertionError("the last Linear ran on unscaled activations")
+
+    monkeypatch.setattr(mlp[-1], "forward", fail)
+    torch.testing.assert_close(mlp.scaled(x, s), want)
