@@ -138,10 +138,9 @@ std::vector<at::Tensor> gaunt_columns_cpu(const at::Tensor& a, const at::Tensor&
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "gaunt_columns", [&] {
     constexpr int64_t B = block_columns<scalar_t>();
     const int64_t blocks = (t.R + B - 1) / B;
-    const size_t bytes = (static_cast<size_t>(Scratch(t, B).total) * sizeof(scalar_t) + 63) / 64 * 64;
+    const size_t bytes = static_cast<size_t>(Scratch(t, B).total) * sizeof(scalar_t);
     at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
-      std::unique_ptr<void, void (*)(void*)> buf(std::aligned_alloc(64, bytes), std::free);
-      TORCH_CHECK(buf, "gaunt_columns: out of memory for ", bytes, " bytes of scratch");
+      const AlignedBuffer buf = aligned_buffer(bytes, "gaunt_columns");
       scalar_t* scratch = static_cast<scalar_t*>(buf.get());
 #ifdef GEOMDL_CPU_X86
       if (avx) {

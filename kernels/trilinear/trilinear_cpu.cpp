@@ -128,11 +128,10 @@ at::Tensor sparse_trilinear_cpu(const at::Tensor& x1, const at::Tensor& x2, cons
                    pair.data_ptr<int64_t>(), coef.data_ptr<T>(), out.data_ptr<T>()};
     constexpr int64_t B = generic::TrilinearBlock<T>::B;
     const int64_t blocks = (rows + B - 1) / B;
-    const size_t bytes = (static_cast<size_t>(k.F1 + k.F2 + k.F3 + width) * B * sizeof(T) + 63) / 64 * 64;
+    const size_t bytes = static_cast<size_t>(k.F1 + k.F2 + k.F3 + width) * B * sizeof(T);
     // Grain: enough blocks per task that the scratch allocation is amortised.
     at::parallel_for(0, blocks, 4, [&](int64_t b0, int64_t b1) {
-      std::unique_ptr<void, void (*)(void*)> buf(std::aligned_alloc(64, bytes), std::free);
-      TORCH_CHECK(buf, "sparse_trilinear: out of memory for ", bytes, " bytes of scratch");
+      const AlignedBuffer buf = aligned_buffer(bytes, "sparse_trilinear");
       T* scratch = static_cast<T*>(buf.get());
 #ifdef GEOMDL_CPU_X86
       if (avx) {
