@@ -17,8 +17,19 @@ one target grouped by the column of their third operand (the path weight of a CG
 per group). :func:`sparse_trilinear_reference` is the same maths in PyTorch (gather, multiply,
 ``index_add_``, in row chunks); it runs on other devices, for other dtypes, and with
 ``GEOMDL_KERNELS=reference``.
+
+Every call, eager or inside ``torch.compile``, goes through one opaque operator,
+``geomdl::sparse_trilinear_plan_op(t1, t2, t3, rows, plan_id, role, bcast)``: it runs a role on real tensors
+(the kernel or the reference); the compiler sees only its shape function and its gradient, which is the
+operator at another role of the same plan. Plans reach it by an integer id (a registry of weak references;
+:func:`plan_op_id` is a constant for the compiler). The number of rows is an explicit (possibly symbolic)
+argument and the broadcast operands a bit mask fixed by the caller, so the shape function compares no
+sizes (which may be known only at run time).
 """
 from __future__ import annotations
+
+import itertools
+import weakref
 
 import torch
 
@@ -129,31 +140,78 @@ def _reference_role(r: _Role, x1, x2, x3) -> torch.Tensor:
     return out
 
 
-class _Contract(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, plan, role, t1, t2, t3):
-        ctx.plan, ctx.role = plan, role
-        ctx.save_for_backward(t1, t2, t3)
-        return _run(plan, role, (t1, t2, t3))
+_PLANS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_IDS = itertools.count()
 
-    @staticmethod
-    def backward(ctx, grad):
-        plan, role = ctx.plan, ctx.role
-        saved = ctx.saved_tensors
-        slots = plan.roles[role].slots
-        tensors = dict(zip(slots, saved))
-        tensors[role] = grad
-        grads = []
-        for pos, slot in enumerate(slots):
-            if not ctx.needs_input_grad[2 + pos]:
-                grads.append(None)
-                continue
-            others = tuple(tensors[s] for s in plan.roles[slot].slots)
-            g = _Contract.apply(plan, slot, *others)
-            if saved[pos].shape[0] == 1 and g.shape[0] != 1:
-                g = g.sum(0, keepdim=True)
-            grads.append(g)
-        return (None, None, *grads)
+
+@torch.compiler.assume_constant_result
+def plan_op_id(plan: TrilinearPlan) -> int:
+    """The registry id of ``plan`` (assigned on first use; a constant of a compiled graph)."""
+    pid = getattr(plan, "_op_id", None)
+    if pid is None:
+        pid = plan._op_id = next(_IDS)
+        _PLANS[pid] = plan
+    return pid
+
+
+def _plan(plan_id: int) -> TrilinearPlan:
+    plan = _PLANS.get(plan_id)
+    if plan is None:
+        raise RuntimeError(f"geomdl::sparse_trilinear_plan_op: plan {plan_id} no longer exists (its owner, e.g. the "
+                           "layer a graph was compiled for, was deleted)")
+    return plan
+
+
+@torch.library.custom_op("geomdl::sparse_trilinear_plan_op", mutates_args=())
+def sparse_trilinear_plan_op(t1: torch.Tensor, t2: torch.Tensor, t3: torch.Tensor, rows: int, plan_id: int, role: int,
+                             bcast: int) -> torch.Tensor:
+    """Role ``role`` of plan ``plan_id`` on ``t1, t2, t3`` (the role's operand slots in ascending order; bit
+    ``p`` of ``bcast`` set: operand ``p`` has one row) -> ``[rows, widths[role]]``."""
+    return _run(_plan(plan_id), role, (t1, t2, t3))
+
+
+@sparse_trilinear_plan_op.register_fake
+def _(t1, t2, t3, rows, plan_id, role, bcast):
+    return t1.new_empty((rows, _plan(plan_id).widths[role]))
+
+
+def _setup(ctx, inputs, output):
+    t1, t2, t3, rows, plan_id, role, bcast = inputs
+    ctx.save_for_backward(t1, t2, t3)
+    ctx.args = (rows, plan_id, role, bcast)
+
+
+def _backward(ctx, grad):
+    """The gradient of each operand: the role of that operand, on the output gradient and the other two."""
+    rows, plan_id, role, bcast = ctx.args
+    plan = _plan(plan_id)
+    slots = plan.roles[role].slots
+    tensors = dict(zip(slots, ctx.saved_tensors))
+    tensors[role] = grad.contiguous()
+    flags = {s: bool(bcast >> p & 1) for p, s in enumerate(slots)}
+    flags[role] = False
+    grads = []
+    for pos, slot in enumerate(slots):
+        if not ctx.needs_input_grad[pos]:
+            grads.append(None)
+            continue
+        other = plan.roles[slot].slots
+        mask = sum(1 << p for p, s in enumerate(other) if flags[s])
+        g = sparse_trilinear_plan_op(*(tensors[s] for s in other), rows, plan_id, slot, mask)
+        grads.append(g.sum(0, keepdim=True) if flags[slot] else g)
+    return (*grads, None, None, None, None)
+
+
+sparse_trilinear_plan_op.register_autograd(_backward, setup_context=_setup)
+
+
+def sparse_trilinear_rows(plan_id: int, a: torch.Tensor, b: torch.Tensor, w: torch.Tensor, rows,
+                          broadcast: tuple[bool, bool, bool]) -> torch.Tensor:
+    """:func:`sparse_trilinear` without checks, for callers that know the layout (e.g. a layer inside a compiled
+    graph): ``plan_id = plan_op_id(plan)``; ``a, b, w`` 2-D, each with ``rows`` rows or, where ``broadcast``
+    says so, one row -> ``[rows, W]``."""
+    mask = sum(1 << p for p, flag in enumerate(broadcast) if flag)
+    return sparse_trilinear_plan_op(a.contiguous(), b.contiguous(), w.contiguous(), rows, plan_id, 0, mask)
 
 
 def _check(x, name: str, width: int, dtype=None, device=None) -> None:
@@ -181,9 +239,11 @@ def _validate(plan, a, b, w):
 
 def sparse_trilinear(plan: TrilinearPlan, a: torch.Tensor, b: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``out[r, t] = sum_n c_n a[r, i_n] b[r, j_n] w[r, k_n]``: ``a [R|1, Fa]``, ``b [R|1, Fb]``, ``w [R|1, Fw]``
-    (same dtype and device) -> ``[R, W]``. Differentiable to any order; compiled on the CPU (float32/float64)."""
+    (same dtype and device) -> ``[R, W]``. Differentiable to any order (first order inside ``torch.compile``);
+    compiled kernels for float32/float64 on the CPU and CUDA."""
     _validate(plan, a, b, w)
-    return _Contract.apply(plan, 0, a, b, w)
+    rows = next((x.shape[0] for x in (a, b, w) if x.shape[0] != 1), 1)
+    return sparse_trilinear_rows(plan_op_id(plan), a, b, w, rows, tuple(x.shape[0] == 1 for x in (a, b, w)))
 
 
 def sparse_trilinear_reference(plan: TrilinearPlan, a: torch.Tensor, b: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

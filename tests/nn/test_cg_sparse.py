@@ -172,7 +172,7 @@ def test_compiled_broadcast_leading_dims_and_inductor(float64):
 
 @compiled
 def test_plan_operator_opcheck_and_double_backward(float64):
-    from geomdl.ops.trilinear_op import plan_op_id, sparse_trilinear_compiled, sparse_trilinear_plan_op
+    from geomdl.ops.trilinear import plan_op_id, sparse_trilinear_plan_op, sparse_trilinear_rows
 
     tp = ClebschGordanTensorProduct("2x0e+2x1o", "0e+1o", "2x0e+2x1o", mode="uvu", internal_weights=False)
     pid = plan_op_id(tp.plan())
@@ -182,13 +182,13 @@ def test_plan_operator_opcheck_and_double_backward(float64):
     torch.library.opcheck(sparse_trilinear_plan_op, (x, y, w, 5, pid, 0, 4))
     x, y, w = (t.requires_grad_() for t in (x, y, w))
     assert torch.autograd.gradgradcheck(
-        lambda x, y, w: sparse_trilinear_compiled(pid, x, y, w, 5, (False, False, True)).pow(2), (x, y, w))
+        lambda x, y, w: sparse_trilinear_rows(pid, x, y, w, 5, (False, False, True)).pow(2), (x, y, w))
     want = run(tp, x, y, w.reshape(-1), backend="reference")
-    torch.testing.assert_close(sparse_trilinear_compiled(pid, x, y, w, 5, (False, False, True)), want)
+    torch.testing.assert_close(sparse_trilinear_rows(pid, x, y, w, 5, (False, False, True)), want)
 
 
 def test_plan_operator_names_a_deleted_plan():
-    from geomdl.ops.trilinear_op import plan_op_id, sparse_trilinear_plan_op
+    from geomdl.ops.trilinear import plan_op_id, sparse_trilinear_plan_op
 
     tp = ClebschGordanTensorProduct("2x0e", "0e", "2x0e", mode="uvu", internal_weights=False)
     pid = plan_op_id(tp.plan())

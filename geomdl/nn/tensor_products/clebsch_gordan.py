@@ -13,13 +13,13 @@ Normalisation follows e3nn's ``TensorProduct`` (``irrep_normalization="component
 e3nn's for the same instructions and weights (tested). Cost ``O(sum_paths (2l1+1)(2l2+1)(2l3+1))`` per
 channel: ``O(L^6)`` for all degrees up to ``L`` (``O(L^5)`` non-zeros) -- the reason for the Gaunt product.
 
-Execution: eagerly on the CPU the product is one sparse contraction over the non-zero CG coefficients only
-(about a fifth of the dense tensor), :func:`geomdl.ops.trilinear.sparse_trilinear` (compiled kernel,
-gradients of any order): always in modes ``uuu`` and ``uvu``, and in mode ``uvw`` when its
-``m1 m2 m3 nnz`` terms per row are no more than the dense einsum chain's. Inside ``torch.compile`` graphs the
-kernel is an opaque operator (:mod:`geomdl.ops.trilinear_op`). Other devices, other dtypes and
-``GEOMDL_KERNELS=reference`` run the per-path einsums (:func:`_path_product`), the reference. CUDA tensors run the einsums too (:attr:`ClebschGordanTensorProduct.KERNEL_DEVICES`): the op
-has a CUDA kernel, but the layer routes to it only once it has been measured against the einsums on a GPU.
+Execution: on the CPU the product is one sparse contraction over the non-zero CG coefficients only (about a
+fifth of the dense tensor), :func:`geomdl.ops.trilinear.sparse_trilinear` (compiled kernel, gradients of any
+order; an opaque operator inside ``torch.compile`` graphs): always in modes ``uuu`` and ``uvu``, and in mode
+``uvw`` when its ``m1 m2 m3 nnz`` terms per row are no more than the dense einsum chain's. Other devices,
+other dtypes and ``GEOMDL_KERNELS=reference`` run the per-path einsums (:func:`_path_product`), the
+reference. That includes CUDA (:attr:`ClebschGordanTensorProduct.KERNEL_DEVICES`): the op has a CUDA kernel,
+but the layer routes to it only once it has been measured against the einsums on a GPU.
 """
 from __future__ import annotations
 
@@ -32,8 +32,7 @@ from torch import nn
 from geomdl.o3.clebsch_gordan import clebsch_gordan
 from geomdl.ops._extension import compiled_ready, use_compiled
 from geomdl.ops.trilinear import OP as TRILINEAR_OP
-from geomdl.ops.trilinear import TrilinearPlan, sparse_trilinear
-from geomdl.ops.trilinear_op import plan_op_id, sparse_trilinear_compiled
+from geomdl.ops.trilinear import TrilinearPlan, plan_op_id, sparse_trilinear_rows
 
 MODES = ("uuu", "uvu", "uvw")
 
@@ -163,7 +162,7 @@ class ClebschGordanTensorProduct(nn.Module):
         # (mul, 2l+1) per block as plain ints: forward reads only these (torch.compile cannot guard on e3nn Irreps)
         self._blocks1, self._blocks2, self._blocks_out = (tuple((mul, ir.dim) for mul, ir in irreps)
                                                           for irreps in (self.irreps_in1, self.irreps_in2, self.irreps_out))
-        self._dims = (self.irreps_in1.dim, self.irreps_in2.dim)
+        self._dims = (self.irreps_in1.dim, self.irreps_in2.dim, self.irreps_out.dim)
         self.mode = mode
         self.paths = allowed_paths(self.irreps_in1, self.irreps_in2, self.irreps_out, mode, filter_paths)
         if not self.paths:
@@ -229,12 +228,9 @@ class ClebschGordanTensorProduct(nn.Module):
             if t.dtype != x.dtype or t.device != x.device:
                 raise ValueError(f"{name} must have the dtype and device of x ({x.dtype}, {x.device}), got ({t.dtype}, {t.device})")
         batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1], weight.shape[:-1])
-        if self._sparse and x.device.type in self.KERNEL_DEVICES:
-            if torch.compiler.is_compiling():  # the kernel as an opaque operator (geomdl.ops.trilinear_op)
-                if compiled_ready(TRILINEAR_OP, x.device.type):
-                    return self._forward_sparse_compiled(x, y, weight, batch)
-            elif use_compiled(TRILINEAR_OP, x):
-                return self._forward_sparse(x, y, weight, batch)
+        if self._sparse and x.device.type in self.KERNEL_DEVICES and (
+                compiled_ready(TRILINEAR_OP, x.device.type) if torch.compiler.is_compiling() else use_compiled(TRILINEAR_OP, x)):
+            return self._forward_sparse(x, y, weight, batch)
         xs = self._blocks(x, self._blocks1)
         ys = self._blocks(y, self._blocks2)
         outs: list[torch.Tensor | None] = [None] * len(self._blocks_out)
@@ -277,30 +273,22 @@ class ClebschGordanTensorProduct(nn.Module):
             # recomputed rather than read from the buffers, which a .float() of the module may have rounded
             cgs = [clebsch_gordan(*ls, dtype=torch.float64) * alpha for ls, alpha in zip(self._degrees, self.alphas)]
             entries, coef = cg_trilinear_entries(self._blocks1, self._blocks2, self._blocks_out, self.paths, cgs, self.mode)
-            dims = (self.irreps_out.dim, self._dims[0], self._dims[1], self.weight_numel)
+            dims = (self._dims[2], self._dims[0], self._dims[1], self.weight_numel)
             self._plan = TrilinearPlan(entries, coef, dims)
         return self._plan
 
     def _forward_sparse(self, x, y, weight, batch):
+        """The product as one call of the sparse kernel's operator. An operand without batch extent (shared
+        weights) is the broadcast row; inside a compiled graph only one without leading dims (its sizes may be
+        symbolic), every other operand is expanded to all rows."""
         rows = math.prod(batch)
-
-        def flat(t):  # [..., F] -> [rows, F], or [1, F] when t has no batch extent (shared weights)
-            if math.prod(t.shape[:-1]) == 1:
-                return t.reshape(1, t.shape[-1])
-            return t.expand(*batch, t.shape[-1]).reshape(rows, t.shape[-1])
-
-        return sparse_trilinear(self.plan(), flat(x), flat(y), flat(weight)).reshape(*batch, self.irreps_out.dim)
-
-    def _forward_sparse_compiled(self, x, y, weight, batch):
-        """:meth:`_forward_sparse` inside a compiled graph: an operand without leading dims (shared weights) is
-        the broadcast row, every other one is expanded to all rows (no comparison of sizes that may be symbolic)."""
-        rows = math.prod(batch)
+        compiling = torch.compiler.is_compiling()
         flats, flags = [], []
         for t in (x, y, weight):
-            flags.append(t.dim() == 1)
-            flats.append(t.reshape(1, t.shape[-1]) if t.dim() == 1 else t.expand(*batch, t.shape[-1]).reshape(rows, t.shape[-1]))
-        out = sparse_trilinear_compiled(_plan_id(self), *flats, rows, tuple(flags))
-        return out.reshape(*batch, sum(mul * dim for mul, dim in self._blocks_out))
+            one = t.dim() == 1 if compiling else math.prod(t.shape[:-1]) == 1
+            flags.append(one)
+            flats.append(t.reshape(1, t.shape[-1]) if one else t.expand(*batch, t.shape[-1]).reshape(rows, t.shape[-1]))
+        return sparse_trilinear_rows(_plan_id(self), *flats, rows, tuple(flags)).reshape(*batch, self._dims[2])
 
     @staticmethod
     def _blocks(x, blocks):
