@@ -32,7 +32,6 @@
 #include <deque>
 #include <mutex>
 
-#include "common/checks.h"
 #include "common/cuda_utils.cuh"
 #include "trilinear/trilinear_checks.h"
 
