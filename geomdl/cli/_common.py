@@ -28,7 +28,8 @@ def user_errors(command_error):
     CommandErrors; ``GEOMDL_DEBUG=1`` shows the traceback instead."""
     try:
         yield
-    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, FloatingPointError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError,
+            FloatingPointError) as exc:
         if os.environ.get("GEOMDL_DEBUG"):
             raise
         msg = " ".join(str(exc).split()) or type(exc).__name__

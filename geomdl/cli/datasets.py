@@ -38,10 +38,13 @@ def run(args) -> int:
     from geomdl.datasets.registry import DATASETS
 
     root = pathlib.Path(args.root) if args.root else data_root()
+    if args.root and not args.download and not root.is_dir():
+        raise CommandError(f"--root {args.root}: no such folder (it is created by --download NAME)")
     try:
         manifest = read_manifest(args.manifest)
-    except (FileNotFoundError, ValueError) as exc:
-        if args.download:
+    except (OSError, ValueError) as exc:
+        # a manifest named with --manifest, or a malformed one, is an error; only a missing default is fine
+        if args.download or args.manifest or not isinstance(exc, FileNotFoundError):
             raise CommandError(str(exc)) from None
         manifest = []
     by_set: dict[str, list] = {}

@@ -44,7 +44,12 @@ def run(args) -> int:
     if unknown:
         raise CommandError(f"unknown stage(s) {unknown}; choose from {names}")
     out_dir = pathlib.Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CommandError(f"--out {args.out}: is a file, expected a folder for the demo's outputs")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CommandError(f"--out {args.out}: cannot create the folder ({exc.strerror or exc})") from None
     results = {}
     for name, target in STAGES:
         if name not in selected:

@@ -23,18 +23,26 @@ def _read_pose(path):
     from geomdl.cli import CommandError
 
     try:
-        pose = np.load(path) if str(path).endswith(".npy") else np.loadtxt(path)
-    except (OSError, ValueError) as exc:
-        raise CommandError(f"{path}: cannot read a 4x4 pose ({exc})") from exc
-    if pose.shape != (4, 4):
-        raise CommandError(f"{path}: expected a 4x4 pose, got shape {pose.shape}")
+        pose = np.load(path, allow_pickle=False) if str(path).endswith(".npy") else np.loadtxt(path)
+    except Exception as exc:  # numpy raises OSError, ValueError, EOFError, UnicodeDecodeError... for bad files
+        raise CommandError(f"{path}: cannot read a 4x4 pose ({type(exc).__name__}: {exc})") from exc
+    if pose.shape != (4, 4) or not np.issubdtype(pose.dtype, np.floating) and not np.issubdtype(pose.dtype, np.integer):
+        raise CommandError(f"{path}: expected a 4x4 numeric pose, got shape {pose.shape} and dtype {pose.dtype}")
+    if not np.isfinite(pose).all():
+        raise CommandError(f"{path}: the 4x4 pose contains NaN or infinite values")
     return torch.from_numpy(pose.astype("float64"))
 
 
 def run(args) -> int:
+    import pathlib
+
     from geomdl.cli import CommandError
     from geomdl.pipelines.registration import read_point_cloud, register, registration_metrics, write_pose
 
+    for option, value in (("--out", args.out), ("--show", args.show)):
+        if value and pathlib.Path(value).is_dir():
+            raise CommandError(f"{option} {value}: is a folder, expected a file name")
+    gt = _read_pose(args.gt) if args.gt else None  # a bad --gt fails before the (long) registration
     try:
         source, target = read_point_cloud(args.source), read_point_cloud(args.target)
         result = register(source, target, method=args.method, voxel_size=args.voxel)
@@ -45,15 +53,18 @@ def run(args) -> int:
     print("pose (source -> target):")
     for row in result.pose.tolist():
         print("  " + " ".join(f"{v: .6f}" for v in row))
-    if args.gt:
-        m = registration_metrics(result.pose, _read_pose(args.gt), source=source)
+    if gt is not None:
+        m = registration_metrics(result.pose, gt, source=source)
         print(f"RRE {m['rre_deg']:.3f} deg, RTE {m['rte']:.4f}, RMSE {m['rmse']:.4f}")
-    if args.out:
-        write_pose(args.out, result.pose)
-        print(f"pose written to {args.out}")
-    if args.show:
-        from geomdl.pipelines.registration.plot import save_alignment_png
+    try:
+        if args.out:
+            write_pose(args.out, result.pose)
+            print(f"pose written to {args.out}")
+        if args.show:
+            from geomdl.pipelines.registration.plot import save_alignment_png
 
-        save_alignment_png(args.show, result.source_down, result.target_down, result.pose, title=result.summary())
-        print(f"image written to {args.show}")
+            save_alignment_png(args.show, result.source_down, result.target_down, result.pose, title=result.summary())
+            print(f"image written to {args.show}")
+    except OSError as exc:
+        raise CommandError(f"cannot write {exc.filename or args.out or args.show}: {exc.strerror or exc}") from exc
     return 0 if result.success else 1

@@ -15,10 +15,17 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     import json
+    import pathlib
 
     from geomdl.cli import CommandError
     from geomdl.pipelines.registration.evaluate import evaluate_benchmark
 
+    if args.max_pairs is not None and args.max_pairs < 1:
+        raise CommandError(f"--max-pairs must be >= 1, got {args.max_pairs}")
+    if not args.voxel > 0 or args.voxel == float("inf"):
+        raise CommandError(f"--voxel must be a positive number (metres), got {args.voxel}")
+    if args.out and pathlib.Path(args.out).is_dir():
+        raise CommandError(f"--out {args.out}: is a folder, expected a JSON file name")
     try:
         report = evaluate_benchmark(args.benchmark, args.fragments, method=args.method, voxel_size=args.voxel,
                                     max_pairs=args.max_pairs)
@@ -31,6 +38,9 @@ def run(args) -> int:
     if args.out:
         from geomdl.utils.io import atomic_write_text
 
-        atomic_write_text(args.out, json.dumps(report, indent=2, default=float))
+        try:
+            atomic_write_text(args.out, json.dumps(report, indent=2, default=float))
+        except OSError as exc:
+            raise CommandError(f"cannot write {exc.filename or args.out}: {exc.strerror or exc}") from exc
         print(f"results written to {args.out}")
     return 0

@@ -27,6 +27,8 @@ def run(args) -> int:
     from geomdl.cli import CommandError
     from geomdl.cli._common import configure_logging, user_errors
 
+    if args.resume and args.overwrite:
+        raise CommandError("--resume and --overwrite exclude each other (continue the run, or start it afresh)")
     overrides = list(args.overrides) + ([f"train.out_dir={args.out}"] if args.out else [])
     configure_logging(quiet=args.quiet)
     with user_errors(CommandError):

@@ -106,6 +106,29 @@ def random_split_indices(n: int, sizes, seed: int = 0) -> list[torch.Tensor]:
     return out
 
 
+class SeededStream:
+    """A ``torch.Generator`` seeded with ``seed`` for augmentations drawn at every access.
+
+    In the main process :meth:`get` returns one generator, so a run is reproducible. A
+    ``DataLoader`` worker holds a *copy* of the dataset/transform (and so of the generator state):
+    without care every worker, and every epoch's new workers, would replay the same draws. Inside a
+    worker :meth:`get` therefore re-seeds once per worker from ``seed`` and the worker's own seed
+    (``get_worker_info().seed``: distinct per worker and per epoch, and fixed by ``torch.manual_seed``).
+    """
+
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self._worker_seed = None
+
+    def get(self) -> torch.Generator:
+        info = torch.utils.data.get_worker_info()
+        if info is not None and info.seed != self._worker_seed:
+            self._worker_seed = info.seed
+            self.generator = torch.Generator().manual_seed((self.seed * 1_000_003 + int(info.seed)) % (2**63 - 1))
+        return self.generator
+
+
 def collate_list(data_list: list, cls=None):
     """Collate ``Data`` objects into one storage ``(dict, slices)`` pair (PyG's InMemoryDataset layout)."""
     from torch_geometric.data import Data

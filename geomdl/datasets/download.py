@@ -54,10 +54,16 @@ def default_manifest() -> pathlib.Path:
 def read_manifest(path=None) -> list[ManifestEntry]:
     """Parse a manifest file; raises ``ValueError`` naming the file and line on a malformed line."""
     path = pathlib.Path(path) if path is not None else default_manifest()
+    if path.is_dir():
+        raise IsADirectoryError(f"manifest {path} is a folder, expected the manifest file")
     if not path.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text manifest (binary content)") from None
     entries = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from geomdl.datasets import functional as F
-from geomdl.datasets.base import GeometricDataset
+from geomdl.datasets.base import GeometricDataset, SeededStream
 
 MODELNET40_CLASSES = (
     "airplane", "bathtub", "bed", "bench", "bookshelf", "bottle", "bowl", "car", "chair", "cone", "cup", "curtain",
@@ -104,7 +104,7 @@ class ModelNet(GeometricDataset):
         self.normalize, self.up, self.rotation, self.seed = bool(normalize), up, rotation, int(seed)
         self.classes = MODELNET40_CLASSES if name == "40" else MODELNET10_CLASSES
         self.format, self.folder = self._detect(format)
-        self._train_gen = torch.Generator().manual_seed(self.seed)
+        self._train_stream = SeededStream(self.seed)  # per-access train rotations (re-seeded in DataLoader workers)
         self.load()
 
     # ---- layout detection -----------------------------------------------------------------------
@@ -179,7 +179,9 @@ class ModelNet(GeometricDataset):
     def raw_paths(self):
         if self.format == "hdf5":
             return self._h5_files() + [self.folder / "shape_names.txt"]
-        extra = [self.folder / f"modelnet{self.name}_{self.split}.txt"] if self.format == "normal_resampled" else []
+        # the shape-name list fixes the labels: editing it must invalidate the cache like the split list
+        extra = ([self.folder / f"modelnet{self.name}_{self.split}.txt", self.folder / f"modelnet{self.name}_shape_names.txt"]
+                 if self.format == "normal_resampled" else [])
         return [p for p, _ in self._items()] + extra
 
     def process(self):
@@ -266,7 +268,7 @@ class ModelNet(GeometricDataset):
     def apply_transform(self, data, raw_index: int):
         if self.rotation is not None:
             group = self.rotation.split("/")[0 if self.split == "train" else 1]
-            gen = self._train_gen if self.split == "train" else torch.Generator().manual_seed(self.seed * 7_919 + raw_index + 1)
+            gen = self._train_stream.get() if self.split == "train" else torch.Generator().manual_seed(self.seed * 7_919 + raw_index + 1)
             rot = F.random_rotation_matrix(group, gen, dtype=data.pos.dtype)
             data = data.__copy__()
             data.pos = data.pos @ rot.T

@@ -98,6 +98,15 @@ def _numbers(text: str) -> np.ndarray:
 def read_qm9_csv(path) -> list[dict]:
     """Rows of a qm9pack CSV as dicts ``index, smiles, z, pos, values``; errors name the file and line."""
     path = pathlib.Path(path)
+    try:
+        return _read_qm9_csv(path)
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text qm9pack CSV (binary content)") from None
+    except csv.Error as exc:
+        raise ValueError(f"{path}: malformed CSV ({exc})") from None
+
+
+def _read_qm9_csv(path: pathlib.Path) -> list[dict]:
     out = []
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
@@ -186,7 +195,8 @@ class QM9(GeometricDataset):
         return {"source": self.source, "files": [str(f) for f in self.files], "energy_unit": self.energy_unit}
 
     def raw_paths(self):
-        return list(self.files)
+        unc = self.files[0].parent / "uncharacterized.txt"  # excluded molecules: editing it changes the data
+        return list(self.files) + ([unc] if self.source == "xyz" and unc.is_file() else [])
 
     def _records(self):
         from tqdm import tqdm

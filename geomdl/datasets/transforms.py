@@ -31,6 +31,7 @@ import torch
 from torch_geometric.transforms import BaseTransform, Compose
 
 from geomdl.datasets import functional as F
+from geomdl.datasets.base import SeededStream
 
 VECTOR_ATTRS = ("normal", "forces", "vel")
 _NOT_PER_POINT = ("edge_index", "edge_attr", "face", "batch", "ptr")
@@ -66,7 +67,22 @@ class _Seeded(BaseTransform):
         if seed is not None and not isinstance(seed, int):
             raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
         self.seed = seed
-        self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        self._stream = SeededStream(seed) if seed is not None else None
+
+    @property
+    def generator(self) -> torch.Generator | None:
+        """The seeded generator (re-seeded per DataLoader worker, see :class:`SeededStream`); ``None``
+        without a seed (torch's global RNG, which the DataLoader seeds per worker)."""
+        return self._stream.get() if self._stream is not None else None
+
+    @generator.setter
+    def generator(self, gen: torch.Generator | None) -> None:
+        if gen is None:
+            self._stream = None
+            return
+        if self._stream is None:
+            self._stream = SeededStream(0)
+        self._stream.generator = gen
 
 
 class SamplePoints(_Seeded):

@@ -326,14 +326,21 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     need(cfg.train.batch_size >= 1, "train.batch_size", f"expected an int >= 1, got {cfg.train.batch_size}")
     need(cfg.train.eval_every >= 1, "train.eval_every", f"expected an int >= 1, got {cfg.train.eval_every}")
     need(cfg.train.checkpoint_every >= 1, "train.checkpoint_every", f"expected an int >= 1, got {cfg.train.checkpoint_every}")
-    need(cfg.optim.lr > 0, "optim.lr", f"expected a float > 0, got {cfg.optim.lr}")
-    need(cfg.optim.weight_decay >= 0, "optim.weight_decay", f"expected a float >= 0, got {cfg.optim.weight_decay}")
+    def finite(v):
+        return "finite " if not math.isfinite(v) else ""
+
+    need(math.isfinite(cfg.optim.lr) and cfg.optim.lr > 0, "optim.lr", f"expected a {finite(cfg.optim.lr)}float > 0, got {cfg.optim.lr}")
+    need(math.isfinite(cfg.optim.weight_decay) and cfg.optim.weight_decay >= 0, "optim.weight_decay",
+         f"expected a {finite(cfg.optim.weight_decay)}float >= 0, got {cfg.optim.weight_decay}")
+    need(0 <= cfg.optim.momentum < 1, "optim.momentum", f"expected a float in [0, 1), got {cfg.optim.momentum}")
+    need(0 < cfg.optim.gamma <= 1, "optim.gamma", f"expected a float in (0, 1], got {cfg.optim.gamma}")
     need(cfg.optim.warmup_steps >= 0, "optim.warmup_steps", f"expected an int >= 0, got {cfg.optim.warmup_steps}")
     need(cfg.optim.step_size >= 1, "optim.step_size", f"expected an int >= 1, got {cfg.optim.step_size}")
     need(0 <= cfg.optim.min_lr_ratio <= 1, "optim.min_lr_ratio", f"expected a float in [0, 1], got {cfg.optim.min_lr_ratio}")
     need(len(cfg.optim.betas) == 2 and all(0 <= b < 1 for b in cfg.optim.betas), "optim.betas",
          f"expected two floats in [0, 1), got {cfg.optim.betas}")
-    need(cfg.optim.grad_clip is None or cfg.optim.grad_clip > 0, "optim.grad_clip", f"expected a float > 0 or null, got {cfg.optim.grad_clip}")
+    need(cfg.optim.grad_clip is None or (math.isfinite(cfg.optim.grad_clip) and cfg.optim.grad_clip > 0), "optim.grad_clip",
+         f"expected a {finite(cfg.optim.grad_clip or 0)}float > 0 or null, got {cfg.optim.grad_clip}")
     need(cfg.train.ema_decay is None or 0 <= cfg.train.ema_decay < 1, "train.ema_decay",
          f"expected a float in [0, 1) or null, got {cfg.train.ema_decay}")
     need(cfg.train.early_stopping_patience is None or cfg.train.early_stopping_patience >= 1,

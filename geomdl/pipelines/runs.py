@@ -57,13 +57,15 @@ def evaluate_checkpoint(path, data_root: str | None = None, splits: list[str] | 
     Writes ``<split>_metrics.json`` and plots into ``out_dir`` (default: the checkpoint's folder,
     ``eval/`` inside it) on rank 0; returns ``{split: metrics}``.
     """
+    out = pathlib.Path(out_dir) if out_dir else pathlib.Path(path).resolve().parent / "eval"
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"out_dir: {str(out)!r} is a file, expected a folder for the metrics and plots")
     ckpt = ckpt_mod.load_checkpoint(path)
     cfg = config_from_dict(ckpt["config"])
     info = setup(cfg.train.device if cfg.train.device != "cuda" or torch.cuda.is_available() else "cpu")
     try:
         model, task, _ = load_trained(path, info.device, use_ema=use_ema, data_root=data_root)
         wanted = splits or [s for s in ("val", "test")]
-        out = pathlib.Path(out_dir) if out_dir else pathlib.Path(path).resolve().parent / "eval"
         results = {}
         bs = batch_size or cfg.data.eval_batch_size or cfg.train.batch_size
         for split in wanted:

@@ -6,11 +6,27 @@ import os
 import tempfile
 
 
+def _umask() -> int:
+    """The process umask: from ``/proc/self/status`` on Linux (thread-safe), else by setting and restoring it."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, mode_suffix: str = ""):
     """Yield a temporary path in the target's folder; on success rename it onto ``path``.
 
-    On an exception the temporary file is removed and ``path`` is left untouched.
+    On an exception the temporary file is removed and ``path`` is left untouched. The file gets the
+    permissions of a plain ``open(path, "w")`` (``0o666`` minus the umask), not the ``0o600`` of
+    :func:`tempfile.mkstemp`, so caches and results in shared folders stay readable by others.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -19,6 +35,7 @@ def atomic_path(path: str | os.PathLike, mode_suffix: str = ""):
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

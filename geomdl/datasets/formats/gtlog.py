@@ -74,8 +74,12 @@ def parse_gt_overlap(text: str, name: str = "<string>") -> dict[tuple[int, int],
 
 def _read(path, parser):
     path = os.fspath(path)
-    with open(path, encoding="utf-8") as fh:
-        return parser(fh.read(), name=path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file (binary content); expected 3DMatch ground truth") from None
+    return parser(text, name=path)
 
 
 def read_gt_log(path):

@@ -22,6 +22,8 @@ def read_ply(path: str | os.PathLike, *, with_normals: bool = False):
     from plyfile import PlyData
 
     path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
     try:
         ply = PlyData.read(path)
     except Exception as exc:  # plyfile raises several types (PlyParseError, ValueError, struct.error)
@@ -75,6 +77,8 @@ def read_array(path: str | os.PathLike) -> np.ndarray:
     """Read a numeric array from ``.npy`` (no pickles), ``.pth``/``.pt`` (tensor or numpy array) or ``.txt``/``.csv``."""
     path = os.fspath(path)
     ext = pathlib.Path(path).suffix.lower()
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
     try:
         if ext == ".npy":
             arr = np.load(path, allow_pickle=False)
@@ -95,13 +99,25 @@ def read_array(path: str | os.PathLike) -> np.ndarray:
 
 
 def read_points(path: str | os.PathLike) -> np.ndarray:
-    """Points ``[N, 3] float32`` from ``.ply``, ``.npy``, ``.pth``/``.pt`` or a text table (first 3 columns)."""
+    """Points ``[N, 3] float32`` from ``.ply``, ``.npy``, ``.pth``/``.pt`` or a text table (first 3 columns).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: naming the file, for an unreadable file, a shape other than ``[N, >=3]``, a
+            non-real dtype (bool, complex, strings) or NaN/infinite coordinates.
+    """
     path = os.fspath(path)
     if path.lower().endswith(".ply"):
-        return read_ply(path)
-    arr = read_array(path)
-    if arr.ndim != 2 or arr.shape[1] < 3:
-        raise ValueError(f"{path}: expected a point array of shape [N, 3] (or [N, >=3]), got {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.number):
-        raise ValueError(f"{path}: expected numbers, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr[:, :3], dtype=np.float32)
+        pos = read_ply(path)
+    else:
+        arr = read_array(path)
+        if arr.ndim != 2 or arr.shape[1] < 3:
+            raise ValueError(f"{path}: expected a point array of shape [N, 3] (or [N, >=3]), got {arr.shape}")
+        if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+            raise ValueError(f"{path}: expected real numbers (integer or float dtype), got dtype {arr.dtype}")
+        pos = np.ascontiguousarray(arr[:, :3], dtype=np.float32)
+    bad = ~np.isfinite(pos).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{path}: {int(bad.sum())} of {len(pos)} points have NaN or infinite coordinates "
+                         f"(first at row {int(np.argmax(bad))}); remove them before use")
+    return pos

@@ -38,6 +38,8 @@ def parse_qm9_xyz(text: str, name: str = "<string>") -> dict:
         na = int(lines[0].strip())
     except (IndexError, ValueError):
         raise ValueError(f"{name}: first line must be the number of atoms") from None
+    if na < 1:
+        raise ValueError(f"{name}: number of atoms on the first line must be >= 1, got {na}")
     if len(lines) < na + 5:
         raise ValueError(f"{name}: expected {na + 5} lines for {na} atoms, found {len(lines)} (truncated file?)")
     head = lines[1].split()
@@ -67,8 +69,12 @@ def parse_qm9_xyz(text: str, name: str = "<string>") -> dict:
 def read_qm9_xyz(path) -> dict:
     """:func:`parse_qm9_xyz` of a file."""
     path = os.fspath(path)
-    with open(path, encoding="utf-8") as fh:
-        return parse_qm9_xyz(fh.read(), name=path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text QM9 xyz file (binary content)") from None
+    return parse_qm9_xyz(text, name=path)
 
 
 def read_ase(path, index=":", format: str | None = None) -> list:

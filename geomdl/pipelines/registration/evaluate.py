@@ -25,6 +25,9 @@ def evaluate_benchmark(benchmark_dir, fragments_dir, method: str = "geomdl", vox
                        max_pairs: int | None = None, progress: bool = True) -> dict:
     """Register every available ``gt.log`` pair and summarise with the 3DMatch metrics.
 
+    ``max_pairs`` (``None`` or an int >= 1) keeps the first pairs of ``gt.log``; ``voxel_size`` (> 0) is in
+    the fragments' units (metres for 3DMatch).
+
     Returns ``{"pairs": [per-pair dict], "summary": {...}}``; the summary holds ``registration_recall``
     (correspondence RMSE < 0.2 m, with ``gt.info`` when present), ``success_rate`` (RRE < 15 deg and
     RTE < 0.3 m), ``feature_match_recall`` (inlier ratio > 5 %), ``mean_inlier_ratio``, median RRE/RTE
@@ -34,13 +37,18 @@ def evaluate_benchmark(benchmark_dir, fragments_dir, method: str = "geomdl", vox
 
     from geomdl.pipelines.registration.pipeline import register
 
+    if max_pairs is not None and (isinstance(max_pairs, bool) or not isinstance(max_pairs, int) or max_pairs < 1):
+        raise ValueError(f"max_pairs must be None (all pairs) or an int >= 1, got {max_pairs!r}")
+    if not (isinstance(voxel_size, (int, float)) and not isinstance(voxel_size, bool) and voxel_size > 0
+            and voxel_size != float("inf")):
+        raise ValueError(f"voxel_size must be a positive number, got {voxel_size!r}")
     benchmark_dir, fragments_dir = pathlib.Path(benchmark_dir), pathlib.Path(fragments_dir)
     gt = read_gt_log(benchmark_dir / "gt.log")
     info = read_gt_info(benchmark_dir / "gt.info") if (benchmark_dir / "gt.info").is_file() else {}
     todo = [(i, j) for (i, j) in gt if find_fragment(fragments_dir, i) and find_fragment(fragments_dir, j)]
     if not todo:
         raise ValueError(f"no gt.log pair of {benchmark_dir} has both fragments in {fragments_dir}")
-    todo = todo[:max_pairs] if max_pairs else todo
+    todo = todo[:max_pairs] if max_pairs is not None else todo
     cache, rows = {}, []
     for i, j in tqdm(todo, desc="pairs", disable=not progress):
         for k in (i, j):

@@ -99,7 +99,11 @@ def _read_blocks(path, rows: int) -> dict:
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ground-truth file not found: {path}")
-    lines = [ln.split() for ln in path.read_text().splitlines() if ln.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file (binary content); expected 3DMatch ground truth") from None
+    lines = [ln.split() for ln in text.splitlines() if ln.strip()]
     if len(lines) % (rows + 1):
         raise ValueError(f"{path}: {len(lines)} non-empty lines is not a multiple of {rows + 1} "
                          f"(header 'i j n' + {rows} rows per record)")

@@ -1,0 +1,83 @@
+"""User mistakes on the command line: one error line, exit code 2, no traceback, no wasted work."""
+import numpy as np
+import pytest
+
+from geomdl.cli import CommandError, main
+from geomdl.cli._common import user_errors
+
+
+def _err(capsys):
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+def test_datasets_reports_an_explicit_manifest_that_is_missing_or_malformed(tmp_path, capsys):
+    assert main(["datasets", "--manifest", str(tmp_path / "nope")]) == 2
+    assert "manifest not found" in _err(capsys)
+    (tmp_path / "bad").write_text("only two fields\n")
+    assert main(["datasets", "--manifest", str(tmp_path / "bad")]) == 2
+    assert "bad:1: expected 5 fields" in _err(capsys)
+    assert main(["datasets", "--manifest", str(tmp_path)]) == 2
+    assert "is a folder" in _err(capsys)
+
+
+def test_datasets_reports_a_missing_root(tmp_path, capsys):
+    assert main(["datasets", "--root", str(tmp_path / "typo")]) == 2
+    assert "typo: no such folder" in _err(capsys)
+    assert main(["datasets", "--root", str(tmp_path)]) == 0  # an existing (empty) root is listed
+
+
+@pytest.fixture
+def no_registration(monkeypatch):
+    """Registration must not start when an option is already known to be wrong."""
+    import geomdl.pipelines.registration as reg
+
+    def fail(*args, **kwargs):
+        raise AssertionError("register() ran although the arguments were invalid")
+
+    monkeypatch.setattr(reg, "register", fail)
+
+
+def test_register_checks_gt_and_out_before_registering(tmp_path, capsys, no_registration):
+    np.save(tmp_path / "a.npy", np.random.default_rng(0).random((50, 3)))
+    src = str(tmp_path / "a.npy")
+    (tmp_path / "gt.txt").write_text("1 0 0\n0 1 0\n")
+    assert main(["register", src, src, "--gt", str(tmp_path / "gt.txt")]) == 2
+    assert "expected a 4x4 numeric pose, got shape (2, 3)" in _err(capsys)
+    (tmp_path / "empty.npy").write_bytes(b"")
+    assert main(["register", src, src, "--gt", str(tmp_path / "empty.npy")]) == 2
+    assert "empty.npy: cannot read a 4x4 pose" in _err(capsys)
+    np.savetxt(tmp_path / "nan.txt", np.full((4, 4), np.nan))
+    assert main(["register", src, src, "--gt", str(tmp_path / "nan.txt")]) == 2
+    assert "NaN" in _err(capsys)
+    assert main(["register", src, src, "--out", str(tmp_path)]) == 2
+    assert "is a folder, expected a file name" in _err(capsys)
+
+
+def test_register_eval_rejects_bad_max_pairs_and_voxel(tmp_path, capsys):
+    for args, message in ((["--max-pairs", "0"], "--max-pairs must be >= 1, got 0"),
+                          (["--max-pairs", "-3"], "--max-pairs must be >= 1, got -3"),
+                          (["--voxel", "nan"], "--voxel must be a positive number"),
+                          (["--out", str(tmp_path)], "is a folder")):
+        assert main(["register-eval", str(tmp_path), str(tmp_path), *args]) == 2
+        assert message in _err(capsys)
+
+
+@pytest.mark.parametrize("exc", [FileExistsError(17, "File exists", "x"), IsADirectoryError(21, "Is a directory", "y")])
+def test_user_errors_turns_file_system_mistakes_into_one_line(exc):
+    with pytest.raises(CommandError, match="File exists|Is a directory"):
+        with user_errors(CommandError):
+            raise exc
+
+
+def test_demo_out_that_is_a_file_is_one_error_line(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    assert main(["demo", "--quick", "--only", "ops", "--out", str(tmp_path / "afile")]) == 2
+    assert "afile: is a file, expected a folder" in _err(capsys)
+
+
+def test_train_resume_and_overwrite_together_are_refused(tmp_path, capsys):
+    code = main(["train", "toy_classification", "--out", str(tmp_path / "run"), "--resume", "--overwrite"])
+    assert code == 2 and "--resume and --overwrite exclude each other" in _err(capsys)
+    assert not (tmp_path / "run").exists()  # refused before any work
