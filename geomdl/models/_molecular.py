@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from geomdl import ops
-from geomdl.nn.message_passing import check_batch_vector, check_positions, is_data, num_graphs, unpack
+from geomdl.nn.message_passing import check_batch_vector, check_dtypes, check_positions, is_data, num_graphs, unpack
 
 TASKS = ("graph", "node")
 READOUTS = ("sum", "mean")
@@ -113,6 +113,7 @@ class MolecularModel(nn.Module):
         if pos is None:
             raise ValueError("pos [N, 3] is required")
         pos = check_positions(pos, "pos", z.shape[0])
+        check_dtypes(self.embedding.weight, pos=pos)  # x (in_channels) is cast to pos's dtype in forward
         if self.in_channels:
             if not z.is_floating_point() or z.dim() != 2 or z.shape[1] != self.in_channels:
                 raise ValueError(f"x must be a float tensor [N, {self.in_channels}] (in_channels={self.in_channels}), got {z.dtype} {tuple(z.shape)}")

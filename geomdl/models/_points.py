@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from geomdl.nn.message_passing import check_batch_vector, check_features, check_positions, is_data, unpack
+from geomdl.nn.message_passing import check_batch_vector, check_dtypes, check_features, check_positions, is_data, unpack
 from geomdl.ops._validation import num_batches
 
 TASKS = ("graph", "node")
@@ -33,6 +33,7 @@ def point_inputs(model, pos, x, batch):
         if pos is None:
             raise ValueError("data.pos is required")
     pos = check_positions(pos, "pos", dim=model.pos_dim)
+    check_dtypes(next(model.parameters(), None), pos=pos)  # x is cast to pos's dtype below
     if model.in_channels:
         if x is None:
             raise ValueError(f"x [N, {model.in_channels}] is required (in_channels={model.in_channels})")

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from geomdl import ops
-from geomdl.nn.message_passing import MessagePassing, check_batch_vector, check_edge_index, check_features
+from geomdl.nn.message_passing import MessagePassing, check_batch_vector, check_dtypes, check_edge_index, check_features
 from geomdl.nn.mlp import MLP
 from geomdl.nn.point_net import _hidden
 
@@ -51,6 +51,7 @@ class EdgeConv(MessagePassing):
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         check_features(x, "x", None, self.in_channels)
+        check_dtypes(self.mlp.first.weight, x=x)
         n = x.shape[0]
         edge_index = check_edge_index(edge_index, n, n)
         w, b = self.mlp.first.weight, self.mlp.first.bias
@@ -87,6 +88,7 @@ class DynamicEdgeConv(EdgeConv):
 
     def forward(self, x: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
         check_features(x, "x", None, self.in_channels)
+        check_dtypes(self.mlp.first.weight, x=x)
         batch = check_batch_vector(batch, x.shape[0], x.device)
         edge_index = ops.knn_graph(x.detach(), self.k, batch, loop=self.loop)
         return super().forward(x, edge_index)

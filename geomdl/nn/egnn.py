@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from geomdl import ops
-from geomdl.nn.message_passing import MessagePassing, check_edge_index, check_features, check_positions
+from geomdl.nn.message_passing import MessagePassing, check_dtypes, check_edge_index, check_features, check_positions
 from geomdl.nn.mlp import MLP
 
 
@@ -51,6 +51,9 @@ class EGNNLayer(MessagePassing):
         if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
             raise ValueError(f"channels must be an int >= 1, got {channels!r}")
         hidden = channels if hidden_channels is None else hidden_channels
+        for name, value, low in (("hidden_channels", hidden, 1), ("edge_channels", edge_channels, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
         if coords_agg not in ("mean", "sum"):
             raise ValueError(f"coords_agg must be 'mean' or 'sum', got {coords_agg!r}")
         self.channels, self.hidden_channels, self.edge_channels = channels, hidden, edge_channels
@@ -76,6 +79,7 @@ class EGNNLayer(MessagePassing):
             check_features(edge_attr, "edge_attr", edge_index.shape[1], self.edge_channels)
         elif edge_attr is not None:
             raise ValueError("edge_attr given but the layer was built with edge_channels=0")
+        check_dtypes(self.phi_e.first.weight, h=h, pos=pos, edge_attr=edge_attr)
         src, dst = edge_index[0], edge_index[1]
         rel = pos.index_select(0, dst) - pos.index_select(0, src)       # x_i - x_j  [E, 3]
         d2 = rel.pow(2).sum(1, keepdim=True)                             # [E, 1]

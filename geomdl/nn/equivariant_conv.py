@@ -34,7 +34,7 @@ from torch import nn
 from geomdl import ops
 from geomdl.graph.radial import BesselBasis, PolynomialCutoff
 from geomdl.nn.gate import _irreps
-from geomdl.nn.message_passing import check_edge_index, check_positions
+from geomdl.nn.message_passing import check_dtypes, check_edge_index, check_positions
 from geomdl.nn.mlp import MLP
 from geomdl.nn.tensor_products import ClebschGordanTensorProduct, GauntTensorProduct
 
@@ -139,6 +139,7 @@ class EquivariantConv(nn.Module):
             raise ValueError(f"x must have shape [N, {self._dim_in}] (irreps {self.irreps_in}), got {tuple(getattr(x, 'shape', ()))}")
         n = x.shape[0]
         check_positions(pos, "pos", n)
+        check_dtypes(self.radial.first.weight, x=x, pos=pos)
         edge_index = check_edge_index(edge_index, n, n)
         src, dst = edge_index[0], edge_index[1]
         rel = pos.index_select(0, src) - pos.index_select(0, dst)               # [E, 3]

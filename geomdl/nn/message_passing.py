@@ -72,6 +72,25 @@ def check_positions(pos, name: str = "pos", num_nodes: int | None = None, dim: i
     return pos
 
 
+def check_dtypes(weight: torch.Tensor | None, **tensors) -> None:
+    """Floating inputs (``name=tensor``, ``None`` skipped) share one dtype, that of the layer's ``weight``.
+
+    Raises a ``TypeError`` naming the arguments instead of the opaque ``mat1 and mat2 must have the same
+    dtype`` of a matmul deep inside the layer (convert the inputs, or the module with ``.double()``/``.float()``).
+    Skipped under autocast, where the matmuls cast their operands themselves.
+    """
+    items = [(name, t) for name, t in tensors.items() if t is not None]
+    if not items or torch.is_autocast_enabled(items[0][1].device.type):
+        return  # under autocast, activations (bf16/fp16) and float32 parameters legitimately differ
+    first, ref = items[0]
+    for name, t in items[1:]:
+        if t.dtype != ref.dtype:
+            raise TypeError(f"{name} has dtype {t.dtype} but {first} has dtype {ref.dtype}: the inputs must share one floating dtype")
+    if weight is not None and weight.dtype != ref.dtype:
+        raise TypeError(f"{first} has dtype {ref.dtype} but the layer's parameters are {weight.dtype}: convert the inputs, "
+                        f"or the module with module.to({ref.dtype})")
+
+
 def check_batch_vector(batch, num_nodes: int, device) -> torch.Tensor:
     """``batch [N]`` int (sorted cloud ids); ``None`` -> all zeros."""
     if batch is None:

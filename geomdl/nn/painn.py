@@ -26,7 +26,7 @@ from torch import nn
 
 from geomdl import ops
 from geomdl.graph.radial import RADIAL_BASES, CosineCutoff
-from geomdl.nn.message_passing import check_edge_index, check_features, check_positions
+from geomdl.nn.message_passing import check_dtypes, check_edge_index, check_features, check_positions
 from geomdl.nn.mlp import MLP
 
 _EPS = 1e-8
@@ -71,6 +71,7 @@ class PaiNNLayer(nn.Module):
         n = s.shape[0]
         check_features(v, "v", n, f, trailing=(3,))
         check_positions(pos, "pos", n)
+        check_dtypes(self.filter.weight, s=s, v=v, pos=pos)
         edge_index = check_edge_index(edge_index, n, n)
         src, dst = edge_index[0], edge_index[1]
         # vectors are processed as [N, 3, F] (channels contiguous: fast broadcasting and channel mixing)

@@ -32,6 +32,7 @@ from geomdl.ops._validation import num_batches
 from geomdl.nn.message_passing import (
     MessagePassing,
     check_batch_vector,
+    check_dtypes,
     check_edge_index,
     check_features,
     check_positions,
@@ -89,6 +90,7 @@ class PointNetConv(MessagePassing):
             pos_dst = pos
         else:
             check_positions(pos_dst, "pos_dst", dim=self.pos_dim)
+        check_dtypes(self.mlp.first.weight, pos=pos, x=x, pos_dst=pos_dst)
         edge_index = check_edge_index(edge_index, n, pos_dst.shape[0])
         w, b = self.mlp.first.weight, self.mlp.first.bias
         w_pos = w[:, self.in_channels:]

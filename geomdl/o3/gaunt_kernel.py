@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import torch
 
-from geomdl.o3.gaunt_plans import dft_plan, grid_sizes, projection_tables, synthesis_tables
+from geomdl.o3.gaunt_plans import grid_sizes, projection_tables, synthesis_tables
 from geomdl.o3.spherical_harmonics import lmax_from_dim
 from geomdl.ops._extension import extension_loaded, use_compiled
 
@@ -146,7 +146,8 @@ class _GauntFeatures(torch.autograd.Function):
         ctx.save_for_backward(x, y)
         ctx.layouts, ctx.channels = (lay_x, lay_y, lay_out), channels
         cols = x.shape[0] * channels
-        return _forward(x, lay_x, y, lay_y, lay_out, cols, channels).view(x.shape[0], -1)
+        # explicit width (not -1): N = 0 rows (no edges, no nodes) must give [0, dim_out], not a reshape error
+        return _forward(x, lay_x, y, lay_y, lay_out, cols, channels).view(x.shape[0], lay_out.node_stride)
 
     @staticmethod
     def backward(ctx, grad):

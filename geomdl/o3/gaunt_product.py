@@ -99,13 +99,13 @@ def project_half_grid(parts: torch.Tensor, tables, cols: int, ws: _Workspace | N
     analysis, proj, gather = tables
     if ws is None:  # differentiable path (no out=)
         spec = torch.stack([analysis[0] @ parts[0], analysis[1] @ parts[1]])
-        z = torch.matmul(proj, spec.view(2, spec.shape[1], -1, cols))
+        z = torch.matmul(proj, spec.view(2, spec.shape[1], proj.shape[-1], cols))  # explicit J: cols may be 0
     else:
         spec = ws.get("spec", 2, analysis.shape[1], parts.shape[2])
         torch.matmul(analysis[0], parts[0], out=spec[0])  # Re of the azimuthal coefficients
         torch.matmul(analysis[1], parts[1], out=spec[1])  # Im
-        z = torch.matmul(proj, spec.view(2, spec.shape[1], -1, cols), out=ws.get("z", *proj.shape[:3], cols))
-    return z.view(-1, cols).index_select(0, gather)  # [cos/sin, v, Lo+1, R] -> e3nn order
+        z = torch.matmul(proj, spec.view(2, spec.shape[1], proj.shape[-1], cols), out=ws.get("z", *proj.shape[:3], cols))
+    return z.flatten(0, 2).index_select(0, gather)  # [cos/sin, v, Lo+1, R] -> e3nn order
 
 
 def _gaunt_columns(x1t: torch.Tensor, x2t: torch.Tensor, lmax_out: int) -> torch.Tensor:

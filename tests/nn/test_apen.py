@@ -222,3 +222,38 @@ def test_bad_arguments():
         cluster_votes(torch.randn(4, 3), torch.zeros(4, dtype=torch.long), torch.zeros(4, dtype=torch.long), 0.0)
     with pytest.raises(ValueError, match="partition must be"):
         piecewise_equivariance_error(None, None, None, None, partition="oracle")
+
+
+def test_bad_forward_inputs_name_the_argument():
+    # used to be IndexError (unsorted batch), silent float partitions and an opaque matmul dtype error
+    pos = _anisotropic_cloud(40).float()
+    batch = torch.repeat_interleave(torch.arange(2), 20)
+    model = APEN(3, hidden=8, num_layers=2, initial_parts=4, sigmas=(0.3,))
+    with pytest.raises(ValueError, match="batch must be sorted"):
+        model(pos, batch.flip(0))
+    with pytest.raises(ValueError, match="batch must be sorted"):
+        GlobalFrameAveragedNet(3, hidden=8, num_layers=2)(pos, batch.flip(0))
+    with pytest.raises(TypeError, match="partition must be an integer tensor"):
+        model(pos, batch, partition=torch.zeros(40))
+    with pytest.raises(ValueError, match=r"initial_partition must have shape \[40\]"):
+        model(pos, batch, initial_partition=torch.zeros(10, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"pos must have shape \[N, 3\]"):
+        model(pos[:, :2], batch)
+    with pytest.raises(TypeError, match=r"pos has dtype torch\.float32 but the layer's parameters are torch\.float64"):
+        model.double()(pos, batch)
+    for name, kwargs in (("num_classes", {"num_classes": 0}), ("num_layers", {"num_classes": 3, "num_layers": 2.5}),
+                         ("hidden", {"num_classes": 3, "hidden": 0})):
+        with pytest.raises(ValueError, match=f"{name} must be an int"):
+            APEN(**kwargs)
+
+
+@pytest.mark.parametrize("task", ["segmentation", "classification"])
+def test_empty_and_single_point_inputs(task):
+    # zero points used to crash in an ambiguous reshape (backbone) and in the EM's argmax (cluster_votes)
+    model = APEN(3, hidden=8, num_layers=2, initial_parts=4, sigmas=(0.3,), task=task).double()
+    out = model(torch.zeros(0, 3, dtype=torch.float64))
+    assert out["logits"].shape == (0, 3) and out["partitions"][-1].shape == (0,)
+    assert model(_anisotropic_cloud(1))["logits"].shape == (1, 3)
+    new_part, count, soft, comp = cluster_votes(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long),
+                                                torch.zeros(0, dtype=torch.long), 0.3)
+    assert new_part.shape == (0,) and count == 0 and soft.shape[0] == 0 and comp.shape[0] == 0

@@ -83,6 +83,12 @@ def test_painn_gradcheck_second_order_at_zero_vectors_and_roundtrip():
 def test_errors():
     with pytest.raises(ValueError, match="channels"):
         EGNNLayer(0)
+    # edge_channels=-1 used to be accepted (then every call asked for edge_attr [E, -1]); hidden_channels=0
+    # was reported by the inner MLP as "channels must be positive ints, got [17, 0, 0]"
+    with pytest.raises(ValueError, match="edge_channels must be an int >= 0, got -1"):
+        EGNNLayer(4, edge_channels=-1)
+    with pytest.raises(ValueError, match="hidden_channels must be an int >= 1, got 0"):
+        EGNNLayer(4, hidden_channels=0)
     layer = PaiNNLayer(4)
     with pytest.raises(ValueError, match=r"v must have shape \[3, 4, 3\]"):
         layer(torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 3), torch.zeros(2, 0, dtype=torch.long))

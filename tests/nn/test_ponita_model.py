@@ -140,3 +140,17 @@ def test_bad_inputs_raise_clear_errors():
         Ponita(2, dim=4)
     with pytest.raises(ValueError, match="at least one output"):
         Ponita(2, out_scalars=0)
+
+
+@pytest.mark.parametrize("num_ori", [0, 4])
+def test_unsorted_batch_and_out_of_range_edges_are_rejected(num_ori):
+    # the per-cloud graph builder assumes a sorted batch: an unsorted one used to connect points of
+    # different clouds silently (node 0 of cloud 1 got the neighbours 3..6, node 3 being in cloud 0)
+    pos, x, _, _ = _cloud()
+    model = Ponita(2, out_scalars=1, num_ori=num_ori, **SMALL).double()
+    with pytest.raises(ValueError, match="batch must be sorted"):
+        model(pos, x, batch=torch.tensor([1, 0, 0, 0, 1, 1, 1]))
+    with pytest.raises(ValueError, match=r"edge_index\[0\] \(source\) has entry 9"):
+        model(pos, x, edge_index=torch.tensor([[0, 9], [1, 2]]))
+    sorted_out = model(pos, x, batch=torch.tensor([0, 0, 0, 1, 1, 1, 1]))[0]
+    assert sorted_out.shape == (2, 1)

@@ -69,7 +69,8 @@ class FrameAveragedPointNet(nn.Module):
         local = torch.einsum("nc,nfcd->nfd", rel, frames)  # [N, F, 3]
         inp = torch.cat([local, x.unsqueeze(1).expand(-1, nf, -1)], dim=-1)
         h = self.mlp1(inp)  # [N, F, H]
-        pooled = scatter(h.reshape(h.shape[0], -1), part, dim_size=num_parts, reduce="max").reshape(num_parts, nf, -1)
+        width = h.shape[2]  # explicit sizes: N = 0 (an empty input) must not hit an ambiguous reshape(-1)
+        pooled = scatter(h.reshape(h.shape[0], nf * width), part, dim_size=num_parts, reduce="max").reshape(num_parts, nf, width)
         out = self.mlp2(torch.cat([h, pooled[part]], dim=-1))  # [N, F, out + 3]
         features = out[..., : self.out_features].mean(1)
         votes_local = out[..., self.out_features :]

@@ -21,7 +21,17 @@ from torch import nn
 
 from geomdl.nn.apen.backbone import FrameAveragedPointNet, _mlp
 from geomdl.nn.apen.partition import cluster_votes, compact_labels, fps_partition
+from geomdl.nn.message_passing import check_batch_vector, check_dtypes, check_positions
 from geomdl.ops import scatter
+
+
+def _check_labels(labels, name: str, n: int) -> torch.Tensor:
+    """Part ids ``[N]``: an integer tensor with one entry per point."""
+    if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.is_complex():
+        raise TypeError(f"{name} must be an integer tensor [N] of part ids, got {getattr(labels, 'dtype', type(labels).__name__)}")
+    if labels.shape != (n,):
+        raise ValueError(f"{name} must have shape [{n}] (one part id per point), got {tuple(labels.shape)}")
+    return labels
 
 
 class APEN(nn.Module):
@@ -55,8 +65,10 @@ class APEN(nn.Module):
         super().__init__()
         if task not in ("segmentation", "classification"):
             raise ValueError(f"task must be 'segmentation' or 'classification', got {task!r}")
-        if num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        for name, value, low in (("num_classes", num_classes, 1), ("in_features", in_features, 0), ("hidden", hidden, 1),
+                                 ("num_layers", num_layers, 1), ("initial_parts", initial_parts, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
         sigmas = tuple(float(s) for s in sigmas)
         if len(sigmas) < num_layers - 1 or any(s <= 0 for s in sigmas):
             raise ValueError(f"sigmas needs {num_layers - 1} positive widths (one per predicted partition), got {sigmas}")
@@ -74,14 +86,14 @@ class APEN(nn.Module):
             data = pos
             pos, batch = data.pos, getattr(data, "batch", None)
             x = getattr(data, "x", None) if self.in_features else None
-        if batch is None:
-            batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
+        pos = check_positions(pos, "pos", dim=3)
+        check_dtypes(self.head[0].weight, pos=pos)
+        # sorted, non-negative cloud ids (the EM of cluster_votes pads the clouds by their ids)
+        batch = check_batch_vector(batch, pos.shape[0], pos.device)
         if partition is not None:
-            part, num_parts = compact_labels(partition)
+            part, num_parts = compact_labels(_check_labels(partition, "partition", pos.shape[0]))
         elif initial_partition is not None:
-            if initial_partition.shape != (pos.shape[0],):
-                raise ValueError(f"initial_partition must have shape [{pos.shape[0]}], got {tuple(initial_partition.shape)}")
-            part, num_parts = compact_labels(initial_partition)
+            part, num_parts = compact_labels(_check_labels(initial_partition, "initial_partition", pos.shape[0]))
         else:
             part, num_parts = fps_partition(pos, batch, self.initial_parts)
         feats, votes, parts, soft = [], [], [part], []

@@ -118,6 +118,9 @@ def cluster_votes(votes: torch.Tensor, part: torch.Tensor, batch: torch.Tensor, 
         raise ValueError(f"votes must have shape [N, 3], got {tuple(votes.shape)}")
     if part.shape != (votes.shape[0],) or batch.shape != (votes.shape[0],):
         raise ValueError(f"part and batch must have shape [{votes.shape[0]}], got {tuple(part.shape)} and {tuple(batch.shape)}")
+    if votes.shape[0] == 0:  # nothing to cluster (empty input)
+        empty = torch.zeros(0, dtype=torch.long, device=votes.device)
+        return empty, 0, votes.new_zeros((0, 0)), empty.view(0, 0)
     y = votes.detach().double()
     dev = y.device
     num_parts = int(part.max()) + 1 if part.numel() else 0

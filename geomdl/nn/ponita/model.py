@@ -30,6 +30,7 @@ from geomdl.nn.ponita.grids import orientation_grid
 from geomdl.nn.ponita.invariants import invariant_fiber, invariant_fiber_spatial, invariant_point_cloud, invariant_rn
 from geomdl.nn.ponita.lifting import (lift_graph, lift_oriented, lift_to_grid, pool_to_base, read_out_grid,
                                       read_out_oriented)
+from geomdl.nn.message_passing import check_batch_vector, check_dtypes, check_edge_index
 from geomdl.ops import scatter
 
 
@@ -168,8 +169,11 @@ class Ponita(nn.Module):
         """
         self._check(pos, x, vec, edge_index, batch, ori, grid)
         n = pos.shape[0]
-        if batch is None:
-            batch = torch.zeros(n, dtype=torch.long, device=pos.device)
+        check_dtypes(self.embed.weight, pos=pos)
+        # sorted, non-negative batch (the per-cloud graph builders assume it); edge indices within [0, N)
+        batch = check_batch_vector(batch, n, pos.device)
+        if edge_index is not None:
+            edge_index = check_edge_index(edge_index, n, n)
         if edge_index is None:
             edge_index = build_edges(pos, batch, self.radius, loop=False, max_num_neighbors=self.max_num_neighbors)
         if self.num_ori > 0:

@@ -21,7 +21,7 @@ from torch import nn
 
 from geomdl import ops
 from geomdl.graph.radial import BesselBasis, polynomial_cutoff
-from geomdl.nn.message_passing import check_edge_index, check_positions
+from geomdl.nn.message_passing import check_dtypes, check_edge_index, check_positions
 from geomdl.nn.mlp import MLP
 from geomdl.nn.tensor_products.clebsch_gordan import _irreps
 from geomdl.nn.tensor_products.gaunt import GauntTensorProduct
@@ -62,6 +62,7 @@ class GauntConvolution(nn.Module):
         if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self._dim_in:
             raise ValueError(f"x must have shape [N, {self._dim_in}] for irreps {self.irreps_in}, got {getattr(x, 'shape', x)}")
         pos = check_positions(pos, "pos", n)
+        check_dtypes(self.radial.first.weight, pos=pos)  # the radial MLP reads pos; x may differ (cast below)
         edge_index = check_edge_index(edge_index, n, n)
         src, dst = edge_index
         vec = pos[src] - pos[dst]
