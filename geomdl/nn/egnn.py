@@ -87,7 +87,9 @@ class EGNNLayer(MessagePassing):
         c = self.channels
         a = F.linear(h, w[:, :c], self.phi_e.first.bias)                 # [N, H]  W_i h_i + b
         v = F.linear(h, w[:, c:2 * c])                                   # [N, H]  W_j h_j
-        pre = a.index_select(0, dst) + v.index_select(0, src) + F.linear(d2, w[:, 2 * c:2 * c + 1])
+        # the distance column w_d times d2 = sum_k rel_k^2, as [E, 3] x [3, H]: a [E, 1] x [1, H] product's
+        # backward guards on E == 1, which a compiled graph cannot decide when the graph is built inside it
+        pre = a.index_select(0, dst) + v.index_select(0, src) + F.linear(rel * rel, w[:, 2 * c:2 * c + 1].expand(-1, 3))
         if self.edge_channels:
             pre = pre + F.linear(edge_attr, w[:, 2 * c + 1:])
         m = self.phi_e.rest(pre)                                         # [E, H]

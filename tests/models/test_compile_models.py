@@ -3,15 +3,15 @@
 The models build their graphs in ``forward`` (radius graphs, kNN in feature space, FPS centres), so
 these need the compiled extension (the pure-PyTorch neighbour references do not trace).
 
-Not here: the EGNN model. Its layers compile (tests/nn), but with the radius graph built inside the
-compiled graph the backward of the ``[E, 1] x [1, H]`` distance term guards on the edge count (``E == 1``),
-which torch cannot decide for a size known only at run time; and rewriting the term as a broadcast
-product made inductor's generated backward crash (torch 2.13). APEN infers its parts by EM in Python."""
+The EGNN model is here since its layer writes the distance term as ``[E, 3] x [3, H]`` (an ``[E, 1] x [1, H]``
+product's backward guarded on ``E == 1``, undecidable for an edge count known only at run time); it also
+runs under inductor below. Not here: APEN, which infers its parts by EM in Python."""
 import pytest
 import torch
 
 from geomdl import ops
 from geomdl.models.dgcnn import DGCNN
+from geomdl.models.egnn import EGNN
 from geomdl.models.nequip import NequIP
 from geomdl.models.painn import PaiNN
 from geomdl.models.pointnet import PointNet
@@ -57,6 +57,8 @@ def _inputs():
 
 
 MODELS = {
+    "egnn": lambda z, p, b: (EGNN(1, 16, 2, cutoff=2.0), (z, p, b)),
+    "egnn_rbf_coords": lambda z, p, b: (EGNN(1, 16, 2, cutoff=2.0, num_rbf=4, update_coords=True, tanh=True), (z, p, b)),
     "painn": lambda z, p, b: (PaiNN(1, 16, 2, cutoff=2.0), (z, p, b)),
     "nequip": lambda z, p, b: (NequIP(1, 8, 2, cutoff=2.0), (z, p, b)),
     "pointnet": lambda z, p, b: (PointNet(3), (p, None, b)),
@@ -75,6 +77,13 @@ def test_model_compiles_to_one_graph_with_eager_results_and_gradients(name):
     torch.manual_seed(0)
     model, args = MODELS[name](*_inputs())
     assert_compiles(model.double().eval(), args)
+
+
+def test_egnn_compiles_with_inductor():
+    """Generated code, not only traced graphs: the rewritten distance term's backward under inductor."""
+    torch.manual_seed(0)
+    model, args = MODELS["egnn_rbf_coords"](*_inputs())
+    assert_compiles(model.double().eval(), args, backend="inductor")
 
 
 def test_ponita_force_inference_compiles_with_breaks_around_autograd_grad():
