@@ -18,7 +18,7 @@ def add_arguments(parser) -> None:
 def _status_line(files, root, verify):
     from geomdl.datasets.download import status
 
-    states = [status(e, root, check_hash=verify) for e in files]
+    states = [status(e, root, check_hash=verify, progress=True) for e in files]
     good = sum(s in ("present", "verified") for s in states)
     text = f"{good}/{len(files)} files"
     bad = [e.path for e, s in zip(files, states) if s == "corrupt"]

@@ -24,6 +24,7 @@ import urllib.request
 from geomdl.datasets.base import _REPO, data_root
 
 CHUNK = 1 << 20
+PROGRESS_MIN_BYTES = 64 << 20  # hashing a smaller file takes well under a second: no bar
 
 
 class ChecksumError(ValueError):
@@ -81,21 +82,29 @@ def read_manifest(path=None) -> list[ManifestEntry]:
     return entries
 
 
-def sha256_file(path) -> str:
+def sha256_file(path, *, progress: bool = False) -> str:
+    """Hex sha256 of a file, read in blocks of ``CHUNK`` bytes.
+
+    ``progress``: a byte progress bar (on a terminal only) for files of at least ``PROGRESS_MIN_BYTES``.
+    """
     h = hashlib.sha256()
     with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        bar = _progress(size, 0, f"sha256 {pathlib.Path(path).name}", progress and size >= PROGRESS_MIN_BYTES, tty_only=True)
         for block in iter(lambda: fh.read(CHUNK), b""):
             h.update(block)
+            bar.update(len(block))
+        bar.close()
     return h.hexdigest()
 
 
-def verify_file(path, size: int, sha256: str) -> None:
+def verify_file(path, size: int, sha256: str, *, progress: bool = False) -> None:
     """Raise :class:`ChecksumError` unless ``path`` has ``size`` bytes and the sha256 ``sha256``."""
     path = pathlib.Path(path)
     actual_size = path.stat().st_size
     if actual_size != size:
         raise ChecksumError(f"{path}: expected {size} bytes, found {actual_size}")
-    actual = sha256_file(path)
+    actual = sha256_file(path, progress=progress)
     if actual != sha256:
         raise ChecksumError(f"{path}: sha256 mismatch: expected {sha256}, got {actual}")
 
@@ -125,7 +134,7 @@ def fetch(url: str, dest, size: int, sha256: str, *, timeout: float = 60.0, prog
     """
     dest = pathlib.Path(dest)
     if dest.is_file():
-        verify_file(dest, size, sha256)
+        verify_file(dest, size, sha256, progress=progress)
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -146,7 +155,7 @@ def fetch(url: str, dest, size: int, sha256: str, *, timeout: float = 60.0, prog
                         break
             bar.close()
     try:
-        verify_file(part, size, sha256)
+        verify_file(part, size, sha256, progress=progress)
     except ChecksumError as exc:
         part.unlink(missing_ok=True)
         raise ChecksumError(f"download of {url} failed verification, partial file deleted: {exc}") from None
@@ -154,14 +163,18 @@ def fetch(url: str, dest, size: int, sha256: str, *, timeout: float = 60.0, prog
     return dest
 
 
-def _progress(total, initial, name, enabled):
+def _progress(total, initial, name, enabled, tty_only: bool = False):
+    """A tqdm byte bar; ``tty_only``: shown only when stderr is a terminal (tqdm's ``disable=None``)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, desc=name, disable=not enabled, leave=False)
+    disable = (None if tty_only else False) if enabled else True
+    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, desc=name, disable=disable, leave=False)
 
 
-def status(entry: ManifestEntry, root=None, *, check_hash: bool = False) -> str:
-    """``"missing"``, ``"partial"``, ``"present"`` (size matches), ``"verified"`` or ``"corrupt"``."""
+def status(entry: ManifestEntry, root=None, *, check_hash: bool = False, progress: bool = False) -> str:
+    """``"missing"``, ``"partial"``, ``"present"`` (size matches), ``"verified"`` or ``"corrupt"``.
+
+    ``progress``: a progress bar while hashing a large file (``check_hash``; terminals only)."""
     path = pathlib.Path(root or data_root()) / entry.path
     if not path.is_file():
         return "partial" if path.with_name(path.name + ".part").is_file() else "missing"
@@ -169,7 +182,7 @@ def status(entry: ManifestEntry, root=None, *, check_hash: bool = False) -> str:
         return "corrupt"
     if not check_hash:
         return "present"
-    return "verified" if sha256_file(path) == entry.sha256 else "corrupt"
+    return "verified" if sha256_file(path, progress=progress) == entry.sha256 else "corrupt"
 
 
 def download(dataset: str, root=None, *, manifest=None, progress: bool = True) -> list[pathlib.Path]:

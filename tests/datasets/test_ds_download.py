@@ -129,3 +129,29 @@ def test_cli_reports_corrupt_file(tmp_path, capsys):
     assert rc == 1 and "CORRUPT" in out and "synthetic_shapes" in out
     rc = main(["datasets", "--root", str(tmp_path / "root"), "--manifest", str(manifest), "--download", "toy"])
     assert rc == 2 and "sha256 mismatch" in capsys.readouterr().err
+
+
+def test_hashing_a_large_file_shows_a_progress_bar(tmp_path, monkeypatch):
+    """``sha256_file(progress=True)`` (used by ``geomdl datasets --verify``) asks for a terminal-only byte bar
+    for files of at least PROGRESS_MIN_BYTES and for none below, with the same digest either way."""
+    import hashlib
+
+    from geomdl.datasets import download as dl
+
+    calls = []
+    real = dl._progress
+    monkeypatch.setattr(dl, "_progress", lambda *a, **k: calls.append((a, k)) or real(*a, **k))
+    monkeypatch.setattr(dl, "PROGRESS_MIN_BYTES", 1000)
+    small, big = tmp_path / "small.bin", tmp_path / "big.bin"
+    small.write_bytes(b"x" * 999)
+    big.write_bytes(bytes(range(256)) * 40)
+    assert dl.sha256_file(big, progress=True) == hashlib.sha256(big.read_bytes()).hexdigest()
+    assert dl.sha256_file(small, progress=True) == hashlib.sha256(small.read_bytes()).hexdigest()
+    assert dl.sha256_file(big) == hashlib.sha256(big.read_bytes()).hexdigest()
+    enabled = [a[3] for a, _ in calls]
+    assert enabled == [True, False, False]
+    assert calls[0][0][0] == 10240 and calls[0][1] == {"tty_only": True}
+    entry = dl.ManifestEntry("d", "big.bin", 10240, hashlib.sha256(big.read_bytes()).hexdigest(), "file:///none")
+    calls.clear()
+    assert dl.status(entry, tmp_path, check_hash=True, progress=True) == "verified"
+    assert [a[3] for a, _ in calls] == [True]
