@@ -79,6 +79,8 @@ class Gate(nn.Module):
         dim_in, ns, ng = self._dims
         if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[-1] != dim_in:
             raise ValueError(f"x must have shape [..., {dim_in}] (irreps {self.irreps_in}), got {tuple(getattr(x, 'shape', ()))}")
+        if not x.is_floating_point():
+            raise TypeError(f"x must be a floating tensor (irreps {self.irreps_in}), got {x.dtype}")
         scalars, gates, gated = x[..., :ns], x[..., ns:ns + ng], x[..., ns + ng:]
         out = []
         if ns:

@@ -43,6 +43,8 @@ def test_gate_gradcheck_and_errors():
         Gate("1x0e", "not irreps")
     with pytest.raises(ValueError, match=r"shape \[\.\.\., 10\]"):
         gate(torch.randn(3, 4))
+    with pytest.raises(TypeError, match="x must be a floating tensor.*torch.int64"):
+        gate(torch.zeros(3, 10, dtype=torch.long))
 
 
 def test_layer_norm_equivariant_and_normalises():
