@@ -1,6 +1,9 @@
 """Argument checks shared by the ops: clear ValueError/TypeError naming the argument."""
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 
 
@@ -39,7 +42,8 @@ def check_index_values(index: torch.Tensor, name: str, upper: int | None) -> Non
     if not torch.compiler.is_compiling() and index.numel():
         lo, hi = (int(v) for v in torch.aminmax(index))  # one pass over the index
         if lo < 0:
-            raise ValueError(f"{name} has a negative entry ({lo}); entries must lie in [0, {upper if upper is not None else 'n'})")
+            bound = f"[0, {upper})" if upper is not None else "[0, inf)"
+            raise ValueError(f"{name} has a negative entry ({lo}); entries must lie in {bound}")
         if upper is not None and hi >= upper:
             raise ValueError(f"{name} has an entry {hi} out of range: entries must lie in [0, {upper})")
 
@@ -52,6 +56,49 @@ def check_batch(batch, name: str, num_points: int, device) -> torch.Tensor:
     if not torch.compiler.is_compiling() and batch.numel() > 1 and bool((batch[1:] < batch[:-1]).any()):
         raise ValueError(f"{name} must be sorted in non-decreasing order (points of one cloud contiguous)")
     return batch
+
+
+def check_int(value, name: str, minimum: int = 1) -> int:
+    """``value`` as an ``int >= minimum`` (Python or NumPy integers; ``bool`` is rejected), else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_positive_real(value, name: str) -> float:
+    """``value`` as a positive finite float (Python or NumPy reals; ``bool`` is rejected), else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def compact_batches(*batches: torch.Tensor) -> tuple[list[torch.Tensor], int]:
+    """Number of clouds of sorted batch vectors sharing cloud ids, and the vectors themselves.
+
+    The pointers of the kernels (:func:`batch_to_ptr`) have one entry per cloud id up to the largest, so
+    sparse ids (e.g. ``[0, 10**9]``) would allocate gigabytes. When there are more ids than points, the ids
+    are renumbered ``0, 1, ...`` in order (the same clouds, the same sorted order, the same result).
+    """
+    nb = 1 + max((int(b[-1]) for b in batches if b.numel()), default=0)
+    total = sum(b.numel() for b in batches)
+    if nb <= total + 1 or torch.compiler.is_compiling():
+        return list(batches), nb
+    ids = torch.unique(torch.cat(batches))  # sorted
+    return [torch.searchsorted(ids, b) for b in batches], ids.numel()
+
+
+def rescale_points(x: torch.Tensor, y: torch.Tensor | None = None, r: float | None = None):
+    """``(x s, y s, r s)`` for a power of two ``s`` that brings the largest coordinate near 1 when it is beyond
+    ``2**400`` or below ``2**-400`` (else ``s = 1``: no copy). Float64 squared distances of such coordinates
+    overflow to inf or underflow to 0 (every pair tied); a power of two scales every coordinate, difference,
+    square and sum exactly, so the neighbours and samples are those of the exact geometry. Finite inputs only."""
+    if torch.compiler.is_compiling() or not x.numel() or x.dtype != torch.float64:  # float32: float64 sums are safe
+        return x, y, r
+    m = float(x.abs().max()) if y is None or not y.numel() else max(float(x.abs().max()), float(y.abs().max()))
+    if m == 0.0 or 2.0**-400 <= m <= 2.0**400:
+        return x, y, r
+    s = 2.0 ** -math.frexp(m)[1]
+    return x * s, (None if y is None else y * s), (None if r is None else min(max(r * s, 5e-324), 1.7976931348623157e308))
 
 
 def num_batches(batch: torch.Tensor) -> int:
@@ -84,12 +131,12 @@ def segment_inputs(src, index, dim: int, num_segments, *, floating: bool = False
     check_tensor(src, "src", floating=floating)
     if src.dim() == 0:
         raise ValueError("src must have at least one dimension")
-    if not isinstance(dim, int) or not -src.dim() <= dim < src.dim():
+    if isinstance(dim, bool) or not isinstance(dim, int) or not -src.dim() <= dim < src.dim():
         raise ValueError(f"dim={dim} is out of range for src of shape {tuple(src.shape)}")
     dim = dim % src.dim()
     n = src.shape[dim]
     if num_segments is not None:
-        if not isinstance(num_segments, (int, torch.SymInt)):
+        if isinstance(num_segments, bool) or not isinstance(num_segments, (int, torch.SymInt)):
             raise ValueError(f"{size_name} must be a non-negative int or None, got {num_segments!r}")
         if torch.compiler.is_compiling():  # may be data-dependent (e.g. batch.max() + 1): a deferred runtime check
             # A constant message: torch 2.11's dynamo cannot trace a message built from a closure.

@@ -11,7 +11,7 @@ import math
 import torch
 
 from geomdl.ops._extension import extension_loaded, use_compiled
-from geomdl.ops._validation import batch_to_ptr, check_batch, check_tensor, num_batches
+from geomdl.ops._validation import batch_to_ptr, check_batch, check_tensor, num_batches, rescale_points
 from geomdl.ops.neighbors import squared_distance
 
 
@@ -19,9 +19,9 @@ def _check_arguments(pos, ratio, num) -> None:
     check_tensor(pos, "pos", dim=2, floating=True)
     if (ratio is None) == (num is None):
         raise ValueError("give exactly one of ratio (in (0, 1]) or num (>= 1)")
-    if ratio is not None and not (isinstance(ratio, (int, float)) and 0 < ratio <= 1):
+    if ratio is not None and (isinstance(ratio, bool) or not (isinstance(ratio, (int, float)) and 0 < ratio <= 1)):
         raise ValueError(f"ratio must lie in (0, 1], got {ratio!r}")
-    if num is not None and (not isinstance(num, int) or num < 1):
+    if num is not None and (isinstance(num, bool) or not isinstance(num, int) or num < 1):
         raise ValueError(f"num must be an int >= 1, got {num!r}")
 
 
@@ -31,7 +31,12 @@ def _plan(pos, batch, ratio, num, random_start, generator, start=None):
         raise ValueError("pos contains NaN or infinite coordinates")
     batch = check_batch(batch, "batch", pos.shape[0], pos.device)
     nb = int(batch.max()) + 1 if batch.numel() else 0
-    ptr = batch_to_ptr(batch, nb)
+    ids = None  # sparse cloud ids (more ids than points, e.g. [0, 10**9]) are renumbered: no huge pointers
+    if nb > batch.numel() + 1:
+        ids = torch.unique(batch)
+        batch = torch.searchsorted(ids, batch)
+        ids = ids.cpu()
+    ptr = batch_to_ptr(batch, nb if ids is None else ids.numel())
     sizes = (ptr[1:] - ptr[:-1]).tolist()
     if ratio is not None:
         take = [min(n, max(1, math.ceil(ratio * n))) if n else 0 for n in sizes]
@@ -40,17 +45,22 @@ def _plan(pos, batch, ratio, num, random_start, generator, start=None):
     if start is not None:
         if random_start:
             raise ValueError("give either start or random_start=True, not both")
-        start = torch.as_tensor(start, dtype=torch.long)
+        start = torch.as_tensor(start)
+        if start.is_floating_point() or start.is_complex() or start.dtype == torch.bool:
+            raise TypeError(f"start must hold integer local indices, got dtype {start.dtype}")
         if start.shape != (nb,):
             raise ValueError(f"start must have one entry per cloud ({nb}), got shape {tuple(start.shape)}")
-        bad = [(b, int(s)) for b, (s, n) in enumerate(zip(start.tolist(), sizes)) if n and not 0 <= s < n]
+        start = start.long().cpu() if ids is None else start.long().cpu()[ids]
+        bad = [(b, int(s), n) for b, (s, n) in enumerate(zip(start.tolist(), sizes)) if n and not 0 <= s < n]
         if bad:
-            raise ValueError(f"start[{bad[0][0]}]={bad[0][1]} is not a local index of cloud {bad[0][0]} (size {sizes[bad[0][0]]})")
+            b, s, n = bad[0]
+            b = b if ids is None else int(ids[b])
+            raise ValueError(f"start[{b}]={s} is not a local index of cloud {b} (size {n})")
         start = [int(s) if n else 0 for s, n in zip(start.tolist(), sizes)]
     elif random_start:
         start = [int(torch.randint(n, (1,), generator=generator)) if n else 0 for n in sizes]
     else:
-        start = [0] * nb
+        start = [0] * len(sizes)
     dev = pos.device
     return ptr, torch.tensor(take, dtype=torch.long, device=dev), torch.tensor(start, dtype=torch.long, device=dev)
 
@@ -74,6 +84,7 @@ def fps(pos: torch.Tensor, batch: torch.Tensor | None = None, ratio: float | Non
     if torch.compiler.is_compiling():
         return _fps_traced(pos, batch, ratio, num, random_start, start)
     ptr, take, start = _plan(pos, batch, ratio, num, random_start, generator, start)
+    pos = rescale_points(pos)[0]  # float64 beyond 2**400 or below 2**-400: squares neither overflow nor vanish
     if use_compiled("fps", pos):
         return torch.ops.geomdl.fps(pos.contiguous(), ptr, take, start)
     return _fps_reference(pos, ptr, take, start)
@@ -106,7 +117,7 @@ def _fps_traced(pos, batch, ratio, num, random_start, start):
 def fps_reference(pos, batch=None, ratio=None, num=None, random_start=False, generator=None, start=None):
     """Pure-PyTorch specification of :func:`fps`."""
     ptr, take, start = _plan(pos, batch, ratio, num, random_start, generator, start)
-    return _fps_reference(pos, ptr, take, start)
+    return _fps_reference(rescale_points(pos)[0], ptr, take, start)
 
 
 def _fps_reference(pos, ptr, take, start):

@@ -29,7 +29,8 @@ from __future__ import annotations
 import torch
 
 from geomdl.ops._extension import extension_loaded, use_compiled
-from geomdl.ops._validation import batch_to_ptr, check_batch, check_tensor
+from geomdl.ops._validation import (batch_to_ptr, check_batch, check_int, check_positive_real, check_tensor, compact_batches,
+                                    rescale_points)
 
 _BLOCK_ELEMENTS = 1 << 22  # distance entries per block in the references (bounded memory)
 
@@ -41,7 +42,8 @@ def _check_points(x, name):
     return x
 
 
-def _check_pair(x, y, batch_x, batch_y):
+def _check_pair(x, y, batch_x, batch_y, r=None):
+    """Checks; returns ``x, y, r`` (rescaled by a power of two at extreme scales), the batches and the cloud count."""
     _check_points(x, "x")
     _check_points(y, "y")
     if x.shape[1] != y.shape[1]:
@@ -52,11 +54,12 @@ def _check_pair(x, y, batch_x, batch_y):
         raise ValueError(f"x and y must be on the same device, got {x.device} and {y.device}")
     batch_x = check_batch(batch_x, "batch_x", x.shape[0], x.device)
     batch_y = check_batch(batch_y, "batch_y", y.shape[0], y.device)
+    _check_finite(x, "x")
+    _check_finite(y, "y")
     if torch.compiler.is_compiling():  # sizes may be data-dependent (fps centres): no branch on them
-        nb = 1 + int(torch.cat([batch_x, batch_y, batch_x.new_zeros(1)]).max())
-    else:
-        nb = 1 + max(int(batch_x.max()) if batch_x.numel() else 0, int(batch_y.max()) if batch_y.numel() else 0)
-    return batch_x, batch_y, nb
+        return x, y, r, batch_x, batch_y, 1 + int(torch.cat([batch_x, batch_y, batch_x.new_zeros(1)]).max())
+    (batch_x, batch_y), nb = compact_batches(batch_x, batch_y)  # sparse cloud ids: no huge pointers
+    return *rescale_points(x, y, r), batch_x, batch_y, nb
 
 
 def squared_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -277,13 +280,15 @@ def _knn_reference(x, y, batch_x, batch_y, k, ignore_same_index):
 
 def radius_reference(x, y, r, batch_x=None, batch_y=None, max_num_neighbors=32, ignore_same_index=False):
     """Pure-PyTorch specification of :func:`radius`."""
-    batch_x, batch_y, _ = _check_pair(x, y, batch_x, batch_y)
-    return _select_neighbors_reference(x, y, batch_x, batch_y, max_num_neighbors, float(r), ignore_same_index)
+    r, max_num_neighbors = check_positive_real(r, "r"), check_int(max_num_neighbors, "max_num_neighbors")
+    x, y, r, batch_x, batch_y, _ = _check_pair(x, y, batch_x, batch_y, r)
+    return _select_neighbors_reference(x, y, batch_x, batch_y, max_num_neighbors, r, ignore_same_index)
 
 
 def knn_reference(x, y, k, batch_x=None, batch_y=None, ignore_same_index=False):
     """Pure-PyTorch specification of :func:`knn`."""
-    batch_x, batch_y, _ = _check_pair(x, y, batch_x, batch_y)
+    k = check_int(k, "k")
+    x, y, _, batch_x, batch_y, _ = _check_pair(x, y, batch_x, batch_y)
     return _select_neighbors_reference(x, y, batch_x, batch_y, k, None, ignore_same_index)
 
 
@@ -296,7 +301,7 @@ def radius(x, y, r, batch_x=None, batch_y=None, max_num_neighbors=32, ignore_sam
     Args:
         x: ``[N, D]`` float points searched.
         y: ``[M, D]`` float query points (same dtype and device).
-        r: radius (> 0).
+        r: radius (a finite number > 0).
         batch_x, batch_y: sorted cloud ids ``[N]`` / ``[M]`` (default: one cloud).
         max_num_neighbors: keep at most this many nearest neighbours per query (>= 1).
         ignore_same_index: drop pairs with ``j == i`` (for ``x is y``).
@@ -304,16 +309,11 @@ def radius(x, y, r, batch_x=None, batch_y=None, max_num_neighbors=32, ignore_sam
     Returns:
         ``[2, E]`` int64: row 0 indexes ``x``, row 1 indexes ``y``; sorted by query, then distance.
     """
-    if not isinstance(r, (int, float)) or not r > 0:
-        raise ValueError(f"r must be a positive number, got {r!r}")
-    if not isinstance(max_num_neighbors, int) or max_num_neighbors < 1:
-        raise ValueError(f"max_num_neighbors must be an int >= 1, got {max_num_neighbors!r}")
-    batch_x, batch_y, nb = _check_pair(x, y, batch_x, batch_y)
-    _check_finite(x, "x")
-    _check_finite(y, "y")
+    r, max_num_neighbors = check_positive_real(r, "r"), check_int(max_num_neighbors, "max_num_neighbors")
+    x, y, r, batch_x, batch_y, nb = _check_pair(x, y, batch_x, batch_y, r)
     if use_compiled("radius", x):
         return torch.ops.geomdl.radius(
-            x.contiguous(), y.contiguous(), float(r), batch_to_ptr(batch_x, nb), batch_to_ptr(batch_y, nb),
+            x.contiguous(), y.contiguous(), r, batch_to_ptr(batch_x, nb), batch_to_ptr(batch_y, nb),
             max_num_neighbors, ignore_same_index,
         )
     return _select_neighbors_reference(x, y, batch_x, batch_y, max_num_neighbors, float(r), ignore_same_index)
@@ -332,11 +332,8 @@ def knn(x, y, k, batch_x=None, batch_y=None, ignore_same_index=False):
     Returns:
         ``[2, E]`` int64: row 0 indexes ``x``, row 1 indexes ``y``; sorted by query, then distance.
     """
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be an int >= 1, got {k!r}")
-    batch_x, batch_y, nb = _check_pair(x, y, batch_x, batch_y)
-    _check_finite(x, "x")
-    _check_finite(y, "y")
+    k = check_int(k, "k")
+    x, y, _, batch_x, batch_y, nb = _check_pair(x, y, batch_x, batch_y)
     if use_compiled("knn", x):
         return torch.ops.geomdl.knn(
             x.contiguous(), y.contiguous(), k, batch_to_ptr(batch_x, nb), batch_to_ptr(batch_y, nb), ignore_same_index

@@ -87,7 +87,10 @@ class TrilinearPlan:
     """
 
     def __init__(self, entries: torch.Tensor, coef: torch.Tensor, widths: tuple[int, int, int, int]):
-        entries = torch.as_tensor(entries, dtype=torch.long).cpu()
+        entries = torch.as_tensor(entries)
+        if entries.numel() and (entries.is_floating_point() or entries.is_complex() or entries.dtype == torch.bool):
+            raise TypeError(f"entries must hold integer column indices, got dtype {entries.dtype}")
+        entries = entries.to(device="cpu", dtype=torch.long)
         if entries.dim() != 2 or entries.shape[1] != 4:
             raise ValueError(f"entries must have shape [n, 4] (t, i, j, k), got {tuple(entries.shape)}")
         coef = torch.as_tensor(coef, dtype=torch.float64).reshape(-1).cpu()
@@ -179,6 +182,7 @@ def _setup(ctx, inputs, output):
     t1, t2, t3, rows, plan_id, role, bcast = inputs
     ctx.save_for_backward(t1, t2, t3)
     ctx.args = (rows, plan_id, role, bcast)
+    ctx.plan = _PLANS.get(plan_id)  # the graph keeps its plan alive (the registry holds weak references only)
 
 
 def _backward(ctx, grad):

@@ -1,0 +1,44 @@
+"""sparse_trilinear: a plan built inline stays alive for the backward; plans reject non-integer entries."""
+import gc
+
+import pytest
+import torch
+
+from geomdl import ops
+from geomdl.ops.trilinear import TrilinearPlan, sparse_trilinear, sparse_trilinear_reference
+
+BACKENDS = ["reference"] + (["compiled"] if ops.has_kernel("sparse_trilinear") else [])
+WIDTHS = (3, 2, 3, 2)
+ENTRIES = [[0, 1, 2, 0], [1, 0, 0, 1], [2, 1, 1, 1], [0, 0, 2, 1]]
+COEF = [1.0, -2.0, 0.5, 3.0]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backward_of_a_plan_that_was_not_kept(backend):
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(5, 2, generator=gen, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(5, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(1, 2, generator=gen, dtype=torch.float64, requires_grad=True)
+    with ops.use_backend(backend):
+        out = sparse_trilinear(TrilinearPlan(torch.tensor(ENTRIES), torch.tensor(COEF), WIDTHS), a, b, w)
+        gc.collect()
+        grads = torch.autograd.grad(out.pow(2).sum(), (a, b, w), create_graph=True)
+        gc.collect()
+        second = torch.autograd.grad(sum(g.sum() for g in grads), (a, b, w))
+    plan = TrilinearPlan(torch.tensor(ENTRIES), torch.tensor(COEF), WIDTHS)
+    ref = sparse_trilinear_reference(plan, a, b, w)
+    ref_grads = torch.autograd.grad(ref.pow(2).sum(), (a, b, w), create_graph=True)
+    ref_second = torch.autograd.grad(sum(g.sum() for g in ref_grads), (a, b, w))
+    for got, want in zip(grads + second, ref_grads + ref_second):
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("entries", [torch.tensor(ENTRIES, dtype=torch.float64) + 0.5, torch.tensor(ENTRIES) > 0])
+def test_plan_rejects_non_integer_entries(entries):
+    with pytest.raises(TypeError, match="entries must hold integer column indices"):
+        TrilinearPlan(entries, torch.tensor(COEF), WIDTHS)
+
+
+def test_plan_accepts_integer_lists_and_empty_float_entries():
+    assert TrilinearPlan(ENTRIES, COEF, WIDTHS).num_entries == 4
+    assert TrilinearPlan(torch.zeros(0, 4), torch.zeros(0), WIDTHS).num_entries == 0
