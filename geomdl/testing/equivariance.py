@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -56,6 +57,17 @@ def _irreps(spec: str):
     return o3.Irreps(spec)
 
 
+def _wigner_d(spec: str, rot: torch.Tensor) -> torch.Tensor:
+    """``D(R)`` of the irreps ``spec`` in float64. e3nn builds D from tensors of the default dtype, so under
+    a float32 default its D is only float32-accurate (~3e-7), which would read as an equivariance error."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        return _irreps(spec).D_from_matrix(rot.to(torch.float64))
+    finally:
+        torch.set_default_dtype(previous)
+
+
 def _act(value, kind: str, g: GroupElement, num_nodes: int | None):
     """Apply g to one value of the given type."""
     if not isinstance(value, torch.Tensor):
@@ -70,7 +82,7 @@ def _act(value, kind: str, g: GroupElement, num_nodes: int | None):
     elif base == "pseudovector":
         out = torch.det(g.rot).to(out.dtype) * (out @ g.rot.T.to(out.dtype))
     elif base.startswith("irreps:"):
-        d = _irreps(base[len("irreps:"):]).D_from_matrix(g.rot.to(torch.float64)).to(out.dtype)
+        d = _wigner_d(base[len("irreps:"):], g.rot).to(out.dtype)
         out = out @ d.T
     elif base == "edge_index" and g.perm is not None:
         inv = torch.empty_like(g.perm)
@@ -99,6 +111,20 @@ def _structure(x, types, name):
     if not isinstance(types, str):
         raise ValueError(f"{name}: a single tensor needs a single type string")
     return [(0, x, types)], lambda vals: vals[0]
+
+
+def _outputs(out, out_types):
+    """The outputs paired with their types; numbers and NumPy arrays become tensors (a Python float would
+    otherwise never be compared), other non-tensors are a TypeError unless declared ``fixed``."""
+    items, _ = _structure(out, out_types, "out_types")
+    result = []
+    for k, v, t in items:
+        if isinstance(v, numbers.Number) or type(v).__module__ == "numpy":
+            v = torch.as_tensor(v)
+        elif not isinstance(v, torch.Tensor) and t != "fixed":
+            raise TypeError(f"output {k!r} of type {t!r} must be a tensor or a number, got {type(v).__name__}")
+        result.append((k, v, t))
+    return result
 
 
 def _num_nodes(items):
@@ -133,13 +159,17 @@ def _diff(a, b):
             tot += float((va.detach().double() - vb.detach().double()).pow(2).sum())
         elif isinstance(va, torch.Tensor) and not torch.equal(va, vb):
             tot += float("inf")
+        elif not isinstance(va, torch.Tensor) and not va == vb:  # "fixed" outputs of other kinds
+            tot += float("inf")
     return math.sqrt(tot)
 
 
 def equivariance_error(fn, inputs, in_types, out_types, *, group: str = "O3", translation: bool = True,
                        permutation: bool = True, scaling: bool = False, n_samples: int = 4,
-                       generator: torch.Generator | None = None, float64: bool = True) -> dict[str, float]:
-    """Measured relative equivariance errors, max over ``n_samples`` draws, per transformation kind.
+                       generator: torch.Generator | None = None, float64: bool = True,
+                       norm_floor: float = 1e-12) -> dict[str, float]:
+    """Measured relative equivariance errors, max over ``n_samples`` draws, per transformation kind:
+    ``|f(g x) - g f(x)| / max(|f(x)|, norm_floor)`` (norms over all outputs together).
 
     Args:
         fn: callable; called as ``fn(**inputs)`` for a dict, ``fn(*inputs)`` for a tuple/list, else ``fn(inputs)``.
@@ -147,12 +177,21 @@ def equivariance_error(fn, inputs, in_types, out_types, *, group: str = "O3", tr
         inputs / in_types: values and their types (see the module docstring).
         out_types: the type(s) of the outputs, structured like the outputs (str, tuple or dict).
         group: ``"O3"`` (rotations and reflections) or ``"SO3"`` (rotations only).
+        n_samples: draws per transformation kind (an int >= 1).
+        norm_floor: smallest denominator (> 0); outputs that are zero in theory (a net force, a centred
+            sum) have rounding-size norms, so without a floor their rounding noise reads as an O(1) error.
+
+    Outputs may be tensors or numbers (compared as tensors); other objects only as ``"fixed"`` (compared with ``==``).
 
     Returns:
         dict with keys among ``rotation, reflection, translation, permutation, scaling, combined``.
     """
     if group not in ("O3", "SO3"):
         raise ValueError(f"group must be 'O3' or 'SO3', got {group!r}")
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+        raise ValueError(f"n_samples must be an int >= 1 (0 samples would test nothing), got {n_samples!r}")
+    if isinstance(norm_floor, bool) or not isinstance(norm_floor, (int, float)) or not 0 < norm_floor < float("inf"):
+        raise ValueError(f"norm_floor must be a positive finite number, got {norm_floor!r}")
     if generator is None:
         generator = torch.Generator().manual_seed(0)
     if isinstance(fn, torch.nn.Module) and float64:
@@ -171,8 +210,8 @@ def equivariance_error(fn, inputs, in_types, out_types, *, group: str = "O3", tr
         return fn(vals)
 
     base_out = call(items)
-    base_items, _ = _structure(base_out, out_types, "out_types")
-    ref_norm = max(_norm(base_items), 1e-12)
+    base_items = _outputs(base_out, out_types)
+    ref_norm = max(_norm(base_items), float(norm_floor))
 
     identity = torch.eye(3, dtype=torch.float64)
     zero = torch.zeros(3, dtype=torch.float64)
@@ -201,22 +240,34 @@ def equivariance_error(fn, inputs, in_types, out_types, *, group: str = "O3", tr
             g = draw(kind)
             moved = [(k, _act(v, t, g, n), t) for k, v, t in items]
             out = call(moved)
-            out_items, _ = _structure(out, out_types, "out_types")
+            out_items = _outputs(out, out_types)
             expected = [(k, _act(v, t, g, n), t) for k, v, t in base_items]
             worst = max(worst, _diff(out_items, expected) / ref_norm)
         errors[kind] = worst
     return errors
 
 
-def assert_equivariant(fn, inputs, in_types, out_types, *, tol: float = 1e-10, **kwargs) -> dict[str, float]:
+def assert_equivariant(fn, inputs, in_types, out_types, *, tol: float = 1e-10, atol: float | None = None,
+                       **kwargs) -> dict[str, float]:
     """Raise ``AssertionError`` when any measured error (see :func:`equivariance_error`) exceeds ``tol``.
 
-    Returns the errors, so tests can report them.
+    ``atol``: also accept absolute differences up to ``atol``, i.e. fail only when
+    ``|f(g x) - g f(x)| > max(tol |f(x)|, atol)``. Use it for outputs that are zero in theory (a net force,
+    a centred sum), whose rounding noise is large relative to their own norm. Default ``None``: relative only.
+
+    Returns the (relative) errors, so tests can report them.
     """
+    if atol is not None:
+        if isinstance(atol, bool) or not isinstance(atol, (int, float)) or not 0 < atol < float("inf"):
+            raise ValueError(f"atol must be a positive finite number or None, got {atol!r}")
+        if "norm_floor" in kwargs:
+            raise ValueError("give atol or norm_floor, not both (atol sets norm_floor = atol / tol)")
+        kwargs["norm_floor"] = atol / tol
     errors = equivariance_error(fn, inputs, in_types, out_types, **kwargs)
     bad = {k: v for k, v in errors.items() if not v <= tol}
     if bad:
-        raise AssertionError(f"not equivariant (tolerance {tol:g}): " + ", ".join(f"{k} error {v:.3g}" for k, v in bad.items()))
+        what = f"tolerance {tol:g}" + (f", atol {atol:g}" if atol is not None else "")
+        raise AssertionError(f"not equivariant ({what}): " + ", ".join(f"{k} error {v:.3g}" for k, v in bad.items()))
     return errors
 
 
