@@ -22,7 +22,9 @@ bound, then decides each by its exact distance (``GEOMDL_RADIUS_SEARCH=grid|dens
 
 The references are vectorised pure PyTorch: a sorted cell grid with ``searchsorted`` for D <= 3
 (blockwise dense distances otherwise), and knn by radius searches whose radius doubles until every
-query has its k neighbours inside the searched ball.
+query has its k neighbours inside the searched ball. Candidate pairs come in chunks of about 4M pairs
+(:mod:`geomdl.ops.neighbor_candidates`), selected chunk by chunk, so a radius covering a large cloud
+costs time, not memory.
 """
 from __future__ import annotations
 
@@ -31,8 +33,8 @@ import torch
 from geomdl.ops._extension import extension_loaded, use_compiled
 from geomdl.ops._validation import (batch_to_ptr, check_batch, check_int, check_positive_real, check_tensor, compact_batches,
                                     rescale_points)
+from geomdl.ops.neighbor_candidates import BLOCK_ELEMENTS, candidate_chunks, sort_and_limit
 
-_BLOCK_ELEMENTS = 1 << 22  # distance entries per block in the references (bounded memory)
 
 
 def _check_points(x, name):
@@ -87,77 +89,6 @@ def _check_finite(x, name):
 # --- reference ------------------------------------------------------------------------------
 
 
-def _sort_and_limit(qi, xj, dd, num_queries, limit):
-    """Sort pairs by (query, distance, source) and keep the first ``limit`` of every query."""
-    order = torch.argsort(xj, stable=True)
-    order = order[torch.argsort(dd[order], stable=True)]
-    order = order[torch.argsort(qi[order], stable=True)]
-    qi, xj, dd = qi[order], xj[order], dd[order]
-    counts = torch.bincount(qi, minlength=num_queries)
-    first = torch.cumsum(counts, 0) - counts
-    keep = (torch.arange(qi.numel(), device=qi.device) - first[qi]) < limit
-    return qi[keep], xj[keep], dd[keep]
-
-
-def _candidates_dense(x, y, batch_x, batch_y, ignore_same_index, r):
-    """All (query, source) pairs of the same cloud (within r when given), blockwise O(N M)."""
-    nx, ny = x.shape[0], y.shape[0]
-    block = max(1, _BLOCK_ELEMENTS // max(nx, 1))
-    out_q, out_x = [], []
-    ar_x = torch.arange(nx, device=x.device)
-    for start in range(0, ny, block):
-        yb = y[start : start + block]
-        valid = batch_y[start : start + block].unsqueeze(1) == batch_x.unsqueeze(0)
-        if ignore_same_index:
-            valid &= torch.arange(start, start + yb.shape[0], device=x.device).unsqueeze(1) != ar_x.unsqueeze(0)
-        if r is not None:  # loose prefilter; exact test in float64 below
-            valid &= torch.cdist(yb.double(), x.double()) <= r * (1 + 1e-6) + 1e-12
-        qi, xj = valid.nonzero(as_tuple=True)
-        out_q.append(qi + start)
-        out_x.append(xj)
-    return torch.cat(out_q), torch.cat(out_x)
-
-
-def _candidates_grid(x, y, batch_x, batch_y, ignore_same_index, r):
-    """Pairs within r via a uniform grid of cell size r (O(N + E)); None if the grid is unsuitable."""
-    dim = x.shape[1]
-    if dim > 3:
-        return None
-    lo = torch.minimum(x.min(0).values, y.min(0).values).double()
-    cx = torch.floor((x.double() - lo) / r).long()
-    cy = torch.floor((y.double() - lo) / r).long()
-    size = torch.maximum(cx.max(0).values, cy.max(0).values) + 3  # +1 margin each side
-    nb = int(max(batch_x.max(), batch_y.max())) + 1
-    total = float(nb) * float(torch.prod(size.double()))
-    if total > 2**62:
-        return None
-    strides = [1] * dim
-    for d in range(dim - 2, -1, -1):
-        strides[d] = strides[d + 1] * int(size[d + 1])
-    cells_total = strides[0] * int(size[0])
-    stride_t = torch.tensor(strides, device=x.device)
-    key_x = batch_x * cells_total + ((cx + 1) * stride_t).sum(1)
-    key_y = batch_y * cells_total + ((cy + 1) * stride_t).sum(1)
-    order_x = torch.argsort(key_x, stable=True)
-    sorted_keys = key_x[order_x]
-    out_q, out_x = [], []
-    offsets = torch.cartesian_prod(*[torch.tensor([-1, 0, 1], device=x.device)] * dim).reshape(-1, dim)
-    for off in offsets:
-        k = key_y + (off * stride_t).sum()
-        start = torch.searchsorted(sorted_keys, k, side="left")
-        stop = torch.searchsorted(sorted_keys, k, side="right")
-        cnt = stop - start
-        q = torch.repeat_interleave(torch.arange(y.shape[0], device=x.device), cnt)
-        pos_in = torch.arange(int(cnt.sum()), device=x.device) - torch.repeat_interleave(torch.cumsum(cnt, 0) - cnt, cnt)
-        out_q.append(q)
-        out_x.append(order_x[torch.repeat_interleave(start, cnt) + pos_in])
-    qi, xj = torch.cat(out_q), torch.cat(out_x)
-    if ignore_same_index:
-        keep = qi != xj
-        qi, xj = qi[keep], xj[keep]
-    return qi, xj
-
-
 def _select_neighbors_reference(x, y, batch_x, batch_y, limit, r, ignore_same_index):
     """Pairs (source j, query i), sorted by query, distance, source; the ``limit`` nearest per query
     (within ``r`` when ``r`` is not None). Distances are exact float64 sums of squares."""
@@ -166,14 +97,16 @@ def _select_neighbors_reference(x, y, batch_x, batch_y, limit, r, ignore_same_in
         return torch.zeros((2, 0), dtype=torch.long, device=x.device)
     if r is None:
         return _knn_reference(x, y, batch_x, batch_y, limit, ignore_same_index)
-    cand = _candidates_grid(x, y, batch_x, batch_y, ignore_same_index, r)
-    if cand is None:
-        cand = _candidates_dense(x, y, batch_x, batch_y, ignore_same_index, r)
-    qi, xj = cand
-    dd = squared_distance(y[qi], x[xj])
-    keep = dd <= r * r
-    qi, xj, dd = _sort_and_limit(qi[keep], xj[keep], dd[keep], ny, limit)
-    return torch.stack([xj, qi])
+    out_q, out_x = [], []
+    for q0, q1, qi, xj in candidate_chunks(x, y, batch_x, batch_y, ignore_same_index, r):  # bounded memory
+        dd = squared_distance(y[qi], x[xj])
+        keep = dd <= r * r
+        qi, xj, _ = sort_and_limit(qi[keep] - q0, xj[keep], dd[keep], q1 - q0, limit)
+        out_q.append(qi + q0)
+        out_x.append(xj)
+    if not out_q:
+        return torch.zeros((2, 0), dtype=torch.long, device=x.device)
+    return torch.stack([torch.cat(out_x), torch.cat(out_q)])
 
 
 def _knn_dense_per_cloud(x, y, batch_x, batch_y, k, ignore_same_index):
@@ -193,7 +126,7 @@ def _knn_dense_per_cloud(x, y, batch_x, batch_y, k, ignore_same_index):
         xn = xs.pow(2).sum(1)
         kk = min(k, n)  # a query's own index (ignore_same_index) is masked below and never kept
         extra = min(n, kk + 8)
-        rows = max(1, _BLOCK_ELEMENTS // max(1, n * max(4, x.shape[1])))
+        rows = max(1, BLOCK_ELEMENTS // max(1, n * max(4, x.shape[1])))
         for start in range(y0, y1, rows):
             stop = min(y1, start + rows)
             ys = y[start:stop].double()
@@ -253,28 +186,27 @@ def _knn_reference(x, y, batch_x, batch_y, k, ignore_same_index):
     res_q, res_x, res_d = [], [], []
     while todo.numel():
         sub_y, sub_b = y[todo], batch_y[todo]
-        cand = _candidates_grid(x, sub_y, batch_x, sub_b, False, r) if dim <= 3 and r < 4 * extent + 1 else None
-        if cand is None:
-            cand = _candidates_dense(x, sub_y, batch_x, sub_b, False, None)
-            r = float("inf")
-        qi, xj = cand
-        if ignore_same_index:
-            keep = todo[qi] != xj
-            qi, xj = qi[keep], xj[keep]
-        dd = squared_distance(sub_y[qi], x[xj])
-        keep = dd <= r * r
-        qi, xj, dd = qi[keep], xj[keep], dd[keep]
-        found = torch.bincount(qi, minlength=todo.numel())
-        done = found >= need[todo]
-        sel = done[qi]
-        q2, x2, d2 = _sort_and_limit(qi[sel], xj[sel], dd[sel], todo.numel(), k)
-        res_q.append(todo[q2])
-        res_x.append(x2)
-        res_d.append(d2)
+        if not r < 4 * extent + 1:
+            r = float("inf")  # every point of the cloud: dense blocks
+        done = torch.zeros(todo.numel(), dtype=torch.bool, device=x.device)
+        for q0, q1, qi, xj in candidate_chunks(x, sub_y, batch_x, sub_b, False, r):  # bounded memory
+            if ignore_same_index:
+                keep = todo[qi] != xj
+                qi, xj = qi[keep], xj[keep]
+            dd = squared_distance(sub_y[qi], x[xj])
+            keep = dd <= r * r
+            qi, xj, dd = qi[keep] - q0, xj[keep], dd[keep]
+            chunk_done = torch.bincount(qi, minlength=q1 - q0) >= need[todo[q0:q1]]
+            done[q0:q1] = chunk_done
+            sel = chunk_done[qi]
+            q2, x2, d2 = sort_and_limit(qi[sel], xj[sel], dd[sel], q1 - q0, k)
+            res_q.append(todo[q2 + q0])
+            res_x.append(x2)
+            res_d.append(d2)
         todo = todo[~done]
         r *= 2.0
     qi, xj, dd = torch.cat(res_q), torch.cat(res_x), torch.cat(res_d)
-    qi, xj, _ = _sort_and_limit(qi, xj, dd, ny, k)
+    qi, xj, _ = sort_and_limit(qi, xj, dd, ny, k)
     return torch.stack([xj, qi])
 
 
