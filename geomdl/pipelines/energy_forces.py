@@ -73,17 +73,32 @@ class EnergyForceTask(Task):
             (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=train)
         return {"energy": energy, "forces": -grad}
 
-    def loss(self, batch, output):
+    def _scaled_errors(self, batch, output):
+        """``((E - E^) / (sigma n_b)) [B]`` and ``((F - F^) / sigma) [N, 3]``, the terms of the loss."""
         n = torch.bincount(batch.batch, minlength=batch.num_graphs).to(output["energy"].dtype)
         target_e = batch.energy.reshape(-1).to(output["energy"].dtype)
-        e = ((output["energy"] - target_e) / (self.scale * n)).pow(2).mean()
-        f = ((output["forces"] - batch.forces.to(output["forces"].dtype)) / self.scale).pow(2).mean()
-        return (self.options.energy_weight * e + self.options.forces_weight * f).float()
+        e = (output["energy"] - target_e) / (self.scale * n)
+        f = (output["forces"] - batch.forces.to(output["forces"].dtype)) / self.scale
+        return e, f
+
+    def loss(self, batch, output):
+        e, f = self._scaled_errors(batch, output)
+        return (self.options.energy_weight * e.pow(2).mean() + self.options.forces_weight * f.pow(2).mean()).float()
 
     def metric_stats(self, batch, output):
         s = self.options.metric_scale
+        e, f = self._scaled_errors(batch, output)
+        # the two loss terms as sums: the energy term is a mean over structures, the force term over force
+        # components, so no single per-batch weight makes the mean of batch losses exact (see compute_metrics)
         return {**metrics.error_sums(output["energy"] * s, batch.energy.reshape(-1) * s, "energy"),
-                **metrics.error_sums(output["forces"] * s, batch.forces * s, "forces")}
+                **metrics.error_sums(output["forces"] * s, batch.forces * s, "forces"),
+                **metrics.error_sums(e.detach(), torch.zeros_like(e), "loss_energy"),
+                **metrics.error_sums(f.detach(), torch.zeros_like(f), "loss_forces")}
 
     def compute_metrics(self, stats):
-        return {**metrics.mae_rmse_from_sums(stats, "energy"), **metrics.mae_rmse_from_sums(stats, "forces")}
+        out = {**metrics.mae_rmse_from_sums(stats, "energy"), **metrics.mae_rmse_from_sums(stats, "forces")}
+        e_n, f_n = float(stats["loss_energy/count"]), float(stats["loss_forces/count"])
+        if e_n and f_n:  # the loss of the whole split (replaces the batch-weighted mean of the evaluation loop)
+            out["loss"] = (self.options.energy_weight * float(stats["loss_energy/sq_sum"]) / e_n
+                           + self.options.forces_weight * float(stats["loss_forces/sq_sum"]) / f_n)
+        return out

@@ -49,7 +49,10 @@ def eval_loader(task, dataset, batch_size: int, info: DistInfo):
 def evaluate(task, model, loader, info: DistInfo, amp_dtype=None, collect_predictions: bool = False):
     """Run ``model`` over ``loader`` (this rank's shard) and return ``(metrics, stats, predictions)``.
 
-    ``metrics`` holds ``loss`` plus ``task.compute_metrics`` of the all-reduced statistics;
+    ``metrics`` holds ``loss`` (the mean of the batch losses weighted by ``task.batch_size_of``, or the
+    ``loss`` that ``task.compute_metrics`` returns from its summed statistics, which takes precedence:
+    exact for losses that mix per-structure and per-atom means) plus ``task.compute_metrics`` of the
+    all-reduced statistics;
     ``predictions`` (when requested and the task provides them) are gathered from every rank and
     concatenated per key, else None.
     """

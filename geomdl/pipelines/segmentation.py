@@ -120,6 +120,12 @@ class PartSegmentationTask(Task):
     def _labels(self, batch):
         return batch.y.reshape(-1).long()
 
+    def batch_size_of(self, batch) -> int:
+        """Points, not clouds: the loss is a mean over the points of the batch, so the logged train/val
+        loss is the exact per-point mean of the split only when batches are weighted by their points
+        (clouds of unequal size otherwise give a batch-size-dependent mean of batch means)."""
+        return int(batch.y.numel())
+
     def loss(self, batch, output):
         loss = F.cross_entropy(output["logits"].float(), self._labels(batch), label_smoothing=self.options.label_smoothing)
         votes = output.get("votes")

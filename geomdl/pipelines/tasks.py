@@ -50,7 +50,8 @@ Contract details
 ----------------
 * ``metric_stats`` returns tensors that are **summed** over batches and over DDP ranks (counts,
   sums of errors, confusion matrices), so every metric is exact under any sharding;
-  ``compute_metrics`` turns them into floats. The trainer adds ``loss`` itself.
+  ``compute_metrics`` turns them into floats. The trainer adds ``loss`` itself (a task whose loss mixes
+  means over different units, e.g. structures and atoms, returns the exact ``loss`` from its sums instead).
 * ``predictions`` (optional) returns per-sample tensors gathered on the final evaluation for plots
   (``plot``); return ``None`` to skip. Keep them small (a few numbers per sample).
 * Datasets are anything a ``torch_geometric.loader.DataLoader`` takes (a list of ``Data`` works).
