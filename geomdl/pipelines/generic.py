@@ -85,8 +85,11 @@ class RegressionOptions:
 
 class RegressionTask(Task):
     """Regression of ``y [B, T]``: the model predicts standardised targets, ``forward`` returns
-    them in the data's units. Metrics: ``mae``, ``rmse`` (all targets) and per target
-    ``<name>_mae``, ``<name>_rmse``. ``task.kwargs``: ``loss``, ``normalize``, ``target_names``.
+    them in the data's units. Metrics: ``mae``, ``rmse`` (all targets, in their mixed units) and per
+    target ``<name>_mae``, ``<name>_rmse``, and ``normalized_mae = (1/T) sum_t mae_t / std_t`` (``std_t``
+    of the training targets; 1 with ``normalize=False``): unit-free, so every target counts alike when
+    it is the monitored metric (QM9's 19 targets span Hartree to bohr^2). ``task.kwargs``: ``loss``,
+    ``normalize``, ``target_names``.
     """
 
     kind = "regression"
@@ -140,8 +143,10 @@ class RegressionTask(Task):
 
     def compute_metrics(self, stats):
         out = metrics.mae_rmse_from_sums(stats)
-        for name in self.names(len(self.mean)):
+        names = self.names(len(self.mean))
+        for name in names:
             out.update(metrics.mae_rmse_from_sums(stats, name))
+        out["normalized_mae"] = sum(out[f"{name}_mae"] / float(std) for name, std in zip(names, self.std)) / len(names)
         return out
 
     def predictions(self, batch, output):

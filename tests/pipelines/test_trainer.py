@@ -101,6 +101,9 @@ def test_regression_task_reports_mae_rmse_and_parity_plot(tmp_path, tiny_config)
     assert (tmp_path / "run" / "parity_val.png").is_file()
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["task_state"]["mean"].shape == (2,)
+    std = ckpt["task_state"]["std"]
+    assert val["normalized_mae"] == pytest.approx((val["scale_mae"] / std[0] + val["height_mae"] / std[1]).item() / 2, rel=1e-12)
+    assert float(std[0]) != pytest.approx(float(std[1]), rel=0.05)  # the check above can tell the units apart
 
 
 def test_lr_schedules():
