@@ -76,6 +76,23 @@ def test_backbone_is_equivariant_on_one_part(reflections):
         assert errors["reflection"] > 1e-6  # 4 proper frames: not reflection-equivariant
 
 
+@pytest.mark.parametrize("reflections", [True, False])
+def test_backbone_is_exact_on_parts_too_small_or_flat_for_a_unique_pca_frame(reflections):
+    """methods.md 4.10: PCA frames are undefined for parts with < 3 points or a zero eigenvalue. Averaging
+    over all sign patterns makes the null axes drop out (no single sign is picked), so parts of 1 point,
+    2 points, 3 points (flat) and collinear points are still exactly equivariant."""
+    torch.manual_seed(0)
+    net = FrameAveragedPointNet(0, 16, 5, reflections=reflections).double()
+    g = torch.Generator().manual_seed(7)
+    line = torch.linspace(0, 1, 5, dtype=torch.float64)[:, None] * torch.tensor([[1.0, 2.0, -0.5]], dtype=torch.float64)
+    pieces = [torch.randn(1, 3, generator=g, dtype=torch.float64), torch.randn(2, 3, generator=g, dtype=torch.float64),
+              torch.randn(3, 3, generator=g, dtype=torch.float64), line + 2.0, _anisotropic_cloud(40, 3)]
+    pos = torch.cat(pieces)
+    part = torch.repeat_interleave(torch.arange(len(pieces)), torch.tensor([len(p) for p in pieces]))
+    assert_equivariant(lambda pos, part: net(pos, None, part, len(pieces)), (pos, part), ("position", "batch"),
+                       ("scalar", "position"), group="O3" if reflections else "SO3")
+
+
 def test_backbone_parts_are_independent():
     torch.manual_seed(0)
     net = FrameAveragedPointNet(0, 16, 4).double()
@@ -161,9 +178,13 @@ def test_cluster_votes_merges_and_is_equivariant_and_permutation_consistent():
     part3, _, _, _ = cluster_votes(votes[perm], fine[perm], batch, sigma=0.1)
     same = (part3.unsqueeze(0) == part3.unsqueeze(1)) == (part[perm].unsqueeze(0) == part[perm].unsqueeze(1))
     assert bool(same.all())
-    # delta -> 0 as sigma -> 0, and is large for a wide sigma
+    # delta -> 0 as sigma -> 0; it grows while sigma approaches the spacing of the centres (2) without
+    # merging them; a still wider sigma merges everything into one part (delta 0 again, but lambda 1)
     sharp = assignment_uncertainty(cluster_votes(votes, fine, batch, sigma=0.05)[2], batch)["delta_points"]
     assert sharp < 1e-6
+    part_w, k_w, q_w, _ = cluster_votes(votes, fine, batch, sigma=0.8)
+    assert k_w == 3 and assignment_uncertainty(q_w, batch)["delta_points"] > 1e-2
+    assert cluster_votes(votes, fine, batch, sigma=2.5)[1] == 1
 
 
 def test_vote_loss_is_zero_for_perfect_votes():

@@ -150,3 +150,22 @@ def test_convolutions_match_explicit_sums():
     assert torch.allclose(out, expected, atol=1e-13)
     y = point_conv(x[:, 0], ks[:, 0], ei)
     assert torch.allclose(y[0], ks[2, 0] * x[2, 0] + ks[3, 0] * x[3, 0])
+
+
+def test_attributes_use_sender_minus_receiver_and_the_receivers_orientation():
+    """Concrete values for one edge ``1 -> 0`` (methods.md 1.12: a swapped sender/receiver flips ``o.r``).
+
+    The invariance tests cannot see this convention (a swapped attribute is invariant too)."""
+    pos = torch.tensor([[0.0, 0.0, 0.0], [1.0, 2.0, 0.0]], dtype=torch.float64)  # receiver 0, sender 1
+    ori = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+    ei = torch.tensor([[1], [0]])
+    # r = x_1 - x_0 = (1, 2, 0); o_i = ori[0]: [o_i.r, |r - (o_i.r) o_i|, o_i.o_j] = [1, 2, 0]
+    assert invariant_point_cloud(pos, ori, ei).tolist() == [[1.0, 2.0, 0.0]]
+    grid = torch.tensor([[0.0, -1.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    expected = torch.tensor([[[-2.0, 1.0], [0.0, math.sqrt(5.0)]]], dtype=torch.float64)
+    assert torch.allclose(invariant_fiber_spatial(pos, ei, grid), expected, atol=1e-15)
+    # 2D: relative position in the receiver's frame (o_i, o_i^perp) with o_i = (0, 1), o_i^perp = (-1, 0)
+    pos2 = torch.tensor([[0.0, 0.0], [1.0, 2.0]], dtype=torch.float64)
+    ori2 = torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
+    assert invariant_point_cloud(pos2, ori2, ei).tolist() == [[2.0, -1.0, 0.0]]
+    assert torch.allclose(invariant_fiber_spatial(pos2, ei, ori2), torch.tensor([[[2.0, -1.0], [1.0, 2.0]]], dtype=torch.float64))

@@ -86,3 +86,20 @@ def test_unknown_elements_and_fixed_options_raise():
         PonitaPotential([1], task_level="node")
     with pytest.raises(ValueError, match="atomic_numbers"):
         PonitaPotential([0, 1])
+
+
+@pytest.mark.parametrize("num_ori", [0, 4])
+def test_forces_under_inference_mode_equal_the_eager_forces(num_ori):
+    """methods.md 1.12: forces need autograd at evaluation time, and Lightning evaluates under
+    ``torch.inference_mode`` (which ``enable_grad`` cannot undo). Inputs made there are inference tensors."""
+    z, pos = _molecule()
+    model = PonitaPotential([1, 6, 8], num_ori=num_ori, **SMALL).double().eval()
+    ref = model(z, pos)
+    with torch.inference_mode():
+        zi, pi = z.clone(), pos.clone()
+        out = model(zi, pi)
+        energy_only = model(zi, pi, forces=False)["energy"]
+    torch.testing.assert_close(out["forces"], ref["forces"], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(out["energy"], ref["energy"].detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(energy_only, ref["energy"].detach(), rtol=1e-12, atol=1e-12)
+    assert ref["forces"].abs().max() > 0

@@ -177,3 +177,17 @@ def test_frame_averaging_works_with_the_shared_pointnet_on_a_cube():
     model = TinvNet(_shared_backbone(name), degenerate="average").eval()
     assert_equivariant(as_batch(model), (pos, batch), ("position", "batch"), "global_scalar", scaling=True,
                        n_samples=2, tol=1e-10)
+
+
+def test_no_gradient_flows_through_the_eigendecomposition_on_a_cube():
+    """methods.md 3.7: eigenvector gradients are NaN at repeated eigenvalues (a cube: a triple one).
+    TinvNet embeds without gradient, so training on such shapes keeps finite parameter gradients."""
+    from tinv_helpers import cube_vertices
+
+    pos = cube_vertices().requires_grad_(True)
+    assert mds_embedding(pos).embedding.requires_grad  # the plain function is differentiable (and NaN here)
+    model = as_batch(tiny_tinvnet()).double()
+    model(pos, torch.zeros(8, dtype=torch.long)).pow(2).sum().backward()
+    assert pos.grad is None
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(bool(torch.isfinite(g).all()) for g in grads)

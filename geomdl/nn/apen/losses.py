@@ -14,7 +14,10 @@ def part_centroid_targets(pos: torch.Tensor, gt_part: torch.Tensor) -> torch.Ten
 
 
 def vote_loss(votes: list[torch.Tensor], pos: torch.Tensor, gt_part: torch.Tensor) -> torch.Tensor:
-    """Sum over layers of the mean L1 distance between votes and ground-truth part centroids."""
+    """Sum over layers of the mean L1 distance between votes and ground-truth part centroids.
+
+    ``gt_part`` ids must be unique across the clouds of a batch (``PartData`` offsets them when batched):
+    equal ids in two clouds would be averaged into one centroid."""
     if not votes:
         raise ValueError("votes must contain at least one [N, 3] tensor")
     target = part_centroid_targets(pos.detach(), gt_part)

@@ -82,8 +82,15 @@ class PonitaPotential(nn.Module):
         """Returns ``{"energy": [B], "forces": [N, 3]}`` with ``forces = -dE/dpos``.
 
         ``create_graph`` (default: ``self.training``) keeps the graph of the forces for training on
-        them (second-order autograd).
+        them (second-order autograd). Works under ``torch.no_grad`` and ``torch.inference_mode`` (e.g. a
+        Lightning validation loop): the forces are computed with autograd locally re-enabled.
         """
+        if forces and torch.is_inference_mode_enabled():
+            # enable_grad cannot undo inference mode: leave it here, on normal copies of the inputs
+            # (inference tensors cannot be saved for backward)
+            with torch.inference_mode(False):
+                copy = lambda t: None if t is None else t.clone()  # noqa: E731
+                return self.forward(copy(numbers), copy(pos), copy(batch), num_graphs, forces, create_graph, copy(grid))
         if not forces:
             return {"energy": self.energy(numbers, pos, batch, num_graphs, grid)}
         create_graph = self.training if create_graph is None else create_graph

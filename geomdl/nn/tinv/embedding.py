@@ -85,6 +85,8 @@ def mds_embedding(pos: torch.Tensor | None = None, dim: int = 3, batch: torch.Te
     invariant to rotations and reflections (O(d)), translations and (with ``scale``) scalings of the input,
     and equivariant to permutations of its points; see :mod:`geomdl.nn.tinv.mds` for the sign and scale
     rules and the exact conditions. Computed in float64 whatever the input dtype, returned in the input's.
+    Gradients flow through ``torch.linalg.eigh`` and are NaN/inf at repeated eigenvalues (cubes, cylinders):
+    detach ``pos`` inside a trained pipeline, as :class:`TinvNet` does.
 
     Args:
         pos: ``[N, d]`` points of one or many clouds (``batch``). Uses the ``d x d`` covariance (``O(N d^2)``).
