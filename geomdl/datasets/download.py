@@ -22,6 +22,7 @@ import urllib.parse
 import urllib.request
 
 from geomdl.datasets.base import _REPO, data_root
+from geomdl.utils.io import read_text
 
 CHUNK = 1 << 20
 PROGRESS_MIN_BYTES = 64 << 20  # hashing a smaller file takes well under a second: no bar
@@ -59,10 +60,7 @@ def read_manifest(path=None) -> list[ManifestEntry]:
         raise IsADirectoryError(f"manifest {path} is a folder, expected the manifest file")
     if not path.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a text manifest (binary content)") from None
+    text = read_text(path, "a dataset manifest")
     entries = []
     for lineno, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()

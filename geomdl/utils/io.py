@@ -1,4 +1,5 @@
-"""Atomic file writes: an interrupted run never leaves a half-written file behind."""
+"""Atomic file writes (an interrupted run never leaves a half-written file behind) and text reads whose
+errors name the file."""
 from __future__ import annotations
 
 import contextlib
@@ -55,3 +56,13 @@ def atomic_write_text(path, text: str) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
+
+
+def read_text(path: str | os.PathLike, what: str) -> str:
+    """The UTF-8 text of ``path``; a binary file gives a ``ValueError`` naming the file and ``what`` was expected."""
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file (binary content); expected {what}") from None

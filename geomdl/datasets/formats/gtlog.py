@@ -14,6 +14,8 @@ import os
 
 import numpy as np
 
+from geomdl.utils.io import read_text
+
 
 def _records(path, text: str, rows: int, cols: int):
     lines = [ln.split() for ln in text.splitlines() if ln.strip()]
@@ -74,12 +76,7 @@ def parse_gt_overlap(text: str, name: str = "<string>") -> dict[tuple[int, int],
 
 def _read(path, parser):
     path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a text file (binary content); expected 3DMatch ground truth") from None
-    return parser(text, name=path)
+    return parser(read_text(path, "3DMatch ground truth"), name=path)
 
 
 def read_gt_log(path):

@@ -14,6 +14,8 @@ import re
 
 import numpy as np
 
+from geomdl.utils.io import read_text
+
 _HEADER = re.compile(r"^(C|N|CN|ST)?OFF")
 
 
@@ -105,12 +107,7 @@ def _is_floats(tokens) -> bool:
 def read_off(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Read an OFF file: ``vertices [V, 3] float64``, triangle ``faces [F, 3] int64`` (see :func:`parse_off`)."""
     path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8", errors="strict") as fh:
-            text = fh.read()
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a text OFF file (binary content)") from None
-    return parse_off(text, name=path)
+    return parse_off(read_text(path, "an OFF mesh"), name=path)
 
 
 def write_off(path: str | os.PathLike, vertices, faces, *, quirk: bool = False) -> None:

@@ -16,6 +16,8 @@ import os
 
 import numpy as np
 
+from geomdl.utils.io import read_text
+
 QM9_XYZ_PROPERTIES = ("A", "B", "C", "mu", "alpha", "homo", "lumo", "gap", "r2", "zpve", "U0", "U", "H", "G", "Cv")
 ELEMENTS = {"H": 1, "He": 2, "Li": 3, "Be": 4, "B": 5, "C": 6, "N": 7, "O": 8, "F": 9, "Ne": 10, "Na": 11,
             "Mg": 12, "Al": 13, "Si": 14, "P": 15, "S": 16, "Cl": 17, "Ar": 18, "K": 19, "Ca": 20, "Ni": 28,
@@ -69,12 +71,7 @@ def parse_qm9_xyz(text: str, name: str = "<string>") -> dict:
 def read_qm9_xyz(path) -> dict:
     """:func:`parse_qm9_xyz` of a file."""
     path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a text QM9 xyz file (binary content)") from None
-    return parse_qm9_xyz(text, name=path)
+    return parse_qm9_xyz(read_text(path, "a QM9 xyz file"), name=path)
 
 
 def read_ase(path, index=":", format: str | None = None) -> list:

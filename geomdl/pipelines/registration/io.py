@@ -7,6 +7,8 @@ import pathlib
 import numpy as np
 import torch
 
+from geomdl.utils.io import read_text
+
 SUFFIXES = (".ply", ".pcd", ".xyz", ".txt", ".npy")
 
 
@@ -99,10 +101,7 @@ def _read_blocks(path, rows: int) -> dict:
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ground-truth file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a text file (binary content); expected 3DMatch ground truth") from None
+    text = read_text(path, "3DMatch ground truth")
     lines = [ln.split() for ln in text.splitlines() if ln.strip()]
     if len(lines) % (rows + 1):
         raise ValueError(f"{path}: {len(lines)} non-empty lines is not a multiple of {rows + 1} "
