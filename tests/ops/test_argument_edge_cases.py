@@ -7,18 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geomdl import ops
-from geomdl.ops import (
-    fps,
-    fps_reference,
-    knn,
-    knn_graph,
-    knn_graph_reference,
-    knn_reference,
-    radius,
-    radius_graph,
-    radius_graph_reference,
-    radius_reference,
-)
+from geomdl.ops import fps, fps_reference, knn, knn_graph, knn_graph_reference, knn_reference
+from geomdl.ops import radius, radius_graph, radius_graph_reference, radius_reference
 
 BACKENDS = ["auto", "reference"] + (["compiled"] if ops.has_kernel("knn") and ops.has_kernel("fps") else [])
 
