@@ -160,6 +160,8 @@ def _radius(table, quick, neighbors, threads):
             return ops.radius_graph(pos, r, max_num_neighbors=deg)
 
     table.time(op, "geomdl (compiled, sorted by target+distance)", geomdl_compiled, geomdl=True)
+    reference = lambda: ops.radius_graph_reference(pos, r, max_num_neighbors=deg)  # noqa: E731
+    table.time(op, "geomdl reference (pure PyTorch)", reference, agrees=agree(reference()), repeats=2, warmup=0)
 
     def ckdtree_pairs():  # unordered pairs -> both directions; no ordering (cheaper than geomdl's output)
         pairs = cKDTree(pnp).query_pairs(r, output_type="ndarray")
@@ -236,6 +238,8 @@ def _knn(table, quick, k, threads):
             return ops.knn_graph(pos, k)
 
     table.time(op, "geomdl (compiled, sorted by target+distance)", geomdl_compiled, geomdl=True)
+    reference = lambda: ops.knn_graph_reference(pos, k)  # noqa: E731
+    table.time(op, "geomdl reference (pure PyTorch)", reference, agrees=agree(reference()), repeats=2, warmup=0)
 
     def ckdtree():
         _, idx = cKDTree(pnp).query(pnp, k=k + 1, workers=threads)
