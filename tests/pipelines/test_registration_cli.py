@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import torch
@@ -55,7 +56,12 @@ def test_register_eval_command_on_a_generated_benchmark(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     report = json.loads((tmp_path / "r.json").read_text())
-    assert report["summary"]["registration_recall"] == 1.0 and report["pairs"][0]["rre_deg"] < 1.0
+    assert report["pairs"][0]["rre_deg"] < 1.0 and report["pairs"][0]["consecutive"]
+    # 0-1 is a consecutive pair: the 3DMatch protocol's recall does not count it
+    assert report["summary"]["registration_recall_all_pairs"] == 1.0
+    assert report["summary"]["registration_recall_pairs"] == 0
+    assert math.isnan(report["summary"]["registration_recall"])
+    assert "non-consecutive" in out
 
 
 def test_registration_demo_stage(tmp_path, capsys):
