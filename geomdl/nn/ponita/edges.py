@@ -1,6 +1,8 @@
 """Graph construction used by the PONITA model: fully connected or radius graphs, with self loops."""
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from geomdl.ops import radius_graph
@@ -31,7 +33,21 @@ def add_self_loops(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
 
 def build_edges(pos: torch.Tensor, batch: torch.Tensor, radius: float | None, loop: bool,
                 max_num_neighbors: int) -> torch.Tensor:
-    """Radius graph (``radius`` given) or fully connected graph (``radius=None``) per cloud."""
+    """Radius graph (``radius`` given) or fully connected graph (``radius=None``) per cloud.
+
+    The radius graph keeps the nearest ``max_num_neighbors`` neighbours of each node; when a node reaches
+    the cap, farther neighbours inside ``radius`` may have been dropped and a ``UserWarning`` says so (the
+    lifted graph of the point-cloud mode has one node per edge, so dense molecules reach a cap of 1000 at
+    about 32 atoms within the radius). The check runs in eager mode only, not under ``torch.compile``.
+    """
     if radius is None:
         return fully_connected_edges(batch, loop)
-    return radius_graph(pos.detach(), radius, batch, max_num_neighbors=max_num_neighbors, loop=loop)
+    edge_index = radius_graph(pos.detach(), radius, batch, max_num_neighbors=max_num_neighbors, loop=loop)
+    # the check reads data-dependent sizes: eager only (under torch.compile the graph stays whole, unchecked)
+    if not torch.compiler.is_compiling() and edge_index.shape[1] >= max_num_neighbors:
+        degree = torch.bincount(edge_index[1], minlength=pos.shape[0])
+        if bool((degree >= max_num_neighbors).any()):  # constant text: shown once per process, not per batch
+            warnings.warn(f"PONITA radius graph: some nodes reached max_num_neighbors="
+                          f"{max_num_neighbors}; neighbours beyond the nearest {max_num_neighbors} inside radius "
+                          f"{radius} may have been dropped (raise max_num_neighbors to keep them)", stacklevel=2)
+    return edge_index

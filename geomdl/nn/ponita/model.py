@@ -57,7 +57,8 @@ class Ponita(nn.Module):
         multiple_readouts: average a read-out after every layer (default ``True``).
         task_level: ``"graph"`` (pool over the nodes of each graph) or ``"node"`` (default ``"graph"``).
         pool: ``"sum"`` or ``"mean"`` for graph-level outputs (default ``"sum"``).
-        max_num_neighbors: cap of the radius graph (default 1000).
+        max_num_neighbors: cap of the radius graph (default 1000); a ``UserWarning`` says when a node reaches
+            it (neighbours inside ``radius`` may then be dropped).
     """
 
     def __init__(self, in_scalars: int, out_scalars: int = 1, out_vectors: int = 0, in_vectors: int = 0, *,
@@ -85,6 +86,8 @@ class Ponita(nn.Module):
             raise ValueError(f"task_level must be 'graph' or 'node', got {task_level!r}")
         if pool not in ("sum", "mean"):
             raise ValueError(f"pool must be 'sum' or 'mean', got {pool!r}")
+        if isinstance(max_num_neighbors, bool) or not isinstance(max_num_neighbors, int) or max_num_neighbors < 1:
+            raise ValueError(f"max_num_neighbors must be a positive int, got {max_num_neighbors!r}")
         if radius is not None and not radius > 0:
             raise ValueError(f"radius must be positive or None, got {radius!r}")
         basis_dim = basis_dim or hidden
