@@ -21,6 +21,7 @@ Run folder (``train.out_dir``)::
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -299,8 +300,23 @@ class Trainer:
         finally:
             torch.use_deterministic_algorithms(previous)
 
+    def _check_monitor(self) -> None:
+        """Fail before the first epoch when ``train.monitor`` names no logged metric: the validation metric
+        names come from one validation batch (under a forked RNG, so the run's random stream is unchanged)."""
+        cfg = self.config.train
+        known = {"train/loss", "lr", "val/loss"} | ({"train/grad_norm"} if self.config.optim.grad_clip is not None else set())
+        if cfg.monitor in known or self.state["epoch"] > 0:
+            return
+        with torch.random.fork_rng(devices=[self.info.device] if self.info.device.type == "cuda" else []):
+            val, _, _ = evaluate(self.task, self.eval_model, itertools.islice(self.eval_loaders["val"], 1), self.info,
+                                 self.amp_dtype)
+        names = sorted(known | {f"val/{k}" for k in val})
+        if cfg.monitor not in names:
+            raise ConfigError(f"train.monitor: {cfg.monitor!r} is not a logged metric (available: {', '.join(names)})")
+
     def _run(self) -> dict:
         cfg, info, state = self.config, self.info, self.state
+        self._check_monitor()
         logger = None
         if info.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)

@@ -86,9 +86,32 @@ def test_early_stopping_stops_when_the_monitored_metric_stalls(tmp_path, tiny_co
     assert summary["stopped_early"] and summary["epoch"] == 3 and summary["best_epoch"] == 1
 
 
-def test_unknown_monitor_is_a_config_error(tmp_path, tiny_config):
-    with pytest.raises(ConfigError, match="train.monitor: 'val/nope'"):
-        Trainer(tiny_config(tmp_path / "run", "train.monitor=val/nope", "train.epochs=1")).fit()
+def test_unknown_monitor_is_a_config_error_before_the_first_epoch(tmp_path, tiny_config, monkeypatch):
+    def no_training(self, epoch):
+        raise AssertionError("trained an epoch before checking train.monitor")
+
+    monkeypatch.setattr(Trainer, "_train_epoch", no_training)
+    with pytest.raises(ConfigError, match="train.monitor: 'val/acuracy' .*val/accuracy"):
+        Trainer(tiny_config(tmp_path / "run", "train.monitor=val/acuracy", "train.epochs=1")).fit()
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_checking_the_monitor_leaves_the_random_stream_and_results_unchanged(tmp_path, tiny_config, monkeypatch):
+    # the check evaluates one validation batch under a forked RNG: the first epoch starts from the same
+    # global random state as a run monitoring val/loss (which needs no check), and ends with the same weights
+    states, train_epoch = [], Trainer._train_epoch
+
+    def recording(self, epoch):
+        states.append(torch.random.get_rng_state())
+        return train_epoch(self, epoch)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", recording)
+    a = Trainer(tiny_config(tmp_path / "a", "train.epochs=1", "train.monitor=val/accuracy", "train.monitor_mode=max"))
+    a.fit()
+    b = Trainer(tiny_config(tmp_path / "b", "train.epochs=1"))
+    b.fit()
+    assert len(states) == 2 and torch.equal(states[0], states[1])
+    assert all(torch.equal(x, y) for x, y in zip(a.raw_model.state_dict().values(), b.raw_model.state_dict().values()))
 
 
 def test_regression_task_reports_mae_rmse_and_parity_plot(tmp_path, tiny_config):
