@@ -95,6 +95,40 @@ def fps_partition(pos: torch.Tensor, batch: torch.Tensor, num_parts: int) -> tup
     return compact_labels(batch * k + nearest)
 
 
+def merge_close_components(mu: torch.Tensor, pi: torch.Tensor, alive: torch.Tensor, distance: float,
+                           upper: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Merge the live components of each cloud whose means are closer than ``distance``.
+
+    A component close to a live component of lower index is absorbed: its weight moves to the root of its
+    chain (A <- B <- C with A, C apart: C's weight goes to A, through B), so each cloud's total weight is
+    kept. The means are left as they are (the next M-step recomputes them).
+
+    Args:
+        mu: ``[B, K, 3]`` component means; pi: ``[B, K]`` weights; alive: ``[B, K]`` bool.
+        distance: merge distance (``merge_threshold * sigma``).
+        upper: optional cached strictly upper triangular ``[K, K]`` bool mask.
+
+    Returns:
+        ``(pi [B, K], alive [B, K])`` after merging.
+    """
+    k = mu.shape[1]
+    if upper is None:
+        upper = torch.triu(torch.ones(k, k, dtype=torch.bool, device=mu.device), diagonal=1)
+    dd = (mu.unsqueeze(2) - mu.unsqueeze(1)).pow(2).sum(-1)  # [B, K, K]
+    close = (dd < distance ** 2) & alive.unsqueeze(2) & alive.unsqueeze(1) & upper
+    absorbed = close.any(1)  # [B, K]: some lower-index live component is close
+    if not bool(absorbed.any()):
+        return pi, alive
+    own = torch.arange(k, device=mu.device).expand_as(absorbed)
+    target = torch.where(absorbed, torch.argmax(close.to(torch.int8), dim=1), own)  # the lowest close index
+    while True:  # follow chains to their roots (targets only decrease, so this ends within K steps)
+        nxt = target.gather(1, target)
+        if torch.equal(nxt, target):
+            break
+        target = nxt
+    return torch.zeros_like(pi).scatter_add_(1, target, pi), alive & ~absorbed
+
+
 @torch.no_grad()
 def cluster_votes(votes: torch.Tensor, part: torch.Tensor, batch: torch.Tensor, sigma: float, iterations: int = 10,
                   merge_threshold: float = 1.0):
@@ -166,15 +200,7 @@ def cluster_votes(votes: torch.Tensor, part: torch.Tensor, batch: torch.Tensor, 
         alive = alive & (w > 1e-9)
         mu = torch.where(alive.unsqueeze(-1), s / w.clamp_min(1e-300).unsqueeze(-1), mu)
         pi = torch.where(alive, w / n_cloud.unsqueeze(1), torch.zeros_like(w))
-        # merge components of the same cloud that collapsed onto each other (the lower index survives)
-        dd = (mu.unsqueeze(2) - mu.unsqueeze(1)).pow(2).sum(-1)  # [B, K, K]
-        close = (dd < (merge_threshold * sigma) ** 2) & alive.unsqueeze(2) & alive.unsqueeze(1) & upper
-        absorbed = close.any(1)  # [B, K]: some lower-index live component is close
-        if bool(absorbed.any()):
-            target = torch.argmax(close.to(torch.int8), dim=1)  # [B, K] the lowest close index
-            pi = pi + torch.zeros_like(pi).scatter_add_(1, target, torch.where(absorbed, pi, torch.zeros_like(pi)))
-            pi = torch.where(absorbed, torch.zeros_like(pi), pi)
-            alive = alive & ~absorbed
+        pi, alive = merge_close_components(mu, pi, alive, merge_threshold * sigma, upper)
     q = e_step()[batch, pslot]  # [N, K]
     best = torch.argmax(q, dim=1)  # first maximum: lowest slot on ties
     point_comp = comp[batch]  # [N, K]
