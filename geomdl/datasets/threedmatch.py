@@ -15,7 +15,8 @@ Layout under ``root`` (default ``<data root>/3dmatch``)::
 **Pair selection.** ``benchmark="3DMatch"`` / ``"3DLoMatch"`` reads that benchmark's gt.log when it
 exists (the official lists). Otherwise the pairs come from the scene's other gt.log files and are
 selected by the ``gt_overlap.log`` ratio: 3DMatch ``overlap > 0.3``, 3DLoMatch ``0.1 < overlap <= 0.3``
-(the 3DLoMatch definition). ``overlap_range=(lo, hi)`` further keeps ``lo < overlap <= hi``.
+(the 3DLoMatch definition). ``overlap_range=(lo, hi)`` further keeps ``lo < overlap <= hi``; pairs whose
+overlap is unknown are then left out, with a warning that counts them.
 
 Items: :class:`~geomdl.datasets.data.PairData` with ``pos_ref``, ``pos_src`` (float32, voxel-downsampled
 to ``voxel_size`` metres unless ``None``), ``transform [1, 4, 4] float64``, ``overlap [1]`` (NaN
@@ -153,9 +154,11 @@ class ThreeDMatch(GeometricDataset):
                               f"{BENCHMARKS[self.benchmark]} from the scene's other gt.log files", stacklevel=3)
                 rng = BENCHMARKS[self.benchmark] if rng is None else (max(rng[0], BENCHMARKS[self.benchmark][0]), min(rng[1], BENCHMARKS[self.benchmark][1]))
             folder = self.fragments_dir / scene
+            unknown = 0
             for (i, j), mat in sorted(poses.items()):
                 ov = overlaps.get((i, j), overlaps.get((j, i), math.nan))
                 if rng is not None and not (rng[0] < ov <= rng[1]):
+                    unknown += ov != ov
                     continue
                 ref, src = find_fragment(folder, i), find_fragment(folder, j)
                 if ref is None or src is None:
@@ -163,6 +166,9 @@ class ThreeDMatch(GeometricDataset):
                     continue
                 pairs.append({"scene": scene, "ref": i, "src": j, "ref_path": str(ref), "src_path": str(src), "transform": mat,
                               "overlap": ov, "info": infos.get((i, j))})
+            if unknown:
+                warnings.warn(f"scene {scene!r}: {unknown} gt.log pair(s) have no overlap in gt_overlap.log and were left "
+                              f"out by the overlap range {rng}", stacklevel=3)
         if absent and self.missing == "error":
             raise FileNotFoundError(f"{len(absent)} pair(s) need fragments that are missing, e.g. {absent[0]}.* "
                                     f"(pass missing='skip' to use only the pairs whose fragments are present)")

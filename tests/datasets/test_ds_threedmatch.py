@@ -88,6 +88,14 @@ def test_array_fragments_pose_convention_and_selection(tmp_path, ext):
     assert [(p.scene, p.ref_id, p.src_id) for p in some] == [("s2", 0, 1)]
 
 
+def test_overlap_range_warns_about_pairs_of_unknown_overlap(tmp_path):
+    _scene(tmp_path, ".npy")
+    (tmp_path / "benchmarks" / "3DMatch" / "s1" / "gt_overlap.log").write_text("0,1,0.9\n")  # 0-2, 1-2 unknown
+    with pytest.warns(UserWarning, match="scene 's1': 2 gt.log pair"):
+        some = ThreeDMatch(tmp_path, scenes=["s1"], overlap_range=(0.5, 1.0), voxel_size=None, processed_dir=tmp_path / "cache")
+    assert [(p.ref_id, p.src_id) for p in some] == [(0, 1)]
+
+
 def test_bad_fragment_files(tmp_path):
     from plyfile import PlyData, PlyElement
 
