@@ -15,11 +15,13 @@ Cutoffs (1 at ``d = 0``, 0 for ``d >= c``)
     * cosine (Behler): :math:`f(d) = \\tfrac12(\\cos(\\pi d/c) + 1)`.
     * polynomial envelope (DimeNet/NequIP), order ``p``:
       :math:`f(u) = 1 - \\tfrac{(p+1)(p+2)}{2}u^p + p(p+2)u^{p+1} - \\tfrac{p(p+1)}{2}u^{p+2}`, ``u = d/c``;
-      ``p - 1`` continuous derivatives at ``d = c``.
+      ``f``, ``f'`` and ``f''`` vanish at ``d = c``: twice continuously differentiable there for every
+      ``p`` (the third derivative jumps by ``p(p+1)(p+2)/c^3``).
 """
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import nn
@@ -35,6 +37,15 @@ def _check_num(num_basis) -> int:
     if isinstance(num_basis, bool) or not isinstance(num_basis, int) or num_basis < 1:
         raise ValueError(f"num_basis must be an int >= 1, got {num_basis!r}")
     return num_basis
+
+
+def _check_start(start, cutoff: float) -> float:
+    number = isinstance(start, numbers.Real) or (isinstance(start, torch.Tensor) and start.numel() == 1)
+    if isinstance(start, bool) or not number or not math.isfinite(float(start)):
+        raise ValueError(f"start must be a finite number, got {start!r}")
+    if not float(start) < cutoff:
+        raise ValueError(f"start must be smaller than cutoff ({cutoff}), got {start!r}")
+    return float(start)
 
 
 def _check_distance(d) -> torch.Tensor:
@@ -61,6 +72,8 @@ def bessel_basis(d: torch.Tensor, num_basis: int, cutoff: float, freq: torch.Ten
     num_basis, cutoff = _check_num(num_basis), _check_cutoff(cutoff)
     if freq is None:
         freq = torch.arange(1, num_basis + 1, dtype=d.dtype, device=d.device) * (math.pi / cutoff)
+    elif not isinstance(freq, torch.Tensor):
+        raise TypeError(f"freq must be a torch.Tensor of shape [{num_basis}], got {type(freq).__name__}")
     elif freq.shape != (num_basis,):
         raise ValueError(f"freq must have shape [{num_basis}], got {tuple(freq.shape)}")
     # sin(w d) / d = w * sinc(w d) with a sinc that is smooth (to all orders used) at 0
@@ -72,7 +85,8 @@ def _sinc(x: torch.Tensor) -> torch.Tensor:
     ``torch.sinc`` has a NaN second derivative at 0)."""
     small = x.abs() < 1e-2
     safe = torch.where(small, torch.ones_like(x), x)
-    x2 = x * x
+    tiny = torch.where(small, x, torch.zeros_like(x))  # the unused branch must not overflow (0 * inf = NaN grads)
+    x2 = tiny * tiny
     return torch.where(small, 1.0 - x2 / 6.0 + x2 * x2 / 120.0, torch.sin(safe) / safe)
 
 
@@ -83,8 +97,7 @@ def gaussian_basis(d: torch.Tensor, num_basis: int, cutoff: float, start: float 
     """
     d = _check_distance(d)
     num_basis, cutoff = _check_num(num_basis), _check_cutoff(cutoff)
-    if not start < cutoff:
-        raise ValueError(f"start must be smaller than cutoff ({cutoff}), got {start!r}")
+    start = _check_start(start, cutoff)
     mu = torch.linspace(start, cutoff, num_basis, dtype=d.dtype, device=d.device)
     delta = (cutoff - start) / max(num_basis - 1, 1)
     gamma = 0.5 / delta**2
@@ -106,9 +119,11 @@ def polynomial_cutoff(d: torch.Tensor, cutoff: float, p: int = 6) -> torch.Tenso
     if isinstance(p, bool) or not isinstance(p, int) or p < 1:
         raise ValueError(f"p must be an int >= 1, got {p!r}")
     u = d / cutoff
+    inside = u < 1.0
+    u = torch.where(inside, u, torch.zeros_like(u))  # beyond the cutoff: no overflow of u^(p+2) (NaN grads)
     up = u.pow(p)
     f = 1.0 - 0.5 * (p + 1) * (p + 2) * up + p * (p + 2) * up * u - 0.5 * p * (p + 1) * up * u * u
-    return torch.where(u < 1.0, f, torch.zeros_like(d))
+    return torch.where(inside, f, torch.zeros_like(d))
 
 
 class BesselBasis(nn.Module):
@@ -135,9 +150,8 @@ class GaussianBasis(nn.Module):
 
     def __init__(self, num_basis: int = 32, cutoff: float = 5.0, start: float = 0.0):
         super().__init__()
-        self.num_basis, self.cutoff, self.start = _check_num(num_basis), _check_cutoff(cutoff), float(start)
-        if not self.start < self.cutoff:
-            raise ValueError(f"start must be smaller than cutoff ({cutoff}), got {start!r}")
+        self.num_basis, self.cutoff = _check_num(num_basis), _check_cutoff(cutoff)
+        self.start = _check_start(start, self.cutoff)
 
     def forward(self, d: torch.Tensor) -> torch.Tensor:
         return gaussian_basis(d, self.num_basis, self.cutoff, self.start)

@@ -51,12 +51,19 @@ def _su2_table(l1: int, l2: int, l3: int) -> torch.Tensor:
     return out
 
 
-@functools.lru_cache(maxsize=None)
 def real_to_complex_basis(l: int) -> torch.Tensor:
     """Unitary ``Q [2l+1 (complex m), 2l+1 (real m)]``: real basis vector ``k`` = ``sum_a Q_ak |l a>``.
 
-    Standard real form (Wikipedia) times the global phase ``(-i)^l`` that makes real CG real.
+    Standard real form (Wikipedia) times the global phase ``(-i)^l`` that makes real CG real. complex128;
+    cached, a copy is returned.
     """
+    if not isinstance(l, int) or isinstance(l, bool) or l < 0:
+        raise ValueError(f"l must be a non-negative int, got {l!r}")
+    return _real_to_complex_basis(l).clone()
+
+
+@functools.lru_cache(maxsize=None)
+def _real_to_complex_basis(l: int) -> torch.Tensor:
     q = torch.zeros(2 * l + 1, 2 * l + 1, dtype=torch.complex128)
     s = 1 / math.sqrt(2)
     q[l, l] = 1.0
@@ -72,7 +79,7 @@ def real_to_complex_basis(l: int) -> torch.Tensor:
 @functools.lru_cache(maxsize=None)
 def _real_clebsch_gordan(l1: int, l2: int, l3: int) -> torch.Tensor:
     c = _su2_table(l1, l2, l3).to(torch.complex128)
-    q1, q2, q3 = real_to_complex_basis(l1), real_to_complex_basis(l2), real_to_complex_basis(l3)
+    q1, q2, q3 = _real_to_complex_basis(l1), _real_to_complex_basis(l2), _real_to_complex_basis(l3)
     real = torch.einsum("ai,bj,ck,abc->ijk", q1, q2, q3.conj(), c)
     if real.imag.abs().max() > 1e-10:  # pragma: no cover - would be a bug in the basis change
         raise RuntimeError(f"real Clebsch-Gordan ({l1},{l2},{l3}) has an imaginary part")
@@ -113,6 +120,8 @@ def natural_irreps(lmax: int, multiplicity: int = 1):
     """``e3nn.o3.Irreps`` ``mul x 0e + mul x 1o + mul x 2e + ...`` up to ``lmax`` (parity ``(-1)^l``)."""
     from e3nn import o3
 
-    if not isinstance(lmax, int) or lmax < 0:
+    if not isinstance(lmax, int) or isinstance(lmax, bool) or lmax < 0:
         raise ValueError(f"lmax must be a non-negative int, got {lmax!r}")
+    if not isinstance(multiplicity, int) or isinstance(multiplicity, bool) or multiplicity < 0:
+        raise ValueError(f"multiplicity must be a non-negative int, got {multiplicity!r}")
     return o3.Irreps([(multiplicity, (l, (-1) ** l)) for l in range(lmax + 1)])

@@ -34,6 +34,9 @@ from geomdl.o3.spherical_harmonics import lmax_from_dim, spherical_harmonics
 
 def torus_points(n_theta: int, n_phi: int) -> torch.Tensor:
     """Points ``s(theta_j, phi_k)`` of the equispaced ``n_theta x n_phi`` torus grid, ``[n_theta, n_phi, 3]``."""
+    for name, n in (("n_theta", n_theta), ("n_phi", n_phi)):
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"{name} must be a positive int, got {n!r}")
     theta = torch.arange(n_theta, dtype=torch.float64) * (2 * math.pi / n_theta)
     phi = torch.arange(n_phi, dtype=torch.float64) * (2 * math.pi / n_phi)
     st, ct = torch.sin(theta)[:, None], torch.cos(theta)[:, None]
@@ -59,9 +62,13 @@ def _sh_to_fourier(lmax: int) -> torch.Tensor:
 def sh_to_fourier_matrix(lmax: int) -> torch.Tensor:
     """``sh2f`` as a dense complex128 tensor ``[(L+1)^2, 2L+1 (u), 2L+1 (v)]`` (frequency ``u`` at index
     ``u + L``): ``F_uv = sum_lm x_lm S[lm, u, v]``. Cached; a copy is returned."""
-    if not isinstance(lmax, int) or lmax < 0:
-        raise ValueError(f"lmax must be a non-negative int, got {lmax!r}")
+    _check_degree("lmax", lmax)
     return _sh_to_fourier(lmax).clone()
+
+
+def _check_degree(name: str, v) -> None:
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {v!r}")
 
 
 def _half_period_integrals(n: torch.Tensor) -> torch.Tensor:
@@ -97,8 +104,7 @@ def fourier_to_sh_matrix(lmax_in: int, lmax_out: int) -> torch.Tensor:
     """``f2sh`` as a dense complex128 tensor ``[(Lo+1)^2, 2Li+1 (u), 2Li+1 (v)]``:
     ``x_lm = Re sum_uv H_uv M[lm, u, v]`` for ``H`` with frequencies ``|u|, |v| <= Li``. Cached; copied."""
     for name, v in (("lmax_in", lmax_in), ("lmax_out", lmax_out)):
-        if not isinstance(v, int) or v < 0:
-            raise ValueError(f"{name} must be a non-negative int, got {v!r}")
+        _check_degree(name, v)
     return _fourier_to_sh(lmax_in, lmax_out).clone()
 
 
@@ -111,16 +117,29 @@ def sh_to_fourier(x: torch.Tensor) -> torch.Tensor:
 
 def fourier_to_sh(h: torch.Tensor, lmax_out: int) -> torch.Tensor:
     """Reference ``f2sh``: ``H [..., 2Li+1, 2Li+1]`` (Hermitian) -> ``[..., (lmax_out+1)^2]`` real."""
+    if not isinstance(h, torch.Tensor):
+        raise TypeError(f"h must be a torch.Tensor, got {type(h).__name__}")
+    _check_degree("lmax_out", lmax_out)
+    _check_square_odd("h", h)
     n = h.shape[-1]
-    if h.shape[-2] != n or n % 2 == 0:
-        raise ValueError(f"h must have shape [..., 2L+1, 2L+1], got {tuple(h.shape)}")
+    if not h.is_complex():  # a real H: Re(H M) = H Re(M), computed in complex (no discarded-imaginary warning)
+        h = h.to(torch.complex128 if h.dtype == torch.float64 else torch.complex64)
     m = _fourier_to_sh((n - 1) // 2, lmax_out).to(device=h.device, dtype=h.dtype)
     return torch.einsum("...uv,kuv->...k", h, m).real
+
+
+def _check_square_odd(name: str, f: torch.Tensor) -> None:
+    if f.dim() < 2 or f.shape[-1] != f.shape[-2] or f.shape[-1] % 2 == 0:
+        raise ValueError(f"{name} must have shape [..., 2L+1, 2L+1], got {tuple(f.shape)}")
 
 
 def fourier_convolve(f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
     """Linear 2D convolution of coefficient arrays ``[..., 2L1+1, 2L1+1] * [..., 2L2+1, 2L2+1]`` ->
     ``[..., 2(L1+L2)+1, 2(L1+L2)+1]`` by zero-padded FFT (size exactly ``2(L1+L2)+1``: no aliasing)."""
+    for name, f in (("f1", f1), ("f2", f2)):
+        if not isinstance(f, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(f).__name__}")
+        _check_square_odd(name, f)  # a non-square array would wrap around in u (aliasing)
     n = f1.shape[-1] + f2.shape[-1] - 1
     a = torch.fft.fft2(f1, s=(n, n))
     b = torch.fft.fft2(f2, s=(n, n))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
+from fractions import Fraction
 
 import torch
 
@@ -41,7 +42,8 @@ def wigner_3j_000(l1: int, l2: int, l3: int) -> float:
     num = f(big_j - 2 * l1) * f(big_j - 2 * l2) * f(big_j - 2 * l3)
     den = f(big_j + 1)
     ratio = f(g) // (f(g - l1) * f(g - l2) * f(g - l3))  # a multinomial coefficient: exact
-    return (-1) ** g * math.sqrt(num / den) * ratio
+    # one exact rational, rounded once: sqrt(num / den) alone underflows (and ratio overflows) from l ~ 300
+    return (-1) ** g * math.sqrt(Fraction(num * ratio * ratio, den))
 
 
 def gaunt_cg_constant(l1: int, l2: int, l3: int) -> float:
@@ -64,8 +66,15 @@ def gaunt_coefficients(l1: int, l2: int, l3: int, dtype=None, device=None) -> to
     return _gaunt(l1, l2, l3).to(dtype=dtype or torch.get_default_dtype(), device=device, copy=True)
 
 
+def _check_lmaxes(lmax1, lmax2, lmax_out) -> None:
+    for name, v in (("lmax1", lmax1), ("lmax2", lmax2), ("lmax_out", lmax_out)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise ValueError(f"{name} must be a non-negative int, got {v!r}")
+
+
 def gaunt_paths(lmax1: int, lmax2: int, lmax_out: int) -> list[tuple[int, int, int]]:
     """The ``(l1, l2, l3)`` with non-zero Gaunt coefficients: triangle rule and ``l1+l2+l3`` even."""
+    _check_lmaxes(lmax1, lmax2, lmax_out)
     return [(a, b, c) for a in range(lmax1 + 1) for b in range(lmax2 + 1) for c in range(abs(a - b), min(a + b, lmax_out) + 1)
             if (a + b + c) % 2 == 0]
 
@@ -76,6 +85,7 @@ def gaunt_output_normalization(lmax1: int, lmax2: int, lmax_out: int) -> torch.T
     With unit-variance i.i.d. input coefficients the Gaunt product's degree-``l3`` components have
     variance ``1 / n_l3^2``; multiplying by ``n_l3`` restores unit variance (used by the layers).
     """
+    _check_lmaxes(lmax1, lmax2, lmax_out)
     out = torch.zeros(lmax_out + 1, dtype=torch.float64)
     for a, b, c in gaunt_paths(lmax1, lmax2, lmax_out):
         out[c] += gaunt_cg_constant(a, b, c) ** 2 / (2 * c + 1)

@@ -25,8 +25,12 @@ def gaunt_powers_columns(xt: torch.Tensor, max_order: int, lmax_out: int) -> lis
         raise ValueError(f"max_order must be an int >= 2, got {max_order!r}")
     if not isinstance(lmax_out, int) or isinstance(lmax_out, bool) or lmax_out < 0:
         raise ValueError(f"lmax_out must be a non-negative int, got {lmax_out!r}")
+    if not isinstance(xt, torch.Tensor):
+        raise TypeError(f"xt must be a torch.Tensor, got {type(xt).__name__}")
     if xt.dim() != 2:
         raise ValueError(f"xt must be [(L+1)^2, R], got {tuple(xt.shape)}")
+    if not xt.is_floating_point():
+        raise TypeError(f"xt must be floating point, got {xt.dtype}")
     lmax = lmax_from_dim(xt.shape[0], "xt")
     lmax_prod = max_order * lmax
     n_u = 2 * lmax_prod + 2  # even, >= 2 * lmax_prod + 1: every theta frequency of f^nu resolved
@@ -47,6 +51,10 @@ def gaunt_powers_columns(xt: torch.Tensor, max_order: int, lmax_out: int) -> lis
 def gaunt_powers(x: torch.Tensor, max_order: int, lmax_out: int | None = None) -> list[torch.Tensor]:
     """``x [..., (L+1)^2]`` -> ``[B^(2), ..., B^(max_order)]``, each ``[..., (lmax_out+1)^2]`` (default
     ``lmax_out = L``)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() == 0:
+        raise ValueError("x must have shape [..., (L+1)^2], got a scalar")
     lmax = lmax_from_dim(x.shape[-1], "x")
     lmax_out = lmax if lmax_out is None else lmax_out
     flat = x.reshape(-1, x.shape[-1]).T

@@ -235,6 +235,9 @@ def gaunt_product_columns(x1t: torch.Tensor, x2t: torch.Tensor, lmax_out: int) -
     transposes; compiled kernel or reference by ``GEOMDL_KERNELS`` (:mod:`geomdl.o3.gaunt_kernel`).
     ``R`` must match (no broadcasting); dtype float32/float64.
     """
+    for name, t in (("x1t", x1t), ("x2t", x2t)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if x1t.dim() != 2 or x2t.dim() != 2 or x1t.shape[1] != x2t.shape[1]:
         raise ValueError(f"x1t and x2t must be [(L+1)^2, R] with the same R, got {tuple(x1t.shape)} and {tuple(x2t.shape)}")
     lmax_from_dim(x1t.shape[0], "x1t")

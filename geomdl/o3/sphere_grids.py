@@ -19,6 +19,21 @@ import torch
 from geomdl.o3.spherical_harmonics import spherical_harmonics
 
 
+def _check_floating(name: str, t) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if not (t.is_floating_point() or t.is_complex()):  # an integer tensor would round the weights / basis to integers
+        raise TypeError(f"{name} must be floating point (or complex), got {t.dtype}")
+    if t.dim() == 0:
+        raise ValueError(f"{name} must have at least one dimension, got a scalar")
+
+
+def _check_samples(values, grid: "SphereGrid") -> None:
+    _check_floating("values", values)
+    if values.shape[-1] != grid.weights.numel():
+        raise ValueError(f"values: last dimension must be the {grid.weights.numel()} grid points, got {tuple(values.shape)}")
+
+
 @dataclass(frozen=True)
 class SphereGrid:
     """A quadrature rule on the unit sphere.
@@ -38,8 +53,7 @@ class SphereGrid:
 
     def integrate(self, values: torch.Tensor) -> torch.Tensor:
         """``int_S2 f dOmega`` for samples ``values [..., n_points]`` -> ``[...]``."""
-        if values.shape[-1] != self.weights.numel():
-            raise ValueError(f"values: last dimension must be the {self.weights.numel()} grid points, got {tuple(values.shape)}")
+        _check_samples(values, self)
         return values @ self.weights.to(values)
 
 
@@ -50,15 +64,19 @@ def sphere_quadrature(degree: int) -> SphereGrid:
     return gauss_legendre_grid(degree // 2 + 1, degree + 1)
 
 
-@functools.lru_cache(maxsize=32)
 def gauss_legendre_grid(n_theta: int, n_phi: int) -> SphereGrid:
     """Gauss-Legendre nodes in ``cos(theta)`` (about the y axis) times ``n_phi`` equispaced azimuths.
 
     Exact for polynomials of degree ``min(2 n_theta - 1, n_phi - 1)``. Cached; do not modify the tensors.
     """
-    for name, n in (("n_theta", n_theta), ("n_phi", n_phi)):
+    for name, n in (("n_theta", n_theta), ("n_phi", n_phi)):  # before the cache: True == 1 hashes alike
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"{name} must be a positive int, got {n!r}")
+    return _gauss_legendre_grid(n_theta, n_phi)
+
+
+@functools.lru_cache(maxsize=32)
+def _gauss_legendre_grid(n_theta: int, n_phi: int) -> SphereGrid:
     nodes, w = np.polynomial.legendre.leggauss(n_theta)
     cos_t = torch.as_tensor(nodes, dtype=torch.float64)
     sin_t = torch.sqrt(torch.clamp(1 - cos_t**2, min=0.0))
@@ -78,6 +96,7 @@ def sh_to_grid(coefficients: torch.Tensor, grid: SphereGrid) -> torch.Tensor:
     """
     from geomdl.o3.spherical_harmonics import lmax_from_dim
 
+    _check_floating("coefficients", coefficients)
     lmax = lmax_from_dim(coefficients.shape[-1], "coefficients")
     basis = spherical_harmonics(lmax, grid.points).to(coefficients)  # [P, (L+1)^2]
     return coefficients @ basis.T
@@ -88,7 +107,6 @@ def grid_to_sh(values: torch.Tensor, grid: SphereGrid, lmax: int) -> torch.Tenso
 
     Exact when ``f Y_lm`` has degree ``<= grid.degree``.
     """
-    if values.shape[-1] != grid.weights.numel():
-        raise ValueError(f"values: last dimension must be the {grid.weights.numel()} grid points, got {tuple(values.shape)}")
+    _check_samples(values, grid)
     basis = spherical_harmonics(lmax, grid.points).to(values)
     return (values * grid.weights.to(values)) @ basis

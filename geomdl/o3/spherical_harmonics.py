@@ -102,9 +102,11 @@ def spherical_harmonics(l, vectors: torch.Tensor, normalize: bool = True, normal
         raise TypeError(f"vectors must be floating point, got {vectors.dtype}")
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if not ls:  # no degrees (an empty list or irreps): an empty last dimension, like e3nn's ``Irreps("").dim``
+        return vectors[..., :0].clone()
     if normalize:
-        vectors = torch.nn.functional.normalize(vectors, dim=-1)
-    lmax = max(ls) if ls else 0
+        vectors = _unit_vectors(vectors)
+    lmax = max(ls)
     x, y, z = vectors.unbind(-1)
     blocks = _all_degrees(lmax, x, y, z)
     out = []
@@ -116,6 +118,16 @@ def spherical_harmonics(l, vectors: torch.Tensor, normalize: bool = True, normal
             block = block * math.sqrt(4 * math.pi / (2 * deg + 1))
         out.append(block)
     return torch.cat(out, dim=-1)
+
+
+def _unit_vectors(vectors: torch.Tensor) -> torch.Tensor:
+    """``v / |v|`` at every scale (no overflow/underflow of ``|v|^2``, no ``eps`` floor: a vector of norm
+    ``1e-13`` or ``1e200`` gives its direction) and ``0`` with a zero gradient for the zero vector."""
+    scale = vectors.detach().abs().amax(dim=-1, keepdim=True)  # exact to detach: v / |v| is scale invariant
+    scaled = vectors / torch.where(scale > 0, scale, torch.ones_like(scale))
+    norm = torch.linalg.vector_norm(scaled, dim=-1, keepdim=True)  # in [1, sqrt 3], or 0 for the zero vector
+    nonzero = norm > 0
+    return torch.where(nonzero, scaled / torch.where(nonzero, norm, torch.ones_like(norm)), torch.zeros_like(scaled))
 
 
 def _all_degrees(lmax: int, x, y, z) -> list[torch.Tensor]:
@@ -151,6 +163,8 @@ def _all_degrees(lmax: int, x, y, z) -> list[torch.Tensor]:
 
 def sh_dim(lmax: int) -> int:
     """Number of coefficients of degrees ``0..lmax``: ``(lmax + 1)^2``."""
+    if not isinstance(lmax, int) or isinstance(lmax, bool) or lmax < 0:
+        raise ValueError(f"lmax must be a non-negative int, got {lmax!r}")
     return (lmax + 1) ** 2
 
 
