@@ -36,6 +36,14 @@ BENCHMARKS = {
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 
 
+def write_json(path: pathlib.Path, payload: dict) -> None:
+    """Write ``payload`` to ``path`` atomically (:func:`geomdl.utils.io.atomic_write_text`: a temporary file
+    next to it, then a rename), so an interrupted run leaves the previous results file, never a half-written one."""
+    from geomdl.utils.io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(payload, indent=2, default=str))
+
+
 def print_table(rows: list[dict]) -> None:
     if not rows:
         print("(no rows)")
@@ -60,19 +68,29 @@ def print_table(rows: list[dict]) -> None:
 
 
 def main(argv=None) -> int:
+    from benchmarks.timing import positive_int
+
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="name", metavar="NAME", required=True)
+    unavailable = {}
     for name, module in BENCHMARKS.items():
         try:
             mod = importlib.import_module(module)
         except ImportError as exc:  # one missing/broken benchmark must not disable the others
+            unavailable[name] = exc
             sub.add_parser(name, help=f"(unavailable: {exc})")
             continue
         p = sub.add_parser(name, help=getattr(mod, "HELP", ""))
         p.add_argument("--out", help=f"JSON output path (default benchmarks/results/{name}.json)")
-        p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
-        mod.add_arguments(p)
-    args = parser.parse_args(argv)
+        threads = p.add_argument("--threads", type=positive_int, default=None)
+        mod.add_arguments(p)  # may set its own default (ops: 2)
+        default_threads = p.get_default("threads")
+        threads.help = "torch threads (default: " + (f"{default_threads})" if default_threads else "torch's default)")
+    args, extra = parser.parse_known_args(argv)
+    if args.name in unavailable:  # its options are unknown: say why rather than "unrecognized arguments"
+        raise SystemExit(f"benchmark {args.name} is unavailable: {unavailable[args.name]}")
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     import torch
 
     from benchmarks.timing import environment
@@ -87,7 +105,7 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": args.name, "argv": sys.argv[1:] if argv is None else argv, "environment": environment(),
                "wall_s": time.time() - t0, "rows": rows}
-    out.write_text(json.dumps(payload, indent=2, default=str))
+    write_json(out, payload)
     print(f"\nwrote {out}")
     return 0
 

@@ -15,16 +15,19 @@ import time
 
 import torch
 
-from benchmarks.timing import measure_interleaved
+from benchmarks.timing import measure_interleaved, positive_int
 
 HELP = "torch.compile(fullgraph=True, inductor) vs eager: training-step time of geomdl layers"
+LAYERS = ("egnn", "painn", "point_net_conv", "dynamic_edge_conv", "set_abstraction", "equivariant_conv_cg",
+          "gaunt_convolution", "ponita_grid_radius")  # the keys of _cases
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--nodes", type=int, default=2000, help="points of the random cloud (default 2000)")
     parser.add_argument("--radius", type=float, default=0.35, help="radius graph in the unit cube (default 0.35)")
-    parser.add_argument("--repeats", type=int, default=9)
-    parser.add_argument("--only", nargs="*", default=None, help="layer names (default all)")
+    parser.add_argument("--repeats", type=positive_int, default=9)
+    parser.add_argument("--only", nargs="*", default=None, choices=LAYERS, metavar="LAYER",
+                        help=f"layer names (default all): {', '.join(LAYERS)}")
 
 
 def _cases(n, pos, edge_index, g):

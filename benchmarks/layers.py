@@ -17,9 +17,11 @@ import time
 
 import torch
 
-from benchmarks.timing import measure
+from benchmarks.timing import measure, positive_int
 
 HELP = "forward+backward time of geomdl layers vs PyG layers on a 1e4-node radius graph"
+LAYERS = ("PointNetConv", "EdgeConv", "DynamicEdgeConv", "EGNNLayer", "PaiNNLayer", "EquivariantConv",
+          "EquivariantConv[cg]", "EquivariantConv[gaunt]")
 
 
 def add_arguments(parser) -> None:
@@ -32,8 +34,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dynamic-features", type=int, default=64,
                         help="input features of the dynamic EdgeConv row, the space of its kNN (default 64, as in DGCNN)")
     parser.add_argument("--tp-mul", type=int, default=8, help="multiplicity of 0e+1o+2e in the EquivariantConv rows (default 8)")
-    parser.add_argument("--repeats", type=int, default=7, help="timed repeats per layer (default 7)")
-    parser.add_argument("--only", nargs="+", default=None, help="layer names to run (default all)")
+    parser.add_argument("--repeats", type=positive_int, default=7, help="timed repeats per layer (default 7)")
+    parser.add_argument("--only", nargs="+", default=None, choices=LAYERS, metavar="LAYER",
+                        help=f"layer names to run (default all): {', '.join(LAYERS)}")
     parser.add_argument("--seed", type=int, default=0)
 
 

@@ -23,7 +23,7 @@ import statistics
 import numpy as np
 import torch
 
-from benchmarks.timing import measure, measure_interleaved
+from benchmarks.timing import measure, measure_interleaved, positive_int
 
 HELP = "scatter-sum, radius_graph, knn_graph (3-D and feature space), fps: geomdl vs torch, torch_scatter, torch_cluster, scipy, open3d"
 PARTS = ["scatter", "scatter_max", "scatter_small", "radius", "knn", "knn_features", "knn_sweep", "radius_features", "radius_sweep",
@@ -33,7 +33,7 @@ PARTS = ["scatter", "scatter_max", "scatter_small", "radius", "knn", "knn_featur
 def add_arguments(parser) -> None:
     parser.set_defaults(threads=2)
     parser.add_argument("--quick", action="store_true", help="tiny sizes")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=positive_int, default=7)
     parser.add_argument("--neighbors", type=float, default=32.0, help="mean neighbours per point for radius_graph")
     parser.add_argument("--k", type=int, default=16)
     parser.add_argument("--only", choices=PARTS, nargs="*", help="run only these parts")
@@ -300,8 +300,12 @@ def run(args) -> list[dict]:
     from geomdl import ops
 
     if getattr(args, "device", "cpu") != "cpu":
+        from benchmarks.ops_cuda import PARTS as CUDA_PARTS
         from benchmarks.ops_cuda import run_cuda
 
+        cpu_only = [p for p in args.only or [] if p not in CUDA_PARTS]
+        if cpu_only:  # would be silently skipped
+            raise SystemExit(f"--only {' '.join(cpu_only)}: CPU only; with --device cuda choose from {', '.join(CUDA_PARTS)}")
         return run_cuda(args)
 
     if not (ops.has_kernel("radius") and ops.has_kernel("scatter_reduce")):

@@ -30,6 +30,9 @@ from benchmarks.ops import _edge_key, _optional
 from benchmarks.timing import environment_variable, measure
 
 
+PARTS = ("scatter", "radius", "knn", "fps")  # the parts of ``--only`` that have a CUDA version
+
+
 class _Table:
     def __init__(self, repeats: int, slow: float, device):
         self.rows, self.repeats, self.slow, self.device = [], repeats, slow, device
@@ -275,7 +278,7 @@ def run_cuda(args) -> list[dict]:
     bw = _bandwidth(device)
     table.rows.append({"op": "device copy_ 1 GiB", "impl": torch.cuda.get_device_name(device), "GB_per_s": bw / 1e9,
                        "agrees": "-"})
-    parts = args.only or ["scatter", "radius", "knn", "fps"]
+    parts = args.only or PARTS
     if "scatter" in parts:
         _scatter(table, device, args.quick, bw)
     if "radius" in parts:

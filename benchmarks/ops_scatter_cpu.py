@@ -52,6 +52,8 @@ def scatter_max(table, quick: bool, optional) -> None:
         table.time(op, "geomdl (compiled)", geomdl_max, geomdl=True)
         peers = {"geomdl reference": lambda index=index: ops.scatter_reference(src, index, dim_size=s, reduce="max")}
         peers.update(_peers_max(src, index, s, optional))
+        if optional("torch_scatter") is None:
+            table.skip(op, "torch_scatter", "not installed (pip install 'geomdl[bench]')")
         for name, fn in peers.items():
             table.time(op, name, fn, agrees=_agree(fn(), want))
 
@@ -73,6 +75,8 @@ def scatter_max(table, quick: bool, optional) -> None:
         ts = optional("torch_scatter")
         if ts is not None:
             peers_b["torch_scatter"] = lambda x: ts.scatter(x, index, dim=0, dim_size=s, reduce="max")
+        else:
+            table.skip(op_b, "torch_scatter", "not installed (pip install 'geomdl[bench]')")
         for name, fn in peers_b.items():
             run = backward(fn)
             table.time(op_b, name, run, agrees=_agree_up_to_ties(run(), grad_want, src, index, want))
@@ -124,6 +128,8 @@ def scatter_small(table, quick: bool, optional) -> None:
             ts = optional("torch_scatter")
             if ts is not None:
                 add("torch_scatter", lambda: ts.scatter(src, index, dim=0, dim_size=s, reduce=reduce))
+            else:
+                table.skip(op, "torch_scatter", "not installed (pip install 'geomdl[bench]')")
             pyg = optional("torch_geometric.utils")
             if pyg is not None:
                 add("PyG utils.scatter", lambda: pyg.scatter(src, index, dim=0, dim_size=s, reduce=reduce))

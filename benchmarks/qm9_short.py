@@ -35,8 +35,12 @@ MODELS = {
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--models", nargs="+", default=None, help=f"models to train (default all: {', '.join(MODELS)})")
-    parser.add_argument("--target", default="U0", help="QM9 target name (default U0; see geomdl.datasets.qm9.TARGET_NAMES)")
+    from geomdl.datasets.qm9 import TARGET_NAMES
+
+    parser.add_argument("--models", nargs="+", default=None, choices=list(MODELS), metavar="MODEL",
+                        help=f"models to train (default all: {', '.join(MODELS)})")
+    parser.add_argument("--target", default="U0", choices=TARGET_NAMES, metavar="TARGET",
+                        help="QM9 target name (default U0; see geomdl.datasets.qm9.TARGET_NAMES)")
     parser.add_argument("--budget", type=float, default=180.0, help="seconds of training per model (default 180)")
     parser.add_argument("--budget-clock", choices=("cpu", "wall"), default="cpu", help="budget clock (default cpu: process CPU time)")
     parser.add_argument("--train", type=int, default=10000, help="training molecules (default 10000)")

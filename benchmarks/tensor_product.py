@@ -36,7 +36,7 @@ import time
 
 import torch
 
-from benchmarks.timing import measure
+from benchmarks.timing import comma_choices, measure, positive_int
 
 HELP = "Gaunt tensor product vs e3nn TensorProduct (uuu), C channels, degrees 0..L, N nodes"
 PEERS = ("gaunt", "gaunt_fft", "e3nn", "cueq")
@@ -48,12 +48,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quick", action="store_true", help="L = 1..4, 3 repeats (smoke run)")
     parser.add_argument("--channels", type=int, default=64)
     parser.add_argument("--nodes", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--slow-repeats", type=int, default=1, help="repeats for calls slower than 2 s")
-    parser.add_argument("--peers", default="gaunt,gaunt_fft,e3nn", help=f"comma-separated subset of {PEERS}")
+    parser.add_argument("--repeats", type=positive_int, default=5)
+    parser.add_argument("--slow-repeats", type=positive_int, default=1, help="repeats for calls slower than 2 s")
+    parser.add_argument("--peers", type=comma_choices(PEERS), default="gaunt,gaunt_fft,e3nn", help=f"comma-separated subset of {PEERS}")
     parser.add_argument("--second", choices=("full", "single"), default="full",
                         help="y with C channels (uuu, default) or with one channel (uvu, v=1; needed by cueq)")
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cpu (default) or cuda")
     parser.add_argument("--e3nn-lmax", type=int, default=None, help="largest L timed for e3nn (default --lmax)")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -188,7 +188,7 @@ def run(args) -> list[dict]:
     peers = [p.strip() for p in args.peers.split(",") if p.strip()]
     unknown = [p for p in peers if p not in PEERS]
     if unknown:
-        raise ValueError(f"--peers: unknown {unknown}; choose from {PEERS}")
+        raise SystemExit(f"--peers: unknown {unknown}; choose from {PEERS}")
     lmax = 4 if args.quick else args.lmax
     repeats = 3 if args.quick else args.repeats
     degrees = list(range(1, lmax + 1))
@@ -196,16 +196,16 @@ def run(args) -> list[dict]:
         try:
             degrees = sorted({int(v) for v in args.ls.split(",") if v.strip()})
         except ValueError as exc:
-            raise ValueError(f"--ls must be comma-separated positive ints, got {args.ls!r}") from exc
+            raise SystemExit(f"--ls must be comma-separated positive ints, got {args.ls!r}") from exc
         if not degrees or min(degrees) < 1:
-            raise ValueError(f"--ls must be comma-separated positive ints, got {args.ls!r}")
+            raise SystemExit(f"--ls must be comma-separated positive ints, got {args.ls!r}")
     e3nn_lmax = max(degrees) if args.e3nn_lmax is None else args.e3nn_lmax
     device = torch.device(getattr(args, "device", "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: torch sees no CUDA device")
+        raise SystemExit("--device cuda: torch sees no CUDA device")
     single = getattr(args, "second", "full") == "single"
     if "cueq" in peers and not single:
-        raise ValueError("--peers cueq needs --second single (cuEquivariance's channelwise product takes a "
+        raise SystemExit("--peers cueq needs --second single (cuEquivariance's channelwise product takes a "
                          "one-channel second operand)")
     rows, times = [], {}
     for L in tqdm(degrees, desc="tensor_product L", unit="L"):

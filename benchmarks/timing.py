@@ -1,12 +1,35 @@
 """Timing helpers: warm-up, then the median of repeats (CUDA-synchronised when on a GPU)."""
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import statistics
 import time
 
 import torch
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type``: an integer >= 1 (``--repeats 0`` or ``--threads -1`` is a usage error, not a traceback)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def comma_choices(choices):
+    """argparse ``type``: a comma-separated subset of ``choices``, returned unchanged (a typo is a usage error
+    listing the valid names, before anything runs)."""
+    def parse(text: str) -> str:
+        unknown = [v for v in (v.strip() for v in text.split(",")) if v and v not in choices]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown {', '.join(map(repr, unknown))} (choose from {', '.join(choices)})")
+        return text
+    return parse
 
 
 def _sync(device):

@@ -12,7 +12,7 @@ import tempfile
 import torch
 import torch.nn.functional as F
 
-from benchmarks.timing import measure
+from benchmarks.timing import measure, positive_int
 
 HELP = "training-engine overhead: Trainer epoch vs a bare PyTorch loop"
 
@@ -22,7 +22,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--points", type=int, default=64)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=positive_int, default=7)
 
 
 def _bare_epoch(model, optimizer, loader, device):

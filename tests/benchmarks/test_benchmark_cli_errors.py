@@ -1,0 +1,185 @@
+"""What a user gets from ``python -m benchmarks`` on a wrong command line, a missing optional peer or an
+interrupted write: a one-line usage error (exit 2, no traceback), a row saying "skipped", never a
+half-written results file. No real benchmark runs here."""
+import argparse
+import json
+import pathlib
+import sys
+import types
+
+import pytest
+import torch
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # benchmarks/ is not installed with the package
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.__main__ import main  # noqa: E402
+
+
+@pytest.fixture
+def no_run(monkeypatch):
+    """Every benchmark's ``run`` fails at once: a command line that is not refused must not start a measurement."""
+    import importlib
+
+    from benchmarks.__main__ import BENCHMARKS
+
+    def ran(args):
+        raise AssertionError("the benchmark ran")
+
+    for module in BENCHMARKS.values():
+        monkeypatch.setattr(importlib.import_module(module), "run", ran)
+
+
+def _usage_error(capsys, argv) -> str:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2, err
+    assert "Traceback" not in err
+    return err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["ops", "--threads", "0"], "--threads: expected a positive integer, got '0'"),
+    (["ops", "--threads", "-1"], "--threads: expected a positive integer, got '-1'"),
+    (["ops", "--repeats", "-1"], "--repeats: expected a positive integer, got '-1'"),
+    (["ops", "--repeats", "0"], "--repeats: expected a positive integer, got '0'"),
+    (["layers", "--repeats", "0"], "--repeats: expected a positive integer"),
+    (["trainer", "--repeats", "0"], "--repeats: expected a positive integer"),
+    (["tinvnn_embedding", "--repeats", "0"], "--repeats: expected a positive integer"),
+    (["compile", "--repeats", "0"], "--repeats: expected a positive integer"),
+    (["cg_product", "--repeats", "0"], "--repeats: expected a positive integer"),
+    (["tensor_product", "--slow-repeats", "0"], "--slow-repeats: expected a positive integer"),
+])
+def test_bad_numeric_options_are_usage_errors(capsys, no_run, argv, expect):
+    assert expect in _usage_error(capsys, argv)
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["layers", "--only", "EdgConv"], "invalid choice: 'EdgConv' (choose from 'PointNetConv', 'EdgeConv'"),
+    (["compile", "--only", "egn"], "invalid choice: 'egn' (choose from 'egnn'"),
+    (["cg_product", "--passes", "forward,fwd"], "--passes: unknown 'fwd' (choose from forward, forward+backward"),
+    (["cg_product", "--cases", "nope"], "--cases: unknown 'nope' (choose from nequip_conv"),
+    (["tensor_product", "--peers", "gaunt,e3n"], "--peers: unknown 'e3n' (choose from gaunt, gaunt_fft, e3nn, cueq)"),
+    (["tensor_product", "--device", "cdua"], "invalid choice: 'cdua' (choose from 'cpu', 'cuda')"),
+    (["qm9_short", "--models", "egn"], "invalid choice: 'egn' (choose from 'egnn'"),
+    (["qm9_short", "--target", "u0"], "invalid choice: 'u0' (choose from 'mu'"),
+    (["registration", "--methods", "geomd"], "invalid choice: 'geomd' (choose from 'geomdl'"),
+])
+def test_name_typos_are_usage_errors(capsys, no_run, argv, expect):
+    assert expect in _usage_error(capsys, argv)
+
+
+def test_layer_choices_are_the_layers_run():
+    from benchmarks import compile as bench_compile
+
+    g = torch.Generator().manual_seed(0)
+    assert bench_compile.LAYERS == tuple(bench_compile._cases(4, torch.rand(4, 3), None, g))
+
+
+def test_threads_help_states_the_benchmark_default(capsys, no_run):
+    with pytest.raises(SystemExit):
+        main(["ops", "--help"])
+    assert "torch threads (default: 2)" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message without CUDA")
+def test_tensor_product_cuda_without_cuda_is_one_line(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["tensor_product", "--ls", "1", "--device", "cuda", "--out", "/nonexistent/never-written.json"])
+    assert info.value.code == "--device cuda: torch sees no CUDA device"
+
+
+def test_unavailable_benchmark_says_why(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "benchmarks.cg_product", None)  # as if e3nn were missing
+    with pytest.raises(SystemExit) as info:
+        main(["cg_product", "--repeats", "1"])
+    assert str(info.value.code).startswith("benchmark cg_product is unavailable: ")
+
+
+def test_results_json_is_written_atomically(tmp_path, monkeypatch):
+    fake = types.ModuleType("fake_benchmark")  # a benchmark that takes no time
+    fake.HELP, fake.add_arguments = "fake", lambda parser: None
+    fake.run = lambda args: [{"op": "x" * 1000, "median_ms": 1.0}]
+    monkeypatch.setitem(sys.modules, "fake_benchmark", fake)
+    monkeypatch.setattr("benchmarks.__main__.BENCHMARKS", {"fake": "fake_benchmark"})
+    out = tmp_path / "fake.json"
+    out.write_text(json.dumps({"rows": ["previous"]}))
+    import builtins
+
+    import geomdl.utils.io
+
+    class Interrupting:  # the process is killed half way through the write
+        def __init__(self, file, mode="r", *a, **k):
+            self.fh = builtins.open(file, mode, *a, **k)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def write(self, data):
+            self.fh.write(data[: len(data) // 2])
+            self.fh.flush()
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(geomdl.utils.io, "open", Interrupting, raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        main(["fake", "--out", str(out)])
+    monkeypatch.delattr(geomdl.utils.io, "open")
+    assert json.loads(out.read_text()) == {"rows": ["previous"]}
+    assert [p.name for p in tmp_path.iterdir()] == ["fake.json"]  # no temporary file left behind
+    main(["fake", "--out", str(out)])
+    assert json.loads(out.read_text())["rows"] == [{"op": "x" * 1000, "median_ms": 1.0}]
+
+
+def test_missing_torch_scatter_gives_skip_rows(monkeypatch):
+    from benchmarks import ops as bench_ops
+    from geomdl import ops
+
+    if not ops.has_kernel("scatter_reduce"):
+        pytest.skip("compiled kernels not loaded")
+    real_optional = bench_ops._optional
+    monkeypatch.setattr(bench_ops, "_optional", lambda name: None if name == "torch_scatter" else real_optional(name))
+    monkeypatch.setattr("benchmarks.ops_scatter_cpu.measure",
+                        lambda fn, **kw: {"median_ms": 1.0, "min_ms": 1.0, "iqr_ms": 0.0, "repeats": 1})
+    args = argparse.Namespace(quick=True, only=["scatter_max", "scatter_small"], repeats=1, device="cpu")
+    rows = bench_ops.run(args)
+    ops_seen = {r["op"] for r in rows}
+    skipped = {r["op"] for r in rows if r["impl"] == "torch_scatter"}
+    assert skipped == ops_seen
+    assert all(r["agrees"].startswith("not installed") for r in rows if r["impl"] == "torch_scatter")
+
+
+def test_registration_without_open3d_skips_it(tmp_path, monkeypatch):
+    import geomdl.pipelines.registration as reg
+    from benchmarks import registration as bench_reg
+
+    class Result:
+        pose, success = torch.eye(4, dtype=torch.float64), True
+
+    def fake_register(src, tgt, method="geomdl", **kw):
+        if method == "open3d":
+            raise ImportError("open3d is not installed: pip install 'geomdl[data]' (or open3d-cpu)")
+        return Result()
+
+    monkeypatch.setattr(reg, "register", fake_register)
+    monkeypatch.setattr(bench_reg, "DATA", tmp_path)
+    monkeypatch.setattr(bench_reg, "synthetic_pairs", lambda num, seed: (
+        ("synthetic", torch.rand(10, 3), torch.rand(10, 3), torch.eye(4, dtype=torch.float64), None) for _ in range(num)))
+    args = argparse.Namespace(synthetic=2, crops=0, methods=["geomdl", "open3d"], voxel=0.05, seed=0)
+    rows = bench_reg.run(args)
+    assert [r["method"] for r in rows] == ["geomdl", "geomdl", "open3d"]
+    assert rows[-1]["skipped"].startswith("open3d is not installed")
+    assert all(r["time_ratio_vs_open3d"] is None for r in rows[:-1])
+
+
+def test_ops_cpu_only_part_on_cuda_is_refused():
+    from benchmarks import ops as bench_ops
+
+    args = argparse.Namespace(quick=True, only=["fps", "knn_features"], repeats=1, device="cuda")
+    with pytest.raises(SystemExit) as info:
+        bench_ops.run(args)
+    assert info.value.code == "--only knn_features: CPU only; with --device cuda choose from scatter, radius, knn, fps"
