@@ -63,5 +63,5 @@ def test_benchmark_degree_list_option():
                                  peers="gaunt", e3nn_lmax=None, seed=0, ls="2,1")
     rows = bench.run(args)
     assert sorted({r["L"] for r in rows if isinstance(r["L"], int)}) == [1, 2]
-    with pytest.raises(ValueError, match="--ls"):
+    with pytest.raises(SystemExit, match="--ls"):
         bench.run(types.SimpleNamespace(**{**vars(args), "ls": "0,x"}))
