@@ -51,12 +51,7 @@ def _usage_error(capsys, argv) -> str:
     (["compile", "--repeats", "0"], "--repeats: expected a positive integer"),
     (["cg_product", "--repeats", "0"], "--repeats: expected a positive integer"),
     (["tensor_product", "--slow-repeats", "0"], "--slow-repeats: expected a positive integer"),
-])
-def test_bad_numeric_options_are_usage_errors(capsys, no_run, argv, expect):
-    assert expect in _usage_error(capsys, argv)
-
-
-@pytest.mark.parametrize("argv, expect", [
+    # misspelt names
     (["layers", "--only", "EdgConv"], "invalid choice: 'EdgConv' (choose from 'PointNetConv', 'EdgeConv'"),
     (["compile", "--only", "egn"], "invalid choice: 'egn' (choose from 'egnn'"),
     (["cg_product", "--passes", "forward,fwd"], "--passes: unknown 'fwd' (choose from forward, forward+backward"),
@@ -67,7 +62,7 @@ def test_bad_numeric_options_are_usage_errors(capsys, no_run, argv, expect):
     (["qm9_short", "--target", "u0"], "invalid choice: 'u0' (choose from 'mu'"),
     (["registration", "--methods", "geomd"], "invalid choice: 'geomd' (choose from 'geomdl'"),
 ])
-def test_name_typos_are_usage_errors(capsys, no_run, argv, expect):
+def test_bad_numbers_and_misspelt_names_are_usage_errors(capsys, no_run, argv, expect):
     assert expect in _usage_error(capsys, argv)
 
 
