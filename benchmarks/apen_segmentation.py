@@ -79,7 +79,9 @@ def run(args) -> list[dict]:
     from geomdl.pipelines.runs import train
 
     out = pathlib.Path(args.out_dir)
-    common = [f"data.kwargs.source={args.source}", "train.tensorboard=false", "train.progress=off", *args.set]
+    # the end-of-training weights, which the measurement below loads (last.pt), as for the README's numbers
+    common = [f"data.kwargs.source={args.source}", "train.tensorboard=false", "train.progress=off",
+              "train.final_weights=last", *args.set]
     if args.root:
         common.append(f"data.root={args.root}")
     if args.quick:

@@ -37,6 +37,8 @@ def run(args) -> int:
         summary = train(args.config, overrides, resume=args.resume, overwrite=args.overwrite)
     if int(os.environ.get("RANK", "0")) == 0:
         if summary.get("finished"):
+            if "final_weights" in summary:
+                print(f"final evaluation with the {summary['final_weights']} weights (epoch {summary['final_weights_epoch']})")
             for split, metrics in summary["metrics"].items():
                 print(f"{split}: " + "  ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
             print(f"run folder: {summary['out_dir']}")

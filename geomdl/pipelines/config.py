@@ -81,6 +81,8 @@ class TrainConfig:
     monitor: str = "val/loss"  # metric for the best checkpoint and early stopping
     monitor_mode: Literal["min", "max"] = "min"
     early_stopping_patience: Optional[int] = None  # validations without improvement before stopping
+    # weights of the final evaluation (results.json): "best" reloads best.pt (the best monitored validation), "last" keeps the end of training
+    final_weights: Literal["best", "last"] = "best"
     checkpoint_every: int = 1  # epochs between writes of last.pt
     stop_after_epochs: Optional[int] = None  # stop (as if killed) after this many epochs of this process
     # wall-clock seconds for the whole run (summed over resumes): training stops after the step that spends it

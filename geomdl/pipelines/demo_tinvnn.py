@@ -28,7 +28,7 @@ def run(out_dir, quick: bool) -> dict:
     out_dir = pathlib.Path(out_dir)
     summary = train(CONFIG, _overrides(out_dir, quick), overwrite=True)
     test = summary["metrics"]["test"]
-    model, task, _ = load_trained(pathlib.Path(summary["out_dir"]) / "last.pt")
+    model, task, _ = load_trained(pathlib.Path(summary["out_dir"]) / f"{summary['final_weights']}.pt")
     dataset = task.build_datasets()["test"]
     batch = next(iter(task.make_loader(dataset, batch_size=min(64, len(dataset)))))
     with torch.no_grad():

@@ -31,7 +31,8 @@ def run(out_dir, quick: bool) -> dict:
     summary = Trainer(load_config(None, overrides)).fit(resume=True)
     val = summary["metrics"]["val"]
     history = summary.get("epoch")
-    print(f"   trained {history} epochs ({summary['step']} steps): val loss {val['loss']:.3f}, "
+    print(f"   trained {history} epochs ({summary['step']} steps); {summary['final_weights']} weights "
+          f"(epoch {summary['final_weights_epoch']}): val loss {val['loss']:.3f}, "
           f"accuracy {val['accuracy']:.3f}, class-mean accuracy {val['class_mean_accuracy']:.3f} "
           f"(chance 0.25); best val accuracy {summary['best']:.3f} at epoch {summary['best_epoch']}")
     evaluated = evaluate_checkpoint(run_dir / "best.pt", splits=["test"], out_dir=run_dir / "eval")

@@ -6,7 +6,9 @@ GPU), mixed precision on GPU (bf16, or fp16 with a gradient scaler), gradient cl
 the weights, per-step LR schedules with warm-up, early stopping on a monitored metric, tqdm
 progress (only on a TTY), ``metrics.csv`` (+ TensorBoard), PNG plots, and atomic checkpoints
 (``last.pt`` every ``checkpoint_every`` epochs, ``best.pt`` on improvement) from which
-``fit(resume=...)`` continues the same run bit-for-bit on CPU. Only rank 0 writes files.
+``fit(resume=...)`` continues the same run bit-for-bit on CPU. Only rank 0 writes files. The final
+evaluation of every split uses ``best.pt``'s weights (``train.final_weights: best``, the default) or the
+last ones (``last``).
 
 ``train.time_budget`` (seconds of wall time, summed over resumes; ``state["elapsed"]``) ends the run after
 the optimiser step that spends it, mid-epoch if need be: that epoch is validated and checkpointed, and the
@@ -46,7 +48,7 @@ log = logging.getLogger("geomdl.train")
 
 # config keys that may differ between a checkpoint and the config that resumes it
 RESUMABLE_CHANGES = {"train.epochs", "train.stop_after_epochs", "train.time_budget", "train.progress", "train.out_dir",
-                     "train.tensorboard", "train.plots", "train.early_stopping_patience", "data.num_workers", "data.root", "data.eval_batch_size"}
+                     "train.tensorboard", "train.plots", "train.early_stopping_patience", "train.final_weights", "data.num_workers", "data.root", "data.eval_batch_size"}
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -380,6 +382,26 @@ class Trainer:
                      cfg.monitor, state["bad_evals"], state["best"], state["best_epoch"])
         return improved, stop
 
+    def _load_final_weights(self) -> tuple[str, int]:
+        """Put the weights of the final evaluation in place (``train.final_weights``); returns which
+        (``"best"`` or ``"last"``) and their epoch. ``best.pt`` is reloaded only when the best
+        validation came before the last epoch; without any finite monitored value the last weights stay."""
+        state = self.state
+        if self.config.train.final_weights == "last":
+            return "last", state["epoch"]
+        if state["best_epoch"] is None:
+            log.warning("train.final_weights: no finite %s was logged, so there is no best checkpoint; the final "
+                        "evaluation uses the last weights", self.config.train.monitor)
+            return "last", state["epoch"]
+        if state["best_epoch"] != state["epoch"]:
+            best = ckpt_mod.load_checkpoint(self.out_dir / "best.pt")
+            self.raw_model.load_state_dict(best["model"])
+            if self.ema is not None:
+                self.ema.load_state_dict(best["ema"])
+            log.info("final evaluation with best.pt (epoch %d, %s=%.4g); last.pt holds epoch %d",
+                     state["best_epoch"], self.config.train.monitor, state["best"], state["epoch"])
+        return "best", state["best_epoch"]
+
     def _final(self, logger, stopped_early: bool) -> dict:
         info = self.info
         results = {"finished": True, "epoch": self.state["epoch"], "step": self.state["step"], "stopped_early": stopped_early,
@@ -391,6 +413,7 @@ class Trainer:
         results["weights_sha256_per_rank"] = prints
         if len(set(prints)) > 1:
             log.warning("the processes ended with different weights: %s", prints)
+        results["final_weights"], results["final_weights_epoch"] = self._load_final_weights()
         for split, loader in self.eval_loaders.items():
             metrics, stats, preds = evaluate(self.task, self.eval_model, loader, info, self.amp_dtype, collect_predictions=True)
             results["metrics"][split] = metrics

@@ -269,3 +269,42 @@ def test_time_budget_without_a_fake_clock_and_its_validation(tmp_path, tiny_conf
     for bad in ("0", "-3"):
         with pytest.raises(ConfigError, match="train.time_budget: expected seconds > 0"):
             tiny_config(tmp_path / "bad", f"train.time_budget={bad}")
+
+
+def _eval_split(path, split="val"):
+    from geomdl.pipelines.runs import evaluate_checkpoint
+
+    return evaluate_checkpoint(path, splits=[split], plots=False, out_dir=path.parent / f"eval_{path.stem}")[split]
+
+
+@pytest.mark.parametrize("ema", [False, True])
+def test_final_metrics_come_from_best_checkpoint_by_default(tmp_path, tiny_config, ema):
+    # monitoring the *largest* val loss makes an early epoch the best one, so best.pt != last.pt
+    extra = ["train.epochs=4", "train.monitor_mode=max"] + (["train.ema_decay=0.5"] if ema else [])
+    summary = Trainer(tiny_config(tmp_path / "run", *extra)).fit()
+    assert summary["best_epoch"] < summary["epoch"] == 4  # precondition: the reload path is taken
+    assert summary["final_weights"] == "best" and summary["final_weights_epoch"] == summary["best_epoch"]
+    run = tmp_path / "run"
+    assert summary["metrics"]["val"] == pytest.approx(_eval_split(run / "best.pt"), rel=1e-6)
+    assert summary["metrics"]["val"]["loss"] != pytest.approx(_eval_split(run / "last.pt")["loss"], rel=1e-6)
+    assert summary["metrics"]["val"]["loss"] == pytest.approx(summary["best"], rel=1e-6)
+    assert load_checkpoint(run / "last.pt")["epoch"] == 4  # resuming still continues from the end
+
+
+def test_final_weights_last_keeps_the_end_of_training(tmp_path, tiny_config):
+    summary = Trainer(tiny_config(tmp_path / "run", "train.epochs=4", "train.monitor_mode=max",
+                                  "train.final_weights=last")).fit()
+    assert summary["best_epoch"] < 4 and summary["final_weights"] == "last" and summary["final_weights_epoch"] == 4
+    assert summary["metrics"]["val"] == pytest.approx(_eval_split(tmp_path / "run" / "last.pt"), rel=1e-6)
+
+
+def test_final_weights_fall_back_to_last_without_a_finite_monitored_value(tmp_path, tiny_config, monkeypatch, caplog):
+    monkeypatch.setattr(Trainer, "_track", lambda self, row: (False, False))  # nothing ever improves
+    summary = Trainer(tiny_config(tmp_path / "run", "train.epochs=2")).fit()
+    assert summary["final_weights"] == "last" and summary["final_weights_epoch"] == 2
+    assert "no best checkpoint" in caplog.text
+
+
+def test_final_weights_is_validated(tmp_path, tiny_config):
+    with pytest.raises(ConfigError, match="train.final_weights"):
+        tiny_config(tmp_path / "run", "train.final_weights=best_val")
