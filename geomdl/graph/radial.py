@@ -4,7 +4,8 @@ Plain functions hold the maths; the small modules only store the hyper-parameter
 ``BesselBasis(trainable=True)``, the frequencies). All functions accept distances ``d`` of any
 shape ``[...]`` and return ``[..., num_basis]`` (bases) or ``[...]`` (cutoffs). Every function is
 smooth at ``d = 0`` (no NaN gradients for coincident points), so forces ``-dE/dpos`` and their
-second derivatives are finite.
+second derivatives are finite. At ``d = +inf`` every function returns its limit, 0, with a zero
+gradient; a NaN distance gives NaN (never hidden as 0).
 
 Bases
     * Bessel (DimeNet, NequIP): :math:`e_n(d) = \\sqrt{2/c}\\, \\sin(n\\pi d/c)/d`, ``n = 1..N``.
@@ -66,7 +67,8 @@ def bessel_basis(d: torch.Tensor, num_basis: int, cutoff: float, freq: torch.Ten
         freq: optional frequencies ``w [N]`` (default ``n * pi / c``).
 
     Returns:
-        ``[..., N]``; equals ``sqrt(2/c) * w_n`` at ``d = 0`` (the limit), smooth there.
+        ``[..., N]``; equals ``sqrt(2/c) * w_n`` at ``d = 0`` (the limit), smooth there. Not truncated at
+        the cutoff (it decays like ``1/d``; multiply by a cutoff envelope); 0 at ``d = +-inf`` (the limit).
     """
     d = _check_distance(d)
     num_basis, cutoff = _check_num(num_basis), _check_cutoff(cutoff)
@@ -76,8 +78,12 @@ def bessel_basis(d: torch.Tensor, num_basis: int, cutoff: float, freq: torch.Ten
         raise TypeError(f"freq must be a torch.Tensor of shape [{num_basis}], got {type(freq).__name__}")
     elif freq.shape != (num_basis,):
         raise ValueError(f"freq must have shape [{num_basis}], got {tuple(freq.shape)}")
+    far = torch.isinf(d)
+    d = torch.where(far, torch.zeros_like(d), d)  # sin(inf) is NaN, also in the unused branch's grad
+    far = far.unsqueeze(-1)
     # sin(w d) / d = w * sinc(w d) with a sinc that is smooth (to all orders used) at 0
-    return math.sqrt(2.0 / cutoff) * freq * _sinc(d.unsqueeze(-1) * freq)
+    out = math.sqrt(2.0 / cutoff) * freq * _sinc(d.unsqueeze(-1) * freq)
+    return torch.where(far, torch.zeros_like(out), out)
 
 
 def _sinc(x: torch.Tensor) -> torch.Tensor:
@@ -93,7 +99,7 @@ def _sinc(x: torch.Tensor) -> torch.Tensor:
 def gaussian_basis(d: torch.Tensor, num_basis: int, cutoff: float, start: float = 0.0) -> torch.Tensor:
     """Gaussians :math:`\\exp(-\\gamma (d - \\mu_n)^2)` with ``num_basis`` centres on ``[start, cutoff]``.
 
-    Returns ``[..., num_basis]``.
+    Returns ``[..., num_basis]``; 0 at ``d = +-inf``.
     """
     d = _check_distance(d)
     num_basis, cutoff = _check_num(num_basis), _check_cutoff(cutoff)
@@ -101,19 +107,29 @@ def gaussian_basis(d: torch.Tensor, num_basis: int, cutoff: float, start: float 
     mu = torch.linspace(start, cutoff, num_basis, dtype=d.dtype, device=d.device)
     delta = (cutoff - start) / max(num_basis - 1, 1)
     gamma = 0.5 / delta**2
-    return torch.exp(-gamma * (d.unsqueeze(-1) - mu) ** 2)
+    far = torch.isinf(d)
+    d = torch.where(far, torch.zeros_like(d), d)  # (inf - mu) * exp(-inf) = NaN gradient
+    far = far.unsqueeze(-1)
+    out = torch.exp(-gamma * (d.unsqueeze(-1) - mu) ** 2)
+    return torch.where(far, torch.zeros_like(out), out)
 
 
 def cosine_cutoff(d: torch.Tensor, cutoff: float) -> torch.Tensor:
-    """:math:`\\tfrac12(\\cos(\\pi d/c) + 1)` for ``d < c``, else 0. Returns ``[...]``."""
+    """:math:`\\tfrac12(\\cos(\\pi d/c) + 1)` for ``d < c``, else 0 (NaN for NaN). Returns ``[...]``."""
     d = _check_distance(d)
     cutoff = _check_cutoff(cutoff)
     inside = d < cutoff
-    return torch.where(inside, 0.5 * (torch.cos(d * (math.pi / cutoff)) + 1.0), torch.zeros_like(d))
+    x = torch.where(inside, d, torch.zeros_like(d))  # cos(inf) is NaN, also in the unused branch's grad
+    return torch.where(inside, 0.5 * (torch.cos(x * (math.pi / cutoff)) + 1.0), _outside(d))
+
+
+def _outside(d: torch.Tensor) -> torch.Tensor:
+    """A cutoff's value for ``d >= c``: 0, but NaN where ``d`` is NaN (``d < c`` is False for NaN)."""
+    return torch.where(torch.isnan(d), d, torch.zeros_like(d))
 
 
 def polynomial_cutoff(d: torch.Tensor, cutoff: float, p: int = 6) -> torch.Tensor:
-    """Polynomial envelope of order ``p`` (see module docstring). Returns ``[...]``."""
+    """Polynomial envelope of order ``p`` (see module docstring); 0 for ``d >= c``, NaN for NaN. Returns ``[...]``."""
     d = _check_distance(d)
     cutoff = _check_cutoff(cutoff)
     if isinstance(p, bool) or not isinstance(p, int) or p < 1:
@@ -123,7 +139,7 @@ def polynomial_cutoff(d: torch.Tensor, cutoff: float, p: int = 6) -> torch.Tenso
     u = torch.where(inside, u, torch.zeros_like(u))  # beyond the cutoff: no overflow of u^(p+2) (NaN grads)
     up = u.pow(p)
     f = 1.0 - 0.5 * (p + 1) * (p + 2) * up + p * (p + 2) * up * u - 0.5 * p * (p + 1) * up * u * u
-    return torch.where(inside, f, torch.zeros_like(d))
+    return torch.where(inside, f, _outside(d))
 
 
 class BesselBasis(nn.Module):

@@ -109,7 +109,15 @@ def fourier_to_sh_matrix(lmax_in: int, lmax_out: int) -> torch.Tensor:
 
 
 def sh_to_fourier(x: torch.Tensor) -> torch.Tensor:
-    """Reference ``sh2f``: ``x [..., (L+1)^2]`` real -> ``F [..., 2L+1 (u), 2L+1 (v)]`` complex (dense einsum)."""
+    """Reference ``sh2f``: ``x [..., (L+1)^2]`` float32/float64 -> ``F [..., 2L+1 (u), 2L+1 (v)]``
+    complex64/complex128 (dense einsum). Other dtypes (integer, bool, float16, bfloat16, complex) raise
+    ``TypeError``: there is no complex dtype of matching precision to return."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"x must have dtype float32 or float64, got {x.dtype}")
+    if x.dim() == 0:
+        raise ValueError("x must have shape [..., (L+1)^2], got a scalar")
     lmax = lmax_from_dim(x.shape[-1], "x")
     s = _sh_to_fourier(lmax).to(device=x.device, dtype=torch.complex128 if x.dtype == torch.float64 else torch.complex64)
     return torch.einsum("...k,kuv->...uv", x.to(s.dtype), s)

@@ -233,7 +233,7 @@ def gaunt_product_columns(x1t: torch.Tensor, x2t: torch.Tensor, lmax_out: int) -
 
     Same maths as :func:`gaunt_product` (``z[:, r] = gaunt_product(x1t[:, r], x2t[:, r])``) without the
     transposes; compiled kernel or reference by ``GEOMDL_KERNELS`` (:mod:`geomdl.o3.gaunt_kernel`).
-    ``R`` must match (no broadcasting); dtype float32/float64.
+    ``R`` must match (no broadcasting); float32 or float64, same dtype and device (else ``TypeError``).
     """
     for name, t in (("x1t", x1t), ("x2t", x2t)):
         if not isinstance(t, torch.Tensor):
@@ -242,7 +242,9 @@ def gaunt_product_columns(x1t: torch.Tensor, x2t: torch.Tensor, lmax_out: int) -
         raise ValueError(f"x1t and x2t must be [(L+1)^2, R] with the same R, got {tuple(x1t.shape)} and {tuple(x2t.shape)}")
     lmax_from_dim(x1t.shape[0], "x1t")
     lmax_from_dim(x2t.shape[0], "x2t")
-    if x1t.dtype != x2t.dtype or x1t.dtype not in (torch.float32, torch.float64):
+    if x1t.dtype != x2t.dtype or x1t.device != x2t.device:
+        raise TypeError(f"x1t and x2t must share dtype and device, got {x1t.dtype}/{x1t.device} and {x2t.dtype}/{x2t.device}")
+    if x1t.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"x1t and x2t must both be float32 or float64, got {x1t.dtype} and {x2t.dtype}")
     if not isinstance(lmax_out, int) or isinstance(lmax_out, bool) or lmax_out < 0:
         raise ValueError(f"lmax_out must be a non-negative int, got {lmax_out!r}")

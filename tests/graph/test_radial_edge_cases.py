@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from geomdl.graph.radial import GaussianBasis, bessel_basis, gaussian_basis, polynomial_cutoff
+from geomdl.graph.radial import GaussianBasis, bessel_basis, cosine_cutoff, gaussian_basis, polynomial_cutoff
 
 
 @pytest.mark.parametrize("dtype,d", [(torch.float32, 1e7), (torch.float64, 1e60)])
@@ -73,3 +73,45 @@ def test_polynomial_cutoff_smoothness_at_cutoff_matches_docstring(p):
     assert derivatives[3] == pytest.approx(-p * (p + 1) * (p + 2) / c**3, rel=1e-6)
     assert "p - 1`` continuous derivatives" not in radial.__doc__
     assert "third derivative jumps by ``p(p+1)(p+2)/c^3``" in radial.__doc__
+
+
+_AT_INF = {
+    "bessel": lambda t: bessel_basis(t, 4, 5.0),
+    "gaussian": lambda t: gaussian_basis(t, 4, 5.0),
+    "polynomial": lambda t: polynomial_cutoff(t, 5.0),
+    "cosine": lambda t: cosine_cutoff(t, 5.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_AT_INF))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_radial_functions_at_infinity_are_zero_with_zero_gradient(name, dtype):
+    # bessel_basis(inf) was NaN (sin(inf)/inf); gaussian_basis and cosine_cutoff had NaN gradients at inf.
+    # Every function tends to 0 as d grows (bessel like 1/d), so +inf gives that limit, like large finite d.
+    f = _AT_INF[name]
+    x = torch.tensor([float("inf"), 1e30, 1.0], dtype=dtype, requires_grad=True)
+    y = f(x)
+    (g,) = torch.autograd.grad(y.sum(), x)
+    assert (y[0] == 0).all() and y[1].abs().max() < 1e-20
+    assert torch.isfinite(g).all() and g[0] == 0 and g[2] != 0
+
+
+def test_bessel_basis_not_truncated_at_cutoff_and_zero_at_infinity():
+    # beyond the cutoff the raw Bessel functions are not zero (callers multiply by an envelope);
+    # inf must agree with their limit, not with some other convention
+    d = torch.tensor([7.0, 1e12, float("inf")], dtype=torch.float64)
+    e = bessel_basis(d, 3, 5.0)
+    assert e[0].abs().min() > 1e-3 and e[1].abs().max() < 1e-11 and (e[2] == 0).all()
+
+
+@pytest.mark.parametrize("name", sorted(_AT_INF))
+def test_radial_functions_keep_nan(name):
+    # the cutoffs returned 0 for NaN (NaN < c is False): a NaN distance was hidden
+    y = _AT_INF[name](torch.tensor([float("nan"), 1.0]))
+    assert torch.isnan(y[0]).all() and torch.isfinite(y[1]).all()
+
+
+def test_bessel_trainable_frequency_gradient_finite_at_infinity():
+    freq = (torch.arange(1, 4, dtype=torch.float64) * 0.5).requires_grad_()
+    bessel_basis(torch.tensor([float("inf"), 2.0], dtype=torch.float64), 3, 5.0, freq=freq).sum().backward()
+    assert torch.isfinite(freq.grad).all()

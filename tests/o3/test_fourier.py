@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from geomdl.o3 import (
@@ -58,3 +59,19 @@ def test_f2sh_inverts_sh2f(float64):
     assert (fourier_to_sh(sh_to_fourier(x), 5) - x).abs().max() < 1e-12
     # projecting onto lower degrees keeps those coefficients
     assert (fourier_to_sh(sh_to_fourier(x), 3) - x[:, :16]).abs().max() < 1e-12
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool, torch.float16, torch.bfloat16, torch.complex64])
+def test_sh2f_rejects_non_float32_float64(dtype):
+    # integer / half input was silently converted and returned as complex64
+    with pytest.raises(TypeError, match=r"x must have dtype float32 or float64, got torch\."):
+        sh_to_fourier(torch.ones(4, dtype=dtype))
+
+
+def test_sh2f_output_dtype_follows_input_and_rejects_scalars():
+    assert sh_to_fourier(torch.ones(4, dtype=torch.float32)).dtype == torch.complex64
+    assert sh_to_fourier(torch.ones(4, dtype=torch.float64)).dtype == torch.complex128
+    with pytest.raises(ValueError, match="x must have shape"):
+        sh_to_fourier(torch.tensor(1.0))
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        sh_to_fourier([1.0, 0.0, 0.0, 0.0])

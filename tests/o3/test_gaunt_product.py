@@ -141,3 +141,20 @@ def test_bilinear_and_commutative(l1, l2, lo, alpha, seed):
     rhs = gaunt_product(x, z, lo) + alpha * gaunt_product(y, z, lo)
     assert torch.allclose(lhs, rhs, atol=1e-10)
     assert torch.allclose(gaunt_product(z, x, lo), gaunt_product(x, z, lo), atol=1e-12)
+
+
+@pytest.mark.parametrize("kw1,kw2", [({"dtype": torch.float64}, {"dtype": torch.float32}),
+                                     ({"device": "meta"}, {"device": "cpu"}),
+                                     ({"device": "cpu"}, {"device": "meta"})])
+def test_columns_require_one_dtype_and_device(kw1, kw2):
+    # a device mismatch ended in torch's opaque "cross-device copies are not allowed" RuntimeError
+    x1 = torch.randn(4, 3, **kw1)
+    x2 = torch.randn(9, 3, **kw2)
+    with pytest.raises(TypeError, match=r"x1t and x2t must share dtype and device, got .+ and .+"):
+        gaunt_product_columns(x1, x2, 2)
+
+
+@pytest.mark.filterwarnings("ignore:geomdl.ops.gaunt_product has no compiled kernel")
+def test_columns_run_on_one_non_cpu_device():
+    z = gaunt_product_columns(torch.randn(4, 3, device="meta"), torch.randn(9, 3, device="meta"), 2)
+    assert z.shape == (9, 3) and z.device.type == "meta"
