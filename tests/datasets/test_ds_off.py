@@ -44,6 +44,35 @@ def test_bad_off_raises_naming_the_file(tmp_path, text, message):
         read_off(path)
 
 
+@pytest.mark.parametrize("tail, lineno, extra", [
+    ("3 0 2 1\n", 7, "3 0 2 1"),  # one face more than declared
+    ("\n# trailing comment\n0.5 0.5 0\n\n", 9, "0.5 0.5 0"),
+])
+def test_lines_after_the_declared_faces_raise_naming_the_file(tmp_path, tail, lineno, extra):
+    # they were silently ignored: a header that undercounts the faces dropped geometry without a word
+    path = tmp_path / "extra.off"
+    path.write_text("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n" + tail)
+    want = f"{path}: header declares 3 vertices + 1 faces = 4 lines but 5 non-blank, non-comment lines follow " \
+           f"the header (line {lineno} after the faces: {extra!r})"
+    with pytest.raises(ValueError, match=re.escape(want)):
+        read_off(path)
+
+
+def test_blank_lines_and_comments_still_accepted_everywhere():
+    text = ("# leading comment\n\nOFF # header comment\n# between\n3 1 0\n\n0 0 0 # vertex comment\n"
+            "# mid\n1 0 0\n\n0 1 0\n3 0 1 2 # face comment\n\n# trailing comment\n   \n\n")
+    verts, faces = parse_off(text)
+    assert verts.shape == (3, 3) and faces.tolist() == [[0, 1, 2]]
+
+
+def test_real_off_with_an_extra_face_line_raises(shared_data):
+    # the real ModelNet10 files have nothing after their faces (test_every_real_modelnet10_off), so an error
+    # rather than a warning; bathtub_0002 declares 700 vertices and 664 faces
+    lines = (shared_data / "modelnet10/ModelNet10/bathtub/train/bathtub_0002.off").read_text().splitlines()
+    with pytest.raises(ValueError, match=r"b2\.off: header declares 700 vertices \+ 664 faces = 1364 lines but 1365"):
+        parse_off("\n".join(lines + ["3 0 1 2"]), name="b2.off")
+
+
 def test_truncated_real_off_names_file(shared_data, tmp_path):
     lines = (shared_data / "modelnet10/ModelNet10/bathtub/train/bathtub_0002.off").read_text().splitlines()
     path = tmp_path / "bathtub_trunc.off"

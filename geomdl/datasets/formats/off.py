@@ -4,8 +4,10 @@ Layout: a header line ``OFF``, a line ``num_vertices num_faces num_edges``, ``nu
 lines ``x y z``, then ``num_faces`` lines ``n v_1 ... v_n [colour]`` (polygons of any size,
 0-based vertex indices). Handled quirks: the ModelNet header where ``OFF`` and the counts share a
 line (``OFF3514 3546 0``), ``#`` comments and blank lines, ``COFF``/``NOFF`` variants (extra
-vertex columns are ignored) and polygon faces (fan-triangulated by :func:`triangulate`).
-Every error names the file and what is wrong.
+vertex columns are ignored) and polygon faces (fan-triangulated by :func:`triangulate`). Blank
+lines and comments may appear anywhere, including after the faces; any other line after the
+declared faces is an error (the counts do not describe the file). Every error names the file and
+what is wrong.
 """
 from __future__ import annotations
 
@@ -30,10 +32,12 @@ def parse_off(text: str, name: str = "<string>") -> tuple[np.ndarray, np.ndarray
 
     Raises:
         ValueError: naming ``name`` for a missing header, bad counts, too few vertex/face lines,
-            non-numeric values, faces with fewer than 3 vertices or out-of-range indices.
+            non-blank, non-comment lines after the declared faces, non-numeric values, faces with
+            fewer than 3 vertices or out-of-range indices.
     """
-    lines = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
-    lines = [ln for ln in lines if ln]
+    numbered = [(i + 1, ln.split("#", 1)[0].strip()) for i, ln in enumerate(text.splitlines())]
+    numbered = [(i, ln) for i, ln in numbered if ln]
+    lines = [ln for _, ln in numbered]
     if not lines or not _HEADER.match(lines[0]):
         raise ValueError(f"{name}: not an OFF file (first line must start with 'OFF')")
     rest = _HEADER.sub("", lines[0], count=1).strip()
@@ -69,6 +73,10 @@ def parse_off(text: str, name: str = "<string>") -> tuple[np.ndarray, np.ndarray
     flines = lines[pos + num_v:pos + num_v + num_f]
     if len(flines) < num_f:
         raise ValueError(f"{name}: header declares {num_f} faces but only {len(flines)} face lines follow (truncated file?)")
+    if len(lines) > pos + num_v + num_f:
+        lineno, extra = numbered[pos + num_v + num_f]
+        raise ValueError(f"{name}: header declares {num_v} vertices + {num_f} faces = {num_v + num_f} lines but "
+                         f"{len(lines) - pos} non-blank, non-comment lines follow the header (line {lineno} after the faces: {extra!r})")
     polygons = []
     for i, ln in enumerate(flines):
         parts = ln.split()
