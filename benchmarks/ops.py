@@ -23,7 +23,7 @@ import statistics
 import numpy as np
 import torch
 
-from benchmarks.timing import measure, measure_interleaved, positive_int
+from benchmarks.timing import device_name, measure, measure_interleaved, positive_int
 
 HELP = "scatter-sum, radius_graph, knn_graph (3-D and feature space), fps: geomdl vs torch, torch_scatter, torch_cluster, scipy, open3d"
 PARTS = ["scatter", "scatter_max", "scatter_small", "radius", "knn", "knn_features", "knn_sweep", "radius_features", "radius_sweep",
@@ -37,7 +37,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--neighbors", type=float, default=32.0, help="mean neighbours per point for radius_graph")
     parser.add_argument("--k", type=int, default=16)
     parser.add_argument("--only", choices=PARTS, nargs="*", help="run only these parts")
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda (see benchmarks/ops_cuda.py)")
+    parser.add_argument("--device", default="cpu", type=device_name,
+                        help="cpu (default), cuda or cuda:N (see benchmarks/ops_cuda.py)")
     parser.add_argument("--radius-points", type=int, default=1_000_000, help="points for radius_graph on CUDA")
     parser.add_argument("--slow", type=float, default=2.0, help="CUDA: peers slower than this (s/call) are timed once")
 

@@ -21,6 +21,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def device_name(text: str) -> str:
+    """argparse ``type``: ``cpu``, ``cuda`` or ``cuda:N`` (a typo is a usage error, not "no CUDA device")."""
+    if text in ("cpu", "cuda") or text.startswith("cuda:") and text[5:].isdigit():
+        return text
+    raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}")
+
+
 def comma_choices(choices):
     """argparse ``type``: a comma-separated subset of ``choices``, returned unchanged (a typo is a usage error
     listing the valid names, before anything runs)."""
