@@ -26,6 +26,7 @@ BENCHMARKS = {
     "ponita_grid": "benchmarks.ponita_grid",
     "layers": "benchmarks.layers",
     "qm9_short": "benchmarks.qm9_short",
+    "ponita_step": "benchmarks.ponita_step",
     "trainer": "benchmarks.trainer",
     "tensor_product": "benchmarks.tensor_product",
     "cg_product": "benchmarks.cg_product",

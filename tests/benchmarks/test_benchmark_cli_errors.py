@@ -63,6 +63,8 @@ def _usage_error(capsys, argv) -> str:
     (["ops", "--device", "cuda:"], "--device: expected cpu, cuda or cuda:N, got 'cuda:'"),
     (["ops", "--device", "cpu:0"], "--device: expected cpu, cuda or cuda:N, got 'cpu:0'"),
     (["qm9_short", "--models", "egn"], "invalid choice: 'egn' (choose from 'egnn'"),
+    (["ponita_step", "--models", "ponit"], "invalid choice: 'ponit' (choose from 'egnn'"),
+    (["ponita_step", "--repeats", "0"], "--repeats: expected a positive integer, got '0'"),
     (["qm9_short", "--target", "u0"], "invalid choice: 'u0' (choose from 'mu'"),
     (["registration", "--methods", "geomd"], "invalid choice: 'geomd' (choose from 'geomdl'"),
 ])

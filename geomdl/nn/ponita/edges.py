@@ -24,11 +24,15 @@ def fully_connected_edges(batch: torch.Tensor, loop: bool = True) -> torch.Tenso
     return edge_index
 
 
+def remove_self_loops(edge_index: torch.Tensor) -> torch.Tensor:
+    """``edge_index`` ``[2, E]`` without its ``i -> i`` edges (``[2, E']``, order kept)."""
+    return edge_index[:, edge_index[0] != edge_index[1]]
+
+
 def add_self_loops(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
     """Remove existing self loops and append one ``i -> i`` per node (``[2, E' + N]``)."""
-    keep = edge_index[0] != edge_index[1]
     loops = torch.arange(num_nodes, device=edge_index.device).repeat(2, 1)
-    return torch.cat([edge_index[:, keep], loops], dim=1)
+    return torch.cat([remove_self_loops(edge_index), loops], dim=1)
 
 
 def build_edges(pos: torch.Tensor, batch: torch.Tensor, radius: float | None, loop: bool,

@@ -15,16 +15,18 @@ invariant attributes of point pairs, in three modes chosen by ``num_ori``:
 Forward pass (fiber bundle): ``B_s = basis(a_s) w(|r|)`` ``[E, O, Bd]``, ``B_f = basis_f(o.o')`` ``[O, O, Bd]``
 computed once; ``f = embed(lift(x, vec))`` ``[N, O, C]``; for each layer ``f = ConvNeXt_l(f; B_s W_s^l,
 B_f W_f^l)`` and ``r_l = readout_l(f)``; ``r = mean_l r_l``; scalars ``mean_o r``, vectors
-``(1/O) sum_o r(o) o``; graph-level outputs sum (or average) over the nodes of each graph.
+``(1/O) sum_o r(o) o``; graph-level outputs sum (or average) over the nodes of each graph. The self
+loops (``r = 0``: one basis ``[O, Bd]`` for all nodes) are applied per node, not as ``N`` more edges, and
+the ``B_s W_s^l`` of all layers come from one :func:`~geomdl.nn.ponita.conv.shared_linear` (cheaper backward).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from geomdl.nn.ponita.conv import FiberBundleConv, PointConv
+from geomdl.nn.ponita.conv import FiberBundleConv, PointConv, shared_linear
 from geomdl.nn.ponita.convnext import ConvNextBlock
-from geomdl.nn.ponita.edges import add_self_loops, build_edges
+from geomdl.nn.ponita.edges import add_self_loops, build_edges, remove_self_loops
 from geomdl.nn.ponita.embedding import PolynomialBasis, smooth_cutoff
 from geomdl.nn.ponita.grids import orientation_grid
 from geomdl.nn.ponita.invariants import invariant_fiber, invariant_fiber_spatial, invariant_point_cloud, invariant_rn
@@ -180,7 +182,7 @@ class Ponita(nn.Module):
         if edge_index is None:
             edge_index = build_edges(pos, batch, self.radius, loop=False, max_num_neighbors=self.max_num_neighbors)
         if self.num_ori > 0:
-            s, v = self._forward_grid(pos, x, vec, add_self_loops(edge_index, n), self.grid if grid is None else grid)
+            s, v = self._forward_grid(pos, x, vec, remove_self_loops(edge_index), self.grid if grid is None else grid)
         elif self.num_ori == 0:
             s, v = self._forward_points(pos, x, None, add_self_loops(edge_index, n), None)
         elif ori is not None:
@@ -204,16 +206,23 @@ class Ponita(nn.Module):
         return torch.stack(readouts).mean(0)
 
     def _forward_grid(self, pos, x, vec, edge_index, grid):
+        """``edge_index`` ``[2, E]`` without self loops: the self loop ``i -> i`` of every node has ``r = 0``,
+        hence the same attributes ``[0, 0]`` and window 1 for every node, and is applied per node with
+        one ``[O, Bd]`` basis (:func:`~geomdl.nn.ponita.conv.fiber_bundle_conv`'s ``kernel_loop``)."""
         grid = grid.to(pos.dtype)
         basis = self.basis_fn(invariant_fiber_spatial(pos, edge_index, grid))  # [E, O, Bd]
         window = self._window(pos, edge_index)
         if window is not None:
             basis = basis * window[:, :, None]
+        basis_loop = self.basis_fn(pos.new_zeros(grid.shape[0], 2))  # [O, Bd]
         fiber_basis = self.fiber_basis_fn(invariant_fiber(grid))  # [O, O, Bd]
         f = self.embed(lift_to_grid(x, vec, grid, pos.shape[0]))  # [N, O, C]
+        # the spatial kernels B_s W_s^l of all layers at once: one accumulated gradient for the shared basis
+        e, o, bd = basis.shape
+        kernels = shared_linear(basis.reshape(e * o, bd), [b.conv.kernel_spatial.weight for b in self.blocks])
         outs = []
         for i, block in enumerate(self.blocks):
-            f = block(f, edge_index, basis, fiber_basis)
+            f = block(f, edge_index, None, fiber_basis, basis_loop, kernels[i].view(e, o, -1))
             if self.multiple_readouts:
                 outs.append(self.readouts[i](f))
         return read_out_grid(self._readout(f, outs), grid, self.out_scalars)

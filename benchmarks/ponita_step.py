@@ -1,0 +1,89 @@
+"""CPU cost of one PONITA training step against EGNN, on the same QM9 batches.
+
+The models are the ``qm9_short`` ones (:data:`benchmarks.qm9_short.MODELS`: PONITA with 64 channels,
+3 layers, 8 orientations, radius 5 A; EGNN with 64 channels, 4 layers). A step is the forward pass,
+an L1 loss against the standardised target and the backward pass (no optimiser step); every round
+runs each model once over the same ``--batches`` batches, the models taking turns (interleaved), so
+that a shared machine's load slows them alike. Reported per step: the median over ``--repeats`` rounds
+of the process CPU time (``time.process_time``; the ``qm9_short`` budget clock) and of the wall time,
+and the CPU-time ratio to EGNN.
+
+    python -m benchmarks ponita_step --threads 1 [--batches 8] [--batch-size 32] [--repeats 7]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from benchmarks.timing import positive_int
+
+HELP = "one qm9_short training step (forward + backward) of PONITA against EGNN: CPU ms per step and ratio"
+
+
+def add_arguments(parser) -> None:
+    from benchmarks.qm9_short import MODELS
+
+    parser.add_argument("--models", nargs="+", default=["ponita", "egnn"], choices=list(MODELS), metavar="MODEL",
+                        help=f"models (default ponita egnn; ratios are to egnn): {', '.join(MODELS)}")
+    parser.add_argument("--batches", type=positive_int, default=8, help="QM9 batches per round (default 8)")
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--repeats", type=positive_int, default=7, help="timed rounds (default 7)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _batches(args):
+    from torch_geometric.loader import DataLoader
+
+    from benchmarks.qm9_short import load_qm9
+
+    ns = argparse.Namespace(target="U0", train=args.batches * args.batch_size, val=1, test=1, root=None, seed=args.seed)
+    train, _, _ = load_qm9(ns)
+    batches = list(DataLoader(train, batch_size=args.batch_size, shuffle=False))
+    y = torch.cat([b.y for b in batches])
+    mean, std = float(y.mean()), float(y.std())
+    return [(b, ((b.y - mean) / std).float()) for b in batches]
+
+
+def _step(model, batches):
+    """One forward + backward per batch; returns the last loss."""
+    for batch, target in batches:
+        loss = (model(batch).reshape(-1) - target).abs().mean()
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+    return float(loss)
+
+
+def run(args) -> list[dict]:
+    from benchmarks.qm9_short import _build
+
+    batches = _batches(args)
+    models = {}
+    for name in args.models:
+        torch.manual_seed(args.seed)
+        models[name] = _build(name)
+    for _ in range(args.warmup):
+        for model in models.values():
+            _step(model, batches)
+    cpu = {name: [] for name in models}
+    wall = {name: [] for name in models}
+    for _ in range(args.repeats):
+        for name, model in models.items():
+            c0, w0 = time.process_time(), time.perf_counter()
+            _step(model, batches)
+            cpu[name].append((time.process_time() - c0) * 1e3 / len(batches))
+            wall[name].append((time.perf_counter() - w0) * 1e3 / len(batches))
+    nodes = statistics.mean(b.num_nodes for b, _ in batches)
+    base = statistics.median(cpu["egnn"]) if "egnn" in cpu else None
+    rows = []
+    for name, model in models.items():
+        med = statistics.median(cpu[name])
+        q = statistics.quantiles(cpu[name], n=4) if len(cpu[name]) >= 2 else [med] * 3
+        rows.append({"model": name, "params": sum(p.numel() for p in model.parameters()), "atoms_per_batch": nodes,
+                     "cpu_ms_per_step": med, "cpu_iqr_ms": q[2] - q[0], "wall_ms_per_step": statistics.median(wall[name]),
+                     "cpu_ratio_vs_egnn": None if base is None else med / base,
+                     "threads": torch.get_num_threads()})
+    return rows
