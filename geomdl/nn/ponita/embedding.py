@@ -5,6 +5,8 @@ its own bias-free linear map ``basis_dim -> channels`` (see :mod:`geomdl.nn.poni
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -62,17 +64,24 @@ def polynomial_monomials(a: torch.Tensor, degree: int) -> torch.Tensor:
     """
     if not isinstance(degree, int) or degree < 1:
         raise ValueError(f"degree must be a positive int, got {degree!r}")
-    k = a.shape[-1]
-    levels = _monomial_levels(k, degree)
     feats, cur = [a], a
-    for p in range(1, degree):
-        # level p+1 = (level p entry) * a_i for i >= its last index
-        prev = {m: j for j, m in enumerate(levels[p - 1])}
-        left = torch.tensor([prev[m[:-1]] for m in levels[p]], device=a.device)
-        right = torch.tensor([m[-1] for m in levels[p]], device=a.device)
-        cur = cur.index_select(-1, left) * a.index_select(-1, right)
+    for left, right in _monomial_steps(a.shape[-1], degree):
+        cur = cur.index_select(-1, torch.tensor(left, device=a.device)) * a.index_select(-1, torch.tensor(right, device=a.device))
         feats.append(cur)
     return torch.cat(feats, dim=-1)
+
+
+@functools.lru_cache(maxsize=None)
+def _monomial_steps(num_inputs: int, degree: int) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
+    """Per degree ``p = 2..degree``: (index into the degree ``p - 1`` monomials, index into ``a``) of each
+    degree ``p`` monomial, the entry of level ``p - 1`` times ``a_i`` for ``i`` >= its last index. Cached:
+    :func:`polynomial_monomials` runs on every forward pass."""
+    levels = _monomial_levels(num_inputs, degree)
+    steps = []
+    for p in range(1, degree):
+        prev = {m: j for j, m in enumerate(levels[p - 1])}
+        steps.append((tuple(prev[m[:-1]] for m in levels[p]), tuple(m[-1] for m in levels[p])))
+    return tuple(steps)
 
 
 def smooth_cutoff(dist: torch.Tensor, cutoff: float, p: int = 6) -> torch.Tensor:
