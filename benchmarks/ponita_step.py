@@ -5,20 +5,21 @@ The models are the ``qm9_short`` ones (:data:`benchmarks.qm9_short.MODELS`: PONI
 an L1 loss against the standardised target and the backward pass (no optimiser step); every round
 runs each model once over the same ``--batches`` batches, the models taking turns (interleaved), so
 that a shared machine's load slows them alike. Reported per step: the median over ``--repeats`` rounds
-of the process CPU time (``time.process_time``; the ``qm9_short`` budget clock) and of the wall time,
-and the CPU-time ratio to EGNN.
+of the process CPU time (``time.process_time``, the ``qm9_short`` budget clock; through
+:func:`benchmarks.timing.measure_interleaved`) and the CPU-time ratio to EGNN.
 
     python -m benchmarks ponita_step --threads 1 [--batches 8] [--batch-size 32] [--repeats 7]
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 
 import torch
 
-from benchmarks.timing import positive_int
+from benchmarks.timing import measure_interleaved, positive_int
 
 HELP = "one qm9_short training step (forward + backward) of PONITA against EGNN: CPU ms per step and ratio"
 
@@ -65,25 +66,12 @@ def run(args) -> list[dict]:
     for name in args.models:
         torch.manual_seed(args.seed)
         models[name] = _build(name)
-    for _ in range(args.warmup):
-        for model in models.values():
-            _step(model, batches)
-    cpu = {name: [] for name in models}
-    wall = {name: [] for name in models}
-    for _ in range(args.repeats):
-        for name, model in models.items():
-            c0, w0 = time.process_time(), time.perf_counter()
-            _step(model, batches)
-            cpu[name].append((time.process_time() - c0) * 1e3 / len(batches))
-            wall[name].append((time.perf_counter() - w0) * 1e3 / len(batches))
+    timed = measure_interleaved({name: functools.partial(_step, model, batches) for name, model in models.items()},
+                                repeats=args.repeats, warmup=args.warmup, clock=time.process_time)
+    per_step = {name: t["median_ms"] / len(batches) for name, t in timed.items()}
     nodes = statistics.mean(b.num_nodes for b, _ in batches)
-    base = statistics.median(cpu["egnn"]) if "egnn" in cpu else None
-    rows = []
-    for name, model in models.items():
-        med = statistics.median(cpu[name])
-        q = statistics.quantiles(cpu[name], n=4) if len(cpu[name]) >= 2 else [med] * 3
-        rows.append({"model": name, "params": sum(p.numel() for p in model.parameters()), "atoms_per_batch": nodes,
-                     "cpu_ms_per_step": med, "cpu_iqr_ms": q[2] - q[0], "wall_ms_per_step": statistics.median(wall[name]),
-                     "cpu_ratio_vs_egnn": None if base is None else med / base,
-                     "threads": torch.get_num_threads()})
-    return rows
+    base = per_step.get("egnn")
+    return [{"model": name, "params": sum(p.numel() for p in model.parameters()), "atoms_per_batch": nodes,
+             "cpu_ms_per_step": per_step[name], "cpu_iqr_ms": timed[name]["iqr_ms"] / len(batches),
+             "cpu_ratio_vs_egnn": None if base is None else per_step[name] / base, "threads": torch.get_num_threads()}
+            for name, model in models.items()]

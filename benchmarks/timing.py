@@ -79,10 +79,11 @@ def environment() -> dict:
     }
 
 
-def measure_interleaved(fns: dict, *, repeats: int = 7, warmup: int = 2, device=None) -> dict:
+def measure_interleaved(fns: dict, *, repeats: int = 7, warmup: int = 2, device=None, clock=time.perf_counter) -> dict:
     """Time several callables round robin (one call of each per round), so that a machine whose
     load or memory bandwidth drifts during the run slows them alike. Returns, per name, the dict of
-    :func:`measure` plus ``"times_ms"`` (the per-round times, in round order)."""
+    :func:`measure` plus ``"times_ms"`` (the per-round times, in round order). ``clock``: wall time by
+    default; ``time.process_time`` counts this process's CPU time instead."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -90,10 +91,10 @@ def measure_interleaved(fns: dict, *, repeats: int = 7, warmup: int = 2, device=
     times = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
             _sync(device)
-            times[name].append((time.perf_counter() - t0) * 1e3)
+            times[name].append((clock() - t0) * 1e3)
     out = {}
     for name, ts in times.items():
         q = statistics.quantiles(ts, n=4) if len(ts) >= 2 else [ts[0]] * 3
