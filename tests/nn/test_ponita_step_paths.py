@@ -151,3 +151,10 @@ def test_grid_model_equals_the_model_with_self_loop_edges(monkeypatch, dim, radi
         assert (a is None) == (b is None), name
         if a is not None:
             assert torch.allclose(a, b, rtol=1e-10, atol=1e-11), name
+
+
+def test_fiber_bundle_conv_needs_a_basis_or_a_kernel():
+    conv = FiberBundleConv(4, 6)
+    x = torch.randn(3, 5, 4)
+    with pytest.raises(ValueError, match="basis_spatial .* or kernel_spatial"):
+        conv(x, torch.zeros(2, 0, dtype=torch.long), None, torch.randn(5, 5, 6))

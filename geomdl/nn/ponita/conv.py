@@ -222,6 +222,8 @@ class FiberBundleConv(nn.Module):
         at once with :func:`shared_linear`); ``basis_spatial`` is then not used."""
         k_loop = None if basis_loop is None else self.kernel_spatial(basis_loop)
         if kernel_spatial is None:
+            if basis_spatial is None:
+                raise ValueError("FiberBundleConv: pass basis_spatial [E, O, basis_dim] or kernel_spatial [E, O, C]")
             kernel_spatial = self.kernel_spatial(basis_spatial)
         y = fiber_bundle_conv(x, kernel_spatial, self.kernel_fiber(basis_fiber), edge_index, k_loop)
         return y if self.bias is None else y + self.bias
