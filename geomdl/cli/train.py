@@ -39,8 +39,10 @@ def run(args) -> int:
         if summary.get("finished"):
             if "final_weights" in summary:
                 print(f"final evaluation with the {summary['final_weights']} weights (epoch {summary['final_weights_epoch']})")
+            sizes = summary.get("eval_sizes", {})
             for split, metrics in summary["metrics"].items():
-                print(f"{split}: " + "  ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+                n = f" ({sizes[split]} items)" if split in sizes else ""
+                print(f"{split}{n}: " + "  ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
             print(f"run folder: {summary['out_dir']}")
         else:
             print(f"stopped after epoch {summary['epoch']}; continue with: geomdl train {args.config} --resume"

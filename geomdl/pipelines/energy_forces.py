@@ -10,6 +10,12 @@ the force scale ``sigma`` (RMS of the force components) and hands them to the mo
 
 Metrics: ``energy_mae/rmse`` (per structure) and ``forces_mae/rmse`` (per component), in the data's
 units x ``metric_scale`` (default 1000: eV -> meV).
+
+Test split: the final evaluation of ``geomdl train`` (``results.json``) also scores the dataset's test
+split, never looked at during training. ``final_test_frames`` (default 1000) caps it at a seeded random
+subset of that many frames, so that e.g. rMD17 with ``split_sizes: [950, 50, null]`` (~99k test frames)
+does not spend hours on it; ``null`` scores the whole split, ``0`` none. ``geomdl eval`` always scores
+the whole split.
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from geomdl.pipelines import metrics
-from geomdl.pipelines.config import check_kwargs
+from geomdl.pipelines.config import ConfigError, check_kwargs
 from geomdl.pipelines.tasks import Task
 
 
@@ -27,6 +33,12 @@ class EnergyForceOptions:
     energy_weight: float = 1.0
     forces_weight: float = 100.0
     metric_scale: float = 1000.0
+    final_test_frames: int | None = 1000  # test frames scored at the end of training (None: all, 0: none)
+
+    def __post_init__(self):
+        n = self.final_test_frames
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+            raise ConfigError(f"task.kwargs.final_test_frames must be an int >= 0 or null, got {n!r}")
 
 
 class EnergyForceTask(Task):
@@ -37,6 +49,24 @@ class EnergyForceTask(Task):
         super().__init__(config)
         self.options = EnergyForceOptions(**check_kwargs(EnergyForceOptions, config.task.kwargs, "task.kwargs"))
         self.scale = 1.0
+
+    def build_datasets(self):
+        """train and val, plus the test split capped at ``final_test_frames`` (see the module docstring)."""
+        out = super().build_datasets()
+        n = self.options.final_test_frames
+        if n == 0:
+            return out
+        try:
+            test = self.dataset_for("test")
+        except ConfigError:
+            raise
+        except ValueError:  # a dataset without a test split
+            return out
+        if n is not None and len(test) > n:
+            pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:n].sort().values
+            test = torch.utils.data.Subset(test, pick.tolist())
+        out["test"] = test
+        return out
 
     def model_defaults(self, datasets):
         from geomdl.nn.ponita import fit_energy_shifts

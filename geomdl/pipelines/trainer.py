@@ -134,6 +134,7 @@ class Trainer:
         self.train_loader = task.make_loader(datasets["train"], cfg.train.batch_size // info.world_size, sampler=self.sampler)
         eval_bs = cfg.data.eval_batch_size or cfg.train.batch_size
         self.eval_loaders = {s: eval_loader(task, ds, eval_bs, info) for s, ds in datasets.items() if s != "train" and len(ds)}
+        self.eval_sizes = {s: len(ds) for s, ds in datasets.items() if s in self.eval_loaders}
         self.steps_per_epoch = len(self.train_loader)
         self.optimizer = build_optimizer([p for p in self.raw_model.parameters() if p.requires_grad], cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, cfg.train.epochs * self.steps_per_epoch,
@@ -407,7 +408,7 @@ class Trainer:
         results = {"finished": True, "epoch": self.state["epoch"], "step": self.state["step"], "stopped_early": stopped_early,
                    "time_budget_spent": self._budget_spent, "elapsed_s": self.state["elapsed"],
                    "best": self.state["best"], "best_epoch": self.state["best_epoch"], "out_dir": str(self.out_dir),
-                   "metrics": {}, "plots": []}
+                   "metrics": {}, "eval_sizes": self.eval_sizes, "plots": []}
         # every rank's weights must be identical after DDP training: record a fingerprint of each
         prints = all_gather_objects(weights_fingerprint(self.raw_model), info)
         results["weights_sha256_per_rank"] = prints
