@@ -23,10 +23,12 @@ import copy
 import hashlib
 import json
 import logging
+import numbers
 import os
 import pathlib
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 
 from geomdl.utils.io import atomic_torch_save
@@ -86,14 +88,17 @@ def random_split_indices(n: int, sizes, seed: int = 0) -> list[torch.Tensor]:
     if not isinstance(sizes, (list, tuple)) or not sizes:
         raise ValueError(f"sizes must be a non-empty list/tuple, got {sizes!r}")
     if all(isinstance(s, float) for s in sizes):
-        if any(s < 0 for s in sizes) or sum(sizes) > 1 + 1e-9:
+        if not all(s >= 0 for s in sizes) or not sum(sizes) <= 1 + 1e-9:  # also rejects NaN
             raise ValueError(f"fractional sizes must be >= 0 and sum to <= 1, got {sizes}")
         counts = [int(s * n) for s in sizes]
         if abs(sum(sizes) - 1) < 1e-9:
             counts[-1] = n - sum(counts[:-1])
     else:
-        if any(s is not None and (not isinstance(s, int) or s < 0) for s in sizes) or sum(s is None for s in sizes) > 1:
+        # numpy integers count as ints; True/False do not
+        is_count = [isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in sizes]
+        if any(s is not None and (not ok or s < 0) for s, ok in zip(sizes, is_count)) or sum(s is None for s in sizes) > 1:
             raise ValueError(f"sizes must be ints >= 0 with at most one None (the rest), or fractions; got {sizes}")
+        sizes = [None if s is None else int(s) for s in sizes]
         fixed = sum(s for s in sizes if s is not None)
         counts = [n - fixed if s is None else s for s in sizes]
     if sum(counts) > n or min(counts) < 0:
@@ -103,6 +108,26 @@ def random_split_indices(n: int, sizes, seed: int = 0) -> list[torch.Tensor]:
     for c in counts:
         out.append(perm[start:start + c].sort().values)
         start += c
+    return out
+
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def named_split_indices(n: int, split_sizes, seed: int, split: str) -> dict[str, torch.Tensor]:
+    """``{"train": ..., "val": ..., "test": ...}`` from :func:`random_split_indices` of ``split_sizes``
+    (given in that order; fewer entries are allowed only when ``split`` does not need the missing ones).
+
+    Raises:
+        ValueError: naming ``split_sizes`` when it has more than 3 entries or none for ``split``.
+    """
+    sizes = list(split_sizes)
+    if len(sizes) > len(SPLIT_NAMES):
+        raise ValueError(f"split_sizes gives {len(sizes)} sizes {sizes}; expected at most 3: (train, val, test)")
+    out = dict(zip(SPLIT_NAMES, random_split_indices(n, sizes, seed)))
+    if split != "all" and split not in out:
+        raise ValueError(f"split={split!r} needs a size in split_sizes, which gives only {len(sizes)} size(s) {sizes} "
+                         f"for {SPLIT_NAMES[:len(sizes)]}; give (train, val, test)")
     return out
 
 
@@ -239,7 +264,8 @@ class GeometricDataset(torch.utils.data.Dataset):
         return int(self._indices[idx]) if self._indices is not None else idx
 
     def __getitem__(self, idx):
-        if isinstance(idx, (int,)) or (isinstance(idx, torch.Tensor) and idx.dim() == 0):
+        # numpy integers (np.int64 from np.random / np.argsort) are single indices too, not views
+        if isinstance(idx, numbers.Integral) or (isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0):
             raw = self._raw_index(int(idx))
             data = self.get(raw)
             return self.apply_transform(data, raw)

@@ -33,6 +33,7 @@ import torch
 
 from geomdl.datasets import functional as F
 from geomdl.datasets.base import GeometricDataset, SeededStream
+from geomdl.utils.io import read_text
 
 MODELNET40_CLASSES = (
     "airplane", "bathtub", "bed", "bench", "bookshelf", "bottle", "bowl", "car", "chair", "cone", "cup", "curtain",
@@ -53,11 +54,17 @@ def read_modelnet_txt(path, max_rows: int | None = None) -> np.ndarray:
         raise ValueError(f"{path}: malformed ModelNet text file ({exc})") from None
     if arr.shape[1] != 6 or arr.shape[0] == 0:
         raise ValueError(f"{path}: expected rows of 6 comma-separated numbers x,y,z,nx,ny,nz, got shape {arr.shape}")
+    bad = ~np.isfinite(arr).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{path}: {int(bad.sum())} of {len(arr)} rows have NaN or infinite values "
+                         f"(first at data row {int(np.argmax(bad))})")
     return arr
 
 
 def _read_lines(path) -> list[str]:
-    return [ln.strip() for ln in pathlib.Path(path).read_text().splitlines() if ln.strip()]
+    """Non-blank lines of a name/id list (UTF-8; a byte-order mark from a Windows editor is dropped)."""
+    text = read_text(path, "a list of names, one per line").lstrip("\ufeff")
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
 
 
 class ModelNet(GeometricDataset):

@@ -27,7 +27,7 @@ import pathlib
 import numpy as np
 import torch
 
-from geomdl.datasets.base import GeometricDataset, random_split_indices
+from geomdl.datasets.base import GeometricDataset, named_split_indices
 
 MD17_KEYS = {"R": "pos", "E": "energy", "F": "forces", "z": "z"}
 RMD17_KEYS = {"coords": "pos", "energies": "energy", "forces": "forces", "nuclear_charges": "z"}
@@ -102,7 +102,7 @@ class _Molecular(GeometricDataset):
             raise ValueError(f"split must be 'all', 'train', 'val' or 'test', got {split!r}")
         self.split, self.split_seed = split, int(split_seed)
         sizes = list(split_sizes) if split_sizes is not None else [0.8, 0.1, 0.1]
-        self.split_indices = dict(zip(("train", "val", "test"), random_split_indices(self._count, sizes, self.split_seed)))
+        self.split_indices = named_split_indices(self._count, sizes, self.split_seed, split)
         if split != "all":
             self._indices = self.split_indices[split]
 
@@ -252,7 +252,11 @@ class ASEDatabase(_Molecular):
                          force_reload=force_reload)
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no such file")
-        self.energy_key, self.forces_key, self.targets = energy_key, forces_key, list(targets)
+        # one name given as a string (targets="homo" or ("homo")) is one target, not its letters
+        self.energy_key, self.forces_key = energy_key, forces_key
+        self.targets = [targets] if isinstance(targets, str) else list(targets)
+        if not all(isinstance(t, str) for t in self.targets):
+            raise TypeError(f"targets must be a property name or a sequence of names, got {targets!r}")
         self.selection, self.require_labels = selection, bool(require_labels)
         self.metadata = self._connect().metadata
         self.units = {**self.metadata.get("_property_unit_dict", {}), **(units or {})}

@@ -50,7 +50,7 @@ import pathlib
 import numpy as np
 import torch
 
-from geomdl.datasets.base import GeometricDataset, random_split_indices
+from geomdl.datasets.base import GeometricDataset, named_split_indices
 from geomdl.datasets.formats.xyz import ELEMENTS
 
 HARTREE_TO_EV = 27.211386245988
@@ -165,7 +165,7 @@ class QM9(GeometricDataset):
         self.units = {name: ("eV" if unit == "Ha" and energy_unit == "eV" else unit) for name, unit in TARGETS}
         self.load()
         sizes = split_sizes if split_sizes is not None else ((110_000, 10_000, None) if self._count > 120_000 else (0.8, 0.1, 0.1))
-        self.split_indices = dict(zip(("train", "val", "test"), random_split_indices(self._count, list(sizes), self.split_seed)))
+        self.split_indices = named_split_indices(self._count, sizes, self.split_seed, split)
         if split != "all":
             self._indices = self.split_indices[split]
 

@@ -88,7 +88,10 @@ def parse_off(text: str, name: str = "<string>") -> tuple[np.ndarray, np.ndarray
         if n < 3 or len(poly) != n:
             raise ValueError(f"{name}: face {i} must list n >= 3 vertex indices after n, got {ln!r}")
         polygons.append(poly)
-    faces = triangulate(polygons)
+    try:
+        faces = triangulate(polygons)
+    except OverflowError:  # an index beyond int64: certainly out of range
+        raise ValueError(f"{name}: face vertex index out of range [0, {num_v}) (too large for int64)") from None
     if faces.size and (faces.min() < 0 or faces.max() >= num_v):
         raise ValueError(f"{name}: face vertex index out of range [0, {num_v}) (min {faces.min()}, max {faces.max()})")
     if not np.isfinite(verts).all():

@@ -86,9 +86,9 @@ def read_array(path: str | os.PathLike) -> np.ndarray:
             obj = _load_pth(path)
             arr = obj.numpy() if hasattr(obj, "numpy") else np.asarray(obj)
         elif ext in (".txt", ".csv", ".xyz"):
-            with open(path) as fh:
-                first = fh.readline()
-            arr = np.loadtxt(path, delimiter="," if "," in first else None, ndmin=2)
+            with open(path) as fh:  # the delimiter of the first data line (comment lines may hold commas)
+                first = next((ln for ln in fh if ln.split("#", 1)[0].strip()), "")
+            arr = np.loadtxt(path, delimiter="," if "," in first.split("#", 1)[0] else None, ndmin=2)
         else:
             raise ValueError(f"unsupported extension {ext!r} (use .npy, .pth, .pt, .txt, .csv)")
     except ValueError as exc:

@@ -28,6 +28,14 @@ def _float(token: str) -> float:
     return float(token.replace("*^", "e"))
 
 
+def _is_number(token: str) -> bool:
+    try:
+        _float(token)
+        return True
+    except ValueError:
+        return False
+
+
 def parse_qm9_xyz(text: str, name: str = "<string>") -> dict:
     """Parse one QM9 raw xyz file.
 
@@ -63,8 +71,21 @@ def parse_qm9_xyz(text: str, name: str = "<string>") -> dict:
         except ValueError:
             raise ValueError(f"{name}: atom line {k + 1} has a non-numeric value: {lines[2 + k]!r}") from None
         z.append(ELEMENTS[parts[0]])
+    # a wrong atom count must not shift the sections: the line after the atoms holds only frequencies
+    # (an atom line there means na is too small) and nothing but blank lines may follow the InChI line
+    freq = lines[na + 2].split()
+    if not all(_is_number(t) for t in freq):
+        raise ValueError(f"{name}: line {na + 3} should hold the harmonic frequencies after {na} atoms, got "
+                         f"{lines[na + 2]!r} (atom count on line 1 too small?)")
+    extra = [k for k in range(na + 5, len(lines)) if lines[k].strip()]
+    if extra:
+        raise ValueError(f"{name}: {na} atoms need {na + 5} lines but line {extra[0] + 1} follows the InChI line: "
+                         f"{lines[extra[0]]!r} (wrong atom count on line 1?)")
+    pos = np.asarray(pos, dtype=np.float64).reshape(na, 3)
+    if not np.isfinite(pos).all():
+        raise ValueError(f"{name}: atom coordinates contain NaN or infinite values")
     smiles = lines[na + 3].split()
-    return {"index": index, "z": np.asarray(z, dtype=np.int64), "pos": np.asarray(pos, dtype=np.float64).reshape(na, 3),
+    return {"index": index, "z": np.asarray(z, dtype=np.int64), "pos": pos,
             "charges": np.asarray(charges), "properties": props, "smiles": smiles[-1] if smiles else ""}
 
 
