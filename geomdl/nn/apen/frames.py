@@ -33,6 +33,35 @@ def part_covariances(pos: torch.Tensor, part: torch.Tensor, num_parts: int, cent
     return scatter(outer, part, dim_size=num_parts, reduce="sum").reshape(num_parts, 3, 3)
 
 
+class _SymmetricEig(torch.autograd.Function):
+    """``torch.linalg.eigh`` whose backward drops the eigenvector terms of (numerically) equal eigenvalues.
+
+    The eigenvector gradient has factors ``1 / (lambda_j - lambda_i)``: at a repeated eigenvalue (parts of
+    1 point or of coincident points: all eigenvalues 0) torch's backward gives 0/0 = NaN for every input
+    of the batch. Inside an eigenspace the basis is arbitrary, so those terms are set to 0; elsewhere the
+    gradient is torch's.
+    """
+
+    @staticmethod
+    def forward(ctx, mat):
+        evals, evecs = torch.linalg.eigh(mat)
+        ctx.save_for_backward(evals, evecs)
+        return evals, evecs
+
+    @staticmethod
+    def backward(ctx, grad_evals, grad_evecs):
+        evals, evecs = ctx.saved_tensors
+        inner = torch.zeros_like(evecs)
+        if grad_evecs is not None:
+            gap = evals.unsqueeze(-2) - evals.unsqueeze(-1)  # [..., i, j] = lambda_j - lambda_i
+            tol = 64 * torch.finfo(evals.dtype).eps * evals.abs().amax(-1, keepdim=True).unsqueeze(-1)
+            apart = gap.abs() > tol
+            inner = torch.where(apart, evecs.mT @ grad_evecs / torch.where(apart, gap, torch.ones_like(gap)), inner)
+        if grad_evals is not None:
+            inner = inner + torch.diag_embed(grad_evals)
+        return evecs @ inner @ evecs.mT
+
+
 def pca_frames(pos: torch.Tensor, part: torch.Tensor, num_parts: int, reflections: bool = True):
     """Frames of every part.
 
@@ -50,7 +79,7 @@ def pca_frames(pos: torch.Tensor, part: torch.Tensor, num_parts: int, reflection
         raise ValueError(f"pos must have shape [N, 3], got {tuple(pos.shape)}")
     centroid = part_centroids(pos, part, num_parts)
     cov = part_covariances(pos, part, num_parts, centroid)
-    evals, evecs = torch.linalg.eigh(cov)  # ascending
+    evals, evecs = _SymmetricEig.apply(cov)  # ascending; finite gradients on degenerate parts
     signs = _SIGNS.to(pos.dtype).to(pos.device)
     rot = evecs.unsqueeze(1) * signs.view(1, 8, 1, 3)  # V diag(s): scale columns
     if not reflections:

@@ -30,8 +30,9 @@ def random_piecewise_motion(pos: torch.Tensor, gt_part: torch.Tensor, generator:
     rots = torch.stack([
         random_rotation(generator, dtype=pos.dtype, reflection=reflections and bool(torch.rand(1, generator=generator) < 0.5))
         for _ in range(num)
-    ]) if num else pos.new_zeros((0, 3, 3))
-    trans = torch.randn(num, 3, generator=generator, dtype=torch.float64).to(pos.dtype) * translation_scale
+    ]).to(pos.device) if num else pos.new_zeros((0, 3, 3))
+    # drawn on the CPU (the generator's device), used on pos's
+    trans = torch.randn(num, 3, generator=generator, dtype=torch.float64).to(pos.device, pos.dtype) * translation_scale
     centroid = scatter(pos, gt_part, dim_size=num, reduce="mean")
     rel = pos - centroid[gt_part]
     moved = torch.einsum("nij,nj->ni", rots[gt_part], rel) + centroid[gt_part] + trans[gt_part]
@@ -125,7 +126,8 @@ def piecewise_equivariance_error(model, pos, batch, gt_part, *, n_samples: int =
         lam = [refinement_violation(p, gt_part, batch) for p in base["partitions"]]
         result["lambda_points_per_layer"] = [v["lambda_points"] for v in lam]
         result["lambda_clouds_per_layer"] = [v["lambda_clouds"] for v in lam]
-        soft = [None] + list(base["soft"]) if fixed is None else [None] * len(lam)
+        # one entry per layer: layers without a predicted (soft) partition are deterministic (delta 0)
+        soft = ([None] + list(base["soft"]) if fixed is None else []) + [None] * len(lam)
         deltas = [assignment_uncertainty(q, batch) if q is not None else {"delta_points": 0.0, "delta_clouds": 0.0}
                   for q in soft[: len(lam)]]
         result["delta_points_per_layer"] = [d["delta_points"] for d in deltas]

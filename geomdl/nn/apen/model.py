@@ -34,6 +34,15 @@ def _check_labels(labels, name: str, n: int) -> torch.Tensor:
     return labels
 
 
+def _parts_within_clouds(labels: torch.Tensor, batch: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Compact part ids ``0..P-1`` of the (cloud, label) pairs: a part never spans two clouds, so ids that
+    restart in every cloud (0..K_b-1 per cloud) give different parts in different clouds."""
+    if labels.numel() == 0:
+        return compact_labels(labels.long())
+    uniq, inv = torch.unique(torch.stack([batch, labels.long()]), dim=1, return_inverse=True)
+    return inv, int(uniq.shape[1])
+
+
 class APEN(nn.Module):
     """Approximately piecewise-E(3)-equivariant network.
 
@@ -55,7 +64,8 @@ class APEN(nn.Module):
         partition) and ``features`` (the invariant per-point features of every layer, ``[N, hidden]``).
         ``partition`` fixes the partition of every layer (no prediction); ``initial_partition``
         fixes only the first one (``Z_1``, e.g. carried along with the points from another pose) and
-        the later ones are predicted from the votes.
+        the later ones are predicted from the votes. Part ids may be unique across the batch or restart
+        in every cloud (a part never spans two clouds).
         Also accepts a PyG batch: ``model(data)``.
     """
 
@@ -70,8 +80,12 @@ class APEN(nn.Module):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
         sigmas = tuple(float(s) for s in sigmas)
-        if len(sigmas) < num_layers - 1 or any(s <= 0 for s in sigmas):
+        if len(sigmas) < num_layers - 1 or not all(0 < s < float("inf") for s in sigmas):
             raise ValueError(f"sigmas needs {num_layers - 1} positive widths (one per predicted partition), got {sigmas}")
+        if isinstance(em_iterations, bool) or not isinstance(em_iterations, int) or em_iterations < 1:
+            raise ValueError(f"em_iterations must be an int >= 1, got {em_iterations!r}")
+        if isinstance(merge_threshold, bool) or not isinstance(merge_threshold, (int, float)) or not 0 <= merge_threshold < float("inf"):
+            raise ValueError(f"merge_threshold must be a finite number >= 0 (in units of sigma), got {merge_threshold!r}")
         self.task, self.num_classes, self.in_features = task, num_classes, in_features
         self.initial_parts, self.sigmas = initial_parts, sigmas
         self.em_iterations, self.merge_threshold = em_iterations, merge_threshold
@@ -87,13 +101,16 @@ class APEN(nn.Module):
             pos, batch = data.pos, getattr(data, "batch", None)
             x = getattr(data, "x", None) if self.in_features else None
         pos = check_positions(pos, "pos", dim=3)
-        check_dtypes(self.head[0].weight, pos=pos)
+        # else an opaque eigh failure inside the PCA frames (eager only: a data-dependent branch)
+        if not torch.compiler.is_compiling() and not bool(torch.isfinite(pos).all()):
+            raise ValueError("pos has non-finite entries (NaN or inf)")
+        check_dtypes(self.head[0].weight, pos=pos, x=x)
         # sorted, non-negative cloud ids (the EM of cluster_votes pads the clouds by their ids)
         batch = check_batch_vector(batch, pos.shape[0], pos.device)
         if partition is not None:
-            part, num_parts = compact_labels(_check_labels(partition, "partition", pos.shape[0]))
+            part, num_parts = _parts_within_clouds(_check_labels(partition, "partition", pos.shape[0]), batch)
         elif initial_partition is not None:
-            part, num_parts = compact_labels(_check_labels(initial_partition, "initial_partition", pos.shape[0]))
+            part, num_parts = _parts_within_clouds(_check_labels(initial_partition, "initial_partition", pos.shape[0]), batch)
         else:
             part, num_parts = fps_partition(pos, batch, self.initial_parts)
         feats, votes, parts, soft = [], [], [part], []
@@ -123,7 +140,9 @@ class GlobalFrameAveragedNet(APEN):
         super().__init__(num_classes, in_features, hidden, num_layers, initial_parts=1, sigmas=(1.0,) * max(0, num_layers - 1),
                          reflections=reflections, task=task)
 
-    def forward(self, pos, batch=None, x=None, partition=None):
+    def forward(self, pos, batch=None, x=None, partition=None, initial_partition=None):
+        """As :meth:`APEN.forward`; ``partition`` and ``initial_partition`` are accepted (so that the
+        measures of :mod:`geomdl.nn.apen.measure` run on the baseline) and ignored: one part per cloud."""
         if hasattr(pos, "pos") and batch is None:
             data = pos
             pos, batch = data.pos, getattr(data, "batch", None)

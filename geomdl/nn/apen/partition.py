@@ -146,8 +146,10 @@ def cluster_votes(votes: torch.Tensor, part: torch.Tensor, batch: torch.Tensor, 
         ``(new_part [N], num_parts, soft [N, K] (assignment to the components of the point's cloud,
         padded with 0), comp_of_point [N, K] component ids (-1 = padding))``.
     """
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}")
+    if not 0 < sigma < float("inf"):
+        raise ValueError(f"sigma must be > 0 and finite, got {sigma}")
+    if not 0 <= merge_threshold < float("inf"):
+        raise ValueError(f"merge_threshold must be a finite number >= 0, got {merge_threshold}")
     if votes.dim() != 2 or votes.shape[1] != 3:
         raise ValueError(f"votes must have shape [N, 3], got {tuple(votes.shape)}")
     if part.shape != (votes.shape[0],) or batch.shape != (votes.shape[0],):
@@ -157,9 +159,14 @@ def cluster_votes(votes: torch.Tensor, part: torch.Tensor, batch: torch.Tensor, 
         return empty, 0, votes.new_zeros((0, 0)), empty.view(0, 0)
     y = votes.detach().double()
     dev = y.device
+    if int(part.min()) < 0:
+        raise ValueError("part ids must be >= 0")
     num_parts = int(part.max()) + 1 if part.numel() else 0
     nb = int(batch.max()) + 1 if batch.numel() else 0
     part_cloud = torch.zeros(num_parts, dtype=torch.long, device=dev).scatter_(0, part, batch)
+    lowest = torch.full((num_parts,), nb, dtype=torch.long, device=dev).scatter_reduce_(0, part, batch, "amin")
+    if bool((lowest[part] != batch).any()):
+        raise ValueError("every part must lie inside one cloud (part ids unique across the clouds of batch)")
     # padded component table: comp[b, k] = global component id or -1
     per_cloud = torch.bincount(part_cloud, minlength=nb)
     kmax = int(per_cloud.max()) if nb else 0

@@ -24,6 +24,8 @@ def _check_batch(batch, num_points: int, device, num_clouds: int | None) -> tupl
     if num_points > 1 and bool((batch[1:] < batch[:-1]).any()):
         raise ValueError("batch must be sorted in non-decreasing order (the points of one cloud contiguous)")
     inferred = int(batch.max()) + 1 if num_points else 0
+    if num_clouds is not None and (isinstance(num_clouds, bool) or not isinstance(num_clouds, int)):
+        raise TypeError(f"num_clouds must be an int or None, got {num_clouds!r}")
     if num_clouds is None:
         num_clouds = inferred
     elif num_clouds < inferred:

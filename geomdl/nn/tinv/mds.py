@@ -76,6 +76,15 @@ def _scale_from_gram_diag(sumsq: torch.Tensor, maxsq: torch.Tensor, counts: torc
     return s2.sqrt()
 
 
+def _pow2_unit(extent: torch.Tensor) -> torch.Tensor:
+    """``2**e`` with ``extent / 2**e`` in ``[0.5, 1)`` (1 where ``extent`` is 0).
+
+    Dividing by it is exact, so results are bitwise unchanged at ordinary scales, and squared coordinates of
+    clouds at 1e-170 or 1e170 neither underflow to 0 nor overflow to inf (z does not depend on the scale).
+    """
+    return torch.ldexp(torch.ones_like(extent), torch.frexp(extent).exponent)
+
+
 def _spectrum(lam_all: torch.Tensor, k: int):
     """Kept eigenvalues ``[B, k]``, the next ones ``[B, k]`` (``lambda_{j+1}``, 0 past the end) and null masks.
 
@@ -103,8 +112,10 @@ def _finish(z_raw, batch, lam_all, counts, s, k, *, gap_tol, sign_tol, degenerat
     if z_raw.shape[1] < k:
         z_raw = torch.cat([z_raw, z_raw.new_zeros(z_raw.shape[0], k - z_raw.shape[1])], dim=1)
     z_raw = z_raw * (~null)[batch].to(z_raw.dtype)
-    m2 = scatter(z_raw.pow(2), batch, dim_size=num, reduce="mean")
-    m3 = scatter(z_raw.pow(3), batch, dim_size=num, reduce="mean")
+    # the skewness is scale-free: take it in a power-of-two unit per cloud (z^3 under/overflows at 1e+-110)
+    zu = z_raw / _pow2_unit(scatter(z_raw.detach().abs().amax(dim=1), batch, dim_size=num, reduce="max"))[batch, None]
+    m2 = scatter(zu.pow(2), batch, dim_size=num, reduce="mean")
+    m3 = scatter(zu.pow(3), batch, dim_size=num, reduce="mean")
     skew = m3 / m2.clamp(min=torch.finfo(m2.dtype).tiny).pow(1.5)
     sign = torch.where(skew < 0, -1.0, 1.0).to(z_raw.dtype)
     z = z_raw * sign[batch]
@@ -160,17 +171,21 @@ def mds_from_positions(pos: torch.Tensor, dim: int, batch: torch.Tensor, num_clo
     counts = torch.bincount(batch, minlength=num_clouds)
     center = scatter(x, batch, dim_size=num_clouds, reduce="mean")
     xc = x - center[batch]
+    # second moments in a per-cloud power-of-two unit (exact): no under/overflow of squares at extreme scales
+    unit = _pow2_unit(scatter(xc.detach().abs().amax(dim=1), batch, dim_size=num_clouds, reduce="max"))
+    xu = xc / unit[batch, None]
     cov = x.new_zeros(num_clouds, d, d)
     for start in range(0, n_pts, chunk_size):
-        part = xc[start:start + chunk_size]
+        part = xu[start:start + chunk_size]
         outer = (part[:, :, None] * part[:, None, :]).reshape(part.shape[0], d * d)
         cov += scatter(outer, batch[start:start + chunk_size], dim_size=num_clouds, reduce="sum").view(num_clouds, d, d)
-    sq = xc.pow(2).sum(dim=1)
+    sq = xu.pow(2).sum(dim=1)
     sumsq = scatter(sq, batch, dim_size=num_clouds, reduce="sum")
     maxsq = scatter(sq, batch, dim_size=num_clouds, reduce="max")
-    s = _scale_from_gram_diag(sumsq, maxsq, counts, scale)
-    lam, vecs = torch.linalg.eigh(cov / s[:, None, None].pow(2))
+    s_unit = _scale_from_gram_diag(sumsq, maxsq, counts, scale)  # s / unit (1 with scale=None)
+    lam, vecs = torch.linalg.eigh(cov / s_unit[:, None, None].pow(2))  # scale-free spectrum for the diagnostics
     lam, vecs = lam.flip(-1), vecs.flip(-1)
+    s = s_unit * unit if scale is not None else torch.ones_like(s_unit)
     k_eff = min(dim, d)
     rotation = vecs[:, :, :k_eff] / s[:, None, None]
     z_raw = torch.cat([torch.einsum("nd,ndk->nk", xc[i:i + chunk_size], rotation[batch[i:i + chunk_size]])
@@ -179,6 +194,8 @@ def mds_from_positions(pos: torch.Tensor, dim: int, batch: torch.Tensor, num_clo
         rotation = torch.cat([rotation, rotation.new_zeros(num_clouds, d, dim - k_eff)], dim=2)
     result = _finish(z_raw, batch, lam, counts, s, dim, gap_tol=gap_tol, sign_tol=sign_tol, degenerate=degenerate,
                      max_frames=max_frames, negative_mass=torch.zeros_like(s), center=center, rotation=rotation)
+    if scale is None:  # eigenvalues of X_c^T X_c / n in the input's units
+        result.eigenvalues = result.eigenvalues * unit.pow(2)[:, None]
     return _cast(result, pos.dtype)
 
 
@@ -195,6 +212,7 @@ def mds_from_distances(mats: list[torch.Tensor], dim: int, *, squared=False, sca
     lam_all = torch.zeros(num, max(sizes), dtype=torch.float64, device=device)
     neg = torch.zeros(num, dtype=torch.float64, device=device)
     s = torch.ones(num, dtype=torch.float64, device=device)
+    units = torch.ones(num, dtype=torch.float64, device=device)
     zs: list[torch.Tensor | None] = [None] * num
     groups: dict[int, list[int]] = {}
     for i, n in enumerate(sizes):
@@ -203,25 +221,30 @@ def mds_from_distances(mats: list[torch.Tensor], dim: int, *, squared=False, sca
         for start in range(0, len(members), chunk_size):
             idx = members[start:start + chunk_size]
             d2 = torch.stack([mats[i] for i in idx]).to(torch.float64)
-            if not squared:
-                d2 = d2 * d2
+            # lengths in a per-matrix power-of-two unit (exact): squares neither underflow nor overflow
+            top = d2.detach().flatten(1).amax(dim=1)
+            unit = _pow2_unit(top.sqrt() if squared else top)
+            d2 = d2 / unit.pow(2)[:, None, None] if squared else (d2 / unit[:, None, None]).pow(2)
             gram = -0.5 * (d2 - d2.mean(dim=1, keepdim=True) - d2.mean(dim=2, keepdim=True)
                            + d2.mean(dim=(1, 2), keepdim=True))
             diag = torch.diagonal(gram, dim1=1, dim2=2)
             counts = torch.full((len(idx),), n, dtype=torch.float64, device=device)
-            sc = _scale_from_gram_diag(diag.sum(1), diag.max(1).values, counts, scale, ids=idx)
+            sc = _scale_from_gram_diag(diag.sum(1), diag.max(1).values, counts, scale, ids=idx)  # s / unit
             lam, vecs = torch.linalg.eigh(gram / sc[:, None, None].pow(2))
             lam, vecs = lam.flip(-1), vecs.flip(-1)
             k_eff = min(dim, n)
             lam_k = lam[:, :k_eff].clamp(min=0)
             lam_k = torch.where(lam_k > NULL_TOL * lam_k[:, :1], lam_k, torch.zeros_like(lam_k))
             z = vecs[:, :, :k_eff] * lam_k.sqrt()[:, None, :]
+            if scale is None:  # back to the input's units
+                z = z * unit[:, None, None]
             total = lam.abs().sum(1).clamp(min=torch.finfo(lam.dtype).tiny)
             for j, i in enumerate(idx):
                 zs[i] = z[j]
                 lam_all[i, :n] = lam[j]
                 neg[i] = lam[j].clamp(max=0).abs().sum() / total[j]
-                s[i] = sc[j]
+                s[i] = sc[j] * unit[j] if scale is not None else 1.0
+                units[i] = unit[j]
     batch = torch.repeat_interleave(torch.arange(num, device=device), torch.tensor(sizes, device=device))
     counts = torch.tensor(sizes, dtype=torch.float64, device=device)
     width = min(dim, max(sizes))
@@ -230,4 +253,6 @@ def mds_from_distances(mats: list[torch.Tensor], dim: int, *, squared=False, sca
         lam_all = lam_all[:, : dim + 1]
     result = _finish(z_raw, batch, lam_all, counts, s, dim, gap_tol=gap_tol, sign_tol=sign_tol, degenerate=degenerate,
                      max_frames=max_frames, negative_mass=neg)
+    if scale is None:  # the spectrum above is in the unit of every matrix
+        result.eigenvalues = result.eigenvalues * units.pow(2)[:, None]
     return _cast(result, dtype)

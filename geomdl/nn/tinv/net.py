@@ -151,9 +151,13 @@ class TinvNet(nn.Module):
             elif value.shape[0] == num_clouds:
                 setattr(new, key, value[cloud])
         new.pos = self._pad(z)
-        for key, value in vectors.items():
-            frame_rot = result.frames[cloud][pair].to(value.dtype)
-            setattr(new, key, self._pad((value[point].unsqueeze(2) * frame_rot).sum(dim=1)))
+        if vectors:
+            # frame R_f of every (cloud, frame) pair, then of every row: vectors turn with the positions
+            frame_ptr = torch.cumsum(result.num_frames, 0) - result.num_frames
+            pair_frame = torch.arange(num_pairs, device=cloud.device) - frame_ptr[cloud]
+            row_rot = result.frames[cloud, pair_frame][pair]  # [M, k, k]
+            for key, value in vectors.items():
+                setattr(new, key, self._pad((value[point].unsqueeze(2) * row_rot.to(value.dtype)).sum(dim=1)))
         new.batch = pair
         ptr = torch.zeros(num_pairs + 1, dtype=torch.long, device=pair.device)
         torch.cumsum(torch.bincount(pair, minlength=num_pairs), 0, out=ptr[1:])

@@ -33,7 +33,8 @@ class MDSResult:
         negative_mass: ``[B]`` share of the Gram spectrum on negative eigenvalues,
             ``sum |lambda_-| / sum |lambda|``: 0 for Euclidean distances, > 0 for e.g. geodesic ones.
         center: ``[B, d]`` centroids (position input only, else None).
-        rotation: ``[B, d, k]`` the map with ``z = (x - center) @ rotation / scale`` for frame 0
+        rotation: ``[B, d, k]`` the map with ``z = (x - center) @ rotation`` for frame 0, i.e.
+            ``rotation = V S / scale`` (the 1/scale is included; ``rotation * scale`` has orthonormal columns)
             (position input only, else None): canonicalise, predict, and map vectors back with it.
     """
 
