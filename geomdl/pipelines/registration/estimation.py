@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from geomdl.pipelines.registration.geometry import transform, weighted_kabsch
+from geomdl.pipelines.registration.geometry import check_positive, transform, weighted_kabsch
 
 
 @dataclass
@@ -62,7 +62,18 @@ def spectral_estimate(src: torch.Tensor, tgt: torch.Tensor, tau: float, num_seed
 
     Returns:
         :class:`Estimate`; with fewer than 3 correspondences the pose is the identity and no inlier is set.
+
+    Raises:
+        ValueError: ``src``/``tgt`` not both ``[K, 3]`` with the same ``K``, or ``tau`` not a positive
+            finite number.
     """
+    if not (isinstance(src, torch.Tensor) and isinstance(tgt, torch.Tensor)) or src.dim() != 2 \
+            or src.shape[-1] != 3 or src.shape != tgt.shape:
+        raise ValueError(f"src and tgt must be [K, 3] tensors of the same shape, got "
+                         f"{tuple(getattr(src, 'shape', ()))} and {tuple(getattr(tgt, 'shape', ()))}")
+    if not (bool(torch.isfinite(src).all()) and bool(torch.isfinite(tgt).all())):
+        raise ValueError("src and tgt must not contain NaN or infinite coordinates")
+    tau = check_positive(tau, "tau")
     k = src.shape[0]
     if k < 3:
         return Estimate(torch.eye(4, dtype=torch.float64), torch.zeros(k, dtype=torch.bool), 0.0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pathlib
 import statistics
 
+from geomdl.pipelines.registration.geometry import check_positive
 from geomdl.pipelines.registration.io import SUFFIXES, read_gt_info, read_gt_log, read_point_cloud
 from geomdl.pipelines.registration.metrics import feature_match_recall, inlier_ratio, registration_metrics
 
@@ -36,9 +37,7 @@ def evaluate_benchmark(benchmark_dir, fragments_dir, method: str = "geomdl", vox
 
     if max_pairs is not None and (isinstance(max_pairs, bool) or not isinstance(max_pairs, int) or max_pairs < 1):
         raise ValueError(f"max_pairs must be None (all pairs) or an int >= 1, got {max_pairs!r}")
-    if not (isinstance(voxel_size, (int, float)) and not isinstance(voxel_size, bool) and voxel_size > 0
-            and voxel_size != float("inf")):
-        raise ValueError(f"voxel_size must be a positive number, got {voxel_size!r}")
+    voxel_size = check_positive(voxel_size, "voxel_size")
     benchmark_dir, fragments_dir = pathlib.Path(benchmark_dir), pathlib.Path(fragments_dir)
     gt = read_gt_log(benchmark_dir / "gt.log")
     info = read_gt_info(benchmark_dir / "gt.info") if (benchmark_dir / "gt.info").is_file() else {}
@@ -78,9 +77,10 @@ def summarize_pairs(rows: list[dict]) -> dict:
       protocol, see :func:`is_protocol_pair`) whose correspondence RMSE is at most 0.2 m; NaN when every
       evaluated pair is consecutive. ``registration_recall_pairs`` counts those pairs.
     * ``registration_recall_all_pairs``: the same criterion over every evaluated pair.
-    * ``success_rate`` (RRE < 15 deg and RTE < 0.3 m), ``feature_match_recall`` (inlier ratio > 5 %) and
-      ``mean_inlier_ratio`` over every evaluated pair; median RRE/RTE over the pairs within the RMSE
-      threshold; the mean time per pair.
+    * ``success_rate`` (RRE < 15 deg and RTE < 0.3 m) and ``feature_match_recall`` (inlier ratio > 5 %)
+      over every evaluated pair (a pair without correspondences counts as not recalled);
+      ``mean_inlier_ratio`` over the pairs with correspondences; median RRE/RTE over the pairs within
+      the RMSE threshold; the mean time per pair.
     """
     if not rows:
         raise ValueError("rows must hold at least one evaluated pair")
@@ -94,7 +94,8 @@ def summarize_pairs(rows: list[dict]) -> dict:
         "registration_recall_pairs": len(counted),
         "registration_recall_all_pairs": sum(r["recall_ok"] for r in rows) / len(rows),
         "success_rate": sum(r["success"] for r in rows) / len(rows),
-        "feature_match_recall": feature_match_recall(ratios) if ratios else nan,
+        # a pair without correspondences (ratio NaN) has no inlier: it fails the > 5 % test, not drops out
+        "feature_match_recall": feature_match_recall([0.0 if r != r else r for r in (x["inlier_ratio"] for x in rows)]),
         "mean_inlier_ratio": statistics.fmean(ratios) if ratios else nan,
         "median_rre_deg": statistics.median(r["rre_deg"] for r in recalled) if recalled else nan,
         "median_rte": statistics.median(r["rte"] for r in recalled) if recalled else nan,

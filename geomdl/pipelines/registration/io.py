@@ -120,9 +120,13 @@ def _read_blocks(path, rows: int) -> dict:
 
 
 def write_pose(path, pose: torch.Tensor) -> None:
-    """Write a ``[4, 4]`` pose as four whitespace-separated rows (atomically)."""
+    """Write a ``[4, 4]`` pose as four whitespace-separated rows (atomically).
+
+    Raises ``ValueError`` for another shape or NaN/inf entries (nothing is written then).
+    """
+    from geomdl.pipelines.registration.geometry import check_pose
     from geomdl.utils.io import atomic_write_text
 
-    pose = torch.as_tensor(pose, dtype=torch.float64).reshape(4, 4)
+    pose = check_pose(pose, "pose")
     text = "\n".join(" ".join(f"{float(v):.9e}" for v in row) for row in pose) + "\n"
     atomic_write_text(os.fspath(path), text)

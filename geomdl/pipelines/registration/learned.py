@@ -145,11 +145,14 @@ def load_descriptor(path=None) -> PatchDescriptor:
         raise ValueError(f"{path}: cannot read descriptor weights ({type(exc).__name__}: {exc})") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path}: not a geomdl registration descriptor (expected format {FORMAT!r})")
-    model = PatchDescriptor(**ckpt["config"])
+    try:
+        model = PatchDescriptor(**ckpt["config"])
+    except (KeyError, TypeError, ValueError) as exc:  # missing or foreign config entries
+        raise ValueError(f"{path}: bad descriptor config ({type(exc).__name__}: {exc})") from exc
     try:
         model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: weights do not fit the stored config ({exc})") from exc
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise ValueError(f"{path}: weights do not fit the stored config ({type(exc).__name__}: {exc})") from exc
     return model.eval()
 
 

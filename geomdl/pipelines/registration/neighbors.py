@@ -24,7 +24,7 @@ def knn_search(points: torch.Tensor, queries: torch.Tensor, k: int,
 
     Args:
         points: ``[N, 3]`` searched points (N >= 1).
-        queries: ``[M, 3]`` query points.
+        queries: ``[M, 3]`` query points (any float dtype; searched in the dtype of ``points``).
         k: neighbours per query (clamped to N).
         radius: when given, neighbours farther than ``radius`` are marked missing.
 
@@ -38,6 +38,7 @@ def knn_search(points: torch.Tensor, queries: torch.Tensor, k: int,
     if queries.shape[0] == 0:
         return torch.zeros((0, k), dtype=torch.long), points.new_zeros((0, k))
     if _use_ops(points):
+        queries = queries.to(points.dtype)  # the kernels need one dtype (ICP queries float64 against a float32 cloud)
         edge = ops.knn(points, queries, k)
         idx = edge[0].view(-1, k)
         dist = (points[idx] - queries[:, None]).norm(dim=-1)

@@ -17,6 +17,7 @@ method             descriptor                  estimator                    refi
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import dataclass, field
 
@@ -24,7 +25,7 @@ import torch
 
 from geomdl.pipelines.registration import descriptors as desc
 from geomdl.pipelines.registration.estimation import spectral_estimate
-from geomdl.pipelines.registration.geometry import as_points, estimate_normals, transform, voxel_downsample
+from geomdl.pipelines.registration.geometry import as_points, check_positive, estimate_normals, transform, voxel_downsample
 from geomdl.pipelines.registration.matching import mutual_nearest_neighbors
 from geomdl.pipelines.registration.neighbors import knn_search
 from geomdl.pipelines.registration.refine import DEFAULT_SCHEDULE, multiscale_icp
@@ -136,32 +137,44 @@ def register(source, target, method: str = "geomdl", voxel_size: float = 0.05, *
             many agreeing is unlikely by chance (a-contrario number of false alarms < ``max_nfa``), the
             fitness reaches ``min_fitness`` and the overlap constrains all six degrees of freedom
             (see :mod:`geomdl.pipelines.registration.verify`); ``reason`` says which check failed.
-        seed: seed of the keypoint subset and of Open3D's RANSAC.
+        seed: seed of the keypoint subset, of the ICP point subsets and of Open3D's RANSAC.
+
+    ``method="open3d"`` runs Open3D end to end: it ignores ``keypoint_spacing``, ``max_keypoints``,
+    ``icp_points`` and ``icp_schedule`` (one point-to-plane ICP at ``icp_distance``).
 
     Returns:
         :class:`RegistrationResult` (pose, correspondences, inlier ratio, fitness, success, timings).
 
     Raises:
-        ValueError: empty clouds, NaN/inf coordinates, wrong shapes, an unknown method, or fewer than
-            16 occupied voxels at ``voxel_size``. TypeError: non-numeric input.
+        ValueError: empty clouds, NaN/inf coordinates, wrong shapes, an unknown method, fewer than
+            16 occupied voxels at ``voxel_size``, or a scale (``voxel_size``, ``keypoint_spacing``,
+            ``descriptor_radius``, ``inlier_threshold``, ``icp_distance``) that is not a positive finite
+            number (``None`` picks the default; ``0`` is an error) or a count out of range.
+            TypeError: non-numeric input, a non-int ``seed``.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if not isinstance(voxel_size, (int, float)) or not math.isfinite(voxel_size) or voxel_size <= 0:
-        raise ValueError(f"voxel_size must be a positive number, got {voxel_size!r}")
-    if not isinstance(max_keypoints, int) or max_keypoints < MIN_POINTS:
-        raise ValueError(f"max_keypoints must be an int >= {MIN_POINTS}, got {max_keypoints!r}")
+    voxel_size = check_positive(voxel_size, "voxel_size")
+    for name, value, least in (("max_keypoints", max_keypoints, MIN_POINTS), ("icp_points", icp_points, 1),
+                               ("icp_iterations", icp_iterations, 0), ("min_inliers", min_inliers, 0)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+            raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an int, got {seed!r}")
+    # None means "the default multiple of voxel_size"; 0, negative, NaN or inf are errors (not the default)
+    radius, tau, icp_dist, spacing = (
+        5.0 * voxel_size if descriptor_radius is None else check_positive(descriptor_radius, "descriptor_radius"),
+        2.0 * voxel_size if inlier_threshold is None else check_positive(inlier_threshold, "inlier_threshold"),
+        1.0 * voxel_size if icp_distance is None else check_positive(icp_distance, "icp_distance"),
+        2.0 * voxel_size if keypoint_spacing is None else check_positive(keypoint_spacing, "keypoint_spacing"))
     src = as_points(source, "source")
     tgt = as_points(target, "target")
-    radius = descriptor_radius or 5.0 * voxel_size
-    tau = inlier_threshold or 2.0 * voxel_size
-    icp_dist = icp_distance or 1.0 * voxel_size
     checks = {"tau": tau, "icp_distance": icp_dist, "voxel_size": voxel_size, "min_inliers": min_inliers,
               "min_fitness": min_fitness, "min_constraint": min_constraint, "max_nfa": max_nfa}
     if method == "open3d":
         from geomdl.pipelines.registration.open3d_pipeline import register_open3d
 
-        out = register_open3d(src, tgt, voxel_size, radius, tau, icp_dist, icp_iterations, seed, check_downsampled, _Timer())
+        out = register_open3d(src, tgt, voxel_size, radius, tau, icp_dist, icp_iterations, int(seed), check_downsampled, _Timer())
         return _finish(method=method, checks=checks, **out)
 
     timer = _Timer()
@@ -172,8 +185,7 @@ def register(source, target, method: str = "geomdl", voxel_size: float = 0.05, *
     src_normals = desc.orient_normals(src_down, estimate_normals(src_down, neighbors=src_nbr), src_nbr)
     tgt_normals = desc.orient_normals(tgt_down, estimate_normals(tgt_down, neighbors=tgt_nbr), tgt_nbr)
     timer.lap("normals")
-    gen = torch.Generator().manual_seed(seed)
-    spacing = keypoint_spacing or 2.0 * voxel_size
+    gen = torch.Generator().manual_seed(int(seed))
     src_key = grid_keypoints(src_down, spacing, max_keypoints, gen)
     tgt_key = grid_keypoints(tgt_down, spacing, max_keypoints, gen)
     timer.lap("keypoints")

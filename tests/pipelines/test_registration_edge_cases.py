@@ -1,0 +1,132 @@
+"""Edge cases of the registration API: dtypes, argument checks naming the argument, protocol summaries."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from geomdl import ops
+from geomdl.pipelines.registration import (
+    estimate_normals,
+    icp_point_to_plane,
+    multiscale_icp,
+    random_pose,
+    register,
+    rotation_error_deg,
+    spectral_estimate,
+    transform,
+    voxel_downsample,
+    write_pose,
+)
+from geomdl.pipelines.registration.evaluate import summarize_pairs
+from geomdl.pipelines.registration.neighbors import knn_search
+from geomdl.pipelines.registration.pairs import synthetic_shape
+
+
+@pytest.fixture(params=["auto", "reference"])
+def backend(request):
+    ops.set_backend(request.param)
+    yield request.param
+    ops.set_backend(None)
+
+
+def test_knn_search_takes_queries_of_another_float_dtype(backend):
+    points = torch.rand(50, 3)
+    idx, dist = knn_search(points, points[:7].double() + 1e-4, 1)
+    assert torch.equal(idx[:, 0], torch.arange(7)) and dist.dtype == torch.float32
+
+
+def test_icp_refines_float32_clouds(backend):
+    # float32 is how clouds come from files; ICP moves the source in float64 and queries the float32 target
+    gen = torch.Generator().manual_seed(0)
+    shape = synthetic_shape(1500, generator=gen).float()
+    init = random_pose(gen, max_translation=0.02, max_angle_deg=3.0)
+    result = icp_point_to_plane(shape, shape, estimate_normals(shape), init, 0.2)
+    assert rotation_error_deg(result.pose, torch.eye(4)) < 0.1 and result.fitness > 0.99
+    result = multiscale_icp(shape, shape, init, 0.05)
+    assert rotation_error_deg(result.pose, torch.eye(4)) < 0.5
+
+
+@pytest.mark.parametrize("kwargs, exc, message", [
+    ({"inlier_threshold": 0.0}, ValueError, "inlier_threshold must be a positive number, got 0.0"),
+    ({"inlier_threshold": -0.1}, ValueError, "inlier_threshold must be a positive number"),
+    ({"descriptor_radius": 0.0}, ValueError, "descriptor_radius must be a positive number"),
+    ({"descriptor_radius": -1.0}, ValueError, "descriptor_radius must be a positive number"),
+    ({"icp_distance": float("nan")}, ValueError, "icp_distance must be a positive number"),
+    ({"keypoint_spacing": -1.0}, ValueError, "keypoint_spacing must be a positive number"),
+    ({"voxel_size": True}, ValueError, "voxel_size must be a positive number"),
+    ({"icp_points": 0}, ValueError, "icp_points must be an int >= 1"),
+    ({"icp_iterations": 2.5}, ValueError, "icp_iterations must be an int >= 0"),
+    ({"seed": None}, TypeError, "seed must be an int"),
+])
+def test_register_rejects_bad_settings_naming_them(kwargs, exc, message):
+    cloud = torch.rand(200, 3)
+    with pytest.raises(exc, match=message):
+        register(cloud, cloud, **kwargs)
+
+
+def test_numpy_scalar_settings_are_accepted():
+    gen = torch.Generator().manual_seed(3)
+    shape = synthetic_shape(2000, generator=gen)
+    pose = random_pose(gen, max_translation=0.3, max_angle_deg=30.0)
+    assert voxel_downsample(shape, np.float32(0.1))[0].shape == voxel_downsample(shape, 0.1)[0].shape
+    result = register(transform(shape, pose), shape, voxel_size=np.float32(0.08), inlier_threshold=np.float64(0.16),
+                      seed=np.int64(0))
+    assert rotation_error_deg(result.pose, torch.linalg.inv(pose)) < 2.0
+
+
+def test_multiscale_icp_rejects_a_zero_distance_instead_of_using_the_default():
+    cloud = torch.rand(300, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="icp_distance must be a positive number, got 0"):
+        multiscale_icp(cloud, cloud, torch.eye(4), 0.1, icp_distance=0.0)
+
+
+def test_spectral_estimate_checks_its_inputs():
+    src = torch.rand(20, 3)
+    with pytest.raises(ValueError, match=r"src and tgt must be \[K, 3\] tensors of the same shape.*\(20, 3\).*\(5, 3\)"):
+        spectral_estimate(src, src[:5], 0.1)
+    with pytest.raises(ValueError, match="src and tgt must be"):
+        spectral_estimate(src[:, :2], src[:, :2], 0.1)
+    for tau in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="tau must be a positive number"):
+            spectral_estimate(src, src, tau)
+    bad = src.clone()
+    bad[3, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        spectral_estimate(bad, src, 0.1)
+
+
+def test_feature_match_recall_counts_a_pair_without_correspondences_as_not_recalled():
+    def row(ratio):
+        return {"pair": "0-2", "consecutive": False, "recall_ok": False, "success": False, "rre_deg": 90.0,
+                "rte": 1.0, "inlier_ratio": ratio, "time_s": 0.1}
+
+    summary = summarize_pairs([row(0.5), row(float("nan"))])
+    assert summary["feature_match_recall"] == pytest.approx(0.5)
+    assert summary["mean_inlier_ratio"] == pytest.approx(0.5)
+    assert summarize_pairs([row(float("nan"))])["feature_match_recall"] == 0.0
+
+
+def test_load_descriptor_with_a_foreign_config_names_the_file(tmp_path):
+    from geomdl.pipelines.registration.learned import FORMAT, PatchDescriptor, load_descriptor
+
+    torch.save({"format": FORMAT, "config": {"dim": 4, "layers": 9}, "state_dict": {}}, tmp_path / "cfg.pt")
+    with pytest.raises(ValueError, match="cfg.pt.*config"):
+        load_descriptor(tmp_path / "cfg.pt")
+    config = PatchDescriptor(width=8, dim=4).config
+    torch.save({"format": FORMAT, "config": config}, tmp_path / "nostate.pt")
+    with pytest.raises(ValueError, match="nostate.pt"):
+        load_descriptor(tmp_path / "nostate.pt")
+
+
+@pytest.mark.parametrize("pose, message", [
+    (torch.eye(3), r"pose must have shape \[4, 4\], got \(3, 3\)"),
+    (torch.arange(16.0), r"pose must have shape \[4, 4\], got \(16,\)"),
+    (torch.full((4, 4), math.nan), "NaN"),
+])
+def test_write_pose_rejects_a_wrong_pose_and_writes_nothing(tmp_path, pose, message):
+    with pytest.raises(ValueError, match=message):
+        write_pose(tmp_path / "pose.txt", pose)
+    assert not (tmp_path / "pose.txt").exists()
