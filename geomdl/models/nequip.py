@@ -24,7 +24,8 @@ class NequIP(MolecularModel):
     """Args (besides :class:`~geomdl.models._molecular.MolecularModel`'s):
         num_layers: interaction blocks (default 3).
         lmax: highest degree of the hidden features (default 2); also that of the edge harmonics.
-        mul: multiplicity of the ``l > 0`` hidden irreps (default ``hidden_channels // 2``).
+        mul: multiplicity of the ``l > 0`` hidden irreps (default ``hidden_channels // 2``; with
+            ``product="gaunt"`` it must equal ``hidden_channels``, the default there).
         num_basis: Bessel functions (default 8); radial_hidden: radial MLP width (default 32).
         product: ``"cg"`` (default) or ``"gaunt"``.
         avg_num_neighbors: normaliser of the convolution sums (default 10).
@@ -43,9 +44,13 @@ class NequIP(MolecularModel):
         if isinstance(lmax, bool) or not isinstance(lmax, int) or lmax < 0:
             raise ValueError(f"lmax must be an int >= 0, got {lmax!r}")
         c = hidden_channels
-        mul = max(c // 2, 1) if mul is None else mul
-        if product == "gaunt" and mul != c and lmax > 0:
-            mul = c  # the channelwise Gaunt product needs one multiplicity for every degree
+        if mul is not None and (isinstance(mul, bool) or not isinstance(mul, int) or mul < 1):
+            raise ValueError(f"mul must be None or an int >= 1, got {mul!r}")
+        if product == "gaunt" and mul is not None and mul != c and lmax > 0:
+            raise ValueError(f"product='gaunt' needs mul == hidden_channels ({c}): the channelwise Gaunt product has one "
+                             f"multiplicity for every degree; got mul={mul} (leave mul=None)")
+        if mul is None:  # the channelwise Gaunt product needs one multiplicity for every degree
+            mul = c if product == "gaunt" else max(c // 2, 1)
         gated = o3.Irreps([(mul, (l, (-1) ** l)) for l in range(1, lmax + 1)])
         self.irreps_hidden = (o3.Irreps(f"{c}x0e") + gated).simplify()
         self.layers = nn.ModuleList()

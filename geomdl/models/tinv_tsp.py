@@ -82,7 +82,11 @@ class TSPEdgeNet(nn.Module):
             if d != 2:
                 raise ValueError("the raw-coordinate baseline (invariant=False) needs pos [B, n, 2]")
             coords = pos
-        dist = (coords[:, :, None, :] - coords[:, None, :, :]).pow(2).sum(-1).clamp(min=0).sqrt()
+        d2 = (coords[:, :, None, :] - coords[:, None, :, :]).pow(2).sum(-1)
+        # sqrt has an infinite derivative at 0 (the diagonal, coincident cities): take it only where d2 > 0,
+        # so gradients with respect to pos stay finite (0 on those entries) instead of NaN
+        pos_d2 = d2 > 0
+        dist = torch.where(pos_d2, torch.where(pos_d2, d2, torch.ones_like(d2)).sqrt(), torch.zeros_like(d2))
         return coords, dist
 
     def forward(self, pos: torch.Tensor) -> torch.Tensor:

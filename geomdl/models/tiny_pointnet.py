@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from geomdl.nn.point_net import centre_per_cloud
 from geomdl.ops import scatter
 
 
@@ -56,7 +57,7 @@ class TinyPointNet(nn.Module):
         if batch is None:
             batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
         num_graphs = int(batch.max()) + 1 if batch.numel() else 0
-        centred = pos - scatter(pos, batch, dim_size=num_graphs, reduce="mean")[batch]
+        _, centred = centre_per_cloud(pos, batch, num_graphs)  # float32-safe far from the origin
         feats = [centred]
         if self.in_channels:
             x = getattr(data, "x", None)

@@ -16,9 +16,10 @@ Symmetry: translation invariant and permutation equivariant; *not* rotation equi
 relative positions enter an MLP). ``SetAbstraction`` is permutation equivariant up to the FPS start
 point (the first point of each cloud).
 
-Speed: the first Linear of ``h`` is applied to the nodes, not the edges:
-``W [x_j; p_j - p_i] + b = (W_x x_j + W_p p_j) - (W_p p_i - b)``, so the per-edge work starts
-at the hidden width with one gather per endpoint.
+Speed: the feature part of the first Linear of ``h`` is applied to the nodes, not the edges:
+``W [x_j; p_j - p_i] + b = (W_x x_j + b) + W_p (p_j - p_i)``; per edge only the ``D`` relative-position
+columns are multiplied. The relative positions are formed before the product (not ``W_p p_j - W_p p_i``),
+so float32 clouds far from the origin keep full precision (translation invariance to rounding).
 """
 from __future__ import annotations
 
@@ -93,14 +94,15 @@ class PointNetConv(MessagePassing):
         check_dtypes(self.mlp.first.weight, pos=pos, x=x, pos_dst=pos_dst)
         edge_index = check_edge_index(edge_index, n, pos_dst.shape[0])
         w, b = self.mlp.first.weight, self.mlp.first.bias
-        w_pos = w[:, self.in_channels:]
-        src_in = pos if x is None else torch.cat([x, pos], dim=1)
-        a = F.linear(src_in, w)                       # [N, H]: W_x x_j + W_p p_j
-        c = F.linear(pos_dst, w_pos, -b)              # [M, H]: W_p p_i - b
-        return self.propagate(edge_index, (n, pos_dst.shape[0]), a_j=a, c_i=c)
+        a = None if x is None else F.linear(x, w[:, :self.in_channels], b)   # [N, H]: W_x x_j + b
+        return self.propagate(edge_index, (n, pos_dst.shape[0]), a_j=a, pos_j=pos, pos_i=pos_dst)
 
-    def message(self, a_j: torch.Tensor, c_i: torch.Tensor) -> torch.Tensor:
-        return self.mlp.rest(a_j - c_i)
+    def message(self, a_j: torch.Tensor | None, pos_j: torch.Tensor, pos_i: torch.Tensor) -> torch.Tensor:
+        first = self.mlp.first
+        w_pos = first.weight[:, self.in_channels:]
+        if a_j is None:  # positions only: the bias goes with the position columns
+            return self.mlp.rest(F.linear(pos_j - pos_i, w_pos, first.bias))
+        return self.mlp.rest(a_j + F.linear(pos_j - pos_i, w_pos))   # W_p (p_j - p_i): no cancellation
 
     def extra_repr(self) -> str:
         return f"in_channels={self.in_channels}, out_channels={self.out_channels}, pos_dim={self.pos_dim}, aggr={self.aggr!r}"
@@ -158,12 +160,23 @@ class GlobalSetAbstraction(torch.nn.Module):
         batch = check_batch_vector(batch, pos.shape[0], pos.device)
         nb = num_batches(batch)
         if self.center:
-            c = ops.scatter(pos, batch, 0, nb, "mean")
-            rel = pos - c.index_select(0, batch)
+            c, rel = centre_per_cloud(pos, batch, nb)
         else:
             c, rel = pos.new_zeros((nb, pos.shape[1])), pos
         h = self.mlp(rel if x is None else torch.cat([x, rel], dim=1))
         return ops.scatter(h, batch, 0, nb, "max"), c, torch.arange(nb, device=pos.device)
+
+
+def centre_per_cloud(pos: torch.Tensor, batch: torch.Tensor, num_clouds: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centroids ``c [B, D]`` of the clouds and the centred positions ``pos - c[batch]`` ``[N, D]``.
+
+    The mean is taken of ``pos - a`` with ``a`` the (detached) coordinate-wise minimum of each cloud: a
+    shift that cancels exactly, so clouds far from the origin in float32 are centred to the precision of
+    their extent rather than of their offset (``sum(pos) / n`` loses ``|offset| * eps``)."""
+    anchor = ops.scatter(pos.detach(), batch, 0, num_clouds, "min")
+    local = pos - anchor.index_select(0, batch)
+    mean = ops.scatter(local, batch, 0, num_clouds, "mean")
+    return anchor + mean, local - mean.index_select(0, batch)
 
 
 def knn_interpolate(x: torch.Tensor, pos_src: torch.Tensor, pos_dst: torch.Tensor, batch_src: torch.Tensor | None = None,

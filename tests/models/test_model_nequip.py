@@ -52,3 +52,14 @@ def test_errors():
         NequIP(cutoff=None)
     with pytest.raises(ValueError, match="lmax"):
         NequIP(lmax=-1)
+
+
+def test_gaunt_rejects_an_explicit_mul_it_cannot_honour():
+    # an explicit mul was silently replaced by hidden_channels for product="gaunt"
+    with pytest.raises(ValueError, match="mul == hidden_channels"):
+        NequIP(hidden_channels=8, mul=4, product="gaunt")
+    with pytest.raises(ValueError, match="mul must be None or an int"):
+        NequIP(hidden_channels=8, mul=0)
+    assert str(NequIP(hidden_channels=8, lmax=1, product="gaunt").irreps_hidden) == "8x0e+8x1o"
+    assert str(NequIP(hidden_channels=8, lmax=1, mul=2).irreps_hidden) == "8x0e+2x1o"
+    assert str(NequIP(hidden_channels=8, lmax=1, mul=8, product="gaunt").irreps_hidden) == "8x0e+8x1o"

@@ -191,6 +191,10 @@ class GauntTensorProduct(nn.Module):
             if t.shape[-1:] != (dim,):
                 irreps = self.irreps_in1 if name == "x" else self.irreps_in2
                 raise ValueError(f"{name} must have shape [..., {dim}] for irreps {irreps}, got {tuple(t.shape)}")
+            if not t.is_floating_point():
+                raise TypeError(f"{name} must have a floating dtype, got {t.dtype}")
+        if y.dtype != x.dtype:
+            raise TypeError(f"y has dtype {y.dtype} but x has dtype {x.dtype}: x and y must share one floating dtype")
         lead = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
         x = x.expand(*lead, x.shape[-1]).reshape(-1, x.shape[-1])
         y = y.expand(*lead, y.shape[-1]).reshape(-1, y.shape[-1])
