@@ -7,6 +7,20 @@ import os
 import sys
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record (not the stream of the first call),
+    so a handler added while stderr was redirected (a notebook cell, pytest's capture) never writes to a
+    closed stream later."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler.__init__ assigns it; the current sys.stderr is always used
+        pass
+
+
 def configure_logging(quiet: bool = False) -> None:
     """Per-epoch lines of ``geomdl.train`` on stderr (rank 0 only)."""
     logger = logging.getLogger("geomdl.train")
@@ -14,7 +28,7 @@ def configure_logging(quiet: bool = False) -> None:
         logger.setLevel(logging.WARNING)
         return
     if not any(getattr(h, "_geomdl", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler._geomdl = True
         logger.addHandler(handler)

@@ -22,14 +22,17 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    import json
     import os
+    import shlex
 
     from geomdl.cli import CommandError
     from geomdl.cli._common import configure_logging, user_errors
 
     if args.resume and args.overwrite:
         raise CommandError("--resume and --overwrite exclude each other (continue the run, or start it afresh)")
-    overrides = list(args.overrides) + ([f"train.out_dir={args.out}"] if args.out else [])
+    # --out is a path taken verbatim: quoted, so that YAML reads `2024-05-01`, `123` or `runs/a #1` as that string
+    overrides = list(args.overrides) + ([f"train.out_dir={json.dumps(args.out)}"] if args.out else [])
     configure_logging(quiet=args.quiet)
     with user_errors(CommandError):
         from geomdl.pipelines.runs import train
@@ -45,6 +48,8 @@ def run(args) -> int:
                 print(f"{split}{n}: " + "  ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
             print(f"run folder: {summary['out_dir']}")
         else:
-            print(f"stopped after epoch {summary['epoch']}; continue with: geomdl train {args.config} --resume"
-                  + (f" --out {args.out}" if args.out else ""))
+            # the same overrides: a resume whose config differs from the checkpoint's is refused
+            again = [args.config, *(x for o in args.overrides for x in ("--set", o))] + (["--out", args.out] if args.out else [])
+            print(f"stopped after epoch {summary['epoch']}; continue with: geomdl train "
+                  f"{' '.join(shlex.quote(str(a)) for a in again)} --resume")
     return 0

@@ -22,6 +22,7 @@ import dataclasses
 import inspect
 import math
 import os
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
@@ -116,7 +117,7 @@ def _type_name(tp) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
         return " | ".join(repr(a) for a in typing.get_args(tp))
-    if origin is Union:
+    if origin is Union or origin is types.UnionType:
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if origin in (list, dict):
         return origin.__name__
@@ -126,7 +127,7 @@ def _type_name(tp) -> str:
 def coerce(value, tp, key: str):
     """Return ``value`` converted to type ``tp`` or raise ConfigError naming ``key``.
 
-    Supports int, float, str, bool, Any, Optional/Union, Literal, list[T], dict[str, T] and
+    Supports int, float, str, bool, Any, Optional/Union (also ``X | None``), Literal, list[T], dict[str, T] and
     dataclasses (a mapping is validated field by field).
     """
     origin = typing.get_origin(tp)
@@ -134,7 +135,7 @@ def coerce(value, tp, key: str):
         return value
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, key)
-    if origin is Union:
+    if origin is Union or origin is types.UnionType:  # Optional[X], Union[X, Y] and ``X | None``
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None

@@ -13,6 +13,20 @@ from geomdl.utils.io import atomic_write_text
 log = logging.getLogger("geomdl.train")
 
 
+# what a run writes into its folder (besides config.yaml): removed when a fresh run replaces an earlier one
+RUN_FILES = ("last.pt", "best.pt", "results.json", "metrics.csv", "learning_curves.png", "*_metrics.json",
+             "confusion_*.png", "parity_*.png", "tensorboard/events.out.tfevents.*")
+
+
+def remove_run_files(out_dir) -> list[pathlib.Path]:
+    """Delete the files an earlier run left in ``out_dir`` (:data:`RUN_FILES`; other files stay), so that a
+    run started afresh over it (``--overwrite``) never shows the earlier run's checkpoints, results or curves."""
+    removed = [f for pattern in RUN_FILES for f in sorted(pathlib.Path(out_dir).glob(pattern)) if f.is_file()]
+    for f in removed:
+        f.unlink()
+    return removed
+
+
 def write_csv(history: list[dict], path) -> None:
     """Rewrite ``path`` atomically with one row per history entry (columns: union of the keys)."""
     cols: list[str] = []

@@ -309,7 +309,7 @@ def load_potential(path, map_location="cpu"):
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such checkpoint")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)  # no code runs on load
     except Exception as exc:
         raise ValueError(f"{path}: not a readable torch checkpoint ({exc})") from exc
     if isinstance(ckpt, dict) and ckpt.get("model_name") == "ponita_energy" and "model" in ckpt:

@@ -132,6 +132,7 @@ def get_dataset(name: str, split: str, root: str | None = None, **kwargs):
     except (ValueError, TypeError):
         names = sorted(set(toy_data.TOY_DATASETS) | set(DATASETS))
         raise ConfigError(f"data.name: unknown dataset {name!r} (choose from {', '.join(names)})") from None
+    kwargs = check_kwargs(DATASETS[canonical_name(name)].cls(), kwargs, "data.kwargs")  # a typo names the key
     return datasets_get(name, root=root, split=split, **kwargs)
 
 
@@ -153,6 +154,9 @@ class Task:
     def dataset_for(self, split: str):
         """The dataset of one split from ``config.data`` (``split`` in train/val/test)."""
         d = self.config.data
+        for key in ("split", "root"):
+            if key in d.kwargs:
+                raise ConfigError(f"data.kwargs.{key}: set by the trainer (split) or by data.root (root), not in data.kwargs")
         return get_dataset(d.name, split=split, root=d.root, **d.kwargs)
 
     def build_datasets(self) -> dict:

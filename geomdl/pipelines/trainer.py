@@ -39,7 +39,7 @@ from geomdl.pipelines.config import ConfigError, ExperimentConfig, check_kwargs,
 from geomdl.pipelines.distributed import DistInfo, all_gather_objects, all_reduce_max, all_reduce_sum, barrier, setup
 from geomdl.pipelines.ema import ModelEMA
 from geomdl.pipelines.evaluation import autocast_context, eval_loader, evaluate, move_to, report
-from geomdl.pipelines.loggers import MetricsLogger
+from geomdl.pipelines.loggers import MetricsLogger, remove_run_files
 from geomdl.pipelines.optim import build_optimizer, build_scheduler
 from geomdl.pipelines.tasks import Task, build_task, get_model_constructor
 from geomdl.utils.io import atomic_path, atomic_write_text
@@ -101,6 +101,7 @@ class Trainer:
         self.task = task or build_task(config)
         self.out_dir = pathlib.Path(config.train.out_dir)
         self.model = self.ema = None
+        self._clear_folder = False  # fit(overwrite=True) on a fresh run: remove the earlier run's files
         self.clock = time.perf_counter  # the time budget's clock (tests replace it)
         self._elapsed_base, self._clock_start, self._synced_elapsed, self._budget_spent = 0.0, None, 0.0, False
 
@@ -293,6 +294,7 @@ class Trainer:
             raise ConfigError(f"train.out_dir: {str(self.out_dir)!r} already holds a run (last.pt); resume it with "
                               f"--resume or choose another out_dir (or --overwrite)")
         previous = torch.are_deterministic_algorithms_enabled()
+        self._clear_folder = bool(overwrite) and not resume  # done in _run, once the config checks have passed
         if cfg.train.deterministic and info.device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
         try:
@@ -323,6 +325,8 @@ class Trainer:
         logger = None
         if info.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            if self._clear_folder:
+                remove_run_files(self.out_dir)
             atomic_write_text(self.out_dir / "config.yaml", dump_config(cfg))
             logger = MetricsLogger(self.out_dir, state["history"], tensorboard=cfg.train.tensorboard)
         epochs_here = 0
@@ -359,6 +363,10 @@ class Trainer:
                 if not state["finished"] and cfg.train.stop_after_epochs and epochs_here >= cfg.train.stop_after_epochs:
                     log.info("stopping after %d epoch(s) (train.stop_after_epochs); resume with --resume", epochs_here)
                     return {"finished": False, "epoch": state["epoch"], "out_dir": str(self.out_dir)}
+            if epochs_here == 0:  # resumed after it had ended: report why it ended, as the run that ended it did
+                patience = cfg.train.early_stopping_patience
+                stopped_early = patience is not None and state["bad_evals"] >= patience
+                self._budget_spent = budget is not None and state["elapsed"] >= budget
             return self._final(logger, stopped_early)
         finally:
             if logger is not None:
@@ -378,9 +386,9 @@ class Trainer:
             state["bad_evals"] += 1
         patience = cfg.early_stopping_patience
         stop = patience is not None and state["bad_evals"] >= patience
-        if stop:
-            log.info("early stopping: %s did not improve for %d evaluation(s) (best %.4g at epoch %s)",
-                     cfg.monitor, state["bad_evals"], state["best"], state["best_epoch"])
+        if stop:  # best is None when no finite value was ever logged (all NaN)
+            log.info("early stopping: %s did not improve for %d evaluation(s) (best %s at epoch %s)", cfg.monitor,
+                     state["bad_evals"], "none" if state["best"] is None else f"{state['best']:.4g}", state["best_epoch"])
         return improved, stop
 
     def _load_final_weights(self) -> tuple[str, int]:

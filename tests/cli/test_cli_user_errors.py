@@ -81,3 +81,25 @@ def test_train_resume_and_overwrite_together_are_refused(tmp_path, capsys):
     code = main(["train", "toy_classification", "--out", str(tmp_path / "run"), "--resume", "--overwrite"])
     assert code == 2 and "--resume and --overwrite exclude each other" in _err(capsys)
     assert not (tmp_path / "run").exists()  # refused before any work
+
+
+def test_train_log_lines_follow_the_current_stderr(monkeypatch):
+    # the handler used to keep the stderr of its first call: once that stream was closed (a notebook cell,
+    # pytest's capture), every later epoch line was a "--- Logging error ---" traceback
+    import io
+    import logging
+
+    from geomdl.cli._common import configure_logging
+
+    first, second = io.StringIO(), io.StringIO()
+    logger = logging.getLogger("geomdl.train")
+    before = list(logger.handlers)
+    try:
+        monkeypatch.setattr("sys.stderr", first)
+        configure_logging()
+        first.close()
+        monkeypatch.setattr("sys.stderr", second)
+        logger.info("epoch 1/1")
+        assert second.getvalue() == "epoch 1/1\n"
+    finally:
+        logger.handlers[:] = before
