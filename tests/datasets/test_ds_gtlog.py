@@ -19,7 +19,8 @@ matrices = st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=16, max_size
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 500), st.integers(0, 500), st.integers(1, 500), matrices), max_size=5))
+@given(st.lists(st.tuples(st.integers(0, 500), st.integers(0, 500), st.integers(1, 500), matrices), max_size=5,
+                unique_by=lambda r: (r[0], r[1])))  # one record per pair (a second one is an error)
 def test_gt_log_roundtrip_property(records):
     records = [(i, j, n, np.asarray(m).reshape(4, 4)) for i, j, n, m in records]
     parsed = parse_gt_log(format_gt_log(records))
@@ -64,3 +65,20 @@ def test_real_redkitchen_ground_truth(shared_data):
     overlap = read_gt_overlap(shared_data / BENCH / "gt_overlap.log")
     assert len(overlap) == 1770 == 60 * 59 // 2
     assert overlap[(0, 4)] == pytest.approx(0.5422)
+
+
+def test_a_pair_recorded_twice_is_an_error_naming_the_file_and_lines(tmp_path):
+    # a second record of one pair replaced the first (registration) or was evaluated twice (ThreeDMatch)
+    from geomdl.datasets.formats.gtlog import format_gt_log, read_gt_log, read_gt_overlap
+    from geomdl.pipelines.registration.io import read_gt_log as read_poses
+
+    eye = np.eye(4)
+    path = tmp_path / "gt.log"
+    path.write_text(format_gt_log([(0, 2, 5, eye), (1, 3, 5, eye), (0, 2, 5, 2 * eye)]))
+    for reader in (read_gt_log, read_poses):
+        with pytest.raises(ValueError, match=r"gt.log: line 11: a second record of the pair 0 2 \(first at line 1\)"):
+            reader(path)
+    overlap = tmp_path / "gt_overlap.log"
+    overlap.write_text("0,2,0.5\n1,3,0.4\n0,2,0.6\n")
+    with pytest.raises(ValueError, match=r"gt_overlap.log: line 3: a second overlap of the pair 0 2"):
+        read_gt_overlap(overlap)

@@ -23,7 +23,7 @@ def _records(path, text: str, rows: int, cols: int):
     if len(lines) % block:
         raise ValueError(f"{path}: {len(lines)} non-empty lines is not a multiple of {block} "
                          f"(records of one 'i j n' line and {rows} matrix rows); truncated file?")
-    out = []
+    out, seen = [], {}
     for r in range(0, len(lines), block):
         head = lines[r]
         try:
@@ -41,6 +41,9 @@ def _records(path, text: str, rows: int, cols: int):
                              f"{[len(x) for x in lines[r + 1:r + block]]}")
         if not np.isfinite(mat).all():
             raise ValueError(f"{path}: record at line {r + 1}: matrix contains NaN or infinite values")
+        if (i, j) in seen:  # a second record of one pair would silently replace or double-count the first
+            raise ValueError(f"{path}: line {r + 1}: a second record of the pair {i} {j} (first at line {seen[i, j]})")
+        seen[i, j] = r + 1
         out.append((i, j, n, mat))
     return out
 
@@ -70,6 +73,8 @@ def parse_gt_overlap(text: str, name: str = "<string>") -> dict[tuple[int, int],
             raise ValueError(f"{name}: line {lineno}: expected 'i,j,overlap', got {line.strip()!r}") from None
         if not 0.0 <= v <= 1.0:
             raise ValueError(f"{name}: line {lineno}: overlap {v} outside [0, 1]")
+        if (i, j) in out:
+            raise ValueError(f"{name}: line {lineno}: a second overlap of the pair {i} {j}")
         out[(i, j)] = v
     return out
 

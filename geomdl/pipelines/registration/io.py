@@ -7,8 +7,6 @@ import pathlib
 import numpy as np
 import torch
 
-from geomdl.utils.io import read_text
-
 SUFFIXES = (".ply", ".pcd", ".xyz", ".txt", ".npy")
 
 
@@ -88,35 +86,25 @@ _READERS = {".ply": _read_ply, ".pcd": _read_pcd, ".xyz": _read_text, ".txt": _r
 
 def read_gt_log(path) -> dict[tuple[int, int], torch.Tensor]:
     """Parse a 3DMatch ``gt.log``: records ``i j n`` + a 4x4 pose mapping fragment ``j`` into fragment
-    ``i``'s frame. Returns ``{(i, j): pose [4, 4] float64}``."""
-    return {k: v.reshape(4, 4) for k, v in _read_blocks(path, 4).items()}
+    ``i``'s frame. Returns ``{(i, j): pose [4, 4] float64}`` (:func:`geomdl.datasets.formats.gtlog.parse_gt_log`:
+    errors name the file and line; a pair recorded twice is an error)."""
+    from geomdl.datasets.formats.gtlog import read_gt_log as read_records
+
+    return {(i, j): torch.from_numpy(mat) for i, j, _, mat in read_records(_existing(path))}
 
 
 def read_gt_info(path) -> dict[tuple[int, int], torch.Tensor]:
-    """Parse a 3DMatch ``gt.info``: records ``i j n`` + a 6x6 information matrix."""
-    return {k: v.reshape(6, 6) for k, v in _read_blocks(path, 6).items()}
+    """Parse a 3DMatch ``gt.info``: records ``i j n`` + a 6x6 information matrix (as :func:`read_gt_log`)."""
+    from geomdl.datasets.formats.gtlog import read_gt_info as read_records
+
+    return {(i, j): torch.from_numpy(mat) for i, j, _, mat in read_records(_existing(path))}
 
 
-def _read_blocks(path, rows: int) -> dict:
+def _existing(path) -> pathlib.Path:
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ground-truth file not found: {path}")
-    text = read_text(path, "3DMatch ground truth")
-    lines = [ln.split() for ln in text.splitlines() if ln.strip()]
-    if len(lines) % (rows + 1):
-        raise ValueError(f"{path}: {len(lines)} non-empty lines is not a multiple of {rows + 1} "
-                         f"(header 'i j n' + {rows} rows per record)")
-    out = {}
-    for start in range(0, len(lines), rows + 1):
-        try:
-            i, j = int(lines[start][0]), int(lines[start][1])
-            values = [float(v) for ln in lines[start + 1:start + 1 + rows] for v in ln]
-        except (ValueError, IndexError) as exc:
-            raise ValueError(f"{path}: malformed record at line {start + 1}") from exc
-        if len(values) != rows * rows:
-            raise ValueError(f"{path}: record at line {start + 1} has {len(values)} values, expected {rows * rows}")
-        out[(i, j)] = torch.tensor(values, dtype=torch.float64)
-    return out
+    return path
 
 
 def write_pose(path, pose: torch.Tensor) -> None:
