@@ -78,6 +78,8 @@ def evaluate_checkpoint(path, data_root: str | None = None, splits: list[str] | 
                     raise
                 continue
             if len(dataset) == 0:
+                if splits:  # asked for explicitly: an empty split is not a silent no-op
+                    raise ValueError(f"--split {split}: the {split!r} split of {cfg.data.name!r} has no items")
                 continue
             metrics, stats, preds = evaluate(task, model, eval_loader(task, dataset, bs, info), info, collect_predictions=True)
             results[split] = metrics

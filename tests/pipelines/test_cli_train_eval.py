@@ -128,6 +128,19 @@ def test_eval_command_writes_metrics_and_plots(trained, tmp_path, capsys):
     assert "data.root: path" in _one_error_line(capsys, "eval")
 
 
+def test_eval_of_an_explicitly_requested_empty_split_is_an_error(trained, tmp_path, capsys, monkeypatch):
+    # it printed nothing and exited 0, as if the split had been evaluated
+    from geomdl.pipelines.tasks import Task
+
+    _, run, _ = trained
+    full = Task.dataset_for
+    monkeypatch.setattr(Task, "dataset_for", lambda self, split: [] if split == "test" else full(self, split))
+    assert main(["eval", str(run / "best.pt"), "--split", "test", "--out", str(tmp_path / "ev")]) == 2
+    assert "--split test: the 'test' split of 'toy_shapes' has no items" in _one_error_line(capsys, "eval")
+    assert main(["eval", str(run / "best.pt"), "--out", str(tmp_path / "ev")]) == 0  # default splits: skipped
+    assert capsys.readouterr().out.startswith("val: loss=")
+
+
 def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path, capsys):
     settings = {**SETTINGS, "data": {"name": "toy_shapes", "kwargs": {"num_samples": 64, "num_points": 16}},
                 "train": {**SETTINGS["train"], "epochs": 4, "ema_decay": 0.8}}
