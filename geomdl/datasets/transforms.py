@@ -86,7 +86,8 @@ class _Seeded(BaseTransform):
 
 
 class SamplePoints(_Seeded):
-    """``num`` points from a mesh (``pos`` = vertices, ``face [3, F]`` or ``[F, 3]``) or a point cloud.
+    """``num`` points from a mesh (``pos`` = vertices, ``face [3, F]`` as in PyG or ``[F, 3]``; a ``[3, 3]``
+    face tensor is read as PyG's ``[3, F]``) or a point cloud.
 
     Meshes: area-weighted surface sampling (:func:`geomdl.datasets.functional.sample_surface`), sets
     ``normal`` when ``include_normals``, removes ``face``. Point clouds: ``method="random"`` (without
@@ -108,7 +109,9 @@ class SamplePoints(_Seeded):
         n = _num_points(data)
         face = getattr(data, "face", None)
         if face is not None:
-            faces = face.T if face.shape[0] == 3 and face.shape[1] != 3 else face
+            if face.dim() != 2 or 3 not in face.shape:
+                raise ValueError(f"face must have shape [3, F] or [F, 3], got {tuple(face.shape)}")
+            faces = face.T if face.shape[0] == 3 else face  # [3, F] (PyG's Data.face) wins when F = 3
             pos, normal = F.sample_surface(data.pos, faces, self.num, generator=self.generator)
             data.pos = pos
             del data.face

@@ -66,6 +66,18 @@ def test_mesh_sampling_area_weighted():
     assert float(out.pos[:, 2].abs().max()) == 0.0
 
 
+def test_mesh_of_three_faces_in_pyg_layout():
+    # face [3, F] with F = 3 was read as [F, 3]: the samples fell on triangles of the wrong vertices
+    pos = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [10, 0, 0], [11, 0, 0], [10, 1, 0], [20, 0, 0], [21, 0, 0],
+                        [20, 1, 0]])
+    tri = [[0, 1, 2], [3, 4, 5], [6, 7, 8]]  # each triangle near x = 0, 10 or 20
+    out = T.SamplePoints(300, seed=0)(Data(pos=pos, face=torch.tensor(tri).T))  # PyG's [3, F]
+    near = (out.pos[:, :1] - torch.tensor([0.0, 10.0, 20.0])).abs().min(dim=1).values
+    assert float(near.max()) <= 1.0
+    with pytest.raises(ValueError, match=r"face must have shape \[3, F\] or \[F, 3\], got \(4, 2\)"):
+        T.SamplePoints(10, seed=0)(Data(pos=pos, face=torch.zeros(4, 2, dtype=torch.long)))
+
+
 def test_rotation_groups():
     g = torch.Generator().manual_seed(0)
     mats = {grp: torch.stack([F.random_rotation_matrix(grp, g, torch.float64) for _ in range(2000)]) for grp in F.ROTATION_GROUPS}
