@@ -43,7 +43,8 @@ class PonitaGraph(nn.Module):
             parts.append(nn.functional.one_hot(t, len(self.atomic_numbers)).to(batch.pos.dtype))
         if self.in_channels:
             parts.append(batch.x.to(batch.pos.dtype))
-        scalars, _ = self.net(batch.pos, torch.cat(parts, -1), batch=batch.batch, num_graphs=batch.num_graphs)
+        x = torch.cat(parts, -1) if parts else None  # no atom types and no features: geometry only
+        scalars, _ = self.net(batch.pos, x, batch=batch.batch, num_graphs=batch.num_graphs)
         return scalars
 
 

@@ -21,6 +21,8 @@ the ``B_s W_s^l`` of all layers come from one :func:`~geomdl.nn.ponita.conv.shar
 """
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import nn
 
@@ -174,7 +176,7 @@ class Ponita(nn.Module):
         """
         self._check(pos, x, vec, edge_index, batch, ori, grid)
         n = pos.shape[0]
-        check_dtypes(self.embed.weight, pos=pos)
+        check_dtypes(self.embed.weight, pos=pos, x=x, vec=vec, ori=ori)
         # sorted, non-negative batch (the per-cloud graph builders assume it); edge indices within [0, N)
         batch = check_batch_vector(batch, n, pos.device)
         if edge_index is not None:
@@ -192,6 +194,10 @@ class Ponita(nn.Module):
         if self.task_level == "node":
             return s, v
         b = num_graphs if num_graphs is not None else (int(batch.max()) + 1 if n else 0)
+        if num_graphs is not None and not torch.compiler.is_compiling() and (
+                isinstance(b, bool) or not isinstance(b, numbers.Integral) or b < 0 or (n and int(batch[-1]) >= b)):
+            raise ValueError(f"num_graphs must be an int larger than every graph id in batch (max "
+                             f"{int(batch[-1]) if n else None}), got {num_graphs!r}")
         return (scatter(s, batch, dim=0, dim_size=b, reduce=self.pool),
                 scatter(v, batch, dim=0, dim_size=b, reduce=self.pool))
 
@@ -222,7 +228,7 @@ class Ponita(nn.Module):
         kernels = shared_linear(basis.reshape(e * o, bd), [b.conv.kernel_spatial.weight for b in self.blocks])
         outs = []
         for i, block in enumerate(self.blocks):
-            f = block(f, edge_index, None, fiber_basis, basis_loop, kernels[i].view(e, o, -1))
+            f = block(f, edge_index, None, fiber_basis, basis_loop, kernels[i].view(e, o, kernels[i].shape[-1]))
             if self.multiple_readouts:
                 outs.append(self.readouts[i](f))
         return read_out_grid(self._readout(f, outs), grid, self.out_scalars)

@@ -1,0 +1,68 @@
+"""PONITA on degenerate batches and bad inputs: graphs without edges in grid mode, inputs in another
+dtype, a too small num_graphs, and PonitaGraph on geometry alone."""
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from geomdl.models.ponita import PonitaGraph
+from geomdl.nn.ponita import Ponita, PonitaPotential
+
+SMALL = dict(hidden=8, layers=2, basis_dim=6)
+
+
+@pytest.mark.parametrize("radius", [None, 2.0])
+@pytest.mark.parametrize("dim", [2, 3])
+def test_grid_mode_handles_graphs_without_edges(radius, dim):
+    """A one-atom graph (or a batch of them) has no edges once self loops are applied per node: its output
+    must equal the one it gets next to another graph in a batch."""
+    torch.manual_seed(0)
+    net = Ponita(2, 2, 1, num_ori=5, dim=dim, radius=radius, **SMALL).double()
+    gen = torch.Generator().manual_seed(1)
+    pos = torch.randn(4, dim, generator=gen, dtype=torch.float64)
+    x = torch.randn(4, 2, generator=gen, dtype=torch.float64)
+    s1, v1 = net(pos[:1], x[:1])
+    s_all, v_all = net(pos, x, batch=torch.tensor([0, 1, 1, 1]))
+    assert torch.allclose(s1, s_all[:1], rtol=0, atol=1e-12) and torch.allclose(v1, v_all[:1], rtol=0, atol=1e-12)
+    s, v = net(pos[:3], x[:3], batch=torch.tensor([0, 1, 2]))  # three isolated atoms
+    assert torch.allclose(s[0], s1[0], rtol=0, atol=1e-12) and s.shape == (3, 2) and v.shape == (3, 1, dim)
+
+
+def test_potential_single_atom_in_grid_mode_has_zero_forces():
+    torch.manual_seed(0)
+    model = PonitaPotential([1, 8], num_ori=4, **SMALL).double()
+    out = model(torch.tensor([8]), torch.zeros(1, 3, dtype=torch.float64), create_graph=True)
+    assert torch.isfinite(out["energy"]).all() and torch.equal(out["forces"], torch.zeros(1, 3, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("name", ["x", "vec", "ori"])
+def test_inputs_in_another_dtype_raise_a_type_error_naming_them(name):
+    net = Ponita(2, 1, 1, in_vectors=1, num_ori=-1, **SMALL)  # float32
+    args = dict(x=torch.randn(5, 2), vec=torch.randn(5, 1, 3),
+                ori=torch.nn.functional.normalize(torch.randn(5, 3), dim=-1))
+    args[name] = args[name].double()
+    with pytest.raises(TypeError, match=name):
+        net(torch.randn(5, 3), **args)
+
+
+def test_integer_features_raise_a_type_error():
+    net = Ponita(2, 1, num_ori=4, **SMALL)
+    with pytest.raises(TypeError, match="x has dtype torch.int64"):
+        net(torch.randn(5, 3), torch.ones(5, 2, dtype=torch.long))
+
+
+@pytest.mark.parametrize("num_graphs", [2, -1, 2.0])
+def test_bad_num_graphs_is_named(num_graphs):
+    net = Ponita(1, 1, num_ori=0, **SMALL)
+    with pytest.raises(ValueError, match="num_graphs"):
+        net(torch.randn(5, 3), torch.randn(5, 1), batch=torch.tensor([0, 0, 1, 1, 2]), num_graphs=num_graphs)
+    out, _ = net(torch.randn(5, 3), torch.randn(5, 1), batch=torch.tensor([0, 0, 1, 1, 2]), num_graphs=4)
+    assert out.shape == (4, 1) and torch.equal(out[3], torch.zeros(1))  # more graphs than ids: empty ones are 0
+
+
+def test_ponita_graph_on_geometry_alone():
+    torch.manual_seed(0)
+    model = PonitaGraph(2, atomic_numbers=None, num_ori=4, **SMALL)
+    batch = SimpleNamespace(pos=torch.randn(6, 3), batch=torch.tensor([0, 0, 0, 1, 1, 1]), num_graphs=2)
+    out = model(batch)
+    assert out.shape == (2, 2) and torch.isfinite(out).all()
