@@ -139,11 +139,28 @@ def _warn_once(key: str, message: str) -> None:
         warnings.warn(message, GeomdlKernelWarning, stacklevel=4)
 
 
+def forward_ad_active() -> bool:
+    """True inside forward-mode AD (``torch.autograd.forward_ad.dual_level`` or ``torch.func.jvp``). The compiled
+    ops have no forward-mode formula: a dual input would give a zero or missing tangent, silently, so the
+    callers take the references (plain PyTorch ops, which propagate tangents) there."""
+    try:  # private torch state: a torch without it is treated as "not inside forward-mode AD"
+        if torch.autograd.forward_ad._current_level >= 0:
+            return True
+        if torch._C._functorch.peek_interpreter_stack() is None:
+            return False
+        from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
+
+        return any(i.key() == torch._C._functorch.TransformType.Jvp for i in retrieve_all_functorch_interpreters())
+    except (AttributeError, ImportError):
+        return False
+
+
 def compiled_ready(kernel: str, device: str) -> bool:
     """True when the backend is not ``reference`` and ``geomdl::<kernel>`` is loaded for ``device``
     (``cpu``/``cuda``). Quiet: it never warns or raises (the callers' general path does, through
     :func:`use_compiled`)."""
-    return _loaded is True and _kernels.get((kernel, _DEVICE_KEYS.get(device))) is True and get_backend() != "reference"
+    return (_loaded is True and _kernels.get((kernel, _DEVICE_KEYS.get(device))) is True and get_backend() != "reference"
+            and (torch.compiler.is_compiling() or not forward_ad_active()))
 
 
 def use_compiled(op: str, *tensors: torch.Tensor, dtypes=(torch.float32, torch.float64), kernel: str | None = None) -> bool:
@@ -154,6 +171,10 @@ def use_compiled(op: str, *tensors: torch.Tensor, dtypes=(torch.float32, torch.f
     """
     backend = get_backend()
     if backend == "reference":
+        return False
+    if not torch.compiler.is_compiling() and forward_ad_active():
+        if backend == "compiled":
+            raise RuntimeError(f"geomdl.ops.{op}: the compiled kernel has no forward-mode AD (jvp); use the reference")
         return False
     if not _load():
         if backend == "compiled":

@@ -33,7 +33,7 @@ import weakref
 
 import torch
 
-from geomdl.ops._extension import use_compiled
+from geomdl.ops._extension import forward_ad_active, get_backend, use_compiled
 
 OP = "sparse_trilinear"
 _CHUNK_ELEMENTS = 1 << 22  # reference: rows per chunk x entries kept below this
@@ -214,6 +214,11 @@ def sparse_trilinear_rows(plan_id: int, a: torch.Tensor, b: torch.Tensor, w: tor
     """:func:`sparse_trilinear` without checks, for callers that know the layout (e.g. a layer inside a compiled
     graph): ``plan_id = plan_op_id(plan)``; ``a, b, w`` 2-D, each with ``rows`` rows or, where ``broadcast``
     says so, one row -> ``[rows, W]``."""
+    if not torch.compiler.is_compiling() and forward_ad_active():  # tangents do not cross the opaque operator
+        plan = _plan(plan_id)
+        if get_backend() == "compiled":
+            raise RuntimeError("geomdl.ops.sparse_trilinear: the compiled kernel has no forward-mode AD (jvp)")
+        return _reference_role(plan.roles[0], *_kernel_order(plan.roles[0], (a, b, w)))
     mask = sum(1 << p for p, flag in enumerate(broadcast) if flag)
     return sparse_trilinear_plan_op(a.contiguous(), b.contiguous(), w.contiguous(), rows, plan_id, 0, mask)
 

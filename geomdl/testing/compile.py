@@ -75,6 +75,9 @@ def assert_compiles(fn: Callable, args: Sequence, *, backend: str = "aot_eager",
         raise AssertionError(f"compiled function returned {len(out)} tensors, eager {len(eager_out)}")
     for k, (a, b) in enumerate(zip(out, eager_out)):
         torch.testing.assert_close(a, b, atol=atol, rtol=rtol, msg=lambda m, k=k: f"output {k}: {m}")
+    if len(grads) != len(eager_grads):  # the compiled outputs carry no gradient (e.g. detached in the graph)
+        raise AssertionError(f"compiled function gave {len(grads)} gradients, eager {len(eager_grads)}: its outputs "
+                             "do not require grad")
     for k, (a, b) in enumerate(zip(grads, eager_grads)):
         if (a is None) != (b is None):
             raise AssertionError(f"gradient {k}: compiled {'None' if a is None else 'tensor'}, eager "

@@ -242,7 +242,9 @@ def equivariance_error(fn, inputs, in_types, out_types, *, group: str = "O3", tr
             out = call(moved)
             out_items = _outputs(out, out_types)
             expected = [(k, _act(v, t, g, n), t) for k, v, t in base_items]
-            worst = max(worst, _diff(out_items, expected) / ref_norm)
+            err = _diff(out_items, expected) / ref_norm
+            if not err <= worst:  # NaN (non-finite outputs) must fail the check: max() would drop it
+                worst = err
         errors[kind] = worst
     return errors
 

@@ -33,11 +33,15 @@ def assert_kernel_matches_reference(op, reference, *args, atol: float | None = N
         if a.shape != b.shape or a.dtype != b.dtype:
             raise AssertionError(f"output {i}: kernel {tuple(a.shape)} {a.dtype} vs reference {tuple(b.shape)} {b.dtype}")
         if exact or not a.is_floating_point():
-            if not torch.equal(a, b):
+            nan_a, nan_b = a.isnan(), b.isnan()  # NaN at the same entries matches (the ops propagate NaN)
+            if not (torch.equal(nan_a, nan_b) and torch.equal(a.masked_fill(nan_a, 0), b.masked_fill(nan_b, 0))):
                 raise AssertionError(f"output {i} differs from the reference (max abs diff {float((a.double() - b.double()).abs().max()) if a.numel() else 0:.3g})")
         else:
-            torch.testing.assert_close(a, b, atol=atol, rtol=rtol, msg=lambda m: f"output {i} differs from the reference: {m}")
+            torch.testing.assert_close(a, b, atol=atol, rtol=rtol, equal_nan=True, msg=lambda m: f"output {i} differs from the reference: {m}")
     if backward:
+        for i, (a, b) in enumerate(zip(oa, ob)):
+            if a.requires_grad != b.requires_grad:  # else a kernel without autograd would skip the gradient check
+                raise AssertionError(f"output {i}: kernel requires_grad={a.requires_grad}, reference {b.requires_grad}")
         floats = [i for i, (a, b) in enumerate(zip(oa, ob)) if a.is_floating_point() and a.requires_grad]
         if floats:
             gen = torch.Generator().manual_seed(0)
@@ -48,7 +52,7 @@ def assert_kernel_matches_reference(op, reference, *args, atol: float | None = N
             for j, (x, y) in enumerate(zip(ga, gb)):
                 x = torch.zeros_like(la[ins[j]]) if x is None else x
                 y = torch.zeros_like(lb[ins[j]]) if y is None else y
-                torch.testing.assert_close(x, y, atol=atol, rtol=rtol, msg=lambda m: f"gradient of input {ins[j]} differs from the reference: {m}")
+                torch.testing.assert_close(x, y, atol=atol, rtol=rtol, equal_nan=True, msg=lambda m: f"gradient of input {ins[j]} differs from the reference: {m}")
     if gradcheck:
         d_args = [a.detach().double().requires_grad_(True) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args]
         with use_backend("compiled"):
