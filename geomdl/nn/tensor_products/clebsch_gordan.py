@@ -139,6 +139,10 @@ class ClebschGordanTensorProduct(nn.Module):
             to ``forward`` as ``weight [..., weight_numel]`` (e.g. from a radial MLP, one set per edge).
         irrep_normalization: ``"component"`` or ``"none"``; path_normalization: ``"element"`` or ``"none"``.
         filter_paths: optional ``(ir1, ir2, ir_out) -> bool`` to keep only some of the allowed paths.
+        extra_fan_in: optional ``{output block index: n}``, ``n`` path elements into that block computed outside
+            this product and added to its output (e.g. by :class:`GauntTensorProduct` with ``parity="full"``);
+            ``path_normalization="element"`` counts them in the fan-in, so this product's share of the unit
+            output variance is its own elements over all of them. Default: none.
 
     Attributes: ``paths`` (list of ``(i1, i2, i_out)``), ``weight_numel``, ``irreps_in1/2``, ``irreps_out``.
     Raises ``ValueError`` when no path reaches ``irreps_out`` or an argument is invalid.
@@ -148,7 +152,8 @@ class ClebschGordanTensorProduct(nn.Module):
     KERNEL_DEVICES = ("cpu",)
 
     def __init__(self, irreps_in1, irreps_in2, irreps_out, mode: str = "uvw", internal_weights: bool = True,
-                 irrep_normalization: str = "component", path_normalization: str = "element", filter_paths=None):
+                 irrep_normalization: str = "component", path_normalization: str = "element", filter_paths=None,
+                 extra_fan_in: dict[int, int] | None = None):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -169,7 +174,9 @@ class ClebschGordanTensorProduct(nn.Module):
             raise ValueError(f"no {mode} tensor-product path from {self.irreps_in1} x {self.irreps_in2} reaches {self.irreps_out}")
         self.weight_shapes = [self._weight_shape(p) for p in self.paths]
         self.weight_numel = sum(math.prod(s) for s in self.weight_shapes)
-        fan_in = {}
+        # path elements into an output block that another product adds to the same output (the Gaunt paths of
+        # GauntTensorProduct(parity="full")): the "element" normalisation then spans both products
+        fan_in = {int(k): int(n) for k, n in (extra_fan_in or {}).items() if n}
         for p in self.paths:
             fan_in[p[2]] = fan_in.get(p[2], 0) + self._num_elements(p)
         alphas = []

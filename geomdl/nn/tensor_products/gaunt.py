@@ -20,9 +20,18 @@ rejects other irreps with a ``ValueError``. ``parity="full"`` accepts any irreps
 natural paths go through the Gaunt product, **every other allowed path** (odd ``l1+l2+l3`` such as the cross
 product ``1o x 1o -> 1e``, and paths touching pseudo-tensors) through an exact
 :class:`ClebschGordanTensorProduct` (``uuu``/``uvu``, one weight per path and channel) whose cost is that of
-a CG product, ``O(L^5..L^6)`` per channel -- the Gaunt speed-up is lost on those paths.
+a CG product, ``O(L^5..L^6)`` per channel -- the Gaunt speed-up is lost on those paths. With ``normalize=True``
+an output irrep fed by both products (e.g. ``0e`` from ``0e x 0e``, ``1o x 1o`` (Gaunt) and ``1e x 1e`` (CG)) gets
+each part scaled by the square root of its share of the path elements into it (Gaunt: ``n_g`` pairs
+``(l1, l2)``, one element per channel each; CG: its ``"element"`` fan-in ``n_cg``): the Gaunt part by
+``sqrt(n_g / (n_g + n_cg))`` on top of ``n_l3``, the CG part through the fan-in ``n_g + n_cg`` of its path
+normalisation. Each part has unit variance on its own, so the sum keeps unit variance (for unit-variance
+inputs and weights of unit square, e.g. the initial degree weights). Irreps reached by one product only, and
+every natural-parity configuration, are normalised exactly as before.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from e3nn import o3
@@ -70,6 +79,11 @@ def output_normalization(ls1, ls2, ls_out) -> torch.Tensor:
     return torch.where(var > 0, var.clamp_min(1e-300).rsqrt(), torch.zeros_like(var))
 
 
+def gaunt_path_count(ls1, ls2, l3: int) -> int:
+    """Number of pairs ``(l1, l2)`` of ``ls1 x ls2`` with a Gaunt path to ``l3`` (triangle rule, ``l1 + l2 + l3`` even)."""
+    return sum(1 for a in ls1 for b in ls2 if gaunt_cg_constant(a, b, l3) != 0)
+
+
 class GauntTensorProduct(nn.Module):
     """Channelwise Gaunt tensor product ``x [..., irreps_in1.dim] (x) y [..., irreps_in2.dim] -> [..., irreps_out.dim]``.
 
@@ -81,7 +95,9 @@ class GauntTensorProduct(nn.Module):
         weights: ``"degree"`` (the paper's ``w1[C, L1+1], w2[C, L2+1], w3[C, Lo+1]``, initialised to 1)
             or ``None`` (plain channelwise product).
         parity: ``"natural"`` or ``"full"`` (see the module docstring).
-        normalize: multiply degree ``l3`` of the output by ``n_l3`` (unit output variance).
+        normalize: multiply degree ``l3`` of the output by ``n_l3`` (unit output variance); with
+            ``parity="full"`` the Gaunt and CG parts of an irrep that both reach share the unit variance by
+            their numbers of paths (module docstring).
         method: execution of the Gaunt product, see :func:`geomdl.o3.gaunt_product` (``"auto"`` = ``"dft"``).
             With the compiled kernel (CPU, ``GEOMDL_KERNELS`` not ``reference``) ``"dft"`` reads and writes the
             e3nn layout in place (:func:`geomdl.o3.gaunt_kernel.gaunt_features`, no column copies) and applies
@@ -139,7 +155,6 @@ class GauntTensorProduct(nn.Module):
         self.lmax_out = max(ir.l for _, ir in self.nat_out) if len(self.nat_out) else 0
         norm = output_normalization(_degrees(self.nat1), _degrees(self.nat2), _degrees(self.nat_out)) if normalize \
             else torch.ones(self.lmax_out + 1, dtype=torch.float64)
-        self.register_buffer("out_scale", norm.to(torch.get_default_dtype()), persistent=False)
         self.weights = weights
         self._weight_index = {}  # (irreps, lmax, device) -> index spreading [C, L+1] weights over e3nn positions
         c = self.channels
@@ -150,12 +165,28 @@ class GauntTensorProduct(nn.Module):
         self.cg = None
         if parity == "full":
             gaunt_handled = lambda a, b, o: self.use_gaunt and _is_natural(a) and _is_natural(b) and _is_natural(o)
+            # Gaunt paths (l1, l2) into each output block, one element per channel each (as a uuu CG path)
+            gaunt_fan_in = {k: gaunt_path_count(_degrees(self.nat1), _degrees(self.nat2), ir.l)
+                            for k, (_, ir) in enumerate(self.irreps_out) if self.use_gaunt and _is_natural(ir)}
             try:
                 self.cg = ClebschGordanTensorProduct(self.irreps_in1, self.irreps_in2, self.irreps_out,
                                                      mode="uuu" if self.mul2 == c else "uvu",
-                                                     filter_paths=lambda a, b, o: not gaunt_handled(a, b, o))
+                                                     filter_paths=lambda a, b, o: not gaunt_handled(a, b, o),
+                                                     extra_fan_in=gaunt_fan_in if normalize else None)
             except ValueError:  # every allowed path is a Gaunt path
                 self.cg = None
+            if normalize and self.cg is not None:
+                # an output block fed by both products: each part (unit variance on its own) is scaled by the square
+                # root of its share of the path elements, so their sum keeps unit variance. The CG part got its
+                # share through extra_fan_in; the Gaunt part gets it here. Blocks with Gaunt paths only keep n_l3.
+                cg_fan_in = {}
+                for p in self.cg.paths:
+                    cg_fan_in[p[2]] = cg_fan_in.get(p[2], 0) + self.cg._num_elements(p)
+                for k, n_gaunt in gaunt_fan_in.items():
+                    n_cg = cg_fan_in.get(k, 0)
+                    if n_gaunt and n_cg:
+                        norm[self.irreps_out[k].ir.l] *= math.sqrt(n_gaunt / (n_gaunt + n_cg))
+        self.register_buffer("out_scale", norm.to(torch.get_default_dtype()), persistent=False)
         if not self.use_gaunt and self.cg is None:
             raise ValueError(f"no path from {self.irreps_in1} x {self.irreps_in2} reaches {self.irreps_out}")
 
