@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from geomdl.nn.tinv.embedding import mds_embedding
+from geomdl.nn.tinv.result import MDSResult
 from geomdl.ops import scatter
 
 
@@ -55,6 +56,10 @@ class TinvNet(nn.Module):
     Other attributes (``x``, labels) reach the backbone unchanged: only invariant features belong in ``x``
     (use ``vector_keys`` for normals and other vectors). For graphs given by distances only, embed them with
     ``mds_embedding(distances=...)`` and feed the result as node features.
+
+    Empty graphs of a batch (0 points, e.g. after a crop) contribute no points and no frames: with
+    ``output="graph"`` their row is the average over no frames, zeros; the other graphs' outputs are exactly
+    those of the batch without them (the backbone never sees an empty graph).
 
     The embedding is computed without gradient (it is not learnable, and eigenvector gradients blow up
     at repeated eigenvalues). ``last_embedding`` keeps the :class:`MDSResult` of the last call
@@ -94,6 +99,37 @@ class TinvNet(nn.Module):
                                  gap_tol=self.gap_tol, sign_tol=self.sign_tol, max_frames=self.max_frames,
                                  num_clouds=num_clouds)
 
+    def _embed_with_empty(self, pos: torch.Tensor, batch: torch.Tensor, keep: torch.Tensor) -> MDSResult:
+        """:meth:`embed` of a batch where only the clouds ``keep [B]`` have points.
+
+        The non-empty clouds are embedded alone (bitwise as without the empty ones) and the result is expanded
+        to all ``B`` clouds: an empty cloud gets no frames (weight 0), NaN spectra and identity geometry.
+        """
+        num_clouds = keep.numel()
+        remap = torch.cumsum(keep.long(), 0) - 1
+        part = self.embed(pos, remap[batch], int(keep.sum()))
+
+        def expand(value, fill):
+            if value is None:
+                return None
+            out = value.new_full((num_clouds, *value.shape[1:]), fill)
+            out[keep] = value
+            return out
+
+        nan = float("nan")
+        frames = expand(part.frames, 0)
+        frames[~keep, 0] = torch.eye(self.dim, dtype=frames.dtype, device=frames.device)
+        rotation = expand(part.rotation, 0)
+        if rotation is not None:
+            rotation[~keep] = torch.eye(rotation.shape[1], rotation.shape[2], dtype=rotation.dtype, device=rotation.device)
+        return MDSResult(embedding=part.embedding, batch=batch, eigenvalues=expand(part.eigenvalues, nan),
+                         gaps=expand(part.gaps, nan), sign_margins=expand(part.sign_margins, nan),
+                         degenerate=expand(part.degenerate, False), scale=expand(part.scale, 1),
+                         frames=frames, frame_weights=expand(part.frame_weights, 0),
+                         frames_truncated=expand(part.frames_truncated, False),
+                         truncation_ambiguous=expand(part.truncation_ambiguous, False),
+                         negative_mass=expand(part.negative_mass, 0), center=expand(part.center, 0), rotation=rotation)
+
     def _pad(self, z: torch.Tensor) -> torch.Tensor:
         if z.shape[1] < self.pos_dim:
             z = torch.cat([z, z.new_zeros(z.shape[0], self.pos_dim - z.shape[1])], dim=1)
@@ -122,9 +158,12 @@ class TinvNet(nn.Module):
             batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
         num_graphs = getattr(data, "num_graphs", None)
         num_graphs = int(num_graphs) if isinstance(num_graphs, int) and num_graphs > 0 else None
-        result = self.embed(pos, batch, num_graphs)
+        keep = self._non_empty(batch, num_graphs)
+        result = self.embed(pos, batch, num_graphs) if keep is None else self._embed_with_empty(pos, batch, keep)
         self.last_embedding = result
         vectors = self._canonical_vectors(data, result, batch)
+        if keep is not None and result.frame_weights.shape[1] == 1:
+            return self._drop_empty(data, result, batch, keep, vectors)
         if result.frame_weights.shape[1] == 1:
             new = copy.copy(data)
             new.pos = self._pad(result.embedding)
@@ -134,6 +173,57 @@ class TinvNet(nn.Module):
                 new.batch = batch
             return self.backbone(new)
         return self._frame_average(data, result, batch, vectors)
+
+    @staticmethod
+    def _non_empty(batch: torch.Tensor, num_graphs: int | None) -> torch.Tensor | None:
+        """``[B]`` mask of the clouds with points when some cloud of a batch with points is empty, else None.
+
+        Empty graphs (e.g. cropped to nothing) contribute no points and no frames: ``output="graph"`` gives them
+        the frame average over no frames, a zero row, and the other clouds' outputs are exactly those of the
+        batch without them. A batch without any point is left to :func:`mds_embedding` (an error).
+        """
+        if batch.dim() != 1 or batch.numel() == 0 or batch.is_floating_point() or batch.dtype == torch.bool:
+            return None  # invalid or pointless input: mds_embedding raises its own error
+        if int(batch.min()) < 0 or (batch.numel() > 1 and bool((batch[1:] < batch[:-1]).any())):
+            return None
+        inferred = int(batch.max()) + 1
+        num_clouds = inferred if num_graphs is None or num_graphs < inferred else num_graphs
+        keep = torch.bincount(batch.long(), minlength=num_clouds) > 0
+        return None if bool(keep.all()) else keep
+
+    def _drop_empty(self, data, result, batch, keep, vectors) -> torch.Tensor:
+        """Single-frame forward of a batch with empty clouds: the backbone sees the non-empty clouds only."""
+        num_points, num_clouds, num_kept = data.pos.shape[0], keep.numel(), int(keep.sum())
+        new = copy.copy(data)
+        new.pos = self._pad(result.embedding)
+        for key, value in vectors.items():
+            setattr(new, key, self._pad(value))
+        for key in (data.keys() if callable(getattr(data, "keys", None)) else vars(data)):
+            value = getattr(data, key)
+            if key in ("pos", "batch", "ptr") or key in vectors or not isinstance(value, torch.Tensor) or value.dim() == 0:
+                continue
+            if value.shape[0] == num_clouds and value.shape[0] != num_points:
+                setattr(new, key, value[keep])  # graph-level attributes (labels) of the kept clouds
+        remap = torch.cumsum(keep.long(), 0) - 1
+        new.batch = remap[batch]
+        if getattr(data, "ptr", None) is not None:
+            ptr = torch.zeros(num_kept + 1, dtype=torch.long, device=batch.device)
+            torch.cumsum(torch.bincount(new.batch, minlength=num_kept), 0, out=ptr[1:])
+            new.ptr = ptr
+        if hasattr(new, "_num_graphs"):  # PyG Batch
+            new._num_graphs = num_kept
+        elif isinstance(getattr(data, "num_graphs", None), int):
+            new.num_graphs = num_kept
+        out = self.backbone(new)
+        if self.output == "node":
+            if out.shape[0] != num_points:
+                raise ValueError(f"output='node' but the backbone returned {out.shape[0]} rows for {num_points} points")
+            return out
+        if out.shape[0] != num_kept:
+            raise ValueError(f"output='graph' but the backbone returned {out.shape[0]} rows for {num_kept} non-empty clouds")
+        full = out.new_zeros(num_clouds, *out.shape[1:])
+        full[keep] = out
+        return full
 
     def _frame_average(self, data, result, batch, vectors) -> torch.Tensor:
         z, pair, point, weight, cloud = result.frame_embeddings()
