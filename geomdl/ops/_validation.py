@@ -136,8 +136,10 @@ def segment_inputs(src, index, dim: int, num_segments, *, floating: bool = False
     dim = dim % src.dim()
     n = src.shape[dim]
     if num_segments is not None:
-        if isinstance(num_segments, bool) or not isinstance(num_segments, (int, torch.SymInt)):
+        if isinstance(num_segments, bool) or not isinstance(num_segments, (numbers.Integral, torch.SymInt)):
             raise ValueError(f"{size_name} must be a non-negative int or None, got {num_segments!r}")
+        if not isinstance(num_segments, (int, torch.SymInt)):  # a NumPy integer: a Python int from here on
+            num_segments = int(num_segments)
         if torch.compiler.is_compiling():  # may be data-dependent (e.g. batch.max() + 1): a deferred runtime check
             # A constant message: torch 2.11's dynamo cannot trace a message built from a closure.
             torch._check(num_segments >= 0, lambda: "the number of segments (dim_size) must be non-negative")

@@ -7,6 +7,7 @@ right over the coordinates (:func:`geomdl.ops.neighbors.squared_distance`), exac
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -15,18 +16,20 @@ from geomdl.ops._validation import batch_to_ptr, check_batch, check_tensor, num_
 from geomdl.ops.neighbors import squared_distance
 
 
-def _check_arguments(pos, ratio, num) -> None:
+def _check_arguments(pos, ratio, num) -> int | None:
+    """Checks of ``pos``, ``ratio`` and ``num``; returns ``num`` as a Python int (or None)."""
     check_tensor(pos, "pos", dim=2, floating=True)
     if (ratio is None) == (num is None):
         raise ValueError("give exactly one of ratio (in (0, 1]) or num (>= 1)")
     if ratio is not None and (isinstance(ratio, bool) or not (isinstance(ratio, (int, float)) and 0 < ratio <= 1)):
         raise ValueError(f"ratio must lie in (0, 1], got {ratio!r}")
-    if num is not None and (isinstance(num, bool) or not isinstance(num, int) or num < 1):
+    if num is not None and (isinstance(num, bool) or not isinstance(num, numbers.Integral) or num < 1):
         raise ValueError(f"num must be an int >= 1, got {num!r}")
+    return None if num is None else int(num)
 
 
 def _plan(pos, batch, ratio, num, random_start, generator, start=None):
-    _check_arguments(pos, ratio, num)
+    num = _check_arguments(pos, ratio, num)
     if pos.numel() and not bool(torch.isfinite(pos).all()):
         raise ValueError("pos contains NaN or infinite coordinates")
     batch = check_batch(batch, "batch", pos.shape[0], pos.device)
@@ -94,7 +97,7 @@ def _fps_traced(pos, batch, ratio, num, random_start, start):
     """:func:`fps` inside a compiled graph: the plan of :func:`_plan` in tensor operations (no Python
     lists), the compiled operator (whose output length is only known at run time). The same samples as
     eager: ``ceil(ratio * n)`` is the same float64 product. Checks of values (start in range) are skipped."""
-    _check_arguments(pos, ratio, num)
+    num = _check_arguments(pos, ratio, num)
     if random_start:
         raise ValueError("fps(random_start=True) does not compile (it draws in Python); pass start= instead")
     if not use_compiled("fps", pos):

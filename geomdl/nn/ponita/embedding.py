@@ -91,7 +91,10 @@ def smooth_cutoff(dist: torch.Tensor, cutoff: float, p: int = 6) -> torch.Tensor
     ``w`` and its first two derivatives vanish at ``u = 1`` (smooth energies and forces).
     """
     u = dist / cutoff
-    w = 1 - (p + 1) * (p + 2) / 2 * u.pow(p) + p * (p + 2) * u.pow(p + 1) - p * (p + 1) / 2 * u.pow(p + 2)
+    # Clamped to 1 (w(1) = 0 exactly): far edges (u ~ 1e6 in float32) would overflow u^(p+2) to inf in the
+    # unused branch of torch.where, and inf * 0 in its backward is NaN; clamped, their gradient is 0.
+    uc = u.clamp(max=1)
+    w = 1 - (p + 1) * (p + 2) / 2 * uc.pow(p) + p * (p + 2) * uc.pow(p + 1) - p * (p + 1) / 2 * uc.pow(p + 2)
     return torch.where(u < 1, w, torch.zeros_like(w))
 
 

@@ -142,10 +142,15 @@ class Ponita(nn.Module):
             raise ValueError(f"vec must have shape [N, {self.in_vectors}, {self.dim}], got {None if vec is None else tuple(vec.shape)}")
         if not self.in_vectors and vec is not None:
             raise ValueError("vec was given but the model has in_vectors=0")
-        if edge_index is not None and (edge_index.dim() != 2 or edge_index.shape[0] != 2 or edge_index.dtype != torch.long):
-            raise ValueError(f"edge_index must be an int64 tensor [2, E], got {edge_index.dtype} {tuple(edge_index.shape)}")
-        if batch is not None and (batch.shape != (n,) or batch.dtype != torch.long):
-            raise ValueError(f"batch must be an int64 tensor [N] = [{n}], got {batch.dtype} {tuple(batch.shape)}")
+        # integer edge_index / batch of any width (e.g. int32) are accepted; forward converts them to int64
+        for name, t in (("edge_index", edge_index), ("batch", batch)):
+            if t is not None and (not isinstance(t, torch.Tensor) or t.dtype.is_floating_point or t.is_complex()
+                                  or t.dtype == torch.bool):
+                raise TypeError(f"{name} must be an integer tensor, got {getattr(t, 'dtype', type(t).__name__)}")
+        if edge_index is not None and (edge_index.dim() != 2 or edge_index.shape[0] != 2):
+            raise ValueError(f"edge_index must be an integer tensor [2, E], got {edge_index.dtype} {tuple(edge_index.shape)}")
+        if batch is not None and batch.shape != (n,):
+            raise ValueError(f"batch must be an integer tensor [N] = [{n}], got {batch.dtype} {tuple(batch.shape)}")
         if ori is not None:
             if self.num_ori != -1:
                 raise ValueError("ori (per-point orientations) is only used with num_ori = -1")
