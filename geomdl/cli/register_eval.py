@@ -34,7 +34,8 @@ def run(args) -> int:
     for row in report["pairs"]:
         print(f"{row['pair']:>8}  RRE {row['rre_deg']:7.3f} deg  RTE {row['rte']:.4f}  RMSE {row['rmse']:.4f}  "
               f"inlier ratio {row['inlier_ratio']:.3f}  {'ok' if row['recall_ok'] else 'FAIL'}  {row['time_s']:.2f} s"
-              + ("  (consecutive: not in registration_recall)" if row["consecutive"] else ""))
+              + ("  (consecutive: not in registration_recall)" if row["consecutive"] else "")
+              + ("  (RMSE over the points: no gt.info record)" if row.get("rmse_from") == "points" else ""))
     print("summary: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in report["summary"].items()))
     if report["summary"]["registration_recall_pairs"] < report["summary"]["pairs"]:
         print("registration_recall counts only non-consecutive pairs (j - i > 1), as the 3DMatch protocol does; "

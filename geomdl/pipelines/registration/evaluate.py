@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pathlib
 import statistics
+import warnings
 
 from geomdl.pipelines.registration.geometry import check_positive
 from geomdl.pipelines.registration.io import SUFFIXES, read_gt_info, read_gt_log, read_point_cloud
@@ -30,6 +31,9 @@ def evaluate_benchmark(benchmark_dir, fragments_dir, method: str = "geomdl", vox
     the fragments' units (metres for 3DMatch).
 
     Returns ``{"pairs": [per-pair dict], "summary": {...}}``; see :func:`summarize_pairs` for the summary.
+    Each pair's ``rmse_from`` says whether its RMSE is the benchmark's (``"gt.info"``, the information-matrix
+    RMSE) or the RMSE over the source fragment's points (``"points"``, when ``gt.info`` is absent or has no
+    record of the pair); the two are not comparable, so a ``gt.info`` that lacks some pairs warns.
     """
     from tqdm import tqdm
 
@@ -56,7 +60,13 @@ def evaluate_benchmark(benchmark_dir, fragments_dir, method: str = "geomdl", vox
         ratio = (inlier_ratio(result.source_down[corr[:, 0]], result.target_down[corr[:, 1]], gt[(i, j)])
                  if corr.numel() else float("nan"))
         rows.append({"pair": f"{i}-{j}", "consecutive": not is_protocol_pair(i, j), **m, "inlier_ratio": ratio,
+                     "rmse_from": "gt.info" if (i, j) in info else "points",
                      "flagged_success": result.success, "time_s": result.timings["total"]})
+    missing = [r["pair"] for r in rows if r["rmse_from"] == "points"]
+    if info and missing:
+        warnings.warn(f"{benchmark_dir / 'gt.info'}: no record of {len(missing)} of {len(rows)} evaluated pairs "
+                      f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); their RMSE is over the fragment's "
+                      "points, not the benchmark's information-matrix RMSE", stacklevel=2)
     return {"pairs": rows, "summary": {"method": method, **summarize_pairs(rows)}}
 
 
