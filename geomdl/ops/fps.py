@@ -7,12 +7,11 @@ right over the coordinates (:func:`geomdl.ops.neighbors.squared_distance`), exac
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 
 from geomdl.ops._extension import extension_loaded, use_compiled
-from geomdl.ops._validation import batch_to_ptr, check_batch, check_tensor, num_batches, rescale_points
+from geomdl.ops._validation import batch_to_ptr, check_batch, check_int, check_tensor, num_batches, rescale_points
 from geomdl.ops.neighbors import squared_distance
 
 
@@ -23,9 +22,7 @@ def _check_arguments(pos, ratio, num) -> int | None:
         raise ValueError("give exactly one of ratio (in (0, 1]) or num (>= 1)")
     if ratio is not None and (isinstance(ratio, bool) or not (isinstance(ratio, (int, float)) and 0 < ratio <= 1)):
         raise ValueError(f"ratio must lie in (0, 1], got {ratio!r}")
-    if num is not None and (isinstance(num, bool) or not isinstance(num, numbers.Integral) or num < 1):
-        raise ValueError(f"num must be an int >= 1, got {num!r}")
-    return None if num is None else int(num)
+    return None if num is None else check_int(num, "num")
 
 
 def _plan(pos, batch, ratio, num, random_start, generator, start=None):

@@ -30,8 +30,8 @@ def test_optimiser_settings_in_range_are_accepted():
     ({"max_pairs": 0}, "max_pairs must be None .* got 0"),
     ({"max_pairs": -1}, "max_pairs must be None .* got -1"),
     ({"max_pairs": 1.5}, "max_pairs must be None .* got 1.5"),
-    ({"voxel_size": 0.0}, "voxel_size must be a positive number, got 0.0"),
-    ({"voxel_size": float("inf")}, "voxel_size must be a positive number, got inf"),
+    ({"voxel_size": 0.0}, "voxel_size must be a positive finite number, got 0.0"),
+    ({"voxel_size": float("inf")}, "voxel_size must be a positive finite number, got inf"),
 ])
 def test_evaluate_benchmark_checks_its_arguments_first(tmp_path, kwargs, message):
     from geomdl.pipelines.registration.evaluate import evaluate_benchmark

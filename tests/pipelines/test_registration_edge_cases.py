@@ -50,13 +50,13 @@ def test_icp_refines_float32_clouds(backend):
 
 
 @pytest.mark.parametrize("kwargs, exc, message", [
-    ({"inlier_threshold": 0.0}, ValueError, "inlier_threshold must be a positive number, got 0.0"),
-    ({"inlier_threshold": -0.1}, ValueError, "inlier_threshold must be a positive number"),
-    ({"descriptor_radius": 0.0}, ValueError, "descriptor_radius must be a positive number"),
-    ({"descriptor_radius": -1.0}, ValueError, "descriptor_radius must be a positive number"),
-    ({"icp_distance": float("nan")}, ValueError, "icp_distance must be a positive number"),
-    ({"keypoint_spacing": -1.0}, ValueError, "keypoint_spacing must be a positive number"),
-    ({"voxel_size": True}, ValueError, "voxel_size must be a positive number"),
+    ({"inlier_threshold": 0.0}, ValueError, "inlier_threshold must be a positive finite number, got 0.0"),
+    ({"inlier_threshold": -0.1}, ValueError, "inlier_threshold must be a positive finite number"),
+    ({"descriptor_radius": 0.0}, ValueError, "descriptor_radius must be a positive finite number"),
+    ({"descriptor_radius": -1.0}, ValueError, "descriptor_radius must be a positive finite number"),
+    ({"icp_distance": float("nan")}, ValueError, "icp_distance must be a positive finite number"),
+    ({"keypoint_spacing": -1.0}, ValueError, "keypoint_spacing must be a positive finite number"),
+    ({"voxel_size": True}, ValueError, "voxel_size must be a positive finite number"),
     ({"icp_points": 0}, ValueError, "icp_points must be an int >= 1"),
     ({"icp_iterations": 2.5}, ValueError, "icp_iterations must be an int >= 0"),
     ({"seed": None}, TypeError, "seed must be an int"),
@@ -79,7 +79,7 @@ def test_numpy_scalar_settings_are_accepted():
 
 def test_multiscale_icp_rejects_a_zero_distance_instead_of_using_the_default():
     cloud = torch.rand(300, 3, dtype=torch.float64)
-    with pytest.raises(ValueError, match="icp_distance must be a positive number, got 0"):
+    with pytest.raises(ValueError, match="icp_distance must be a positive finite number, got 0"):
         multiscale_icp(cloud, cloud, torch.eye(4), 0.1, icp_distance=0.0)
 
 
@@ -90,7 +90,7 @@ def test_spectral_estimate_checks_its_inputs():
     with pytest.raises(ValueError, match="src and tgt must be"):
         spectral_estimate(src[:, :2], src[:, :2], 0.1)
     for tau in (0.0, -1.0, float("nan")):
-        with pytest.raises(ValueError, match="tau must be a positive number"):
+        with pytest.raises(ValueError, match="tau must be a positive finite number"):
             spectral_estimate(src, src, tau)
     bad = src.clone()
     bad[3, 1] = float("nan")

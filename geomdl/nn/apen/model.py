@@ -76,14 +76,13 @@ class APEN(nn.Module):
         if task not in ("segmentation", "classification"):
             raise ValueError(f"task must be 'segmentation' or 'classification', got {task!r}")
         for name, value, low in (("num_classes", num_classes, 1), ("in_features", in_features, 0), ("hidden", hidden, 1),
-                                 ("num_layers", num_layers, 1), ("initial_parts", initial_parts, 1)):
+                                 ("num_layers", num_layers, 1), ("initial_parts", initial_parts, 1),
+                                 ("em_iterations", em_iterations, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
         sigmas = tuple(float(s) for s in sigmas)
         if len(sigmas) < num_layers - 1 or not all(0 < s < float("inf") for s in sigmas):
             raise ValueError(f"sigmas needs {num_layers - 1} positive widths (one per predicted partition), got {sigmas}")
-        if isinstance(em_iterations, bool) or not isinstance(em_iterations, int) or em_iterations < 1:
-            raise ValueError(f"em_iterations must be an int >= 1, got {em_iterations!r}")
         if isinstance(merge_threshold, bool) or not isinstance(merge_threshold, (int, float)) or not 0 <= merge_threshold < float("inf"):
             raise ValueError(f"merge_threshold must be a finite number >= 0 (in units of sigma), got {merge_threshold!r}")
         self.task, self.num_classes, self.in_features = task, num_classes, in_features

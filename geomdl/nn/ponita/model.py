@@ -21,8 +21,6 @@ the ``B_s W_s^l`` of all layers come from one :func:`~geomdl.nn.ponita.conv.shar
 """
 from __future__ import annotations
 
-import numbers
-
 import torch
 from torch import nn
 
@@ -36,6 +34,7 @@ from geomdl.nn.ponita.lifting import (lift_graph, lift_oriented, lift_to_grid, p
                                       read_out_oriented)
 from geomdl.nn.message_passing import check_batch_vector, check_dtypes, check_edge_index
 from geomdl.ops import scatter
+from geomdl.ops._validation import check_int
 
 
 class Ponita(nn.Module):
@@ -199,10 +198,10 @@ class Ponita(nn.Module):
         if self.task_level == "node":
             return s, v
         b = num_graphs if num_graphs is not None else (int(batch.max()) + 1 if n else 0)
-        if num_graphs is not None and not torch.compiler.is_compiling() and (
-                isinstance(b, bool) or not isinstance(b, numbers.Integral) or b < 0 or (n and int(batch[-1]) >= b)):
-            raise ValueError(f"num_graphs must be an int larger than every graph id in batch (max "
-                             f"{int(batch[-1]) if n else None}), got {num_graphs!r}")
+        if num_graphs is not None and not torch.compiler.is_compiling():
+            b = check_int(num_graphs, "num_graphs", 0)
+            if n and int(batch[-1]) >= b:  # batch is sorted: its last id is the largest
+                raise ValueError(f"num_graphs must be larger than every graph id in batch (max {int(batch[-1])}), got {b}")
         return (scatter(s, batch, dim=0, dim_size=b, reduce=self.pool),
                 scatter(v, batch, dim=0, dim_size=b, reduce=self.pool))
 

@@ -144,7 +144,8 @@ class ClebschGordanTensorProduct(nn.Module):
             ``path_normalization="element"`` counts them in the fan-in, so this product's share of the unit
             output variance is its own elements over all of them. Default: none.
 
-    Attributes: ``paths`` (list of ``(i1, i2, i_out)``), ``weight_numel``, ``irreps_in1/2``, ``irreps_out``.
+    Attributes: ``paths`` (list of ``(i1, i2, i_out)``), ``weight_numel``, ``irreps_in1/2``, ``irreps_out``,
+    ``output_elements`` (``{output block: path elements of this product into it}``).
     Raises ``ValueError`` when no path reaches ``irreps_out`` or an argument is invalid.
     """
 
@@ -174,11 +175,14 @@ class ClebschGordanTensorProduct(nn.Module):
             raise ValueError(f"no {mode} tensor-product path from {self.irreps_in1} x {self.irreps_in2} reaches {self.irreps_out}")
         self.weight_shapes = [self._weight_shape(p) for p in self.paths]
         self.weight_numel = sum(math.prod(s) for s in self.weight_shapes)
-        # path elements into an output block that another product adds to the same output (the Gaunt paths of
-        # GauntTensorProduct(parity="full")): the "element" normalisation then spans both products
-        fan_in = {int(k): int(n) for k, n in (extra_fan_in or {}).items() if n}
+        self.output_elements = {}  # path elements of this product into each output block
         for p in self.paths:
-            fan_in[p[2]] = fan_in.get(p[2], 0) + self._num_elements(p)
+            self.output_elements[p[2]] = self.output_elements.get(p[2], 0) + self._num_elements(p)
+        # plus the elements another product adds to the same output (the Gaunt paths of
+        # GauntTensorProduct(parity="full")): the "element" normalisation then spans both products
+        fan_in = dict(self.output_elements)
+        for k, n in (extra_fan_in or {}).items():
+            fan_in[int(k)] = fan_in.get(int(k), 0) + int(n)
         alphas = []
         for p in self.paths:
             alpha = self.irreps_out[p[2]].ir.dim if irrep_normalization == "component" else 1.0

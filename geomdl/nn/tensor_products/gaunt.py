@@ -179,11 +179,8 @@ class GauntTensorProduct(nn.Module):
                 # an output block fed by both products: each part (unit variance on its own) is scaled by the square
                 # root of its share of the path elements, so their sum keeps unit variance. The CG part got its
                 # share through extra_fan_in; the Gaunt part gets it here. Blocks with Gaunt paths only keep n_l3.
-                cg_fan_in = {}
-                for p in self.cg.paths:
-                    cg_fan_in[p[2]] = cg_fan_in.get(p[2], 0) + self.cg._num_elements(p)
                 for k, n_gaunt in gaunt_fan_in.items():
-                    n_cg = cg_fan_in.get(k, 0)
+                    n_cg = self.cg.output_elements.get(k, 0)
                     if n_gaunt and n_cg:
                         norm[self.irreps_out[k].ir.l] *= math.sqrt(n_gaunt / (n_gaunt + n_cg))
         self.register_buffer("out_scale", norm.to(torch.get_default_dtype()), persistent=False)

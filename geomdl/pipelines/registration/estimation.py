@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from geomdl.pipelines.registration.geometry import check_positive, transform, weighted_kabsch
+from geomdl.ops._validation import check_positive_real
+from geomdl.pipelines.registration.geometry import transform, weighted_kabsch
 
 
 @dataclass
@@ -73,7 +74,7 @@ def spectral_estimate(src: torch.Tensor, tgt: torch.Tensor, tau: float, num_seed
                          f"{tuple(getattr(src, 'shape', ()))} and {tuple(getattr(tgt, 'shape', ()))}")
     if not (bool(torch.isfinite(src).all()) and bool(torch.isfinite(tgt).all())):
         raise ValueError("src and tgt must not contain NaN or infinite coordinates")
-    tau = check_positive(tau, "tau")
+    tau = check_positive_real(tau, "tau")
     k = src.shape[0]
     if k < 3:
         return Estimate(torch.eye(4, dtype=torch.float64), torch.zeros(k, dtype=torch.bool), 0.0)

@@ -9,7 +9,7 @@ import pathlib
 import statistics
 import warnings
 
-from geomdl.pipelines.registration.geometry import check_positive
+from geomdl.ops._validation import check_positive_real
 from geomdl.pipelines.registration.io import SUFFIXES, read_gt_info, read_gt_log, read_point_cloud
 from geomdl.pipelines.registration.metrics import feature_match_recall, inlier_ratio, registration_metrics
 
@@ -41,7 +41,7 @@ def evaluate_benchmark(benchmark_dir, fragments_dir, method: str = "geomdl", vox
 
     if max_pairs is not None and (isinstance(max_pairs, bool) or not isinstance(max_pairs, int) or max_pairs < 1):
         raise ValueError(f"max_pairs must be None (all pairs) or an int >= 1, got {max_pairs!r}")
-    voxel_size = check_positive(voxel_size, "voxel_size")
+    voxel_size = check_positive_real(voxel_size, "voxel_size")
     benchmark_dir, fragments_dir = pathlib.Path(benchmark_dir), pathlib.Path(fragments_dir)
     gt = read_gt_log(benchmark_dir / "gt.log")
     info = read_gt_info(benchmark_dir / "gt.info") if (benchmark_dir / "gt.info").is_file() else {}

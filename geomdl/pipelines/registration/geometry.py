@@ -6,10 +6,10 @@ Conventions: points are row vectors ``[N, 3]``; a pose ``T [4, 4]`` maps a sourc
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 
+from geomdl.ops._validation import check_positive_real
 from geomdl.pipelines.registration.neighbors import knn_search
 
 
@@ -38,16 +38,6 @@ def as_points(points, name: str = "points", *, min_points: int = 1) -> torch.Ten
         raise ValueError(f"{name} contains {int(bad.sum())} point(s) with NaN or infinite coordinates "
                          f"(first at row {int(bad.nonzero()[0])}); drop them before registering")
     return points
-
-
-def check_positive(value, name: str) -> float:
-    """``value`` as a float when it is a positive finite real number (Python, numpy or 0-d tensor scalar;
-    not a bool); else ``ValueError`` naming ``name``."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex():
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
 
 
 def check_pose(pose, name: str = "pose") -> torch.Tensor:
@@ -110,7 +100,7 @@ def voxel_downsample(points: torch.Tensor, voxel_size: float) -> tuple[torch.Ten
         ``(centroids [M, 3], voxel_of_point [N])``: one centroid per occupied voxel (sorted by voxel
         key) and the voxel index of every input point. Uses one sort, O(N log N).
     """
-    voxel_size = check_positive(voxel_size, "voxel_size")
+    voxel_size = check_positive_real(voxel_size, "voxel_size")
     if points.shape[0] == 0:
         return points.new_zeros((0, 3)), torch.zeros(0, dtype=torch.long)
     cell = torch.floor((points - points.min(0).values) / voxel_size).long()

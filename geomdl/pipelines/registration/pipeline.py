@@ -25,7 +25,8 @@ import torch
 
 from geomdl.pipelines.registration import descriptors as desc
 from geomdl.pipelines.registration.estimation import spectral_estimate
-from geomdl.pipelines.registration.geometry import as_points, check_positive, estimate_normals, transform, voxel_downsample
+from geomdl.ops._validation import check_int, check_positive_real
+from geomdl.pipelines.registration.geometry import as_points, estimate_normals, transform, voxel_downsample
 from geomdl.pipelines.registration.matching import mutual_nearest_neighbors
 from geomdl.pipelines.registration.neighbors import knn_search
 from geomdl.pipelines.registration.refine import DEFAULT_SCHEDULE, multiscale_icp
@@ -154,19 +155,17 @@ def register(source, target, method: str = "geomdl", voxel_size: float = 0.05, *
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    voxel_size = check_positive(voxel_size, "voxel_size")
-    for name, value, least in (("max_keypoints", max_keypoints, MIN_POINTS), ("icp_points", icp_points, 1),
-                               ("icp_iterations", icp_iterations, 0), ("min_inliers", min_inliers, 0)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
-            raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
+    voxel_size = check_positive_real(voxel_size, "voxel_size")
+    max_keypoints, icp_points = check_int(max_keypoints, "max_keypoints", MIN_POINTS), check_int(icp_points, "icp_points")
+    icp_iterations, min_inliers = check_int(icp_iterations, "icp_iterations", 0), check_int(min_inliers, "min_inliers", 0)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an int, got {seed!r}")
     # None means "the default multiple of voxel_size"; 0, negative, NaN or inf are errors (not the default)
     radius, tau, icp_dist, spacing = (
-        5.0 * voxel_size if descriptor_radius is None else check_positive(descriptor_radius, "descriptor_radius"),
-        2.0 * voxel_size if inlier_threshold is None else check_positive(inlier_threshold, "inlier_threshold"),
-        1.0 * voxel_size if icp_distance is None else check_positive(icp_distance, "icp_distance"),
-        2.0 * voxel_size if keypoint_spacing is None else check_positive(keypoint_spacing, "keypoint_spacing"))
+        5.0 * voxel_size if descriptor_radius is None else check_positive_real(descriptor_radius, "descriptor_radius"),
+        2.0 * voxel_size if inlier_threshold is None else check_positive_real(inlier_threshold, "inlier_threshold"),
+        1.0 * voxel_size if icp_distance is None else check_positive_real(icp_distance, "icp_distance"),
+        2.0 * voxel_size if keypoint_spacing is None else check_positive_real(keypoint_spacing, "keypoint_spacing"))
     src = as_points(source, "source")
     tgt = as_points(target, "target")
     checks = {"tau": tau, "icp_distance": icp_dist, "voxel_size": voxel_size, "min_inliers": min_inliers,

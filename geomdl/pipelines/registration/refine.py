@@ -12,14 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from geomdl.pipelines.registration.geometry import (
-    axis_angle_to_matrix,
-    check_positive,
-    estimate_normals,
-    make_pose,
-    transform,
-    voxel_downsample,
-)
+from geomdl.ops._validation import check_positive_real
+from geomdl.pipelines.registration.geometry import axis_angle_to_matrix, estimate_normals, make_pose, transform, voxel_downsample
 from geomdl.pipelines.registration.neighbors import NearestNeighbor, knn_search
 
 # Levels (voxel factor, distance factor, kernel factor): voxel side = f_v * voxel_size, correspondence
@@ -142,8 +136,8 @@ def multiscale_icp(source: torch.Tensor, target: torch.Tensor, init: torch.Tenso
         f_v, f_d, f_k = level
         if not (f_v > 0 and f_d > 0 and (f_k is None or f_k > 0)):
             raise ValueError(f"schedule factors must be positive, got {tuple(level)!r}")
-    voxel_size = check_positive(voxel_size, "voxel_size")
-    icp_distance = voxel_size if icp_distance is None else check_positive(icp_distance, "icp_distance")
+    voxel_size = check_positive_real(voxel_size, "voxel_size")
+    icp_distance = voxel_size if icp_distance is None else check_positive_real(icp_distance, "icp_distance")
     levels = {} if levels is None else levels
     pose = init.double()
     result = None
