@@ -21,6 +21,7 @@ from torch import nn
 from geomdl.nn.tinv.embedding import mds_embedding
 from geomdl.nn.tinv.result import MDSResult
 from geomdl.ops import scatter
+from geomdl.ops._validation import batch_to_ptr
 
 
 def _empty_like(data):
@@ -162,8 +163,6 @@ class TinvNet(nn.Module):
         result = self.embed(pos, batch, num_graphs) if keep is None else self._embed_with_empty(pos, batch, keep)
         self.last_embedding = result
         vectors = self._canonical_vectors(data, result, batch)
-        if keep is not None and result.frame_weights.shape[1] == 1:
-            return self._drop_empty(data, result, batch, keep, vectors)
         if result.frame_weights.shape[1] == 1:
             new = copy.copy(data)
             new.pos = self._pad(result.embedding)
@@ -171,7 +170,7 @@ class TinvNet(nn.Module):
                 setattr(new, key, self._pad(value))
             if getattr(data, "batch", None) is None and hasattr(new, "batch"):
                 new.batch = batch
-            return self.backbone(new)
+            return self.backbone(new) if keep is None else self._without_empty(new, data, batch, keep, vectors)
         return self._frame_average(data, result, batch, vectors)
 
     @staticmethod
@@ -191,13 +190,10 @@ class TinvNet(nn.Module):
         keep = torch.bincount(batch.long(), minlength=num_clouds) > 0
         return None if bool(keep.all()) else keep
 
-    def _drop_empty(self, data, result, batch, keep, vectors) -> torch.Tensor:
-        """Single-frame forward of a batch with empty clouds: the backbone sees the non-empty clouds only."""
+    def _without_empty(self, new, data, batch, keep, vectors) -> torch.Tensor:
+        """Single-frame forward of ``new`` (``data`` with canonical positions) when some clouds are empty: the
+        backbone sees the non-empty clouds only, renumbered; graph-level rows of empty clouds are zeros."""
         num_points, num_clouds, num_kept = data.pos.shape[0], keep.numel(), int(keep.sum())
-        new = copy.copy(data)
-        new.pos = self._pad(result.embedding)
-        for key, value in vectors.items():
-            setattr(new, key, self._pad(value))
         for key in (data.keys() if callable(getattr(data, "keys", None)) else vars(data)):
             value = getattr(data, key)
             if key in ("pos", "batch", "ptr") or key in vectors or not isinstance(value, torch.Tensor) or value.dim() == 0:
@@ -207,9 +203,7 @@ class TinvNet(nn.Module):
         remap = torch.cumsum(keep.long(), 0) - 1
         new.batch = remap[batch]
         if getattr(data, "ptr", None) is not None:
-            ptr = torch.zeros(num_kept + 1, dtype=torch.long, device=batch.device)
-            torch.cumsum(torch.bincount(new.batch, minlength=num_kept), 0, out=ptr[1:])
-            new.ptr = ptr
+            new.ptr = batch_to_ptr(new.batch, num_kept)
         if hasattr(new, "_num_graphs"):  # PyG Batch
             new._num_graphs = num_kept
         elif isinstance(getattr(data, "num_graphs", None), int):
@@ -249,9 +243,7 @@ class TinvNet(nn.Module):
             for key, value in vectors.items():
                 setattr(new, key, self._pad((value[point].unsqueeze(2) * row_rot.to(value.dtype)).sum(dim=1)))
         new.batch = pair
-        ptr = torch.zeros(num_pairs + 1, dtype=torch.long, device=pair.device)
-        torch.cumsum(torch.bincount(pair, minlength=num_pairs), 0, out=ptr[1:])
-        new.ptr = ptr
+        new.ptr = batch_to_ptr(pair, num_pairs)
         out = self.backbone(new)
         w = weight.to(out.dtype)
         if self.output == "graph":
