@@ -101,7 +101,6 @@ class Trainer:
         self.task = task or build_task(config)
         self.out_dir = pathlib.Path(config.train.out_dir)
         self.model = self.ema = None
-        self._clear_folder = False  # fit(overwrite=True) on a fresh run: remove the earlier run's files
         self.clock = time.perf_counter  # the time budget's clock (tests replace it)
         self._elapsed_base, self._clock_start, self._synced_elapsed, self._budget_spent = 0.0, None, 0.0, False
 
@@ -163,10 +162,8 @@ class Trainer:
         for key in self.state:
             if key in ckpt:
                 self.state[key] = ckpt[key]
-        patience, budget = self.config.train.early_stopping_patience, self.config.train.time_budget
-        self.state["finished"] = self.state["epoch"] >= self.config.train.epochs or (
-            patience is not None and self.state["bad_evals"] >= patience) or (
-            budget is not None and self.state["elapsed"] >= budget)
+        stopped_early, budget_spent = self._end_reasons()
+        self.state["finished"] = self.state["epoch"] >= self.config.train.epochs or stopped_early or budget_spent
         self._synced_elapsed = self.state["elapsed"]
         rngs = ckpt.get("rng") or []
         if len(rngs) != self.info.world_size:
@@ -294,14 +291,13 @@ class Trainer:
             raise ConfigError(f"train.out_dir: {str(self.out_dir)!r} already holds a run (last.pt); resume it with "
                               f"--resume or choose another out_dir (or --overwrite)")
         previous = torch.are_deterministic_algorithms_enabled()
-        self._clear_folder = bool(overwrite) and not resume  # done in _run, once the config checks have passed
         if cfg.train.deterministic and info.device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
         try:
             self._build(ckpt, resume_path)
             if ckpt is not None:
                 self._restore(ckpt, resume_path)
-            return self._run()
+            return self._run(clear_folder=bool(overwrite) and not resume)
         finally:
             torch.use_deterministic_algorithms(previous)
 
@@ -319,13 +315,15 @@ class Trainer:
         if cfg.monitor not in names:
             raise ConfigError(f"train.monitor: {cfg.monitor!r} is not a logged metric (available: {', '.join(names)})")
 
-    def _run(self) -> dict:
+    def _run(self, clear_folder: bool) -> dict:
+        """The training loop; ``clear_folder`` (a fresh run with ``overwrite``) removes the earlier run's files
+        once the config checks have passed."""
         cfg, info, state = self.config, self.info, self.state
         self._check_monitor()
         logger = None
         if info.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            if self._clear_folder:
+            if clear_folder:
                 remove_run_files(self.out_dir)
             atomic_write_text(self.out_dir / "config.yaml", dump_config(cfg))
             logger = MetricsLogger(self.out_dir, state["history"], tensorboard=cfg.train.tensorboard)
@@ -364,9 +362,7 @@ class Trainer:
                     log.info("stopping after %d epoch(s) (train.stop_after_epochs); resume with --resume", epochs_here)
                     return {"finished": False, "epoch": state["epoch"], "out_dir": str(self.out_dir)}
             if epochs_here == 0:  # resumed after it had ended: report why it ended, as the run that ended it did
-                patience = cfg.train.early_stopping_patience
-                stopped_early = patience is not None and state["bad_evals"] >= patience
-                self._budget_spent = budget is not None and state["elapsed"] >= budget
+                stopped_early, self._budget_spent = self._end_reasons()
             return self._final(logger, stopped_early)
         finally:
             if logger is not None:
@@ -390,6 +386,12 @@ class Trainer:
             log.info("early stopping: %s did not improve for %d evaluation(s) (best %s at epoch %s)", cfg.monitor,
                      state["bad_evals"], "none" if state["best"] is None else f"{state['best']:.4g}", state["best_epoch"])
         return improved, stop
+
+    def _end_reasons(self) -> tuple[bool, bool]:
+        """``(stopped early, time budget spent)`` from the saved counters (early-stopping evaluations, elapsed time)."""
+        patience, budget = self.config.train.early_stopping_patience, self.config.train.time_budget
+        return (patience is not None and self.state["bad_evals"] >= patience,
+                budget is not None and self.state["elapsed"] >= budget)
 
     def _load_final_weights(self) -> tuple[str, int]:
         """Put the weights of the final evaluation in place (``train.final_weights``); returns which
