@@ -66,3 +66,19 @@ def test_ponita_graph_on_geometry_alone():
     batch = SimpleNamespace(pos=torch.randn(6, 3), batch=torch.tensor([0, 0, 0, 1, 1, 1]), num_graphs=2)
     out = model(batch)
     assert out.shape == (2, 2) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("scale", [0.5, 0.0, float("nan"), 1.01])
+def test_orientations_that_are_not_unit_vectors_are_rejected(scale):
+    net = Ponita(2, 1, num_ori=-1, **SMALL)
+    ori = torch.nn.functional.normalize(torch.randn(5, 3), dim=-1)
+    net(torch.randn(5, 3), torch.randn(5, 2), ori=ori * (1 + 5e-4))  # within the tolerance: accepted
+    ori[3] = ori[3] * scale
+    with pytest.raises(ValueError, match=r"ori must hold unit vectors.*1 of 5 rows.*first row 3"):
+        net(torch.randn(5, 3), torch.randn(5, 2), ori=ori)
+
+
+def test_a_grid_override_that_is_not_unit_is_rejected():
+    net = Ponita(2, 1, num_ori=4, **SMALL)
+    with pytest.raises(ValueError, match="grid must hold unit vectors"):
+        net(torch.randn(5, 3), torch.randn(5, 2), grid=net.grid.float() * 2)

@@ -155,8 +155,11 @@ class Ponita(nn.Module):
                 raise ValueError("ori (per-point orientations) is only used with num_ori = -1")
             if ori.shape != (n, self.dim):
                 raise ValueError(f"ori must have shape [N, {self.dim}], got {tuple(ori.shape)}")
+            _check_unit_rows("ori", ori)
         if grid is not None and (self.num_ori <= 0 or grid.shape != self.grid.shape):
             raise ValueError(f"grid override must have shape {None if self.grid is None else tuple(self.grid.shape)} (fiber-bundle mode only)")
+        if grid is not None:
+            _check_unit_rows("grid", grid)
 
     def forward(self, pos: torch.Tensor, x: torch.Tensor | None = None, vec: torch.Tensor | None = None,
                 edge_index: torch.Tensor | None = None, batch: torch.Tensor | None = None,
@@ -278,6 +281,28 @@ class Ponita(nn.Module):
             ledges = build_edges(lpos, batch[lifted.base], self.radius, loop=True, max_num_neighbors=self.max_num_neighbors)
         s, v = self._forward_points(lpos, lx, lvec, ledges, lifted.ori)
         return pool_to_base(s, lifted.base, n), pool_to_base(v, lifted.base, n)
+
+
+UNIT_TOLERANCE = 1e-3
+
+
+def _check_unit_rows(name: str, t: torch.Tensor) -> None:
+    """Raise a ``ValueError`` naming ``name`` unless every row of ``t`` ``[N, D]`` is a finite unit vector.
+
+    The invariants (e.g. ``o_i . r``, ``o_i . o_j``) assume ``|o| = 1``; a row off by more than
+    :data:`UNIT_TOLERANCE` (relative) would silently rescale them. Skipped inside a compiled graph (data-dependent).
+    """
+    if torch.compiler.is_compiling() or not t.numel():
+        return
+    if not t.is_floating_point():
+        raise TypeError(f"{name} must be a float tensor of unit vectors, got {t.dtype}")
+    norms = torch.linalg.vector_norm(t.detach(), dim=-1)
+    bad = ~((norms - 1).abs() <= UNIT_TOLERANCE)  # NaN norms count as bad
+    if bool(bad.any()):
+        count, first = int(bad.sum()), int(bad.nonzero()[0, 0])
+        raise ValueError(f"{name} must hold unit vectors (|row| = 1 within {UNIT_TOLERANCE:g}): {count} of {t.shape[0]} "
+                         f"rows are not, the first row {first} has norm {float(norms[first]):.6g}; normalise it, "
+                         f"e.g. torch.nn.functional.normalize({name}, dim=-1), and drop zero or non-finite rows")
 
 
 def count_parameters(module: nn.Module) -> int:
