@@ -106,6 +106,18 @@ def test_mutual_nearest_neighbors_pairs_are_mutual_and_sorted():
         mutual_nearest_neighbors(a, b[:, :4])
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_mutual_nearest_neighbors_on_cuda_matches_cpu():
+    gen = torch.Generator().manual_seed(1)
+    a = torch.randn(3000, 16, generator=gen)  # more than one block of 2048
+    perm = torch.randperm(3000, generator=gen)
+    b = a[perm] + 0.01 * torch.randn(3000, 16, generator=gen)  # unambiguous matches: no near ties across devices
+    pairs = mutual_nearest_neighbors(a.cuda(), b.cuda())
+    assert pairs.device.type == "cuda" and pairs.shape == (3000, 2)
+    assert torch.equal(perm[pairs[:, 1].cpu()], pairs[:, 0].cpu())
+    assert mutual_nearest_neighbors(a[:0].cuda(), b.cuda()).device.type == "cuda"
+
+
 @pytest.mark.parametrize("outlier_fraction", [0.0, 0.8])
 def test_spectral_estimate_recovers_pose_among_outliers(outlier_fraction):
     gen = torch.Generator().manual_seed(3)

@@ -12,7 +12,7 @@ def _best_matches(desc_src: torch.Tensor, desc_tgt: torch.Tensor, block: int = 2
     """
     n, m = desc_src.shape[0], desc_tgt.shape[0]
     best_t = desc_src.new_full((m,), -float("inf"))
-    t2s = torch.zeros(m, dtype=torch.long)
+    t2s = torch.zeros(m, dtype=torch.long, device=desc_src.device)
     s2t, s2t_d = [], []
     for start in range(0, n, block):
         sim = desc_src[start:start + block] @ desc_tgt.T
@@ -38,17 +38,17 @@ def mutual_nearest_neighbors(desc_src: torch.Tensor, desc_tgt: torch.Tensor, min
 
     Returns:
         ``[K, 2]`` int64 correspondences (column 0 indexes the source, column 1 the target), sorted by
-        descriptor distance.
+        descriptor distance, on the descriptors' device.
     """
     if desc_src.dim() != 2 or desc_tgt.dim() != 2 or desc_src.shape[1] != desc_tgt.shape[1]:
         raise ValueError(f"descriptors must be [N, D] and [M, D] with the same D, got {tuple(desc_src.shape)} "
                          f"and {tuple(desc_tgt.shape)}")
     if desc_src.shape[0] == 0 or desc_tgt.shape[0] == 0:
-        return torch.zeros((0, 2), dtype=torch.long)
+        return torch.zeros((0, 2), dtype=torch.long, device=desc_src.device)
     desc_src = torch.nn.functional.normalize(desc_src.float(), dim=1)
     desc_tgt = torch.nn.functional.normalize(desc_tgt.float(), dim=1)
     s2t, dist, t2s = _best_matches(desc_src, desc_tgt)
-    src = torch.arange(desc_src.shape[0])
+    src = torch.arange(desc_src.shape[0], device=desc_src.device)
     mutual = t2s[s2t] == src
     if int(mutual.sum()) < min_matches:
         mutual = torch.ones_like(mutual)
