@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import pathlib
 import sys
 import time
@@ -38,11 +37,14 @@ RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 
 
 def write_json(path: pathlib.Path, payload: dict) -> None:
-    """Write ``payload`` to ``path`` atomically (:func:`geomdl.utils.io.atomic_write_text`: a temporary file
-    next to it, then a rename), so an interrupted run leaves the previous results file, never a half-written one."""
-    from geomdl.utils.io import atomic_write_text
+    """Write ``payload`` to ``path`` atomically (:func:`geomdl.utils.io.atomic_write_json`: a temporary file
+    next to it, then a rename), so an interrupted run leaves the previous results file, never a half-written one.
 
-    atomic_write_text(path, json.dumps(payload, indent=2, default=str))
+    The file is strict JSON: a non-finite measurement (a failed or skipped row's NaN) is written as ``null``;
+    numpy and torch scalars as numbers, other objects as ``str(obj)``."""
+    from geomdl.utils.io import atomic_write_json
+
+    atomic_write_json(path, payload, indent=2, default=str)
 
 
 def print_table(rows: list[dict]) -> None:

@@ -7,7 +7,6 @@ on built-in (generated) data, prints what it measured and returns it. Stages are
 from __future__ import annotations
 
 import importlib
-import json
 import pathlib
 import sys
 import time
@@ -61,6 +60,11 @@ def run(args) -> int:
         results[name] = getattr(importlib.import_module(module), func)(out_dir, args.quick)
         print(f"   ({time.perf_counter() - t0:.1f} s)", flush=True)
         sys.stdout.flush()
-    (out_dir / "demo_results.json").write_text(json.dumps(results, indent=2, default=str))
+    from geomdl.utils.io import atomic_write_json
+
+    try:  # strict JSON: a non-finite measurement is written as null
+        atomic_write_json(out_dir / "demo_results.json", results, indent=2, default=str)
+    except OSError as exc:
+        raise CommandError(f"cannot write {exc.filename or out_dir / 'demo_results.json'}: {exc.strerror or exc}") from exc
     print(f"results written to {out_dir / 'demo_results.json'}")
     return 0

@@ -10,11 +10,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--method", default="geomdl", choices=["geomdl", "learned", "fpfh", "open3d"])
     parser.add_argument("--voxel", type=float, default=0.05, help="voxel size in metres (default 0.05)")
     parser.add_argument("--max-pairs", type=int, default=None, help="evaluate at most this many pairs")
-    parser.add_argument("--out", help="write per-pair results and the summary as JSON")
+    parser.add_argument("--out", help="write per-pair results and the summary as JSON "
+                                      "(an undefined metric, NaN in the printout, as null)")
 
 
 def run(args) -> int:
-    import json
     import pathlib
 
     from geomdl.cli import CommandError
@@ -41,10 +41,10 @@ def run(args) -> int:
         print("registration_recall counts only non-consecutive pairs (j - i > 1), as the 3DMatch protocol does; "
               "registration_recall_all_pairs counts every pair")
     if args.out:
-        from geomdl.utils.io import atomic_write_text
+        from geomdl.utils.io import atomic_write_json
 
-        try:
-            atomic_write_text(args.out, json.dumps(report, indent=2, default=float))
+        try:  # strict JSON: an undefined metric (no non-consecutive pair: NaN recall) is written as null
+            atomic_write_json(args.out, report, indent=2, default=float)
         except OSError as exc:
             raise CommandError(f"cannot write {exc.filename or args.out}: {exc.strerror or exc}") from exc
         print(f"results written to {args.out}")

@@ -7,14 +7,13 @@ N-process evaluation give the same numbers up to float summation order.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import pathlib
 
 import torch
 
 from geomdl.pipelines.distributed import DistInfo, ShardSampler, all_gather_objects, all_reduce_sum
-from geomdl.utils.io import atomic_write_text
+from geomdl.utils.io import atomic_write_json
 
 
 def autocast_context(device: torch.device, amp_dtype: torch.dtype | None):
@@ -98,7 +97,7 @@ def _pad_keys(stats: dict) -> dict:
 def report(task, split: str, metrics: dict, stats: dict, predictions, out_dir: pathlib.Path, plots: bool = True) -> list:
     """Write ``<split>_metrics.json`` and the task's plots for one split; return the plot paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / f"{split}_metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
+    atomic_write_json(out_dir / f"{split}_metrics.json", metrics, indent=2, default=float)  # NaN/inf as null
     if not plots:
         return []
     return list(task.plot(predictions, stats, out_dir, split) or [])

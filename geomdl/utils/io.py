@@ -1,10 +1,14 @@
-"""Atomic file writes (an interrupted run never leaves a half-written file behind) and text reads whose
-errors name the file."""
+"""Atomic file writes (an interrupted run never leaves a half-written file behind), strict JSON output and
+text reads whose errors name the file."""
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
+import pathlib
 import stat
+import sys
 import tempfile
 
 
@@ -75,10 +79,93 @@ def atomic_torch_save(obj, path) -> None:
 
 
 def atomic_write_text(path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_path`."""
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
+
+
+_JSON_KEY_TYPES = (str, int, float, bool, type(None))
+
+
+def _as_python_scalar(obj):
+    """``obj`` as a Python number when it is a numpy scalar, a 0-d numpy array or a 0-d torch tensor, else ``obj``.
+
+    ``.item()`` keeps the kind: integers stay ``int``, booleans stay ``bool``. numpy and torch are looked up in
+    ``sys.modules`` only: an object of a library that was never imported cannot be one of its types.
+    """
+    np = sys.modules.get("numpy")
+    if np is not None and (isinstance(obj, np.generic) or (isinstance(obj, np.ndarray) and obj.ndim == 0)):
+        return obj.item()
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(obj, torch.Tensor) and obj.ndim == 0:
+        return obj.item()
+    return obj
+
+
+def _json_key(key):
+    """A dict key ``json.dumps`` accepts: numpy/torch scalars become Python numbers, other types ``str(key)``.
+
+    A non-finite float key is written as the string ``json.dumps`` used for it (``"NaN"``, ``"Infinity"``,
+    ``"-Infinity"``): keys are strings in JSON, so that stays strict JSON.
+    """
+    key = _as_python_scalar(key)
+    if isinstance(key, float) and not math.isfinite(key):
+        return "NaN" if math.isnan(key) else ("Infinity" if key > 0 else "-Infinity")
+    return key if isinstance(key, _JSON_KEY_TYPES) else str(key)
+
+
+def to_json_safe(obj, default=None):
+    """A copy of ``obj`` that ``json.dumps(..., allow_nan=False)`` accepts: non-finite numbers become ``None``.
+
+    Recursively: a float that is NaN or infinite (Python, numpy or a 0-d tensor) becomes ``None`` (written as
+    ``null``); numpy scalars, 0-d numpy arrays and 0-d torch tensors become Python numbers (``int`` stays
+    ``int``, ``bool`` stays ``bool``); tuples become lists; dict keys that JSON cannot hold become strings;
+    ``pathlib.PurePath`` becomes ``str``. Any other object that JSON cannot hold is passed to ``default``
+    (like ``json.dumps``' ``default``: ``float`` turns a one-element tensor or array into a number, ``str``
+    writes a description) and the result is converted again; without ``default`` it is a ``TypeError``.
+    A container that contains itself is a ``ValueError``, as in ``json.dumps``.
+    """
+    return _to_json_safe(obj, default, set())
+
+
+def _to_json_safe(obj, default, active: set):
+    """:func:`to_json_safe` with ``active``: ids of the containers being converted (circular references)."""
+    obj = _as_python_scalar(obj)
+    if obj is None or isinstance(obj, (str, bool)):
+        return obj
+    if isinstance(obj, int):
+        return int(obj)  # an int subclass (IntEnum) is written as its number by json.dumps too
+    if isinstance(obj, float):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, pathlib.PurePath):
+        return str(obj)
+    if id(obj) in active:
+        raise ValueError("Circular reference detected")
+    active.add(id(obj))
+    try:
+        if isinstance(obj, dict):
+            return {_json_key(k): _to_json_safe(v, default, active) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [_to_json_safe(v, default, active) for v in obj]
+        if default is None:
+            raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+        return _to_json_safe(default(obj), default, active)
+    finally:
+        active.discard(id(obj))
+
+
+def atomic_write_json(path, obj, indent: int | None = 2, default=None) -> None:
+    """Write ``obj`` to ``path`` as strict JSON (RFC 8259) through :func:`atomic_write_text`, with a final newline.
+
+    ``obj`` goes through :func:`to_json_safe` (``default`` as there): non-finite numbers (NaN, infinities) are
+    written as ``null``, never as the ``NaN``/``Infinity`` tokens that strict parsers (``jq``,
+    ``JSON.parse``) reject; numpy and torch scalars are written as numbers. Nothing is written when ``obj``
+    cannot be converted (the ``TypeError``/``ValueError`` comes before the file is touched).
+    """
+    text = json.dumps(to_json_safe(obj, default=default), indent=indent, allow_nan=False) + "\n"
+    atomic_write_text(path, text)
 
 
 def read_text(path: str | os.PathLike, what: str) -> str:
