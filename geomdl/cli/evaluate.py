@@ -8,7 +8,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("checkpoint", help="a checkpoint written by geomdl train (last.pt / best.pt)")
     parser.add_argument("--data", metavar="PATH", help="data root to evaluate on (default: the run's data.root)")
     parser.add_argument("--split", nargs="+", metavar="SPLIT", help="splits to evaluate (default: val and test)")
-    parser.add_argument("--out", help="folder for metrics JSON and plots (default: <checkpoint folder>/eval)")
+    parser.add_argument("--out", help="folder for metrics JSON and plots "
+                                      "(default: <checkpoint folder>/eval/<checkpoint stem>, e.g. runs/x/eval/best)")
     parser.add_argument("--no-ema", action="store_true", help="use the raw weights even when the run kept an EMA")
     parser.add_argument("--no-plots", action="store_true", help="write metrics only")
     parser.add_argument("--batch-size", type=int, help="evaluation batch size per process")

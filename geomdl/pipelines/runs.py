@@ -50,16 +50,24 @@ def load_trained(path, device: str | torch.device = "cpu", use_ema: bool = True,
     return model.to(device).eval(), task, ckpt
 
 
+def default_eval_dir(path) -> pathlib.Path:
+    """Where ``geomdl eval`` writes when not told: ``<checkpoint folder>/eval/<checkpoint stem>``."""
+    path = pathlib.Path(path).resolve()
+    return path.parent / "eval" / path.stem
+
+
 def evaluate_checkpoint(path, data_root: str | None = None, splits: list[str] | None = None, out_dir=None,
                         use_ema: bool = True, plots: bool = True, batch_size: int | None = None) -> dict:
     """Evaluate a checkpoint on ``splits`` (default: val and test when the task provides them).
 
-    Writes ``<split>_metrics.json`` and plots into ``out_dir`` (default: the checkpoint's folder,
-    ``eval/`` inside it) on rank 0; returns ``{split: metrics}``.
+    Writes ``<split>_metrics.json`` and plots into ``out_dir`` on rank 0; returns ``{split: metrics}``.
+    The default ``out_dir`` is ``eval/<checkpoint stem>`` in the checkpoint's folder (``runs/x/eval/best/``
+    for ``runs/x/best.pt``), so evaluating ``best.pt`` and ``last.pt`` keeps the results of both.
     """
-    out = pathlib.Path(out_dir) if out_dir else pathlib.Path(path).resolve().parent / "eval"
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"out_dir: {str(out)!r} is a file, expected a folder for the metrics and plots")
+    out = pathlib.Path(out_dir) if out_dir else default_eval_dir(path)
+    existing = next((p for p in (out, *out.parents) if p.exists()), None)  # out, or the folder it would go in
+    if existing is not None and not existing.is_dir():
+        raise NotADirectoryError(f"out_dir: {str(existing)!r} is a file, expected a folder for the metrics and plots")
     ckpt = ckpt_mod.load_checkpoint(path)
     cfg = config_from_dict(ckpt["config"])
     info = setup(cfg.train.device if cfg.train.device != "cuda" or torch.cuda.is_available() else "cpu")
