@@ -8,7 +8,8 @@ runs on load)::
     model_name, model_kwargs, model (state dict), ema (state dict or None),
     optimizer, scheduler, scaler (AMP, or None),
     rng (one dict per rank: torch, cuda, numpy, python), world_size,
-    epoch (completed epochs), step (optimiser steps), best, bad_evals, history, finished
+    epoch (completed epochs), step (applied optimiser steps), skipped_steps (steps the fp16 gradient
+    scaler skipped), best, bad_evals, history, finished
 
 :func:`load_checkpoint` turns every way a file can be wrong into one :class:`CheckpointError`
 line naming the file: missing, truncated/corrupt, not a geomdl checkpoint, written by another

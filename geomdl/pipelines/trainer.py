@@ -8,7 +8,14 @@ progress (only on a TTY), ``metrics.csv`` (+ TensorBoard), PNG plots, and atomic
 (``last.pt`` every ``checkpoint_every`` epochs, ``best.pt`` on improvement) from which
 ``fit(resume=...)`` continues the same run bit-for-bit on CPU. Only rank 0 writes files. The final
 evaluation of every split uses ``best.pt``'s weights (``train.final_weights: best``, the default) or the
-last ones (``last``).
+last ones (``last``). Saving, resuming and best-tracking live in :mod:`geomdl.pipelines.trainer_checkpoints`.
+
+With fp16 the gradient scaler skips the optimiser step of a batch whose gradients hold inf/NaN (and lowers
+its scale); the LR schedule and the EMA then stay put too. ``state["step"]`` (``step`` in ``metrics.csv``
+and ``results.json``) counts applied optimiser steps only; skipped ones are counted in
+``state["skipped_steps"]`` (``skipped_steps`` in ``results.json``) and, per epoch, in the
+``train/skipped_steps`` column, logged when the scaler is active. The loss of a skipped batch still counts
+in ``train/loss``; ``train/grad_norm`` averages over applied steps.
 
 ``train.time_budget`` (seconds of wall time, summed over resumes; ``state["elapsed"]``) ends the run after
 the optimiser step that spends it, mid-epoch if need be: that epoch is validated and checkpointed, and the
@@ -24,11 +31,9 @@ Run folder (``train.out_dir``)::
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import math
 import pathlib
-import shutil
 import sys
 import time
 
@@ -42,24 +47,10 @@ from geomdl.pipelines.evaluation import autocast_context, eval_loader, evaluate,
 from geomdl.pipelines.loggers import MetricsLogger, remove_run_files
 from geomdl.pipelines.optim import build_optimizer, build_scheduler
 from geomdl.pipelines.tasks import Task, build_task, get_model_constructor
-from geomdl.utils.io import atomic_path, atomic_write_text
+from geomdl.pipelines.trainer_checkpoints import CheckpointMixin
+from geomdl.utils.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger("geomdl.train")
-
-# config keys that may differ between a checkpoint and the config that resumes it
-RESUMABLE_CHANGES = {"train.epochs", "train.stop_after_epochs", "train.time_budget", "train.progress", "train.out_dir",
-                     "train.tensorboard", "train.plots", "train.early_stopping_patience", "train.final_weights", "data.num_workers", "data.root", "data.eval_batch_size"}
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def amp_dtype_for(setting: str, device: torch.device) -> torch.dtype | None:
@@ -86,7 +77,7 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-class Trainer:
+class Trainer(CheckpointMixin):
     """Train ``config.task`` (see the module docstring).
 
     Args:
@@ -141,43 +132,10 @@ class Trainer:
                                          progress=self._budget_fraction if cfg.train.time_budget else None)
         self.amp_dtype = amp_dtype_for(cfg.train.amp, info.device)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
-        self.state = {"epoch": 0, "step": 0, "best": None, "best_epoch": None, "bad_evals": 0, "history": [], "finished": False,
-                      "elapsed": 0.0}
+        self.state = {"epoch": 0, "step": 0, "skipped_steps": 0, "best": None, "best_epoch": None, "bad_evals": 0,
+                      "history": [], "finished": False, "elapsed": 0.0}
         if info.rank:
             ckpt_mod.seed_everything(cfg.seed + 1_000_003 * info.rank)  # distinct dropout/augmentation streams
-
-    def _restore(self, ckpt: dict, path) -> None:
-        ckpt_mod.load_module_state(self.raw_model, ckpt["model"], path)
-        if self.ema is not None:
-            if ckpt.get("ema") is None:
-                raise ckpt_mod.CheckpointError(f"checkpoint {str(path)!r} has no EMA weights but train.ema_decay is set")
-            self.ema.load_state_dict(ckpt["ema"])
-        try:
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            self.scheduler.load_state_dict(ckpt["scheduler"])
-            if self.scaler is not None and ckpt.get("scaler"):
-                self.scaler.load_state_dict(ckpt["scaler"])
-        except (KeyError, ValueError, RuntimeError) as exc:
-            raise ckpt_mod.CheckpointError(f"checkpoint {str(path)!r}: optimiser state does not fit ({exc})") from None
-        for key in self.state:
-            if key in ckpt:
-                self.state[key] = ckpt[key]
-        stopped_early, budget_spent = self._end_reasons()
-        self.state["finished"] = self.state["epoch"] >= self.config.train.epochs or stopped_early or budget_spent
-        self._synced_elapsed = self.state["elapsed"]
-        rngs = ckpt.get("rng") or []
-        if len(rngs) != self.info.world_size:
-            log.warning("checkpoint was written by %d process(es), resuming with %d: RNG streams are not continued exactly",
-                        len(rngs), self.info.world_size)
-        if rngs:
-            ckpt_mod.set_rng_state(rngs[self.info.rank] if self.info.rank < len(rngs) else rngs[0])
-
-    def _check_resume_config(self, ckpt: dict, path) -> None:
-        old, new = _flatten(ckpt["config"]), _flatten(self.config.to_dict())
-        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
-        if diff:
-            detail = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:4])
-            raise ckpt_mod.CheckpointError(f"checkpoint {str(path)!r} belongs to another experiment ({detail})")
 
     # ---- time budget -------------------------------------------------------------------------
     def _elapsed(self) -> float:
@@ -203,34 +161,28 @@ class Trainer:
         loss_sum = torch.zeros((), dtype=torch.float64)
         count = torch.zeros((), dtype=torch.float64)
         grad_norm_sum = torch.zeros((), dtype=torch.float64)
-        budget, steps = cfg.train.time_budget, 0
+        budget, steps, skipped = cfg.train.time_budget, 0, 0
+        self._scale = self.scaler.get_scale() if self.scaler is not None else None
         bar = self._progress(self.train_loader, f"epoch {epoch + 1}/{cfg.train.epochs}")
         for i, batch in enumerate(bar):
             batch = move_to(batch, info.device)
             with autocast_context(info.device, self.amp_dtype):
                 output = task.forward(self.model, batch, train=True)
                 loss = task.loss(batch, output)
-            self.optimizer.zero_grad(set_to_none=True)
-            if self.scaler is not None:
-                self.scaler.scale(loss).backward()
-                self.scaler.unscale_(self.optimizer)
-            else:
-                loss.backward()
-            if cfg.optim.grad_clip is not None:
-                norm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.optim.grad_clip)
-                grad_norm_sum += norm.detach().double().cpu()
-            if self.scaler is not None:
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            else:
-                self.optimizer.step()
+            applied, norm = self._step(loss)
             if budget is not None:  # before the scheduler, which reads the spent fraction
                 self._synced_elapsed = all_reduce_max(self._elapsed(), info)
-            self.scheduler.step()
-            if self.ema is not None:
-                self.ema.update(self.raw_model)
-            self.state["step"] += 1
-            steps += 1
+            if applied:
+                self.scheduler.step()
+                if self.ema is not None:
+                    self.ema.update(self.raw_model)
+                if norm is not None:
+                    grad_norm_sum += norm.detach().double().cpu()
+                self.state["step"] += 1
+                steps += 1
+            else:
+                self.state["skipped_steps"] += 1
+                skipped += 1
             n = task.batch_size_of(batch)
             loss_sum += loss.detach().double().cpu() * n
             count += n
@@ -247,31 +199,39 @@ class Trainer:
         row = {"train/loss": train_loss, "lr": self.scheduler.get_last_lr()[0]}
         if cfg.optim.grad_clip is not None:
             row["train/grad_norm"] = float(grad_norm_sum) / max(1, steps)
+        if self.scaler is not None:
+            row["train/skipped_steps"] = skipped
         return row
+
+    def _step(self, loss: torch.Tensor) -> tuple[bool, torch.Tensor | None]:
+        """Backward pass, gradient clipping and optimiser step; returns ``(applied, gradient norm or None)``.
+
+        ``applied`` is False when the fp16 gradient scaler found inf/NaN gradients and skipped the optimiser
+        step. Its scale drops in ``update()`` on such a step only (and never on an applied one), so the scale
+        after the update is compared with the one after the previous update (``self._scale``, read at the start
+        of each epoch): reading it costs one host sync per step, on the fp16 path only.
+        """
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is None:
+            loss.backward()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        norm = None
+        if self.config.optim.grad_clip is not None:
+            norm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.config.optim.grad_clip)
+        if self.scaler is None:
+            self.optimizer.step()
+            return True, norm
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        scale, previous = self.scaler.get_scale(), self._scale
+        self._scale = scale
+        return scale >= previous, norm
 
     @property
     def eval_model(self):
         return self.ema.module if self.ema is not None else self.raw_model
-
-    # ---- checkpoints -------------------------------------------------------------------------
-    def _checkpoint_state(self) -> dict:
-        return {
-            "config": self.config.to_dict(), "task_name": self.config.task.name, "task_state": self.task.state_dict(),
-            "model_name": self.config.model.name, "model_kwargs": self.model_kwargs,
-            "model": self.raw_model.state_dict(), "ema": self.ema.state_dict() if self.ema is not None else None,
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "world_size": self.info.world_size, **self.state,
-        }
-
-    def _save(self, improved: bool) -> None:
-        rngs = all_gather_objects(ckpt_mod.rng_state(), self.info)  # every rank takes part
-        if self.info.is_main:
-            ckpt_mod.save_checkpoint({**self._checkpoint_state(), "rng": rngs}, self.out_dir / "last.pt")
-            if improved:
-                with atomic_path(self.out_dir / "best.pt") as tmp:
-                    shutil.copyfile(self.out_dir / "last.pt", tmp)
-        barrier(self.info)
 
     # ---- the run -----------------------------------------------------------------------------
     def fit(self, resume=None, overwrite: bool = False) -> dict:
@@ -305,7 +265,8 @@ class Trainer:
         """Fail before the first epoch when ``train.monitor`` names no logged metric: the validation metric
         names come from one validation batch (under a forked RNG, so the run's random stream is unchanged)."""
         cfg = self.config.train
-        known = {"train/loss", "lr", "val/loss"} | ({"train/grad_norm"} if self.config.optim.grad_clip is not None else set())
+        known = ({"train/loss", "lr", "val/loss"} | ({"train/grad_norm"} if self.config.optim.grad_clip is not None else set())
+                 | ({"train/skipped_steps"} if self.scaler is not None else set()))
         if cfg.monitor in known or self.state["epoch"] > 0:
             return
         with torch.random.fork_rng(devices=[self.info.device] if self.info.device.type == "cuda" else []):
@@ -368,54 +329,10 @@ class Trainer:
             if logger is not None:
                 logger.close()
 
-    def _track(self, row: dict) -> tuple[bool, bool]:
-        cfg, state = self.config.train, self.state
-        if cfg.monitor not in row:
-            raise ConfigError(f"train.monitor: {cfg.monitor!r} is not a logged metric (available: "
-                              f"{', '.join(k for k in row if k.startswith('val/'))})")
-        value = row[cfg.monitor]
-        best = state["best"]
-        improved = math.isfinite(value) and (best is None or (value < best if cfg.monitor_mode == "min" else value > best))
-        if improved:
-            state["best"], state["best_epoch"], state["bad_evals"] = value, row["epoch"], 0
-        else:
-            state["bad_evals"] += 1
-        patience = cfg.early_stopping_patience
-        stop = patience is not None and state["bad_evals"] >= patience
-        if stop:  # best is None when no finite value was ever logged (all NaN)
-            log.info("early stopping: %s did not improve for %d evaluation(s) (best %s at epoch %s)", cfg.monitor,
-                     state["bad_evals"], "none" if state["best"] is None else f"{state['best']:.4g}", state["best_epoch"])
-        return improved, stop
-
-    def _end_reasons(self) -> tuple[bool, bool]:
-        """``(stopped early, time budget spent)`` from the saved counters (early-stopping evaluations, elapsed time)."""
-        patience, budget = self.config.train.early_stopping_patience, self.config.train.time_budget
-        return (patience is not None and self.state["bad_evals"] >= patience,
-                budget is not None and self.state["elapsed"] >= budget)
-
-    def _load_final_weights(self) -> tuple[str, int]:
-        """Put the weights of the final evaluation in place (``train.final_weights``); returns which
-        (``"best"`` or ``"last"``) and their epoch. ``best.pt`` is reloaded only when the best
-        validation came before the last epoch; without any finite monitored value the last weights stay."""
-        state = self.state
-        if self.config.train.final_weights == "last":
-            return "last", state["epoch"]
-        if state["best_epoch"] is None:
-            log.warning("train.final_weights: no finite %s was logged, so there is no best checkpoint; the final "
-                        "evaluation uses the last weights", self.config.train.monitor)
-            return "last", state["epoch"]
-        if state["best_epoch"] != state["epoch"]:
-            best = ckpt_mod.load_checkpoint(self.out_dir / "best.pt")
-            self.raw_model.load_state_dict(best["model"])
-            if self.ema is not None:
-                self.ema.load_state_dict(best["ema"])
-            log.info("final evaluation with best.pt (epoch %d, %s=%.4g); last.pt holds epoch %d",
-                     state["best_epoch"], self.config.train.monitor, state["best"], state["epoch"])
-        return "best", state["best_epoch"]
-
     def _final(self, logger, stopped_early: bool) -> dict:
         info = self.info
-        results = {"finished": True, "epoch": self.state["epoch"], "step": self.state["step"], "stopped_early": stopped_early,
+        results = {"finished": True, "epoch": self.state["epoch"], "step": self.state["step"],
+                   "skipped_steps": self.state["skipped_steps"], "stopped_early": stopped_early,
                    "time_budget_spent": self._budget_spent, "elapsed_s": self.state["elapsed"],
                    "best": self.state["best"], "best_epoch": self.state["best_epoch"], "out_dir": str(self.out_dir),
                    "metrics": {}, "eval_sizes": self.eval_sizes, "plots": []}
@@ -436,6 +353,6 @@ class Trainer:
                 from geomdl.pipelines.plots import learning_curves
 
                 results["plots"].append(str(learning_curves(logger.history, self.out_dir / "learning_curves.png")))
-            atomic_write_text(self.out_dir / "results.json", json.dumps(results, indent=2, default=float) + "\n")
+            atomic_write_json(self.out_dir / "results.json", results, indent=2, default=float)  # NaN/inf as null
         barrier(info)
         return results
