@@ -24,7 +24,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import json
     import os
-    import shlex
+    import sys
 
     from geomdl.cli import CommandError
     from geomdl.cli._common import configure_logging, user_errors
@@ -34,10 +34,19 @@ def run(args) -> int:
     # --out is a path taken verbatim: quoted, so that YAML reads `2024-05-01`, `123` or `runs/a #1` as that string
     overrides = list(args.overrides) + ([f"train.out_dir={json.dumps(args.out)}"] if args.out else [])
     configure_logging(quiet=args.quiet)
-    with user_errors(CommandError):
-        from geomdl.pipelines.runs import train
+    from geomdl.pipelines.trainer import TrainingInterrupted
 
-        summary = train(args.config, overrides, resume=args.resume, overwrite=args.overwrite)
+    try:
+        with user_errors(CommandError):
+            from geomdl.pipelines.runs import train
+
+            summary = train(args.config, overrides, resume=args.resume, overwrite=args.overwrite)
+    except TrainingInterrupted as exc:
+        if int(os.environ.get("RANK", "0")) == 0:
+            how = (f"continue with: {_resume_command(args)}" if exc.last_checkpoint is not None else
+                   "nothing to resume: run the same command again")
+            print(f"geomdl train: {exc}; {how}", file=sys.stderr)
+        return 130
     if int(os.environ.get("RANK", "0")) == 0:
         if summary.get("finished"):
             if "final_weights" in summary:
@@ -48,8 +57,14 @@ def run(args) -> int:
                 print(f"{split}{n}: " + "  ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
             print(f"run folder: {summary['out_dir']}")
         else:
-            # the same overrides: a resume whose config differs from the checkpoint's is refused
-            again = [args.config, *(x for o in args.overrides for x in ("--set", o))] + (["--out", args.out] if args.out else [])
-            print(f"stopped after epoch {summary['epoch']}; continue with: geomdl train "
-                  f"{' '.join(shlex.quote(str(a)) for a in again)} --resume")
+            print(f"stopped after epoch {summary['epoch']}; continue with: {_resume_command(args)}")
     return 0
+
+
+def _resume_command(args) -> str:
+    """The ``geomdl train ... --resume`` command that continues this run, with the same ``--set`` overrides
+    (a resume whose config differs from the checkpoint's is refused) and ``--out``."""
+    import shlex
+
+    again = [args.config, *(x for o in args.overrides for x in ("--set", o))] + (["--out", args.out] if args.out else [])
+    return f"geomdl train {' '.join(shlex.quote(str(a)) for a in again)} --resume"

@@ -53,6 +53,23 @@ from geomdl.utils.io import atomic_write_json, atomic_write_text
 log = logging.getLogger("geomdl.train")
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (``KeyboardInterrupt``) during :meth:`Trainer.fit`, with where the run stands.
+
+    Attributes: ``epoch`` (the 1-based epoch that was running; ``None`` in the final evaluation), ``saved_epoch`` (the epoch ``last.pt`` holds
+    from this process, or ``None`` when none was written here), ``last_checkpoint`` (``out_dir/last.pt`` when it
+    exists, else ``None``), ``out_dir``. ``last.pt`` is written atomically, so an interrupt never corrupts it.
+    """
+
+    def __init__(self, epoch: int, saved_epoch: int | None, last_checkpoint, out_dir):
+        self.epoch, self.saved_epoch, self.last_checkpoint, self.out_dir = epoch, saved_epoch, last_checkpoint, out_dir
+        held = ("no checkpoint" if last_checkpoint is None else
+                f"{last_checkpoint} holds epoch {saved_epoch}" if saved_epoch is not None else
+                f"{last_checkpoint} is from before this process")
+        where = "during the final evaluation" if epoch is None else f"in epoch {epoch}"
+        super().__init__(f"training interrupted {where}; {held}")
+
+
 def amp_dtype_for(setting: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of ``train.amp`` on ``device`` (None: full precision)."""
     if setting == "off":
@@ -94,6 +111,7 @@ class Trainer(CheckpointMixin):
         self.model = self.ema = None
         self.clock = time.perf_counter  # the time budget's clock (tests replace it)
         self._elapsed_base, self._clock_start, self._synced_elapsed, self._budget_spent = 0.0, None, 0.0, False
+        self._saved_epoch = None  # the epoch of the last last.pt this process wrote (TrainingInterrupted)
 
     # ---- set-up ------------------------------------------------------------------------------
     def _build(self, resume_ckpt: dict | None, resume_path):
@@ -257,6 +275,8 @@ class Trainer(CheckpointMixin):
             self._build(ckpt, resume_path)
             if ckpt is not None:
                 self._restore(ckpt, resume_path)
+                if resume_path.resolve() == (self.out_dir / "last.pt").resolve():
+                    self._saved_epoch = self.state["epoch"]
             return self._run(clear_folder=bool(overwrite) and not resume)
         finally:
             torch.use_deterministic_algorithms(previous)
@@ -325,6 +345,12 @@ class Trainer(CheckpointMixin):
             if epochs_here == 0:  # resumed after it had ended: report why it ended, as the run that ended it did
                 stopped_early, self._budget_spent = self._end_reasons()
             return self._final(logger, stopped_early)
+        except TrainingInterrupted:
+            raise
+        except KeyboardInterrupt as exc:
+            last = self.out_dir / "last.pt"
+            running = None if state["finished"] else state["epoch"] + 1  # None: in the final evaluation
+            raise TrainingInterrupted(running, self._saved_epoch, last if last.exists() else None, self.out_dir) from exc
         finally:
             if logger is not None:
                 logger.close()

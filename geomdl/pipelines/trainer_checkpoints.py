@@ -88,6 +88,7 @@ class CheckpointMixin:
                 with atomic_path(self.out_dir / "best.pt") as tmp:
                     shutil.copyfile(self.out_dir / "last.pt", tmp)
         barrier(self.info)
+        self._saved_epoch = self.state["epoch"]
 
     def _track(self, row: dict) -> tuple[bool, bool]:
         cfg, state = self.config.train, self.state
