@@ -1,6 +1,8 @@
 """Training recipe of the shipped learned descriptor (``geomdl/pipelines/registration/weights/descriptor.pt``).
 
-``python -m benchmarks registration_train_descriptor [--threads 2]`` (defaults = the shipped weights):
+``python -m benchmarks registration_train_descriptor [--threads 2]`` (defaults = the shipped weights' recipe;
+the weights go to ``benchmarks/results/registration_descriptor.pt`` unless ``--weights`` names another file:
+``--weights geomdl/pipelines/registration/weights/descriptor.pt`` replaces the shipped ones):
 generates the built-in training pairs (seeded; room-like scene pairs and shape pairs, no download and
 no real scan), trains :class:`~geomdl.pipelines.registration.learned.PatchDescriptor` with InfoNCE
 (:mod:`geomdl.pipelines.registration.training`), writes the weights atomically, then compares the
@@ -36,7 +38,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--val", type=int, default=30, help="held-out built-in pairs for the comparison (default 30)")
-    parser.add_argument("--weights", default=str(WEIGHTS), help=f"output weights (default {WEIGHTS})")
+    default = pathlib.Path(__file__).resolve().parent / "results" / "registration_descriptor.pt"
+    parser.add_argument("--weights", default=str(default),
+                        help=f"output weights (default {default}; pass {WEIGHTS} to replace the shipped weights)")
 
 
 def run(args) -> list[dict]:
@@ -57,6 +61,7 @@ def run(args) -> list[dict]:
     meta = {"recipe": "python -m benchmarks registration_train_descriptor", "seed": args.seed, "steps": args.steps,
             "scenes": args.scenes, "shapes": args.shapes, "voxel": voxel, "data_s": round(t_data, 1),
             "train_s": round(t_train, 1), "final_loss": statistics.fmean(losses[-50:]), "threads": torch.get_num_threads()}
+    pathlib.Path(args.weights).parent.mkdir(parents=True, exist_ok=True)
     save_descriptor(model, args.weights, meta)
     print(f"wrote {args.weights} ({pathlib.Path(args.weights).stat().st_size / 1024:.0f} kB): data {t_data:.0f} s, "
           f"training {t_train:.0f} s, loss {losses[0]:.3f} -> {meta['final_loss']:.3f}")

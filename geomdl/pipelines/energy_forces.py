@@ -125,6 +125,24 @@ class EnergyForceTask(Task):
                 **metrics.error_sums(e.detach(), torch.zeros_like(e), "loss_energy"),
                 **metrics.error_sums(f.detach(), torch.zeros_like(f), "loss_forces")}
 
+    def predictions(self, batch, output):
+        """Energies ``[B]`` and force components ``[3N]`` (float32, in the metrics' units) for the parity plot."""
+        s = self.options.metric_scale
+        return {"energy_pred": (output["energy"].detach() * s).float().cpu(),
+                "energy_true": (batch.energy.reshape(-1) * s).float().cpu(),
+                "forces_pred": (output["forces"].detach() * s).reshape(-1).float().cpu(),
+                "forces_true": (batch.forces * s).reshape(-1).float().cpu()}
+
+    def plot(self, predictions, stats, out_dir, split):
+        """``parity_<split>.png``: predicted against true energies and force components."""
+        from geomdl.pipelines.plots import energy_force_parity_plot
+
+        if not predictions:
+            return []
+        p = predictions
+        return [energy_force_parity_plot(p["energy_pred"], p["energy_true"], p["forces_pred"], p["forces_true"],
+                                         out_dir / f"parity_{split}.png", title=split)]
+
     def compute_metrics(self, stats):
         out = {**metrics.mae_rmse_from_sums(stats, "energy"), **metrics.mae_rmse_from_sums(stats, "forces")}
         e_n, f_n = float(stats["loss_energy/count"]), float(stats["loss_forces/count"])

@@ -69,7 +69,7 @@ def learning_curves(history: list[dict], path) -> pathlib.Path:
 
 def confusion_matrix_plot(conf: torch.Tensor, path, class_names: list[str] | None = None, title: str = "") -> pathlib.Path:
     """Row-normalised confusion matrix ``conf [C, C]`` (rows: true class) with the counts written in."""
-    conf = torch.as_tensor(conf).double()
+    conf = torch.as_tensor(conf).detach().cpu().double()
     if conf.dim() != 2 or conf.shape[0] != conf.shape[1]:
         raise ValueError(f"conf must be a square [C, C] matrix, got {tuple(conf.shape)}")
     num = conf.shape[0]
@@ -102,7 +102,7 @@ def parity_plot(pred: torch.Tensor, target: torch.Tensor, path, names: list[str]
     Args:
         pred, target: ``[N]`` or ``[N, T]`` (same shape).
     """
-    pred, target = torch.as_tensor(pred).double(), torch.as_tensor(target).double()
+    pred, target = torch.as_tensor(pred).detach().cpu().double(), torch.as_tensor(target).detach().cpu().double()
     if pred.shape != target.shape:
         raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
     if pred.dim() == 1:
@@ -114,17 +114,46 @@ def parity_plot(pred: torch.Tensor, target: torch.Tensor, path, names: list[str]
     rows = math.ceil(num / cols)
     fig = _figure(3.6 * cols, 3.4 * rows)
     for i in range(num):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        p, t = pred[:, i].numpy(), target[:, i].numpy()
-        ax.scatter(t, p, s=6, alpha=0.6)
-        if len(t):
-            lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
-            ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
-            err = p - t
-            ax.set_title(f"{names[i] if i < len(names) else i}\nMAE {abs(err).mean():.3g}, RMSE {(err ** 2).mean() ** 0.5:.3g}", fontsize=9)
-        ax.set_xlabel("true")
-        ax.set_ylabel("predicted")
-        ax.grid(alpha=0.3)
+        _parity_panel(fig.add_subplot(rows, cols, i + 1), pred[:, i], target[:, i], names[i] if i < len(names) else str(i))
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _parity_panel(ax, pred: torch.Tensor, target: torch.Tensor, name: str, max_points: int | None = None) -> None:
+    """One parity panel: ``pred`` against ``target`` ``[N]`` (float64), the y = x line, MAE and RMSE of all
+    ``N`` points in the title; at most ``max_points`` of them drawn (a seeded random subset, said in the title)."""
+    err = pred - target
+    label = name
+    if len(target):
+        label += f"\nMAE {float(err.abs().mean()):.3g}, RMSE {float(err.pow(2).mean().sqrt()):.3g}"
+    if max_points is not None and len(target) > max_points:
+        keep = torch.randperm(len(target), generator=torch.Generator().manual_seed(0))[:max_points]
+        pred, target = pred[keep], target[keep]
+        label += f" ({max_points} of {len(err)} drawn)"
+    p, t = pred.numpy(), target.numpy()
+    ax.scatter(t, p, s=6, alpha=0.6)
+    if len(t):
+        lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
+        ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
+    ax.set_title(label, fontsize=9)
+    ax.set_xlabel("true")
+    ax.set_ylabel("predicted")
+    ax.grid(alpha=0.3)
+
+
+def energy_force_parity_plot(energy_pred, energy_true, forces_pred, forces_true, path, unit: str = "",
+                             title: str = "", max_points: int = 50_000) -> pathlib.Path:
+    """Two parity panels in one PNG: energies per structure (``[B]``) and force components (``[K]``, e.g.
+    ``3N`` flattened); errors over all points, at most ``max_points`` of each drawn."""
+    pairs = {"energy": (energy_pred, energy_true), "forces": (forces_pred, forces_true)}
+    fig = _figure(7.2, 3.4)
+    for i, (name, (pred, target)) in enumerate(pairs.items()):
+        pred = torch.as_tensor(pred).double().reshape(-1)
+        target = torch.as_tensor(target).double().reshape(-1)
+        if pred.shape != target.shape:
+            raise ValueError(f"{name}: predictions and targets must have the same size, got {pred.numel()} and {target.numel()}")
+        _parity_panel(fig.add_subplot(1, 2, i + 1), pred, target, f"{name} ({unit})" if unit else name, max_points)
     if title:
         fig.suptitle(title)
     return _save(fig, path)
