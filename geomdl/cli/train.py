@@ -50,7 +50,9 @@ def run(args) -> int:
     if int(os.environ.get("RANK", "0")) == 0:
         if summary.get("finished"):
             if "final_weights" in summary:
-                print(f"final evaluation with the {summary['final_weights']} weights (epoch {summary['final_weights_epoch']})")
+                # (the trainer's own log line says the same at DEBUG level: one line, also under --quiet)
+                print(f"final evaluation with the {summary['final_weights']} weights (epoch {summary['final_weights_epoch']} "
+                      f"of {summary['epoch']})")
             sizes = summary.get("eval_sizes", {})
             for split, metrics in summary["metrics"].items():
                 n = f" ({sizes[split]} items)" if split in sizes else ""

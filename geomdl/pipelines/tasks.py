@@ -65,6 +65,7 @@ Contract details
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from typing import Any
 
@@ -160,8 +161,23 @@ class Task:
         return get_dataset(d.name, split=split, root=d.root, **d.kwargs)
 
     def build_datasets(self) -> dict:
-        """``{"train": ds, "val": ds}`` (+ ``"test"``); default: :meth:`dataset_for` per split."""
-        return {split: self.dataset_for(split) for split in self.splits}
+        """``{"train": ds, "val": ds}`` (+ ``"test"``); default: :meth:`dataset_for` per split in :attr:`splits`,
+        plus the data's ``"test"`` split when it has one with items (scored at the end of a run, never during it).
+        A dataset that has no test split (its constructor raises ``ValueError`` for ``split="test"``) is
+        logged at INFO level and left out."""
+        out = {split: self.dataset_for(split) for split in self.splits}
+        if "test" not in out:
+            try:
+                test = self.dataset_for("test")
+            except ConfigError:
+                raise
+            except ValueError as exc:
+                logging.getLogger("geomdl.train").info("no test split in %r (%s): the final evaluation scores val only",
+                                                       self.config.data.name, exc)
+            else:
+                if len(test):
+                    out["test"] = test
+        return out
 
     def make_loader(self, dataset, batch_size: int, sampler=None, shuffle: bool = False):
         """A loader yielding batches (default: ``torch_geometric.loader.DataLoader``)."""

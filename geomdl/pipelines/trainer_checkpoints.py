@@ -131,6 +131,6 @@ class CheckpointMixin:
             self.raw_model.load_state_dict(best["model"])
             if self.ema is not None:
                 self.ema.load_state_dict(best["ema"])
-            log.info("final evaluation with best.pt (epoch %d, %s=%.4g); last.pt holds epoch %d",
+            log.debug("final evaluation with best.pt (epoch %d, %s=%.4g); last.pt holds epoch %d",
                      state["best_epoch"], self.config.train.monitor, state["best"], state["epoch"])
         return "best", state["best_epoch"]

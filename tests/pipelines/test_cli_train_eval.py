@@ -38,8 +38,10 @@ def test_train_prints_final_metrics_and_run_folder(trained, tmp_path, capsys):
     cfg, _, _ = trained
     assert main(["train", str(cfg), "--out", str(tmp_path / "r"), "--set", "train.epochs=1", "--set", "train.plots=off"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "final evaluation with the best weights (epoch 1)"
-    assert out[1].startswith("val (16 items): loss=") and "accuracy=" in out[1] and out[2] == f"run folder: {tmp_path / 'r'}"
+    assert out[0] == "final evaluation with the best weights (epoch 1 of 1)"
+    assert out[1].startswith("val (16 items): loss=") and "accuracy=" in out[1]
+    assert out[2].startswith("test (16 items): loss=")  # the data's test split, scored at the end only
+    assert out[3] == f"run folder: {tmp_path / 'r'}"
     assert not (tmp_path / "r" / "learning_curves.png").exists()
 
 
