@@ -55,7 +55,7 @@ def _step(model, batches):
         loss = (model(batch).reshape(-1) - target).abs().mean()
         model.zero_grad(set_to_none=True)
         loss.backward()
-    return float(loss)
+    return float(loss.detach())
 
 
 def run(args) -> list[dict]:

@@ -95,7 +95,7 @@ def run(args) -> list[dict]:
             skipped.append({"pairs": "all", "method": method, "n": 0, "skipped": str(exc)})
             continue
         methods.append(method)
-    for k, (group, (_, src, tgt, pose, info)) in enumerate(tqdm(problems, desc="pairs")):
+    for k, (group, (_, src, tgt, pose, info)) in enumerate(tqdm(problems, desc="pairs", disable=None)):
         methods_k = methods if k % 2 == 0 else methods[::-1]
         for method in methods_k:
             t0 = time.perf_counter()

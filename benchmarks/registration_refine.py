@@ -153,7 +153,7 @@ def run(args) -> list[dict]:
                     rows.append({"pairs": f"{i}-{j}", "start": start, "variant": name, "rre_deg": m["rre_deg"],
                                  "rte_cm": 100 * m["rte"], "rmse_3dmatch_m": m["rmse"], "time_s": elapsed})
     stats = {name: {"ok": 0, "wrong": 0, "rre": [], "rte": [], "t": 0.0} for name in VARIANTS}
-    for _, src, tgt, gt, _ in tqdm(list(synthetic_pairs(args.synthetic, args.seed)), desc="built-in pairs"):
+    for _, src, tgt, gt, _ in tqdm(list(synthetic_pairs(args.synthetic, args.seed)), desc="built-in pairs", disable=None):
         result = register(src, tgt, voxel_size=args.voxel, seed=args.seed)
         sd, td = result.source_down, result.target_down
         tn = estimate_normals(td)

@@ -208,7 +208,7 @@ def run(args) -> list[dict]:
         raise SystemExit("--peers cueq needs --second single (cuEquivariance's channelwise product takes a "
                          "one-channel second operand)")
     rows, times = [], {}
-    for L in tqdm(degrees, desc="tensor_product L", unit="L"):
+    for L in tqdm(degrees, desc="tensor_product L", unit="L", disable=None):
         irreps = _irreps(args.channels, L)
         irreps2 = _irreps(1, L) if single else irreps
         check = _check(L, 2, single)

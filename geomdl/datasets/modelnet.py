@@ -200,7 +200,7 @@ class ModelNet(GeometricDataset):
             return self._process_h5()
         items = self._items()
         out = []
-        for k, (path, label) in enumerate(tqdm(items, desc=f"ModelNet{self.name} {self.split}", leave=False, disable=len(items) < 50)):
+        for k, (path, label) in enumerate(tqdm(items, desc=f"ModelNet{self.name} {self.split}", leave=False, disable=True if len(items) < 50 else None)):
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + k)
             if self.format == "off":
                 verts, faces = read_off(path)

@@ -65,7 +65,7 @@ def simulate_charged_systems(num_systems: int, num_particles: int = 5, frames: i
     if progress:
         from tqdm import tqdm
 
-        steps = tqdm(steps, desc="n-body simulation", unit="step", mininterval=2.0)
+        steps = tqdm(steps, desc="n-body simulation", unit="step", mininterval=2.0, disable=None)
     for i in steps:
         loc = loc + dt * vel
         loc, vel = clamp(loc, vel)

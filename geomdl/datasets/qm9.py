@@ -211,7 +211,7 @@ class QM9(GeometricDataset):
         unc = self.files[0].parent / "uncharacterized.txt"
         if unc.is_file():
             skip = {int(ln.split()[0]) for ln in unc.read_text().splitlines() if ln.strip()[:1].isdigit()}
-        for f in tqdm(self.files, desc="QM9 xyz", leave=False, disable=len(self.files) < 1000):
+        for f in tqdm(self.files, desc="QM9 xyz", leave=False, disable=True if len(self.files) < 1000 else None):
             rec = read_qm9_xyz(f)
             if rec["index"] in skip:
                 continue

@@ -185,7 +185,7 @@ class ThreeDMatch(GeometricDataset):
         from tqdm import tqdm
 
         out = []
-        for path in tqdm(self._fragment_paths, desc="3DMatch fragments", leave=False, disable=len(self._fragment_paths) < 10):
+        for path in tqdm(self._fragment_paths, desc="3DMatch fragments", leave=False, disable=True if len(self._fragment_paths) < 10 else None):
             pos = torch.from_numpy(read_points(path))
             if self.voxel_size is not None:
                 pos = F.voxel_downsample(pos, self.voxel_size)

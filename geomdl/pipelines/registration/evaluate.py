@@ -50,7 +50,7 @@ def evaluate_benchmark(benchmark_dir, fragments_dir, method: str = "geomdl", vox
         raise ValueError(f"no gt.log pair of {benchmark_dir} has both fragments in {fragments_dir}")
     todo = todo[:max_pairs] if max_pairs is not None else todo
     cache, rows = {}, []
-    for i, j in tqdm(todo, desc="pairs", disable=not progress):
+    for i, j in tqdm(todo, desc="pairs", disable=None if progress else True):
         for k in (i, j):
             if k not in cache:
                 cache[k] = read_point_cloud(find_fragment(fragments_dir, k))
