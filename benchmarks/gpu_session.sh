@@ -112,7 +112,7 @@ run_tests() {
   # listed with their reasons (-rf). The ops/o3/testing suites on this machine's torch only with RUN_SUITE=1.
   timeout "${TEST_TIMEOUT:-300}" $PY -m pytest -q --maxfail=25 -p no:cacheprovider -n "${TEST_WORKERS:-4}" -rf \
     --tb=short tests/ops/test_cuda_scatter.py tests/ops/test_cuda_neighbors.py tests/o3/test_cuda_gaunt.py \
-    tests/ops/test_cuda_trilinear.py 2>&1 \
+    tests/ops/test_cuda_trilinear.py tests/nn/test_device_portability.py tests/pipelines/test_pipeline_device_portability.py 2>&1 \
     | tee "$OUT/test_cuda.log" | tail -40
   if [[ "${RUN_SUITE:-0}" == 1 ]]; then
     timeout "${TEST_TIMEOUT:-300}" $PY -m pytest -q -p no:cacheprovider -n 8 -rf --tb=line tests/ops tests/o3 \

@@ -123,13 +123,13 @@ def rmse(pred: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def error_sums(pred: torch.Tensor, target: torch.Tensor, name: str = "") -> dict:
-    """Summable statistics ``{name/abs_sum, name/sq_sum, name/count}`` (float64 scalars) of
-    ``pred - target`` over all elements; feed them (summed) to :func:`mae_rmse_from_sums`."""
+    """Summable statistics ``{name/abs_sum, name/sq_sum, name/count}`` (float64 scalars on the device of
+    ``pred``) of ``pred - target`` over all elements; feed them (summed) to :func:`mae_rmse_from_sums`."""
     _check_pair(pred, target)
     err = pred.detach().double() - target.detach().double()
     p = f"{name}/" if name else ""
     return {f"{p}abs_sum": err.abs().sum(), f"{p}sq_sum": err.pow(2).sum(),
-            f"{p}count": torch.tensor(float(err.numel()), dtype=torch.float64)}
+            f"{p}count": torch.tensor(float(err.numel()), dtype=torch.float64, device=err.device)}
 
 
 def mae_rmse_from_sums(stats: dict, name: str = "") -> dict:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ import torch
 from geomdl.pipelines.ema import ModelEMA
 from geomdl.pipelines.optim import lr_multiplier
 from geomdl.utils.rotations import random_rotation
+from geomdl.utils.devices import module_device
 
 
 @dataclass
@@ -119,6 +120,11 @@ class MoleculeBatch:
     num_atoms: torch.Tensor
     num_graphs: int
 
+    def to(self, device) -> "MoleculeBatch":
+        """The same batch with every tensor on ``device``."""
+        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)
+                                if isinstance(getattr(self, f.name), torch.Tensor)})
+
 
 def collate(frames: list[Frame], dtype=torch.float32) -> MoleculeBatch:
     """Concatenate frames into one batch (positions/forces in ``dtype``)."""
@@ -159,8 +165,10 @@ def prepare_potential(model, train: list[Frame]) -> None:
 
 
 def _rotate(batch: MoleculeBatch, generator) -> MoleculeBatch:
-    """One random rotation per structure applied to positions and forces (augmentation)."""
-    rots = torch.stack([random_rotation(generator) for _ in range(batch.num_graphs)]).to(batch.pos.dtype)[batch.batch]
+    """One random rotation per structure applied to positions and forces (augmentation); drawn on the CPU
+    (the generator's device), applied on the batch's."""
+    rots = torch.stack([random_rotation(generator) for _ in range(batch.num_graphs)]).to(batch.pos.device, batch.pos.dtype)
+    rots = rots[batch.batch]
     return MoleculeBatch(batch.z, torch.einsum("nij,nj->ni", rots, batch.pos), batch.batch, batch.energy,
                          torch.einsum("nij,nj->ni", rots, batch.forces), batch.num_atoms, batch.num_graphs)
 
@@ -189,7 +197,8 @@ def train_potential(model, train: list[Frame], val: list[Frame] | None = None, *
     recipe completes its schedule on a slow or busy machine. ``keep_freed_memory`` (default on) calls
     :func:`geomdl.utils.allocator.keep_freed_memory` so the large per-step tensors reuse the heap instead
     of being page-faulted in at every step (about 25 % of a PONITA step on 3BPA; the process keeps its
-    peak heap). Returns ``{"model", "history", "epoch_times", "stopped_early"}``.
+    peak heap). Batches are moved to the device of ``model``. Returns ``{"model", "history", "epoch_times",
+    "stopped_early"}``.
     """
     if not train:
         raise ValueError("train: no frames")
@@ -222,7 +231,7 @@ def train_potential(model, train: list[Frame], val: list[Frame] | None = None, *
         perm = torch.randperm(len(train), generator=gen).tolist()
         running = 0.0
         for k in range(0, len(train), batch_size):
-            batch = collate([train[i] for i in perm[k:k + batch_size]], dtype)
+            batch = collate([train[i] for i in perm[k:k + batch_size]], dtype).to(module_device(model))
             if rotate:
                 batch = _rotate(batch, gen)
             for group in opt.param_groups:
@@ -265,18 +274,19 @@ def evaluate_potential(model, frames: list[Frame], batch_size: int = 10, dtype=t
     """Energy MAE/RMSE (meV per structure) and force-component MAE/RMSE (meV/A) on ``frames``.
 
     ``rotations > 0`` averages the predictions over that many random rotations of each batch
-    (forces rotated back), which reduces the grid discretisation error of fiber-bundle models.
+    (forces rotated back), which reduces the grid discretisation error of fiber-bundle models. Batches are
+    moved to the device of ``model``.
     """
     was_training = model.training
     model.eval()
     gen = torch.Generator().manual_seed(seed)
     e_err, f_err = [], []
     for k in range(0, len(frames), batch_size):
-        batch = collate(frames[k:k + batch_size], dtype)
+        batch = collate(frames[k:k + batch_size], dtype).to(module_device(model))
         if rotations:
             es, fs = 0.0, 0.0
             for _ in range(rotations):
-                rot = random_rotation(gen).to(dtype)
+                rot = random_rotation(gen).to(batch.pos.device, dtype)
                 out = model(batch.z, batch.pos @ rot.T, batch.batch, batch.num_graphs, create_graph=False)
                 es = es + out["energy"].detach()
                 fs = fs + out["forces"].detach() @ rot

@@ -15,17 +15,21 @@ import torch
 from geomdl.datasets.functional import random_rotation_matrix
 from geomdl.pipelines.ema import ModelEMA
 from geomdl.pipelines.optim import lr_multiplier
+from geomdl.utils.devices import module_device
 
 
-def nbody_inputs(data: dict, index: torch.Tensor):
+def nbody_inputs(data: dict, index: torch.Tensor, device: torch.device | str | None = None):
     """Flatten systems ``index`` of a split into one batch: pos ``[S n, 3]``, scalars ``[S n, 2]``,
-    vectors ``[S n, 1, 3]``, batch ``[S n]``, target ``[S n, 3]``."""
-    pos, vel = data["pos"][index], data["vel"][index]
+    vectors ``[S n, 1, 3]``, batch ``[S n]``, target ``[S n, 3]``, all on ``device`` (default: that of
+    ``data["pos"]``)."""
+    device = data["pos"].device if device is None else torch.device(device)
+    pos, vel = data["pos"][index].to(device), data["vel"][index].to(device)
     s, n, _ = pos.shape
-    q = data["charges"][index][..., None]
+    q = data["charges"][index][..., None].to(device)
     scalars = torch.cat([q, vel.norm(dim=-1, keepdim=True)], -1).reshape(s * n, 2)
-    batch = torch.arange(s).repeat_interleave(n)
-    return pos.reshape(s * n, 3), scalars, vel.reshape(s * n, 1, 3), batch, data["target"][index].reshape(s * n, 3)
+    batch = torch.arange(s, device=device).repeat_interleave(n)
+    target = data["target"][index].to(device).reshape(s * n, 3)
+    return pos.reshape(s * n, 3), scalars, vel.reshape(s * n, 1, 3), batch, target
 
 
 def flip_charge_signs(scalars: torch.Tensor, batch: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -33,7 +37,8 @@ def flip_charge_signs(scalars: torch.Tensor, batch: torch.Tensor, generator: tor
     in ``batch [N]`` (each system keeps or flips all its charges together); the other columns are kept."""
     if batch.numel() == 0:
         return scalars
-    sign = torch.randint(0, 2, (int(batch.max()) + 1,), generator=generator).to(scalars.dtype) * 2 - 1
+    # drawn on the CPU (the generator's device), used on the device of scalars
+    sign = torch.randint(0, 2, (int(batch.max()) + 1,), generator=generator).to(scalars.device, scalars.dtype) * 2 - 1
     return torch.cat([scalars[:, :1] * sign[batch, None], scalars[:, 1:]], 1)
 
 
@@ -52,7 +57,7 @@ def predict_rotation_averaged(model, pos, scalars, vel, batch, rotations: list[t
     the test protocol PONITA uses for its grid models (5 rotated copies on rMD17)."""
     out = torch.zeros_like(pos)
     for rot in rotations:
-        rot = rot.to(pos.dtype)
+        rot = rot.to(pos.device, pos.dtype)
         out += predict(model, pos @ rot.T, scalars, vel @ rot.T, batch) @ rot
     return out / len(rotations)
 
@@ -60,7 +65,8 @@ def predict_rotation_averaged(model, pos, scalars, vel, batch, rotations: list[t
 @torch.no_grad()
 def evaluate_nbody(model, data: dict, batch_size: int = 500, rotations: int = 0, seed: int = 0) -> float:
     """Mean squared error of predicted positions over a split; with ``rotations = K > 0`` the prediction of
-    each batch is averaged over ``K`` Haar-random rotations of its input (:func:`predict_rotation_averaged`)."""
+    each batch is averaged over ``K`` Haar-random rotations of its input (:func:`predict_rotation_averaged`).
+    Batches are moved to the device of ``model``; the random draws stay on the CPU (same numbers on every device)."""
     if not isinstance(rotations, int) or rotations < 0:
         raise ValueError(f"rotations must be a non-negative int, got {rotations!r}")
     model.eval()
@@ -69,7 +75,7 @@ def evaluate_nbody(model, data: dict, batch_size: int = 500, rotations: int = 0,
     num = data["pos"].shape[0]
     for k in range(0, num, batch_size):
         idx = torch.arange(k, min(k + batch_size, num))
-        pos, sc, vel, batch, target = nbody_inputs(data, idx)
+        pos, sc, vel, batch, target = nbody_inputs(data, idx, module_device(model))
         if rotations:
             rots = [random_rotation_matrix("SO3", gen, torch.float64) for _ in range(rotations)]
             pred = predict_rotation_averaged(model, pos, sc, vel, batch, rots)
@@ -92,7 +98,8 @@ def train_nbody(model, train: dict, val: dict | None = None, *, epochs: int = 10
     Coulomb forces depend only on the products ``q_i q_j``, so ``q -> -q`` leaves every trajectory (and
     the target) unchanged, an exact symmetry of the task the model is not built to respect.
     ``ema_decay`` (e.g. 0.999) validates and returns an exponential moving average of the weights
-    (:class:`~geomdl.pipelines.ema.ModelEMA`) instead of the raw weights."""
+    (:class:`~geomdl.pipelines.ema.ModelEMA`) instead of the raw weights. Batches are moved to the device of
+    ``model``; the random draws (order, rotations, charge flips) stay on the CPU generator."""
     if ema_decay is not None and not 0 <= ema_decay < 1:
         raise ValueError(f"ema_decay must be in [0, 1) or None, got {ema_decay!r}")
     ema = ModelEMA(model, ema_decay) if ema_decay else None
@@ -117,11 +124,11 @@ def train_nbody(model, train: dict, val: dict | None = None, *, epochs: int = 10
         perm = torch.randperm(num, generator=gen)
         running = 0.0
         for k in range(0, num, batch_size):
-            pos, sc, vel, batch, target = nbody_inputs(train, perm[k:k + batch_size])
+            pos, sc, vel, batch, target = nbody_inputs(train, perm[k:k + batch_size], module_device(model))
             if flip_charges:
                 sc = flip_charge_signs(sc, batch, gen)
             if rotate:
-                rot = random_rotation_matrix("SO3", gen, pos.dtype)
+                rot = random_rotation_matrix("SO3", gen, pos.dtype).to(pos.device)
                 pos, vel, target = pos @ rot.T, vel @ rot.T, target @ rot.T
             for group in opt.param_groups:
                 group["lr"] = lr_at(step)

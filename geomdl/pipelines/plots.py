@@ -149,8 +149,8 @@ def energy_force_parity_plot(energy_pred, energy_true, forces_pred, forces_true,
     pairs = {"energy": (energy_pred, energy_true), "forces": (forces_pred, forces_true)}
     fig = _figure(7.2, 3.4)
     for i, (name, (pred, target)) in enumerate(pairs.items()):
-        pred = torch.as_tensor(pred).double().reshape(-1)
-        target = torch.as_tensor(target).double().reshape(-1)
+        pred = torch.as_tensor(pred).detach().cpu().double().reshape(-1)
+        target = torch.as_tensor(target).detach().cpu().double().reshape(-1)
         if pred.shape != target.shape:
             raise ValueError(f"{name}: predictions and targets must have the same size, got {pred.numel()} and {target.numel()}")
         _parity_panel(fig.add_subplot(1, 2, i + 1), pred, target, f"{name} ({unit})" if unit else name, max_points)

@@ -1,1 +1,1 @@
-"""Small utilities shared across geomdl (atomic file writes, optional imports, random rotations)."""
+"""Small utilities shared across geomdl (atomic file writes, optional imports, random rotations, devices)."""

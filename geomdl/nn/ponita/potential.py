@@ -105,8 +105,10 @@ def fit_energy_shifts(counts: torch.Tensor, energies: torch.Tensor) -> torch.Ten
     """Least-squares per-element energies: ``argmin_s |counts @ s - energies|^2``.
 
     ``counts`` ``[B, T]`` (atoms of each type per structure), ``energies`` ``[B]`` -> ``[T]`` (minimum-norm
-    solution when the compositions do not determine all shifts, e.g. a single molecule).
+    solution when the compositions do not determine all shifts, e.g. a single molecule). Solved on the CPU
+    (LAPACK's ``gelsd``; CUDA has only ``gels``, which needs full rank) and returned on the device of ``counts``.
     """
     if counts.dim() != 2 or energies.shape != (counts.shape[0],):
         raise ValueError(f"counts must be [B, T] and energies [B], got {tuple(counts.shape)} and {tuple(energies.shape)}")
-    return torch.linalg.lstsq(counts.double(), energies.double()[:, None], driver="gelsd").solution[:, 0]
+    a, b = counts.cpu().double(), energies.cpu().double()[:, None]
+    return torch.linalg.lstsq(a, b, driver="gelsd").solution[:, 0].to(counts.device)

@@ -107,18 +107,19 @@ class PatchDescriptor(nn.Module):
     def describe(self, points: torch.Tensor, normals: torch.Tensor, keypoints: torch.Tensor, voxel_size: float,
                  batch: int = 4096) -> torch.Tensor:
         """Descriptors of ``keypoints [M]`` of a cloud downsampled at ``voxel_size``: ``[M, dim]``
-        (dtype of the network). ``points``/``normals`` ``[N, 3]``; the normals must be oriented by
-        :func:`~geomdl.pipelines.registration.descriptors.orient_normals` when ``config["ppf_input"]``."""
+        (dtype of the network, device of ``points``). ``points``/``normals`` ``[N, 3]``; the normals must be oriented by
+        :func:`~geomdl.pipelines.registration.descriptors.orient_normals` when ``config["ppf_input"]``. The patches
+        are built on the device of ``points`` and run through the network on the network's."""
         radius = self.config["radius_voxels"] * voxel_size
-        dtype = next(self.parameters()).dtype
+        weight = next(self.parameters())
         out = []
         for start in range(0, max(keypoints.numel(), 1), batch):
             feats = patch_features(points, normals, keypoints[start:start + batch], radius, self.config["num_neighbors"])
             ppf = None
             if self.config["ppf_input"]:
                 ppf = ppf_histogram(points, normals, keypoints[start:start + batch], radius, oriented=True)
-            out.append(self(feats.to(dtype), ppf))
-        return torch.cat(out)
+            out.append(self(feats.to(weight.device, weight.dtype), None if ppf is None else ppf.to(weight.device)))
+        return torch.cat(out).to(points.device)
 
 
 def save_descriptor(model: PatchDescriptor, path, meta: dict | None = None) -> None:

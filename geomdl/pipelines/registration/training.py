@@ -105,12 +105,12 @@ def sample_correspondences(pair: TrainingPair, num: int, voxel: float, generator
 def info_nce(a: torch.Tensor, b: torch.Tensor, positions: torch.Tensor, group: torch.Tensor, min_distance: float,
              temperature: float = 0.1) -> torch.Tensor:
     """Symmetric InfoNCE (module docstring). ``a, b [B, D]`` unit descriptors of matched points,
-    ``positions [B, 3]`` their target-frame positions, ``group [B]`` the pair each comes from."""
+    ``positions [B, 3]`` their target-frame positions, ``group [B]`` the pair each comes from (all on one device)."""
     logits = a @ b.T / temperature
     near = (group[:, None] == group[None]) & (torch.cdist(positions, positions) < min_distance)
     near.fill_diagonal_(False)
     logits = logits.masked_fill(near, -1e4)
-    target = torch.arange(a.shape[0])
+    target = torch.arange(a.shape[0], device=a.device)
     return 0.5 * (torch.nn.functional.cross_entropy(logits, target) + torch.nn.functional.cross_entropy(logits.T, target))
 
 
@@ -139,7 +139,8 @@ def train_descriptor(model, pairs: list[TrainingPair], steps: int, voxel: float 
                      per_pair: int = 128, lr: float = 2e-3, temperature: float = 0.1, seed: int = 0,
                      progress: bool = False) -> list[float]:
     """Train ``model`` (a :class:`~geomdl.pipelines.registration.learned.PatchDescriptor`) in place with
-    AdamW and a cosine schedule; returns the loss of every step."""
+    AdamW and a cosine schedule; returns the loss of every step. The patches are built on the CPU (the
+    registration pipeline's device) and moved to the device of ``model``."""
     from tqdm import tqdm
 
     if not pairs:
@@ -150,11 +151,13 @@ def train_descriptor(model, pairs: list[TrainingPair], steps: int, voxel: float 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     model.train()
+    device = next(model.parameters()).device
     losses = []
     bar = tqdm(range(steps), desc="descriptor", disable=not progress)
     for _ in bar:
         chosen = rng.sample(pairs, min(pairs_per_step, len(pairs)))
-        fs, ft, ps, pt, pos, grp = batch_features(model, chosen, per_pair, voxel, gen)
+        fs, ft, ps, pt, pos, grp = (None if t is None else t.to(device)
+                                    for t in batch_features(model, chosen, per_pair, voxel, gen))
         loss = info_nce(model(fs, ps), model(ft, pt), pos, grp, 2 * voxel, temperature)
         opt.zero_grad()
         loss.backward()

@@ -103,9 +103,9 @@ def train_model(invariant: bool, pos: np.ndarray, adj: np.ndarray, *, epochs: in
 
 @torch.no_grad()
 def predict(model: TSPEdgeNet, pos: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Edge logits ``[num, n, n]`` (float64 numpy)."""
-    x = torch.tensor(pos, dtype=torch.float32)
-    return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]).double().numpy()
+    """Edge logits ``[num, n, n]`` (float64 numpy), computed on the device of ``model``."""
+    x = torch.tensor(pos, dtype=torch.float32, device=next(model.parameters()).device)
+    return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]).double().cpu().numpy()
 
 
 def decode_gaps(logits: np.ndarray, pos: np.ndarray, optimum: np.ndarray, refine: bool = False) -> np.ndarray:
