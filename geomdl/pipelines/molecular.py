@@ -225,7 +225,7 @@ def train_potential(model, train: list[Frame], val: list[Frame] | None = None, *
     if progress:
         from tqdm import tqdm
 
-        epoch_iter = tqdm(epoch_iter, desc="train", unit="epoch")
+        epoch_iter = tqdm(epoch_iter, desc="train", unit="epoch", disable=None)  # a terminal only
     for epoch in epoch_iter:
         t0 = time.perf_counter()
         perm = torch.randperm(len(train), generator=gen).tolist()

@@ -69,7 +69,7 @@ def make_training_pairs(num_scenes: int, num_shapes: int, seed: int, voxel: floa
     def u(lo, hi):
         return lo + (hi - lo) * float(torch.rand((), generator=gen))
 
-    for _ in tqdm(range(num_scenes), desc="scene pairs", disable=not progress):
+    for _ in tqdm(range(num_scenes), desc="scene pairs", disable=None if progress else True):
         scene = synthetic_scene(int(u(25000, 90000)), extent=u(2.5, 4.0), generator=gen)
         src, tgt, pose = partial_pair(scene, u(0.8, 1.4), u(0.3, 1.1), noise=u(0.0, 0.01),
                                       outlier_fraction=u(0.0, 0.05), generator=gen)
@@ -79,7 +79,7 @@ def make_training_pairs(num_scenes: int, num_shapes: int, seed: int, voxel: floa
     if num_shapes:
         shapes = SyntheticRegistrationPairs(num_shapes, num_points=8000, split="train", seed=seed, noise=0.004,
                                             outlier_ratio=0.02, keep_ratio=0.7, view_angle=70.0)
-        for k in tqdm(range(num_shapes), desc="shape pairs", disable=not progress):
+        for k in tqdm(range(num_shapes), desc="shape pairs", disable=None if progress else True):
             item = shapes[k]
             scale = u(0.8, 1.3)
             pose = item.transform[0].double().clone()
@@ -153,7 +153,7 @@ def train_descriptor(model, pairs: list[TrainingPair], steps: int, voxel: float 
     model.train()
     device = next(model.parameters()).device
     losses = []
-    bar = tqdm(range(steps), desc="descriptor", disable=not progress)
+    bar = tqdm(range(steps), desc="descriptor", disable=None if progress else True)
     for _ in bar:
         chosen = rng.sample(pairs, min(pairs_per_step, len(pairs)))
         fs, ft, ps, pt, pos, grp = (None if t is None else t.to(device)

@@ -51,7 +51,7 @@ def optimal_tours(pos: np.ndarray, chunk: int = 256, progress: bool = False) -> 
     """Held-Karp lengths ``[num]`` and tours ``[num, n]`` (in chunks, with a progress bar)."""
     dist = distance_matrix(pos)
     lengths, tours = [], []
-    for start in tqdm(range(0, len(pos), chunk), desc="Held-Karp", disable=not progress, leave=False):
+    for start in tqdm(range(0, len(pos), chunk), desc="Held-Karp", disable=None if progress else True, leave=False):
         length, tour = held_karp(dist[start:start + chunk])
         lengths.append(length)
         tours.append(tour)
@@ -85,7 +85,7 @@ def train_model(invariant: bool, pos: np.ndarray, adj: np.ndarray, *, epochs: in
     weight = torch.tensor(n / 2.0)
     gen = torch.Generator().manual_seed(seed)
     model.train()
-    bar = tqdm(range(epochs), desc=f"TSP {'TinvNN' if invariant else 'raw'}", disable=not progress, leave=False)
+    bar = tqdm(range(epochs), desc=f"TSP {'TinvNN' if invariant else 'raw'}", disable=None if progress else True, leave=False)
     for _ in bar:
         order = torch.randperm(len(y), generator=gen)
         for start in range(0, len(y), batch_size):
