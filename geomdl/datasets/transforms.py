@@ -137,7 +137,11 @@ class SamplePoints(_Seeded):
 
 
 class Normalize(BaseTransform):
-    """``pos <- (pos - c) / s`` (see :func:`geomdl.datasets.functional.normalize_points`); vectors unchanged."""
+    """``pos <- (pos - c) / s`` (see :func:`geomdl.datasets.functional.normalize_points`); vectors unchanged.
+
+    ``center`` (default ``"mean"``) and ``scale`` (default ``"sphere"``) are the options of
+    :func:`~geomdl.datasets.functional.normalize_points`, validated here (``ValueError``).
+    """
 
     def __init__(self, center: str | None = "mean", scale: str | None = "sphere"):
         F.normalize_points(torch.zeros(1, 3), center, scale)  # validates the options
@@ -184,7 +188,10 @@ class RandomRotation(_Seeded):
 
 
 class Jitter(_Seeded):
-    """``pos <- pos + clip(N(0, sigma^2), -clip, clip)`` per coordinate (``clip=None``: no clipping)."""
+    """``pos <- pos + clip(N(0, sigma^2), -clip, clip)`` per coordinate (``clip=None``: no clipping).
+
+    Defaults ``sigma=0.01``, ``clip=0.05``; ``seed``: seeded generator (None: torch's global RNG).
+    """
 
     def __init__(self, sigma: float = 0.01, clip: float | None = 0.05, seed: int | None = None):
         super().__init__(seed)
@@ -206,7 +213,11 @@ class Jitter(_Seeded):
 
 class RandomCrop(_Seeded):
     """Keep ``round(ratio * N)`` points: those farthest along a random direction (``"plane"``,
-    a half-space crop) or those nearest to a random point of the cloud (``"sphere"``)."""
+    a half-space crop) or those nearest to a random point of the cloud (``"sphere"``).
+
+    ``ratio`` in (0, 1] (default 0.7), ``mode`` ``"plane"`` (default) or ``"sphere"``, ``seed`` as for
+    :class:`Jitter`. At least one point is kept; the kept points stay in their original order.
+    """
 
     def __init__(self, ratio: float = 0.7, mode: str = "plane", seed: int | None = None):
         super().__init__(seed)
@@ -264,7 +275,11 @@ class VoxelDownsample(BaseTransform):
 
 
 class RadiusGraph(BaseTransform):
-    """``edge_index`` (row 0 source ``j``, row 1 target ``i``) of all pairs within ``r`` (:func:`geomdl.ops.radius_graph`)."""
+    """``edge_index`` (row 0 source ``j``, row 1 target ``i``) of all pairs within ``r`` (:func:`geomdl.ops.radius_graph`).
+
+    At most ``max_num_neighbors`` (default 32) nearest sources per target; ``loop`` (default False) adds
+    self-loops; ``data.batch`` is used when present.
+    """
 
     def __init__(self, r: float, max_num_neighbors: int = 32, loop: bool = False):
         if not isinstance(r, (int, float)) or not r > 0:
@@ -283,7 +298,10 @@ class RadiusGraph(BaseTransform):
 
 
 class KNNGraph(BaseTransform):
-    """``edge_index`` from each point's ``k`` nearest neighbours (:func:`geomdl.ops.knn_graph`)."""
+    """``edge_index`` from each point's ``k`` nearest neighbours (:func:`geomdl.ops.knn_graph`).
+
+    ``loop`` (default False): count the point itself among its ``k``; ``data.batch`` is used when present.
+    """
 
     def __init__(self, k: int, loop: bool = False):
         if not isinstance(k, int) or k < 1:

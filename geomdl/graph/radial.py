@@ -99,7 +99,18 @@ def _sinc(x: torch.Tensor) -> torch.Tensor:
 def gaussian_basis(d: torch.Tensor, num_basis: int, cutoff: float, start: float = 0.0) -> torch.Tensor:
     """Gaussians :math:`\\exp(-\\gamma (d - \\mu_n)^2)` with ``num_basis`` centres on ``[start, cutoff]``.
 
-    Returns ``[..., num_basis]``; 0 at ``d = +-inf``.
+    Args:
+        d: distances ``[...]`` float.
+        num_basis: number of Gaussians ``N`` (>= 1).
+        cutoff: ``c > 0``, the last centre.
+        start: the first centre (default 0.0, must be ``< cutoff``); the centres ``mu_n`` are evenly
+            spaced, ``gamma = 1 / (2 dmu^2)`` with ``dmu = (c - start) / max(N - 1, 1)``.
+
+    Returns ``[..., num_basis]``; 0 at ``d = +-inf``. Not truncated at the cutoff.
+
+    Raises:
+        TypeError: ``d`` is not a floating tensor.
+        ValueError: ``num_basis``, ``cutoff`` or ``start`` out of range.
     """
     d = _check_distance(d)
     num_basis, cutoff = _check_num(num_basis), _check_cutoff(cutoff)
@@ -115,7 +126,14 @@ def gaussian_basis(d: torch.Tensor, num_basis: int, cutoff: float, start: float 
 
 
 def cosine_cutoff(d: torch.Tensor, cutoff: float) -> torch.Tensor:
-    """:math:`\\tfrac12(\\cos(\\pi d/c) + 1)` for ``d < c``, else 0 (NaN for NaN). Returns ``[...]``."""
+    """:math:`\\tfrac12(\\cos(\\pi d/c) + 1)` for ``d < c``, else 0 (NaN for NaN). Returns ``[...]``.
+
+    Args:
+        d: distances ``[...]`` float.
+        cutoff: ``c > 0`` (finite).
+
+    Raises ``TypeError`` for a non-floating ``d``, ``ValueError`` for a bad ``cutoff``.
+    """
     d = _check_distance(d)
     cutoff = _check_cutoff(cutoff)
     inside = d < cutoff
@@ -129,7 +147,17 @@ def _outside(d: torch.Tensor) -> torch.Tensor:
 
 
 def polynomial_cutoff(d: torch.Tensor, cutoff: float, p: int = 6) -> torch.Tensor:
-    """Polynomial envelope of order ``p`` (see module docstring); 0 for ``d >= c``, NaN for NaN. Returns ``[...]``."""
+    """Polynomial envelope of order ``p`` (see module docstring); 0 for ``d >= c``, NaN for NaN. Returns ``[...]``.
+
+    :math:`f(u) = 1 - \\tfrac{(p+1)(p+2)}{2}u^p + p(p+2)u^{p+1} - \\tfrac{p(p+1)}{2}u^{p+2}`, ``u = d / c``.
+
+    Args:
+        d: distances ``[...]`` float.
+        cutoff: ``c > 0`` (finite).
+        p: order (int >= 1, default 6).
+
+    Raises ``TypeError`` for a non-floating ``d``, ``ValueError`` for a bad ``cutoff`` or ``p``.
+    """
     d = _check_distance(d)
     cutoff = _check_cutoff(cutoff)
     if isinstance(p, bool) or not isinstance(p, int) or p < 1:
@@ -143,7 +171,15 @@ def polynomial_cutoff(d: torch.Tensor, cutoff: float, p: int = 6) -> torch.Tenso
 
 
 class BesselBasis(nn.Module):
-    """Module form of :func:`bessel_basis`; ``trainable=True`` learns the frequencies (NequIP)."""
+    """Module form of :func:`bessel_basis`; ``trainable=True`` learns the frequencies (NequIP).
+
+    Args:
+        num_basis: number of functions ``N`` (default 8).
+        cutoff: ``c`` (default 5.0).
+        trainable: learn the frequencies ``w [N]`` (initialised to ``n * pi / c``; default False).
+
+    Shapes: ``d [...] -> [..., num_basis]``.
+    """
 
     def __init__(self, num_basis: int = 8, cutoff: float = 5.0, trainable: bool = False):
         super().__init__()
@@ -155,6 +191,7 @@ class BesselBasis(nn.Module):
             self.register_buffer("freq", freq)
 
     def forward(self, d: torch.Tensor) -> torch.Tensor:
+        """``d [...]`` float -> ``[..., num_basis]`` (:func:`bessel_basis` with this module's frequencies)."""
         return bessel_basis(d, self.num_basis, self.cutoff, self.freq.to(d.dtype))
 
     def extra_repr(self) -> str:
@@ -162,7 +199,15 @@ class BesselBasis(nn.Module):
 
 
 class GaussianBasis(nn.Module):
-    """Module form of :func:`gaussian_basis`."""
+    """Module form of :func:`gaussian_basis`.
+
+    Args:
+        num_basis: number of Gaussians (default 32).
+        cutoff: the last centre ``c`` (default 5.0).
+        start: the first centre (default 0.0).
+
+    Shapes: ``d [...] -> [..., num_basis]``.
+    """
 
     def __init__(self, num_basis: int = 32, cutoff: float = 5.0, start: float = 0.0):
         super().__init__()
@@ -170,6 +215,7 @@ class GaussianBasis(nn.Module):
         self.start = _check_start(start, self.cutoff)
 
     def forward(self, d: torch.Tensor) -> torch.Tensor:
+        """``d [...]`` float -> ``[..., num_basis]`` (:func:`gaussian_basis`)."""
         return gaussian_basis(d, self.num_basis, self.cutoff, self.start)
 
     def extra_repr(self) -> str:
@@ -177,13 +223,20 @@ class GaussianBasis(nn.Module):
 
 
 class CosineCutoff(nn.Module):
-    """Module form of :func:`cosine_cutoff`."""
+    """Module form of :func:`cosine_cutoff`.
+
+    Args:
+        cutoff: ``c`` (default 5.0).
+
+    Shapes: ``d [...] -> [...]``.
+    """
 
     def __init__(self, cutoff: float = 5.0):
         super().__init__()
         self.cutoff = _check_cutoff(cutoff)
 
     def forward(self, d: torch.Tensor) -> torch.Tensor:
+        """``d [...]`` float -> ``[...]`` (:func:`cosine_cutoff`)."""
         return cosine_cutoff(d, self.cutoff)
 
     def extra_repr(self) -> str:
@@ -191,7 +244,14 @@ class CosineCutoff(nn.Module):
 
 
 class PolynomialCutoff(nn.Module):
-    """Module form of :func:`polynomial_cutoff`."""
+    """Module form of :func:`polynomial_cutoff`.
+
+    Args:
+        cutoff: ``c`` (default 5.0).
+        p: envelope order (int >= 1, default 6).
+
+    Shapes: ``d [...] -> [...]``.
+    """
 
     def __init__(self, cutoff: float = 5.0, p: int = 6):
         super().__init__()
@@ -201,6 +261,7 @@ class PolynomialCutoff(nn.Module):
         self.p = p
 
     def forward(self, d: torch.Tensor) -> torch.Tensor:
+        """``d [...]`` float -> ``[...]`` (:func:`polynomial_cutoff`)."""
         return polynomial_cutoff(d, self.cutoff, self.p)
 
     def extra_repr(self) -> str:

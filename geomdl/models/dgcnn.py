@@ -1,8 +1,9 @@
 """DGCNN (Wang et al., ACM TOG 2019): dynamic EdgeConv layers on k-NN graphs rebuilt in feature space.
 
-.. math::  h^{1} = \\mathrm{EdgeConv}_{knn(p)}([p, x]),\\ h^{t+1} = \\mathrm{EdgeConv}_{knn(h^t)}(h^t),\\quad
+.. math::  h^{1} = \\mathrm{EdgeConv}_{knn([p, x])}([p, x]),\\ h^{t+1} = \\mathrm{EdgeConv}_{knn(h^t)}(h^t),\\quad
            e_i = W[h^1_i, \\dots, h^T_i],\\quad g_b = [\\max_{i \\in b} e_i,\\ \\mathrm{mean}_{i \\in b} e_i]
 
+The first k-NN graph is built on ``[p, x]`` (the coordinates and, when ``in_channels > 0``, the features).
 Graph task: ``MLP(g_b)``; node task: ``MLP([e_i, g_{b(i)}])``. Permutation invariant/equivariant;
 not rotation or translation invariant. Call forms: :mod:`geomdl.models._points`.
 """
@@ -25,6 +26,7 @@ class DGCNN(nn.Module):
         conv_channels: output widths of the EdgeConv layers (default (64, 64, 128, 256)).
         emb_channels: width of the point embedding before pooling (default 1024).
         head_channels: hidden widths of the head (default (512, 256)); dropout (default 0.5).
+        task: ``"graph"`` (default) or ``"node"`` (segmentation).
         act: activation (default ``"leaky_relu"``, slope 0.2 as in DGCNN).
     """
 
@@ -44,6 +46,11 @@ class DGCNN(nn.Module):
         self.head = dropout_head(head_in, list(head_channels), out_channels, act, dropout)
 
     def forward(self, pos, x: torch.Tensor | None = None, batch: torch.Tensor | None = None) -> torch.Tensor:
+        """``pos [N, pos_dim]`` float (or a PyG batch), ``x [N, in_channels]`` or None, ``batch [N]`` sorted cloud
+        ids (default one cloud) -> ``[B, out_channels]`` (graph task) or ``[N, out_channels]`` (node task).
+
+        Raises ``ValueError``/``TypeError`` for bad shapes or dtypes, a missing ``x`` when ``in_channels > 0``.
+        """
         pos, x, batch = point_inputs(self, pos, x, batch)
         h = pos if x is None else torch.cat([pos, x], dim=1)
         feats = []

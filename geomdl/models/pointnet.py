@@ -48,6 +48,11 @@ class PointNet(nn.Module):
         self.head = nn.Sequential(*layers)
 
     def forward(self, pos, x: torch.Tensor | None = None, batch: torch.Tensor | None = None) -> torch.Tensor:
+        """``pos [N, pos_dim]`` float (or a PyG batch), ``x [N, in_channels]`` or None, ``batch [N]`` sorted cloud
+        ids (default one cloud) -> ``[B, out_channels]`` (graph task) or ``[N, out_channels]`` (node task).
+
+        Raises ``ValueError``/``TypeError`` for bad shapes or dtypes, a missing ``x`` when ``in_channels > 0``.
+        """
         pos, x, batch = point_inputs(self, pos, x, batch)
         h = self.local(pos if x is None else torch.cat([pos, x], dim=1))
         g = ops.scatter(self.glob(h), batch, 0, num_clouds(batch), "max")

@@ -66,6 +66,11 @@ class PointNet2(nn.Module):
         self.head = dropout_head(head_in, list(head_channels), out_channels, act, dropout)
 
     def forward(self, pos, x: torch.Tensor | None = None, batch: torch.Tensor | None = None) -> torch.Tensor:
+        """``pos [N, pos_dim]`` float (or a PyG batch), ``x [N, in_channels]`` or None, ``batch [N]`` sorted cloud
+        ids (default one cloud) -> ``[B, out_channels]`` (graph task) or ``[N, out_channels]`` (node task).
+
+        Raises ``ValueError``/``TypeError`` for bad shapes or dtypes, a missing ``x`` when ``in_channels > 0``.
+        """
         pos, x, batch = point_inputs(self, pos, x, batch)
         levels = [(x, pos, batch)]
         for sa in self.sa:

@@ -35,6 +35,11 @@ class PonitaGraph(nn.Module):
         self.net = Ponita(len(self.atomic_numbers) + in_channels, out_scalars=out_channels, task_level="graph", **kwargs)
 
     def forward(self, batch):
+        """``batch``: a PyG batch with ``pos [N, 3]``, ``batch [N]``, ``z [N]`` (when ``atomic_numbers``) and
+        ``x [N, in_channels]`` (when ``in_channels > 0``) -> scalars ``[B, out_channels]``.
+
+        Raises ``ValueError`` for an element of ``batch.z`` outside ``atomic_numbers`` (eager mode).
+        """
         parts = []
         if self.atomic_numbers:
             t = self.type_map[batch.z.long()]
@@ -49,7 +54,14 @@ class PonitaGraph(nn.Module):
 
 
 class PonitaEnergy(PonitaPotential):
-    """:class:`~geomdl.nn.ponita.PonitaPotential` called as ``model(batch) -> energy [B]``."""
+    """:class:`~geomdl.nn.ponita.PonitaPotential` called as ``model(batch) -> energy [B]``.
+
+    Args:
+        atomic_numbers: the elements (default ``(1, 6, 7, 8)``).
+        energy_shifts: optional per-element energy shifts, one per element of ``atomic_numbers`` (sorted).
+        energy_scale: optional scale of the network's energy (default 1).
+        **kwargs: :class:`~geomdl.nn.ponita.Ponita` options.
+    """
 
     def __init__(self, atomic_numbers=(1, 6, 7, 8), energy_shifts=None, energy_scale: float | None = None, **kwargs):
         super().__init__(atomic_numbers, **kwargs)
@@ -61,6 +73,8 @@ class PonitaEnergy(PonitaPotential):
             self.energy_scale.fill_(float(energy_scale))
 
     def forward(self, batch, *args, **kwargs):
+        """``model(batch)`` with a PyG batch (``z [N]``, ``pos [N, 3]``, ``batch [N]``) -> energies ``[B]`` float64;
+        ``model(numbers, pos, ...)`` -> the dict of :meth:`PonitaPotential.forward`."""
         if args or kwargs or isinstance(batch, torch.Tensor):  # the PonitaPotential signature
             return super().forward(batch, *args, **kwargs)
         return self.energy(batch.z.long(), batch.pos, batch.batch, batch.num_graphs)

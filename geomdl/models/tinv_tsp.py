@@ -68,7 +68,13 @@ class TSPEdgeNet(nn.Module):
         return f"invariant={self.invariant}, knn={self.knn}"
 
     def features(self, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Node coordinates ``[B, n, 2]`` and distances ``[B, n, n]`` the network sees."""
+        """Node coordinates ``[B, n, 2]`` and distances ``[B, n, n]`` the network sees.
+
+        ``pos [B, n, 2]`` (or ``[B, n, 3]`` planar instances, ``invariant=True`` only) float, ``n >= 3``. With
+        ``invariant=True`` the coordinates are the 2-D :func:`geomdl.nn.tinv.mds_embedding` of each instance
+        (no gradient); the distances are those between these coordinates. Raises ``ValueError``/``TypeError``
+        for other shapes or a non-floating ``pos``.
+        """
         if not isinstance(pos, torch.Tensor) or pos.dim() != 3 or pos.shape[-1] not in (2, 3) or pos.shape[1] < 3:
             raise ValueError(f"pos must be [B, n, 2] (or [B, n, 3] for planar instances) with n >= 3, "
                              f"got {getattr(pos, 'shape', type(pos))}")
@@ -90,10 +96,14 @@ class TSPEdgeNet(nn.Module):
         return coords, dist
 
     def forward(self, pos: torch.Tensor) -> torch.Tensor:
+        """``pos [B, n, 2|3]`` -> symmetric edge logits ``[B, n, n]`` (diagonal ``-1e4``); see :meth:`features`."""
         return self.forward_features(*self.features(pos))
 
     def forward_features(self, coords: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
-        """Edge logits from precomputed :meth:`features` (lets training embed each instance once)."""
+        """Edge logits from precomputed :meth:`features` (lets training embed each instance once).
+
+        ``coords [B, n, 2]``, ``dist [B, n, n]`` -> ``[B, n, n]``, symmetrised ``(l + l^T) / 2``, diagonal ``-1e4``.
+        """
         n = dist.shape[1]
         k = min(self.knn, n - 1)
         eye = torch.eye(n, dtype=torch.bool, device=dist.device)

@@ -50,6 +50,14 @@ class EdgeConv(MessagePassing):
         self.mlp.reset_parameters()
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        """``x [N, C]`` float, ``edge_index [2, E]`` int (row 0 source ``j``, row 1 target ``i``) -> ``[N, out_channels]``.
+
+        ``x_i' = aggr_{j -> i} MLP([x_i, x_j - x_i])``; a node without incoming edges gets the empty
+        reduction of :func:`geomdl.ops.scatter` (0).
+
+        Raises ``TypeError``/``ValueError`` for a wrong shape or dtype of ``x``, or ``edge_index`` entries
+        outside ``[0, N)``.
+        """
         check_features(x, "x", None, self.in_channels)
         check_dtypes(self.mlp.first.weight, x=x)
         n = x.shape[0]
@@ -62,6 +70,8 @@ class EdgeConv(MessagePassing):
         return self.propagate(edge_index, n, a_i=a, v_j=v)
 
     def message(self, a_i: torch.Tensor, v_j: torch.Tensor) -> torch.Tensor:
+        """Per edge ``MLP.rest(a_i + v_j)`` with ``a_i = (W_1 - W_2) x_i + b`` and ``v_j = W_2 x_j``, both ``[E, H]``
+        (the first Linear applied per node); returns ``[E, out_channels]``."""
         return self.mlp.rest(a_i + v_j)
 
     def extra_repr(self) -> str:
@@ -87,6 +97,11 @@ class DynamicEdgeConv(EdgeConv):
         self.k, self.loop = k, bool(loop)
 
     def forward(self, x: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
+        """``x [N, C]`` float, ``batch [N]`` int (sorted cloud ids, default one cloud) -> ``[N, out_channels]``.
+
+        The ``k``-NN graph is built on ``x.detach()`` (no gradient flows through the neighbour choice).
+        Raises ``TypeError``/``ValueError`` for a bad ``x`` or an unsorted / wrongly sized ``batch``.
+        """
         check_features(x, "x", None, self.in_channels)
         check_dtypes(self.mlp.first.weight, x=x)
         batch = check_batch_vector(batch, x.shape[0], x.device)

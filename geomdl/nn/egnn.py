@@ -38,6 +38,7 @@ class EGNNLayer(MessagePassing):
         attention: sigmoid edge gates (default False).
         normalize: unit vectors in the coordinate update (default False).
         tanh: bound ``phi_x`` with ``coords_range * tanh`` (default False).
+        coords_range: the bound of ``phi_x`` when ``tanh=True`` (default 15.0).
         coords_agg: ``"mean"`` (default) or ``"sum"`` for the coordinate update.
 
     Shapes: ``h [N, C]``, ``pos [N, 3]``, ``edge_index [2, E]``, ``edge_attr [E, edge_channels]`` ->
@@ -69,6 +70,17 @@ class EGNNLayer(MessagePassing):
             self.phi_x = None
 
     def forward(self, h: torch.Tensor, pos: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor | None = None):
+        """One layer: ``(h [N, C], pos [N, 3], edge_index [2, E], edge_attr [E, edge_channels] | None)
+        -> (h' [N, C], pos' [N, 3])`` (module docstring; ``pos' = pos`` when ``update_coords=False``).
+
+        ``edge_index`` row 0 is the source ``j``, row 1 the target ``i``. ``h``, ``pos`` and ``edge_attr``
+        share the parameters' floating dtype.
+
+        Raises:
+            TypeError: non-tensor or non-floating inputs, mixed dtypes, integer ``edge_index`` expected.
+            ValueError: wrong shapes, ``edge_index`` entries out of range, ``edge_attr`` missing although
+                ``edge_channels > 0`` or given although ``edge_channels == 0``.
+        """
         check_features(h, "h", None, self.channels)
         n = h.shape[0]
         check_positions(pos, "pos", n)

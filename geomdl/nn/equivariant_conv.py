@@ -105,6 +105,10 @@ class EquivariantConv(nn.Module):
         product: ``"cg"`` (default) or ``"gaunt"``.
         avg_num_neighbors: normaliser ``n_bar`` of the sum (default 10).
         self_connection: add ``W_self x_i`` (default True).
+
+    Shapes: ``x [N, irreps_in.dim]``, ``pos [N, 3]``, ``edge_index [2, E]`` -> ``[N, irreps_out.dim]``.
+    Raises ``ValueError`` for a negative ``lmax_sh``, an unknown ``product``, ``avg_num_neighbors <= 0``,
+    no path to ``irreps_out`` (``"cg"``) or irreps outside the Gaunt product's class (``"gaunt"``).
     """
 
     def __init__(self, irreps_in, irreps_out, lmax_sh: int = 2, num_basis: int = 8, cutoff: float = 5.0, radial_hidden: int = 32,
@@ -135,6 +139,9 @@ class EquivariantConv(nn.Module):
         self.lin_self = o3.Linear(self.irreps_in, self.irreps_out) if self_connection else None
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        """``x [N, irreps_in.dim]``, ``pos [N, 3]`` float (one dtype), ``edge_index [2, E]`` (row 0 source ``j``,
+        row 1 target ``i``) -> ``[N, irreps_out.dim]`` (module docstring equation). Raises ``ValueError`` /
+        ``TypeError`` for wrong shapes, dtypes or out-of-range ``edge_index``."""
         if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self._dim_in:
             raise ValueError(f"x must have shape [N, {self._dim_in}] (irreps {self.irreps_in}), got {tuple(getattr(x, 'shape', ()))}")
         n = x.shape[0]

@@ -76,6 +76,11 @@ class Gate(nn.Module):
         self.register_buffer("_gate_index", rep, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [..., irreps_in.dim]`` float -> ``[..., irreps_out.dim]``: ``[act(scalars), act_gates(gates) * gated]``.
+
+        Raises ``ValueError`` when the last dimension is not ``irreps_in.dim``, ``TypeError`` for a
+        non-floating ``x``.
+        """
         dim_in, ns, ng = self._dims
         if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[-1] != dim_in:
             raise ValueError(f"x must have shape [..., {dim_in}] (irreps {self.irreps_in}), got {tuple(getattr(x, 'shape', ()))}")

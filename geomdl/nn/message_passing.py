@@ -174,13 +174,19 @@ class MessagePassing(nn.Module):
         return self.update(self.aggregate(messages, dst, num_dst))
 
     def message(self, **gathered) -> torch.Tensor:  # pragma: no cover - abstract
+        """Per-edge messages ``[E, ...]`` from the gathered ``*_j [E, ...]`` / ``*_i [E, ...]`` inputs
+        and the passed-through ones; subclasses must implement it (the base raises ``NotImplementedError``)."""
         raise NotImplementedError(f"{type(self).__name__} must implement message()")
 
     def aggregate(self, messages: torch.Tensor, index: torch.Tensor, num_nodes: int) -> torch.Tensor:
-        """``scatter(messages, index, dim=0, dim_size=num_nodes, reduce=self.aggr)`` (0 for no edges)."""
+        """``scatter(messages, index, dim=0, dim_size=num_nodes, reduce=self.aggr)`` (0 for no edges).
+
+        ``messages [E, ...]``, ``index [E]`` int (the targets) -> ``[num_nodes, ...]``.
+        """
         return ops.scatter(messages, index, 0, num_nodes, self.aggr)
 
     def update(self, out: torch.Tensor) -> torch.Tensor:
+        """Post-aggregation hook, ``out [N_dst, ...] -> [N_dst, ...]``; the identity unless overridden."""
         return out
 
     @staticmethod

@@ -44,7 +44,8 @@ class MLP(nn.Sequential):
         channels: sizes, first the input, last the output.
         act: activation between layers (name, class or module).
         last_act: also apply the activation after the last layer.
-        norm: ``None``, ``"batch"`` or ``"layer"`` normalisation after each hidden Linear.
+        norm: ``None``, ``"batch"`` or ``"layer"`` normalisation after each hidden Linear (and after
+            the last one when ``last_act=True``), before the activation.
         bias: biases in the Linear layers.
 
     Shapes: ``[..., in] -> [..., out]``.
@@ -72,7 +73,10 @@ class MLP(nn.Sequential):
         return self[0]
 
     def rest(self, h: torch.Tensor) -> torch.Tensor:
-        """Everything after the first Linear (used by layers that fuse the first Linear with a gather)."""
+        """Everything after the first Linear (used by layers that fuse the first Linear with a gather).
+
+        ``h [..., channels[1]]`` (the first Linear's output) -> ``[..., channels[-1]]``.
+        """
         for module in list(self)[1:]:
             h = module(h)
         return h

@@ -52,6 +52,10 @@ class EquivariantLayerNorm(nn.Module):
             nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [..., irreps.dim]`` float -> ``[..., irreps.dim]`` (module docstring equation, per irrep block).
+
+        Raises ``ValueError`` when the last dimension is not ``irreps.dim``.
+        """
         if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[-1] != self.irreps.dim:
             raise ValueError(f"x must have shape [..., {self.irreps.dim}] (irreps {self.irreps}), got {tuple(getattr(x, 'shape', ()))}")
         lead = x.shape[:-1]

@@ -33,7 +33,10 @@ _EPS = 1e-8
 
 
 def safe_norm(u: torch.Tensor, dim: int = -1, keepdim: bool = False, eps: float = _EPS) -> torch.Tensor:
-    """``sqrt(sum(u^2) + eps)``: smooth everywhere (finite gradients at ``u = 0``)."""
+    """``sqrt(sum(u^2) + eps)`` over ``dim``: smooth everywhere (finite gradients at ``u = 0``).
+
+    ``u [..., D, ...]`` -> the shape of ``u`` without ``dim`` (kept as size 1 when ``keepdim=True``).
+    """
     return torch.sqrt(u.pow(2).sum(dim, keepdim=keepdim) + eps)
 
 
@@ -66,6 +69,11 @@ class PaiNNLayer(nn.Module):
         self.update_mlp = MLP([2 * f, f, 3 * f], act=act)
 
     def forward(self, s: torch.Tensor, v: torch.Tensor, pos: torch.Tensor, edge_index: torch.Tensor):
+        """One interaction: ``s [N, F]``, ``v [N, F, 3]``, ``pos [N, 3]`` (float, one dtype),
+        ``edge_index [2, E]`` (row 0 source ``j``, row 1 target ``i``) -> ``(s' [N, F], v' [N, F, 3])``.
+
+        Raises ``TypeError``/``ValueError`` for wrong shapes or dtypes and ``edge_index`` entries out of range.
+        """
         f = self.channels
         check_features(s, "s", None, f)
         n = s.shape[0]

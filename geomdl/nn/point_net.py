@@ -79,6 +79,12 @@ class PointNetConv(MessagePassing):
         self.mlp.reset_parameters()
 
     def forward(self, x: torch.Tensor | None, pos: torch.Tensor, edge_index: torch.Tensor, pos_dst: torch.Tensor | None = None) -> torch.Tensor:
+        """``x [N, C]`` or None, ``pos [N, D]``, ``edge_index [2, E]`` (row 0 source in ``pos``, row 1 target),
+        ``pos_dst [M, D]`` or None -> ``[M, out_channels]`` (``M = N`` without ``pos_dst``).
+
+        Raises ``ValueError`` when ``x`` is missing although ``in_channels > 0`` (or given although it is 0),
+        for wrong shapes or out-of-range ``edge_index``; ``TypeError`` for mixed dtypes.
+        """
         pos = check_positions(pos, "pos", dim=self.pos_dim)
         n = pos.shape[0]
         if self.in_channels:
@@ -131,6 +137,8 @@ class SetAbstraction(torch.nn.Module):
         self.conv = PointNetConv(in_channels, out_channels, hidden_channels, pos_dim, act=act, last_act=True)
 
     def forward(self, x, pos, batch=None):
+        """``x [N, C]`` or None, ``pos [N, D]``, ``batch [N]`` sorted (default one cloud) ->
+        ``(x' [M, out_channels], pos[idx] [M, D], batch[idx] [M])`` with ``idx = fps(pos, batch, ratio)``."""
         pos = check_positions(pos, "pos", dim=self.conv.pos_dim)
         batch = check_batch_vector(batch, pos.shape[0], pos.device)
         idx = ops.fps(pos.detach(), batch, ratio=self.ratio)
@@ -156,6 +164,8 @@ class GlobalSetAbstraction(torch.nn.Module):
         self.mlp = MLP([in_channels + pos_dim, *_hidden(hidden_channels), out_channels], act=act, last_act=True)
 
     def forward(self, x, pos, batch=None):
+        """``x [N, C]`` or None, ``pos [N, D]``, ``batch [N]`` sorted (default one cloud) ->
+        ``(x' [B, out_channels], c [B, D], arange(B) [B])``: ``x'_b = max_{i in b} MLP([x_i, p_i - c_b])``."""
         pos = check_positions(pos, "pos", dim=self.pos_dim)
         batch = check_batch_vector(batch, pos.shape[0], pos.device)
         nb = num_batches(batch)
@@ -183,7 +193,10 @@ def knn_interpolate(x: torch.Tensor, pos_src: torch.Tensor, pos_dst: torch.Tenso
                     batch_dst: torch.Tensor | None = None, k: int = 3, eps: float = 1e-16) -> torch.Tensor:
     """Inverse-squared-distance interpolation of ``x [N, C]`` at ``pos_dst [M, D]`` from its ``k``
     nearest sources (module docstring). Returns ``[M, C]``; a target that coincides with a source
-    takes (almost exactly) that source's features."""
+    takes (almost exactly) that source's features.
+
+    ``pos_src [N, D]``, ``batch_src [N]`` / ``batch_dst [M]`` sorted cloud ids (default one cloud), ``k``
+    (default 3); squared distances are clamped to ``eps`` (default 1e-16) before inversion."""
     pos_src = check_positions(pos_src, "pos_src", dim=None)
     pos_dst = check_positions(pos_dst, "pos_dst", dim=pos_src.shape[1])
     check_features(x, "x", pos_src.shape[0])
@@ -214,6 +227,9 @@ class FeaturePropagation(torch.nn.Module):
         self.mlp = MLP([in_channels + skip_channels, *_hidden(list(hidden_channels)), out_channels], act=act, last_act=True)
 
     def forward(self, x, pos, batch, x_skip, pos_skip, batch_skip):
+        """Coarse ``x [N_c, C]``, ``pos [N_c, D]``, ``batch [N_c]``; fine ``x_skip [N_f, S]`` (ignored when
+        ``skip_channels=0``), ``pos_skip [N_f, D]``, ``batch_skip [N_f]`` -> ``(x' [N_f, out_channels], pos_skip, batch_skip)``.
+        Raises ``ValueError`` when ``x_skip`` is missing or misshapen although ``skip_channels > 0``."""
         h = knn_interpolate(x, pos, pos_skip, batch, batch_skip, k=self.k)
         if self.skip_channels:
             if x_skip is None:

@@ -124,7 +124,11 @@ def set_backend(backend: str | None) -> None:
 
 @contextlib.contextmanager
 def use_backend(backend: str):
-    """Context manager: ``with use_backend("reference"): ...``."""
+    """Context manager: ``with use_backend("reference"): ...``.
+
+    Sets ``backend`` (``"auto"``, ``"compiled"``, ``"reference"`` or ``None``) for this thread with
+    :func:`set_backend` and restores the previous setting on exit. Raises ``ValueError`` for an unknown name.
+    """
     previous = getattr(_state, "backend", None)
     set_backend(backend)
     try:

@@ -274,7 +274,7 @@ def knn(x, y, k, batch_x=None, batch_y=None, ignore_same_index=False):
 
 
 def radius_graph(pos, r, batch=None, max_num_neighbors=32, loop=False):
-    """Edges ``j -> i`` between points of one cloud closer than ``r`` (see :func:`radius`).
+    """Edges ``j -> i`` between points of one cloud within distance ``r`` (``|p_j - p_i| <= r``, see :func:`radius`).
 
     Args:
         pos: ``[N, D]`` float positions.
@@ -291,6 +291,12 @@ def radius_graph(pos, r, batch=None, max_num_neighbors=32, loop=False):
 
 def knn_graph(pos, k, batch=None, loop=False):
     """Edges ``j -> i`` from the ``k`` nearest points ``j`` of each point ``i`` (see :func:`knn`).
+
+    Args:
+        pos: ``[N, D]`` float positions.
+        k: neighbours per point (>= 1); fewer where a cloud has fewer points.
+        batch: sorted cloud ids ``[N]`` (default: one cloud).
+        loop: include each point itself (a self-loop ``i -> i``) among its ``k`` (default False).
 
     Returns:
         ``edge_index [2, E]`` (row 0 source, row 1 target), sorted by target then distance.

@@ -249,7 +249,12 @@ def _validate(plan, a, b, w):
 def sparse_trilinear(plan: TrilinearPlan, a: torch.Tensor, b: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``out[r, t] = sum_n c_n a[r, i_n] b[r, j_n] w[r, k_n]``: ``a [R|1, Fa]``, ``b [R|1, Fb]``, ``w [R|1, Fw]``
     (same dtype and device) -> ``[R, W]``. Differentiable to any order (first order inside ``torch.compile``);
-    compiled kernels for float32/float64 on the CPU and CUDA."""
+    compiled kernels for float32/float64 on the CPU and CUDA.
+
+    ``plan`` (a :class:`TrilinearPlan`) holds the entries ``(t_n, i_n, j_n, k_n)``, the coefficients ``c_n``
+    and the widths ``(W, Fa, Fb, Fw)``. Raises ``TypeError`` for a ``plan`` that is no :class:`TrilinearPlan`
+    or non-tensor / non-floating operands, ``ValueError`` for operands that are not 2-D with the plan's widths,
+    that differ from ``a`` in dtype or device, or whose row counts (other than 1) disagree."""
     _validate(plan, a, b, w)
     rows = next((x.shape[0] for x in (a, b, w) if x.shape[0] != 1), 1)
     return sparse_trilinear_rows(plan_op_id(plan), a, b, w, rows, tuple(x.shape[0] == 1 for x in (a, b, w)))

@@ -56,6 +56,14 @@ class FrameAveragedPointNet(nn.Module):
         self.mlp2 = _mlp([2 * hidden, hidden, out_features + 3])
 
     def forward(self, pos: torch.Tensor, x: torch.Tensor | None, part: torch.Tensor, num_parts: int):
+        """``pos [N, 3]``, ``x [N, in_features]`` or None, ``part [N]`` int in ``[0, num_parts)`` ->
+        ``(features [N, out_features], votes [N, 3])``.
+
+        Per part: PCA frames (:func:`geomdl.nn.apen.frames.pca_frames`), the PointNet in every frame on the
+        frame coordinates of ``pos - centroid``, max-pooled per part; features are averaged over the frames,
+        votes are rotated back to world coordinates, averaged and shifted by the part centroid.
+        Raises ``ValueError`` when ``x`` is missing (``in_features > 0``) or has the wrong shape.
+        """
         if x is None:
             if self.in_features:
                 raise ValueError(f"x is required: the backbone expects {self.in_features} input features")

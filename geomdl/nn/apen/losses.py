@@ -8,13 +8,19 @@ from geomdl.ops import scatter
 
 
 def part_centroid_targets(pos: torch.Tensor, gt_part: torch.Tensor) -> torch.Tensor:
-    """``[N, 3]``: for every point, the centroid of its ground-truth part."""
+    """``[N, 3]``: for every point, the centroid of its ground-truth part.
+
+    ``pos [N, 3]`` float, ``gt_part [N]`` int64 part ids (unique across the clouds of a batch).
+    """
     num = int(gt_part.max()) + 1 if gt_part.numel() else 0
     return scatter(pos, gt_part, dim_size=num, reduce="mean")[gt_part]
 
 
 def vote_loss(votes: list[torch.Tensor], pos: torch.Tensor, gt_part: torch.Tensor) -> torch.Tensor:
     """Sum over layers of the mean L1 distance between votes and ground-truth part centroids.
+
+    ``L_A = sum_l mean_i |Y_l,i - c_gt(i)|_1`` with ``votes``: list of ``[N, 3]`` (one per layer), ``pos [N, 3]``
+    (detached for the targets), ``gt_part [N]`` int64. Returns a scalar tensor; ``ValueError`` for empty ``votes``.
 
     ``gt_part`` ids must be unique across the clouds of a batch (``PartData`` offsets them when batched):
     equal ids in two clouds would be averaged into one centroid."""

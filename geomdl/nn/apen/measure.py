@@ -24,6 +24,13 @@ def random_piecewise_motion(pos: torch.Tensor, gt_part: torch.Tensor, generator:
                             reflections: bool = True, translation_scale: float = 1.0):
     """Move every ground-truth part by its own random rigid motion.
 
+    Args:
+        pos: ``[N, 3]`` float points.
+        gt_part: ``[N]`` int64 part ids; ``P = gt_part.max() + 1`` motions are drawn.
+        generator: CPU generator for the rotations, reflection draws and translations (default: global RNG).
+        reflections: when True each part is reflected with probability 1/2 (O(3)); False: SO(3) only.
+        translation_scale: standard deviation of the Gaussian translations (default 1.0).
+
     Returns ``(moved_pos [N, 3], rot [P, 3, 3], trans [P, 3])``; each part rotates about its centroid.
     """
     num = int(gt_part.max()) + 1 if gt_part.numel() else 0
@@ -40,7 +47,11 @@ def random_piecewise_motion(pos: torch.Tensor, gt_part: torch.Tensor, generator:
 
 
 def refinement_violation(pred_part: torch.Tensor, gt_part: torch.Tensor, batch: torch.Tensor) -> dict[str, float]:
-    """lambda-hat: share of clouds (and of points) where a predicted part mixes true parts."""
+    """lambda-hat: share of clouds (and of points) where a predicted part mixes true parts.
+
+    ``pred_part [N]``, ``gt_part [N]`` int64 (predicted part ids unique across clouds), ``batch [N]`` cloud ids.
+    Returns ``{"lambda_clouds": float, "lambda_points": float}`` (0.0 for empty inputs).
+    """
     num_pred = int(pred_part.max()) + 1 if pred_part.numel() else 0
     lo = scatter(gt_part.unsqueeze(1).double(), pred_part, dim_size=num_pred, reduce="min")[:, 0]
     hi = scatter(gt_part.unsqueeze(1).double(), pred_part, dim_size=num_pred, reduce="max")[:, 0]
@@ -53,7 +64,10 @@ def refinement_violation(pred_part: torch.Tensor, gt_part: torch.Tensor, batch: 
 
 
 def assignment_uncertainty(soft: torch.Tensor, batch: torch.Tensor) -> dict[str, float]:
-    """delta-hat of a soft assignment ``[N, K]`` (rows on the simplex)."""
+    """delta-hat of a soft assignment ``soft [N, K]`` (rows on the simplex), ``batch [N]`` cloud ids.
+
+    Returns ``{"delta_clouds": mean over clouds of 1 - prod_i max_j Q_ij, "delta_points": mean of 1 - max_j Q_ij}``.
+    """
     top = soft.max(1).values.double().clamp_min(1e-300)
     nb = int(batch.max()) + 1 if batch.numel() else 0
     log_prod = scatter(top.log().unsqueeze(1), batch, dim_size=nb)[:, 0]

@@ -95,6 +95,14 @@ class APEN(nn.Module):
         self.head = _mlp([hidden * num_layers, hidden, num_classes])
 
     def forward(self, pos, batch=None, x=None, partition=None, initial_partition=None):
+        """See the class docstring (Forward). ``pos [N, 3]`` float or a PyG ``Data``/``Batch``, ``batch [N]``
+        sorted cloud ids (default one cloud), ``x [N, in_features]`` or None, ``partition`` /
+        ``initial_partition`` ``[N]`` int part ids or None -> dict of ``logits``, ``votes``, ``partitions``,
+        ``soft``, ``features``.
+
+        Raises ``ValueError`` for non-finite ``pos``, bad shapes, an unsorted ``batch``; ``TypeError`` for
+        non-integer part labels or input dtypes other than the parameters'.
+        """
         if hasattr(pos, "pos") and batch is None:  # a PyG Data/Batch
             data = pos
             pos, batch = data.pos, getattr(data, "batch", None)
@@ -132,7 +140,12 @@ class APEN(nn.Module):
 
 
 class GlobalFrameAveragedNet(APEN):
-    """The globally E(3)-equivariant baseline: the same backbone on the whole cloud (one part)."""
+    """The globally E(3)-equivariant baseline: the same backbone on the whole cloud (one part).
+
+    Args:
+        num_classes, in_features, hidden, num_layers, reflections, task: as :class:`APEN` (defaults
+            ``in_features=0``, ``hidden=64``, ``num_layers=4``, ``reflections=True``, ``task="segmentation"``).
+    """
 
     def __init__(self, num_classes: int, in_features: int = 0, hidden: int = 64, num_layers: int = 4,
                  reflections: bool = True, task: str = "segmentation"):
@@ -141,7 +154,10 @@ class GlobalFrameAveragedNet(APEN):
 
     def forward(self, pos, batch=None, x=None, partition=None, initial_partition=None):
         """As :meth:`APEN.forward`; ``partition`` and ``initial_partition`` are accepted (so that the
-        measures of :mod:`geomdl.nn.apen.measure` run on the baseline) and ignored: one part per cloud."""
+        measures of :mod:`geomdl.nn.apen.measure` run on the baseline) and ignored: one part per cloud.
+
+        ``pos [N, 3]`` (or a PyG batch), ``batch [N]`` (default one cloud), ``x [N, in_features]`` or None ->
+        the dict of :meth:`APEN.forward`."""
         if hasattr(pos, "pos") and batch is None:
             data = pos
             pos, batch = data.pos, getattr(data, "batch", None)

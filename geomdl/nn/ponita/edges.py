@@ -43,6 +43,9 @@ def build_edges(pos: torch.Tensor, batch: torch.Tensor, radius: float | None, lo
     the cap, farther neighbours inside ``radius`` may have been dropped and a ``UserWarning`` says so (the
     lifted graph of the point-cloud mode has one node per edge, so dense molecules reach a cap of 1000 at
     about 32 atoms within the radius). The check runs in eager mode only, not under ``torch.compile``.
+
+    ``pos [N, D]`` float (detached for the search), ``batch [N]`` sorted cloud ids, ``loop``: include
+    ``i -> i`` edges -> ``edge_index [2, E]`` (row 0 source, row 1 target).
     """
     if radius is None:
         return fully_connected_edges(batch, loop)

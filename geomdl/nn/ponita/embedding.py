@@ -89,6 +89,9 @@ def smooth_cutoff(dist: torch.Tensor, cutoff: float, p: int = 6) -> torch.Tensor
 
     ``w(u) = 1 - (p+1)(p+2)/2 u^p + p(p+2) u^(p+1) - p(p+1)/2 u^(p+2)`` for ``u < 1``, else 0.
     ``w`` and its first two derivatives vanish at ``u = 1`` (smooth energies and forces).
+
+    ``dist [...]`` float, ``cutoff = r_c > 0``, order ``p`` (default 6) -> ``[...]``. No argument checks
+    (see :func:`geomdl.graph.radial.polynomial_cutoff` for the validating version of the same envelope).
     """
     u = dist / cutoff
     # Clamped to 1 (w(1) = 0 exactly): far edges (u ~ 1e6 in float32) would overflow u^(p+2) to inf in the

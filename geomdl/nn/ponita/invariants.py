@@ -39,6 +39,7 @@ def safe_norm(x: torch.Tensor, dim: int = -1, keepdim: bool = False) -> torch.Te
     """Euclidean norm whose gradients of every order are finite (0 at ``x = 0``).
 
     A plain ``sqrt(sum x^2)`` gives NaN gradients at zero (self loops, ``r`` parallel to ``o``).
+    ``x [..., D, ...]`` -> its shape without ``dim`` (size 1 there when ``keepdim=True``).
     """
     sq = x.pow(2).sum(dim=dim, keepdim=keepdim)
     pos = sq > 0

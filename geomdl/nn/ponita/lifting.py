@@ -17,7 +17,11 @@ from geomdl.ops import scatter
 
 
 def lift_to_grid(scalars: torch.Tensor | None, vectors: torch.Tensor | None, grid: torch.Tensor, num_nodes: int) -> torch.Tensor:
-    """``scalars`` ``[N, Cs]``, ``vectors`` ``[N, Cv, D]``, ``grid`` ``[O, D]`` -> ``[N, O, Cs + Cv]``."""
+    """``scalars`` ``[N, Cs]``, ``vectors`` ``[N, Cv, D]``, ``grid`` ``[O, D]`` -> ``[N, O, Cs + Cv]``.
+
+    ``f(o) = s`` for scalars, ``f(o) = v . o`` for vectors; either may be None. With both None the
+    signal is ones ``[num_nodes, O, 1]`` (``num_nodes = N``).
+    """
     parts = []
     if scalars is not None:
         parts.append(scalars[:, None, :].expand(num_nodes, grid.shape[0], scalars.shape[1]))
@@ -29,7 +33,10 @@ def lift_to_grid(scalars: torch.Tensor | None, vectors: torch.Tensor | None, gri
 
 
 def read_out_grid(f: torch.Tensor, grid: torch.Tensor, num_scalars: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``f`` ``[N, O, S + V]`` -> scalars ``[N, S]`` (mean over ``o``), vectors ``[N, V, D]`` (``(1/O) sum_o f(o) o``)."""
+    """``f`` ``[N, O, S + V]`` -> scalars ``[N, S]`` (mean over ``o``), vectors ``[N, V, D]`` (``(1/O) sum_o f(o) o``).
+
+    ``grid [O, D]`` is the grid ``f`` lives on; the first ``num_scalars = S`` channels are read as scalars.
+    """
     scalars = f[..., :num_scalars].mean(dim=1)
     vectors = torch.einsum("nov,od->nvd", f[..., num_scalars:], grid) / grid.shape[0]
     return scalars, vectors
@@ -68,6 +75,11 @@ def lift_graph(pos: torch.Tensor, edge_index: torch.Tensor) -> LiftedGraph:
     iff ``t_b -> t_a`` is a base edge or ``t_a = t_b`` (self loops added): all orientations at a
     neighbouring atom talk to all orientations at the receiving atom (about ``E^2 / N`` edges).
     Atoms without incoming edges have no lifted points. Coincident atoms (``x_s = x_t``) raise.
+
+    ``pos [N, D]`` float, ``edge_index [2, E]`` int64 (row 0 source ``s``, row 1 target ``t``) ->
+    :class:`LiftedGraph` with ``base [L]``, ``ori [L, D]``, ``edge_index [2, E_L]`` (``L`` = edges with ``s != t``).
+
+    Raises ``ValueError`` when two connected atoms coincide.
     """
     n = pos.shape[0]
     src, dst = edge_index[0], edge_index[1]

@@ -65,7 +65,13 @@ class PonitaPotential(nn.Module):
 
     def energy(self, numbers: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor | None = None,
                num_graphs: int | None = None, grid: torch.Tensor | None = None) -> torch.Tensor:
-        """Energies ``[B]`` (float64) of the graphs in ``batch`` (atomic numbers ``[N]``, positions ``[N, 3]``)."""
+        """Energies ``[B]`` (float64) of the graphs in ``batch`` (atomic numbers ``[N]``, positions ``[N, 3]``).
+
+        ``E_b = energy_scale * Ponita(pos, onehot(types))_b + sum_{i in b} energy_shift[type_i]``.
+        ``numbers [N]`` int64, ``pos [N, 3]`` float, ``batch [N]`` graph ids (default: one graph),
+        ``num_graphs`` = ``B`` (default ``batch.max() + 1``), ``grid``: optional rotated orientation grid
+        (see :class:`Ponita`). Raises ``ValueError`` for elements outside ``atomic_numbers``.
+        """
         t = self.types(numbers)
         x = nn.functional.one_hot(t, len(self.atomic_numbers)).to(pos.dtype)
         if batch is None:
@@ -80,6 +86,9 @@ class PonitaPotential(nn.Module):
                 num_graphs: int | None = None, forces: bool = True, create_graph: bool | None = None,
                 grid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Returns ``{"energy": [B], "forces": [N, 3]}`` with ``forces = -dE/dpos``.
+
+        Arguments as :meth:`energy`; ``energy`` is float64, ``forces`` has the dtype of ``pos``. With
+        ``forces=False`` only ``{"energy": [B]}`` is returned (no autograd).
 
         ``create_graph`` (default: ``self.training``) keeps the graph of the forces for training on
         them (second-order autograd). Works under ``torch.no_grad`` and ``torch.inference_mode`` (e.g. a

@@ -35,9 +35,13 @@ class GauntConvolution(nn.Module):
     Args:
         irreps_in, irreps_out: natural-parity channelwise irreps with the same multiplicity ``C``.
         lmax_filter: highest degree of the edge filter (default: highest degree of ``irreps_out``).
-        num_basis, cutoff: Bessel radial basis size and cutoff radius (edges longer than ``cutoff`` send 0).
-        radial_hidden: hidden width of the radial MLP.
-        avg_num_neighbors: ``n_bar`` in the normalisation.
+        num_basis, cutoff: Bessel radial basis size and cutoff radius (edges longer than ``cutoff`` send 0);
+            defaults 8 and 5.0.
+        radial_hidden: hidden width of the radial MLP (default 32).
+        avg_num_neighbors: ``n_bar`` in the normalisation (default 1.0, must be > 0).
+
+    Raises ``ValueError`` for irreps outside the Gaunt product's class, a negative ``lmax_filter`` or
+    ``avg_num_neighbors <= 0``.
     """
 
     def __init__(self, irreps_in, irreps_out, lmax_filter: int | None = None, num_basis: int = 8, cutoff: float = 5.0,
@@ -58,6 +62,13 @@ class GauntConvolution(nn.Module):
         self.radial = MLP([num_basis, radial_hidden, self.channels * (lmax_filter + 1)])
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        """``x [N, irreps_in.dim]``, ``pos [N, 3]`` float, ``edge_index [2, E]`` (row 0 source ``j``, row 1 target
+        ``i``) -> ``[N, irreps_out.dim]`` (module docstring equation).
+
+        The radial MLP runs in the parameters' dtype (``pos`` must match it); the filter is cast to ``x.dtype``.
+        Raises ``ValueError`` for a wrong shape of ``x``/``pos`` or out-of-range ``edge_index``, ``TypeError``
+        for a ``pos`` whose dtype differs from the parameters'.
+        """
         n = x.shape[0] if isinstance(x, torch.Tensor) else None
         if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self._dim_in:
             raise ValueError(f"x must have shape [N, {self._dim_in}] for irreps {self.irreps_in}, got {getattr(x, 'shape', x)}")

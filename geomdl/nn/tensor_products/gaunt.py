@@ -213,6 +213,24 @@ class GauntTensorProduct(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, weight1: torch.Tensor | None = None,
                 weight2: torch.Tensor | None = None, weight3: torch.Tensor | None = None) -> torch.Tensor:
+        """``z^{l3}_c = n_l3 w3_{c l3} Proj_l3[F_{x,c} F_{y,c}]`` (module docstring) on the natural-parity blocks.
+
+        Args:
+            x: ``[..., irreps_in1.dim]`` float.
+            y: ``[..., irreps_in2.dim]`` float, same dtype as ``x``; leading dims broadcast with ``x``'s.
+            weight1, weight2, weight3: optional per-sample degree weights ``[..., C, L1+1]``,
+                ``[..., C, L2+1]``, ``[..., C, Lo+1]`` (or ``[C, L+1]`` shared by all samples), multiplied
+                with the internal ones. They act on the Gaunt paths only: with ``parity="full"`` the
+                Clebsch-Gordan part is called as ``cg(x, y)`` with its own weights.
+
+        Returns:
+            ``[*broadcast(x.shape[:-1], y.shape[:-1]), irreps_out.dim]``.
+
+        Raises:
+            TypeError: ``x``/``y`` not floating tensors, or of different dtypes.
+            ValueError: a last dimension other than the irreps' dim, or a weight whose last two
+                dimensions are not ``(C, L+1)``.
+        """
         for name, t, dim in (("x", x, self._dims[0]), ("y", y, self._dims[1])):
             if not isinstance(t, torch.Tensor):
                 raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")

@@ -32,6 +32,9 @@ class GauntSelfInteraction(nn.Module):
         self.residual = residual
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """``x [N, irreps.dim]``, optional ``y [N, irreps.dim]`` (default ``x``) -> ``[N, irreps.dim]``:
+        ``x + Lin(GTP_w(x, y))`` (without ``x +`` when ``residual=False``, without ``Lin`` when ``mix_channels=False``).
+        Leading dimensions may be any broadcastable ``[...]``, as for :class:`GauntTensorProduct`."""
         out = self.product(x, x if y is None else y)
         if self.linear is not None:
             out = self.linear(out)

@@ -30,8 +30,11 @@ class GauntManyBody(nn.Module):
     Args:
         irreps_in: natural-parity channelwise irreps (``C x 0e + C x 1o + ...``).
         irreps_out: natural-parity, multiplicity ``C`` (default ``irreps_in``).
-        correlation: highest body order ``nu_max >= 1``.
-        num_elements: number of element types (weights per element); ``None``: one set.
+        correlation: highest body order ``nu_max >= 1`` (default 3).
+        num_elements: number of element types (weights per element); ``None`` (default): one set.
+
+    The weights ``w^(nu)`` start at ``1 / nu!``. Raises ``ValueError`` for non-natural irreps, an
+    ``irreps_out`` multiplicity other than ``C``, ``correlation < 1`` or a bad ``num_elements``.
     """
 
     def __init__(self, irreps_in, irreps_out=None, correlation: int = 3, num_elements: int | None = None):
@@ -62,6 +65,11 @@ class GauntManyBody(nn.Module):
                 self.weights[nu].fill_(1.0 / math.factorial(nu + 1))
 
     def forward(self, x: torch.Tensor, element: torch.Tensor | None = None) -> torch.Tensor:
+        """``x [N, irreps_in.dim]`` float (the ``A`` features), ``element [N]`` int32/int64 in ``[0, num_elements)``
+        (required when ``num_elements`` is set, ignored otherwise) -> ``B [N, irreps_out.dim]`` (module docstring).
+
+        Raises ``ValueError`` for a wrong shape of ``x`` or a missing / wrongly shaped / out-of-range ``element``.
+        """
         if x.dim() != 2 or x.shape[1] != self.irreps_in.dim:
             raise ValueError(f"x must have shape [N, {self.irreps_in.dim}] for irreps {self.irreps_in}, got {tuple(x.shape)}")
         n = x.shape[0]

@@ -94,7 +94,11 @@ class TinvNet(nn.Module):
                 f"output={self.output!r}, vector_keys={self.vector_keys}")
 
     def embed(self, pos: torch.Tensor, batch: torch.Tensor | None = None, num_clouds: int | None = None):
-        """The :class:`MDSResult` of ``pos`` with this module's options (no gradient)."""
+        """The :class:`MDSResult` of ``pos`` with this module's options (no gradient).
+
+        ``pos [N, D]`` float, ``batch [N]`` sorted cloud ids (default one cloud), ``num_clouds`` the number
+        of clouds ``B`` (default from ``batch``); see :func:`geomdl.nn.tinv.mds_embedding`.
+        """
         with torch.no_grad():
             return mds_embedding(pos.detach(), self.dim, batch, scale=self.scale, degenerate=self.degenerate,
                                  gap_tol=self.gap_tol, sign_tol=self.sign_tol, max_frames=self.max_frames,
