@@ -64,6 +64,12 @@ def options_key(options: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _same_options(stored, options: dict) -> bool:
+    """Whether a cache's stored options are ``options``, compared as canonical JSON text (so that a NaN option,
+    which never equals itself as a float, still matches its own cache)."""
+    return json.dumps(stored, sort_keys=True, default=str) == json.dumps(options, sort_keys=True, default=str)
+
+
 def fingerprint(paths: Sequence[os.PathLike]) -> list[list]:
     """``[name, size, mtime_ns]`` of every file: detects raw files changed after processing."""
     out = []
@@ -226,7 +232,7 @@ class GeometricDataset(torch.utils.data.Dataset):
             except Exception as exc:  # corrupt cache: rebuild it
                 log.warning("ignoring unreadable cache %s (%s)", path, exc)
                 blob = None
-            if blob is not None and blob.get("fingerprint") == raw_fp and blob.get("options") == json.loads(json.dumps(options, default=str)):
+            if blob is not None and blob.get("fingerprint") == raw_fp and _same_options(blob.get("options"), options):
                 self.from_cache = True
                 self.cache_path = path
                 return blob["data"], blob["slices"], blob["count"]

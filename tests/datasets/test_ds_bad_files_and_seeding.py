@@ -171,3 +171,33 @@ def test_qm9_xyz_cache_follows_an_edited_uncharacterized_list(tmp_path):
     (tmp_path / "uncharacterized.txt").write_text("header\n2 C 1 2\n")  # molecule 2 is excluded now
     again = QM9(tmp_path, source="xyz", split_sizes=(1, 1, 0))
     assert not again.from_cache and sorted(int(again.get(i).idx) for i in range(2)) == [1, 3]
+
+
+def test_a_cache_whose_options_hold_nan_is_reused(tmp_path):
+    from torch_geometric.data import Data
+
+    from geomdl.datasets.base import GeometricDataset
+
+    raw = tmp_path / "raw.txt"
+    raw.write_text("1 2 3\n")
+
+    class Tiny(GeometricDataset):
+        builds = 0
+
+        def __init__(self, **kw):
+            super().__init__(tmp_path, processed_dir=tmp_path / "cache", **kw)
+            self.load()
+
+        def raw_paths(self):
+            return [raw]
+
+        def options(self):
+            return {"scale": float("nan"), "k": 3}
+
+        def process(self):
+            Tiny.builds += 1
+            return [Data(pos=torch.zeros(1, 3))]
+
+    Tiny()
+    again = Tiny()
+    assert again.from_cache and Tiny.builds == 1  # NaN != NaN as floats: the cache was rebuilt on every load
