@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import pathlib
 import sys
 
 
@@ -48,3 +49,18 @@ def user_errors(command_error):
             raise
         msg = " ".join(str(exc).split()) or type(exc).__name__
         raise command_error(msg) from exc
+
+
+def check_output_file(option: str, value, command_error) -> None:
+    """Fail before any (long) work when the file ``value`` named by ``option`` cannot be written: it is a
+    folder, a folder of its path is a file, or the folder it would go in is not writable."""
+    if not value:
+        return
+    path = pathlib.Path(value)
+    if path.is_dir():
+        raise command_error(f"{option} {value}: is a folder, expected a file name")
+    existing = next((p for p in path.parents if p.exists()), None)  # the folder it goes in, or the one created there
+    if existing is not None and not existing.is_dir():
+        raise command_error(f"{option} {value}: {existing} is a file, expected a folder")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise command_error(f"{option} {value}: cannot write in the folder {existing} (permission denied)")

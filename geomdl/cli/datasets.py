@@ -38,6 +38,8 @@ def run(args) -> int:
     from geomdl.datasets.registry import DATASETS
 
     root = pathlib.Path(args.root) if args.root else data_root()
+    if args.root and root.exists() and not root.is_dir():
+        raise CommandError(f"--root {args.root}: is a file, expected the data folder")
     if args.root and not args.download and not root.is_dir():
         raise CommandError(f"--root {args.root}: no such folder (it is created by --download NAME)")
     try:

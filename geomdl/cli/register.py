@@ -33,21 +33,31 @@ def _read_pose(path):
     return torch.from_numpy(pose.astype("float64"))
 
 
+def _name_cloud(message: str, args) -> str:
+    """``message`` of register() about "source ..." / "target ..." with the file named: "source a.ply: ..."."""
+    for name, path in (("source", args.source), ("target", args.target)):
+        if message.startswith(name + " "):
+            return f"{name} {path}: {message[len(name) + 1:]}"
+    return message
+
+
 def run(args) -> int:
-    import pathlib
+    import math
 
     from geomdl.cli import CommandError
+    from geomdl.cli._common import check_output_file
     from geomdl.pipelines.registration import read_point_cloud, register, registration_metrics, write_pose
 
+    if not math.isfinite(args.voxel) or args.voxel <= 0:
+        raise CommandError(f"--voxel must be a positive number (in the clouds' units), got {args.voxel}")
     for option, value in (("--out", args.out), ("--show", args.show)):
-        if value and pathlib.Path(value).is_dir():
-            raise CommandError(f"{option} {value}: is a folder, expected a file name")
+        check_output_file(option, value, CommandError)
     gt = _read_pose(args.gt) if args.gt else None  # a bad --gt fails before the (long) registration
     try:
         source, target = read_point_cloud(args.source), read_point_cloud(args.target)
         result = register(source, target, method=args.method, voxel_size=args.voxel)
     except (FileNotFoundError, ValueError, TypeError) as exc:
-        raise CommandError(str(exc)) from exc
+        raise CommandError(_name_cloud(str(exc), args)) from exc
     print(result.summary())
     print("stage times (s): " + ", ".join(f"{k} {v:.3f}" for k, v in result.timings.items()))
     print("pose (source -> target):")

@@ -15,21 +15,19 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import pathlib
-
     from geomdl.cli import CommandError
+    from geomdl.cli._common import check_output_file
     from geomdl.pipelines.registration.evaluate import evaluate_benchmark
 
     if args.max_pairs is not None and args.max_pairs < 1:
         raise CommandError(f"--max-pairs must be >= 1, got {args.max_pairs}")
     if not args.voxel > 0 or args.voxel == float("inf"):
         raise CommandError(f"--voxel must be a positive number (metres), got {args.voxel}")
-    if args.out and pathlib.Path(args.out).is_dir():
-        raise CommandError(f"--out {args.out}: is a folder, expected a JSON file name")
+    check_output_file("--out", args.out, CommandError)
     try:
         report = evaluate_benchmark(args.benchmark, args.fragments, method=args.method, voxel_size=args.voxel,
                                     max_pairs=args.max_pairs)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
     for row in report["pairs"]:
         print(f"{row['pair']:>8}  RRE {row['rre_deg']:7.3f} deg  RTE {row['rte']:.4f}  RMSE {row['rmse']:.4f}  "

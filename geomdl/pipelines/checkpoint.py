@@ -80,6 +80,18 @@ def save_checkpoint(state: dict, path) -> None:
     atomic_torch_save(full, path)
 
 
+def _text_head(path) -> str | None:
+    """The first line of ``path`` (at most 40 characters) when the file starts with printable UTF-8 text, else None."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(256)
+        text = head.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    line = text.strip().splitlines()[0][:40] if text.strip() else ""
+    return line if line and line.isprintable() else None
+
+
 def load_checkpoint(path, map_location="cpu", allow_other_version: bool = False) -> dict:
     """Read and check a checkpoint.
 
@@ -94,6 +106,8 @@ def load_checkpoint(path, map_location="cpu", allow_other_version: bool = False)
         raise CheckpointError(f"checkpoint {path!r} is a folder, expected a .pt file")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except PermissionError as exc:
+        raise CheckpointError(f"checkpoint {path!r} cannot be read ({exc.strerror})") from None
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError,
             IndexError, TypeError, AttributeError) as exc:
         text = str(exc)
@@ -102,6 +116,9 @@ def load_checkpoint(path, map_location="cpu", allow_other_version: bool = False)
                                   f"tensors or plain values; geomdl loads checkpoints with weights_only=True)") from None
         lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "weights_only" not in ln and "Weights only" not in ln]
         reason = (lines or [type(exc).__name__])[0]
+        head = _text_head(path)
+        if head is not None:  # e.g. a YAML config given where a checkpoint is expected
+            reason = f"a text file, not a PyTorch checkpoint: it starts with {head!r}"
         raise CheckpointError(f"checkpoint {path!r} is corrupt or truncated ({reason[:160]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path!r} is not a geomdl checkpoint (no '{FORMAT}' header)")

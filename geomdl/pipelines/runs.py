@@ -70,6 +70,9 @@ def evaluate_checkpoint(path, data_root: str | None = None, splits: list[str] | 
         raise NotADirectoryError(f"out_dir: {str(existing)!r} is a file, expected a folder for the metrics and plots")
     ckpt = ckpt_mod.load_checkpoint(path)
     cfg = config_from_dict(ckpt["config"])
+    if data_root is None and cfg.data.root is not None and not pathlib.Path(cfg.data.root).exists():
+        raise ConfigError(f"data.root: the run's data folder {cfg.data.root!r} (stored in the checkpoint) does not exist; "
+                          f"give the data's current location (geomdl eval --data PATH)")
     info = setup(cfg.train.device if cfg.train.device != "cuda" or torch.cuda.is_available() else "cpu")
     try:
         model, task, _ = load_trained(path, info.device, use_ema=use_ema, data_root=data_root)

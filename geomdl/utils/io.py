@@ -3,6 +3,7 @@ text reads whose errors name the file."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -54,10 +55,16 @@ def atomic_path(path: str | os.PathLike, mode_suffix: str = ""):
     an existing file keeps its permission bits. When ``path`` is a symbolic link, the file it points to is
     replaced and the link is kept.
     """
-    path = os.path.realpath(os.fspath(path))  # write through symlinks instead of replacing them
+    given = os.fspath(path)
+    path = os.path.realpath(given)  # write through symlinks instead of replacing them
     folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".part" + mode_suffix, dir=folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".part" + mode_suffix, dir=folder)
+    except FileExistsError:  # a file where a folder of the path should be
+        raise NotADirectoryError(errno.ENOTDIR, "a folder of the path is a file", given) from None
+    except OSError as exc:  # name the file being written, not the temporary one
+        raise type(exc)(exc.errno, exc.strerror, given) from None
     os.close(fd)
     try:
         yield tmp

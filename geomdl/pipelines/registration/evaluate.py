@@ -43,7 +43,14 @@ def evaluate_benchmark(benchmark_dir, fragments_dir, method: str = "geomdl", vox
         raise ValueError(f"max_pairs must be None (all pairs) or an int >= 1, got {max_pairs!r}")
     voxel_size = check_positive_real(voxel_size, "voxel_size")
     benchmark_dir, fragments_dir = pathlib.Path(benchmark_dir), pathlib.Path(fragments_dir)
+    for what, folder, holds in (("benchmark", benchmark_dir, "gt.log"), ("fragments", fragments_dir, "cloud_bin_<k> files")):
+        if not folder.is_dir():
+            state = "is a file" if folder.exists() else "does not exist"
+            raise (NotADirectoryError if folder.exists() else FileNotFoundError)(
+                f"{what} folder {str(folder)!r} {state}; expected the folder that holds {holds}")
     gt = read_gt_log(benchmark_dir / "gt.log")
+    if not gt:
+        raise ValueError(f"{benchmark_dir / 'gt.log'}: no pair records (an empty file?)")
     info = read_gt_info(benchmark_dir / "gt.info") if (benchmark_dir / "gt.info").is_file() else {}
     todo = [(i, j) for (i, j) in gt if find_fragment(fragments_dir, i) and find_fragment(fragments_dir, j)]
     if not todo:
@@ -54,7 +61,11 @@ def evaluate_benchmark(benchmark_dir, fragments_dir, method: str = "geomdl", vox
         for k in (i, j):
             if k not in cache:
                 cache[k] = read_point_cloud(find_fragment(fragments_dir, k))
-        result = register(cache[j], cache[i], method=method, voxel_size=voxel_size)
+        try:
+            result = register(cache[j], cache[i], method=method, voxel_size=voxel_size)
+        except ValueError as exc:  # e.g. a fragment too small for voxel_size: name the pair's files
+            raise ValueError(f"pair {i}-{j} (source {find_fragment(fragments_dir, j)}, target "
+                             f"{find_fragment(fragments_dir, i)}): {exc}") from exc
         m = registration_metrics(result.pose, gt[(i, j)], info.get((i, j)), source=cache[j])
         corr = result.correspondences
         ratio = (inlier_ratio(result.source_down[corr[:, 0]], result.target_down[corr[:, 1]], gt[(i, j)])

@@ -54,11 +54,32 @@ def _read_pcd(path):
     text = path.read_bytes()[:4096]
     if b"DATA" not in text or b"FIELDS" not in text:
         raise ValueError("missing PCD header (FIELDS/DATA)")
-    pcd = o3d.io.read_point_cloud(str(path), format="pcd")
+    _check_ascii_pcd_rows(path)
+    with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):  # our error, not its warnings
+        pcd = o3d.io.read_point_cloud(str(path), format="pcd")
     points = np.asarray(pcd.points)
     if points.shape[0] == 0 and b"POINTS 0" not in text:
-        raise ValueError("Open3D read no points")
+        raise ValueError("Open3D read no points (a truncated or corrupt file?)")
     return points.reshape(-1, 3)
+
+
+def _check_ascii_pcd_rows(path) -> None:
+    """A ``DATA ascii`` PCD must hold the ``POINTS`` rows its header promises: Open3D fills the rows of a
+    truncated file with uninitialised memory instead of failing."""
+    lines = path.read_bytes().splitlines()
+    header = {}
+    for k, line in enumerate(lines):
+        parts = line.split()
+        if parts and not parts[0].startswith(b"#"):
+            header[parts[0].upper()] = parts[1:]
+        if parts[:1] == [b"DATA"]:
+            break
+    if header.get(b"DATA", [b""])[0].lower() != b"ascii" or len(header.get(b"POINTS", [])) != 1:
+        return
+    rows = sum(1 for line in lines[k + 1:] if line.strip())
+    expected = int(header[b"POINTS"][0])
+    if rows < expected:
+        raise ValueError(f"truncated file: the header says POINTS {expected}, the file has {rows} data rows")
 
 
 def _read_text(path):
