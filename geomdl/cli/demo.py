@@ -42,6 +42,8 @@ def run(args) -> int:
     unknown = [s for s in selected if s not in names]
     if unknown:
         raise CommandError(f"unknown stage(s) {unknown}; choose from {names}")
+    if not str(args.out).strip():
+        raise CommandError("--out: empty path; give a folder for the demo's outputs (default demo_out)")
     out_dir = pathlib.Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise CommandError(f"--out {args.out}: is a file, expected a folder for the demo's outputs")

@@ -29,6 +29,8 @@ def run(args) -> int:
     from geomdl.cli import CommandError
     from geomdl.cli._common import configure_logging, user_errors
 
+    if args.out is not None and not args.out.strip():
+        raise CommandError("--out: empty path; give the run folder (or leave --out out for train.out_dir)")
     if args.resume and args.overwrite:
         raise CommandError("--resume and --overwrite exclude each other (continue the run, or start it afresh)")
     # --out is a path taken verbatim: quoted, so that YAML reads `2024-05-01`, `123` or `runs/a #1` as that string

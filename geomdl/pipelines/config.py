@@ -268,6 +268,20 @@ def resolve_config_path(path: str | os.PathLike) -> str | os.PathLike:
         return path
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key repeated in one mapping (plain YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) or key is None:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read a YAML config (``path=None``: the defaults), apply overrides and validate.
 
@@ -288,7 +302,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
         path = resolve_config_path(path)
         try:
             with open(path, encoding="utf-8") as fh:
-                data = yaml.safe_load(fh)
+                data = yaml.load(fh, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
         except FileNotFoundError:
             from geomdl import configs
 
@@ -303,8 +317,9 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
             raise ConfigError(f"{label}: invalid YAML{where}: {problem}") from None
         except UnicodeDecodeError:
             raise ConfigError(f"{label}: not a text (UTF-8) file") from None
-        if data is None:
-            data = {}
+        if data is None:  # an empty file (or comments only): most likely not the config that was meant
+            raise ConfigError(f"{label}: the config is empty; expected a mapping of sections (task, data, model, optim, "
+                              f"train, seed); write {{}} for the defaults")
         if not isinstance(data, dict):
             raise ConfigError(f"{label}: expected a mapping of sections at the top level, got {type(data).__name__}")
     try:

@@ -172,3 +172,28 @@ def test_datasets_root_that_is_a_file(tmp_path, capsys):
     for extra in ([], ["--download", "modelnet40"]):
         assert main(["datasets", "--root", str(tmp_path / "afile"), *extra]) == 2
         assert "afile: is a file, expected the data folder" in _one_error_line(capsys, "datasets")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("", "the config is empty"),
+    ("# a comment only\n", "the config is empty"),
+    ("train:\n  epochs: 2\ntrain:\n  epochs: 3\n", "invalid YAML at line 3, column 1: duplicate key 'train'"),
+    ("optim: {lr: 0.1, lr: 0.2}\n", "duplicate key 'lr'"),
+])
+def test_train_refuses_an_empty_config_and_repeated_keys(tmp_path, capsys, text, expected):
+    # an empty file trained the defaults (exit 0) and a repeated key silently kept the last value
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(text)
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 2
+    line = _one_error_line(capsys, "train")
+    assert str(cfg) in line and expected in line
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command", [["train", "toy_classification"], ["demo", "--only", "ops"]])
+def test_an_empty_out_is_refused(tmp_path, capsys, monkeypatch, command):
+    # --out "" trained into train.out_dir's default / wrote the demo into the working folder
+    monkeypatch.chdir(tmp_path)
+    assert main([*command, "--out", ""]) == 2
+    assert "--out: empty path" in _one_error_line(capsys, command[0])
+    assert list(tmp_path.iterdir()) == []
