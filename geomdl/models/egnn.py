@@ -25,7 +25,8 @@ class EGNN(MolecularModel):
             the squared distance inside each layer, as in the paper).
         update_coords: let the layers move the positions (default False: the coordinates stay the
             input geometry, which is what invariant property prediction uses).
-        attention, normalize, tanh: passed to :class:`~geomdl.nn.egnn.EGNNLayer`.
+        attention, normalize, tanh: passed to :class:`~geomdl.nn.egnn.EGNNLayer` (here on by default for attention and
+            normalize; the layer itself defaults to off for both).
         act: activation (default ``"silu"``).
     """
 
