@@ -175,6 +175,15 @@ def atomic_write_json(path, obj, indent: int | None = 2, default=None) -> None:
     atomic_write_text(path, text)
 
 
+def loads_strict_json(text: str):
+    """``json.loads`` that refuses the non-standard ``NaN``, ``Infinity`` and ``-Infinity`` tokens (as ``jq`` and
+    ``JSON.parse`` do) with a ``ValueError``: reads what :func:`atomic_write_json` writes."""
+    def reject(token):
+        raise ValueError(f"non-standard JSON token {token!r}")
+
+    return json.loads(text, parse_constant=reject)
+
+
 def read_text(path: str | os.PathLike, what: str) -> str:
     """The UTF-8 text of ``path``; a binary file gives a ``ValueError`` naming the file and ``what`` was expected."""
     path = os.fspath(path)

@@ -1,6 +1,5 @@
 """``python -m benchmarks`` writes strict JSON: a row whose measurement failed (NaN, infinity) is written as
 null, numpy and torch scalars as numbers. No real benchmark runs here."""
-import json
 import pathlib
 import sys
 import types
@@ -13,14 +12,7 @@ if str(ROOT) not in sys.path:  # benchmarks/ is not installed with the package
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.__main__ import main  # noqa: E402
-
-
-def strict_loads(text: str):
-    """``json.loads`` that rejects the non-standard ``NaN``, ``Infinity`` and ``-Infinity`` tokens."""
-    def reject(token):
-        raise ValueError(f"non-standard JSON token {token!r}")
-
-    return json.loads(text, parse_constant=reject)
+from geomdl.utils.io import loads_strict_json as strict_loads  # noqa: E402 (refuses NaN/Infinity tokens)
 
 
 def test_a_failed_row_is_written_as_null(tmp_path, monkeypatch, capsys):

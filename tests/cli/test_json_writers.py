@@ -1,6 +1,5 @@
 """The command-line writers of JSON files (``demo``, ``register-eval --out``) write strict JSON: non-finite
 metrics as null, never the ``NaN``/``Infinity`` tokens that strict parsers reject."""
-import json
 import sys
 import types
 
@@ -8,14 +7,7 @@ import numpy as np
 import torch
 
 from geomdl.cli import main
-
-
-def strict_loads(text: str):
-    """``json.loads`` that rejects the non-standard ``NaN``, ``Infinity`` and ``-Infinity`` tokens."""
-    def reject(token):
-        raise ValueError(f"non-standard JSON token {token!r}")
-
-    return json.loads(text, parse_constant=reject)
+from geomdl.utils.io import loads_strict_json as strict_loads  # refuses NaN/Infinity tokens
 
 
 def test_demo_results_are_strict_json(tmp_path, monkeypatch, capsys):

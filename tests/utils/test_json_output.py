@@ -14,14 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geomdl.utils.io import atomic_write_json, to_json_safe
-
-
-def strict_loads(text: str):
-    """``json.loads`` that rejects the non-standard ``NaN``, ``Infinity`` and ``-Infinity`` tokens."""
-    def reject(token):
-        raise ValueError(f"non-standard JSON token {token!r}")
-
-    return json.loads(text, parse_constant=reject)
+from geomdl.utils.io import loads_strict_json as strict_loads  # refuses NaN/Infinity tokens
 
 
 def assert_same(got, expected, where="$"):
