@@ -92,6 +92,22 @@ def _text_head(path) -> str | None:
     return line if line and line.isprintable() else None
 
 
+def _magic(path) -> str | None:
+    """What a file that is not a PyTorch checkpoint is, from its first bytes (``torch.save`` writes a zip
+    archive, ``PK..``, or a legacy pickle, ``0x80``); ``None`` when it starts like a checkpoint (so a
+    truncated one keeps torch's own reason)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return None
+    if not head or head.startswith(b"PK") or head[:1] == b"\x80":
+        return None
+    if head.startswith(b"\x93NUMPY"):
+        return "a NumPy .npy file, not a PyTorch checkpoint"
+    return f"not a PyTorch checkpoint: it starts with the bytes {head[:4]!r}"
+
+
 def load_checkpoint(path, map_location="cpu", allow_other_version: bool = False) -> dict:
     """Read and check a checkpoint.
 
@@ -119,6 +135,8 @@ def load_checkpoint(path, map_location="cpu", allow_other_version: bool = False)
         head = _text_head(path)
         if head is not None:  # e.g. a YAML config given where a checkpoint is expected
             reason = f"a text file, not a PyTorch checkpoint: it starts with {head!r}"
+        elif (magic := _magic(path)) is not None:
+            reason = magic
         raise CheckpointError(f"checkpoint {path!r} is corrupt or truncated ({reason[:160]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path!r} is not a geomdl checkpoint (no '{FORMAT}' header)")

@@ -197,3 +197,13 @@ def test_an_empty_out_is_refused(tmp_path, capsys, monkeypatch, command):
     assert main([*command, "--out", ""]) == 2
     assert "--out: empty path" in _one_error_line(capsys, command[0])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_eval_of_a_binary_file_that_is_no_checkpoint_says_what_it_is(tmp_path, capsys):
+    # a .npy gave torch's "Unsupported operand 100", other binary files a similar unpickling message
+    np.save(tmp_path / "arr.npy", np.zeros(3))
+    (tmp_path / "blob.bin").write_bytes(b"\x00\x01\x02\x03 not a checkpoint")
+    assert main(["eval", str(tmp_path / "arr.npy")]) == 2
+    assert "(a NumPy .npy file, not a PyTorch checkpoint)" in _one_error_line(capsys, "eval")
+    assert main(["eval", str(tmp_path / "blob.bin")]) == 2
+    assert "not a PyTorch checkpoint: it starts with the bytes b'\\x00\\x01\\x02\\x03'" in _one_error_line(capsys, "eval")
