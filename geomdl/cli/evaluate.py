@@ -23,9 +23,6 @@ def run(args) -> int:
 
     if args.batch_size is not None and args.batch_size < 1:
         raise CommandError(f"--batch-size must be >= 1, got {args.batch_size}")
-    unknown = [s for s in args.split or [] if s not in ("train", "val", "test")]
-    if unknown:
-        raise CommandError(f"--split {unknown[0]}: expected train, val or test")
     configure_logging(quiet=False)
     with user_errors(CommandError):
         from geomdl.pipelines.runs import evaluate_checkpoint

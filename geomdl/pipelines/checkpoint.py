@@ -17,6 +17,7 @@ geomdl version, or (:func:`check_model`) for another model.
 """
 from __future__ import annotations
 
+import codecs
 import os
 import pickle
 import random
@@ -85,7 +86,8 @@ def _text_head(path) -> str | None:
     try:
         with open(path, "rb") as fh:
             head = fh.read(256)
-        text = head.decode("utf-8")
+        # not final: a multi-byte character cut at byte 256 is held back instead of failing
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except (OSError, UnicodeDecodeError):
         return None
     line = text.strip().splitlines()[0][:40] if text.strip() else ""

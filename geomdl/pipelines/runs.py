@@ -84,9 +84,9 @@ def evaluate_checkpoint(path, data_root: str | None = None, splits: list[str] | 
                 dataset = task.dataset_for(split)
             except ConfigError:
                 raise
-            except ValueError:
-                if splits:  # asked for explicitly: report
-                    raise
+            except ValueError as exc:
+                if splits:  # asked for explicitly: report, naming the split (e.g. "all" exists for molecular data)
+                    raise ValueError(f"split {split!r}: {exc}") from exc
                 continue
             if len(dataset) == 0:
                 if splits:  # asked for explicitly: an empty split is not a silent no-op

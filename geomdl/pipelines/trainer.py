@@ -69,6 +69,9 @@ class TrainingInterrupted(KeyboardInterrupt):
         where = "during the final evaluation" if epoch is None else f"in epoch {epoch}"
         super().__init__(f"training interrupted {where}; {held}")
 
+    def __reduce__(self):  # picklable (e.g. across multiprocessing), with its attributes
+        return type(self), (self.epoch, self.saved_epoch, self.last_checkpoint, self.out_dir)
+
 
 def amp_dtype_for(setting: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of ``train.amp`` on ``device`` (None: full precision)."""
@@ -112,6 +115,7 @@ class Trainer(CheckpointMixin):
         self.clock = time.perf_counter  # the time budget's clock (tests replace it)
         self._elapsed_base, self._clock_start, self._synced_elapsed, self._budget_spent = 0.0, None, 0.0, False
         self._saved_epoch = None  # the epoch of the last last.pt this process wrote (TrainingInterrupted)
+        self._running_epoch = None  # the 1-based epoch in progress (None: before the first, or in the final evaluation)
 
     # ---- set-up ------------------------------------------------------------------------------
     def _build(self, resume_ckpt: dict | None, resume_path):
@@ -319,6 +323,7 @@ class Trainer(CheckpointMixin):
             while state["epoch"] < cfg.train.epochs and not state["finished"]:
                 t0 = time.perf_counter()
                 epoch = state["epoch"]
+                self._running_epoch = epoch + 1  # what an interrupt reports, also while logging and saving it
                 row = {"epoch": epoch + 1, **self._train_epoch(epoch)}
                 improved = False
                 if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs or self._budget_spent:
@@ -347,13 +352,14 @@ class Trainer(CheckpointMixin):
                     return {"finished": False, "epoch": state["epoch"], "out_dir": str(self.out_dir)}
             if epochs_here == 0:  # resumed after it had ended: report why it ended, as the run that ended it did
                 stopped_early, self._budget_spent = self._end_reasons()
+            self._running_epoch = None  # the final evaluation
             return self._final(logger, stopped_early)
         except TrainingInterrupted:
             raise
         except KeyboardInterrupt as exc:
             last = self.out_dir / "last.pt"
-            running = None if state["finished"] else state["epoch"] + 1  # None: in the final evaluation
-            raise TrainingInterrupted(running, self._saved_epoch, last if last.exists() else None, self.out_dir) from exc
+            raise TrainingInterrupted(self._running_epoch, self._saved_epoch, last if last.exists() else None,
+                                      self.out_dir) from exc
         finally:
             if logger is not None:
                 logger.close()

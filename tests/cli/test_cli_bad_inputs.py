@@ -164,7 +164,8 @@ def test_eval_of_a_run_whose_data_folder_moved_suggests_data(run, tmp_path, caps
 
 def test_eval_unknown_split_names_the_option(run, capsys):
     assert main(["eval", str(run[1] / "last.pt"), "--split", "validation"]) == 2
-    assert "--split validation: expected train, val or test" in _one_error_line(capsys, "eval")
+    # the dataset decides which splits exist (molecular data also has "all"): its message, naming the split
+    assert "split 'validation': split must be one of ['train', 'val', 'test']" in _one_error_line(capsys, "eval")
 
 
 def test_datasets_root_that_is_a_file(tmp_path, capsys):
@@ -207,3 +208,20 @@ def test_eval_of_a_binary_file_that_is_no_checkpoint_says_what_it_is(tmp_path, c
     assert "(a NumPy .npy file, not a PyTorch checkpoint)" in _one_error_line(capsys, "eval")
     assert main(["eval", str(tmp_path / "blob.bin")]) == 2
     assert "not a PyTorch checkpoint: it starts with the bytes b'\\x00\\x01\\x02\\x03'" in _one_error_line(capsys, "eval")
+
+
+def test_yaml_merge_keys_still_load(tmp_path):
+    # the repeated-key check built the `<<` merge key itself, which SafeLoader has no constructor for
+    from geomdl.pipelines.config import load_config
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("optim: {<<: [{name: adamw}, {lr: 1.0e-3}], weight_decay: 0.0}\ntrain: {epochs: 2}\n")
+    loaded = load_config(cfg)
+    assert (loaded.optim.name, loaded.optim.lr, loaded.optim.weight_decay, loaded.train.epochs) == ("adamw", 1e-3, 0.0, 2)
+
+
+def test_a_utf8_text_file_given_as_checkpoint_is_named_text_even_if_cut_mid_character(tmp_path, capsys):
+    path = tmp_path / "notes.pt"
+    path.write_text("# comment: " + "é" * 200, encoding="utf-8")  # byte 256 falls inside an "é"
+    assert main(["eval", str(path)]) == 2
+    assert "a text file, not a PyTorch checkpoint: it starts with '# comment: é" in _one_error_line(capsys, "eval")

@@ -82,3 +82,13 @@ def test_a_grid_override_that_is_not_unit_is_rejected():
     net = Ponita(2, 1, num_ori=4, **SMALL)
     with pytest.raises(ValueError, match="grid must hold unit vectors"):
         net(torch.randn(5, 3), torch.randn(5, 2), grid=net.grid.float() * 2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_unit_orientations_are_accepted(dtype):
+    # bfloat16 rounds a unit vector's norm to 0.996 or 1.008: a fixed 1e-3 tolerance refused normalised input
+    net = Ponita(2, 1, num_ori=-1, **SMALL).to(dtype)
+    ori = torch.nn.functional.normalize(torch.randn(200, 3, generator=torch.Generator().manual_seed(0)), dim=-1).to(dtype)
+    net(torch.randn(200, 3).to(dtype), torch.randn(200, 2).to(dtype), ori=ori)
+    with pytest.raises(ValueError, match="ori must hold unit vectors"):
+        net(torch.randn(200, 3).to(dtype), torch.randn(200, 2).to(dtype), ori=ori * 1.05)

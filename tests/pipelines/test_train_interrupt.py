@@ -68,3 +68,51 @@ def test_the_library_raises_a_keyboard_interrupt_with_the_run_state(tmp_path, mo
     assert isinstance(exc, TrainingInterrupted)
     assert (exc.epoch, exc.last_checkpoint) == (4, tmp_path / "run" / "last.pt")
     assert exc.saved_epoch == load_checkpoint(exc.last_checkpoint)["epoch"] >= 2  # every 2 epochs, or on improvement
+
+
+@pytest.mark.parametrize("interrupted_save", [2, 4])
+def test_ctrl_c_while_saving_names_the_epoch_being_saved(tmp_path, monkeypatch, interrupted_save):
+    # the epoch counter moves on before the epoch is logged and saved: an interrupt while saving epoch 2
+    # reported "epoch 3", and while saving the last epoch "during the final evaluation"
+    from geomdl.pipelines import checkpoint
+    from geomdl.pipelines.config import load_config
+
+    saves = []
+    save = checkpoint.save_checkpoint
+
+    def interrupted(state, path):
+        saves.append(state["epoch"])
+        if state["epoch"] == interrupted_save:
+            raise KeyboardInterrupt
+        save(state, path)
+
+    monkeypatch.setattr(checkpoint, "save_checkpoint", interrupted)
+    cfg = load_config(None, ["data.kwargs.num_samples=16", "data.kwargs.num_points=16", "model.kwargs.hidden_channels=16",
+                             "train.epochs=4", "train.batch_size=8", "train.progress=off", "train.tensorboard=false",
+                             "train.checkpoint_every=1", "train.plots=false", f"train.out_dir={tmp_path / 'run'}"])
+    with pytest.raises(TrainingInterrupted) as info:
+        Trainer(cfg).fit()
+    assert str(info.value).startswith(f"training interrupted in epoch {interrupted_save}; ")
+    assert info.value.epoch == interrupted_save and info.value.saved_epoch == interrupted_save - 1
+
+
+def test_the_interrupt_pickles_with_its_state(tmp_path):
+    import pickle
+
+    exc = pickle.loads(pickle.dumps(TrainingInterrupted(3, 2, tmp_path / "last.pt", tmp_path)))
+    assert (exc.epoch, exc.saved_epoch, exc.last_checkpoint, exc.out_dir) == (3, 2, tmp_path / "last.pt", tmp_path)
+    assert str(exc) == f"training interrupted in epoch 3; {tmp_path / 'last.pt'} holds epoch 2"
+
+
+def test_ctrl_c_in_the_final_evaluation_says_so(tmp_path, monkeypatch):
+    from geomdl.pipelines.config import load_config
+
+    def interrupted(self, logger, stopped_early):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_final", interrupted)
+    cfg = load_config(None, ["data.kwargs.num_samples=16", "data.kwargs.num_points=16", "model.kwargs.hidden_channels=16",
+                             "train.epochs=2", "train.batch_size=8", "train.progress=off", "train.tensorboard=false",
+                             "train.plots=false", f"train.out_dir={tmp_path / 'run'}"])
+    with pytest.raises(TrainingInterrupted, match="during the final evaluation; .*last.pt holds epoch 2"):
+        Trainer(cfg).fit()

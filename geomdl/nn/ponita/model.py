@@ -290,17 +290,18 @@ def _check_unit_rows(name: str, t: torch.Tensor) -> None:
     """Raise a ``ValueError`` naming ``name`` unless every row of ``t`` ``[N, D]`` is a finite unit vector.
 
     The invariants (e.g. ``o_i . r``, ``o_i . o_j``) assume ``|o| = 1``; a row off by more than
-    :data:`UNIT_TOLERANCE` (relative) would silently rescale them. Skipped inside a compiled graph (data-dependent).
+    :data:`UNIT_TOLERANCE` (or 4 ulps of a half-precision dtype) would silently rescale them. Skipped inside a compiled graph (data-dependent).
     """
     if torch.compiler.is_compiling() or not t.numel():
         return
     if not t.is_floating_point():
         raise TypeError(f"{name} must be a float tensor of unit vectors, got {t.dtype}")
-    norms = torch.linalg.vector_norm(t.detach(), dim=-1)
-    bad = ~((norms - 1).abs() <= UNIT_TOLERANCE)  # NaN norms count as bad
+    norms = torch.linalg.vector_norm(t.detach().float() if t.dtype in (torch.float16, torch.bfloat16) else t.detach(), dim=-1)
+    tol = max(UNIT_TOLERANCE, 4 * torch.finfo(t.dtype).eps)  # bfloat16 rounds a unit vector by up to ~3e-3
+    bad = ~((norms - 1).abs() <= tol)  # NaN norms count as bad
     if bool(bad.any()):
         count, first = int(bad.sum()), int(bad.nonzero()[0, 0])
-        raise ValueError(f"{name} must hold unit vectors (|row| = 1 within {UNIT_TOLERANCE:g}): {count} of {t.shape[0]} "
+        raise ValueError(f"{name} must hold unit vectors (|row| = 1 within {tol:g}): {count} of {t.shape[0]} "
                          f"rows are not, the first row {first} has norm {float(norms[first]):.6g}; normalise it, "
                          f"e.g. torch.nn.functional.normalize({name}, dim=-1), and drop zero or non-finite rows")
 

@@ -65,19 +65,21 @@ def _read_pcd(path):
 
 def _check_ascii_pcd_rows(path) -> None:
     """A ``DATA ascii`` PCD must hold the ``POINTS`` rows its header promises: Open3D fills the rows of a
-    truncated file with uninitialised memory instead of failing."""
-    lines = path.read_bytes().splitlines()
+    truncated file with uninitialised memory instead of failing. Reads the header line by line and counts the
+    data rows only for ASCII files (a binary PCD is not read here)."""
     header = {}
-    for k, line in enumerate(lines):
-        parts = line.split()
-        if parts and not parts[0].startswith(b"#"):
-            header[parts[0].upper()] = parts[1:]
-        if parts[:1] == [b"DATA"]:
-            break
-    if header.get(b"DATA", [b""])[0].lower() != b"ascii" or len(header.get(b"POINTS", [])) != 1:
-        return
-    rows = sum(1 for line in lines[k + 1:] if line.strip())
-    expected = int(header[b"POINTS"][0])
+    with open(path, "rb") as fh:
+        for line in fh:
+            parts = line.split()
+            if parts and not parts[0].startswith(b"#"):
+                header[parts[0].upper()] = parts[1:]
+            if parts[:1] == [b"DATA"]:
+                break
+        data, points = header.get(b"DATA") or [b""], header.get(b"POINTS") or []
+        if data[0].lower() != b"ascii" or len(points) != 1 or not points[0].isdigit():
+            return
+        rows = sum(1 for line in fh if line.strip())
+    expected = int(points[0])
     if rows < expected:
         raise ValueError(f"truncated file: the header says POINTS {expected}, the file has {rows} data rows")
 
