@@ -92,7 +92,7 @@ def evaluate_checkpoint(path, data_root: str | None = None, splits: list[str] | 
                 if splits:  # asked for explicitly: an empty split is not a silent no-op
                     raise ValueError(f"--split {split}: the {split!r} split of {cfg.data.name!r} has no items")
                 continue
-            metrics, stats, preds = evaluate(task, model, eval_loader(task, dataset, bs, info), info, collect_predictions=True)
+            metrics, stats, preds = evaluate(task, model, eval_loader(task, dataset, bs, info), info, collect_predictions=plots)
             results[split] = metrics
             if info.is_main:
                 report(task, split, metrics, stats, preds, out, plots=plots)

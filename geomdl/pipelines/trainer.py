@@ -378,7 +378,8 @@ class Trainer(CheckpointMixin):
             log.warning("the processes ended with different weights: %s", prints)
         results["final_weights"], results["final_weights_epoch"] = self._load_final_weights()
         for split, loader in self.eval_loaders.items():
-            metrics, stats, preds = evaluate(self.task, self.eval_model, loader, info, self.amp_dtype, collect_predictions=True)
+            metrics, stats, preds = evaluate(self.task, self.eval_model, loader, info, self.amp_dtype,
+                                             collect_predictions=self.config.train.plots)  # only the plots use them
             results["metrics"][split] = metrics
             if info.is_main:
                 results["plots"] += [str(p) for p in report(self.task, split, metrics, stats, preds, self.out_dir,

@@ -38,3 +38,17 @@ def test_the_plot_draws_a_capped_subset_but_scores_every_point(tmp_path, monkeyp
     with pytest.raises(ValueError, match="forces: predictions and targets must have the same size"):
         energy_force_parity_plot(torch.zeros(4), torch.ones(4), f_true[:5], f_true, tmp_path / "q.png")
     assert not (tmp_path / "q.png").exists()
+
+
+def test_without_plots_no_predictions_are_gathered(tmp_path, monkeypatch):
+    # the per-atom force predictions were kept (and gathered over ranks) for plots that were never drawn
+    from geomdl.cli import main
+    from geomdl.pipelines.energy_forces import EnergyForceTask
+
+    def refuse(self, batch, output):
+        raise AssertionError("predictions collected although plots are off")
+
+    monkeypatch.setattr(EnergyForceTask, "predictions", refuse)
+    summary = train("ponita_molecules", [*TINY, f"train.out_dir={tmp_path}", "train.plots=false"])
+    assert summary["plots"] == []
+    assert main(["eval", str(tmp_path / "best.pt"), "--no-plots", "--out", str(tmp_path / "e")]) == 0
