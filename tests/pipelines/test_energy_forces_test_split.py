@@ -56,3 +56,15 @@ def test_eval_passes_any_split_name_to_the_dataset(tmp_path, monkeypatch):
     monkeypatch.setattr(EnergyForceTask, "dataset_for", lambda self, split: dataset_for(self, "test" if split == "all" else split))
     assert main(["eval", str(tmp_path / "best.pt"), "--split", "all", "--no-plots", "--out", str(tmp_path / "e")]) == 0
     assert (tmp_path / "e" / "all_metrics.json").is_file()
+
+
+def test_no_test_scoring_does_not_even_build_the_test_split(monkeypatch):
+    dataset_for = EnergyForceTask.dataset_for
+
+    def no_test(self, split):
+        if split == "test":
+            raise AssertionError("the test split was built although final_test_frames is 0")
+        return dataset_for(self, split)
+
+    monkeypatch.setattr(EnergyForceTask, "dataset_for", no_test)
+    assert set(_task("task.kwargs.final_test_frames=0").build_datasets()) == {"train", "val"}

@@ -269,3 +269,32 @@ def test_write_pose_round_trip(tmp_path):
     pose = random_pose(torch.Generator().manual_seed(0))
     write_pose(tmp_path / "pose.txt", pose)
     assert torch.allclose(torch.from_numpy(np.loadtxt(tmp_path / "pose.txt")), pose, atol=1e-8)
+
+
+def test_the_pcd_row_check_reads_only_the_header_of_a_binary_file(tmp_path, monkeypatch):
+    from geomdl.pipelines.registration import io as reg_io
+
+    path = tmp_path / "big.pcd"
+    header = b"VERSION .7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 1000\nHEIGHT 1\nPOINTS 1000\nDATA binary\n"
+    path.write_bytes(header + np.zeros((1000, 3), np.float32).tobytes())
+    read = []
+    real_open = open
+
+    class Counting:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def __iter__(self):
+            for line in self.fh:
+                read.append(len(line))
+                yield line
+
+    monkeypatch.setattr("builtins.open", lambda p, mode="r", *a, **k: Counting(real_open(p, mode, *a, **k)))
+    reg_io._check_ascii_pcd_rows(path)
+    assert sum(read) == len(header)  # the data part was never read (it used to be read and split whole)
