@@ -59,8 +59,10 @@ def check_output_file(option: str, value, command_error) -> None:
     path = pathlib.Path(value)
     if path.is_dir():
         raise command_error(f"{option} {value}: is a folder, expected a file name")
+    from geomdl.utils.io import file_in_the_way
+
+    if (blocker := file_in_the_way(path.parent)) is not None:
+        raise command_error(f"{option} {value}: {blocker} is a file, expected a folder")
     existing = next((p for p in path.parents if p.exists()), None)  # the folder it goes in, or the one created there
-    if existing is not None and not existing.is_dir():
-        raise command_error(f"{option} {value}: {existing} is a file, expected a folder")
     if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
         raise command_error(f"{option} {value}: cannot write in the folder {existing} (permission denied)")

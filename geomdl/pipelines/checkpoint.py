@@ -81,32 +81,27 @@ def save_checkpoint(state: dict, path) -> None:
     atomic_torch_save(full, path)
 
 
-def _text_head(path) -> str | None:
-    """The first line of ``path`` (at most 40 characters) when the file starts with printable UTF-8 text, else None."""
+def _what_else(path) -> str | None:
+    """What a file that torch cannot load is, from its first 256 bytes: a text file (e.g. a YAML config given
+    where a checkpoint is expected), a NumPy array or another binary file; ``None`` when it starts like a
+    checkpoint (``torch.save`` writes a zip archive, ``PK..``, or a legacy pickle, ``0x80``), so that a
+    truncated one keeps torch's own reason."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(256)
-        # not final: a multi-byte character cut at byte 256 is held back instead of failing
-        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-    except (OSError, UnicodeDecodeError):
-        return None
-    line = text.strip().splitlines()[0][:40] if text.strip() else ""
-    return line if line and line.isprintable() else None
-
-
-def _magic(path) -> str | None:
-    """What a file that is not a PyTorch checkpoint is, from its first bytes (``torch.save`` writes a zip
-    archive, ``PK..``, or a legacy pickle, ``0x80``); ``None`` when it starts like a checkpoint (so a
-    truncated one keeps torch's own reason)."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(8)
     except OSError:
         return None
     if not head or head.startswith(b"PK") or head[:1] == b"\x80":
         return None
     if head.startswith(b"\x93NUMPY"):
         return "a NumPy .npy file, not a PyTorch checkpoint"
+    try:  # not final: a multi-byte character cut at byte 256 is held back instead of failing
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False).strip()
+    except UnicodeDecodeError:
+        text = ""
+    line = text.splitlines()[0][:40] if text else ""
+    if line and line.isprintable():
+        return f"a text file, not a PyTorch checkpoint: it starts with {line!r}"
     return f"not a PyTorch checkpoint: it starts with the bytes {head[:4]!r}"
 
 
@@ -134,11 +129,7 @@ def load_checkpoint(path, map_location="cpu", allow_other_version: bool = False)
                                   f"tensors or plain values; geomdl loads checkpoints with weights_only=True)") from None
         lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "weights_only" not in ln and "Weights only" not in ln]
         reason = (lines or [type(exc).__name__])[0]
-        head = _text_head(path)
-        if head is not None:  # e.g. a YAML config given where a checkpoint is expected
-            reason = f"a text file, not a PyTorch checkpoint: it starts with {head!r}"
-        elif (magic := _magic(path)) is not None:
-            reason = magic
+        reason = _what_else(path) or reason
         raise CheckpointError(f"checkpoint {path!r} is corrupt or truncated ({reason[:160]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path!r} is not a geomdl checkpoint (no '{FORMAT}' header)")

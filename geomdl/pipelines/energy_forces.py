@@ -50,20 +50,15 @@ class EnergyForceTask(Task):
         self.options = EnergyForceOptions(**check_kwargs(EnergyForceOptions, config.task.kwargs, "task.kwargs"))
         self.scale = 1.0
 
-    def build_datasets(self):
-        """train and val, plus the test split capped at ``final_test_frames`` (see the module docstring)."""
+    def final_test_split(self):
+        """The test split capped at ``final_test_frames`` (a seeded random subset; see the module docstring);
+        ``None`` for ``final_test_frames: 0`` (then not even built)."""
         n = self.options.final_test_frames
-        if n == 0:  # no test scoring: the test split is not even built
-            return {split: self.dataset_for(split) for split in self.splits}
-        out = super().build_datasets()  # with the data's test split when it has one
-        test = out.pop("test", None)
-        if test is None:
-            return out
-        if n is not None and len(test) > n:
+        test = super().final_test_split() if n != 0 else None
+        if test is not None and n is not None and len(test) > n:
             pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:n].sort().values
             test = torch.utils.data.Subset(test, pick.tolist())
-        out["test"] = test
-        return out
+        return test
 
     def model_defaults(self, datasets):
         from geomdl.nn.ponita import fit_energy_shifts

@@ -17,6 +17,7 @@ from geomdl.pipelines.distributed import cleanup, setup
 from geomdl.pipelines.evaluation import eval_loader, evaluate, report
 from geomdl.pipelines.tasks import build_task
 from geomdl.pipelines.trainer import Trainer
+from geomdl.utils.io import file_in_the_way
 
 
 def train(config: str | pathlib.Path | ExperimentConfig | None, overrides: list[str] | None = None, resume=None,
@@ -65,9 +66,8 @@ def evaluate_checkpoint(path, data_root: str | None = None, splits: list[str] | 
     for ``runs/x/best.pt``), so evaluating ``best.pt`` and ``last.pt`` keeps the results of both.
     """
     out = pathlib.Path(out_dir) if out_dir else default_eval_dir(path)
-    existing = next((p for p in (out, *out.parents) if p.exists()), None)  # out, or the folder it would go in
-    if existing is not None and not existing.is_dir():
-        raise NotADirectoryError(f"out_dir: {str(existing)!r} is a file, expected a folder for the metrics and plots")
+    if (blocker := file_in_the_way(out)) is not None:
+        raise NotADirectoryError(f"out_dir: {str(blocker)!r} is a file, expected a folder for the metrics and plots")
     ckpt = ckpt_mod.load_checkpoint(path)
     cfg = config_from_dict(ckpt["config"])
     if data_root is None and cfg.data.root is not None and not pathlib.Path(cfg.data.root).exists():

@@ -162,22 +162,25 @@ class Task:
 
     def build_datasets(self) -> dict:
         """``{"train": ds, "val": ds}`` (+ ``"test"``); default: :meth:`dataset_for` per split in :attr:`splits`,
-        plus the data's ``"test"`` split when it has one with items (scored at the end of a run, never during it).
-        A dataset that has no test split (its constructor raises ``ValueError`` for ``split="test"``) is
-        logged at INFO level and left out."""
+        plus :meth:`final_test_split` when :attr:`splits` has no ``"test"`` and it returns one."""
         out = {split: self.dataset_for(split) for split in self.splits}
-        if "test" not in out:
-            try:
-                test = self.dataset_for("test")
-            except ConfigError:
-                raise
-            except ValueError as exc:
-                logging.getLogger("geomdl.train").info("no test split in %r (%s): the final evaluation scores val only",
-                                                       self.config.data.name, exc)
-            else:
-                if len(test):
-                    out["test"] = test
+        if "test" not in out and (test := self.final_test_split()) is not None:
+            out["test"] = test
         return out
+
+    def final_test_split(self):
+        """The data's ``"test"`` split when it has one with items, else ``None``: scored at the end of a run, never
+        during it. A dataset without a test split (its constructor raises ``ValueError`` for ``split="test"``) is
+        logged at INFO level. Tasks override this to cap or skip it (``energy_forces``: ``final_test_frames``)."""
+        try:
+            test = self.dataset_for("test")
+        except ConfigError:
+            raise
+        except ValueError as exc:
+            logging.getLogger("geomdl.train").info("no test split in %r (%s): the final evaluation scores val only",
+                                                   self.config.data.name, exc)
+            return None
+        return test if len(test) else None
 
     def make_loader(self, dataset, batch_size: int, sampler=None, shuffle: bool = False):
         """A loader yielding batches (default: ``torch_geometric.loader.DataLoader``)."""

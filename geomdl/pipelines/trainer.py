@@ -48,7 +48,7 @@ from geomdl.pipelines.loggers import MetricsLogger, remove_run_files
 from geomdl.pipelines.optim import build_optimizer, build_scheduler
 from geomdl.pipelines.tasks import Task, build_task, get_model_constructor
 from geomdl.pipelines.trainer_checkpoints import CheckpointMixin
-from geomdl.utils.io import atomic_write_json, atomic_write_text
+from geomdl.utils.io import atomic_write_json, atomic_write_text, file_in_the_way
 
 log = logging.getLogger("geomdl.train")
 
@@ -264,9 +264,8 @@ class Trainer(CheckpointMixin):
         check_kwargs(get_model_constructor(cfg.model.name), cfg.model.kwargs, "model.kwargs")  # fail before any I/O
         if cfg.data.root is not None and not pathlib.Path(cfg.data.root).exists():
             raise ConfigError(f"data.root: path {cfg.data.root!r} does not exist")
-        existing = next((p for p in (self.out_dir, *self.out_dir.parents) if p.exists()), None)  # out_dir or a parent
-        if existing is not None and not existing.is_dir():
-            raise ConfigError(f"train.out_dir: {str(existing)!r} is a file, expected a folder for the run")
+        if (blocker := file_in_the_way(self.out_dir)) is not None:
+            raise ConfigError(f"train.out_dir: {str(blocker)!r} is a file, expected a folder for the run")
         resume_path = ckpt = None
         if resume:
             resume_path = self.out_dir / "last.pt" if resume is True else pathlib.Path(resume)

@@ -77,6 +77,14 @@ def atomic_path(path: str | os.PathLike, mode_suffix: str = ""):
         raise
 
 
+def file_in_the_way(folder) -> pathlib.Path | None:
+    """The file that stops ``folder`` from being (or being created as) a folder: ``folder`` itself or its
+    nearest existing parent when that is not a folder; ``None`` when the folder exists or can be made."""
+    folder = pathlib.Path(folder)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    return existing if existing is not None and not existing.is_dir() else None
+
+
 def atomic_torch_save(obj, path) -> None:
     """``torch.save`` that writes to a temporary file and renames it into place."""
     import torch

@@ -296,7 +296,7 @@ def _check_unit_rows(name: str, t: torch.Tensor) -> None:
         return
     if not t.is_floating_point():
         raise TypeError(f"{name} must be a float tensor of unit vectors, got {t.dtype}")
-    norms = torch.linalg.vector_norm(t.detach().float() if t.dtype in (torch.float16, torch.bfloat16) else t.detach(), dim=-1)
+    norms = torch.linalg.vector_norm(t.detach().to(torch.promote_types(t.dtype, torch.float32)), dim=-1)  # fp16/bf16 in fp32
     tol = max(UNIT_TOLERANCE, 4 * torch.finfo(t.dtype).eps)  # bfloat16 rounds a unit vector by up to ~3e-3
     bad = ~((norms - 1).abs() <= tol)  # NaN norms count as bad
     if bool(bad.any()):

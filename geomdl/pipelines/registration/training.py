@@ -26,6 +26,7 @@ from geomdl.pipelines.registration.descriptors import ppf_histogram
 from geomdl.pipelines.registration.geometry import estimate_normals, transform, voxel_downsample
 from geomdl.pipelines.registration.neighbors import knn_search
 from geomdl.pipelines.registration.patches import patch_features
+from geomdl.utils.devices import module_device
 
 
 @dataclass
@@ -151,7 +152,7 @@ def train_descriptor(model, pairs: list[TrainingPair], steps: int, voxel: float 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     model.train()
-    device = next(model.parameters()).device
+    device = module_device(model)
     losses = []
     bar = tqdm(range(steps), desc="descriptor", disable=None if progress else True)
     for _ in bar:

@@ -25,6 +25,7 @@ from geomdl.pipelines.tsp.solvers import (
     nearest_neighbour,
     tour_length,
 )
+from geomdl.utils.devices import module_device
 
 
 def random_instances(num: int, n: int, seed: int) -> np.ndarray:
@@ -104,7 +105,7 @@ def train_model(invariant: bool, pos: np.ndarray, adj: np.ndarray, *, epochs: in
 @torch.no_grad()
 def predict(model: TSPEdgeNet, pos: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Edge logits ``[num, n, n]`` (float64 numpy), computed on the device of ``model``."""
-    x = torch.tensor(pos, dtype=torch.float32, device=next(model.parameters()).device)
+    x = torch.tensor(pos, dtype=torch.float32, device=module_device(model))
     return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]).double().cpu().numpy()
 
 
