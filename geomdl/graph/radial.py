@@ -57,6 +57,18 @@ def _check_distance(d) -> torch.Tensor:
     return d
 
 
+def edge_length(vec: torch.Tensor) -> torch.Tensor:
+    """Lengths ``|v|`` of edge vectors ``vec [..., D]`` -> ``[...]``, with finite derivatives of every order.
+
+    ``torch.linalg.vector_norm`` (``Tensor.norm``) has a NaN second derivative at ``v = 0`` (self loops,
+    coincident atoms), which poisons Hessians and force-training gradients; here the square root is only
+    taken where ``|v|^2 > 0`` and the zero vector has length 0 with zero derivatives.
+    """
+    sq = vec.pow(2).sum(-1)
+    pos = sq > 0
+    return torch.where(pos, torch.sqrt(torch.where(pos, sq, torch.ones_like(sq))), torch.zeros_like(sq))
+
+
 def bessel_basis(d: torch.Tensor, num_basis: int, cutoff: float, freq: torch.Tensor | None = None) -> torch.Tensor:
     """Radial Bessel functions :math:`\\sqrt{2/c}\\,\\sin(w_n d)/d`, :math:`w_n = n\\pi/c`.
 

@@ -37,6 +37,7 @@ from geomdl.nn.gate import _irreps
 from geomdl.nn.message_passing import check_dtypes, check_edge_index, check_positions
 from geomdl.nn.mlp import MLP
 from geomdl.nn.tensor_products import ClebschGordanTensorProduct, GauntTensorProduct
+from geomdl.o3.spherical_harmonics import unit_vectors
 
 PRODUCTS = ("cg", "gaunt")
 
@@ -151,7 +152,10 @@ class EquivariantConv(nn.Module):
         src, dst = edge_index[0], edge_index[1]
         rel = pos.index_select(0, src) - pos.index_select(0, dst)               # [E, 3]
         d = torch.sqrt(rel.pow(2).sum(1) + 1e-12)
-        y = o3.spherical_harmonics(list(range(self.lmax_sh + 1)), rel, normalize=True, normalization="component")  # [E, sh]
+        # unit vectors first: e3nn's normalize=True has a NaN second derivative at zero-length edges (self loops,
+        # coincident atoms); unit_vectors maps 0 to 0 with finite derivatives of every order
+        y = o3.spherical_harmonics(list(range(self.lmax_sh + 1)), unit_vectors(rel), normalize=False,
+                                   normalization="component")  # [E, sh]
         w = self.radial.scaled(self.basis(d), self.envelope(d).unsqueeze(1))   # [E, weight_numel], envelope * MLP
         msg = self.product(x.index_select(0, src), y, w)                        # [E, mid]
         agg = ops.scatter(msg, dst, 0, n) / math.sqrt(self.avg_num_neighbors)

@@ -31,7 +31,7 @@ from geomdl.o3.gaunt_powers import gaunt_powers, gaunt_powers_columns
 from geomdl.o3.gaunt_product import gaunt_product, gaunt_product_columns
 from geomdl.o3 import gaunt_ops  # noqa: F401  (registers the operators torch.compile calls)
 from geomdl.o3.sphere_grids import SphereGrid, gauss_legendre_grid, grid_to_sh, sh_to_grid, sphere_quadrature
-from geomdl.o3.spherical_harmonics import lmax_from_dim, sh_dim, spherical_harmonics
+from geomdl.o3.spherical_harmonics import lmax_from_dim, sh_dim, spherical_harmonics, unit_vectors
 
 __all__ = [
     "Irrep", "Irreps", "rand_matrix",
@@ -42,5 +42,5 @@ __all__ = [
     "gaunt_cg_constant", "gaunt_coefficients", "gaunt_output_normalization", "gaunt_paths", "wigner_3j_000",
     "fast_fft_size", "grid_sizes", "gaunt_powers", "gaunt_powers_columns", "gaunt_product", "gaunt_product_columns",
     "SphereGrid", "gauss_legendre_grid", "grid_to_sh", "sh_to_grid", "sphere_quadrature",
-    "lmax_from_dim", "sh_dim", "spherical_harmonics",
+    "lmax_from_dim", "sh_dim", "spherical_harmonics", "unit_vectors",
 ]

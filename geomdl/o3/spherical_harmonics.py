@@ -105,7 +105,7 @@ def spherical_harmonics(l, vectors: torch.Tensor, normalize: bool = True, normal
     if not ls:  # no degrees (an empty list or irreps): an empty last dimension, like e3nn's ``Irreps("").dim``
         return vectors[..., :0].clone()
     if normalize:
-        vectors = _unit_vectors(vectors)
+        vectors = unit_vectors(vectors)
     lmax = max(ls)
     x, y, z = vectors.unbind(-1)
     blocks = _all_degrees(lmax, x, y, z)
@@ -120,14 +120,19 @@ def spherical_harmonics(l, vectors: torch.Tensor, normalize: bool = True, normal
     return torch.cat(out, dim=-1)
 
 
-def _unit_vectors(vectors: torch.Tensor) -> torch.Tensor:
-    """``v / |v|`` at every scale (no overflow/underflow of ``|v|^2``, no ``eps`` floor: a vector of norm
-    ``1e-13`` or ``1e200`` gives its direction) and ``0`` with a zero gradient for the zero vector."""
+def unit_vectors(vectors: torch.Tensor) -> torch.Tensor:
+    """Unit vectors ``v / |v|`` of ``vectors [..., D]`` -> ``[..., D]``.
+
+    Exact at every scale (no overflow/underflow of ``|v|^2``, no ``eps`` floor: a vector of norm ``1e-13`` or
+    ``1e200`` gives its direction). The zero vector maps to ``0`` with zero derivatives of every order, so first
+    and second derivatives stay finite at self loops and coincident points (``Tensor.norm``'s are NaN there)."""
     scale = vectors.detach().abs().amax(dim=-1, keepdim=True)  # exact to detach: v / |v| is scale invariant
     scaled = vectors / torch.where(scale > 0, scale, torch.ones_like(scale))
-    norm = torch.linalg.vector_norm(scaled, dim=-1, keepdim=True)  # in [1, sqrt 3], or 0 for the zero vector
-    nonzero = norm > 0
-    return torch.where(nonzero, scaled / torch.where(nonzero, norm, torch.ones_like(norm)), torch.zeros_like(scaled))
+    sq = scaled.pow(2).sum(dim=-1, keepdim=True)  # in [1, 3], or 0 for the zero vector
+    nonzero = sq > 0
+    # sqrt only where sq > 0: vector_norm's double backward is NaN at 0 (Hessians / force training on zero edges)
+    norm = torch.sqrt(torch.where(nonzero, sq, torch.ones_like(sq)))
+    return torch.where(nonzero, scaled / norm, torch.zeros_like(scaled))
 
 
 def _all_degrees(lmax: int, x, y, z) -> list[torch.Tensor]:

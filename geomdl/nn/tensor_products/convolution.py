@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from geomdl import ops
-from geomdl.graph.radial import BesselBasis, polynomial_cutoff
+from geomdl.graph.radial import BesselBasis, edge_length, polynomial_cutoff
 from geomdl.nn.message_passing import check_dtypes, check_edge_index, check_positions
 from geomdl.nn.mlp import MLP
 from geomdl.nn.tensor_products.clebsch_gordan import _irreps
@@ -77,7 +77,7 @@ class GauntConvolution(nn.Module):
         edge_index = check_edge_index(edge_index, n, n)
         src, dst = edge_index
         vec = pos[src] - pos[dst]
-        dist = vec.norm(dim=-1)
+        dist = edge_length(vec)  # finite second derivatives at zero-length edges (self loops)
         sh = spherical_harmonics(self.lmax_filter, vec, normalize=True, normalization="component")
         radial = self.radial.scaled(self.basis(dist), polynomial_cutoff(dist, self.cutoff)[:, None])
         radial = radial.view(-1, self.channels, self.lmax_filter + 1)
