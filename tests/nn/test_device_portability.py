@@ -586,3 +586,20 @@ def test_piecewise_motion_from_a_cpu_generator_on_device(device, float64):
         assert a.device.type == device
         torch.testing.assert_close(a.cpu(), b, rtol=RTOL, atol=ATOL)
 
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_ponita_grid_override_from_the_cpu_on_device(device, float64):
+    """A co-rotated grid override ``grid = G R^T`` built on the CPU (e.g. from ``model.grid.cpu()``) is moved to
+    the points' device by the grid forward, as the model's own buffer is."""
+    from geomdl.nn.ponita import Ponita
+
+    torch.manual_seed(0)
+    model = Ponita(2, out_scalars=2, out_vectors=1, hidden=8, layers=1, num_ori=6, basis_dim=6, widening=2)
+    pos, batch = two_clouds(6, 5, scale=1.3)
+    x = features(11, 2)
+    grid = model.grid.flip(0).clone()  # a CPU float64 grid, different from the buffer
+    ref = model(pos, x, batch=batch, grid=grid)
+    out = copy.deepcopy(model).to(device)(pos.to(device), x.to(device), batch=batch.to(device), grid=grid)
+    for a, b in zip(out, ref):
+        assert a.device.type == device
+        torch.testing.assert_close(a.cpu(), b, rtol=RTOL, atol=ATOL)

@@ -222,7 +222,7 @@ class Ponita(nn.Module):
         """``edge_index`` ``[2, E]`` without self loops: the self loop ``i -> i`` of every node has ``r = 0``,
         hence the same attributes ``[0, 0]`` and window 1 for every node, and is applied per node with
         one ``[O, Bd]`` basis (:func:`~geomdl.nn.ponita.conv.fiber_bundle_conv`'s ``kernel_loop``)."""
-        grid = grid.to(pos.dtype)
+        grid = grid.to(device=pos.device, dtype=pos.dtype)  # a CPU grid override follows pos to its device
         basis = self.basis_fn(invariant_fiber_spatial(pos, edge_index, grid))  # [E, O, Bd]
         window = self._window(pos, edge_index)
         if window is not None:
