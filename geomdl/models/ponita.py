@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from geomdl.nn.ponita import Ponita, PonitaPotential
+from geomdl.nn.ponita.potential import check_type_map
 
 
 class PonitaGraph(nn.Module):
@@ -33,6 +34,10 @@ class PonitaGraph(nn.Module):
         self.register_buffer("type_map", type_map)
         self.in_channels = in_channels
         self.net = Ponita(len(self.atomic_numbers) + in_channels, out_scalars=out_channels, task_level="graph", **kwargs)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        check_type_map(self, state_dict, prefix, error_msgs)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
     def forward(self, batch):
         """``batch``: a PyG batch with ``pos [N, 3]``, ``batch [N]``, ``z [N]`` (when ``atomic_numbers``) and

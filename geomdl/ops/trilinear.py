@@ -110,6 +110,13 @@ class TrilinearPlan:
     def __repr__(self) -> str:
         return f"TrilinearPlan(entries={self.num_entries}, widths={self.widths})"
 
+    def __getstate__(self):
+        # the registry id belongs to this process and this object: a copy (deepcopy, pickle, torch.save of the
+        # module) registers itself on first use, never under the id of another (or no longer existing) plan
+        state = self.__dict__.copy()
+        state.pop("_op_id", None)
+        return state
+
 
 def _run(plan: TrilinearPlan, role: int, operands: tuple[torch.Tensor, ...]) -> torch.Tensor:
     """Role ``role`` on ``operands`` (2-D, at the role's slots in ascending order) -> ``[R, width]``."""
@@ -151,7 +158,7 @@ _IDS = itertools.count()
 def plan_op_id(plan: TrilinearPlan) -> int:
     """The registry id of ``plan`` (assigned on first use; a constant of a compiled graph)."""
     pid = getattr(plan, "_op_id", None)
-    if pid is None:
+    if pid is None or _PLANS.get(pid) is not plan:  # also a copy that kept its original's id
         pid = plan._op_id = next(_IDS)
         _PLANS[pid] = plan
     return pid

@@ -13,6 +13,18 @@ from torch import nn
 from geomdl.nn.ponita.model import Ponita
 
 
+def check_type_map(module: nn.Module, state_dict, prefix: str, error_msgs: list) -> None:
+    """For ``_load_from_state_dict``: a ``type_map`` of other elements than ``module.atomic_numbers`` (same
+    shape, so ``load_state_dict`` would take it silently and map atoms to the wrong one-hot types) is an error."""
+    saved = state_dict.get(prefix + "type_map")
+    # compared with atomic_numbers, not with the buffer: a failed load_state_dict still copies what fits
+    if isinstance(saved, torch.Tensor) and saved.dim() == 1 and (
+            torch.nonzero(saved.cpu() >= 0).flatten().tolist() != list(module.atomic_numbers)):
+        elements = torch.nonzero(saved.cpu() >= 0).flatten().tolist()
+        error_msgs.append(f"atomic_numbers: the state_dict is of a model for the elements {elements}, this one was built "
+                          f"for {list(module.atomic_numbers)}; build it with atomic_numbers={elements}")
+
+
 class PonitaPotential(nn.Module):
     """Interatomic potential on PONITA.
 
@@ -44,6 +56,10 @@ class PonitaPotential(nn.Module):
         super()._apply(fn, recurse)
         self.energy_shift = shift.to(device=self.energy_scale.device, dtype=torch.float64)
         return self
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        check_type_map(self, state_dict, prefix, error_msgs)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
     @property
     def atomic_numbers(self) -> list[int]:

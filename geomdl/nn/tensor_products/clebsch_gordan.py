@@ -203,6 +203,18 @@ class ClebschGordanTensorProduct(nn.Module):
         else:
             self.register_parameter("weight", None)
 
+    def _apply(self, fn, recurse=True):
+        # the CG buffers stay float64 when the module is cast (``.float()`` then ``.double()`` keeps exact CG on
+        # the einsum path, as the sparse plan does); only their device follows
+        cgs = [getattr(self, f"cg_{n}") for n in range(len(self.paths))]
+        super()._apply(fn, recurse)
+        for n, cg in enumerate(cgs):
+            moved = getattr(self, f"cg_{n}")
+            if moved.dtype != torch.float64:  # cast: copy the float64 original to the new device instead
+                src = moved if cg.is_meta else cg  # nothing to copy out of a meta tensor
+                self._buffers[f"cg_{n}"] = src.to(device=moved.device, dtype=torch.float64)
+        return self
+
     def _num_elements(self, path):
         i, j, _ = path
         return {"uuu": 1, "uvu": self.irreps_in2[j].mul, "uvw": self.irreps_in1[i].mul * self.irreps_in2[j].mul}[self.mode]
