@@ -159,6 +159,18 @@ class SeededStream:
             self.generator = torch.Generator().manual_seed((self.seed * 1_000_003 + int(info.seed)) % (2**63 - 1))
         return self.generator
 
+    def __getstate__(self):
+        # the generator state as plain bytes: a pickled torch.Generator carries a state tensor, which a "spawn"
+        # DataLoader worker receives through a shared-memory file descriptor closed before the worker starts
+        state = self.__dict__.copy()
+        state["generator"] = self.generator.get_state().numpy().tobytes()
+        return state
+
+    def __setstate__(self, state):
+        gen = torch.Generator()
+        gen.set_state(torch.frombuffer(bytearray(state["generator"]), dtype=torch.uint8))
+        self.__dict__.update(state, generator=gen)
+
 
 def collate_list(data_list: list, cls=None):
     """Collate ``Data`` objects into one storage ``(dict, slices)`` pair (PyG's InMemoryDataset layout)."""
