@@ -56,7 +56,7 @@ class TinyPointNet(nn.Module):
         batch = getattr(data, "batch", None)
         if batch is None:
             batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
-        num_graphs = int(batch.max()) + 1 if batch.numel() else 0
+        num_graphs = batch.max().item() + 1 if batch.numel() else 0  # .item(), not int(): traceable by torch.export
         _, centred = centre_per_cloud(pos, batch, num_graphs)  # float32-safe far from the origin
         feats = [centred]
         if self.in_channels:

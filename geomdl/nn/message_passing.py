@@ -191,12 +191,12 @@ class MessagePassing(nn.Module):
 
     @staticmethod
     def _size(size, inputs):
-        if isinstance(size, int):
+        if isinstance(size, (int, torch.SymInt)):  # a SymInt: a node count traced by torch.export
             return size, size
         if isinstance(size, (tuple, list)):
             if len(size) != 2:
                 raise ValueError(f"size must be an int or a pair (num_sources, num_targets), got {size!r}")
-            return int(size[0]), int(size[1])
+            return tuple(s if isinstance(s, torch.SymInt) else int(s) for s in size)  # SymInt: under torch.export
         if size is not None:
             raise TypeError(f"size must be an int, a pair or None, got {type(size).__name__}")
         n_src = next((v.shape[0] for k, v in inputs.items() if k.endswith("_j") and isinstance(v, torch.Tensor)), None)

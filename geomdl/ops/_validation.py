@@ -108,7 +108,7 @@ def num_batches(batch: torch.Tensor) -> int:
     ``fps`` picked), so there it is ``max(batch and -1) + 1``, which needs no branch on the length.
     """
     if torch.compiler.is_compiling():
-        return int(torch.cat([batch, batch.new_full((1,), -1)]).max()) + 1
+        return torch.cat([batch, batch.new_full((1,), -1)]).max().item() + 1  # .item(): int() fails under torch.export
     return int(batch[-1]) + 1 if batch.numel() else 0
 
 

@@ -59,7 +59,7 @@ def _check_pair(x, y, batch_x, batch_y, r=None):
     _check_finite(x, "x")
     _check_finite(y, "y")
     if torch.compiler.is_compiling():  # sizes may be data-dependent (fps centres): no branch on them
-        return x, y, r, batch_x, batch_y, 1 + int(torch.cat([batch_x, batch_y, batch_x.new_zeros(1)]).max())
+        return x, y, r, batch_x, batch_y, 1 + torch.cat([batch_x, batch_y, batch_x.new_zeros(1)]).max().item()
     (batch_x, batch_y), nb = compact_batches(batch_x, batch_y)  # sparse cloud ids: no huge pointers
     return *rescale_points(x, y, r), batch_x, batch_y, nb
 

@@ -40,7 +40,7 @@ def _parts_within_clouds(labels: torch.Tensor, batch: torch.Tensor) -> tuple[tor
     if labels.numel() == 0:
         return compact_labels(labels.long())
     uniq, inv = torch.unique(torch.stack([batch, labels.long()]), dim=1, return_inverse=True)
-    return inv, int(uniq.shape[1])
+    return inv, uniq.shape[1]  # an int (a SymInt under torch.export, where int() fails)
 
 
 class APEN(nn.Module):
@@ -134,7 +134,7 @@ class APEN(nn.Module):
                 parts.append(part)
         z = torch.cat(feats, dim=1)
         if self.task == "classification":
-            nb = int(batch.max()) + 1 if batch.numel() else 0
+            nb = batch.max().item() + 1 if batch.numel() else 0
             z = scatter(z, batch, dim_size=nb, reduce="mean")
         return {"logits": self.head(z), "votes": votes, "partitions": parts, "soft": soft, "features": feats}
 

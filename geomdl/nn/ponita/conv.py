@@ -144,7 +144,8 @@ def gather_mul_scatter(k: torch.Tensor, x: torch.Tensor, src: torch.Tensor, dst:
     if k.shape[1:] != x.shape[1:] or k.shape[0] != src.numel() or src.shape != dst.shape:
         raise ValueError(f"gather_mul_scatter: k [E, ...] and x [N, ...] need the same trailing shape and E = len(src) = "
                          f"len(dst); got k {tuple(k.shape)}, x {tuple(x.shape)}, src {tuple(src.shape)}, dst {tuple(dst.shape)}")
-    return _GatherMulScatter.apply(k.contiguous(), x.contiguous(), src, dst, int(num_nodes))
+    n = num_nodes if isinstance(num_nodes, torch.SymInt) else int(num_nodes)  # int() would specialize a traced count
+    return _GatherMulScatter.apply(k.contiguous(), x.contiguous(), src, dst, n)
 
 
 def gather_mul(a: torch.Tensor, b: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor) -> torch.Tensor:

@@ -200,7 +200,7 @@ class Ponita(nn.Module):
             s, v = self._forward_lifted(pos, x, vec, edge_index, batch)
         if self.task_level == "node":
             return s, v
-        b = num_graphs if num_graphs is not None else (int(batch.max()) + 1 if n else 0)
+        b = num_graphs if num_graphs is not None else (batch.max().item() + 1 if n else 0)  # .item(): traceable by torch.export
         if num_graphs is not None and not torch.compiler.is_compiling():
             b = check_int(num_graphs, "num_graphs", 0)
             if n and int(batch[-1]) >= b:  # batch is sorted: its last id is the largest

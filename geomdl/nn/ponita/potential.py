@@ -92,7 +92,7 @@ class PonitaPotential(nn.Module):
         x = nn.functional.one_hot(t, len(self.atomic_numbers)).to(pos.dtype)
         if batch is None:
             batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
-        b = num_graphs if num_graphs is not None else int(batch.max()) + 1
+        b = num_graphs if num_graphs is not None else batch.max().item() + 1  # .item(): traceable by torch.export
         e, _ = self.net(pos, x, batch=batch, num_graphs=b, grid=grid)
         # shifts are summed in float64: molecular energies (~1e4 eV) exceed float32's resolution
         shift = torch.zeros(b, dtype=torch.float64, device=pos.device).index_add(0, batch, self.energy_shift.double()[t])

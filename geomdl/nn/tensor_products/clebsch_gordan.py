@@ -251,7 +251,9 @@ class ClebschGordanTensorProduct(nn.Module):
             if t.dtype != x.dtype or t.device != x.device:
                 raise ValueError(f"{name} must have the dtype and device of x ({x.dtype}, {x.device}), got ({t.dtype}, {t.device})")
         batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1], weight.shape[:-1])
-        if self._sparse and x.device.type in self.KERNEL_DEVICES and (
+        # Not under torch.export: the operator names the plan by an id of this process, which a saved program
+        # cannot carry to another; exported graphs hold the einsum chain (plain aten ops) instead.
+        if self._sparse and x.device.type in self.KERNEL_DEVICES and not torch.compiler.is_exporting() and (
                 compiled_ready(TRILINEAR_OP, x.device.type) if torch.compiler.is_compiling() else use_compiled(TRILINEAR_OP, x)):
             return self._forward_sparse(x, y, weight, batch)
         xs = self._blocks(x, self._blocks1)

@@ -292,7 +292,9 @@ class GauntTensorProduct(nn.Module):
         if idx is None:  # position (channel c, degree l, m) -> c * (lmax+1) + l
             pieces = [torch.arange(mul)[:, None] * (lmax + 1) + l + torch.zeros(1, 2 * l + 1, dtype=torch.long)
                       for mul, l in blocks]
-            idx = self._weight_index[key] = torch.cat([p.reshape(-1) for p in pieces]).to(w.device)
+            idx = torch.cat([p.reshape(-1) for p in pieces]).to(w.device)
+            if not torch.compiler.is_exporting():  # a tensor attribute set while exporting makes torch warn
+                self._weight_index[key] = idx
         return w.to(dtype).flatten(-2).index_select(-1, idx)
 
     def _gaunt_in_place(self, x_nat, y_nat, internal, ext):
