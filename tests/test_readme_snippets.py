@@ -70,6 +70,12 @@ def _painn(tmp_path):
     return {"batch": _molecules()}
 
 
+def _export(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the example saves egnn.pt2 in the working folder
+    mol = _molecules()
+    return {"z": mol.z, "pos": mol.pos, "batch": mol.batch}
+
+
 def _ponita(tmp_path):
     mol = _molecules()
     z = torch.tensor([1, 6, 7, 8])[torch.arange(mol.num_nodes) % 4]
@@ -115,6 +121,7 @@ INPUTS = {
     "from geomdl import ops": _ops,
     "from geomdl.testing import assert_equivariant": _testing,
     "from geomdl.datasets import get_dataset, transforms as T": _datasets,
+    "from geomdl.export import load": _export,
     "from geomdl.models.painn import PaiNN": _painn,
     "from geomdl.nn.ponita import Ponita, PonitaPotential": _ponita,
     "from geomdl.nn.tinv import mds_embedding, TinvNet, geodesic_distances": _tinv,

@@ -7,6 +7,7 @@ The models build their graphs in ``forward`` (radius graphs, kNN, FPS), which tr
 extension's operators, so these need it. Not here: ``PonitaPotential``'s forces (``torch.autograd.grad`` inside
 ``forward``: torch.export leaves fake tensors in the program) and APEN with inferred parts (EM in Python)."""
 import functools
+import io
 import subprocess
 import sys
 
@@ -110,6 +111,21 @@ def test_model_exports_with_a_dynamic_node_count(name):
     if name == "nequip":  # the sparse CG operator names its plan by a process-local id: not in saved programs
         targets = {str(node.target) for node in program.graph.nodes}
         assert not any("sparse_trilinear" in t for t in targets)
+
+
+def test_forces_of_an_exported_ponita_energy_equal_the_potential_forces():
+    """The potential's forces do not export (autograd.grad in forward), but the exported energy, saved and loaded,
+    is differentiable: ``-dE/dpos`` of the loaded program equals ``PonitaPotential(...)(z, pos)["forces"]``."""
+    model, program, other = _export_model("ponita_potential_energy")
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer)
+    buffer.seek(0)
+    loaded = torch.export.load(buffer).module()
+    z, pos, batch = other[0]
+    pos = pos.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(loaded(z, pos, batch).sum(), pos)
+    expected = model.potential(z, pos.detach(), batch)["forces"]
+    torch.testing.assert_close(-grad, expected, atol=1e-10, rtol=1e-8)
 
 
 def _graph(n, seed, channels):
