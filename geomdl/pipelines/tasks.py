@@ -183,11 +183,14 @@ class Task:
         return test if len(test) else None
 
     def make_loader(self, dataset, batch_size: int, sampler=None, shuffle: bool = False):
-        """A loader yielding batches (default: ``torch_geometric.loader.DataLoader``)."""
+        """A loader yielding batches (default: ``torch_geometric.loader.DataLoader``). With ``data.num_workers > 0``
+        the workers persist across epochs (a ``spawn`` start, the default on macOS and Windows, would otherwise
+        start new processes, and re-import torch, every epoch)."""
         from torch_geometric.loader import DataLoader
 
+        workers = self.config.data.num_workers
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=shuffle and sampler is None,
-                          num_workers=self.config.data.num_workers)
+                          num_workers=workers, persistent_workers=workers > 0)
 
     # ---- model -------------------------------------------------------------------------------
     def model_defaults(self, datasets: dict) -> dict:

@@ -53,3 +53,18 @@ def test_train_demo_stage(tmp_path, capsys):
         assert (run_dir / name).is_file(), name
     assert result["epochs"] == 4 and 0 <= result["test"]["accuracy"] <= 1
     assert json.loads((run_dir / "eval" / "test_metrics.json").read_text()) == result["test"]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_loader_workers_persist_across_epochs(workers):
+    """``data.num_workers > 0``: persistent workers (a spawn start would otherwise start new processes every
+    epoch); the loader still yields every item of the dataset."""
+    from geomdl.pipelines.tasks import build_task
+
+    config = load_config("toy_classification", [f"data.num_workers={workers}"])
+    task = build_task(config)
+    dataset = task.build_datasets()["val"]
+    loader = task.make_loader(dataset, batch_size=8)
+    assert loader.num_workers == workers and loader.persistent_workers == (workers > 0)
+    for _ in range(2):  # two epochs through the same workers
+        assert sum(batch.num_graphs for batch in loader) == len(dataset)
