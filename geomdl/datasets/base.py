@@ -299,7 +299,11 @@ class GeometricDataset(torch.utils.data.Dataset):
         if isinstance(idx, slice):
             sel = base[idx]
         else:
-            t = torch.as_tensor(idx)
+            try:
+                t = torch.as_tensor(idx)
+            except (TypeError, ValueError, RuntimeError):  # a str, None, a list of str...: not an index
+                raise TypeError(f"index must be int, slice, sequence of ints or a bool/int64 tensor, "
+                                f"got {type(idx).__name__}") from None
             if t.dtype == torch.bool:
                 if t.numel() != len(base):
                     raise IndexError(f"boolean mask has {t.numel()} entries, dataset has {len(base)}")

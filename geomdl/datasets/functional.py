@@ -53,7 +53,7 @@ def apply_rigid(pos: torch.Tensor, transform: torch.Tensor) -> torch.Tensor:
     """``pos @ R.T + t`` for ``T [4, 4]`` (computed in ``T``'s dtype, returned in ``pos``'s dtype)."""
     _check_pos(pos)
     transform = torch.as_tensor(transform)
-    if transform.shape[-2:] != (4, 4):
+    if transform.shape[-2:] != (4, 4) or transform.numel() != 16:  # [4, 4] (or [1, 4, 4]): one transform
         raise ValueError(f"transform must have shape [4, 4], got {tuple(transform.shape)}")
     transform = transform.reshape(4, 4).to(torch.promote_types(pos.dtype, transform.dtype))
     return (pos.to(transform.dtype) @ transform[:3, :3].T + transform[:3, 3]).to(pos.dtype)

@@ -94,7 +94,11 @@ class TrilinearPlan:
         if entries.dim() != 2 or entries.shape[1] != 4:
             raise ValueError(f"entries must have shape [n, 4] (t, i, j, k), got {tuple(entries.shape)}")
         coef = torch.as_tensor(coef, dtype=torch.float64).reshape(-1).cpu()
-        if len(widths) != 4 or any(int(w) < 0 for w in widths):
+        try:  # None, a string or non-numbers are the same error, not a TypeError of len() or int()
+            bad = len(widths) != 4 or any(int(w) < 0 or int(w) != w for w in widths)
+        except (TypeError, ValueError):
+            bad = True
+        if bad:
             raise ValueError(f"widths must be 4 non-negative ints (W, Fa, Fb, Fw), got {widths!r}")
         if coef.numel() != entries.shape[0]:
             raise ValueError(f"coef must have one value per entry ({entries.shape[0]}), got {coef.numel()}")

@@ -42,3 +42,11 @@ def test_plan_rejects_non_integer_entries(entries):
 def test_plan_accepts_integer_lists_and_empty_float_entries():
     assert TrilinearPlan(ENTRIES, COEF, WIDTHS).num_entries == 4
     assert TrilinearPlan(torch.zeros(0, 4), torch.zeros(0), WIDTHS).num_entries == 0
+
+
+@pytest.mark.parametrize("widths", [None, "abcd", (3, 2, 3.5, 2), (3, 2, 3)])
+def test_plan_widths_that_are_not_four_ints_raise_the_widths_error(widths):
+    # None / a string failed in len() / int() (TypeError, "invalid literal for int()"); 3.5 was truncated to 3
+    with pytest.raises(ValueError, match="widths must be 4 non-negative ints"):
+        TrilinearPlan(torch.tensor(ENTRIES), torch.tensor(COEF), widths)
+    assert TrilinearPlan(torch.tensor(ENTRIES), torch.tensor(COEF), (3, 2, 3.0, 2)).widths == WIDTHS
