@@ -1,0 +1,93 @@
+"""Property tests of the o3 equivariance identities on random degrees and (improper) rotations: spherical
+harmonics, Wigner D and Clebsch-Gordan (e3nn's Wigner D is the slow part: degrees are kept <= 6)."""
+import math
+
+import pytest
+import torch
+from e3nn.o3 import angles_to_matrix
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from geomdl.o3 import clebsch_gordan, spherical_harmonics, wigner_D, wigner_D_from_matrix
+
+ANGLE = st.floats(0, 2 * math.pi, allow_nan=False)
+SEED = st.integers(0, 2**31 - 1)
+F64 = dict(dtype=torch.float64)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _float64_default():
+    """e3nn builds its Wigner D in the default dtype: float64 for identities checked to 1e-10."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def _rotation(alpha, beta, gamma, reflect):
+    r = angles_to_matrix(torch.tensor(alpha, **F64), torch.tensor(beta, **F64), torch.tensor(gamma, **F64))
+    return -r if reflect else r
+
+
+def _block_d(lmax, alpha, beta, gamma, reflect):
+    """D of 0e + 1o + 2e + ... from the Euler angles themselves. (wigner_D_from_matrix goes through e3nn's
+    matrix_to_angles, whose acos loses the angle near the poles: ~1e-8 error for beta ~ 1e-9.)"""
+    angles = [torch.tensor(v, **F64) for v in (alpha, beta, gamma)]
+    return torch.block_diag(*[wigner_D(l, *angles) * (-1) ** (l * reflect) for l in range(lmax + 1)])
+
+
+@settings(max_examples=25, deadline=None)  # e3nn's D costs ~0.15 s at l = 6, ~1 s at l = 8
+@given(lmax=st.integers(0, 6), a=ANGLE, b=ANGLE, c=ANGLE, reflect=st.booleans(), seed=SEED,
+       normalization=st.sampled_from(["integral", "component", "norm"]), normalize=st.booleans())
+@example(lmax=2, a=0.0, b=1e-9, c=0.0, reflect=False, seed=0, normalization="integral", normalize=False)
+def test_spherical_harmonics_are_equivariant(lmax, a, b, c, reflect, seed, normalization, normalize):
+    """Y(R x) = D(R) Y(x) with D of 0e + 1o + 2e + ... (improper R included: parity (-1)^l)."""
+    x = torch.randn(7, 3, generator=torch.Generator().manual_seed(seed), **F64)
+    r = _rotation(a, b, c, reflect)
+    d = _block_d(lmax, a, b, c, reflect)
+    lhs = spherical_harmonics(lmax, x @ r.T, normalize=normalize, normalization=normalization)
+    rhs = spherical_harmonics(lmax, x, normalize=normalize, normalization=normalization) @ d.T
+    torch.testing.assert_close(lhs, rhs, atol=1e-10 * max(1.0, float(rhs.abs().max())), rtol=1e-10)
+
+
+@settings(max_examples=30, deadline=None)
+@given(lmax=st.integers(0, 12), seed=SEED, normalization=st.sampled_from(["integral", "component", "norm"]))
+def test_addition_theorem(lmax, seed, normalization):
+    """sum_m Y_lm(s)^2 does not depend on the direction: (2l+1)/(4 pi), 2l+1 or 1 by normalization."""
+    x = torch.randn(9, 3, generator=torch.Generator().manual_seed(seed), **F64)
+    y = spherical_harmonics(lmax, x, normalization=normalization)
+    for l in range(lmax + 1):
+        want = {"integral": (2 * l + 1) / (4 * math.pi), "component": 2 * l + 1, "norm": 1.0}[normalization]
+        got = (y[:, l * l:(l + 1) ** 2] ** 2).sum(-1)
+        torch.testing.assert_close(got, torch.full_like(got, want), atol=1e-10, rtol=1e-10)
+
+
+@settings(max_examples=20, deadline=None)
+@given(l=st.integers(0, 5), a1=ANGLE, b1=ANGLE, c1=ANGLE, a2=ANGLE, b2=ANGLE, c2=ANGLE, reflect=st.booleans())
+def test_wigner_d_is_an_orthogonal_representation(l, a1, b1, c1, a2, b2, c2, reflect):
+    """D(R1) D(R2) = D(R1 R2), D orthogonal, and wigner_D(angles) = wigner_D_from_matrix(R(angles)). The matrix
+    route recovers Euler angles with an acos (e3nn's matrix_to_angles): ~1e-8 near the poles, hence 1e-7."""
+    r1, r2 = _rotation(a1, b1, c1, reflect), _rotation(a2, b2, c2, False)
+    d1, d2, d12 = (wigner_D_from_matrix(l, r) for r in (r1, r2, r1 @ r2))
+    torch.testing.assert_close(d1 @ d2, d12, atol=1e-7, rtol=0)
+    torch.testing.assert_close(d1 @ d1.T, torch.eye(d1.shape[0], **F64), atol=1e-10, rtol=0)
+    torch.testing.assert_close(_block_d(l, a1, b1, c1, reflect), d1, atol=1e-7, rtol=0)
+
+
+@st.composite
+def _triples(draw, lmax=3):
+    l1, l2 = draw(st.integers(0, lmax)), draw(st.integers(0, lmax))
+    return l1, l2, draw(st.integers(abs(l1 - l2), l1 + l2))
+
+
+@settings(max_examples=40, deadline=None)
+@given(triple=_triples(), a=ANGLE, b=ANGLE, c=ANGLE)
+def test_clebsch_gordan_is_invariant_normalised_and_swap_symmetric(triple, a, b, c):
+    l1, l2, l3 = triple
+    cg = clebsch_gordan(l1, l2, l3, dtype=torch.float64)
+    assert cg.shape == (2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1)
+    torch.testing.assert_close(cg.norm(), torch.tensor(1.0, **F64))
+    d1, d2, d3 = (wigner_D(l, *(torch.tensor(v, **F64) for v in (a, b, c))) for l in (l1, l2, l3))
+    torch.testing.assert_close(torch.einsum("abc,ai,bj,ck->ijk", cg, d1, d2, d3), cg, atol=1e-10, rtol=0)
+    swapped = clebsch_gordan(l2, l1, l3, dtype=torch.float64).permute(1, 0, 2)
+    torch.testing.assert_close(swapped, (-1) ** (l1 + l2 + l3) * cg, atol=1e-12, rtol=0)
