@@ -58,14 +58,12 @@ def _irreps(spec: str):
 
 
 def _wigner_d(spec: str, rot: torch.Tensor) -> torch.Tensor:
-    """``D(R)`` of the irreps ``spec`` in float64. e3nn builds D from tensors of the default dtype, so under
-    a float32 default its D is only float32-accurate (~3e-7), which would read as an equivariance error."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        return _irreps(spec).D_from_matrix(rot.to(torch.float64))
-    finally:
-        torch.set_default_dtype(previous)
+    """``D(R)`` of the irreps ``spec`` in float64, from the matrix itself (exact to rounding for every rotation;
+    e3nn's ``D_from_matrix`` recovers Euler angles and loses ~1e-8 near the poles, and under a float32 default
+    dtype builds float32 tables, either of which would read as an equivariance error)."""
+    from geomdl.o3.clebsch_gordan import wigner_D_from_matrix
+
+    return wigner_D_from_matrix(_irreps(spec), rot.to(torch.float64))
 
 
 def _act(value, kind: str, g: GroupElement, num_nodes: int | None):
