@@ -119,6 +119,15 @@ def test_ply_face_indices_out_of_range_name_the_file(tmp_path, polys):
         read_ply_faces(path)
 
 
+@pytest.mark.parametrize("polys", [[[0, 1, 2], [1, 2]], [[0]], [[]]])
+def test_ply_faces_of_fewer_than_three_vertices_name_the_file(tmp_path, polys):
+    """Like read_off: a face of 0-2 vertices is an error naming the file and the face (it was dropped silently)."""
+    path = tmp_path / "mesh.ply"
+    _write_ply_mesh(path, 3, polys, True)
+    with pytest.raises(ValueError, match=r"mesh\.ply: face \d+ has [0-2] vertices, a face needs at least 3"):
+        read_ply_faces(path)
+
+
 # --- OFF and QM9 xyz: damaged files (their round trips are in test_ds_off.py / test_ds_xyz.py) -------------------
 
 

@@ -47,7 +47,8 @@ def read_ply(path: str | os.PathLike, *, with_normals: bool = False):
 def read_ply_faces(path: str | os.PathLike) -> np.ndarray | None:
     """Triangle faces ``[F, 3] int64`` of a PLY mesh (polygons fan-triangulated), ``None`` without faces.
 
-    Raises ``ValueError`` naming the file for an unreadable file or a vertex index outside ``[0, num_vertices)``."""
+    Raises ``ValueError`` naming the file for an unreadable file, a face of fewer than 3 vertices (as
+    :func:`~geomdl.datasets.formats.off.parse_off` does) or a vertex index outside ``[0, num_vertices)``."""
     from plyfile import PlyData
 
     from geomdl.datasets.formats.off import triangulate
@@ -61,7 +62,10 @@ def read_ply_faces(path: str | os.PathLike) -> np.ndarray | None:
         return None
     face = ply["face"].data
     key = "vertex_indices" if "vertex_indices" in face.dtype.names else face.dtype.names[0]
-    faces = triangulate([list(map(int, f)) for f in face[key]])
+    polygons = [list(map(int, f)) for f in face[key]]
+    if (short := next((i for i, f in enumerate(polygons) if len(f) < 3), None)) is not None:
+        raise ValueError(f"{path}: face {short} has {len(polygons[short])} vertices, a face needs at least 3")
+    faces = triangulate(polygons)
     num_v = len(ply["vertex"].data) if "vertex" in ply else None
     if faces.size and (faces.min() < 0 or (num_v is not None and faces.max() >= num_v)):
         raise ValueError(f"{path}: face vertex index out of range [0, {num_v}) (min {faces.min()}, max {faces.max()})")
