@@ -232,10 +232,15 @@ class Ponita(nn.Module):
         f = self.embed(lift_to_grid(x, vec, grid, pos.shape[0]))  # [N, O, C]
         # the spatial kernels B_s W_s^l of all layers at once: one accumulated gradient for the shared basis
         e, o, bd = basis.shape
-        kernels = shared_linear(basis.reshape(e * o, bd), [b.conv.kernel_spatial.weight for b in self.blocks])
+        flat, weights = basis.reshape(e * o, bd), [b.conv.kernel_spatial.weight for b in self.blocks]
+        # without autograd one layer's [E, O, C] kernel at a time (same products): the peak holds 2, not L + 1, [E, O, *]
+        lazy = not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+        kernels = None if lazy else shared_linear(flat, weights)
         outs = []
         for i, block in enumerate(self.blocks):
-            f = block(f, edge_index, None, fiber_basis, basis_loop, kernels[i].view(e, o, kernels[i].shape[-1]))
+            kernel = flat @ weights[i].t() if lazy else kernels[i]
+            f = block(f, edge_index, None, fiber_basis, basis_loop, kernel.view(e, o, kernel.shape[-1]))
+            kernel = None  # noqa: F841 (frees this layer's kernel before the next one is made)
             if self.multiple_readouts:
                 outs.append(self.readouts[i](f))
         return read_out_grid(self._readout(f, outs), grid, self.out_scalars)

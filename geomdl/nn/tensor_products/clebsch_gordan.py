@@ -35,6 +35,9 @@ from geomdl.ops.trilinear import OP as TRILINEAR_OP
 from geomdl.ops.trilinear import TrilinearPlan, plan_op_id, sparse_trilinear_rows
 
 MODES = ("uuu", "uvu", "uvw")
+# Bytes of einsum intermediates (``[rows, u, v, 2l+1]`` per path) allowed at once on the einsum route
+# without autograd: larger inputs run in chunks of rows (same results; the peak stays bounded).
+EINSUM_CHUNK_BYTES = 64 << 20
 
 
 @torch.compiler.assume_constant_result
@@ -256,6 +259,35 @@ class ClebschGordanTensorProduct(nn.Module):
         if self._sparse and x.device.type in self.KERNEL_DEVICES and not torch.compiler.is_exporting() and (
                 compiled_ready(TRILINEAR_OP, x.device.type) if torch.compiler.is_compiling() else use_compiled(TRILINEAR_OP, x)):
             return self._forward_sparse(x, y, weight, batch)
+        if not torch.compiler.is_compiling() and not (  # (compiling/exporting: no branch on a traced row count)
+                torch.is_grad_enabled() and (x.requires_grad or y.requires_grad or weight.requires_grad)):
+            chunk = max(1, EINSUM_CHUNK_BYTES // max(1, self._einsum_row_elements() * x.element_size()))
+            if math.prod(batch) > chunk:
+                return self._forward_einsum_chunked(x, y, weight, batch, chunk)
+        return self._forward_einsum(x, y, weight, batch)
+
+    def _einsum_row_elements(self) -> int:
+        """Elements per row of the largest path's einsum intermediates (``x cg`` then ``y``) plus the output."""
+        most = 0
+        for i, j, k in self.paths:
+            (m1, _), (m2, d2), (m3, d3) = self._blocks1[i], self._blocks2[j], self._blocks_out[k]
+            most = max(most, m1 * d2 * d3 + m1 * m2 * d3 + m3 * d3)
+        return most + self._dims[2]
+
+    def _forward_einsum_chunked(self, x, y, weight, batch, chunk):
+        """:meth:`_forward_einsum` over chunks of ``chunk`` rows (no autograd): operands with one row
+        (shared weights) are used whole, the others are flattened to ``[rows, dim]`` and sliced."""
+        rows = math.prod(batch)
+        flats = [t.reshape(1, t.shape[-1]) if math.prod(t.shape[:-1]) == 1 else t.expand(*batch, t.shape[-1]).reshape(rows, t.shape[-1])
+                 for t in (x, y, weight)]
+        out = x.new_empty(rows, self._dims[2])
+        for start in range(0, rows, chunk):
+            stop = min(rows, start + chunk)
+            parts = [t if t.shape[0] == 1 else t[start:stop] for t in flats]
+            out[start:stop] = self._forward_einsum(*parts, (stop - start,))
+        return out.reshape(*batch, self._dims[2])
+
+    def _forward_einsum(self, x, y, weight, batch):
         xs = self._blocks(x, self._blocks1)
         ys = self._blocks(y, self._blocks2)
         outs: list[torch.Tensor | None] = [None] * len(self._blocks_out)
