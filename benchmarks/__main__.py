@@ -31,6 +31,7 @@ BENCHMARKS = {
     "cg_product": "benchmarks.cg_product",
     "apen_segmentation": "benchmarks.apen_segmentation",
     "compile": "benchmarks.compile",
+    "memory": "benchmarks.memory",
 }
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"

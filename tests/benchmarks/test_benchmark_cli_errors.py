@@ -67,6 +67,9 @@ def _usage_error(capsys, argv) -> str:
     (["ponita_step", "--repeats", "0"], "--repeats: expected a positive integer, got '0'"),
     (["qm9_short", "--target", "u0"], "invalid choice: 'u0' (choose from 'mu'"),
     (["registration", "--methods", "geomd"], "invalid choice: 'geomd' (choose from 'geomdl'"),
+    (["memory", "--only", "radius_grap"], "invalid choice: 'radius_grap' (choose from 'cg_uvw', 'ponita_grid'"),
+    (["memory", "--threads", "0"], "--threads: expected a positive integer, got '0'"),
+    (["memory", "--timeout", "0"], "--timeout: expected a positive integer, got '0'"),
 ])
 def test_bad_numbers_and_misspelt_names_are_usage_errors(capsys, no_run, argv, expect):
     assert expect in _usage_error(capsys, argv)
