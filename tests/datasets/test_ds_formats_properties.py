@@ -16,16 +16,6 @@ SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scope
 FINITE = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
 
 
-def _damage(data, raw: bytes) -> bytes:
-    """Cut the bytes anywhere, or overwrite 1-4 of them with arbitrary bytes."""
-    raw = bytearray(raw)
-    if data.draw(st.booleans(), label="truncate"):
-        return bytes(raw[: data.draw(st.integers(0, max(0, len(raw) - 1)), label="cut")])
-    for _ in range(data.draw(st.integers(1, 4), label="flips")):
-        raw[data.draw(st.integers(0, len(raw) - 1), label="at")] = data.draw(st.integers(0, 255), label="byte")
-    return bytes(raw)
-
-
 def _read_or_named_error(read, path):
     """``read(path)``, or ``None`` after a ValueError that names the file; any other exception fails the test."""
     try:
@@ -56,7 +46,7 @@ def test_arrays_round_trip(tmp_path, arr, suffix, comment):
 
 @settings(max_examples=60, **SETTINGS)
 @given(data=st.data(), suffix=st.sampled_from([".txt", ".csv", ".pth"]))
-def test_damaged_arrays_read_or_name_the_file(tmp_path, data, suffix):
+def test_damaged_arrays_read_or_name_the_file(tmp_path, damage_bytes, data, suffix):
     arr = np.arange(24, dtype=np.float64).reshape(8, 3) / 7
     good = tmp_path / ("good" + suffix)
     if suffix == ".pth":
@@ -65,7 +55,7 @@ def test_damaged_arrays_read_or_name_the_file(tmp_path, data, suffix):
         sep = "," if suffix == ".csv" else " "
         good.write_text("".join(sep.join(repr(float(v)) for v in row) + "\n" for row in arr))
     bad = tmp_path / ("bad" + suffix)
-    bad.write_bytes(_damage(data, good.read_bytes()))
+    bad.write_bytes(damage_bytes(data, good.read_bytes()))
     out = _read_or_named_error(read_points, bad)
     if out is not None:
         assert out.ndim == 2 and out.shape[1] == 3 and out.dtype == np.float32 and np.isfinite(out).all()
@@ -98,11 +88,11 @@ def test_ply_faces_round_trip(tmp_path, polys, text):
 
 @settings(max_examples=40, **SETTINGS)
 @given(data=st.data(), text=st.booleans())
-def test_damaged_ply_faces_read_or_name_the_file(tmp_path, data, text):
+def test_damaged_ply_faces_read_or_name_the_file(tmp_path, damage_bytes, data, text):
     good = tmp_path / "good.ply"
     _write_ply_mesh(good, 6, [[0, 1, 2], [2, 3, 4, 5], [5, 4, 0]], text)
     bad = tmp_path / "bad.ply"
-    bad.write_bytes(_damage(data, good.read_bytes()))
+    bad.write_bytes(damage_bytes(data, good.read_bytes()))
     faces = _read_or_named_error(read_ply_faces, bad)
     if faces is not None:
         assert faces.dtype == np.int64 and faces.ndim == 2 and faces.shape[1] == 3
@@ -133,11 +123,11 @@ def test_ply_faces_of_fewer_than_three_vertices_name_the_file(tmp_path, polys):
 
 @settings(max_examples=60, **SETTINGS)
 @given(data=st.data(), quirk=st.booleans())
-def test_damaged_off_reads_or_names_the_file(tmp_path, data, quirk):
+def test_damaged_off_reads_or_names_the_file(tmp_path, damage_bytes, data, quirk):
     good = tmp_path / "good.off"
     write_off(good, [[0, 0, 0], [1.5, 0, 0], [0, 2.25, 0], [0, 0, -3]], [[0, 1, 2], [0, 1, 2, 3], [3, 2, 1]], quirk=quirk)
     bad = tmp_path / "bad.off"
-    bad.write_bytes(_damage(data, good.read_bytes()))
+    bad.write_bytes(damage_bytes(data, good.read_bytes()))
     out = _read_or_named_error(read_off, bad)
     if out is not None:
         verts, faces = out
@@ -159,12 +149,12 @@ InChI=1S/CH4/h1H4\tInChI=1S/CH4/h1H4
 
 @settings(max_examples=60, **SETTINGS)
 @given(data=st.data())
-def test_damaged_qm9_xyz_reads_or_names_the_file(tmp_path, data):
+def test_damaged_qm9_xyz_reads_or_names_the_file(tmp_path, damage_bytes, data):
     good = tmp_path / "good.xyz"
     good.write_text(_QM9)
     assert read_qm9_xyz(good)["z"].tolist() == [6, 1, 1]
     bad = tmp_path / "bad.xyz"
-    bad.write_bytes(_damage(data, good.read_bytes()))
+    bad.write_bytes(damage_bytes(data, good.read_bytes()))
     rec = _read_or_named_error(read_qm9_xyz, bad)
     if rec is not None:
         assert rec["pos"].shape == (len(rec["z"]), 3) and np.isfinite(rec["pos"]).all()
@@ -201,7 +191,7 @@ def test_gt_info_and_overlap_round_trip(tmp_path, pairs, n, seed, overlaps, sep)
 
 @settings(max_examples=60, **SETTINGS)
 @given(data=st.data(), which=st.sampled_from(["gt.info", "gt_overlap.log"]))
-def test_damaged_gt_info_and_overlap_read_or_name_the_file(tmp_path, data, which):
+def test_damaged_gt_info_and_overlap_read_or_name_the_file(tmp_path, damage_bytes, data, which):
     good = tmp_path / which
     if which == "gt.info":
         good.write_text(_format_records([(0, 1, 3, np.eye(6) * 2.5), (1, 2, 3, np.full((6, 6), -0.125))], 6))
@@ -210,7 +200,7 @@ def test_damaged_gt_info_and_overlap_read_or_name_the_file(tmp_path, data, which
         good.write_text("0,1,0.25\n0,2,0.5\n1,2,1.0\n")
         read = read_gt_overlap
     bad = tmp_path / ("bad_" + which)
-    bad.write_bytes(_damage(data, good.read_bytes()))
+    bad.write_bytes(damage_bytes(data, good.read_bytes()))
     out = _read_or_named_error(read, bad)
     if out is not None and which == "gt.info":
         assert all(m.shape == (6, 6) and np.isfinite(m).all() for _, _, _, m in out)
@@ -232,14 +222,14 @@ C 1.0 2.0 3.0 0.0 0.0 0.0
 
 @settings(max_examples=30, **SETTINGS)
 @given(data=st.data())
-def test_damaged_extxyz_reads_or_names_the_file(tmp_path, data):
+def test_damaged_extxyz_reads_or_names_the_file(tmp_path, damage_bytes, data):
     from geomdl.datasets.formats import read_ase
 
     good = tmp_path / "good.extxyz"
     good.write_text(_EXTXYZ)
     assert [len(a) for a in read_ase(good)] == [2, 1]
     bad = tmp_path / "bad.extxyz"
-    bad.write_bytes(_damage(data, good.read_bytes()))
+    bad.write_bytes(damage_bytes(data, good.read_bytes()))
     frames = _read_or_named_error(read_ase, bad)
     if frames is not None:
         assert frames and all(a.positions.shape == (len(a), 3) for a in frames)

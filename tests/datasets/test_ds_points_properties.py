@@ -42,7 +42,7 @@ def test_ply_round_trip(tmp_path, pos, with_normals, text, dtype):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data(), text=st.booleans(), suffix=st.sampled_from([".ply", ".npy"]))
-def test_damaged_files_read_or_name_the_file(tmp_path, data, text, suffix):
+def test_damaged_files_read_or_name_the_file(tmp_path, damage_bytes, data, text, suffix):
     """Cut the file anywhere, or overwrite a few bytes anywhere (header included): the reader returns a
     finite float cloud [N, 3] or raises ValueError naming the file, never another exception."""
     pos = np.arange(30, dtype=np.float32).reshape(10, 3) / 7
@@ -51,14 +51,8 @@ def test_damaged_files_read_or_name_the_file(tmp_path, data, text, suffix):
         _write_ply(good, pos, None, text, "f4")
     else:
         np.save(good, pos)
-    raw = bytearray(good.read_bytes())
-    if data.draw(st.booleans(), label="truncate"):
-        raw = raw[: data.draw(st.integers(0, len(raw) - 1), label="cut")]
-    else:
-        for _ in range(data.draw(st.integers(1, 4), label="flips")):
-            raw[data.draw(st.integers(0, len(raw) - 1), label="at")] = data.draw(st.integers(0, 255), label="byte")
     bad = tmp_path / ("bad" + suffix)
-    bad.write_bytes(bytes(raw))
+    bad.write_bytes(damage_bytes(data, good.read_bytes()))
     try:
         out = read_points(bad)
     except ValueError as exc:

@@ -46,17 +46,11 @@ def test_point_clouds_round_trip(tmp_path, pts, suffix, text, extra):
 
 @settings(max_examples=60, **SETTINGS)
 @given(data=st.data(), suffix=st.sampled_from([".ply", ".npy", ".xyz"]), text=st.booleans())
-def test_damaged_point_clouds_read_or_name_the_file(tmp_path, data, suffix, text):
+def test_damaged_point_clouds_read_or_name_the_file(tmp_path, damage_bytes, data, suffix, text):
     good = tmp_path / ("good" + suffix)
     _write(good, np.arange(30, dtype=np.float64).reshape(10, 3) / 7, text)
-    raw = bytearray(good.read_bytes())
-    if data.draw(st.booleans(), label="truncate"):
-        raw = raw[: data.draw(st.integers(0, len(raw) - 1), label="cut")]
-    else:
-        for _ in range(data.draw(st.integers(1, 4), label="flips")):
-            raw[data.draw(st.integers(0, len(raw) - 1), label="at")] = data.draw(st.integers(0, 255), label="byte")
     bad = tmp_path / ("bad" + suffix)
-    bad.write_bytes(bytes(raw))
+    bad.write_bytes(damage_bytes(data, good.read_bytes()))
     try:
         out = read_point_cloud(bad)
     except ValueError as exc:
