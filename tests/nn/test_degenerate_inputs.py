@@ -92,3 +92,19 @@ def test_nequip_force_training_on_coincident_atoms_has_finite_position_hessian()
     energy, forces = model.energy_and_forces(z, pos, create_graph=True)
     grads = torch.autograd.grad(energy.pow(2).sum() + forces.pow(2).sum(), [pos, *model.parameters()], allow_unused=True)
     assert all(torch.isfinite(g).all() for g in grads if g is not None)
+
+
+@pytest.mark.parametrize("num_ori", [0, 6])
+def test_ponita_hessian_is_finite_on_coincident_atoms(num_ori):
+    """PONITA (positions and grid mode) already guards its norms (``safe_norm``, the clamped cutoff): the
+    position Hessian stays finite with two atoms at one place, and the model stays invariant there."""
+    from geomdl.nn.ponita import Ponita
+
+    torch.manual_seed(0)
+    model = Ponita(2, out_scalars=2, hidden=8, layers=2, num_ori=num_ori, radius=3.0, basis_dim=6).to(F64)
+    pos = _cloud_with_duplicate()
+    x = torch.randn(pos.shape[0], 2, dtype=F64)
+    grad, hv = _hessian_vector(lambda p: model(p, x)[0], pos)
+    assert torch.isfinite(grad).all() and torch.isfinite(hv).all()
+    if num_ori == 0:  # (a fixed grid is equivariant only up to its resolution: tested in the grid-mode tests)
+        assert_equivariant(lambda p, h: model(p, h)[0], (pos, x), ("position", "scalar"), "global_scalar", tol=1e-10)
