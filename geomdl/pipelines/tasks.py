@@ -184,8 +184,9 @@ class Task:
 
     def make_loader(self, dataset, batch_size: int, sampler=None, shuffle: bool = False):
         """A loader yielding batches (default: ``torch_geometric.loader.DataLoader``). With ``data.num_workers > 0``
-        the workers persist across epochs (a ``spawn`` start, the default on macOS and Windows, would otherwise
-        start new processes, and re-import torch, every epoch)."""
+        the workers persist across epochs, for the training and the evaluation loaders alike (a ``spawn`` start,
+        the default on macOS and Windows, would otherwise start new processes, and re-import torch, every
+        epoch); one set of workers per split stays alive during a run."""
         from torch_geometric.loader import DataLoader
 
         workers = self.config.data.num_workers
