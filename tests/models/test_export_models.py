@@ -191,3 +191,37 @@ def test_load_names_a_missing_extension(monkeypatch, tmp_path):
     monkeypatch.setattr(ops, "extension_error", lambda: "the compiled extension geomdl._C is not built")
     with pytest.raises(RuntimeError, match="geomdl._C is not built"):
         geomdl.export.load(tmp_path / "model.pt2")
+
+
+def test_load_names_an_operator_that_is_not_registered(tmp_path):
+    """A program calling an operator this process does not know (another library's, or one geomdl no longer
+    has): geomdl.export.load says which, instead of torch's "check the warnings above"."""
+    save = f"""
+import torch
+
+@torch.library.custom_op("geomdl_test_gone::twice", mutates_args=())
+def twice(x: torch.Tensor) -> torch.Tensor:
+    return 2 * x
+
+@twice.register_fake
+def _(x):
+    return torch.empty_like(x)
+
+class M(torch.nn.Module):
+    def forward(self, x):
+        return twice(x) + 1
+
+torch.export.save(torch.export.export(M(), (torch.ones(3),)), {str(tmp_path / 'gone.pt2')!r})
+"""
+    load = f"""
+import geomdl.export
+try:
+    geomdl.export.load({str(tmp_path / 'gone.pt2')!r})
+except RuntimeError as exc:
+    print(exc)
+"""
+    for code in (save, load):
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-3000:]
+    assert "gone.pt2: the program calls torch.ops.geomdl_test_gone.twice" in run.stdout, run.stdout
+    assert "not registered" in run.stdout
