@@ -1,3 +1,4 @@
+import contextlib
 import os
 import pathlib
 
@@ -28,22 +29,29 @@ def _seed():
     yield
 
 
+@contextlib.contextmanager
+def _default_dtype(dtype):
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
+
+
 @pytest.fixture
 def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+    """float64 default dtype for one test."""
+    with _default_dtype(torch.float64):
+        yield
 
 
 @pytest.fixture(scope="module")
 def float64_module():
     """float64 default dtype for a whole module (``pytestmark = pytest.mark.usefixtures("float64_module")``):
     e3nn builds its Wigner D in the default dtype, and hypothesis tests cannot take function-scoped fixtures."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+    with _default_dtype(torch.float64):
+        yield
 
 
 @pytest.fixture(scope="session")
