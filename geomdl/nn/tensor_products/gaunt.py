@@ -107,6 +107,9 @@ class GauntTensorProduct(nn.Module):
     Shapes: ``x [..., irreps_in1.dim]``, ``y [..., irreps_in2.dim]`` (leading dims broadcast), optional
     per-sample degree weights ``weight1 [..., C, L1+1]``, ``weight2 [..., C, L2+1]``, ``weight3 [..., C, Lo+1]``
     multiplying the internal ones (e.g. radial weights of an edge filter); output ``[..., irreps_out.dim]``.
+
+    Raises ``ValueError`` when no path reaches ``irreps_out`` (the product would be identically zero, as
+    :class:`ClebschGordanTensorProduct` refuses it too) or an argument is invalid.
     """
 
     def __init__(self, irreps_in1, irreps_in2, irreps_out, weights: str | None = "degree", parity: str = "natural",
@@ -184,8 +187,10 @@ class GauntTensorProduct(nn.Module):
                     if n_gaunt and n_cg:
                         norm[self.irreps_out[k].ir.l] *= math.sqrt(n_gaunt / (n_gaunt + n_cg))
         self.register_buffer("out_scale", norm.to(torch.get_default_dtype()), persistent=False)
-        if not self.use_gaunt and self.cg is None:
-            raise ValueError(f"no path from {self.irreps_in1} x {self.irreps_in2} reaches {self.irreps_out}")
+        if self.cg is None and not (self.use_gaunt and any(
+                gaunt_path_count(_degrees(self.nat1), _degrees(self.nat2), ir.l) for _, ir in self.nat_out)):
+            raise ValueError(f"no path from {self.irreps_in1} x {self.irreps_in2} reaches {self.irreps_out} (a Gaunt "
+                             "path needs |l1 - l2| <= l3 <= l1 + l2 and l1 + l2 + l3 even): the output would be zero")
 
     def reset_parameters(self) -> None:
         if self.weights == "degree":
