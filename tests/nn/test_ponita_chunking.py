@@ -39,3 +39,25 @@ def test_training_still_uses_shared_kernels(monkeypatch):
     (s.sum() + v.sum()).backward()
     assert calls == [1]
     assert all(b.conv.kernel_spatial.weight.grad is not None for b in m.blocks)
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (1, 3), (7, 5, 3), (25, 3)])
+def test_polynomial_basis_chunks_rows_without_autograd(monkeypatch, shape):
+    """Without autograd the basis MLP runs in chunks of CHUNK_ROWS rows (its monomials and hidden activations are
+    transient): the same values as one pass, for empty, one-row and batched inputs; with autograd, one pass."""
+    from geomdl.nn.ponita.embedding import PolynomialBasis
+
+    torch.manual_seed(0)
+    basis = PolynomialBasis(3, 16, 6).double()
+    a = torch.randn(*shape, dtype=torch.float64)
+    whole = basis(a)  # grad enabled: one pass
+    calls = []
+    rows = basis._rows
+    monkeypatch.setattr(basis, "_rows", lambda r, w: calls.append(r.shape[0]) or rows(r, w))
+    monkeypatch.setattr(PolynomialBasis, "CHUNK_ROWS", 2)
+    with torch.no_grad():
+        chunked = basis(a)
+    assert chunked.shape == (*shape[:-1], 6)
+    torch.testing.assert_close(chunked, whole.detach(), rtol=1e-14, atol=1e-14)
+    n = a.numel() // 3
+    assert calls == ([n] if n <= 2 else [2] * (n // 2) + ([n % 2] if n % 2 else []))

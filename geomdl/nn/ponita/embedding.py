@@ -120,13 +120,27 @@ class PolynomialBasis(nn.Module):
         # lin1 acts on the tensor powers; W S on the distinct monomials is the same map (not saved)
         self.register_buffer("fold", monomial_fold(num_inputs, degree, torch.get_default_dtype()), persistent=False)
 
+    # rows per chunk without autograd: the monomials and the two hidden activations of a chunk are transient,
+    # so inference holds little more than the [..., basis_dim] output (PONITA's grid basis has E x O rows)
+    CHUNK_ROWS = 1 << 16
+
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         """``a`` ``[..., num_inputs]`` -> ``[..., basis_dim]``."""
         if a.shape[-1] != self.num_inputs:
             raise ValueError(f"attributes must have {self.num_inputs} entries in the last dimension, got shape {tuple(a.shape)}")
-        m = polynomial_monomials(a, self.degree)
         w = self.lin1.weight @ self.fold.to(self.lin1.weight.dtype)  # [hidden, U]
         # w.T made row-major: the weight gradient is then m^T g ([U, M] @ [M, hidden]), which BLAS runs
         # several times faster than g^T m for a thin m
-        h = torch.addmm(self.lin1.bias, m.reshape(-1, m.shape[-1]), w.t().contiguous())
-        return self.act(self.lin2(self.act(h.view(*m.shape[:-1], h.shape[-1]))))
+        wt = w.t().contiguous()
+        rows = a.reshape(-1, self.num_inputs)
+        if torch.is_grad_enabled() or torch.compiler.is_compiling() or rows.shape[0] <= self.CHUNK_ROWS:
+            return self._rows(rows, wt).view(*a.shape[:-1], self.lin2.out_features)
+        out = rows.new_empty(rows.shape[0], self.lin2.out_features)
+        for start in range(0, rows.shape[0], self.CHUNK_ROWS):
+            out[start:start + self.CHUNK_ROWS] = self._rows(rows[start:start + self.CHUNK_ROWS], wt)
+        return out.view(*a.shape[:-1], self.lin2.out_features)
+
+    def _rows(self, rows: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
+        """``[M, num_inputs]`` -> ``[M, basis_dim]``, with ``wt = (W_1 S)^T`` ``[U, hidden]``."""
+        h = torch.addmm(self.lin1.bias, polynomial_monomials(rows, self.degree), wt)
+        return self.act(self.lin2(self.act(h)))
