@@ -35,9 +35,10 @@ from geomdl.nn.ponita.lifting import (lift_graph, lift_oriented, lift_to_grid, p
 from geomdl.nn.message_passing import check_batch_vector, check_dtypes, check_edge_index
 from geomdl.ops import scatter
 from geomdl.ops._validation import check_int
+from geomdl.utils.devices import Float64Buffers
 
 
-class Ponita(nn.Module):
+class Ponita(Float64Buffers):
     """PONITA network with scalar and vector outputs per node or per graph.
 
     Args:
@@ -117,12 +118,8 @@ class Ponita(nn.Module):
             self.vector_node = nn.Linear(hidden, out_vectors)
             self.vector_edge = nn.Linear(basis_dim, out_vectors, bias=False)
 
-    def _apply(self, fn, recurse=True):
-        grid = self.grid
-        super()._apply(fn, recurse)
-        if grid is not None:
-            self.grid = grid.to(device=self.embed.weight.device, dtype=torch.float64)
-        return self
+    def float64_buffers(self) -> list[str]:
+        return ["grid"]
 
     @property
     def mode(self) -> str:

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from geomdl.nn.ponita.model import Ponita
+from geomdl.utils.devices import Float64Buffers
 
 
 def check_type_map(module: nn.Module, state_dict, prefix: str, error_msgs: list) -> None:
@@ -25,7 +26,7 @@ def check_type_map(module: nn.Module, state_dict, prefix: str, error_msgs: list)
                           f"for {list(module.atomic_numbers)}; build it with atomic_numbers={elements}")
 
 
-class PonitaPotential(nn.Module):
+class PonitaPotential(Float64Buffers):
     """Interatomic potential on PONITA.
 
     Args:
@@ -50,12 +51,8 @@ class PonitaPotential(nn.Module):
         self.register_buffer("energy_scale", torch.ones(()))
         self.net = Ponita(len(numbers), out_scalars=1, out_vectors=0, task_level="graph", pool="sum", **ponita_kwargs)
 
-    def _apply(self, fn, recurse=True):
-        # keep the per-element shifts in float64 when the model is cast (e.g. ``model.float()``)
-        shift = self.energy_shift
-        super()._apply(fn, recurse)
-        self.energy_shift = shift.to(device=self.energy_scale.device, dtype=torch.float64)
-        return self
+    def float64_buffers(self) -> list[str]:
+        return ["energy_shift"]  # per-element shifts in float64 also when the model is cast (``model.float()``)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
         check_type_map(self, state_dict, prefix, error_msgs)

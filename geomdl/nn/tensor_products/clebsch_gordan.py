@@ -33,6 +33,7 @@ from geomdl.o3.clebsch_gordan import clebsch_gordan
 from geomdl.ops._extension import compiled_ready, use_compiled
 from geomdl.ops.trilinear import OP as TRILINEAR_OP
 from geomdl.ops.trilinear import TrilinearPlan, plan_op_id, sparse_trilinear_rows
+from geomdl.utils.devices import Float64Buffers
 
 MODES = ("uuu", "uvu", "uvw")
 # Bytes of einsum intermediates (``[rows, u, v, 2l+1]`` per path) allowed at once on the einsum route
@@ -132,7 +133,7 @@ def _path_product(mode: str, x: torch.Tensor, y: torch.Tensor, cg: torch.Tensor,
     return torch.einsum("...uvk,...uvw->...wk", t, w)
 
 
-class ClebschGordanTensorProduct(nn.Module):
+class ClebschGordanTensorProduct(Float64Buffers):
     """Exact CG tensor product ``x [..., irreps_in1.dim] (x) y [..., irreps_in2.dim] -> [..., irreps_out.dim]``.
 
     Args:
@@ -206,17 +207,9 @@ class ClebschGordanTensorProduct(nn.Module):
         else:
             self.register_parameter("weight", None)
 
-    def _apply(self, fn, recurse=True):
-        # the CG buffers stay float64 when the module is cast (``.float()`` then ``.double()`` keeps exact CG on
-        # the einsum path, as the sparse plan does); only their device follows
-        cgs = [getattr(self, f"cg_{n}") for n in range(len(self.paths))]
-        super()._apply(fn, recurse)
-        for n, cg in enumerate(cgs):
-            moved = getattr(self, f"cg_{n}")
-            if moved.dtype != torch.float64:  # cast: copy the float64 original to the new device instead
-                src = moved if cg.is_meta else cg  # nothing to copy out of a meta tensor
-                self._buffers[f"cg_{n}"] = src.to(device=moved.device, dtype=torch.float64)
-        return self
+    def float64_buffers(self) -> list[str]:
+        # exact CG on the einsum path through .float() / .double(), as the sparse plan keeps them
+        return [f"cg_{n}" for n in range(len(self.paths))]
 
     def _num_elements(self, path):
         i, j, _ = path
