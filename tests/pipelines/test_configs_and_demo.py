@@ -68,3 +68,16 @@ def test_loader_workers_persist_across_epochs(workers):
     assert loader.num_workers == workers and loader.persistent_workers == (workers > 0)
     for _ in range(2):  # two epochs through the same workers
         assert sum(batch.num_graphs for batch in loader) == len(dataset)
+
+
+def test_demo_exports_saves_and_reloads_an_egnn(tmp_path):
+    """The torch.export part of `geomdl demo --only layers`: the saved program reloads and matches eager."""
+    from geomdl import ops
+    from geomdl.pipelines.demo_layers import _exported
+
+    out = _exported(tmp_path)
+    if not ops.has_kernel("radius"):
+        assert "skipped" in out
+        return
+    assert out["max_abs_difference"] <= 1e-10 and (tmp_path / "egnn.pt2").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part.pt2")]  # the temporary file is gone
