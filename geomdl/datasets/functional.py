@@ -9,6 +9,7 @@ import math
 
 import torch
 
+from geomdl.ops._validation import check_int, check_positive_real, check_real
 from geomdl.utils.rotations import random_rotation
 
 ROTATION_GROUPS = ("SO3", "z", "O3")
@@ -77,8 +78,7 @@ def sample_surface(vertices, faces, num: int, *, generator: torch.Generator | No
     faces = torch.as_tensor(faces)
     if faces.dim() != 2 or faces.shape[1] != 3 or faces.dtype not in (torch.int64, torch.int32):
         raise ValueError(f"faces must be an int tensor of shape [F, 3], got {tuple(faces.shape)} {faces.dtype}")
-    if not isinstance(num, int) or num < 1:
-        raise ValueError(f"num must be an int >= 1, got {num!r}")
+    num = check_int(num, "num")
     if faces.numel() and (faces.min() < 0 or faces.max() >= vertices.shape[0]):
         raise ValueError(f"faces index vertices out of range [0, {vertices.shape[0]})")
     a, b, c = (vertices[faces[:, k].long()].double() for k in range(3))
@@ -132,8 +132,7 @@ def normalize_points(pos: torch.Tensor, center: str | None = "mean", scale: str 
 def voxel_clusters(pos: torch.Tensor, voxel_size: float) -> tuple[torch.Tensor, int]:
     """Voxel id of every point: ``cluster [N] int64`` in ``[0, C)`` (grid cells ``floor(pos / voxel_size)``) and ``C``."""
     _check_pos(pos)
-    if not isinstance(voxel_size, (int, float)) or not voxel_size > 0:
-        raise ValueError(f"voxel_size must be a positive number, got {voxel_size!r}")
+    voxel_size = check_positive_real(voxel_size, "voxel_size")
     if pos.shape[0] == 0:
         return torch.zeros(0, dtype=torch.long), 0
     import numpy as np
@@ -169,6 +168,7 @@ def overlap_ratio(ref: torch.Tensor, src: torch.Tensor, transform=None, radius: 
 
     _check_pos(ref, "ref")
     _check_pos(src, "src")
+    radius = check_real(radius, "radius", minimum=0)
     if src.shape[0] == 0 or ref.shape[0] == 0:
         return 0.0
     moved = apply_rigid(src, transform) if transform is not None else src

@@ -26,12 +26,14 @@ number of points) and drop a now-stale ``edge_index``.
 from __future__ import annotations
 
 import copy
+import numbers
 
 import torch
 from torch_geometric.transforms import BaseTransform, Compose
 
 from geomdl.datasets import functional as F
 from geomdl.datasets.base import SeededStream
+from geomdl.ops._validation import check_bool, check_int, check_positive_real, check_real
 
 VECTOR_ATTRS = ("normal", "forces", "vel")
 _NOT_PER_POINT = ("edge_index", "edge_attr", "face", "batch", "ptr")
@@ -45,6 +47,14 @@ def _num_points(data) -> int:
         raise ValueError("the transform needs data.pos ([N, 3] float)")
     F._check_pos(data.pos, "data.pos")
     return data.pos.shape[0]
+
+
+def _attr_names(names, arg: str) -> tuple[str, ...]:
+    """``names`` (a list or tuple of attribute names) as a tuple; a bare string (which would iterate
+    character by character) or a non-iterable is a ValueError naming ``arg``."""
+    if isinstance(names, str) or not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{arg} must be a sequence of attribute names, got {names!r}")
+    return tuple(names)
 
 
 def select_points(data, index: torch.Tensor):
@@ -64,8 +74,9 @@ def select_points(data, index: torch.Tensor):
 
 class _Seeded(BaseTransform):
     def __init__(self, seed: int | None):
-        if seed is not None and not isinstance(seed, int):
-            raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+            raise TypeError(f"seed must be an int or None, got {seed!r}")
+        seed = None if seed is None else int(seed)
         self.seed = seed
         self._stream = SeededStream(seed) if seed is not None else None
 
@@ -99,8 +110,7 @@ class SamplePoints(_Seeded):
 
     def __init__(self, num: int, include_normals: bool = True, method: str = "random", seed: int | None = None):
         super().__init__(seed)
-        if not isinstance(num, int) or num < 1:
-            raise ValueError(f"num must be an int >= 1, got {num!r}")
+        num, include_normals = check_int(num, "num"), check_bool(include_normals, "include_normals")
         if method not in ("random", "fps", "first"):
             raise ValueError(f"method must be 'random', 'fps' or 'first', got {method!r}")
         self.num, self.include_normals, self.method = num, include_normals, method
@@ -169,7 +179,8 @@ class RandomRotation(_Seeded):
         super().__init__(seed)
         if group not in F.ROTATION_GROUPS:
             raise ValueError(f"group must be one of {F.ROTATION_GROUPS}, got {group!r}")
-        self.group, self.positions, self.vectors, self.record = group, tuple(positions), tuple(vectors), record
+        positions, vectors = _attr_names(positions, "positions"), _attr_names(vectors, "vectors")
+        self.group, self.positions, self.vectors, self.record = group, positions, vectors, check_bool(record, "record")
 
     def forward(self, data):
         rot = F.random_rotation_matrix(self.group, self.generator, dtype=torch.float64)
@@ -195,9 +206,8 @@ class Jitter(_Seeded):
 
     def __init__(self, sigma: float = 0.01, clip: float | None = 0.05, seed: int | None = None):
         super().__init__(seed)
-        if not sigma >= 0 or (clip is not None and not clip > 0):
-            raise ValueError(f"sigma must be >= 0 and clip > 0 or None, got sigma={sigma!r}, clip={clip!r}")
-        self.sigma, self.clip = float(sigma), clip
+        self.sigma = check_real(sigma, "sigma", minimum=0)
+        self.clip = check_real(clip, "clip", minimum=0, open_minimum=True, optional=True)
 
     def forward(self, data):
         _num_points(data)
@@ -221,11 +231,10 @@ class RandomCrop(_Seeded):
 
     def __init__(self, ratio: float = 0.7, mode: str = "plane", seed: int | None = None):
         super().__init__(seed)
-        if not 0 < ratio <= 1:
-            raise ValueError(f"ratio must be in (0, 1], got {ratio!r}")
+        ratio = check_real(ratio, "ratio", minimum=0, maximum=1, open_minimum=True)
         if mode not in ("plane", "sphere"):
             raise ValueError(f"mode must be 'plane' or 'sphere', got {mode!r}")
-        self.ratio, self.mode = float(ratio), mode
+        self.ratio, self.mode = ratio, mode
 
     def forward(self, data):
         n = _num_points(data)
@@ -249,9 +258,7 @@ class VoxelDownsample(BaseTransform):
     re-normalised), integer/bool attributes take the value of the voxel's first point."""
 
     def __init__(self, voxel_size: float):
-        if not isinstance(voxel_size, (int, float)) or not voxel_size > 0:
-            raise ValueError(f"voxel_size must be a positive number, got {voxel_size!r}")
-        self.voxel_size = float(voxel_size)
+        self.voxel_size = check_positive_real(voxel_size, "voxel_size")
 
     def forward(self, data):
         from geomdl.ops import scatter
@@ -282,9 +289,8 @@ class RadiusGraph(BaseTransform):
     """
 
     def __init__(self, r: float, max_num_neighbors: int = 32, loop: bool = False):
-        if not isinstance(r, (int, float)) or not r > 0:
-            raise ValueError(f"r must be a positive number, got {r!r}")
-        self.r, self.max_num_neighbors, self.loop = float(r), int(max_num_neighbors), bool(loop)
+        self.r, self.loop = check_positive_real(r, "r"), check_bool(loop, "loop")
+        self.max_num_neighbors = check_int(max_num_neighbors, "max_num_neighbors")
 
     def forward(self, data):
         from geomdl.ops import radius_graph
@@ -304,9 +310,7 @@ class KNNGraph(BaseTransform):
     """
 
     def __init__(self, k: int, loop: bool = False):
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be an int >= 1, got {k!r}")
-        self.k, self.loop = k, bool(loop)
+        self.k, self.loop = check_int(k, "k"), check_bool(loop, "loop")
 
     def forward(self, data):
         from geomdl.ops import knn_graph

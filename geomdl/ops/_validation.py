@@ -5,6 +5,7 @@ import math
 import numbers
 
 import torch
+from numpy import bool_ as np_bool
 
 
 def check_tensor(x, name: str, *, dim: int | None = None, floating: bool = False) -> torch.Tensor:
@@ -70,6 +71,36 @@ def check_positive_real(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (value > 0 and math.isfinite(value)):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return float(value)
+
+
+def check_real(value, name: str, *, minimum: float | None = None, maximum: float | None = None,
+               open_minimum: bool = False, optional: bool = False) -> float | None:
+    """``value`` as a finite float in ``[minimum, maximum]`` (``(minimum, maximum]`` with ``open_minimum``; an
+    unset bound is unbounded), else ValueError naming ``name`` and the range. Python or NumPy reals only
+    (``bool``, strings and ``None`` are rejected); ``optional=True`` lets ``None`` through."""
+    if optional and value is None:
+        return None
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+    if ok and minimum is not None:
+        ok = value > minimum if open_minimum else value >= minimum
+    if ok and maximum is not None:
+        ok = value <= maximum
+    if not ok:
+        if minimum is not None and maximum is not None:
+            bounds = f" in {'(' if open_minimum else '['}{minimum}, {maximum}]"
+        elif minimum is not None:
+            bounds = f" {'>' if open_minimum else '>='} {minimum}"
+        else:
+            bounds = f" <= {maximum}" if maximum is not None else ""
+        raise ValueError(f"{name} must be a finite number{bounds}{' or None' if optional else ''}, got {value!r}")
+    return float(value)
+
+
+def check_bool(value, name: str) -> bool:
+    """``value`` as a ``bool`` (Python or NumPy booleans only: ``"no"``, ``0`` or ``None`` are rejected), else ValueError."""
+    if not isinstance(value, (bool, np_bool)):
+        raise ValueError(f"{name} must be a bool (True or False), got {value!r}")
+    return bool(value)
 
 
 def compact_batches(*batches: torch.Tensor) -> tuple[list[torch.Tensor], int]:

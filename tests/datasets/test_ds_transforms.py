@@ -109,7 +109,7 @@ def test_jitter_voxel_and_graphs():
     assert vox.label.dtype == torch.long and set(vox.label.tolist()) <= set(range(300))
     assert torch.equal(T.RadiusGraph(0.5, max_num_neighbors=8)(data).edge_index, radius_graph(data.pos, 0.5, max_num_neighbors=8))
     assert torch.equal(T.KNNGraph(5)(data).edge_index, knn_graph(data.pos, 5))
-    with pytest.raises(ValueError, match="voxel_size must be a positive number"):
+    with pytest.raises(ValueError, match="voxel_size must be a positive finite number"):
         T.VoxelDownsample(0)
     with pytest.raises(ValueError, match="group must be one of"):
         T.RandomRotation("SO2")
@@ -141,3 +141,57 @@ def test_surface_sampling_and_overlap_are_equivariant(float64):
         return torch.tensor([F.overlap_ratio(a, b, None, radius=0.6)])
 
     assert_equivariant(overlap, (ref, src), ("position", "position"), "global_scalar", permutation=False)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: T.Jitter(sigma="a"), "sigma must be a finite number >= 0, got 'a'"),
+    (lambda: T.Jitter(sigma=None), "sigma must be a finite number >= 0, got None"),
+    (lambda: T.Jitter(sigma=float("nan")), "sigma must be a finite number >= 0, got nan"),
+    (lambda: T.Jitter(sigma=float("inf")), "sigma must be a finite number >= 0, got inf"),
+    (lambda: T.Jitter(sigma=-0.1), "sigma must be a finite number >= 0, got -0.1"),
+    (lambda: T.Jitter(sigma=True), "sigma must be a finite number >= 0, got True"),
+    (lambda: T.Jitter(clip="a"), "clip must be a finite number > 0 or None, got 'a'"),
+    (lambda: T.Jitter(clip=True), "clip must be a finite number > 0 or None, got True"),
+    (lambda: T.Jitter(clip=0), "clip must be a finite number > 0 or None, got 0"),
+    (lambda: T.RandomCrop(ratio="a"), r"ratio must be a finite number in \(0, 1\], got 'a'"),
+    (lambda: T.RandomCrop(ratio=None), r"ratio must be a finite number in \(0, 1\], got None"),
+    (lambda: T.RandomCrop(ratio=True), r"ratio must be a finite number in \(0, 1\], got True"),
+    (lambda: T.RandomCrop(ratio=1.5), r"ratio must be a finite number in \(0, 1\], got 1.5"),
+    (lambda: T.SamplePoints(True), "num must be an int >= 1, got True"),
+    (lambda: T.SamplePoints(4, include_normals="no"), r"include_normals must be a bool \(True or False\), got 'no'"),
+    (lambda: T.RandomRotation(record="yes"), r"record must be a bool \(True or False\), got 'yes'"),
+    (lambda: T.RandomRotation(positions="pos"), "positions must be a sequence of attribute names, got 'pos'"),
+    (lambda: T.RandomRotation(vectors=None), "vectors must be a sequence of attribute names, got None"),
+    (lambda: T.VoxelDownsample(True), "voxel_size must be a positive finite number, got True"),
+    (lambda: T.VoxelDownsample(float("inf")), "voxel_size must be a positive finite number, got inf"),
+    (lambda: T.RadiusGraph(True), "r must be a positive finite number, got True"),
+    (lambda: T.RadiusGraph("a"), "r must be a positive finite number, got 'a'"),
+    (lambda: T.RadiusGraph(0.5, max_num_neighbors="a"), "max_num_neighbors must be an int >= 1, got 'a'"),
+    (lambda: T.RadiusGraph(0.5, max_num_neighbors=None), "max_num_neighbors must be an int >= 1, got None"),
+    (lambda: T.RadiusGraph(0.5, max_num_neighbors=2.5), "max_num_neighbors must be an int >= 1, got 2.5"),
+    (lambda: T.RadiusGraph(0.5, max_num_neighbors=0), "max_num_neighbors must be an int >= 1, got 0"),
+    (lambda: T.RadiusGraph(0.5, loop="no"), r"loop must be a bool \(True or False\), got 'no'"),
+    (lambda: T.KNNGraph(True), "k must be an int >= 1, got True"),
+    (lambda: T.KNNGraph(3, loop=None), r"loop must be a bool \(True or False\), got None"),
+    (lambda: F.voxel_clusters(torch.zeros(2, 3), "a"), "voxel_size must be a positive finite number, got 'a'"),
+    (lambda: F.sample_surface(torch.eye(3), torch.tensor([[0, 1, 2]]), True), "num must be an int >= 1, got True"),
+    (lambda: F.overlap_ratio(torch.zeros(2, 3), torch.zeros(2, 3), radius="a"), "radius must be a finite number >= 0, got 'a'"),
+])
+def test_wrong_typed_arguments_name_the_argument(make, message):
+    # strings, None, NaN/inf, bools and out-of-range numbers get a ValueError that names the argument and the range
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        make()
+
+
+def test_bool_seed_is_rejected():
+    with pytest.raises(TypeError, match="^seed must be an int or None, got True$"):
+        T.Jitter(seed=True)
+
+
+def test_numpy_scalars_are_accepted_as_arguments():
+    import numpy as np
+
+    assert T.Jitter(sigma=np.float32(0.5), clip=np.float64(0.1)).sigma == 0.5
+    assert T.RandomCrop(ratio=np.float64(0.5)).ratio == 0.5
+    assert T.KNNGraph(np.int64(3)).k == 3 and T.SamplePoints(np.int64(5)).num == 5
+    assert T.RadiusGraph(np.float64(0.5), max_num_neighbors=np.int64(4), loop=np.bool_(True)).loop is True
