@@ -9,23 +9,31 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from geomdl.ops._validation import check_bool
+
 ACTIVATIONS = {
     "relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
     "leaky_relu": lambda: nn.LeakyReLU(0.2), "softplus": nn.Softplus, "identity": nn.Identity,
 }
 
 
-def activation(act) -> nn.Module:
-    """An activation module from a name (see ``ACTIVATIONS``), a module class or an instance."""
-    if isinstance(act, nn.Module):
-        return act
+def check_activation(act):
+    """``act`` unchanged when :func:`activation` accepts it (a name of ``ACTIVATIONS``, an ``nn.Module`` class
+    or instance), else ValueError (unknown name, listing the names) or TypeError; builds no module."""
     if isinstance(act, str):
         if act not in ACTIVATIONS:
             raise ValueError(f"act must be one of {sorted(ACTIVATIONS)}, got {act!r}")
-        return ACTIVATIONS[act]()
-    if isinstance(act, type) and issubclass(act, nn.Module):
-        return act()
-    raise TypeError(f"act must be a name, an nn.Module class or instance, got {act!r}")
+    elif not (isinstance(act, nn.Module) or (isinstance(act, type) and issubclass(act, nn.Module))):
+        raise TypeError(f"act must be a name, an nn.Module class or instance, got {act!r}")
+    return act
+
+
+def activation(act) -> nn.Module:
+    """An activation module from a name (see ``ACTIVATIONS``), a module class or an instance."""
+    check_activation(act)
+    if isinstance(act, nn.Module):
+        return act
+    return ACTIVATIONS[act]() if isinstance(act, str) else act()
 
 
 def _check_channels(channels) -> list[int]:
@@ -53,6 +61,8 @@ class MLP(nn.Sequential):
 
     def __init__(self, channels: Sequence[int], act="silu", last_act: bool = False, norm: str | None = None, bias: bool = True):
         channels = _check_channels(channels)
+        check_activation(act)  # also when there is no hidden layer (and so no activation) to build
+        last_act, bias = check_bool(last_act, "last_act"), check_bool(bias, "bias")
         if norm not in (None, "batch", "layer"):
             raise ValueError(f"norm must be None, 'batch' or 'layer', got {norm!r}")
         layers: list[nn.Module] = []

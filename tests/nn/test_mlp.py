@@ -42,3 +42,24 @@ def test_wide_output_scales_the_hidden_width(monkeypatch):
 
     monkeypatch.setattr(mlp[-1], "forward", fail)
     torch.testing.assert_close(mlp.scaled(x, s), want)
+
+
+@pytest.mark.parametrize("channels", [[3, 4], [3, 5, 4]])  # no hidden layer (act never used) and one
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(act="nope"), ValueError, r"^act must be one of \['gelu', 'identity', 'leaky_relu', 'relu', 'sigmoid', 'silu', "
+                                    r"'softplus', 'tanh'\], got 'nope'$"),
+    (dict(act=None), TypeError, "^act must be a name, an nn.Module class or instance, got None$"),
+    (dict(act=3), TypeError, "^act must be a name, an nn.Module class or instance, got 3$"),
+    (dict(act=int), TypeError, "^act must be a name, an nn.Module class or instance, got <class 'int'>$"),
+    (dict(norm="nope"), ValueError, "^norm must be None, 'batch' or 'layer', got 'nope'$"),
+    (dict(last_act="no"), ValueError, r"^last_act must be a bool \(True or False\), got 'no'$"),
+    (dict(bias="no"), ValueError, r"^bias must be a bool \(True or False\), got 'no'$"),
+])
+def test_bad_options_are_rejected_whatever_the_depth(channels, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        MLP(channels, **kwargs)
+
+
+def test_an_activation_instance_or_class_is_accepted_without_hidden_layer():
+    assert len(MLP([3, 4], act=torch.nn.ReLU())) == 1 and len(MLP([3, 4], act=torch.nn.ReLU)) == 1
+    assert isinstance(MLP([3, 4], act="relu", last_act=True)[-1], torch.nn.ReLU)
