@@ -233,13 +233,34 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def _section(path: list[str]):
+    """The config dataclass (a section) at ``path`` of :class:`ExperimentConfig`, else None (a field, a free-form
+    ``kwargs`` entry or an unknown key)."""
+    tp = ExperimentConfig
+    for part in path:
+        if not dataclasses.is_dataclass(tp):
+            return None
+        tp = typing.get_type_hints(tp).get(part)
+    return tp if dataclasses.is_dataclass(tp) else None
+
+
 def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
-    """Set ``a.b.c=value`` items (values parsed as YAML) in a nested dict (copied)."""
+    """Set ``a.b.c=value`` items (values parsed as YAML) in a nested dict (copied).
+
+    A section (``train``, ``optim``, ...) takes a mapping, ``null`` (its defaults) or, for the sections with a
+    ``name``, a string (the name); any other value (``--set train=3``) is a ConfigError naming the user's key.
+    """
     import copy
 
     data = copy.deepcopy(data) if data else {}
     for item in overrides or []:
         path, value = _parse_override(item)
+        section = _section(path)
+        if section is not None and not (value is None or isinstance(value, dict) or (
+                isinstance(value, str) and any(f.name == "name" for f in dataclasses.fields(section)))):
+            key, names = ".".join(path), [f.name for f in dataclasses.fields(section)]
+            raise ConfigError(f"--set {item}: {key} is a section, not a single value; set one of its fields with "
+                              f"--set {key}.<field>=... (fields: {', '.join(names)})")
         node = data
         for i, part in enumerate(path[:-1]):
             child = node.get(part)
@@ -248,7 +269,10 @@ def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
             if child is None:
                 child = {}
             if not isinstance(child, dict):
-                raise ConfigError(f"--set {item}: {'.'.join(path[:i + 1])} is not a section")
+                key = ".".join(path[:i + 1])
+                if _section(path[:i + 1]) is not None:  # a scalar section in the file: that key is at fault
+                    raise ConfigError(f"{key}: expected a mapping (a section), got {child!r}; cannot apply --set {item}")
+                raise ConfigError(f"--set {item}: {key} is not a section")
             node[part] = child
             node = child
         node[path[-1]] = value

@@ -64,9 +64,11 @@ Contract details
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
+import re
 from typing import Any
 
 from geomdl.pipelines.config import ConfigError, ExperimentConfig, check_kwargs
@@ -122,7 +124,9 @@ def get_dataset(name: str, split: str, root: str | None = None, **kwargs):
 
     if name in toy_data.TOY_DATASETS:
         fn = toy_data.TOY_DATASETS[name]
-        return fn(split=split, **check_kwargs(fn, kwargs, "data.kwargs"))
+        kwargs = check_kwargs(fn, kwargs, "data.kwargs")
+        with _naming_data_kwargs(kwargs):
+            return fn(split=split, **kwargs)
     try:
         from geomdl.datasets.registry import DATASETS, canonical_name
         from geomdl.datasets.registry import get_dataset as datasets_get
@@ -134,7 +138,33 @@ def get_dataset(name: str, split: str, root: str | None = None, **kwargs):
         names = sorted(set(toy_data.TOY_DATASETS) | set(DATASETS))
         raise ConfigError(f"data.name: unknown dataset {name!r} (choose from {', '.join(names)})") from None
     kwargs = check_kwargs(DATASETS[canonical_name(name)].cls(), kwargs, "data.kwargs")  # a typo names the key
-    return datasets_get(name, root=root, split=split, **kwargs)
+    with _naming_data_kwargs(kwargs):
+        return datasets_get(name, root=root, split=split, **kwargs)
+
+
+@contextlib.contextmanager
+def _naming_data_kwargs(kwargs: dict):
+    """Prefix a dataset constructor's ValueError/TypeError whose subject names entries of ``data.kwargs``
+    (``"num_points must be an int >= 1, got 0"``) with ``data.kwargs.<name>: ``, keeping the error's type and
+    chaining the original. An error naming none of them (the split, the files) is left as it is."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        msg = str(exc)
+        if isinstance(exc, ConfigError) or msg.startswith("data.kwargs") or type(exc).__str__ is not BaseException.__str__:
+            raise
+        subject = re.split(r" must | should |: ", msg, maxsplit=1)[0]  # "noise and nonuniform" of "... must be >= 0"
+        named = [k for k in kwargs if re.search(rf"(?<![\w./-]){re.escape(str(k))}(?![\w./-])", subject)]
+        if not named:
+            raise
+        prefix = ", ".join(f"data.kwargs.{k}" for k in named)
+        try:
+            new = type(exc)(f"{prefix}: {msg}")
+        except Exception:  # an exception class whose constructor takes other arguments: left as it is
+            new = None
+        if new is None:
+            raise
+        raise new from exc
 
 
 class Task:

@@ -64,8 +64,9 @@ def _clouds(split: str, num_samples: int, num_points: int, num_classes: int, noi
         raise ValueError(f"split must be one of {list(_SPLIT_OFFSET)}, got {split!r}")
     if not 1 <= num_classes <= len(SHAPES):
         raise ValueError(f"num_classes must be in [1, {len(SHAPES)}], got {num_classes}")
-    if num_samples < 1 or num_points < 1:
-        raise ValueError(f"num_samples and num_points must be >= 1, got {num_samples} and {num_points}")
+    for name, value in (("num_samples", num_samples), ("num_points", num_points)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
     gen = torch.Generator().manual_seed(seed + _SPLIT_OFFSET[split])

@@ -103,3 +103,14 @@ def test_train_log_lines_follow_the_current_stderr(monkeypatch):
         assert second.getvalue() == "epoch 1/1\n"
     finally:
         logger.handlers[:] = before
+
+
+@pytest.mark.parametrize("out", [True, False])
+def test_train_setting_a_whole_section_to_a_scalar_names_the_users_key(tmp_path, capsys, out):
+    # `--set train=3` used to be blamed on the implicit `train.out_dir=...` override that --out adds
+    args = ["train", "toy_classification", "--set", "train=3"] + (["--out", str(tmp_path / "run")] if out else [])
+    assert main(args) == 2
+    err = _err(capsys)
+    assert "--set train=3: train is a section, not a single value; set one of its fields with --set train.<field>=..." in err
+    assert "(fields: epochs, batch_size, out_dir," in err and "train.out_dir=" not in err
+    assert not (tmp_path / "run").exists()  # refused before any work

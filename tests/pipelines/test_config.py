@@ -1,4 +1,5 @@
 import dataclasses
+import re
 
 import pytest
 import yaml
@@ -61,6 +62,27 @@ def test_bad_overrides():
         load_config(None, ["optim.lr.x=1"])
     with pytest.raises(ConfigError, match="config file not found"):
         load_config("/no/such/config.yaml")
+
+
+@pytest.mark.parametrize("item", ["train=3", "optim=0.1", "task=3", "model=[1, 2]", "train=", "optim.betas=3"])
+def test_overriding_a_section_with_a_scalar_names_the_key(item):
+    key = item.split("=")[0]
+    if key == "optim.betas":  # a list field, not a section: the type check names it
+        with pytest.raises(ConfigError, match=r"^config: optim.betas: expected a list, got 3$"):
+            load_config(None, [item])
+        return
+    with pytest.raises(ConfigError, match=rf"^config: --set {re.escape(item)}: {key} is a section, not a single value; set one of "
+                                          rf"its fields with --set {key}.<field>=\.\.\. \(fields: "):
+        load_config(None, [item, f"{key}.x=1"])  # reported at the user's item, not at a later one under it
+
+
+def test_section_shorthands_and_mappings_are_still_accepted(tmp_path):
+    cfg = load_config(None, ["task=regression", "data=toy_shapes", "train={epochs: 2}", "optim=sgd", "model=null"])
+    assert cfg.task.name == "regression" and cfg.data.name == "toy_shapes" and cfg.train.epochs == 2 and cfg.optim.name == "sgd"
+    # a section that is a scalar in the file is reported at the file's key, not at the override under it
+    with pytest.raises(ConfigError, match=r"c.yaml: train: expected a mapping \(a section\), got 3; "
+                                          r"cannot apply --set train.out_dir=x$"):
+        load_config(_write(tmp_path, "train: 3\n"), ["train.out_dir=x"])
 
 
 def test_check_kwargs_against_a_signature():
