@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 import torch
 
+from geomdl.nn.tinv import mds as _mds
 from geomdl.nn.tinv.mds import _check_options, mds_from_distances, mds_from_positions
 from geomdl.nn.tinv.result import MDSResult
 
@@ -38,7 +39,23 @@ def _check_batch(batch, num_points: int, device, num_clouds: int | None) -> tupl
     return batch, num_clouds
 
 
-def _check_distances(distances, squared: bool) -> list[torch.Tensor]:
+GEODESIC_WORK_MATRICES = 2  # n x n float64 matrices for geodesic_distances (measured peak 1.13 to 1.5)
+
+
+def _check_dense_size(where: str, n: int, limit: float, origin: str) -> None:
+    """Refuse an ``n x n`` matrix whose dense MDS work would exceed ``limit`` bytes (before allocating it)."""
+    need = _mds.dense_work_bytes(n)
+    if need > limit:
+        raise ValueError(
+            f"{where} is a {n} x {n} matrix: classical MDS on it needs about {_mds.format_bytes(need)} "
+            f"({_mds.DENSE_WORK_MATRICES} n x n float64 matrices, eigh's workspace included) and O(n^3) time, over the "
+            f"limit of {_mds.format_bytes(limit)} ({origin}). Pass pos= ([N, d] coordinates; the d x d covariance "
+            f"route, O(N d^2)) if the points have coordinates, subsample the points, or raise the limit with "
+            f"max_dense_bytes= (bytes; math.inf for none)")
+
+
+def _check_distances(distances, squared: bool, max_dense_bytes=None) -> tuple[list[torch.Tensor], float]:
+    """Validated matrices and the byte cap on the dense work of one chunk (:func:`geomdl.nn.tinv.mds.dense_limit`)."""
     if isinstance(distances, torch.Tensor):
         if distances.dim() == 2:
             mats = [distances]
@@ -52,6 +69,7 @@ def _check_distances(distances, squared: bool) -> list[torch.Tensor]:
     else:
         raise TypeError(f"distances must be a torch.Tensor or a non-empty list of tensors, got {type(distances).__name__}")
     name = "squared distances" if squared else "distances"
+    limit = origin = None
     for i, m in enumerate(mats):
         where = f"distances[{i}]" if len(mats) > 1 or not isinstance(distances, torch.Tensor) else "distances"
         if not isinstance(m, torch.Tensor):
@@ -62,6 +80,9 @@ def _check_distances(distances, squared: bool) -> list[torch.Tensor]:
             raise ValueError(f"{where} must be a square [n, n] matrix, got shape {tuple(m.shape)}")
         if m.shape[0] < 2:
             raise ValueError(f"{where} has {m.shape[0]} point(s); MDS needs at least 2")
+        if limit is None:
+            limit, origin = _mds.dense_limit(max_dense_bytes, m.device)
+        _check_dense_size(where, m.shape[0], limit, origin)
         if not bool(torch.isfinite(m).all()):
             raise ValueError(f"{where} has non-finite entries (disconnected graph? infinite geodesic distance)")
         big = float(m.abs().max())
@@ -73,13 +94,14 @@ def _check_distances(distances, squared: bool) -> list[torch.Tensor]:
             raise ValueError(f"{where} must have a zero diagonal (the distance of a point to itself)")
         if m.device != mats[0].device or m.dtype != mats[0].dtype:
             raise ValueError(f"{where} is {m.dtype} on {m.device}; all matrices must share distances[0]'s dtype and device")
-    return mats
+    return mats, limit
 
 
 def mds_embedding(pos: torch.Tensor | None = None, dim: int = 3, batch: torch.Tensor | None = None, *,
                   distances: torch.Tensor | Sequence[torch.Tensor] | None = None, squared: bool = False,
                   scale: str | None = "rms", degenerate: str = "pick", gap_tol: float = 1e-2, sign_tol: float = 1e-2,
-                  max_frames: int = 128, num_clouds: int | None = None, chunk_size: int | None = None) -> MDSResult:
+                  max_frames: int = 128, num_clouds: int | None = None, chunk_size: int | None = None,
+                  max_dense_bytes: float | None = None) -> MDSResult:
     r"""Transformation-invariant, distance-preserving coordinates of point clouds (TinvNN's modified MDS).
 
     .. math::  z = U_k \Lambda_k^{1/2} S, \qquad -\tfrac{1}{2s^2} J D J = U \Lambda U^\top
@@ -96,7 +118,9 @@ def mds_embedding(pos: torch.Tensor | None = None, dim: int = 3, batch: torch.Te
             Distances are preserved exactly when ``dim >= rank`` of the centred cloud.
         batch: ``[N]`` sorted cloud ids (default: one cloud).
         distances: instead of ``pos``: ``[n, n]``, ``[B, n, n]`` or a list of ``[n_b, n_b]`` symmetric distance
-            matrices (e.g. :func:`geodesic_distances` of a graph). Uses the ``n x n`` Gram matrix (``O(n^3)``).
+            matrices (e.g. :func:`geodesic_distances` of a graph). Uses the ``n x n`` Gram matrix: ``O(n^3)`` time
+            and about ``5 * 8 * n**2`` bytes besides the input (4 GiB at ``n ~ 10,000``); a matrix over
+            ``max_dense_bytes`` raises a ``ValueError`` before anything is allocated.
         squared: ``distances`` already holds squared distances (default False).
         scale: ``"rms"`` (default; RMS distance to the centroid), ``"max"`` (largest distance to the
             centroid) or ``None`` (no scale invariance).
@@ -107,7 +131,17 @@ def mds_embedding(pos: torch.Tensor | None = None, dim: int = 3, batch: torch.Te
         sign_tol: sign margin (``|skewness|``) below which a column's sign counts as ambiguous (default 1e-2).
         max_frames: cap on the frames per cloud in ``"average"`` mode (default 128).
         num_clouds: number of clouds (default ``batch.max() + 1``).
-        chunk_size: rows per chunk for positions (default 2**20) or matrices per chunk for distances (default 64).
+        chunk_size: rows per chunk for positions (default 2**20) or matrices per chunk for distances (default 64;
+            fewer where the chunk's dense work would exceed ``max_dense_bytes``).
+        max_dense_bytes: cap in bytes on the dense ``n x n`` work of one chunk of ``distances`` (estimated as
+            :func:`geomdl.nn.tinv.mds.dense_work_bytes`). Default ``None``: the smaller of
+            :data:`geomdl.nn.tinv.mds.MAX_DENSE_BYTES` (4 GiB) and the memory available on the device; a number
+            replaces both (``math.inf``: no cap). Ignored for ``pos``.
+
+    Raises:
+        ValueError: on bad input (naming the argument), and when one ``distances`` matrix needs more than
+            ``max_dense_bytes`` (the message gives ``n``, the estimated bytes and the ways out: ``pos=``,
+            subsampling, a larger ``max_dense_bytes``).
 
     Returns:
         :class:`MDSResult` with ``embedding [N, k]`` and the diagnostics (eigenvalues, gaps, sign margins,
@@ -126,6 +160,7 @@ def mds_embedding(pos: torch.Tensor | None = None, dim: int = 3, batch: torch.Te
     _check_options(dim, scale, degenerate, gap_tol, sign_tol, max_frames)
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
+    _mds.check_max_dense_bytes(max_dense_bytes)
     options = dict(scale=scale, gap_tol=float(gap_tol), sign_tol=float(sign_tol), degenerate=degenerate,
                    max_frames=max_frames)
     if (pos is None) == (distances is None):
@@ -133,8 +168,8 @@ def mds_embedding(pos: torch.Tensor | None = None, dim: int = 3, batch: torch.Te
     if distances is not None:
         if batch is not None:
             raise ValueError("batch is for pos; with distances pass a [B, n, n] tensor or a list of matrices")
-        mats = _check_distances(distances, squared)
-        return mds_from_distances(mats, dim, squared=squared, chunk_size=chunk_size or 64, **options)
+        mats, limit = _check_distances(distances, squared, max_dense_bytes)
+        return mds_from_distances(mats, dim, squared=squared, chunk_size=chunk_size or 64, max_bytes=limit, **options)
     if not isinstance(pos, torch.Tensor):
         raise TypeError(f"pos must be a torch.Tensor, got {type(pos).__name__}")
     if pos.dim() != 2 or pos.shape[1] < 1:
@@ -147,16 +182,24 @@ def mds_embedding(pos: torch.Tensor | None = None, dim: int = 3, batch: torch.Te
     return mds_from_positions(pos, dim, batch, num_clouds, chunk_size=chunk_size or (1 << 20), **options)
 
 
-def geodesic_distances(edge_index: torch.Tensor, num_nodes: int, edge_weight: torch.Tensor | None = None) -> torch.Tensor:
+def geodesic_distances(edge_index: torch.Tensor, num_nodes: int, edge_weight: torch.Tensor | None = None, *,
+                       max_dense_bytes: float | None = None) -> torch.Tensor:
     """All-pairs shortest-path distances ``[n, n]`` of an undirected graph (Dijkstra, scipy).
+
+    The result is dense: ``8 * n**2`` bytes from scipy plus the output (measured peak 1.13 ``n x n`` float64
+    matrices for a float64 output, 1.5 for float32), estimated as ``2 * 8 * n**2`` bytes.
 
     Args:
         edge_index: ``[2, E]`` edges (either direction; the graph is symmetrised).
         num_nodes: number of nodes ``n``.
         edge_weight: ``[E]`` positive edge lengths (default 1: hop counts).
+        max_dense_bytes: cap in bytes on that estimate. Default ``None``: the smaller of
+            :data:`geomdl.nn.tinv.mds.MAX_DENSE_BYTES` (4 GiB, ``n ~ 16,000``) and the available host memory; a
+            number replaces both (``math.inf``: no cap). :func:`mds_embedding` on the result needs 2.5x as much.
 
     Raises:
-        ValueError: when the graph is disconnected (some distance is infinite).
+        ValueError: when the graph is disconnected (some distance is infinite), on bad input, and when the
+            ``n x n`` result would exceed ``max_dense_bytes`` (checked before any work).
     """
     import numpy as np
     from scipy.sparse import coo_matrix
@@ -166,6 +209,14 @@ def geodesic_distances(edge_index: torch.Tensor, num_nodes: int, edge_weight: to
         raise ValueError(f"edge_index must be a [2, E] tensor, got {getattr(edge_index, 'shape', type(edge_index))}")
     if not isinstance(num_nodes, int) or num_nodes < 1:
         raise ValueError(f"num_nodes must be a positive int, got {num_nodes!r}")
+    limit, origin = _mds.dense_limit(max_dense_bytes, torch.device("cpu"))
+    need = _mds.dense_work_bytes(num_nodes, GEODESIC_WORK_MATRICES)
+    if need > limit:
+        raise ValueError(f"num_nodes={num_nodes}: the dense [n, n] geodesic distance matrix needs about "
+                         f"{_mds.format_bytes(need)}, over the limit of {_mds.format_bytes(limit)} ({origin}); "
+                         f"mds_embedding on it would need {_mds.DENSE_WORK_MATRICES / GEODESIC_WORK_MATRICES:.3g}x "
+                         f"as much. Subsample the graph's nodes (e.g. landmarks), use node coordinates with "
+                         f"mds_embedding(pos=...), or raise the limit with max_dense_bytes= (bytes; math.inf for none)")
     ei = edge_index.detach().cpu().long().numpy()
     if ei.size and (ei.min() < 0 or ei.max() >= num_nodes):
         raise ValueError(f"edge_index entries must lie in [0, {num_nodes})")

@@ -44,6 +44,72 @@ SCALES = ("rms", "max", None)
 DEGENERATE_MODES = ("pick", "average")
 NULL_TOL = 1e-12  # relative eigenvalue below which a component counts as zero
 
+MAX_DENSE_BYTES: float = 4 * 2**30
+"""Default cap (bytes, 4 GiB) on the dense ``n x n`` work of the distances route and of :func:`geodesic_distances`.
+
+One ``n x n`` matrix takes ``DENSE_WORK_MATRICES * 8 * n**2`` bytes of work (about 1.8 GB at ``n = 6,700``, 4 GiB at
+``n = 10,360``); a larger matrix raises a ``ValueError`` before anything is allocated, and a batch of matrices is
+decomposed in chunks of at most this many bytes. The effective cap is the smaller of this and the memory available
+on the device (``MemAvailable`` of ``/proc/meminfo`` on Linux, ``torch.cuda.mem_get_info`` on CUDA, not read
+elsewhere). It also bounds the time: ``eigh`` is ``O(n^3)``, 17 to 28 s of one (shared) CPU core at ``n = 4,000``,
+so about a minute at ``n = 6,000`` and several at ``n = 10,000``; a user who gives a larger cap should expect hours
+past ``n ~ 30,000``.
+Override per call with ``max_dense_bytes=`` or globally by assigning ``geomdl.nn.tinv.mds.MAX_DENSE_BYTES``
+(``math.inf``: only the available-memory check remains).
+"""
+DENSE_WORK_MATRICES = 5  # n x n float64 matrices alive at the peak (measured 4.1 incl. eigh's workspace) + margin
+
+
+def dense_work_bytes(n: int, matrices: float = DENSE_WORK_MATRICES) -> int:
+    """Estimated peak bytes of the dense work on one ``n x n`` matrix (``matrices`` float64 ``n x n`` arrays)."""
+    return int(matrices * 8 * n * n)
+
+
+def _available_bytes(device: torch.device) -> int | None:
+    """Memory free for new tensors on ``device`` in bytes, or None where it cannot be read cheaply."""
+    try:
+        if device.type == "cpu":
+            with open("/proc/meminfo") as f:
+                for line in f:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        elif device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+    except (OSError, ValueError, RuntimeError, AttributeError):
+        pass
+    return None
+
+
+def check_max_dense_bytes(max_dense_bytes) -> None:
+    if max_dense_bytes is None:
+        return
+    if isinstance(max_dense_bytes, bool) or not isinstance(max_dense_bytes, (int, float)):
+        raise TypeError(f"max_dense_bytes must be a number of bytes (int or float) or None, "
+                        f"got {type(max_dense_bytes).__name__}")
+    if not max_dense_bytes > 0:
+        raise ValueError(f"max_dense_bytes must be a positive number of bytes (math.inf: no cap) or None, "
+                         f"got {max_dense_bytes!r}")
+
+
+def dense_limit(max_dense_bytes, device: torch.device) -> tuple[float, str]:
+    """The byte cap on dense ``n x n`` work and a phrase saying where it comes from (for error messages).
+
+    An explicit ``max_dense_bytes`` is used as given; ``None`` means ``min(MAX_DENSE_BYTES, available memory)``.
+    """
+    check_max_dense_bytes(max_dense_bytes)
+    if max_dense_bytes is not None:
+        return float(max_dense_bytes), f"max_dense_bytes={max_dense_bytes!r}"
+    limit, origin = float(MAX_DENSE_BYTES), f"geomdl.nn.tinv.mds.MAX_DENSE_BYTES={MAX_DENSE_BYTES!r}"
+    avail = _available_bytes(device)
+    if avail is not None and avail < limit:
+        limit, origin = float(avail), f"the memory available on {device}"
+    return limit, origin
+
+
+def format_bytes(num: float) -> str:
+    return f"{num / 2**30:.3g} GiB" if num >= 2**30 else f"{num / 2**20:.3g} MiB" if num >= 2**20 else f"{num:.0f} bytes"
+
 
 def _check_options(dim, scale, degenerate, gap_tol, sign_tol, max_frames):
     if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
@@ -200,10 +266,14 @@ def mds_from_positions(pos: torch.Tensor, dim: int, batch: torch.Tensor, num_clo
 
 
 def mds_from_distances(mats: list[torch.Tensor], dim: int, *, squared=False, scale="rms", gap_tol=1e-2,
-                       sign_tol=1e-2, degenerate="pick", max_frames=128, chunk_size: int = 64) -> MDSResult:
+                       sign_tol=1e-2, degenerate="pick", max_frames=128, chunk_size: int = 64,
+                       max_bytes: float | None = None) -> MDSResult:
     """Gram (classical MDS) route of :func:`mds_embedding` for validated square matrices (float64 inside).
 
-    Matrices of equal size are decomposed together, ``chunk_size`` at a time (``O(chunk n^2)`` memory).
+    Matrices of equal size are decomposed together, ``chunk_size`` at a time (``O(chunk n^2)`` memory), and
+    fewer where ``chunk * dense_work_bytes(n)`` would exceed ``max_bytes`` (at least one: the caller checks
+    that one matrix fits). Peak: about 4.1 ``n x n`` float64 matrices per matrix of the chunk (``eigh``'s
+    output and workspace included) besides the input.
     """
     dtype = mats[0].dtype
     device = mats[0].device
@@ -218,8 +288,9 @@ def mds_from_distances(mats: list[torch.Tensor], dim: int, *, squared=False, sca
     for i, n in enumerate(sizes):
         groups.setdefault(n, []).append(i)
     for n, members in groups.items():
-        for start in range(0, len(members), chunk_size):
-            idx = members[start:start + chunk_size]
+        step = chunk_size if max_bytes is None else max(1, int(min(chunk_size, max_bytes // dense_work_bytes(n))))
+        for start in range(0, len(members), step):
+            idx = members[start:start + step]
             d2 = torch.stack([mats[i] for i in idx]).to(torch.float64)
             # lengths in a per-matrix power-of-two unit (exact): squares neither underflow nor overflow
             top = d2.detach().flatten(1).amax(dim=1)
@@ -230,12 +301,15 @@ def mds_from_distances(mats: list[torch.Tensor], dim: int, *, squared=False, sca
             diag = torch.diagonal(gram, dim1=1, dim2=2)
             counts = torch.full((len(idx),), n, dtype=torch.float64, device=device)
             sc = _scale_from_gram_diag(diag.sum(1), diag.max(1).values, counts, scale, ids=idx)  # s / unit
-            lam, vecs = torch.linalg.eigh(gram / sc[:, None, None].pow(2))
-            lam, vecs = lam.flip(-1), vecs.flip(-1)
+            del d2, diag  # free n x n arrays before eigh (its output and workspace take ~3 more)
+            gram = gram / sc[:, None, None].pow(2)
+            lam, vecs = torch.linalg.eigh(gram)
+            del gram
             k_eff = min(dim, n)
+            lam, vecs = lam.flip(-1), vecs[:, :, n - k_eff:].flip(-1)  # flip only the kept columns
             lam_k = lam[:, :k_eff].clamp(min=0)
             lam_k = torch.where(lam_k > NULL_TOL * lam_k[:, :1], lam_k, torch.zeros_like(lam_k))
-            z = vecs[:, :, :k_eff] * lam_k.sqrt()[:, None, :]
+            z = vecs * lam_k.sqrt()[:, None, :]
             if scale is None:  # back to the input's units
                 z = z * unit[:, None, None]
             total = lam.abs().sum(1).clamp(min=torch.finfo(lam.dtype).tiny)
