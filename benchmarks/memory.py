@@ -15,7 +15,7 @@ lazy state (plans, thread pools), the freed memory is handed back to the system 
 * ``counter``: ``VmHWM`` (reset before the call), or ``ru_maxrss`` where ``clear_refs`` is not writable
   (a peak since process start, so ``peak_extra_mib`` is then an upper bound).
 
-Sizes (``--quick`` in brackets): CG 2e4 and 4e4 rows (1.6e4), PONITA 2e4 nodes (1e3), radius/kNN graph
+Sizes (``--quick`` in brackets): CG 2e4 and 4e4 rows (1.6e4), PONITA 2e4 nodes (1e3; both cases), radius/kNN graph
 1e6 points (2e5), scatter 1e7 rows (2e6).
 
 Cases (``--only``):
@@ -25,6 +25,9 @@ Cases (``--only``):
   (the constant set to 2**62 in that subprocess); the peer of a chunked row is the unchunked row;
 * ``ponita_grid``: ``Ponita(num_ori=8, radius=r)``, hidden 16, on uniform nodes with ~12 neighbours
   (radius graph built beforehand and passed in), no grad, 2 layers against 4 (the peer of the 4-layer row);
+* ``ponita_train``: the same model and graph (2 and 4 layers) in training: one step, forward, a squared
+  loss and the backward pass (no optimiser), without and with ``checkpoint=True`` (activation
+  checkpointing; the peer of a checkpointed row is the plain row with as many layers);
 * ``radius_graph``: ``geomdl.ops.radius_graph`` on uniform points in the unit cube, ~30 neighbours;
 * ``knn_graph``: ``geomdl.ops.knn_graph`` with ``k=30``;
 * ``scatter_sum``: ``geomdl.ops.scatter(reduce="sum")`` of ``[N, 16]`` into 1e4 segments.
@@ -46,8 +49,9 @@ import torch
 
 from benchmarks.timing import positive_int
 
-HELP = "peak memory of CG uvw (chunked vs not), PONITA grid, radius/knn graph, scatter: one fresh process per case"
-CASES = ("cg_uvw", "ponita_grid", "radius_graph", "knn_graph", "scatter_sum")
+HELP = ("peak memory of CG uvw (chunked vs not), PONITA grid (inference; training step with/without checkpointing), "
+        "radius/knn graph, scatter: one fresh process per case")
+CASES = ("cg_uvw", "ponita_grid", "ponita_train", "radius_graph", "knn_graph", "scatter_sum")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 _MARK = "MEMORY_RESULT "
 _UNCHUNKED = 1 << 62  # EINSUM_CHUNK_BYTES of the unchunked CG rows
@@ -157,17 +161,24 @@ def _build(spec: dict, size: int):
             with torch.no_grad():
                 return tp(x, y)
         return fn, inputs, lambda out: {"path": "sparse" if tp._sparse else "einsum"}
-    if case == "ponita_grid":
+    if case in ("ponita_grid", "ponita_train"):
         from geomdl.nn.ponita import Ponita
         from geomdl.ops import radius_graph
 
         r = _radius_for(PONITA_NEIGHBOURS, size)
         torch.manual_seed(0)
-        model = Ponita(1, 1, hidden=PONITA_HIDDEN, layers=spec["layers"], num_ori=8, radius=r).eval()
+        train = case == "ponita_train"
+        model = Ponita(1, 1, hidden=PONITA_HIDDEN, layers=spec["layers"], num_ori=8, radius=r,
+                       checkpoint=train and spec["variant"].endswith("checkpoint")).train(train)
         pos = _uniform(size)
         edge_index = radius_graph(pos, r, max_num_neighbors=1000)
 
         def fn(pos, x, edge_index):
+            if train:  # one training step without the optimiser: forward, loss, backward
+                model.zero_grad(set_to_none=True)
+                loss = model(pos, x, edge_index=edge_index)[0].square().sum()
+                loss.backward()
+                return loss.detach()
             with torch.no_grad():
                 return model(pos, x, edge_index=edge_index)
         return fn, (pos, torch.ones(size, 1), edge_index), lambda out: {"edges": edge_index.shape[1]}
@@ -278,6 +289,14 @@ def run(args) -> list[dict]:
             four = measure({"case": case, "layers": 4}, n, 200)
             rows.append(_row(case, "2 layers", n, two))
             rows.append(_row(case, "4 layers", n, four, "2 layers", two))
+        elif case == "ponita_train":
+            n = sizes["ponita_nodes"]
+            for layers in (2, 4):
+                plain, ckpt = f"{layers}L plain", f"{layers}L checkpoint"
+                res_plain = measure({"case": case, "layers": layers, "variant": plain}, n, 200)
+                res_ckpt = measure({"case": case, "layers": layers, "variant": ckpt}, n, 200)
+                rows.append(_row(case, plain, n, res_plain))
+                rows.append(_row(case, ckpt, n, res_ckpt, plain, res_plain))
         elif case in ("radius_graph", "knn_graph"):
             n = sizes["graph_points"]
             rows.append(_row(case, "~30 nbrs" if case == "radius_graph" else "k=30", n,

@@ -86,6 +86,9 @@ MODELS = {  # name -> (model, which of (z, pos, batch) it takes)
     "tiny_pointnet": lambda: (_CalledOnBatch(TinyPointNet(3)), "zpb"),
     "ponita_graph": lambda: (_CalledOnBatch(PonitaGraph(2, atomic_numbers=(1, 6, 7, 8), **PONITA)), "zpb"),
     "ponita_potential_energy": lambda: (_Energy(PonitaPotential([1, 6, 7, 8], **PONITA)), "zpb"),
+    # activation checkpointing asked for: off inside the traced graph (the plain path is exported)
+    "ponita_graph_checkpoint": lambda: (_CalledOnBatch(PonitaGraph(2, atomic_numbers=(1, 6, 7, 8), checkpoint=True,
+                                                                   **PONITA)), "zpb"),
     "apen_global": lambda: (GlobalFrameAveragedNet(3, hidden=8, num_layers=2), "pb"),
 }
 

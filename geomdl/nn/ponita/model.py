@@ -21,8 +21,11 @@ the ``B_s W_s^l`` of all layers come from one :func:`~geomdl.nn.ponita.conv.shar
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
 from geomdl.nn.ponita.conv import FiberBundleConv, PointConv, shared_linear
 from geomdl.nn.ponita.convnext import ConvNextBlock
@@ -63,13 +66,25 @@ class Ponita(Float64Buffers):
         pool: ``"sum"`` or ``"mean"`` for graph-level outputs (default ``"sum"``).
         max_num_neighbors: cap of the radius graph (default 1000); a ``UserWarning`` says when a node reaches
             it (neighbours inside ``radius`` may then be dropped).
+        checkpoint: activation checkpointing in training (default ``False``). With autograd on, the kernel
+            basis MLP and every block (its ``[E, O, C]`` (grid) or ``[E, C]`` spatial kernel, message passing
+            and ConvNeXt MLP) run under :func:`torch.utils.checkpoint.checkpoint` (``use_reentrant=False``):
+            their activations are not kept for the backward pass but recomputed there (the basis in chunks
+            of edges). Trade-off, measured on a CPU grid training step (2e4 nodes, 2.3e5 edges, 8 orientations,
+            hidden 16; ``python -m benchmarks memory --only ponita_train``): peak 1683 -> 979 MiB with 4
+            layers, 1129 -> 905 MiB with 2 (about 37 instead of 277 MiB more per layer), for a step about
+            12% slower (the recomputed forward). Same gradients (up to rounding), also of second order
+            (forces trained with ``create_graph``). No effect without autograd (inference already builds
+            one kernel at a time) and inside ``torch.compile`` / ``torch.export`` graphs (the plain path
+            is traced there).
     """
 
     def __init__(self, in_scalars: int, out_scalars: int = 1, out_vectors: int = 0, in_vectors: int = 0, *,
                  hidden: int = 128, layers: int = 5, num_ori: int = 16, dim: int = 3, grid: str = "fibonacci",
                  grid_seed: int = 0, radius: float | None = None, basis_dim: int | None = None, degree: int = 3,
                  widening: int = 4, layer_scale: float | None = None, multiple_readouts: bool = True,
-                 task_level: str = "graph", pool: str = "sum", max_num_neighbors: int = 1000):
+                 task_level: str = "graph", pool: str = "sum", max_num_neighbors: int = 1000,
+                 checkpoint: bool = False):
         super().__init__()
         for name, value in (("in_scalars", in_scalars), ("out_scalars", out_scalars), ("out_vectors", out_vectors),
                             ("in_vectors", in_vectors)):
@@ -94,11 +109,14 @@ class Ponita(Float64Buffers):
             raise ValueError(f"max_num_neighbors must be a positive int, got {max_num_neighbors!r}")
         if radius is not None and not radius > 0:
             raise ValueError(f"radius must be positive or None, got {radius!r}")
+        if not isinstance(checkpoint, bool):
+            raise ValueError(f"checkpoint must be a bool, got {checkpoint!r}")
         basis_dim = basis_dim or hidden
         self.in_scalars, self.in_vectors, self.out_scalars, self.out_vectors = in_scalars, in_vectors, out_scalars, out_vectors
         self.num_ori, self.dim, self.radius = num_ori, dim, radius
         self.multiple_readouts, self.task_level, self.pool = multiple_readouts, task_level, pool
         self.max_num_neighbors = max_num_neighbors
+        self.checkpoint = checkpoint
         if num_ori > 0:
             # float64 buffer, kept float64 when the model is cast (see _apply), used in the input's dtype
             self.register_buffer("grid", orientation_grid(dim, num_ori, grid, grid_seed, dtype=torch.float64))
@@ -210,6 +228,37 @@ class Ponita(Float64Buffers):
             return None
         return smooth_cutoff(invariant_rn(pos, edge_index), self.radius)  # [E, 1]
 
+    def _checkpointing(self) -> bool:
+        """Activation checkpointing on for this call: asked for, autograd on, not traced by a compiler."""
+        return getattr(self, "checkpoint", False) and torch.is_grad_enabled() and not torch.compiler.is_compiling()
+
+    def _maybe_checkpoint(self, fn, *args):
+        """``fn(*args)``, under :func:`torch.utils.checkpoint.checkpoint` when :meth:`_checkpointing`."""
+        if self._checkpointing():
+            return activation_checkpoint(fn, *args, use_reentrant=False)
+        return fn(*args)
+
+    def _basis(self, attr, window):
+        """The windowed kernel basis; checkpointed in chunks of about ``PolynomialBasis.CHUNK_ROWS`` rows, so
+        that the backward pass remakes (and differentiates) the MLP activations of one chunk at a time."""
+        if not self._checkpointing():
+            return self._windowed_basis(attr, window)
+        step = max(1, PolynomialBasis.CHUNK_ROWS // max(1, math.prod(attr.shape[1:-1])))  # edges per chunk
+        parts = [activation_checkpoint(self._windowed_basis, attr[a:a + step], None if window is None else window[a:a + step],
+                                       use_reentrant=False) for a in range(0, max(1, attr.shape[0]), step)]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def _windowed_basis(self, attr, window):
+        """``basis(attr)`` ``[E, ..., Bd]`` times the window ``[E, 1]`` (when there is one)."""
+        basis = self.basis_fn(attr)
+        return basis if window is None else basis * window.view(window.shape[0], *[1] * (basis.dim() - 1))
+
+    @staticmethod
+    def _grid_block(block, f, edge_index, flat, fiber_basis, basis_loop, e, o):
+        """One grid block with its own spatial kernel ``B_s W_s^T`` ``[E, O, C]`` made inside (checkpointed)."""
+        kernel = flat @ block.conv.kernel_spatial.weight.t()
+        return block(f, edge_index, None, fiber_basis, basis_loop, kernel.view(e, o, kernel.shape[-1]))
+
     def _readout(self, f, readouts):
         if not self.multiple_readouts:
             return self.readouts[0](f)
@@ -220,10 +269,8 @@ class Ponita(Float64Buffers):
         hence the same attributes ``[0, 0]`` and window 1 for every node, and is applied per node with
         one ``[O, Bd]`` basis (:func:`~geomdl.nn.ponita.conv.fiber_bundle_conv`'s ``kernel_loop``)."""
         grid = grid.to(device=pos.device, dtype=pos.dtype)  # a CPU grid override follows pos to its device
-        basis = self.basis_fn(invariant_fiber_spatial(pos, edge_index, grid))  # [E, O, Bd]
-        window = self._window(pos, edge_index)
-        if window is not None:
-            basis = basis * window[:, :, None]
+        window = self._window(pos, edge_index)  # [E, 1] or None
+        basis = self._basis(invariant_fiber_spatial(pos, edge_index, grid), window)  # [E, O, Bd]
         basis_loop = self.basis_fn(pos.new_zeros(grid.shape[0], 2))  # [O, Bd]
         fiber_basis = self.fiber_basis_fn(invariant_fiber(grid))  # [O, O, Bd]
         f = self.embed(lift_to_grid(x, vec, grid, pos.shape[0]))  # [N, O, C]
@@ -232,29 +279,32 @@ class Ponita(Float64Buffers):
         flat, weights = basis.reshape(e * o, bd), [b.conv.kernel_spatial.weight for b in self.blocks]
         # without autograd one layer's [E, O, C] kernel at a time (same products): the peak holds 2, not L + 1, [E, O, *]
         lazy = not torch.is_grad_enabled() and not torch.compiler.is_compiling()
-        kernels = None if lazy else shared_linear(flat, weights)
+        # checkpointed: each block makes (and, in the backward pass, remakes) its own kernel; none is kept
+        ckpt = self._checkpointing()
+        kernels = None if lazy or ckpt else shared_linear(flat, weights)
         outs = []
         for i, block in enumerate(self.blocks):
-            kernel = flat @ weights[i].t() if lazy else kernels[i]
-            f = block(f, edge_index, None, fiber_basis, basis_loop, kernel.view(e, o, kernel.shape[-1]))
-            kernel = None  # noqa: F841 (frees this layer's kernel before the next one is made)
+            if ckpt:
+                f = activation_checkpoint(self._grid_block, block, f, edge_index, flat, fiber_basis, basis_loop, e, o,
+                                          use_reentrant=False)
+            else:
+                kernel = flat @ weights[i].t() if lazy else kernels[i]
+                f = block(f, edge_index, None, fiber_basis, basis_loop, kernel.view(e, o, kernel.shape[-1]))
+                kernel = None  # noqa: F841 (frees this layer's kernel before the next one is made)
             if self.multiple_readouts:
                 outs.append(self.readouts[i](f))
         return read_out_grid(self._readout(f, outs), grid, self.out_scalars)
 
     def _forward_points(self, pos, x, vec, edge_index, ori):
         attr = invariant_rn(pos, edge_index) if ori is None else invariant_point_cloud(pos, ori, edge_index)
-        basis = self.basis_fn(attr)  # [E, Bd]
-        window = self._window(pos, edge_index)
-        if window is not None:
-            basis = basis * window
+        basis = self._basis(attr, self._window(pos, edge_index))  # [E, Bd]
         if ori is None:
             f = self.embed(x if x is not None else pos.new_ones(pos.shape[0], 1))
         else:
             f = self.embed(lift_oriented(x, vec, ori))
         outs = []
         for i, block in enumerate(self.blocks):
-            f = block(f, edge_index, basis)
+            f = self._maybe_checkpoint(block, f, edge_index, basis)
             if self.multiple_readouts:
                 outs.append(self.readouts[i](f))
         r = self._readout(f, outs)
