@@ -23,6 +23,7 @@ but the layer routes to it only once it has been measured against the einsums on
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -36,8 +37,9 @@ from geomdl.ops.trilinear import TrilinearPlan, plan_op_id, sparse_trilinear_row
 from geomdl.utils.devices import Float64Buffers
 
 MODES = ("uuu", "uvu", "uvw")
-# Bytes of einsum intermediates (``[rows, u, v, 2l+1]`` per path) allowed at once on the einsum route
-# without autograd: larger inputs run in chunks of rows (same results; the peak stays bounded).
+# Bytes of einsum intermediates (per-path products, their copies, output blocks; see
+# ClebschGordanTensorProduct._einsum_row_elements) allowed at once on the einsum route without autograd:
+# larger inputs run in chunks of rows (same results; the peak stays bounded).
 EINSUM_CHUNK_BYTES = 64 << 20
 
 
@@ -131,6 +133,39 @@ def _path_product(mode: str, x: torch.Tensor, y: torch.Tensor, cg: torch.Tensor,
     if mode == "uvu":
         return torch.einsum("...uvk,...uv->...uk", t, w)
     return torch.einsum("...uvk,...uvw->...wk", t, w)
+
+
+@functools.lru_cache(maxsize=None)
+def _path_peak_elements(mode: str, blocks: tuple, row_weights: bool, strategy: str | None, rows: int = 4096) -> int:
+    """Elements per row alive at the peak of one path's eager :func:`_path_product` (``torch.einsum``), its
+    operands ``x``, ``y`` (and ``w``) not counted. ``blocks``: ``((m1, d1), (m2, d2), (m3, d3))``; ``row_weights``:
+    ``w`` has a row per row (else one broadcast row, not counted per row); ``strategy``: opt_einsum's
+    (``None``: torch's left-to-right order). Replays torch's pairwise steps in that order (planned for
+    ``rows`` rows): a step that sums an index is a ``bmm``, which copies its operands (their permuted
+    layout; the inputs are slices of ``x``, ``y``, ``w``) while the intermediates it consumes and its
+    result are alive; a step that sums none is a broadcast ``mul`` (no copies, a contiguous result)."""
+    (m1, d1), (m2, d2), (m3, d3) = blocks
+    size = {"z": rows, "u": m1, "v": m2, "w": m3, "i": d1, "j": d2, "k": d3}
+    terms, out = _PATH_EQUATIONS[mode].replace("...", "z").split("->")
+    terms = terms.split(",")
+    shapes = [tuple(1 if c == "z" and n == 3 and not row_weights else size[c] for c in t) for n, t in enumerate(terms)]
+    oe = torch.backends.opt_einsum.get_opt_einsum() if strategy is not None else None
+    steps = oe.contract_path(",".join(terms) + "->" + out, *shapes, shapes=True, optimize=strategy)[0] \
+        if oe is not None else [(0, 1)] * (len(terms) - 1)
+    # (indices, per-row elements, kind): kind 0 an input slice, 1 a mul result, 2 a bmm result
+    ops = [(t, math.prod(shape[1:]) if shape[0] == rows else 0, 0) for t, shape in zip(terms, shapes)]
+    peak = 0
+    for step in steps:
+        picked = [ops.pop(n) for n in sorted(step, reverse=True)]
+        kept = set(out).union(*(t for t, _, _ in ops))
+        new = "".join(sorted(set().union(*(t for t, _, _ in picked)) & kept))
+        bmm = any(c not in new for t, _, _ in picked for c in t)
+        per_row = math.prod(size[c] for c in new if c != "z") if any(e for _, e, _ in picked) else 0
+        copies = sum(e for _, e, kind in picked if kind != 1) if bmm else 0
+        live = sum(e for _, e, kind in ops + picked if kind) + copies + per_row
+        peak = max(peak, live)
+        ops.append((new, per_row, 2 if bmm else 1))
+    return peak
 
 
 class ClebschGordanTensorProduct(Float64Buffers):
@@ -254,18 +289,24 @@ class ClebschGordanTensorProduct(Float64Buffers):
             return self._forward_sparse(x, y, weight, batch)
         if not torch.compiler.is_compiling() and not (  # (compiling/exporting: no branch on a traced row count)
                 torch.is_grad_enabled() and (x.requires_grad or y.requires_grad or weight.requires_grad)):
-            chunk = max(1, EINSUM_CHUNK_BYTES // max(1, self._einsum_row_elements() * x.element_size()))
+            per_row = self._einsum_row_elements(row_weights=math.prod(weight.shape[:-1]) > 1)
+            chunk = max(1, EINSUM_CHUNK_BYTES // max(1, per_row * x.element_size()))
             if math.prod(batch) > chunk:
                 return self._forward_einsum_chunked(x, y, weight, batch, chunk)
         return self._forward_einsum(x, y, weight, batch)
 
-    def _einsum_row_elements(self) -> int:
-        """Elements per row of the largest path's einsum intermediates (``x cg`` then ``y``) plus the output."""
-        most = 0
-        for i, j, k in self.paths:
-            (m1, _), (m2, d2), (m3, d3) = self._blocks1[i], self._blocks2[j], self._blocks_out[k]
-            most = max(most, m1 * d2 * d3 + m1 * m2 * d3 + m3 * d3)
-        return most + self._dims[2]
+    def _einsum_row_elements(self, row_weights: bool = False) -> int:
+        """Elements per row alive at the peak of :meth:`_forward_einsum`, its inputs not counted: the output
+        blocks accumulated so far (at most ``irreps_out.dim``) plus the larger of the biggest path's einsum
+        (intermediates and their copies, :func:`_path_peak_elements`, and the sum into its output block) and
+        the final concatenation (copies of the blocks and the output, ``2 irreps_out.dim``). ``row_weights``:
+        the weights have a row per row. Within a few per cent of the tensors torch allocates, but an upper
+        bound (up to several times) where size-1 dims of scalar blocks let torch skip a copy."""
+        strategy = torch.backends.opt_einsum.strategy if torch.backends.opt_einsum.is_available() \
+            and torch.backends.opt_einsum.enabled else None
+        paths = max(_path_peak_elements(self.mode, (self._blocks1[i], self._blocks2[j], self._blocks_out[k]), row_weights, strategy)
+                    + math.prod(self._blocks_out[k]) for i, j, k in self.paths)
+        return self._dims[2] + max(paths, 2 * self._dims[2])
 
     def _forward_einsum_chunked(self, x, y, weight, batch, chunk):
         """:meth:`_forward_einsum` over chunks of ``chunk`` rows (no autograd): operands with one row
