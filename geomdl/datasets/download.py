@@ -9,7 +9,9 @@ Manifest format: one file per line, whitespace-separated, ``#`` starts a comment
 HTTP ``Range`` request, or by offset for ``file://`` URLs), checks the size and the sha256 and only
 then renames it onto ``PATH``. A mismatch deletes the partial file and raises
 :class:`ChecksumError`. Files already present with the right checksum are not fetched again, so
-datasets work offline once their files are placed (downloaded or copied by hand).
+datasets work offline once their files are placed (downloaded or copied by hand). Processes and threads
+fetching the same file at once take turns (an ``flock`` on ``.NAME.lock`` beside it, where the platform has
+``fcntl``): the later ones find the file in place and only verify it.
 """
 from __future__ import annotations
 
@@ -135,6 +137,43 @@ def fetch(url: str, dest, size: int, sha256: str, *, timeout: float = 60.0, prog
         verify_file(dest, size, sha256, progress=progress)
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(dest.with_name("." + dest.name + ".lock")):  # one writer of dest.part at a time
+        if dest.is_file():  # placed by the process or thread that held the lock before this one
+            verify_file(dest, size, sha256, progress=progress)
+            return dest
+        return _fetch_locked(url, dest, size, sha256, timeout=timeout, progress=progress)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: pathlib.Path):
+    """Hold an exclusive ``flock`` on ``lock_path`` (created when missing, left in place) while the block runs.
+
+    Processes (DDP ranks, jobs of a sweep) and threads that fetch the same file share ``dest.part``: without
+    the lock one would append to or truncate the other's partial file, or find it renamed away mid-way. A
+    ``flock`` is held per open file, so it also excludes threads of one process. Where there is no ``fcntl``
+    (Windows) or the file system refuses locks, the block runs unlocked (the behaviour without the lock)."""
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None
+    fd = None
+    if fcntl is not None:
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks (some network/FUSE mounts): go on unlocked
+            if fd is not None:
+                os.close(fd)
+            fd = None
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the lock
+
+
+def _fetch_locked(url: str, dest: pathlib.Path, size: int, sha256: str, *, timeout: float, progress: bool) -> pathlib.Path:
+    """:func:`fetch` once ``dest`` is known to be missing and its lock is held."""
     part = dest.with_name(dest.name + ".part")
     offset = part.stat().st_size if part.is_file() else 0
     if offset > size:

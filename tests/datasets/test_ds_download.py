@@ -155,3 +155,67 @@ def test_hashing_a_large_file_shows_a_progress_bar(tmp_path, monkeypatch):
     calls.clear()
     assert dl.status(entry, tmp_path, check_hash=True, progress=True) == "verified"
     assert [a[3] for a, _ in calls] == [True]
+
+
+def test_two_fetches_of_one_file_take_turns(tmp_path, monkeypatch):
+    """Two fetches of the same file at once (DDP ranks, sweep jobs, threads) share ``dest.part``. Forced
+    interleaving: the first has written part of the file when the second starts. Unlocked, the second resumed
+    the first's partial file, completed it and renamed it onto ``dest``, and the first then failed
+    (FileNotFoundError: its ``.part`` was gone). With the lock the second waits, then finds ``dest`` and
+    verifies it; both return ``dest``."""
+    import time
+
+    fcntl = pytest.importorskip("fcntl")
+    from geomdl.datasets import download as dl
+
+    src = tmp_path / "src.bin"
+    src.write_bytes(PAYLOAD)
+    dest = tmp_path / "root" / "data.bin"
+    main = threading.current_thread()
+    second_waits = threading.Event()
+    outcome = {}
+
+    def second():
+        try:
+            outcome["second"] = fetch(src.as_uri(), dest, len(PAYLOAD), SHA, progress=False)
+        except BaseException as exc:  # reported by the assertion below
+            outcome["second"] = exc
+
+    real_flock = fcntl.flock
+
+    def flock(fd, op):
+        if threading.current_thread() is not main:
+            second_waits.set()  # about to block on the first fetch's lock
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    real_open = dl._open
+
+    def slow_open(url, offset, timeout):
+        stream, resumed = real_open(url, offset, timeout)
+        if threading.current_thread() is not main:
+            return stream, resumed
+        reads = []
+
+        class Stream:
+            def read(self, n):
+                if len(reads) == 1:  # 300000 bytes are in the first fetch's .part: start the second fetch
+                    thread.start()
+                    deadline = time.monotonic() + 30
+                    while not second_waits.is_set() and thread.is_alive() and time.monotonic() < deadline:
+                        time.sleep(0.005)
+                reads.append(n)
+                return stream.read(min(n, 300_000))
+
+            def close(self):
+                stream.close()
+
+        return Stream(), resumed
+
+    monkeypatch.setattr(dl, "_open", slow_open)
+    thread = threading.Thread(target=second)
+    first = fetch(src.as_uri(), dest, len(PAYLOAD), SHA, progress=False)
+    thread.join(30)
+    assert not thread.is_alive()
+    assert first == dest and outcome["second"] == dest, outcome
+    assert dest.read_bytes() == PAYLOAD and not dest.with_name("data.bin.part").exists()
