@@ -121,7 +121,7 @@ class Trainer(CheckpointMixin):
     def _build(self, resume_ckpt: dict | None, resume_path):
         cfg, info, task = self.config, self.info, self.task
         ckpt_mod.seed_everything(cfg.seed)
-        datasets = task.build_datasets()
+        datasets = self._build_datasets()
         for split in ("train", "val"):
             if split not in datasets or len(datasets[split]) == 0:
                 raise ConfigError(f"data: the task built no {split!r} samples (data.name={cfg.data.name!r})")
@@ -158,6 +158,23 @@ class Trainer(CheckpointMixin):
                       "history": [], "finished": False, "elapsed": 0.0}
         if info.rank:
             ckpt_mod.seed_everything(cfg.seed + 1_000_003 * info.rank)  # distinct dropout/augmentation streams
+
+    def _build_datasets(self) -> dict:
+        """``task.build_datasets()``; under DDP the processes of local rank 0 build first (writing the processed
+        caches) while the others wait at a barrier and then load those caches, instead of every rank processing
+        the raw files at once (N times the CPU and memory; the atomic cache writes keep that safe, only
+        wasteful). Rank 0 reaches the barrier also when building fails, so the others never wait for it: they
+        build themselves and report the same error."""
+        info = self.info
+        if not info.distributed:
+            return self.task.build_datasets()
+        if info.local_rank != 0:
+            barrier(info)
+            return self.task.build_datasets()
+        try:
+            return self.task.build_datasets()
+        finally:
+            barrier(info)
 
     # ---- time budget -------------------------------------------------------------------------
     def _elapsed(self) -> float:
@@ -274,7 +291,9 @@ class Trainer(CheckpointMixin):
         elif (self.out_dir / "last.pt").exists() and not overwrite:
             raise ConfigError(f"train.out_dir: {str(self.out_dir)!r} already holds a run (last.pt); resume it with "
                               f"--resume or choose another out_dir (or --overwrite)")
-        previous = torch.are_deterministic_algorithms_enabled()
+        # torch's global setting, restored when fit returns: both the mode and warn_only (restoring the mode alone
+        # turned a caller's use_deterministic_algorithms(True, warn_only=True) into errors after the run)
+        previous = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
         if cfg.train.deterministic and info.device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
         try:
@@ -285,7 +304,7 @@ class Trainer(CheckpointMixin):
                     self._saved_epoch = self.state["epoch"]
             return self._run(clear_folder=bool(overwrite) and not resume)
         finally:
-            torch.use_deterministic_algorithms(previous)
+            torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
     def _check_monitor(self) -> None:
         """Fail before the first epoch when ``train.monitor`` names no logged metric: the validation metric

@@ -308,3 +308,51 @@ def test_final_weights_fall_back_to_last_without_a_finite_monitored_value(tmp_pa
 def test_final_weights_is_validated(tmp_path, tiny_config):
     with pytest.raises(ConfigError, match="train.final_weights"):
         tiny_config(tmp_path / "run", "train.final_weights=best_val")
+
+
+def test_fit_restores_the_callers_deterministic_setting_with_warn_only(tmp_path, tiny_config):
+    """``fit`` turns on deterministic algorithms (warn_only) for the run and restores torch's global setting
+    afterwards: both the mode and warn_only. Restoring the mode alone left a caller's
+    ``use_deterministic_algorithms(True, warn_only=True)`` as errors-instead-of-warnings after the run."""
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        for mode, warn_only in ((True, True), (True, False), (False, False)):
+            torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+            Trainer(tiny_config(tmp_path / f"{mode}-{warn_only}", "train.epochs=1", "train.plots=false")).fit()
+            assert (torch.are_deterministic_algorithms_enabled(),
+                    torch.is_deterministic_algorithms_warn_only_enabled()) == (mode, warn_only)
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+@pytest.mark.parametrize("local_rank", [0, 1])
+@pytest.mark.parametrize("fails", [False, True])
+def test_ddp_local_rank_0_builds_the_datasets_first(tmp_path, tiny_config, monkeypatch, local_rank, fails):
+    """Under DDP local rank 0 builds the datasets (and writes their caches) before the other ranks, which wait
+    at a barrier and then read the caches; rank 0 reaches the barrier also when building fails, so the others
+    are never left waiting. (Before, every rank processed the raw files at the same time.)"""
+    from geomdl.pipelines import trainer as trainer_mod
+    from geomdl.pipelines.distributed import DistInfo
+
+    events = []
+    monkeypatch.setattr(trainer_mod, "barrier", lambda info: events.append("barrier"))
+    info = DistInfo(rank=local_rank, world_size=2, local_rank=local_rank, backend="gloo")
+    trainer = Trainer(tiny_config(tmp_path / "run"), dist_info=info)
+
+    def build():
+        events.append("build")
+        if fails:
+            raise ValueError("unreadable raw file")
+        return {"train": [], "val": []}
+
+    monkeypatch.setattr(trainer.task, "build_datasets", build)
+    # no samples: _build stops with a ConfigError right after building, before DDP needs a process group
+    with pytest.raises(ValueError if fails else ConfigError, match="unreadable raw file" if fails else "built no 'train'"):
+        trainer._build(None, None)
+    assert events == (["build", "barrier"] if local_rank == 0 else ["barrier", "build"])
+    single = Trainer(tiny_config(tmp_path / "single"), dist_info=DistInfo())  # one process: no barrier
+    events.clear()
+    monkeypatch.setattr(single.task, "build_datasets", build)
+    with pytest.raises(ValueError if fails else ConfigError):
+        single._build(None, None)
+    assert events == ["build"]
