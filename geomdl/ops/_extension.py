@@ -53,10 +53,10 @@ def _load() -> bool:
             from geomdl import _C  # noqa: F401  (loading registers torch.ops.geomdl.*)
 
             torch.ops.geomdl.scatter_reduce  # noqa: B018  (resolves the registration)
-            _loaded = True
             for op in OPS:  # answered here once, so has_kernel never calls into the dispatcher under torch.compile
                 for key in ("CPU", "CUDA"):
                     _kernels[(op, key)] = _query_kernel(op, key)
+            _loaded = True  # published last: another thread that sees it (without the lock) sees the full table
         except ImportError as exc:
             _loaded = False
             _load_error = (
