@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 
 import torch
 from e3nn import o3
@@ -37,6 +38,7 @@ from geomdl.ops.trilinear import TrilinearPlan, plan_op_id, sparse_trilinear_row
 from geomdl.utils.devices import Float64Buffers
 
 MODES = ("uuu", "uvu", "uvw")
+_PLAN_LOCK = threading.Lock()  # publishes a layer's first plan once (see plan())
 # Bytes of einsum intermediates (per-path products, their copies, output blocks; see
 # ClebschGordanTensorProduct._einsum_row_elements) allowed at once on the einsum route without autograd:
 # larger inputs run in chunks of rows (same results; the peak stays bounded).
@@ -360,13 +362,20 @@ class ClebschGordanTensorProduct(Float64Buffers):
 
     def plan(self) -> TrilinearPlan:
         """The product as a :class:`~geomdl.ops.trilinear.TrilinearPlan` (built once, from float64 CG tensors)."""
-        if self._plan is None:
+        plan = self._plan
+        if plan is None:
             # recomputed rather than read from the buffers, which a .float() of the module may have rounded
             cgs = [clebsch_gordan(*ls, dtype=torch.float64) * alpha for ls, alpha in zip(self._degrees, self.alphas)]
             entries, coef = cg_trilinear_entries(self._blocks1, self._blocks2, self._blocks_out, self.paths, cgs, self.mode)
             dims = (self._dims[2], self._dims[0], self._dims[1], self.weight_numel)
-            self._plan = TrilinearPlan(entries, coef, dims)
-        return self._plan
+            built = TrilinearPlan(entries, coef, dims)
+            # first calls from several threads: one plan wins; a loser's plan (and the registry id its caller may
+            # already hold, the registry keeps weak references) must not replace it
+            with _PLAN_LOCK:
+                if self._plan is None:
+                    self._plan = built
+                plan = self._plan
+        return plan
 
     def _forward_sparse(self, x, y, weight, batch):
         """The product as one call of the sparse kernel's operator. An operand without batch extent (shared
