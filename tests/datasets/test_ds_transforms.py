@@ -124,6 +124,18 @@ def test_normalize_is_equivariant(float64):
     assert_equivariant(lambda p: T.Normalize()(Data(pos=p)).pos, (pos,), ("position",), "vector")
 
 
+def test_normalize_float32_far_from_the_origin_matches_float64():
+    """A float32 cloud at ~1e4: the centroid itself is only known to ulp(1e4) ~ 1e-3, which used to shift the
+    normalised cloud by ~5e-4 of its radius; the second centring pass removes it (float32 rounding only)."""
+    g = torch.Generator().manual_seed(0)
+    pos = (torch.randn(2048, 3, generator=g, dtype=torch.float64) + torch.tensor([1e4, -7e3, 3e3], dtype=torch.float64)).float()
+    out, c, s = F.normalize_points(pos, "mean", "sphere")
+    ref, c64, s64 = F.normalize_points(pos.double(), "mean", "sphere")
+    assert float((out.double() - ref).norm() / ref.norm()) < 1e-6
+    assert float(out.double().mean(0).abs().max()) < 1e-6
+    torch.testing.assert_close((out * s + c).double(), pos.double(), rtol=1e-6, atol=0)  # pos = pos' * s + c still
+
+
 def test_surface_sampling_and_overlap_are_equivariant(float64):
     from geomdl.datasets.synthetic.meshes import torus
 

@@ -105,6 +105,27 @@ def test_backbone_parts_are_independent():
     torch.testing.assert_close(y[:40], ya)
 
 
+def test_float32_far_from_the_origin_is_as_accurate_as_near_it():
+    """Clouds at ~1e4 from the origin in float32: the float32 centroid is only known to ulp(1e4) ~ 1e-3, and
+    ``pos - centroid`` used to carry that into every local coordinate (features ~1e-4 off float64 on the very
+    same float32 inputs). The two-pass centring keeps them at float32 rounding (~1e-7)."""
+    torch.manual_seed(0)
+    net = FrameAveragedPointNet(0, 16, 4).double()
+    net32 = FrameAveragedPointNet(0, 16, 4)
+    net32.load_state_dict(net.state_dict())
+    part = torch.tensor([0] * 40 + [1] * 50)
+    for offset in (0.0, 1e4):
+        pos32 = (torch.cat([_anisotropic_cloud(40, 1), _anisotropic_cloud(50, 2) + 3])
+                 + torch.tensor([offset, -0.7 * offset, 0.5 * offset], dtype=torch.float64)).float()
+        f32, y32 = net32(pos32, None, part, 2)
+        f64, y64 = net(pos32.double(), None, part, 2)
+        assert (f32.double() - f64).norm() / f64.norm() < 1e-5, offset
+        torch.testing.assert_close(y32.double(), y64, rtol=0, atol=1e-2)  # world-space votes: float32 at 1e4
+        evals32 = pca_frames(pos32, part, 2)[2]
+        evals64 = pca_frames(pos32.double(), part, 2)[2]
+        torch.testing.assert_close(evals32.double(), evals64, rtol=1e-5, atol=0)
+
+
 def test_gt_partition_gives_exact_piecewise_equivariance_and_refinements_too():
     torch.manual_seed(0)
     pos, batch, part = _parts_batch()

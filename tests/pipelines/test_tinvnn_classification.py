@@ -47,6 +47,16 @@ def test_normalize_clouds_centres_and_fits_the_unit_sphere():
         assert float(p.mean(0).abs().max()) < 1e-12 and abs(float(p.norm(dim=1).max()) - 1) < 1e-12
 
 
+def test_normalize_clouds_in_float32_far_from_the_origin_matches_float64():
+    """float32 clouds at ~1e4: a one-pass centring left the ~ulp(1e4) error of the centroid in every point
+    (3e-3 of the unit radius); the second pass brings it to float32 rounding."""
+    data = generic_batch()
+    pos = (data.pos.double() + torch.tensor([1e4, -7e3, 3e3], dtype=torch.float64)).float()
+    out = normalize_clouds(pos, data.batch, 4)
+    ref = normalize_clouds(pos.double(), data.batch, 4)
+    assert float((out.double() - ref).norm() / ref.norm()) < 1e-6
+
+
 def test_tinvnn_model_gives_the_same_logits_under_every_protocol(tmp_path):
     task, model = task_and_model(True, tmp_path)
     assert isinstance(model, TinvNet)

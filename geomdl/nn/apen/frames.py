@@ -24,11 +24,30 @@ def part_centroids(pos: torch.Tensor, part: torch.Tensor, num_parts: int) -> tor
     return scatter(pos, part, dim_size=num_parts, reduce="mean")
 
 
+def centred_positions(pos: torch.Tensor, part: torch.Tensor, num_parts: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(pos - centroid[part] [N, 3], centroid [num_parts, 3])`` with the centred coordinates accurate to the
+    precision of ``pos``'s dtype relative to the part's extent, not to its distance from the origin.
+
+    A float32 centroid of points near ``1e4`` is only known to ``ulp(1e4) ~ 1e-3``, so ``pos - centroid`` would
+    carry that error into every local coordinate (a ``1e-4`` relative error for a part of size ~3). Two passes
+    fix it: subtract the rounded centroid (exact up to rounding of the small difference), then the mean of
+    the residuals, which is computed to full relative precision.
+    """
+    rough = part_centroids(pos, part, num_parts)
+    rel = pos - rough[part]
+    shift = scatter(rel, part, dim_size=num_parts, reduce="mean")
+    return rel - shift[part], rough + shift
+
+
 def part_covariances(pos: torch.Tensor, part: torch.Tensor, num_parts: int, centroids: torch.Tensor | None = None) -> torch.Tensor:
-    """Scatter matrices ``sum_i (p_i - t)(p_i - t)^T`` of every part: ``[num_parts, 3, 3]``."""
-    if centroids is None:
-        centroids = part_centroids(pos, part, num_parts)
-    rel = pos - centroids[part]
+    """Scatter matrices ``sum_i (p_i - t)(p_i - t)^T`` of every part: ``[num_parts, 3, 3]``
+    (``t``: ``centroids`` when given, else the centroids computed as in :func:`centred_positions`)."""
+    rel = centred_positions(pos, part, num_parts)[0] if centroids is None else pos - centroids[part]
+    return _scatter_matrices(rel, part, num_parts)
+
+
+def _scatter_matrices(rel: torch.Tensor, part: torch.Tensor, num_parts: int) -> torch.Tensor:
+    """``sum_i r_i r_i^T`` per part of centred coordinates ``rel [N, 3]``: ``[num_parts, 3, 3]``."""
     outer = (rel.unsqueeze(2) * rel.unsqueeze(1)).reshape(-1, 9)
     return scatter(outer, part, dim_size=num_parts, reduce="sum").reshape(num_parts, 3, 3)
 
@@ -77,8 +96,8 @@ def pca_frames(pos: torch.Tensor, part: torch.Tensor, num_parts: int, reflection
     """
     if pos.dim() != 2 or pos.shape[1] != 3:
         raise ValueError(f"pos must have shape [N, 3], got {tuple(pos.shape)}")
-    centroid = part_centroids(pos, part, num_parts)
-    cov = part_covariances(pos, part, num_parts, centroid)
+    rel, centroid = centred_positions(pos, part, num_parts)
+    cov = _scatter_matrices(rel, part, num_parts)
     evals, evecs = _SymmetricEig.apply(cov)  # ascending; finite gradients on degenerate parts
     signs = _SIGNS.to(pos.dtype).to(pos.device)
     rot = evecs.unsqueeze(1) * signs.view(1, 8, 1, 3)  # V diag(s): scale columns
