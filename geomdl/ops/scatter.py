@@ -82,11 +82,14 @@ def scatter_reference(src: torch.Tensor, index: torch.Tensor, dim: int = 0, dim_
 def _scatter_reference_2d(src: torch.Tensor, index: torch.Tensor, dim_size: int, reduce: str) -> torch.Tensor:
     n, c = src.shape
     if reduce in ("sum", "mean"):
-        out = src.new_zeros((dim_size, c)).index_add(0, index, src)
+        # float16/bfloat16 (autocast) accumulate in float32, as torch's own sum/mean do: fp16 partial sums and
+        # counts overflow at 65504 (a mean over a big segment became inf/NaN) and small addends were lost
+        acc = src.float() if src.dtype in (torch.float16, torch.bfloat16) else src
+        out = acc.new_zeros((dim_size, c)).index_add(0, index, acc)
         if reduce == "mean":
-            count = torch.bincount(index, minlength=dim_size).clamp(min=1).to(src.dtype)
+            count = torch.bincount(index, minlength=dim_size).clamp(min=1).to(acc.dtype)
             out = out / count.unsqueeze(1)
-        return out
+        return out.to(src.dtype)
     arg = _argreduce_reference(src, index, dim_size, reduce)
     padded = torch.cat([src, src.new_zeros((1, c))], 0)
     return padded.gather(0, arg)

@@ -55,12 +55,13 @@ def segment_softmax_reference(src: torch.Tensor, index: torch.Tensor, num_segmen
 
 def _segment_softmax_reference_2d(src, index, num_segments):
     n, c = src.shape
+    x = src.float() if src.dtype in (torch.float16, torch.bfloat16) else src  # as torch.softmax: float32 inside
     idx = index.unsqueeze(1).expand(n, c)
     with torch.no_grad():
-        mx = src.new_full((num_segments, c), float("-inf")).scatter_reduce(0, idx, src, "amax", include_self=True)
-    e = torch.exp(src - mx.index_select(0, index))
-    den = src.new_zeros((num_segments, c)).index_add(0, index, e)
-    return e / den.index_select(0, index)
+        mx = x.new_full((num_segments, c), float("-inf")).scatter_reduce(0, idx, x, "amax", include_self=True)
+    e = torch.exp(x - mx.index_select(0, index))
+    den = x.new_zeros((num_segments, c)).index_add(0, index, e)
+    return (e / den.index_select(0, index)).to(src.dtype)
 
 
 def _setup_context(ctx, inputs, output):

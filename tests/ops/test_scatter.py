@@ -316,3 +316,21 @@ def test_segment_softmax_rejects_bad_input():
         segment_softmax(torch.tensor([1, 2]), torch.tensor([0, 0]))
     with pytest.raises(ValueError, match="index"):
         segment_softmax(torch.randn(3), torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_sums_and_means_accumulate_in_float32(dtype):
+    """float16/bfloat16 (autocast) run the reference. A mean over 100k rows of ~1 used to be inf/NaN in float16
+    (the partial sums and the count overflow at 65504); accumulating in float32 leaves only the rounding of the
+    result to ``dtype`` (bfloat16, whose range is float32's, is checked for that rounding too)."""
+    g = torch.Generator().manual_seed(0)
+    index = torch.repeat_interleave(torch.arange(3), 100_000)
+    src = (torch.randn(300_000, 2, generator=g) * 0.1 + 1.0).to(dtype)
+    exact = scatter_reference(src.double(), index, dim_size=3, reduce="mean")
+    for fn in (scatter, scatter_reference):
+        mean = fn(src, index, dim_size=3, reduce="mean")
+        assert mean.dtype == dtype and torch.isfinite(mean).all()
+        torch.testing.assert_close(mean.double(), exact, rtol=torch.finfo(dtype).eps, atol=0)
+        if dtype == torch.bfloat16:  # (float16 cannot hold a sum of 1e5)
+            total = fn(src, index, dim_size=3, reduce="sum")
+            torch.testing.assert_close(total.double(), exact * 100_000, rtol=torch.finfo(dtype).eps, atol=0)

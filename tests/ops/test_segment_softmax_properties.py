@@ -101,3 +101,18 @@ def test_sums_to_one_shift_invariance_and_permutation_equivariance(seed, n, trai
         # one segment holding all rows is torch.softmax over that dimension
         if n:
             torch.testing.assert_close(fn(src, torch.zeros_like(index), 1), torch.softmax(src, 0))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_softmax_computes_in_float32(dtype):
+    """float16/bfloat16 (autocast) use the reference; like ``torch.softmax`` it exponentiates and sums in
+    float32, so the result is the float64 softmax rounded once to ``dtype`` (the denominator summed in
+    bfloat16 used to be off by percents)."""
+    g = torch.Generator().manual_seed(0)
+    index = torch.repeat_interleave(torch.arange(3), torch.tensor([10, 1000, 20_000]))
+    src = (torch.randn(index.numel(), 2, generator=g) * 3).to(dtype)
+    exact = segment_softmax_reference(src.double(), index, 3)
+    for fn in (segment_softmax, segment_softmax_reference):
+        out = fn(src, index, 3)
+        assert out.dtype == dtype
+        torch.testing.assert_close(out.double(), exact, rtol=torch.finfo(dtype).eps, atol=1e-7)
