@@ -74,7 +74,10 @@ class _CGProduct(nn.Module):
         self.weight_numel = self.tp.weight_numel
 
     def forward(self, x, y, w):
-        return self.tp(x, y, w)
+        # under autocast the radial weights come out of a Linear in bf16/fp16 while x and Y are float32: compute
+        # in the widest of the dtypes (as the Gaunt path does; the tensor product requires one dtype)
+        dtype = torch.promote_types(torch.promote_types(x.dtype, y.dtype), w.dtype)
+        return self.tp(x.to(dtype), y.to(dtype), w.to(dtype))
 
 
 class _GauntProduct(nn.Module):

@@ -77,3 +77,18 @@ def test_errors():
     conv = EquivariantConv("2x0e", "2x0e")
     with pytest.raises(ValueError, match=r"x must have shape \[N, 2\]"):
         conv(torch.randn(3, 5), torch.randn(3, 3), _full(3))
+
+
+@pytest.mark.parametrize("product", ["cg", "gaunt"])
+def test_runs_under_autocast(product):
+    """Under autocast (train.amp) the radial weights come out of a Linear in bfloat16 while the features and
+    spherical harmonics are float32; the CG product used to reject the mixed dtypes (ValueError)."""
+    g = torch.Generator().manual_seed(0)
+    irreps_in, irreps_out = "3x0e+3x1o+3x2e", "2x0e+2x1o+2x2e"
+    conv = EquivariantConv(irreps_in, irreps_out, product=product, cutoff=4.0)
+    pos, x = torch.randn(6, 3, generator=g), torch.randn(6, o3.Irreps(irreps_in).dim, generator=g)
+    ref = conv(x, pos, _full(6))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = conv(x, pos, _full(6))
+    assert torch.isfinite(out).all()
+    assert float((out.float() - ref).detach().norm() / ref.detach().norm()) < 3e-2  # bfloat16 rounding of the radial weights
