@@ -77,3 +77,29 @@ def test_errors():
         cosine_cutoff(torch.ones(2, dtype=torch.long), 1.0)
     with pytest.raises(ValueError, match="p must"):
         PolynomialCutoff(2.0, p=0)
+
+
+@pytest.mark.parametrize("name", ["cosine", "polynomial"])
+def test_cutoffs_are_accurate_relative_to_their_value_near_the_cutoff(name):
+    """float32 envelopes within 1e-5 of float64 *relative to the value* up to 0.1% from the cutoff (the expanded
+    forms cancel there: 1% off at u = 0.99 for the polynomial, 2.5e-3 at u = 0.999 for the cosine), and the
+    float64 values equal the textbook formulas."""
+    c = 5.0
+    d64 = torch.linspace(0.0, 0.999, 2000, dtype=torch.float64) * c
+    d32 = d64.float()
+    if name == "cosine":
+        fn = cosine_cutoff
+        textbook = 0.5 * (torch.cos(math.pi * d64 / c) + 1)
+    else:
+        fn = polynomial_cutoff
+        u = d64 / c
+        textbook = 1 - 28 * u ** 6 + 48 * u ** 7 - 21 * u ** 8
+    exact = fn(d32.double(), c)  # the float32 inputs, evaluated in float64
+    rel = ((fn(d32, c).double() - exact).abs() / exact).max().item()
+    assert rel < 1e-5, rel
+    assert torch.allclose(fn(d64, c), textbook, rtol=0, atol=1e-14)
+    for p in (1, 2, 3, 9):  # other orders: still the polynomial of the docstring
+        u = d64 / c
+        a, b, e = 0.5 * (p + 1) * (p + 2), p * (p + 2), 0.5 * p * (p + 1)
+        assert torch.allclose(polynomial_cutoff(d64, c, p), 1 - a * u ** p + b * u ** (p + 1) - e * u ** (p + 2),
+                              rtol=0, atol=1e-13)
