@@ -32,6 +32,8 @@ BENCHMARKS = {
     "apen_segmentation": "benchmarks.apen_segmentation",
     "compile": "benchmarks.compile",
     "memory": "benchmarks.memory",
+    "edge_features": "benchmarks.edge_features",
+    "full_graph": "benchmarks.full_graph",
 }
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"

@@ -28,21 +28,23 @@ READOUTS = ("sum", "mean")
 
 
 def full_graph(batch: torch.Tensor) -> torch.Tensor:
-    """All ordered pairs ``j != i`` within each graph of a sorted ``batch`` -> ``edge_index [2, E]``."""
-    counts = torch.bincount(batch) if batch.numel() else batch.new_zeros(0)
-    ptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
-    src, dst = [], []
-    for b, n in enumerate(counts.tolist()):
-        if n < 2:
-            continue
-        ar = torch.arange(n, device=batch.device) + int(ptr[b])
-        i, j = torch.meshgrid(ar, ar, indexing="ij")
-        keep = i != j
-        src.append(j[keep])
-        dst.append(i[keep])
-    if not src:
+    """All ordered pairs ``j != i`` within each graph of a sorted ``batch`` -> ``edge_index [2, E]``.
+
+    Edges are ordered by target ``i``, then source ``j`` (ascending). Built with a constant number of tensor
+    operations (no Python loop over the graphs)."""
+    n = batch.shape[0]
+    if n == 0:
         return batch.new_zeros((2, 0))
-    return torch.stack([torch.cat(src), torch.cat(dst)])
+    counts = torch.bincount(batch)
+    first = (counts.cumsum(0) - counts)[batch]  # index of the first node of each node's graph  [N]
+    deg = counts[batch] - 1  # edges into each node (0 in a one-node graph)  [N]
+    dst = torch.repeat_interleave(torch.arange(n, device=batch.device), deg)  # [E]
+    if dst.shape[0] == 0:
+        return batch.new_zeros((2, 0))
+    k = torch.arange(dst.shape[0], device=batch.device) - (deg.cumsum(0) - deg)[dst]  # position in dst's run
+    local = dst - first[dst]  # the target's index within its graph
+    src = first[dst] + k + (k >= local).long()  # the k-th node of the graph other than the target
+    return torch.stack([src, dst])
 
 
 class MolecularModel(nn.Module):

@@ -67,8 +67,12 @@ class NequIP(MolecularModel):
         self._num_scalars = c
 
     def node_outputs(self, h, pos, edge_index):
+        shared: dict = {}  # edge lengths, spherical harmonics and envelope, once per distinct EquivariantConv.edge_key
         for t, (conv, gate) in enumerate(zip(self.layers, self.gates)):
-            out = gate(conv(h, pos, edge_index))
+            key = conv.edge_key()
+            if key not in shared:
+                shared[key] = conv.edge_features(pos, edge_index)
+            out = gate(conv(h, pos, edge_index, edge_features=shared[key]))
             h = out if t == 0 else h + out
         return self.head(h[:, :self._num_scalars])
 

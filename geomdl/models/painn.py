@@ -38,8 +38,12 @@ class PaiNN(MolecularModel):
 
     def node_outputs(self, h, pos, edge_index):
         v = h.new_zeros((h.shape[0], h.shape[1], 3))
+        shared: dict = {}  # edge geometry and radial basis, once per distinct PaiNNLayer.edge_key (all layers, by default)
         for layer in self.layers:
-            h, v = layer(h, v, pos, edge_index)
+            key = layer.edge_key()
+            if key not in shared:
+                shared[key] = layer.edge_features(pos, edge_index)
+            h, v = layer(h, v, pos, edge_index, edge_features=shared[key])
         return self.head(h)
 
 

@@ -142,16 +142,15 @@ class EquivariantConv(nn.Module):
         self.lin_out = o3.Linear(self.product.irreps_mid, self.irreps_out)
         self.lin_self = o3.Linear(self.irreps_in, self.irreps_out) if self_connection else None
 
-    def forward(self, x: torch.Tensor, pos: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        """``x [N, irreps_in.dim]``, ``pos [N, 3]`` float (one dtype), ``edge_index [2, E]`` (row 0 source ``j``,
-        row 1 target ``i``) -> ``[N, irreps_out.dim]`` (module docstring equation). Raises ``ValueError`` /
-        ``TypeError`` for wrong shapes, dtypes or out-of-range ``edge_index``."""
-        if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self._dim_in:
-            raise ValueError(f"x must have shape [N, {self._dim_in}] (irreps {self.irreps_in}), got {tuple(getattr(x, 'shape', ()))}")
-        n = x.shape[0]
-        check_positions(pos, "pos", n)
-        check_dtypes(self.radial.first.weight, x=x, pos=pos)
-        edge_index = check_edge_index(edge_index, n, n)
+    def edge_key(self):
+        """Hashable key of what :meth:`edge_features` depends on besides ``pos`` and ``edge_index``: layers with
+        equal keys compute equal features, so a model can compute them once for all its layers."""
+        return (self.lmax_sh, type(self.envelope).__name__, self.envelope.extra_repr())
+
+    def edge_features(self, pos: torch.Tensor, edge_index: torch.Tensor):
+        """The parameter-free edge inputs of :meth:`forward`: lengths ``|r_ij|`` ``[E]``, spherical harmonics of
+        ``r_ij / |r_ij|`` ``[E, sh]`` and envelope ``[E, 1]`` (``edge_index`` unchecked). The radial basis is not
+        among them: its frequencies are a buffer of each layer."""
         src, dst = edge_index[0], edge_index[1]
         rel = pos.index_select(0, src) - pos.index_select(0, dst)               # [E, 3]
         d = torch.sqrt(rel.pow(2).sum(1) + 1e-12)
@@ -159,7 +158,24 @@ class EquivariantConv(nn.Module):
         # coincident atoms); unit_vectors maps 0 to 0 with finite derivatives of every order
         y = o3.spherical_harmonics(list(range(self.lmax_sh + 1)), unit_vectors(rel), normalize=False,
                                    normalization="component")  # [E, sh]
-        w = self.radial.scaled(self.basis(d), self.envelope(d).unsqueeze(1))   # [E, weight_numel], envelope * MLP
+        return d, y, self.envelope(d).unsqueeze(1)
+
+    def forward(self, x: torch.Tensor, pos: torch.Tensor, edge_index: torch.Tensor, edge_features=None) -> torch.Tensor:
+        """``x [N, irreps_in.dim]``, ``pos [N, 3]`` float (one dtype), ``edge_index [2, E]`` (row 0 source ``j``,
+        row 1 target ``i``) -> ``[N, irreps_out.dim]`` (module docstring equation). Raises ``ValueError`` /
+        ``TypeError`` for wrong shapes, dtypes or out-of-range ``edge_index``.
+
+        ``edge_features``: optional :meth:`edge_features` of ``(pos, edge_index)`` made by a layer with the same
+        :meth:`edge_key` (a model computes them once for all its layers); default: computed here."""
+        if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self._dim_in:
+            raise ValueError(f"x must have shape [N, {self._dim_in}] (irreps {self.irreps_in}), got {tuple(getattr(x, 'shape', ()))}")
+        n = x.shape[0]
+        check_positions(pos, "pos", n)
+        check_dtypes(self.radial.first.weight, x=x, pos=pos)
+        edge_index = check_edge_index(edge_index, n, n)
+        src, dst = edge_index[0], edge_index[1]
+        d, y, envelope = self.edge_features(pos, edge_index) if edge_features is None else edge_features
+        w = self.radial.scaled(self.basis(d), envelope)                         # [E, weight_numel], envelope * MLP
         msg = self.product(x.index_select(0, src), y, w)                        # [E, mid]
         agg = ops.scatter(msg, dst, 0, n) / math.sqrt(self.avg_num_neighbors)
         out = self.lin_out(agg)

@@ -68,9 +68,29 @@ class PaiNNLayer(nn.Module):
         self.mix = nn.Linear(f, 2 * f, bias=False)          # U and V stacked (channel mixing: equivariant)
         self.update_mlp = MLP([2 * f, f, 3 * f], act=act)
 
-    def forward(self, s: torch.Tensor, v: torch.Tensor, pos: torch.Tensor, edge_index: torch.Tensor):
+    def edge_key(self):
+        """Hashable key of what :meth:`edge_features` depends on besides ``pos`` and ``edge_index``: layers with
+        equal keys compute equal features (so a model can compute them once for all its layers). A radial basis
+        with parameters or buffers (e.g. Bessel frequencies, which a state_dict may set per layer) makes the key
+        this layer's own."""
+        if any(True for _ in self.rbf.parameters()) or any(True for _ in self.rbf.buffers()):
+            return ("layer", id(self))
+        return (type(self.rbf).__name__, self.rbf.extra_repr(), type(self.cutoff).__name__, self.cutoff.extra_repr())
+
+    def edge_features(self, pos: torch.Tensor, edge_index: torch.Tensor):
+        """The parameter-free edge inputs of :meth:`forward`: unit vectors ``r_ij / |r_ij|`` ``[E, 3]``, radial
+        basis ``rbf(|r_ij|)`` ``[E, num_rbf]`` and cutoff ``f_cut(|r_ij|)`` ``[E, 1]`` (``edge_index`` unchecked)."""
+        src, dst = edge_index[0], edge_index[1]
+        rel = pos.index_select(0, src) - pos.index_select(0, dst)      # r_ij = p_j - p_i  [E, 3]
+        d = safe_norm(rel)                                              # [E]
+        return rel / d.unsqueeze(1), self.rbf(d), self.cutoff(d).unsqueeze(1)
+
+    def forward(self, s: torch.Tensor, v: torch.Tensor, pos: torch.Tensor, edge_index: torch.Tensor, edge_features=None):
         """One interaction: ``s [N, F]``, ``v [N, F, 3]``, ``pos [N, 3]`` (float, one dtype),
         ``edge_index [2, E]`` (row 0 source ``j``, row 1 target ``i``) -> ``(s' [N, F], v' [N, F, 3])``.
+
+        ``edge_features``: optional :meth:`edge_features` of ``(pos, edge_index)`` made by a layer with the same
+        :meth:`edge_key` (a model computes them once for all its layers); default: computed here.
 
         Raises ``TypeError``/``ValueError`` for wrong shapes or dtypes and ``edge_index`` entries out of range.
         """
@@ -85,10 +105,8 @@ class PaiNNLayer(nn.Module):
         # vectors are processed as [N, 3, F] (channels contiguous: fast broadcasting and channel mixing)
         vt = v.transpose(1, 2).contiguous()
         # --- message
-        rel = pos.index_select(0, src) - pos.index_select(0, dst)      # r_ij = p_j - p_i  [E, 3]
-        d = safe_norm(rel)                                              # [E]
-        unit = rel / d.unsqueeze(1)
-        w = self.filter(self.rbf(d)) * self.cutoff(d).unsqueeze(1)     # [E, 3F]
+        unit, radial, cut = self.edge_features(pos, edge_index) if edge_features is None else edge_features
+        w = self.filter(radial) * cut                                   # [E, 3F]
         x = self.phi(s).index_select(0, src) * w                        # [E, 3F]
         ds, dvv, dvs = torch.split(x, f, dim=1)
         dv = dvv.unsqueeze(1) * vt.index_select(0, src) + dvs.unsqueeze(1) * unit.unsqueeze(2)   # [E, 3, F]
