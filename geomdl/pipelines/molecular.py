@@ -229,7 +229,7 @@ def train_potential(model, train: list[Frame], val: list[Frame] | None = None, *
     for epoch in epoch_iter:
         t0 = time.perf_counter()
         perm = torch.randperm(len(train), generator=gen).tolist()
-        running = 0.0
+        running = torch.zeros((), dtype=torch.float64, device=module_device(model))
         for k in range(0, len(train), batch_size):
             batch = collate([train[i] for i in perm[k:k + batch_size]], dtype).to(module_device(model))
             if rotate:
@@ -245,8 +245,9 @@ def train_potential(model, train: list[Frame], val: list[Frame] | None = None, *
             opt.step()
             if ema is not None:
                 ema.update(model)
-            running += float(loss.detach()) * batch.num_graphs
+            running += loss.detach().double() * batch.num_graphs  # on the device: no host sync per step
             step += 1
+        running = float(running)  # waits for the epoch's queued device work: before its time is taken
         epoch_times.append(time.perf_counter() - t0)
         entry = {"epoch": epoch + 1, "loss": running / len(train), "lr": lr_at(step - 1), "time_s": epoch_times[-1]}
         budget_spent = time_budget is not None and time.perf_counter() - start >= time_budget

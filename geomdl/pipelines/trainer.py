@@ -197,9 +197,10 @@ class Trainer(CheckpointMixin):
         cfg, task, info = self.config, self.task, self.info
         self.model.train()
         self.sampler.set_epoch(epoch)
-        loss_sum = torch.zeros((), dtype=torch.float64)
+        # sums kept on the device: no host sync per step (the progress bar reads them every 10 steps when shown)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=info.device)
         count = torch.zeros((), dtype=torch.float64)
-        grad_norm_sum = torch.zeros((), dtype=torch.float64)
+        grad_norm_sum = torch.zeros((), dtype=torch.float64, device=info.device)
         budget, steps, skipped = cfg.train.time_budget, 0, 0
         self._scale = self.scaler.get_scale() if self.scaler is not None else None
         bar = self._progress(self.train_loader, f"epoch {epoch + 1}/{cfg.train.epochs}")
@@ -216,14 +217,14 @@ class Trainer(CheckpointMixin):
                 if self.ema is not None:
                     self.ema.update(self.raw_model)
                 if norm is not None:
-                    grad_norm_sum += norm.detach().double().cpu()
+                    grad_norm_sum += norm.detach().double()
                 self.state["step"] += 1
                 steps += 1
             else:
                 self.state["skipped_steps"] += 1
                 skipped += 1
             n = task.batch_size_of(batch)
-            loss_sum += loss.detach().double().cpu() * n
+            loss_sum += loss.detach().double() * n
             count += n
             if bar.disable is False and (i % 10 == 0 or i == self.steps_per_epoch - 1):
                 bar.set_postfix(loss=f"{float(loss_sum / count):.4g}", lr=f"{self.scheduler.get_last_lr()[0]:.3g}")
@@ -231,13 +232,13 @@ class Trainer(CheckpointMixin):
                 self._budget_spent = True
                 break
         bar.close()
-        totals = all_reduce_sum({"loss_sum": loss_sum, "count": count}, info)
+        totals = all_reduce_sum({"loss_sum": loss_sum.cpu(), "count": count}, info)
         train_loss = float(totals["loss_sum"] / totals["count"])
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"training loss became {train_loss} in epoch {epoch + 1}: lower optim.lr or set optim.grad_clip")
         row = {"train/loss": train_loss, "lr": self.scheduler.get_last_lr()[0]}
         if cfg.optim.grad_clip is not None:
-            row["train/grad_norm"] = float(grad_norm_sum) / max(1, steps)
+            row["train/grad_norm"] = float(grad_norm_sum.cpu()) / max(1, steps)
         if self.scaler is not None:
             row["train/skipped_steps"] = skipped
         return row
