@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from benchmarks.edge_features import _per_layer  # the peer of the benchmark: every layer its own features
+from benchmarks.full_graph import full_graph_loop  # the per-graph loop full_graph replaced
 from geomdl.models.nequip import NequIP
 from geomdl.models.painn import PaiNN
 
@@ -15,21 +17,6 @@ def _inputs():
     z = torch.randint(1, 9, (14,), generator=g)
     pos = torch.randn(14, 3, generator=g, dtype=torch.float64) * 1.2
     return z, pos, torch.tensor([0] * 6 + [1] * 8)
-
-
-def _per_layer(model):
-    """The model's node outputs with every layer computing its own edge features (the unshared path)."""
-    def node_outputs(h, pos, edge_index):
-        if isinstance(model, PaiNN):
-            v = h.new_zeros((h.shape[0], h.shape[1], 3))
-            for layer in model.layers:
-                h, v = layer(h, v, pos, edge_index)
-            return model.head(h)
-        for t, (conv, gate) in enumerate(zip(model.layers, model.gates)):
-            out = gate(conv(h, pos, edge_index))
-            h = out if t == 0 else h + out
-        return model.head(h[:, :model._num_scalars])
-    return node_outputs
 
 
 def _energy_forces_grads(model, z, pos, batch):
@@ -107,24 +94,6 @@ def test_layer_edge_features_argument_equals_default():
         torch.testing.assert_close(x, y, rtol=0, atol=0)
 
 
-def _full_graph_loop(batch):
-    """The per-graph loop that :func:`geomdl.models._molecular.full_graph` replaced (the reference)."""
-    counts = torch.bincount(batch) if batch.numel() else batch.new_zeros(0)
-    ptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
-    src, dst = [], []
-    for b, n in enumerate(counts.tolist()):
-        if n < 2:
-            continue
-        ar = torch.arange(n) + int(ptr[b])
-        i, j = torch.meshgrid(ar, ar, indexing="ij")
-        keep = i != j
-        src.append(j[keep])
-        dst.append(i[keep])
-    if not src:
-        return batch.new_zeros((2, 0))
-    return torch.stack([torch.cat(src), torch.cat(dst)])
-
-
 def test_full_graph_equals_the_per_graph_loop():
     from geomdl.models._molecular import full_graph
 
@@ -135,5 +104,5 @@ def test_full_graph_equals_the_per_graph_loop():
         sizes = torch.randint(0, 7, (int(torch.randint(1, 10, (1,), generator=g)),), generator=g)
         cases.append(torch.repeat_interleave(torch.arange(len(sizes)), sizes))
     for batch in cases:
-        expected, got = _full_graph_loop(batch), full_graph(batch)
+        expected, got = full_graph_loop(batch), full_graph(batch)
         assert got.dtype == expected.dtype and torch.equal(got, expected), batch
