@@ -50,11 +50,15 @@ def _num_points(data) -> int:
 
 
 def _attr_names(names, arg: str) -> tuple[str, ...]:
-    """``names`` (a list or tuple of attribute names) as a tuple; a bare string (which would iterate
-    character by character) or a non-iterable is a ValueError naming ``arg``."""
-    if isinstance(names, str) or not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+    """``names`` (an iterable of attribute names: list, tuple, set, ...) as a tuple; a bare string (which would
+    iterate character by character), a non-iterable or a non-string name is a ValueError naming ``arg``."""
+    try:
+        out = tuple(names) if not isinstance(names, (str, bytes)) else None
+    except TypeError:
+        out = None
+    if out is None or not all(isinstance(n, str) for n in out):
         raise ValueError(f"{arg} must be a sequence of attribute names, got {names!r}")
-    return tuple(names)
+    return out
 
 
 def select_points(data, index: torch.Tensor):

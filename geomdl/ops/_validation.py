@@ -66,9 +66,21 @@ def check_int(value, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def _item(value):
+    """A 0-dim tensor as its Python number (``torch.tensor(0.5)`` is a number to a user), anything else as is."""
+    return value.item() if isinstance(value, torch.Tensor) and value.dim() == 0 else value
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
 def check_positive_real(value, name: str) -> float:
-    """``value`` as a positive finite float (Python or NumPy reals; ``bool`` is rejected), else ValueError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (value > 0 and math.isfinite(value)):
+    """``value`` as a positive finite float (Python or NumPy reals; ``bool`` and tensors are rejected), else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (value > 0 and _finite(value)):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return float(value)
 
@@ -76,11 +88,12 @@ def check_positive_real(value, name: str) -> float:
 def check_real(value, name: str, *, minimum: float | None = None, maximum: float | None = None,
                open_minimum: bool = False, optional: bool = False) -> float | None:
     """``value`` as a finite float in ``[minimum, maximum]`` (``(minimum, maximum]`` with ``open_minimum``; an
-    unset bound is unbounded), else ValueError naming ``name`` and the range. Python or NumPy reals only
-    (``bool``, strings and ``None`` are rejected); ``optional=True`` lets ``None`` through."""
+    unset bound is unbounded), else ValueError naming ``name`` and the range. Python or NumPy reals and 0-dim
+    tensors (``bool``, strings and ``None`` are rejected); ``optional=True`` lets ``None`` through."""
     if optional and value is None:
         return None
-    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+    value = _item(value)
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and _finite(value)
     if ok and minimum is not None:
         ok = value > minimum if open_minimum else value >= minimum
     if ok and maximum is not None:
@@ -97,8 +110,10 @@ def check_real(value, name: str, *, minimum: float | None = None, maximum: float
 
 
 def check_bool(value, name: str) -> bool:
-    """``value`` as a ``bool`` (Python or NumPy booleans only: ``"no"``, ``0`` or ``None`` are rejected), else ValueError."""
-    if not isinstance(value, (bool, np_bool)):
+    """``value`` as a ``bool``: Python or NumPy booleans, the integers 0 and 1 and 0-dim tensors of them
+    (``"no"``, ``None`` or ``2`` are rejected), else ValueError."""
+    value = _item(value)
+    if not (isinstance(value, (bool, np_bool)) or (isinstance(value, numbers.Integral) and value in (0, 1))):
         raise ValueError(f"{name} must be a bool (True or False), got {value!r}")
     return bool(value)
 

@@ -207,3 +207,19 @@ def test_numpy_scalars_are_accepted_as_arguments():
     assert T.RandomCrop(ratio=np.float64(0.5)).ratio == 0.5
     assert T.KNNGraph(np.int64(3)).k == 3 and T.SamplePoints(np.int64(5)).num == 5
     assert T.RadiusGraph(np.float64(0.5), max_num_neighbors=np.int64(4), loop=np.bool_(True)).loop is True
+
+
+def test_unambiguous_values_of_other_types_are_still_accepted():
+    """0-dim tensors for numbers, 0/1 for flags and any iterable of names (sets) worked before the argument
+    checks and still do; only strings, None, NaN/inf and out-of-range values are refused."""
+    assert T.Jitter(sigma=torch.tensor(0.01), clip=torch.tensor(0.05, dtype=torch.float64)).sigma == pytest.approx(0.01)
+    assert T.RandomCrop(ratio=torch.tensor(0.5)).ratio == 0.5
+    assert T.RadiusGraph(0.3, loop=1).loop is True
+    assert T.KNNGraph(4, loop=0).loop is False
+    assert T.KNNGraph(4, loop=torch.tensor(True)).loop is True
+    assert T.SamplePoints(8, include_normals=0).include_normals is False
+    assert T.RandomRotation(positions={"pos"}, vectors=iter(["normal"])).positions == ("pos",)
+    with pytest.raises(ValueError, match=r"loop must be a bool"):
+        T.KNNGraph(4, loop=2)
+    with pytest.raises(ValueError, match=r"sigma must be a finite number >= 0"):
+        T.Jitter(sigma=10 ** 400)

@@ -63,3 +63,10 @@ def test_bad_options_are_rejected_whatever_the_depth(channels, kwargs, error, me
 def test_an_activation_instance_or_class_is_accepted_without_hidden_layer():
     assert len(MLP([3, 4], act=torch.nn.ReLU())) == 1 and len(MLP([3, 4], act=torch.nn.ReLU)) == 1
     assert isinstance(MLP([3, 4], act="relu", last_act=True)[-1], torch.nn.ReLU)
+
+
+def test_integer_flags_are_accepted():
+    """``bias=0`` / ``last_act=1`` worked before the flags were checked (EdgeConv and PointNetConv pass
+    ``last_act`` through) and still do."""
+    m = MLP([3, 4, 5], bias=0, last_act=1)
+    assert m[0].bias is None and isinstance(m[-1], torch.nn.SiLU)
