@@ -89,7 +89,7 @@ def _scatter_reference_2d(src: torch.Tensor, index: torch.Tensor, dim_size: int,
         if reduce == "mean":
             count = torch.bincount(index, minlength=dim_size).clamp(min=1).to(acc.dtype)
             out = out / count.unsqueeze(1)
-        return out.to(src.dtype)
+        return out.to(src.dtype) if acc is not src else out  # (an integer mean stays floating, as before)
     arg = _argreduce_reference(src, index, dim_size, reduce)
     padded = torch.cat([src, src.new_zeros((1, c))], 0)
     return padded.gather(0, arg)

@@ -334,3 +334,11 @@ def test_half_precision_sums_and_means_accumulate_in_float32(dtype):
         if dtype == torch.bfloat16:  # (float16 cannot hold a sum of 1e5)
             total = fn(src, index, dim_size=3, reduce="sum")
             torch.testing.assert_close(total.double(), exact * 100_000, rtol=torch.finfo(dtype).eps, atol=0)
+
+
+def test_integer_mean_stays_floating():
+    """The mean of an integer input is a float (1.5, not a truncated 1), through both entry points."""
+    src, index = torch.tensor([[1], [2], [4]]), torch.tensor([0, 0, 1])
+    for fn in (scatter, scatter_reference):
+        out = fn(src, index, 0, 2, reduce="mean")
+        assert out.is_floating_point() and out.flatten().tolist() == [1.5, 4.0]
