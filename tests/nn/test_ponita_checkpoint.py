@@ -74,7 +74,7 @@ def test_checkpointed_gradients_match(monkeypatch, mode):
 def test_checkpoint_default_off_and_validated():
     assert Ponita(1, 1, hidden=4, layers=1, num_ori=4).checkpoint is False
     with pytest.raises(ValueError, match="checkpoint must be a bool"):
-        Ponita(1, 1, hidden=4, layers=1, num_ori=4, checkpoint=1)
+        Ponita(1, 1, hidden=4, layers=1, num_ori=4, checkpoint="yes")
 
 
 @pytest.mark.parametrize("n", [0, 1])

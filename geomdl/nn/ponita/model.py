@@ -37,7 +37,7 @@ from geomdl.nn.ponita.lifting import (lift_graph, lift_oriented, lift_to_grid, p
                                       read_out_oriented)
 from geomdl.nn.message_passing import check_batch_vector, check_dtypes, check_edge_index
 from geomdl.ops import scatter
-from geomdl.ops._validation import check_int
+from geomdl.ops._validation import check_bool, check_int
 from geomdl.utils.devices import Float64Buffers
 
 
@@ -70,11 +70,10 @@ class Ponita(Float64Buffers):
             basis MLP and every block (its ``[E, O, C]`` (grid) or ``[E, C]`` spatial kernel, message passing
             and ConvNeXt MLP) run under :func:`torch.utils.checkpoint.checkpoint` (``use_reentrant=False``):
             their activations are not kept for the backward pass but recomputed there (the basis in chunks
-            of edges). Trade-off, measured on a CPU grid training step (2e4 nodes, 2.3e5 edges, 8 orientations,
-            hidden 16; ``python -m benchmarks memory --only ponita_train``): peak 1683 -> 979 MiB with 4
-            layers, 1129 -> 905 MiB with 2 (about 37 instead of 277 MiB more per layer), for a step about
-            12% slower (the recomputed forward). Same gradients (up to rounding), also of second order
-            (forces trained with ``create_graph``). No effect without autograd (inference already builds
+            of edges). Trade-off: a lower training peak (with 4 layers about 0.6x of the plain step's; the
+            saving grows with the number of layers) for a slower step (the recomputed forward); see the
+            README's memory table (``python -m benchmarks memory --only ponita_train``). Same gradients (up
+            to rounding), also of second order (forces trained with ``create_graph``). No effect without autograd (inference already builds
             one kernel at a time) and inside ``torch.compile`` / ``torch.export`` graphs (the plain path
             is traced there).
     """
@@ -109,8 +108,7 @@ class Ponita(Float64Buffers):
             raise ValueError(f"max_num_neighbors must be a positive int, got {max_num_neighbors!r}")
         if radius is not None and not radius > 0:
             raise ValueError(f"radius must be positive or None, got {radius!r}")
-        if not isinstance(checkpoint, bool):
-            raise ValueError(f"checkpoint must be a bool, got {checkpoint!r}")
+        checkpoint = check_bool(checkpoint, "checkpoint")
         basis_dim = basis_dim or hidden
         self.in_scalars, self.in_vectors, self.out_scalars, self.out_vectors = in_scalars, in_vectors, out_scalars, out_vectors
         self.num_ori, self.dim, self.radius = num_ori, dim, radius

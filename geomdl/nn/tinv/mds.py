@@ -34,6 +34,8 @@ of frames to average over instead (:mod:`geomdl.nn.tinv.frames`).
 """
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 from geomdl.nn.tinv.frames import ambiguous_frames
@@ -84,7 +86,7 @@ def _available_bytes(device: torch.device) -> int | None:
 def check_max_dense_bytes(max_dense_bytes) -> None:
     if max_dense_bytes is None:
         return
-    if isinstance(max_dense_bytes, bool) or not isinstance(max_dense_bytes, (int, float)):
+    if isinstance(max_dense_bytes, bool) or not isinstance(max_dense_bytes, numbers.Real):
         raise TypeError(f"max_dense_bytes must be a number of bytes (int or float) or None, "
                         f"got {type(max_dense_bytes).__name__}")
     if not max_dense_bytes > 0:
