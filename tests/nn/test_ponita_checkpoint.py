@@ -160,3 +160,8 @@ def test_checkpoint_reaches_the_network_from_model_kwargs(name):
     ctor = get_model_constructor(name)
     kwargs = check_kwargs(ctor, {"checkpoint": True, "hidden": 4, "layers": 1, "num_ori": 4}, "model.kwargs")
     assert ctor(**kwargs).net.checkpoint is True
+
+
+def test_repr_shows_the_mode_and_options():
+    text = repr(Ponita(2, 1, hidden=4, layers=1, num_ori=6, radius=1.5, checkpoint=True))
+    assert "in_scalars=2" in text and "num_ori=6" in text and "radius=1.5" in text and "checkpoint=True" in text

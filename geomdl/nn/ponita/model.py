@@ -257,6 +257,12 @@ class Ponita(Float64Buffers):
         kernel = flat @ block.conv.kernel_spatial.weight.t()
         return block(f, edge_index, None, fiber_basis, basis_loop, kernel.view(e, o, kernel.shape[-1]))
 
+    def extra_repr(self) -> str:
+        """The constructor's non-module arguments (``num_ori``: 0 positions, -1 point cloud, > 0 grid size)."""
+        return (f"in_scalars={self.in_scalars}, in_vectors={self.in_vectors}, out_scalars={self.out_scalars}, "
+                f"out_vectors={self.out_vectors}, num_ori={self.num_ori}, dim={self.dim}, radius={self.radius}, "
+                f"task_level={self.task_level!r}, pool={self.pool!r}, checkpoint={getattr(self, 'checkpoint', False)}")
+
     def _readout(self, f, readouts):
         if not self.multiple_readouts:
             return self.readouts[0](f)
