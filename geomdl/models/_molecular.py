@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from geomdl import ops
-from geomdl.nn.message_passing import check_batch_vector, check_dtypes, check_positions, is_data, num_graphs, unpack
+from geomdl.nn.message_passing import check_batch_vector_and_count, check_dtypes, check_positions, is_data, num_graphs, unpack
 
 TASKS = ("graph", "node")
 READOUTS = ("sum", "mean")
@@ -123,10 +123,12 @@ class MolecularModel(nn.Module):
             if z.is_floating_point() or z.dim() != 1:
                 raise TypeError(f"z must be an int tensor [N] of atomic numbers, got {z.dtype} {tuple(z.shape)}")
             # a value check: skipped inside a compiled graph (the embedding still rejects out-of-range z there)
-            if not torch.compiler.is_compiling() and z.numel() and (int(z.min()) < 0 or int(z.max()) >= self.num_elements):
-                raise ValueError(f"z must lie in [0, {self.num_elements}) (num_elements), got range [{int(z.min())}, {int(z.max())}]")
-        batch = check_batch_vector(batch, z.shape[0], pos.device)
-        return z, pos, batch
+            if not torch.compiler.is_compiling() and z.numel():
+                lo, hi = torch.stack(torch.aminmax(z)).tolist()  # one device->host read
+                if lo < 0 or hi >= self.num_elements:
+                    raise ValueError(f"z must lie in [0, {self.num_elements}) (num_elements), got range [{lo}, {hi}]")
+        batch, count = check_batch_vector_and_count(batch, z.shape[0], pos.device)
+        return z, pos, batch, count
 
     def build_graph(self, pos: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         if self.cutoff is None:
@@ -138,7 +140,10 @@ class MolecularModel(nn.Module):
         raise NotImplementedError
 
     def forward(self, z, pos: torch.Tensor | None = None, batch: torch.Tensor | None = None) -> torch.Tensor:
-        z, pos, batch = self._inputs(z, pos, batch)
+        return self._forward(*self._inputs(z, pos, batch))
+
+    def _forward(self, z, pos, batch, count) -> torch.Tensor:
+        """:meth:`forward` on checked inputs (``count``: the number of graphs, from the check of ``batch``)."""
         edge_index = self.build_graph(pos, batch)
         h = self.embedding(z.to(pos.dtype) if self.in_channels else z)
         y = self.node_outputs(h, pos, edge_index) * self.target_std + self.target_mean
@@ -146,20 +151,22 @@ class MolecularModel(nn.Module):
             y = y + self.atomref.to(y.dtype).index_select(0, z)
         if self.task == "node":
             return y
-        return ops.scatter(y, batch, 0, num_graphs(batch), self.readout)
+        return ops.scatter(y, batch, 0, num_graphs(batch) if count is None else count, self.readout)  # None: compiling
 
     def energy_and_forces(self, z, pos: torch.Tensor | None = None, batch: torch.Tensor | None = None, create_graph: bool | None = None):
         """``(E [B], F [N, 3])`` with ``F = -dE/dpos``; ``create_graph`` defaults to ``self.training``
         (so a force loss can be back-propagated)."""
         if self.task != "graph" or self.out_channels != 1:
             raise ValueError("energy_and_forces needs task='graph' and out_channels=1")
+        checked = None
         if is_data(z):
-            z, pos, batch = self._inputs(z, None, None)
+            z, pos, batch, count = checked = self._inputs(z, None, None)
         if pos is None:
             raise ValueError("pos [N, 3] is required")
         if not pos.requires_grad:
             pos = pos.detach().requires_grad_(True)
-        energy = self.forward(z, pos, batch)[:, 0]
+        # inputs from a Data object are checked above: not a second time (nor a second device read) in forward
+        energy = (self.forward(z, pos, batch) if checked is None else self._forward(z, pos, batch, count))[:, 0]
         create = self.training if create_graph is None else bool(create_graph)
         (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=create)
         return energy, -grad

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from geomdl.nn.ponita import Ponita, PonitaPotential
-from geomdl.nn.ponita.potential import check_type_map
+from geomdl.nn.ponita.potential import check_type_map, one_hot
 
 
 class PonitaGraph(nn.Module):
@@ -50,7 +50,7 @@ class PonitaGraph(nn.Module):
             t = self.type_map[batch.z.long()]
             if not torch.compiler.is_compiling() and bool((t < 0).any()):  # a value check: eager only
                 raise ValueError(f"batch.z: elements outside {self.atomic_numbers}")
-            parts.append(nn.functional.one_hot(t, len(self.atomic_numbers)).to(batch.pos.dtype))
+            parts.append(one_hot(t, len(self.atomic_numbers), batch.pos.dtype))  # t checked above
         if self.in_channels:
             parts.append(batch.x.to(batch.pos.dtype))
         x = torch.cat(parts, -1) if parts else None  # no atom types and no features: geometry only

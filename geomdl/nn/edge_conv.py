@@ -67,7 +67,7 @@ class EdgeConv(MessagePassing):
         w_i, w_j = w[:, :c], w[:, c:]
         a = F.linear(x, w_i - w_j, b)          # [N, H]: (W_1 - W_2) x_i + b
         v = F.linear(x, w_j)                    # [N, H]: W_2 x_j
-        return self.propagate(edge_index, n, a_i=a, v_j=v)
+        return self._propagate_checked(edge_index, n, {"a_i": a, "v_j": v})  # edge_index checked above
 
     def message(self, a_i: torch.Tensor, v_j: torch.Tensor) -> torch.Tensor:
         """Per edge ``MLP.rest(a_i + v_j)`` with ``a_i = (W_1 - W_2) x_i + b`` and ``v_j = W_2 x_j``, both ``[E, H]``

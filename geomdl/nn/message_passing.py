@@ -36,12 +36,13 @@ def check_edge_index(edge_index, num_src: int | None = None, num_dst: int | None
         raise TypeError(f"edge_index must have an integer dtype, got {edge_index.dtype}")
     edge_index = edge_index.long()
     if not torch.compiler.is_compiling() and edge_index.numel():
-        lo = int(edge_index.min())
+        # one device->host read for the three values (min, largest source, largest target)
+        lo, *his = torch.stack([edge_index.min(), *edge_index.amax(1).unbind()]).tolist()
         if lo < 0:
             raise ValueError(f"edge_index has a negative entry ({lo})")
         for row, n, what in ((0, num_src, "source"), (1, num_dst, "target")):
             if n is not None:
-                hi = int(edge_index[row].max())
+                hi = his[row]
                 if hi >= n:
                     raise ValueError(f"edge_index[{row}] ({what}) has entry {hi}, but there are only {n} {what} nodes")
     return edge_index
@@ -93,20 +94,30 @@ def check_dtypes(weight: torch.Tensor | None, **tensors) -> None:
 
 def check_batch_vector(batch, num_nodes: int, device) -> torch.Tensor:
     """``batch [N]`` int (sorted cloud ids); ``None`` -> all zeros."""
+    return check_batch_vector_and_count(batch, num_nodes, device)[0]
+
+
+def check_batch_vector_and_count(batch, num_nodes: int, device) -> tuple[torch.Tensor, int | None]:
+    """:func:`check_batch_vector` and the number of graphs (:func:`num_graphs`), read from the device together
+    with the checked values: one device->host synchronisation (none for ``batch=None``); the count is ``None``
+    under ``torch.compile`` (use :func:`num_graphs` there)."""
     if batch is None:
-        return torch.zeros(num_nodes, dtype=torch.long, device=device)
+        return torch.zeros(num_nodes, dtype=torch.long, device=device), 1 if num_nodes else 0
     if not isinstance(batch, torch.Tensor) or batch.dim() != 1 or batch.dtype.is_floating_point:
         raise TypeError(f"batch must be an int tensor [N], got {type(batch).__name__} {getattr(batch, 'shape', '')}")
     if batch.numel() != num_nodes:
         raise ValueError(f"batch must have {num_nodes} entries (one per node), got {batch.numel()}")
     batch = batch.long()
-    if torch.compiler.is_compiling():  # the values are data: not checked inside a compiled graph
-        return batch
-    if batch.numel() > 1 and bool((batch[1:] < batch[:-1]).any()):
+    if torch.compiler.is_compiling():  # the values are data: not checked (nor counted) inside a compiled graph
+        return batch, None
+    if not batch.numel():
+        return batch, 0
+    unsorted, first, last = torch.stack([(batch[1:] < batch[:-1]).any().long(), batch[0], batch[-1]]).tolist()
+    if unsorted:
         raise ValueError("batch must be sorted (nodes of one graph contiguous), as torch_geometric's Batch produces")
-    if batch.numel() and int(batch[0]) < 0:
+    if first < 0:
         raise ValueError("batch must be non-negative")
-    return batch
+    return batch, last + 1
 
 
 def num_graphs(batch: torch.Tensor) -> int:
@@ -160,7 +171,11 @@ class MessagePassing(nn.Module):
             ``[N_dst, ...]``: ``update(aggregate(message(...)))``.
         """
         num_src, num_dst = self._size(size, inputs)
-        edge_index = check_edge_index(edge_index, num_src, num_dst)
+        return self._propagate_checked(check_edge_index(edge_index, num_src, num_dst), num_dst, inputs)
+
+    def _propagate_checked(self, edge_index: torch.Tensor, num_dst: int, inputs: dict) -> torch.Tensor:
+        """:meth:`propagate` for an ``edge_index`` the caller has already passed through :func:`check_edge_index`
+        with these node counts (a layer that checks it itself: no second pass over it, no second device sync)."""
         src, dst = edge_index[0], edge_index[1]
         gathered = {}
         for name, value in inputs.items():

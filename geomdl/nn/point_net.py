@@ -101,7 +101,7 @@ class PointNetConv(MessagePassing):
         edge_index = check_edge_index(edge_index, n, pos_dst.shape[0])
         w, b = self.mlp.first.weight, self.mlp.first.bias
         a = None if x is None else F.linear(x, w[:, :self.in_channels], b)   # [N, H]: W_x x_j + b
-        return self.propagate(edge_index, (n, pos_dst.shape[0]), a_j=a, pos_j=pos, pos_i=pos_dst)
+        return self._propagate_checked(edge_index, pos_dst.shape[0], {"a_j": a, "pos_j": pos, "pos_i": pos_dst})  # checked above
 
     def message(self, a_j: torch.Tensor | None, pos_j: torch.Tensor, pos_i: torch.Tensor) -> torch.Tensor:
         first = self.mlp.first

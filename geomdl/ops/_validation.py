@@ -41,22 +41,38 @@ def check_index_values(index: torch.Tensor, name: str, upper: int | None) -> Non
     Skipped under ``torch.compile`` (a data-dependent branch); the compiled kernels check ranges in their own pass.
     """
     if not torch.compiler.is_compiling() and index.numel():
-        lo, hi = (int(v) for v in torch.aminmax(index))  # one pass over the index
-        if lo < 0:
-            bound = f"[0, {upper})" if upper is not None else "[0, inf)"
-            raise ValueError(f"{name} has a negative entry ({lo}); entries must lie in {bound}")
-        if upper is not None and hi >= upper:
-            raise ValueError(f"{name} has an entry {hi} out of range: entries must lie in [0, {upper})")
+        lo, hi = torch.stack(torch.aminmax(index)).tolist()  # one pass over the index, one device->host read
+        _check_index_range(name, lo, hi, upper)
+
+
+def _check_index_range(name: str, lo: int, hi: int, upper: int | None) -> None:
+    if lo < 0:
+        bound = f"[0, {upper})" if upper is not None else "[0, inf)"
+        raise ValueError(f"{name} has a negative entry ({lo}); entries must lie in {bound}")
+    if upper is not None and hi >= upper:
+        raise ValueError(f"{name} has an entry {hi} out of range: entries must lie in [0, {upper})")
 
 
 def check_batch(batch, name: str, num_points: int, device) -> torch.Tensor:
     """Validate a batch vector: int, 1-D, non-negative, sorted (non-decreasing)."""
+    return check_batch_and_count(batch, name, num_points, device)[0]
+
+
+def check_batch_and_count(batch, name: str, num_points: int, device) -> tuple[torch.Tensor, int | None]:
+    """:func:`check_batch` and the number of cloud ids (last id + 1, 0 when empty), read from the device in
+    one synchronisation with the checked values (none for ``batch=None``); ``None`` under ``torch.compile``."""
     if batch is None:
-        return torch.zeros(num_points, dtype=torch.long, device=device)
-    batch = check_index(batch, name, num_points)
-    if not torch.compiler.is_compiling() and batch.numel() > 1 and bool((batch[1:] < batch[:-1]).any()):
+        return torch.zeros(num_points, dtype=torch.long, device=device), 1 if num_points else 0
+    batch = check_index(batch, name, num_points, values=False)
+    if torch.compiler.is_compiling():
+        return batch, None
+    if not batch.numel():
+        return batch, 0
+    lo, hi, unsorted = torch.stack([*torch.aminmax(batch), (batch[1:] < batch[:-1]).any().long()]).tolist()
+    _check_index_range(name, lo, hi, None)
+    if unsorted:
         raise ValueError(f"{name} must be sorted in non-decreasing order (points of one cloud contiguous)")
-    return batch
+    return batch, hi + 1  # sorted: the largest id is the last
 
 
 def check_int(value, name: str, minimum: int = 1) -> int:
@@ -118,14 +134,17 @@ def check_bool(value, name: str) -> bool:
     return bool(value)
 
 
-def compact_batches(*batches: torch.Tensor) -> tuple[list[torch.Tensor], int]:
+def compact_batches(*batches: torch.Tensor, counts=None) -> tuple[list[torch.Tensor], int]:
     """Number of clouds of sorted batch vectors sharing cloud ids, and the vectors themselves.
 
     The pointers of the kernels (:func:`batch_to_ptr`) have one entry per cloud id up to the largest, so
     sparse ids (e.g. ``[0, 10**9]``) would allocate gigabytes. When there are more ids than points, the ids
     are renumbered ``0, 1, ...`` in order (the same clouds, the same sorted order, the same result).
     """
-    nb = 1 + max((int(b[-1]) for b in batches if b.numel()), default=0)
+    if counts is not None:  # the batches' ``last id + 1`` (0 when empty), known from their check: no device read
+        nb = max(max(counts, default=0), 1)
+    else:
+        nb = 1 + max((int(b[-1]) for b in batches if b.numel()), default=0)
     total = sum(b.numel() for b in batches)
     if nb <= total + 1 or torch.compiler.is_compiling():
         return list(batches), nb
@@ -140,7 +159,7 @@ def rescale_points(x: torch.Tensor, y: torch.Tensor | None = None, r: float | No
     square and sum exactly, so the neighbours and samples are those of the exact geometry. Finite inputs only."""
     if torch.compiler.is_compiling() or not x.numel() or x.dtype != torch.float64:  # float32: float64 sums are safe
         return x, y, r
-    m = float(x.abs().max()) if y is None or not y.numel() else max(float(x.abs().max()), float(y.abs().max()))
+    m = float(x.abs().max()) if y is None or y is x or not y.numel() else max(float(x.abs().max()), float(y.abs().max()))
     if m == 0.0 or 2.0**-400 <= m <= 2.0**400:
         return x, y, r
     s = 2.0 ** -math.frexp(m)[1]

@@ -31,8 +31,8 @@ from __future__ import annotations
 import torch
 
 from geomdl.ops._extension import extension_loaded, use_compiled
-from geomdl.ops._validation import (batch_to_ptr, check_batch, check_int, check_positive_real, check_tensor, compact_batches,
-                                    rescale_points)
+from geomdl.ops._validation import (batch_to_ptr, check_batch_and_count, check_int, check_positive_real, check_tensor,
+                                    compact_batches, rescale_points)
 from geomdl.ops.neighbor_candidates import BLOCK_ELEMENTS, candidate_chunks, sort_and_limit
 
 
@@ -54,13 +54,16 @@ def _check_pair(x, y, batch_x, batch_y, r=None):
         raise TypeError(f"x and y must have the same dtype, got {x.dtype} and {y.dtype}")
     if y.device != x.device:
         raise ValueError(f"x and y must be on the same device, got {x.device} and {y.device}")
-    batch_x = check_batch(batch_x, "batch_x", x.shape[0], x.device)
-    batch_y = check_batch(batch_y, "batch_y", y.shape[0], y.device)
+    # radius_graph/knn_graph pass the same tensors as x and y: each is checked (and read from the device) once
+    batch_x, count_x = check_batch_and_count(batch_x, "batch_x", x.shape[0], x.device)
+    batch_y, count_y = ((batch_x, count_x) if y is x and batch_y is batch_x
+                        else check_batch_and_count(batch_y, "batch_y", y.shape[0], y.device))
     _check_finite(x, "x")
-    _check_finite(y, "y")
+    if y is not x:
+        _check_finite(y, "y")
     if torch.compiler.is_compiling():  # sizes may be data-dependent (fps centres): no branch on them
         return x, y, r, batch_x, batch_y, 1 + torch.cat([batch_x, batch_y, batch_x.new_zeros(1)]).max().item()
-    (batch_x, batch_y), nb = compact_batches(batch_x, batch_y)  # sparse cloud ids: no huge pointers
+    (batch_x, batch_y), nb = compact_batches(batch_x, batch_y, counts=(count_x, count_y))  # sparse cloud ids: no huge pointers
     return *rescale_points(x, y, r), batch_x, batch_y, nb
 
 

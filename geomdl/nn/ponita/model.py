@@ -35,7 +35,7 @@ from geomdl.nn.ponita.grids import orientation_grid
 from geomdl.nn.ponita.invariants import invariant_fiber, invariant_fiber_spatial, invariant_point_cloud, invariant_rn
 from geomdl.nn.ponita.lifting import (lift_graph, lift_oriented, lift_to_grid, pool_to_base, read_out_grid,
                                       read_out_oriented)
-from geomdl.nn.message_passing import check_batch_vector, check_dtypes, check_edge_index
+from geomdl.nn.message_passing import check_batch_vector_and_count, check_dtypes, check_edge_index
 from geomdl.ops import scatter
 from geomdl.ops._validation import check_bool, check_int
 from geomdl.utils.devices import Float64Buffers
@@ -198,13 +198,16 @@ class Ponita(Float64Buffers):
         n = pos.shape[0]
         check_dtypes(self.embed.weight, pos=pos, x=x, vec=vec, ori=ori)
         # sorted, non-negative batch (the per-cloud graph builders assume it); edge indices within [0, N)
-        batch = check_batch_vector(batch, n, pos.device)
-        if edge_index is not None:
+        batch, count = check_batch_vector_and_count(batch, n, pos.device)
+        built = edge_index is None
+        if not built:
             edge_index = check_edge_index(edge_index, n, n)
-        if edge_index is None:
+        else:
             edge_index = build_edges(pos, batch, self.radius, loop=False, max_num_neighbors=self.max_num_neighbors)
         if self.num_ori > 0:
-            s, v = self._forward_grid(pos, x, vec, remove_self_loops(edge_index), self.grid if grid is None else grid)
+            # a graph built here has no self-loops: no data-dependent mask (a device sync) to remove them
+            s, v = self._forward_grid(pos, x, vec, edge_index if built else remove_self_loops(edge_index),
+                                      self.grid if grid is None else grid)
         elif self.num_ori == 0:
             s, v = self._forward_points(pos, x, None, add_self_loops(edge_index, n), None)
         elif ori is not None:
@@ -213,11 +216,12 @@ class Ponita(Float64Buffers):
             s, v = self._forward_lifted(pos, x, vec, edge_index, batch)
         if self.task_level == "node":
             return s, v
-        b = num_graphs if num_graphs is not None else (batch.max().item() + 1 if n else 0)  # .item(): traceable by torch.export
-        if num_graphs is not None and not torch.compiler.is_compiling():
-            b = check_int(num_graphs, "num_graphs", 0)
-            if n and int(batch[-1]) >= b:  # batch is sorted: its last id is the largest
-                raise ValueError(f"num_graphs must be larger than every graph id in batch (max {int(batch[-1])}), got {b}")
+        if count is None:  # compiling: the count was not read from the batch vector; .item(): traceable by torch.export
+            b = num_graphs if num_graphs is not None else (batch.max().item() + 1 if n else 0)
+        else:
+            b = count if num_graphs is None else check_int(num_graphs, "num_graphs", 0)
+            if n and count > b:  # count: the last (largest, batch is sorted) graph id + 1
+                raise ValueError(f"num_graphs must be larger than every graph id in batch (max {count - 1}), got {b}")
         return (scatter(s, batch, dim=0, dim_size=b, reduce=self.pool),
                 scatter(v, batch, dim=0, dim_size=b, reduce=self.pool))
 

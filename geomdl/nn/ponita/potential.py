@@ -14,6 +14,12 @@ from geomdl.nn.ponita.model import Ponita
 from geomdl.utils.devices import Float64Buffers
 
 
+def one_hot(t: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
+    """``one_hot(t, num_classes).to(dtype)`` for type indices already known to lie in ``[0, num_classes)``,
+    without ``one_hot``'s own range check (two device->host reads)."""
+    return (t.unsqueeze(-1) == torch.arange(num_classes, device=t.device)).to(dtype)
+
+
 def check_type_map(module: nn.Module, state_dict, prefix: str, error_msgs: list) -> None:
     """For ``_load_from_state_dict``: a ``type_map`` of other elements than ``module.atomic_numbers`` (same
     shape, so ``load_state_dict`` would take it silently and map atoms to the wrong one-hot types) is an error."""
@@ -68,10 +74,15 @@ class PonitaPotential(Float64Buffers):
             raise ValueError(f"numbers must be an int64 tensor [N], got {numbers.dtype} {tuple(numbers.shape)}")
         if torch.compiler.is_compiling():  # value checks are eager only (indexing still rejects numbers > 118)
             return self.type_map[numbers]
-        if numbers.numel() and (int(numbers.min()) < 0 or int(numbers.max()) > 118):
+        if not numbers.numel():
+            return self.type_map[numbers]
+        # range and known-element checks in one device->host read (the clamp only keeps the lookup in bounds;
+        # out-of-range numbers raise below before t is used)
+        t = self.type_map[numbers.clamp(0, 118)]
+        lo, hi, bad = torch.stack([*torch.aminmax(numbers), (t < 0).any().long()]).tolist()
+        if lo < 0 or hi > 118:
             raise ValueError("numbers: atomic numbers must lie in 0..118")
-        t = self.type_map[numbers]
-        if bool((t < 0).any()):
+        if bad:
             unknown = sorted(set(numbers[t < 0].tolist()))
             raise ValueError(f"numbers: elements {unknown} were not in the training set {self.atomic_numbers}")
         return t
@@ -86,7 +97,7 @@ class PonitaPotential(Float64Buffers):
         (see :class:`Ponita`). Raises ``ValueError`` for elements outside ``atomic_numbers``.
         """
         t = self.types(numbers)
-        x = nn.functional.one_hot(t, len(self.atomic_numbers)).to(pos.dtype)
+        x = one_hot(t, len(self.atomic_numbers), pos.dtype)
         if batch is None:
             batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
         b = num_graphs if num_graphs is not None else batch.max().item() + 1  # .item(): traceable by torch.export
