@@ -104,6 +104,7 @@ class MolecularModel(nn.Module):
 
     # ------------------------------------------------------------------ inputs
     def _inputs(self, z, pos, batch):
+        data = None
         if is_data(z):
             data = z
             zz, xx, pos, batch = unpack(data, "z", "x", "pos", "batch")
@@ -128,6 +129,8 @@ class MolecularModel(nn.Module):
                 if lo < 0 or hi >= self.num_elements:
                     raise ValueError(f"z must lie in [0, {self.num_elements}) (num_elements), got range [{lo}, {hi}]")
         batch, count = check_batch_vector_and_count(batch, z.shape[0], pos.device)
+        if count is not None and data is not None and isinstance(getattr(data, "num_graphs", None), int):
+            count = max(count, data.num_graphs)  # a Batch whose last graphs have no nodes: one row each still
         return z, pos, batch, count
 
     def build_graph(self, pos: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:

@@ -101,8 +101,9 @@ def check_batch_vector_and_count(batch, num_nodes: int, device) -> tuple[torch.T
     """:func:`check_batch_vector` and the number of graphs (:func:`num_graphs`), read from the device together
     with the checked values: one device->host synchronisation (none for ``batch=None``); the count is ``None``
     under ``torch.compile`` (use :func:`num_graphs` there)."""
-    if batch is None:
-        return torch.zeros(num_nodes, dtype=torch.long, device=device), 1 if num_nodes else 0
+    if batch is None:  # (compiling: the node count may be symbolic, no count baked into the graph)
+        zeros = torch.zeros(num_nodes, dtype=torch.long, device=device)
+        return zeros, None if torch.compiler.is_compiling() else (1 if num_nodes else 0)
     if not isinstance(batch, torch.Tensor) or batch.dim() != 1 or batch.dtype.is_floating_point:
         raise TypeError(f"batch must be an int tensor [N], got {type(batch).__name__} {getattr(batch, 'shape', '')}")
     if batch.numel() != num_nodes:

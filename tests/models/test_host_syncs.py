@@ -192,3 +192,57 @@ def test_ponita_types_one_read_and_same_errors():
         with pytest.raises(ValueError, match=r"atomic numbers must lie in 0\.\.118"):
             pot.types(torch.tensor(bad))
     assert pot.types(torch.zeros(0, dtype=torch.long)).shape == (0,)
+
+
+# --- the compiled/exported paths, where the value checks are skipped, and the counts of Data batches ----------
+
+
+def test_compiled_ponita_energy_still_rejects_an_unknown_element():
+    """Compiled, the eager element check is skipped: ``F.one_hot`` must still reject the ``-1`` type of an
+    unknown element (a comparison-based one-hot would give a zero row and a silently wrong energy)."""
+    torch._dynamo.reset()
+    pot = PonitaPotential([1, 6, 7, 8], hidden=8, layers=1, num_ori=4, radius=2.0).double()
+    pos = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    fn = torch.compile(lambda z, pos, batch: pot.energy(z, pos, batch, 1), backend="aot_eager", fullgraph=True)
+    batch = torch.zeros(5, dtype=torch.long)
+    fn(torch.tensor([1, 6, 7, 8, 7]), pos, batch)  # known elements: fine
+    with pytest.raises(RuntimeError, match="non-negative"):
+        fn(torch.tensor([1, 6, 2, 8, 7]), pos, batch)  # 2 (He) is not one of them
+
+
+class _NoBatch(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, z, pos):
+        return self.model(z, pos)
+
+
+def test_exported_egnn_without_batch_has_no_phantom_graph_on_zero_nodes():
+    """``batch=None`` inside an exported graph: the graph count follows the (dynamic) node count, not a
+    constant 1 baked in at tracing time."""
+    from torch.export import Dim
+
+    torch.manual_seed(0)
+    model = _NoBatch(EGNN(1, 8, 2, cutoff=2.0).double().eval())
+    z, pos = torch.tensor([1, 6, 7, 8] * 5), torch.randn(20, 3, dtype=torch.float64)
+    program = torch.export.export(model, (z, pos), dynamic_shapes=({0: Dim("n")}, {0: Dim("n")})).module()
+    assert program(z[:0], pos[:0]).shape == model(z[:0], pos[:0]).shape == (0, 1)
+    assert torch.allclose(program(z[:7], pos[:7]), model(z[:7], pos[:7]))
+
+
+def test_a_batch_whose_last_graph_has_no_nodes_keeps_its_row():
+    """A PyG Batch of 3 graphs, the last without atoms: 3 energies (the empty graph's is 0), not 2."""
+    from torch_geometric.data import Batch, Data
+
+    torch.manual_seed(0)
+    graphs = [Data(z=torch.tensor([1, 6, 8]), pos=torch.randn(3, 3)), Data(z=torch.tensor([1, 1]), pos=torch.randn(2, 3)),
+              Data(z=torch.zeros(0, dtype=torch.long), pos=torch.zeros(0, 3))]
+    batch = Batch.from_data_list(graphs)
+    model = EGNN(1, 8, 2, cutoff=3.0)
+    out = model(batch)
+    assert out.shape == (3, 1) and out[2].abs().max() == 0
+    energy, forces = model.energy_and_forces(batch)
+    assert energy.shape == (3,) and forces.shape == (5, 3)
+    assert torch.allclose(out[:2], model(Batch.from_data_list(graphs[:2])))

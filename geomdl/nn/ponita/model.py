@@ -37,7 +37,7 @@ from geomdl.nn.ponita.lifting import (lift_graph, lift_oriented, lift_to_grid, p
                                       read_out_oriented)
 from geomdl.nn.message_passing import check_batch_vector_and_count, check_dtypes, check_edge_index
 from geomdl.ops import scatter
-from geomdl.ops._validation import check_bool, check_int
+from geomdl.ops._validation import check_bool, check_int, num_batches
 from geomdl.utils.devices import Float64Buffers
 
 
@@ -217,7 +217,7 @@ class Ponita(Float64Buffers):
         if self.task_level == "node":
             return s, v
         if count is None:  # compiling: the count was not read from the batch vector; .item(): traceable by torch.export
-            b = num_graphs if num_graphs is not None else (batch.max().item() + 1 if n else 0)
+            b = num_graphs if num_graphs is not None else num_batches(batch)  # no branch on a symbolic n
         else:
             b = count if num_graphs is None else check_int(num_graphs, "num_graphs", 0)
             if n and count > b:  # count: the last (largest, batch is sorted) graph id + 1

@@ -16,7 +16,10 @@ from geomdl.utils.devices import Float64Buffers
 
 def one_hot(t: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
     """``one_hot(t, num_classes).to(dtype)`` for type indices already known to lie in ``[0, num_classes)``,
-    without ``one_hot``'s own range check (two device->host reads)."""
+    without ``one_hot``'s own range check (two device->host reads). Inside a compiled graph, where the eager
+    value checks are skipped, ``F.one_hot`` itself, which rejects the ``-1`` of an unknown element."""
+    if torch.compiler.is_compiling():
+        return nn.functional.one_hot(t, num_classes).to(dtype)
     return (t.unsqueeze(-1) == torch.arange(num_classes, device=t.device)).to(dtype)
 
 
