@@ -246,3 +246,19 @@ def test_a_batch_whose_last_graph_has_no_nodes_keeps_its_row():
     energy, forces = model.energy_and_forces(batch)
     assert energy.shape == (3,) and forces.shape == (5, 3)
     assert torch.allclose(out[:2], model(Batch.from_data_list(graphs[:2])))
+
+
+def test_energy_and_forces_goes_through_a_subclass_forward():
+    calls = []
+
+    class Logged(EGNN):
+        def forward(self, z, pos=None, batch=None):
+            calls.append(1)
+            return super().forward(z, pos, batch)
+
+    from torch_geometric.data import Batch, Data
+
+    torch.manual_seed(0)
+    batch = Batch.from_data_list([Data(z=torch.tensor([1, 6, 8]), pos=torch.randn(3, 3))])
+    Logged(1, 8, 2, cutoff=3.0).energy_and_forces(batch)
+    assert calls == [1]
