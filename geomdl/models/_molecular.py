@@ -47,6 +47,15 @@ def full_graph(batch: torch.Tensor) -> torch.Tensor:
     return torch.stack([src, dst])
 
 
+def shared_edge_features(layer, cache: dict, pos: torch.Tensor, edge_index: torch.Tensor):
+    """``layer.edge_features(pos, edge_index)``, computed once per distinct ``layer.edge_key()`` in ``cache``
+    (a dict living for one forward): the layers of a model that agree on them share one computation."""
+    key = layer.edge_key()
+    if key not in cache:
+        cache[key] = layer.edge_features(pos, edge_index)
+    return cache[key]
+
+
 class MolecularModel(nn.Module):
     """Base class: validates inputs, builds the graph, embeds atoms, reads out.
 
@@ -161,16 +170,15 @@ class MolecularModel(nn.Module):
         (so a force loss can be back-propagated)."""
         if self.task != "graph" or self.out_channels != 1:
             raise ValueError("energy_and_forces needs task='graph' and out_channels=1")
-        checked = None
+        # inputs from a Data object are checked here, not a second time (nor a second device read) in forward;
+        # a subclass with its own forward is still called through it
+        direct = is_data(z) and type(self).forward is MolecularModel.forward
         if is_data(z):
-            z, pos, batch, count = checked = self._inputs(z, None, None)
+            z, pos, batch, count = self._inputs(z, None, None)
         if pos is None:
             raise ValueError("pos [N, 3] is required")
         if not pos.requires_grad:
             pos = pos.detach().requires_grad_(True)
-        # inputs from a Data object are checked above: not a second time (nor a second device read) in forward
-        # (a subclass with its own forward is called through it, inputs checked twice)
-        direct = checked is not None and type(self).forward is MolecularModel.forward
         energy = (self._forward(z, pos, batch, count) if direct else self.forward(z, pos, batch))[:, 0]
         create = self.training if create_graph is None else bool(create_graph)
         (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=create)

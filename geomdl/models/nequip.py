@@ -14,7 +14,7 @@ from __future__ import annotations
 from e3nn import o3
 from torch import nn
 
-from geomdl.models._molecular import MolecularModel
+from geomdl.models._molecular import MolecularModel, shared_edge_features
 from geomdl.nn.equivariant_conv import EquivariantConv
 from geomdl.nn.gate import Gate
 from geomdl.nn.mlp import MLP
@@ -69,10 +69,7 @@ class NequIP(MolecularModel):
     def node_outputs(self, h, pos, edge_index):
         shared: dict = {}  # edge lengths, spherical harmonics and envelope, once per distinct EquivariantConv.edge_key
         for t, (conv, gate) in enumerate(zip(self.layers, self.gates)):
-            key = conv.edge_key()
-            if key not in shared:
-                shared[key] = conv.edge_features(pos, edge_index)
-            out = gate(conv(h, pos, edge_index, edge_features=shared[key]))
+            out = gate(conv(h, pos, edge_index, edge_features=shared_edge_features(conv, shared, pos, edge_index)))
             h = out if t == 0 else h + out
         return self.head(h[:, :self._num_scalars])
 

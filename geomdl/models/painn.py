@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from geomdl.models._molecular import MolecularModel
+from geomdl.models._molecular import MolecularModel, shared_edge_features
 from geomdl.nn.mlp import MLP
 from geomdl.nn.painn import PaiNNLayer
 
@@ -40,10 +40,7 @@ class PaiNN(MolecularModel):
         v = h.new_zeros((h.shape[0], h.shape[1], 3))
         shared: dict = {}  # edge geometry and radial basis, once per distinct PaiNNLayer.edge_key (all layers, by default)
         for layer in self.layers:
-            key = layer.edge_key()
-            if key not in shared:
-                shared[key] = layer.edge_features(pos, edge_index)
-            h, v = layer(h, v, pos, edge_index, edge_features=shared[key])
+            h, v = layer(h, v, pos, edge_index, edge_features=shared_edge_features(layer, shared, pos, edge_index))
         return self.head(h)
 
 

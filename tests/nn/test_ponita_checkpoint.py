@@ -165,3 +165,11 @@ def test_checkpoint_reaches_the_network_from_model_kwargs(name):
 def test_repr_shows_the_mode_and_options():
     text = repr(Ponita(2, 1, hidden=4, layers=1, num_ori=6, radius=1.5, checkpoint=True))
     assert "in_scalars=2" in text and "num_ori=6" in text and "radius=1.5" in text and "checkpoint=True" in text
+
+
+def test_potential_energy_of_no_atoms_is_empty():
+    from geomdl.nn.ponita import PonitaPotential
+
+    pot = PonitaPotential([1, 6], hidden=8, layers=1, num_ori=4, radius=2.0).double()
+    energy = pot.energy(torch.zeros(0, dtype=torch.long), torch.zeros(0, 3, dtype=torch.float64))
+    assert energy.shape == (0,)

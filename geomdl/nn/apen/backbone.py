@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from geomdl.nn.apen.frames import centred_positions, pca_frames
+from geomdl.nn.apen.frames import centred_positions, frames_of_centred
 from geomdl.ops import scatter
 
 
@@ -70,9 +70,9 @@ class FrameAveragedPointNet(nn.Module):
             x = pos.new_zeros((pos.shape[0], 0))
         if x.shape != (pos.shape[0], self.in_features):
             raise ValueError(f"x must have shape [{pos.shape[0]}, {self.in_features}], got {tuple(x.shape)}")
-        rot, _, _ = pca_frames(pos, part, num_parts, self.reflections)
-        nf = rot.shape[1]
         rel, centroid = centred_positions(pos, part, num_parts)  # [N, 3]: accurate also far from the origin
+        rot, _ = frames_of_centred(rel, part, num_parts, self.reflections)  # the PCA frames of pca_frames
+        nf = rot.shape[1]
         frames = rot[part]  # [N, F, 3, 3]
         local = torch.einsum("nc,nfcd->nfd", rel, frames)  # [N, F, 3]
         inp = torch.cat([local, x.unsqueeze(1).expand(-1, nf, -1)], dim=-1)

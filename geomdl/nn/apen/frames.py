@@ -97,16 +97,22 @@ def pca_frames(pos: torch.Tensor, part: torch.Tensor, num_parts: int, reflection
     if pos.dim() != 2 or pos.shape[1] != 3:
         raise ValueError(f"pos must have shape [N, 3], got {tuple(pos.shape)}")
     rel, centroid = centred_positions(pos, part, num_parts)
-    cov = _scatter_matrices(rel, part, num_parts)
-    evals, evecs = _SymmetricEig.apply(cov)  # ascending; finite gradients on degenerate parts
-    signs = _SIGNS.to(pos.dtype).to(pos.device)
+    rot, evals = frames_of_centred(rel, part, num_parts, reflections)
+    return rot, centroid, evals
+
+
+def frames_of_centred(rel: torch.Tensor, part: torch.Tensor, num_parts: int, reflections: bool = True):
+    """:func:`pca_frames` of coordinates already centred per part (:func:`centred_positions`):
+    ``(rot [num_parts, F, 3, 3], eigenvalues [num_parts, 3])``."""
+    evals, evecs = _SymmetricEig.apply(_scatter_matrices(rel, part, num_parts))  # ascending; finite gradients on degenerate parts
+    signs = _SIGNS.to(rel.dtype).to(rel.device)
     rot = evecs.unsqueeze(1) * signs.view(1, 8, 1, 3)  # V diag(s): scale columns
     if not reflections:
         det = torch.linalg.det(rot)  # [P, 8]
         keep = det > 0
         # exactly 4 of the 8 sign patterns give det = +1 for every part
         rot = rot[keep].reshape(num_parts, 4, 3, 3)
-    return rot, centroid, evals
+    return rot, evals
 
 
 def frame_degeneracy(eigenvalues: torch.Tensor) -> torch.Tensor:

@@ -73,9 +73,9 @@ class Ponita(Float64Buffers):
             of edges). Trade-off: a lower training peak (with 4 layers about 0.6x of the plain step's; the
             saving grows with the number of layers) for a slower step (the recomputed forward); see the
             README's memory table (``python -m benchmarks memory --only ponita_train``). Same gradients (up
-            to rounding), also of second order (forces trained with ``create_graph``). No effect without autograd (inference already builds
-            one kernel at a time) and inside ``torch.compile`` / ``torch.export`` graphs (the plain path
-            is traced there).
+            to rounding), also of second order (forces trained with ``create_graph``). No effect without
+            autograd (inference already builds one kernel at a time) and inside ``torch.compile`` /
+            ``torch.export`` graphs (the plain path is traced there).
     """
 
     def __init__(self, in_scalars: int, out_scalars: int = 1, out_vectors: int = 0, in_vectors: int = 0, *,
@@ -116,7 +116,7 @@ class Ponita(Float64Buffers):
         self.max_num_neighbors = max_num_neighbors
         self.checkpoint = checkpoint
         if num_ori > 0:
-            # float64 buffer, kept float64 when the model is cast (see _apply), used in the input's dtype
+            # float64 buffer, kept float64 when the model is cast (float64_buffers), used in the input's dtype
             self.register_buffer("grid", orientation_grid(dim, num_ori, grid, grid_seed, dtype=torch.float64))
             self.basis_fn = PolynomialBasis(2, hidden, basis_dim, degree)
             self.fiber_basis_fn = PolynomialBasis(1, hidden, basis_dim, degree)

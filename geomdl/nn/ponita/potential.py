@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from geomdl.nn.ponita.model import Ponita
+from geomdl.ops._validation import num_batches
 from geomdl.utils.devices import Float64Buffers
 
 
@@ -103,7 +104,7 @@ class PonitaPotential(Float64Buffers):
         x = one_hot(t, len(self.atomic_numbers), pos.dtype)
         if batch is None:
             batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
-        b = num_graphs if num_graphs is not None else batch.max().item() + 1  # .item(): traceable by torch.export
+        b = num_graphs if num_graphs is not None else num_batches(batch)  # (0 when there are no atoms)
         e, _ = self.net(pos, x, batch=batch, num_graphs=b, grid=grid)
         # shifts are summed in float64: molecular energies (~1e4 eV) exceed float32's resolution
         shift = torch.zeros(b, dtype=torch.float64, device=pos.device).index_add(0, batch, self.energy_shift.double()[t])
