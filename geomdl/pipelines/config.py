@@ -92,6 +92,8 @@ class TrainConfig:
     deterministic: bool = True  # torch.use_deterministic_algorithms on CPU
     progress: Literal["auto", "on", "off"] = "auto"  # auto: tqdm bars only when stderr is a TTY
     find_unused_parameters: bool = False  # DDP: set for models whose forward skips some parameters
+    # DDP: seconds the other ranks wait for local rank 0 to build (process and cache) the datasets
+    prepare_timeout: float = 14400.0
     tensorboard: bool = True  # also log to TensorBoard when the package is installed
     plots: bool = True
 
@@ -391,6 +393,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
          "train.early_stopping_patience", f"expected an int >= 1 or null, got {cfg.train.early_stopping_patience}")
     need(cfg.train.time_budget is None or (math.isfinite(cfg.train.time_budget) and cfg.train.time_budget > 0),
          "train.time_budget", f"expected seconds > 0 or null, got {cfg.train.time_budget}")
+    need(math.isfinite(cfg.train.prepare_timeout) and cfg.train.prepare_timeout > 0, "train.prepare_timeout",
+         f"expected seconds > 0, got {cfg.train.prepare_timeout}")
     need(cfg.train.stop_after_epochs is None or cfg.train.stop_after_epochs >= 1,
          "train.stop_after_epochs", f"expected an int >= 1 or null, got {cfg.train.stop_after_epochs}")
     need(cfg.data.num_workers >= 0, "data.num_workers", f"expected an int >= 0, got {cfg.data.num_workers}")

@@ -9,7 +9,9 @@ helpers below are no-ops, so the same code path serves both cases.
 from __future__ import annotations
 
 import atexit
+import datetime
 import gc
+import math
 import os
 from dataclasses import dataclass
 
@@ -122,9 +124,25 @@ def broadcast_object(obj, info: DistInfo, src: int = 0):
     return box[0]
 
 
-def barrier(info: DistInfo) -> None:
-    if info.distributed:
+def barrier(info: DistInfo, timeout: float | None = None) -> None:
+    """Wait until every rank has reached this call; single process: no-op.
+
+    ``timeout`` (seconds): how long to wait. ``None`` waits under the process group's own timeout (30 minutes
+    for gloo, 10 for nccl, whose watchdog then ends the process). Otherwise the wait runs in a gloo group
+    made for it with that timeout, so a long wait (ranks idle while another processes a dataset) trips
+    neither; every rank must pass the same ``timeout`` (a collective call)."""
+    if not info.distributed:
+        return
+    if timeout is None:
         dist.barrier()
+        return
+    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"barrier: timeout must be seconds > 0 or None, got {timeout!r}")
+    group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=float(timeout)))
+    try:
+        dist.barrier(group=group)
+    finally:
+        dist.destroy_process_group(group)
 
 
 class ShardSampler(torch.utils.data.Sampler):

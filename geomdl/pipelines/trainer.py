@@ -164,17 +164,19 @@ class Trainer(CheckpointMixin):
         caches) while the others wait at a barrier and then load those caches, instead of every rank processing
         the raw files at once (N times the CPU and memory; the atomic cache writes keep that safe, only
         wasteful). Rank 0 reaches the barrier also when building fails, so the others never wait for it: they
-        build themselves and report the same error."""
+        build themselves and report the same error. The wait has its own timeout, ``train.prepare_timeout``
+        (default 4 hours), not the process group's (30 minutes for gloo, 10 for nccl)."""
         info = self.info
         if not info.distributed:
             return self.task.build_datasets()
+        timeout = self.config.train.prepare_timeout
         if info.local_rank != 0:
-            barrier(info)
+            barrier(info, timeout=timeout)
             return self.task.build_datasets()
         try:
             return self.task.build_datasets()
         finally:
-            barrier(info)
+            barrier(info, timeout=timeout)
 
     # ---- time budget -------------------------------------------------------------------------
     def _elapsed(self) -> float:

@@ -99,3 +99,54 @@ def test_cleanup_frees_a_ddp_wrapper_held_by_a_reference_cycle_before_leaving_th
         gc.enable()
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+_BARRIER_SCRIPT = r"""
+import datetime, sys, time
+import torch.distributed as dist
+from geomdl.pipelines.distributed import DistInfo, barrier
+
+rank, port, timeout = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2,
+                        timeout=datetime.timedelta(seconds=2))
+info = DistInfo(rank=rank, world_size=2, local_rank=rank, backend="gloo")
+if rank == 0:
+    time.sleep(5)  # "building the datasets" for longer than the process group's 2 s timeout
+barrier(info, timeout=None if timeout == "none" else float(timeout))
+barrier(info)  # the default group still works after the long wait
+dist.destroy_process_group()
+print("passed", rank)
+"""
+
+
+def _run_barrier_pair(tmp_path, timeout: str):
+    script = tmp_path / "barrier.py"
+    script.write_text(_BARRIER_SCRIPT)
+    port = str(_free_port())
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, str(script), str(rank), port, timeout], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    return [p.returncode for p in procs], outs
+
+
+def test_barrier_waits_under_its_own_timeout_not_the_process_groups(tmp_path):
+    """The trainer's dataset barrier: the ranks wait for local rank 0 to process the data under
+    ``train.prepare_timeout``. Before, the wait ran under the process group's timeout (30 min for gloo,
+    10 for nccl), so a long first processing ended the waiting ranks with a timeout error."""
+    codes, outs = _run_barrier_pair(tmp_path, "60")
+    assert codes == [0, 0], [err[-2000:] for _, err in outs]
+    # the same wait under the group's 2 s timeout fails: the test can tell the two apart
+    codes, _ = _run_barrier_pair(tmp_path, "none")
+    assert codes != [0, 0]
+
+
+def test_barrier_rejects_a_bad_timeout():
+    import pytest
+
+    from geomdl.pipelines.distributed import DistInfo, barrier
+
+    barrier(DistInfo(), timeout=-1)  # single process: a no-op whatever the arguments
+    for bad in (0, -1.0, float("nan"), float("inf"), "10"):
+        with pytest.raises(ValueError, match="timeout"):
+            barrier(DistInfo(backend="gloo"), timeout=bad)

@@ -335,9 +335,9 @@ def test_ddp_local_rank_0_builds_the_datasets_first(tmp_path, tiny_config, monke
     from geomdl.pipelines.distributed import DistInfo
 
     events = []
-    monkeypatch.setattr(trainer_mod, "barrier", lambda info: events.append("barrier"))
+    monkeypatch.setattr(trainer_mod, "barrier", lambda info, timeout=None: events.append(("barrier", timeout)))
     info = DistInfo(rank=local_rank, world_size=2, local_rank=local_rank, backend="gloo")
-    trainer = Trainer(tiny_config(tmp_path / "run"), dist_info=info)
+    trainer = Trainer(tiny_config(tmp_path / "run", "train.prepare_timeout=123"), dist_info=info)
 
     def build():
         events.append("build")
@@ -349,7 +349,8 @@ def test_ddp_local_rank_0_builds_the_datasets_first(tmp_path, tiny_config, monke
     # no samples: _build stops with a ConfigError right after building, before DDP needs a process group
     with pytest.raises(ValueError if fails else ConfigError, match="unreadable raw file" if fails else "built no 'train'"):
         trainer._build(None, None)
-    assert events == (["build", "barrier"] if local_rank == 0 else ["barrier", "build"])
+    # the wait has its own timeout (train.prepare_timeout), not the process group's
+    assert events == (["build", ("barrier", 123.0)] if local_rank == 0 else [("barrier", 123.0), "build"])
     single = Trainer(tiny_config(tmp_path / "single"), dist_info=DistInfo())  # one process: no barrier
     events.clear()
     monkeypatch.setattr(single.task, "build_datasets", build)
