@@ -41,6 +41,7 @@ import torch
 from geomdl.nn.tinv.frames import ambiguous_frames
 from geomdl.nn.tinv.result import MDSResult
 from geomdl.ops import scatter
+from geomdl.utils.memory import available_bytes
 
 SCALES = ("rms", "max", None)
 DEGENERATE_MODES = ("pick", "average")
@@ -52,10 +53,11 @@ MAX_DENSE_BYTES: float = 4 * 2**30
 One ``n x n`` matrix takes ``DENSE_WORK_MATRICES * 8 * n**2`` bytes of work (about 1.8 GB at ``n = 6,700``, 4 GiB at
 ``n = 10,360``); a larger matrix raises a ``ValueError`` before anything is allocated, and a batch of matrices is
 decomposed in chunks of at most this many bytes. The effective cap is the smaller of this and the memory available
-on the device (``MemAvailable`` of ``/proc/meminfo`` on Linux, ``torch.cuda.mem_get_info`` on CUDA, not read
-elsewhere). It also bounds the time: ``eigh`` is ``O(n^3)``, 17 to 28 s of one (shared) CPU core at ``n = 4,000``,
-so about a minute at ``n = 6,000`` and several at ``n = 10,000``; a user who gives a larger cap should expect hours
-past ``n ~ 30,000``.
+on the device (:func:`geomdl.utils.memory.available_bytes`: on Linux the smaller of ``MemAvailable`` and a
+container's cgroup memory limit less its use, ``torch.cuda.mem_get_info`` on CUDA, not read elsewhere). It also
+bounds the time: ``eigh`` is ``O(n^3)``, 17 to 28 s of one (shared) CPU core at ``n = 4,000``, so about a minute
+at ``n = 6,000`` and several at ``n = 10,000``; a user who gives a larger cap should expect hours past
+``n ~ 30,000``.
 Override per call with ``max_dense_bytes=`` or globally by assigning ``geomdl.nn.tinv.mds.MAX_DENSE_BYTES``
 (``math.inf``: only the available-memory check remains).
 """
@@ -69,18 +71,7 @@ def dense_work_bytes(n: int, matrices: float = DENSE_WORK_MATRICES) -> int:
 
 def _available_bytes(device: torch.device) -> int | None:
     """Memory free for new tensors on ``device`` in bytes, or None where it cannot be read cheaply."""
-    try:
-        if device.type == "cpu":
-            with open("/proc/meminfo") as f:
-                for line in f:
-                    if line.startswith("MemAvailable:"):
-                        return int(line.split()[1]) * 1024
-        elif device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(device)
-            return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
-    except (OSError, ValueError, RuntimeError, AttributeError):
-        pass
-    return None
+    return available_bytes(device)
 
 
 def check_max_dense_bytes(max_dense_bytes) -> None:
