@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from geomdl import ops
-from geomdl.ops._validation import num_batches
+from geomdl.ops._validation import check_batch_and_count, num_batches
 
 AGGREGATIONS = ("sum", "mean", "max", "min")
 
@@ -92,33 +92,17 @@ def check_dtypes(weight: torch.Tensor | None, **tensors) -> None:
                         f"or the module with module.to({ref.dtype})")
 
 
-def check_batch_vector(batch, num_nodes: int, device) -> torch.Tensor:
-    """``batch [N]`` int (sorted cloud ids); ``None`` -> all zeros."""
-    return check_batch_vector_and_count(batch, num_nodes, device)[0]
+def check_batch_vector(batch, num_nodes: int, device, name: str = "batch") -> torch.Tensor:
+    """``batch [N]`` int (sorted graph ids); ``None`` -> all zeros. See :func:`check_batch_vector_and_count`."""
+    return check_batch_and_count(batch, name, num_nodes, device)[0]
 
 
-def check_batch_vector_and_count(batch, num_nodes: int, device) -> tuple[torch.Tensor, int | None]:
+def check_batch_vector_and_count(batch, num_nodes: int, device, name: str = "batch") -> tuple[torch.Tensor, int | None]:
     """:func:`check_batch_vector` and the number of graphs (:func:`num_graphs`), read from the device together
     with the checked values: one device->host synchronisation (none for ``batch=None``); the count is ``None``
-    under ``torch.compile`` (use :func:`num_graphs` there)."""
-    if batch is None:  # (compiling: the node count may be symbolic, no count baked into the graph)
-        zeros = torch.zeros(num_nodes, dtype=torch.long, device=device)
-        return zeros, None if torch.compiler.is_compiling() else (1 if num_nodes else 0)
-    if not isinstance(batch, torch.Tensor) or batch.dim() != 1 or batch.dtype.is_floating_point:
-        raise TypeError(f"batch must be an int tensor [N], got {type(batch).__name__} {getattr(batch, 'shape', '')}")
-    if batch.numel() != num_nodes:
-        raise ValueError(f"batch must have {num_nodes} entries (one per node), got {batch.numel()}")
-    batch = batch.long()
-    if torch.compiler.is_compiling():  # the values are data: not checked (nor counted) inside a compiled graph
-        return batch, None
-    if not batch.numel():
-        return batch, 0
-    unsorted, first, last = torch.stack([(batch[1:] < batch[:-1]).any().long(), batch[0], batch[-1]]).tolist()
-    if unsorted:
-        raise ValueError("batch must be sorted (nodes of one graph contiguous), as torch_geometric's Batch produces")
-    if first < 0:
-        raise ValueError("batch must be non-negative")
-    return batch, last + 1
+    under ``torch.compile`` (use :func:`num_graphs` there). The layers' name for
+    :func:`geomdl.ops._validation.check_batch_and_count` (one check, one set of messages, for ops and layers)."""
+    return check_batch_and_count(batch, name, num_nodes, device)
 
 
 def num_graphs(batch: torch.Tensor) -> int:

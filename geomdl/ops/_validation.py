@@ -60,9 +60,11 @@ def check_batch(batch, name: str, num_points: int, device) -> torch.Tensor:
 
 def check_batch_and_count(batch, name: str, num_points: int, device) -> tuple[torch.Tensor, int | None]:
     """:func:`check_batch` and the number of cloud ids (last id + 1, 0 when empty), read from the device in
-    one synchronisation with the checked values (none for ``batch=None``); ``None`` under ``torch.compile``."""
+    one synchronisation with the checked values (none for ``batch=None``); ``None`` under ``torch.compile``,
+    where the values are data (neither checked nor counted) and the point count may be symbolic."""
     if batch is None:
-        return torch.zeros(num_points, dtype=torch.long, device=device), 1 if num_points else 0
+        zeros = torch.zeros(num_points, dtype=torch.long, device=device)
+        return zeros, None if torch.compiler.is_compiling() else (1 if num_points else 0)
     batch = check_index(batch, name, num_points, values=False)
     if torch.compiler.is_compiling():
         return batch, None
@@ -71,7 +73,8 @@ def check_batch_and_count(batch, name: str, num_points: int, device) -> tuple[to
     lo, hi, unsorted = torch.stack([*torch.aminmax(batch), (batch[1:] < batch[:-1]).any().long()]).tolist()
     _check_index_range(name, lo, hi, None)
     if unsorted:
-        raise ValueError(f"{name} must be sorted in non-decreasing order (points of one cloud contiguous)")
+        raise ValueError(f"{name} must be sorted in non-decreasing order (the points of one cloud or the nodes of "
+                         f"one graph contiguous, as torch_geometric's Batch produces)")
     return batch, hi + 1  # sorted: the largest id is the last
 
 

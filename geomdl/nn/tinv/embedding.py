@@ -8,25 +8,16 @@ import torch
 from geomdl.nn.tinv import mds as _mds
 from geomdl.nn.tinv.mds import _check_options, mds_from_distances, mds_from_positions
 from geomdl.nn.tinv.result import MDSResult
+from geomdl.ops._validation import check_batch_and_count
 
 
 def _check_batch(batch, num_points: int, device, num_clouds: int | None) -> tuple[torch.Tensor, int]:
-    if batch is None:
-        batch = torch.zeros(num_points, dtype=torch.long, device=device)
-    if not isinstance(batch, torch.Tensor):
-        raise TypeError(f"batch must be a torch.Tensor or None, got {type(batch).__name__}")
-    if batch.dim() != 1 or batch.numel() != num_points:
-        raise ValueError(f"batch must have shape [{num_points}] (one cloud id per point), got {tuple(batch.shape)}")
-    if batch.is_floating_point() or batch.dtype == torch.bool or batch.is_complex():
-        raise TypeError(f"batch must have an integer dtype, got {batch.dtype}")
-    batch = batch.long()
-    if num_points and int(batch.min()) < 0:
-        raise ValueError("batch has negative entries; cloud ids must be >= 0")
-    if num_points > 1 and bool((batch[1:] < batch[:-1]).any()):
-        raise ValueError("batch must be sorted in non-decreasing order (the points of one cloud contiguous)")
-    inferred = int(batch.max()) + 1 if num_points else 0
+    """The checked ``batch [N]`` (sorted cloud ids, ``None``: one cloud) and the number of clouds."""
     if num_clouds is not None and (isinstance(num_clouds, bool) or not isinstance(num_clouds, int)):
         raise TypeError(f"num_clouds must be an int or None, got {num_clouds!r}")
+    batch, inferred = check_batch_and_count(batch, "batch", num_points, device)
+    if inferred is None:  # inside torch.compile: counted here instead (a graph break, as eigh's sizes are data)
+        inferred = int(batch.max()) + 1 if num_points else 0
     if num_clouds is None:
         num_clouds = inferred
     elif num_clouds < inferred:
