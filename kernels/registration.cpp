@@ -8,12 +8,20 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include "common/parallel.h"
+
 extern "C" {
 // Importing geomdl._C only needs to load this shared library: the static TORCH_LIBRARY
-// initialisers below register the ops with the dispatcher.
+// initialisers below register the ops with the dispatcher. The module's one attribute, `openmp`
+// (1 or 0), says whether the CPU kernels were compiled with OpenMP (multi-threaded) or serially.
 PyObject* PyInit__C(void) {
   static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
-  return PyModule_Create(&module_def);
+  PyObject* module = PyModule_Create(&module_def);
+  if (module != nullptr && PyModule_AddIntConstant(module, "openmp", geomdl::kOpenMP ? 1 : 0) != 0) {
+    Py_DECREF(module);
+    return nullptr;
+  }
+  return module;
 }
 }
 

@@ -23,12 +23,28 @@ def collect() -> dict:
         "torch": torch.__version__,
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)",
         "extension": "loaded" if ops.extension_loaded() else f"not loaded: {ops.extension_error()}",
+        "openmp": _openmp(ops.extension_loaded()),
         "backend": ops.get_backend(),
         "kernels": {op: [d for d in ("cpu", "cuda") if ops.has_kernel(op, d)] for op in OPS},
     }
     for mod in ("torch_geometric", "e3nn", "open3d", "ase", "rdkit", "torch_scatter", "torch_cluster"):
         info[mod] = _version(mod)
     return info
+
+
+def _openmp(loaded: bool) -> str:
+    """Whether the compiled CPU kernels are multi-threaded: ``geomdl._C.openmp`` (kernels/registration.cpp) says
+    whether they were compiled with OpenMP (setup.py builds without it when the compiler has none)."""
+    if not loaded:
+        return "n/a (extension not loaded)"
+    import sys
+
+    flag = getattr(sys.modules.get("geomdl._C"), "openmp", None)
+    if flag is None:
+        return "unknown (extension built before geomdl reported it; rebuild it)"
+    if flag:
+        return "yes (multi-threaded CPU kernels)"
+    return "no: built without OpenMP, the CPU kernels run single-threaded (see setup.py)"
 
 
 def _version(mod: str) -> str:

@@ -11,7 +11,7 @@
 // small clouds are sampled one per thread.
 #include "common/no_fma.h"  // rounded like fps_reference: no FMA contraction
 
-#include <omp.h>
+#include "common/parallel.h"
 #include <torch/all.h>
 #include <torch/library.h>
 

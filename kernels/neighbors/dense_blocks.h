@@ -9,6 +9,8 @@
 // values.
 #pragma once
 
+#include "common/parallel.h"
+
 #include <torch/all.h>
 
 #include <algorithm>

@@ -14,6 +14,7 @@
 
 // The distance must be rounded like the reference: no fused multiply-add contraction.
 #include "common/no_fma.h"
+#include "common/parallel.h"
 
 #include <torch/all.h>
 

@@ -10,7 +10,7 @@
 // bounded density, O(k log k)-ish per query. In feature spaces, where three binned coordinates may
 // prune little, the dense search of knn_dense_cpu.cpp runs when dense::prefer_dense() expects it to
 // be cheaper (GEOMDL_KNN_SEARCH forces either).
-#include <omp.h>
+#include "common/parallel.h"
 #include <torch/all.h>
 #include <torch/library.h>
 

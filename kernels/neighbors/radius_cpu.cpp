@@ -13,7 +13,7 @@
 // (~27 x points per cell for reach 1) and the sort of its hits. In feature spaces, where the grid
 // over three coordinates prunes little, the dense search of radius_dense_cpu.cpp runs when
 // dense::prefer_dense_radius() expects it to be cheaper (GEOMDL_RADIUS_SEARCH=grid|dense forces one).
-#include <omp.h>
+#include "common/parallel.h"
 #include <torch/all.h>
 #include <torch/library.h>
 

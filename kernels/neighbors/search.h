@@ -2,7 +2,7 @@
 // order (neighbouring queries touch the same cells, which stay in cache) by all threads, and the
 // per-thread results merged into one [2, E] edge list ordered by query index.
 #pragma once
-#include <omp.h>
+#include "common/parallel.h"
 #include <torch/all.h>
 
 #include <algorithm>

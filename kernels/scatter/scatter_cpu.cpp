@@ -14,7 +14,7 @@
 //   N/T rows; each thread collects (branch-free) the rows whose segment it owns and reduces them in
 //   row order, prefetching rows ahead. Every segment is reduced by one thread in index order:
 //   results are bit-for-bit identical for any number of threads and no atomics are needed.
-#include <omp.h>
+#include "common/parallel.h"
 #include <torch/all.h>
 #include <torch/library.h>
 
