@@ -8,13 +8,20 @@
 // ------
 // * segment_softmax: pass 1 = the max keys (a NaN gives a NaN max, so the whole segment's channel is
 //   NaN, as in the reference and in the CPU kernel, where it spreads through the denominator);
-//   pass 2 = den += exp(x - max) with float atomics; pass 3 writes y = exp(x - max) / den
+//   pass 2 = den += exp(x - max) with double atomics; pass 3 writes y = exp(x - max) / fl(den)
 //   (recomputing the exponential instead of storing it). Empty segments have no rows; an all -inf
 //   segment gives NaN, like the reference.
+// * Precision: den is accumulated in double (SoftmaxAcc) for float and double inputs, as in the CPU
+//   kernel and the reference, and rounded once to the input's type before the division. A float
+//   running sum of a segment of n rows errs by up to ~n/2 ulps (1e-4 relative at n = 1e5); the double
+//   one stays within about one float ulp for any n < 2^29. Double atomicAdd is native since sm_60 and
+//   the run kernel flushes one atomic per run of equal index (rare for a sorted index), so the cost
+//   is mostly the wider den buffer and the loss of the 16-byte red.global.add.v4.f32 on random
+//   indices; a compensated float sum would need two floats per atomic (not one atomic operation).
 //
 // Deterministic mode (torch.use_deterministic_algorithms(True)): no floating-point atomics: one thread
 // per (segment, column vector) takes the rows of its segment in row order (CSR of the stably sorted
-// index): max, sum of exponentials, then the outputs.
+// index): max, sum of exponentials (in double), then the outputs.
 #include <torch/library.h>
 
 #include <cstdint>
@@ -26,17 +33,20 @@
 namespace geomdl {
 namespace {
 
-// den[s, c] += exp(src[i, c] - max_s) with max_s = key_value(keys[s, c]).
+// Accumulator of the denominators (see the header comment).
+using SoftmaxAcc = double;
+
+// den[s, c] += exp(src[i, c] - max_s) with max_s = key_value(keys[s, c]), summed in SoftmaxAcc.
 template <typename scalar_t_, int V_>
 struct SoftmaxDenPolicy {
   using scalar_t = scalar_t_;
-  using T = scalar_t_;
+  using T = SoftmaxAcc;
   using K = typename KeyTraits<scalar_t_>::K;
   static constexpr int V = V_;
   static constexpr bool kLoadsSrc = true;
   const scalar_t* __restrict__ src;
   const K* __restrict__ keys;
-  scalar_t* __restrict__ den;
+  T* __restrict__ den;
   int64_t C;
   __device__ T identity() const { return T(0); }
   __device__ static T combine(T a, T b) { return a + b; }
@@ -46,17 +56,17 @@ struct SoftmaxDenPolicy {
   __device__ void value(long long s, int64_t, int64_t cv, const scalar_t (&x)[V], T (&v)[V]) const {
     const K* kp = keys + s * C + cv * V;
 #pragma unroll
-    for (int k = 0; k < V; ++k) v[k] = exp_of(x[k] - key_value<scalar_t>(kp[k]));
+    for (int k = 0; k < V; ++k) v[k] = static_cast<T>(exp_of(x[k] - key_value<scalar_t>(kp[k])));
   }
   __device__ void flush(long long s, int64_t cv, const T (&v)[V]) const { atomic_add_vec<V>(den + s * C + cv * V, v); }
 };
 
-// y[i, c] = exp(x[i, c] - max_s) / den[s, c], s = index[i] (0 for an out-of-range entry: the op
-// then raises anyway).
+// y[i, c] = exp(x[i, c] - max_s) / fl(den[s, c]), s = index[i] (0 for an out-of-range entry: the op
+// then raises anyway); fl rounds the double sum to scalar_t.
 template <typename scalar_t, int V>
 __global__ void softmax_out_kernel(const scalar_t* __restrict__ src, const int64_t* __restrict__ index,
                                    const typename KeyTraits<scalar_t>::K* __restrict__ keys,
-                                   const scalar_t* __restrict__ den, int64_t N, int64_t S, int64_t C, int64_t Cv,
+                                   const SoftmaxAcc* __restrict__ den, int64_t N, int64_t S, int64_t C, int64_t Cv,
                                    scalar_t* __restrict__ y) {
   const int64_t total = N * Cv;
   for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < total;
@@ -69,7 +79,8 @@ __global__ void softmax_out_kernel(const scalar_t* __restrict__ src, const int64
     if (s >= 0 && s < S) {
       const int64_t o = s * C + cv * V;
 #pragma unroll
-      for (int k = 0; k < V; ++k) x[k] = exp_of(x[k] - key_value<scalar_t>(keys[o + k])) / den[o + k];
+      for (int k = 0; k < V; ++k)
+        x[k] = exp_of(x[k] - key_value<scalar_t>(keys[o + k])) / static_cast<scalar_t>(den[o + k]);
     } else {
 #pragma unroll
       for (int k = 0; k < V; ++k) x[k] = scalar_t(0);
@@ -100,18 +111,22 @@ __global__ void csr_softmax_kernel(const scalar_t* __restrict__ src, const int64
 #pragma unroll
       for (int j = 0; j < V; ++j) mk[j] = key_max(mk[j], key_of<scalar_t, true>(x[j]));
     }
-    scalar_t m[V], den[V];
+    scalar_t m[V];
+    SoftmaxAcc acc[V];
 #pragma unroll
     for (int j = 0; j < V; ++j) {
       m[j] = key_value<scalar_t>(mk[j]);
-      den[j] = scalar_t(0);
+      acc[j] = SoftmaxAcc(0);
     }
     for (int64_t k = k0; k < k1; ++k) {
       scalar_t x[V];
       load_vec<scalar_t, V, false>(src + perm[k] * C + cv * V, x);
 #pragma unroll
-      for (int j = 0; j < V; ++j) den[j] = den[j] + exp_of(x[j] - m[j]);
+      for (int j = 0; j < V; ++j) acc[j] = acc[j] + static_cast<SoftmaxAcc>(exp_of(x[j] - m[j]));
     }
+    scalar_t den[V];
+#pragma unroll
+    for (int j = 0; j < V; ++j) den[j] = static_cast<scalar_t>(acc[j]);
     for (int64_t k = k0; k < k1; ++k) {
       const int64_t row = perm[k];
       scalar_t x[V];
@@ -144,17 +159,17 @@ void segment_softmax_impl(const at::Tensor& src, const at::Tensor& index, int64_
   using K = typename KeyTraits<scalar_t>::K;
   const auto key_dtype = sizeof(K) == 4 ? at::kInt : at::kLong;
   at::Tensor keys = at::zeros({S, C}, src.options().dtype(key_dtype));  // the identity of max keys
-  at::Tensor den = at::zeros({S, C}, src.options());
+  at::Tensor den = at::zeros({S, C}, src.options().dtype(at::kDouble));  // SoftmaxAcc
   at::Tensor bad = at::zeros({1}, src.options().dtype(at::kInt));
   K* keys_ptr = reinterpret_cast<K*>(keys.data_ptr());
   with_vector_width<scalar_t>(C, src.data_ptr(), [&](auto vt) {
     constexpr int V = decltype(vt)::value;
     const int64_t Cv = C / V;
     launch_run(KeyPolicy<scalar_t, V, true>{src.data_ptr<scalar_t>(), keys_ptr, C}, index, N, S, Cv, bad);
-    launch_run(SoftmaxDenPolicy<scalar_t, V>{src.data_ptr<scalar_t>(), keys_ptr, den.data_ptr<scalar_t>(), C}, index, N, S,
-               Cv, bad);
+    launch_run(SoftmaxDenPolicy<scalar_t, V>{src.data_ptr<scalar_t>(), keys_ptr, den.data_ptr<SoftmaxAcc>(), C}, index, N,
+               S, Cv, bad);
     softmax_out_kernel<scalar_t, V><<<cuda::blocks_for(N * Cv), cuda::kThreads, 0, cuda::stream()>>>(
-        src.data_ptr<scalar_t>(), index.data_ptr<int64_t>(), keys_ptr, den.data_ptr<scalar_t>(), N, S, C, Cv,
+        src.data_ptr<scalar_t>(), index.data_ptr<int64_t>(), keys_ptr, den.data_ptr<SoftmaxAcc>(), N, S, C, Cv,
         y.data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });

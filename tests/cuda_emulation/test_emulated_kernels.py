@@ -579,6 +579,30 @@ def test_segment_softmax_special_values(emu):
         assert emu.segment_softmax(empty, torch.zeros(0, dtype=torch.long), 2).shape == (0, 3)
 
 
+@pytest.mark.parametrize("deterministic_mode", [False, True])
+def test_segment_softmax_float32_long_segment_within_ulps_of_float64(emu, deterministic_mode):
+    """The denominators are summed in double (atomics, and the row-order sum of deterministic mode): a segment
+    of ~50,000 nearly equal logits (every exp(x - max) about 1) is within 4 float32 ulps of float64 (measured:
+    0.94), where the float sums were 8 (atomics) and 450 (deterministic) ulps off. Bound: 4 eps y64 (1 + |x - max|)
+    (x - max is rounded in float32)."""
+    g = _gen(31)
+    n = 50_000
+    src = torch.rand(n, 4, generator=g) * torch.tensor([0.01, 0.01, 1.0, 4.0])  # 4 columns: float4 loads
+    index = (torch.rand(n, generator=g) < 0.02).long()  # segment 1: ~1000 rows, segment 0 the rest
+    old = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(deterministic_mode)
+    try:
+        y = emu.segment_softmax(src, index, 2)
+    finally:
+        torch.use_deterministic_algorithms(old)
+    x64 = src.double()
+    y64 = torch.ops.geomdl.segment_softmax(x64, index, 2)
+    mx = torch.full((2, 4), -math.inf, dtype=torch.float64).scatter_reduce(0, index.unsqueeze(1).expand(-1, 4), x64, "amax")
+    bound = torch.finfo(torch.float32).eps * y64 * (1 + (x64 - mx[index]).abs())
+    ulps = ((y.double() - y64).abs() / bound).max().item()
+    assert ulps <= 4, f"float32 softmax {ulps:.1f} eps off the float64 result"
+
+
 # =====================================================================================================
 # radius and knn (kernels/neighbors/radius_cuda.cu, knn_cuda.cu, search_common.cuh, grid_build.cuh)
 # =====================================================================================================
