@@ -6,7 +6,8 @@ for any reason, the install still succeeds and geomdl runs on its pure-PyTorch
 reference implementations (``geomdl info`` says which backend is active).
 
 CUDA sources (``kernels/**/*.cu``) are compiled only when torch was built with CUDA
-and ``nvcc`` is available (or ``GEOMDL_FORCE_CUDA=1``); ``TORCH_CUDA_ARCH_LIST`` picks the
+and ``nvcc`` is available (or ``GEOMDL_FORCE_CUDA=1``; ``GEOMDL_NO_CUDA=1`` builds the CPU kernels alone, e.g. where
+the local ``nvcc`` is of another CUDA major version than torch's, which torch refuses); ``TORCH_CUDA_ARCH_LIST`` picks the
 GPU architectures (default: those of the visible GPUs). ``GEOMDL_STRICT_BUILD=1`` makes a
 failing extension build fail the install (used on GPU machines, where a silent fallback
 would hide a broken CUDA build).
@@ -126,7 +127,9 @@ def _extension_config():
     sources = sorted(glob.glob(os.path.join("kernels", "**", "*.cpp"), recursive=True))
     cuda_sources = sorted(glob.glob(os.path.join("kernels", "**", "*.cu"), recursive=True))
     with_cuda = (torch.version.cuda is not None and CUDA_HOME is not None) or os.environ.get("GEOMDL_FORCE_CUDA") == "1"
-    extra_cxx = ["-O3", _OPENMP_FLAG, "-DPy_LIMITED_API=0x03090000"]
+    if os.environ.get("GEOMDL_NO_CUDA", "0") == "1":  # CPU kernels only (e.g. an nvcc whose CUDA major differs from torch's)
+        with_cuda = False
+    extra_cxx = ["-O3", _OPENMP_FLAG, "-DPy_LIMITED_API=0x030A0000"]  # Python 3.10 (requires-python): the value recent torch adds itself, so no redefinition warning
     define_macros = []
     if with_cuda:
         define_macros.append(("WITH_CUDA", None))
@@ -151,6 +154,7 @@ def _extension_config():
         )
 
     strict = os.environ.get("GEOMDL_STRICT_BUILD", "0") == "1"
+    cuda_hint = " (with CUDA sources: GEOMDL_NO_CUDA=1 builds the CPU kernels alone)" if with_cuda else ""
 
     class TolerantBuildExt(BuildExtension):
         """Build the extension, but never fail the install because of it (unless GEOMDL_STRICT_BUILD=1)."""
@@ -161,7 +165,7 @@ def _extension_config():
             except Exception as exc:  # compiler missing or failing
                 if strict:
                     raise
-                _warn(f"building geomdl._C failed: {exc}")
+                _warn(f"building geomdl._C failed{cuda_hint}: {exc}")
 
         def build_extension(self, ext):
             reason = _openmp_disabled_reason()
@@ -178,7 +182,7 @@ def _extension_config():
             except Exception as exc:
                 if strict:
                     raise
-                _warn(f"building {ext.name} failed: {exc}")
+                _warn(f"building {ext.name} failed{cuda_hint}: {exc}")
 
     return [ext], {"build_ext": TolerantBuildExt.with_options(use_ninja=True)}
 
@@ -196,4 +200,4 @@ class BuildPyWithManifest(build_py):
 
 ext_modules, cmdclass = _extension_config()
 cmdclass = {**cmdclass, "build_py": BuildPyWithManifest}
-setup(ext_modules=ext_modules, cmdclass=cmdclass, options={"bdist_wheel": {"py_limited_api": "cp39"}} if ext_modules else {})
+setup(ext_modules=ext_modules, cmdclass=cmdclass, options={"bdist_wheel": {"py_limited_api": "cp310"}} if ext_modules else {})

@@ -160,3 +160,22 @@ def test_info_reports_whether_the_kernels_are_multithreaded(monkeypatch):
     assert "single-threaded" in info.collect()["openmp"]
     monkeypatch.setattr(C, "openmp", 1)
     assert info.collect()["openmp"].startswith("yes")
+
+
+def test_no_cuda_builds_the_cpu_kernels_alone(setup_py, monkeypatch):
+    """``GEOMDL_NO_CUDA=1``: a CPU extension even where the CUDA one would be built (torch refuses an nvcc of
+    another CUDA major version than its own, and the failed CUDA build dropped the CPU kernels with it)."""
+    from torch.utils.cpp_extension import CUDA_HOME
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setitem(setup_py, "ROOT", str(ROOT))  # (a computed module constant: not in the fixture)
+    monkeypatch.setenv("GEOMDL_FORCE_CUDA", "1")
+    monkeypatch.delenv("GEOMDL_NO_EXT", raising=False)
+    if CUDA_HOME is not None:  # CUDAExtension needs a CUDA toolkit to describe the build
+        monkeypatch.delenv("GEOMDL_NO_CUDA", raising=False)
+        (ext,), _ = setup_py["_extension_config"]()
+        assert any(src.endswith(".cu") for src in ext.sources)
+    monkeypatch.setenv("GEOMDL_NO_CUDA", "1")
+    (ext,), _ = setup_py["_extension_config"]()
+    assert ext.sources and not any(src.endswith(".cu") for src in ext.sources)
+    assert ("WITH_CUDA", None) not in ext.define_macros

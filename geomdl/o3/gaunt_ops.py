@@ -36,7 +36,10 @@ def _dim(flat: list[int]) -> int:
     return sum(mul * (2 * l + 1) for mul, l in _pairs(flat))
 
 
-@torch.library.custom_op("geomdl::gaunt_features_op", mutates_args=())
+# Schemas are written out: torch < 2.5 cannot infer them from the string annotations of
+# ``from __future__ import annotations`` (they are the schemas torch >= 2.5 infers).
+@torch.library.custom_op("geomdl::gaunt_features_op", mutates_args=(),
+                         schema="(Tensor x, Tensor y, SymInt[] blocks_x, SymInt[] blocks_y, SymInt[] blocks_out) -> Tensor")
 def gaunt_features_op(x: torch.Tensor, y: torch.Tensor, blocks_x: list[int], blocks_y: list[int],
                       blocks_out: list[int]) -> torch.Tensor:
     from geomdl.o3.gaunt_kernel import gaunt_features
@@ -67,7 +70,8 @@ def _features_backward(ctx, grad):
 gaunt_features_op.register_autograd(_features_backward, setup_context=_features_setup)
 
 
-@torch.library.custom_op("geomdl::gaunt_columns_op", mutates_args=())
+@torch.library.custom_op("geomdl::gaunt_columns_op", mutates_args=(),
+                         schema="(Tensor x1t, Tensor x2t, SymInt lmax_out, str method) -> Tensor")
 def gaunt_columns_op(x1t: torch.Tensor, x2t: torch.Tensor, lmax_out: int, method: str) -> torch.Tensor:
     from geomdl.o3.gaunt_product import gaunt_product, gaunt_product_columns
 

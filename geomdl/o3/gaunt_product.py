@@ -81,7 +81,8 @@ def half_grid(xt: torch.Tensor, tables, ws: _Workspace | None = None, tag: str =
     idx, theta, phi = tables
     nv_in, n_theta, cols = theta.shape[0], theta.shape[2], xt.shape[1]
     if ws is None:
-        x = torch.nn.functional.pad(xt, (0, 0, 0, 1)).index_select(0, idx).view(nv_in, 2, nv_in, cols)
+        # a zero row appended by cat, not pad: torch 2.4's pad rejects an input with no columns (cols = 0)
+        x = torch.cat([xt, xt.new_zeros(1, cols)]).index_select(0, idx).view(nv_in, 2, nv_in, cols)
         g = torch.matmul(theta, x).view(nv_in, 2, -1)  # [v, cos/sin, J * R]
         return phi[0] @ g[:, 0], phi[1] @ g[:, 1]
     # absent (l, m) pairs point at the zero pad row; their theta columns are zero, so any row will do

@@ -35,13 +35,24 @@ def check_index(index, name: str, length: int, upper: int | None = None, *, valu
     return index
 
 
+def host_list(t: torch.Tensor) -> list:
+    """``t.tolist()`` of a 1-D tensor; element by element (``item()``) where ``tolist`` cannot read the tensor: torch
+    2.4 inside a ``torch.func`` transform (``jvp``), whose wrapped tensors have no storage for ``tolist``."""
+    try:
+        return t.tolist()
+    except RuntimeError as exc:
+        if "storage" not in str(exc):
+            raise
+        return [v.item() for v in t.unbind(0)]
+
+
 def check_index_values(index: torch.Tensor, name: str, upper: int | None) -> None:
     """ValueError naming ``name`` unless every entry of the int64 vector lies in ``[0, upper)``.
 
     Skipped under ``torch.compile`` (a data-dependent branch); the compiled kernels check ranges in their own pass.
     """
     if not torch.compiler.is_compiling() and index.numel():
-        lo, hi = torch.stack(torch.aminmax(index)).tolist()  # one pass over the index, one device->host read
+        lo, hi = host_list(torch.stack(torch.aminmax(index)))  # one pass over the index, one device->host read
         _check_index_range(name, lo, hi, upper)
 
 
@@ -70,7 +81,7 @@ def check_batch_and_count(batch, name: str, num_points: int, device) -> tuple[to
         return batch, None
     if not batch.numel():
         return batch, 0
-    lo, hi, unsorted = torch.stack([*torch.aminmax(batch), (batch[1:] < batch[:-1]).any().long()]).tolist()
+    lo, hi, unsorted = host_list(torch.stack([*torch.aminmax(batch), (batch[1:] < batch[:-1]).any().long()]))
     _check_index_range(name, lo, hi, None)
     if unsorted:
         raise ValueError(f"{name} must be sorted in non-decreasing order (the points of one cloud or the nodes of "

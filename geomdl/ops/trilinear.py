@@ -176,7 +176,11 @@ def _plan(plan_id: int) -> TrilinearPlan:
     return plan
 
 
-@torch.library.custom_op("geomdl::sparse_trilinear_plan_op", mutates_args=())
+# The schema is written out: torch < 2.5 cannot infer it from the string annotations of
+# ``from __future__ import annotations`` (it is the schema torch >= 2.5 infers).
+@torch.library.custom_op("geomdl::sparse_trilinear_plan_op", mutates_args=(),
+                         schema="(Tensor t1, Tensor t2, Tensor t3, SymInt rows, SymInt plan_id, SymInt role, "
+                                "SymInt bcast) -> Tensor")
 def sparse_trilinear_plan_op(t1: torch.Tensor, t2: torch.Tensor, t3: torch.Tensor, rows: int, plan_id: int, role: int,
                              bcast: int) -> torch.Tensor:
     """Role ``role`` of plan ``plan_id`` on ``t1, t2, t3`` (the role's operand slots in ascending order; bit

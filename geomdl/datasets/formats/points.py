@@ -6,6 +6,7 @@ missing ``x/y/z`` properties, wrong shape).
 """
 from __future__ import annotations
 
+import codecs
 import os
 import pathlib
 
@@ -76,10 +77,12 @@ def _load_pth(path: str):
     """``torch.load`` restricted to tensors and plain numpy arrays (no arbitrary pickles)."""
     import torch
 
+    from geomdl.utils.torch_compat import safe_globals
+
     core = getattr(np, "_core", None) or np.core  # numpy >= 2 / < 2
-    safe = [np.ndarray, np.dtype, core.multiarray._reconstruct]
+    safe = [np.ndarray, np.dtype, core.multiarray._reconstruct, codecs.encode]  # encode: array bytes (torch < 2.5)
     safe += [type(np.dtype(t)) for t in ("float32", "float64", "int64", "int32")]
-    with torch.serialization.safe_globals(safe):
+    with safe_globals(safe):
         return torch.load(path, weights_only=True, map_location="cpu")
 
 

@@ -36,6 +36,7 @@ from geomdl.ops._extension import compiled_ready, use_compiled
 from geomdl.ops.trilinear import OP as TRILINEAR_OP
 from geomdl.ops.trilinear import TrilinearPlan, plan_op_id, sparse_trilinear_rows
 from geomdl.utils.devices import Float64Buffers
+from geomdl.utils.torch_compat import is_exporting
 
 MODES = ("uuu", "uvu", "uvw")
 _PLAN_LOCK = threading.Lock()  # publishes a layer's first plan once (see plan())
@@ -286,7 +287,7 @@ class ClebschGordanTensorProduct(Float64Buffers):
         batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1], weight.shape[:-1])
         # Not under torch.export: the operator names the plan by an id of this process, which a saved program
         # cannot carry to another; exported graphs hold the einsum chain (plain aten ops) instead.
-        if self._sparse and x.device.type in self.KERNEL_DEVICES and not torch.compiler.is_exporting() and (
+        if self._sparse and x.device.type in self.KERNEL_DEVICES and not is_exporting() and (
                 compiled_ready(TRILINEAR_OP, x.device.type) if torch.compiler.is_compiling() else use_compiled(TRILINEAR_OP, x)):
             return self._forward_sparse(x, y, weight, batch)
         if not torch.compiler.is_compiling() and not (  # (compiling/exporting: no branch on a traced row count)

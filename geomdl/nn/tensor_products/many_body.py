@@ -84,7 +84,8 @@ class GauntManyBody(nn.Module):
         w = degree_expand(w.to(x.dtype), self.lmax_out).permute(0, 3, 1, 2)  # [nu, n_out, N|1, C]
         cols = to_columns(x, self.irreps_in, self.lmax)  # [(L+1)^2, N*C]
         n_out = (self.lmax_out + 1) ** 2
-        linear = cols[:n_out] if cols.shape[0] >= n_out else torch.nn.functional.pad(cols, (0, 0, 0, n_out - cols.shape[0]))
+        # zero rows appended by cat, not pad: torch 2.4's pad rejects an input with no columns (N*C = 0)
+        linear = cols[:n_out] if cols.shape[0] >= n_out else torch.cat([cols, cols.new_zeros(n_out - cols.shape[0], cols.shape[1])])
         out = linear.view(n_out, n, self.channels) * w[0]
         if self.correlation > 1:
             powers = gaunt_powers_columns(cols / self.sigma, self.correlation, self.lmax_out)

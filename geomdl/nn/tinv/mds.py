@@ -141,7 +141,9 @@ def _pow2_unit(extent: torch.Tensor) -> torch.Tensor:
     Dividing by it is exact, so results are bitwise unchanged at ordinary scales, and squared coordinates of
     clouds at 1e-170 or 1e170 neither underflow to 0 nor overflow to inf (z does not depend on the scale).
     """
-    return torch.ldexp(torch.ones_like(extent), torch.frexp(extent).exponent)
+    # the exponent in extent's dtype: torch 2.4's ldexp forms 2**exponent in the default dtype (float32), which
+    # under/overflows beyond 2**+-127
+    return torch.ldexp(torch.ones_like(extent), torch.frexp(extent).exponent.to(extent.dtype))
 
 
 def _spectrum(lam_all: torch.Tensor, k: int):
