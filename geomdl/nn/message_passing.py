@@ -36,7 +36,8 @@ def check_edge_index(edge_index, num_src: int | None = None, num_dst: int | None
         raise TypeError(f"edge_index must have an integer dtype, got {edge_index.dtype}")
     edge_index = edge_index.long()
     if not torch.compiler.is_compiling() and edge_index.numel():
-        lo, *his = edge_index_range(edge_index)
+        # one device->host read for the three values (min, largest source, largest target)
+        lo, *his = torch.stack([edge_index.min(), *edge_index.amax(1).unbind()]).tolist()
         if lo < 0:
             raise ValueError(f"edge_index has a negative entry ({lo})")
         for row, n, what in ((0, num_src, "source"), (1, num_dst, "target")):
@@ -45,26 +46,6 @@ def check_edge_index(edge_index, num_src: int | None = None, num_dst: int | None
                 if hi >= n:
                     raise ValueError(f"edge_index[{row}] ({what}) has entry {hi}, but there are only {n} {what} nodes")
     return edge_index
-
-
-_RANGE_ATTR = "_geomdl_edge_index_range"
-
-
-def edge_index_range(edge_index: torch.Tensor) -> tuple[int, int, int]:
-    """``(smallest entry, largest source, largest target)`` of a non-empty int64 ``edge_index [2, E]``.
-
-    Read in one device->host synchronisation and remembered on the tensor together with its version counter,
-    so the layers of a model, which all check the same ``edge_index``, read it once per forward, not once per
-    layer. An in-place change (through any view) bumps the version and the next call reads again; inference
-    tensors (no version counter) are read every time."""
-    version = None if edge_index.is_inference() else edge_index._version
-    cached = getattr(edge_index, _RANGE_ATTR, None)
-    if version is not None and cached is not None and cached[0] == version:
-        return cached[1]
-    values = tuple(torch.stack([edge_index.min(), *edge_index.amax(1).unbind()]).tolist())
-    if version is not None:
-        setattr(edge_index, _RANGE_ATTR, (version, values))
-    return values
 
 
 def check_features(x, name: str, num_nodes: int | None = None, channels: int | None = None, trailing: tuple = ()) -> torch.Tensor:
