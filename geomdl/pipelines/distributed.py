@@ -13,6 +13,7 @@ import datetime
 import gc
 import math
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -136,9 +137,15 @@ def barrier(info: DistInfo, timeout: float | None = None) -> None:
     if timeout is None:
         dist.barrier()
         return
-    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+    if isinstance(timeout, bool) or not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
         raise ValueError(f"barrier: timeout must be seconds > 0 or None, got {timeout!r}")
-    group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=float(timeout)))
+    try:
+        group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=float(timeout)))
+    except Exception as exc:  # e.g. gloo cannot connect where only nccl was set up (GLOO_SOCKET_IFNAME)
+        warnings.warn(f"barrier: no gloo group for a wait of {timeout} s ({exc}); waiting under the process group's "
+                      f"own timeout instead", RuntimeWarning, stacklevel=2)
+        dist.barrier()
+        return
     try:
         dist.barrier(group=group)
     finally:

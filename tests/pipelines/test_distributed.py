@@ -147,6 +147,26 @@ def test_barrier_rejects_a_bad_timeout():
     from geomdl.pipelines.distributed import DistInfo, barrier
 
     barrier(DistInfo(), timeout=-1)  # single process: a no-op whatever the arguments
-    for bad in (0, -1.0, float("nan"), float("inf"), "10"):
+    for bad in (0, -1.0, float("nan"), float("inf"), "10", True):
         with pytest.raises(ValueError, match="timeout"):
             barrier(DistInfo(backend="gloo"), timeout=bad)
+
+
+def test_barrier_falls_back_to_the_default_group_when_gloo_cannot_connect(monkeypatch):
+    """Under nccl, a gloo group needs its own connections (GLOO_SOCKET_IFNAME on some networks); when making
+    it fails the wait still happens, under the process group's timeout, with a warning saying so."""
+    import pytest
+    import torch.distributed as dist
+
+    from geomdl.pipelines.distributed import DistInfo, barrier
+
+    calls = []
+
+    def no_gloo(**kwargs):
+        raise RuntimeError("Gloo connectFullMesh failed")
+
+    monkeypatch.setattr(dist, "new_group", no_gloo)
+    monkeypatch.setattr(dist, "barrier", lambda group=None: calls.append(group))
+    with pytest.warns(RuntimeWarning, match="connectFullMesh"):
+        barrier(DistInfo(backend="nccl"), timeout=5)
+    assert calls == [None]
