@@ -40,17 +40,18 @@ def _read_int(path: str) -> int | None:
     return None if value >= _UNLIMITED else value
 
 
-def _stat_value(path: str, key: str) -> int:
-    """The ``key`` line of a cgroup ``memory.stat`` file (0 when absent or unreadable)."""
+def _stat_sum(path: str, keys: tuple[str, ...]) -> int:
+    """The sum of the ``keys`` lines of a cgroup ``memory.stat`` file (absent or unreadable ones count 0)."""
+    total = 0
     try:
         with open(path) as f:
             for line in f:
                 name, _, value = line.partition(" ")
-                if name == key:
-                    return int(value)
+                if name in keys:
+                    total += int(value)
     except (OSError, ValueError):
         pass
-    return 0
+    return total
 
 
 def _own_cgroup_dirs(root: str, proc_cgroup: str) -> list[tuple[str, int]]:
@@ -88,21 +89,22 @@ def _own_cgroup_dirs(root: str, proc_cgroup: str) -> list[tuple[str, int]]:
 
 
 def cgroup_available(root: str = CGROUP_ROOT, proc_cgroup: str = "/proc/self/cgroup") -> int | None:
-    """Bytes this process's memory cgroups still allow, ``min(limit - working set)`` over the group and its
-    ancestors (working set = usage minus reclaimable inactive page cache, as container runtimes count it);
+    """Bytes this process's memory cgroups still allow, ``min(limit - used)`` over the group and its ancestors,
+    where used = usage minus the file page cache (active and inactive), which the kernel reclaims for new
+    allocations as ``MemAvailable`` counts it (shared memory is on the anonymous lists, so it stays used);
     None when no group sets a limit or nothing can be read."""
     best = None
     for path, version in _own_cgroup_dirs(root, proc_cgroup):
         if version == 2:
             limit, usage = _read_int(os.path.join(path, "memory.max")), _read_int(os.path.join(path, "memory.current"))
-            inactive = _stat_value(os.path.join(path, "memory.stat"), "inactive_file")
+            cache = _stat_sum(os.path.join(path, "memory.stat"), ("inactive_file", "active_file"))
         else:
             limit = _read_int(os.path.join(path, "memory.limit_in_bytes"))
             usage = _read_int(os.path.join(path, "memory.usage_in_bytes"))
-            inactive = _stat_value(os.path.join(path, "memory.stat"), "total_inactive_file")
+            cache = _stat_sum(os.path.join(path, "memory.stat"), ("total_inactive_file", "total_active_file"))
         if limit is None:
             continue
-        working_set = max(0, (usage or 0) - inactive)
+        working_set = max(0, (usage or 0) - cache)
         free = max(0, limit - working_set)
         best = free if best is None else min(best, free)
     return best
