@@ -81,12 +81,18 @@ def check_batch_and_count(batch, name: str, num_points: int, device) -> tuple[to
         return batch, None
     if not batch.numel():
         return batch, 0
+    return batch, batch_values_count(batch, name)
+
+
+def batch_values_count(batch: torch.Tensor, name: str) -> int:
+    """The value checks of a non-empty int64 batch vector (non-negative, sorted), read from the device in one
+    synchronisation, and its number of ids (largest + 1). ValueError naming ``name`` otherwise."""
     lo, hi, unsorted = host_list(torch.stack([*torch.aminmax(batch), (batch[1:] < batch[:-1]).any().long()]))
     _check_index_range(name, lo, hi, None)
     if unsorted:
         raise ValueError(f"{name} must be sorted in non-decreasing order (the points of one cloud or the nodes of "
                          f"one graph contiguous, as torch_geometric's Batch produces)")
-    return batch, hi + 1  # sorted: the largest id is the last
+    return hi + 1  # sorted: the largest id is the last
 
 
 def check_int(value, name: str, minimum: int = 1) -> int:

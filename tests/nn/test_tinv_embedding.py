@@ -205,3 +205,17 @@ def test_cdist_output_is_accepted_despite_its_rounding():
     d = torch.cdist(x, x)  # matmul-based: diagonal and asymmetry ~1e-7, not exactly 0
     r = mds_embedding(distances=d)
     assert torch.allclose(r.embedding, mds_embedding(x).embedding, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("batch, match", [(torch.tensor([1, 1, 0, 0, 0, 0, 1, 1]), "sorted"),
+                                          (torch.tensor([-1, -1, -1, -1, 0, 0, 0, 0]), "negative entry")])
+def test_compiled_embedding_checks_the_batch_values_as_eager(batch, match):
+    """Inside torch.compile the shared batch check skips the values; TinvNN reads them anyway (its sizes are
+    data), so a compiled call refuses what an eager one refuses (it accepted an unsorted batch, and a negative
+    one ended in torch's bincount error)."""
+    torch._dynamo.reset()
+    pos = torch.randn(8, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    compiled = torch.compile(mds_embedding, backend="eager")
+    for fn in (mds_embedding, compiled):
+        with pytest.raises(ValueError, match=match):
+            fn(pos=pos, batch=batch, dim=2)

@@ -8,7 +8,7 @@ import torch
 from geomdl.nn.tinv import mds as _mds
 from geomdl.nn.tinv.mds import _check_options, mds_from_distances, mds_from_positions
 from geomdl.nn.tinv.result import MDSResult
-from geomdl.ops._validation import check_batch_and_count
+from geomdl.ops._validation import batch_values_count, check_batch_and_count
 
 
 def _check_batch(batch, num_points: int, device, num_clouds: int | None) -> tuple[torch.Tensor, int]:
@@ -16,8 +16,8 @@ def _check_batch(batch, num_points: int, device, num_clouds: int | None) -> tupl
     if num_clouds is not None and (isinstance(num_clouds, bool) or not isinstance(num_clouds, int)):
         raise TypeError(f"num_clouds must be an int or None, got {num_clouds!r}")
     batch, inferred = check_batch_and_count(batch, "batch", num_points, device)
-    if inferred is None:  # inside torch.compile: counted here instead (a graph break, as eigh's sizes are data)
-        inferred = int(batch.max()) + 1 if num_points else 0
+    if inferred is None:  # inside torch.compile, which skips the value checks: checked and counted here instead
+        inferred = batch_values_count(batch, "batch") if num_points else 0  # (a graph break; eigh's sizes are data)
     if num_clouds is None:
         num_clouds = inferred
     elif num_clouds < inferred:
