@@ -3,7 +3,8 @@ measured in ONE run (this VM's memory bandwidth and load swing between runs, so 
 side by side mean anything).
 
     python -m benchmarks ops                 # 2 threads: 1e6 x 64 scatter (sum, max; small inputs per call:
-                                             # ops_scatter_cpu.py), 1e5-point graphs, fps 1e5 -> 1e3,
+                                             # ops_scatter_cpu.py), segment softmax (ops_softmax_cpu.py),
+                                             # 1e5-point graphs, fps 1e5 -> 1e3,
                                              # feature-space knn and radius and their search choice
                                              # (ops_knn_features.py, ops_radius_features.py)
     python -m benchmarks ops --quick         # tiny sizes (smoke run)
@@ -25,8 +26,9 @@ import torch
 
 from benchmarks.timing import device_name, measure, measure_interleaved, positive_int
 
-HELP = "scatter-sum, radius_graph, knn_graph (3-D and feature space), fps: geomdl vs torch, torch_scatter, torch_cluster, scipy, open3d"
-PARTS = ["scatter", "scatter_max", "scatter_small", "radius", "knn", "knn_features", "knn_sweep", "radius_features", "radius_sweep",
+HELP = ("scatter-sum, segment softmax, radius_graph, knn_graph (3-D and feature space), fps: geomdl vs torch, torch_scatter, "
+        "torch_cluster, PyG, scipy, open3d")
+PARTS = ["scatter", "scatter_max", "scatter_small", "softmax", "radius", "knn", "knn_features", "knn_sweep", "radius_features", "radius_sweep",
          "fps"]
 
 
@@ -323,6 +325,10 @@ def run(args) -> list[dict]:
             scatter_max(table, args.quick, _optional)
         if "scatter_small" in parts:
             scatter_small(table, args.quick, _optional)
+    if "softmax" in parts:
+        from benchmarks.ops_softmax_cpu import segment_softmax_cpu
+
+        segment_softmax_cpu(table, args.quick, _optional)
     if "radius" in parts:
         _radius(table, args.quick, args.neighbors, threads)
     if "knn" in parts:
