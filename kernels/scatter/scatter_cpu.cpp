@@ -78,22 +78,28 @@ std::vector<int64_t> histogram(const int64_t* index, int64_t N, int64_t S, int T
     std::vector<char> bad_t(T, 0);
 #pragma omp parallel num_threads(T)
     {
-      const int t = omp_get_thread_num();
-      int64_t a, b;
-      split_range(N, T, t, a, b);
-      int64_t* c = t == 0 ? counts.data() : part.data() + (t - 1) * S;
-      for (int64_t i = a; i < b; ++i) {
-        if (out_of_range(index[i], S)) {
-          bad_t[t] = 1;
-          break;
+      // The runtime may start fewer than T threads (OMP_DYNAMIC, nested regions): each thread then
+      // takes the parts t, t + team, ... (one part per thread in a full team).
+      const int team = omp_get_num_threads();
+      for (int t = omp_get_thread_num(); t < T; t += team) {
+        int64_t a, b;
+        split_range(N, T, t, a, b);
+        int64_t* c = t == 0 ? counts.data() : part.data() + (t - 1) * S;
+        for (int64_t i = a; i < b; ++i) {
+          if (out_of_range(index[i], S)) {
+            bad_t[t] = 1;
+            break;
+          }
+          c[index[i]]++;
         }
-        c[index[i]]++;
       }
 #pragma omp barrier
-      int64_t s0, s1;
-      split_range(S, T, t, s0, s1);
-      for (int u = 1; u < T; ++u)
-        for (int64_t s = s0; s < s1; ++s) counts[s] += part[(u - 1) * S + s];
+      for (int t = omp_get_thread_num(); t < T; t += team) {
+        int64_t s0, s1;
+        split_range(S, T, t, s0, s1);
+        for (int u = 1; u < T; ++u)
+          for (int64_t s = s0; s < s1; ++s) counts[s] += part[(u - 1) * S + s];
+      }
     }
     bad = std::find(bad_t.begin(), bad_t.end(), 1) != bad_t.end();
   }
@@ -192,50 +198,56 @@ bool sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t
 
 #pragma omp parallel num_threads(T)
   {
-    const int t = omp_get_thread_num();
-    int64_t a, b;
-    split_range(N, T, t, a, b);
-    scalar_t* acc = t == 0 ? out : partial + (t - 1) * stride;
-    int64_t* cnt = kMean ? counts.get() + static_cast<size_t>(t) * S : nullptr;
-    std::fill(acc, acc + S * C, scalar_t(0));
-    if (kMean) std::fill(cnt, cnt + S, int64_t(0));
-    int64_t i = a;
-    for (; i + ahead < b; ++i) {
-      if (out_of_range(index[i], S)) break;  // (prefetching a wild address is harmless)
-      prefetch_lines<true, false>(acc + index[i + ahead_acc] * C, row_bytes);
-      prefetch_lines<false, true>(src + (i + ahead_src) * C, row_bytes);
-      const scalar_t* row = src + i * C;
-      scalar_t* o = acc + index[i] * C;
+    // The runtime may start fewer than T threads (OMP_DYNAMIC, nested regions): each thread then takes
+    // the parts t, t + team, ... (one part per thread in a full team, as before).
+    const int team = omp_get_num_threads();
+    for (int t = omp_get_thread_num(); t < T; t += team) {
+      int64_t a, b;
+      split_range(N, T, t, a, b);
+      scalar_t* acc = t == 0 ? out : partial + (t - 1) * stride;
+      int64_t* cnt = kMean ? counts.get() + static_cast<size_t>(t) * S : nullptr;
+      std::fill(acc, acc + S * C, scalar_t(0));
+      if (kMean) std::fill(cnt, cnt + S, int64_t(0));
+      int64_t i = a;
+      for (; i + ahead < b; ++i) {
+        if (out_of_range(index[i], S)) break;  // (prefetching a wild address is harmless)
+        prefetch_lines<true, false>(acc + index[i + ahead_acc] * C, row_bytes);
+        prefetch_lines<false, true>(src + (i + ahead_src) * C, row_bytes);
+        const scalar_t* row = src + i * C;
+        scalar_t* o = acc + index[i] * C;
 #pragma omp simd
-      for (int64_t c = 0; c < C; ++c) o[c] += row[c];
-      if (kMean) cnt[index[i]]++;
-    }
-    for (; i < b && !out_of_range(index[i], S); ++i) {
-      const scalar_t* row = src + i * C;
-      scalar_t* o = acc + index[i] * C;
+        for (int64_t c = 0; c < C; ++c) o[c] += row[c];
+        if (kMean) cnt[index[i]]++;
+      }
+      for (; i < b && !out_of_range(index[i], S); ++i) {
+        const scalar_t* row = src + i * C;
+        scalar_t* o = acc + index[i] * C;
 #pragma omp simd
-      for (int64_t c = 0; c < C; ++c) o[c] += row[c];
-      if (kMean) cnt[index[i]]++;
+        for (int64_t c = 0; c < C; ++c) o[c] += row[c];
+        if (kMean) cnt[index[i]]++;
+      }
+      bad_t[t] = i < b;
     }
-    bad_t[t] = i < b;
     if (T > 1 || kMean) {
 #pragma omp barrier
-      int64_t s0, s1;
-      split_range(S, T, t, s0, s1);
-      for (int64_t s = s0; s < s1; ++s) {
-        scalar_t* o = out + s * C;
-        for (int u = 1; u < T; ++u) {
-          const scalar_t* p = partial + (u - 1) * stride + s * C;
+      for (int t = omp_get_thread_num(); t < T; t += team) {
+        int64_t s0, s1;
+        split_range(S, T, t, s0, s1);
+        for (int64_t s = s0; s < s1; ++s) {
+          scalar_t* o = out + s * C;
+          for (int u = 1; u < T; ++u) {
+            const scalar_t* p = partial + (u - 1) * stride + s * C;
 #pragma omp simd
-          for (int64_t c = 0; c < C; ++c) o[c] += p[c];
-        }
-        if (kMean) {
-          int64_t n = 0;
-          for (int u = 0; u < T; ++u) n += counts[static_cast<size_t>(u) * S + s];
-          if (n == 0) continue;
-          const scalar_t cn = static_cast<scalar_t>(n);
+            for (int64_t c = 0; c < C; ++c) o[c] += p[c];
+          }
+          if (kMean) {
+            int64_t n = 0;
+            for (int u = 0; u < T; ++u) n += counts[static_cast<size_t>(u) * S + s];
+            if (n == 0) continue;
+            const scalar_t cn = static_cast<scalar_t>(n);
 #pragma omp simd
-          for (int64_t c = 0; c < C; ++c) o[c] /= cn;  // divide (not *1/n), like the reference
+            for (int64_t c = 0; c < C; ++c) o[c] /= cn;  // divide (not *1/n), like the reference
+          }
         }
       }
     }
@@ -323,35 +335,38 @@ void scatter_impl(const scalar_t* src, const int64_t* index, int64_t N, int64_t 
 
 #pragma omp parallel num_threads(T)
   {
-    const int t = omp_get_thread_num();
-    const int64_t s0 = bounds[t], s1 = bounds[t + 1];
-    if (is_minmax) {
-      if (s1 > s0) {
+    // Each thread takes the parts t, t + team, ... < T (the runtime may start fewer than T threads).
+    const int team = omp_get_num_threads();
+    for (int t = omp_get_thread_num(); t < T; t += team) {
+      const int64_t s0 = bounds[t], s1 = bounds[t + 1];
+      if (is_minmax) {
+        if (s1 > s0) {
+          const std::vector<int64_t> rows = owned_rows(index, N, s0, s1, counts);
+          if (reduce == Reduce::Max)
+            minmax_owned_any<scalar_t, true>(src, index, rows, C, s0, s1, N, out, arg);
+          else
+            minmax_owned_any<scalar_t, false>(src, index, rows, C, s0, s1, N, out, arg);
+        }
+      } else if (s1 > s0) {
+        std::fill(out + s0 * C, out + s1 * C, scalar_t(0));
         const std::vector<int64_t> rows = owned_rows(index, N, s0, s1, counts);
-        if (reduce == Reduce::Max)
-          minmax_owned_any<scalar_t, true>(src, index, rows, C, s0, s1, N, out, arg);
-        else
-          minmax_owned_any<scalar_t, false>(src, index, rows, C, s0, s1, N, out, arg);
-      }
-    } else if (s1 > s0) {
-      std::fill(out + s0 * C, out + s1 * C, scalar_t(0));
-      const std::vector<int64_t> rows = owned_rows(index, N, s0, s1, counts);
-      const int64_t n_rows = static_cast<int64_t>(rows.size()) - 1;
-      for (int64_t k = 0; k < n_rows; ++k) {
-        const int64_t i = rows[k];
-        if (k + kPrefetch < n_rows) prefetch_row(src + rows[k + kPrefetch] * C, C);
-        const scalar_t* row = src + i * C;
-        scalar_t* o = out + index[i] * C;
+        const int64_t n_rows = static_cast<int64_t>(rows.size()) - 1;
+        for (int64_t k = 0; k < n_rows; ++k) {
+          const int64_t i = rows[k];
+          if (k + kPrefetch < n_rows) prefetch_row(src + rows[k + kPrefetch] * C, C);
+          const scalar_t* row = src + i * C;
+          scalar_t* o = out + index[i] * C;
 #pragma omp simd
-        for (int64_t c = 0; c < C; ++c) o[c] += row[c];
-      }
-      if (reduce == Reduce::Mean) {
-        for (int64_t s = s0; s < s1; ++s) {
-          if (counts[s] == 0) continue;
-          const scalar_t cnt = static_cast<scalar_t>(counts[s]);
-          scalar_t* o = out + s * C;
+          for (int64_t c = 0; c < C; ++c) o[c] += row[c];
+        }
+        if (reduce == Reduce::Mean) {
+          for (int64_t s = s0; s < s1; ++s) {
+            if (counts[s] == 0) continue;
+            const scalar_t cnt = static_cast<scalar_t>(counts[s]);
+            scalar_t* o = out + s * C;
 #pragma omp simd
-          for (int64_t c = 0; c < C; ++c) o[c] /= cnt;  // divide (not *1/n) to match the reference bit for bit
+            for (int64_t c = 0; c < C; ++c) o[c] /= cnt;  // divide (not *1/n) to match the reference bit for bit
+          }
         }
       }
     }
@@ -432,13 +447,16 @@ void segment_softmax_impl(const scalar_t* x, const int64_t* idx, int64_t N, int6
   std::vector<SoftmaxAcc> den(dim_size * C);
 #pragma omp parallel num_threads(T)
   {
-    const int t = omp_get_thread_num();
-    const int64_t s0 = bounds[t], s1 = bounds[t + 1];
-    std::fill(mx.begin() + s0 * C, mx.begin() + s1 * C, -std::numeric_limits<scalar_t>::infinity());
-    std::fill(den.begin() + s0 * C, den.begin() + s1 * C, SoftmaxAcc(0));
-    if (s1 > s0) {
-      const std::vector<int64_t> rows = owned_rows(idx, N, s0, s1, counts);
-      softmax_owned(x, idx, rows.data(), static_cast<int64_t>(rows.size()) - 1, s0, s1, C, mx.data(), den.data(), y);
+    // Each thread takes the parts t, t + team, ... < T (the runtime may start fewer than T threads).
+    const int team = omp_get_num_threads();
+    for (int t = omp_get_thread_num(); t < T; t += team) {
+      const int64_t s0 = bounds[t], s1 = bounds[t + 1];
+      std::fill(mx.begin() + s0 * C, mx.begin() + s1 * C, -std::numeric_limits<scalar_t>::infinity());
+      std::fill(den.begin() + s0 * C, den.begin() + s1 * C, SoftmaxAcc(0));
+      if (s1 > s0) {
+        const std::vector<int64_t> rows = owned_rows(idx, N, s0, s1, counts);
+        softmax_owned(x, idx, rows.data(), static_cast<int64_t>(rows.size()) - 1, s0, s1, C, mx.data(), den.data(), y);
+      }
     }
   }
 }
