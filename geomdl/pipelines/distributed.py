@@ -139,11 +139,21 @@ def barrier(info: DistInfo, timeout: float | None = None) -> None:
         return
     if isinstance(timeout, bool) or not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
         raise ValueError(f"barrier: timeout must be seconds > 0 or None, got {timeout!r}")
+    group, error = None, None
     try:
         group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=float(timeout)))
-    except Exception as exc:  # e.g. gloo cannot connect where only nccl was set up (GLOO_SOCKET_IFNAME)
-        warnings.warn(f"barrier: no gloo group for a wait of {timeout} s ({exc}); waiting under the process group's "
-                      f"own timeout instead", RuntimeWarning, stacklevel=2)
+    except (RuntimeError, ValueError, OSError) as exc:  # e.g. gloo cannot connect where only nccl was set up
+        error = exc
+    # The ranks agree (on the default group) whether every one made the group: a rank that falls back alone
+    # would wait on the default group while the others wait on the new one, and neither wait would end.
+    made = torch.tensor([0.0 if group is None else 1.0], device=info.device)
+    dist.all_reduce(made, op=dist.ReduceOp.MIN)
+    if float(made.cpu()) < 1.0:
+        warnings.warn(f"barrier: no gloo group for a wait of {timeout} s on every rank "
+                      f"({error if error is not None else 'another rank failed'}); waiting under the process "
+                      f"group's own timeout instead (GLOO_SOCKET_IFNAME may help)", RuntimeWarning, stacklevel=2)
+        if group is not None:
+            dist.destroy_process_group(group)
         dist.barrier()
         return
     try:

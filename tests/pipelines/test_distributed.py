@@ -167,6 +167,43 @@ def test_barrier_falls_back_to_the_default_group_when_gloo_cannot_connect(monkey
 
     monkeypatch.setattr(dist, "new_group", no_gloo)
     monkeypatch.setattr(dist, "barrier", lambda group=None: calls.append(group))
+    monkeypatch.setattr(dist, "all_reduce", lambda t, op=None: calls.append(("agree", float(t))))
     with pytest.warns(RuntimeWarning, match="connectFullMesh"):
         barrier(DistInfo(backend="nccl"), timeout=5)
-    assert calls == [None]
+    assert calls == [("agree", 0.0), None]  # the ranks agree on the fallback before waiting
+
+
+def test_barrier_falls_back_on_every_rank_when_one_rank_cannot_make_the_group(tmp_path):
+    """Two real processes: rank 1 cannot make the gloo group, rank 0 can. Both must wait on the same group
+    (the default one), or each would wait for the other forever."""
+    script = tmp_path / "split.py"
+    script.write_text(r"""
+import datetime, sys, warnings
+import torch.distributed as dist
+from geomdl.pipelines import distributed
+from geomdl.pipelines.distributed import DistInfo, barrier
+
+rank, port = int(sys.argv[1]), sys.argv[2]
+dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2,
+                        timeout=datetime.timedelta(seconds=20))
+if rank == 1:
+    real = dist.new_group
+
+    def failing(**kwargs):
+        real(**kwargs)  # take part in the collective creation, then fail as a broken connection would
+        raise RuntimeError("Gloo connectFullMesh failed")
+
+    dist.new_group = failing
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    barrier(DistInfo(rank=rank, world_size=2, local_rank=rank, backend="gloo"), timeout=5)
+assert any("no gloo group" in str(w.message) for w in caught), [str(w.message) for w in caught]
+dist.destroy_process_group()
+print("passed", rank)
+""")
+    port = str(_free_port())
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, str(script), str(rank), port], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
