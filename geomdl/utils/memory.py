@@ -90,21 +90,25 @@ def _own_cgroup_dirs(root: str, proc_cgroup: str) -> list[tuple[str, int]]:
 
 def cgroup_available(root: str = CGROUP_ROOT, proc_cgroup: str = "/proc/self/cgroup") -> int | None:
     """Bytes this process's memory cgroups still allow, ``min(limit - used)`` over the group and its ancestors,
-    where used = usage minus the file page cache (active and inactive), which the kernel reclaims for new
-    allocations as ``MemAvailable`` counts it (shared memory is on the anonymous lists, so it stays used);
-    None when no group sets a limit or nothing can be read."""
+    where used = usage minus the clean file page cache (active and inactive, less dirty and writeback pages),
+    which the kernel drops for new allocations (shared memory is on the anonymous lists, so it stays used);
+    None when no group sets a limit or nothing can be read. Like ``MemAvailable`` an estimate: the kernel keeps
+    a little of the cache back."""
     best = None
     for path, version in _own_cgroup_dirs(root, proc_cgroup):
         if version == 2:
             limit, usage = _read_int(os.path.join(path, "memory.max")), _read_int(os.path.join(path, "memory.current"))
-            cache = _stat_sum(os.path.join(path, "memory.stat"), ("inactive_file", "active_file"))
+            stat = os.path.join(path, "memory.stat")
+            cache = _stat_sum(stat, ("inactive_file", "active_file")) - _stat_sum(stat, ("file_dirty", "file_writeback"))
         else:
             limit = _read_int(os.path.join(path, "memory.limit_in_bytes"))
             usage = _read_int(os.path.join(path, "memory.usage_in_bytes"))
-            cache = _stat_sum(os.path.join(path, "memory.stat"), ("total_inactive_file", "total_active_file"))
+            stat = os.path.join(path, "memory.stat")
+            cache = (_stat_sum(stat, ("total_inactive_file", "total_active_file"))
+                     - _stat_sum(stat, ("total_dirty", "total_writeback")))
         if limit is None:
             continue
-        working_set = max(0, (usage or 0) - cache)
+        working_set = max(0, (usage or 0) - max(0, cache))
         free = max(0, limit - working_set)
         best = free if best is None else min(best, free)
     return best

@@ -18,10 +18,11 @@ def test_cgroup_v2_limit_less_working_set(tmp_path):
     _write(root / "memory.max", "max\n")  # the namespace root: no limit
     _write(root / "job" / "memory.max", str(8 * 2**30))
     _write(root / "job" / "memory.current", str(3 * 2**30))
-    _write(root / "job" / "memory.stat", f"anon 123\ninactive_file {2**30}\nactive_file {2**29}\nshmem 7\n")
+    _write(root / "job" / "memory.stat", f"anon 123\ninactive_file {2**30}\nactive_file {2**29 + 2**28}\nshmem 7\nfile_dirty {2**27}\n"
+           f"file_writeback {2**27}\n")
     _write(tmp_path / "self_cgroup", "0::/job\n")
     # 8 GiB limit - (3 GiB used - 1.5 GiB reclaimable page cache, active included: a container that has read its
-    # dataset twice holds it as active cache, which new allocations reclaim)
+    # dataset twice holds it as active cache, which new allocations reclaim; dirty and writeback pages are not)
     assert memory.cgroup_available(str(root), str(tmp_path / "self_cgroup")) == 6 * 2**30 + 2**29
 
 
