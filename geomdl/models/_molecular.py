@@ -22,6 +22,7 @@ from torch import nn
 
 from geomdl import ops
 from geomdl.nn.message_passing import check_batch_vector_and_count, check_dtypes, check_positions, is_data, num_graphs, unpack
+from geomdl.ops._validation import host_list
 
 TASKS = ("graph", "node")
 READOUTS = ("sum", "mean")
@@ -134,7 +135,7 @@ class MolecularModel(nn.Module):
                 raise TypeError(f"z must be an int tensor [N] of atomic numbers, got {z.dtype} {tuple(z.shape)}")
             # a value check: skipped inside a compiled graph (the embedding still rejects out-of-range z there)
             if not torch.compiler.is_compiling() and z.numel():
-                lo, hi = torch.stack(torch.aminmax(z)).tolist()  # one device->host read
+                lo, hi = host_list(torch.stack(torch.aminmax(z)))  # one device->host read
                 if lo < 0 or hi >= self.num_elements:
                     raise ValueError(f"z must lie in [0, {self.num_elements}) (num_elements), got range [{lo}, {hi}]")
         batch, count = check_batch_vector_and_count(batch, z.shape[0], pos.device)

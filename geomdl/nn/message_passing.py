@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from geomdl import ops
-from geomdl.ops._validation import check_batch_and_count, num_batches
+from geomdl.ops._validation import check_batch_and_count, host_list, num_batches
 
 AGGREGATIONS = ("sum", "mean", "max", "min")
 
@@ -37,7 +37,7 @@ def check_edge_index(edge_index, num_src: int | None = None, num_dst: int | None
     edge_index = edge_index.long()
     if not torch.compiler.is_compiling() and edge_index.numel():
         # one device->host read for the three values (min, largest source, largest target)
-        lo, *his = torch.stack([edge_index.min(), *edge_index.amax(1).unbind()]).tolist()
+        lo, *his = host_list(torch.stack([edge_index.min(), *edge_index.amax(1).unbind()]))
         if lo < 0:
             raise ValueError(f"edge_index has a negative entry ({lo})")
         for row, n, what in ((0, num_src, "source"), (1, num_dst, "target")):

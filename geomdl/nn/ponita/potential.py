@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from geomdl.nn.ponita.model import Ponita
-from geomdl.ops._validation import num_batches
+from geomdl.ops._validation import host_list, num_batches
 from geomdl.utils.devices import Float64Buffers
 
 
@@ -83,7 +83,7 @@ class PonitaPotential(Float64Buffers):
         # range and known-element checks in one device->host read (the clamp only keeps the lookup in bounds;
         # out-of-range numbers raise below before t is used)
         t = self.type_map[numbers.clamp(0, 118)]
-        lo, hi, bad = torch.stack([*torch.aminmax(numbers), (t < 0).any().long()]).tolist()
+        lo, hi, bad = host_list(torch.stack([*torch.aminmax(numbers), (t < 0).any().long()]))
         if lo < 0 or hi > 118:
             raise ValueError("numbers: atomic numbers must lie in 0..118")
         if bad:
