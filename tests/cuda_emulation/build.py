@@ -184,6 +184,10 @@ def build(verbose: bool = False) -> float:
 
             ninja_dir = out_dir / "ninja"
             ninja_dir.mkdir(exist_ok=True)
+            # torch's own build lock, a plain file that `load` creates and removes: a process killed while
+            # building leaves it behind and every later `load` would wait on it forever. The FileLock held
+            # here already serialises the builds, so a `lock` file found now is such a leftover.
+            (ninja_dir / "lock").unlink(missing_ok=True)
             load(
                 name=NAME,
                 sources=[str(s) for s in sources],
