@@ -16,6 +16,7 @@ import torch
 
 from geomdl.ops._extension import extension_loaded, use_compiled
 from geomdl.ops._fast_path import segment_call
+from geomdl.ops._segment_sum import segment_sum64
 from geomdl.ops._validation import check_index_values, segment_inputs
 
 
@@ -65,39 +66,8 @@ def _segment_softmax_reference_2d(src, index, num_segments):
     with torch.no_grad():
         mx = x.new_full((num_segments, c), float("-inf")).scatter_reduce(0, idx, x, "amax", include_self=True)
     e = torch.exp(x - mx.index_select(0, index))
-    den = _segment_sum64(e, index, num_segments)  # den_s = sum_{j in s} e_j, in float64
+    den = segment_sum64(e, index, num_segments)  # den_s = sum_{j in s} e_j, in float64
     return (e / _gather_rounded(den, index, x.dtype)).to(src.dtype)
-
-
-# Elements of float32 (or narrower) values widened to float64 at a time by the segment sums: the extra
-# memory stays at one such chunk (2 MiB) whatever N is, and the chunk stays in cache between its widening
-# and its index_add (faster than one float32 index_add of the whole tensor, measured at 1e6 x 16).
-_CHUNK_ELEMENTS = 1 << 18
-
-
-def _row_step(n, c, dtype):
-    """Rows per chunk of an ``[n, c]`` tensor of ``dtype``, or ``None`` for one piece: float64 needs no
-    widening, small tensors fit in one chunk, and under ``torch.compile`` a Python loop would be unrolled
-    into the graph (or, with symbolic sizes, could not run): the compiler plans that memory itself."""
-    if dtype == torch.float64 or torch.compiler.is_compiling() or not (isinstance(n, int) and isinstance(c, int)):
-        return None
-    if n * c <= _CHUNK_ELEMENTS:
-        return None
-    return max(1, _CHUNK_ELEMENTS // max(c, 1))
-
-
-def _segment_sum64(v, index, num_segments):
-    """``acc[s] = sum_{i: index_i = s} v_i`` accumulated in float64 (``[num_segments, C]``, float64).
-
-    Differentiable in both modes (autograd, ``torch.func.jvp``); the rows are widened a chunk at a time."""
-    acc = v.new_zeros((num_segments, v.shape[1]), dtype=torch.float64)
-    step = _row_step(v.shape[0], v.shape[1], v.dtype)
-    if step is None:
-        return acc.index_add(0, index, v.to(torch.float64))
-    # (split, not slices: the backward of one split is one cat, that of each slice a full-size gradient)
-    for part, part_index in zip(v.split(step), index.split(step)):
-        acc.index_add_(0, part_index, part.to(torch.float64))
-    return acc
 
 
 def _gather_rounded(acc, index, dtype):
@@ -121,7 +91,7 @@ def _setup_context(ctx, inputs, output):
 def _backward(ctx, grad_out):
     index, y = ctx.saved_tensors
     # dy_i/dx: grad_x = y * (g - sum_{j in s} g_j y_j), the segment sum accumulated in float64
-    seg = _segment_sum64(grad_out * y, index, ctx.num_segments)
+    seg = segment_sum64(grad_out * y, index, ctx.num_segments)
     return y * (grad_out - _gather_rounded(seg, index, y.dtype)), None, None
 
 

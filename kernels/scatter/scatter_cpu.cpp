@@ -1,14 +1,24 @@
 // CPU scatter reductions and segment softmax.
 //
+// sum / mean of float32 rows accumulate in runs: a segment's rows are summed in float32 in runs of at
+// most kRun = 16 (in row order), and the runs are added in float64; the total (divided by the count for
+// a mean) is rounded once. A plain float32 running sum of n rows drifts by up to ~n/2 ulps (hundreds of
+// ulps at n = 1e5, what torch's index_add_ / scatter_reduce and torch_scatter give); with runs the error
+// is at most that of 16 float32 additions of the run's rows, and on ordinary data the result is within
+// about one ulp of the exact sum. The float64 sums take memory only for segments with >= kRun rows and are
+// touched once per run, so the float32 accumulators stay the hot, cache-sized working set. float64 rows
+// are summed in float64 directly.
+//
 // sum / mean take one of two deterministic paths (chosen from the shapes, see `use_row_split`):
 //
 // * Row split (few segments: dim_size * C small next to N * C, the common pooling / node-update
 //   case). Thread t sums the contiguous rows [N t/T, N (t+1)/T) in row order into its own
 //   [dim_size, C] accumulator (thread 0 straight into `out`), so `src` is streamed once, exactly
 //   like a plain read of it; the accumulators are then added in thread order,
-//   out = acc_0 + acc_1 + ... + acc_{T-1}. The result is bit-for-bit the same on every run with the
-//   same number of threads T; with another T only the rounding differs. With T = 1 it is the plain
-//   row-order sum.
+//   out = acc_0 + acc_1 + ... + acc_{T-1} (float32: each thread's float64 sum and open run, added in
+//   float64 and rounded once). The result is bit-for-bit the same on every run with the same number
+//   of threads T; with another T only the rounding differs. With T = 1 it is the plain row-order sum
+//   (in runs, for float32).
 // * Ownership (many segments, and max / min always): a histogram of `index` balances the output
 //   segments between threads so that each thread owns a contiguous range of segments holding about
 //   N/T rows; each thread collects (branch-free) the rows whose segment it owns and reduces them in
@@ -178,18 +188,129 @@ bool use_row_split(int64_t N, int64_t C, int64_t S, int T, size_t elem) {
   return (2 * T + 1) * S <= N / 2 && static_cast<int64_t>((T - 1) * S * C * elem) <= kBudgetBytes;
 }
 
+inline size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+// The first 64-byte boundary at or after p (the caller allocated a line more than it uses).
+template <typename T>
+T* align_line(T* p) {
+  return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
+}
+
+// Rows of a segment summed in float32 before the run moves into the segment's float64 sum (see the top).
+constexpr int64_t kRun = 16;
+
+// Run state of a segment within the calling thread's rows (one byte per segment, so that it stays in cache
+// beside the accumulators): 0..kRun-1 rows in the open run and the run never closed; kRun + k: closed
+// before, k rows open.
+using RunState = uint8_t;
+static_assert(2 * kRun <= 256, "RunState holds 2 kRun states");
+
+// float64 sums of the closed runs of one thread's segments, packed: a segment gets its row of `pool` (slot[s])
+// when its first run closes, so only segments with >= kRun rows in the thread take memory, and it is touched
+// densely (a [S, C] array would page-fault one scattered page per such segment).
+struct alignas(64) RunSums {  // (a cache line each: threads update `used`)
+  double* pool = nullptr;   // [capacity, C]
+  int64_t* slot = nullptr;  // [S], set at a segment's first close (read only when its run state >= kRun)
+  int64_t used = 0;
+  const double* row(int64_t s, int64_t C) const { return pool + slot[s] * C; }
+};
+
+// Segments that can close a run among n rows (at most one per kRun rows, at most S): the pool's capacity.
+inline int64_t run_capacity(int64_t n, int64_t S) { return std::min<int64_t>(S, n / kRun); }
+
+// Adds `row` to the open run `o` of its segment s (run state `r`). For float input every kRun-th row closes
+// the run: it moves into the segment's float64 sum (its row of `w`, written, not added, at the first close,
+// so the pool needs no zeroing) and `o` restarts at 0. float64 input has no runs (r and w unused).
+template <typename scalar_t>
+inline void add_row(const scalar_t* row, scalar_t* o, RunState* r, RunSums* w, int64_t s, int64_t C) {
+#pragma omp simd
+  for (int64_t c = 0; c < C; ++c) o[c] += row[c];
+  if constexpr (!std::is_same_v<scalar_t, double>) {
+    const int v = *r + 1;
+    if (v % kRun != 0) {
+      *r = static_cast<RunState>(v);
+      return;
+    }
+    if (v == kRun) {
+      w->slot[s] = w->used;
+      double* d = w->pool + w->used++ * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) d[c] = static_cast<double>(o[c]);
+    } else {
+      double* d = w->pool + w->slot[s] * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) d[c] += static_cast<double>(o[c]);
+    }
+    std::fill(o, o + C, scalar_t(0));
+    *r = static_cast<RunState>(kRun);
+  }
+}
+
+// tmp += the sum of one thread's rows of a segment: its float64 sum d (when a run was closed, r >= kRun) and
+// its open run o.
+template <typename scalar_t>
+inline void add_total(double* tmp, const scalar_t* o, const double* d, RunState r, int64_t C) {
+  if (r >= kRun) {
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) tmp[c] += d[c];
+  }
+#pragma omp simd
+  for (int64_t c = 0; c < C; ++c) tmp[c] += static_cast<double>(o[c]);
+}
+
+// out_row = fl(tmp / n) (mean with n > 0 rows) or fl(tmp): the one rounding of float input.
+template <typename scalar_t, bool kMean>
+inline void round_total(scalar_t* out_row, double* tmp, int64_t n, int64_t C) {
+  if (kMean && n > 0) {
+    const double cn = static_cast<double>(n);
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) tmp[c] /= cn;
+  }
+#pragma omp simd
+  for (int64_t c = 0; c < C; ++c) out_row[c] = static_cast<scalar_t>(tmp[c]);
+}
+
 // out[s] = sum_{i : index[i] = s} src[i] (divided by the count when kMean). Thread t sums the rows
 // [N t/T, N (t+1)/T) in row order into acc_t (acc_0 = out); then out = ((acc_0 + acc_1) + ...) +
-// acc_{T-1}, segment by segment. One streaming pass over src and index; the accumulator rows of
-// the upcoming rows are prefetched for writing, the src rows non-temporally.
+// acc_{T-1}, segment by segment (float input: in runs, see the top, the float64 totals rounded once).
+// One streaming pass over src and index; the accumulator rows of the upcoming rows are prefetched for
+// writing, the src rows non-temporally.
 // Returns false (having written garbage) when an entry of index lies outside [0, S).
 template <typename scalar_t, bool kMean>
 bool sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t C, int64_t S, int T, scalar_t* out) {
-  std::unique_ptr<char[]> own_partial;
+  constexpr bool kRuns = !std::is_same_v<scalar_t, double>;
+  std::unique_ptr<char[]> own_partial, own_wide;
   const size_t per_line = 64 / sizeof(scalar_t);
   const size_t stride = (static_cast<size_t>(S * C) + per_line - 1) / per_line * per_line;  // whole cache lines
   scalar_t* const partial = T > 1 ? scratch<scalar_t>((T - 1) * stride, own_partial) : nullptr;
-  std::unique_ptr<int64_t[]> counts(kMean ? new int64_t[static_cast<size_t>(T) * S] : nullptr);
+  // Per-thread arrays start on their own cache lines (with one segment, threads updating neighbouring
+  // entries of one line would serialise on it). float64 sums of the closed runs, packed per thread
+  // (RunSums): thread t's pool holds up to run_capacity(its rows, S) rows of C.
+  const size_t runs_stride = round_up(static_cast<size_t>(S), 64);
+  const size_t counts_stride = round_up(static_cast<size_t>(S), 8);
+  std::unique_ptr<char[]> own_slots;
+  std::vector<RunSums> sums(kRuns ? T : 0);
+  if (kRuns) {
+    size_t pool_elems = 0;
+    std::vector<size_t> first(T, 0);
+    for (int t = 0; t < T; ++t) {
+      int64_t a, b;
+      split_range(N, T, t, a, b);
+      first[t] = pool_elems;
+      pool_elems += round_up(static_cast<size_t>(run_capacity(b - a, S) * C), 8);
+    }
+    double* const pool = scratch<double>(std::max<size_t>(pool_elems, 1), own_wide);
+    int64_t* const slots = scratch<int64_t>(T * counts_stride, own_slots);
+    for (int t = 0; t < T; ++t) {
+      sums[t].pool = pool + first[t];
+      sums[t].slot = slots + t * counts_stride;
+    }
+  }
+  std::unique_ptr<RunState[]> runs(kRuns ? new RunState[T * runs_stride + 64] : nullptr);
+  std::unique_ptr<int64_t[]> counts(kMean ? new int64_t[T * counts_stride + 8] : nullptr);
+  // (new[] aligns to 16 bytes: start the per-thread arrays on a line boundary inside the extra line)
+  RunState* const runs0 = kRuns ? align_line(runs.get()) : nullptr;
+  int64_t* const counts0 = kMean ? align_line(counts.get()) : nullptr;
   const int64_t row_bytes = C * static_cast<int64_t>(sizeof(scalar_t));
   const int64_t ahead_src = std::max<int64_t>(1, 4096 / row_bytes);  // rows ~4 KiB ahead
   constexpr int64_t ahead_acc = 16;                                    // 16 random rows ahead
@@ -205,54 +326,107 @@ bool sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t
       int64_t a, b;
       split_range(N, T, t, a, b);
       scalar_t* acc = t == 0 ? out : partial + (t - 1) * stride;
-      int64_t* cnt = kMean ? counts.get() + static_cast<size_t>(t) * S : nullptr;
+      RunSums* const w = kRuns ? &sums[t] : nullptr;
+      RunState* const r = kRuns ? runs0 + t * runs_stride : nullptr;
+      int64_t* const cnt = kMean ? counts0 + t * counts_stride : nullptr;
       std::fill(acc, acc + S * C, scalar_t(0));
+      if (kRuns) std::fill(r, r + S, RunState(0));
       if (kMean) std::fill(cnt, cnt + S, int64_t(0));
       int64_t i = a;
       for (; i + ahead < b; ++i) {
         if (out_of_range(index[i], S)) break;  // (prefetching a wild address is harmless)
         prefetch_lines<true, false>(acc + index[i + ahead_acc] * C, row_bytes);
         prefetch_lines<false, true>(src + (i + ahead_src) * C, row_bytes);
-        const scalar_t* row = src + i * C;
-        scalar_t* o = acc + index[i] * C;
-#pragma omp simd
-        for (int64_t c = 0; c < C; ++c) o[c] += row[c];
-        if (kMean) cnt[index[i]]++;
+        const int64_t s = index[i];
+        add_row(src + i * C, acc + s * C, kRuns ? r + s : nullptr, w, s, C);
+        if (kMean) cnt[s]++;
       }
       for (; i < b && !out_of_range(index[i], S); ++i) {
-        const scalar_t* row = src + i * C;
-        scalar_t* o = acc + index[i] * C;
-#pragma omp simd
-        for (int64_t c = 0; c < C; ++c) o[c] += row[c];
-        if (kMean) cnt[index[i]]++;
+        const int64_t s = index[i];
+        add_row(src + i * C, acc + s * C, kRuns ? r + s : nullptr, w, s, C);
+        if (kMean) cnt[s]++;
       }
       bad_t[t] = i < b;
     }
-    if (T > 1 || kMean) {
+    if (T > 1 || kMean || kRuns) {
 #pragma omp barrier
+      std::vector<double> tmp(kRuns ? C : 0);
       for (int t = omp_get_thread_num(); t < T; t += team) {
         int64_t s0, s1;
         split_range(S, T, t, s0, s1);
         for (int64_t s = s0; s < s1; ++s) {
           scalar_t* o = out + s * C;
-          for (int u = 1; u < T; ++u) {
-            const scalar_t* p = partial + (u - 1) * stride + s * C;
+          int64_t n = 0;  // rows of s (mean)
+          if (kMean)
+            for (int u = 0; u < T; ++u) n += counts0[u * counts_stride + s];
+          if constexpr (kRuns) {
+            // One thread, no run closed, a sum: `o` is already the result (fl(o) = o).
+            if (T == 1 && !kMean && runs0[s] < kRun) continue;
+            std::fill(tmp.begin(), tmp.end(), 0.0);
+            for (int u = 0; u < T; ++u) {
+              const scalar_t* o_u = u == 0 ? o : partial + (u - 1) * stride + s * C;
+              const RunState r_u = runs0[u * runs_stride + s];
+              add_total(tmp.data(), o_u, r_u >= kRun ? sums[u].row(s, C) : nullptr, r_u, C);
+            }
+            round_total<scalar_t, kMean>(o, tmp.data(), n, C);
+          } else {
+            for (int u = 1; u < T; ++u) {
+              const scalar_t* p = partial + (u - 1) * stride + s * C;
 #pragma omp simd
-            for (int64_t c = 0; c < C; ++c) o[c] += p[c];
-          }
-          if (kMean) {
-            int64_t n = 0;
-            for (int u = 0; u < T; ++u) n += counts[static_cast<size_t>(u) * S + s];
-            if (n == 0) continue;
-            const scalar_t cn = static_cast<scalar_t>(n);
+              for (int64_t c = 0; c < C; ++c) o[c] += p[c];
+            }
+            if (kMean && n > 0) {
+              const scalar_t cn = static_cast<scalar_t>(n);
 #pragma omp simd
-            for (int64_t c = 0; c < C; ++c) o[c] /= cn;  // divide (not *1/n), like the reference
+              for (int64_t c = 0; c < C; ++c) o[c] /= cn;  // divide (not *1/n), like the reference
+            }
           }
         }
       }
     }
   }
   return std::find(bad_t.begin(), bad_t.end(), 1) == bad_t.end();
+}
+
+// Sum (kMean: mean) of the rows `rows` (increasing, all with index in [s0, s1); one scratch slot at the
+// end) into out [S, C], each segment in row order (float input: in runs, see the top, rounded once).
+template <typename scalar_t, bool kMean>
+void sum_owned(const scalar_t* src, const int64_t* index, const std::vector<int64_t>& rows,
+               const std::vector<int64_t>& counts, int64_t C, int64_t s0, int64_t s1, scalar_t* out) {
+  constexpr bool kRuns = !std::is_same_v<scalar_t, double>;
+  std::fill(out + s0 * C, out + s1 * C, scalar_t(0));
+  const int64_t n_rows = static_cast<int64_t>(rows.size()) - 1;
+  std::unique_ptr<char[]> own_pool, own_slots;
+  RunSums w;  // indexed by s - s0
+  if (kRuns) {
+    w.pool = scratch<double>(static_cast<size_t>(std::max<int64_t>(run_capacity(n_rows, s1 - s0), 1) * C), own_pool);
+    w.slot = scratch<int64_t>(static_cast<size_t>(s1 - s0), own_slots);
+  }
+  std::vector<RunState> runs(kRuns ? s1 - s0 : 0, 0);
+  for (int64_t k = 0; k < n_rows; ++k) {
+    const int64_t i = rows[k];
+    if (k + kPrefetch < n_rows) prefetch_row(src + rows[k + kPrefetch] * C, C);
+    const int64_t s = index[i];
+    add_row(src + i * C, out + s * C, kRuns ? runs.data() + (s - s0) : nullptr, &w, s - s0, C);
+  }
+  if constexpr (kRuns) {
+    std::vector<double> tmp(C);
+    for (int64_t s = s0; s < s1; ++s) {
+      const RunState r = runs[s - s0];
+      if (counts[s] == 0 || (!kMean && r < kRun)) continue;  // no run closed: `o` is already the sum
+      std::fill(tmp.begin(), tmp.end(), 0.0);
+      add_total(tmp.data(), out + s * C, r >= kRun ? w.row(s - s0, C) : nullptr, r, C);
+      round_total<scalar_t, kMean>(out + s * C, tmp.data(), counts[s], C);
+    }
+  } else if (kMean) {
+    for (int64_t s = s0; s < s1; ++s) {
+      if (counts[s] == 0) continue;
+      const scalar_t cnt_s = static_cast<scalar_t>(counts[s]);
+      scalar_t* o = out + s * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) o[c] /= cnt_s;  // divide (not *1/n) to match the reference bit for bit
+    }
+  }
 }
 
 // Max (kMax) or min of the rows `rows` (increasing, all with index in [s0, s1); one scratch slot at the
@@ -348,26 +522,11 @@ void scatter_impl(const scalar_t* src, const int64_t* index, int64_t N, int64_t 
             minmax_owned_any<scalar_t, false>(src, index, rows, C, s0, s1, N, out, arg);
         }
       } else if (s1 > s0) {
-        std::fill(out + s0 * C, out + s1 * C, scalar_t(0));
         const std::vector<int64_t> rows = owned_rows(index, N, s0, s1, counts);
-        const int64_t n_rows = static_cast<int64_t>(rows.size()) - 1;
-        for (int64_t k = 0; k < n_rows; ++k) {
-          const int64_t i = rows[k];
-          if (k + kPrefetch < n_rows) prefetch_row(src + rows[k + kPrefetch] * C, C);
-          const scalar_t* row = src + i * C;
-          scalar_t* o = out + index[i] * C;
-#pragma omp simd
-          for (int64_t c = 0; c < C; ++c) o[c] += row[c];
-        }
-        if (reduce == Reduce::Mean) {
-          for (int64_t s = s0; s < s1; ++s) {
-            if (counts[s] == 0) continue;
-            const scalar_t cnt = static_cast<scalar_t>(counts[s]);
-            scalar_t* o = out + s * C;
-#pragma omp simd
-            for (int64_t c = 0; c < C; ++c) o[c] /= cnt;  // divide (not *1/n) to match the reference bit for bit
-          }
-        }
+        if (reduce == Reduce::Mean)
+          sum_owned<scalar_t, true>(src, index, rows, counts, C, s0, s1, out);
+        else
+          sum_owned<scalar_t, false>(src, index, rows, counts, C, s0, s1, out);
       }
     }
   }

@@ -15,7 +15,7 @@ Bounds (eps = float32 eps, everything on the right computed in float64 from the 
 import pytest
 import torch
 
-import geomdl.ops.softmax as softmax_module
+import geomdl.ops._segment_sum as segment_sum_module
 from geomdl import ops
 
 EPS = torch.finfo(torch.float32).eps
@@ -49,12 +49,12 @@ def _compiled(src, index, s):
 
 def _reference_chunked(src, index, s):
     """The reference with its float64 widening split into many chunks (the path of large inputs)."""
-    old = softmax_module._CHUNK_ELEMENTS
-    softmax_module._CHUNK_ELEMENTS = 4096
+    old = segment_sum_module.CHUNK_ELEMENTS
+    segment_sum_module.CHUNK_ELEMENTS = 4096
     try:
         return ops.segment_softmax_reference(src, index, s)
     finally:
-        softmax_module._CHUNK_ELEMENTS = old
+        segment_sum_module.CHUNK_ELEMENTS = old
 
 
 IMPLS = {"compiled": _compiled, "reference": ops.segment_softmax_reference, "reference_chunked": _reference_chunked}
