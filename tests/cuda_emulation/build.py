@@ -121,6 +121,18 @@ def _digest(sources: list[Path], flags: list[str]) -> str:
     return h.hexdigest()[:16]
 
 
+def _cxx_std() -> str:
+    """The C++ standard flag for torch's headers: C++20 where they require it (torch >= 2.14: ATen.h errors out
+    below C++20), else C++17."""
+    from torch.utils.cpp_extension import include_paths
+
+    for d in include_paths():
+        aten = Path(d) / "ATen" / "ATen.h"
+        if aten.is_file():
+            return "-std=c++20" if "__cplusplus < 202002L" in aten.read_text(encoding="utf-8", errors="replace") else "-std=c++17"
+    return "-std=c++17"
+
+
 def _build_direct(sources: list[Path], out_dir: Path, verbose: bool) -> Path:
     """Compile and link without ninja (parallel compiler processes); cached by a content hash."""
     import torch
@@ -132,7 +144,7 @@ def _build_direct(sources: list[Path], out_dir: Path, verbose: bool) -> Path:
         "-DTORCH_API_INCLUDE_EXTENSION_H",
         f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}",
         "-fPIC",
-        "-std=c++17",
+        _cxx_std(),
         *[f"-I{d}" for d in include_dirs()],
         *[f"-isystem{d}" for d in include_paths()],
         *CFLAGS,
