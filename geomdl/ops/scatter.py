@@ -14,10 +14,11 @@ Precision of ``sum``/``mean`` (a float32 running sum over n rows, what torch's `
 
 * the reference sums every floating dtype in float64, in row order, and rounds once (after the division of a
   mean);
-* the compiled CPU kernel sums float32 rows in float32 runs of at most 16 rows of a segment (per thread), adds
-  the runs in float64 and rounds once: the error is at most that of 16 float32 additions, and on ordinary
-  data the result is within about an ulp of the exact sum for any segment size. float64 is summed in
-  float64;
+* the compiled CPU kernel sums float32 rows in float64 when the output is small (``dim_size * C <= 2**14``
+  with few segments: pooling), else in float32 runs of at most 16 rows of a segment (per thread) whose sums
+  are added in float64; either way the total is rounded once. The error is at most that of 16 float32
+  additions: segments of a few dozen rows are about as precise as a float32 sum, large ones within about an
+  ulp of the exact sum (``python -m benchmarks ops --only scatter_sums``). float64 is summed in float64;
 * the CUDA kernel accumulates in the input's dtype (float atomics).
 
 Summation order of the compiled CPU kernel (deterministic: the same inputs and thread count give
@@ -86,7 +87,8 @@ def scatter(src: torch.Tensor, index: torch.Tensor, dim: int = 0, dim_size: int 
 
 
 def scatter_reference(src: torch.Tensor, index: torch.Tensor, dim: int = 0, dim_size: int | None = None, reduce: str = "sum") -> torch.Tensor:
-    """Pure-PyTorch specification of :func:`scatter` (same arguments, same results and gradients)."""
+    """Pure-PyTorch specification of :func:`scatter` (same arguments, results and gradients; float32 sums are
+    accumulated in float64 here, so they may differ from the compiled kernel's by its run rounding)."""
     src2, index, dim, dim_size, rest = _prepare(src, index, dim, dim_size, reduce)
     return _finish(_scatter_reference_2d(src2, index, dim_size, reduce), dim, dim_size, rest)
 

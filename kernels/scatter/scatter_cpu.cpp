@@ -1,13 +1,16 @@
 // CPU scatter reductions and segment softmax.
 //
-// sum / mean of float32 rows accumulate in runs: a segment's rows are summed in float32 in runs of at
-// most kRun = 16 (in row order), and the runs are added in float64; the total (divided by the count for
-// a mean) is rounded once. A plain float32 running sum of n rows drifts by up to ~n/2 ulps (hundreds of
-// ulps at n = 1e5, what torch's index_add_ / scatter_reduce and torch_scatter give); with runs the error
-// is at most that of 16 float32 additions of the run's rows, and on ordinary data the result is within
-// about one ulp of the exact sum. The float64 sums take memory only for segments with >= kRun rows and are
-// touched once per run, so the float32 accumulators stay the hot, cache-sized working set. float64 rows
-// are summed in float64 directly.
+// sum / mean of float32 rows: a plain float32 running sum of n rows drifts by up to ~n/2 ulps (hundreds of
+// ulps at n = 1e5; what torch's index_add_ / scatter_reduce and torch_scatter give). Here:
+// * few segments (row split with S * C <= kDirectElements, the pooling case): summed in float64 directly
+//   (per-thread accumulators that stay in cache), rounded once;
+// * otherwise in runs: a segment's rows (within one thread's share) are summed in float32 in runs of at most
+//   kRun = 16, in row order, and the runs are added in float64; the total (divided by the count for a mean)
+//   is rounded once. The error is at most that of 16 float32 additions of a run's rows, so segments of up
+//   to ~30 rows are about as precise as a float32 sum and large segments stay within about an ulp of the
+//   exact sum. The float64 sums take memory only for segments with >= kRun rows and are touched once per
+//   run, so the float32 accumulators stay the hot, cache-sized working set.
+// float64 rows are summed in float64.
 //
 // sum / mean take one of two deterministic paths (chosen from the shapes, see `use_row_split`):
 //
@@ -196,6 +199,9 @@ T* align_line(T* p) {
   return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
 }
 
+// Row split with at most this many accumulator entries (S * C) per thread sums float rows in float64 directly.
+constexpr int64_t kDirectElements = int64_t(1) << 14;
+
 // Rows of a segment summed in float32 before the run moves into the segment's float64 sum (see the top).
 constexpr int64_t kRun = 16;
 
@@ -218,30 +224,48 @@ struct alignas(64) RunSums {  // (a cache line each: threads update `used`)
 // Segments that can close a run among n rows (at most one per kRun rows, at most S): the pool's capacity.
 inline int64_t run_capacity(int64_t n, int64_t S) { return std::min<int64_t>(S, n / kRun); }
 
-// Adds `row` to the open run `o` of its segment s (run state `r`). For float input every kRun-th row closes
-// the run: it moves into the segment's float64 sum (its row of `w`, written, not added, at the first close,
-// so the pool needs no zeroing) and `o` restarts at 0. float64 input has no runs (r and w unused).
+#if defined(__GNUC__)
+#define GEOMDL_ALWAYS_INLINE inline __attribute__((always_inline))
+#define GEOMDL_NOINLINE __attribute__((noinline))
+#define GEOMDL_LIKELY(x) __builtin_expect(!!(x), 1)
+#else
+#define GEOMDL_ALWAYS_INLINE inline
+#define GEOMDL_NOINLINE
+#define GEOMDL_LIKELY(x) (x)
+#endif
+
+// Closes the run `o` of segment s (the cold path of add_row, once per kRun rows): it moves into the segment's
+// float64 sum (its row of `w`, written, not added, at the first close, so the pool needs no zeroing) and `o`
+// restarts at 0.
 template <typename scalar_t>
-inline void add_row(const scalar_t* row, scalar_t* o, RunState* r, RunSums* w, int64_t s, int64_t C) {
+GEOMDL_NOINLINE void close_run(scalar_t* o, RunSums* w, int64_t s, bool first, int64_t C) {
+  if (first) {
+    w->slot[s] = w->used;
+    double* d = w->pool + w->used++ * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) d[c] = static_cast<double>(o[c]);
+  } else {
+    double* d = w->pool + w->slot[s] * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) d[c] += static_cast<double>(o[c]);
+  }
+  std::fill(o, o + C, scalar_t(0));
+}
+
+// Adds `row` to the open run `o` of its segment s (run state `r`); for float input every kRun-th row closes
+// the run (close_run). float64 input has no runs (r and w unused). Inlined into the row loops (a call per row
+// cost up to half the time of an in-cache scatter).
+template <typename scalar_t>
+GEOMDL_ALWAYS_INLINE void add_row(const scalar_t* row, scalar_t* o, RunState* r, RunSums* w, int64_t s, int64_t C) {
 #pragma omp simd
   for (int64_t c = 0; c < C; ++c) o[c] += row[c];
   if constexpr (!std::is_same_v<scalar_t, double>) {
-    const int v = *r + 1;
-    if (v % kRun != 0) {
+    const unsigned v = *r + 1u;
+    if (GEOMDL_LIKELY(v % kRun != 0)) {
       *r = static_cast<RunState>(v);
       return;
     }
-    if (v == kRun) {
-      w->slot[s] = w->used;
-      double* d = w->pool + w->used++ * C;
-#pragma omp simd
-      for (int64_t c = 0; c < C; ++c) d[c] = static_cast<double>(o[c]);
-    } else {
-      double* d = w->pool + w->slot[s] * C;
-#pragma omp simd
-      for (int64_t c = 0; c < C; ++c) d[c] += static_cast<double>(o[c]);
-    }
-    std::fill(o, o + C, scalar_t(0));
+    close_run(o, w, s, v == kRun, C);
     *r = static_cast<RunState>(kRun);
   }
 }
@@ -283,14 +307,21 @@ bool sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t
   const size_t per_line = 64 / sizeof(scalar_t);
   const size_t stride = (static_cast<size_t>(S * C) + per_line - 1) / per_line * per_line;  // whole cache lines
   scalar_t* const partial = T > 1 ? scratch<scalar_t>((T - 1) * stride, own_partial) : nullptr;
+  // Few segments (the pooling case: S * C <= kDirectElements): float rows go straight into per-thread float64
+  // accumulators, small enough to stay in cache, instead of runs: no per-row run state (which cost more than
+  // the row itself for narrow rows), and the sums are exact up to the final rounding.
+  const bool direct = kRuns && S * C <= kDirectElements;
+  const size_t direct_stride = round_up(static_cast<size_t>(S * C), 8);
+  std::unique_ptr<char[]> own_direct;
+  double* const dacc = direct ? scratch<double>(T * direct_stride, own_direct) : nullptr;
   // Per-thread arrays start on their own cache lines (with one segment, threads updating neighbouring
   // entries of one line would serialise on it). float64 sums of the closed runs, packed per thread
   // (RunSums): thread t's pool holds up to run_capacity(its rows, S) rows of C.
   const size_t runs_stride = round_up(static_cast<size_t>(S), 64);
   const size_t counts_stride = round_up(static_cast<size_t>(S), 8);
   std::unique_ptr<char[]> own_slots;
-  std::vector<RunSums> sums(kRuns ? T : 0);
-  if (kRuns) {
+  std::vector<RunSums> sums(kRuns && !direct ? T : 0);
+  if (kRuns && !direct) {  // (not both: scratch<double> would hand both the same buffer)
     size_t pool_elems = 0;
     std::vector<size_t> first(T, 0);
     for (int t = 0; t < T; ++t) {
@@ -306,15 +337,18 @@ bool sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t
       sums[t].slot = slots + t * counts_stride;
     }
   }
-  std::unique_ptr<RunState[]> runs(kRuns ? new RunState[T * runs_stride + 64] : nullptr);
+  std::unique_ptr<RunState[]> runs(kRuns && !direct ? new RunState[T * runs_stride + 64] : nullptr);
   std::unique_ptr<int64_t[]> counts(kMean ? new int64_t[T * counts_stride + 8] : nullptr);
   // (new[] aligns to 16 bytes: start the per-thread arrays on a line boundary inside the extra line)
-  RunState* const runs0 = kRuns ? align_line(runs.get()) : nullptr;
+  RunState* const runs0 = kRuns && !direct ? align_line(runs.get()) : nullptr;
   int64_t* const counts0 = kMean ? align_line(counts.get()) : nullptr;
   const int64_t row_bytes = C * static_cast<int64_t>(sizeof(scalar_t));
   const int64_t ahead_src = std::max<int64_t>(1, 4096 / row_bytes);  // rows ~4 KiB ahead
   constexpr int64_t ahead_acc = 16;                                    // 16 random rows ahead
   const int64_t ahead = std::max(ahead_src, ahead_acc);
+  // Rows of half a cache line or more: the float64 row of an upcoming close is worth a prefetch (with
+  // narrower rows the test costs more than the miss it saves).
+  const bool wide_rows = row_bytes >= 32;
   std::vector<char> bad_t(T, 0);
 
 #pragma omp parallel num_threads(T)
@@ -325,18 +359,41 @@ bool sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t
     for (int t = omp_get_thread_num(); t < T; t += team) {
       int64_t a, b;
       split_range(N, T, t, a, b);
+      int64_t* const cnt = kMean ? counts0 + t * counts_stride : nullptr;
+      if (direct) {
+        double* const d = dacc + t * direct_stride;
+        std::fill(d, d + S * C, 0.0);
+        if (kMean) std::fill(cnt, cnt + S, int64_t(0));
+        int64_t i = a;
+        for (; i < b && !out_of_range(index[i], S); ++i) {
+          const scalar_t* row = src + i * C;
+          double* o = d + index[i] * C;
+#pragma omp simd
+          for (int64_t c = 0; c < C; ++c) o[c] += static_cast<double>(row[c]);
+          if (kMean) cnt[index[i]]++;
+        }
+        bad_t[t] = i < b;
+        continue;
+      }
       scalar_t* acc = t == 0 ? out : partial + (t - 1) * stride;
       RunSums* const w = kRuns ? &sums[t] : nullptr;
       RunState* const r = kRuns ? runs0 + t * runs_stride : nullptr;
-      int64_t* const cnt = kMean ? counts0 + t * counts_stride : nullptr;
       std::fill(acc, acc + S * C, scalar_t(0));
       if (kRuns) std::fill(r, r + S, RunState(0));
       if (kMean) std::fill(cnt, cnt + S, int64_t(0));
       int64_t i = a;
       for (; i + ahead < b; ++i) {
         if (out_of_range(index[i], S)) break;  // (prefetching a wild address is harmless)
-        prefetch_lines<true, false>(acc + index[i + ahead_acc] * C, row_bytes);
+        const int64_t s_ahead = index[i + ahead_acc];
+        prefetch_lines<true, false>(acc + s_ahead * C, row_bytes);
         prefetch_lines<false, true>(src + (i + ahead_src) * C, row_bytes);
+        if constexpr (kRuns) {
+          // that row will likely close a run that was closed before: its float64 row (random, twice the bytes
+          // of the float32 one) is fetched too
+          const unsigned r_ahead = r[s_ahead];
+          if (wide_rows && r_ahead >= kRun && (r_ahead + 1u) % kRun == 0)
+            prefetch_lines<true, false>(w->row(s_ahead, C), 2 * row_bytes);
+        }
         const int64_t s = index[i];
         add_row(src + i * C, acc + s * C, kRuns ? r + s : nullptr, w, s, C);
         if (kMean) cnt[s]++;
@@ -360,6 +417,16 @@ bool sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t
           if (kMean)
             for (int u = 0; u < T; ++u) n += counts0[u * counts_stride + s];
           if constexpr (kRuns) {
+            if (direct) {
+              std::fill(tmp.begin(), tmp.end(), 0.0);
+              for (int u = 0; u < T; ++u) {
+                const double* d = dacc + u * direct_stride + s * C;
+#pragma omp simd
+                for (int64_t c = 0; c < C; ++c) tmp[c] += d[c];
+              }
+              round_total<scalar_t, kMean>(o, tmp.data(), n, C);
+              continue;
+            }
             // One thread, no run closed, a sum: `o` is already the result (fl(o) = o).
             if (T == 1 && !kMean && runs0[s] < kRun) continue;
             std::fill(tmp.begin(), tmp.end(), 0.0);
