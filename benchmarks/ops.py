@@ -2,7 +2,8 @@
 measured in ONE run (this VM's memory bandwidth and load swing between runs, so only ratios measured
 side by side mean anything).
 
-    python -m benchmarks ops                 # 2 threads: 1e6 x 64 scatter (sum, max; small inputs per call:
+    python -m benchmarks ops                 # 2 threads: 1e6 x 64 scatter (sum, max; small inputs per call;
+                                             # sum / mean precision against float64:
                                              # ops_scatter_cpu.py), segment softmax (ops_softmax_cpu.py),
                                              # 1e5-point graphs, fps 1e5 -> 1e3,
                                              # feature-space knn and radius and their search choice
@@ -28,7 +29,7 @@ from benchmarks.timing import device_name, measure, measure_interleaved, positiv
 
 HELP = ("scatter-sum, segment softmax, radius_graph, knn_graph (3-D and feature space), fps: geomdl vs torch, torch_scatter, "
         "torch_cluster, PyG, scipy, open3d")
-PARTS = ["scatter", "scatter_max", "scatter_small", "softmax", "radius", "knn", "knn_features", "knn_sweep", "radius_features", "radius_sweep",
+PARTS = ["scatter", "scatter_max", "scatter_small", "scatter_sums", "softmax", "radius", "knn", "knn_features", "knn_sweep", "radius_features", "radius_sweep",
          "fps"]
 
 
@@ -318,13 +319,15 @@ def run(args) -> list[dict]:
     parts = args.only or PARTS
     if "scatter" in parts:
         _scatter(table, args.quick)
-    if "scatter_max" in parts or "scatter_small" in parts:
-        from benchmarks.ops_scatter_cpu import scatter_max, scatter_small
+    if "scatter_max" in parts or "scatter_small" in parts or "scatter_sums" in parts:
+        from benchmarks.ops_scatter_cpu import scatter_max, scatter_small, scatter_sums
 
         if "scatter_max" in parts:
             scatter_max(table, args.quick, _optional)
         if "scatter_small" in parts:
             scatter_small(table, args.quick, _optional)
+        if "scatter_sums" in parts:
+            scatter_sums(table, args.quick, _optional)
     if "softmax" in parts:
         from benchmarks.ops_softmax_cpu import segment_softmax_cpu
 

@@ -3,6 +3,12 @@
 * ``scatter_max``: scatter-max of 1e6 x 64 float32 rows into 1e4 segments (sorted and random index),
   forward alone and forward + backward, against torch's ``scatter_reduce_(..., "amax")``, torch_scatter
   and PyG's ``utils.scatter``. Every peer's output is compared with geomdl's before it is timed.
+* ``scatter_sums``: scatter sum / mean of float32 rows where a float32 running sum is least precise
+  (pooling: few, large segments) and where it is most common (message aggregation: ~10 rows per
+  segment), against torch's ``index_add_`` / ``scatter_reduce_``, torch_scatter and PyG's
+  ``utils.scatter``. The ``agrees`` column gives each output's largest error against the float64 sum of the
+  same float32 rows, in float32 ulps of the entry (``max |out - out64| / ulp(out64)``); rows are uniform in
+  [0, 1), so no sum cancels.
 * ``scatter_small``: the time of one call on small inputs, where the per-call overhead (argument checks,
   dispatch) is most of it: 100 x 16 rows into 10 segments, and 10,000 x 64 rows into 600 (a batch of
   about 32 QM9 molecules' edges). Each timing is a loop of many calls, reported per call.
@@ -133,3 +139,51 @@ def scatter_small(table, quick: bool, optional) -> None:
             pyg = optional("torch_geometric.utils")
             if pyg is not None:
                 add("PyG utils.scatter", lambda: pyg.scatter(src, index, dim=0, dim_size=s, reduce=reduce))
+
+
+def _ulps(out: torch.Tensor, want64: torch.Tensor) -> float:
+    ulp = torch.finfo(torch.float32).eps * want64.abs().clamp_min(torch.finfo(torch.float32).tiny)
+    return float(((out.double() - want64).abs() / ulp).max())
+
+
+def _sum_cases(quick: bool):
+    """(op name, n, c, segments, reduce) of part ``scatter_sums``."""
+    scale = 10 if quick else 1
+    return [(f"{2_000_000 // scale:.0e}x8->16 (pooling)", 2_000_000 // scale, 8, 16, "sum"),
+            (f"{2_000_000 // scale:.0e}x8->16 (pooling)", 2_000_000 // scale, 8, 16, "mean"),
+            (f"{1_000_000 // scale:.0e}x64->{100_000 // scale:.0e} (edges)", 1_000_000 // scale, 64, 100_000 // scale, "sum")]
+
+
+def scatter_sums(table, quick: bool, optional) -> None:
+    from geomdl import ops
+
+    gen = torch.Generator().manual_seed(6)
+    ts = optional("torch_scatter")
+    pyg = optional("torch_geometric.utils")
+    for shape, n, c, s, reduce in _sum_cases(quick):
+        op = f"scatter_{reduce} {shape}"
+        src = torch.rand(n, c, generator=gen)
+        index = torch.randint(0, s, (n,), generator=gen)
+        want = torch.zeros(s, c, dtype=torch.float64).index_add_(0, index, src.double())
+        if reduce == "mean":
+            want /= torch.bincount(index, minlength=s).clamp(min=1).double().unsqueeze(1)
+        expanded = index.unsqueeze(1).expand(-1, c)
+
+        def compiled():
+            with ops.use_backend("compiled"):
+                return ops.scatter(src, index, dim_size=s, reduce=reduce)
+
+        impls = {"geomdl (compiled)": compiled,
+                 "geomdl reference": lambda: ops.scatter_reference(src, index, dim_size=s, reduce=reduce),
+                 f"torch scatter_reduce_ {reduce}": lambda: src.new_zeros(s, c).scatter_reduce_(
+                     0, expanded, src, reduce, include_self=False)}
+        if reduce == "sum":
+            impls["torch index_add_"] = lambda: src.new_zeros(s, c).index_add_(0, index, src)
+        if ts is not None:
+            impls["torch_scatter"] = lambda: ts.scatter(src, index, dim=0, dim_size=s, reduce=reduce)
+        else:
+            table.skip(op, "torch_scatter", "not installed (pip install 'geomdl[bench]')")
+        if pyg is not None:
+            impls["PyG utils.scatter"] = lambda: pyg.scatter(src, index, dim=0, dim_size=s, reduce=reduce)
+        for name, fn in impls.items():
+            table.time(op, name, fn, agrees=f"max err {_ulps(fn(), want):.1f} ulp", geomdl=name == "geomdl (compiled)")
