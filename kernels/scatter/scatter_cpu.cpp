@@ -6,9 +6,9 @@
 //   (per-thread accumulators that stay in cache), rounded once;
 // * otherwise in runs: a segment's rows (within one thread's share) are summed in float32 in runs of at most
 //   kRun = 16, in row order, and the runs are added in float64; the total (divided by the count for a mean)
-//   is rounded once. The error is at most that of 16 float32 additions of a run's rows, so segments of up
-//   to ~30 rows are about as precise as a float32 sum and large segments stay within about an ulp of the
-//   exact sum. The float64 sums take memory only for segments with >= kRun rows and are touched once per
+//   is rounded once. The worst-case error is that of a 16-row float32 sum relative to the segment's
+//   sum |v| (a few ulps when all runs err alike, e.g. constant rows); segments of a few dozen rows are
+//   about as precise as a float32 sum, and on random data large segments stay within about an ulp. The float64 sums take memory only for segments with >= kRun rows and are touched once per
 //   run, so the float32 accumulators stay the hot, cache-sized working set.
 // float64 rows are summed in float64.
 //
@@ -19,9 +19,10 @@
 //   [dim_size, C] accumulator (thread 0 straight into `out`), so `src` is streamed once, exactly
 //   like a plain read of it; the accumulators are then added in thread order,
 //   out = acc_0 + acc_1 + ... + acc_{T-1} (float32: each thread's float64 sum and open run, added in
-//   float64 and rounded once). The result is bit-for-bit the same on every run with the same number
-//   of threads T; with another T only the rounding differs. With T = 1 it is the plain row-order sum
-//   (in runs, for float32).
+//   float64 and rounded once; float32 with S * C <= kDirectElements: per-thread float64 accumulators
+//   instead, `out` written only by the combine). The result is bit-for-bit the same on every run with the
+//   same number of threads T; with another T only the rounding differs. With T = 1 it is the row-order
+//   sum (float32: in float64 directly or in runs, rounded once).
 // * Ownership (many segments, and max / min always): a histogram of `index` balances the output
 //   segments between threads so that each thread owns a contiguous range of segments holding about
 //   N/T rows; each thread collects (branch-free) the rows whose segment it owns and reduces them in
@@ -186,7 +187,7 @@ T* scratch(size_t count, std::unique_ptr<char[]>& once) {
 // Row split pays off when the T private accumulators (zeroed, then added: ~(2T+1) S C values of
 // traffic) are small next to the N C values of src, and fit a memory budget.
 bool use_row_split(int64_t N, int64_t C, int64_t S, int T, size_t elem) {
-  if (T <= 1) return true;  // one thread: the plain row-order sum straight into `out`
+  if (T <= 1) return true;  // one thread: the row-order sum (float32: float64-direct or in runs, see the top)
   constexpr int64_t kBudgetBytes = int64_t(64) << 20;
   return (2 * T + 1) * S <= N / 2 && static_cast<int64_t>((T - 1) * S * C * elem) <= kBudgetBytes;
 }
@@ -389,10 +390,12 @@ bool sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t
         prefetch_lines<false, true>(src + (i + ahead_src) * C, row_bytes);
         if constexpr (kRuns) {
           // that row will likely close a run that was closed before: its float64 row (random, twice the bytes
-          // of the float32 one) is fetched too
-          const unsigned r_ahead = r[s_ahead];
-          if (wide_rows && r_ahead >= kRun && (r_ahead + 1u) % kRun == 0)
-            prefetch_lines<true, false>(w->row(s_ahead, C), 2 * row_bytes);
+          // of the float32 one) is fetched too. s_ahead is not range-checked yet (its row is, when reached): it
+          // indexes the run states only when in range (a prefetch of a wild address is harmless, a load is not).
+          if (wide_rows && !out_of_range(s_ahead, S)) {
+            const unsigned r_ahead = r[s_ahead];
+            if (r_ahead >= kRun && (r_ahead + 1u) % kRun == 0) prefetch_lines<true, false>(w->row(s_ahead, C), 2 * row_bytes);
+          }
         }
         const int64_t s = index[i];
         add_row(src + i * C, acc + s * C, kRuns ? r + s : nullptr, w, s, C);

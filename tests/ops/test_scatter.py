@@ -120,8 +120,9 @@ def test_compiled_is_deterministic(path):
         two_thread_max = _with_threads(2, lambda: scatter(src, index, dim_size=shape["segments"], reduce="max"))
     for a, b in runs.values():
         assert torch.equal(a, b)  # the same thread count gives the same bits on every run
-    # one thread sums each segment in row order, in float32 runs of 16 rows added in float64 (the reference sums
-    # in float64 throughout: equal to about an ulp) ...
+    # one thread sums each segment in row order: float32 in float64 directly (row_split: small output) or in
+    # float32 runs of 16 rows added in float64 (ownership shape); the reference sums in float64 throughout:
+    # equal to about an ulp ...
     torch.testing.assert_close(runs[1][0], scatter_reference(src, index, dim_size=shape["segments"]), rtol=1e-6, atol=2e-5)
     # ... and float64 rows exactly like the (sequential) reference
     src64 = src.double()
@@ -152,6 +153,26 @@ def test_compiled_checks_index_range_in_its_own_pass(path, reduce, where):
                 _with_threads(2, lambda: scatter(src, wrong, dim_size=shape["segments"], reduce=reduce))
         with pytest.raises(ValueError, match="index has an entry 0 out of range"):
             scatter(src, index * 0, dim_size=0, reduce=reduce)
+
+
+@compiled
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", [(100, 200, 100), (40_000, 8, 30_000), (40_000, 4, 5_000)])
+def test_wild_index_raises_and_does_not_crash(shape, threads, dtype):
+    """Entries far outside [0, dim_size) (2**40, -2**40) ahead of the row being summed: the kernel reads the
+    index ahead of its range check (prefetching); it must raise the ValueError, never touch memory there."""
+    n, c, s = shape
+    src = torch.randn(n, c, dtype=dtype)
+    index = torch.randint(0, s, (n,), generator=torch.Generator().manual_seed(n))
+    with ops.use_backend("compiled"):
+        for bad in (1 << 40, -(1 << 40)):
+            for where in (20, n // 2, n - 1):
+                wrong = index.clone()
+                wrong[where] = bad
+                for reduce in ("sum", "mean"):
+                    with pytest.raises(ValueError, match="index has"):
+                        _with_threads(threads, lambda: scatter(src, wrong, dim_size=s, reduce=reduce))
 
 
 @compiled
