@@ -7,7 +7,7 @@
   (pooling: few, large segments) and where it is most common (message aggregation: ~10 rows per
   segment), against torch's ``index_add_`` / ``scatter_reduce_``, torch_scatter and PyG's
   ``utils.scatter``. The ``agrees`` column gives each output's largest error against the float64 sum of the
-  same float32 rows, in float32 ulps of the entry (``max |out - out64| / ulp(out64)``); rows are uniform in
+  same float32 rows, in units of ``eps |out64|`` ("ulp": within 2x of the true ulp); rows are uniform in
   [0, 1), so no sum cancels.
 * ``scatter_small``: the time of one call on small inputs, where the per-call overhead (argument checks,
   dispatch) is most of it: 100 x 16 rows into 10 segments, and 10,000 x 64 rows into 600 (a batch of

@@ -16,9 +16,11 @@ Precision of ``sum``/``mean`` (a float32 running sum over n rows, what torch's `
   mean);
 * the compiled CPU kernel sums float32 rows in float64 when the output is small (``dim_size * C <= 2**14``
   with few segments: pooling), else in float32 runs of at most 16 rows of a segment (per thread) whose sums
-  are added in float64; either way the total is rounded once. The error is at most that of 16 float32
-  additions: segments of a few dozen rows are about as precise as a float32 sum, large ones within about an
-  ulp of the exact sum (``python -m benchmarks ops --only scatter_sums``). float64 is summed in float64;
+  are added in float64; either way the total is rounded once. The worst-case error is that of a 16-row
+  float32 sum relative to the segment's sum of ``|v|`` (a few ulps when all runs err alike, e.g. constant
+  rows); segments of a few dozen rows are about as precise as a float32 sum, and on random data large ones
+  stay within about an ulp of the exact sum (``python -m benchmarks ops --only scatter_sums``). float64 is
+  summed in float64;
 * the CUDA kernel accumulates in the input's dtype (float atomics).
 
 Summation order of the compiled CPU kernel (deterministic: the same inputs and thread count give
@@ -28,7 +30,8 @@ the same bits on every run):
   ``T - 1`` extra ``[dim_size, C]`` accumulators within 64 MiB; ``T = 1`` below 32k elements): thread
   ``t`` sums the contiguous rows ``[N t/T, N (t+1)/T)`` in row order into its own accumulator and
   the ``T`` accumulators are added in thread order. ``src`` is streamed once, like a plain read of
-  it. Another thread count changes only the rounding; one thread gives the plain row-order sum.
+  it. Another thread count changes only the rounding; one thread gives the row-order sum (float32:
+  accumulated in float64, directly or in runs of 16, and rounded once).
 * otherwise (and ``max``/``min`` always) every segment is reduced by one thread in row order:
   identical bits for any number of threads.
 """

@@ -21,7 +21,8 @@
 // Deterministic mode (torch.use_deterministic_algorithms(True)): sum and mean avoid floating-point
 // atomics: one thread per (segment, column vector) reduces the rows of the segment (CSR of the stably
 // sorted index, segment_run.cuh) in row order: the plain row-order sum, bit for bit the same on every
-// run (and the same summation order as the sequential CPU reference). max/min use only integer atomics,
+// run (float64: the same order and bits as the sequential CPU reference; float32 differs, the CPU kernel and
+// the reference accumulate in float64). max/min use only integer atomics,
 // already deterministic.
 #include <torch/library.h>
 
