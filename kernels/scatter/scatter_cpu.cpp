@@ -304,14 +304,14 @@ inline void round_total(scalar_t* out_row, double* tmp, int64_t n, int64_t C) {
 template <typename scalar_t, bool kMean>
 bool sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t C, int64_t S, int T, scalar_t* out) {
   constexpr bool kRuns = !std::is_same_v<scalar_t, double>;
-  std::unique_ptr<char[]> own_partial, own_wide;
-  const size_t per_line = 64 / sizeof(scalar_t);
-  const size_t stride = (static_cast<size_t>(S * C) + per_line - 1) / per_line * per_line;  // whole cache lines
-  scalar_t* const partial = T > 1 ? scratch<scalar_t>((T - 1) * stride, own_partial) : nullptr;
   // Few segments (the pooling case: S * C <= kDirectElements): float rows go straight into per-thread float64
   // accumulators, small enough to stay in cache, instead of runs: no per-row run state (which cost more than
   // the row itself for narrow rows), and the sums are exact up to the final rounding.
   const bool direct = kRuns && S * C <= kDirectElements;
+  const bool in_runs = kRuns && !direct;
+  std::unique_ptr<char[]> own_partial, own_pool;
+  const size_t stride = round_up(static_cast<size_t>(S * C), 64 / sizeof(scalar_t));  // whole cache lines
+  scalar_t* const partial = T > 1 && !direct ? scratch<scalar_t>((T - 1) * stride, own_partial) : nullptr;
   const size_t direct_stride = round_up(static_cast<size_t>(S * C), 8);
   std::unique_ptr<char[]> own_direct;
   double* const dacc = direct ? scratch<double>(T * direct_stride, own_direct) : nullptr;
@@ -321,8 +321,8 @@ bool sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t
   const size_t runs_stride = round_up(static_cast<size_t>(S), 64);
   const size_t counts_stride = round_up(static_cast<size_t>(S), 8);
   std::unique_ptr<char[]> own_slots;
-  std::vector<RunSums> sums(kRuns && !direct ? T : 0);
-  if (kRuns && !direct) {  // (not both: scratch<double> would hand both the same buffer)
+  std::vector<RunSums> sums(in_runs ? T : 0);
+  if (in_runs) {  // (not with `direct`: scratch<double> would hand both the same buffer)
     size_t pool_elems = 0;
     std::vector<size_t> first(T, 0);
     for (int t = 0; t < T; ++t) {
@@ -331,17 +331,17 @@ bool sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t
       first[t] = pool_elems;
       pool_elems += round_up(static_cast<size_t>(run_capacity(b - a, S) * C), 8);
     }
-    double* const pool = scratch<double>(std::max<size_t>(pool_elems, 1), own_wide);
+    double* const pool = scratch<double>(std::max<size_t>(pool_elems, 1), own_pool);
     int64_t* const slots = scratch<int64_t>(T * counts_stride, own_slots);
     for (int t = 0; t < T; ++t) {
       sums[t].pool = pool + first[t];
       sums[t].slot = slots + t * counts_stride;
     }
   }
-  std::unique_ptr<RunState[]> runs(kRuns && !direct ? new RunState[T * runs_stride + 64] : nullptr);
+  std::unique_ptr<RunState[]> runs(in_runs ? new RunState[T * runs_stride + 64] : nullptr);
   std::unique_ptr<int64_t[]> counts(kMean ? new int64_t[T * counts_stride + 8] : nullptr);
   // (new[] aligns to 16 bytes: start the per-thread arrays on a line boundary inside the extra line)
-  RunState* const runs0 = kRuns && !direct ? align_line(runs.get()) : nullptr;
+  RunState* const runs0 = in_runs ? align_line(runs.get()) : nullptr;
   int64_t* const counts0 = kMean ? align_line(counts.get()) : nullptr;
   const int64_t row_bytes = C * static_cast<int64_t>(sizeof(scalar_t));
   const int64_t ahead_src = std::max<int64_t>(1, 4096 / row_bytes);  // rows ~4 KiB ahead
