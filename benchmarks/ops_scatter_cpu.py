@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from benchmarks.ops_softmax_cpu import float32_ulps
 from benchmarks.timing import measure
 
 
@@ -141,11 +142,6 @@ def scatter_small(table, quick: bool, optional) -> None:
                 add("PyG utils.scatter", lambda: pyg.scatter(src, index, dim=0, dim_size=s, reduce=reduce))
 
 
-def _ulps(out: torch.Tensor, want64: torch.Tensor) -> float:
-    ulp = torch.finfo(torch.float32).eps * want64.abs().clamp_min(torch.finfo(torch.float32).tiny)
-    return float(((out.double() - want64).abs() / ulp).max())
-
-
 def _sum_cases(quick: bool):
     """(op name, n, c, segments, reduce) of part ``scatter_sums``."""
     scale = 10 if quick else 1
@@ -164,9 +160,7 @@ def scatter_sums(table, quick: bool, optional) -> None:
         op = f"scatter_{reduce} {shape}"
         src = torch.rand(n, c, generator=gen)
         index = torch.randint(0, s, (n,), generator=gen)
-        want = torch.zeros(s, c, dtype=torch.float64).index_add_(0, index, src.double())
-        if reduce == "mean":
-            want /= torch.bincount(index, minlength=s).clamp(min=1).double().unsqueeze(1)
+        want = ops.scatter_reference(src.double(), index, dim_size=s, reduce=reduce)  # float64 sums
         expanded = index.unsqueeze(1).expand(-1, c)
 
         def compiled():
@@ -186,4 +180,4 @@ def scatter_sums(table, quick: bool, optional) -> None:
         if pyg is not None:
             impls["PyG utils.scatter"] = lambda: pyg.scatter(src, index, dim=0, dim_size=s, reduce=reduce)
         for name, fn in impls.items():
-            table.time(op, name, fn, agrees=f"max err {_ulps(fn(), want):.1f} ulp", geomdl=name == "geomdl (compiled)")
+            table.time(op, name, fn, agrees=f"max err {float32_ulps(fn(), want):.1f} ulp", geomdl=name == "geomdl (compiled)")

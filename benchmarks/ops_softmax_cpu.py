@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks.timing import measure
 
-
-def _ulps(out: torch.Tensor, want64: torch.Tensor) -> float:
+def float32_ulps(out: torch.Tensor, want64: torch.Tensor) -> float:
+    """Largest error of float32 `out` against `want64`, in units of eps |want64| (within 2x of the true ulp)."""
     ulp = torch.finfo(torch.float32).eps * want64.abs().clamp_min(torch.finfo(torch.float32).tiny)
     return float(((out.double() - want64).abs() / ulp).max())
 
@@ -53,7 +52,7 @@ def segment_softmax_cpu(table, quick: bool, optional) -> None:
         if pyg is not None:
             impls["PyG utils.softmax"] = lambda x: pyg.softmax(x, index, num_nodes=s)
         for name, fn in impls.items():
-            table.time(op, name, lambda fn=fn: fn(src), agrees=f"max err {_ulps(fn(src), want):.1f} ulp",
+            table.time(op, name, lambda fn=fn: fn(src), agrees=f"max err {float32_ulps(fn(src), want):.1f} ulp",
                        geomdl=name == "geomdl (compiled)")
         for name, fn in impls.items():
             leaf = src.clone().requires_grad_(True)
