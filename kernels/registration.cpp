@@ -8,16 +8,19 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include "common/cpu_isa.h"
 #include "common/parallel.h"
 
 extern "C" {
 // Importing geomdl._C only needs to load this shared library: the static TORCH_LIBRARY
-// initialisers below register the ops with the dispatcher. The module's one attribute, `openmp`
-// (1 or 0), says whether the CPU kernels were compiled with OpenMP (multi-threaded) or serially.
+// initialisers below register the ops with the dispatcher. The module's attributes (1 or 0): `openmp`,
+// whether the CPU kernels were compiled with OpenMP (multi-threaded) or serially; `avx2`, whether the
+// AVX2 copies of the CPU kernels (gaunt, trilinear, scatter; kernels/common/cpu_isa.h) run on this CPU.
 PyObject* PyInit__C(void) {
   static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
   PyObject* module = PyModule_Create(&module_def);
-  if (module != nullptr && PyModule_AddIntConstant(module, "openmp", geomdl::kOpenMP ? 1 : 0) != 0) {
+  if (module != nullptr && (PyModule_AddIntConstant(module, "openmp", geomdl::kOpenMP ? 1 : 0) != 0 ||
+                            PyModule_AddIntConstant(module, "avx2", geomdl::cpu_has_avx2_fma() ? 1 : 0) != 0)) {
     Py_DECREF(module);
     return nullptr;
   }

@@ -24,6 +24,7 @@ def collect() -> dict:
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)",
         "extension": "loaded" if ops.extension_loaded() else f"not loaded: {ops.extension_error()}",
         "openmp": _openmp(ops.extension_loaded()),
+        "cpu kernels": _cpu_isa(ops.extension_loaded()),
         "backend": ops.get_backend(),
         "kernels": {op: [d for d in ("cpu", "cuda") if ops.has_kernel(op, d)] for op in OPS},
     }
@@ -45,6 +46,20 @@ def _openmp(loaded: bool) -> str:
     if flag:
         return "yes (multi-threaded CPU kernels)"
     return "no: built without OpenMP, the CPU kernels run single-threaded (see setup.py)"
+
+
+def _cpu_isa(loaded: bool) -> str:
+    """Which copies of the vectorised CPU kernels run: ``geomdl._C.avx2`` (kernels/registration.cpp) is 1 when
+    the CPU has AVX2 and FMA (x86 builds compile the gaunt, trilinear and scatter loops twice and choose at run
+    time; GEOMDL_{GAUNT,TRILINEAR,SCATTER}_ISA=generic forces the baseline copy of one of them)."""
+    if not loaded:
+        return "n/a (extension not loaded)"
+    import sys
+
+    flag = getattr(sys.modules.get("geomdl._C"), "avx2", None)
+    if flag is None:
+        return "unknown (extension built before geomdl reported it; rebuild it)"
+    return "avx2" if flag else "baseline (no AVX2+FMA on this CPU, or not an x86 build)"
 
 
 def _version(mod: str) -> str:

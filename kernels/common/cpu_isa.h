@@ -1,6 +1,9 @@
-// Run-time choice between a kernel's AVX2+FMA build and its baseline build (kernels compiled twice,
-// the AVX2 copy under `#pragma GCC target("avx2,fma")`, so the build needs no -march flag).
+// Run-time choice between a kernel's AVX2 build and its baseline build (kernels compiled twice, the AVX2
+// copy under `#pragma GCC target("avx2,fma")`, or "avx2" alone where results must not change with the
+// copy (scatter), so the build needs no -march flag).
 #pragma once
+#include <c10/util/Exception.h>
+
 #include <cstdlib>
 #include <cstring>
 
@@ -10,16 +13,28 @@
 #endif
 
 namespace geomdl {
-// True when the CPU has AVX2 and FMA and the environment variable `isa_env` (e.g.
-// GEOMDL_GAUNT_ISA) is not "generic" (tests use it to run the baseline build).
-inline bool use_avx2_fma(const char* isa_env) {
+// True when this is an x86 build (which has the AVX2 copies) and the CPU has AVX2 and FMA; reported by
+// geomdl._C.avx2.
+inline bool cpu_has_avx2_fma() {
 #ifdef GEOMDL_CPU_X86
   static const bool cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  const char* isa = std::getenv(isa_env);
-  return cpu && !(isa && std::strcmp(isa, "generic") == 0);
+  return cpu;
 #else
-  (void)isa_env;
   return false;
 #endif
+}
+
+// True when cpu_has_avx2_fma() and the environment variable `isa_env` (GEOMDL_GAUNT_ISA,
+// GEOMDL_TRILINEAR_ISA, GEOMDL_SCATTER_ISA) is not "generic" (tests use it to run the baseline build).
+// Any other value than unset, "", "generic" or "avx2" (the default where the CPU has it) raises
+// ValueError: a misspelt setting is not silently ignored. Reads the environment: call it once per op
+// call, outside parallel regions.
+inline bool use_avx2_fma(const char* isa_env) {
+  const char* isa = std::getenv(isa_env);
+  const bool generic = isa && std::strcmp(isa, "generic") == 0;
+  TORCH_CHECK_VALUE(!isa || generic || isa[0] == '\0' || std::strcmp(isa, "avx2") == 0, isa_env,
+                    " must be 'generic' (the baseline copy of the kernel) or 'avx2' (the default where the CPU has "
+                    "AVX2 and FMA), not '", isa, "'");
+  return cpu_has_avx2_fma() && !generic;
 }
 }  // namespace geomdl

@@ -28,6 +28,9 @@
 //   N/T rows; each thread collects (branch-free) the rows whose segment it owns and reduces them in
 //   row order, prefetching rows ahead. Every segment is reduced by one thread in index order:
 //   results are bit-for-bit identical for any number of threads and no atomics are needed.
+//
+// The row loops of both paths (scatter_rows.h) are compiled twice, for the baseline target and for AVX2,
+// and chosen at run time (with_rows); the two copies give the same bits.
 #include "common/parallel.h"
 #include <torch/all.h>
 #include <torch/library.h>
@@ -40,6 +43,7 @@
 #include <vector>
 
 #include "common/checks.h"
+#include "common/cpu_isa.h"
 #include "scatter/reduce.h"
 
 namespace geomdl {
@@ -271,6 +275,32 @@ GEOMDL_ALWAYS_INLINE void add_row(const scalar_t* row, scalar_t* o, RunState* r,
   }
 }
 
+// The row loops (Rows), compiled for the baseline target and for AVX2 (see scatter_rows.h).
+namespace generic {
+#include "scatter/scatter_rows.h"
+}  // namespace generic
+#ifdef GEOMDL_CPU_X86
+#pragma GCC push_options
+#pragma GCC target("avx2")
+namespace avx2 {
+#include "scatter/scatter_rows.h"
+}  // namespace avx2
+#pragma GCC pop_options
+#else
+namespace avx2 = generic;  // (use_avx2_fma is false off x86)
+#endif
+
+// Calls f(generic::Rows{}) or, when the CPU has AVX2 (and GEOMDL_SCATTER_ISA is not "generic"),
+// f(avx2::Rows{}): f calls the row loops as `rows.template direct<...>(...)`. `avx` is read once per call,
+// outside the parallel regions (getenv).
+template <typename F>
+inline decltype(auto) with_rows(bool avx, F&& f) {
+  if (avx) return f(avx2::Rows{});
+  return f(generic::Rows{});
+}
+
+inline bool scatter_avx2() { return use_avx2_fma("GEOMDL_SCATTER_ISA"); }
+
 // tmp += the sum of one thread's rows of a segment: its float64 sum d (when a run was closed, r >= kRun) and
 // its open run o.
 template <typename scalar_t>
@@ -343,13 +373,7 @@ bool sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t
   // (new[] aligns to 16 bytes: start the per-thread arrays on a line boundary inside the extra line)
   RunState* const runs0 = in_runs ? align_line(runs.get()) : nullptr;
   int64_t* const counts0 = kMean ? align_line(counts.get()) : nullptr;
-  const int64_t row_bytes = C * static_cast<int64_t>(sizeof(scalar_t));
-  const int64_t ahead_src = std::max<int64_t>(1, 4096 / row_bytes);  // rows ~4 KiB ahead
-  constexpr int64_t ahead_acc = 16;                                    // 16 random rows ahead
-  const int64_t ahead = std::max(ahead_src, ahead_acc);
-  // Rows of half a cache line or more: the float64 row of an upcoming close is worth a prefetch (with
-  // narrower rows the test costs more than the miss it saves).
-  const bool wide_rows = row_bytes >= 32;
+  const bool avx = scatter_avx2();
   std::vector<char> bad_t(T, 0);
 
 #pragma omp parallel num_threads(T)
@@ -365,14 +389,8 @@ bool sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t
         double* const d = dacc + t * direct_stride;
         std::fill(d, d + S * C, 0.0);
         if (kMean) std::fill(cnt, cnt + S, int64_t(0));
-        int64_t i = a;
-        for (; i < b && !out_of_range(index[i], S); ++i) {
-          const scalar_t* row = src + i * C;
-          double* o = d + index[i] * C;
-#pragma omp simd
-          for (int64_t c = 0; c < C; ++c) o[c] += static_cast<double>(row[c]);
-          if (kMean) cnt[index[i]]++;
-        }
+        const int64_t i =
+            with_rows(avx, [&](auto rows) { return rows.template direct<scalar_t, kMean>(src, index, a, b, C, S, d, cnt); });
         bad_t[t] = i < b;
         continue;
       }
@@ -382,30 +400,8 @@ bool sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t
       std::fill(acc, acc + S * C, scalar_t(0));
       if (kRuns) std::fill(r, r + S, RunState(0));
       if (kMean) std::fill(cnt, cnt + S, int64_t(0));
-      int64_t i = a;
-      for (; i + ahead < b; ++i) {
-        if (out_of_range(index[i], S)) break;  // (prefetching a wild address is harmless)
-        const int64_t s_ahead = index[i + ahead_acc];
-        prefetch_lines<true, false>(acc + s_ahead * C, row_bytes);
-        prefetch_lines<false, true>(src + (i + ahead_src) * C, row_bytes);
-        if constexpr (kRuns) {
-          // that row will likely close a run that was closed before: its float64 row (random, twice the bytes
-          // of the float32 one) is fetched too. s_ahead is not range-checked yet (its row is, when reached): it
-          // indexes the run states only when in range (a prefetch of a wild address is harmless, a load is not).
-          if (wide_rows && !out_of_range(s_ahead, S)) {
-            const unsigned r_ahead = r[s_ahead];
-            if (r_ahead >= kRun && (r_ahead + 1u) % kRun == 0) prefetch_lines<true, false>(w->row(s_ahead, C), 2 * row_bytes);
-          }
-        }
-        const int64_t s = index[i];
-        add_row(src + i * C, acc + s * C, kRuns ? r + s : nullptr, w, s, C);
-        if (kMean) cnt[s]++;
-      }
-      for (; i < b && !out_of_range(index[i], S); ++i) {
-        const int64_t s = index[i];
-        add_row(src + i * C, acc + s * C, kRuns ? r + s : nullptr, w, s, C);
-        if (kMean) cnt[s]++;
-      }
+      const int64_t i =
+          with_rows(avx, [&](auto rows) { return rows.template runs<scalar_t, kMean>(src, index, a, b, C, S, acc, r, w, cnt); });
       bad_t[t] = i < b;
     }
     if (T > 1 || kMean || kRuns) {
@@ -462,7 +458,7 @@ bool sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t
 // end) into out [S, C], each segment in row order (float input: in runs, see the top, rounded once).
 template <typename scalar_t, bool kMean>
 void sum_owned(const scalar_t* src, const int64_t* index, const std::vector<int64_t>& rows,
-               const std::vector<int64_t>& counts, int64_t C, int64_t s0, int64_t s1, scalar_t* out) {
+               const std::vector<int64_t>& counts, int64_t C, int64_t s0, int64_t s1, scalar_t* out, bool avx) {
   constexpr bool kRuns = !std::is_same_v<scalar_t, double>;
   std::fill(out + s0 * C, out + s1 * C, scalar_t(0));
   const int64_t n_rows = static_cast<int64_t>(rows.size()) - 1;
@@ -473,12 +469,7 @@ void sum_owned(const scalar_t* src, const int64_t* index, const std::vector<int6
     w.slot = scratch<int64_t>(static_cast<size_t>(s1 - s0), own_slots);
   }
   std::vector<RunState> runs(kRuns ? s1 - s0 : 0, 0);
-  for (int64_t k = 0; k < n_rows; ++k) {
-    const int64_t i = rows[k];
-    if (k + kPrefetch < n_rows) prefetch_row(src + rows[k + kPrefetch] * C, C);
-    const int64_t s = index[i];
-    add_row(src + i * C, out + s * C, kRuns ? runs.data() + (s - s0) : nullptr, &w, s - s0, C);
-  }
+  with_rows(avx, [&](auto r) { r.template owned_sum<scalar_t>(src, index, rows.data(), n_rows, C, s0, out, runs.data(), &w); });
   if constexpr (kRuns) {
     std::vector<double> tmp(C);
     for (int64_t s = s0; s < s1; ++s) {
@@ -509,33 +500,14 @@ void sum_owned(const scalar_t* src, const int64_t* index, const std::vector<int6
 // 0 and arg N.
 template <typename scalar_t, typename lane_t, bool kMax>
 void minmax_owned(const scalar_t* src, const int64_t* index, const std::vector<int64_t>& rows, int64_t C, int64_t s0,
-                  int64_t s1, int64_t N, scalar_t* out, int64_t* arg) {
+                  int64_t s1, int64_t N, scalar_t* out, int64_t* arg, bool avx) {
   std::vector<char> seen(s1 - s0, 0);
   std::unique_ptr<char[]> own_lanes;
   lane_t* const lanes = scratch<lane_t>(static_cast<size_t>((s1 - s0) * C), own_lanes);
   const int64_t n_rows = static_cast<int64_t>(rows.size()) - 1;
-  for (int64_t k = 0; k < n_rows; ++k) {
-    const int64_t i = rows[k];
-    if (k + kPrefetch < n_rows) prefetch_row(src + rows[k + kPrefetch] * C, C);
-    const int64_t s = index[i];
-    const scalar_t* row = src + i * C;
-    scalar_t* o = out + s * C;
-    lane_t* a = lanes + (s - s0) * C;
-    const lane_t li = static_cast<lane_t>(i);
-    if (!seen[s - s0]) {
-      seen[s - s0] = 1;
-      std::copy(row, row + C, o);
-      std::fill(a, a + C, li);
-      continue;
-    }
-#pragma omp simd
-    for (int64_t c = 0; c < C; ++c) {
-      const scalar_t v = row[c], cur = o[c];
-      const bool take = !(kMax ? v <= cur : v >= cur) & (cur == cur);  // greater (smaller), or NaN over a number
-      o[c] = take ? v : cur;
-      a[c] = take ? li : a[c];
-    }
-  }
+  with_rows(avx, [&](auto r) {
+    r.template owned_minmax<scalar_t, lane_t, kMax>(src, index, rows.data(), n_rows, C, s0, out, lanes, seen.data());
+  });
   for (int64_t s = s0; s < s1; ++s) {
     int64_t* a = arg + s * C;
     if (!seen[s - s0]) {
@@ -550,14 +522,14 @@ void minmax_owned(const scalar_t* src, const int64_t* index, const std::vector<i
 
 template <typename scalar_t, bool kMax>
 void minmax_owned_any(const scalar_t* src, const int64_t* index, const std::vector<int64_t>& rows, int64_t C, int64_t s0,
-                      int64_t s1, int64_t N, scalar_t* out, int64_t* arg) {
+                      int64_t s1, int64_t N, scalar_t* out, int64_t* arg, bool avx) {
   if constexpr (std::is_same_v<scalar_t, double>) {
-    if (N < (int64_t(1) << 53)) return minmax_owned<double, double, kMax>(src, index, rows, C, s0, s1, N, out, arg);
+    if (N < (int64_t(1) << 53)) return minmax_owned<double, double, kMax>(src, index, rows, C, s0, s1, N, out, arg, avx);
   } else {
     if (N <= std::numeric_limits<int32_t>::max())
-      return minmax_owned<scalar_t, int32_t, kMax>(src, index, rows, C, s0, s1, N, out, arg);
+      return minmax_owned<scalar_t, int32_t, kMax>(src, index, rows, C, s0, s1, N, out, arg, avx);
   }
-  minmax_owned<scalar_t, int64_t, kMax>(src, index, rows, C, s0, s1, N, out, arg);  // scalar, any N
+  minmax_owned<scalar_t, int64_t, kMax>(src, index, rows, C, s0, s1, N, out, arg, avx);  // scalar, any N
 }
 
 template <typename scalar_t>
@@ -576,6 +548,7 @@ void scatter_impl(const scalar_t* src, const int64_t* index, int64_t N, int64_t 
   const std::vector<int64_t> counts = histogram(index, N, S, T);
   const std::vector<int64_t> bounds = balance_segments(counts, N, T);
   const bool is_minmax = reduce == Reduce::Max || reduce == Reduce::Min;
+  const bool avx = scatter_avx2();
 
 #pragma omp parallel num_threads(T)
   {
@@ -587,16 +560,16 @@ void scatter_impl(const scalar_t* src, const int64_t* index, int64_t N, int64_t 
         if (s1 > s0) {
           const std::vector<int64_t> rows = owned_rows(index, N, s0, s1, counts);
           if (reduce == Reduce::Max)
-            minmax_owned_any<scalar_t, true>(src, index, rows, C, s0, s1, N, out, arg);
+            minmax_owned_any<scalar_t, true>(src, index, rows, C, s0, s1, N, out, arg, avx);
           else
-            minmax_owned_any<scalar_t, false>(src, index, rows, C, s0, s1, N, out, arg);
+            minmax_owned_any<scalar_t, false>(src, index, rows, C, s0, s1, N, out, arg, avx);
         }
       } else if (s1 > s0) {
         const std::vector<int64_t> rows = owned_rows(index, N, s0, s1, counts);
         if (reduce == Reduce::Mean)
-          sum_owned<scalar_t, true>(src, index, rows, counts, C, s0, s1, out);
+          sum_owned<scalar_t, true>(src, index, rows, counts, C, s0, s1, out, avx);
         else
-          sum_owned<scalar_t, false>(src, index, rows, counts, C, s0, s1, out);
+          sum_owned<scalar_t, false>(src, index, rows, counts, C, s0, s1, out, avx);
       }
     }
   }

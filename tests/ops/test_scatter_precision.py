@@ -161,10 +161,13 @@ def _many_run_segments(g, c):
     return torch.randn(len(index), c, generator=g) + 0.5, index, 32000
 
 
+@pytest.mark.parametrize("isa", ["default", "generic"])  # the AVX2 copy of the row loops (where the CPU has it), the baseline one
 @pytest.mark.parametrize("reduce", ["sum", "mean"])
-@pytest.mark.parametrize("channels", [1, 5])
+@pytest.mark.parametrize("channels", [1, 5, 11])
 @pytest.mark.parametrize("threads", [1, 2])  # 1: row split; 2: ownership, ~1,000 multi-run segments per thread
-def test_float32_runs_bit_for_bit(reduce, channels, threads):
+def test_float32_runs_bit_for_bit(reduce, channels, threads, isa, monkeypatch):
+    if isa == "generic":
+        monkeypatch.setenv("GEOMDL_SCATTER_ISA", "generic")
     src, index, s = _many_run_segments(torch.Generator().manual_seed(channels), channels)
     out = _threads(threads)(src, index, s, reduce)
     assert torch.equal(out, _runs_of_16(src, index, s, reduce))
