@@ -12,13 +12,57 @@
 * ``scatter_small``: the time of one call on small inputs, where the per-call overhead (argument checks,
   dispatch) is most of it: 100 x 16 rows into 10 segments, and 10,000 x 64 rows into 600 (a batch of
   about 32 QM9 molecules' edges). Each timing is a loop of many calls, reported per call.
+
+Where the CPU has AVX2, every part also times the kernel's baseline (SSE2) copy of its row loops
+(``GEOMDL_SCATTER_ISA=generic``, kernels/scatter/scatter_rows.h) in the same run: the row "geomdl, baseline
+copy". Its output must equal the default copy's bit for bit.
 """
 from __future__ import annotations
+
+import os
+import sys
 
 import torch
 
 from benchmarks.ops_softmax_cpu import float32_ulps
 from benchmarks.timing import measure
+
+
+BASELINE = "geomdl, baseline copy (GEOMDL_SCATTER_ISA=generic)"
+
+
+def baseline_copy(fn):
+    """fn run on the scatter kernel's baseline (SSE2) row loops, or None when the AVX2 copy does not run here
+    (the kernel reads GEOMDL_SCATTER_ISA on every call)."""
+    if not getattr(sys.modules.get("geomdl._C"), "avx2", 0):
+        return None
+
+    def run(*args, **kwargs):
+        old = os.environ.get("GEOMDL_SCATTER_ISA")
+        os.environ["GEOMDL_SCATTER_ISA"] = "generic"
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if old is None:
+                del os.environ["GEOMDL_SCATTER_ISA"]
+            else:
+                os.environ["GEOMDL_SCATTER_ISA"] = old
+    return run
+
+
+def add_baseline(table, op, fn, want, **time_kwargs):
+    """Times the baseline copy of geomdl's `fn` (a row of `op`), its output checked bit for bit against `want`."""
+    base = baseline_copy(fn)
+    if base is None:
+        table.skip(op, BASELINE, "the AVX2 copy does not run on this CPU")
+        return
+    table.time(op, BASELINE, base, agrees="same bits" if _same_bits(base(), want) else "NO", **time_kwargs)
+
+
+def _same_bits(a, b) -> bool:
+    """Equal bit for bit (NaN payloads and the sign of zero included)."""
+    as_int = {torch.float32: torch.int32, torch.float64: torch.int64}
+    return a.dtype == b.dtype and a.shape == b.shape and torch.equal(a.view(as_int[a.dtype]), b.view(as_int[b.dtype]))
 
 
 def _agree(out, want) -> str:
@@ -57,6 +101,7 @@ def scatter_max(table, quick: bool, optional) -> None:
 
         want = geomdl_max()
         table.time(op, "geomdl (compiled)", geomdl_max, geomdl=True)
+        add_baseline(table, op, geomdl_max, want)
         peers = {"geomdl reference": lambda index=index: ops.scatter_reference(src, index, dim_size=s, reduce="max")}
         peers.update(_peers_max(src, index, s, optional))
         if optional("torch_scatter") is None:
@@ -117,14 +162,21 @@ def scatter_small(table, quick: bool, optional) -> None:
                         fn()
                 return run
 
-            def add(name, fn, geomdl=False):
-                out = fn()
+            def add(name, fn, geomdl=False, wrap=lambda run: run):
+                # wrap: applied to the whole loop (the baseline copy sets its environment variable once per loop)
+                out = wrap(fn)()
                 agrees = "yes" if torch.allclose(out, want, rtol=1e-5, atol=1e-5) else "NO"
-                t = measure(loop(fn), repeats=table.repeats, warmup=1)
+                if name == BASELINE:
+                    agrees = "same bits" if _same_bits(out, want) else "NO"
+                t = measure(wrap(loop(fn)), repeats=table.repeats, warmup=1)
                 per_call = {**t, **{key: t[key] / calls for key in ("median_ms", "min_ms", "iqr_ms")}}
                 table.add(op, name, per_call, agrees=agrees, geomdl=geomdl)
 
             add("geomdl (compiled)", lambda: ops.scatter(src, index, dim_size=s, reduce=reduce), geomdl=True)
+            if baseline_copy(loop) is None:
+                table.skip(op, BASELINE, "the AVX2 copy does not run on this CPU")
+            else:
+                add(BASELINE, lambda: ops.scatter(src, index, dim_size=s, reduce=reduce), wrap=baseline_copy)
             add("torch.ops.geomdl op called directly", lambda: torch.ops.geomdl.scatter_reduce(src, index, s, reduce)[0])
             if reduce == "sum":
                 add("torch index_add_", lambda: src.new_zeros(s, c).index_add_(0, index, src))
@@ -181,3 +233,5 @@ def scatter_sums(table, quick: bool, optional) -> None:
             impls["PyG utils.scatter"] = lambda: pyg.scatter(src, index, dim=0, dim_size=s, reduce=reduce)
         for name, fn in impls.items():
             table.time(op, name, fn, agrees=f"max err {float32_ulps(fn(), want):.1f} ulp", geomdl=name == "geomdl (compiled)")
+            if name == "geomdl (compiled)":
+                add_baseline(table, op, fn, fn())
