@@ -208,6 +208,24 @@ def test_cluster_votes_merges_and_is_equivariant_and_permutation_consistent():
     assert cluster_votes(votes, fine, batch, sigma=2.5)[1] == 1
 
 
+@pytest.mark.parametrize("offset", [1e4, 1e7])
+def test_cluster_votes_far_from_the_origin(offset):
+    """Translating the votes far away changes neither the partition nor (beyond rounding) the soft assignment:
+    each cloud is clustered relative to its mean vote (|y|^2 - 2 y.mu + |mu|^2 at |y| = 1e7 would cancel to
+    about 1e-2, the scale of sigma^2)."""
+    g = torch.Generator().manual_seed(3)
+    centres = torch.tensor([[0.0, 0, 0], [0.5, 0, 0], [0, 0.5, 0], [3.0, 3.0, 3.0]], dtype=torch.float64)
+    true = torch.arange(160) // 40
+    votes = centres[true] + 0.02 * torch.randn(160, 3, generator=g, dtype=torch.float64)
+    fine = torch.arange(160) // 10
+    batch = (torch.arange(160) >= 80).long()  # two clouds, two components each
+    near = cluster_votes(votes, fine, batch, sigma=0.1)
+    far = cluster_votes(votes + torch.tensor([offset, -offset, 0.5 * offset], dtype=torch.float64), fine, batch, sigma=0.1)
+    assert near[1] == far[1] == 4
+    assert torch.equal(near[0], far[0])
+    torch.testing.assert_close(far[2], near[2], rtol=0, atol=1e-6)
+
+
 def test_vote_loss_is_zero_for_perfect_votes():
     pos, batch, part = _parts_batch(1)
     from geomdl.nn.apen import part_centroid_targets

@@ -163,6 +163,10 @@ def cluster_votes(votes: torch.Tensor, part: torch.Tensor, batch: torch.Tensor, 
         raise ValueError("part ids must be >= 0")
     num_parts = int(part.max()) + 1 if part.numel() else 0
     nb = int(batch.max()) + 1 if batch.numel() else 0
+    # each cloud's votes relative to their mean (the result does not change under translation): the
+    # expansion |y|^2 - 2 y.mu + |mu|^2 of e_step would cancel catastrophically far from the origin
+    cloud_size = torch.bincount(batch, minlength=nb).clamp_min(1).to(y.dtype).unsqueeze(1)
+    y = y - (y.new_zeros((nb, 3)).index_add_(0, batch, y) / cloud_size)[batch]
     part_cloud = torch.zeros(num_parts, dtype=torch.long, device=dev).scatter_(0, part, batch)
     lowest = torch.full((num_parts,), nb, dtype=torch.long, device=dev).scatter_reduce_(0, part, batch, "amin")
     if bool((lowest[part] != batch).any()):
