@@ -98,6 +98,40 @@ def test_spectral_estimate_checks_its_inputs():
         spectral_estimate(bad, src, 0.1)
 
 
+def _correspondences(k=400, outliers=0.5, seed=0):
+    """k correspondences within [0, 2]^3 (a rigid motion plus 5 mm noise), a share of them random (outliers)."""
+    from geomdl.testing import random_rotation
+
+    g = torch.Generator().manual_seed(seed)
+    src = torch.rand(k, 3, generator=g, dtype=torch.float64) * 2
+    r, t = random_rotation(g).double(), torch.tensor([0.3, -0.2, 0.1], dtype=torch.float64)
+    tgt = src @ r.T + t + 0.005 * torch.randn(k, 3, generator=g, dtype=torch.float64)
+    bad = torch.rand(k, generator=g, dtype=torch.float64) < outliers
+    tgt[bad] = torch.rand(int(bad.sum()), 3, generator=g, dtype=torch.float64) * 2
+    return src, tgt, src @ r.T + t, bad
+
+
+@pytest.mark.parametrize("offset", [1e4, 1e5])
+def test_spectral_estimate_far_from_the_origin(offset):
+    """The same correspondences shifted far from the origin (a scan in a map frame) give the same inliers: the
+    pairwise lengths are taken relative to the points' mean (cdist's expansion cancelled: 0 inliers at 1e4)."""
+    src, tgt, _, bad = _correspondences()
+    near = spectral_estimate(src, tgt, tau=0.03)
+    assert torch.equal(near.inliers, ~bad)
+    far = spectral_estimate(src + offset, tgt + offset, tau=0.03)
+    assert torch.equal(far.inliers, near.inliers)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_chance_agreement_far_from_the_origin(dtype):
+    from geomdl.pipelines.registration.verify import chance_agreement
+
+    src, tgt, moved, _ = _correspondences(k=300, outliers=0.0)
+    near = chance_agreement(moved.to(dtype), tgt.to(dtype), tau=0.1)
+    assert near > 0
+    assert chance_agreement((moved + 1e3).to(dtype), (tgt + 1e3).to(dtype), tau=0.1) == near
+
+
 def test_feature_match_recall_counts_a_pair_without_correspondences_as_not_recalled():
     def row(ratio):
         return {"pair": "0-2", "consecutive": False, "recall_ok": False, "success": False, "rre_deg": 90.0,

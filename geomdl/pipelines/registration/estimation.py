@@ -80,7 +80,10 @@ def spectral_estimate(src: torch.Tensor, tgt: torch.Tensor, tau: float, num_seed
         return Estimate(torch.eye(4, dtype=torch.float64), torch.zeros(k, dtype=torch.bool), 0.0)
     src_all, tgt_all = src.double(), tgt.double()
     use = min(k, max_correspondences)
-    s, t = src_all[:use].float(), tgt_all[:use].float()
+    # lengths in float32 from points relative to their mean: cdist's expansion |a|^2 - 2 a.b + |b|^2 would
+    # cancel far from the origin (at 1e4 units every length was off by more than a small tau)
+    s = (src_all[:use] - src_all[:use].mean(0)).float()
+    t = (tgt_all[:use] - tgt_all[:use].mean(0)).float()
     length_gap = (torch.cdist(s, s) - torch.cdist(t, t)).abs()
     compat = (length_gap < tau).float()
     compat.fill_diagonal_(0)

@@ -108,7 +108,8 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, positions: torch.Tensor, group: t
     """Symmetric InfoNCE (module docstring). ``a, b [B, D]`` unit descriptors of matched points,
     ``positions [B, 3]`` their target-frame positions, ``group [B]`` the pair each comes from (all on one device)."""
     logits = a @ b.T / temperature
-    near = (group[:, None] == group[None]) & (torch.cdist(positions, positions) < min_distance)
+    centred = positions - positions.mean(0)  # (cdist's expansion cancels far from the origin)
+    near = (group[:, None] == group[None]) & (torch.cdist(centred, centred) < min_distance)
     near.fill_diagonal_(False)
     logits = logits.masked_fill(near, -1e4)
     target = torch.arange(a.shape[0], device=a.device)

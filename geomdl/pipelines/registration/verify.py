@@ -74,8 +74,10 @@ def chance_agreement(moved_src: torch.Tensor, tgt: torch.Tensor, tau: float, blo
     if k < 2:
         return 0.0
     hits = 0
+    centre = tgt.mean(0)  # (distances relative to the targets' mean: cdist's expansion cancels far from the origin)
+    moved_c, tgt_c = moved_src - centre, tgt - centre
     for start in range(0, k, block):
-        hits += int((torch.cdist(moved_src[start:start + block], tgt) < tau).sum())
+        hits += int((torch.cdist(moved_c[start:start + block], tgt_c) < tau).sum())
     hits -= int(((moved_src - tgt).norm(dim=1) < tau).sum())  # the pairs i == j are the tested ones
     return hits / (k * (k - 1))
 
