@@ -8,6 +8,8 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include <string>
+
 #include "common/cpu_isa.h"
 #include "common/parallel.h"
 
@@ -15,7 +17,7 @@ extern "C" {
 // Importing geomdl._C only needs to load this shared library: the static TORCH_LIBRARY
 // initialisers below register the ops with the dispatcher. The module's attributes (1 or 0): `openmp`,
 // whether the CPU kernels were compiled with OpenMP (multi-threaded) or serially; `avx2`, whether the
-// AVX2 copies of the CPU kernels (gaunt, trilinear, scatter; kernels/common/cpu_isa.h) run on this CPU.
+// AVX2 copies of the CPU kernels (gaunt, trilinear, scatter, fps; kernels/common/cpu_isa.h) run on this CPU.
 PyObject* PyInit__C(void) {
   static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
   PyObject* module = PyModule_Create(&module_def);
@@ -28,7 +30,25 @@ PyObject* PyInit__C(void) {
 }
 }
 
+namespace geomdl {
+namespace {
+// "avx2", "generic" or "none": the copy of `kernel`'s loops that ran last (cpu_isa.h, for tests).
+std::string cpu_copy_used(c10::string_view kernel) {
+  const char* names[kCopyKernels] = {"gaunt", "trilinear", "scatter", "fps"};
+  for (int k = 0; k < kCopyKernels; ++k) {
+    if (kernel == names[k]) {
+      const int v = g_copy_used[k].load(std::memory_order_relaxed);
+      return v == 2 ? "avx2" : v == 1 ? "generic" : "none";
+    }
+  }
+  TORCH_CHECK_VALUE(false, "kernel must be one of gaunt, trilinear, scatter, fps; got '", std::string(kernel), "'");
+}
+}  // namespace
+}  // namespace geomdl
+
 TORCH_LIBRARY(geomdl, m) {
+  // For tests: which copy (AVX2 or baseline) of a CPU kernel's loops its last call ran (kernels/common/cpu_isa.h).
+  m.def("_cpu_copy_used(str kernel) -> str", &geomdl::cpu_copy_used);
   // src [N, C] contiguous, index [N] int64 in [0, dim_size). reduce in {sum, mean, max, min}.
   // Returns (out [dim_size, C], arg): arg is [dim_size, C] int64 for max/min (row of the first
   // maximum/minimum in index order, N for an empty segment) and an empty tensor otherwise.

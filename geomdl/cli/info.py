@@ -50,16 +50,24 @@ def _openmp(loaded: bool) -> str:
 
 def _cpu_isa(loaded: bool) -> str:
     """Which copies of the vectorised CPU kernels run: ``geomdl._C.avx2`` (kernels/registration.cpp) is 1 when
-    the CPU has AVX2 and FMA (x86 builds compile the gaunt, trilinear and scatter loops twice and choose at run
-    time; GEOMDL_{GAUNT,TRILINEAR,SCATTER}_ISA=generic forces the baseline copy of one of them)."""
+    the CPU has AVX2 and FMA (x86 builds compile the gaunt, trilinear, scatter and fps loops twice and choose at
+    run time; GEOMDL_{GAUNT,TRILINEAR,SCATTER,FPS}_ISA=generic forces the baseline copy of one of them)."""
     if not loaded:
         return "n/a (extension not loaded)"
     import sys
 
+    import os
+
     flag = getattr(sys.modules.get("geomdl._C"), "avx2", None)
     if flag is None:
         return "unknown (extension built before geomdl reported it; rebuild it)"
-    return "avx2" if flag else "baseline (no AVX2+FMA on this CPU, or not an x86 build)"
+    if not flag:
+        return "baseline (no AVX2+FMA on this CPU, or not an x86 build)"
+    overrides = [f"{k}={os.environ[k]}" for k in ("GEOMDL_GAUNT_ISA", "GEOMDL_TRILINEAR_ISA", "GEOMDL_SCATTER_ISA",
+                                                 "GEOMDL_FPS_ISA") if os.environ.get(k)]
+    if overrides:
+        return f"avx2, except where set: {', '.join(overrides)} ('generic': the baseline copy; other values but avx2 raise)"
+    return "avx2"
 
 
 def _version(mod: str) -> str:

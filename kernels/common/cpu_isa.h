@@ -1,9 +1,10 @@
 // Run-time choice between a kernel's AVX2 build and its baseline build (kernels compiled twice, the AVX2
 // copy under `#pragma GCC target("avx2,fma")`, or "avx2" alone where results must not change with the
-// copy (scatter), so the build needs no -march flag).
+// copy (scatter, fps), so the build needs no -march flag).
 #pragma once
 #include <c10/util/Exception.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -25,7 +26,7 @@ inline bool cpu_has_avx2_fma() {
 }
 
 // True when cpu_has_avx2_fma() and the environment variable `isa_env` (GEOMDL_GAUNT_ISA,
-// GEOMDL_TRILINEAR_ISA, GEOMDL_SCATTER_ISA) is not "generic" (tests use it to run the baseline build).
+// GEOMDL_TRILINEAR_ISA, GEOMDL_SCATTER_ISA, GEOMDL_FPS_ISA) is not "generic" (tests use it to run the baseline build).
 // Any other value than unset, "", "generic" or "avx2" (the default where the CPU has it) raises
 // ValueError: a misspelt setting is not silently ignored. Reads the environment: call it once per op
 // call, outside parallel regions.
@@ -36,5 +37,15 @@ inline bool use_avx2_fma(const char* isa_env) {
                     " must be 'generic' (the baseline copy of the kernel) or 'avx2' (the default where the CPU has "
                     "AVX2 and FMA), not '", isa, "'");
   return cpu_has_avx2_fma() && !generic;
+}
+
+// Which copy of each kernel's vectorised loops ran last (0: none yet, 1: baseline, 2: AVX2), recorded by
+// the copies themselves (each inclusion of a loop header defines kAvx2Copy in its namespace), so that tests
+// can see the dispatch: torch.ops.geomdl._cpu_copy_used("scatter") (kernels/registration.cpp).
+enum CopyKernel : int { kCopyGaunt, kCopyTrilinear, kCopyScatter, kCopyFps, kCopyKernels };
+inline std::atomic<int> g_copy_used[kCopyKernels];
+inline void note_copy(CopyKernel k, bool avx2_copy) {
+  const int v = avx2_copy ? 2 : 1;
+  if (g_copy_used[k].load(std::memory_order_relaxed) != v) g_copy_used[k].store(v, std::memory_order_relaxed);
 }
 }  // namespace geomdl

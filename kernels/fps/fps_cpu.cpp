@@ -8,9 +8,11 @@
 // processed in blocks: the update and the block maximum vectorise, and a block is rescanned for its
 // first maximal index only when it beats the running maximum. Large clouds are split between the
 // threads (one barrier per selected point, per-thread maxima reduced identically by every thread);
-// small clouds are sampled one per thread.
+// small clouds are sampled one per thread. The update is compiled for the baseline target and for AVX2
+// (fps_update.h; the same indices either way).
 #include "common/no_fma.h"  // rounded like fps_reference: no FMA contraction
 
+#include "common/cpu_isa.h"
 #include "common/parallel.h"
 #include <torch/all.h>
 #include <torch/library.h>
@@ -78,41 +80,30 @@ void load(Cloud& c, const scalar_t* pos, int64_t n, int64_t dim, int64_t i0, int
   }
 }
 
+// The distance update (Update::range), compiled for the baseline target and for AVX2 (see fps_update.h).
+namespace generic {
+constexpr bool kAvx2Copy = false;
+#include "fps/fps_update.h"
+}  // namespace generic
+#ifdef GEOMDL_CPU_X86
+#pragma GCC push_options
+#pragma GCC target("avx2")
+namespace avx2 {
+constexpr bool kAvx2Copy = true;
+#include "fps/fps_update.h"
+}  // namespace avx2
+#pragma GCC pop_options
+#endif
+
 // Updates dist[i0:i1] with the distances to point `center` (coordinates `cp`) and returns the first
-// maximal entry of the updated range.
+// maximal entry of the updated range: the AVX2 copy when `avx`.
 template <int D>
-Arg update_range(Cloud& c, const double* cp, int64_t i0, int64_t i1) {
-  const int64_t dim = D > 0 ? D : c.dim;
-  double* dist = c.dist.data();
-  Arg best{-1.0, i1};
-  double tmp[kBlock];
-  for (int64_t b0 = i0; b0 < i1; b0 += kBlock) {
-    const int64_t len = std::min(kBlock, i1 - b0);
-    for (int64_t i = 0; i < len; ++i) tmp[i] = 0.0;
-    for (int64_t d = 0; d < dim; ++d) {
-      const double* x = c.col(d) + b0;
-      const double v = cp[d];
-#pragma omp simd
-      for (int64_t i = 0; i < len; ++i) {
-        const double t = v - x[i];
-        tmp[i] += t * t;
-      }
-    }
-    double bmax = -1.0;
-    double* dd = dist + b0;
-#pragma omp simd reduction(max : bmax)
-    for (int64_t i = 0; i < len; ++i) {
-      const double m = tmp[i] < dd[i] ? tmp[i] : dd[i];
-      dd[i] = m;
-      bmax = m > bmax ? m : bmax;
-    }
-    if (bmax > best.value) {
-      int64_t i = 0;
-      while (dd[i] != bmax) ++i;
-      best = {bmax, b0 + i};
-    }
-  }
-  return best;
+Arg update_range(Cloud& c, const double* cp, int64_t i0, int64_t i1, bool avx) {
+#ifdef GEOMDL_CPU_X86
+  if (avx) return avx2::Update::range<D>(c, cp, i0, i1);
+#endif
+  (void)avx;
+  return generic::Update::range<D>(c, cp, i0, i1);
 }
 
 template <int D>
@@ -124,7 +115,7 @@ void coords_of(const Cloud& c, int64_t i, double* out) {
 // Sample `m` points of one cloud with `threads` threads; writes global indices base + local.
 template <typename scalar_t, int D>
 void sample_cloud(const scalar_t* pos, int64_t n, int64_t dim, int64_t m, int64_t first, int64_t base, int64_t* out,
-                  int threads) {
+                  int threads, bool avx) {
   Cloud c;
   c.n = n;
   c.dim = dim;
@@ -138,7 +129,7 @@ void sample_cloud(const scalar_t* pos, int64_t n, int64_t dim, int64_t m, int64_
       out[t] = base + cur;
       if (t + 1 == m) break;
       coords_of<D>(c, cur, cp.data());
-      cur = update_range<D>(c, cp.data(), 0, n).index;
+      cur = update_range<D>(c, cp.data(), 0, n, avx).index;
     }
     return;
   }
@@ -166,7 +157,7 @@ void sample_cloud(const scalar_t* pos, int64_t n, int64_t dim, int64_t m, int64_
       if (t + 1 == m) break;
       coords_of<D>(c, cur, cp.data());
       Arg* slot = slots.data() + (t & 1) * T;
-      slot[tid] = i1 > i0 ? update_range<D>(c, cp.data(), i0, i1) : Arg{-1.0, n};
+      slot[tid] = i1 > i0 ? update_range<D>(c, cp.data(), i0, i1, avx) : Arg{-1.0, n};
       barrier->wait();
       Arg best = slot[0];
       for (int u = 1; u < T; ++u)
@@ -178,7 +169,7 @@ void sample_cloud(const scalar_t* pos, int64_t n, int64_t dim, int64_t m, int64_
 
 template <typename scalar_t, int D>
 void fps_dispatch(const at::Tensor& pos, const int64_t* ptr, const int64_t* num, const int64_t* start,
-                  const std::vector<int64_t>& offset, int64_t nb, int64_t* out) {
+                  const std::vector<int64_t>& offset, int64_t nb, int64_t* out, bool avx) {
   const int64_t dim = pos.size(1);
   const scalar_t* p = pos.data_ptr<scalar_t>();
   const int max_threads = std::max(1, omp_get_max_threads());
@@ -187,13 +178,13 @@ void fps_dispatch(const at::Tensor& pos, const int64_t* ptr, const int64_t* num,
   for (int64_t b = 0; b < nb; ++b) {
     const int64_t n = ptr[b + 1] - ptr[b];
     if (num[b] == 0 || (n >= kParallelPoints && max_threads > 1)) continue;
-    sample_cloud<scalar_t, D>(p + ptr[b] * dim, n, dim, num[b], start[b], ptr[b], out + offset[b], 1);
+    sample_cloud<scalar_t, D>(p + ptr[b] * dim, n, dim, num[b], start[b], ptr[b], out + offset[b], 1, avx);
   }
   // Large clouds: all threads on each.
   for (int64_t b = 0; b < nb; ++b) {
     const int64_t n = ptr[b + 1] - ptr[b];
     if (num[b] == 0 || !(n >= kParallelPoints && max_threads > 1)) continue;
-    sample_cloud<scalar_t, D>(p + ptr[b] * dim, n, dim, num[b], start[b], ptr[b], out + offset[b], max_threads);
+    sample_cloud<scalar_t, D>(p + ptr[b] * dim, n, dim, num[b], start[b], ptr[b], out + offset[b], max_threads, avx);
   }
 }
 
@@ -221,13 +212,15 @@ at::Tensor fps_cpu(const at::Tensor& pos, const at::Tensor& ptr, const at::Tenso
     offset[b + 1] = offset[b] + np[b];
   }
   at::Tensor out = at::empty({offset[nb]}, pos.options().dtype(at::kLong));
+  // (read once, outside the parallel regions, and before the early return: a bad value raises on any call)
+  const bool avx = use_avx2_fma("GEOMDL_FPS_ISA");
   if (offset[nb] == 0) return out;
   int64_t* o = out.data_ptr<int64_t>();
   AT_DISPATCH_FLOATING_TYPES(pos.scalar_type(), "geomdl_fps_cpu", [&] {
     switch (pos.size(1)) {
-      case 2: fps_dispatch<scalar_t, 2>(pos, pp, np, sp, offset, nb, o); break;
-      case 3: fps_dispatch<scalar_t, 3>(pos, pp, np, sp, offset, nb, o); break;
-      default: fps_dispatch<scalar_t, 0>(pos, pp, np, sp, offset, nb, o);
+      case 2: fps_dispatch<scalar_t, 2>(pos, pp, np, sp, offset, nb, o, avx); break;
+      case 3: fps_dispatch<scalar_t, 3>(pos, pp, np, sp, offset, nb, o, avx); break;
+      default: fps_dispatch<scalar_t, 0>(pos, pp, np, sp, offset, nb, o, avx);
     }
   });
   return out;

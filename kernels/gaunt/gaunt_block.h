@@ -280,6 +280,7 @@ struct Block {
   // order_a/order_o[i]/order_z[i] are the gather orders of a, other[i] and out[i].
   static void run(const Task& t, int64_t b0, int64_t b1, T* scratch, const int64_t* order_a,
                   const int64_t* const* order_o, const int64_t* const* order_z) {
+    note_copy(kCopyGaunt, kAvx2Copy);  // (kAvx2Copy: defined by the includer, which copy this is)
     const Scratch lay(t, B);
     const Folds f(t.J, t.K);
     const int64_t JB = t.J * B, la = t.sa.lmax;

@@ -31,6 +31,7 @@ namespace gaunt {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"  // 32-byte vectors only inside always-inline helpers
 namespace generic {
+constexpr bool kAvx2Copy = false;
 #include "gaunt/gaunt_block.h"
 }  // namespace generic
 #pragma GCC diagnostic pop
@@ -39,6 +40,7 @@ namespace generic {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 namespace avx2 {
+constexpr bool kAvx2Copy = true;
 #include "gaunt/gaunt_block.h"
 }  // namespace avx2
 #pragma GCC pop_options
@@ -130,11 +132,11 @@ std::vector<at::Tensor> gaunt_columns_cpu(const at::Tensor& a, const at::Tensor&
     orders_o.push_back(row_order(t.so[i].lmax));
     orders_z.push_back(row_order(lo));
   }
+  const bool avx = use_avx2_fma("GEOMDL_GAUNT_ISA");  // (before the early return: a bad value raises on any call)
   if (t.R == 0) return outs;
   const std::vector<int64_t> order_a = row_order(t.sa.lmax);
   const int64_t* po[kMaxOthers] = {orders_o[0].data(), n > 1 ? orders_o[1].data() : nullptr};
   const int64_t* pz[kMaxOthers] = {orders_z[0].data(), n > 1 ? orders_z[1].data() : nullptr};
-  const bool avx = use_avx2_fma("GEOMDL_GAUNT_ISA");
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "gaunt_columns", [&] {
     constexpr int64_t B = block_columns<scalar_t>();
     const int64_t blocks = (t.R + B - 1) / B;

@@ -277,12 +277,14 @@ GEOMDL_ALWAYS_INLINE void add_row(const scalar_t* row, scalar_t* o, RunState* r,
 
 // The row loops (Rows), compiled for the baseline target and for AVX2 (see scatter_rows.h).
 namespace generic {
+constexpr bool kAvx2Copy = false;
 #include "scatter/scatter_rows.h"
 }  // namespace generic
 #ifdef GEOMDL_CPU_X86
 #pragma GCC push_options
 #pragma GCC target("avx2")
 namespace avx2 {
+constexpr bool kAvx2Copy = true;
 #include "scatter/scatter_rows.h"
 }  // namespace avx2
 #pragma GCC pop_options
@@ -291,15 +293,13 @@ namespace avx2 = generic;  // (use_avx2_fma is false off x86)
 #endif
 
 // Calls f(generic::Rows{}) or, when the CPU has AVX2 (and GEOMDL_SCATTER_ISA is not "generic"),
-// f(avx2::Rows{}): f calls the row loops as `rows.template direct<...>(...)`. `avx` is read once per call,
-// outside the parallel regions (getenv).
+// f(avx2::Rows{}): f calls the row loops as `rows.template direct<...>(...)`. `avx` is
+// use_avx2_fma("GEOMDL_SCATTER_ISA"), read once per call by scatter_reduce_cpu.
 template <typename F>
 inline decltype(auto) with_rows(bool avx, F&& f) {
   if (avx) return f(avx2::Rows{});
   return f(generic::Rows{});
 }
-
-inline bool scatter_avx2() { return use_avx2_fma("GEOMDL_SCATTER_ISA"); }
 
 // tmp += the sum of one thread's rows of a segment: its float64 sum d (when a run was closed, r >= kRun) and
 // its open run o.
@@ -332,7 +332,8 @@ inline void round_total(scalar_t* out_row, double* tmp, int64_t n, int64_t C) {
 // writing, the src rows non-temporally.
 // Returns false (having written garbage) when an entry of index lies outside [0, S).
 template <typename scalar_t, bool kMean>
-bool sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t C, int64_t S, int T, scalar_t* out) {
+bool sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t C, int64_t S, int T, scalar_t* out,
+                   bool avx) {
   constexpr bool kRuns = !std::is_same_v<scalar_t, double>;
   // Few segments (the pooling case: S * C <= kDirectElements): float rows go straight into per-thread float64
   // accumulators, small enough to stay in cache, instead of runs: no per-row run state (which cost more than
@@ -373,7 +374,6 @@ bool sum_row_split(const scalar_t* src, const int64_t* index, int64_t N, int64_t
   // (new[] aligns to 16 bytes: start the per-thread arrays on a line boundary inside the extra line)
   RunState* const runs0 = in_runs ? align_line(runs.get()) : nullptr;
   int64_t* const counts0 = kMean ? align_line(counts.get()) : nullptr;
-  const bool avx = scatter_avx2();
   std::vector<char> bad_t(T, 0);
 
 #pragma omp parallel num_threads(T)
@@ -534,12 +534,12 @@ void minmax_owned_any(const scalar_t* src, const int64_t* index, const std::vect
 
 template <typename scalar_t>
 void scatter_impl(const scalar_t* src, const int64_t* index, int64_t N, int64_t C, int64_t S, Reduce reduce,
-                  scalar_t* out, int64_t* arg) {
+                  scalar_t* out, int64_t* arg, bool avx) {
   if (reduce == Reduce::Sum || reduce == Reduce::Mean) {
     const int Tr = num_threads_for(N * C);
     if (use_row_split(N, C, S, Tr, sizeof(scalar_t))) {
-      const bool ok = reduce == Reduce::Sum ? sum_row_split<scalar_t, false>(src, index, N, C, S, Tr, out)
-                                            : sum_row_split<scalar_t, true>(src, index, N, C, S, Tr, out);
+      const bool ok = reduce == Reduce::Sum ? sum_row_split<scalar_t, false>(src, index, N, C, S, Tr, out, avx)
+                                            : sum_row_split<scalar_t, true>(src, index, N, C, S, Tr, out, avx);
       if (!ok) check_index_range(index, N, S);  // raises
       return;
     }
@@ -548,7 +548,6 @@ void scatter_impl(const scalar_t* src, const int64_t* index, int64_t N, int64_t 
   const std::vector<int64_t> counts = histogram(index, N, S, T);
   const std::vector<int64_t> bounds = balance_segments(counts, N, T);
   const bool is_minmax = reduce == Reduce::Max || reduce == Reduce::Min;
-  const bool avx = scatter_avx2();
 
 #pragma omp parallel num_threads(T)
   {
@@ -587,6 +586,9 @@ std::tuple<at::Tensor, at::Tensor> scatter_reduce_cpu(const at::Tensor& src, con
   TORCH_CHECK(dim_size >= 0, "dim_size must be >= 0");
   // Entries of index outside [0, dim_size) raise ValueError (checked within the kernel's passes).
   const Reduce reduce = parse_reduce(std::string(reduce_name));
+  // which copy of the row loops runs (read once, outside the parallel regions, and before the early returns:
+  // a bad GEOMDL_SCATTER_ISA raises on any call)
+  const bool avx = use_avx2_fma("GEOMDL_SCATTER_ISA");
   const int64_t N = src.size(0), C = src.size(1);
   at::Tensor out = at::empty({dim_size, C}, src.options());
   const bool is_minmax = reduce == Reduce::Max || reduce == Reduce::Min;
@@ -600,7 +602,7 @@ std::tuple<at::Tensor, at::Tensor> scatter_reduce_cpu(const at::Tensor& src, con
   }
   AT_DISPATCH_FLOATING_TYPES(src.scalar_type(), "geomdl_scatter_reduce_cpu", [&] {
     scatter_impl<scalar_t>(src.data_ptr<scalar_t>(), index.data_ptr<int64_t>(), N, C, dim_size, reduce,
-                           out.data_ptr<scalar_t>(), is_minmax ? arg.data_ptr<int64_t>() : nullptr);
+                           out.data_ptr<scalar_t>(), is_minmax ? arg.data_ptr<int64_t>() : nullptr, avx);
   });
   return {out, arg};
 }

@@ -4,11 +4,14 @@
 // GEOMDL_SCATTER_ISA=generic forces the baseline). The AVX2 build runs the channel loops 8 floats wide, and
 // the max/min selects as blends (SSE2 has no blend: and/andnot/or).
 //
-// Both builds give the same bits: every channel loop is elementwise (adds, compares, selects; no
-// multiply to fuse, no reassociation across channels or rows), so only the vector width differs.
+// Both builds give the same values: every channel loop is elementwise (adds, compares, selects; no
+// multiply to fuse, no reassociation across channels or rows), so only the vector width differs. (One
+// exception: when NaNs of different signs or payloads meet in one sum, which of them comes out depends on
+// the operand order the compiler chose for the add, which may differ between the copies.)
 //
 // Not a standalone header: it uses the helpers scatter_cpu.cpp defines before including it (add_row,
-// RunSums, RunState, kRun, prefetch_lines, prefetch_row, kPrefetch, out_of_range).
+// RunSums, RunState, kRun, prefetch_lines, prefetch_row, kPrefetch, out_of_range, and kAvx2Copy, which says
+// which copy this is: note_copy records it for tests).
 
 struct Rows {
   // Sum (float rows in float64) of the rows [a, b) into d [S, C] (zeroed by the caller) and, with kMean,
@@ -16,6 +19,7 @@ struct Rows {
   template <typename scalar_t, bool kMean>
   static int64_t direct(const scalar_t* src, const int64_t* index, int64_t a, int64_t b, int64_t C, int64_t S,
                         double* d, int64_t* cnt) {
+    note_copy(kCopyScatter, kAvx2Copy);
     int64_t i = a;
     for (; i < b && !out_of_range(index[i], S); ++i) {
       const scalar_t* row = src + i * C;
@@ -34,6 +38,7 @@ struct Rows {
   template <typename scalar_t, bool kMean>
   static int64_t runs(const scalar_t* src, const int64_t* index, int64_t a, int64_t b, int64_t C, int64_t S,
                       scalar_t* acc, RunState* r, RunSums* w, int64_t* cnt) {
+    note_copy(kCopyScatter, kAvx2Copy);
     constexpr bool kRuns = !std::is_same_v<scalar_t, double>;
     const int64_t row_bytes = C * static_cast<int64_t>(sizeof(scalar_t));
     const int64_t ahead_src = std::max<int64_t>(1, 4096 / row_bytes);  // rows ~4 KiB ahead
@@ -71,10 +76,11 @@ struct Rows {
 
   // Sum of the rows rows[0..n_rows) (increasing, all with index in [s0, s0 + #segments)) into out [S, C]
   // (the owned rows zeroed by the caller), each segment in row order (float input: in runs, the run states
-  // `runs` and sums w indexed by s - s0). Reads one entry past the end of `rows` (its scratch slot).
+  // `runs` and sums w indexed by s - s0).
   template <typename scalar_t>
   static void owned_sum(const scalar_t* src, const int64_t* index, const int64_t* rows, int64_t n_rows, int64_t C,
                         int64_t s0, scalar_t* out, RunState* runs, RunSums* w) {
+    note_copy(kCopyScatter, kAvx2Copy);
     constexpr bool kRuns = !std::is_same_v<scalar_t, double>;
     for (int64_t k = 0; k < n_rows; ++k) {
       const int64_t i = rows[k];
@@ -90,6 +96,7 @@ struct Rows {
   template <typename scalar_t, typename lane_t, bool kMax>
   static void owned_minmax(const scalar_t* src, const int64_t* index, const int64_t* rows, int64_t n_rows, int64_t C,
                            int64_t s0, scalar_t* out, lane_t* lanes, char* seen) {
+    note_copy(kCopyScatter, kAvx2Copy);
     for (int64_t k = 0; k < n_rows; ++k) {
       const int64_t i = rows[k];
       if (k + kPrefetch < n_rows) prefetch_row(src + rows[k + kPrefetch] * C, C);

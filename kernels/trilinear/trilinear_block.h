@@ -43,6 +43,7 @@ struct TrilinearBlock {
   }
 
   static void run(const Trilinear<T>& k, int64_t b0, int64_t b1, T* scratch) {
+    note_copy(kCopyTrilinear, kAvx2Copy);  // (kAvx2Copy: defined by the includer, which copy this is)
     T* s1 = scratch;
     T* s2 = s1 + k.F1 * B;
     T* s3 = s2 + k.F2 * B;

@@ -40,6 +40,7 @@ struct Trilinear {
 };
 
 namespace generic {
+constexpr bool kAvx2Copy = false;
 // dst[j * ds + i] = src[i * ss + j] for i, j < K.
 template <typename T>
 struct Tile {
@@ -56,6 +57,7 @@ struct Tile {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 namespace avx2 {
+constexpr bool kAvx2Copy = true;
 template <typename T>
 struct Tile;
 
@@ -117,8 +119,8 @@ at::Tensor sparse_trilinear_cpu(const at::Tensor& x1, const at::Tensor& x2, cons
   check_table_shapes(x1, target_ptr, group_ptr, group_col, pair, coef, width);
   check_table_values(target_ptr, group_ptr, group_col, pair, width, x1.size(1), x2.size(1), x3.size(1));
   at::Tensor out = at::empty({rows, width}, x1.options());
+  const bool avx = use_avx2_fma("GEOMDL_TRILINEAR_ISA");  // (before the early return: a bad value raises on any call)
   if (rows == 0 || width == 0) return out;
-  const bool avx = use_avx2_fma("GEOMDL_TRILINEAR_ISA");
   AT_DISPATCH_FLOATING_TYPES(x1.scalar_type(), "sparse_trilinear", [&] {
     using T = scalar_t;
     Trilinear<T> k{x1.data_ptr<T>(), x2.data_ptr<T>(), x3.data_ptr<T>(),

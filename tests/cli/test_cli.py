@@ -22,6 +22,25 @@ def test_info_reports_backend_and_kernels(capsys):
     assert "backend" in out and "scatter_reduce" in out and "torch" in out
 
 
+def test_info_reports_which_cpu_kernel_copies_run(monkeypatch):
+    import sys
+
+    from geomdl import ops
+    from geomdl.cli.info import collect
+
+    for k in ("GEOMDL_GAUNT_ISA", "GEOMDL_TRILINEAR_ISA", "GEOMDL_SCATTER_ISA", "GEOMDL_FPS_ISA"):
+        monkeypatch.delenv(k, raising=False)
+    line = collect()["cpu kernels"]
+    if not ops.extension_loaded():
+        assert line.startswith("n/a")
+        return
+    avx2 = bool(getattr(sys.modules["geomdl._C"], "avx2"))
+    assert line == ("avx2" if avx2 else "baseline (no AVX2+FMA on this CPU, or not an x86 build)")
+    monkeypatch.setenv("GEOMDL_SCATTER_ISA", "generic")
+    if avx2:
+        assert collect()["cpu kernels"].startswith("avx2, except where set: GEOMDL_SCATTER_ISA=generic")
+
+
 def test_every_command_module_has_the_contract():
     import importlib
 

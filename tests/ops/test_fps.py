@@ -13,6 +13,17 @@ from neighbor_checks import assert_fps_kernel_rejects_bad_plans
 compiled = pytest.mark.skipif(not ops.has_kernel("fps"), reason="geomdl._C not built (reference mode)")
 
 
+@pytest.fixture(params=["default", "generic"])
+def isa(request, monkeypatch):
+    """The kernel's AVX2 copy of the distance update (where the CPU has it) and its baseline copy
+    (GEOMDL_FPS_ISA=generic, kernels/fps/fps_update.h): both must equal the reference."""
+    if request.param == "generic":
+        monkeypatch.setenv("GEOMDL_FPS_ISA", "generic")
+    else:
+        monkeypatch.delenv("GEOMDL_FPS_ISA", raising=False)
+    return request.param
+
+
 def greedy_python(points, count, first):
     """Textbook farthest point sampling on a list of coordinate tuples (float64, left-to-right sums)."""
     def d2(a, b):
@@ -53,7 +64,7 @@ def test_reference_matches_plain_python_greedy(dim):
 @compiled
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("dim", [1, 2, 3, 7])
-def test_compiled_matches_reference_on_batches(dim, dtype):
+def test_compiled_matches_reference_on_batches(dim, dtype, isa):
     gen = torch.Generator().manual_seed(10 + dim)
     pos = torch.randn(700, dim, generator=gen).to(dtype)
     batch = torch.sort(torch.tensor([0, 1, 3, 4])[torch.randint(0, 4, (700,), generator=gen)]).values  # cloud 2 empty
@@ -67,7 +78,7 @@ def test_compiled_matches_reference_on_batches(dim, dtype):
 
 
 @compiled
-def test_large_cloud_threaded_path_matches_reference():
+def test_large_cloud_threaded_path_matches_reference(isa):
     gen = torch.Generator().manual_seed(1)
     n = (1 << 18) + 1000  # >= 2**18 points: split between threads
     pos = torch.rand(n, 3, generator=gen)
@@ -78,7 +89,7 @@ def test_large_cloud_threaded_path_matches_reference():
 
 
 @compiled
-def test_ties_and_duplicates():
+def test_ties_and_duplicates(isa):
     same = torch.zeros(5, 3)
     assert compiled_equals_reference(same, num=5).tolist() == [0, 0, 0, 0, 0]  # all distances 0: lowest index
     square = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.5, 0.5]])
@@ -90,7 +101,7 @@ def test_ties_and_duplicates():
 
 
 @compiled
-def test_edge_cases_empty_single_and_more_than_the_cloud():
+def test_edge_cases_empty_single_and_more_than_the_cloud(isa):
     assert compiled_equals_reference(torch.zeros(0, 3), num=4).shape == (0,)
     assert compiled_equals_reference(torch.zeros(1, 3), ratio=0.5).tolist() == [0]
     pos = torch.rand(7, 3)
@@ -103,13 +114,16 @@ def test_edge_cases_empty_single_and_more_than_the_cloud():
 @compiled
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), n=st.integers(0, 150), dim=st.integers(1, 5), clouds=st.integers(1, 4),
-       num=st.integers(1, 40), lattice=st.booleans(), double=st.booleans())
-def test_property_random_clouds(seed, n, dim, clouds, num, lattice, double):
+       num=st.integers(1, 40), lattice=st.booleans(), double=st.booleans(), generic=st.booleans())
+def test_property_random_clouds(seed, n, dim, clouds, num, lattice, double, generic):
     gen = torch.Generator().manual_seed(seed)
     dtype = torch.float64 if double else torch.float32
     pos = torch.randint(0, 3, (n, dim), generator=gen).to(dtype) if lattice else torch.randn(n, dim, generator=gen).to(dtype)
     batch = torch.sort(torch.randint(0, clouds, (n,), generator=gen)).values
-    compiled_equals_reference(pos, batch, num=num)
+    with pytest.MonkeyPatch.context() as mp:
+        if generic:  # the baseline copy of the distance update
+            mp.setenv("GEOMDL_FPS_ISA", "generic")
+        compiled_equals_reference(pos, batch, num=num)
 
 
 def test_reference_backend_from_the_environment(monkeypatch):

@@ -1,9 +1,11 @@
-"""The AVX2 and baseline copies of the CPU scatter row loops (kernels/scatter/scatter_rows.h) give the same bits.
+"""The AVX2 and baseline copies of the CPU scatter row loops (kernels/scatter/scatter_rows.h) give the same values.
 
 x86 builds compile the row loops twice and run the AVX2 copy where the CPU has it; GEOMDL_SCATTER_ISA=generic
 forces the baseline (SSE2) copy. Every channel loop is elementwise, so the two must agree bit for bit on every
 path: row split (float64-direct and in runs), ownership (sum/mean in runs, max/min with int32 and float64
-row lanes), on 1 and 2 threads, with channel counts around the vector widths, NaN and ties.
+row lanes), on 1 and 2 threads, with channel counts around the vector widths, NaN and ties. The one exception:
+where NaNs of different signs meet in a sum, either may come out (the add's operand order is the compiler's),
+so NaNs are compared as NaN. Each call's copy is checked through torch.ops.geomdl._cpu_copy_used.
 """
 import sys
 
@@ -41,18 +43,26 @@ def _op(src, index, s, reduce, threads, monkeypatch, isa):
 
 
 def _both(src, index, s, reduce, threads, monkeypatch):
-    """(out, arg) of the AVX2 copy and of the baseline copy."""
+    """(out, arg) of the AVX2 copy and of the baseline copy (each call checked to have run that copy)."""
+    copy = torch.ops.geomdl._cpu_copy_used
     fast = _op(src, index, s, reduce, threads, monkeypatch, "avx2")
+    if src.numel():
+        assert copy("scatter") == "avx2"
     base = _op(src, index, s, reduce, threads, monkeypatch, "generic")
+    if src.numel():
+        assert copy("scatter") == "generic"
     monkeypatch.delenv(ENV, raising=False)
     return fast, base
 
 
 def _same_bits(a, b):
+    """Equal bit for bit (-0.0 != 0.0), except that any NaN equals any NaN."""
     assert a.dtype == b.dtype and a.shape == b.shape
-    if a.is_floating_point():  # NaN == NaN, and -0.0 != 0.0
-        ai = a.view(torch.int64 if a.dtype == torch.float64 else torch.int32)
-        bi = b.view(torch.int64 if b.dtype == torch.float64 else torch.int32)
+    if a.is_floating_point():
+        assert torch.equal(a.isnan(), b.isnan())
+        keep = ~a.isnan()
+        ai = a[keep].view(torch.int64 if a.dtype == torch.float64 else torch.int32)
+        bi = b[keep].view(torch.int64 if b.dtype == torch.float64 else torch.int32)
         assert torch.equal(ai, bi)
     else:
         assert torch.equal(a, b)
@@ -108,13 +118,32 @@ def test_property_copies_agree(n, c, s, reduce, double, threads, seed):
     _same_bits(arg_a, arg_b)
 
 
+@needs_avx2
+@pytest.mark.parametrize("dtype,c,s", [(torch.float64, 4, 1), (torch.float64, 8, 1), (torch.float32, 33, 2000)])
+def test_nans_of_both_signs_give_nan_in_both_copies(dtype, c, s, monkeypatch):
+    """NaN and -NaN in one segment: both copies give NaN there (which of the two may differ), numbers elsewhere."""
+    n = 4096  # long enough for the prefetching main loop of Rows::runs
+    src = torch.ones(n, c, dtype=dtype)
+    index = torch.arange(n) % s
+    src[:s] = float("nan")
+    src[s:2 * s] = -float("nan")
+    src[:, 0] = 2.0  # a channel without NaN
+    for threads in (1, 2):
+        (fast, _), (base, _) = _both(src, index, s, "sum", threads, monkeypatch)
+        _same_bits(fast, base)
+        assert bool(fast[:, 1:].isnan().all())
+        assert torch.equal(fast[:, 0], 2 * torch.bincount(index, minlength=s).to(dtype))
+
+
 @pytest.mark.parametrize("value", ["avx512", "GENERIC", "sse2"])
-def test_misspelt_isa_setting_raises(value, monkeypatch):
-    """The kernel reads GEOMDL_SCATTER_ISA on every call (so the tests above do switch copies) and refuses values
-    it does not know instead of ignoring them."""
+@pytest.mark.parametrize("empty", [False, True])
+def test_misspelt_isa_setting_raises(value, empty, monkeypatch):
+    """The kernel reads GEOMDL_SCATTER_ISA on every call, empty ones included, and refuses values it does not
+    know instead of ignoring them."""
     monkeypatch.setenv(ENV, value)
+    n = 0 if empty else 4
     with pytest.raises(ValueError, match=f"{ENV} must be 'generic'.*not '{value}'"):
-        torch.ops.geomdl.scatter_reduce(torch.ones(4, 2), torch.zeros(4, dtype=torch.long), 1, "max")
+        torch.ops.geomdl.scatter_reduce(torch.ones(n, 2), torch.zeros(n, dtype=torch.long), 1, "max")
     for ok in ("generic", "avx2", ""):
         monkeypatch.setenv(ENV, ok)
         assert torch.equal(torch.ops.geomdl.scatter_reduce(torch.ones(4, 2), torch.zeros(4, dtype=torch.long), 1, "sum")[0],

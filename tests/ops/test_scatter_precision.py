@@ -168,6 +168,8 @@ def _many_run_segments(g, c):
 def test_float32_runs_bit_for_bit(reduce, channels, threads, isa, monkeypatch):
     if isa == "generic":
         monkeypatch.setenv("GEOMDL_SCATTER_ISA", "generic")
+    else:
+        monkeypatch.delenv("GEOMDL_SCATTER_ISA", raising=False)
     src, index, s = _many_run_segments(torch.Generator().manual_seed(channels), channels)
     out = _threads(threads)(src, index, s, reduce)
     assert torch.equal(out, _runs_of_16(src, index, s, reduce))

@@ -1,0 +1,84 @@
+"""The run-time choice between the AVX2 and baseline copies of the vectorised CPU kernels (kernels/common/cpu_isa.h).
+
+Each copy records itself when it runs (torch.ops.geomdl._cpu_copy_used): by default the AVX2 copy runs where the
+CPU has AVX2 and FMA (geomdl._C.avx2 == 1), GEOMDL_<KERNEL>_ISA=generic forces the baseline copy, and any other
+value than generic, avx2 or empty raises ValueError, on empty calls too. The copies' results are compared in
+the kernels' own tests (test_scatter_isa.py, test_fps.py, test_trilinear.py, o3/test_gaunt_kernel.py).
+"""
+import sys
+
+import pytest
+import torch
+
+from geomdl import ops
+
+pytestmark = pytest.mark.skipif(not ops.extension_loaded(), reason="geomdl._C not built (reference mode)")
+
+
+def _scatter(n):
+    return lambda: torch.ops.geomdl.scatter_reduce(torch.ones(n, 3), torch.zeros(n, dtype=torch.long), 1, "sum")
+
+
+def _fps(n):
+    return lambda: ops.fps(torch.rand(n, 3), num=min(n, 5)) if n else torch.ops.geomdl.fps(
+        torch.zeros(0, 3), torch.zeros(1, dtype=torch.long), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+
+
+def _trilinear(n):
+    from geomdl.ops import TrilinearPlan, sparse_trilinear
+
+    plan = TrilinearPlan(torch.tensor([[0, 0, 0, 0], [1, 1, 0, 0]]), torch.tensor([1.0, 2.0]), (2, 2, 1, 1))
+
+    def run():
+        with ops.use_backend("compiled"):
+            return sparse_trilinear(plan, torch.rand(n, 2), torch.rand(n, 1), torch.rand(n, 1))
+    return run
+
+
+def _gaunt(n):
+    from geomdl.o3.gaunt_product import gaunt_product_columns
+
+    def run():
+        with ops.use_backend("compiled"):
+            return gaunt_product_columns(torch.rand(9, n), torch.rand(4, n), 2)
+    return run
+
+
+KERNELS = {"scatter": _scatter, "fps": _fps, "trilinear": _trilinear, "gaunt": _gaunt}
+
+
+@pytest.mark.parametrize("kernel", list(KERNELS))
+def test_default_and_generic_copies_run(kernel, monkeypatch):
+    env = f"GEOMDL_{kernel.upper()}_ISA"
+    call = KERNELS[kernel](64)
+    monkeypatch.delenv(env, raising=False)
+    call()
+    avx2 = bool(getattr(sys.modules["geomdl._C"], "avx2"))
+    assert torch.ops.geomdl._cpu_copy_used(kernel) == ("avx2" if avx2 else "generic")
+    monkeypatch.setenv(env, "generic")
+    call()
+    assert torch.ops.geomdl._cpu_copy_used(kernel) == "generic"
+    monkeypatch.setenv(env, "avx2")  # the explicit default
+    call()
+    assert torch.ops.geomdl._cpu_copy_used(kernel) == ("avx2" if avx2 else "generic")
+
+
+@pytest.mark.parametrize("kernel", list(KERNELS))
+@pytest.mark.parametrize("n", [0, 64])
+def test_unknown_setting_raises_on_every_call(kernel, n, monkeypatch):
+    env = f"GEOMDL_{kernel.upper()}_ISA"
+    monkeypatch.setenv(env, "avx-2")
+    with pytest.raises(ValueError, match=f"{env} must be 'generic'.*not 'avx-2'"):
+        KERNELS[kernel](n)()
+
+
+def test_unknown_kernel_name_raises():
+    with pytest.raises(ValueError, match="kernel must be one of gaunt, trilinear, scatter, fps"):
+        torch.ops.geomdl._cpu_copy_used("knn")
+
+
+def test_avx2_flag_matches_the_cpu():
+    flag = getattr(sys.modules["geomdl._C"], "avx2")
+    assert flag in (0, 1)
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+        assert flag == 1  # an x86 CPU that torch runs AVX2 kernels on
