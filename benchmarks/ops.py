@@ -116,7 +116,7 @@ def _scatter(table, quick):
     dst = torch.empty(n * c // 2 + n)
     half = torch.randn(n * c // 2 + n, generator=gen)
     # (and the kernel's baseline SSE2 copy of its row loops in the same rounds, where the AVX2 copy runs)
-    from benchmarks.ops_scatter_cpu import BASELINE, baseline_copy
+    from benchmarks.ops_scatter_cpu import BASELINE, baseline_copy, same_bits, why_no_baseline
 
     baseline = baseline_copy(geomdl_compiled)
     fns = {"geomdl": geomdl_compiled, "read": lambda: src.sum(), "copy": lambda: dst.copy_(half)}
@@ -132,9 +132,9 @@ def _scatter(table, quick):
 
     add_with_floor("geomdl (compiled)", "geomdl", geomdl=True)
     if baseline is None:
-        table.skip(op, BASELINE, "the AVX2 copy does not run on this CPU")
+        table.skip(op, BASELINE, why_no_baseline())
     else:
-        add_with_floor(BASELINE, "baseline", agrees="same bits" if torch.equal(baseline(), want) else "NO")
+        add_with_floor(BASELINE, "baseline", agrees="same bits" if same_bits(baseline(), want) else "NO")
     table.add(op, "bound: read src (src.sum())", t["read"], agrees="-")
     table.add(op, "bound: copy_ of the same bytes", t["copy"], agrees="-")
     idx2 = index.unsqueeze(1).expand(-1, c)
@@ -300,6 +300,10 @@ def _fps(table, quick):
             return ops.fps(pos, num=m)
 
     table.time(op, "geomdl (compiled)", geomdl_compiled, geomdl=True)
+    from benchmarks.ops_scatter_cpu import add_baseline
+
+    add_baseline(table, op, geomdl_compiled, want, env="GEOMDL_FPS_ISA",
+                 label="geomdl, baseline copy (GEOMDL_FPS_ISA=generic)")
     ref = ops.fps_reference(pos, num=m)
     table.time(op, "geomdl reference", lambda: ops.fps_reference(pos, num=m),
                agrees="yes" if torch.equal(ref, want) else "NO", repeats=1, warmup=0)

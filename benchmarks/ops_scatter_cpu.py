@@ -15,7 +15,7 @@
 
 Where the CPU has AVX2, every part also times the kernel's baseline (SSE2) copy of its row loops
 (``GEOMDL_SCATTER_ISA=generic``, kernels/scatter/scatter_rows.h) in the same run: the row "geomdl, baseline
-copy". Its output must equal the default copy's bit for bit.
+copy". Its output must equal the default copy's bit for bit (any NaN equal to any NaN).
 """
 from __future__ import annotations
 
@@ -31,38 +31,56 @@ from benchmarks.timing import measure
 BASELINE = "geomdl, baseline copy (GEOMDL_SCATTER_ISA=generic)"
 
 
-def baseline_copy(fn):
-    """fn run on the scatter kernel's baseline (SSE2) row loops, or None when the AVX2 copy does not run here
-    (the kernel reads GEOMDL_SCATTER_ISA on every call)."""
-    if not getattr(sys.modules.get("geomdl._C"), "avx2", 0):
+def why_no_baseline(env: str = "GEOMDL_SCATTER_ISA") -> str | None:
+    """Why the baseline copy cannot be timed beside the default one here, or None when it can."""
+    c = sys.modules.get("geomdl._C")
+    if c is None:
+        return "geomdl._C not loaded"
+    if not getattr(c, "avx2", 0):
+        return "the AVX2 copy does not run on this CPU"
+    if os.environ.get(env) == "generic":
+        return f"{env}=generic is set: the geomdl rows already run the baseline copy"
+    return None
+
+
+def baseline_copy(fn, env: str = "GEOMDL_SCATTER_ISA"):
+    """fn run on the kernel's baseline (SSE2) loops, or None when that cannot be compared here (why_no_baseline;
+    the kernels read GEOMDL_<KERNEL>_ISA on every call)."""
+    if why_no_baseline(env) is not None:
         return None
 
     def run(*args, **kwargs):
-        old = os.environ.get("GEOMDL_SCATTER_ISA")
-        os.environ["GEOMDL_SCATTER_ISA"] = "generic"
+        old = os.environ.get(env)
+        os.environ[env] = "generic"
         try:
             return fn(*args, **kwargs)
         finally:
             if old is None:
-                del os.environ["GEOMDL_SCATTER_ISA"]
+                del os.environ[env]
             else:
-                os.environ["GEOMDL_SCATTER_ISA"] = old
+                os.environ[env] = old
     return run
 
 
-def add_baseline(table, op, fn, want, **time_kwargs):
+def add_baseline(table, op, fn, want, env: str = "GEOMDL_SCATTER_ISA", label: str = BASELINE, **time_kwargs):
     """Times the baseline copy of geomdl's `fn` (a row of `op`), its output checked bit for bit against `want`."""
-    base = baseline_copy(fn)
+    base = baseline_copy(fn, env)
     if base is None:
-        table.skip(op, BASELINE, "the AVX2 copy does not run on this CPU")
+        table.skip(op, label, why_no_baseline(env))
         return
-    table.time(op, BASELINE, base, agrees="same bits" if _same_bits(base(), want) else "NO", **time_kwargs)
+    table.time(op, label, base, agrees="same bits" if same_bits(base(), want) else "NO", **time_kwargs)
 
 
-def _same_bits(a, b) -> bool:
-    """Equal bit for bit (NaN payloads and the sign of zero included)."""
+def same_bits(a, b) -> bool:
+    """Equal bit for bit (the sign of zero included), any NaN equal to any NaN (where NaNs of both signs meet,
+    which comes out depends on the add's operand order: scatter_rows.h). Integer tensors: equal."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if not a.is_floating_point():
+        return torch.equal(a, b)
     as_int = {torch.float32: torch.int32, torch.float64: torch.int64}
-    return a.dtype == b.dtype and a.shape == b.shape and torch.equal(a.view(as_int[a.dtype]), b.view(as_int[b.dtype]))
+    keep = ~a.isnan()
+    return torch.equal(a.isnan(), b.isnan()) and torch.equal(a[keep].view(as_int[a.dtype]), b[keep].view(as_int[b.dtype]))
 
 
 def _agree(out, want) -> str:
@@ -167,14 +185,14 @@ def scatter_small(table, quick: bool, optional) -> None:
                 out = wrap(fn)()
                 agrees = "yes" if torch.allclose(out, want, rtol=1e-5, atol=1e-5) else "NO"
                 if name == BASELINE:
-                    agrees = "same bits" if _same_bits(out, want) else "NO"
+                    agrees = "same bits" if same_bits(out, want) else "NO"
                 t = measure(wrap(loop(fn)), repeats=table.repeats, warmup=1)
                 per_call = {**t, **{key: t[key] / calls for key in ("median_ms", "min_ms", "iqr_ms")}}
                 table.add(op, name, per_call, agrees=agrees, geomdl=geomdl)
 
             add("geomdl (compiled)", lambda: ops.scatter(src, index, dim_size=s, reduce=reduce), geomdl=True)
-            if baseline_copy(loop) is None:
-                table.skip(op, BASELINE, "the AVX2 copy does not run on this CPU")
+            if why_no_baseline() is not None:
+                table.skip(op, BASELINE, why_no_baseline())
             else:
                 add(BASELINE, lambda: ops.scatter(src, index, dim_size=s, reduce=reduce), wrap=baseline_copy)
             add("torch.ops.geomdl op called directly", lambda: torch.ops.geomdl.scatter_reduce(src, index, s, reduce)[0])
