@@ -81,29 +81,14 @@ void load(Cloud& c, const scalar_t* pos, int64_t n, int64_t dim, int64_t i0, int
 }
 
 // The distance update (Update::range), compiled for the baseline target and for AVX2 (see fps_update.h).
-namespace generic {
-constexpr bool kAvx2Copy = false;
-#include "fps/fps_update.h"
-}  // namespace generic
-#ifdef GEOMDL_CPU_X86
-#pragma GCC push_options
-#pragma GCC target("avx2")
-namespace avx2 {
-constexpr bool kAvx2Copy = true;
-#include "fps/fps_update.h"
-}  // namespace avx2
-#pragma GCC pop_options
-#endif
+#define GEOMDL_ISA_LOOPS "fps/fps_update.h"
+#include "common/isa_copies.h"
 
 // Updates dist[i0:i1] with the distances to point `center` (coordinates `cp`) and returns the first
 // maximal entry of the updated range: the AVX2 copy when `avx`.
 template <int D>
 Arg update_range(Cloud& c, const double* cp, int64_t i0, int64_t i1, bool avx) {
-#ifdef GEOMDL_CPU_X86
-  if (avx) return avx2::Update::range<D>(c, cp, i0, i1);
-#endif
-  (void)avx;
-  return generic::Update::range<D>(c, cp, i0, i1);
+  return avx ? avx2::Update::range<D>(c, cp, i0, i1) : generic::Update::range<D>(c, cp, i0, i1);
 }
 
 template <int D>

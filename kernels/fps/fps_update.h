@@ -1,5 +1,6 @@
 // The distance update of the CPU farthest point sampling (kernels/fps/fps_cpu.cpp), which includes this file
-// twice: in namespace `generic` (the baseline target) and in namespace `avx2` under `#pragma GCC target("avx2")`,
+// twice (common/isa_copies.h): in namespace `generic` (the baseline target) and in namespace `avx2` under
+// `#pragma GCC target("avx2")`,
 // so that the build needs no -march flag; fps_cpu.cpp picks one at run time (AVX2 when the CPU has it,
 // GEOMDL_FPS_ISA=generic forces the baseline). Both give the same indices bit for bit: the loops are
 // elementwise (subtract, multiply, add, in the same order per point, never fused: target "avx2" has no FMA and

@@ -276,21 +276,8 @@ GEOMDL_ALWAYS_INLINE void add_row(const scalar_t* row, scalar_t* o, RunState* r,
 }
 
 // The row loops (Rows), compiled for the baseline target and for AVX2 (see scatter_rows.h).
-namespace generic {
-constexpr bool kAvx2Copy = false;
-#include "scatter/scatter_rows.h"
-}  // namespace generic
-#ifdef GEOMDL_CPU_X86
-#pragma GCC push_options
-#pragma GCC target("avx2")
-namespace avx2 {
-constexpr bool kAvx2Copy = true;
-#include "scatter/scatter_rows.h"
-}  // namespace avx2
-#pragma GCC pop_options
-#else
-namespace avx2 = generic;  // (use_avx2_fma is false off x86)
-#endif
+#define GEOMDL_ISA_LOOPS "scatter/scatter_rows.h"
+#include "common/isa_copies.h"
 
 // Calls f(generic::Rows{}) or, when the CPU has AVX2 (and GEOMDL_SCATTER_ISA is not "generic"),
 // f(avx2::Rows{}): f calls the row loops as `rows.template direct<...>(...)`. `avx` is

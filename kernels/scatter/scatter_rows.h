@@ -1,6 +1,6 @@
-// The row loops of the CPU scatter kernels (kernels/scatter/scatter_cpu.cpp), which includes this file twice:
-// in namespace `generic` (the baseline target) and in namespace `avx2` under `#pragma GCC target("avx2")`,
-// so that the build needs no -march flag; scatter_cpu.cpp picks one at run time (AVX2 when the CPU has it,
+// The row loops of the CPU scatter kernels (kernels/scatter/scatter_cpu.cpp), which includes this file twice
+// (common/isa_copies.h): in namespace `generic` (the baseline target) and in namespace `avx2` under
+// `#pragma GCC target("avx2")`, so that the build needs no -march flag; scatter_cpu.cpp picks one at run time (AVX2 when the CPU has it,
 // GEOMDL_SCATTER_ISA=generic forces the baseline). The AVX2 build runs the channel loops 8 floats wide, and
 // the max/min selects as blends (SSE2 has no blend: and/andnot/or).
 //

@@ -1,0 +1,31 @@
+// Compiles the loop header named by GEOMDL_ISA_LOOPS twice, at the point of inclusion: in namespace `generic`
+// (the baseline target) and, in x86 builds, in namespace `avx2` under `#pragma GCC target("avx2")` (AVX2
+// without FMA: products are never fused, so results do not depend on the copy). Off x86, `avx2` is an alias
+// of `generic`. Each copy gets `constexpr bool kAvx2Copy` (which copy it is, for note_copy in cpu_isa.h).
+// Usage, inside the namespace that holds the helpers the loop header uses:
+//     #define GEOMDL_ISA_LOOPS "fps/fps_update.h"
+//     #include "common/isa_copies.h"
+// then call `avx ? avx2::X(...) : generic::X(...)` with avx = use_avx2_fma("GEOMDL_<KERNEL>_ISA").
+// No include guard on purpose; cpu_isa.h must be included first (it defines GEOMDL_CPU_X86).
+#ifndef GEOMDL_ISA_LOOPS
+#error "define GEOMDL_ISA_LOOPS (the loop header to compile twice) before including common/isa_copies.h"
+#endif
+
+namespace generic {
+constexpr bool kAvx2Copy = false;
+#include GEOMDL_ISA_LOOPS
+}  // namespace generic
+
+#ifdef GEOMDL_CPU_X86
+#pragma GCC push_options
+#pragma GCC target("avx2")
+namespace avx2 {
+constexpr bool kAvx2Copy = true;
+#include GEOMDL_ISA_LOOPS
+}  // namespace avx2
+#pragma GCC pop_options
+#else
+namespace avx2 = generic;  // (use_avx2_fma is false off x86)
+#endif
+
+#undef GEOMDL_ISA_LOOPS
