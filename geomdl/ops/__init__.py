@@ -2,6 +2,11 @@
 
 The backend is chosen by ``GEOMDL_KERNELS=auto|compiled|reference`` (see
 :mod:`geomdl.ops._extension`); ``auto`` falls back to the references with one warning.
+
+On x86 the CPU kernels of ``scatter``, ``fps``, ``sparse_trilinear`` and the Gaunt product carry an AVX2 copy
+of their hot loops beside the baseline one and run it where the CPU has AVX2 and FMA;
+``GEOMDL_SCATTER_ISA`` / ``GEOMDL_FPS_ISA`` / ``GEOMDL_TRILINEAR_ISA`` / ``GEOMDL_GAUNT_ISA`` ``=generic``
+force the baseline copy (``geomdl info`` shows which run; README "CPU instruction sets").
 """
 from geomdl.ops._extension import (
     GeomdlKernelWarning,
