@@ -34,7 +34,8 @@ namespace geomdl {
 namespace {
 // "avx2", "generic" or "none": the copy of `kernel`'s loops that ran last (cpu_isa.h, for tests).
 std::string cpu_copy_used(c10::string_view kernel) {
-  const char* names[kCopyKernels] = {"gaunt", "trilinear", "scatter", "fps"};
+  static constexpr const char* names[] = {"gaunt", "trilinear", "scatter", "fps"};  // in CopyKernel order
+  static_assert(sizeof(names) / sizeof(names[0]) == kCopyKernels, "one name per CopyKernel");
   for (int k = 0; k < kCopyKernels; ++k) {
     if (kernel == names[k]) {
       const int v = g_copy_used[k].load(std::memory_order_relaxed);

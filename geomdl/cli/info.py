@@ -1,6 +1,7 @@
 """``geomdl info``: versions, device, compiled kernels and the active backend."""
 from __future__ import annotations
 
+import os
 import platform
 
 HELP = "versions, device, compiled kernels and the active backend"
@@ -56,15 +57,13 @@ def _cpu_isa(loaded: bool) -> str:
         return "n/a (extension not loaded)"
     import sys
 
-    import os
-
     flag = getattr(sys.modules.get("geomdl._C"), "avx2", None)
     if flag is None:
         return "unknown (extension built before geomdl reported it; rebuild it)"
     if not flag:
-        return "baseline (no AVX2+FMA on this CPU, or not an x86 build)"
+        return "baseline (no AVX2+FMA on this CPU, or not an x86 GCC build)"
     overrides = [f"{k}={os.environ[k]}" for k in ("GEOMDL_GAUNT_ISA", "GEOMDL_TRILINEAR_ISA", "GEOMDL_SCATTER_ISA",
-                                                 "GEOMDL_FPS_ISA") if os.environ.get(k)]
+                                                 "GEOMDL_FPS_ISA") if os.environ.get(k, "avx2") not in ("", "avx2")]
     if overrides:
         return f"avx2, except where set: {', '.join(overrides)} ('generic': the baseline copy; other values but avx2 raise)"
     return "avx2"

@@ -1,6 +1,9 @@
 // Run-time choice between a kernel's AVX2 build and its baseline build (kernels compiled twice, the AVX2
 // copy under `#pragma GCC target("avx2,fma")`, or "avx2" alone where results must not change with the
-// copy (scatter, fps), so the build needs no -march flag).
+// copy (scatter, fps: common/isa_copies.h), so the build needs no -march flag).
+//
+// GCC only: clang does not implement `#pragma GCC target` (it would compile the "AVX2" copies for the
+// baseline target, or fail on their intrinsics), so clang builds have the baseline copies alone.
 #pragma once
 #include <c10/util/Exception.h>
 
@@ -8,13 +11,14 @@
 #include <cstdlib>
 #include <cstring>
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
 #define GEOMDL_CPU_X86 1
 #include <immintrin.h>
 #endif
+#define GEOMDL_CPU_ISA_INCLUDED 1
 
 namespace geomdl {
-// True when this is an x86 build (which has the AVX2 copies) and the CPU has AVX2 and FMA; reported by
+// True when this is an x86 GCC build (which has the AVX2 copies) and the CPU has AVX2 and FMA; reported by
 // geomdl._C.avx2.
 inline bool cpu_has_avx2_fma() {
 #ifdef GEOMDL_CPU_X86

@@ -3,8 +3,9 @@
 // `#pragma GCC target("avx2")`,
 // so that the build needs no -march flag; fps_cpu.cpp picks one at run time (AVX2 when the CPU has it,
 // GEOMDL_FPS_ISA=generic forces the baseline). Both give the same indices bit for bit: the loops are
-// elementwise (subtract, multiply, add, in the same order per point, never fused: target "avx2" has no FMA and
-// common/no_fma.h forbids contraction) and a maximum does not depend on the order it is taken in.
+// elementwise (subtract, multiply, add, in the same order per point, never fused: the AVX2 copy's target
+// has no FMA, see isa_copies.h) and a maximum does not depend on the order it is taken in (dist holds no
+// NaN: a NaN distance keeps the previous minimum).
 //
 // Not a standalone header: it uses Cloud, Arg and kBlock, defined before its inclusion, and kAvx2Copy (which
 // copy this is: note_copy records it for tests).

@@ -30,7 +30,8 @@
 //   results are bit-for-bit identical for any number of threads and no atomics are needed.
 //
 // The row loops of both paths (scatter_rows.h) are compiled twice, for the baseline target and for AVX2,
-// and chosen at run time (with_rows); the two copies give the same bits.
+// and chosen at run time (with_rows); the two copies give the same bits (except which NaN a sum of NaNs of
+// both signs gives, see scatter_rows.h).
 #include "common/parallel.h"
 #include <torch/all.h>
 #include <torch/library.h>

@@ -35,7 +35,7 @@ def test_info_reports_which_cpu_kernel_copies_run(monkeypatch):
         assert line.startswith("n/a")
         return
     avx2 = bool(getattr(sys.modules["geomdl._C"], "avx2"))
-    assert line == ("avx2" if avx2 else "baseline (no AVX2+FMA on this CPU, or not an x86 build)")
+    assert line == ("avx2" if avx2 else "baseline (no AVX2+FMA on this CPU, or not an x86 GCC build)")
     monkeypatch.setenv("GEOMDL_SCATTER_ISA", "generic")
     if avx2:
         assert collect()["cpu kernels"].startswith("avx2, except where set: GEOMDL_SCATTER_ISA=generic")

@@ -16,12 +16,20 @@ pytestmark = pytest.mark.skipif(not ops.extension_loaded(), reason="geomdl._C no
 
 
 def _scatter(n):
-    return lambda: torch.ops.geomdl.scatter_reduce(torch.ones(n, 3), torch.zeros(n, dtype=torch.long), 1, "sum")
+    def run():
+        with ops.use_backend("compiled"):
+            return ops.scatter(torch.ones(n, 3), torch.zeros(n, dtype=torch.long), dim_size=1)
+    return run
 
 
 def _fps(n):
-    return lambda: ops.fps(torch.rand(n, 3), num=min(n, 5)) if n else torch.ops.geomdl.fps(
-        torch.zeros(0, 3), torch.zeros(1, dtype=torch.long), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+    def run():  # (num >= 2: the distance update runs; n = 0: the op itself, fps() wants num >= 1)
+        if n == 0:
+            long = torch.zeros(0, dtype=torch.long)
+            return torch.ops.geomdl.fps(torch.zeros(0, 3), torch.zeros(1, dtype=torch.long), long, long)
+        with ops.use_backend("compiled"):
+            return ops.fps(torch.rand(n, 3), num=5)
+    return run
 
 
 def _trilinear(n):

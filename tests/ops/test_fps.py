@@ -123,6 +123,8 @@ def test_property_random_clouds(seed, n, dim, clouds, num, lattice, double, gene
     with pytest.MonkeyPatch.context() as mp:
         if generic:  # the baseline copy of the distance update
             mp.setenv("GEOMDL_FPS_ISA", "generic")
+        else:
+            mp.delenv("GEOMDL_FPS_ISA", raising=False)
         compiled_equals_reference(pos, batch, num=num)
 
 
