@@ -52,10 +52,11 @@ def icp_point_to_plane(source: torch.Tensor, target: torch.Tensor, target_normal
     Each step pairs every transformed source point ``s_i`` with its nearest target point ``q_i``
     (kept when ``|s_i - q_i| < max_distance``) and solves the (weighted) linearised least squares
 
-    .. math:: \\min_{\\omega, v} \\sum_i w_i ((s_i - q_i) \\cdot n_i + (s_i \\times n_i) \\cdot \\omega + n_i \\cdot v)^2
+    .. math:: \\min_{\\omega, v} \\sum_i w_i ((s_i - q_i) \\cdot n_i + ((s_i - c) \\times n_i) \\cdot \\omega + n_i \\cdot v)^2
 
-    with ``w_i = 1``, or ``w_i`` = :func:`tukey_weights` of the current residual when ``robust_scale``
-    is given, then composes ``T <- [exp(omega) | v] T``. Stops when the update is below ``tolerance``.
+    (``c`` the centroid of the kept ``s_i``) with ``w_i = 1``, or ``w_i`` = :func:`tukey_weights` of the current
+    residual when ``robust_scale`` is given, then composes ``T <- S T`` with
+    ``S x = exp(omega) (x - c) + c + v``. Stops when the update is below ``tolerance``.
 
     Args:
         source: ``[N, 3]``; target: ``[M, 3]``; target_normals: ``[M, 3]`` unit normals (sign-free).
@@ -80,14 +81,19 @@ def icp_point_to_plane(source: torch.Tensor, target: torch.Tensor, target_normal
         if int(keep.sum()) < 6:
             break
         s, q, n = moved[keep], target[idx[keep]].double(), target_normals[idx[keep]].double()
-        jac = torch.cat([torch.cross(s, n, dim=1), n], 1)  # [K, 6]
+        # linearised about the pairs' centroid c (the step rotates about c): far from the origin a rotation
+        # about the origin and a translation move the points almost alike, and the 6x6 system lost the
+        # difference (ICP diverged from a good start at 1e5 units)
+        c = s.mean(0)
+        jac = torch.cat([torch.cross(s - c, n, dim=1), n], 1)  # [K, 6]
         res = ((s - q) * n).sum(1)
         w = tukey_weights(res, robust_scale) if robust_scale is not None else torch.ones_like(res)
         if int((w > 0).sum()) < 6:
             break
         lhs = jac.T @ (w[:, None] * jac) + 1e-9 * torch.eye(6, dtype=torch.float64)
         delta = -torch.linalg.solve(lhs, jac.T @ (w * res))
-        step = make_pose(axis_angle_to_matrix(delta[:3]), delta[3:])
+        rot = axis_angle_to_matrix(delta[:3])
+        step = make_pose(rot, delta[3:] + c - rot @ c)  # x -> rot (x - c) + c + v
         pose = step @ pose
         if float(delta.norm()) < tolerance:
             break
