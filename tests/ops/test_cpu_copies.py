@@ -90,3 +90,41 @@ def test_avx2_flag_matches_the_cpu():
     assert flag in (0, 1)
     if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
         assert flag == 1  # an x86 CPU that torch runs AVX2 kernels on
+
+
+def _functions_with_vex(library: str) -> dict[str, int]:
+    """{demangled function name: number of VEX/EVEX instructions (v-prefixed mnemonics)} of a shared library."""
+    import re
+    import subprocess
+
+    out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", "-C", library], capture_output=True, text=True,
+                         timeout=300, check=True).stdout
+    header = re.compile(r"^[0-9a-f]+ <(.*)>:$")
+    instruction = re.compile(r"^\s*[0-9a-f]+:\s+(v[a-z0-9]+)\s")
+    found, name = {}, None
+    for line in out.splitlines():
+        m = header.match(line)
+        if m:
+            name = m.group(1)
+        elif name is not None and instruction.match(line):
+            found[name] = found.get(name, 0) + 1
+    return found
+
+
+@pytest.mark.skipif(sys.platform != "linux" or __import__("platform").machine() != "x86_64", reason="x86-64 ELF only")
+@pytest.mark.skipif(__import__("shutil").which("objdump") is None, reason="needs objdump (binutils)")
+def test_avx_instructions_only_inside_the_avx2_copies():
+    """The AVX2 copies are compiled under `#pragma GCC target` inside their own namespaces: no other code of the
+    extension (torch's inline functions, std templates instantiated from them) may contain an AVX instruction,
+    or the extension would die with SIGILL on a CPU without AVX (a silent ODR hazard of the pattern)."""
+    import subprocess
+
+    library = sys.modules["geomdl._C"].__file__
+    vex = _functions_with_vex(library)
+    outside = {name: n for name, n in vex.items() if "avx2::" not in name}
+    assert not outside, f"AVX instructions outside the avx2:: copies: {sorted(outside)[:10]}"
+    comment = subprocess.run(["objdump", "-s", "-j", ".comment", library], capture_output=True, text=True).stdout
+    if "GCC:" in comment and "clang" not in comment:  # a GCC build has the copies (clang builds keep the baseline)
+        names = " ".join(vex)
+        for kernel in ("gaunt::avx2::", "trilinear::avx2::", "avx2::Rows::", "avx2::Update::range"):
+            assert kernel in names, f"no AVX2 copy of {kernel} in {library}"
