@@ -189,14 +189,6 @@ T* scratch(size_t count, std::unique_ptr<char[]>& once) {
   return reinterpret_cast<T*>(aligned);
 }
 
-// Row split pays off when the T private accumulators (zeroed, then added: ~(2T+1) S C values of
-// traffic) are small next to the N C values of src, and fit a memory budget.
-bool use_row_split(int64_t N, int64_t C, int64_t S, int T, size_t elem) {
-  if (T <= 1) return true;  // one thread: the row-order sum (float32: float64-direct or in runs, see the top)
-  constexpr int64_t kBudgetBytes = int64_t(64) << 20;
-  return (2 * T + 1) * S <= N / 2 && static_cast<int64_t>((T - 1) * S * C * elem) <= kBudgetBytes;
-}
-
 inline size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
 // The first 64-byte boundary at or after p (the caller allocated a line more than it uses).
@@ -229,6 +221,24 @@ struct alignas(64) RunSums {  // (a cache line each: threads update `used`)
 
 // Segments that can close a run among n rows (at most one per kRun rows, at most S): the pool's capacity.
 inline int64_t run_capacity(int64_t n, int64_t S) { return std::min<int64_t>(S, n / kRun); }
+
+// Row split pays off when the T private accumulators (zeroed, then added: ~(2T+1) S C values of
+// traffic) are small next to the N C values of src, and when its scratch memory (sum_row_split) fits a
+// budget: the T - 1 partial accumulators (float64-direct: T float64 ones), for float rows in runs the T run
+// pools (run_capacity rows of C float64 each) with their slots and run states, and the counts of a mean.
+bool use_row_split(int64_t N, int64_t C, int64_t S, int T, size_t elem, bool mean) {
+  if (T <= 1) return true;  // one thread: the row-order sum (float32: float64-direct or in runs, see the top)
+  if ((2 * T + 1) * S > N / 2) return false;
+  constexpr int64_t kBudgetBytes = int64_t(64) << 20;
+  const bool runs = elem != sizeof(double);
+  const bool direct = runs && S * C <= kDirectElements;
+  int64_t bytes = direct ? T * S * C * int64_t(sizeof(double)) : (T - 1) * S * C * static_cast<int64_t>(elem);
+  if (runs && !direct)
+    bytes += T * (run_capacity((N + T - 1) / T, S) * C * int64_t(sizeof(double)) +
+                  S * int64_t(sizeof(int64_t) + sizeof(RunState)));
+  if (mean) bytes += T * S * int64_t(sizeof(int64_t));
+  return bytes <= kBudgetBytes;
+}
 
 #if defined(__GNUC__)
 #define GEOMDL_ALWAYS_INLINE inline __attribute__((always_inline))
@@ -525,7 +535,7 @@ void scatter_impl(const scalar_t* src, const int64_t* index, int64_t N, int64_t 
                   scalar_t* out, int64_t* arg, bool avx) {
   if (reduce == Reduce::Sum || reduce == Reduce::Mean) {
     const int Tr = num_threads_for(N * C);
-    if (use_row_split(N, C, S, Tr, sizeof(scalar_t))) {
+    if (use_row_split(N, C, S, Tr, sizeof(scalar_t), reduce == Reduce::Mean)) {
       const bool ok = reduce == Reduce::Sum ? sum_row_split<scalar_t, false>(src, index, N, C, S, Tr, out, avx)
                                             : sum_row_split<scalar_t, true>(src, index, N, C, S, Tr, out, avx);
       if (!ok) check_index_range(index, N, S);  // raises
