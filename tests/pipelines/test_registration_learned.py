@@ -115,6 +115,21 @@ def test_info_nce_is_log_batch_for_uninformative_descriptors_and_masks_near_nega
     assert float(info_nce(a, a, pos, torch.arange(6), min_distance=100.0)) == pytest.approx(math.log(6), rel=1e-6)
 
 
+def test_info_nce_masks_near_negatives_of_pairs_far_from_the_origin_and_from_each_other():
+    """Each pair's frame moved by its own large offset (+1e4 / -1e4 in float32): only distances within a
+    pair matter, so the loss equals the loss near the origin (a shared mean left both pairs far from it)."""
+    gen = torch.Generator().manual_seed(0)
+    a = torch.nn.functional.normalize(torch.randn(400, 8, generator=gen), dim=1)
+    b = torch.nn.functional.normalize(a + 0.3 * torch.randn(400, 8, generator=gen), dim=1)
+    near = torch.randint(0, 64, (400, 3), generator=gen) / 64.0  # exact in float32 after the offsets
+    group = torch.arange(400) // 200
+    far = near + torch.where(group[:, None] == 0, 1e4, -1e4)
+    expected = info_nce(a, b, near, group, min_distance=0.1)
+    assert float(info_nce(a, b, far, group, min_distance=0.1)) == pytest.approx(float(expected), rel=1e-5)
+    # groups need not be 0..G-1 nor sorted
+    assert float(info_nce(a, b, far, 7 - 5 * group, min_distance=0.1)) == pytest.approx(float(expected), rel=1e-5)
+
+
 def test_training_lowers_the_loss_and_improves_matching_on_training_pairs():
     pairs = make_training_pairs(2, 0, seed=3)
     model = PatchDescriptor(width=16, dim=16)

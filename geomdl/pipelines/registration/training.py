@@ -108,7 +108,11 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, positions: torch.Tensor, group: t
     """Symmetric InfoNCE (module docstring). ``a, b [B, D]`` unit descriptors of matched points,
     ``positions [B, 3]`` their target-frame positions, ``group [B]`` the pair each comes from (all on one device)."""
     logits = a @ b.T / temperature
-    centred = positions - positions.mean(0)  # (cdist's expansion cancels far from the origin)
+    # each pair's positions relative to their own mean: cdist's expansion cancels far from the origin, and
+    # the pairs' frames may lie far apart (one shared mean would leave them far from it)
+    _, slot, counts = torch.unique(group, return_inverse=True, return_counts=True)
+    sums = positions.new_zeros(counts.shape[0], positions.shape[1]).index_add_(0, slot, positions)
+    centred = positions - (sums / counts[:, None].to(positions.dtype))[slot]
     near = (group[:, None] == group[None]) & (torch.cdist(centred, centred) < min_distance)
     near.fill_diagonal_(False)
     logits = logits.masked_fill(near, -1e4)
@@ -118,7 +122,8 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, positions: torch.Tensor, group: t
 
 def batch_features(model, pairs: list[TrainingPair], per_pair: int, voxel: float, generator: torch.Generator):
     """Patch features (and PPF histograms, if the model takes them) of sampled matches from several
-    pairs: ``(feat_src, feat_tgt, ppf_src, ppf_tgt, positions, group)``."""
+    pairs: ``(feat_src, feat_tgt, ppf_src, ppf_tgt, positions, group)``; ``positions`` are relative to each
+    pair's target-cloud mean (only distances within a pair are used)."""
     radius = model.config["radius_voxels"] * voxel
     k = model.config["num_neighbors"]
     fs, ft, ps, pt, pos, grp = [], [], [], [], [], []
@@ -131,7 +136,7 @@ def batch_features(model, pairs: list[TrainingPair], per_pair: int, voxel: float
         if model.config.get("ppf_input"):
             ps.append(ppf_histogram(pair.source, pair.source_normals, corr[:, 0], radius, oriented=True).float())
             pt.append(ppf_histogram(pair.target, pair.target_normals, corr[:, 1], radius, oriented=True).float())
-        pos.append(pair.target[corr[:, 1]].float())
+        pos.append((pair.target[corr[:, 1]] - pair.target.mean(0)).float())  # centred before float32 rounding
         grp.append(torch.full((corr.shape[0],), g, dtype=torch.long))
     ps, pt = (torch.cat(ps), torch.cat(pt)) if ps else (None, None)
     return torch.cat(fs), torch.cat(ft), ps, pt, torch.cat(pos), torch.cat(grp)
