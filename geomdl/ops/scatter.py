@@ -26,8 +26,11 @@ Precision of ``sum``/``mean`` (a float32 running sum over n rows, what torch's `
 Summation order of the compiled CPU kernel (deterministic: the same inputs and thread count give
 the same bits on every run):
 
-* ``sum``/``mean`` with few segments (``(2T + 1) * dim_size <= N / 2`` for ``T`` threads, and the
-  ``T - 1`` extra ``[dim_size, C]`` accumulators within 64 MiB; ``T = 1`` below 32k elements): thread
+* ``sum``/``mean`` with few segments (``(2T + 1) * dim_size <= N / 2`` for ``T`` threads, and the path's
+  scratch memory within 64 MiB: the ``T - 1`` extra ``[dim_size, C]`` accumulators, or ``T`` float64 ones
+  when summing directly in float64, plus for float32 runs ``T`` float64 pools of up to
+  ``min(dim_size, N / (16 T))`` rows with a slot and a state per segment, plus a mean's ``T x dim_size``
+  counts; ``T = 1`` below 32k elements): thread
   ``t`` sums the contiguous rows ``[N t/T, N (t+1)/T)`` in row order into its own accumulator and
   the ``T`` accumulators are added in thread order. ``src`` is streamed once, like a plain read of
   it. Another thread count changes only the rounding; one thread gives the row-order sum (float32:
