@@ -84,6 +84,15 @@ def test_a_grid_override_that_is_not_unit_is_rejected():
         net(torch.randn(5, 3), torch.randn(5, 2), grid=net.grid.float() * 2)
 
 
+def test_a_grid_override_of_another_dtype_is_rejected():
+    # a float32 grid in a float64 model was silently promoted: float32-rounded orientations, ~1e-7 equivariance
+    net = Ponita(2, 1, num_ori=4, **SMALL).double()
+    pos, x = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 2, dtype=torch.float64)
+    net(pos, x, grid=net.grid.clone())
+    with pytest.raises(TypeError, match="grid has dtype torch.float32 but pos has dtype torch.float64"):
+        net(pos, x, grid=net.grid.float())
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_unit_orientations_are_accepted(dtype):
     # bfloat16 rounds a unit vector's norm to 0.996 or 1.008: a fixed 1e-3 tolerance refused normalised input

@@ -196,7 +196,7 @@ class Ponita(Float64Buffers):
         """
         self._check(pos, x, vec, edge_index, batch, ori, grid)
         n = pos.shape[0]
-        check_dtypes(self.embed.weight, pos=pos, x=x, vec=vec, ori=ori)
+        check_dtypes(self.embed.weight, pos=pos, x=x, vec=vec, ori=ori, grid=grid)
         # sorted, non-negative batch (the per-cloud graph builders assume it); edge indices within [0, N)
         batch, count = check_batch_vector_and_count(batch, n, pos.device)
         built = edge_index is None
