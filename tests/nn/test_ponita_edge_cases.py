@@ -101,3 +101,18 @@ def test_half_precision_unit_orientations_are_accepted(dtype):
     net(torch.randn(200, 3).to(dtype), torch.randn(200, 2).to(dtype), ori=ori)
     with pytest.raises(ValueError, match="ori must hold unit vectors"):
         net(torch.randn(200, 3).to(dtype), torch.randn(200, 2).to(dtype), ori=ori * 1.05)
+
+
+@pytest.mark.parametrize("num_ori", [-1, 0, 6])
+def test_a_given_edge_index_is_the_graph_in_every_mode_with_a_radius(num_ori):
+    # chain 0 - 1 - 2, all within the radius: with one layer node 0 must not see node 2. The lifted mode
+    # (num_ori=-1 without ori) rebuilt its lifted graph from the radius and ignored the given edges.
+    pos = torch.tensor([[0.0, 0, 0], [1.0, 0.2, 0], [2.0, -0.1, 0.3]], dtype=torch.float64)
+    chain = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
+    torch.manual_seed(1)
+    net = Ponita(2, 1, hidden=8, layers=1, basis_dim=6, num_ori=num_ori, radius=10.0, task_level="node").double()
+    x = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(net(pos, x, edge_index=chain)[0][0].sum(), x)
+    assert torch.all(g[2] == 0) and g[1].abs().max() > 0
+    (g,) = torch.autograd.grad(net(pos, x)[0][0].sum(), x)  # the default graph: every pair within the radius
+    assert g[2].abs().max() > 0

@@ -185,7 +185,9 @@ class Ponita(Float64Buffers):
             x: invariant node features ``[N, C_s]``.
             vec: vector node features ``[N, C_v, D]``.
             edge_index: ``[2, E]`` (src, dst); default radius/fully connected graph per cloud.
-                Self loops are added (grid and position modes).
+                Self loops are added (grid and position modes). A given graph is used as it is in every mode
+                (``radius`` then only sets the smooth window); in the lifted mode its edges connect the lifted
+                points (:func:`~geomdl.nn.ponita.lifting.lift_graph`).
             batch: sorted graph id per node ``[N]`` (default: one graph).
             ori: unit orientations ``[N, D]`` (point-cloud mode, ``num_ori = -1``).
             grid: replacement orientation grid ``[O, D]`` (e.g. the co-rotated grid ``G R^T``).
@@ -213,7 +215,7 @@ class Ponita(Float64Buffers):
         elif ori is not None:
             s, v = self._forward_points(pos, x, vec, add_self_loops(edge_index, n), ori)
         else:
-            s, v = self._forward_lifted(pos, x, vec, edge_index, batch)
+            s, v = self._forward_lifted(pos, x, vec, edge_index, batch, built)
         if self.task_level == "node":
             return s, v
         if count is None:  # compiling: the count was not read from the batch vector; .item(): traceable by torch.export
@@ -330,14 +332,16 @@ class Ponita(Float64Buffers):
         rel = pos[src] - pos[dst]
         return scatter(w[:, :, None] * rel[:, None, :], dst, dim=0, dim_size=n)
 
-    def _forward_lifted(self, pos, x, vec, edge_index, batch):
+    def _forward_lifted(self, pos, x, vec, edge_index, batch, built):
         n = pos.shape[0]
         lifted = lift_graph(pos, edge_index)
         lpos = pos[lifted.base]
         lx = None if x is None else x[lifted.base]
         lvec = None if vec is None else vec[lifted.base]
         ledges = lifted.edge_index
-        if self.radius is not None:
+        if self.radius is not None and built:
+            # the radius graph of the lifted points (capped per lifted point); a caller's edge_index is kept:
+            # lifted points then talk only along its edges and within an atom (lift_graph)
             ledges = build_edges(lpos, batch[lifted.base], self.radius, loop=True, max_num_neighbors=self.max_num_neighbors)
         s, v = self._forward_points(lpos, lx, lvec, ledges, lifted.ori)
         return pool_to_base(s, lifted.base, n), pool_to_base(v, lifted.base, n)
