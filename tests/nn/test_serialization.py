@@ -110,6 +110,30 @@ def test_cg_buffers_stay_float64_through_float_and_back(mode):
         torch.testing.assert_close(back(x, y), ref, rtol=0, atol=1e-14)
 
 
+@pytest.mark.parametrize("parity", ["natural", "full"])
+def test_gaunt_output_scale_stays_float64_when_built_in_float32(parity):
+    """The Gaunt layer's output normalisation was a buffer in the default dtype: built under float32 and moved
+    with ``.double()`` it stayed float32-rounded (~3e-8 relative off), and a state_dict cannot repair it."""
+    from geomdl.nn import GauntTensorProduct
+
+    irreps = ("2x0e+2x1o+2x2e", "2x0e+2x1o+2x2e", "2x0e+2x1o+2x2e")
+    assert torch.get_default_dtype() == torch.float32
+    built32 = GauntTensorProduct(*irreps, parity=parity).double()
+    torch.set_default_dtype(torch.float64)
+    try:
+        built64 = GauntTensorProduct(*irreps, parity=parity)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    built64.load_state_dict(built32.state_dict())
+    assert built32.out_scale.dtype == torch.float64
+    torch.testing.assert_close(built32.out_scale, built64.out_scale, rtol=0, atol=0)
+    x, y = torch.randn(4, built32.irreps_in1.dim, dtype=torch.float64), torch.randn(4, built32.irreps_in2.dim, dtype=torch.float64)
+    torch.testing.assert_close(built32(x, y), built64(x, y), rtol=1e-14, atol=1e-14)
+    back = copy.deepcopy(built32).float().double()  # a cast keeps the float64 original
+    torch.testing.assert_close(back.out_scale, built64.out_scale, rtol=0, atol=0)
+    assert built32.float()(x.float(), y.float()).dtype == torch.float32
+
+
 PONITA = {"hidden": 8, "layers": 1, "num_ori": 4, "radius": 2.0}
 ELEMENT_MODELS = {
     "potential": lambda numbers: PonitaPotential(numbers, **PONITA),

@@ -42,6 +42,7 @@ from geomdl.o3.gaunt_kernel import gaunt_features, use_kernel
 from geomdl.o3.gaunt_product import gaunt_product, gaunt_product_columns
 from geomdl.nn.tensor_products._layout import blocks_of, channel_irreps, degree_expand, from_columns, to_columns
 from geomdl.nn.tensor_products.clebsch_gordan import ClebschGordanTensorProduct, _irreps
+from geomdl.utils.devices import Float64Buffers
 from geomdl.utils.torch_compat import is_exporting
 
 PARITIES = ("natural", "full")
@@ -85,7 +86,7 @@ def gaunt_path_count(ls1, ls2, l3: int) -> int:
     return sum(1 for a in ls1 for b in ls2 if gaunt_cg_constant(a, b, l3) != 0)
 
 
-class GauntTensorProduct(nn.Module):
+class GauntTensorProduct(Float64Buffers):
     """Channelwise Gaunt tensor product ``x [..., irreps_in1.dim] (x) y [..., irreps_in2.dim] -> [..., irreps_out.dim]``.
 
     Args:
@@ -187,11 +188,15 @@ class GauntTensorProduct(nn.Module):
                     n_cg = self.cg.output_elements.get(k, 0)
                     if n_gaunt and n_cg:
                         norm[self.irreps_out[k].ir.l] *= math.sqrt(n_gaunt / (n_gaunt + n_cg))
-        self.register_buffer("out_scale", norm.to(torch.get_default_dtype()), persistent=False)
+        # float64 whatever the default dtype or a later cast (Float64Buffers): used in the input's dtype at run time
+        self.register_buffer("out_scale", norm, persistent=False)
         if self.cg is None and not (self.use_gaunt and any(
                 gaunt_path_count(_degrees(self.nat1), _degrees(self.nat2), ir.l) for _, ir in self.nat_out)):
             raise ValueError(f"no path from {self.irreps_in1} x {self.irreps_in2} reaches {self.irreps_out} (a Gaunt "
                              "path needs |l1 - l2| <= l3 <= l1 + l2 and l1 + l2 + l3 even): the output would be zero")
+
+    def float64_buffers(self) -> list[str]:
+        return ["out_scale"]
 
     def reset_parameters(self) -> None:
         if self.weights == "degree":
