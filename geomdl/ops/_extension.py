@@ -167,16 +167,19 @@ def compiled_ready(kernel: str, device: str) -> bool:
             and (torch.compiler.is_compiling() or not forward_ad_active()))
 
 
-def use_compiled(op: str, *tensors: torch.Tensor, dtypes=(torch.float32, torch.float64), kernel: str | None = None) -> bool:
+def use_compiled(op: str, *tensors: torch.Tensor, dtypes=(torch.float32, torch.float64), kernel: str | None = None,
+                 tangents: bool = True) -> bool:
     """Decide whether ``op`` runs compiled for these input tensors.
 
     ``kernel`` is the name of the registered op (``geomdl::<kernel>``, default ``op``);
     ``dtypes`` lists the floating dtypes the kernel supports (checked on the first tensor).
+    ``tangents=False``: the op's outputs have no tangents (integer indices: neighbour searches, fps), so it
+    stays compiled inside forward-mode AD (the caller passes detached inputs).
     """
     backend = get_backend()
     if backend == "reference":
         return False
-    if not torch.compiler.is_compiling() and forward_ad_active():
+    if tangents and not torch.compiler.is_compiling() and forward_ad_active():
         if backend == "compiled":
             raise RuntimeError(f"geomdl.ops.{op}: the compiled kernel has no forward-mode AD (jvp); use the reference")
         return False

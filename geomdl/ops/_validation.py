@@ -216,7 +216,10 @@ def segment_inputs(src, index, dim: int, num_segments, *, floating: bool = False
     check_tensor(src, "src", floating=floating)
     if src.dim() == 0:
         raise ValueError("src must have at least one dimension")
-    if isinstance(dim, bool) or not isinstance(dim, int) or not -src.dim() <= dim < src.dim():
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+        raise ValueError(f"dim must be an int, got {dim!r}")
+    dim = int(dim)  # a NumPy integer: a Python int from here on
+    if not -src.dim() <= dim < src.dim():
         raise ValueError(f"dim={dim} is out of range for src of shape {tuple(src.shape)}")
     dim = dim % src.dim()
     n = src.shape[dim]

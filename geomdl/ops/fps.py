@@ -11,13 +11,15 @@ import math
 import torch
 
 from geomdl.ops._extension import extension_loaded, use_compiled
-from geomdl.ops._validation import batch_to_ptr, check_batch, check_int, check_tensor, num_batches, rescale_points
+from geomdl.ops._validation import batch_to_ptr, check_batch, check_bool, check_int, check_tensor, num_batches, rescale_points
 from geomdl.ops.neighbors import squared_distance
 
 
 def _check_arguments(pos, ratio, num) -> int | None:
     """Checks of ``pos``, ``ratio`` and ``num``; returns ``num`` as a Python int (or None)."""
     check_tensor(pos, "pos", dim=2, floating=True)
+    if pos.shape[1] < 1:
+        raise ValueError(f"pos must have shape [N, D] with D >= 1, got {tuple(pos.shape)}")
     if (ratio is None) == (num is None):
         raise ValueError("give exactly one of ratio (in (0, 1]) or num (>= 1)")
     if ratio is not None and (isinstance(ratio, bool) or not (isinstance(ratio, (int, float)) and 0 < ratio <= 1)):
@@ -27,6 +29,7 @@ def _check_arguments(pos, ratio, num) -> int | None:
 
 def _plan(pos, batch, ratio, num, random_start, generator, start=None):
     num = _check_arguments(pos, ratio, num)
+    random_start = check_bool(random_start, "random_start")
     if pos.numel() and not bool(torch.isfinite(pos).all()):
         raise ValueError("pos contains NaN or infinite coordinates")
     batch = check_batch(batch, "batch", pos.shape[0], pos.device)
@@ -85,8 +88,8 @@ def fps(pos: torch.Tensor, batch: torch.Tensor | None = None, ratio: float | Non
         return _fps_traced(pos, batch, ratio, num, random_start, start)
     ptr, take, start = _plan(pos, batch, ratio, num, random_start, generator, start)
     pos = rescale_points(pos)[0]  # float64 beyond 2**400 or below 2**-400: squares neither overflow nor vanish
-    if use_compiled("fps", pos):
-        return torch.ops.geomdl.fps(pos.contiguous(), ptr, take, start)
+    if use_compiled("fps", pos, tangents=False):  # indices: no tangents, compiled inside forward-mode AD too
+        return torch.ops.geomdl.fps(pos.detach().contiguous(), ptr, take, start)
     return _fps_reference(pos, ptr, take, start)
 
 
@@ -95,9 +98,9 @@ def _fps_traced(pos, batch, ratio, num, random_start, start):
     lists), the compiled operator (whose output length is only known at run time). The same samples as
     eager: ``ceil(ratio * n)`` is the same float64 product. Checks of values (start in range) are skipped."""
     num = _check_arguments(pos, ratio, num)
-    if random_start:
+    if check_bool(random_start, "random_start"):
         raise ValueError("fps(random_start=True) does not compile (it draws in Python); pass start= instead")
-    if not use_compiled("fps", pos):
+    if not use_compiled("fps", pos, tangents=False):
         raise ValueError("fps compiles only as the compiled operator (geomdl._C), not as the reference")
     batch = check_batch(batch, "batch", pos.shape[0], pos.device)
     nb = num_batches(batch)

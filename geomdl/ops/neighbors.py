@@ -31,8 +31,8 @@ from __future__ import annotations
 import torch
 
 from geomdl.ops._extension import extension_loaded, use_compiled
-from geomdl.ops._validation import (batch_to_ptr, check_batch_and_count, check_int, check_positive_real, check_tensor,
-                                    compact_batches, rescale_points)
+from geomdl.ops._validation import (batch_to_ptr, check_batch_and_count, check_bool, check_int, check_positive_real,
+                                    check_tensor, compact_batches, rescale_points)
 from geomdl.ops.neighbor_candidates import BLOCK_ELEMENTS, candidate_chunks, sort_and_limit
 
 
@@ -216,13 +216,14 @@ def _knn_reference(x, y, batch_x, batch_y, k, ignore_same_index):
 def radius_reference(x, y, r, batch_x=None, batch_y=None, max_num_neighbors=32, ignore_same_index=False):
     """Pure-PyTorch specification of :func:`radius`."""
     r, max_num_neighbors = check_positive_real(r, "r"), check_int(max_num_neighbors, "max_num_neighbors")
+    ignore_same_index = check_bool(ignore_same_index, "ignore_same_index")
     x, y, r, batch_x, batch_y, _ = _check_pair(x, y, batch_x, batch_y, r)
     return _select_neighbors_reference(x, y, batch_x, batch_y, max_num_neighbors, r, ignore_same_index)
 
 
 def knn_reference(x, y, k, batch_x=None, batch_y=None, ignore_same_index=False):
     """Pure-PyTorch specification of :func:`knn`."""
-    k = check_int(k, "k")
+    k, ignore_same_index = check_int(k, "k"), check_bool(ignore_same_index, "ignore_same_index")
     x, y, _, batch_x, batch_y, _ = _check_pair(x, y, batch_x, batch_y)
     return _select_neighbors_reference(x, y, batch_x, batch_y, k, None, ignore_same_index)
 
@@ -245,10 +246,11 @@ def radius(x, y, r, batch_x=None, batch_y=None, max_num_neighbors=32, ignore_sam
         ``[2, E]`` int64: row 0 indexes ``x``, row 1 indexes ``y``; sorted by query, then distance.
     """
     r, max_num_neighbors = check_positive_real(r, "r"), check_int(max_num_neighbors, "max_num_neighbors")
+    ignore_same_index = check_bool(ignore_same_index, "ignore_same_index")
     x, y, r, batch_x, batch_y, nb = _check_pair(x, y, batch_x, batch_y, r)
-    if use_compiled("radius", x):
+    if use_compiled("radius", x, tangents=False):  # indices: no tangents, compiled inside forward-mode AD too
         return torch.ops.geomdl.radius(
-            x.contiguous(), y.contiguous(), r, batch_to_ptr(batch_x, nb), batch_to_ptr(batch_y, nb),
+            x.detach().contiguous(), y.detach().contiguous(), r, batch_to_ptr(batch_x, nb), batch_to_ptr(batch_y, nb),
             max_num_neighbors, ignore_same_index,
         )
     return _select_neighbors_reference(x, y, batch_x, batch_y, max_num_neighbors, float(r), ignore_same_index)
@@ -267,11 +269,11 @@ def knn(x, y, k, batch_x=None, batch_y=None, ignore_same_index=False):
     Returns:
         ``[2, E]`` int64: row 0 indexes ``x``, row 1 indexes ``y``; sorted by query, then distance.
     """
-    k = check_int(k, "k")
+    k, ignore_same_index = check_int(k, "k"), check_bool(ignore_same_index, "ignore_same_index")
     x, y, _, batch_x, batch_y, nb = _check_pair(x, y, batch_x, batch_y)
-    if use_compiled("knn", x):
+    if use_compiled("knn", x, tangents=False):
         return torch.ops.geomdl.knn(
-            x.contiguous(), y.contiguous(), k, batch_to_ptr(batch_x, nb), batch_to_ptr(batch_y, nb), ignore_same_index
+            x.detach().contiguous(), y.detach().contiguous(), k, batch_to_ptr(batch_x, nb), batch_to_ptr(batch_y, nb), ignore_same_index
         )
     return _select_neighbors_reference(x, y, batch_x, batch_y, k, None, ignore_same_index)
 
@@ -289,7 +291,7 @@ def radius_graph(pos, r, batch=None, max_num_neighbors=32, loop=False):
     Returns:
         ``edge_index [2, E]`` (row 0 source, row 1 target), sorted by target then distance.
     """
-    return radius(pos, pos, r, batch, batch, max_num_neighbors, ignore_same_index=not loop)
+    return radius(pos, pos, r, batch, batch, max_num_neighbors, ignore_same_index=not check_bool(loop, "loop"))
 
 
 def knn_graph(pos, k, batch=None, loop=False):
@@ -304,17 +306,17 @@ def knn_graph(pos, k, batch=None, loop=False):
     Returns:
         ``edge_index [2, E]`` (row 0 source, row 1 target), sorted by target then distance.
     """
-    return knn(pos, pos, k, batch, batch, ignore_same_index=not loop)
+    return knn(pos, pos, k, batch, batch, ignore_same_index=not check_bool(loop, "loop"))
 
 
 def radius_graph_reference(pos, r, batch=None, max_num_neighbors=32, loop=False):
     """Reference of :func:`radius_graph`."""
-    return radius_reference(pos, pos, r, batch, batch, max_num_neighbors, ignore_same_index=not loop)
+    return radius_reference(pos, pos, r, batch, batch, max_num_neighbors, ignore_same_index=not check_bool(loop, "loop"))
 
 
 def knn_graph_reference(pos, k, batch=None, loop=False):
     """Reference of :func:`knn_graph`."""
-    return knn_reference(pos, pos, k, batch, batch, ignore_same_index=not loop)
+    return knn_reference(pos, pos, k, batch, batch, ignore_same_index=not check_bool(loop, "loop"))
 
 
 # --- fake kernels: the compiled ops inside torch.compile graphs -----------------------------------

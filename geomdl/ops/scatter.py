@@ -53,6 +53,12 @@ REDUCTIONS = ("sum", "mean", "max", "min")
 def _prepare(src, index, dim, dim_size, reduce, check_values=True):
     if reduce not in REDUCTIONS:
         raise ValueError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
+    if isinstance(src, torch.Tensor):
+        if src.is_complex() and reduce in ("max", "min"):
+            raise TypeError(f"src of dtype {src.dtype} has no order: reduce={reduce!r} needs a real dtype")
+        if src.dtype == torch.bool and reduce in ("sum", "mean"):  # index_add on bool is a logical or
+            raise TypeError(f"src of dtype torch.bool cannot be summed (reduce={reduce!r}); convert it, e.g. src.long() "
+                            "or src.float(); max/min of bool are any/all")
     return segment_inputs(src, index, dim, dim_size, check_values=check_values)
 
 

@@ -45,3 +45,34 @@ def test_jvp_with_compiled_backend_raises_instead_of_a_wrong_tangent():
     x = torch.randn(6, 2, dtype=torch.float64)
     with use_backend("compiled"), pytest.raises(RuntimeError, match="forward-mode"):
         torch.func.jvp(_cases()["scatter_general"], (x,), (torch.ones_like(x),))
+
+
+@pytest.mark.parametrize("backend", ["auto", "compiled"])
+def test_index_ops_stay_compiled_inside_forward_ad(backend, monkeypatch):
+    """knn / radius / fps return indices (nothing to differentiate): inside forward-mode AD they keep their
+    compiled kernels on detached inputs (the references took 50-300x longer there, and "compiled" raised)."""
+    pytest.importorskip("geomdl._C")
+    import sys
+
+    from geomdl import ops
+
+    fps_module, neighbors_module = sys.modules["geomdl.ops.fps"], sys.modules["geomdl.ops.neighbors"]  # (ops.fps: the function)
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(200, 3, dtype=torch.float64, generator=gen)
+    t = torch.randn(200, 3, dtype=torch.float64, generator=gen)
+    expected = (ops.knn_graph(x, 4), ops.radius_graph(x, 0.2), ops.fps(x, num=20))
+
+    def no_reference(*args, **kwargs):
+        raise AssertionError("a reference ran inside forward-mode AD")
+
+    monkeypatch.setattr(neighbors_module, "_select_neighbors_reference", no_reference)
+    monkeypatch.setattr(fps_module, "_fps_reference", no_reference)
+    with use_backend(backend), fwAD.dual_level():
+        dual = fwAD.make_dual(x, t)
+        got = (ops.knn_graph(dual, 4), ops.radius_graph(dual, 0.2), ops.fps(dual, num=20))
+        src, dst = got[0]
+        rel_tangent = fwAD.unpack_dual(dual[src] - dual[dst]).tangent  # positions keep their tangents downstream
+    for a, b in zip(expected, got):
+        assert torch.equal(a, b)
+    torch.testing.assert_close(rel_tangent, t[src] - t[dst])

@@ -157,6 +157,11 @@ def test_bad_arguments_raise_clear_errors():
         fps(torch.ones(4, 3, dtype=torch.long), num=2)
     with pytest.raises(ValueError, match="start"):
         fps(pos, num=2, start=torch.tensor([10]))
+    for call in (fps, fps_reference):  # the kernel raised a RuntimeError, the reference an IndexError
+        with pytest.raises(ValueError, match=r"pos must have shape \[N, D\] with D >= 1, got \(6, 0\)"):
+            call(torch.rand(6, 0), num=2)
+        with pytest.raises(ValueError, match="random_start must be a bool"):
+            call(pos, num=2, random_start="yes")
 
 
 @compiled

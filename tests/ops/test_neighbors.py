@@ -297,6 +297,18 @@ def test_bad_arguments_raise_clear_errors():
     bad[3, 1] = float("inf")
     with pytest.raises(ValueError, match="x contains NaN or infinite"):
         knn_graph(bad, 2)
+    # flags are bools on both paths ("no" meant True in the references and in knn_graph(loop=...))
+    for call in (lambda: knn_graph(pos, 2, loop="no"), lambda: radius_graph(pos, 0.5, loop="no"),
+                 lambda: knn_graph_reference(pos, 2, loop="no"), lambda: radius_graph_reference(pos, 0.5, loop=None)):
+        with pytest.raises(ValueError, match="loop must be a bool"):
+            call()
+    for call in (knn, knn_reference):
+        with pytest.raises(ValueError, match="ignore_same_index must be a bool"):
+            call(pos, pos, 2, ignore_same_index="no")
+    for call in (radius, radius_reference):
+        with pytest.raises(ValueError, match="ignore_same_index must be a bool"):
+            call(pos, pos, 0.5, ignore_same_index=2)
+    assert torch.equal(knn_graph(pos, 2, loop=np.bool_(True)), knn_graph(pos, 2, loop=True))
 
 
 @compiled

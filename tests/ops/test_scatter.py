@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -285,6 +286,17 @@ def test_bad_input_raises_clear_errors(fn):
         fn(src, torch.tensor([0, 1, 1, 0]), dim=2)
     with pytest.raises(ValueError, match="index must be 1-D"):
         fn(src, torch.zeros(4, 1, dtype=torch.long))
+    with pytest.raises(ValueError, match="dim must be an int, got 0.0"):
+        fn(src, torch.tensor([0, 1, 1, 0]), dim=0.0)
+    # NumPy integers are ints (they were refused as "out of range")
+    assert torch.equal(fn(src.t(), torch.tensor([0, 1, 1, 0]), dim=np.int64(1)), fn(src.t(), torch.tensor([0, 1, 1, 0]), dim=1))
+    for reduce in ("max", "min"):  # complex numbers have no order (torch failed deep inside)
+        with pytest.raises(TypeError, match="complex64 has no order"):
+            fn(src.to(torch.complex64), torch.tensor([0, 1, 1, 0]), reduce=reduce)
+    for reduce in ("sum", "mean"):  # index_add on bool is a logical or: a mean of [True, True] was 0.5
+        with pytest.raises(TypeError, match="torch.bool cannot be summed"):
+            fn(src > 0, torch.tensor([0, 1, 1, 0]), reduce=reduce)
+    assert torch.equal(fn(torch.tensor([True, False, False]), torch.tensor([0, 0, 1]), reduce="max"), torch.tensor([True, False]))
 
 
 def test_integer_src_uses_reference_path():

@@ -10,7 +10,7 @@ SRC, INDEX = torch.randn(5, 3), torch.tensor([0, 1, 1, 2, 0])
 @pytest.mark.parametrize("fn", [scatter, scatter_reference])
 def test_bool_dim_and_dim_size_are_rejected(fn):
     # True == 1 would silently reduce the other axis or give one segment
-    with pytest.raises(ValueError, match="dim=True is out of range"):
+    with pytest.raises(ValueError, match="dim must be an int, got True"):
         fn(SRC, torch.tensor([0, 1, 0]), dim=True)
     with pytest.raises(ValueError, match="dim_size must be a non-negative int or None, got True"):
         fn(SRC, torch.zeros(5, dtype=torch.long), dim_size=True)
@@ -22,7 +22,7 @@ def test_bool_dim_and_dim_size_are_rejected(fn):
 def test_bool_num_segments_and_dim_are_rejected(fn):
     with pytest.raises(ValueError, match="num_segments must be a non-negative int or None, got True"):
         fn(SRC, torch.zeros(5, dtype=torch.long), num_segments=True)
-    with pytest.raises(ValueError, match="dim=True is out of range"):
+    with pytest.raises(ValueError, match="dim must be an int, got True"):
         fn(SRC, torch.tensor([0, 1, 0]), dim=True)
 
 
