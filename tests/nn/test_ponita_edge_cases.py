@@ -116,3 +116,16 @@ def test_a_given_edge_index_is_the_graph_in_every_mode_with_a_radius(num_ori):
     assert torch.all(g[2] == 0) and g[1].abs().max() > 0
     (g,) = torch.autograd.grad(net(pos, x)[0][0].sum(), x)  # the default graph: every pair within the radius
     assert g[2].abs().max() > 0
+
+
+@pytest.mark.parametrize("radius", [float("inf"), float("nan"), 0.0, -1.0, "2", True])
+def test_bad_radius_is_rejected_at_construction(radius):
+    # inf was accepted here and failed in forward with "r must be a positive finite number"
+    with pytest.raises(ValueError, match="radius must be a positive finite number or None"):
+        Ponita(2, 1, radius=radius, **SMALL)
+
+
+def test_potential_numbers_and_pos_of_different_lengths_name_numbers():
+    pot = PonitaPotential([1, 6], hidden=8, layers=1, num_ori=4)
+    with pytest.raises(ValueError, match=r"numbers must have one entry per atom of pos \(\(5, 3\)\), got shape \(4,\)"):
+        pot(torch.tensor([1, 6, 6, 1]), torch.randn(5, 3))

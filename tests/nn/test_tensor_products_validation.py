@@ -29,3 +29,47 @@ def test_gaunt_product_without_any_path_is_an_error(irreps):
     with pytest.raises(ValueError):  # the same rule as the CG product's
         ClebschGordanTensorProduct(*irreps, mode="uvu")
     GauntTensorProduct("2x0e+2x1o", "1x0e+1x1o", "2x1o")  # one reachable output block is enough
+
+
+@pytest.mark.parametrize("parity", ["natural", "full"])
+def test_gaunt_half_inputs_and_another_dtype_than_the_parameters_name_x_and_y(parity):
+    irreps = ("2x0e+2x1o+2x1e", "2x0e+2x1o", "2x0e+2x1o+2x1e") if parity == "full" else ("2x0e+2x1o",) * 3
+    tp = GauntTensorProduct(*irreps, parity=parity)  # float32 parameters
+    x, y = torch.randn(3, tp.irreps_in1.dim), torch.randn(3, tp.irreps_in2.dim)
+    with pytest.raises(TypeError, match="x and y must be float32 or float64 .* got torch.bfloat16"):
+        tp(x.bfloat16(), y.bfloat16())  # named internal variables (x1t, x2t) before
+    # float64 inputs into a float32 layer: the natural parity computed silently in float64, "full" blamed a weight
+    with pytest.raises(TypeError, match="x and y have dtype torch.float64 but the layer's parameters are torch.float32"):
+        tp(x.double(), y.double())
+    if parity == "natural":  # no parameters (the full parity's CG part has its own): any float dtype
+        GauntTensorProduct(*irreps, parity=parity, weights=None)(x.double(), y.double())
+
+
+def test_cg_inputs_of_another_dtype_than_its_weights_name_the_layer_weights():
+    from geomdl.nn import ClebschGordanTensorProduct
+
+    tp = ClebschGordanTensorProduct("2x0e+2x1o", "0e+1o", "2x0e+2x1o", mode="uvu")
+    x, y = torch.randn(3, tp.irreps_in1.dim, dtype=torch.float64), torch.randn(3, tp.irreps_in2.dim, dtype=torch.float64)
+    with pytest.raises(ValueError, match="x and y have dtype torch.float64 but the layer's weights are torch.float32"):
+        tp(x, y)
+
+
+@pytest.mark.parametrize("kind", ["gaunt", "gaunt_full", "cg"])
+def test_tensor_products_run_half_inputs_in_float32_under_autocast(kind):
+    from geomdl.nn import ClebschGordanTensorProduct
+
+    if kind == "cg":
+        tp = ClebschGordanTensorProduct("2x0e+2x1o+2x2e", "0e+1o+2e", "2x0e+2x1o+2x2e", mode="uvu")
+    else:
+        irreps = "2x0e+2x1o+2x1e+2x2e" if kind == "gaunt_full" else "2x0e+2x1o+2x2e"
+        tp = GauntTensorProduct(irreps, irreps, irreps, parity="full" if kind == "gaunt_full" else "natural")
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(4, tp.irreps_in1.dim, generator=gen), torch.randn(4, tp.irreps_in2.dim, generator=gen)
+    x, y = x.bfloat16().float(), y.bfloat16().float()  # exactly representable in bfloat16
+    expected = tp(x, y)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = tp(x.bfloat16(), y.bfloat16())  # e.g. the outputs of Linear layers under autocast
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises((TypeError, ValueError), match="float32"):
+        tp(x.bfloat16(), y.bfloat16())  # outside autocast: an error naming the dtypes

@@ -22,6 +22,7 @@ the ``B_s W_s^l`` of all layers come from one :func:`~geomdl.nn.ponita.conv.shar
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import nn
@@ -106,8 +107,9 @@ class Ponita(Float64Buffers):
             raise ValueError(f"pool must be 'sum' or 'mean', got {pool!r}")
         if isinstance(max_num_neighbors, bool) or not isinstance(max_num_neighbors, int) or max_num_neighbors < 1:
             raise ValueError(f"max_num_neighbors must be a positive int, got {max_num_neighbors!r}")
-        if radius is not None and not radius > 0:
-            raise ValueError(f"radius must be positive or None, got {radius!r}")
+        if radius is not None and (isinstance(radius, bool) or not isinstance(radius, numbers.Real)
+                                   or not 0 < radius < math.inf):
+            raise ValueError(f"radius must be a positive finite number or None, got {radius!r}")
         checkpoint = check_bool(checkpoint, "checkpoint")
         basis_dim = basis_dim or hidden
         self.in_scalars, self.in_vectors, self.out_scalars, self.out_vectors = in_scalars, in_vectors, out_scalars, out_vectors

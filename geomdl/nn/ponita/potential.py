@@ -100,6 +100,8 @@ class PonitaPotential(Float64Buffers):
         ``num_graphs`` = ``B`` (default ``batch.max() + 1``), ``grid``: optional rotated orientation grid
         (see :class:`Ponita`). Raises ``ValueError`` for elements outside ``atomic_numbers``.
         """
+        if isinstance(numbers, torch.Tensor) and isinstance(pos, torch.Tensor) and numbers.shape[:1] != pos.shape[:1]:
+            raise ValueError(f"numbers must have one entry per atom of pos ({tuple(pos.shape)}), got shape {tuple(numbers.shape)}")
         t = self.types(numbers)
         x = one_hot(t, len(self.atomic_numbers), pos.dtype)
         if batch is None:

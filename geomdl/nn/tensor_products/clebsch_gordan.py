@@ -171,6 +171,16 @@ def _path_peak_elements(mode: str, blocks: tuple, row_weights: bool, strategy: s
     return peak
 
 
+def autocast_float32(*tensors):
+    """Inside ``torch.autocast`` on the tensors' device, float16/bfloat16 tensors as float32 (the tensor products
+    run in float32 there, like autocast's float32 ops: their sums of many products need the precision);
+    anything else (``None`` included) unchanged."""
+    first = next((t for t in tensors if t is not None), None)
+    if first is None or not torch.is_autocast_enabled(first.device.type):
+        return tensors
+    return tuple(t.float() if t is not None and t.dtype in (torch.float16, torch.bfloat16) else t for t in tensors)
+
+
 class ClebschGordanTensorProduct(Float64Buffers):
     """Exact CG tensor product ``x [..., irreps_in1.dim] (x) y [..., irreps_in2.dim] -> [..., irreps_out.dim]``.
 
@@ -275,12 +285,17 @@ class ClebschGordanTensorProduct(Float64Buffers):
         (required when ``internal_weights=False``) -> ``[..., irreps_out.dim]``; leading dims broadcast."""
         self._check(x, self._dims[0], self.irreps_in1, "x")  # irreps read only for the error message
         self._check(y, self._dims[1], self.irreps_in2, "y")
+        x, y, weight = autocast_float32(x, y, weight)
+        internal = weight is None
         if weight is None:
             if self.weight is None:
                 raise ValueError(f"weight [..., {self.weight_numel}] is required when internal_weights=False")
             weight = self.weight
         elif weight.shape[-1:] != (self.weight_numel,):
             raise ValueError(f"weight must have shape [..., {self.weight_numel}], got {tuple(weight.shape)}")
+        if internal and weight.dtype != x.dtype and y.dtype == x.dtype:
+            raise ValueError(f"x and y have dtype {x.dtype} but the layer's weights are {weight.dtype}: convert the inputs, "
+                             f"or the module with module.to({x.dtype}) (under torch.autocast half inputs run in float32)")
         for name, t in (("y", y), ("weight", weight)):
             if t.dtype != x.dtype or t.device != x.device:
                 raise ValueError(f"{name} must have the dtype and device of x ({x.dtype}, {x.device}), got ({t.dtype}, {t.device})")

@@ -41,7 +41,7 @@ from geomdl.o3.gaunt import gaunt_cg_constant
 from geomdl.o3.gaunt_kernel import gaunt_features, use_kernel
 from geomdl.o3.gaunt_product import gaunt_product, gaunt_product_columns
 from geomdl.nn.tensor_products._layout import blocks_of, channel_irreps, degree_expand, from_columns, to_columns
-from geomdl.nn.tensor_products.clebsch_gordan import ClebschGordanTensorProduct, _irreps
+from geomdl.nn.tensor_products.clebsch_gordan import ClebschGordanTensorProduct, _irreps, autocast_float32
 from geomdl.utils.devices import Float64Buffers
 from geomdl.utils.torch_compat import is_exporting
 
@@ -237,8 +237,11 @@ class GauntTensorProduct(Float64Buffers):
         Returns:
             ``[*broadcast(x.shape[:-1], y.shape[:-1]), irreps_out.dim]``.
 
+        Under ``torch.autocast``, float16/bfloat16 ``x``/``y`` run in float32 (the output is float32).
+
         Raises:
-            TypeError: ``x``/``y`` not floating tensors, or of different dtypes.
+            TypeError: ``x``/``y`` not float32/float64 tensors (outside autocast), of different dtypes, or of
+                another dtype than the layer's parameters.
             ValueError: a last dimension other than the irreps' dim, or a weight whose last two
                 dimensions are not ``(C, L+1)``.
         """
@@ -250,8 +253,16 @@ class GauntTensorProduct(Float64Buffers):
                 raise ValueError(f"{name} must have shape [..., {dim}] for irreps {irreps}, got {tuple(t.shape)}")
             if not t.is_floating_point():
                 raise TypeError(f"{name} must have a floating dtype, got {t.dtype}")
+        x, y = autocast_float32(x, y)
         if y.dtype != x.dtype:
             raise TypeError(f"y has dtype {y.dtype} but x has dtype {x.dtype}: x and y must share one floating dtype")
+        if x.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"x and y must be float32 or float64 (the product runs in them), got {x.dtype}; convert "
+                            "them (under torch.autocast half inputs run in float32)")
+        param = next(iter(self.parameters()), None)
+        if param is not None and param.dtype != x.dtype:
+            raise TypeError(f"x and y have dtype {x.dtype} but the layer's parameters are {param.dtype}: convert the "
+                            f"inputs, or the module with module.to({x.dtype})")
         lead = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
         x = x.expand(*lead, x.shape[-1]).reshape(-1, x.shape[-1])
         y = y.expand(*lead, y.shape[-1]).reshape(-1, y.shape[-1])
