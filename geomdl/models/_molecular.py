@@ -17,6 +17,8 @@ Outputs: ``[B, out_channels]`` (graph task) or ``[N, out_channels]`` (node task)
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -57,6 +59,16 @@ def shared_edge_features(layer, cache: dict, pos: torch.Tensor, edge_index: torc
     return cache[key]
 
 
+def _finite_real(value) -> bool:
+    """A finite real number (Python, NumPy or a one-element tensor; not a bool)."""
+    if isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError, RuntimeError):
+        return False
+
+
 class MolecularModel(nn.Module):
     """Base class: validates inputs, builds the graph, embeds atoms, reads out.
 
@@ -88,14 +100,16 @@ class MolecularModel(nn.Module):
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         if in_channels is not None and (isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1):
             raise ValueError(f"in_channels must be None (atomic numbers) or an int >= 1, got {in_channels!r}")
-        if cutoff is not None and (not isinstance(cutoff, (int, float)) or not cutoff > 0):
-            raise ValueError(f"cutoff must be a positive number or None (all pairs), got {cutoff!r}")
+        if cutoff is not None and (isinstance(cutoff, bool) or not isinstance(cutoff, (int, float)) or not 0 < cutoff < math.inf):
+            raise ValueError(f"cutoff must be a positive finite number or None (all pairs), got {cutoff!r}")
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
-        if not target_std > 0:
-            raise ValueError(f"target_std must be positive, got {target_std!r}")
+        if not _finite_real(target_mean):
+            raise ValueError(f"target_mean must be a finite number, got {target_mean!r}")
+        if not (_finite_real(target_std) and float(target_std) > 0):
+            raise ValueError(f"target_std must be a positive finite number, got {target_std!r}")
         self.out_channels, self.hidden_channels, self.num_elements, self.in_channels = out_channels, hidden_channels, num_elements, in_channels
         self.cutoff = None if cutoff is None else float(cutoff)
         self.max_num_neighbors, self.task, self.readout = max_num_neighbors, task, readout
@@ -105,7 +119,10 @@ class MolecularModel(nn.Module):
         if atomref is not None:
             if in_channels:
                 raise ValueError("atomref needs atomic numbers z; it cannot be used with in_channels")
-            ref = torch.as_tensor(atomref, dtype=torch.get_default_dtype()).reshape(num_elements, -1)
+            ref = torch.as_tensor(atomref, dtype=torch.get_default_dtype())
+            if ref.dim() not in (1, 2) or ref.shape[0] != num_elements or (ref.dim() == 2 and ref.shape[1] not in (1, out_channels)):
+                raise ValueError(f"atomref must have shape [{num_elements}] or [{num_elements}, {out_channels}], got {tuple(ref.shape)}")
+            ref = ref.reshape(num_elements, -1)
             if ref.shape[1] not in (1, out_channels):
                 raise ValueError(f"atomref must have shape [{num_elements}] or [{num_elements}, {out_channels}], got {tuple(ref.shape)}")
             self.register_buffer("atomref", ref)
@@ -131,7 +148,7 @@ class MolecularModel(nn.Module):
             if not z.is_floating_point() or z.dim() != 2 or z.shape[1] != self.in_channels:
                 raise ValueError(f"x must be a float tensor [N, {self.in_channels}] (in_channels={self.in_channels}), got {z.dtype} {tuple(z.shape)}")
         else:
-            if z.is_floating_point() or z.dim() != 1:
+            if z.is_floating_point() or z.is_complex() or z.dtype == torch.bool or z.dim() != 1:
                 raise TypeError(f"z must be an int tensor [N] of atomic numbers, got {z.dtype} {tuple(z.shape)}")
             # a value check: skipped inside a compiled graph (the embedding still rejects out-of-range z there)
             if not torch.compiler.is_compiling() and z.numel():
@@ -168,9 +185,23 @@ class MolecularModel(nn.Module):
 
     def energy_and_forces(self, z, pos: torch.Tensor | None = None, batch: torch.Tensor | None = None, create_graph: bool | None = None):
         """``(E [B], F [N, 3])`` with ``F = -dE/dpos``; ``create_graph`` defaults to ``self.training``
-        (so a force loss can be back-propagated)."""
+        (so a force loss can be back-propagated). Works under ``torch.no_grad`` and ``torch.inference_mode``
+        (e.g. a validation loop): the forces are computed with autograd locally re-enabled."""
         if self.task != "graph" or self.out_channels != 1:
             raise ValueError("energy_and_forces needs task='graph' and out_channels=1")
+        if torch.is_inference_mode_enabled():
+            # enable_grad cannot undo inference mode: leave it, on normal copies of the inputs (inference
+            # tensors cannot be saved for backward)
+            with torch.inference_mode(False):
+                copy = lambda t: t.clone() if isinstance(t, torch.Tensor) else t  # noqa: E731
+                if is_data(z):
+                    z = z.clone() if hasattr(z, "clone") else z  # a Data/Batch: clones its tensors
+                    return self.energy_and_forces(z, None, None, create_graph)
+                return self.energy_and_forces(copy(z), copy(pos), copy(batch), create_graph)
+        with torch.enable_grad():
+            return self._energy_and_forces(z, pos, batch, create_graph)
+
+    def _energy_and_forces(self, z, pos, batch, create_graph):
         # inputs from a Data object are checked here, not a second time (nor a second device read) in forward;
         # a subclass with its own forward is still called through it
         direct = is_data(z) and type(self).forward is MolecularModel.forward

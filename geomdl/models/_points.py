@@ -26,9 +26,25 @@ def check_int(name: str, value, low: int = 1) -> int:
     return value
 
 
+def check_widths(name: str, values, empty: bool = True) -> list[int]:
+    """``values`` as a list of layer widths (ints >= 1; at least one unless ``empty``), else ValueError."""
+    if isinstance(values, (int, str)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"{name} must be a sequence of ints >= 1, got {values!r}")
+    values = list(values)
+    if (not empty and not values) or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+        need = "a non-empty sequence" if not empty else "a sequence"
+        raise ValueError(f"{name} must be {need} of ints >= 1, got {values!r}")
+    return values
+
+
 def point_inputs(model, pos, x, batch):
-    """Validated ``(pos, x, batch)`` for ``model`` (which has ``in_channels`` and ``pos_dim``)."""
+    """Validated ``(pos, x, batch, num_clouds)`` for ``model`` (which has ``in_channels`` and ``pos_dim``).
+
+    ``num_clouds`` is the number of cloud ids in ``batch``, or a PyG ``Batch``'s ``num_graphs`` when larger (its
+    last clouds may be empty: they still get one output row each)."""
+    data_graphs = None
     if is_data(pos):
+        data_graphs = getattr(pos, "num_graphs", None)
         pos, x, batch = unpack(pos, "pos", "x", "batch")
         if pos is None:
             raise ValueError("data.pos is required")
@@ -41,7 +57,10 @@ def point_inputs(model, pos, x, batch):
     else:
         x = None  # features present in the data but not configured are ignored (in_channels=0)
     batch = check_batch_vector(batch, pos.shape[0], pos.device)
-    return pos, x, batch
+    count = num_clouds(batch)
+    if isinstance(data_graphs, int) and not isinstance(data_graphs, bool) and not torch.compiler.is_compiling():
+        count = max(count, data_graphs)
+    return pos, x, batch, count
 
 
 def num_clouds(batch: torch.Tensor) -> int:

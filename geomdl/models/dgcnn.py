@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from geomdl import ops
-from geomdl.models._points import check_int, check_task, dropout_head, num_clouds, point_inputs
+from geomdl.models._points import check_int, check_task, check_widths, dropout_head, point_inputs
 from geomdl.nn.edge_conv import DynamicEdgeConv
 from geomdl.nn.mlp import MLP
 
@@ -37,13 +37,14 @@ class DGCNN(nn.Module):
         self.pos_dim, self.task, self.k = check_int("pos_dim", pos_dim), check_task(task), check_int("k", k)
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
-        conv_channels = list(conv_channels)
+        conv_channels = check_widths("conv_channels", conv_channels, False)
+        emb_channels = check_int("emb_channels", emb_channels)
         widths = [pos_dim + in_channels, *conv_channels]
         self.convs = nn.ModuleList(DynamicEdgeConv(a, b, k=k, hidden_channels=(), act=act, last_act=True)
                                    for a, b in zip(widths[:-1], widths[1:]))
         self.emb = MLP([sum(conv_channels), emb_channels], act=act, last_act=True)
         head_in = 2 * emb_channels + (emb_channels if task == "node" else 0)
-        self.head = dropout_head(head_in, list(head_channels), out_channels, act, dropout)
+        self.head = dropout_head(head_in, check_widths("head_channels", head_channels), out_channels, act, dropout)
 
     def forward(self, pos, x: torch.Tensor | None = None, batch: torch.Tensor | None = None) -> torch.Tensor:
         """``pos [N, pos_dim]`` float (or a PyG batch), ``x [N, in_channels]`` or None, ``batch [N]`` sorted cloud
@@ -51,14 +52,13 @@ class DGCNN(nn.Module):
 
         Raises ``ValueError``/``TypeError`` for bad shapes or dtypes, a missing ``x`` when ``in_channels > 0``.
         """
-        pos, x, batch = point_inputs(self, pos, x, batch)
+        pos, x, batch, nb = point_inputs(self, pos, x, batch)
         h = pos if x is None else torch.cat([pos, x], dim=1)
         feats = []
         for conv in self.convs:
             h = conv(h, batch)
             feats.append(h)
         e = self.emb(torch.cat(feats, dim=1))
-        nb = num_clouds(batch)
         g = torch.cat([ops.scatter(e, batch, 0, nb, "max"), ops.scatter(e, batch, 0, nb, "mean")], dim=1)
         if self.task == "graph":
             return self.head(g)

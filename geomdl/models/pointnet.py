@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from geomdl import ops
-from geomdl.models._points import check_int, check_task, num_clouds, point_inputs
+from geomdl.models._points import check_int, check_task, check_widths, point_inputs
 from geomdl.nn.mlp import MLP, activation
 
 
@@ -37,7 +37,8 @@ class PointNet(nn.Module):
         self.pos_dim, self.task = check_int("pos_dim", pos_dim), check_task(task)
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
-        local_channels, global_channels, head_channels = list(local_channels), list(global_channels), list(head_channels)
+        local_channels, global_channels = check_widths("local_channels", local_channels, False), check_widths("global_channels", global_channels, False)
+        head_channels = check_widths("head_channels", head_channels)
         self.local = MLP([pos_dim + in_channels, *local_channels], act=act, last_act=True)
         self.glob = MLP([local_channels[-1], *global_channels], act=act, last_act=True)
         head_in = global_channels[-1] + (local_channels[-1] if task == "node" else 0)
@@ -53,9 +54,9 @@ class PointNet(nn.Module):
 
         Raises ``ValueError``/``TypeError`` for bad shapes or dtypes, a missing ``x`` when ``in_channels > 0``.
         """
-        pos, x, batch = point_inputs(self, pos, x, batch)
+        pos, x, batch, nb = point_inputs(self, pos, x, batch)
         h = self.local(pos if x is None else torch.cat([pos, x], dim=1))
-        g = ops.scatter(self.glob(h), batch, 0, num_clouds(batch), "max")
+        g = ops.scatter(self.glob(h), batch, 0, nb, "max")
         if self.task == "graph":
             return self.head(g)
         return self.head(torch.cat([h, g.index_select(0, batch)], dim=1))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from geomdl.models._points import check_int, check_task, dropout_head, point_inputs
+from geomdl.models._points import check_int, check_task, check_widths, dropout_head, point_inputs
 from geomdl.nn.point_net import FeaturePropagation, GlobalSetAbstraction, SetAbstraction
 
 
@@ -42,15 +42,15 @@ class PointNet2(nn.Module):
             raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
         self.sa = nn.ModuleList()
         widths = [in_channels]
-        for ratio, r, ch in zip(ratios, radii, sa_channels):
-            ch = list(ch)
+        for level, (ratio, r, ch) in enumerate(zip(ratios, radii, sa_channels)):
+            ch = check_widths(f"sa_channels[{level}]", ch, False)
             self.sa.append(SetAbstraction(widths[-1], ch[-1], ratio, r, ch[:-1], pos_dim, max_num_neighbors, act))
             widths.append(ch[-1])
-        gch = list(global_channels)
+        gch = check_widths("global_channels", global_channels, False)
         self.global_sa = GlobalSetAbstraction(widths[-1], gch[-1], gch[:-1], pos_dim, act)
         self.fp = nn.ModuleList()
         if task == "node":
-            fp_channels = list(fp_channels)
+            fp_channels = check_widths("fp_channels", fp_channels)
             if len(fp_channels) != len(self.sa) + 1:
                 raise ValueError(f"fp_channels needs {len(self.sa) + 1} entries (one per level incl. the global one), got {len(fp_channels)}")
             coarse = gch[-1]
@@ -63,7 +63,7 @@ class PointNet2(nn.Module):
         else:
             head_in = gch[-1]
             head_channels = (512, 256) if head_channels is None else head_channels
-        self.head = dropout_head(head_in, list(head_channels), out_channels, act, dropout)
+        self.head = dropout_head(head_in, check_widths("head_channels", head_channels), out_channels, act, dropout)
 
     def forward(self, pos, x: torch.Tensor | None = None, batch: torch.Tensor | None = None) -> torch.Tensor:
         """``pos [N, pos_dim]`` float (or a PyG batch), ``x [N, in_channels]`` or None, ``batch [N]`` sorted cloud
@@ -71,11 +71,11 @@ class PointNet2(nn.Module):
 
         Raises ``ValueError``/``TypeError`` for bad shapes or dtypes, a missing ``x`` when ``in_channels > 0``.
         """
-        pos, x, batch = point_inputs(self, pos, x, batch)
+        pos, x, batch, nb = point_inputs(self, pos, x, batch)
         levels = [(x, pos, batch)]
         for sa in self.sa:
             levels.append(sa(*levels[-1]))
-        h, p, b = self.global_sa(*levels[-1])
+        h, p, b = self.global_sa(*levels[-1], num_clouds=nb)
         if self.task == "graph":
             return self.head(h)
         for fp, (xs, ps, bs) in zip(self.fp, reversed(levels)):

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from geomdl import ops
 from geomdl.nn.message_passing import MessagePassing, check_batch_vector, check_dtypes, check_edge_index, check_features
+from geomdl.ops._validation import check_bool
 from geomdl.nn.mlp import MLP
 from geomdl.nn.point_net import _hidden
 
@@ -94,7 +95,7 @@ class DynamicEdgeConv(EdgeConv):
         super().__init__(in_channels, out_channels, hidden_channels, act, last_act, aggr)
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be an int >= 1, got {k!r}")
-        self.k, self.loop = k, bool(loop)
+        self.k, self.loop = k, check_bool(loop, "loop")
 
     def forward(self, x: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
         """``x [N, C]`` float, ``batch [N]`` int (sorted cloud ids, default one cloud) -> ``[N, out_channels]``.

@@ -23,6 +23,7 @@ from torch import nn
 
 from geomdl import ops
 from geomdl.nn.message_passing import MessagePassing, check_dtypes, check_edge_index, check_features, check_positions
+from geomdl.ops._validation import check_bool
 from geomdl.nn.mlp import MLP
 
 
@@ -58,6 +59,8 @@ class EGNNLayer(MessagePassing):
         if coords_agg not in ("mean", "sum"):
             raise ValueError(f"coords_agg must be 'mean' or 'sum', got {coords_agg!r}")
         self.channels, self.hidden_channels, self.edge_channels = channels, hidden, edge_channels
+        update_coords, attention, normalize, tanh = (check_bool(v, n) for v, n in ((update_coords, "update_coords"), (attention, "attention"),
+                                                                       (normalize, "normalize"), (tanh, "tanh")))
         self.update_coords, self.attention, self.normalize, self.tanh = update_coords, attention, normalize, tanh
         self.coords_range, self.coords_agg = float(coords_range), coords_agg
         self.phi_e = MLP([2 * channels + 1 + edge_channels, hidden, hidden], act=act, last_act=True)

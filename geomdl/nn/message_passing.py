@@ -13,6 +13,8 @@ Interoperability with PyG: layers take plain tensors (``x, pos, edge_index, batc
 """
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import nn
 
@@ -196,6 +198,9 @@ class MessagePassing(nn.Module):
         if isinstance(size, (tuple, list)):
             if len(size) != 2:
                 raise ValueError(f"size must be an int or a pair (num_sources, num_targets), got {size!r}")
+            for s in size:
+                if isinstance(s, bool) or not isinstance(s, (numbers.Integral, torch.SymInt)) or (isinstance(s, numbers.Integral) and s < 0):
+                    raise ValueError(f"size must be an int or a pair (num_sources, num_targets) of ints >= 0, got {size!r}")
             return tuple(s if isinstance(s, torch.SymInt) else int(s) for s in size)  # SymInt: under torch.export
         if size is not None:
             raise TypeError(f"size must be an int, a pair or None, got {type(size).__name__}")

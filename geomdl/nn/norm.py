@@ -58,6 +58,8 @@ class EquivariantLayerNorm(nn.Module):
         """
         if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[-1] != self.irreps.dim:
             raise ValueError(f"x must have shape [..., {self.irreps.dim}] (irreps {self.irreps}), got {tuple(getattr(x, 'shape', ()))}")
+        if not x.is_floating_point():
+            raise TypeError(f"x must have a floating dtype, got {x.dtype}")
         lead = x.shape[:-1]
         out, start, ch, bi = [], 0, 0, 0
         for mul, ir in self.irreps:

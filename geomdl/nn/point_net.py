@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from geomdl import ops
-from geomdl.ops._validation import num_batches
+from geomdl.ops._validation import check_bool, check_int, num_batches
 from geomdl.nn.message_passing import (
     MessagePassing,
     check_batch_vector,
@@ -160,15 +160,28 @@ class GlobalSetAbstraction(torch.nn.Module):
     def __init__(self, in_channels: int, out_channels: int, hidden_channels=(256, 512), pos_dim: int = 3, act="relu",
                  center: bool = True):
         super().__init__()
-        self.pos_dim, self.center = pos_dim, bool(center)
+        check_int(in_channels, "in_channels", 0)
+        self.in_channels, self.pos_dim, self.center = in_channels, pos_dim, check_bool(center, "center")
         self.mlp = MLP([in_channels + pos_dim, *_hidden(hidden_channels), out_channels], act=act, last_act=True)
 
-    def forward(self, x, pos, batch=None):
+    def forward(self, x, pos, batch=None, num_clouds: int | None = None):
         """``x [N, C]`` or None, ``pos [N, D]``, ``batch [N]`` sorted (default one cloud) ->
-        ``(x' [B, out_channels], c [B, D], arange(B) [B])``: ``x'_b = max_{i in b} MLP([x_i, p_i - c_b])``."""
+        ``(x' [B, out_channels], c [B, D], arange(B) [B])``: ``x'_b = max_{i in b} MLP([x_i, p_i - c_b])``.
+        ``num_clouds``: ``B`` (default the largest id in ``batch`` + 1; larger for trailing empty clouds, whose
+        rows are zero; smaller than an id in ``batch`` is an error)."""
         pos = check_positions(pos, "pos", dim=self.pos_dim)
+        if self.in_channels:
+            if x is None:
+                raise ValueError(f"x [N, {self.in_channels}] is required: this layer has in_channels={self.in_channels}")
+            check_features(x, "x", pos.shape[0], self.in_channels)
+        elif x is not None:
+            raise ValueError("x given but the layer was built with in_channels=0")
+        check_dtypes(self.mlp.first.weight, pos=pos, x=x)
         batch = check_batch_vector(batch, pos.shape[0], pos.device)
-        nb = num_batches(batch)
+        if num_clouds is None:
+            nb = num_batches(batch)
+        else:  # no read of batch (a device sync): a count below an id fails in the scatter's index check
+            nb = num_clouds if torch.compiler.is_compiling() else check_int(num_clouds, "num_clouds", 0)
         if self.center:
             c, rel = centre_per_cloud(pos, batch, nb)
         else:
@@ -223,13 +236,17 @@ class FeaturePropagation(torch.nn.Module):
         super().__init__()
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be an int >= 1, got {k!r}")
-        self.k, self.skip_channels = k, skip_channels
+        check_int(in_channels, "in_channels", 1)
+        check_int(skip_channels, "skip_channels", 0)
+        self.k, self.in_channels, self.skip_channels = k, in_channels, skip_channels
         self.mlp = MLP([in_channels + skip_channels, *_hidden(list(hidden_channels)), out_channels], act=act, last_act=True)
 
     def forward(self, x, pos, batch, x_skip, pos_skip, batch_skip):
         """Coarse ``x [N_c, C]``, ``pos [N_c, D]``, ``batch [N_c]``; fine ``x_skip [N_f, S]`` (ignored when
         ``skip_channels=0``), ``pos_skip [N_f, D]``, ``batch_skip [N_f]`` -> ``(x' [N_f, out_channels], pos_skip, batch_skip)``.
         Raises ``ValueError`` when ``x_skip`` is missing or misshapen although ``skip_channels > 0``."""
+        check_features(x, "x", None, self.in_channels)
+        check_dtypes(self.mlp.first.weight, x=x, pos=pos, pos_skip=pos_skip, x_skip=x_skip if self.skip_channels else None)
         h = knn_interpolate(x, pos, pos_skip, batch, batch_skip, k=self.k)
         if self.skip_channels:
             if x_skip is None:
