@@ -59,6 +59,7 @@ def refinement_violation(pred_part: torch.Tensor, gt_part: torch.Tensor, batch: 
     point_bad = impure[pred_part]
     nb = int(batch.max()) + 1 if batch.numel() else 0
     cloud_bad = scatter(point_bad.unsqueeze(1).double(), batch, dim_size=nb, reduce="max")[:, 0] > 0
+    cloud_bad = cloud_bad[torch.bincount(batch, minlength=nb) > 0]  # the clouds present (ids may have gaps)
     return {"lambda_clouds": float(cloud_bad.double().mean()) if nb else 0.0,
             "lambda_points": float(point_bad.double().mean()) if point_bad.numel() else 0.0}
 
@@ -71,6 +72,7 @@ def assignment_uncertainty(soft: torch.Tensor, batch: torch.Tensor) -> dict[str,
     top = soft.max(1).values.double().clamp_min(1e-300)
     nb = int(batch.max()) + 1 if batch.numel() else 0
     log_prod = scatter(top.log().unsqueeze(1), batch, dim_size=nb)[:, 0]
+    log_prod = log_prod[torch.bincount(batch, minlength=nb) > 0]  # the clouds present (ids may have gaps)
     return {"delta_clouds": float((1 - log_prod.exp()).mean()) if nb else 0.0,
             "delta_points": float((1 - top).mean()) if top.numel() else 0.0}
 

@@ -23,6 +23,7 @@ from geomdl.nn.apen.backbone import FrameAveragedPointNet, _mlp
 from geomdl.nn.apen.partition import cluster_votes, compact_labels, fps_partition
 from geomdl.nn.message_passing import check_batch_vector, check_dtypes, check_positions
 from geomdl.ops import scatter
+from geomdl.ops._validation import check_int
 
 
 def _check_labels(labels, name: str, n: int) -> torch.Tensor:
@@ -80,6 +81,9 @@ class APEN(nn.Module):
                                  ("em_iterations", em_iterations, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        if isinstance(sigmas, (str, bytes)) or not hasattr(sigmas, "__iter__"):
+            raise ValueError(f"sigmas must be a sequence of {num_layers - 1} positive widths (one per predicted partition), "
+                             f"got {sigmas!r}")
         sigmas = tuple(float(s) for s in sigmas)
         if len(sigmas) < num_layers - 1 or not all(0 < s < float("inf") for s in sigmas):
             raise ValueError(f"sigmas needs {num_layers - 1} positive widths (one per predicted partition), got {sigmas}")
@@ -94,20 +98,27 @@ class APEN(nn.Module):
         )
         self.head = _mlp([hidden * num_layers, hidden, num_classes])
 
-    def forward(self, pos, batch=None, x=None, partition=None, initial_partition=None):
+    def forward(self, pos, batch=None, x=None, partition=None, initial_partition=None, num_clouds: int | None = None):
         """See the class docstring (Forward). ``pos [N, 3]`` float or a PyG ``Data``/``Batch``, ``batch [N]``
         sorted cloud ids (default one cloud), ``x [N, in_features]`` or None, ``partition`` /
         ``initial_partition`` ``[N]`` int part ids or None -> dict of ``logits``, ``votes``, ``partitions``,
-        ``soft``, ``features``.
+        ``soft``, ``features``. ``num_clouds``: rows of the classification logits (default the largest id in
+        ``batch`` + 1, or a PyG ``Batch``'s ``num_graphs`` when larger: trailing empty clouds keep their rows).
 
         Raises ``ValueError`` for non-finite ``pos``, bad shapes, an unsorted ``batch``; ``TypeError`` for
-        non-integer part labels or input dtypes other than the parameters'.
+        non-integer part labels, input dtypes other than the parameters', or float16/bfloat16 outside autocast.
         """
         if hasattr(pos, "pos") and batch is None:  # a PyG Data/Batch
             data = pos
             pos, batch = data.pos, getattr(data, "batch", None)
             x = getattr(data, "x", None) if self.in_features else None
+            if num_clouds is None and isinstance(getattr(data, "num_graphs", None), int):
+                num_clouds = data.num_graphs
         pos = check_positions(pos, "pos", dim=3)
+        if pos.dtype in (torch.float16, torch.bfloat16):
+            raise TypeError(f"pos has dtype {pos.dtype}: APEN's PCA frames need float32 or float64 (torch.linalg.eigh has "
+                            "no half-precision kernel); convert the model and inputs (torch.autocast with float32 "
+                            "inputs runs the layers in half precision)")
         # else an opaque eigh failure inside the PCA frames (eager only: a data-dependent branch)
         if not torch.compiler.is_compiling() and not bool(torch.isfinite(pos).all()):
             raise ValueError("pos has non-finite entries (NaN or inf)")
@@ -135,6 +146,8 @@ class APEN(nn.Module):
         z = torch.cat(feats, dim=1)
         if self.task == "classification":
             nb = batch.max().item() + 1 if batch.numel() else 0
+            if num_clouds is not None and not torch.compiler.is_compiling():
+                nb = max(nb, check_int(num_clouds, "num_clouds", 0))  # trailing empty clouds: a (zero-feature) row each
             z = scatter(z, batch, dim_size=nb, reduce="mean")
         return {"logits": self.head(z), "votes": votes, "partitions": parts, "soft": soft, "features": feats}
 
@@ -152,7 +165,7 @@ class GlobalFrameAveragedNet(APEN):
         super().__init__(num_classes, in_features, hidden, num_layers, initial_parts=1, sigmas=(1.0,) * max(0, num_layers - 1),
                          reflections=reflections, task=task)
 
-    def forward(self, pos, batch=None, x=None, partition=None, initial_partition=None):
+    def forward(self, pos, batch=None, x=None, partition=None, initial_partition=None, num_clouds: int | None = None):
         """As :meth:`APEN.forward`; ``partition`` and ``initial_partition`` are accepted (so that the
         measures of :mod:`geomdl.nn.apen.measure` run on the baseline) and ignored: one part per cloud.
 
@@ -162,6 +175,8 @@ class GlobalFrameAveragedNet(APEN):
             data = pos
             pos, batch = data.pos, getattr(data, "batch", None)
             x = getattr(data, "x", None) if self.in_features else None
+            if num_clouds is None and isinstance(getattr(data, "num_graphs", None), int):
+                num_clouds = data.num_graphs
         if batch is None:
             batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
-        return super().forward(pos, batch, x, partition=batch)
+        return super().forward(pos, batch, x, partition=batch, num_clouds=num_clouds)

@@ -51,6 +51,8 @@ def _check_distances(distances, squared: bool, max_dense_bytes=None) -> tuple[li
         if distances.dim() == 2:
             mats = [distances]
         elif distances.dim() == 3:
+            if distances.shape[0] == 0:
+                raise ValueError(f"distances holds no matrix (shape {tuple(distances.shape)}); give at least one [n, n]")
             mats = list(distances.unbind(0))
         else:
             raise ValueError(f"distances must be [n, n], [B, n, n] or a list of [n_b, n_b] tensors, got shape "
@@ -79,9 +81,10 @@ def _check_distances(distances, squared: bool, max_dense_bytes=None) -> tuple[li
         big = float(m.abs().max())
         if bool((m < 0).any()):
             raise ValueError(f"{where}: {name} must be >= 0")
-        if float((m - m.T).abs().max()) > 1e-6 * max(big, 1.0):
+        # tolerances relative to the largest entry: the same decision at every scale
+        if float((m - m.T).abs().max()) > 1e-6 * big:
             raise ValueError(f"{where} must be symmetric (max |D - D^T| = {float((m - m.T).abs().max()):.3g})")
-        if float(torch.diagonal(m).abs().max()) > 1e-6 * max(big, 1.0):
+        if float(torch.diagonal(m).abs().max()) > 1e-6 * big:
             raise ValueError(f"{where} must have a zero diagonal (the distance of a point to itself)")
         if m.device != mats[0].device or m.dtype != mats[0].dtype:
             raise ValueError(f"{where} is {m.dtype} on {m.device}; all matrices must share distances[0]'s dtype and device")
@@ -217,8 +220,14 @@ def geodesic_distances(edge_index: torch.Tensor, num_nodes: int, edge_weight: to
         if not isinstance(edge_weight, torch.Tensor) or edge_weight.shape != (ei.shape[1],):
             raise ValueError(f"edge_weight must be a tensor of shape [{ei.shape[1]}]")
         w = edge_weight.detach().cpu().double().numpy()
-        if (w <= 0).any():
-            raise ValueError("edge_weight must be > 0 (edge lengths)")
+        if not (np.isfinite(w) & (w > 0)).all():  # (NaN passed a "w <= 0" test and read as a missing edge)
+            raise ValueError("edge_weight must be finite and > 0 (edge lengths)")
+    if ei.shape[1]:  # an edge listed several times is one edge of its shortest length (a sparse matrix sums them)
+        order = np.lexsort((w, ei[1], ei[0]))
+        ei, w = ei[:, order], w[order]
+        first = np.ones(ei.shape[1], dtype=bool)
+        first[1:] = (ei[0, 1:] != ei[0, :-1]) | (ei[1, 1:] != ei[1, :-1])
+        ei, w = ei[:, first], w[first]
     graph = coo_matrix((w, (ei[0], ei[1])), shape=(num_nodes, num_nodes)).tocsr()
     dist = shortest_path(graph, method="D", directed=False)
     if not np.isfinite(dist).all():

@@ -248,7 +248,9 @@ def mds_from_positions(pos: torch.Tensor, dim: int, batch: torch.Tensor, num_clo
     lam, vecs = lam.flip(-1), vecs.flip(-1)
     s = s_unit * unit if scale is not None else torch.ones_like(s_unit)
     k_eff = min(dim, d)
-    rotation = vecs[:, :, :k_eff] / s[:, None, None]
+    # s = s_unit * unit with unit a power of two: dividing in two steps is the same (exact) forward, and the
+    # backward never squares s (s**2 of a cloud below ~1e-154 underflows to 0: NaN gradients)
+    rotation = vecs[:, :, :k_eff] / s_unit[:, None, None] / unit[:, None, None] if scale is not None else vecs[:, :, :k_eff]
     z_raw = torch.cat([torch.einsum("nd,ndk->nk", xc[i:i + chunk_size], rotation[batch[i:i + chunk_size]])
                        for i in range(0, n_pts, chunk_size)]) if n_pts else xc.new_zeros(0, k_eff)
     if k_eff < dim:

@@ -77,6 +77,8 @@ class TinvNet(nn.Module):
             raise ValueError(f"output must be 'graph' or 'node', got {output!r}")
         if isinstance(vector_keys, str):
             vector_keys = (vector_keys,)
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dim must be an int >= 1, got {dim!r}")
         pos_dim = max(dim, 3) if pos_dim is None else pos_dim
         if not isinstance(pos_dim, int) or pos_dim < dim:
             raise ValueError(f"pos_dim must be an int >= dim={dim}, got {pos_dim!r}")
