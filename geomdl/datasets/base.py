@@ -23,6 +23,7 @@ import copy
 import hashlib
 import json
 import logging
+import math
 import numbers
 import os
 import pathlib
@@ -93,10 +94,12 @@ def random_split_indices(n: int, sizes, seed: int = 0) -> list[torch.Tensor]:
     """
     if not isinstance(sizes, (list, tuple)) or not sizes:
         raise ValueError(f"sizes must be a non-empty list/tuple, got {sizes!r}")
-    if all(isinstance(s, float) for s in sizes):
+    if all(isinstance(s, (float, np.floating)) for s in sizes):
+        sizes = [float(s) for s in sizes]
         if not all(s >= 0 for s in sizes) or not sum(sizes) <= 1 + 1e-9:  # also rejects NaN
             raise ValueError(f"fractional sizes must be >= 0 and sum to <= 1, got {sizes}")
-        counts = [int(s * n) for s in sizes]
+        # rounded down, but not below a count the float product misses by rounding (0.29 * 100 = 28.999...)
+        counts = [int(math.floor(s * n + 1e-9 * max(1, n))) for s in sizes]
         if abs(sum(sizes) - 1) < 1e-9:
             counts[-1] = n - sum(counts[:-1])
     else:
@@ -283,6 +286,9 @@ class GeometricDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, idx):
         # numpy integers (np.int64 from np.random / np.argsort) are single indices too, not views
+        if isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0 and (
+                idx.dtype.is_floating_point if isinstance(idx, torch.Tensor) else idx.dtype.kind not in "iu"):
+            raise TypeError(f"index must be an integer, got a {idx.dtype} scalar {idx.item()!r}")
         if isinstance(idx, numbers.Integral) or (isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0):
             raw = self._raw_index(int(idx))
             data = self.get(raw)
@@ -297,13 +303,15 @@ class GeometricDataset(torch.utils.data.Dataset):
         """A view of the items ``idx`` (slice, sequence of ints, int64 or bool tensor)."""
         base = self._indices if self._indices is not None else torch.arange(self._count)
         if isinstance(idx, slice):
-            sel = base[idx]
+            sel = base[list(range(len(base)))[idx]] if idx.step is not None and idx.step < 0 else base[idx]
         else:
             try:
                 t = torch.as_tensor(idx)
             except (TypeError, ValueError, RuntimeError):  # a str, None, a list of str...: not an index
                 raise TypeError(f"index must be int, slice, sequence of ints or a bool/int64 tensor, "
                                 f"got {type(idx).__name__}") from None
+            if t.dim() > 1:
+                raise IndexError(f"index must be 1-D (a sequence of ints or a mask), got shape {tuple(t.shape)}")
             if t.dtype == torch.bool:
                 if t.numel() != len(base):
                     raise IndexError(f"boolean mask has {t.numel()} entries, dataset has {len(base)}")

@@ -26,6 +26,7 @@ evaluation is the same in every epoch and run. Rotations are applied on access (
 """
 from __future__ import annotations
 
+import numbers
 import pathlib
 
 import numpy as np
@@ -49,7 +50,7 @@ _Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  
 def read_modelnet_txt(path, max_rows: int | None = None) -> np.ndarray:
     """One ``normal_resampled`` shape: ``[N, 6] float32`` (``x, y, z, nx, ny, nz``); errors name the file."""
     try:
-        arr = np.loadtxt(path, delimiter=",", dtype=np.float32, max_rows=max_rows, ndmin=2)
+        arr = np.loadtxt(path, delimiter=",", dtype=np.float32, max_rows=max_rows, ndmin=2, encoding="utf-8-sig")
     except ValueError as exc:
         raise ValueError(f"{path}: malformed ModelNet text file ({exc})") from None
     if arr.shape[1] != 6 or arr.shape[0] == 0:
@@ -99,8 +100,9 @@ class ModelNet(GeometricDataset):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         if format not in ("auto", "normal_resampled", "hdf5", "off"):
             raise ValueError(f"format must be 'auto', 'normal_resampled', 'hdf5' or 'off', got {format!r}")
-        if not isinstance(num_points, int) or num_points < 1:
+        if isinstance(num_points, bool) or not isinstance(num_points, numbers.Integral) or num_points < 1:
             raise ValueError(f"num_points must be an int >= 1, got {num_points!r}")
+        num_points = int(num_points)  # a NumPy integer: a Python int (cache keys are JSON)
         if sampling not in ("first", "random", "fps"):
             raise ValueError(f"sampling must be 'first', 'random' or 'fps', got {sampling!r}")
         if up not in ("z", "file"):

@@ -54,6 +54,19 @@ def molecule_data(z, pos, energy=None, forces=None):
     return data
 
 
+def check_uniform_labels(items: list, where: list[str]) -> list:
+    """``items`` (``Data``), unless ``energy``/``forces`` are present in some but not all of them: a batch is
+    collated by the fields of its first item, which silently dropped (or failed on) the others' labels.
+    ``where[i]`` names item ``i`` (file and frame) for the ``ValueError``."""
+    for field in ("energy", "forces"):
+        has = [field in item for item in items]
+        if any(has) and not all(has):
+            k = has.index(False)
+            raise ValueError(f"{where[k]} has no {field} but {sum(has)} other frame(s) have one: every frame of a "
+                             f"dataset needs the same labels (drop or label it; require_labels=True lists such frames)")
+    return items
+
+
 def read_md17_npz(path) -> dict:
     """Arrays ``z [N]``, ``pos [F, N, 3]``, ``energy [F]``, ``forces [F, N, 3]`` of an MD17 or rMD17 npz."""
     path = pathlib.Path(path)
@@ -200,7 +213,7 @@ class ExtXYZ(_Molecular):
     def process(self):
         from geomdl.datasets.formats.xyz import atoms_energy_forces, read_ase
 
-        out = []
+        out, where = [], []
         for p in self.paths:
             for k, atoms in enumerate(read_ase(p)):
                 energy, forces = atoms_energy_forces(atoms, self.energy_key, self.forces_key)
@@ -208,7 +221,8 @@ class ExtXYZ(_Molecular):
                     missing = [n for n, v in ((self.energy_key, energy), (self.forces_key, forces)) if v is None]
                     raise ValueError(f"{p}: frame {k} has no {missing} (pass require_labels=False to allow unlabelled frames)")
                 out.append(molecule_data(atoms.numbers, atoms.positions, energy, forces))
-        return out
+                where.append(f"{p}: frame {k}")
+        return check_uniform_labels(out, where)
 
 
 class ThreeBPA(ExtXYZ):
@@ -290,7 +304,7 @@ class ASEDatabase(_Molecular):
         return None if value is None else np.asarray(value)
 
     def process(self):
-        out = []
+        out, where = [], []
         for row in self._connect().select(self.selection):
             energy, forces = self._lookup(row, self.energy_key), self._lookup(row, self.forces_key)
             if self.require_labels and (energy is None or forces is None):
@@ -305,6 +319,7 @@ class ASEDatabase(_Molecular):
                     values.append(float(v.reshape(-1)[0]))
                 data.y = torch.tensor([values], dtype=torch.float32)
             out.append(data)
+            where.append(f"{self.path}: row {row.id}")
         if not out:
             raise ValueError(f"{self.path}: no rows (selection={self.selection!r})")
-        return out
+        return check_uniform_labels(out, where)

@@ -127,6 +127,14 @@ class SamplePoints(_Seeded):
                 raise ValueError(f"face must have shape [3, F] or [F, 3], got {tuple(face.shape)}")
             faces = face.T if face.shape[0] == 3 else face  # [3, F] (PyG's Data.face) wins when F = 3
             pos, normal = F.sample_surface(data.pos, faces, self.num, generator=self.generator)
+            # the samples are new points: per-vertex attributes (normals, labels, ...) and a vertex graph no longer
+            # apply to them
+            for key in [k for k, v in data.items() if k not in _NOT_PER_POINT and k != "pos" and isinstance(v, torch.Tensor)
+                        and v.dim() > 0 and v.shape[0] == n]:
+                del data[key]
+            for key in ("edge_index", "edge_attr"):
+                if key in data:
+                    del data[key]
             data.pos = pos
             del data.face
             if self.include_normals:
@@ -242,6 +250,8 @@ class RandomCrop(_Seeded):
 
     def forward(self, data):
         n = _num_points(data)
+        if n == 0:  # nothing to crop: the empty cloud as it is
+            return data
         keep = max(1, int(round(self.ratio * n)))
         pos = data.pos.double()
         if self.mode == "plane":
@@ -268,6 +278,8 @@ class VoxelDownsample(BaseTransform):
         from geomdl.ops import scatter
 
         n = _num_points(data)
+        if n == 0:  # no voxel is occupied: the empty cloud as it is
+            return data
         cluster, count = F.voxel_clusters(data.pos, self.voxel_size)
         first = torch.full((count,), n, dtype=torch.long).scatter_reduce(0, cluster, torch.arange(n), reduce="amin")
         out = select_points(data, first)

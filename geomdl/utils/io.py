@@ -193,10 +193,11 @@ def loads_strict_json(text: str):
 
 
 def read_text(path: str | os.PathLike, what: str) -> str:
-    """The UTF-8 text of ``path``; a binary file gives a ``ValueError`` naming the file and ``what`` was expected."""
+    """The UTF-8 text of ``path`` (a leading byte-order mark dropped); a binary file gives a ``ValueError`` naming
+    the file and ``what`` was expected."""
     path = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:
             return fh.read()
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not a text file (binary content); expected {what}") from None

@@ -99,9 +99,9 @@ def read_array(path: str | os.PathLike) -> np.ndarray:
             obj = _load_pth(path)
             arr = obj.numpy() if hasattr(obj, "numpy") else np.asarray(obj)
         elif ext in (".txt", ".csv", ".xyz"):
-            with open(path) as fh:  # the delimiter of the first data line (comment lines may hold commas)
+            with open(path, encoding="utf-8-sig") as fh:  # the delimiter of the first data line (comments may hold commas)
                 first = next((ln for ln in fh if ln.split("#", 1)[0].strip()), "")
-            arr = np.loadtxt(path, delimiter="," if "," in first.split("#", 1)[0] else None, ndmin=2)
+            arr = np.loadtxt(path, delimiter="," if "," in first.split("#", 1)[0] else None, ndmin=2, encoding="utf-8-sig")
         else:
             raise ValueError(f"unsupported extension {ext!r} (use .npy, .pth, .pt, .txt, .csv)")
     except ValueError as exc:
