@@ -251,6 +251,8 @@ def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
 
     A section (``train``, ``optim``, ...) takes a mapping, ``null`` (its defaults) or, for the sections with a
     ``name``, a string (the name); any other value (``--set train=3``) is a ConfigError naming the user's key.
+    A mapping or a name updates the section (the other fields keep their values; a new name drops the old
+    name's ``kwargs``); ``null`` resets it to the defaults.
     """
     import copy
 
@@ -277,8 +279,24 @@ def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
                 raise ConfigError(f"--set {item}: {key} is not a section")
             node[part] = child
             node = child
+        old = node.get(path[-1])
+        if section is not None and value is not None and isinstance(old, (dict, str)):
+            # a section is updated, not replaced: the file's other settings stay (`--set optim=sgd` keeps lr)
+            old = {"name": old} if isinstance(old, str) else old
+            new = {"name": value} if isinstance(value, str) else value
+            if "kwargs" in old and "kwargs" not in new and new.get("name", old.get("name")) != old.get("name"):
+                old = {k: v for k, v in old.items() if k != "kwargs"}  # the options of another model/dataset/task
+            value = _merge(old, new)
         node[path[-1]] = value
     return data
+
+
+def _merge(base: dict, update: dict) -> dict:
+    """``base`` updated with ``update``, nested mappings merged key by key (copies)."""
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def resolve_config_path(path: str | os.PathLike) -> str | os.PathLike:
@@ -368,6 +386,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         if not cond:
             raise ConfigError(f"{key}: {msg}")
 
+    need(abs(cfg.seed) < 2 ** 62, "seed", f"expected an int with |seed| < 2**62 (torch seeds are 64-bit; ranks add "
+         f"offsets), got {cfg.seed}")
     need(cfg.train.epochs >= 1, "train.epochs", f"expected an int >= 1, got {cfg.train.epochs}")
     need(cfg.train.batch_size >= 1, "train.batch_size", f"expected an int >= 1, got {cfg.train.batch_size}")
     need(cfg.train.eval_every >= 1, "train.eval_every", f"expected an int >= 1, got {cfg.train.eval_every}")

@@ -15,7 +15,9 @@ log = logging.getLogger("geomdl.train")
 
 # what a run writes into its folder (besides config.yaml): removed when a fresh run replaces an earlier one
 RUN_FILES = ("last.pt", "best.pt", "results.json", "metrics.csv", "learning_curves.png", "*_metrics.json",
-             "confusion_*.png", "parity_*.png", "tensorboard/events.out.tfevents.*")
+             "confusion_*.png", "parity_*.png", "tensorboard/events.out.tfevents.*",
+             # what `geomdl eval` wrote into the run (<run>/eval/<checkpoint stem>/)
+             "eval/*/*_metrics.json", "eval/*/confusion_*.png", "eval/*/parity_*.png")
 
 
 def remove_run_files(out_dir) -> list[pathlib.Path]:

@@ -305,6 +305,8 @@ class Trainer(CheckpointMixin):
                 self._restore(ckpt, resume_path)
                 if resume_path.resolve() == (self.out_dir / "last.pt").resolve():
                     self._saved_epoch = self.state["epoch"]
+                # resumed into another folder: the best checkpoint so far lies next to the resumed one
+                self._carried_best = resume_path.parent / "best.pt"
             return self._run(clear_folder=bool(overwrite) and not resume)
         finally:
             torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
@@ -335,6 +337,7 @@ class Trainer(CheckpointMixin):
             if clear_folder:
                 remove_run_files(self.out_dir)
             atomic_write_text(self.out_dir / "config.yaml", dump_config(cfg))
+            self._carry_best_checkpoint()
             logger = MetricsLogger(self.out_dir, state["history"], tensorboard=cfg.train.tensorboard)
         epochs_here = 0
         stopped_early = False
@@ -369,6 +372,8 @@ class Trainer(CheckpointMixin):
                     self._save(improved)
                 epochs_here += 1
                 if not state["finished"] and cfg.train.stop_after_epochs and epochs_here >= cfg.train.stop_after_epochs:
+                    if self._saved_epoch != state["epoch"]:  # a planned stop: last.pt holds the epoch it reports
+                        self._save(False)
                     log.info("stopping after %d epoch(s) (train.stop_after_epochs); resume with --resume", epochs_here)
                     return {"finished": False, "epoch": state["epoch"], "out_dir": str(self.out_dir)}
             if epochs_here == 0:  # resumed after it had ended: report why it ended, as the run that ended it did

@@ -90,6 +90,19 @@ class CheckpointMixin:
         barrier(self.info)
         self._saved_epoch = self.state["epoch"]
 
+    def _carry_best_checkpoint(self) -> None:
+        """A run resumed into another ``out_dir``: copy the best checkpoint so far (``best.pt`` beside the resumed
+        checkpoint) into it, so that the final evaluation finds the best weights (the new folder gets its own
+        ``best.pt`` only when the monitored value improves again)."""
+        source = getattr(self, "_carried_best", None)
+        target = self.out_dir / "best.pt"
+        if source is None or self.state["best_epoch"] is None or not source.is_file():
+            return
+        if target.exists() and target.resolve() == source.resolve():
+            return
+        with atomic_path(target) as tmp:
+            shutil.copyfile(source, tmp)
+
     def _track(self, row: dict) -> tuple[bool, bool]:
         cfg, state = self.config.train, self.state
         if cfg.monitor not in row:
@@ -125,6 +138,10 @@ class CheckpointMixin:
         if state["best_epoch"] is None:
             log.warning("train.final_weights: no finite %s was logged, so there is no best checkpoint; the final "
                         "evaluation uses the last weights", self.config.train.monitor)
+            return "last", state["epoch"]
+        if state["best_epoch"] != state["epoch"] and not (self.out_dir / "best.pt").is_file():
+            log.warning("train.final_weights: %s holds no best.pt (a run resumed from a checkpoint without its best.pt "
+                        "beside it), so the final evaluation uses the last weights (epoch %d)", self.out_dir, state["epoch"])
             return "last", state["epoch"]
         if state["best_epoch"] != state["epoch"]:
             best = ckpt_mod.load_checkpoint(self.out_dir / "best.pt")
