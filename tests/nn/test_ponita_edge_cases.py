@@ -84,13 +84,17 @@ def test_a_grid_override_that_is_not_unit_is_rejected():
         net(torch.randn(5, 3), torch.randn(5, 2), grid=net.grid.float() * 2)
 
 
-def test_a_grid_override_of_another_dtype_is_rejected():
-    # a float32 grid in a float64 model was silently promoted: float32-rounded orientations, ~1e-7 equivariance
+def test_a_grid_override_less_precise_than_pos_is_rejected():
+    # a float32 grid in a float64 model was silently used: float32-rounded orientations, ~1e-7 equivariance
     net = Ponita(2, 1, num_ori=4, **SMALL).double()
     pos, x = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 2, dtype=torch.float64)
     net(pos, x, grid=net.grid.clone())
-    with pytest.raises(TypeError, match="grid has dtype torch.float32 but pos has dtype torch.float64"):
+    with pytest.raises(TypeError, match=r"grid has dtype torch.float32, less precise than pos \(torch.float64\)"):
         net(pos, x, grid=net.grid.float())
+    # the float64 buffer (e.g. the co-rotated G R^T) in a float32 model is the documented use: rounded to float32
+    net32 = Ponita(2, 1, num_ori=4, **SMALL)
+    assert net32.grid.dtype == torch.float64
+    torch.testing.assert_close(net32(pos.float(), x.float(), grid=net32.grid)[0], net32(pos.float(), x.float())[0])
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

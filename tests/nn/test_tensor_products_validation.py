@@ -32,17 +32,17 @@ def test_gaunt_product_without_any_path_is_an_error(irreps):
 
 
 @pytest.mark.parametrize("parity", ["natural", "full"])
-def test_gaunt_half_inputs_and_another_dtype_than_the_parameters_name_x_and_y(parity):
+def test_gaunt_half_inputs_are_named_and_the_cg_part_names_its_weights(parity):
     irreps = ("2x0e+2x1o+2x1e", "2x0e+2x1o", "2x0e+2x1o+2x1e") if parity == "full" else ("2x0e+2x1o",) * 3
     tp = GauntTensorProduct(*irreps, parity=parity)  # float32 parameters
     x, y = torch.randn(3, tp.irreps_in1.dim), torch.randn(3, tp.irreps_in2.dim)
     with pytest.raises(TypeError, match="x and y must be float32 or float64 .* got torch.bfloat16"):
         tp(x.bfloat16(), y.bfloat16())  # named internal variables (x1t, x2t) before
-    # float64 inputs into a float32 layer: the natural parity computed silently in float64, "full" blamed a weight
-    with pytest.raises(TypeError, match="x and y have dtype torch.float64 but the layer's parameters are torch.float32"):
-        tp(x.double(), y.double())
-    if parity == "natural":  # no parameters (the full parity's CG part has its own): any float dtype
-        GauntTensorProduct(*irreps, parity=parity, weights=None)(x.double(), y.double())
+    if parity == "natural":  # the per-degree weights are used in x's dtype (GauntConvolution relies on it)
+        assert tp(x.double(), y.double()).dtype == torch.float64
+    else:  # the CG part needs x in its weights' dtype: it names them (it blamed an unnamed "weight")
+        with pytest.raises(ValueError, match="x and y have dtype torch.float64 but the layer's weights are torch.float32"):
+            tp(x.double(), y.double())
 
 
 def test_cg_inputs_of_another_dtype_than_its_weights_name_the_layer_weights():
@@ -73,3 +73,12 @@ def test_tensor_products_run_half_inputs_in_float32_under_autocast(kind):
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
     with pytest.raises((TypeError, ValueError), match="float32"):
         tp(x.bfloat16(), y.bfloat16())  # outside autocast: an error naming the dtypes
+
+
+def test_gaunt_convolution_keeps_running_float64_features_through_float32_parameters():
+    from geomdl.nn import GauntConvolution
+
+    conv = GauntConvolution("4x0e+4x1o+4x2e", "4x0e+4x1o+4x2e", lmax_filter=2, cutoff=3.0)  # float32 parameters
+    x, pos = torch.randn(5, conv.irreps_in.dim, dtype=torch.float64), torch.randn(5, 3)
+    edges = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]])
+    assert conv(x, pos, edges).dtype == torch.float64  # its docstring: x may differ (the filter is cast)

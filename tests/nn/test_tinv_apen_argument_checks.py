@@ -72,3 +72,19 @@ def test_partition_helpers_reject_unsorted_batches_and_measures_skip_missing_clo
     assert refinement_violation(torch.zeros(4, dtype=torch.long), torch.tensor([0, 0, 1, 1]), gap)["lambda_clouds"] == 1.0
     soft = torch.full((4, 2), 0.5)
     assert assignment_uncertainty(soft, gap)["delta_clouds"] == pytest.approx(1 - 0.5 ** 4)
+
+
+def test_apen_half_inputs_run_under_autocast_and_num_clouds_below_an_id_is_refused():
+    model = APEN(3, hidden=8, num_layers=2, task="classification")
+    pos = torch.randn(20, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model(pos.bfloat16())["logits"].shape == (1, 3)  # the half check applies outside autocast only
+    with pytest.raises(ValueError, match="num_clouds must be larger than every cloud id"):
+        model(pos, torch.tensor([0] * 10 + [1] * 10), num_clouds=1)
+
+
+def test_float32_distances_of_a_small_cloud_off_the_origin_are_accepted():
+    # float32 cdist's rounding grows with the coordinates' offset: a relative 1e-6 tolerance refused these
+    x = torch.rand(60, 3, generator=torch.Generator().manual_seed(0)) * 0.1 + 1.0
+    r = mds_embedding(distances=torch.cdist(x, x) ** 2, squared=True)
+    assert torch.isfinite(r.embedding).all()

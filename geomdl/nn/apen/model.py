@@ -103,7 +103,8 @@ class APEN(nn.Module):
         sorted cloud ids (default one cloud), ``x [N, in_features]`` or None, ``partition`` /
         ``initial_partition`` ``[N]`` int part ids or None -> dict of ``logits``, ``votes``, ``partitions``,
         ``soft``, ``features``. ``num_clouds``: rows of the classification logits (default the largest id in
-        ``batch`` + 1, or a PyG ``Batch``'s ``num_graphs`` when larger: trailing empty clouds keep their rows).
+        ``batch`` + 1, or a PyG ``Batch``'s ``num_graphs``: trailing empty clouds keep their rows; smaller than
+        an id in ``batch`` is an error).
 
         Raises ``ValueError`` for non-finite ``pos``, bad shapes, an unsorted ``batch``; ``TypeError`` for
         non-integer part labels, input dtypes other than the parameters', or float16/bfloat16 outside autocast.
@@ -115,7 +116,7 @@ class APEN(nn.Module):
             if num_clouds is None and isinstance(getattr(data, "num_graphs", None), int):
                 num_clouds = data.num_graphs
         pos = check_positions(pos, "pos", dim=3)
-        if pos.dtype in (torch.float16, torch.bfloat16):
+        if pos.dtype in (torch.float16, torch.bfloat16) and not torch.is_autocast_enabled(pos.device.type):
             raise TypeError(f"pos has dtype {pos.dtype}: APEN's PCA frames need float32 or float64 (torch.linalg.eigh has "
                             "no half-precision kernel); convert the model and inputs (torch.autocast with float32 "
                             "inputs runs the layers in half precision)")
@@ -147,7 +148,10 @@ class APEN(nn.Module):
         if self.task == "classification":
             nb = batch.max().item() + 1 if batch.numel() else 0
             if num_clouds is not None and not torch.compiler.is_compiling():
-                nb = max(nb, check_int(num_clouds, "num_clouds", 0))  # trailing empty clouds: a (zero-feature) row each
+                num_clouds = check_int(num_clouds, "num_clouds", 0)
+                if num_clouds < nb:
+                    raise ValueError(f"num_clouds must be larger than every cloud id in batch (max {nb - 1}), got {num_clouds}")
+                nb = num_clouds  # trailing empty clouds: a (zero-feature) row each
             z = scatter(z, batch, dim_size=nb, reduce="mean")
         return {"logits": self.head(z), "votes": votes, "partitions": parts, "soft": soft, "features": feats}
 

@@ -76,7 +76,7 @@ def _check_sorted_batch(batch: torch.Tensor) -> None:
         raise TypeError(f"batch must hold integer cloud ids, got {batch.dtype}")
     if torch.compiler.is_compiling() or batch.numel() == 0:
         return
-    if bool((batch[1:] < batch[:-1]).any()) or int(batch.min()) < 0:
+    if bool((batch[1:] < batch[:-1]).any() | (batch[:1] < 0).any()):  # one device read (sorted: the first is the min)
         raise ValueError("batch must hold sorted, non-negative cloud ids (points of one cloud together, clouds in order)")
 
 

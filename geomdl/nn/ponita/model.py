@@ -200,7 +200,13 @@ class Ponita(Float64Buffers):
         """
         self._check(pos, x, vec, edge_index, batch, ori, grid)
         n = pos.shape[0]
-        check_dtypes(self.embed.weight, pos=pos, x=x, vec=vec, ori=ori, grid=grid)
+        check_dtypes(self.embed.weight, pos=pos, x=x, vec=vec, ori=ori)
+        if grid is not None and not torch.compiler.is_compiling() and (
+                not grid.is_floating_point() or torch.finfo(grid.dtype).eps > torch.finfo(pos.dtype).eps):
+            # a more precise grid (the float64 buffer, G R^T) is rounded to pos's dtype; a coarser one would
+            # silently limit the equivariance of a float64 model to its own rounding
+            raise TypeError(f"grid has dtype {grid.dtype}, less precise than pos ({pos.dtype}): build the override from "
+                            f"model.grid (float64) or in pos's dtype")
         # sorted, non-negative batch (the per-cloud graph builders assume it); edge indices within [0, N)
         batch, count = check_batch_vector_and_count(batch, n, pos.device)
         built = edge_index is None

@@ -240,8 +240,9 @@ class GauntTensorProduct(Float64Buffers):
         Under ``torch.autocast``, float16/bfloat16 ``x``/``y`` run in float32 (the output is float32).
 
         Raises:
-            TypeError: ``x``/``y`` not float32/float64 tensors (outside autocast), of different dtypes, or of
-                another dtype than the layer's parameters.
+            TypeError: ``x``/``y`` not float32/float64 tensors (outside autocast) or of different dtypes. The
+                per-degree weights are used in ``x``'s dtype (the Clebsch-Gordan part of ``parity="full"``
+                needs ``x`` in its weights' dtype).
             ValueError: a last dimension other than the irreps' dim, or a weight whose last two
                 dimensions are not ``(C, L+1)``.
         """
@@ -259,10 +260,6 @@ class GauntTensorProduct(Float64Buffers):
         if x.dtype not in (torch.float32, torch.float64):
             raise TypeError(f"x and y must be float32 or float64 (the product runs in them), got {x.dtype}; convert "
                             "them (under torch.autocast half inputs run in float32)")
-        param = next(iter(self.parameters()), None)
-        if param is not None and param.dtype != x.dtype:
-            raise TypeError(f"x and y have dtype {x.dtype} but the layer's parameters are {param.dtype}: convert the "
-                            f"inputs, or the module with module.to({x.dtype})")
         lead = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
         x = x.expand(*lead, x.shape[-1]).reshape(-1, x.shape[-1])
         y = y.expand(*lead, y.shape[-1]).reshape(-1, y.shape[-1])
