@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from geomdl import ops
-from geomdl.nn.message_passing import MessagePassing, check_dtypes, check_edge_index, check_features, check_positions
+from geomdl.nn.message_passing import (MessagePassing, check_dtypes, check_edge_index, check_features, check_optional_features,
+                                       check_positions)
 from geomdl.ops._validation import check_bool
 from geomdl.nn.mlp import MLP
 
@@ -88,12 +89,7 @@ class EGNNLayer(MessagePassing):
         n = h.shape[0]
         check_positions(pos, "pos", n)
         edge_index = check_edge_index(edge_index, n, n)
-        if self.edge_channels:
-            if edge_attr is None:
-                raise ValueError(f"edge_attr is required: this layer has edge_channels={self.edge_channels}")
-            check_features(edge_attr, "edge_attr", edge_index.shape[1], self.edge_channels)
-        elif edge_attr is not None:
-            raise ValueError("edge_attr given but the layer was built with edge_channels=0")
+        check_optional_features(edge_attr, "edge_attr", edge_index.shape[1], self.edge_channels, "edge_channels")
         check_dtypes(self.phi_e.first.weight, h=h, pos=pos, edge_attr=edge_attr)
         src, dst = edge_index[0], edge_index[1]
         rel = pos.index_select(0, dst) - pos.index_select(0, src)       # x_i - x_j  [E, 3]

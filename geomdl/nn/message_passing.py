@@ -75,6 +75,16 @@ def check_positions(pos, name: str = "pos", num_nodes: int | None = None, dim: i
     return pos
 
 
+def check_optional_features(t, name: str, rows: int | None, channels: int, option: str) -> None:
+    """``t [rows, channels]`` when the layer was built with ``option=channels > 0`` (then required), else ``None``."""
+    if channels:
+        if t is None:
+            raise ValueError(f"{name} is required: this layer has {option}={channels}")
+        check_features(t, name, rows, channels)
+    elif t is not None:
+        raise ValueError(f"{name} given but the layer was built with {option}=0")
+
+
 def check_dtypes(weight: torch.Tensor | None, **tensors) -> None:
     """Floating inputs (``name=tensor``, ``None`` skipped) share one dtype, that of the layer's ``weight``.
 

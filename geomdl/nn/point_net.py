@@ -36,6 +36,7 @@ from geomdl.nn.message_passing import (
     check_dtypes,
     check_edge_index,
     check_features,
+    check_optional_features,
     check_positions,
 )
 from geomdl.nn.mlp import MLP
@@ -170,12 +171,7 @@ class GlobalSetAbstraction(torch.nn.Module):
         ``num_clouds``: ``B`` (default the largest id in ``batch`` + 1; larger for trailing empty clouds, whose
         rows are zero; smaller than an id in ``batch`` is an error)."""
         pos = check_positions(pos, "pos", dim=self.pos_dim)
-        if self.in_channels:
-            if x is None:
-                raise ValueError(f"x [N, {self.in_channels}] is required: this layer has in_channels={self.in_channels}")
-            check_features(x, "x", pos.shape[0], self.in_channels)
-        elif x is not None:
-            raise ValueError("x given but the layer was built with in_channels=0")
+        check_optional_features(x, "x", pos.shape[0], self.in_channels, "in_channels")
         check_dtypes(self.mlp.first.weight, pos=pos, x=x)
         batch = check_batch_vector(batch, pos.shape[0], pos.device)
         if num_clouds is None:

@@ -58,7 +58,7 @@ def test_global_set_abstraction_and_feature_propagation_check_their_inputs():
     pos = torch.rand(4, 3)
     with pytest.raises(ValueError, match=r"x must have shape \[4, 4\], got \(4, 5\)"):
         gsa(torch.rand(4, 5), pos)
-    with pytest.raises(ValueError, match="x \\[N, 4\\] is required"):
+    with pytest.raises(ValueError, match="x is required: this layer has in_channels=4"):
         gsa(None, pos)
     with pytest.raises(TypeError, match="x has dtype torch.float64"):
         gsa(torch.rand(4, 4, dtype=torch.float64), pos)
