@@ -108,7 +108,7 @@ def read_qm9_csv(path) -> list[dict]:
 
 def _read_qm9_csv(path: pathlib.Path) -> list[dict]:
     out = []
-    with open(path, newline="", encoding="utf-8") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:  # (a byte-order mark dropped)
         reader = csv.reader(fh)
         header = next(reader, None)
         needed = ["Index", "SMILES", "N_atoms", "Elements", "XYZ_Ang", *_CSV_COLUMNS.values()]

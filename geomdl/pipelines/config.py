@@ -386,8 +386,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         if not cond:
             raise ConfigError(f"{key}: {msg}")
 
-    need(abs(cfg.seed) < 2 ** 62, "seed", f"expected an int with |seed| < 2**62 (torch seeds are 64-bit; ranks add "
-         f"offsets), got {cfg.seed}")
+    need(-(2 ** 63) <= cfg.seed < 2 ** 64 - 2 ** 40, "seed", f"expected an int in [-2**63, 2**64 - 2**40) (torch seeds "
+         f"are 64-bit; ranks add offsets), got {cfg.seed}")
     need(cfg.train.epochs >= 1, "train.epochs", f"expected an int >= 1, got {cfg.train.epochs}")
     need(cfg.train.batch_size >= 1, "train.batch_size", f"expected an int >= 1, got {cfg.train.batch_size}")
     need(cfg.train.eval_every >= 1, "train.eval_every", f"expected an int >= 1, got {cfg.train.eval_every}")

@@ -142,3 +142,10 @@ def test_ase_databases(shared_data, tmp_path):
     (tmp_path / "junk.db").write_bytes(b"this is not sqlite" * 10)
     with pytest.raises(ValueError, match="junk.db: not a readable ASE database"):
         ASEDatabase(tmp_path / "junk.db", processed_dir=tmp_path)
+
+
+def test_qm9_csv_with_a_byte_order_mark(shared_data, tmp_path):
+    lines = (shared_data / "qm9/qm9_part1.csv").read_text().splitlines()[:6]
+    (tmp_path / "qm9_part1.csv").write_text("\ufeff" + "\n".join(lines) + "\n", encoding="utf-8")
+    rows = read_qm9_csv(tmp_path / "qm9_part1.csv")  # was "not a qm9pack CSV (missing columns ['Index'])"
+    assert len(rows) == 5 and rows[2]["smiles"] == "O"

@@ -82,3 +82,21 @@ def test_gaunt_convolution_keeps_running_float64_features_through_float32_parame
     x, pos = torch.randn(5, conv.irreps_in.dim, dtype=torch.float64), torch.randn(5, 3)
     edges = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]])
     assert conv(x, pos, edges).dtype == torch.float64  # its docstring: x may differ (the filter is cast)
+
+
+@pytest.mark.parametrize("backend", ["auto", "reference"])
+def test_gaunt_output_has_the_inputs_dtype_on_every_backend(backend):
+    from geomdl.ops import use_backend
+
+    tp = GauntTensorProduct("4x0e+4x1o+4x2e", "4x0e+4x1o+4x2e", "4x0e+4x1o+4x2e").double()
+    x = torch.randn(3, tp.irreps_in1.dim)
+    with use_backend(backend):
+        assert tp(x, x).dtype == torch.float32  # the reference path gave float64 (float64 weights times the product)
+
+
+def test_gaunt_self_interaction_names_a_dtype_mismatch():
+    from geomdl.nn.tensor_products import GauntSelfInteraction
+
+    layer = GauntSelfInteraction("4x0e+4x1o+4x2e")
+    with pytest.raises(TypeError, match="x has dtype torch.float64 but the layer's parameters are torch.float32"):
+        layer(torch.randn(3, 36, dtype=torch.float64))  # e3nn's Linear: "both inputs should have same dtype"

@@ -116,7 +116,8 @@ class APEN(nn.Module):
             if num_clouds is None and isinstance(getattr(data, "num_graphs", None), int):
                 num_clouds = data.num_graphs
         pos = check_positions(pos, "pos", dim=3)
-        if pos.dtype in (torch.float16, torch.bfloat16) and not torch.is_autocast_enabled(pos.device.type):
+        # (only CPU autocast runs eigh in float32; CUDA has no autocast kernel for it)
+        if pos.dtype in (torch.float16, torch.bfloat16) and not (pos.device.type == "cpu" and torch.is_autocast_enabled("cpu")):
             raise TypeError(f"pos has dtype {pos.dtype}: APEN's PCA frames need float32 or float64 (torch.linalg.eigh has "
                             "no half-precision kernel); convert the model and inputs (torch.autocast with float32 "
                             "inputs runs the layers in half precision)")

@@ -241,8 +241,8 @@ class GauntTensorProduct(Float64Buffers):
 
         Raises:
             TypeError: ``x``/``y`` not float32/float64 tensors (outside autocast) or of different dtypes. The
-                per-degree weights are used in ``x``'s dtype (the Clebsch-Gordan part of ``parity="full"``
-                needs ``x`` in its weights' dtype).
+                per-degree weights are used in ``x``'s dtype, and the output has ``x``'s dtype.
+            ValueError: with ``parity="full"``, ``x`` of another dtype than the Clebsch-Gordan part's weights.
             ValueError: a last dimension other than the irreps' dim, or a weight whose last two
                 dimensions are not ``(C, L+1)``.
         """
@@ -286,7 +286,7 @@ class GauntTensorProduct(Float64Buffers):
             else:
                 z = gaunt_product_columns(a, b, self.lmax_out)  # [(Lo+1)^2, B * C]
             scale = self.out_scale.to(x.dtype)
-            w3 = scale if internal[2] is None else internal[2] * scale
+            w3 = scale if internal[2] is None else internal[2].to(x.dtype) * scale  # the output in x's dtype
             if ext[2] is not None:
                 w3 = w3 * ext[2]
             w3 = degree_expand(w3 if w3.dim() > 1 else w3.expand(self.channels, -1), self.lmax_out)  # [..., C, n]

@@ -11,6 +11,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
+from geomdl.nn.message_passing import check_dtypes
 from geomdl.nn.tensor_products.clebsch_gordan import _irreps
 from geomdl.nn.tensor_products.gaunt import GauntTensorProduct
 
@@ -35,6 +36,8 @@ class GauntSelfInteraction(nn.Module):
         """``x [N, irreps.dim]``, optional ``y [N, irreps.dim]`` (default ``x``) -> ``[N, irreps.dim]``:
         ``x + Lin(GTP_w(x, y))`` (without ``x +`` when ``residual=False``, without ``Lin`` when ``mix_channels=False``).
         Leading dimensions may be any broadcastable ``[...]``, as for :class:`GauntTensorProduct`."""
+        if self.linear is not None:  # (else e3nn's Linear fails with "both inputs should have same dtype")
+            check_dtypes(next(iter(self.parameters())), x=x, y=y)
         out = self.product(x, x if y is None else y)
         if self.linear is not None:
             out = self.linear(out)
