@@ -181,3 +181,40 @@ def test_write_pose_rejects_a_wrong_pose_and_writes_nothing(tmp_path, pose, mess
     with pytest.raises(ValueError, match=message):
         write_pose(tmp_path / "pose.txt", pose)
     assert not (tmp_path / "pose.txt").exists()
+
+
+@pytest.mark.parametrize("voxel", [1e-12, 1e-25, 1e-200])
+def test_a_voxel_too_small_for_the_extent_is_named_before_int64_wraps(voxel):
+    from geomdl.pipelines.registration.geometry import voxel_downsample
+
+    points = torch.rand(500, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    # below ~extent / 9.2e18 the cell indices wrapped: 2 voxels instead of an error
+    with pytest.raises(ValueError, match=f"voxel_size {voxel:g} is too small for the extent of the cloud"):
+        voxel_downsample(points, voxel)
+
+
+def test_open3d_method_names_a_voxel_too_small_and_small_clouds_and_seeds_are_named():
+    from geomdl.pipelines.registration import register
+
+    src = torch.rand(200, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    with pytest.raises(ValueError, match="source has only 10 point"):  # not "use a smaller voxel_size"
+        register(src[:10], src, voxel_size=1e-6)
+    with pytest.raises(ValueError, match="seed must fit in 64 bits"):
+        register(src, src, voxel_size=0.05, seed=2 ** 64 + 5)
+    from geomdl.utils.optional import import_open3d
+
+    try:
+        import_open3d()
+    except ImportError as exc:
+        pytest.skip(f"open3d not importable: {exc}")
+    with pytest.raises(ValueError, match="too small for the extent"):  # Open3D's RuntimeError before
+        register(src, src + 0.1, method="open3d", voxel_size=1e-12)
+
+
+def test_a_pose_written_as_npy_reads_back(tmp_path):
+    from geomdl.pipelines.registration.io import write_pose
+
+    pose = torch.eye(4, dtype=torch.float64)
+    pose[:3, 3] = torch.tensor([1.0, 2.0, 3.0])
+    write_pose(tmp_path / "pose.npy", pose)
+    np.testing.assert_array_equal(np.load(tmp_path / "pose.npy"), pose.numpy())  # was text in a .npy file

@@ -89,6 +89,16 @@ def axis_angle_to_matrix(vec: torch.Tensor) -> torch.Tensor:
     return torch.eye(3, dtype=vec.dtype) + torch.sin(angle) * kx + (1 - torch.cos(angle)) * kx @ kx
 
 
+def check_voxel_extent(points: torch.Tensor, voxel_size: float) -> None:
+    """``ValueError`` when the voxel grid of ``points`` ``[N, 3]`` would have more than ``2**62`` cells: its integer
+    keys would overflow (checked in floating point, before any conversion to int64 can wrap)."""
+    if points.shape[0] == 0:
+        return
+    extent = (points.max(0).values - points.min(0).values).double() / voxel_size
+    if float(torch.floor(extent).add(1).prod()) > 2**62:
+        raise ValueError(f"voxel_size {voxel_size} is too small for the extent of the cloud")
+
+
 def voxel_downsample(points: torch.Tensor, voxel_size: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Average the points falling in each cubic voxel of side ``voxel_size``.
 
@@ -103,10 +113,9 @@ def voxel_downsample(points: torch.Tensor, voxel_size: float) -> tuple[torch.Ten
     voxel_size = check_positive_real(voxel_size, "voxel_size")
     if points.shape[0] == 0:
         return points.new_zeros((0, 3)), torch.zeros(0, dtype=torch.long)
+    check_voxel_extent(points, voxel_size)
     cell = torch.floor((points - points.min(0).values) / voxel_size).long()
     dims = cell.max(0).values + 1
-    if float(dims.double().prod()) > 2**62:
-        raise ValueError(f"voxel_size {voxel_size} is too small for the extent of the cloud")
     key = (cell[:, 0] * dims[1] + cell[:, 1]) * dims[2] + cell[:, 2]
     sorted_key, order = torch.sort(key)
     new = torch.ones_like(sorted_key, dtype=torch.bool)

@@ -131,13 +131,20 @@ def _existing(path) -> pathlib.Path:
 
 
 def write_pose(path, pose: torch.Tensor) -> None:
-    """Write a ``[4, 4]`` pose as four whitespace-separated rows (atomically).
+    """Write a ``[4, 4]`` pose as four whitespace-separated rows (atomically); a ``.npy`` path gets a NumPy
+    array file instead (float64), so that ``--gt`` reads it back.
 
     Raises ``ValueError`` for another shape or NaN/inf entries (nothing is written then).
     """
     from geomdl.pipelines.registration.geometry import check_pose
-    from geomdl.utils.io import atomic_write_text
+    from geomdl.utils.io import atomic_path, atomic_write_text
 
     pose = check_pose(pose, "pose")
+    if os.fspath(path).lower().endswith(".npy"):
+        import numpy as np
+
+        with atomic_path(os.fspath(path)) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, pose.detach().double().cpu().numpy())
+        return
     text = "\n".join(" ".join(f"{float(v):.9e}" for v in row) for row in pose) + "\n"
     atomic_write_text(os.fspath(path), text)

@@ -29,7 +29,10 @@ def register_open3d(src, tgt, voxel_size, radius, tau, icp_dist, icp_iterations,
     o3d = import_open3d()
     reg = o3d.pipelines.registration
     downs = []
+    from geomdl.pipelines.registration.geometry import check_voxel_extent
+
     for points, name in ((src, "source"), (tgt, "target")):
+        check_voxel_extent(points, voxel_size)  # Open3D raises a RuntimeError there
         down = _cloud(o3d, points).voxel_down_sample(voxel_size)
         check_downsampled(points, len(down.points), voxel_size, name)  # same error as the geomdl path
         downs.append(down)

@@ -82,6 +82,8 @@ class _Timer:
 def check_downsampled(points: torch.Tensor, count: int, voxel_size: float, name: str) -> None:
     """Raise ``ValueError`` when ``count`` occupied voxels are too few to register."""
     if count < MIN_POINTS:
+        if points.shape[0] < MIN_POINTS:  # no voxel size helps
+            raise ValueError(f"{name} has only {points.shape[0]} point(s); registration needs >= {MIN_POINTS}")
         raise ValueError(f"{name} has only {count} occupied voxel(s) at voxel_size={voxel_size:g} "
                          f"(need >= {MIN_POINTS}); use a smaller voxel_size (the cloud spans "
                          f"{float((points.max(0).values - points.min(0).values).max()):.3g} units)")
@@ -160,6 +162,8 @@ def register(source, target, method: str = "geomdl", voxel_size: float = 0.05, *
     icp_iterations, min_inliers = check_int(icp_iterations, "icp_iterations", 0), check_int(min_inliers, "min_inliers", 0)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an int, got {seed!r}")
+    if not -(2 ** 63) <= seed < 2 ** 63:
+        raise ValueError(f"seed must fit in 64 bits (a torch seed), got {seed}")
     # None means "the default multiple of voxel_size"; 0, negative, NaN or inf are errors (not the default)
     radius, tau, icp_dist, spacing = (
         5.0 * voxel_size if descriptor_radius is None else check_positive_real(descriptor_radius, "descriptor_radius"),
