@@ -17,13 +17,13 @@ Outputs: ``[B, out_channels]`` (graph task) or ``[N, out_channels]`` (node task)
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from geomdl import ops
-from geomdl.nn.message_passing import check_batch_vector_and_count, check_dtypes, check_positions, is_data, num_graphs, unpack
+from geomdl.nn.message_passing import (check_batch_vector_and_count, check_dtypes, check_positions, data_num_graphs, is_data,
+                                       num_graphs, unpack)
+from geomdl.ops._validation import check_positive_real, check_real
 from geomdl.ops._validation import host_list
 
 TASKS = ("graph", "node")
@@ -59,16 +59,6 @@ def shared_edge_features(layer, cache: dict, pos: torch.Tensor, edge_index: torc
     return cache[key]
 
 
-def _finite_real(value) -> bool:
-    """A finite real number (Python, NumPy or a one-element tensor; not a bool)."""
-    if isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError, RuntimeError):
-        return False
-
-
 class MolecularModel(nn.Module):
     """Base class: validates inputs, builds the graph, embeds atoms, reads out.
 
@@ -100,16 +90,14 @@ class MolecularModel(nn.Module):
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         if in_channels is not None and (isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1):
             raise ValueError(f"in_channels must be None (atomic numbers) or an int >= 1, got {in_channels!r}")
-        if cutoff is not None and (isinstance(cutoff, bool) or not isinstance(cutoff, (int, float)) or not 0 < cutoff < math.inf):
-            raise ValueError(f"cutoff must be a positive finite number or None (all pairs), got {cutoff!r}")
+        if cutoff is not None:  # None: all pairs
+            cutoff = check_positive_real(cutoff, "cutoff")
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
-        if not _finite_real(target_mean):
-            raise ValueError(f"target_mean must be a finite number, got {target_mean!r}")
-        if not (_finite_real(target_std) and float(target_std) > 0):
-            raise ValueError(f"target_std must be a positive finite number, got {target_std!r}")
+        target_mean = check_real(target_mean, "target_mean")
+        target_std = check_real(target_std, "target_std", minimum=0, open_minimum=True)
         self.out_channels, self.hidden_channels, self.num_elements, self.in_channels = out_channels, hidden_channels, num_elements, in_channels
         self.cutoff = None if cutoff is None else float(cutoff)
         self.max_num_neighbors, self.task, self.readout = max_num_neighbors, task, readout
@@ -123,8 +111,6 @@ class MolecularModel(nn.Module):
             if ref.dim() not in (1, 2) or ref.shape[0] != num_elements or (ref.dim() == 2 and ref.shape[1] not in (1, out_channels)):
                 raise ValueError(f"atomref must have shape [{num_elements}] or [{num_elements}, {out_channels}], got {tuple(ref.shape)}")
             ref = ref.reshape(num_elements, -1)
-            if ref.shape[1] not in (1, out_channels):
-                raise ValueError(f"atomref must have shape [{num_elements}] or [{num_elements}, {out_channels}], got {tuple(ref.shape)}")
             self.register_buffer("atomref", ref)
         else:
             self.atomref = None
@@ -156,8 +142,8 @@ class MolecularModel(nn.Module):
                 if lo < 0 or hi >= self.num_elements:
                     raise ValueError(f"z must lie in [0, {self.num_elements}) (num_elements), got range [{lo}, {hi}]")
         batch, count = check_batch_vector_and_count(batch, z.shape[0], pos.device)
-        if count is not None and data is not None and isinstance(getattr(data, "num_graphs", None), int):
-            count = max(count, data.num_graphs)  # a Batch whose last graphs have no nodes: one row each still
+        if count is not None and data_num_graphs(data) is not None:
+            count = max(count, data_num_graphs(data))  # a Batch whose last graphs have no nodes: one row each still
         return z, pos, batch, count
 
     def build_graph(self, pos: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from geomdl.nn.message_passing import check_batch_vector, check_dtypes, check_features, check_positions, is_data, unpack
+from geomdl.nn.message_passing import (check_batch_vector, check_dtypes, check_features, check_positions, data_num_graphs, is_data,
+                                       unpack)
 from geomdl.ops._validation import num_batches
 
 TASKS = ("graph", "node")
@@ -44,7 +45,7 @@ def point_inputs(model, pos, x, batch):
     last clouds may be empty: they still get one output row each)."""
     data_graphs = None
     if is_data(pos):
-        data_graphs = getattr(pos, "num_graphs", None)
+        data_graphs = data_num_graphs(pos)
         pos, x, batch = unpack(pos, "pos", "x", "batch")
         if pos is None:
             raise ValueError("data.pos is required")
@@ -58,9 +59,7 @@ def point_inputs(model, pos, x, batch):
         x = None  # features present in the data but not configured are ignored (in_channels=0)
     batch = check_batch_vector(batch, pos.shape[0], pos.device)
     count = num_clouds(batch)
-    if isinstance(data_graphs, int) and not isinstance(data_graphs, bool) and not torch.compiler.is_compiling():
-        count = max(count, data_graphs)
-    return pos, x, batch, count
+    return pos, x, batch, count if data_graphs is None else max(count, data_graphs)
 
 
 def num_clouds(batch: torch.Tensor) -> int:

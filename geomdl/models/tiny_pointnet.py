@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from geomdl.nn.message_passing import check_dtypes
+from geomdl.nn.message_passing import check_dtypes, data_num_graphs
 from geomdl.nn.point_net import centre_per_cloud
 from geomdl.ops import scatter
 
@@ -54,7 +54,7 @@ class TinyPointNet(nn.Module):
         pos = data.pos
         if not isinstance(pos, torch.Tensor) or pos.dim() != 2 or pos.shape[1] != 3:
             raise ValueError(f"data.pos must have shape [N, 3], got {getattr(pos, 'shape', pos)}")
-        check_dtypes(self.point_mlp[0].weight if len(self.point_mlp) else self.head[0].weight, pos=pos)
+        check_dtypes(next(self.parameters()), pos=pos)
         batch = getattr(data, "batch", None)
         if batch is None:
             batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
@@ -63,9 +63,8 @@ class TinyPointNet(nn.Module):
             raise TypeError(f"data.batch must be an integer tensor [{pos.shape[0]}], got {getattr(batch, 'dtype', type(batch))} "
                             f"{tuple(getattr(batch, 'shape', ()))}")
         num_graphs = batch.max().item() + 1 if batch.numel() else 0  # .item(), not int(): traceable by torch.export
-        data_graphs = getattr(data, "num_graphs", None)  # a PyG Batch whose last clouds are empty: a row each still
-        if isinstance(data_graphs, int) and not isinstance(data_graphs, bool) and not torch.compiler.is_compiling():
-            num_graphs = max(num_graphs, data_graphs)
+        if data_num_graphs(data) is not None:  # a PyG Batch whose last clouds are empty: a row each still
+            num_graphs = max(num_graphs, data_num_graphs(data))
         _, centred = centre_per_cloud(pos, batch, num_graphs)  # float32-safe far from the origin
         feats = [centred]
         if self.in_channels:

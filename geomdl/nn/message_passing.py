@@ -132,6 +132,14 @@ def unpack(data, *names: str):
     return tuple(getattr(data, n, None) for n in names)
 
 
+def data_num_graphs(data) -> int | None:
+    """A PyG ``Batch``'s ``num_graphs``, which counts trailing graphs without nodes (no batch id names them, so
+    a count read from the batch vector misses their output rows); ``None`` for other inputs and while
+    compiling."""
+    n = getattr(data, "num_graphs", None)
+    return n if isinstance(n, int) and not isinstance(n, bool) and not torch.compiler.is_compiling() else None
+
+
 def is_data(obj) -> bool:
     """True for a PyG ``Data``/``Batch`` (anything with a ``pos`` or ``x`` attribute that is no tensor)."""
     return not isinstance(obj, torch.Tensor) and (hasattr(obj, "pos") or hasattr(obj, "x"))

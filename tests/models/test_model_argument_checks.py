@@ -74,7 +74,7 @@ def test_global_set_abstraction_and_feature_propagation_check_their_inputs():
 
 @pytest.mark.parametrize("build, message", [
     (lambda: EGNN(hidden_channels=8, num_layers=1, target_mean=float("nan")), "target_mean must be a finite number"),
-    (lambda: EGNN(hidden_channels=8, num_layers=1, target_std=float("inf")), "target_std must be a positive finite"),
+    (lambda: EGNN(hidden_channels=8, num_layers=1, target_std=float("inf")), "target_std must be a finite number > 0"),
     (lambda: EGNN(hidden_channels=8, num_layers=1, cutoff=float("inf")), "cutoff must be a positive finite number"),
     (lambda: EGNN(num_elements=10, atomref=list(range(7))), r"atomref must have shape \[10\]"),
     (lambda: DynamicEdgeConv(4, 4, loop="no"), "loop must be a bool"),

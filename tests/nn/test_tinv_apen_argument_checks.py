@@ -64,9 +64,9 @@ def test_apen_half_precision_and_bad_sigmas_are_named():
 def test_partition_helpers_reject_unsorted_batches_and_measures_skip_missing_clouds():
     pos = torch.randn(8, 3)
     unsorted = torch.tensor([0, 1, 0, 1, 0, 1, 0, 1])
-    with pytest.raises(ValueError, match="batch must hold sorted"):
+    with pytest.raises(ValueError, match="batch must be sorted"):
         fps_partition(pos, unsorted, 2)
-    with pytest.raises(ValueError, match="batch must hold sorted"):
+    with pytest.raises(ValueError, match="batch must be sorted"):
         cluster_votes(pos, torch.arange(8), unsorted, 0.1)
     gap = torch.ones(4, dtype=torch.long)  # cloud 0 absent: the only cloud present is cloud 1
     assert refinement_violation(torch.zeros(4, dtype=torch.long), torch.tensor([0, 0, 1, 1]), gap)["lambda_clouds"] == 1.0

@@ -21,7 +21,7 @@ from torch import nn
 
 from geomdl.nn.apen.backbone import FrameAveragedPointNet, _mlp
 from geomdl.nn.apen.partition import cluster_votes, compact_labels, fps_partition
-from geomdl.nn.message_passing import check_batch_vector, check_dtypes, check_positions
+from geomdl.nn.message_passing import check_batch_vector, check_dtypes, check_positions, data_num_graphs
 from geomdl.ops import scatter
 from geomdl.ops._validation import check_int
 
@@ -113,8 +113,7 @@ class APEN(nn.Module):
             data = pos
             pos, batch = data.pos, getattr(data, "batch", None)
             x = getattr(data, "x", None) if self.in_features else None
-            if num_clouds is None and isinstance(getattr(data, "num_graphs", None), int):
-                num_clouds = data.num_graphs
+            num_clouds = data_num_graphs(data) if num_clouds is None else num_clouds
         pos = check_positions(pos, "pos", dim=3)
         # (only CPU autocast runs eigh in float32; CUDA has no autocast kernel for it)
         if pos.dtype in (torch.float16, torch.bfloat16) and not (pos.device.type == "cpu" and torch.is_autocast_enabled("cpu")):
@@ -180,8 +179,7 @@ class GlobalFrameAveragedNet(APEN):
             data = pos
             pos, batch = data.pos, getattr(data, "batch", None)
             x = getattr(data, "x", None) if self.in_features else None
-            if num_clouds is None and isinstance(getattr(data, "num_graphs", None), int):
-                num_clouds = data.num_graphs
+            num_clouds = data_num_graphs(data) if num_clouds is None else num_clouds
         if batch is None:
             batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
         return super().forward(pos, batch, x, partition=batch, num_clouds=num_clouds)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 
 from geomdl.ops import scatter
+from geomdl.ops._validation import check_batch_and_count
 
 
 def compact_labels(labels: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -70,16 +71,6 @@ def farthest_point_centres(pos: torch.Tensor, batch: torch.Tensor, num: int) -> 
     return local + first.unsqueeze(1)
 
 
-def _check_sorted_batch(batch: torch.Tensor) -> None:
-    """``batch`` must hold sorted, non-negative integer cloud ids (the dense per-cloud padding relies on it)."""
-    if batch.is_floating_point() or batch.is_complex() or batch.dtype == torch.bool:
-        raise TypeError(f"batch must hold integer cloud ids, got {batch.dtype}")
-    if torch.compiler.is_compiling() or batch.numel() == 0:
-        return
-    if bool((batch[1:] < batch[:-1]).any() | (batch[:1] < 0).any()):  # one device read (sorted: the first is the min)
-        raise ValueError("batch must hold sorted, non-negative cloud ids (points of one cloud together, clouds in order)")
-
-
 def fps_partition(pos: torch.Tensor, batch: torch.Tensor, num_parts: int) -> tuple[torch.Tensor, int]:
     """Voronoi cells of ``num_parts`` farthest-point centres per cloud.
 
@@ -95,7 +86,7 @@ def fps_partition(pos: torch.Tensor, batch: torch.Tensor, num_parts: int) -> tup
         raise ValueError(f"pos must have shape [N, 3], got {tuple(pos.shape)}")
     if batch.shape != (pos.shape[0],):
         raise ValueError(f"batch must have shape [{pos.shape[0]}], got {tuple(batch.shape)}")
-    _check_sorted_batch(batch)
+    batch = check_batch_and_count(batch, "batch", pos.shape[0], pos.device)[0]  # sorted, non-negative ids
     if pos.shape[0] == 0:
         return torch.zeros(0, dtype=torch.long, device=pos.device), 0
     centres = farthest_point_centres(pos, batch, num_parts)  # [B, K]
@@ -165,7 +156,7 @@ def cluster_votes(votes: torch.Tensor, part: torch.Tensor, batch: torch.Tensor, 
         raise ValueError(f"votes must have shape [N, 3], got {tuple(votes.shape)}")
     if part.shape != (votes.shape[0],) or batch.shape != (votes.shape[0],):
         raise ValueError(f"part and batch must have shape [{votes.shape[0]}], got {tuple(part.shape)} and {tuple(batch.shape)}")
-    _check_sorted_batch(batch)
+    batch = check_batch_and_count(batch, "batch", votes.shape[0], votes.device)[0]  # sorted, non-negative ids
     if votes.shape[0] == 0:  # nothing to cluster (empty input)
         empty = torch.zeros(0, dtype=torch.long, device=votes.device)
         return empty, 0, votes.new_zeros((0, 0)), empty.view(0, 0)

@@ -22,7 +22,6 @@ the ``B_s W_s^l`` of all layers come from one :func:`~geomdl.nn.ponita.conv.shar
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 from torch import nn
@@ -38,7 +37,7 @@ from geomdl.nn.ponita.lifting import (lift_graph, lift_oriented, lift_to_grid, p
                                       read_out_oriented)
 from geomdl.nn.message_passing import check_batch_vector_and_count, check_dtypes, check_edge_index
 from geomdl.ops import scatter
-from geomdl.ops._validation import check_bool, check_int, num_batches
+from geomdl.ops._validation import check_bool, check_int, check_positive_real, num_batches
 from geomdl.utils.devices import Float64Buffers
 
 
@@ -107,9 +106,8 @@ class Ponita(Float64Buffers):
             raise ValueError(f"pool must be 'sum' or 'mean', got {pool!r}")
         if isinstance(max_num_neighbors, bool) or not isinstance(max_num_neighbors, int) or max_num_neighbors < 1:
             raise ValueError(f"max_num_neighbors must be a positive int, got {max_num_neighbors!r}")
-        if radius is not None and (isinstance(radius, bool) or not isinstance(radius, numbers.Real)
-                                   or not 0 < radius < math.inf):
-            raise ValueError(f"radius must be a positive finite number or None, got {radius!r}")
+        if radius is not None:  # None: fully connected graphs
+            radius = check_positive_real(radius, "radius")
         checkpoint = check_bool(checkpoint, "checkpoint")
         basis_dim = basis_dim or hidden
         self.in_scalars, self.in_vectors, self.out_scalars, self.out_vectors = in_scalars, in_vectors, out_scalars, out_vectors
