@@ -7,7 +7,8 @@ side by side mean anything).
                                              # ops_scatter_cpu.py), segment softmax (ops_softmax_cpu.py),
                                              # 1e5-point graphs, fps 1e5 -> 1e3,
                                              # feature-space knn and radius and their search choice
-                                             # (ops_knn_features.py, ops_radius_features.py)
+                                             # (ops_knn_features.py, ops_radius_features.py), PaiNN's
+                                             # message block (ops_painn_message.py)
     python -m benchmarks ops --quick         # tiny sizes (smoke run)
     python -m benchmarks ops --device cuda   # the CUDA kernels vs torch / torch_scatter / torch_cluster / PyG
                                              # on the GPU (benchmarks/ops_cuda.py)
@@ -27,10 +28,10 @@ import torch
 
 from benchmarks.timing import device_name, measure, measure_interleaved, positive_int
 
-HELP = ("scatter-sum, segment softmax, radius_graph, knn_graph (3-D and feature space), fps: geomdl vs torch, torch_scatter, "
-        "torch_cluster, PyG, scipy, open3d")
+HELP = ("scatter-sum, segment softmax, radius_graph, knn_graph (3-D and feature space), fps, PaiNN messages: geomdl vs "
+        "torch, torch_scatter, torch_cluster, PyG, scipy, open3d")
 PARTS = ["scatter", "scatter_max", "scatter_small", "scatter_sums", "softmax", "radius", "knn", "knn_features", "knn_sweep", "radius_features", "radius_sweep",
-         "fps"]
+         "fps", "painn_message"]
 
 
 def add_arguments(parser) -> None:
@@ -372,4 +373,8 @@ def run(args) -> list[dict]:
         radius_search_sweep(table, args.quick)
     if "fps" in parts:
         _fps(table, args.quick)
+    if "painn_message" in parts:
+        from benchmarks.ops_painn_message import painn_message_cpu
+
+        painn_message_cpu(table, args.quick, _optional)
     return table.rows

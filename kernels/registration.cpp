@@ -76,4 +76,9 @@ TORCH_LIBRARY(geomdl, m) {
   //             * sum_{n: group_ptr[g] <= n < group_ptr[g+1]} coef[n] x1[r, pair[n, 0]] x2[r, pair[n, 1]],
   // x1/x2/x3 [R or 1, F_k] (one row: broadcast), int64 tables, out [R, width].
   m.def("sparse_trilinear(Tensor x1, Tensor x2, Tensor x3, Tensor target_ptr, Tensor group_ptr, Tensor group_col, Tensor pair, Tensor coef, int width) -> Tensor");
+  // The PaiNN message block in one pass over the edges (geomdl/ops/painn_message.py): phi [N, 3F], w [E, 3F],
+  // vec [N, 3F] (a [N, 3, F] tensor), unit [E, 3], src/dst [E] int64 -> out [num_nodes, 4F] (scalar messages,
+  // then the vector messages as [3, F]); the backward returns the gradients of (phi, w, vec, unit).
+  m.def("painn_message(Tensor phi, Tensor w, Tensor vec, Tensor unit, Tensor src, Tensor dst, SymInt num_nodes) -> Tensor");
+  m.def("painn_message_backward(Tensor grad, Tensor phi, Tensor w, Tensor vec, Tensor unit, Tensor src, Tensor dst) -> (Tensor, Tensor, Tensor, Tensor)");
 }

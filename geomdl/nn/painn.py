@@ -101,18 +101,14 @@ class PaiNNLayer(nn.Module):
         check_positions(pos, "pos", n)
         check_dtypes(self.filter.weight, s=s, v=v, pos=pos)
         edge_index = check_edge_index(edge_index, n, n)
-        src, dst = edge_index[0], edge_index[1]
         # vectors are processed as [N, 3, F] (channels contiguous: fast broadcasting and channel mixing)
         vt = v.transpose(1, 2).contiguous()
         # --- message
         unit, radial, cut = self.edge_features(pos, edge_index) if edge_features is None else edge_features
         w = self.filter(radial) * cut                                   # [E, 3F]
-        x = self.phi(s).index_select(0, src) * w                        # [E, 3F]
-        ds, dvv, dvs = torch.split(x, f, dim=1)
-        dv = dvv.unsqueeze(1) * vt.index_select(0, src) + dvs.unsqueeze(1) * unit.unsqueeze(2)   # [E, 3, F]
-        agg = ops.scatter(torch.cat([ds, dv.reshape(-1, 3 * f)], dim=1), dst, 0, n)           # one scatter [N, 4F]
-        s = s + agg[:, :f]
-        vt = vt + agg[:, f:].reshape(n, 3, f)
+        m_s, m_v = ops.painn_message(self.phi(s), w, vt, unit, edge_index, n)   # gather-multiply-scatter, one pass
+        s = s + m_s
+        vt = vt + m_v
         # --- update
         uv = self.mix(vt)                                               # [N, 3, 2F]
         u, vv = uv[..., :f], uv[..., f:]

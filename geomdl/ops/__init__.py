@@ -19,6 +19,7 @@ from geomdl.ops._extension import (
     use_backend,
 )
 from geomdl.ops.fps import fps, fps_reference
+from geomdl.ops.painn_message import painn_message, painn_message_reference
 from geomdl.ops.neighbors import (
     knn,
     knn_graph,
@@ -39,5 +40,5 @@ __all__ = [
     "scatter", "scatter_reference", "segment_softmax", "segment_softmax_reference",
     "radius", "radius_reference", "knn", "knn_reference", "radius_graph", "radius_graph_reference",
     "knn_graph", "knn_graph_reference", "fps", "fps_reference",
-    "TrilinearPlan", "sparse_trilinear", "sparse_trilinear_reference",
+    "TrilinearPlan", "sparse_trilinear", "sparse_trilinear_reference", "painn_message", "painn_message_reference",
 ]

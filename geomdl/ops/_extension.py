@@ -23,7 +23,7 @@ import warnings
 import torch
 
 BACKENDS = ("auto", "compiled", "reference")
-OPS = ("scatter_reduce", "segment_softmax", "radius", "knn", "fps", "gaunt_columns", "sparse_trilinear")  # kernels/registration.cpp
+OPS = ("scatter_reduce", "segment_softmax", "radius", "knn", "fps", "gaunt_columns", "sparse_trilinear", "painn_message")  # kernels/registration.cpp
 
 
 class GeomdlKernelWarning(RuntimeWarning):
