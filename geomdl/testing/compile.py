@@ -29,7 +29,7 @@ def _run(fn, args, grad_args, params):
     wrt = [leaves[i] for i in grad_args] + list(params)
     grads = []
     if wrt:
-        loss = sum((o.double() * torch.linspace(0.5, 1.5, o.numel(), dtype=torch.float64).view(o.shape)).sum()
+        loss = sum((o.double() * torch.linspace(0.5, 1.5, o.numel(), dtype=torch.float64, device=o.device).view(o.shape)).sum()
                    for o in outs if o.is_floating_point() and o.requires_grad)
         if isinstance(loss, torch.Tensor):
             grads = torch.autograd.grad(loss, wrt, allow_unused=True)

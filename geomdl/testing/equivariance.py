@@ -19,7 +19,8 @@ and compares ``fn(g . x)`` with ``g . fn(x)`` in float64. Types (strings):
 Transformations tested separately (each ``n_samples`` times): proper rotations, improper elements
 (reflections, ``det R = -1``) when ``group="O3"``, translations, node permutations, scalings (when
 ``scaling=True``), and all of them combined. The error of one case is the relative error
-``|f(g.x) - g.f(x)| / max(|f(x)|, 1e-12)`` over all outputs. ``group="SO3"`` declares a chiral
+``|f(g.x) - g.f(x)| / max(|f(x)|, 1e-12)`` of each output (the largest over the outputs and samples; NaN, from
+a non-finite output in any sample, fails). ``group="SO3"`` declares a chiral
 function (no reflection test); ``group="O3-invariant-reflection"`` is not needed: declare such
 outputs as ``scalar``/``pseudovector``.
 """
@@ -144,22 +145,29 @@ def _to_float64(items):
     return [(k, v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v, t) for k, v, t in items]
 
 
-def _norm(vals):
-    return math.sqrt(sum(float(v.detach().double().pow(2).sum()) for _, v, _ in vals if isinstance(v, torch.Tensor) and v.is_floating_point()))
+def _norm(v) -> float:
+    """Norm of one output (0 for non-floating outputs, which are compared exactly)."""
+    if isinstance(v, torch.Tensor) and v.is_floating_point():
+        return math.sqrt(float(v.detach().double().pow(2).sum()))
+    return 0.0
 
 
-def _diff(a, b):
-    tot = 0.0
-    for (_, va, ta), (_, vb, _) in zip(a, b):
-        if isinstance(va, torch.Tensor) and va.is_floating_point():
-            if va.shape != vb.shape:
-                raise AssertionError(f"output of type {ta!r} changed shape under the transformation: {tuple(va.shape)} vs {tuple(vb.shape)}")
-            tot += float((va.detach().double() - vb.detach().double()).pow(2).sum())
-        elif isinstance(va, torch.Tensor) and not torch.equal(va, vb):
-            tot += float("inf")
-        elif not isinstance(va, torch.Tensor) and not va == vb:  # "fixed" outputs of other kinds
-            tot += float("inf")
-    return math.sqrt(tot)
+def _diff(va, ta, vb) -> float:
+    """``|va - vb|`` of one output (``inf`` when non-floating outputs differ)."""
+    if isinstance(va, torch.Tensor) and va.is_floating_point():
+        if va.shape != vb.shape:
+            raise AssertionError(f"output of type {ta!r} changed shape under the transformation: {tuple(va.shape)} vs {tuple(vb.shape)}")
+        return math.sqrt(float((va.detach().double() - vb.detach().double()).pow(2).sum()))
+    if isinstance(va, torch.Tensor):
+        return 0.0 if torch.equal(va, vb) else float("inf")
+    return 0.0 if va == vb else float("inf")  # "fixed" outputs of other kinds
+
+
+def _worse(err: float, worst: float) -> float:
+    """The larger error; NaN (a non-finite output) wins and stays (``max`` would drop it)."""
+    if worst != worst or err != err:
+        return float("nan")
+    return err if err > worst else worst
 
 
 def equivariance_error(fn, inputs, in_types, out_types, *, group: str = "O3", translation: bool = True,
@@ -209,7 +217,8 @@ def equivariance_error(fn, inputs, in_types, out_types, *, group: str = "O3", tr
 
     base_out = call(items)
     base_items = _outputs(base_out, out_types)
-    ref_norm = max(_norm(base_items), float(norm_floor))
+    # each output against its own norm: a large output (an energy) must not hide a broken small one (forces)
+    ref_norms = [max(_norm(v), float(norm_floor)) for _, v, _ in base_items]
 
     identity = torch.eye(3, dtype=torch.float64)
     zero = torch.zeros(3, dtype=torch.float64)
@@ -240,9 +249,8 @@ def equivariance_error(fn, inputs, in_types, out_types, *, group: str = "O3", tr
             out = call(moved)
             out_items = _outputs(out, out_types)
             expected = [(k, _act(v, t, g, n), t) for k, v, t in base_items]
-            err = _diff(out_items, expected) / ref_norm
-            if not err <= worst:  # NaN (non-finite outputs) must fail the check: max() would drop it
-                worst = err
+            for (_, va, ta), (_, vb, _), ref in zip(out_items, expected, ref_norms):
+                worst = _worse(_diff(va, ta, vb) / ref, worst)
         errors[kind] = worst
     return errors
 
