@@ -103,17 +103,32 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    out = pathlib.Path(args.out) if args.out else RESULTS / f"{args.name}.json"
+    _check_out(out)  # before the run: a long run must not end in a traceback that loses its results
     mod = importlib.import_module(BENCHMARKS[args.name])
     t0 = time.time()
     rows = mod.run(args)
     print_table(rows)
-    out = pathlib.Path(args.out) if args.out else RESULTS / f"{args.name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": args.name, "argv": sys.argv[1:] if argv is None else argv, "environment": environment(),
                "wall_s": time.time() - t0, "rows": rows}
-    write_json(out, payload)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_json(out, payload)
+    except OSError as exc:
+        raise SystemExit(f"--out {out}: cannot write the results ({exc}); the table above is all that remains") from None
     print(f"\nwrote {out}")
     return 0
+
+
+def _check_out(out: pathlib.Path) -> None:
+    """Exit with a usage message when ``out`` cannot become the results file (a folder, or below a file)."""
+    from geomdl.utils.io import file_in_the_way
+
+    if out.is_dir():
+        raise SystemExit(f"--out {out} is a folder; give a file name, e.g. {out / 'results.json'}")
+    blocker = file_in_the_way(out.parent)
+    if blocker is not None:
+        raise SystemExit(f"--out {out}: {blocker} is a file, so the folder {out.parent} cannot be made")
 
 
 if __name__ == "__main__":

@@ -41,8 +41,8 @@ def _cases(channels: int):
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--channels", type=int, default=16, help="multiplicity C of every irrep (default 16)")
-    parser.add_argument("--rows", type=int, default=20000, help="rows (edges) per call (default 20000)")
+    parser.add_argument("--channels", type=positive_int, default=16, help="multiplicity C of every irrep (default 16)")
+    parser.add_argument("--rows", type=positive_int, default=20000, help="rows (edges) per call (default 20000)")
     parser.add_argument("--repeats", type=positive_int, default=7)
     parser.add_argument("--cases", type=comma_choices(tuple(_cases(1))), default=",".join(_cases(1)), help="comma-separated subset of the cases")
     parser.add_argument("--passes", type=comma_choices(PASSES), default=",".join(PASSES), help=f"comma-separated subset of {PASSES}")

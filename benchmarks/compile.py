@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from benchmarks.timing import measure_interleaved, positive_int
+from benchmarks.timing import measure_interleaved, positive_int, positive_float
 
 HELP = "torch.compile(fullgraph=True, inductor) vs eager: training-step time of geomdl layers"
 LAYERS = ("egnn", "painn", "point_net_conv", "dynamic_edge_conv", "set_abstraction", "equivariant_conv_cg",
@@ -23,8 +23,8 @@ LAYERS = ("egnn", "painn", "point_net_conv", "dynamic_edge_conv", "set_abstracti
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--nodes", type=int, default=2000, help="points of the random cloud (default 2000)")
-    parser.add_argument("--radius", type=float, default=0.35, help="radius graph in the unit cube (default 0.35)")
+    parser.add_argument("--nodes", type=positive_int, default=2000, help="points of the random cloud (default 2000)")
+    parser.add_argument("--radius", type=positive_float, default=0.35, help="radius graph in the unit cube (default 0.35)")
     parser.add_argument("--repeats", type=positive_int, default=9)
     parser.add_argument("--only", nargs="*", default=None, choices=LAYERS, metavar="LAYER",
                         help=f"layer names (default all): {', '.join(LAYERS)}")

@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from benchmarks.timing import measure, positive_int
+from benchmarks.timing import measure, positive_int, positive_float
 
 HELP = "forward+backward time of geomdl layers vs PyG layers on a 1e4-node radius graph"
 LAYERS = ("PointNetConv", "EdgeConv", "DynamicEdgeConv", "EGNNLayer", "PaiNNLayer", "EquivariantConv",
@@ -25,15 +25,15 @@ LAYERS = ("PointNetConv", "EdgeConv", "DynamicEdgeConv", "EGNNLayer", "PaiNNLaye
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--nodes", type=int, default=10000, help="number of points (default 10000)")
-    parser.add_argument("--channels", type=int, default=64, help="feature channels (default 64)")
-    parser.add_argument("--degree", type=float, default=16.0, help="mean neighbours within the radius (default 16)")
-    parser.add_argument("--radius", type=float, default=1.0, help="graph radius (default 1.0)")
-    parser.add_argument("--k", type=int, default=16, help="k of the dynamic EdgeConv (default 16)")
-    parser.add_argument("--dynamic-nodes", type=int, default=2000, help="points of the dynamic EdgeConv row (default 2000)")
-    parser.add_argument("--dynamic-features", type=int, default=64,
+    parser.add_argument("--nodes", type=positive_int, default=10000, help="number of points (default 10000)")
+    parser.add_argument("--channels", type=positive_int, default=64, help="feature channels (default 64)")
+    parser.add_argument("--degree", type=positive_float, default=16.0, help="mean neighbours within the radius (default 16)")
+    parser.add_argument("--radius", type=positive_float, default=1.0, help="graph radius (default 1.0)")
+    parser.add_argument("--k", type=positive_int, default=16, help="k of the dynamic EdgeConv (default 16)")
+    parser.add_argument("--dynamic-nodes", type=positive_int, default=2000, help="points of the dynamic EdgeConv row (default 2000)")
+    parser.add_argument("--dynamic-features", type=positive_int, default=64,
                         help="input features of the dynamic EdgeConv row, the space of its kNN (default 64, as in DGCNN)")
-    parser.add_argument("--tp-mul", type=int, default=8, help="multiplicity of 0e+1o+2e in the EquivariantConv rows (default 8)")
+    parser.add_argument("--tp-mul", type=positive_int, default=8, help="multiplicity of 0e+1o+2e in the EquivariantConv rows (default 8)")
     parser.add_argument("--repeats", type=positive_int, default=7, help="timed repeats per layer (default 7)")
     parser.add_argument("--only", nargs="+", default=None, choices=LAYERS, metavar="LAYER",
                         help=f"layer names to run (default all): {', '.join(LAYERS)}")

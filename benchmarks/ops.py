@@ -26,7 +26,7 @@ import statistics
 import numpy as np
 import torch
 
-from benchmarks.timing import device_name, measure, measure_interleaved, positive_int
+from benchmarks.timing import device_name, measure, measure_interleaved, positive_int, positive_float
 
 HELP = ("scatter-sum, segment softmax, radius_graph, knn_graph (3-D and feature space), fps, PaiNN messages: geomdl vs "
         "torch, torch_scatter, torch_cluster, PyG, scipy, open3d")
@@ -38,13 +38,13 @@ def add_arguments(parser) -> None:
     parser.set_defaults(threads=2)
     parser.add_argument("--quick", action="store_true", help="tiny sizes")
     parser.add_argument("--repeats", type=positive_int, default=7)
-    parser.add_argument("--neighbors", type=float, default=32.0, help="mean neighbours per point for radius_graph")
-    parser.add_argument("--k", type=int, default=16)
+    parser.add_argument("--neighbors", type=positive_float, default=32.0, help="mean neighbours per point for radius_graph")
+    parser.add_argument("--k", type=positive_int, default=16)
     parser.add_argument("--only", choices=PARTS, nargs="*", help="run only these parts")
     parser.add_argument("--device", default="cpu", type=device_name,
                         help="cpu (default), cuda or cuda:N (see benchmarks/ops_cuda.py)")
-    parser.add_argument("--radius-points", type=int, default=1_000_000, help="points for radius_graph on CUDA")
-    parser.add_argument("--slow", type=float, default=2.0, help="CUDA: peers slower than this (s/call) are timed once")
+    parser.add_argument("--radius-points", type=positive_int, default=1_000_000, help="points for radius_graph on CUDA")
+    parser.add_argument("--slow", type=positive_float, default=2.0, help="CUDA: peers slower than this (s/call) are timed once")
 
 
 def _optional(name):
@@ -128,7 +128,7 @@ def _scatter(table, quick):
     def add_with_floor(impl, key, **kwargs):
         row = table.add(op, impl, t[key], **kwargs)
         ratios = sorted(a / b for a, b in zip(t[key]["times_ms"], t["read"]["times_ms"]))
-        q = statistics.quantiles(ratios, n=4) if len(ratios) >= 2 else ratios * 3
+        q = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) >= 2 else ratios * 3
         row["vs_read_floor_per_round"] = f"{statistics.median(ratios):.2f} ({q[0]:.2f}-{q[2]:.2f})"
 
     add_with_floor("geomdl (compiled)", "geomdl", geomdl=True)

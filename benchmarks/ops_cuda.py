@@ -271,6 +271,8 @@ def run_cuda(args) -> list[dict]:
     if not torch.cuda.is_available():
         raise SystemExit("--device cuda: torch sees no CUDA device")
     device = torch.device(args.device)
+    if device.index is not None:  # the current device: what kernel_times and _bandwidth synchronise and name
+        torch.cuda.set_device(device)
     missing = [op for op in ("scatter_reduce", "segment_softmax", "radius", "knn", "fps") if not ops.has_kernel(op, "cuda")]
     if missing:
         raise SystemExit(f"geomdl has no CUDA kernel for {missing}: {ops.extension_error() or 'built without CUDA'}")

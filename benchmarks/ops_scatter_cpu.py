@@ -172,7 +172,15 @@ def scatter_small(table, quick: bool, optional) -> None:
         index = torch.randint(0, s, (n,), generator=gen).sort().values
         for reduce in ("sum", "max"):
             op = f"scatter_{reduce} {n}x{c}->{s}, per call"
-            want = ops.scatter(src, index, dim_size=s, reduce=reduce)
+            with ops.use_backend("compiled"):
+                want = ops.scatter(src, index, dim_size=s, reduce=reduce)
+
+            def compiled(run):
+                # the geomdl rows time the compiled op whatever GEOMDL_KERNELS says (set once per loop, not per call)
+                def under_compiled():
+                    with ops.use_backend("compiled"):
+                        return run()
+                return under_compiled
 
             def loop(fn):
                 def run():
@@ -190,11 +198,13 @@ def scatter_small(table, quick: bool, optional) -> None:
                 per_call = {**t, **{key: t[key] / calls for key in ("median_ms", "min_ms", "iqr_ms")}}
                 table.add(op, name, per_call, agrees=agrees, geomdl=geomdl)
 
-            add("geomdl (compiled)", lambda: ops.scatter(src, index, dim_size=s, reduce=reduce), geomdl=True)
+            add("geomdl (compiled)", lambda: ops.scatter(src, index, dim_size=s, reduce=reduce), geomdl=True,
+                wrap=compiled)
             if why_no_baseline() is not None:
                 table.skip(op, BASELINE, why_no_baseline())
             else:
-                add(BASELINE, lambda: ops.scatter(src, index, dim_size=s, reduce=reduce), wrap=baseline_copy)
+                add(BASELINE, lambda: ops.scatter(src, index, dim_size=s, reduce=reduce),
+                    wrap=lambda run: baseline_copy(compiled(run)))
             add("torch.ops.geomdl op called directly", lambda: torch.ops.geomdl.scatter_reduce(src, index, s, reduce)[0])
             if reduce == "sum":
                 add("torch index_add_", lambda: src.new_zeros(s, c).index_add_(0, index, src))

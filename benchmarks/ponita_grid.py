@@ -8,17 +8,19 @@ for scalar and vector outputs; the co-rotated grid (``G R^T``) is exact and is t
 """
 from __future__ import annotations
 
+from benchmarks.timing import positive_int
+
 import torch
 
 HELP = "PONITA grid mode: equivariance error vs number of orientations and vs grid-rotation averaging"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--orientations", type=int, nargs="+", default=[4, 8, 12, 16, 20, 32, 64, 128])
+    parser.add_argument("--orientations", type=positive_int, nargs="+", default=[4, 8, 12, 16, 20, 32, 64, 128])
     parser.add_argument("--grids", nargs="+", default=["fibonacci", "repulsion"])
-    parser.add_argument("--samples", type=int, default=8)
-    parser.add_argument("--points", type=int, default=12)
-    parser.add_argument("--averages", type=int, nargs="+", default=[1, 4, 16], help="grid rotations averaged (at 16 orientations)")
+    parser.add_argument("--samples", type=positive_int, default=8)
+    parser.add_argument("--points", type=positive_int, default=12)
+    parser.add_argument("--averages", type=positive_int, nargs="+", default=[1, 4, 16], help="grid rotations averaged (at 16 orientations)")
     parser.add_argument("--seed", type=int, default=0)
 
 

@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from benchmarks.timing import measure_interleaved, positive_int
+from benchmarks.timing import measure_interleaved, positive_int, nonnegative_int
 
 HELP = "one qm9_short training step (forward + backward) of PONITA against EGNN: CPU ms per step and ratio"
 
@@ -32,7 +32,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batches", type=positive_int, default=8, help="QM9 batches per round (default 8)")
     parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--repeats", type=positive_int, default=7, help="timed rounds (default 7)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
+    parser.add_argument("--warmup", type=nonnegative_int, default=1, help="untimed rounds first (default 1)")
     parser.add_argument("--seed", type=int, default=0)
 
 

@@ -17,6 +17,8 @@ Add a model with one line in ``MODELS``: ``name: ("module:Class", {kwargs})``; t
 """
 from __future__ import annotations
 
+from benchmarks.timing import positive_float, positive_int
+
 import importlib
 import math
 import time
@@ -41,14 +43,14 @@ def add_arguments(parser) -> None:
                         help=f"models to train (default all: {', '.join(MODELS)})")
     parser.add_argument("--target", default="U0", choices=TARGET_NAMES, metavar="TARGET",
                         help="QM9 target name (default U0; see geomdl.datasets.qm9.TARGET_NAMES)")
-    parser.add_argument("--budget", type=float, default=180.0, help="seconds of training per model (default 180)")
+    parser.add_argument("--budget", type=positive_float, default=180.0, help="seconds of training per model (default 180)")
     parser.add_argument("--budget-clock", choices=("cpu", "wall"), default="cpu", help="budget clock (default cpu: process CPU time)")
-    parser.add_argument("--train", type=int, default=10000, help="training molecules (default 10000)")
-    parser.add_argument("--val", type=int, default=1000, help="validation molecules for the curve (default 1000)")
-    parser.add_argument("--test", type=int, default=2000, help="test molecules for the final MAE (default 2000)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--evals", type=int, default=6, help="validation points on the curve (default 6)")
+    parser.add_argument("--train", type=positive_int, default=10000, help="training molecules (default 10000)")
+    parser.add_argument("--val", type=positive_int, default=1000, help="validation molecules for the curve (default 1000)")
+    parser.add_argument("--test", type=positive_int, default=2000, help="test molecules for the final MAE (default 2000)")
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--lr", type=positive_float, default=5e-4)
+    parser.add_argument("--evals", type=positive_int, default=6, help="validation points on the curve (default 6)")
     parser.add_argument("--root", default=None, help="QM9 root folder (default: the datasets default; qm9pack CSVs when absent)")
     parser.add_argument("--seed", type=int, default=0)
 

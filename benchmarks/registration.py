@@ -16,6 +16,8 @@ order pair by pair). The learned descriptor was trained on built-in pairs of oth
 """
 from __future__ import annotations
 
+from benchmarks.timing import nonnegative_int, positive_float
+
 import os
 import pathlib
 import statistics
@@ -30,11 +32,11 @@ DATA = pathlib.Path(os.environ.get("GEOMDL_SHARED_DATA", pathlib.Path(__file__).
 def add_arguments(parser) -> None:
     from geomdl.pipelines.registration.pipeline import METHODS
 
-    parser.add_argument("--synthetic", type=int, default=200, help="number of built-in pairs (default 200)")
-    parser.add_argument("--crops", type=int, default=24, help="number of low-overlap crops of real pairs (default 24)")
+    parser.add_argument("--synthetic", type=nonnegative_int, default=200, help="number of built-in pairs (default 200)")
+    parser.add_argument("--crops", type=nonnegative_int, default=24, help="number of low-overlap crops of real pairs (default 24)")
     parser.add_argument("--methods", nargs="+", default=["geomdl", "learned", "open3d"], choices=METHODS, metavar="METHOD",
                         help=f"methods (default: geomdl learned open3d; choose from {', '.join(METHODS)})")
-    parser.add_argument("--voxel", type=float, default=0.05, help="voxel size in metres (default 0.05)")
+    parser.add_argument("--voxel", type=positive_float, default=0.05, help="voxel size in metres (default 0.05)")
     parser.add_argument("--seed", type=int, default=0)
 
 

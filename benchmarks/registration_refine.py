@@ -140,7 +140,16 @@ def run(args) -> list[dict]:
     from geomdl.pipelines.registration.verify import verify_pose
 
     rows = []
-    variants = dict(VARIANTS, **(OPEN3D_VARIANTS if args.open3d else {}))
+    open3d_variants = OPEN3D_VARIANTS if args.open3d else {}
+    if open3d_variants:
+        from geomdl.utils.optional import import_open3d
+
+        try:  # checked once, before any work: a missing open3d is a skipped row, not a traceback at the end
+            import_open3d()
+        except ImportError as exc:
+            open3d_variants = {}
+            rows.extend({"pairs": "-", "start": "-", "variant": name, "skipped": str(exc)} for name in OPEN3D_VARIANTS)
+    variants = dict(VARIANTS, **open3d_variants)
     if (DATA / "3dmatch").is_dir():
         for i, j, src, tgt, gt, info in real_pairs()[1]:
             result = register(src, tgt, voxel_size=args.voxel, seed=args.seed)

@@ -43,18 +43,18 @@ PEERS = ("gaunt", "gaunt_fft", "e3nn", "cueq")
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--lmax", type=int, default=12, help="largest L (default 12); L runs from 1")
+    parser.add_argument("--lmax", type=positive_int, default=12, help="largest L (default 12); L runs from 1")
     parser.add_argument("--ls", default=None, help="comma-separated degrees to run instead of 1..--lmax (e.g. 6,10)")
     parser.add_argument("--quick", action="store_true", help="L = 1..4, 3 repeats (smoke run)")
-    parser.add_argument("--channels", type=int, default=64)
-    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--channels", type=positive_int, default=64)
+    parser.add_argument("--nodes", type=positive_int, default=1000)
     parser.add_argument("--repeats", type=positive_int, default=5)
     parser.add_argument("--slow-repeats", type=positive_int, default=1, help="repeats for calls slower than 2 s")
     parser.add_argument("--peers", type=comma_choices(PEERS), default="gaunt,gaunt_fft,e3nn", help=f"comma-separated subset of {PEERS}")
     parser.add_argument("--second", choices=("full", "single"), default="full",
                         help="y with C channels (uuu, default) or with one channel (uvu, v=1; needed by cueq)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cpu (default) or cuda")
-    parser.add_argument("--e3nn-lmax", type=int, default=None, help="largest L timed for e3nn (default --lmax)")
+    parser.add_argument("--e3nn-lmax", type=positive_int, default=None, help="largest L timed for e3nn (default --lmax)")
     parser.add_argument("--seed", type=int, default=0)
 
 

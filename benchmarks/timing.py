@@ -10,6 +10,28 @@ import time
 import torch
 
 
+def positive_float(text: str) -> float:
+    """argparse ``type``: a finite number > 0 (``--radius 0`` or ``--neighbors -5`` is a usage error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse ``type``: an integer >= 0 (``--warmup -1`` is a usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """argparse ``type``: an integer >= 1 (``--repeats 0`` or ``--threads -1`` is a usage error, not a traceback)."""
     try:
@@ -41,7 +63,7 @@ def comma_choices(choices):
 
 def _sync(device):
     if device is not None and str(device).startswith("cuda"):
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(torch.device(device))  # that device's queue (not only the current device's)
 
 
 def measure(fn, *, repeats: int = 7, warmup: int = 2, device=None, min_time: float = 0.0) -> dict:
@@ -57,7 +79,7 @@ def measure(fn, *, repeats: int = 7, warmup: int = 2, device=None, min_time: flo
         fn()
         _sync(device)
         times.append((time.perf_counter() - t0) * 1e3)
-    q = statistics.quantiles(times, n=4) if len(times) >= 2 else [times[0]] * 3
+    q = statistics.quantiles(times, n=4, method="inclusive") if len(times) >= 2 else [times[0]] * 3
     return {"median_ms": statistics.median(times), "min_ms": min(times), "iqr_ms": q[2] - q[0], "repeats": len(times)}
 
 
@@ -74,7 +96,7 @@ def environment() -> dict:
         "python": platform.python_version(),
         "cpu": platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
-        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "cuda_device": torch.cuda.get_device_name(torch.cuda.current_device()) if torch.cuda.is_available() else None,
         "extension": ops.extension_loaded(),
     }
 
@@ -97,7 +119,7 @@ def measure_interleaved(fns: dict, *, repeats: int = 7, warmup: int = 2, device=
             times[name].append((clock() - t0) * 1e3)
     out = {}
     for name, ts in times.items():
-        q = statistics.quantiles(ts, n=4) if len(ts) >= 2 else [ts[0]] * 3
+        q = statistics.quantiles(ts, n=4, method="inclusive") if len(ts) >= 2 else [ts[0]] * 3
         out[name] = {"median_ms": statistics.median(ts), "min_ms": min(ts), "iqr_ms": q[2] - q[0], "repeats": len(ts),
                      "times_ms": ts}
     return out

@@ -9,8 +9,8 @@ HELP = "TinvNN embedding: covariance route vs distance-matrix route vs a PointNe
 def add_arguments(parser) -> None:
     from benchmarks.timing import positive_int
 
-    parser.add_argument("--clouds", type=int, default=8, help="clouds per batch (default 8)")
-    parser.add_argument("--points", type=int, nargs="+", default=[256, 1024], help="points per cloud (default 256 1024)")
+    parser.add_argument("--clouds", type=positive_int, default=8, help="clouds per batch (default 8)")
+    parser.add_argument("--points", type=positive_int, nargs="+", default=[256, 1024], help="points per cloud (default 256 1024)")
     parser.add_argument("--repeats", type=positive_int, default=5)
 
 

@@ -187,3 +187,34 @@ def test_ops_cpu_only_part_on_cuda_is_refused():
     with pytest.raises(SystemExit) as info:
         bench_ops.run(args)
     assert info.value.code == "--only knn_features: CPU only; with --device cuda choose from scatter, radius, knn, fps"
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["ops", "--k", "0"], "argument --k: expected a positive integer"),
+    (["ops", "--neighbors", "-5"], "argument --neighbors: expected a positive finite number"),
+    (["layers", "--radius", "nan"], "argument --radius: expected a positive finite number"),
+    (["ponita_step", "--warmup", "-1"], "argument --warmup: expected an integer >= 0"),
+    (["tinvnn_embedding", "--clouds", "0"], "argument --clouds: expected a positive integer"),
+])
+def test_size_options_are_checked_before_anything_runs(capsys, no_run, argv, match):
+    assert match in _usage_error(capsys, argv)
+
+
+def test_an_unusable_out_path_stops_before_the_run(no_run, tmp_path):
+    with pytest.raises(SystemExit, match="is a folder"):
+        main(["trainer", "--out", str(tmp_path)])
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    with pytest.raises(SystemExit, match="is a file"):
+        main(["trainer", "--out", str(blocker / "sub" / "r.json")])
+
+
+def test_quartiles_of_few_timings_stay_within_the_data(monkeypatch):
+    import benchmarks.timing as timing
+
+    # perf_counter readings: the loop start, (t0, t1) per call (10 ms and 20 ms), the loop test after them
+    clock = iter([0.0, 0.0, 0.010, 0.010, 0.030, 0.030])
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: next(clock))
+    t = timing.measure(lambda: None, repeats=2, warmup=0)
+    assert t["repeats"] == 2 and t["median_ms"] == pytest.approx(15.0)
+    assert t["iqr_ms"] <= 10.0 + 1e-9  # the exclusive quartiles extrapolated to 15 ms, wider than the data
