@@ -5,7 +5,8 @@ The graph is built once with ``geomdl.ops.radius_graph`` (PyG 2.8's ``radius_gra
 need pyg-lib) and passed to both. ``ratio = geomdl / peer`` of the median wall times (< 1: geomdl
 faster); ``cpu_ratio`` the same for the process CPU time per call (use ``--threads 1``: then CPU time
 is the work done, unaffected by other jobs on a shared machine). Layers without a
-PyG counterpart (EGNN, PaiNN, the tensor-product convolution) are timed alone.
+PyG counterpart (EGNN, the tensor-product convolution) are timed alone; PaiNN is timed against itself with
+its message block written in PyTorch ops instead of the fused ``geomdl.ops.painn_message``.
 
     python -m benchmarks layers [--nodes 10000] [--channels 64] [--degree 16] [--threads 2]
 """
@@ -157,8 +158,26 @@ def run(args) -> list[dict]:
         torch.manual_seed(args.seed)
         layer = PaiNNLayer(c, cutoff=args.radius)
         v = torch.randn(n, c, 3, generator=g).requires_grad_(True)
-        rows.append(_row("PaiNNLayer", None, lambda: layer(x, v, posg, edge_index), None, list(layer.parameters()), None,
-                         [x, v, posg], args.repeats, None))
+        # peer: the same layer with its message block written in PyTorch ops (gather, multiply, concatenate,
+        # geomdl's compiled scatter), as the layer computed it before ops.painn_message
+        from benchmarks.ops_painn_message import _torch_ops
+
+        fused = ops.painn_message
+
+        def unfused(phi, w, vt, unit, ei, num):
+            return _torch_ops(lambda t, i, m: ops.scatter(t, i, 0, m), ei, num)(phi, w, vt, unit)
+
+        def peer_fn():
+            ops.painn_message = unfused
+            try:
+                return layer(x, v, posg, edge_index)
+            finally:
+                ops.painn_message = fused
+
+        with torch.no_grad():
+            diff = max(float((a - b).abs().max()) for a, b in zip(layer(x, v, posg, edge_index), peer_fn()))
+        rows.append(_row("PaiNNLayer", "PaiNNLayer, messages in PyTorch ops", lambda: layer(x, v, posg, edge_index),
+                         peer_fn, list(layer.parameters()), list(layer.parameters()), [x, v, posg], args.repeats, diff))
 
     try:
         from geomdl.nn.equivariant_conv import EquivariantConv

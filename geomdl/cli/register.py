@@ -11,7 +11,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--method", default="geomdl", choices=["geomdl", "learned", "fpfh", "open3d"],
                         help="geomdl (PPF + spectral, default), learned (learned invariant descriptor + spectral), "
                              "fpfh (FPFH + spectral), open3d (FPFH + RANSAC)")
-    parser.add_argument("--out", help="write the 4x4 pose (source -> target) to this text file")
+    parser.add_argument("--out", help="write the 4x4 pose (source -> target) to this file: .npy writes a NumPy array, "
+                        "any other name four text rows")
     parser.add_argument("--show", metavar="PNG", help="write a PNG of the aligned clouds")
     parser.add_argument("--gt", help="optional 4x4 ground-truth pose file (text or .npy): prints RRE/RTE")
 

@@ -7,7 +7,8 @@ HELP = "evaluate registration on a gt.log folder: geomdl register-eval BENCHMARK
 def add_arguments(parser) -> None:
     parser.add_argument("benchmark", help="folder with gt.log (and optionally gt.info)")
     parser.add_argument("fragments", help="folder with cloud_bin_<k>.ply/.npy/.pcd/.xyz fragments")
-    parser.add_argument("--method", default="geomdl", choices=["geomdl", "learned", "fpfh", "open3d"])
+    parser.add_argument("--method", default="geomdl", choices=["geomdl", "learned", "fpfh", "open3d"],
+                        help="registration method (default geomdl; see geomdl register --help)")
     parser.add_argument("--voxel", type=float, default=0.05, help="voxel size in metres (default 0.05)")
     parser.add_argument("--max-pairs", type=int, default=None, help="evaluate at most this many pairs")
     parser.add_argument("--out", help="write per-pair results and the summary as JSON "

@@ -21,6 +21,8 @@ smoothed, ``|u| = sqrt(|u|^2 + eps)``, so gradients stay finite at ``v = 0`` (Pa
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -106,7 +108,12 @@ class PaiNNLayer(nn.Module):
         # --- message
         unit, radial, cut = self.edge_features(pos, edge_index) if edge_features is None else edge_features
         w = self.filter(radial) * cut                                   # [E, 3F]
-        m_s, m_v = ops.painn_message(self.phi(s), w, vt, unit, edge_index, n)   # gather-multiply-scatter, one pass
+        phi = self.phi(s)
+        msg_in = (phi, w, vt, unit)
+        dtype = functools.reduce(torch.promote_types, (t.dtype for t in msg_in))
+        if any(t.dtype != dtype for t in msg_in):  # autocast: half phi(s) beside float32 filters (as `*` promotes)
+            msg_in = tuple(t.to(dtype) for t in msg_in)
+        m_s, m_v = ops.painn_message(*msg_in, edge_index, n)            # gather-multiply-scatter, one pass
         s = s + m_s
         vt = vt + m_v
         # --- update

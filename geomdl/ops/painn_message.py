@@ -21,14 +21,14 @@ the number of threads.
 
 Derivatives: the compiled forward's gradient is a compiled backward op (one pass); that op's own gradient (second
 derivatives, e.g. training on forces) is computed from the PyTorch formula of the backward, so derivatives of any
-order exist (first order inside ``torch.compile``). Other devices and dtypes (CUDA, half) and forward-mode AD run
-the reference.
+order exist (first order inside ``torch.compile``). Other dtypes (half) and forward-mode AD run the reference; on a
+device without the kernel (CUDA) the op runs its PyTorch ops with that device's compiled scatter, without a warning.
 """
 from __future__ import annotations
 
 import torch
 
-from geomdl.ops._extension import use_compiled
+from geomdl.ops._extension import extension_loaded, has_kernel, use_compiled
 from geomdl.ops._validation import check_index_values
 from geomdl.ops.scatter import scatter, scatter_reference
 
@@ -85,7 +85,12 @@ def painn_message(phi: torch.Tensor, w: torch.Tensor, vectors: torch.Tensor, uni
     """
     f, num_nodes = _check(phi, w, vectors, unit, edge_index, num_nodes)
     n = phi.shape[0]
-    if use_compiled("painn_message", phi, w, vectors, unit):
+    if extension_loaded() and not has_kernel("painn_message", phi.device.type):
+        # a device without this kernel (CUDA): the PyTorch ops, summed by that device's compiled scatter, quietly
+        # (a missing kernel of a fused op is no fallback to a slow reference: nothing to warn about)
+        check_index_values(edge_index[0], "edge_index[0]", n)
+        out = _message(phi, w, vectors.reshape(n, 3 * f), unit, edge_index[0], edge_index[1], num_nodes, scatter)
+    elif use_compiled("painn_message", phi, w, vectors, unit):
         out = torch.ops.geomdl.painn_message(phi.contiguous(), w.contiguous(), vectors.reshape(n, 3 * f).contiguous(),
                                              unit.contiguous(), edge_index[0].contiguous(),
                                              edge_index[1].contiguous(), num_nodes)
@@ -164,8 +169,6 @@ def _backward_backward(ctx, *grads):
 
 
 def _register() -> None:
-    from geomdl.ops._extension import extension_loaded
-
     if not extension_loaded():
         return
     torch.library.register_autograd("geomdl::painn_message", _backward_forward, setup_context=_setup_forward)

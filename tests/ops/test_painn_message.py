@@ -165,3 +165,40 @@ def test_property_compiled_matches_reference(n, e, f, extra, seed, double):
     phi, w, vec, unit, ei = inputs(n, e, f, dtype, seed=seed, targets=n + extra)
     tol = {"atol": 1e-12, "rtol": 1e-12} if double else {"atol": 2e-5, "rtol": 2e-5}
     assert_kernel_matches_reference(painn_message, painn_message_reference, phi, w, vec, unit, ei, n + extra, **tol)
+
+
+def test_painn_trains_under_autocast():
+    """phi(s) is bf16 under autocast beside float32 filters: the layer promotes them (as `*` did), not raise."""
+    from geomdl.models.painn import PaiNN
+
+    torch.manual_seed(0)
+    model = PaiNN(hidden_channels=16, num_layers=2)
+    z, pos = torch.randint(1, 10, (12,)), torch.randn(12, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        energy = model(z, pos)
+    energy.sum().backward()
+    assert torch.isfinite(energy).all()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_a_device_without_the_kernel_runs_the_torch_ops_quietly(monkeypatch):
+    """No kernel for the tensors' device (CUDA here): the PyTorch ops with the compiled scatter, no warning and no
+    error under GEOMDL_KERNELS=compiled (simulated on the CPU by hiding the CPU kernel)."""
+    import sys
+    import warnings
+
+    if not ops.has_kernel("scatter_reduce"):
+        pytest.skip("geomdl._C not built (reference mode)")
+    module = sys.modules["geomdl.ops.painn_message"]
+    monkeypatch.setattr(module, "has_kernel", lambda op, device="cpu": op != "painn_message")
+    phi, w, vec, unit, ei = inputs(7, 40, 3, seed=7)
+    want = painn_message_reference(phi, w, vec, unit, ei)
+    for backend in ("auto", "compiled"):
+        with ops.use_backend(backend), warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = painn_message(phi, w, vec, unit, ei)
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
+    ei[0, 3] = 7
+    with pytest.raises(ValueError, match=r"edge_index\[0\]"):
+        painn_message(phi, w, vec, unit, ei)
