@@ -44,10 +44,16 @@ def _check_points(x, name):
     return x
 
 
-def _check_pair(x, y, batch_x, batch_y, r=None):
-    """Checks; returns ``x, y, r`` (rescaled by a power of two at extreme scales), the batches and the cloud count."""
-    _check_points(x, "x")
-    _check_points(y, "y")
+PAIR_NAMES = ("x", "y", "batch_x", "batch_y")
+GRAPH_NAMES = ("pos", "pos", "batch", "batch")  # radius_graph / knn_graph: errors name their own arguments
+
+
+def _check_pair(x, y, batch_x, batch_y, r=None, names=PAIR_NAMES):
+    """Checks (errors name the caller's arguments ``names``); returns ``x, y, r`` (rescaled by a power of two at
+    extreme scales), the batches and the cloud count."""
+    nx, ny, nbx, nby = names
+    _check_points(x, nx)
+    _check_points(y, ny)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must have the same dimension, got {x.shape[1]} and {y.shape[1]}")
     if y.dtype != x.dtype:
@@ -55,12 +61,12 @@ def _check_pair(x, y, batch_x, batch_y, r=None):
     if y.device != x.device:
         raise ValueError(f"x and y must be on the same device, got {x.device} and {y.device}")
     # radius_graph/knn_graph pass the same tensors as x and y: each is checked (and read from the device) once
-    batch_x, count_x = check_batch_and_count(batch_x, "batch_x", x.shape[0], x.device)
+    batch_x, count_x = check_batch_and_count(batch_x, nbx, x.shape[0], x.device)
     batch_y, count_y = ((batch_x, count_x) if y is x and batch_y is batch_x
-                        else check_batch_and_count(batch_y, "batch_y", y.shape[0], y.device))
-    _check_finite(x, "x")
+                        else check_batch_and_count(batch_y, nby, y.shape[0], y.device))
+    _check_finite(x, nx)
     if y is not x:
-        _check_finite(y, "y")
+        _check_finite(y, ny)
     if torch.compiler.is_compiling():  # sizes may be data-dependent (fps centres): no branch on them
         return x, y, r, batch_x, batch_y, 1 + torch.cat([batch_x, batch_y, batch_x.new_zeros(1)]).max().item()
     (batch_x, batch_y), nb = compact_batches(batch_x, batch_y, counts=(count_x, count_y))  # sparse cloud ids: no huge pointers
@@ -215,16 +221,24 @@ def _knn_reference(x, y, batch_x, batch_y, k, ignore_same_index):
 
 def radius_reference(x, y, r, batch_x=None, batch_y=None, max_num_neighbors=32, ignore_same_index=False):
     """Pure-PyTorch specification of :func:`radius`."""
+    return _radius_reference_named(x, y, r, batch_x, batch_y, max_num_neighbors, ignore_same_index, PAIR_NAMES)
+
+
+def _radius_reference_named(x, y, r, batch_x, batch_y, max_num_neighbors, ignore_same_index, names):
     r, max_num_neighbors = check_positive_real(r, "r"), check_int(max_num_neighbors, "max_num_neighbors")
     ignore_same_index = check_bool(ignore_same_index, "ignore_same_index")
-    x, y, r, batch_x, batch_y, _ = _check_pair(x, y, batch_x, batch_y, r)
+    x, y, r, batch_x, batch_y, _ = _check_pair(x, y, batch_x, batch_y, r, names)
     return _select_neighbors_reference(x, y, batch_x, batch_y, max_num_neighbors, r, ignore_same_index)
 
 
 def knn_reference(x, y, k, batch_x=None, batch_y=None, ignore_same_index=False):
     """Pure-PyTorch specification of :func:`knn`."""
+    return _knn_reference_named(x, y, k, batch_x, batch_y, ignore_same_index, PAIR_NAMES)
+
+
+def _knn_reference_named(x, y, k, batch_x, batch_y, ignore_same_index, names):
     k, ignore_same_index = check_int(k, "k"), check_bool(ignore_same_index, "ignore_same_index")
-    x, y, _, batch_x, batch_y, _ = _check_pair(x, y, batch_x, batch_y)
+    x, y, _, batch_x, batch_y, _ = _check_pair(x, y, batch_x, batch_y, names=names)
     return _select_neighbors_reference(x, y, batch_x, batch_y, k, None, ignore_same_index)
 
 
@@ -245,9 +259,13 @@ def radius(x, y, r, batch_x=None, batch_y=None, max_num_neighbors=32, ignore_sam
     Returns:
         ``[2, E]`` int64: row 0 indexes ``x``, row 1 indexes ``y``; sorted by query, then distance.
     """
+    return _radius(x, y, r, batch_x, batch_y, max_num_neighbors, ignore_same_index, PAIR_NAMES)
+
+
+def _radius(x, y, r, batch_x, batch_y, max_num_neighbors, ignore_same_index, names):
     r, max_num_neighbors = check_positive_real(r, "r"), check_int(max_num_neighbors, "max_num_neighbors")
     ignore_same_index = check_bool(ignore_same_index, "ignore_same_index")
-    x, y, r, batch_x, batch_y, nb = _check_pair(x, y, batch_x, batch_y, r)
+    x, y, r, batch_x, batch_y, nb = _check_pair(x, y, batch_x, batch_y, r, names)
     if use_compiled("radius", x, tangents=False):  # indices: no tangents, compiled inside forward-mode AD too
         return torch.ops.geomdl.radius(
             x.detach().contiguous(), y.detach().contiguous(), r, batch_to_ptr(batch_x, nb), batch_to_ptr(batch_y, nb),
@@ -269,8 +287,12 @@ def knn(x, y, k, batch_x=None, batch_y=None, ignore_same_index=False):
     Returns:
         ``[2, E]`` int64: row 0 indexes ``x``, row 1 indexes ``y``; sorted by query, then distance.
     """
+    return _knn(x, y, k, batch_x, batch_y, ignore_same_index, PAIR_NAMES)
+
+
+def _knn(x, y, k, batch_x, batch_y, ignore_same_index, names):
     k, ignore_same_index = check_int(k, "k"), check_bool(ignore_same_index, "ignore_same_index")
-    x, y, _, batch_x, batch_y, nb = _check_pair(x, y, batch_x, batch_y)
+    x, y, _, batch_x, batch_y, nb = _check_pair(x, y, batch_x, batch_y, names=names)
     if use_compiled("knn", x, tangents=False):
         return torch.ops.geomdl.knn(
             x.detach().contiguous(), y.detach().contiguous(), k, batch_to_ptr(batch_x, nb), batch_to_ptr(batch_y, nb), ignore_same_index
@@ -291,7 +313,7 @@ def radius_graph(pos, r, batch=None, max_num_neighbors=32, loop=False):
     Returns:
         ``edge_index [2, E]`` (row 0 source, row 1 target), sorted by target then distance.
     """
-    return radius(pos, pos, r, batch, batch, max_num_neighbors, ignore_same_index=not check_bool(loop, "loop"))
+    return _radius(pos, pos, r, batch, batch, max_num_neighbors, not check_bool(loop, "loop"), GRAPH_NAMES)
 
 
 def knn_graph(pos, k, batch=None, loop=False):
@@ -306,17 +328,17 @@ def knn_graph(pos, k, batch=None, loop=False):
     Returns:
         ``edge_index [2, E]`` (row 0 source, row 1 target), sorted by target then distance.
     """
-    return knn(pos, pos, k, batch, batch, ignore_same_index=not check_bool(loop, "loop"))
+    return _knn(pos, pos, k, batch, batch, not check_bool(loop, "loop"), GRAPH_NAMES)
 
 
 def radius_graph_reference(pos, r, batch=None, max_num_neighbors=32, loop=False):
     """Reference of :func:`radius_graph`."""
-    return radius_reference(pos, pos, r, batch, batch, max_num_neighbors, ignore_same_index=not check_bool(loop, "loop"))
+    return _radius_reference_named(pos, pos, r, batch, batch, max_num_neighbors, not check_bool(loop, "loop"), GRAPH_NAMES)
 
 
 def knn_graph_reference(pos, k, batch=None, loop=False):
     """Reference of :func:`knn_graph`."""
-    return knn_reference(pos, pos, k, batch, batch, ignore_same_index=not check_bool(loop, "loop"))
+    return _knn_reference_named(pos, pos, k, batch, batch, not check_bool(loop, "loop"), GRAPH_NAMES)
 
 
 # --- fake kernels: the compiled ops inside torch.compile graphs -----------------------------------

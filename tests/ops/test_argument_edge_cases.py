@@ -102,9 +102,9 @@ def test_fps_rejects_bool_counts_and_float_starts(fn):
 def test_references_reject_non_finite_coordinates(bad):
     pos = torch.rand(6, 3)
     pos[2, 1] = bad
-    with pytest.raises(ValueError, match="x contains NaN or infinite"):
+    with pytest.raises(ValueError, match="pos contains NaN or infinite"):
         radius_graph_reference(pos, 0.5)
-    with pytest.raises(ValueError, match="x contains NaN or infinite"):
+    with pytest.raises(ValueError, match="pos contains NaN or infinite"):
         knn_graph_reference(pos, 2)
     with pytest.raises(ValueError, match="y contains NaN or infinite"):
         knn_reference(torch.rand(6, 3), pos, 2)
@@ -144,3 +144,18 @@ def test_extreme_scales_give_the_neighbours_of_the_exact_geometry(backend, scale
     assert torch.equal(knn_graph_reference(pos * scale, 4, batch), knn_graph_reference(pos, 4, batch))
     assert torch.equal(radius_graph_reference(pos * scale, 0.4 * scale, batch), radius_graph_reference(pos, 0.4, batch))
     assert torch.equal(fps_reference(pos * scale, batch, num=9), fps_reference(pos, batch, num=9))
+
+
+@pytest.mark.parametrize("build, args", [(ops.radius_graph, (0.5,)), (ops.knn_graph, (2,)),
+                                         (ops.radius_graph_reference, (0.5,)), (ops.knn_graph_reference, (2,))])
+def test_graph_builders_name_their_own_arguments(build, args):
+    """radius_graph/knn_graph take pos and batch: their errors say pos and batch, not radius's x and batch_x."""
+    pos = torch.rand(5, 3)
+    with pytest.raises(ValueError, match=r"^batch must be sorted"):
+        build(pos, *args, batch=torch.tensor([1, 0, 0, 0, 0]))
+    with pytest.raises(ValueError, match=r"^batch must have 5 entries"):
+        build(pos, *args, batch=torch.tensor([0, 0]))
+    with pytest.raises(ValueError, match=r"^pos contains NaN"):
+        build(torch.tensor([[float("nan"), 0.0, 0.0]] * 3), *args)
+    with pytest.raises(ValueError, match=r"^pos must be 2-D"):
+        build(torch.rand(5), *args)

@@ -272,30 +272,30 @@ def test_bad_arguments_raise_clear_errors():
         knn_graph(pos, 0)
     with pytest.raises(ValueError, match="k must be an int >= 1"):
         knn_graph(pos, 2.5)
-    with pytest.raises(ValueError, match="batch_x must be sorted"):
+    with pytest.raises(ValueError, match="batch must be sorted"):
         knn_graph(pos, 2, torch.tensor([0, 1, 0, 1, 0, 1, 0, 1, 0, 1]))
-    with pytest.raises(ValueError, match="batch_x must have 10 entries"):
+    with pytest.raises(ValueError, match="batch must have 10 entries"):
         radius_graph(pos, 0.5, torch.zeros(9, dtype=torch.long))
-    with pytest.raises(ValueError, match="batch_x has a negative entry"):
+    with pytest.raises(ValueError, match="batch has a negative entry"):
         radius_graph(pos, 0.5, torch.full((10,), -1))
-    with pytest.raises(TypeError, match="batch_x must have an integer dtype"):
+    with pytest.raises(TypeError, match="batch must have an integer dtype"):
         radius_graph(pos, 0.5, torch.zeros(10))
     with pytest.raises(ValueError, match="same dimension"):
         radius(pos, torch.rand(4, 2), 0.5)
     with pytest.raises(TypeError, match="same dtype"):
         knn(pos, pos.double(), 2)
-    with pytest.raises(TypeError, match="x must have a floating dtype"):
+    with pytest.raises(TypeError, match="pos must have a floating dtype"):
         knn_graph(torch.ones(5, 3, dtype=torch.long), 2)
-    with pytest.raises(ValueError, match="x must be 2-D"):
+    with pytest.raises(ValueError, match="pos must be 2-D"):
         radius_graph(torch.rand(10), 0.5)
     bad = pos.clone()
     bad[3, 1] = float("nan")
-    with pytest.raises(ValueError, match="x contains NaN"):
+    with pytest.raises(ValueError, match="pos contains NaN"):
         radius_graph(bad, 0.5)
     with pytest.raises(ValueError, match="y contains NaN"):
         knn(pos, bad, 2)
     bad[3, 1] = float("inf")
-    with pytest.raises(ValueError, match="x contains NaN or infinite"):
+    with pytest.raises(ValueError, match="pos contains NaN or infinite"):
         knn_graph(bad, 2)
     # flags are bools on both paths ("no" meant True in the references and in knn_graph(loop=...))
     for call in (lambda: knn_graph(pos, 2, loop="no"), lambda: radius_graph(pos, 0.5, loop="no"),
