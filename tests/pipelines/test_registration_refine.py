@@ -69,3 +69,9 @@ def test_multiscale_icp_rejects_bad_schedules():
         multiscale_icp(pts, pts, eye, 0.1, schedule=((1.0, -1.0, None),))
     with pytest.raises(ValueError, match="max_distance must be positive"):
         icp_point_to_plane(pts, pts, estimate_normals(pts), eye, max_distance=0.0)
+
+
+def test_a_too_coarse_level_names_the_schedule():
+    src = torch.rand(2000, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"icp_schedule\) level \(100\.0, 1\.0, None\) is too coarse"):
+        multiscale_icp(src, src.clone(), torch.eye(4, dtype=torch.float64), 0.05, schedule=((100.0, 1.0, None),))

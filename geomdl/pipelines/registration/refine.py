@@ -151,6 +151,11 @@ def multiscale_icp(source: torch.Tensor, target: torch.Tensor, init: torch.Tenso
         if f_v not in levels:
             src_l = voxel_downsample(source, f_v * voxel_size)[0]
             tgt_l = voxel_downsample(target, f_v * voxel_size)[0]
+            if tgt_l.shape[0] < 3:  # the target's normals need 3 points
+                raise ValueError(f"schedule (register: icp_schedule) level {(f_v, f_d, f_k)!r} is too coarse for the "
+                                 f"target: voxels of {f_v * voxel_size:g} (voxel factor {f_v:g} x voxel_size "
+                                 f"{voxel_size:g}) leave {tgt_l.shape[0]} target points (at least 3); use smaller voxel "
+                                 "factors")
             nbr = knn_search(tgt_l, tgt_l, 16)[0]
             levels[f_v] = (src_l, tgt_l, estimate_normals(tgt_l, neighbors=nbr))
         src_l, tgt_l, normals_l = levels[f_v]
