@@ -113,7 +113,9 @@ def wigner_D_from_matrix(irreps, rotation: torch.Tensor) -> torch.Tensor:
     (proper), ``D^0 = 1``, ``D^1 = Q`` (e3nn's basis) and, since ``C = C^{1, l-1, l}`` is invariant with
     ``|C|_F = 1``, :math:`D^l_{km} = (2l+1) \\sum C_{ijk} Q_{ia} D^{l-1}_{jb} C_{abm}`; an irrep of parity
     ``p`` gets the factor ``p`` where ``det(R) = -1``. Exact to rounding for every rotation, in ``rotation``'s
-    dtype and on its device.
+    dtype and on its device. Half-precision rotations (float16, bfloat16; torch has no determinant for them)
+    are computed in float32 and the result returned in the input dtype, like :func:`clebsch_gordan`'s
+    ``dtype``.
     """
     from e3nn import o3
 
@@ -122,6 +124,8 @@ def wigner_D_from_matrix(irreps, rotation: torch.Tensor) -> torch.Tensor:
     if not isinstance(rotation, torch.Tensor) or rotation.shape[-2:] != (3, 3) or not rotation.is_floating_point():
         raise ValueError(f"rotation must be a float tensor of shape [..., 3, 3], got {getattr(rotation, 'shape', rotation)}")
     irreps = o3.Irreps(irreps)
+    if rotation.dtype in (torch.float16, torch.bfloat16):
+        return wigner_D_from_matrix(irreps, rotation.to(torch.float32)).to(rotation.dtype)
     det_sign = torch.where(torch.linalg.det(rotation) < 0, -1.0, 1.0).to(rotation.dtype)  # [...]
     proper = rotation * det_sign[..., None, None]
     lmax = max((ir.l for _, ir in irreps), default=0)

@@ -123,10 +123,23 @@ def sh_to_fourier(x: torch.Tensor) -> torch.Tensor:
     return torch.einsum("...k,kuv->...uv", x.to(s.dtype), s)
 
 
+_FOURIER_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
+
+
+def _check_fourier_dtype(name: str, f: torch.Tensor) -> None:
+    """Fourier arrays are float32/float64 or complex64/complex128, like :func:`sh_to_fourier`'s output: integer
+    or bool arrays would be silently promoted, and half precision has no FFT / complex matmul on every device."""
+    if f.dtype not in _FOURIER_DTYPES:
+        raise TypeError(f"{name} must have dtype float32, float64, complex64 or complex128, got {f.dtype}")
+
+
 def fourier_to_sh(h: torch.Tensor, lmax_out: int) -> torch.Tensor:
-    """Reference ``f2sh``: ``H [..., 2Li+1, 2Li+1]`` (Hermitian) -> ``[..., (lmax_out+1)^2]`` real."""
+    """Reference ``f2sh``: ``H [..., 2Li+1, 2Li+1]`` (Hermitian) -> ``[..., (lmax_out+1)^2]`` real.
+
+    ``h`` must be float32/float64 or complex64/complex128 (else ``TypeError``, as in :func:`sh_to_fourier`)."""
     if not isinstance(h, torch.Tensor):
         raise TypeError(f"h must be a torch.Tensor, got {type(h).__name__}")
+    _check_fourier_dtype("h", h)
     _check_degree("lmax_out", lmax_out)
     _check_square_odd("h", h)
     n = h.shape[-1]
@@ -143,10 +156,12 @@ def _check_square_odd(name: str, f: torch.Tensor) -> None:
 
 def fourier_convolve(f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
     """Linear 2D convolution of coefficient arrays ``[..., 2L1+1, 2L1+1] * [..., 2L2+1, 2L2+1]`` ->
-    ``[..., 2(L1+L2)+1, 2(L1+L2)+1]`` by zero-padded FFT (size exactly ``2(L1+L2)+1``: no aliasing)."""
+    ``[..., 2(L1+L2)+1, 2(L1+L2)+1]`` by zero-padded FFT (size exactly ``2(L1+L2)+1``: no aliasing).
+    Both must be float32/float64 or complex64/complex128 (else ``TypeError``)."""
     for name, f in (("f1", f1), ("f2", f2)):
         if not isinstance(f, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(f).__name__}")
+        _check_fourier_dtype(name, f)
         _check_square_odd(name, f)  # a non-square array would wrap around in u (aliasing)
     n = f1.shape[-1] + f2.shape[-1] - 1
     a = torch.fft.fft2(f1, s=(n, n))

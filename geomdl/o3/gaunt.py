@@ -47,9 +47,12 @@ def wigner_3j_000(l1: int, l2: int, l3: int) -> float:
 
 
 def gaunt_cg_constant(l1: int, l2: int, l3: int) -> float:
-    """``c(l1, l2, l3)`` such that Gaunt = ``c`` x real CG (unit norm); 0 on odd paths and outside the triangle."""
+    """``c(l1, l2, l3)`` such that Gaunt = ``c`` x real CG (unit norm); 0 on odd paths and outside the triangle.
+    Raises ``ValueError`` unless every degree is a non-negative int."""
+    for name, v in (("l1", l1), ("l2", l2), ("l3", l3)):  # before any arithmetic on them
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise ValueError(f"{name} must be a non-negative int, got {v!r}")
     if not abs(l1 - l2) <= l3 <= l1 + l2:
-        wigner_3j_000(l1, l2, l3)  # validates the types
         return 0.0
     return math.sqrt((2 * l1 + 1) * (2 * l2 + 1) * (2 * l3 + 1) / (4 * math.pi)) * abs(wigner_3j_000(l1, l2, l3))
 

@@ -9,6 +9,7 @@ So a product ``f g Y_l3`` (degrees L1, L2, L3) is integrated exactly with ``degr
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -58,7 +59,10 @@ class SphereGrid:
 
 
 def sphere_quadrature(degree: int) -> SphereGrid:
-    """Smallest Gauss-Legendre x equispaced grid integrating polynomials of degree ``degree`` exactly."""
+    """Smallest Gauss-Legendre x equispaced grid integrating polynomials of degree ``degree`` exactly.
+
+    The grid is built once and cached; every call returns fresh copies of its tensors (see
+    :func:`gauss_legendre_grid`)."""
     if not isinstance(degree, int) or isinstance(degree, bool) or degree < 0:
         raise ValueError(f"degree must be a non-negative int, got {degree!r}")
     return gauss_legendre_grid(degree // 2 + 1, degree + 1)
@@ -67,12 +71,14 @@ def sphere_quadrature(degree: int) -> SphereGrid:
 def gauss_legendre_grid(n_theta: int, n_phi: int) -> SphereGrid:
     """Gauss-Legendre nodes in ``cos(theta)`` (about the y axis) times ``n_phi`` equispaced azimuths.
 
-    Exact for polynomials of degree ``min(2 n_theta - 1, n_phi - 1)``. Cached; do not modify the tensors.
+    Exact for polynomials of degree ``min(2 n_theta - 1, n_phi - 1)``. Cached; the returned grid holds copies
+    of the cached tensors, so modifying them in place does not affect later calls.
     """
     for name, n in (("n_theta", n_theta), ("n_phi", n_phi)):  # before the cache: True == 1 hashes alike
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"{name} must be a positive int, got {n!r}")
-    return _gauss_legendre_grid(n_theta, n_phi)
+    cached = _gauss_legendre_grid(n_theta, n_phi)
+    return dataclasses.replace(cached, points=cached.points.clone(), weights=cached.weights.clone())
 
 
 @functools.lru_cache(maxsize=32)
@@ -105,8 +111,10 @@ def sh_to_grid(coefficients: torch.Tensor, grid: SphereGrid) -> torch.Tensor:
 def grid_to_sh(values: torch.Tensor, grid: SphereGrid, lmax: int) -> torch.Tensor:
     """Projection ``x_lm = int_S2 f Y_lm dOmega`` from samples ``[..., n_points]`` -> ``[..., (lmax+1)^2]``.
 
-    Exact when ``f Y_lm`` has degree ``<= grid.degree``.
+    Exact when ``f Y_lm`` has degree ``<= grid.degree``. ``lmax`` must be a non-negative int.
     """
     _check_samples(values, grid)
+    if not isinstance(lmax, int) or isinstance(lmax, bool) or lmax < 0:
+        raise ValueError(f"lmax must be a non-negative int (output [..., (lmax+1)^2]), got {lmax!r}")
     basis = spherical_harmonics(lmax, grid.points).to(values)
     return (values * grid.weights.to(values)) @ basis

@@ -67,13 +67,24 @@ def _wigner_d(spec: str, rot: torch.Tensor) -> torch.Tensor:
     return wigner_D_from_matrix(_irreps(spec), rot.to(torch.float64))
 
 
-def _act(value, kind: str, g: GroupElement, num_nodes: int | None):
-    """Apply g to one value of the given type."""
+def _check_last_dim(value: torch.Tensor, kind: str, expected: int, role: str) -> None:
+    """A clear error for a value whose last dimension does not match its declared type (instead of a bare
+    ``mat1 and mat2 shapes cannot be multiplied`` from the matrix product)."""
+    if value.dim() == 0 or value.shape[-1] != expected:
+        raise ValueError(f"{role} of type {kind!r} must have last dimension {expected}, got shape {tuple(value.shape)}")
+
+
+def _act(value, kind: str, g: GroupElement, num_nodes: int | None, role: str = "an input/output"):
+    """Apply g to one value of the given type (``role`` names the value in error messages)."""
     if not isinstance(value, torch.Tensor):
         return value
     base = kind[len("global_"):] if kind.startswith("global_") else kind
     node_level = not kind.startswith("global_") and kind not in ("edge_index", "edge_scalar", "fixed")
     out = value
+    if base in ("position", "vector", "pseudovector"):
+        _check_last_dim(out, kind, 3, role)
+    elif base.startswith("irreps:"):
+        _check_last_dim(out, kind, _irreps(base[len("irreps:"):]).dim, role)
     if base == "position":
         out = g.scale * (out @ g.rot.T.to(out.dtype)) + g.trans.to(out.dtype)
     elif base == "vector":
@@ -91,7 +102,7 @@ def _act(value, kind: str, g: GroupElement, num_nodes: int | None):
         raise ValueError(f"unknown type {kind!r}")
     if node_level and g.perm is not None:
         if out.shape[0] != num_nodes:
-            raise ValueError(f"a node-level input/output of type {kind!r} has {out.shape[0]} rows, expected {num_nodes} nodes")
+            raise ValueError(f"{role} (node-level) of type {kind!r} has {out.shape[0]} rows, expected {num_nodes} nodes")
         out = out[g.perm.to(out.device)]
     return out
 
@@ -245,10 +256,10 @@ def equivariance_error(fn, inputs, in_types, out_types, *, group: str = "O3", tr
         worst = 0.0
         for _ in range(n_samples):
             g = draw(kind)
-            moved = [(k, _act(v, t, g, n), t) for k, v, t in items]
+            moved = [(k, _act(v, t, g, n, f"input {k!r}"), t) for k, v, t in items]
             out = call(moved)
             out_items = _outputs(out, out_types)
-            expected = [(k, _act(v, t, g, n), t) for k, v, t in base_items]
+            expected = [(k, _act(v, t, g, n, f"output {k!r}"), t) for k, v, t in base_items]
             for (_, va, ta), (_, vb, _), ref in zip(out_items, expected, ref_norms):
                 worst = _worse(_diff(va, ta, vb) / ref, worst)
         errors[kind] = worst
@@ -265,6 +276,8 @@ def assert_equivariant(fn, inputs, in_types, out_types, *, tol: float = 1e-10, a
 
     Returns the (relative) errors, so tests can report them.
     """
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 < tol < float("inf"):
+        raise ValueError(f"tol must be a positive finite number, got {tol!r}")
     if atol is not None:
         if isinstance(atol, bool) or not isinstance(atol, (int, float)) or not 0 < atol < float("inf"):
             raise ValueError(f"atol must be a positive finite number or None, got {atol!r}")

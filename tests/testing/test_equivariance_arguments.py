@@ -1,0 +1,57 @@
+"""assert_equivariant: clear errors for values whose last dimension does not match the declared type, and
+validation of ``tol``."""
+import re
+
+import pytest
+import torch
+
+from geomdl.testing.equivariance import assert_equivariant
+
+
+def _identity(x):
+    return x
+
+
+@pytest.mark.parametrize("kind,expected", [("irreps:1o+1o", 6), ("vector", 3), ("pseudovector", 3),
+                                           ("position", 3), ("global_vector", 3), ("irreps:2x0e", 2)])
+def test_input_with_wrong_last_dim(kind, expected):
+    x = torch.randn(5, 4, dtype=torch.float64)
+    with pytest.raises(ValueError, match=re.escape(f"input 0 of type '{kind}' must have last dimension {expected}, got shape (5, 4)")):
+        assert_equivariant(_identity, x, kind, kind)
+
+
+def test_output_with_wrong_last_dim():
+    v = torch.randn(5, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"output 'f' of type 'vector' must have last dimension 3, got shape \(5, 2\)"):
+        assert_equivariant(lambda x: {"f": x[:, :2]}, v, "vector", {"f": "vector"})
+
+
+def test_named_input_with_wrong_last_dim():
+    inputs = {"pos": torch.randn(5, 3, dtype=torch.float64), "feat": torch.randn(5, 4, dtype=torch.float64)}
+    with pytest.raises(ValueError, match=r"input 'feat' of type 'irreps:1o\+1o' must have last dimension 6"):
+        assert_equivariant(lambda pos, feat: pos, inputs, {"pos": "position", "feat": "irreps:1o+1o"}, "position")
+
+
+def test_matching_shapes_still_pass():
+    x = torch.randn(5, 6, dtype=torch.float64)
+    errors = assert_equivariant(_identity, x, "irreps:1o+1o", "irreps:1o+1o")
+    assert max(errors.values()) < 1e-12
+
+
+@pytest.mark.parametrize("tol", [0.0, 0, -1, -1e-6, "1e-6", None, float("nan"), float("inf"), True])
+def test_tol_validated(tol):
+    v = torch.randn(5, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="tol must be a positive finite number"):
+        assert_equivariant(_identity, v, "vector", "vector", tol=tol)
+
+
+def test_tol_zero_with_atol_is_a_value_error():
+    v = torch.randn(5, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="tol must be a positive finite number"):
+        assert_equivariant(_identity, v, "vector", "vector", tol=0.0, atol=1e-12)
+
+
+def test_valid_tol_still_works():
+    v = torch.randn(5, 3, dtype=torch.float64)
+    assert_equivariant(_identity, v, "vector", "vector", tol=1)
+    assert_equivariant(_identity, v, "vector", "vector", tol=1e-8, atol=1e-12)
