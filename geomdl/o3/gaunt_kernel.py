@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import torch
 
+from geomdl.o3.gaunt_plain import gaunt_features_plain, transform_active
 from geomdl.o3.gaunt_plans import grid_sizes, projection_tables, synthesis_tables
 from geomdl.o3.spherical_harmonics import lmax_from_dim
 from geomdl.ops._extension import extension_loaded, use_compiled
@@ -166,19 +167,49 @@ class _GauntFeatures(torch.autograd.Function):
         return gx, gy, None, None, None, None
 
 
+def _check_blocks(name: str, blocks) -> tuple[tuple[int, int], ...]:
+    """``blocks`` as a tuple of ``(mul, l)`` int pairs: at least one, ``mul >= 0``, distinct degrees ``l >= 0``
+    (else ``ValueError`` naming ``name``)."""
+    try:
+        pairs = tuple(tuple(b) for b in blocks)
+    except TypeError:
+        raise ValueError(f"{name} must be a sequence of (mul, l) pairs, got {blocks!r}") from None
+    if not pairs:
+        raise ValueError(f"{name} must list at least one (mul, l) block, got {blocks!r}")
+    seen = set()
+    for pair in pairs:
+        if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
+            raise ValueError(f"{name} must be a sequence of (mul, l) int pairs, got the entry {pair!r} in {blocks!r}")
+        mul, l = pair
+        if l < 0 or mul < 0:
+            raise ValueError(f"{name} needs non-negative degrees l and multiplicities, got ({mul}, {l}) in {blocks!r}")
+        if l in seen:
+            raise ValueError(f"{name} must list each degree at most once, got l={l} twice in {blocks!r}")
+        seen.add(l)
+    return pairs
+
+
 def gaunt_features(x: torch.Tensor, y: torch.Tensor, irreps_x, irreps_y, irreps_out) -> torch.Tensor:
     """Channelwise Gaunt product of e3nn features in place: ``x [N, dim_x]``, ``y [N, dim_y]`` -> ``[N, dim_out]``.
 
-    ``irreps_*`` are ``((mul, l), ...)`` with one multiplicity ``C`` (the channels) for all three and each degree
-    at most once; block ``l`` of channel ``c`` is ``z^l_c = Proj_l[f_{x,c} f_{y,c}]`` (same maths as
+    ``irreps_*`` are non-empty ``((mul, l), ...)`` of ints with one multiplicity ``C`` (the channels) for all three
+    and each degree ``l >= 0`` at most once (else ``ValueError``); ``x``, ``y`` float32 or float64 (else
+    ``TypeError``). Block ``l`` of channel ``c`` is ``z^l_c = Proj_l[f_{x,c} f_{y,c}]`` (same maths as
     :func:`geomdl.o3.gaunt_product_columns` on the columns ``(node, channel)``, without the layout copies).
-    Compiled kernel only (see :func:`use_kernel`); differentiable (any order).
+    Compiled kernel only (see :func:`use_kernel`); differentiable (any order). Inside forward-mode AD or a
+    ``torch.func`` transform it runs in plain torch ops (:func:`geomdl.o3.gaunt_plain.gaunt_features_plain`).
     """
+    irreps_x, irreps_y, irreps_out = (_check_blocks(n, b) for n, b in
+                                      (("irreps_x", irreps_x), ("irreps_y", irreps_y), ("irreps_out", irreps_out)))
     muls = {m for m, _ in (*irreps_x, *irreps_y, *irreps_out)}
     if len(muls) != 1:
         raise ValueError(f"gaunt_features needs one multiplicity for every block, got {irreps_x}, {irreps_y}, {irreps_out}")
     channels = muls.pop()
     for name, t, irreps in (("x", x, irreps_x), ("y", y, irreps_y)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"{name} must be float32 or float64, got {t.dtype}")
         dim = sum(m * (2 * l + 1) for m, l in irreps)
         if t.dim() != 2 or t.shape[1] != dim:
             raise ValueError(f"{name} must be [N, {dim}] for irreps {irreps}, got {tuple(t.shape)}")
@@ -189,10 +220,12 @@ def gaunt_features(x: torch.Tensor, y: torch.Tensor, irreps_x, irreps_y, irreps_
 
         return gaunt_features_op(x.contiguous(), y.contiguous(), flat_blocks(irreps_x), flat_blocks(irreps_y),
                                  flat_blocks(irreps_out))
+    if transform_active():  # forward AD / torch.func: plain torch ops (the Function has no jvp, no setup_context)
+        return gaunt_features_plain(x, y, irreps_x, irreps_y, irreps_out, channels)
     n = x.shape[0]
-    lay_x = feature_layout(tuple(irreps_x), max(l for _, l in irreps_x), n)
-    lay_y = feature_layout(tuple(irreps_y), max(l for _, l in irreps_y), n)
-    lay_out = feature_layout(tuple(irreps_out), max(l for _, l in irreps_out), n)
+    lay_x = feature_layout(irreps_x, max(l for _, l in irreps_x), n)
+    lay_y = feature_layout(irreps_y, max(l for _, l in irreps_y), n)
+    lay_out = feature_layout(irreps_out, max(l for _, l in irreps_out), n)
     return _GauntFeatures.apply(x.contiguous(), y.contiguous(), lay_x, lay_y, lay_out, channels)
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 
 from geomdl.o3.gaunt_kernel import gaunt_columns_backward_compiled, gaunt_columns_compiled, use_kernel
+from geomdl.o3.gaunt_plain import gaunt_columns_plain, gaunt_fft_plain, transform_active
 from geomdl.o3.gaunt_plans import dft_plan, fft_plan, grid_sizes, projection_tables, synthesis_tables
 from geomdl.o3.spherical_harmonics import lmax_from_dim
 
@@ -235,6 +236,7 @@ def gaunt_product_columns(x1t: torch.Tensor, x2t: torch.Tensor, lmax_out: int) -
     Same maths as :func:`gaunt_product` (``z[:, r] = gaunt_product(x1t[:, r], x2t[:, r])``) without the
     transposes; compiled kernel or reference by ``GEOMDL_KERNELS`` (:mod:`geomdl.o3.gaunt_kernel`).
     ``R`` must match (no broadcasting); float32 or float64, same dtype and device (else ``TypeError``).
+    Inside forward-mode AD or a ``torch.func`` transform it runs in plain torch ops (:mod:`geomdl.o3.gaunt_plain`).
     """
     for name, t in (("x1t", x1t), ("x2t", x2t)):
         if not isinstance(t, torch.Tensor):
@@ -253,6 +255,8 @@ def gaunt_product_columns(x1t: torch.Tensor, x2t: torch.Tensor, lmax_out: int) -
         from geomdl.o3.gaunt_ops import gaunt_columns_op
 
         return gaunt_columns_op(x1t.contiguous(), x2t.contiguous(), lmax_out, "dft")
+    if transform_active():  # forward AD / torch.func: plain torch ops (the Function has no jvp, no setup_context)
+        return gaunt_columns_plain(x1t, x2t, lmax_out)
     return _GauntColumns.apply(x1t.contiguous(), x2t.contiguous(), lmax_out)
 
 
@@ -280,6 +284,9 @@ def gaunt_product(x1: torch.Tensor, x2: torch.Tensor, lmax_out: int | None = Non
             unless ``GEOMDL_KERNELS=reference``) or ``"auto"`` (``"dft"``: measured faster on CPU, see the
             README). Both are exact to rounding and give the same numbers.
 
+    Inside forward-mode AD (``torch.func.jvp``, ``torch.autograd.forward_ad``) or a ``torch.func`` transform
+    (``grad``, ``vmap``, ...) it runs in plain torch ops (:mod:`geomdl.o3.gaunt_plain`), the same numbers.
+
     Returns:
         ``z [..., (lmax_out+1)^2]`` with ``z_{l3 m3} = int f1 f2 Y_{l3 m3}`` (see the module docstring).
     """
@@ -305,5 +312,8 @@ def gaunt_product(x1: torch.Tensor, x2: torch.Tensor, lmax_out: int | None = Non
         from geomdl.o3.gaunt_ops import gaunt_columns_op
 
         z = gaunt_columns_op(a.T.contiguous(), b.T.contiguous(), lmax_out, method).T
+        return z.reshape(*batch, (lmax_out + 1) ** 2)
+    if transform_active():  # forward AD / torch.func: plain torch ops (the Function has no jvp, no setup_context)
+        z = gaunt_fft_plain(a, b, lmax_out) if method == "fft" else gaunt_columns_plain(a.T, b.T, lmax_out).T
         return z.reshape(*batch, (lmax_out + 1) ** 2)
     return _GauntProduct.apply(a, b, lmax_out, method).reshape(*batch, (lmax_out + 1) ** 2)
