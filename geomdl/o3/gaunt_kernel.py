@@ -17,14 +17,15 @@ layout copies (:func:`gaunt_features`). Backend choice (``GEOMDL_KERNELS``): :fu
 from __future__ import annotations
 
 import functools
+import operator
 from typing import NamedTuple
 
 import torch
 
-from geomdl.o3.gaunt_plain import gaunt_features_plain, transform_active
+from geomdl.o3.gaunt_plain import gaunt_features_plain
 from geomdl.o3.gaunt_plans import grid_sizes, projection_tables, synthesis_tables
 from geomdl.o3.spherical_harmonics import lmax_from_dim
-from geomdl.ops._extension import extension_loaded, use_compiled
+from geomdl.ops._extension import extension_loaded, transform_active, use_compiled
 
 OP = "gaunt_product"  # name in GEOMDL_KERNELS messages
 KERNEL = "gaunt_columns"  # geomdl::gaunt_columns
@@ -168,25 +169,38 @@ class _GauntFeatures(torch.autograd.Function):
 
 
 def _check_blocks(name: str, blocks) -> tuple[tuple[int, int], ...]:
-    """``blocks`` as a tuple of ``(mul, l)`` int pairs: at least one, ``mul >= 0``, distinct degrees ``l >= 0``
-    (else ``ValueError`` naming ``name``)."""
+    """``blocks`` as a tuple of plain-int ``(mul, l)`` pairs: at least one, ``mul >= 1``, distinct degrees ``l >= 0``
+    (else ``ValueError`` naming ``name``). Any integer type is accepted (NumPy ints too, not bools). A tuple of
+    plain-int pairs (what the layers pass on every call) is checked without building anything."""
+    if type(blocks) is tuple and blocks and all(type(b) is tuple and len(b) == 2 and type(b[0]) is int
+                                                and type(b[1]) is int and b[0] >= 1 and b[1] >= 0 for b in blocks):
+        if len({b[1] for b in blocks}) == len(blocks):
+            return blocks
+    return _check_blocks_uncached(name, blocks)
+
+
+def _check_blocks_uncached(name: str, blocks) -> tuple[tuple[int, int], ...]:
     try:
-        pairs = tuple(tuple(b) for b in blocks)
+        raw = tuple(tuple(b) for b in blocks)
     except TypeError:
         raise ValueError(f"{name} must be a sequence of (mul, l) pairs, got {blocks!r}") from None
-    if not pairs:
+    if not raw:
         raise ValueError(f"{name} must list at least one (mul, l) block, got {blocks!r}")
-    seen = set()
-    for pair in pairs:
-        if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
-            raise ValueError(f"{name} must be a sequence of (mul, l) int pairs, got the entry {pair!r} in {blocks!r}")
-        mul, l = pair
-        if l < 0 or mul < 0:
-            raise ValueError(f"{name} needs non-negative degrees l and multiplicities, got ({mul}, {l}) in {blocks!r}")
+    pairs, seen = [], set()
+    for pair in raw:
+        try:
+            if len(pair) != 2 or any(isinstance(v, bool) for v in pair):
+                raise TypeError
+            mul, l = (operator.index(v) for v in pair)
+        except TypeError:
+            raise ValueError(f"{name} must be a sequence of (mul, l) int pairs, got the entry {pair!r} in {blocks!r}") from None
+        if l < 0 or mul < 1:
+            raise ValueError(f"{name} needs non-negative degrees l and multiplicities >= 1, got ({mul}, {l}) in {blocks!r}")
         if l in seen:
             raise ValueError(f"{name} must list each degree at most once, got l={l} twice in {blocks!r}")
         seen.add(l)
-    return pairs
+        pairs.append((mul, l))
+    return tuple(pairs)
 
 
 def gaunt_features(x: torch.Tensor, y: torch.Tensor, irreps_x, irreps_y, irreps_out) -> torch.Tensor:

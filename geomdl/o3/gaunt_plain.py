@@ -4,7 +4,7 @@ The eager Gaunt paths (:func:`geomdl.o3.gaunt_product`, :func:`geomdl.o3.gaunt_p
 :func:`geomdl.o3.gaunt_kernel.gaunt_features`) run the compiled kernel or a reference that writes into
 reused buffers, inside ``torch.autograd.Function`` classes with a backward formula only: no tangents
 (``torch.autograd.forward_ad``, ``torch.func.jvp``) and no ``torch.func`` transforms (``grad``, ``vmap``,
-``jacrev``, ...). When :func:`transform_active` is true they call the functions below instead: the same
+``jacrev``, ...). When :func:`geomdl.ops._extension.transform_active` is true they call the functions below instead: the same
 half-torus (``"dft"``) or zero-padded FFT (``"fft"``) algorithm as the references, one chunk of columns at
 a time, made of out-of-place torch ops only, so autograd, forward AD and ``vmap`` see through them. They
 give the numbers of the normal path to rounding (same plans, same maths), just without fused buffers.
@@ -16,22 +16,8 @@ import torch
 
 from geomdl.o3.gaunt_plans import dft_plan, fft_plan
 from geomdl.o3.spherical_harmonics import lmax_from_dim
-from geomdl.ops._extension import forward_ad_active
 
 _CHUNK_ELEMENTS = 1 << 18  # torus values per chunk (columns x grid points), as in geomdl.o3.gaunt_product
-
-
-def transform_active() -> bool:
-    """True inside forward-mode AD or a ``torch.func`` transform (``grad``, ``vmap``, ``jvp``, ...) and not while
-    ``torch.compile`` traces: the Gaunt products then take the plain-PyTorch functions of this module."""
-    if torch.compiler.is_compiling():
-        return False
-    if forward_ad_active():
-        return True
-    try:  # private torch state: a torch without it has no functorch transforms to detect
-        return torch._C._functorch.peek_interpreter_stack() is not None
-    except AttributeError:
-        return False
 
 
 def _chunked(fn, x1: torch.Tensor, x2: torch.Tensor, dim: int, chunk: int) -> torch.Tensor:

@@ -26,7 +26,8 @@ from __future__ import annotations
 import torch
 
 from geomdl.o3.gaunt_kernel import gaunt_columns_backward_compiled, gaunt_columns_compiled, use_kernel
-from geomdl.o3.gaunt_plain import gaunt_columns_plain, gaunt_fft_plain, transform_active
+from geomdl.o3.gaunt_plain import gaunt_columns_plain, gaunt_fft_plain
+from geomdl.ops._extension import transform_active
 from geomdl.o3.gaunt_plans import dft_plan, fft_plan, grid_sizes, projection_tables, synthesis_tables
 from geomdl.o3.spherical_harmonics import lmax_from_dim
 

@@ -144,9 +144,11 @@ def _warn_once(key: str, message: str) -> None:
 
 
 def forward_ad_active() -> bool:
-    """True inside forward-mode AD (``torch.autograd.forward_ad.dual_level`` or ``torch.func.jvp``). The compiled
-    ops have no forward-mode formula: a dual input would give a zero or missing tangent, silently, so the
-    callers take the references (plain PyTorch ops, which propagate tangents) there."""
+    """True inside forward-mode AD (``torch.autograd.forward_ad.dual_level`` or ``torch.func.jvp``) or a
+    ``torch.func`` reverse-mode transform (``grad``, ``vjp``, ``jacrev``, ``hessian``). The compiled ops have no
+    forward-mode formula (a dual input would give a zero or missing tangent, silently) and their autograd
+    formulas do not run under ``torch.func``'s grad transforms, so the callers take the references (plain
+    PyTorch ops, which propagate tangents and compose with every transform) there."""
     try:  # private torch state: a torch without it is treated as "not inside forward-mode AD"
         if torch.autograd.forward_ad._current_level >= 0:
             return True
@@ -154,8 +156,23 @@ def forward_ad_active() -> bool:
             return False
         from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 
-        return any(i.key() == torch._C._functorch.TransformType.Jvp for i in retrieve_all_functorch_interpreters())
+        autodiff = (torch._C._functorch.TransformType.Jvp, torch._C._functorch.TransformType.Grad)
+        return any(i.key() in autodiff for i in retrieve_all_functorch_interpreters())
     except (AttributeError, ImportError):
+        return False
+
+
+def transform_active() -> bool:
+    """True inside forward-mode AD or any ``torch.func`` transform (``grad``, ``vmap``, ``jvp``, ``jacrev``, ...)
+    and not while ``torch.compile`` traces: code built on ``torch.autograd.Function`` classes without
+    ``setup_context`` / ``jvp`` / ``vmap`` rules takes its plain-PyTorch path there."""
+    if torch.compiler.is_compiling():
+        return False
+    if forward_ad_active():
+        return True
+    try:  # private torch state: a torch without it has no functorch transforms to detect
+        return torch._C._functorch.peek_interpreter_stack() is not None
+    except AttributeError:
         return False
 
 
@@ -181,7 +198,8 @@ def use_compiled(op: str, *tensors: torch.Tensor, dtypes=(torch.float32, torch.f
         return False
     if tangents and not torch.compiler.is_compiling() and forward_ad_active():
         if backend == "compiled":
-            raise RuntimeError(f"geomdl.ops.{op}: the compiled kernel has no forward-mode AD (jvp); use the reference")
+            raise RuntimeError(f"geomdl.ops.{op}: the compiled kernel has no forward-mode AD (jvp) and no torch.func "
+                               "transform rules; use the reference")
         return False
     if not _load():
         if backend == "compiled":

@@ -232,7 +232,8 @@ def sparse_trilinear_rows(plan_id: int, a: torch.Tensor, b: torch.Tensor, w: tor
     if not torch.compiler.is_compiling() and forward_ad_active():  # tangents do not cross the opaque operator
         plan = _plan(plan_id)
         if get_backend() == "compiled":
-            raise RuntimeError("geomdl.ops.sparse_trilinear: the compiled kernel has no forward-mode AD (jvp)")
+            raise RuntimeError("geomdl.ops.sparse_trilinear: the compiled kernel has no forward-mode AD (jvp) and no torch.func "
+                               "transform rules")
         return _reference_role(plan.roles[0], *_kernel_order(plan.roles[0], (a, b, w)))
     mask = sum(1 << p for p, flag in enumerate(broadcast) if flag)
     return sparse_trilinear_plan_op(a.contiguous(), b.contiguous(), w.contiguous(), rows, plan_id, 0, mask)

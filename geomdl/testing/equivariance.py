@@ -186,7 +186,8 @@ def equivariance_error(fn, inputs, in_types, out_types, *, group: str = "O3", tr
                        generator: torch.Generator | None = None, float64: bool = True,
                        norm_floor: float = 1e-12) -> dict[str, float]:
     """Measured relative equivariance errors, max over ``n_samples`` draws, per transformation kind:
-    ``|f(g x) - g f(x)| / max(|f(x)|, norm_floor)`` (norms over all outputs together).
+    ``|f(g x) - g f(x)| / max(|f(x)|, norm_floor)`` for each output against its own norm (an output that is zero
+    in theory, e.g. a net force, needs a ``norm_floor`` / ``atol`` at its rounding level).
 
     Args:
         fn: callable; called as ``fn(**inputs)`` for a dict, ``fn(*inputs)`` for a tuple/list, else ``fn(inputs)``.
@@ -266,6 +267,15 @@ def equivariance_error(fn, inputs, in_types, out_types, *, group: str = "O3", tr
     return errors
 
 
+def _positive_number(value, name: str) -> float:
+    """``value`` as a float: a real number (NumPy scalars and 0-d tensors too, not bools), positive and finite."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_complex() and value.dtype != torch.bool:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < float(value) < float("inf"):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
 def assert_equivariant(fn, inputs, in_types, out_types, *, tol: float = 1e-10, atol: float | None = None,
                        **kwargs) -> dict[str, float]:
     """Raise ``AssertionError`` when any measured error (see :func:`equivariance_error`) exceeds ``tol``.
@@ -276,8 +286,7 @@ def assert_equivariant(fn, inputs, in_types, out_types, *, tol: float = 1e-10, a
 
     Returns the (relative) errors, so tests can report them.
     """
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 < tol < float("inf"):
-        raise ValueError(f"tol must be a positive finite number, got {tol!r}")
+    tol = _positive_number(tol, "tol")
     if atol is not None:
         if isinstance(atol, bool) or not isinstance(atol, (int, float)) or not 0 < atol < float("inf"):
             raise ValueError(f"atol must be a positive finite number or None, got {atol!r}")

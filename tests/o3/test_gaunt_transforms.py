@@ -154,3 +154,16 @@ def test_gaunt_features_rejects_bad_dtypes(dtype, which):
     t[which] = [[1.0]]
     with pytest.raises(TypeError, match=f"^{which} must be a torch.Tensor"):
         gaunt_features(t["x"], t["y"], ok, ok, ok)
+
+
+def test_gaunt_features_block_specs_of_numpy_ints_and_zero_multiplicity():
+    import numpy as np
+
+    from geomdl.o3.gaunt_kernel import gaunt_features
+
+    x = torch.randn(2, 6, dtype=torch.float64)
+    plain = gaunt_features(x, x, ((2, 1),), ((2, 1),), ((2, 1),))
+    numpy_spec = ((np.int64(2), np.int32(1)),)
+    torch.testing.assert_close(gaunt_features(x, x, numpy_spec, numpy_spec, numpy_spec), plain)
+    with pytest.raises(ValueError, match=r"irreps_x needs non-negative degrees l and multiplicities >= 1"):
+        gaunt_features(torch.randn(2, 0, dtype=torch.float64), x, ((0, 1),), ((2, 1),), ((2, 1),))

@@ -55,3 +55,11 @@ def test_valid_tol_still_works():
     v = torch.randn(5, 3, dtype=torch.float64)
     assert_equivariant(_identity, v, "vector", "vector", tol=1)
     assert_equivariant(_identity, v, "vector", "vector", tol=1e-8, atol=1e-12)
+
+
+def test_tol_accepts_numpy_scalars_and_zero_dim_tensors():
+    import numpy as np
+
+    pos = torch.randn(5, 3, dtype=torch.float64)
+    for tol in (np.float32(1e-6), np.float64(1e-6), torch.tensor(1e-6), 1):
+        assert_equivariant(lambda p: p - p.mean(0), pos, "position", "vector", tol=tol)

@@ -62,10 +62,13 @@ class _SymmetricEig(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, mat):
+    def forward(mat):
         evals, evecs = torch.linalg.eigh(mat)
-        ctx.save_for_backward(evals, evecs)
         return evals, evecs
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # (the separate setup makes the Function usable under torch.func.grad)
+        ctx.save_for_backward(*output)
 
     @staticmethod
     def backward(ctx, grad_evals, grad_evecs):

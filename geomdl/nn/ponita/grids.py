@@ -12,6 +12,7 @@ sets how well a vector survives lifting ``v -> v.o`` and read-out ``(1/O) sum_o 
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -48,6 +49,16 @@ def repulsion_sphere(num: int, seed: int = 0, steps: int = 400, lr: float = 0.1,
         return x.to(dtype)
     off = ~torch.eye(num, dtype=torch.bool)
     spacing = math.sqrt(4 * math.pi / num)
+    # a constant of the model: built outside any torch.func transform the caller may be running
+    inside = torch._C._functorch.peek_interpreter_stack() is not None
+    no_func = torch._C._DisableFuncTorch() if inside else contextlib.nullcontext()
+    with no_func:
+        x = _repel(x, off, spacing, steps, lr)
+    return x.to(dtype)
+
+
+def _repel(x, off, spacing, steps, lr):
+    """The projected gradient steps of :func:`repulsion_sphere` on ``x [num, 3]`` float64 unit vectors."""
     for step in range(steps):
         with torch.enable_grad():  # also when called under torch.no_grad()
             x = x.detach().requires_grad_(True)
@@ -59,7 +70,7 @@ def repulsion_sphere(num: int, seed: int = 0, steps: int = 400, lr: float = 0.1,
             size = lr * (1 - step / steps) + 1e-3
             x = x - size * spacing * grad / grad.norm(dim=-1).max().clamp(min=1e-300)
             x = x / x.norm(dim=-1, keepdim=True)
-    return x.detach().to(dtype)
+    return x.detach()
 
 
 def orientation_grid(dim: int, num: int, method: str = "fibonacci", seed: int = 0, dtype=torch.float64) -> torch.Tensor:

@@ -122,7 +122,9 @@ class PonitaPotential(Float64Buffers):
 
         ``create_graph`` (default: ``self.training``) keeps the graph of the forces for training on
         them (second-order autograd). Works under ``torch.no_grad`` and ``torch.inference_mode`` (e.g. a
-        Lightning validation loop): the forces are computed with autograd locally re-enabled.
+        Lightning validation loop): the forces are computed with autograd locally re-enabled. Inside a
+        ``torch.func`` transform (e.g. ``jacrev`` of the forces: the Hessian) they come from a nested
+        ``torch.func.grad`` (always differentiable).
         """
         if forces and torch.is_inference_mode_enabled():
             # enable_grad cannot undo inference mode: leave it here, on normal copies of the inputs
@@ -133,6 +135,15 @@ class PonitaPotential(Float64Buffers):
         if not forces:
             return {"energy": self.energy(numbers, pos, batch, num_graphs, grid)}
         create_graph = self.training if create_graph is None else create_graph
+        if torch._C._functorch.peek_interpreter_stack() is not None:
+            # inside torch.func (grad, jacrev, vmap, ...): the forces by a nested torch.func.grad, which composes
+            # with the caller's transform (autograd.grad and requires_grad_ are not allowed there)
+            def total(p):
+                e = self.energy(numbers, p, batch, num_graphs, grid)
+                return e.sum(), e
+
+            grad, (_, energy) = torch.func.grad_and_value(total, has_aux=True)(pos)
+            return {"energy": energy, "forces": -grad}
         with torch.enable_grad():
             pos_ = pos if pos.requires_grad else pos.detach().requires_grad_(True)
             energy = self.energy(numbers, pos_, batch, num_graphs, grid)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from e3nn import o3
 
+from geomdl.ops._extension import transform_active
+
 
 def channel_irreps(irreps: o3.Irreps, name: str, channels: int | None = None, unique: bool = True) -> tuple[int, list[int]]:
     """Check ``irreps`` is channelwise (one multiplicity ``C``; each degree at most once when ``unique``)
@@ -41,12 +43,16 @@ def to_columns(x: torch.Tensor, irreps, lmax: int) -> torch.Tensor:
     A pure permutation (plus zero rows), so its backward is :func:`from_columns` of the gradient: one
     copy, instead of autograd's zero-filled full-size gradient per sliced degree block. ``irreps``: e3nn
     irreps or :func:`blocks_of` pairs."""
+    if transform_active():  # torch.func / forward AD: out-of-place ops every transform sees through
+        return _to_columns_plain(x, blocks_of(irreps), lmax)
     return _ToColumns.apply(x, blocks_of(irreps), lmax)
 
 
 def from_columns(z: torch.Tensor, irreps_out, batch: int) -> torch.Tensor:
     """``z [(Lo+1)^2, B * C]`` -> ``[B, irreps_out.dim]`` in e3nn layout (degrees picked from ``z``);
     backward: :func:`to_columns` of the gradient (zero rows for the degrees of ``z`` not picked)."""
+    if transform_active():
+        return _from_columns_plain(z, blocks_of(irreps_out), batch)
     return _FromColumns.apply(z, blocks_of(irreps_out), batch)
 
 
@@ -87,6 +93,24 @@ def _to_columns(x: torch.Tensor, blocks: tuple[tuple[int, int], ...], lmax: int)
         if l not in present:
             out[l * l:(l + 1) ** 2].zero_()
     return out
+
+
+def _to_columns_plain(x: torch.Tensor, blocks: tuple[tuple[int, int], ...], lmax: int) -> torch.Tensor:
+    """:func:`_to_columns` without writes into a buffer (permutes and one ``cat``)."""
+    batch, mul = x.shape[0], blocks[0][0]
+    rows, start = {}, 0
+    for m, l in blocks:
+        d = 2 * l + 1
+        rows[l] = x[:, start:start + m * d].reshape(batch, m, d).permute(2, 0, 1).reshape(d, batch * m)
+        start += m * d
+    return torch.cat([rows[l] if l in rows else x.new_zeros(2 * l + 1, batch * mul) for l in range(lmax + 1)], 0)
+
+
+def _from_columns_plain(z: torch.Tensor, blocks: tuple[tuple[int, int], ...], batch: int) -> torch.Tensor:
+    """:func:`_from_columns` without writes into a buffer (permutes and one ``cat``)."""
+    parts = [z[l * l:(l + 1) ** 2].reshape(2 * l + 1, batch, mul).permute(1, 2, 0).reshape(batch, mul * (2 * l + 1))
+             for mul, l in blocks]
+    return torch.cat(parts, 1) if parts else z.new_zeros(batch, 0)
 
 
 def _from_columns(z: torch.Tensor, blocks: tuple[tuple[int, int], ...], batch: int) -> torch.Tensor:

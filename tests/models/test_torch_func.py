@@ -1,0 +1,83 @@
+"""torch.func transforms (grad, jacrev, jvp, vmap) through geomdl's models: the same derivatives as autograd.
+
+The compiled ops' autograd formulas and geomdl's autograd.Function classes do not run under torch.func's
+transforms; inside them the ops take their references and the layers their plain-PyTorch paths
+(``geomdl.ops._extension.transform_active``). Each test fails on a model that raises there or differs."""
+import importlib
+import warnings
+
+import pytest
+import torch
+
+from geomdl.models import MODELS
+
+F64 = torch.float64
+
+
+def _model(name, **kwargs):
+    module, attr = MODELS[name].split(":")
+    torch.manual_seed(0)
+    return getattr(importlib.import_module(module), attr)(**kwargs).double().eval()
+
+
+def _molecule():
+    return torch.tensor([1, 6, 7, 8, 1, 6, 8]), torch.randn(7, 3, generator=torch.Generator().manual_seed(1), dtype=F64)
+
+
+def _cases():
+    z, pos = _molecule()
+    cloud = torch.randn(48, 3, generator=torch.Generator().manual_seed(2), dtype=F64)
+    yield "painn", lambda: _model("painn", hidden_channels=8, num_layers=2), lambda m, p: m(z, p).sum(), pos
+    yield "egnn", lambda: _model("egnn", hidden_channels=8, num_layers=2), lambda m, p: m(z, p).sum(), pos
+    yield "nequip", lambda: _model("nequip"), lambda m, p: m(z, p).sum(), pos
+    yield "ponita_energy", lambda: _model("ponita_energy"), lambda m, p: m(z, p, forces=False)["energy"].sum(), pos
+    yield "pointnet", lambda: _model("pointnet", out_channels=3), lambda m, p: m(p).pow(2).sum(), cloud
+    yield "dgcnn", lambda: _model("dgcnn", out_channels=3, k=4), lambda m, p: m(p).pow(2).sum(), cloud
+    yield "apen", lambda: _model("apen", num_classes=3), lambda m, p: m(p)["logits"].pow(2).sum(), cloud
+
+
+CASES = list(_cases())
+
+
+@pytest.mark.parametrize("name, make, fn, pos", CASES, ids=[c[0] for c in CASES])
+def test_torch_func_grad_equals_autograd(name, make, fn, pos):
+    model = make()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the reference ops' one-time warnings, if any
+        got = torch.func.grad(lambda p: fn(model, p))(pos)
+        leaf = pos.clone().requires_grad_(True)
+        want = torch.autograd.grad(fn(model, leaf), leaf)[0]
+    torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-10)
+
+
+def test_ponita_forces_inside_torch_func_give_the_hessian_and_jvp():
+    z, pos = _molecule()
+    model = _model("ponita_energy")
+    hessian = torch.func.jacrev(lambda p: -model(z, p)["forces"])(pos).reshape(21, 21)
+    torch.testing.assert_close(hessian, hessian.T, atol=1e-10, rtol=0)
+    leaf = pos.clone().requires_grad_(True)
+    forces = model(z, leaf, create_graph=True)["forces"]
+    row = torch.autograd.grad(-forces[2, 1], leaf)[0].reshape(-1)  # d^2 E / d pos[2, 1] d pos
+    torch.testing.assert_close(hessian[2 * 3 + 1], row, atol=1e-10, rtol=1e-10)
+    tangent = torch.randn_like(pos)
+    _, jvp = torch.func.jvp(lambda p: model(z, p, forces=False)["energy"].sum(), (pos,), (tangent,))
+    torch.testing.assert_close(jvp, (-forces.detach() * tangent).sum(), atol=1e-12, rtol=1e-10)
+    batched = torch.func.vmap(lambda p: model(z, p)["forces"])(pos[None])
+    torch.testing.assert_close(batched[0], forces.detach(), atol=1e-12, rtol=1e-10)
+
+
+@pytest.mark.parametrize("product", ["gaunt", "cg"])
+def test_tensor_product_layers_under_jvp(product):
+    from e3nn import o3
+
+    from geomdl.nn import ClebschGordanTensorProduct, GauntTensorProduct
+
+    irreps = o3.Irreps("4x0e+4x1o+4x2e")
+    torch.manual_seed(0)
+    layer = (GauntTensorProduct if product == "gaunt" else ClebschGordanTensorProduct)(irreps, irreps, irreps).double()
+    x, y = torch.randn(5, irreps.dim, dtype=F64), torch.randn(5, irreps.dim, dtype=F64)
+    tangent = torch.randn_like(x)
+    out, jvp = torch.func.jvp(lambda a: layer(a, y), (x,), (tangent,))
+    jac = torch.autograd.functional.jacobian(lambda a: layer(a, y), x)  # [5, D, 5, D]
+    torch.testing.assert_close(out, layer(x, y), atol=1e-12, rtol=1e-10)
+    torch.testing.assert_close(jvp, torch.einsum("ijkl,kl->ij", jac, tangent), atol=1e-10, rtol=1e-10)
