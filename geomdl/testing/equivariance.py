@@ -288,8 +288,7 @@ def assert_equivariant(fn, inputs, in_types, out_types, *, tol: float = 1e-10, a
     """
     tol = _positive_number(tol, "tol")
     if atol is not None:
-        if isinstance(atol, bool) or not isinstance(atol, (int, float)) or not 0 < atol < float("inf"):
-            raise ValueError(f"atol must be a positive finite number or None, got {atol!r}")
+        atol = _positive_number(atol, "atol")
         if "norm_floor" in kwargs:
             raise ValueError("give atol or norm_floor, not both (atol sets norm_floor = atol / tol)")
         kwargs["norm_floor"] = atol / tol

@@ -41,6 +41,7 @@ constexpr double kShrink = 1.0 - 1e-10;
 // insertion pass with the exact comparison, which only has to reorder runs of equal float32 keys.
 // Longer lists: std::sort.
 inline void sort_candidates(Cand* a, int64_t n, Cand* tmp) {
+  if (n <= 1) return;  // sorted already (and a may be null when n == 0: no memcpy from or to it)
   if (n > 64) {
     std::sort(a, a + n, grid::CandLess());
     return;

@@ -49,9 +49,10 @@ struct Rows {
     const bool wide_rows = row_bytes >= 32;
     int64_t i = a;
     for (; i + ahead < b; ++i) {
-      if (out_of_range(index[i], S)) return i;  // (prefetching a wild address is harmless)
+      if (out_of_range(index[i], S)) return i;
       const int64_t s_ahead = index[i + ahead_acc];
-      prefetch_lines<true, false>(acc + s_ahead * C, row_bytes);
+      // (a wild s_ahead is raised when its row is reached; its address is not even formed: that would be UB)
+      if (!out_of_range(s_ahead, S)) prefetch_lines<true, false>(acc + s_ahead * C, row_bytes);
       prefetch_lines<false, true>(src + (i + ahead_src) * C, row_bytes);
       if constexpr (kRuns) {
         // that row will likely close a run that was closed before: its float64 row (random, twice the bytes

@@ -81,3 +81,40 @@ def test_tensor_product_layers_under_jvp(product):
     jac = torch.autograd.functional.jacobian(lambda a: layer(a, y), x)  # [5, D, 5, D]
     torch.testing.assert_close(out, layer(x, y), atol=1e-12, rtol=1e-10)
     torch.testing.assert_close(jvp, torch.einsum("ijkl,kl->ij", jac, tangent), atol=1e-10, rtol=1e-10)
+
+
+def test_the_repulsion_grid_is_the_same_constant_inside_transforms():
+    from geomdl.nn.ponita.grids import repulsion_sphere
+
+    want = repulsion_sphere(12, steps=5)
+    ones = torch.ones(12, 3, dtype=F64)
+    assert torch.equal(torch.func.grad(lambda x: (repulsion_sphere(12, steps=5) * x).sum())(ones), want)
+    assert torch.equal(torch.func.vmap(lambda x: repulsion_sphere(12, steps=5) * x)(ones[None])[0], want)
+
+
+def test_apen_frames_under_hessian_jvp_and_vmap():
+    from geomdl.nn.apen.frames import pca_frames
+
+    gen = torch.Generator().manual_seed(3)
+    pos, part = torch.randn(12, 3, generator=gen, dtype=F64), torch.arange(12) % 3
+
+    def f(p):
+        return pca_frames(p, part, 3)[0].pow(3).sum()
+
+    hessian = torch.func.hessian(f)(pos).reshape(36, 36)
+    torch.testing.assert_close(hessian, hessian.T, atol=1e-8, rtol=1e-8)
+    tangent = torch.randn(12, 3, generator=gen, dtype=F64)
+    _, jvp = torch.func.jvp(f, (pos,), (tangent,))
+    leaf = pos.clone().requires_grad_(True)
+    grad = torch.autograd.grad(f(leaf), leaf)[0]
+    torch.testing.assert_close(jvp, (grad * tangent).sum(), atol=1e-10, rtol=1e-10)
+    torch.testing.assert_close(torch.func.vmap(torch.func.grad(f))(pos[None])[0], grad, atol=1e-12, rtol=1e-10)
+
+
+def test_compiled_ponita_potential_keeps_no_force_graph_in_eval():
+    z, pos = _molecule()
+    model = _model("ponita_energy")
+    compiled = torch.compile(model, backend="aot_eager")
+    out = compiled(z, pos)
+    assert not out["forces"].requires_grad
+    torch.testing.assert_close(out["forces"], model(z, pos)["forces"], atol=1e-12, rtol=1e-10)

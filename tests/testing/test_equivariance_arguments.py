@@ -63,3 +63,11 @@ def test_tol_accepts_numpy_scalars_and_zero_dim_tensors():
     pos = torch.randn(5, 3, dtype=torch.float64)
     for tol in (np.float32(1e-6), np.float64(1e-6), torch.tensor(1e-6), 1):
         assert_equivariant(lambda p: p - p.mean(0), pos, "position", "vector", tol=tol)
+
+
+def test_atol_accepts_numpy_scalars_and_zero_dim_tensors():
+    import numpy as np
+
+    pos = torch.randn(5, 3, dtype=torch.float64)
+    for atol in (np.float32(1e-9), torch.tensor(1e-9)):
+        assert_equivariant(lambda p: p - p.mean(0), pos, "position", "vector", tol=1e-6, atol=atol)

@@ -15,6 +15,7 @@ import itertools
 import torch
 
 from geomdl.ops import scatter
+from geomdl.ops._extension import transform_active
 
 _SIGNS = torch.tensor(list(itertools.product((1.0, -1.0), repeat=3)))  # [8, 3]
 
@@ -67,21 +68,47 @@ class _SymmetricEig(torch.autograd.Function):
         return evals, evecs
 
     @staticmethod
-    def setup_context(ctx, inputs, output):  # (the separate setup makes the Function usable under torch.func.grad)
+    def setup_context(ctx, inputs, output):  # (a separate setup: the Function composes with torch.func)
         ctx.save_for_backward(*output)
+
+    @staticmethod
+    def _over_gaps(x, evals):
+        """``x[..., i, j] / (lambda_j - lambda_i)`` where the eigenvalues are apart, else 0."""
+        gap = evals.unsqueeze(-2) - evals.unsqueeze(-1)
+        tol = 64 * torch.finfo(evals.dtype).eps * evals.abs().amax(-1, keepdim=True).unsqueeze(-1)
+        apart = gap.abs() > tol
+        return torch.where(apart, x / torch.where(apart, gap, torch.ones_like(gap)), torch.zeros_like(x))
 
     @staticmethod
     def backward(ctx, grad_evals, grad_evecs):
         evals, evecs = ctx.saved_tensors
         inner = torch.zeros_like(evecs)
         if grad_evecs is not None:
-            gap = evals.unsqueeze(-2) - evals.unsqueeze(-1)  # [..., i, j] = lambda_j - lambda_i
-            tol = 64 * torch.finfo(evals.dtype).eps * evals.abs().amax(-1, keepdim=True).unsqueeze(-1)
-            apart = gap.abs() > tol
-            inner = torch.where(apart, evecs.mT @ grad_evecs / torch.where(apart, gap, torch.ones_like(gap)), inner)
+            inner = _SymmetricEig._over_gaps(evecs.mT @ grad_evecs, evals)
         if grad_evals is not None:
             inner = inner + torch.diag_embed(grad_evals)
         return evecs @ inner @ evecs.mT
+
+
+class _SymmetricEigTransforms(_SymmetricEig):
+    """:class:`_SymmetricEig` for ``torch.func`` transforms and forward-mode AD: with a ``jvp`` and a derived vmap
+    rule (``vmap``, ``hessian``, ``jacfwd``). Dynamo cannot trace a Function with a ``jvp``, so eager calls and
+    compiled graphs use the parent."""
+
+    generate_vmap_rule = True  # forward, backward and jvp are plain torch ops
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*output)
+        ctx.save_for_forward(*output)
+
+    @staticmethod
+    def jvp(ctx, dmat):
+        """``d lambda_i = v_i^T dA v_i``, ``dV = V C`` with ``C_ij = (V^T dA V)_ij / (lambda_j - lambda_i)`` (0 inside
+        an eigenspace, as in the backward)."""
+        evals, evecs = ctx.saved_tensors
+        inner = evecs.mT @ dmat @ evecs
+        return inner.diagonal(dim1=-2, dim2=-1), evecs @ _SymmetricEig._over_gaps(inner, evals)
 
 
 def pca_frames(pos: torch.Tensor, part: torch.Tensor, num_parts: int, reflections: bool = True):
@@ -107,7 +134,8 @@ def pca_frames(pos: torch.Tensor, part: torch.Tensor, num_parts: int, reflection
 def frames_of_centred(rel: torch.Tensor, part: torch.Tensor, num_parts: int, reflections: bool = True):
     """:func:`pca_frames` of coordinates already centred per part (:func:`centred_positions`):
     ``(rot [num_parts, F, 3, 3], eigenvalues [num_parts, 3])``."""
-    evals, evecs = _SymmetricEig.apply(_scatter_matrices(rel, part, num_parts))  # ascending; finite gradients on degenerate parts
+    eig = _SymmetricEigTransforms if transform_active() else _SymmetricEig
+    evals, evecs = eig.apply(_scatter_matrices(rel, part, num_parts))  # ascending; finite gradients on degenerate parts
     signs = _SIGNS.to(rel.dtype).to(rel.device)
     rot = evecs.unsqueeze(1) * signs.view(1, 8, 1, 3)  # V diag(s): scale columns
     if not reflections:

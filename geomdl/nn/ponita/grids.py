@@ -43,34 +43,30 @@ def repulsion_sphere(num: int, seed: int = 0, steps: int = 400, lr: float = 0.1,
     """
     _check_num(num)
     gen = torch.Generator().manual_seed(int(seed))
-    x = torch.randn(num, 3, generator=gen, dtype=torch.float64)
+    # a constant of the model, also when built inside a torch.func transform of the caller: the seeded draw runs
+    # outside the transforms (vmap refuses random ops), and the steps use torch.func.grad (requires_grad_ and
+    # autograd.grad are refused inside transforms; a nested torch.func.grad composes with them)
+    inside = torch._C._functorch.peek_interpreter_stack() is not None
+    with torch._C._DisableFuncTorch() if inside else contextlib.nullcontext():
+        x = torch.randn(num, 3, generator=gen, dtype=torch.float64)
     x = x / x.norm(dim=-1, keepdim=True)
     if num == 1:
         return x.to(dtype)
     off = ~torch.eye(num, dtype=torch.bool)
     spacing = math.sqrt(4 * math.pi / num)
-    # a constant of the model: built outside any torch.func transform the caller may be running
-    inside = torch._C._functorch.peek_interpreter_stack() is not None
-    no_func = torch._C._DisableFuncTorch() if inside else contextlib.nullcontext()
-    with no_func:
-        x = _repel(x, off, spacing, steps, lr)
-    return x.to(dtype)
 
+    def energy(y):
+        cos = (y @ y.T)[off].clamp(-1 + 1e-7, 1 - 1e-7)
+        return (torch.arccos(cos) / math.pi).pow(-2).mean()
 
-def _repel(x, off, spacing, steps, lr):
-    """The projected gradient steps of :func:`repulsion_sphere` on ``x [num, 3]`` float64 unit vectors."""
     for step in range(steps):
-        with torch.enable_grad():  # also when called under torch.no_grad()
-            x = x.detach().requires_grad_(True)
-            cos = (x @ x.T)[off].clamp(-1 + 1e-7, 1 - 1e-7)
-            energy = (torch.arccos(cos) / math.pi).pow(-2).mean()
-            (grad,) = torch.autograd.grad(energy, x)
+        grad = torch.func.grad(energy)(x.detach())
         with torch.no_grad():
             grad = grad - (grad * x).sum(-1, keepdim=True) * x  # tangent part
             size = lr * (1 - step / steps) + 1e-3
             x = x - size * spacing * grad / grad.norm(dim=-1).max().clamp(min=1e-300)
             x = x / x.norm(dim=-1, keepdim=True)
-    return x.detach()
+    return x.detach().to(dtype)
 
 
 def orientation_grid(dim: int, num: int, method: str = "fibonacci", seed: int = 0, dtype=torch.float64) -> torch.Tensor:
