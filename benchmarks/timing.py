@@ -10,37 +10,27 @@ import time
 import torch
 
 
-def positive_float(text: str) -> float:
-    """argparse ``type``: a finite number > 0 (``--radius 0`` or ``--neighbors -5`` is a usage error)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return value
+def _number_type(convert, ok, what: str, name: str, doc: str):
+    """An argparse ``type`` converting with ``convert`` and accepting values where ``ok``: anything else is a usage
+    error ``expected <what>, got '<text>'`` (exit 2), not a traceback deep inside a benchmark."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    parse.__name__, parse.__doc__ = name, doc
+    return parse
 
 
-def nonnegative_int(text: str) -> int:
-    """argparse ``type``: an integer >= 0 (``--warmup -1`` is a usage error)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """argparse ``type``: an integer >= 1 (``--repeats 0`` or ``--threads -1`` is a usage error, not a traceback)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+positive_float = _number_type(float, lambda v: 0 < v < float("inf"), "a positive finite number", "positive_float",
+                              "argparse ``type``: a finite number > 0 (``--radius 0`` is a usage error).")
+nonnegative_int = _number_type(int, lambda v: v >= 0, "an integer >= 0", "nonnegative_int",
+                               "argparse ``type``: an integer >= 0 (``--warmup -1`` is a usage error).")
+positive_int = _number_type(int, lambda v: v >= 1, "a positive integer", "positive_int",
+                            "argparse ``type``: an integer >= 1 (``--repeats 0`` or ``--threads -1`` is a usage error).")
 
 
 def device_name(text: str) -> str:
