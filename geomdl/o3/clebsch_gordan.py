@@ -10,11 +10,12 @@ which makes ``C`` real and invariant: ``C_ijk = C_abc D^{l1}_ai D^{l2}_bj D^{l3}
 """
 from __future__ import annotations
 
-import functools
 import math
 from fractions import Fraction
 
 import torch
+
+from geomdl.utils.constants import constant_cache
 
 
 def _check_triple(l1, l2, l3):
@@ -42,7 +43,7 @@ def su2_clebsch_gordan_coefficient(j1: int, m1: int, j2: int, m2: int, j3: int, 
     return math.copysign(math.sqrt(value_sq), float(total)) if total != 0 else 0.0
 
 
-@functools.lru_cache(maxsize=None)
+@constant_cache(maxsize=None)
 def _su2_table(l1: int, l2: int, l3: int) -> torch.Tensor:
     out = torch.zeros(2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1, dtype=torch.float64)
     for m1 in range(-l1, l1 + 1):
@@ -62,7 +63,7 @@ def real_to_complex_basis(l: int) -> torch.Tensor:
     return _real_to_complex_basis(l).clone()
 
 
-@functools.lru_cache(maxsize=None)
+@constant_cache(maxsize=None)
 def _real_to_complex_basis(l: int) -> torch.Tensor:
     q = torch.zeros(2 * l + 1, 2 * l + 1, dtype=torch.complex128)
     s = 1 / math.sqrt(2)
@@ -76,7 +77,7 @@ def _real_to_complex_basis(l: int) -> torch.Tensor:
     return ((-1j) ** l) * q
 
 
-@functools.lru_cache(maxsize=None)
+@constant_cache(maxsize=None)
 def _real_clebsch_gordan(l1: int, l2: int, l3: int) -> torch.Tensor:
     c = _su2_table(l1, l2, l3).to(torch.complex128)
     q1, q2, q3 = _real_to_complex_basis(l1), _real_to_complex_basis(l2), _real_to_complex_basis(l3)

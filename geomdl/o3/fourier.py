@@ -24,12 +24,12 @@ in ``u`` (a half-period integral). Matrices are built in float64 once per degree
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 
 from geomdl.o3.spherical_harmonics import lmax_from_dim, spherical_harmonics
+from geomdl.utils.constants import constant_cache
 
 
 def torus_points(n_theta: int, n_phi: int) -> torch.Tensor:
@@ -43,7 +43,7 @@ def torus_points(n_theta: int, n_phi: int) -> torch.Tensor:
     return torch.stack([st * torch.sin(phi), ct.expand(n_theta, n_phi), st * torch.cos(phi)], dim=-1)
 
 
-@functools.lru_cache(maxsize=None)
+@constant_cache(maxsize=None)
 def _sh_to_fourier(lmax: int) -> torch.Tensor:
     n = 2 * lmax + 2
     values = spherical_harmonics(lmax, torus_points(n, n))  # [n, n, (L+1)^2], real trig polynomials
@@ -80,7 +80,7 @@ def _half_period_integrals(n: torch.Tensor) -> torch.Tensor:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@constant_cache(maxsize=None)
 def _fourier_to_sh(lmax_in: int, lmax_out: int) -> torch.Tensor:
     s = _sh_to_fourier(lmax_out)  # [(Lo+1)^2, 2Lo+1 (u'), 2Lo+1 (v')]
     # times sin(theta) = (e^{i theta} - e^{-i theta}) / 2i  ->  u' in [-Lo-1, Lo+1]

@@ -15,13 +15,13 @@ in this basis the sign of the relation is ``+`` for every path, which the tests 
 """
 from __future__ import annotations
 
-import functools
 import math
 from fractions import Fraction
 
 import torch
 
 from geomdl.o3.clebsch_gordan import _check_triple, clebsch_gordan
+from geomdl.utils.constants import constant_cache
 
 
 def wigner_3j_000(l1: int, l2: int, l3: int) -> float:
@@ -57,7 +57,7 @@ def gaunt_cg_constant(l1: int, l2: int, l3: int) -> float:
     return math.sqrt((2 * l1 + 1) * (2 * l2 + 1) * (2 * l3 + 1) / (4 * math.pi)) * abs(wigner_3j_000(l1, l2, l3))
 
 
-@functools.lru_cache(maxsize=None)
+@constant_cache(maxsize=None)
 def _gaunt(l1: int, l2: int, l3: int) -> torch.Tensor:
     return gaunt_cg_constant(l1, l2, l3) * clebsch_gordan(l1, l2, l3, dtype=torch.float64)
 

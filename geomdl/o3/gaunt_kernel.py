@@ -16,7 +16,6 @@ layout copies (:func:`gaunt_features`). Backend choice (``GEOMDL_KERNELS``): :fu
 """
 from __future__ import annotations
 
-import functools
 import operator
 from typing import NamedTuple
 
@@ -26,6 +25,7 @@ from geomdl.o3.gaunt_plain import gaunt_features_plain
 from geomdl.o3.gaunt_plans import grid_sizes, projection_tables, synthesis_tables
 from geomdl.o3.spherical_harmonics import lmax_from_dim
 from geomdl.ops._extension import extension_loaded, transform_active, use_compiled
+from geomdl.utils.constants import constant_cache
 
 OP = "gaunt_product"  # name in GEOMDL_KERNELS messages
 KERNEL = "gaunt_columns"  # geomdl::gaunt_columns
@@ -48,7 +48,7 @@ def use_kernel(x: torch.Tensor) -> bool:
     return use_compiled(OP, x, kernel=KERNEL)
 
 
-@functools.lru_cache(maxsize=256)
+@constant_cache(maxsize=256)
 def column_layout(lmax: int, cols: int) -> Layout:
     """Layout of a column array ``[(lmax+1)^2, cols]`` (one node with ``cols`` channels)."""
     rows = (lmax + 1) ** 2
@@ -63,7 +63,7 @@ def feature_layout(mul_ls: tuple[tuple[int, int], ...], lmax: int, nodes: int) -
     return Layout(lmax, table, dim, nodes * dim)
 
 
-@functools.lru_cache(maxsize=256)
+@constant_cache(maxsize=256)
 def _feature_table(mul_ls: tuple[tuple[int, int], ...], lmax: int) -> tuple[torch.Tensor, int]:
     table = torch.full(((lmax + 1) ** 2, 2), -1, dtype=torch.long)
     table[:, 1] = 0

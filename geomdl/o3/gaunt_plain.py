@@ -84,7 +84,7 @@ def columns_to_features(z: torch.Tensor, blocks, n: int, channels: int) -> torch
     """Columns ``z [(L+1)^2, n * channels]`` -> e3nn features ``[n, dim]`` of ``blocks ((channels, l), ...)``."""
     out = [z[l * l:(l + 1) ** 2].reshape(2 * l + 1, n, channels).permute(1, 2, 0).reshape(n, channels * (2 * l + 1))
            for _, l in blocks]
-    return torch.cat(out, dim=1)
+    return torch.cat(out, dim=1) if out else z.new_zeros(n, 0)
 
 
 def gaunt_features_plain(x: torch.Tensor, y: torch.Tensor, irreps_x, irreps_y, irreps_out, channels: int) -> torch.Tensor:

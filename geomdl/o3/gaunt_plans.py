@@ -16,13 +16,13 @@ All matrices are built in float64 and cast once per ``(dtype, device)``.
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
 import torch
 
 from geomdl.o3.fourier import _fourier_to_sh, _sh_to_fourier
+from geomdl.utils.constants import constant_cache
 
 
 def fast_fft_size(n: int, even: bool = False) -> int:
@@ -126,7 +126,7 @@ class DFTPlan:
     proj: tuple
 
 
-@functools.lru_cache(maxsize=64)
+@constant_cache(maxsize=64)
 def fft_plan(lmax1: int, lmax2: int, lmax_out: int, dtype: torch.dtype, device: torch.device) -> FFTPlan:
     n_u, n_v = grid_sizes(lmax1, lmax2, lmax_out, fast=True)
     cast = dict(dtype=dtype, device=device)
@@ -160,7 +160,7 @@ def _diagonal_blocks(t: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     return blocks
 
 
-@functools.lru_cache(maxsize=128)
+@constant_cache(maxsize=128)
 def synthesis_tables(lmax: int, n_u: int, n_v: int, dtype: torch.dtype, device: torch.device):
     """Half-torus synthesis of degree-``lmax`` functions: ``(idx, theta [L+1, 2, J, L+1], phi [2, K, L+1])``
     (``theta`` is exactly zero in the columns of absent pairs ``l < v``).
@@ -182,7 +182,7 @@ def synthesis_tables(lmax: int, n_u: int, n_v: int, dtype: torch.dtype, device: 
     return _sh_gather_index(lmax).to(device), theta.contiguous().to(**cast), phi.contiguous().to(**cast)
 
 
-@functools.lru_cache(maxsize=128)
+@constant_cache(maxsize=128)
 def projection_tables(lmax_in: int, lmax_out: int, n_u: int, n_v: int, dtype: torch.dtype, device: torch.device):
     """Projection of half-torus samples of a degree-``lmax_in`` function onto degrees ``<= lmax_out``:
     ``(analysis [2, Lo+1, K], proj [2, Lo+1, Lo+1, J], gather [(Lo+1)^2])``. From the even/odd parts
@@ -216,7 +216,7 @@ def projection_tables(lmax_in: int, lmax_out: int, n_u: int, n_v: int, dtype: to
     return analysis.to(**cast), proj.contiguous().to(**cast), gather.to(device)
 
 
-@functools.lru_cache(maxsize=64)
+@constant_cache(maxsize=64)
 def dft_plan(lmax1: int, lmax2: int, lmax_out: int, dtype: torch.dtype, device: torch.device) -> DFTPlan:
     n_u, n_v = grid_sizes(lmax1, lmax2, lmax_out, fast=False)
     return DFTPlan(n_u, n_v, n_u // 2 + 1, synthesis_tables(lmax1, n_u, n_v, dtype, device),

@@ -10,7 +10,6 @@ So a product ``f g Y_l3`` (degrees L1, L2, L3) is integrated exactly with ``degr
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from geomdl.o3.spherical_harmonics import spherical_harmonics
+from geomdl.utils.constants import constant_cache
 
 
 def _check_floating(name: str, t) -> None:
@@ -81,7 +81,7 @@ def gauss_legendre_grid(n_theta: int, n_phi: int) -> SphereGrid:
     return dataclasses.replace(cached, points=cached.points.clone(), weights=cached.weights.clone())
 
 
-@functools.lru_cache(maxsize=32)
+@constant_cache(maxsize=32)
 def _gauss_legendre_grid(n_theta: int, n_phi: int) -> SphereGrid:
     nodes, w = np.polynomial.legendre.leggauss(n_theta)
     cos_t = torch.as_tensor(nodes, dtype=torch.float64)

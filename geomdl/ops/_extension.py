@@ -22,6 +22,8 @@ import warnings
 
 import torch
 
+from geomdl.utils.constants import functorch_active
+
 BACKENDS = ("auto", "compiled", "reference")
 OPS = ("scatter_reduce", "segment_softmax", "radius", "knn", "fps", "gaunt_columns", "sparse_trilinear", "painn_message")  # kernels/registration.cpp
 
@@ -168,12 +170,7 @@ def transform_active() -> bool:
     ``setup_context`` / ``jvp`` / ``vmap`` rules takes its plain-PyTorch path there."""
     if torch.compiler.is_compiling():
         return False
-    if forward_ad_active():
-        return True
-    try:  # private torch state: a torch without it has no functorch transforms to detect
-        return torch._C._functorch.peek_interpreter_stack() is not None
-    except AttributeError:
-        return False
+    return forward_ad_active() or functorch_active()
 
 
 def compiled_ready(kernel: str, device: str) -> bool:

@@ -85,19 +85,17 @@ def painn_message(phi: torch.Tensor, w: torch.Tensor, vectors: torch.Tensor, uni
     """
     f, num_nodes = _check(phi, w, vectors, unit, edge_index, num_nodes)
     n = phi.shape[0]
-    if extension_loaded() and not has_kernel("painn_message", phi.device.type):
-        # a device without this kernel (CUDA): the PyTorch ops, summed by that device's compiled scatter, quietly
-        # (a missing kernel of a fused op is no fallback to a slow reference: nothing to warn about)
-        check_index_values(edge_index[0], "edge_index[0]", n)
-        out = _message(phi, w, vectors.reshape(n, 3 * f), unit, edge_index[0], edge_index[1], num_nodes, scatter)
-    elif use_compiled("painn_message", phi, w, vectors, unit):
-        out = torch.ops.geomdl.painn_message(phi.contiguous(), w.contiguous(), vectors.reshape(n, 3 * f).contiguous(),
-                                             unit.contiguous(), edge_index[0].contiguous(),
-                                             edge_index[1].contiguous(), num_nodes)
+    vec = vectors.reshape(n, 3 * f)
+    # a device without this kernel (CUDA) takes the PyTorch ops below, summed by that device's compiled scatter,
+    # quietly: a fused op without its kernel is no fallback to a slow reference, nothing to warn about
+    kernel_here = not extension_loaded() or has_kernel("painn_message", phi.device.type)
+    if kernel_here and use_compiled("painn_message", phi, w, vectors, unit):
+        out = torch.ops.geomdl.painn_message(phi.contiguous(), w.contiguous(), vec.contiguous(), unit.contiguous(),
+                                             edge_index[0].contiguous(), edge_index[1].contiguous(), num_nodes)
     else:
         check_index_values(edge_index[0], "edge_index[0]", n)
         check_index_values(edge_index[1], "edge_index[1]", num_nodes)
-        out = _message(phi, w, vectors.reshape(n, 3 * f), unit, edge_index[0], edge_index[1], num_nodes, scatter)
+        out = _message(phi, w, vec, unit, edge_index[0], edge_index[1], num_nodes, scatter)
     return out[:, :f], out[:, f:].view(num_nodes, 3, f)
 
 

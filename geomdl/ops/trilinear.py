@@ -34,6 +34,7 @@ import weakref
 import torch
 
 from geomdl.ops._extension import forward_ad_active, get_backend, use_compiled
+from geomdl.utils.constants import plain_tensors
 
 OP = "sparse_trilinear"
 _CHUNK_ELEMENTS = 1 << 22  # reference: rows per chunk x entries kept below this
@@ -70,8 +71,9 @@ class _Role:
     def tables(self, dtype: torch.dtype, device: torch.device):
         key = (dtype, device)
         if key not in self._cache:
-            self._cache[key] = tuple(x.to(device) for x in (self.target_ptr, self.group_ptr, self.group_col, self.pair)) + (
-                self.coef.to(device=device, dtype=dtype),)
+            with plain_tensors():  # constants, also when first asked for inside a torch.func transform
+                self._cache[key] = tuple(x.to(device) for x in (self.target_ptr, self.group_ptr, self.group_col,
+                                                                self.pair)) + (self.coef.to(device=device, dtype=dtype),)
         return self._cache[key]
 
 

@@ -30,10 +30,11 @@ point's part), ``part [N]`` (rigid part id, offset when batched), ``part_label [
 """
 from __future__ import annotations
 
-import functools
 import pathlib
 
 import torch
+
+from geomdl.utils.constants import constant_cache
 
 ARRANGEMENTS = ("none", "z", "so3")
 SOURCES = ("shapes", "modelnet", "parts")
@@ -54,7 +55,7 @@ def arrangement_rotation(arrangement: str, generator: torch.Generator) -> torch.
     raise ValueError(f"arrangement must be one of {ARRANGEMENTS}, got {arrangement!r}")
 
 
-@functools.lru_cache(maxsize=256)
+@constant_cache(maxsize=256)
 def _modelnet_points(path: str) -> torch.Tensor:
     """Positions of one ``normal_resampled`` file, centred and scaled into the unit sphere (float64)."""
     from geomdl.datasets.functional import normalize_points

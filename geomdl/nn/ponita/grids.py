@@ -12,10 +12,11 @@ sets how well a vector survives lifting ``v -> v.o`` and read-out ``(1/O) sum_o 
 """
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
+
+from geomdl.utils.constants import plain_tensors
 
 
 def circle_grid(num: int, dtype=torch.float64) -> torch.Tensor:
@@ -46,8 +47,7 @@ def repulsion_sphere(num: int, seed: int = 0, steps: int = 400, lr: float = 0.1,
     # a constant of the model, also when built inside a torch.func transform of the caller: the seeded draw runs
     # outside the transforms (vmap refuses random ops), and the steps use torch.func.grad (requires_grad_ and
     # autograd.grad are refused inside transforms; a nested torch.func.grad composes with them)
-    inside = torch._C._functorch.peek_interpreter_stack() is not None
-    with torch._C._DisableFuncTorch() if inside else contextlib.nullcontext():
+    with plain_tensors():
         x = torch.randn(num, 3, generator=gen, dtype=torch.float64)
     x = x / x.norm(dim=-1, keepdim=True)
     if num == 1:

@@ -12,6 +12,7 @@ from torch import nn
 
 from geomdl.nn.ponita.model import Ponita
 from geomdl.ops._validation import host_list, num_batches
+from geomdl.utils.constants import functorch_active
 from geomdl.utils.devices import Float64Buffers
 
 
@@ -135,7 +136,7 @@ class PonitaPotential(Float64Buffers):
         if not forces:
             return {"energy": self.energy(numbers, pos, batch, num_graphs, grid)}
         create_graph = self.training if create_graph is None else create_graph
-        if not torch.compiler.is_compiling() and torch._C._functorch.peek_interpreter_stack() is not None:
+        if not torch.compiler.is_compiling() and functorch_active():
             # inside torch.func (grad, jacrev, vmap, ...): the forces by a nested torch.func.grad, which composes
             # with the caller's transform (autograd.grad and requires_grad_ are not allowed there)
             def total(p):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from e3nn import o3
 
+from geomdl.o3.gaunt_plain import columns_to_features, features_to_columns
 from geomdl.ops._extension import transform_active
 
 
@@ -44,7 +45,8 @@ def to_columns(x: torch.Tensor, irreps, lmax: int) -> torch.Tensor:
     copy, instead of autograd's zero-filled full-size gradient per sliced degree block. ``irreps``: e3nn
     irreps or :func:`blocks_of` pairs."""
     if transform_active():  # torch.func / forward AD: out-of-place ops every transform sees through
-        return _to_columns_plain(x, blocks_of(irreps), lmax)
+        blocks = blocks_of(irreps)
+        return features_to_columns(x, blocks, lmax, blocks[0][0])
     return _ToColumns.apply(x, blocks_of(irreps), lmax)
 
 
@@ -52,7 +54,8 @@ def from_columns(z: torch.Tensor, irreps_out, batch: int) -> torch.Tensor:
     """``z [(Lo+1)^2, B * C]`` -> ``[B, irreps_out.dim]`` in e3nn layout (degrees picked from ``z``);
     backward: :func:`to_columns` of the gradient (zero rows for the degrees of ``z`` not picked)."""
     if transform_active():
-        return _from_columns_plain(z, blocks_of(irreps_out), batch)
+        blocks = blocks_of(irreps_out)
+        return columns_to_features(z, blocks, batch, blocks[0][0] if blocks else 0)
     return _FromColumns.apply(z, blocks_of(irreps_out), batch)
 
 
@@ -93,24 +96,6 @@ def _to_columns(x: torch.Tensor, blocks: tuple[tuple[int, int], ...], lmax: int)
         if l not in present:
             out[l * l:(l + 1) ** 2].zero_()
     return out
-
-
-def _to_columns_plain(x: torch.Tensor, blocks: tuple[tuple[int, int], ...], lmax: int) -> torch.Tensor:
-    """:func:`_to_columns` without writes into a buffer (permutes and one ``cat``)."""
-    batch, mul = x.shape[0], blocks[0][0]
-    rows, start = {}, 0
-    for m, l in blocks:
-        d = 2 * l + 1
-        rows[l] = x[:, start:start + m * d].reshape(batch, m, d).permute(2, 0, 1).reshape(d, batch * m)
-        start += m * d
-    return torch.cat([rows[l] if l in rows else x.new_zeros(2 * l + 1, batch * mul) for l in range(lmax + 1)], 0)
-
-
-def _from_columns_plain(z: torch.Tensor, blocks: tuple[tuple[int, int], ...], batch: int) -> torch.Tensor:
-    """:func:`_from_columns` without writes into a buffer (permutes and one ``cat``)."""
-    parts = [z[l * l:(l + 1) ** 2].reshape(2 * l + 1, batch, mul).permute(1, 2, 0).reshape(batch, mul * (2 * l + 1))
-             for mul, l in blocks]
-    return torch.cat(parts, 1) if parts else z.new_zeros(batch, 0)
 
 
 def _from_columns(z: torch.Tensor, blocks: tuple[tuple[int, int], ...], batch: int) -> torch.Tensor:

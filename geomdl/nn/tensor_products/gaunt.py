@@ -42,6 +42,7 @@ from geomdl.o3.gaunt_kernel import gaunt_features, use_kernel
 from geomdl.o3.gaunt_product import gaunt_product, gaunt_product_columns
 from geomdl.nn.tensor_products._layout import blocks_of, channel_irreps, degree_expand, from_columns, to_columns
 from geomdl.nn.tensor_products.clebsch_gordan import ClebschGordanTensorProduct, _irreps, autocast_float32
+from geomdl.utils.constants import plain_tensors
 from geomdl.utils.devices import Float64Buffers
 from geomdl.utils.torch_compat import is_exporting
 
@@ -309,9 +310,10 @@ class GauntTensorProduct(Float64Buffers):
         key = (blocks, lmax, w.device)
         idx = self._weight_index.get(key)
         if idx is None:  # position (channel c, degree l, m) -> c * (lmax+1) + l
-            pieces = [torch.arange(mul)[:, None] * (lmax + 1) + l + torch.zeros(1, 2 * l + 1, dtype=torch.long)
-                      for mul, l in blocks]
-            idx = torch.cat([p.reshape(-1) for p in pieces]).to(w.device)
+            with plain_tensors():  # a constant, also when first built inside a torch.func transform
+                pieces = [torch.arange(mul)[:, None] * (lmax + 1) + l + torch.zeros(1, 2 * l + 1, dtype=torch.long)
+                          for mul, l in blocks]
+                idx = torch.cat([p.reshape(-1) for p in pieces]).to(w.device)
             if not is_exporting():  # a tensor attribute set while exporting makes torch warn
                 self._weight_index[key] = idx
         return w.to(dtype).flatten(-2).index_select(-1, idx)
