@@ -164,13 +164,27 @@ def forward_ad_active() -> bool:
         return False
 
 
-def transform_active() -> bool:
-    """True inside forward-mode AD or any ``torch.func`` transform (``grad``, ``vmap``, ``jvp``, ``jacrev``, ...)
+def legacy_batched(*tensors) -> bool:
+    """True when one of ``tensors`` is a BatchedTensor of torch's legacy ``vmap``: the gradients inside
+    ``torch.autograd.grad(..., is_grads_batched=True)``, which ``torch.autograd.functional.jacobian`` /
+    ``hessian(vectorize=True)`` use. No global state marks that mode (it is not a ``torch.func`` transform), only
+    the tensors' ``Batched`` dispatch key, which the Python enum does not expose (hence the parsed key set)."""
+    for t in tensors:
+        if isinstance(t, torch.Tensor):
+            keys = str(torch._C._dispatch_keys(t))  # "DispatchKeySet(ADInplaceOrView, AutogradOther, Batched)"
+            if "Batched" in keys[keys.find("(") + 1:keys.rfind(")")].split(", "):
+                return True
+    return False
+
+
+def transform_active(*tensors) -> bool:
+    """True inside forward-mode AD or any ``torch.func`` transform (``grad``, ``vmap``, ``jvp``, ``jacrev``, ...),
+    or when one of ``tensors`` is batched by the legacy ``vmap`` of ``is_grads_batched`` (:func:`legacy_batched`),
     and not while ``torch.compile`` traces: code built on ``torch.autograd.Function`` classes without
-    ``setup_context`` / ``jvp`` / ``vmap`` rules takes its plain-PyTorch path there."""
+    ``setup_context`` / ``jvp`` / ``vmap`` rules, or on ``out=`` / in-place ops, takes its plain-PyTorch path there."""
     if torch.compiler.is_compiling():
         return False
-    return forward_ad_active() or functorch_active()
+    return forward_ad_active() or functorch_active() or legacy_batched(*tensors)
 
 
 def compiled_ready(kernel: str, device: str) -> bool:

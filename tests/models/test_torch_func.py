@@ -118,3 +118,20 @@ def test_compiled_ponita_potential_keeps_no_force_graph_in_eval():
     out = compiled(z, pos)
     assert not out["forces"].requires_grad
     torch.testing.assert_close(out["forces"], model(z, pos)["forces"], atol=1e-12, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name, make, fn, pos", CASES, ids=[c[0] for c in CASES])
+def test_batched_hessian_vector_products_equal_the_loop(name, make, fn, pos):
+    """``torch.autograd.grad(..., is_grads_batched=True)`` (what ``torch.autograd.functional.jacobian`` /
+    ``hessian(vectorize=True)`` run) batches the gradients with torch's legacy vmap, which no ``torch.func``
+    state marks: PONITA's fused gather-multiply(-scatter) backward raised there (``out=`` / in-place ops on
+    batched gradients) before it took its plain path."""
+    model = make()
+    leaf = pos.clone().requires_grad_(True)
+    vs = torch.randn((3,) + tuple(pos.shape), generator=torch.Generator().manual_seed(4), dtype=F64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g = torch.autograd.grad(fn(model, leaf), leaf, create_graph=True)[0]
+        got = torch.autograd.grad(g, leaf, vs, is_grads_batched=True, retain_graph=True)[0]
+        want = torch.stack([torch.autograd.grad(g, leaf, v, retain_graph=True)[0] for v in vs])
+    torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-10)

@@ -129,7 +129,7 @@ def shared_linear(x: torch.Tensor, weights) -> tuple[torch.Tensor, ...]:
     if x.dim() != 2 or any(w.dim() != 2 or w.shape[1] != x.shape[1] for w in weights):
         raise ValueError(f"shared_linear: x must be [M, K] and every weight [C, K]; got {tuple(x.shape)} and "
                          f"{[tuple(w.shape) for w in weights]}")
-    if torch.compiler.is_compiling() or transform_active():  # (torch.func / forward AD: plain ops compose)
+    if torch.compiler.is_compiling() or transform_active(x):  # (torch.func / forward AD: plain ops compose)
         return tuple(x @ w.t() for w in weights)
     return _SharedLinear.apply(x, *weights)
 
@@ -147,7 +147,8 @@ def gather_mul_scatter(k: torch.Tensor, x: torch.Tensor, src: torch.Tensor, dst:
         raise ValueError(f"gather_mul_scatter: k [E, ...] and x [N, ...] need the same trailing shape and E = len(src) = "
                          f"len(dst); got k {tuple(k.shape)}, x {tuple(x.shape)}, src {tuple(src.shape)}, dst {tuple(dst.shape)}")
     n = num_nodes if isinstance(num_nodes, torch.SymInt) else int(num_nodes)  # int() would specialize a traced count
-    if transform_active():  # torch.func / forward AD: the plain definition, which every transform sees through
+    # torch.func / forward AD / batched gradients: the plain definition, which every transform sees through
+    if transform_active(k, x):
         return x.new_zeros((n,) + tuple(x.shape[1:])).index_add(0, dst, k * x.index_select(0, src))
     return _GatherMulScatter.apply(k.contiguous(), x.contiguous(), src, dst, n)
 
@@ -158,7 +159,7 @@ def gather_mul(a: torch.Tensor, b: torch.Tensor, ia: torch.Tensor, ib: torch.Ten
     if a.shape[1:] != b.shape[1:] or ia.shape != ib.shape:
         raise ValueError(f"gather_mul: a and b need the same trailing shape and ia, ib the same length; got "
                          f"{tuple(a.shape)}, {tuple(b.shape)}, {tuple(ia.shape)}, {tuple(ib.shape)}")
-    if transform_active():  # torch.func / forward AD: the plain definition
+    if transform_active(a, b):  # torch.func / forward AD / batched grads: the plain definition
         return a.index_select(0, ia) * b.index_select(0, ib)
     return _GatherMul.apply(a.contiguous(), b.contiguous(), ia, ib)
 
