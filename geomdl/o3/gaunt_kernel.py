@@ -24,7 +24,7 @@ import torch
 from geomdl.o3.gaunt_plain import gaunt_features_plain
 from geomdl.o3.gaunt_plans import grid_sizes, projection_tables, synthesis_tables
 from geomdl.o3.spherical_harmonics import lmax_from_dim
-from geomdl.ops._extension import extension_loaded, transform_active, use_compiled
+from geomdl.ops._extension import extension_loaded, legacy_batched, transform_active, use_compiled
 from geomdl.utils.constants import constant_cache
 
 OP = "gaunt_product"  # name in GEOMDL_KERNELS messages
@@ -144,9 +144,9 @@ def gaunt_columns_backward_compiled(grad: torch.Tensor, x1t: torch.Tensor, x2t: 
 
 class _GauntFeatures(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, y, lay_x, lay_y, lay_out, channels):
+    def forward(ctx, x, y, lay_x, lay_y, lay_out, channels, blocks):
         ctx.save_for_backward(x, y)
-        ctx.layouts, ctx.channels = (lay_x, lay_y, lay_out), channels
+        ctx.layouts, ctx.channels, ctx.blocks = (lay_x, lay_y, lay_out), channels, blocks
         cols = x.shape[0] * channels
         # explicit width (not -1): N = 0 rows (no edges, no nodes) must give [0, dim_out], not a reshape error
         return _forward(x, lay_x, y, lay_y, lay_out, cols, channels).view(x.shape[0], lay_out.node_stride)
@@ -157,15 +157,20 @@ class _GauntFeatures(torch.autograd.Function):
         lay_x, lay_y, lay_out = ctx.layouts
         grad = grad.contiguous()
         need_x, need_y = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        bx, by, bo = ctx.blocks
+        if legacy_batched(grad):  # gradients batched by is_grads_batched: plain ops (the kernel has no batching rule)
+            gx = gaunt_features_plain(grad, y, bo, by, bx, ctx.channels) if need_x else None
+            gy = gaunt_features_plain(grad, x, bo, bx, by, ctx.channels) if need_y else None
+            return gx, gy, None, None, None, None, None
         if not torch.is_grad_enabled():  # first order: one fused call
             cols = x.shape[0] * ctx.channels
             gx, gy = _backward(grad, lay_out, x, lay_x, y, lay_y, need_x, need_y, cols, ctx.channels)
             gx = None if gx is None else gx.view_as(x)
             gy = None if gy is None else gy.view_as(y)
-            return gx, gy, None, None, None, None
-        gx = _GauntFeatures.apply(grad, y, lay_out, lay_y, lay_x, ctx.channels) if need_x else None
-        gy = _GauntFeatures.apply(grad, x, lay_out, lay_x, lay_y, ctx.channels) if need_y else None
-        return gx, gy, None, None, None, None
+            return gx, gy, None, None, None, None, None
+        gx = _GauntFeatures.apply(grad, y, lay_out, lay_y, lay_x, ctx.channels, (bo, by, bx)) if need_x else None
+        gy = _GauntFeatures.apply(grad, x, lay_out, lay_x, lay_y, ctx.channels, (bo, bx, by)) if need_y else None
+        return gx, gy, None, None, None, None, None
 
 
 def _check_blocks(name: str, blocks) -> tuple[tuple[int, int], ...]:
@@ -234,13 +239,14 @@ def gaunt_features(x: torch.Tensor, y: torch.Tensor, irreps_x, irreps_y, irreps_
 
         return gaunt_features_op(x.contiguous(), y.contiguous(), flat_blocks(irreps_x), flat_blocks(irreps_y),
                                  flat_blocks(irreps_out))
-    if transform_active():  # forward AD / torch.func: plain torch ops (the Function has no jvp, no setup_context)
+    if transform_active(x, y):  # forward AD / torch.func / batched grads: plain torch ops (no jvp, no vmap rule)
         return gaunt_features_plain(x, y, irreps_x, irreps_y, irreps_out, channels)
     n = x.shape[0]
     lay_x = feature_layout(irreps_x, max(l for _, l in irreps_x), n)
     lay_y = feature_layout(irreps_y, max(l for _, l in irreps_y), n)
     lay_out = feature_layout(irreps_out, max(l for _, l in irreps_out), n)
-    return _GauntFeatures.apply(x.contiguous(), y.contiguous(), lay_x, lay_y, lay_out, channels)
+    return _GauntFeatures.apply(x.contiguous(), y.contiguous(), lay_x, lay_y, lay_out, channels,
+                                (irreps_x, irreps_y, irreps_out))
 
 
 def _register() -> None:

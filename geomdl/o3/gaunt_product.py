@@ -23,11 +23,13 @@ backward works). Plans are cached per ``(L1, L2, L_out, dtype, device)``.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from geomdl.o3.gaunt_kernel import gaunt_columns_backward_compiled, gaunt_columns_compiled, use_kernel
 from geomdl.o3.gaunt_plain import gaunt_columns_plain, gaunt_fft_plain
-from geomdl.ops._extension import transform_active
+from geomdl.ops._extension import legacy_batched, transform_active
 from geomdl.o3.gaunt_plans import dft_plan, fft_plan, grid_sizes, projection_tables, synthesis_tables
 from geomdl.o3.spherical_harmonics import lmax_from_dim
 
@@ -108,7 +110,9 @@ def project_half_grid(parts: torch.Tensor, tables, cols: int, ws: _Workspace | N
         torch.matmul(analysis[0], parts[0], out=spec[0])  # Re of the azimuthal coefficients
         torch.matmul(analysis[1], parts[1], out=spec[1])  # Im
         z = torch.matmul(proj, spec.view(2, spec.shape[1], proj.shape[-1], cols), out=ws.get("z", *proj.shape[:3], cols))
-    return z.flatten(0, 2).index_select(0, gather)  # [cos/sin, v, Lo+1, R] -> e3nn order
+    # [cos/sin, v, Lo+1, R] -> e3nn order (reshape, not flatten: the legacy vmap of batched gradients has no
+    # flatten rule; explicit rows, not -1: R may be 0)
+    return z.reshape(math.prod(z.shape[:3]), z.shape[3]).index_select(0, gather)
 
 
 def _gaunt_columns(x1t: torch.Tensor, x2t: torch.Tensor, lmax_out: int) -> torch.Tensor:
@@ -202,12 +206,19 @@ class _GauntProduct(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x1, x2 = ctx.saved_tensors
+        # gradients batched by is_grads_batched: plain ops (the kernel has no batching rule)
+        product = _plain_rows if legacy_batched(grad) else _GauntProduct.apply
         g1 = g2 = None
         if ctx.needs_input_grad[0]:
-            g1 = _GauntProduct.apply(grad, x2, lmax_from_dim(x1.shape[-1]), ctx.method)
+            g1 = product(grad, x2, lmax_from_dim(x1.shape[-1]), ctx.method)
         if ctx.needs_input_grad[1]:
-            g2 = _GauntProduct.apply(grad, x1, lmax_from_dim(x2.shape[-1]), ctx.method)
+            g2 = product(grad, x1, lmax_from_dim(x2.shape[-1]), ctx.method)
         return g1, g2, None, None
+
+
+def _plain_rows(a: torch.Tensor, b: torch.Tensor, lmax_out: int, method: str) -> torch.Tensor:
+    """Rows ``[R, (L1+1)^2] x [R, (L2+1)^2] -> [R, (lmax_out+1)^2]`` in plain torch ops (:mod:`geomdl.o3.gaunt_plain`)."""
+    return gaunt_fft_plain(a, b, lmax_out) if method == "fft" else gaunt_columns_plain(a.T, b.T, lmax_out).T
 
 
 class _GauntColumns(torch.autograd.Function):
@@ -219,6 +230,10 @@ class _GauntColumns(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x1t, x2t = ctx.saved_tensors
+        if legacy_batched(grad):  # gradients batched by is_grads_batched: plain ops (the kernel has no batching rule)
+            g1 = gaunt_columns_plain(grad, x2t, lmax_from_dim(x1t.shape[0])) if ctx.needs_input_grad[0] else None
+            g2 = gaunt_columns_plain(grad, x1t, lmax_from_dim(x2t.shape[0])) if ctx.needs_input_grad[1] else None
+            return g1, g2, None
         if not torch.is_grad_enabled():  # first-order backward: one fused pass sharing the grad synthesis
             g1, g2 = _gaunt_columns_backward(grad.contiguous(), x1t, x2t, ctx.needs_input_grad[0], ctx.needs_input_grad[1])
             return g1, g2, None
@@ -256,7 +271,7 @@ def gaunt_product_columns(x1t: torch.Tensor, x2t: torch.Tensor, lmax_out: int) -
         from geomdl.o3.gaunt_ops import gaunt_columns_op
 
         return gaunt_columns_op(x1t.contiguous(), x2t.contiguous(), lmax_out, "dft")
-    if transform_active():  # forward AD / torch.func: plain torch ops (the Function has no jvp, no setup_context)
+    if transform_active(x1t, x2t):  # forward AD / torch.func / batched grads: plain torch ops (no jvp, no vmap rule)
         return gaunt_columns_plain(x1t, x2t, lmax_out)
     return _GauntColumns.apply(x1t.contiguous(), x2t.contiguous(), lmax_out)
 
@@ -314,7 +329,6 @@ def gaunt_product(x1: torch.Tensor, x2: torch.Tensor, lmax_out: int | None = Non
 
         z = gaunt_columns_op(a.T.contiguous(), b.T.contiguous(), lmax_out, method).T
         return z.reshape(*batch, (lmax_out + 1) ** 2)
-    if transform_active():  # forward AD / torch.func: plain torch ops (the Function has no jvp, no setup_context)
-        z = gaunt_fft_plain(a, b, lmax_out) if method == "fft" else gaunt_columns_plain(a.T, b.T, lmax_out).T
-        return z.reshape(*batch, (lmax_out + 1) ** 2)
+    if transform_active(a, b):  # forward AD / torch.func / batched grads: plain torch ops (no jvp, no vmap rule)
+        return _plain_rows(a, b, lmax_out, method).reshape(*batch, (lmax_out + 1) ** 2)
     return _GauntProduct.apply(a, b, lmax_out, method).reshape(*batch, (lmax_out + 1) ** 2)

@@ -167,3 +167,47 @@ def test_gaunt_features_block_specs_of_numpy_ints_and_zero_multiplicity():
     torch.testing.assert_close(gaunt_features(x, x, numpy_spec, numpy_spec, numpy_spec), plain)
     with pytest.raises(ValueError, match=r"irreps_x needs non-negative degrees l and multiplicities >= 1"):
         gaunt_features(torch.randn(2, 0, dtype=torch.float64), x, ((0, 1),), ((2, 1),), ((2, 1),))
+
+
+def _batched_vjps_equal_loop(f, inputs, seed):
+    """``torch.autograd.grad(..., is_grads_batched=True)`` (torch's legacy vmap over the gradients, what
+    ``jacobian`` / ``hessian(vectorize=True)`` run) equals the loop over them, first and second order."""
+    leaves = [t.clone().requires_grad_(True) for t in inputs]
+    out = f(*leaves)
+    vs = _rand(3, *out.shape, seed=seed)
+    got = torch.autograd.grad(out, leaves, vs, is_grads_batched=True, retain_graph=True)
+    want = [torch.stack(g) for g in zip(*[torch.autograd.grad(out, leaves, v, retain_graph=True) for v in vs])]
+    for g, h in zip(got, want):
+        _close(g, h)
+    g = torch.autograd.grad(out.square().sum(), leaves[0], create_graph=True)[0]
+    us = _rand(3, *g.shape, seed=seed + 1)
+    got = torch.autograd.grad(g, leaves, us, is_grads_batched=True, retain_graph=True)
+    want = [torch.stack(g) for g in zip(*[torch.autograd.grad(g, leaves, u, retain_graph=True) for u in us])]
+    for g, h in zip(got, want):
+        _close(g, h)
+
+
+@pytest.mark.parametrize("entry", ["features", "columns", "dft", "fft", "layer"])
+def test_gaunt_products_under_batched_gradients(entry):
+    """The kernels have no batching rule for the legacy vmap: the Functions' backward passes take plain ops."""
+    from e3nn import o3
+
+    from geomdl.nn import GauntTensorProduct
+
+    if entry == "features":
+        if not ops.has_kernel("gaunt_columns"):
+            pytest.skip("geomdl._C not built (reference mode)")
+        ix, iy, iz = IRREPS[1]
+        _batched_vjps_equal_loop(lambda a, b: gaunt_features(a, b, ix, iy, iz),
+                                 (_rand(4, irreps(ix).dim, seed=20), _rand(4, irreps(iy).dim, seed=21)), 22)
+    elif entry == "columns":
+        _batched_vjps_equal_loop(lambda a, b: gaunt_product_columns(a, b, 4), (_rand(9, 5, seed=23),
+                                                                                _rand(16, 5, seed=24)), 25)
+    elif entry in ("dft", "fft"):
+        _batched_vjps_equal_loop(lambda a, b: gaunt_product(a, b, 4, method=entry), (_rand(5, 9, seed=26),
+                                                                                      _rand(5, 16, seed=27)), 28)
+    else:
+        rep = o3.Irreps("4x0e+4x1o+4x2e")
+        torch.manual_seed(0)
+        layer = GauntTensorProduct(rep, rep, rep).double()
+        _batched_vjps_equal_loop(layer, (_rand(5, rep.dim, seed=29), _rand(5, rep.dim, seed=30)), 31)

@@ -44,7 +44,7 @@ def to_columns(x: torch.Tensor, irreps, lmax: int) -> torch.Tensor:
     A pure permutation (plus zero rows), so its backward is :func:`from_columns` of the gradient: one
     copy, instead of autograd's zero-filled full-size gradient per sliced degree block. ``irreps``: e3nn
     irreps or :func:`blocks_of` pairs."""
-    if transform_active():  # torch.func / forward AD: out-of-place ops every transform sees through
+    if transform_active(x):  # torch.func / forward AD / batched grads: out-of-place ops every transform sees through
         blocks = blocks_of(irreps)
         return features_to_columns(x, blocks, lmax, blocks[0][0])
     return _ToColumns.apply(x, blocks_of(irreps), lmax)
@@ -53,7 +53,7 @@ def to_columns(x: torch.Tensor, irreps, lmax: int) -> torch.Tensor:
 def from_columns(z: torch.Tensor, irreps_out, batch: int) -> torch.Tensor:
     """``z [(Lo+1)^2, B * C]`` -> ``[B, irreps_out.dim]`` in e3nn layout (degrees picked from ``z``);
     backward: :func:`to_columns` of the gradient (zero rows for the degrees of ``z`` not picked)."""
-    if transform_active():
+    if transform_active(z):
         blocks = blocks_of(irreps_out)
         return columns_to_features(z, blocks, batch, blocks[0][0] if blocks else 0)
     return _FromColumns.apply(z, blocks_of(irreps_out), batch)
@@ -67,7 +67,7 @@ class _ToColumns(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return _FromColumns.apply(grad, ctx.irreps, grad.shape[1] // ctx.irreps[0][0]), None, None
+        return from_columns(grad, ctx.irreps, grad.shape[1] // ctx.irreps[0][0]), None, None
 
 
 class _FromColumns(torch.autograd.Function):
@@ -78,7 +78,7 @@ class _FromColumns(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return _ToColumns.apply(grad, ctx.irreps, ctx.lmax), None, None
+        return to_columns(grad, ctx.irreps, ctx.lmax), None, None
 
 
 def _to_columns(x: torch.Tensor, blocks: tuple[tuple[int, int], ...], lmax: int) -> torch.Tensor:
