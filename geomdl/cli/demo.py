@@ -42,6 +42,8 @@ def run(args) -> int:
     unknown = [s for s in selected if s not in names]
     if unknown:
         raise CommandError(f"unknown stage(s) {unknown}; choose from {names}")
+    if not -(2 ** 63) <= args.seed < 2 ** 64:
+        raise CommandError(f"--seed must be an int in [-2**63, 2**64) (torch seeds are 64-bit), got {args.seed}")
     if not str(args.out).strip():
         raise CommandError("--out: empty path; give a folder for the demo's outputs (default demo_out)")
     out_dir = pathlib.Path(args.out)

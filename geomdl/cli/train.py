@@ -31,6 +31,8 @@ def run(args) -> int:
 
     if args.out is not None and not args.out.strip():
         raise CommandError("--out: empty path; give the run folder (or leave --out out for train.out_dir)")
+    if isinstance(args.resume, str) and not args.resume.strip():  # e.g. --resume "$CKPT" with CKPT unset
+        raise CommandError("--resume: empty path; give the checkpoint, or --resume alone for <out_dir>/last.pt")
     if args.resume and args.overwrite:
         raise CommandError("--resume and --overwrite exclude each other (continue the run, or start it afresh)")
     # --out is a path taken verbatim: quoted, so that YAML reads `2024-05-01`, `123` or `runs/a #1` as that string

@@ -420,6 +420,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     need(cfg.data.num_workers >= 0, "data.num_workers", f"expected an int >= 0, got {cfg.data.num_workers}")
     need(cfg.data.eval_batch_size is None or cfg.data.eval_batch_size >= 1, "data.eval_batch_size",
          f"expected an int >= 1 or null, got {cfg.data.eval_batch_size}")
+    need(cfg.train.out_dir.strip() != "", "train.out_dir", f"expected the run folder, got an empty path {cfg.train.out_dir!r} "
+         f"(write . for the working folder)")
     need("/" in cfg.train.monitor, "train.monitor", f"expected 'split/metric' such as 'val/loss', got {cfg.train.monitor!r}")
     return cfg
 

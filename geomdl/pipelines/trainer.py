@@ -279,7 +279,8 @@ class Trainer(CheckpointMixin):
     def fit(self, resume=None, overwrite: bool = False) -> dict:
         """Train; returns a summary (final metrics per split, paths). ``resume``: a checkpoint path,
         or True for ``<out_dir>/last.pt``. ``overwrite`` allows starting afresh in a folder that
-        already holds a run (otherwise an error, so earlier checkpoints are never clobbered)."""
+        already holds a run, or resuming a checkpoint of another folder into it (otherwise an error, so
+        earlier checkpoints are never clobbered)."""
         cfg, info = self.config, self.info
         check_kwargs(get_model_constructor(cfg.model.name), cfg.model.kwargs, "model.kwargs")  # fail before any I/O
         if cfg.data.root is not None and not pathlib.Path(cfg.data.root).exists():
@@ -300,16 +301,27 @@ class Trainer(CheckpointMixin):
         if cfg.train.deterministic and info.device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
         try:
-            self._build(ckpt, resume_path)
+            self._build(ckpt, resume_path)  # (checks that the checkpoint holds this config's model)
+            if ckpt is not None and self._holds_another_run(resume_path) and not overwrite:
+                raise ConfigError(f"train.out_dir: {str(self.out_dir)!r} already holds another run (last.pt), which resuming "
+                                  f"{str(resume_path)!r} there would overwrite; continue that run with --resume, or choose "
+                                  f"another out_dir")
             if ckpt is not None:
                 self._restore(ckpt, resume_path)
                 if resume_path.resolve() == (self.out_dir / "last.pt").resolve():
                     self._saved_epoch = self.state["epoch"]
                 # resumed into another folder: the best checkpoint so far lies next to the resumed one
                 self._carried_best = resume_path.parent / "best.pt"
-            return self._run(clear_folder=bool(overwrite) and not resume)
+            # a fresh run, or a run resumed over another one (overwrite), replaces the earlier run's files
+            return self._run(clear_folder=bool(overwrite) and (not resume or self._holds_another_run(resume_path)))
         finally:
             torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+    def _holds_another_run(self, resume_path) -> bool:
+        """Whether ``out_dir`` holds a run (``last.pt``) other than the one of ``resume_path`` (a checkpoint in another
+        folder): resuming there would overwrite that run's checkpoints and results."""
+        return ((self.out_dir / "last.pt").exists()
+                and pathlib.Path(resume_path).resolve().parent != self.out_dir.resolve())
 
     def _check_monitor(self) -> None:
         """Fail before the first epoch when ``train.monitor`` names no logged metric: the validation metric

@@ -83,10 +83,15 @@ class CheckpointMixin:
     def _save(self, improved: bool) -> None:
         rngs = all_gather_objects(ckpt_mod.rng_state(), self.info)  # every rank takes part
         if self.info.is_main:
-            ckpt_mod.save_checkpoint({**self._checkpoint_state(), "rng": rngs}, self.out_dir / "last.pt")
+            state = {**self._checkpoint_state(), "rng": rngs}
             if improved:
-                with atomic_path(self.out_dir / "best.pt") as tmp:
-                    shutil.copyfile(self.out_dir / "last.pt", tmp)
+                # best.pt first: an interrupt between the two writes leaves last.pt at an earlier epoch, whose resume
+                # redoes this one (last.pt first left a last.pt whose best epoch best.pt did not hold)
+                ckpt_mod.save_checkpoint(state, self.out_dir / "best.pt")
+                with atomic_path(self.out_dir / "last.pt") as tmp:
+                    shutil.copyfile(self.out_dir / "best.pt", tmp)
+            else:
+                ckpt_mod.save_checkpoint(state, self.out_dir / "last.pt")
         barrier(self.info)
         self._saved_epoch = self.state["epoch"]
 
