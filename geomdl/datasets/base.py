@@ -123,13 +123,24 @@ def random_split_indices(n: int, sizes, seed: int = 0) -> list[torch.Tensor]:
 SPLIT_NAMES = ("train", "val", "test")
 
 
+def check_seed(seed, name: str = "seed") -> int:
+    """``seed`` as a Python ``int`` (Python or NumPy integers); a ``TypeError`` naming ``name`` otherwise: ``int()``
+    truncated ``1.7`` to ``1`` and failed on a string or ``None`` without naming the argument."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {seed!r}")
+    return int(seed)
+
+
 def named_split_indices(n: int, split_sizes, seed: int, split: str) -> dict[str, torch.Tensor]:
     """``{"train": ..., "val": ..., "test": ...}`` from :func:`random_split_indices` of ``split_sizes``
     (given in that order; fewer entries are allowed only when ``split`` does not need the missing ones).
 
     Raises:
+        TypeError: naming ``split_sizes`` when it is not a list/tuple of sizes (a number, a string).
         ValueError: naming ``split_sizes`` when it has more than 3 entries or none for ``split``.
     """
+    if isinstance(split_sizes, (str, bytes)) or not hasattr(split_sizes, "__iter__"):
+        raise TypeError(f"split_sizes must be a sequence of (train, val, test) sizes, got {split_sizes!r}")
     sizes = list(split_sizes)
     if len(sizes) > len(SPLIT_NAMES):
         raise ValueError(f"split_sizes gives {len(sizes)} sizes {sizes}; expected at most 3: (train, val, test)")
@@ -247,6 +258,10 @@ class GeometricDataset(torch.utils.data.Dataset):
             except Exception as exc:  # corrupt cache: rebuild it
                 log.warning("ignoring unreadable cache %s (%s)", path, exc)
                 blob = None
+            if blob is not None and not (isinstance(blob, dict) and {"data", "slices", "count"} <= blob.keys()):
+                # another object under the cache's name (a list, a tensor, a dict of another layout): rebuild it
+                log.warning("ignoring cache %s: not a processed dataset cache (holds a %s)", path, type(blob).__name__)
+                blob = None
             if blob is not None and blob.get("fingerprint") == raw_fp and _same_options(blob.get("options"), options):
                 self.from_cache = True
                 self.cache_path = path
@@ -285,9 +300,11 @@ class GeometricDataset(torch.utils.data.Dataset):
         return int(self._indices[idx]) if self._indices is not None else idx
 
     def __getitem__(self, idx):
-        # numpy integers (np.int64 from np.random / np.argsort) are single indices too, not views
-        if isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0 and (
-                idx.dtype.is_floating_point if isinstance(idx, torch.Tensor) else idx.dtype.kind not in "iu"):
+        # numpy integers (np.int64 from np.random / np.argsort) are single indices too, not views; a 0-d bool, float or
+        # complex tensor/array and a NumPy bool are not (int() of a 0-d bool or complex tensor silently picked item 0 or 1)
+        if isinstance(idx, np.bool_) or (isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0 and (
+                (idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == torch.bool)
+                if isinstance(idx, torch.Tensor) else idx.dtype.kind not in "iu")):
             raise TypeError(f"index must be an integer, got a {idx.dtype} scalar {idx.item()!r}")
         if isinstance(idx, numbers.Integral) or (isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0):
             raw = self._raw_index(int(idx))

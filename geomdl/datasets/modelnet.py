@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from geomdl.datasets import functional as F
-from geomdl.datasets.base import GeometricDataset, SeededStream
+from geomdl.datasets.base import GeometricDataset, SeededStream, check_seed
 from geomdl.utils.io import read_text
 
 MODELNET40_CLASSES = (
@@ -110,7 +110,7 @@ class ModelNet(GeometricDataset):
         if rotation is not None and rotation not in PROTOCOLS:
             raise ValueError(f"rotation must be None or one of {PROTOCOLS}, got {rotation!r}")
         self.name, self.split, self.num_points, self.sampling = name, split, num_points, sampling
-        self.normalize, self.up, self.rotation, self.seed = bool(normalize), up, rotation, int(seed)
+        self.normalize, self.up, self.rotation, self.seed = bool(normalize), up, rotation, check_seed(seed)
         self.classes = MODELNET40_CLASSES if name == "40" else MODELNET10_CLASSES
         self.format, self.folder = self._detect(format)
         self._train_stream = SeededStream(self.seed)  # per-access train rotations (re-seeded in DataLoader workers)
@@ -229,12 +229,24 @@ class ModelNet(GeometricDataset):
                     if missing:
                         raise ValueError(f"missing dataset(s) {missing} (has {list(fh.keys())})")
                     data = np.asarray(fh["data"], dtype=np.float32)
-                    label = np.asarray(fh["label"]).reshape(-1).astype(np.int64)
+                    raw_label = np.asarray(fh["label"]).reshape(-1)
                     normal = np.asarray(fh["normal"], dtype=np.float32) if "normal" in fh else None
             except (OSError, ValueError) as exc:
                 raise ValueError(f"{path}: bad ModelNet HDF5 file: {exc}") from None
-            if data.ndim != 3 or data.shape[2] != 3 or label.shape[0] != data.shape[0]:
-                raise ValueError(f"{path}: expected data [B, P, 3] and label [B], got {data.shape} and {label.shape}")
+            if data.ndim != 3 or data.shape[2] != 3 or raw_label.shape[0] != data.shape[0]:
+                raise ValueError(f"{path}: expected data [B, P, 3] and label [B], got {data.shape} and {raw_label.shape}")
+            if normal is not None and normal.shape != data.shape:
+                raise ValueError(f"{path}: expected normal {data.shape} like data, got {normal.shape}")
+            # as read_modelnet_txt: a NaN point or normal, or a fractional label (truncated to another class), is an error
+            if raw_label.dtype.kind not in "iu" and not (raw_label.dtype.kind == "f" and np.isfinite(raw_label).all()
+                                                         and (raw_label == np.round(raw_label)).all()):
+                raise ValueError(f"{path}: labels must be integer class indices, got dtype {raw_label.dtype}")
+            label = raw_label.astype(np.int64)
+            for key, arr in (("data", data), ("normal", normal)):
+                bad = ~np.isfinite(arr).all(axis=(1, 2)) if arr is not None else np.zeros(0, dtype=bool)
+                if bad.any():
+                    raise ValueError(f"{path}: {key} of {int(bad.sum())} of {len(arr)} shapes has NaN or infinite values "
+                                     f"(first: shape {int(np.argmax(bad))})")
             if label.size and (label.min() < 0 or label.max() >= len(names)):
                 raise ValueError(f"{path}: labels outside [0, {len(names)})")
             for b in range(data.shape[0]):

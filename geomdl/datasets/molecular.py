@@ -27,7 +27,7 @@ import pathlib
 import numpy as np
 import torch
 
-from geomdl.datasets.base import GeometricDataset, named_split_indices
+from geomdl.datasets.base import GeometricDataset, check_seed, named_split_indices
 
 MD17_KEYS = {"R": "pos", "E": "energy", "F": "forces", "z": "z"}
 RMD17_KEYS = {"coords": "pos", "energies": "energy", "forces": "forces", "nuclear_charges": "z"}
@@ -35,21 +35,33 @@ KCAL_MOL_TO_EV = 0.0433641043  # 1 kcal/mol in eV (4184 J / N_A / e)
 THREEBPA_FILES = ("train_300K", "train_mixedT", "test_300K", "test_600K", "test_1200K", "test_dihedral", "iso_atoms")
 
 
-def molecule_data(z, pos, energy=None, forces=None):
-    """One ``Data(z, pos, energy, forces)`` with the dtypes documented in the module docstring."""
+def molecule_data(z, pos, energy=None, forces=None, where: str | None = None):
+    """One ``Data(z, pos, energy, forces)`` with the dtypes documented in the module docstring.
+
+    Raises:
+        ValueError: prefixed with ``where`` (the file and frame or row, when given), for atom counts that
+            differ between ``z``, ``pos`` and ``forces`` or NaN/infinite positions, energy or forces.
+    """
     from torch_geometric.data import Data
 
+    prefix = f"{where}: " if where is not None else ""
     z = torch.from_numpy(np.array(z, dtype=np.int64)).reshape(-1)
     pos = torch.from_numpy(np.array(pos, dtype=np.float32)).reshape(-1, 3)
     if pos.shape[0] != z.shape[0]:
-        raise ValueError(f"pos has {pos.shape[0]} atoms but z has {z.shape[0]}")
+        raise ValueError(f"{prefix}pos has {pos.shape[0]} atoms but z has {z.shape[0]}")
+    if not torch.isfinite(pos).all():
+        raise ValueError(f"{prefix}positions contain NaN or infinite values")
     data = Data(z=z, pos=pos)
     if energy is not None:
+        if not np.isfinite(float(energy)):
+            raise ValueError(f"{prefix}energy is {float(energy)} (NaN or infinite)")
         data.energy = torch.tensor([float(energy)], dtype=torch.float64)
     if forces is not None:
         forces = torch.from_numpy(np.array(forces, dtype=np.float32)).reshape(-1, 3)
         if forces.shape[0] != z.shape[0]:
-            raise ValueError(f"forces has {forces.shape[0]} rows but the molecule has {z.shape[0]} atoms")
+            raise ValueError(f"{prefix}forces has {forces.shape[0]} rows but the molecule has {z.shape[0]} atoms")
+        if not torch.isfinite(forces).all():
+            raise ValueError(f"{prefix}forces contain NaN or infinite values")
         data.forces = forces
     return data
 
@@ -90,7 +102,20 @@ def read_md17_npz(path) -> dict:
     if pos.ndim != 3 or pos.shape[1:] != (len(z), 3) or arrays["forces"].shape != pos.shape or energy.shape != (frames,):
         raise ValueError(f"{path}: inconsistent shapes: positions {pos.shape}, forces {arrays['forces'].shape}, "
                          f"energies {arrays['energy'].shape}, charges {z.shape} (expected [F, N, 3], [F, N, 3], [F], [N])")
-    arrays.update(z=z, energy=energy)
+    # a string, bool or complex array was cast (or failed to cast) later without the file's name; a fractional
+    # charge was truncated to another element; a NaN/infinite value made every loss over the file NaN
+    if z.dtype.kind not in "iu" and not (z.dtype.kind == "f" and np.isfinite(z).all() and (z == np.round(z)).all()):
+        raise ValueError(f"{path}: nuclear charges must be integers, got dtype {z.dtype} with values {z.tolist()[:8]}")
+    if z.size and (z.min() < 1 or z.max() > 118):
+        raise ValueError(f"{path}: nuclear charges must be atomic numbers in [1, 118], got min {z.min()}, max {z.max()}")
+    for key, value in (("positions", pos), ("energies", energy), ("forces", arrays["forces"])):
+        if value.dtype.kind not in "iuf":
+            raise ValueError(f"{path}: {key} must be real numbers (integer or float dtype), got dtype {value.dtype}")
+        bad = ~np.isfinite(value).all(axis=tuple(range(1, value.ndim)))  # per frame
+        if bad.any():
+            raise ValueError(f"{path}: {key} contain NaN or infinite values in {int(bad.sum())} of {frames} frames "
+                             f"(first: frame {int(np.argmax(bad))})")
+    arrays.update(z=z.astype(np.int64), energy=energy)
     return arrays
 
 
@@ -113,8 +138,8 @@ class _Molecular(GeometricDataset):
     def _setup_split(self, split, split_sizes, split_seed):
         if split not in ("all", "train", "val", "test"):
             raise ValueError(f"split must be 'all', 'train', 'val' or 'test', got {split!r}")
-        self.split, self.split_seed = split, int(split_seed)
-        sizes = list(split_sizes) if split_sizes is not None else [0.8, 0.1, 0.1]
+        self.split, self.split_seed = split, check_seed(split_seed, "split_seed")
+        sizes = split_sizes if split_sizes is not None else (0.8, 0.1, 0.1)  # (checked by named_split_indices)
         self.split_indices = named_split_indices(self._count, sizes, self.split_seed, split)
         if split != "all":
             self._indices = self.split_indices[split]
@@ -169,8 +194,8 @@ class MD17(_Molecular):
     def process(self):
         arr = read_md17_npz(self.path)
         scale = KCAL_MOL_TO_EV if self.energy_unit == "eV" else 1.0
-        return [molecule_data(arr["z"], arr["pos"][f], float(arr["energy"][f]) * scale, arr["forces"][f] * scale)
-                for f in range(arr["pos"].shape[0])]
+        return [molecule_data(arr["z"], arr["pos"][f], float(arr["energy"][f]) * scale, arr["forces"][f] * scale,
+                              where=f"{self.path}: frame {f}") for f in range(arr["pos"].shape[0])]
 
 
 class ExtXYZ(_Molecular):
@@ -220,8 +245,8 @@ class ExtXYZ(_Molecular):
                 if self.require_labels and (energy is None or forces is None):
                     missing = [n for n, v in ((self.energy_key, energy), (self.forces_key, forces)) if v is None]
                     raise ValueError(f"{p}: frame {k} has no {missing} (pass require_labels=False to allow unlabelled frames)")
-                out.append(molecule_data(atoms.numbers, atoms.positions, energy, forces))
                 where.append(f"{p}: frame {k}")
+                out.append(molecule_data(atoms.numbers, atoms.positions, energy, forces, where=where[-1]))
         return check_uniform_labels(out, where)
 
 
@@ -309,7 +334,8 @@ class ASEDatabase(_Molecular):
             energy, forces = self._lookup(row, self.energy_key), self._lookup(row, self.forces_key)
             if self.require_labels and (energy is None or forces is None):
                 raise ValueError(f"{self.path}: row {row.id} lacks {self.energy_key!r} or {self.forces_key!r}")
-            data = molecule_data(row.numbers, row.positions, None if energy is None else float(energy.reshape(-1)[0]), forces)
+            data = molecule_data(row.numbers, row.positions, None if energy is None else float(energy.reshape(-1)[0]), forces,
+                                 where=f"{self.path}: row {row.id}")
             if self.targets:
                 values = []
                 for key in self.targets:

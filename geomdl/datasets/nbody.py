@@ -12,6 +12,7 @@ steps later). Everything is seeded; results are cached atomically as ``.pt`` fil
 """
 from __future__ import annotations
 
+import numbers
 import os
 
 import numpy as np
@@ -84,6 +85,11 @@ def nbody_split(split: str, num_systems: int, cache_dir: str | os.PathLike | Non
     "target" [S, n, 3]}`` (float32 tensors). Cached in ``cache_dir`` when given (atomic writes)."""
     if split not in SPLIT_SEEDS:
         raise ValueError(f"split must be one of {sorted(SPLIT_SEEDS)}, got {split!r}")
+    # a float frame was a bare numpy IndexError (frame_in) or an error about the simulator's "frames" (frame_out)
+    for name, value in (("frame_in", frame_in), ("frame_out", frame_out), ("seed_offset", seed_offset)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+    frame_in, frame_out, seed_offset = int(frame_in), int(frame_out), int(seed_offset)
     if not 0 <= frame_in < frame_out:
         raise ValueError(f"need 0 <= frame_in < frame_out, got {frame_in}, {frame_out}")
     path = None

@@ -50,8 +50,9 @@ import pathlib
 import numpy as np
 import torch
 
-from geomdl.datasets.base import GeometricDataset, named_split_indices
+from geomdl.datasets.base import GeometricDataset, check_seed, named_split_indices
 from geomdl.datasets.formats.xyz import ELEMENTS
+from geomdl.utils.io import read_text
 
 HARTREE_TO_EV = 27.211386245988
 TARGETS = (
@@ -81,6 +82,13 @@ def qm9pack_csvs() -> list[pathlib.Path]:
     if not files:
         raise FileNotFoundError(f"qm9pack is installed but {folder} holds no qm9_part*.csv")
     return files
+
+
+def _check_elements(z: np.ndarray, where) -> None:
+    """``ValueError`` naming ``where`` for an element without a QM9 atom reference (the atomisation targets need one)."""
+    other = sorted({int(a) for a in z} - ATOMREF.keys())
+    if other:
+        raise ValueError(f"{where}: atomic number(s) {other} are not QM9 elements (H, C, N, O, F)")
 
 
 def _targets(values: dict, z: np.ndarray) -> list[float]:
@@ -130,6 +138,9 @@ def _read_qm9_csv(path: pathlib.Path) -> list[dict]:
                 raise ValueError(f"{path}:{line}: malformed row ({type(exc).__name__}: {exc})") from None
             if len(z) != n:
                 raise ValueError(f"{path}:{line}: N_atoms={n} but {len(z)} elements")
+            _check_elements(z, f"{path}:{line}")  # was a bare KeyError in QM9.process
+            if not np.isfinite(pos).all():  # as read_qm9_xyz: a 'nan' coordinate parses as a float
+                raise ValueError(f"{path}:{line}: atom coordinates (XYZ_Ang) contain NaN or infinite values")
             out.append({"index": index, "smiles": row[col["SMILES"]], "z": z, "pos": pos, "values": values})
     return out
 
@@ -160,7 +171,7 @@ class QM9(GeometricDataset):
             raise ValueError(f"source must be 'auto', 'csv', 'xyz' or 'qm9pack', got {source!r}")
         if energy_unit not in ("Ha", "eV"):
             raise ValueError(f"energy_unit must be 'Ha' or 'eV', got {energy_unit!r}")
-        self.split, self.energy_unit, self.split_seed = split, energy_unit, int(split_seed)
+        self.split, self.energy_unit, self.split_seed = split, energy_unit, check_seed(split_seed, "split_seed")
         self.source, self.files = self._find(source)
         self.units = {name: ("eV" if unit == "Ha" and energy_unit == "eV" else unit) for name, unit in TARGETS}
         self.load()
@@ -210,9 +221,15 @@ class QM9(GeometricDataset):
         skip = set()
         unc = self.files[0].parent / "uncharacterized.txt"
         if unc.is_file():
-            skip = {int(ln.split()[0]) for ln in unc.read_text().splitlines() if ln.strip()[:1].isdigit()}
+            for lineno, ln in enumerate(read_text(unc, "the QM9 list of uncharacterized molecules").splitlines(), 1):
+                if ln.strip()[:1].isdigit():  # a molecule's line (header and footer lines are text)
+                    try:
+                        skip.add(int(ln.split()[0]))
+                    except ValueError:
+                        raise ValueError(f"{unc}: line {lineno}: expected a molecule index first, got {ln.strip()!r}") from None
         for f in tqdm(self.files, desc="QM9 xyz", leave=False, disable=True if len(self.files) < 1000 else None):
             rec = read_qm9_xyz(f)
+            _check_elements(rec["z"], f)
             if rec["index"] in skip:
                 continue
             values = {k: rec["properties"]["Cv" if k == "cv" else k] for k in _CSV_COLUMNS}

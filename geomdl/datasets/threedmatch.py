@@ -80,7 +80,7 @@ class ThreeDMatch(GeometricDataset):
     Args:
         root: dataset folder (default ``<data root>/3dmatch``).
         benchmark: ``"3DMatch"`` or ``"3DLoMatch"``.
-        scenes: scene names (default: every scene with a gt.log).
+        scenes: a scene name or a list of them (default: every scene with a gt.log).
         voxel_size: voxel size in metres for downsampling the fragments (``None``: all points).
         overlap_range: optional ``(lo, hi)``: keep pairs with ``lo < overlap <= hi``.
         missing: ``"error"`` (default) raises when a pair's fragment file is absent; ``"skip"`` drops such pairs.
@@ -96,14 +96,22 @@ class ThreeDMatch(GeometricDataset):
                  overlap_range=None, missing: str = "error", fragments_dir=None, benchmarks_dir=None,
                  transform=None, processed_dir=None, force_reload: bool = False):
         super().__init__(root, transform=transform, processed_dir=processed_dir, force_reload=force_reload)
-        if benchmark not in BENCHMARKS:
+        if not isinstance(benchmark, str) or benchmark not in BENCHMARKS:
             raise ValueError(f"benchmark must be one of {list(BENCHMARKS)}, got {benchmark!r}")
         if voxel_size is not None and not (isinstance(voxel_size, (int, float)) and voxel_size > 0):
             raise ValueError(f"voxel_size must be a positive number or None, got {voxel_size!r}")
         if missing not in ("error", "skip"):
             raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
-        if overlap_range is not None and (len(overlap_range) != 2 or not overlap_range[0] < overlap_range[1]):
+        if overlap_range is not None and (isinstance(overlap_range, str) or not hasattr(overlap_range, "__len__")
+                                          or len(overlap_range) != 2 or not overlap_range[0] < overlap_range[1]):
             raise ValueError(f"overlap_range must be (lo, hi) with lo < hi, got {overlap_range!r}")
+        if isinstance(scenes, str):  # one scene, not a list of its characters
+            scenes = [scenes]
+        elif scenes is not None:
+            given = scenes
+            scenes = list(scenes) if hasattr(scenes, "__iter__") else None
+            if scenes is None or not all(isinstance(s, str) for s in scenes):
+                raise TypeError(f"scenes must be a scene name, a sequence of names or None, got {given!r}")
         self.benchmark, self.voxel_size, self.missing = benchmark, voxel_size, missing
         self.overlap_range = tuple(overlap_range) if overlap_range is not None else None
         self.fragments_dir = pathlib.Path(fragments_dir) if fragments_dir else self.root / "fragments"

@@ -17,7 +17,7 @@ def test_a_bad_data_kwarg_value_of_a_toy_dataset_names_the_key():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(num_per_class=2, num_points=-1), r"^data.kwargs.num_points: num_points must be an int >= 1, got -1$"),
-    (dict(num_per_class=2, noise=-1.0), r"^data.kwargs.noise: noise and nonuniform must be >= 0, got -1.0, 1.0$"),
+    (dict(num_per_class=2, noise=-1.0), r"^data.kwargs.noise: noise must be a finite number >= 0, got -1.0$"),
 ])
 def test_a_bad_data_kwarg_value_of_a_registry_dataset_names_the_key(kwargs, message):
     with pytest.raises(ValueError, match=message) as info:

@@ -12,6 +12,8 @@ QM9 raw layout (Ramakrishnan et al., Sci. Data 2014), ``na`` = number of atoms::
 """
 from __future__ import annotations
 
+import codecs
+import io
 import os
 
 import numpy as np
@@ -96,14 +98,23 @@ def read_qm9_xyz(path) -> dict:
 
 
 def read_ase(path, index=":", format: str | None = None) -> list:
-    """Read frames (``ase.Atoms``) with :func:`ase.io.read`; errors name the file."""
+    """Read frames (``ase.Atoms``) with :func:`ase.io.read` (a leading UTF-8 byte-order mark dropped); errors name the file."""
     import ase.io
 
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
+    with open(path, "rb") as fh:
+        bom = fh.read(3) == codecs.BOM_UTF8
+    # a Windows editor's byte-order mark: ase.io reads it as part of the first line; it is dropped as read_text does
+    text = read_text(path, "a text trajectory") if bom else None
     try:
-        frames = ase.io.read(path, index=index, format=format)
+        if text is not None:
+            from ase.io.formats import filetype
+
+            frames = ase.io.read(io.StringIO(text), index=index, format=format or filetype(path, read=False))
+        else:
+            frames = ase.io.read(path, index=index, format=format)
     except Exception as exc:
         raise ValueError(f"{path}: unreadable by ase.io ({type(exc).__name__}: {exc}); truncated or corrupt?") from None
     frames = frames if isinstance(frames, list) else [frames]

@@ -33,6 +33,7 @@ from geomdl.datasets import functional as F
 from geomdl.datasets.data import PartData
 from geomdl.datasets.synthetic import meshes as M
 from geomdl.datasets.synthetic.shapes import SyntheticDataset, _u, sample_generator
+from geomdl.ops._validation import check_real
 
 PART_KINDS = ("arm", "figure", "scene")
 PART_CLASSES = ("floor", "base", "link", "gripper", "torso", "head", "limb", "box", "sphere", "cylinder", "cone", "torus")
@@ -123,7 +124,7 @@ class SyntheticParts(SyntheticDataset):
 
     def __init__(self, num_samples: int = 60, num_points: int = 2048, split: str = "train", seed: int = 0, *,
                  kinds=PART_KINDS, min_points_per_part: int = 16, noise: float = 0.0, transform=None):
-        kinds = tuple(kinds)
+        kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)  # one kind, not its letters
         if not kinds or any(k not in PART_KINDS for k in kinds):
             raise ValueError(f"kinds must be a non-empty subset of {PART_KINDS}, got {kinds}")
         if not isinstance(min_points_per_part, int) or min_points_per_part < 1:
@@ -131,8 +132,7 @@ class SyntheticParts(SyntheticDataset):
         if not isinstance(num_points, int) or num_points < 11 * min_points_per_part:
             raise ValueError(f"num_points must be an int >= 11 * min_points_per_part = {11 * min_points_per_part} "
                              f"(up to 11 parts), got {num_points!r}")
-        if noise < 0:
-            raise ValueError(f"noise must be >= 0, got {noise}")
+        noise = check_real(noise, "noise", minimum=0)  # NaN was taken as no noise
         super().__init__(num_samples, split, seed, transform)
         self.kinds, self.num_points, self.min_points_per_part, self.noise = kinds, num_points, min_points_per_part, float(noise)
         self.load()

@@ -22,6 +22,7 @@ import torch
 from geomdl.datasets import functional as F
 from geomdl.datasets.data import PairData
 from geomdl.datasets.synthetic.shapes import SHAPE_CLASSES, SyntheticDataset, sample_generator, sample_shape, shape_mesh
+from geomdl.ops._validation import check_positive_real, check_real
 
 
 def _axis_angle(axis: torch.Tensor, angle: float) -> torch.Tensor:
@@ -55,8 +56,11 @@ class SyntheticRegistrationPairs(SyntheticDataset):
             raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio}")
         if not 0 <= max_angle <= 180 or not 0 <= view_angle <= 180:
             raise ValueError(f"max_angle and view_angle must be in [0, 180] degrees, got {max_angle}, {view_angle}")
-        if not 0 <= outlier_ratio < 1 or noise < 0 or max_translation < 0 or overlap_radius <= 0:
-            raise ValueError("need 0 <= outlier_ratio < 1, noise >= 0, max_translation >= 0, overlap_radius > 0")
+        if not 0 <= outlier_ratio < 1:
+            raise ValueError(f"outlier_ratio must be in [0, 1), got {outlier_ratio!r}")
+        # a NaN noise or max_translation gave NaN clouds and poses; a NaN overlap_radius no correspondences
+        noise, max_translation = check_real(noise, "noise", minimum=0), check_real(max_translation, "max_translation", minimum=0)
+        overlap_radius = check_positive_real(overlap_radius, "overlap_radius")
         if not isinstance(num_points, int) or num_points < 8:
             raise ValueError(f"num_points must be an int >= 8, got {num_points!r}")
         super().__init__(num_samples, split, seed, transform)

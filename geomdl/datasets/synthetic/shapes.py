@@ -20,6 +20,7 @@ import torch
 from geomdl.datasets import functional as F
 from geomdl.datasets.base import GeometricDataset, collate_list
 from geomdl.datasets.synthetic import meshes as M
+from geomdl.ops._validation import check_real
 
 SHAPE_CLASSES = ("sphere", "ellipsoid", "cube", "cuboid", "cylinder", "cone", "torus", "pyramid",
                  "dumbbell", "table", "snowman", "mushroom")
@@ -133,14 +134,17 @@ class SyntheticShapes(SyntheticDataset):
     def __init__(self, num_per_class: int = 10, num_points: int = 1024, split: str = "train", seed: int = 0, *,
                  noise: float = 0.01, nonuniform: float = 1.0, rotation: str | None = None, classes=SHAPE_CLASSES,
                  transform=None):
-        classes = tuple(classes)
+        classes = (classes,) if isinstance(classes, str) else tuple(classes)  # one class, not its letters
         unknown = [c for c in classes if c not in SHAPE_CLASSES]
         if unknown or not classes:
             raise ValueError(f"classes must be a non-empty subset of {SHAPE_CLASSES}, got unknown {unknown}")
-        if not isinstance(num_points, int) or num_points < 1:
+        # checked here: the base class reported a bad count as num_samples (the product), a bool num_points as num
+        if isinstance(num_per_class, bool) or not isinstance(num_per_class, int) or num_per_class < 1:
+            raise ValueError(f"num_per_class must be an int >= 1, got {num_per_class!r}")
+        if isinstance(num_points, bool) or not isinstance(num_points, int) or num_points < 1:
             raise ValueError(f"num_points must be an int >= 1, got {num_points!r}")
-        if noise < 0 or nonuniform < 0:
-            raise ValueError(f"noise and nonuniform must be >= 0, got {noise}, {nonuniform}")
+        # a NaN noise or non-uniformity was taken as 0 (NaN > 0 is False); an infinite one gave NaN points
+        noise, nonuniform = check_real(noise, "noise", minimum=0), check_real(nonuniform, "nonuniform", minimum=0)
         if rotation is not None and rotation not in F.ROTATION_GROUPS:
             raise ValueError(f"rotation must be None or one of {F.ROTATION_GROUPS}, got {rotation!r}")
         super().__init__(num_per_class * len(classes), split, seed, transform)
