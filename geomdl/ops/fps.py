@@ -7,6 +7,7 @@ right over the coordinates (:func:`geomdl.ops.neighbors.squared_distance`), exac
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -22,7 +23,7 @@ def _check_arguments(pos, ratio, num) -> int | None:
         raise ValueError(f"pos must have shape [N, D] with D >= 1, got {tuple(pos.shape)}")
     if (ratio is None) == (num is None):
         raise ValueError("give exactly one of ratio (in (0, 1]) or num (>= 1)")
-    if ratio is not None and (isinstance(ratio, bool) or not (isinstance(ratio, (int, float)) and 0 < ratio <= 1)):
+    if ratio is not None and (isinstance(ratio, bool) or not (isinstance(ratio, numbers.Real) and 0 < ratio <= 1)):
         raise ValueError(f"ratio must lie in (0, 1], got {ratio!r}")
     return None if num is None else check_int(num, "num")
 
@@ -42,7 +43,7 @@ def _plan(pos, batch, ratio, num, random_start, generator, start=None):
     ptr = batch_to_ptr(batch, nb if ids is None else ids.numel())
     sizes = (ptr[1:] - ptr[:-1]).tolist()
     if ratio is not None:
-        take = [min(n, max(1, math.ceil(ratio * n))) if n else 0 for n in sizes]
+        take = [min(n, max(1, math.ceil(float(ratio) * n))) if n else 0 for n in sizes]  # (a NumPy float: as a float)
     else:
         take = [min(n, num) for n in sizes]
     if start is not None:

@@ -44,8 +44,9 @@ def dense_chunks(x, y, batch_x, batch_y, ignore_same_index, r, budget: int | Non
         valid = batch_y[start:stop].unsqueeze(1) == batch_x.unsqueeze(0)
         if ignore_same_index:
             valid &= torch.arange(start, stop, device=x.device).unsqueeze(1) != ar_x.unsqueeze(0)
-        if r is not None:
-            valid &= torch.cdist(y[start:stop].double(), xd) <= r * (1 + 1e-6) + 1e-12
+        if r is not None:  # direct differences: the matrix-product form errs by ~1e-8 |x| (a point misses itself)
+            dist = torch.cdist(y[start:stop].double(), xd, compute_mode="donot_use_mm_for_euclid_dist")
+            valid &= dist <= r * (1 + 1e-6) + 1e-12
         qi, xj = valid.nonzero(as_tuple=True)
         yield start, stop, qi + start, xj
 

@@ -26,6 +26,8 @@ device without the kernel (CUDA) the op runs its PyTorch ops with that device's 
 """
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 from geomdl.ops._extension import extension_loaded, has_kernel, use_compiled
@@ -58,8 +60,10 @@ def _check(phi, w, vectors, unit, edge_index, num_nodes):
         raise ValueError(f"edge_index must be on phi's device ({phi.device}), got {edge_index.device}")
     if num_nodes is None:
         num_nodes = n
-    if isinstance(num_nodes, bool) or not isinstance(num_nodes, (int, torch.SymInt)) or num_nodes < 0:
+    if isinstance(num_nodes, bool) or not isinstance(num_nodes, (numbers.Integral, torch.SymInt)) or num_nodes < 0:
         raise ValueError(f"num_nodes must be an int >= 0, got {num_nodes!r}")
+    if not isinstance(num_nodes, (int, torch.SymInt)):  # a NumPy integer: a Python int from here on
+        num_nodes = int(num_nodes)
     return f, num_nodes
 
 

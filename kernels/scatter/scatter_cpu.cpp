@@ -673,6 +673,7 @@ at::Tensor segment_softmax_cpu(const at::Tensor& src, const at::Tensor& index, i
   TORCH_CHECK(index.dim() == 1 && index.size(0) == src.size(0), "index must be 1-D with src.size(0) entries");
   const int64_t N = src.size(0), C = src.size(1);
   at::Tensor out = at::empty_like(src);
+  if (C == 0) check_index_range(index.data_ptr<int64_t>(), N, dim_size);  // no pass below reads index
   if (N == 0 || C == 0) return out;
   AT_DISPATCH_FLOATING_TYPES(src.scalar_type(), "geomdl_segment_softmax_cpu", [&] {
     segment_softmax_impl<scalar_t>(src.data_ptr<scalar_t>(), index.data_ptr<int64_t>(), N, C, dim_size, out.data_ptr<scalar_t>());

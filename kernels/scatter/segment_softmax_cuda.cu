@@ -182,11 +182,8 @@ at::Tensor segment_softmax_cuda(const at::Tensor& src, const at::Tensor& index, 
   const c10::cuda::CUDAGuard guard(src.device());
   const int64_t N = src.size(0), C = src.size(1), S = dim_size;
   at::Tensor y = at::empty_like(src);  // src is contiguous
-  if (N == 0 || C == 0) return y;
-  if (S == 0) {
-    check_index_range(index, S);  // raises: no entry lies in [0, 0)
-    return y;
-  }
+  if (N > 0 && (S == 0 || C == 0)) check_index_range(index, S);  // no run below reads index (S == 0: always raises)
+  if (N == 0 || C == 0 || S == 0) return y;
   AT_DISPATCH_FLOATING_TYPES(src.scalar_type(), "geomdl_segment_softmax_cuda",
                              [&] { segment_softmax_impl<scalar_t>(src, index, N, S, C, y); });
   return y;

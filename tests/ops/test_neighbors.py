@@ -226,6 +226,24 @@ def test_tiny_and_huge_radius():
     assert edges.shape[1] == 300 * 299
 
 
+
+@pytest.mark.parametrize("dim", [2, 3, 6])
+@pytest.mark.parametrize("r", [1e-6, 1e-9])
+def test_reference_keeps_coincident_points_at_a_radius_far_below_the_coordinates(dim, r):
+    # pairs at distance 0 (self loops, duplicated points) lie within any r; the references' dense prefilter once used
+    # torch.cdist's matrix-product form, which puts a point about 1e-8 |x| away from itself, and dropped them
+    gen = torch.Generator().manual_seed(3)
+    pos = torch.randn(300, dim, generator=gen, dtype=torch.float64) * 1e3
+    pos = torch.cat([pos, pos[:20]])  # points 300..319 duplicate 0..19
+    dup = torch.arange(20)
+    want = {(i, i) for i in range(320)} | {(j, j + 300) for j in range(20)} | {(j + 300, j) for j in range(20)}
+    edges = radius_graph_reference(pos, r, loop=True)
+    assert set(map(tuple, edges.T.tolist())) == want
+    edges = radius_reference(pos, pos[dup].clone(), r)
+    assert set(map(tuple, edges.T.tolist())) == {(j, j) for j in range(20)} | {(j + 300, j) for j in range(20)}
+    if ops.has_kernel("radius"):
+        compiled_equals_reference(radius_graph, radius_graph_reference, pos, r, loop=True)
+
 @compiled
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), dim=st.integers(1, 4), n=st.integers(0, 120), m=st.integers(0, 60),

@@ -1,11 +1,11 @@
 """Integer size arguments of geomdl.ops accept NumPy integers (numbers.Integral, not bool) with the same
-results as Python ints: scatter's dim_size, segment_softmax's num_segments, fps's num (and knn's k /
-radius's max_num_neighbors, already accepted)."""
+results as Python ints: scatter's dim_size, segment_softmax's num_segments, fps's num, painn_message's
+num_nodes (and knn's k / radius's max_num_neighbors, already accepted); fps's ratio accepts NumPy floats."""
 import numpy as np
 import pytest
 import torch
 
-from geomdl.ops import fps, knn, radius, scatter, segment_softmax
+from geomdl.ops import fps, knn, painn_message, painn_message_reference, radius, scatter, segment_softmax
 from geomdl.ops.fps import fps_reference
 from geomdl.ops.scatter import scatter_reference
 from geomdl.ops.softmax import segment_softmax_reference
@@ -48,6 +48,29 @@ def test_fps_num_accepts_numpy_integers(np_int, fn):
     for num in (1, 3, 6):
         assert torch.equal(fn(pos, batch, num=np_int(num)), fn(pos, batch, num=num))
 
+
+@pytest.mark.parametrize("np_float", [np.float32, np.float16])
+@pytest.mark.parametrize("fn", [fps, fps_reference])
+def test_fps_ratio_accepts_numpy_floats(np_float, fn):
+    # np.float32(0.5) is no Python float: it was refused with "ratio must lie in (0, 1]"
+    gen = torch.Generator().manual_seed(1)
+    pos = torch.randn(12, 3, generator=gen, dtype=torch.float64)
+    batch = torch.tensor([0] * 5 + [1] * 7)
+    for ratio in (0.25, 0.5, 1.0):
+        assert torch.equal(fn(pos, batch, ratio=np_float(ratio)), fn(pos, batch, ratio=ratio))
+    with pytest.raises(ValueError, match="ratio must lie in"):
+        fn(pos, batch, ratio=np_float(1.5))
+
+
+@pytest.mark.parametrize("np_int", NP_INTS)
+@pytest.mark.parametrize("fn", [painn_message, painn_message_reference])
+def test_painn_message_num_nodes_accepts_numpy_integers(np_int, fn):
+    gen = torch.Generator().manual_seed(4)
+    n, e, f = 5, 9, 2
+    args = [torch.randn(*shape, generator=gen, dtype=torch.float64) for shape in ((n, 3 * f), (e, 3 * f), (n, 3, f), (e, 3))]
+    edge_index = torch.randint(0, n, (2, e), generator=gen)
+    for got, want in zip(fn(*args, edge_index, np_int(n + 2)), fn(*args, edge_index, n + 2)):
+        assert got.shape[0] == n + 2 and torch.equal(got, want)
 
 @pytest.mark.parametrize("np_int", NP_INTS)
 def test_knn_and_radius_accept_numpy_integers(np_int):
