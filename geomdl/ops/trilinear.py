@@ -28,6 +28,7 @@ sizes (which may be known only at run time).
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import weakref
 
@@ -111,7 +112,9 @@ class TrilinearPlan:
                 raise ValueError(f"entries[:, {s}] must lie in [0, {self.widths[s]}), got values in "
                                  f"[{int(col.min())}, {int(col.max())}]")
         self.num_entries = entries.shape[0]
-        self.roles = [_Role(entries, coef, self.widths, r) for r in range(4)]
+        # plain tensors, also for a plan built under torch.inference_mode: its tables are saved for backward later
+        with torch.inference_mode(False) if torch.is_inference_mode_enabled() else contextlib.nullcontext():
+            self.roles = [_Role(entries, coef, self.widths, r) for r in range(4)]
 
     def __repr__(self) -> str:
         return f"TrilinearPlan(entries={self.num_entries}, widths={self.widths})"

@@ -1,6 +1,7 @@
 """Constants cached on first use inside a torch.func transform stay valid afterwards (they are built as plain
 tensors, not the transform's storage-less wrappers)."""
 import gc
+import importlib
 
 import pytest
 import torch
@@ -80,3 +81,84 @@ def test_tensor_products_run_inside_jvp_leave_no_transform_tensors_behind(produc
     torch.testing.assert_close(layer(x, y), primal, atol=1e-12, rtol=1e-10)
     compiled = torch.compile(layer, backend="aot_eager", fullgraph=True)
     torch.testing.assert_close(compiled(x, y), primal, atol=1e-12, rtol=1e-10)
+
+
+def test_constant_cache_and_plain_tensors_build_normal_tensors_under_inference_mode():
+    """A miss under ``torch.inference_mode`` (an evaluation before training) must not cache an inference tensor,
+    which autograd refuses to save for backward in every later training step."""
+
+    @constant_cache(maxsize=None)
+    def table(n: int) -> torch.Tensor:
+        return torch.arange(n, dtype=F64) * 2
+
+    with torch.inference_mode():
+        table(3)
+        with plain_tensors():
+            made = torch.ones(2)
+        assert torch.is_inference_mode_enabled()  # restored after the block
+    assert not table(3).is_inference() and not made.is_inference()
+    x = torch.ones(3, dtype=F64, requires_grad=True)
+    (table(3) * x).sum().backward()  # saves the table for backward
+    assert torch.equal(x.grad, table(3))
+
+
+def _inference_tensors_alive() -> int:
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor) and o.is_inference())
+
+
+@pytest.mark.parametrize("product", ["gaunt", "cg"])
+def test_tensor_products_first_called_under_inference_mode_train_afterwards(product):
+    """The tables a layer builds on its first call (Gaunt weight index, the CG layer's sparse plan) are kept for
+    later calls: built under ``torch.inference_mode`` they must still be usable by autograd afterwards."""
+    from e3nn import o3
+
+    from geomdl.nn import ClebschGordanTensorProduct, GauntTensorProduct
+    from geomdl.ops import sparse_trilinear_reference
+
+    irreps = o3.Irreps("3x0e+3x1o+3x2e")
+    torch.manual_seed(0)
+    layer = (GauntTensorProduct if product == "gaunt" else ClebschGordanTensorProduct)(irreps, irreps, irreps).double()
+    x, y = torch.randn(4, irreps.dim, dtype=F64), torch.randn(4, irreps.dim, dtype=F64)
+    before = _inference_tensors_alive()
+    with torch.inference_mode():
+        want = layer(x, y)
+    del want
+    assert _inference_tensors_alive() == before
+    leaf = x.clone().requires_grad_(True)
+    layer(leaf, y).sum().backward()
+    assert leaf.grad is not None and leaf.grad.abs().sum() > 0
+    if product == "cg":  # the plan's own tables, saved for backward by the reference
+        w = layer.weight.detach()[None]
+        leaf.grad = None
+        sparse_trilinear_reference(layer.plan(), leaf, y, w).sum().backward()
+        assert leaf.grad.abs().sum() > 0
+
+
+def test_constant_cache_builds_on_the_cpu_whatever_the_default_device():
+    """A miss under ``with torch.device("meta")`` (a model built without allocating) or ``set_default_device``
+    must not cache the constant on that device for every later caller."""
+
+    @constant_cache(maxsize=None)
+    def table(n: int) -> torch.Tensor:
+        return torch.arange(n, dtype=F64) * 2
+
+    with torch.device("meta"):
+        inside = table(3)
+        assert torch.empty(1).is_meta  # the default device is left alone outside the cached function
+    assert inside is table(3) and table(3).device.type == "cpu"
+    assert torch.equal(table(3), torch.arange(3, dtype=F64) * 2)
+
+
+def test_clebsch_gordan_first_built_on_the_meta_device_stays_usable():
+    """Before the fix the first miss under ``torch.device("meta")`` failed (``.item()`` of a meta tensor) and
+    left meta tables in the caches: every later CPU layer with those degrees failed too."""
+    cg_module = importlib.import_module("geomdl.o3.clebsch_gordan")  # the module (geomdl.o3 exports the function)
+    want = cg_module.clebsch_gordan(1, 2, 3, dtype=F64)
+    for fn in (cg_module._real_clebsch_gordan, cg_module._su2_table, cg_module._real_to_complex_basis):
+        fn.cache_clear()  # the next call is a miss, under the meta device
+    with torch.device("meta"):
+        cg_module.clebsch_gordan(1, 2, 3, dtype=F64)
+    got = cg_module.clebsch_gordan(1, 2, 3, dtype=F64)
+    assert got.device.type == "cpu"
+    torch.testing.assert_close(got, want, atol=0, rtol=0)

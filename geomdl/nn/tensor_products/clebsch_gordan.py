@@ -35,6 +35,7 @@ from geomdl.o3.clebsch_gordan import clebsch_gordan
 from geomdl.ops._extension import compiled_ready, use_compiled
 from geomdl.ops.trilinear import OP as TRILINEAR_OP
 from geomdl.ops.trilinear import TrilinearPlan, plan_op_id, sparse_trilinear_rows
+from geomdl.utils.constants import plain_tensors
 from geomdl.utils.devices import Float64Buffers
 from geomdl.utils.torch_compat import is_exporting
 
@@ -380,11 +381,15 @@ class ClebschGordanTensorProduct(Float64Buffers):
         """The product as a :class:`~geomdl.ops.trilinear.TrilinearPlan` (built once, from float64 CG tensors)."""
         plan = self._plan
         if plan is None:
-            # recomputed rather than read from the buffers, which a .float() of the module may have rounded
-            cgs = [clebsch_gordan(*ls, dtype=torch.float64) * alpha for ls, alpha in zip(self._degrees, self.alphas)]
-            entries, coef = cg_trilinear_entries(self._blocks1, self._blocks2, self._blocks_out, self.paths, cgs, self.mode)
-            dims = (self._dims[2], self._dims[0], self._dims[1], self.weight_numel)
-            built = TrilinearPlan(entries, coef, dims)
+            # recomputed rather than read from the buffers, which a .float() of the module may have rounded; plain
+            # tensors, also when first built under torch.inference_mode or inside a torch.func transform
+            with plain_tensors():
+                cgs = [clebsch_gordan(*ls, dtype=torch.float64) * alpha
+                       for ls, alpha in zip(self._degrees, self.alphas)]
+                entries, coef = cg_trilinear_entries(self._blocks1, self._blocks2, self._blocks_out, self.paths, cgs,
+                                                     self.mode)
+                dims = (self._dims[2], self._dims[0], self._dims[1], self.weight_numel)
+                built = TrilinearPlan(entries, coef, dims)
             # first calls from several threads: one plan wins; a loser's plan (and the registry id its caller may
             # already hold, the registry keeps weak references) must not replace it
             with _PLAN_LOCK:
