@@ -12,15 +12,17 @@ import sys
 
 import geomdl
 
-# command name -> (module, one-line help)
+# command name -> (module, one-line help); the help is the module's HELP (kept here so that the list needs no imports)
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("geomdl.cli.info", "versions, device, compiled kernels and the active backend"),
     "demo": ("geomdl.cli.demo", "run the main job on built-in data (every capability, small sizes)"),
     "datasets": ("geomdl.cli.datasets", "list datasets, where they live and whether they are present and verified"),
     "train": ("geomdl.cli.train", "train from a YAML config: geomdl train CONFIG [--set key=value ...]"),
     "eval": ("geomdl.cli.evaluate", "evaluate a checkpoint: geomdl eval CHECKPOINT [--data ...]"),
-    "register": ("geomdl.cli.register", "align two point clouds: geomdl register SOURCE TARGET [--voxel 0.05] [--out pose.txt] [--show out.png]"),
-    "register-eval": ("geomdl.cli.register_eval", "3DMatch-protocol registration evaluation over a gt.log folder"),
+    "register": ("geomdl.cli.register", "align two point clouds: geomdl register SOURCE TARGET [--voxel 0.05] [--method geomdl] "
+                                        "[--out pose.txt] [--show out.png]"),
+    "register-eval": ("geomdl.cli.register_eval", "evaluate registration on a gt.log folder: "
+                                                  "geomdl register-eval BENCHMARK_DIR FRAGMENTS_DIR [--method ...]"),
 }
 
 

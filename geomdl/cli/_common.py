@@ -53,9 +53,12 @@ def user_errors(command_error):
 
 def check_output_file(option: str, value, command_error) -> None:
     """Fail before any (long) work when the file ``value`` named by ``option`` cannot be written: it is a
-    folder, a folder of its path is a file, or the folder it would go in is not writable."""
-    if not value:
+    folder, a folder of its path is a file, or the folder it would go in is not writable; an empty ``value``
+    (``--out ""``, e.g. an unset shell variable) is refused, as ``train`` and ``demo`` do, not skipped."""
+    if value is None:
         return
+    if not str(value).strip():
+        raise command_error(f"{option}: empty path; give a file name (or leave {option} out)")
     path = pathlib.Path(value)
     if path.is_dir():
         raise command_error(f"{option} {value}: is a folder, expected a file name")

@@ -1,7 +1,8 @@
 """``geomdl demo``: the main job on built-in data, one stage per capability.
 
-Every stage is a function ``run(out_dir: pathlib.Path, quick: bool) -> dict`` that does real work
-on built-in (generated) data, prints what it measured and returns it. Stages are listed in
+Every stage is a function ``run(out_dir: pathlib.Path, quick: bool, seed: int = 0) -> dict`` that does real
+work on built-in (generated) data, prints what it measured and returns it; ``seed`` (``--seed``) seeds its
+data, models and training (its generators use ``seed``, ``seed + 1``, ...). Stages are listed in
 ``STAGES`` as ``(name, "module:function")`` and run in order; ``--only`` picks some.
 """
 from __future__ import annotations
@@ -29,7 +30,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", default="demo_out", help="folder for the demo's outputs (default: demo_out)")
     parser.add_argument("--only", nargs="+", metavar="STAGE", help=f"run only these stages ({', '.join(n for n, _ in STAGES)})")
     parser.add_argument("--quick", action="store_true", help="smaller sizes (used by the tests)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every stage's generated data, models and training, "
+                        "an int in [0, 2**31) (default 0); the real-data samples of the datasets stage are read as they are")
 
 
 def run(args) -> int:
@@ -42,8 +44,8 @@ def run(args) -> int:
     unknown = [s for s in selected if s not in names]
     if unknown:
         raise CommandError(f"unknown stage(s) {unknown}; choose from {names}")
-    if not -(2 ** 63) <= args.seed < 2 ** 64:
-        raise CommandError(f"--seed must be an int in [-2**63, 2**64) (torch seeds are 64-bit), got {args.seed}")
+    if not 0 <= args.seed < 2 ** 31:  # the stages derive their seeds from it (seed + 1, NumPy's 32-bit seeds, ...)
+        raise CommandError(f"--seed must be an int in [0, 2**31), got {args.seed}")
     if not str(args.out).strip():
         raise CommandError("--out: empty path; give a folder for the demo's outputs (default demo_out)")
     out_dir = pathlib.Path(args.out)
@@ -61,7 +63,7 @@ def run(args) -> int:
         module, func = target.split(":")
         print(f"== demo stage: {name}", flush=True)
         t0 = time.perf_counter()
-        results[name] = getattr(importlib.import_module(module), func)(out_dir, args.quick)
+        results[name] = getattr(importlib.import_module(module), func)(out_dir, args.quick, seed=args.seed)
         print(f"   ({time.perf_counter() - t0:.1f} s)", flush=True)
         sys.stdout.flush()
     from geomdl.utils.io import atomic_write_json

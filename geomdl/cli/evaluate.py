@@ -21,6 +21,9 @@ def run(args) -> int:
     from geomdl.cli import CommandError
     from geomdl.cli._common import configure_logging, user_errors
 
+    if args.out is not None and not args.out.strip():  # was: the default folder, silently
+        raise CommandError("--out: empty path; give a folder for the metrics and plots "
+                           "(or leave --out out for <checkpoint folder>/eval/<checkpoint stem>)")
     if args.batch_size is not None and args.batch_size < 1:
         raise CommandError(f"--batch-size must be >= 1, got {args.batch_size}")
     configure_logging(quiet=False)

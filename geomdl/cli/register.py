@@ -53,6 +53,8 @@ def run(args) -> int:
         raise CommandError(f"--voxel must be a positive number (in the clouds' units), got {args.voxel}")
     for option, value in (("--out", args.out), ("--show", args.show)):
         check_output_file(option, value, CommandError)
+    if args.gt is not None and not args.gt.strip():
+        raise CommandError("--gt: empty path; give the ground-truth pose file (or leave --gt out)")
     gt = _read_pose(args.gt) if args.gt else None  # a bad --gt fails before the (long) registration
     try:
         source, target = read_point_cloud(args.source), read_point_cloud(args.target)

@@ -92,12 +92,26 @@ def random_split_indices(n: int, sizes, seed: int = 0) -> list[torch.Tensor]:
     Returns:
         one ``int64`` index tensor per chunk.
     """
+    counts = _split_counts(n, sizes)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
+    out, start = [], 0
+    for c in counts:
+        out.append(perm[start:start + c].sort().values)
+        start += c
+    return out
+
+
+def _split_counts(n: int | None, sizes) -> list[int] | None:
+    """The chunk sizes of :func:`random_split_indices`; with ``n=None`` only the form of ``sizes`` is checked
+    (what can be checked before the dataset's length is known), and ``None`` is returned."""
     if not isinstance(sizes, (list, tuple)) or not sizes:
         raise ValueError(f"sizes must be a non-empty list/tuple, got {sizes!r}")
     if all(isinstance(s, (float, np.floating)) for s in sizes):
         sizes = [float(s) for s in sizes]
         if not all(s >= 0 for s in sizes) or not sum(sizes) <= 1 + 1e-9:  # also rejects NaN
             raise ValueError(f"fractional sizes must be >= 0 and sum to <= 1, got {sizes}")
+        if n is None:
+            return None
         # rounded down, but not below a count the float product misses by rounding (0.29 * 100 = 28.999...)
         counts = [int(math.floor(s * n + 1e-9 * max(1, n))) for s in sizes]
         if abs(sum(sizes) - 1) < 1e-9:
@@ -108,16 +122,13 @@ def random_split_indices(n: int, sizes, seed: int = 0) -> list[torch.Tensor]:
         if any(s is not None and (not ok or s < 0) for s, ok in zip(sizes, is_count)) or sum(s is None for s in sizes) > 1:
             raise ValueError(f"sizes must be ints >= 0 with at most one None (the rest), or fractions; got {sizes}")
         sizes = [None if s is None else int(s) for s in sizes]
+        if n is None:
+            return None
         fixed = sum(s for s in sizes if s is not None)
         counts = [n - fixed if s is None else s for s in sizes]
     if sum(counts) > n or min(counts) < 0:
         raise ValueError(f"split sizes {sizes} need {sum(c for c in counts if c > 0)} items but the dataset has {n}")
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
-    out, start = [], 0
-    for c in counts:
-        out.append(perm[start:start + c].sort().values)
-        start += c
-    return out
+    return counts
 
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -139,16 +150,23 @@ def named_split_indices(n: int, split_sizes, seed: int, split: str) -> dict[str,
         TypeError: naming ``split_sizes`` when it is not a list/tuple of sizes (a number, a string).
         ValueError: naming ``split_sizes`` when it has more than 3 entries or none for ``split``.
     """
+    sizes = check_split_sizes(split_sizes, split)
+    return dict(zip(SPLIT_NAMES, random_split_indices(n, sizes, seed)))
+
+
+def check_split_sizes(split_sizes, split: str) -> list:
+    """``split_sizes`` as a list, checked as far as it can be without the dataset's length (its form, and a
+    size for ``split``): the errors of :func:`named_split_indices`, before a dataset is read and processed."""
     if isinstance(split_sizes, (str, bytes)) or not hasattr(split_sizes, "__iter__"):
         raise TypeError(f"split_sizes must be a sequence of (train, val, test) sizes, got {split_sizes!r}")
     sizes = list(split_sizes)
     if len(sizes) > len(SPLIT_NAMES):
         raise ValueError(f"split_sizes gives {len(sizes)} sizes {sizes}; expected at most 3: (train, val, test)")
-    out = dict(zip(SPLIT_NAMES, random_split_indices(n, sizes, seed)))
-    if split != "all" and split not in out:
+    _split_counts(None, sizes)
+    if split != "all" and split not in SPLIT_NAMES[:len(sizes)]:
         raise ValueError(f"split={split!r} needs a size in split_sizes, which gives only {len(sizes)} size(s) {sizes} "
                          f"for {SPLIT_NAMES[:len(sizes)]}; give (train, val, test)")
-    return out
+    return sizes
 
 
 class SeededStream:

@@ -109,6 +109,8 @@ class ModelNet(GeometricDataset):
             raise ValueError(f"up must be 'z' or 'file', got {up!r}")
         if rotation is not None and rotation not in PROTOCOLS:
             raise ValueError(f"rotation must be None or one of {PROTOCOLS}, got {rotation!r}")
+        if not isinstance(normalize, (bool, np.bool_)):  # bool("no") was True
+            raise ValueError(f"normalize must be True or False, got {normalize!r}")
         self.name, self.split, self.num_points, self.sampling = name, split, num_points, sampling
         self.normalize, self.up, self.rotation, self.seed = bool(normalize), up, rotation, check_seed(seed)
         self.classes = MODELNET40_CLASSES if name == "40" else MODELNET10_CLASSES

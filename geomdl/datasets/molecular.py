@@ -23,11 +23,12 @@ Splits: ``split="all"|"train"|"val"|"test"`` with ``split_sizes`` (ints or fract
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 
-from geomdl.datasets.base import GeometricDataset, check_seed, named_split_indices
+from geomdl.datasets.base import GeometricDataset, check_seed, check_split_sizes, named_split_indices
 
 MD17_KEYS = {"R": "pos", "E": "energy", "F": "forces", "z": "z"}
 RMD17_KEYS = {"coords": "pos", "energies": "energy", "forces": "forces", "nuclear_charges": "z"}
@@ -79,15 +80,17 @@ def check_uniform_labels(items: list, where: list[str]) -> list:
     return items
 
 
-def read_md17_npz(path) -> dict:
-    """Arrays ``z [N]``, ``pos [F, N, 3]``, ``energy [F]``, ``forces [F, N, 3]`` of an MD17 or rMD17 npz."""
+def read_md17_npz(path, require_forces: bool = True) -> dict:
+    """Arrays ``z [N]``, ``pos [F, N, 3]``, ``energy [F]``, ``forces [F, N, 3]`` of an MD17 or rMD17 npz.
+
+    With ``require_forces=False`` a file without the forces key is read too, with ``forces`` ``None``."""
     path = pathlib.Path(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             keys = set(npz.files)
             for mapping in (MD17_KEYS, RMD17_KEYS):
-                if set(mapping) <= keys:
-                    arrays = {new: np.asarray(npz[old]) for old, new in mapping.items()}
+                if {old for old, new in mapping.items() if require_forces or new != "forces"} <= keys:
+                    arrays = {new: np.asarray(npz[old]) if old in keys else None for old, new in mapping.items()}
                     break
             else:
                 raise ValueError(f"missing keys: expected MD17 {sorted(MD17_KEYS)} or rMD17 {sorted(RMD17_KEYS)}, "
@@ -99,8 +102,10 @@ def read_md17_npz(path) -> dict:
     pos, z = arrays["pos"], arrays["z"].reshape(-1)
     frames = pos.shape[0] if pos.ndim == 3 else -1
     energy = arrays["energy"].reshape(-1)
-    if pos.ndim != 3 or pos.shape[1:] != (len(z), 3) or arrays["forces"].shape != pos.shape or energy.shape != (frames,):
-        raise ValueError(f"{path}: inconsistent shapes: positions {pos.shape}, forces {arrays['forces'].shape}, "
+    forces = arrays["forces"]
+    if pos.ndim != 3 or pos.shape[1:] != (len(z), 3) or (forces is not None and forces.shape != pos.shape) \
+            or energy.shape != (frames,):
+        raise ValueError(f"{path}: inconsistent shapes: positions {pos.shape}, forces {getattr(forces, 'shape', None)}, "
                          f"energies {arrays['energy'].shape}, charges {z.shape} (expected [F, N, 3], [F, N, 3], [F], [N])")
     # a string, bool or complex array was cast (or failed to cast) later without the file's name; a fractional
     # charge was truncated to another element; a NaN/infinite value made every loss over the file NaN
@@ -108,7 +113,9 @@ def read_md17_npz(path) -> dict:
         raise ValueError(f"{path}: nuclear charges must be integers, got dtype {z.dtype} with values {z.tolist()[:8]}")
     if z.size and (z.min() < 1 or z.max() > 118):
         raise ValueError(f"{path}: nuclear charges must be atomic numbers in [1, 118], got min {z.min()}, max {z.max()}")
-    for key, value in (("positions", pos), ("energies", energy), ("forces", arrays["forces"])):
+    for key, value in (("positions", pos), ("energies", energy), ("forces", forces)):
+        if value is None:
+            continue
         if value.dtype.kind not in "iuf":
             raise ValueError(f"{path}: {key} must be real numbers (integer or float dtype), got dtype {value.dtype}")
         bad = ~np.isfinite(value).all(axis=tuple(range(1, value.ndim)))  # per frame
@@ -134,10 +141,31 @@ def atomic_energies(path, energy_key: str = "energy") -> dict[int, float]:
     return out
 
 
+def _check_units(units, properties=None) -> dict:
+    """``units`` (``{property: unit}``) as a dict; a ``ValueError`` naming the argument and the properties
+    (``properties``, when they are fixed) for anything else: ``dict("eV")`` failed without naming either."""
+    choices = f" with properties from {', '.join(map(repr, properties))}" if properties else ""
+    example = "{'energy': 'eV', 'forces': 'eV/Å'}"
+    if not isinstance(units, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in units.items()):
+        raise ValueError(f"units must be a dict {{property: unit}}{choices} (e.g. {example}), got {units!r}")
+    unknown = sorted(k for k in units if properties and k not in properties)
+    if unknown:
+        raise ValueError(f"units: unknown propert{'y' if len(unknown) == 1 else 'ies'} {', '.join(map(repr, unknown))}; "
+                         f"choose from {', '.join(map(repr, properties))}")
+    return dict(units)
+
+
 class _Molecular(GeometricDataset):
-    def _setup_split(self, split, split_sizes, split_seed):
+    def _check_split(self, split, split_sizes, split_seed) -> None:
+        """Check the split arguments before the (long) reading and processing of the files, which a typo
+        made wait for; :meth:`_setup_split` applies them once the dataset's length is known."""
         if split not in ("all", "train", "val", "test"):
             raise ValueError(f"split must be 'all', 'train', 'val' or 'test', got {split!r}")
+        check_seed(split_seed, "split_seed")
+        check_split_sizes(split_sizes if split_sizes is not None else (0.8, 0.1, 0.1), split)
+
+    def _setup_split(self, split, split_sizes, split_seed):
+        self._check_split(split, split_sizes, split_seed)
         self.split, self.split_seed = split, check_seed(split_seed, "split_seed")
         sizes = split_sizes if split_sizes is not None else (0.8, 0.1, 0.1)  # (checked by named_split_indices)
         self.split_indices = named_split_indices(self._count, sizes, self.split_seed, split)
@@ -169,6 +197,12 @@ class MD17(_Molecular):
             raise ValueError(f"energy_unit must be 'kcal/mol' or 'eV', got {energy_unit!r}")
         if (molecule is None) == (path is None):
             raise ValueError("give exactly one of molecule= (a name to look up under root) or path= (an npz file)")
+        # a glob character or a folder in the name made a raw error of pathlib's glob (or matched another file)
+        if molecule is not None and (not isinstance(molecule, str) or not molecule.strip()
+                                     or any(c in molecule for c in "*?[]/\\")):
+            raise ValueError(f"molecule must be a molecule name such as 'ethanol' (no wildcards or folders; "
+                             f"give a file as path=), got {molecule!r}")
+        self._check_split(split, split_sizes, split_seed)
         self.path = pathlib.Path(path) if path is not None else self._find(molecule)
         self.energy_unit = energy_unit
         self.units = {"energy": energy_unit, "forces": f"{energy_unit}/Å", "pos": "Å"}
@@ -224,7 +258,9 @@ class ExtXYZ(_Molecular):
             if not p.is_file():
                 raise FileNotFoundError(f"{p}: no such file")
         self.paths, self.energy_key, self.forces_key, self.require_labels = paths, energy_key, forces_key, bool(require_labels)
-        self.units = dict(units) if units is not None else {"energy": "eV", "forces": "eV/Å", "pos": "Å"}
+        self.units = (_check_units(units, ("energy", "forces", "pos")) if units is not None
+                      else {"energy": "eV", "forces": "eV/Å", "pos": "Å"})
+        self._check_split(split, split_sizes, split_seed)
         self.load()
         self._setup_split(split, split_sizes, split_seed)
 
@@ -298,7 +334,8 @@ class ASEDatabase(_Molecular):
             raise TypeError(f"targets must be a property name or a sequence of names, got {targets!r}")
         self.selection, self.require_labels = selection, bool(require_labels)
         self.metadata = self._connect().metadata
-        self.units = {**self.metadata.get("_property_unit_dict", {}), **(units or {})}
+        self.units = {**self.metadata.get("_property_unit_dict", {}), **_check_units(units or {})}
+        self._check_split(split, split_sizes, split_seed)
         self.load()
         self._setup_split(split, split_sizes, split_seed)
 

@@ -15,19 +15,19 @@ def _shape(data, keys):
     return ", ".join(f"{k} {list(data[k].shape)}" for k in keys if k in data)
 
 
-def _builtin(quick: bool) -> dict:
+def _builtin(quick: bool, seed: int = 0) -> dict:
     from geomdl.datasets import SyntheticMolecules, SyntheticParts, SyntheticRegistrationPairs, SyntheticShapes
     from geomdl.datasets import transforms as T
 
     out = {}
     t0 = time.perf_counter()
-    shapes = SyntheticShapes(num_per_class=2 if quick else 10, num_points=512 if quick else 1024, seed=0)
+    shapes = SyntheticShapes(num_per_class=2 if quick else 10, num_points=512 if quick else 1024, seed=seed)
     labels = torch.cat([shapes[i].y for i in range(len(shapes))])
     print(f"   SyntheticShapes: {len(shapes)} clouds, {len(shapes.classes)} classes, {_shape(shapes[0], ['pos', 'normal'])}, "
           f"per-class counts {torch.bincount(labels).tolist()} ({time.perf_counter() - t0:.1f} s)")
     out["shapes"] = {"count": len(shapes), "classes": len(shapes.classes)}
 
-    parts = SyntheticParts(num_samples=3 if quick else 30, num_points=1024, seed=0)
+    parts = SyntheticParts(num_samples=3 if quick else 30, num_points=1024, seed=seed)
     err = 0.0
     for d in parts:
         moved = torch.einsum("nij,nj->ni", d.part_rot[d.part], d.pos_rest) + d.part_trans[d.part]
@@ -36,19 +36,19 @@ def _builtin(quick: bool) -> dict:
           f"max |R_p x_rest + t_p - x| = {err:.2e}")
     out["parts"] = {"count": len(parts), "rigid_motion_error": err}
 
-    pairs = SyntheticRegistrationPairs(num_samples=3 if quick else 20, num_points=512, seed=0)
+    pairs = SyntheticRegistrationPairs(num_samples=3 if quick else 20, num_points=512, seed=seed)
     overlaps = [float(d.overlap) for d in pairs]
     print(f"   SyntheticRegistrationPairs: {len(pairs)} pairs, overlaps {[round(o, 2) for o in overlaps]}, "
           f"correspondences {[int(d.correspondences.shape[1]) for d in pairs]}")
     out["registration"] = {"count": len(pairs), "mean_overlap": sum(overlaps) / len(overlaps)}
 
-    mols = SyntheticMolecules(frames_per_trajectory=5 if quick else 50, seed=0)
+    mols = SyntheticMolecules(frames_per_trajectory=5 if quick else 50, seed=seed)
     energies = torch.cat([d.energy for d in mols])
     print(f"   SyntheticMolecules (EMT MD): {len(mols)} frames, energy range [{energies.min():.3f}, {energies.max():.3f}] eV")
     out["molecules"] = {"count": len(mols)}
 
-    pipeline = T.Compose([T.RandomRotation("SO3", seed=0), T.Jitter(0.01, seed=0), T.RandomCrop(0.7, seed=0),
-                          T.VoxelDownsample(0.05), T.SamplePoints(256, seed=0), T.KNNGraph(8)])
+    pipeline = T.Compose([T.RandomRotation("SO3", seed=seed), T.Jitter(0.01, seed=seed), T.RandomCrop(0.7, seed=seed),
+                          T.VoxelDownsample(0.05), T.SamplePoints(256, seed=seed), T.KNNGraph(8)])
     d = pipeline(shapes[0])
     print(f"   transforms {[type(t).__name__ for t in pipeline.transforms]}: {_shape(d, ['pos', 'normal', 'edge_index'])}")
     out["transformed"] = {"points": int(d.pos.shape[0]), "edges": int(d.edge_index.shape[1])}
@@ -79,9 +79,10 @@ def _real(out_dir: pathlib.Path, quick: bool) -> dict:
     return out
 
 
-def run(out_dir, quick: bool) -> dict:
+def run(out_dir, quick: bool, seed: int = 0) -> dict:
+    """``seed`` seeds the built-in data and the transforms; the real samples are read as they are."""
     out_dir = pathlib.Path(out_dir)
-    result = {"builtin": _builtin(quick)}
+    result = {"builtin": _builtin(quick, seed)}
     if _SHARED.is_dir():
         result["real"] = _real(out_dir, quick)
     else:

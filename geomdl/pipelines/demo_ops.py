@@ -28,8 +28,8 @@ def _timed(fn):
     return out, (time.perf_counter() - t0) * 1e3
 
 
-def run(out_dir, quick: bool) -> dict:
-    g = torch.Generator().manual_seed(0)
+def run(out_dir, quick: bool, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
     n = 4_000 if quick else 20_000
     pos = torch.cat([_torus(n, g), _torus(n, g) + torch.tensor([3.0, 0.0, 0.0])])
     batch = torch.cat([torch.zeros(n, dtype=torch.long), torch.ones(n, dtype=torch.long)])

@@ -11,22 +11,22 @@ import pathlib
 CONFIG = "tinvnn_shapes"  # bundled with the package (geomdl/configs/), so the stage runs from any install
 
 
-def _overrides(out_dir: pathlib.Path, quick: bool) -> list[str]:
+def _overrides(out_dir: pathlib.Path, quick: bool, seed: int = 0) -> list[str]:
     sizes = (["data.kwargs.num_per_class=6", "data.kwargs.num_points=96", "train.epochs=2",
               "model.kwargs={local_channels: [32], global_channels: [64], head_channels: [32], dropout: 0.0}"]
              if quick else
              ["data.kwargs.num_per_class=25", "data.kwargs.num_points=192", "train.epochs=12"])
     return [f"train.out_dir={out_dir / 'tinvnn_classification'}", "train.progress=off", "train.tensorboard=false",
-            "train.eval_every=100", *sizes]
+            "train.eval_every=100", f"seed={seed}", f"data.kwargs.seed={seed}", *sizes]
 
 
-def run(out_dir, quick: bool) -> dict:
+def run(out_dir, quick: bool, seed: int = 0) -> dict:
     import torch
 
     from geomdl.pipelines.runs import load_trained, train
 
     out_dir = pathlib.Path(out_dir)
-    summary = train(CONFIG, _overrides(out_dir, quick), overwrite=True)
+    summary = train(CONFIG, _overrides(out_dir, quick, seed), overwrite=True)
     test = summary["metrics"]["test"]
     model, task, _ = load_trained(pathlib.Path(summary["out_dir"]) / f"{summary['final_weights']}.pt")
     dataset = task.build_datasets()["test"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 
 
-def run(out_dir, quick: bool) -> dict:
+def run(out_dir, quick: bool, seed: int = 0) -> dict:
     from geomdl.pipelines.config import load_config
     from geomdl.pipelines.runs import evaluate_checkpoint
     from geomdl.pipelines.trainer import Trainer
@@ -20,6 +20,7 @@ def run(out_dir, quick: bool) -> dict:
         shutil.rmtree(run_dir)
     samples, epochs = (48, 4) if quick else (192, 12)
     overrides = [
+        f"seed={seed}", f"data.kwargs.seed={seed}",
         f"data.kwargs.num_samples={samples}", "data.kwargs.num_points=64", "data.kwargs.num_classes=4", "data.kwargs.rotate=false",
         "model.kwargs.hidden_channels=32", f"train.epochs={epochs}", "train.batch_size=16", "train.ema_decay=0.9",
         "optim.lr=0.005", "optim.schedule=cosine", "optim.warmup_steps=3", "optim.grad_clip=1.0",

@@ -83,20 +83,14 @@ def _energy_forces(atoms, energy_key, forces_key):
 
 
 def _read_npz(path, index, unit_energy, unit_length):
-    try:
-        data = np.load(path)
-        keys = set(data.files)
-        if {"R", "E", "z"} <= keys:
-            pos, energy, forces, z = data["R"], data["E"], data.get("F"), data["z"]
-        elif {"coords", "energies", "nuclear_charges"} <= keys:
-            pos, energy, forces, z = data["coords"], data["energies"], data.get("forces"), data["nuclear_charges"]
-        else:
-            raise ValueError(f"unknown keys {sorted(keys)}")
-    except Exception as exc:
-        raise ValueError(f"{path}: not an MD17-style npz ({exc})") from exc
+    from geomdl.datasets.molecular import read_md17_npz
+
+    # the dataset reader's checks: keys, shapes, integer charges, real and finite values (naming the file)
+    arrays = read_md17_npz(path, require_forces=False)
+    pos, energy, forces = arrays["pos"], arrays["energy"], arrays["forces"]
     sel = range(len(energy))[_slice(index)]
-    z = torch.as_tensor(np.asarray(z), dtype=torch.long)
-    return [Frame(z, torch.as_tensor(pos[i] * unit_length, dtype=torch.float64), float(np.ravel(energy[i])[0]) * unit_energy,
+    z = torch.as_tensor(arrays["z"], dtype=torch.long)
+    return [Frame(z, torch.as_tensor(pos[i] * unit_length, dtype=torch.float64), float(energy[i]) * unit_energy,
                   None if forces is None else torch.as_tensor(forces[i] * unit_energy / unit_length, dtype=torch.float64))
             for i in sel]
 

@@ -15,7 +15,7 @@ from geomdl.pipelines import checkpoint as ckpt_mod
 from geomdl.pipelines.config import ConfigError, ExperimentConfig, config_from_dict, load_config
 from geomdl.pipelines.distributed import cleanup, setup
 from geomdl.pipelines.evaluation import eval_loader, evaluate, report
-from geomdl.pipelines.tasks import build_task
+from geomdl.pipelines.tasks import build_task, is_generated_dataset
 from geomdl.pipelines.trainer import Trainer
 from geomdl.utils.io import file_in_the_way
 
@@ -70,6 +70,10 @@ def evaluate_checkpoint(path, data_root: str | None = None, splits: list[str] | 
         raise NotADirectoryError(f"out_dir: {str(blocker)!r} is a file, expected a folder for the metrics and plots")
     ckpt = ckpt_mod.load_checkpoint(path)
     cfg = config_from_dict(ckpt["config"])
+    # data_root replaces the run's data.root; on generated data without one it was silently ignored
+    if data_root is not None and cfg.data.root is None and is_generated_dataset(cfg.data.name):
+        raise ConfigError(f"--data {data_root}: the run's dataset {cfg.data.name!r} is built-in data generated from a seed, "
+                          f"it reads no data folder; leave --data (data_root) out")
     if data_root is None and cfg.data.root is not None and not pathlib.Path(cfg.data.root).exists():
         raise ConfigError(f"data.root: the run's data folder {cfg.data.root!r} (stored in the checkpoint) does not exist; "
                           f"give the data's current location (geomdl eval --data PATH)")

@@ -142,6 +142,21 @@ def get_dataset(name: str, split: str, root: str | None = None, **kwargs):
         return datasets_get(name, root=root, split=split, **kwargs)
 
 
+def is_generated_dataset(name) -> bool:
+    """Whether ``data.name`` is built-in data generated from a seed (toy data, ``synthetic_*``): it reads no
+    files, so a data root does not apply to it."""
+    from geomdl.pipelines import toy_data
+
+    if name in toy_data.TOY_DATASETS:
+        return True
+    try:
+        from geomdl.datasets.registry import canonical_name
+
+        return canonical_name(name).startswith("synthetic_")
+    except (ImportError, ValueError, TypeError):
+        return False
+
+
 @contextlib.contextmanager
 def _naming_data_kwargs(kwargs: dict):
     """Prefix a dataset constructor's ValueError/TypeError whose subject names entries of ``data.kwargs``

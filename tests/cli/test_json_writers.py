@@ -12,8 +12,8 @@ from geomdl.utils.io import loads_strict_json as strict_loads  # refuses NaN/Inf
 
 def test_demo_results_are_strict_json(tmp_path, monkeypatch, capsys):
     stage = types.ModuleType("fake_demo_stage")
-    stage.run = lambda out_dir, quick: {"loss": float("nan"), "best": -float("inf"), "acc": np.float32(0.5),
-                                        "edges": torch.tensor(7), "shape": (2, 3), "folder": out_dir}
+    stage.run = lambda out_dir, quick, seed: {"loss": float("nan"), "best": -float("inf"), "acc": np.float32(0.5),
+                                              "edges": torch.tensor(7), "shape": (2, 3), "folder": out_dir}
     monkeypatch.setitem(sys.modules, "fake_demo_stage", stage)
     monkeypatch.setattr("geomdl.cli.demo.STAGES", [("fake", "fake_demo_stage:run")])
     assert main(["demo", "--out", str(tmp_path)]) == 0

@@ -127,7 +127,7 @@ def test_eval_command_writes_metrics_and_plots(trained, tmp_path, capsys):
     capsys.readouterr()
     assert json.loads((tmp_path / "ev2" / "val_metrics.json").read_text()) == json.loads((run / "val_metrics.json").read_text())
     assert main(["eval", str(run / "last.pt"), "--data", str(tmp_path / "nowhere")]) == 2
-    assert "data.root: path" in _one_error_line(capsys, "eval")
+    assert f"--data {tmp_path / 'nowhere'}: the run's dataset 'toy_shapes' is built-in" in _one_error_line(capsys, "eval")
 
 
 def test_eval_of_an_explicitly_requested_empty_split_is_an_error(trained, tmp_path, capsys, monkeypatch):

@@ -7,14 +7,14 @@ import pathlib
 import torch
 
 
-def run(out_dir: pathlib.Path, quick: bool) -> dict:
+def run(out_dir: pathlib.Path, quick: bool, seed: int = 0) -> dict:
     from geomdl.pipelines.registration.geometry import random_pose, transform
     from geomdl.pipelines.registration.metrics import registration_metrics
     from geomdl.pipelines.registration.pairs import partial_pair, synthetic_scene, synthetic_shape
     from geomdl.pipelines.registration.pipeline import register
     from geomdl.pipelines.registration.plot import save_alignment_png
 
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     scene = synthetic_scene(20000 if quick else 40000, generator=gen)
     src, tgt, pose = partial_pair(scene, 1.0, 0.6, noise=0.005, outlier_fraction=0.05, generator=gen)
     shape = synthetic_shape(2000 if quick else 5000, generator=gen)
