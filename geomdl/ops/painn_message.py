@@ -98,7 +98,9 @@ def painn_message(phi: torch.Tensor, w: torch.Tensor, vectors: torch.Tensor, uni
                                              edge_index[0].contiguous(), edge_index[1].contiguous(), num_nodes)
     else:
         check_index_values(edge_index[0], "edge_index[0]", n)
-        check_index_values(edge_index[1], "edge_index[1]", num_nodes)
+        if kernel_here:  # (without the kernel, the device's compiled scatter checks edge_index[1] in its own pass:
+            # a second aminmax and device->host read per call here would only repeat it)
+            check_index_values(edge_index[1], "edge_index[1]", num_nodes)
         out = _message(phi, w, vec, unit, edge_index[0], edge_index[1], num_nodes, scatter)
     return out[:, :f], out[:, f:].view(num_nodes, 3, f)
 

@@ -232,3 +232,24 @@ def test_nbody_split_frame_arguments_must_be_ints(tmp_path, kwargs, message):
 
     with pytest.raises(TypeError, match=message):
         nbody_split("train", 2, tmp_path, **{"frame_in": 1, "frame_out": 3, "progress": False, **kwargs})
+
+
+def test_per_frame_finiteness_checks_stay_cheap(monkeypatch):
+    """molecule_data runs once per frame (MD17: up to ~1M frames per file): its NaN/inf checks run in NumPy on the
+    arrays the tensors share, not as torch.isfinite(t).all() per tensor (~5 us each, a third more processing time
+    per frame); non-finite positions, energies and forces are still errors naming the frame."""
+    from geomdl.datasets.molecular import molecule_data
+
+    def no_torch_isfinite(*args, **kwargs):
+        raise AssertionError("a per-frame torch.isfinite")
+
+    monkeypatch.setattr(torch, "isfinite", no_torch_isfinite)
+    z, pos, forces = [6, 1, 8], np.ones((3, 3)), np.zeros((3, 3))
+    data = molecule_data(z, pos, -1.5, forces, where="f.npz: frame 0")
+    assert data.pos.dtype == torch.float32 and data.energy.dtype == torch.float64 and data.forces.shape == (3, 3)
+    for kwargs, match in ((dict(pos=_nan_at((3, 3), (1, 2))), "positions"), (dict(energy=float("inf")), "energy"),
+                          (dict(forces=_nan_at((3, 3), (2, 0))), "forces")):
+        args = dict(z=z, pos=pos, energy=-1.5, forces=forces)
+        args.update(kwargs)
+        with pytest.raises(ValueError, match=rf"f\.npz: frame 7: .*{match}"):
+            molecule_data(**args, where="f.npz: frame 7")

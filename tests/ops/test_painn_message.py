@@ -202,3 +202,24 @@ def test_a_device_without_the_kernel_runs_the_torch_ops_quietly(monkeypatch):
     ei[0, 3] = 7
     with pytest.raises(ValueError, match=r"edge_index\[0\]"):
         painn_message(phi, w, vec, unit, ei)
+
+
+def test_a_device_without_the_kernel_reads_the_destinations_once(monkeypatch):
+    """No kernel for the device (CUDA): edge_index[1] is range-checked by the compiled scatter's own pass only, not
+    by one more aminmax and device->host read per call (every PaiNN layer on the GPU); out-of-range entries still
+    raise (simulated on the CPU by hiding the CPU kernel)."""
+    import sys
+
+    if not ops.has_kernel("scatter_reduce"):
+        pytest.skip("geomdl._C not built (reference mode)")
+    module = sys.modules["geomdl.ops.painn_message"]
+    monkeypatch.setattr(module, "has_kernel", lambda op, device="cpu": op != "painn_message")
+    checked = []
+    real = module.check_index_values
+    monkeypatch.setattr(module, "check_index_values", lambda index, name, upper: (checked.append(name), real(index, name, upper)))
+    phi, w, vec, unit, ei = inputs(7, 40, 3, seed=8)
+    painn_message(phi, w, vec, unit, ei)
+    assert checked == ["edge_index[0]"]
+    ei[1, 5] = 7
+    with pytest.raises(ValueError, match="out of range"):
+        painn_message(phi, w, vec, unit, ei)

@@ -162,3 +162,17 @@ def test_clebsch_gordan_first_built_on_the_meta_device_stays_usable():
     got = cg_module.clebsch_gordan(1, 2, 3, dtype=F64)
     assert got.device.type == "cpu"
     torch.testing.assert_close(got, want, atol=0, rtol=0)
+
+
+def test_constant_cache_builds_on_the_cpu_where_torch_reports_no_device_block(monkeypatch):
+    """Before torch 2.5 ``torch.get_default_device()`` sees only ``set_default_device``, not a ``with torch.device``
+    block (simulated here): a miss inside ``with torch.device("meta")`` must still build on the CPU there."""
+
+    @constant_cache(maxsize=None)
+    def table(n: int) -> torch.Tensor:
+        return torch.arange(n, dtype=F64) + 1
+
+    monkeypatch.setattr(torch, "get_default_device", lambda: torch.device("cpu"))
+    with torch.device("meta"):
+        inside = table(4)
+    assert inside.device.type == "cpu" and torch.equal(table(4), torch.arange(4, dtype=F64) + 1)
