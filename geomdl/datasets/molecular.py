@@ -162,18 +162,18 @@ def _check_units(units, properties=None) -> dict:
 
 
 class _Molecular(GeometricDataset):
-    def _check_split(self, split, split_sizes, split_seed) -> None:
+    def _check_split(self, split, split_sizes, split_seed) -> list:
         """Check the split arguments before the (long) reading and processing of the files, which a typo
-        made wait for; :meth:`_setup_split` applies them once the dataset's length is known."""
+        made wait for; :meth:`_setup_split` applies them once the dataset's length is known. Returns
+        ``split_sizes`` as a list, to be passed on: an iterator (a generator, ``map``) is read only once."""
         if split not in ("all", "train", "val", "test"):
             raise ValueError(f"split must be 'all', 'train', 'val' or 'test', got {split!r}")
         check_seed(split_seed, "split_seed")
-        check_split_sizes(split_sizes if split_sizes is not None else (0.8, 0.1, 0.1), split)
+        return check_split_sizes(split_sizes if split_sizes is not None else (0.8, 0.1, 0.1), split)
 
     def _setup_split(self, split, split_sizes, split_seed):
-        self._check_split(split, split_sizes, split_seed)
+        sizes = self._check_split(split, split_sizes, split_seed)
         self.split, self.split_seed = split, check_seed(split_seed, "split_seed")
-        sizes = split_sizes if split_sizes is not None else (0.8, 0.1, 0.1)  # (checked by named_split_indices)
         self.split_indices = named_split_indices(self._count, sizes, self.split_seed, split)
         if split != "all":
             self._indices = self.split_indices[split]
@@ -208,7 +208,7 @@ class MD17(_Molecular):
                                      or any(c in molecule for c in "*?[]/\\")):
             raise ValueError(f"molecule must be a molecule name such as 'ethanol' (no wildcards or folders; "
                              f"give a file as path=), got {molecule!r}")
-        self._check_split(split, split_sizes, split_seed)
+        split_sizes = self._check_split(split, split_sizes, split_seed)  # a list: an iterator is read once
         self.path = pathlib.Path(path) if path is not None else self._find(molecule)
         self.energy_unit = energy_unit
         self.units = {"energy": energy_unit, "forces": f"{energy_unit}/Å", "pos": "Å"}
@@ -266,7 +266,7 @@ class ExtXYZ(_Molecular):
         self.paths, self.energy_key, self.forces_key, self.require_labels = paths, energy_key, forces_key, bool(require_labels)
         self.units = (_check_units(units, ("energy", "forces", "pos")) if units is not None
                       else {"energy": "eV", "forces": "eV/Å", "pos": "Å"})
-        self._check_split(split, split_sizes, split_seed)
+        split_sizes = self._check_split(split, split_sizes, split_seed)  # a list: an iterator is read once
         self.load()
         self._setup_split(split, split_sizes, split_seed)
 
@@ -341,7 +341,7 @@ class ASEDatabase(_Molecular):
         self.selection, self.require_labels = selection, bool(require_labels)
         self.metadata = self._connect().metadata
         self.units = {**self.metadata.get("_property_unit_dict", {}), **_check_units(units or {})}
-        self._check_split(split, split_sizes, split_seed)
+        split_sizes = self._check_split(split, split_sizes, split_seed)  # a list: an iterator is read once
         self.load()
         self._setup_split(split, split_sizes, split_seed)
 
