@@ -39,12 +39,15 @@ def test_segment_softmax_num_segments_accepts_numpy_integers(np_int, fn):
     assert torch.equal(fn(src, index, num_segments=np_int(5)), fn(src, index, num_segments=5))
 
 
+def _two_clouds():
+    pos = torch.randn(12, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    return pos, torch.tensor([0] * 5 + [1] * 7)
+
+
 @pytest.mark.parametrize("np_int", NP_INTS)
 @pytest.mark.parametrize("fn", [fps, fps_reference])
 def test_fps_num_accepts_numpy_integers(np_int, fn):
-    gen = torch.Generator().manual_seed(1)
-    pos = torch.randn(12, 3, generator=gen, dtype=torch.float64)
-    batch = torch.tensor([0] * 5 + [1] * 7)
+    pos, batch = _two_clouds()
     for num in (1, 3, 6):
         assert torch.equal(fn(pos, batch, num=np_int(num)), fn(pos, batch, num=num))
 
@@ -53,9 +56,7 @@ def test_fps_num_accepts_numpy_integers(np_int, fn):
 @pytest.mark.parametrize("fn", [fps, fps_reference])
 def test_fps_ratio_accepts_numpy_floats(np_float, fn):
     # np.float32(0.5) is no Python float: it was refused with "ratio must lie in (0, 1]"
-    gen = torch.Generator().manual_seed(1)
-    pos = torch.randn(12, 3, generator=gen, dtype=torch.float64)
-    batch = torch.tensor([0] * 5 + [1] * 7)
+    pos, batch = _two_clouds()
     for ratio in (0.25, 0.5, 1.0):
         assert torch.equal(fn(pos, batch, ratio=np_float(ratio)), fn(pos, batch, ratio=ratio))
     with pytest.raises(ValueError, match="ratio must lie in"):
