@@ -34,6 +34,7 @@ import torch
 
 from geomdl.datasets import functional as F
 from geomdl.datasets.base import GeometricDataset, SeededStream, check_seed
+from geomdl.ops._validation import check_bool
 from geomdl.utils.io import read_text
 
 MODELNET40_CLASSES = (
@@ -109,10 +110,9 @@ class ModelNet(GeometricDataset):
             raise ValueError(f"up must be 'z' or 'file', got {up!r}")
         if rotation is not None and rotation not in PROTOCOLS:
             raise ValueError(f"rotation must be None or one of {PROTOCOLS}, got {rotation!r}")
-        if not isinstance(normalize, (bool, np.bool_)):  # bool("no") was True
-            raise ValueError(f"normalize must be True or False, got {normalize!r}")
+        normalize = check_bool(normalize, "normalize")  # bool("no") was True
         self.name, self.split, self.num_points, self.sampling = name, split, num_points, sampling
-        self.normalize, self.up, self.rotation, self.seed = bool(normalize), up, rotation, check_seed(seed)
+        self.normalize, self.up, self.rotation, self.seed = normalize, up, rotation, check_seed(seed)
         self.classes = MODELNET40_CLASSES if name == "40" else MODELNET10_CLASSES
         self.format, self.folder = self._detect(format)
         self._train_stream = SeededStream(self.seed)  # per-access train rotations (re-seeded in DataLoader workers)

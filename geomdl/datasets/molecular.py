@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from geomdl.datasets.base import GeometricDataset, check_seed, check_split_sizes, named_split_indices
+from geomdl.ops._validation import check_bool
 
 MD17_KEYS = {"R": "pos", "E": "energy", "F": "forces", "z": "z"}
 RMD17_KEYS = {"coords": "pos", "energies": "energy", "forces": "forces", "nuclear_charges": "z"}
@@ -263,7 +264,8 @@ class ExtXYZ(_Molecular):
         for p in paths:
             if not p.is_file():
                 raise FileNotFoundError(f"{p}: no such file")
-        self.paths, self.energy_key, self.forces_key, self.require_labels = paths, energy_key, forces_key, bool(require_labels)
+        self.paths, self.energy_key, self.forces_key, self.require_labels = (paths, energy_key, forces_key,
+                                                                             check_bool(require_labels, "require_labels"))
         self.units = (_check_units(units, ("energy", "forces", "pos")) if units is not None
                       else {"energy": "eV", "forces": "eV/Å", "pos": "Å"})
         split_sizes = self._check_split(split, split_sizes, split_seed)  # a list: an iterator is read once
@@ -338,7 +340,7 @@ class ASEDatabase(_Molecular):
         self.targets = [targets] if isinstance(targets, str) else list(targets)
         if not all(isinstance(t, str) for t in self.targets):
             raise TypeError(f"targets must be a property name or a sequence of names, got {targets!r}")
-        self.selection, self.require_labels = selection, bool(require_labels)
+        self.selection, self.require_labels = selection, check_bool(require_labels, "require_labels")
         self.metadata = self._connect().metadata
         self.units = {**self.metadata.get("_property_unit_dict", {}), **_check_units(units or {})}
         split_sizes = self._check_split(split, split_sizes, split_seed)  # a list: an iterator is read once

@@ -79,10 +79,20 @@ def test_ase_database_units_name_the_argument(tmp_path):
     assert ASEDatabase(tmp_path / "m.db", units={"homo": "Ha"}, processed_dir=tmp_path / "p").units["homo"] == "Ha"
 
 
-@pytest.mark.parametrize("normalize", ["no", "False", 0, 1, None])
+@pytest.mark.parametrize("normalize", ["no", "False", 2, None])
 def test_modelnet_normalize_must_be_a_bool(tmp_path, normalize):
     # bool("no") was True: the clouds were normalized although the caller meant no
-    with pytest.raises(ValueError, match=f"normalize must be True or False, got {normalize!r}"):
+    with pytest.raises(ValueError, match=f"normalize must be a bool \\(True or False\\), got {normalize!r}"):
         ModelNet(tmp_path, normalize=normalize, processed_dir=tmp_path / "p")
-    with pytest.raises(FileNotFoundError):  # a bool passes on to the (missing) files
-        ModelNet(tmp_path, normalize=np.bool_(False), processed_dir=tmp_path / "p")
+    for ok in (np.bool_(False), 0, 1):  # a bool (NumPy's, or 0 / 1) passes on to the (missing) files
+        with pytest.raises(FileNotFoundError):
+            ModelNet(tmp_path, normalize=ok, processed_dir=tmp_path / "p")
+
+
+@pytest.mark.parametrize("value", ["no", None, 2])
+def test_require_labels_must_be_a_bool(tmp_path, value):
+    frame = "1\nenergy=-1.5 Properties=species:S:1:pos:R:3:forces:R:3\nH 0 0 0 0 0 0\n"
+    (tmp_path / "f.xyz").write_text(frame)
+    with pytest.raises(ValueError, match="require_labels must be a bool"):
+        ExtXYZ(tmp_path / "f.xyz", require_labels=value, processed_dir=tmp_path / "p")
+    assert len(ExtXYZ(tmp_path / "f.xyz", require_labels=np.bool_(False), processed_dir=tmp_path / "p")) == 1
