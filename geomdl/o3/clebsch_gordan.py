@@ -18,10 +18,15 @@ import torch
 from geomdl.utils.constants import constant_cache
 
 
-def _check_triple(l1, l2, l3):
+def _check_degrees(l1, l2, l3) -> None:
+    """``ValueError`` naming the first of ``l1, l2, l3`` that is not a non-negative int (bools refused)."""
     for name, v in (("l1", l1), ("l2", l2), ("l3", l3)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise ValueError(f"{name} must be a non-negative int, got {v!r}")
+
+
+def _check_triple(l1, l2, l3):
+    _check_degrees(l1, l2, l3)
     if not abs(l1 - l2) <= l3 <= l1 + l2:
         raise ValueError(f"(l1, l2, l3) = ({l1}, {l2}, {l3}) violates the triangle rule |l1-l2| <= l3 <= l1+l2")
 

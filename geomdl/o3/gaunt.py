@@ -20,7 +20,7 @@ from fractions import Fraction
 
 import torch
 
-from geomdl.o3.clebsch_gordan import _check_triple, clebsch_gordan
+from geomdl.o3.clebsch_gordan import _check_degrees, _check_triple, clebsch_gordan
 from geomdl.utils.constants import constant_cache
 
 
@@ -30,9 +30,7 @@ def wigner_3j_000(l1: int, l2: int, l3: int) -> float:
     .. math:: (-1)^g \\sqrt{\\frac{(J-2l_1)!(J-2l_2)!(J-2l_3)!}{(J+1)!}}\\frac{g!}{(g-l_1)!(g-l_2)!(g-l_3)!},
               \\quad J = l_1+l_2+l_3 = 2g
     """
-    for name, v in (("l1", l1), ("l2", l2), ("l3", l3)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise ValueError(f"{name} must be a non-negative int, got {v!r}")
+    _check_degrees(l1, l2, l3)
     big_j = l1 + l2 + l3
     if big_j % 2 or not abs(l1 - l2) <= l3 <= l1 + l2:
         return 0.0
@@ -49,9 +47,7 @@ def wigner_3j_000(l1: int, l2: int, l3: int) -> float:
 def gaunt_cg_constant(l1: int, l2: int, l3: int) -> float:
     """``c(l1, l2, l3)`` such that Gaunt = ``c`` x real CG (unit norm); 0 on odd paths and outside the triangle.
     Raises ``ValueError`` unless every degree is a non-negative int."""
-    for name, v in (("l1", l1), ("l2", l2), ("l3", l3)):  # before any arithmetic on them
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise ValueError(f"{name} must be a non-negative int, got {v!r}")
+    _check_degrees(l1, l2, l3)  # before any arithmetic on them
     if not abs(l1 - l2) <= l3 <= l1 + l2:
         return 0.0
     return math.sqrt((2 * l1 + 1) * (2 * l2 + 1) * (2 * l3 + 1) / (4 * math.pi)) * abs(wigner_3j_000(l1, l2, l3))

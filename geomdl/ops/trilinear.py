@@ -28,7 +28,6 @@ sizes (which may be known only at run time).
 """
 from __future__ import annotations
 
-import contextlib
 import itertools
 import weakref
 
@@ -113,7 +112,7 @@ class TrilinearPlan:
                                  f"[{int(col.min())}, {int(col.max())}]")
         self.num_entries = entries.shape[0]
         # plain tensors, also for a plan built under torch.inference_mode: its tables are saved for backward later
-        with torch.inference_mode(False) if torch.is_inference_mode_enabled() else contextlib.nullcontext():
+        with torch.inference_mode(False):
             self.roles = [_Role(entries, coef, self.widths, r) for r in range(4)]
 
     def __repr__(self) -> str:

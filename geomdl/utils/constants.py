@@ -32,20 +32,14 @@ def plain_tensors():
     they would be wrapped for it) and under ``torch.inference_mode`` (where they would be inference tensors).
     For constants only: the block must not read the transformed inputs. A no-op outside transforms and
     inference mode, and while ``torch.compile`` traces."""
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or not (functorch_active() or torch.is_inference_mode_enabled()):
         return contextlib.nullcontext()
-    transform, inference = functorch_active(), torch.is_inference_mode_enabled()
-    if transform and inference:
-        return _outside_transforms_and_inference_mode()
-    if transform:
-        return torch._C._DisableFuncTorch()
-    if inference:
-        return torch.inference_mode(False)
-    return contextlib.nullcontext()
+    return _outside_transforms_and_inference_mode()
 
 
 @contextlib.contextmanager
 def _outside_transforms_and_inference_mode():
+    # each a no-op where its mode is not on
     with torch._C._DisableFuncTorch(), torch.inference_mode(False):
         yield
 
