@@ -148,11 +148,19 @@ class CheckpointMixin:
             log.warning("train.final_weights: %s holds no best.pt (a run resumed from a checkpoint without its best.pt "
                         "beside it), so the final evaluation uses the last weights (epoch %d)", self.out_dir, state["epoch"])
             return "last", state["epoch"]
-        if state["best_epoch"] != state["epoch"]:
-            best = ckpt_mod.load_checkpoint(self.out_dir / "best.pt")
-            self.raw_model.load_state_dict(best["model"])
-            if self.ema is not None:
-                self.ema.load_state_dict(best["ema"])
-            log.debug("final evaluation with best.pt (epoch %d, %s=%.4g); last.pt holds epoch %d",
-                     state["best_epoch"], self.config.train.monitor, state["best"], state["epoch"])
-        return "best", state["best_epoch"]
+        if state["best_epoch"] == state["epoch"]:
+            return "best", state["best_epoch"]
+        best = ckpt_mod.load_checkpoint(self.out_dir / "best.pt")
+        self.raw_model.load_state_dict(best["model"])
+        if self.ema is not None:
+            self.ema.load_state_dict(best["ema"])
+        held = best.get("epoch", state["best_epoch"])
+        if held != state["best_epoch"]:
+            # an interrupt after best.pt's write and before last.pt's; the resumed run redid that epoch and did
+            # not reach the same value (non-deterministic training), so best.pt holds the interrupted epoch
+            log.warning("train.final_weights: best.pt holds the weights of epoch %d, written before an interrupt "
+                        "(%s=%s there) and not reproduced when the run was resumed; the final evaluation uses them "
+                        "(this run's record names epoch %d as the best)", held, self.config.train.monitor,
+                        best.get("best"), state["best_epoch"])
+        log.debug("final evaluation with best.pt (epoch %d); last.pt holds epoch %d", held, state["epoch"])
+        return "best", held

@@ -90,3 +90,43 @@ def test_a_demo_seed_out_of_range_is_named(tmp_path, capsys, seed):
     assert main(["demo", "--only", "ops", "--quick", "--out", str(tmp_path / "d"), "--seed", seed]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"geomdl demo: error: --seed must be an int in [0, 2**31), got {seed}"]
+
+
+def test_a_best_checkpoint_the_resumed_run_did_not_reproduce_is_reported_with_its_own_epoch(
+        tmp_path, tiny_config, monkeypatch, caplog):
+    # non-deterministic training: a Ctrl-C after best.pt's write of epoch k, and the resumed run's redo of epoch k
+    # scores worse; best.pt still holds the interrupted epoch's weights, which were reported as the record's best epoch
+    options = ("data.kwargs.num_samples=32", "train.epochs=4", "optim.lr=0.02", "train.plots=false",
+               "train.monitor=val/accuracy", "train.monitor_mode=max", "seed=0")
+    full = Trainer(tiny_config(tmp_path / "full", *options)).fit()
+    target = full["best_epoch"]
+    assert 1 < target < 4
+    saving, save, copy, track = [], trainer_checkpoints.CheckpointMixin._save, shutil.copyfile, \
+        trainer_checkpoints.CheckpointMixin._track
+
+    def save_noting_the_epoch(self, improved):
+        saving[:] = [self.state["epoch"]]
+        return save(self, improved)
+
+    def copy_interrupted_in_the_best_epoch(src, dst, **kwargs):
+        if saving == [target]:
+            raise KeyboardInterrupt
+        return copy(src, dst, **kwargs)
+
+    monkeypatch.setattr(trainer_checkpoints.CheckpointMixin, "_save", save_noting_the_epoch)
+    monkeypatch.setattr(trainer_checkpoints.shutil, "copyfile", copy_interrupted_in_the_best_epoch)
+    with pytest.raises(TrainingInterrupted):
+        Trainer(tiny_config(tmp_path / "run", *options)).fit()
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "run" / "best.pt")["epoch"] == target
+
+    def track_scoring_the_redo_worse(self, row):
+        if row["epoch"] == target:
+            row = {**row, "val/accuracy": -1.0}
+        return track(self, row)
+
+    monkeypatch.setattr(trainer_checkpoints.CheckpointMixin, "_track", track_scoring_the_redo_worse)
+    resumed = Trainer(tiny_config(tmp_path / "run", *options)).fit(resume=True)
+    assert resumed["best_epoch"] != target and resumed["final_weights"] == "best"
+    assert resumed["final_weights_epoch"] == target  # was the record's best epoch, whose weights best.pt no longer holds
+    assert f"best.pt holds the weights of epoch {target}" in caplog.text
