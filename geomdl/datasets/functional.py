@@ -84,7 +84,7 @@ def sample_surface(vertices, faces, num: int, *, generator: torch.Generator | No
     a, b, c = (vertices[faces[:, k].long()].double() for k in range(3))
     cross = torch.linalg.cross(b - a, c - a)
     area = 0.5 * cross.norm(dim=1)
-    weight = area if face_weights is None else area * torch.as_tensor(face_weights, dtype=torch.float64)
+    weight = area if face_weights is None else area * _check_face_weights(face_weights, faces.shape[0])
     if faces.shape[0] == 0 or not float(weight.sum()) > 0:
         raise ValueError("the mesh has no face with positive area to sample from")
     idx = torch.multinomial(weight, num, replacement=True, generator=generator)
@@ -93,6 +93,17 @@ def sample_surface(vertices, faces, num: int, *, generator: torch.Generator | No
     pos = (1 - r1) * a[idx] + r1 * (1 - r2) * b[idx] + r1 * r2 * c[idx]
     normal = cross[idx] / cross[idx].norm(dim=1, keepdim=True)
     return pos.to(vertices.dtype), normal.to(vertices.dtype)
+
+
+def _check_face_weights(face_weights, num_faces: int) -> torch.Tensor:
+    """``face_weights`` as float64 ``[F]``; a ``ValueError`` naming the argument for another shape or a negative or
+    non-finite weight (they came back as a broadcasting error or "invalid multinomial distribution")."""
+    weights = torch.as_tensor(face_weights, dtype=torch.float64)
+    if weights.shape != (num_faces,):
+        raise ValueError(f"face_weights must have shape [F] = [{num_faces}] (one weight per face), got {tuple(weights.shape)}")
+    if not (torch.isfinite(weights).all() and (weights >= 0).all()):
+        raise ValueError("face_weights must be finite numbers >= 0")
+    return weights
 
 
 def normalize_points(pos: torch.Tensor, center: str | None = "mean", scale: str | None = "sphere"):
@@ -175,5 +186,8 @@ def overlap_ratio(ref: torch.Tensor, src: torch.Tensor, transform=None, radius: 
     if src.shape[0] == 0 or ref.shape[0] == 0:
         return 0.0
     moved = apply_rigid(src, transform) if transform is not None else src
-    dist, _ = cKDTree(ref.double().numpy()).query(moved.double().numpy(), k=1, distance_upper_bound=float(radius))
+    # the tree's bound is strict (and compared squared): a point at exactly ``radius`` (every point when radius is 0
+    # and the clouds coincide) came back as inf and was not counted; search a little further and test ``<=`` here
+    bound = float(radius) * (1 + 1e-6) + 1e-100
+    dist, _ = cKDTree(ref.double().numpy()).query(moved.double().numpy(), k=1, distance_upper_bound=bound)
     return float((dist <= radius).sum()) / src.shape[0]

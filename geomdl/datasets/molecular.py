@@ -138,10 +138,10 @@ def atomic_energies(path, energy_key: str = "energy") -> dict[int, float]:
     from geomdl.datasets.formats.xyz import atoms_energy_forces, read_ase
 
     out = {}
-    for atoms in read_ase(path):
+    for k, atoms in enumerate(read_ase(path)):
         if len(atoms) != 1:
             raise ValueError(f"{path}: expected single-atom frames, found one with {len(atoms)} atoms")
-        energy, _ = atoms_energy_forces(atoms, energy_key)
+        energy, _ = atoms_energy_forces(atoms, energy_key, where=f"{path}: frame {k}")
         if energy is None:
             raise ValueError(f"{path}: a frame has no {energy_key!r}")
         out[int(atoms.numbers[0])] = energy
@@ -285,7 +285,7 @@ class ExtXYZ(_Molecular):
         out, where = [], []
         for p in self.paths:
             for k, atoms in enumerate(read_ase(p)):
-                energy, forces = atoms_energy_forces(atoms, self.energy_key, self.forces_key)
+                energy, forces = atoms_energy_forces(atoms, self.energy_key, self.forces_key, where=f"{p}: frame {k}")
                 if self.require_labels and (energy is None or forces is None):
                     missing = [n for n, v in ((self.energy_key, energy), (self.forces_key, forces)) if v is None]
                     raise ValueError(f"{p}: frame {k} has no {missing} (pass require_labels=False to allow unlabelled frames)")

@@ -233,3 +233,9 @@ def test_damaged_extxyz_reads_or_names_the_file(tmp_path, damage_bytes, data):
     frames = _read_or_named_error(read_ase, bad)
     if frames is not None:
         assert frames and all(a.positions.shape == (len(a), 3) for a in frames)
+
+
+def test_ply_faces_of_a_missing_file_is_file_not_found(tmp_path):
+    # read_ply raised FileNotFoundError but read_ply_faces a ValueError "unreadable PLY file (FileNotFoundError ...)"
+    with pytest.raises(FileNotFoundError, match="nothere.ply: no such file"):
+        read_ply_faces(tmp_path / "nothere.ply")

@@ -82,3 +82,17 @@ def test_a_pair_recorded_twice_is_an_error_naming_the_file_and_lines(tmp_path):
     overlap.write_text("0,2,0.5\n1,3,0.4\n0,2,0.6\n")
     with pytest.raises(ValueError, match=r"gt_overlap.log: line 3: a second overlap of the pair 0 2"):
         read_gt_overlap(overlap)
+
+
+def test_errors_name_the_line_of_the_file_when_blank_lines_separate_records(tmp_path):
+    # the line number counted only non-empty lines: with a blank line after each record, line 11 was reported as 6
+    from geomdl.datasets.formats.gtlog import format_gt_log, read_gt_log
+
+    eye = np.eye(4)
+    path = tmp_path / "gt.log"
+    path.write_text(format_gt_log([(0, 2, 5, eye)]) + "\n\n" + format_gt_log([(0, 2, 5, eye)]))
+    with pytest.raises(ValueError, match=r"gt.log: line 8: a second record of the pair 0 2 \(first at line 1\)"):
+        read_gt_log(path)
+    path.write_text(format_gt_log([(0, 2, 5, eye)]) + "\n\n" + format_gt_log([(1, 2, 5, eye)]).replace("0.00000000e+00", "x", 1))
+    with pytest.raises(ValueError, match=r"gt.log: record at line 8: matrix rows must be 4 numbers"):
+        read_gt_log(path)

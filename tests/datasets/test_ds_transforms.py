@@ -188,6 +188,13 @@ def test_surface_sampling_and_overlap_are_equivariant(float64):
     (lambda: F.voxel_clusters(torch.zeros(2, 3), "a"), "voxel_size must be a positive finite number, got 'a'"),
     (lambda: F.sample_surface(torch.eye(3), torch.tensor([[0, 1, 2]]), True), "num must be an int >= 1, got True"),
     (lambda: F.overlap_ratio(torch.zeros(2, 3), torch.zeros(2, 3), radius="a"), "radius must be a finite number >= 0, got 'a'"),
+    # face_weights reached torch's broadcasting error or "invalid multinomial distribution"
+    (lambda: F.sample_surface(torch.eye(3), torch.tensor([[0, 1, 2]]), 2, face_weights=torch.ones(2)),
+     r"face_weights must have shape \[F\] = \[1\] \(one weight per face\), got \(2,\)"),
+    (lambda: F.sample_surface(torch.eye(3), torch.tensor([[0, 1, 2]]), 2, face_weights=torch.tensor([-1.0])),
+     "face_weights must be finite numbers >= 0"),
+    (lambda: F.sample_surface(torch.eye(3), torch.tensor([[0, 1, 2]]), 2, face_weights=torch.tensor([float("nan")])),
+     "face_weights must be finite numbers >= 0"),
 ])
 def test_wrong_typed_arguments_name_the_argument(make, message):
     # strings, None, NaN/inf, bools and out-of-range numbers get a ValueError that names the argument and the range
@@ -223,3 +230,13 @@ def test_unambiguous_values_of_other_types_are_still_accepted():
         T.KNNGraph(4, loop=2)
     with pytest.raises(ValueError, match=r"sigma must be a finite number >= 0"):
         T.Jitter(sigma=10 ** 400)
+
+
+def test_overlap_ratio_counts_points_at_exactly_the_radius():
+    # the KD-tree's distance bound is strict: a point exactly at ``radius`` was not counted, so identical clouds had
+    # overlap 0 at radius=0 (an allowed value)
+    pos = torch.randn(50, 3, dtype=torch.float64)
+    assert F.overlap_ratio(pos, pos, radius=0.0) == 1.0
+    assert F.overlap_ratio(pos.float(), pos.float(), radius=0.0) == 1.0
+    ref, src = torch.zeros(1, 3, dtype=torch.float64), torch.tensor([[0.5, 0.0, 0.0], [0.5000001, 0.0, 0.0]], dtype=torch.float64)
+    assert F.overlap_ratio(ref, src, radius=0.5) == 0.5

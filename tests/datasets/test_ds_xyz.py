@@ -79,3 +79,25 @@ def test_corrupt_extxyz_names_file(tmp_path):
     with pytest.raises(ValueError, match="nolabel.xyz: frame 0 has no"):
         ExtXYZ(unlabelled, processed_dir=tmp_path / "cache")
     assert not list((tmp_path / "cache").glob("*.pt"))  # nothing half-written in the cache
+
+
+@pytest.mark.parametrize("value, shown", [("abc", "'abc'"), ('"-1.5 2.0 3.0"', r"array\(\[-1.5"), ("T", "True")])
+def test_extxyz_energy_that_is_not_one_number_names_the_file_and_frame(tmp_path, value, shown):
+    # a string energy gave float()'s "could not convert string to float" without the file; a vector or a boolean
+    # energy was read silently as its first value (-1.5) or 1.0
+    from geomdl.datasets.molecular import atomic_energies
+
+    path = tmp_path / "e.xyz"
+    path.write_text(f"1\nProperties=species:S:1:pos:R:3:forces:R:3 REF_energy={value} pbc=\"F F F\"\nH 0 0 0 0 0 0\n")
+    with pytest.raises(ValueError, match=rf"e.xyz: frame 0: 'REF_energy' must be one real number, got {shown}"):
+        ExtXYZ(path, energy_key="REF_energy", processed_dir=tmp_path / "cache")
+    with pytest.raises(ValueError, match=r"e.xyz: frame 0: 'REF_energy' must be one real number"):
+        atomic_energies(path, energy_key="REF_energy")
+
+
+def test_extxyz_forces_of_the_wrong_shape_name_the_file_and_frame(tmp_path):
+    # one force column for two atoms reached torch's reshape error, which named neither the file nor the frame
+    path = tmp_path / "f.xyz"
+    path.write_text("2\nProperties=species:S:1:pos:R:3:REF_forces:R:1 energy=1.0 pbc=\"F F F\"\nH 0 0 0 0.5\nH 1 0 0 0.5\n")
+    with pytest.raises(ValueError, match=r"f.xyz: frame 0: 'REF_forces' must be real numbers of shape \[2, 3\]"):
+        ExtXYZ(path, forces_key="REF_forces", processed_dir=tmp_path / "cache")

@@ -18,7 +18,9 @@ from geomdl.utils.io import read_text
 
 
 def _records(path, text: str, rows: int, cols: int):
-    lines = [ln.split() for ln in text.splitlines() if ln.strip()]
+    numbered = [(k, ln.split()) for k, ln in enumerate(text.splitlines(), 1) if ln.strip()]
+    lineno = [k for k, _ in numbered]  # file line of each non-empty line: errors name the line in the file
+    lines = [tokens for _, tokens in numbered]
     block = rows + 1
     if len(lines) % block:
         raise ValueError(f"{path}: {len(lines)} non-empty lines is not a multiple of {block} "
@@ -31,19 +33,19 @@ def _records(path, text: str, rows: int, cols: int):
                 raise ValueError
             i, j, n = (int(v) for v in head)
         except ValueError:
-            raise ValueError(f"{path}: line {r + 1}: expected 'i j n' (three integers), got {' '.join(head)!r}") from None
+            raise ValueError(f"{path}: line {lineno[r]}: expected 'i j n' (three integers), got {' '.join(head)!r}") from None
         try:
             mat = np.array(lines[r + 1:r + block], dtype=np.float64)
         except ValueError:
-            raise ValueError(f"{path}: record at line {r + 1}: matrix rows must be {cols} numbers each") from None
+            raise ValueError(f"{path}: record at line {lineno[r]}: matrix rows must be {cols} numbers each") from None
         if mat.shape != (rows, cols):
-            raise ValueError(f"{path}: record at line {r + 1}: expected a {rows}x{cols} matrix, got rows of lengths "
+            raise ValueError(f"{path}: record at line {lineno[r]}: expected a {rows}x{cols} matrix, got rows of lengths "
                              f"{[len(x) for x in lines[r + 1:r + block]]}")
         if not np.isfinite(mat).all():
-            raise ValueError(f"{path}: record at line {r + 1}: matrix contains NaN or infinite values")
+            raise ValueError(f"{path}: record at line {lineno[r]}: matrix contains NaN or infinite values")
         if (i, j) in seen:  # a second record of one pair would silently replace or double-count the first
-            raise ValueError(f"{path}: line {r + 1}: a second record of the pair {i} {j} (first at line {seen[i, j]})")
-        seen[i, j] = r + 1
+            raise ValueError(f"{path}: line {lineno[r]}: a second record of the pair {i} {j} (first at line {seen[i, j]})")
+        seen[i, j] = lineno[r]
         out.append((i, j, n, mat))
     return out
 

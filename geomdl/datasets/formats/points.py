@@ -55,6 +55,8 @@ def read_ply_faces(path: str | os.PathLike) -> np.ndarray | None:
     from geomdl.datasets.formats.off import triangulate
 
     path = os.fspath(path)
+    if not os.path.isfile(path):  # as read_ply: a missing file is no "unreadable PLY file"
+        raise FileNotFoundError(f"{path}: no such file")
     try:
         ply = PlyData.read(path)
     except Exception as exc:

@@ -123,8 +123,14 @@ def read_ase(path, index=":", format: str | None = None) -> list:
     return frames
 
 
-def atoms_energy_forces(atoms, energy_key: str = "energy", forces_key: str = "forces"):
-    """``(energy or None, forces [N, 3] or None)`` of one frame from ``atoms.info``/``arrays`` or its calculator."""
+def atoms_energy_forces(atoms, energy_key: str = "energy", forces_key: str = "forces", where: str | None = None):
+    """``(energy or None, forces [N, 3] or None)`` of one frame from ``atoms.info``/``arrays`` or its calculator.
+
+    Raises:
+        ValueError: prefixed with ``where`` (the file and frame, when given), for an energy that is not one real
+            number (a string, a boolean, a vector: its first value was taken before) or forces that are not real
+            numbers of shape ``[N, 3]``.
+    """
     energy = atoms.info.get(energy_key)
     forces = atoms.arrays.get(forces_key)
     calc = getattr(atoms, "calc", None)
@@ -133,4 +139,16 @@ def atoms_energy_forces(atoms, energy_key: str = "energy", forces_key: str = "fo
         energy = results.get(energy_key, results.get("energy") if energy_key == "energy" else None)
     if forces is None:
         forces = results.get(forces_key, results.get("forces") if forces_key == "forces" else None)
-    return (None if energy is None else float(np.asarray(energy).reshape(-1)[0])), (None if forces is None else np.asarray(forces, dtype=np.float64))
+    prefix = f"{where}: " if where is not None else ""
+    if energy is not None:
+        value = np.asarray(energy)
+        if value.size != 1 or value.dtype.kind not in "iuf":
+            raise ValueError(f"{prefix}{energy_key!r} must be one real number, got {energy!r}")
+        energy = float(value.reshape(-1)[0])
+    if forces is not None:
+        value = np.asarray(forces)
+        if value.dtype.kind not in "iuf" or value.shape != (len(atoms), 3):
+            raise ValueError(f"{prefix}{forces_key!r} must be real numbers of shape [{len(atoms)}, 3] (one row per atom), "
+                             f"got {value.shape} {value.dtype}")
+        forces = value.astype(np.float64)
+    return energy, forces
