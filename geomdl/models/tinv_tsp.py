@@ -25,6 +25,9 @@ from torch import nn
 
 from geomdl.nn.tinv import mds_embedding
 
+PLANAR_TOL = 1e-6
+"""Largest ratio of the third to the first principal variance of a ``[B, n, 3]`` instance that counts as planar."""
+
 
 class _GatedLayer(nn.Module):
     def __init__(self, hidden: int):
@@ -73,7 +76,7 @@ class TSPEdgeNet(nn.Module):
         ``pos [B, n, 2]`` (or ``[B, n, 3]`` planar instances, ``invariant=True`` only) float, ``n >= 3``. With
         ``invariant=True`` the coordinates are the 2-D :func:`geomdl.nn.tinv.mds_embedding` of each instance
         (no gradient); the distances are those between these coordinates. Raises ``ValueError``/``TypeError``
-        for other shapes or a non-floating ``pos``.
+        for other shapes, ``[B, n, 3]`` instances off a plane (:data:`PLANAR_TOL`) or a non-floating ``pos``.
         """
         if not isinstance(pos, torch.Tensor) or pos.dim() != 3 or pos.shape[-1] not in (2, 3) or pos.shape[1] < 3:
             raise ValueError(f"pos must be [B, n, 2] (or [B, n, 3] for planar instances) with n >= 3, "
@@ -83,7 +86,15 @@ class TSPEdgeNet(nn.Module):
         num, n, d = pos.shape
         if self.invariant:
             batch = torch.arange(num, device=pos.device).repeat_interleave(n)
-            coords = mds_embedding(pos.detach().reshape(num * n, d), dim=2, batch=batch).embedding.view(num, n, 2)
+            result = mds_embedding(pos.detach().reshape(num * n, d), dim=d, batch=batch)
+            if d == 3:  # the third axis is dropped: it must be empty, else the distances below are not the cities'
+                flat = result.eigenvalues[:, 2] <= PLANAR_TOL * result.eigenvalues[:, 0]
+                if not bool(flat.all()):
+                    bad = int(torch.nonzero(~flat)[0])
+                    raise ValueError(f"pos[{bad}] is not planar (its third principal variance is "
+                                     f"{float(result.eigenvalues[bad, 2] / result.eigenvalues[bad, 0]):.3g} of the "
+                                     f"first, over {PLANAR_TOL:g}): [B, n, 3] instances must lie in a plane")
+            coords = result.embedding[:, :2].reshape(num, n, 2)
         else:
             if d != 2:
                 raise ValueError("the raw-coordinate baseline (invariant=False) needs pos [B, n, 2]")

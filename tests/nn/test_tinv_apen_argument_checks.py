@@ -17,6 +17,14 @@ def test_geodesic_distances_take_a_duplicate_edge_once_at_its_shortest_length():
         geodesic_distances(path, 4, torch.tensor([1.0, float("nan"), 1.0]))
 
 
+def test_geodesic_distances_refuse_float_node_ids_and_a_bool_node_count():
+    """A float edge_index was truncated by .long() (node 2.7 read as node 2), num_nodes=True read as 1."""
+    with pytest.raises(TypeError, match="edge_index must have an integer dtype"):
+        geodesic_distances(torch.tensor([[0.5, 1.0], [1.0, 2.7]]), 3)
+    with pytest.raises(ValueError, match="num_nodes must be a positive int"):
+        geodesic_distances(torch.tensor([[0], [0]]), True)
+
+
 def test_distances_input_checks_are_scale_free_and_name_an_empty_batch():
     with pytest.raises(ValueError, match=r"distances holds no matrix \(shape \(0, 5, 5\)\)"):
         mds_embedding(distances=torch.zeros(0, 5, 5, dtype=torch.float64))

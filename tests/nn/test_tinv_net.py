@@ -80,6 +80,37 @@ def test_normals_are_rotated_into_the_canonical_frame():
     assert_equivariant(Fn(), (pos, normal), ("position", "vector"), "global_scalar", tol=1e-10)
 
 
+class _SumsNormals(torch.nn.Module):
+    """Permutation-invariant backbone that reads ``normal`` (alone and against ``pos``)."""
+
+    def forward(self, data):
+        return torch.cat([data.normal, data.normal * data.pos], 1).sum(0, keepdim=True)
+
+
+@pytest.mark.parametrize("degenerate", ["pick", "average"])
+@pytest.mark.parametrize("flat", [(1.0, 1.0, 0.0), (1.0, 0.0, 0.0)], ids=["planar", "collinear"])
+def test_normals_of_rank_deficient_clouds_stay_invariant(flat, degenerate):
+    """The null axes of a planar/collinear cloud are not fixed by its points (eigh picks them): the normals'
+    components along them used to follow eigh's choice, O(1) changes under rotations."""
+    model = TinvNet(_SumsNormals(), degenerate=degenerate, vector_keys=("normal",))
+
+    class Fn(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, pos, normal):
+            return self.model(SimpleNamespace(pos=pos, normal=normal))
+
+    pos = generic_cloud(25, 14) * torch.tensor(flat, dtype=torch.float64)
+    normal = torch.nn.functional.normalize(torch.randn(25, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)), dim=1)
+    assert_equivariant(Fn(), (pos, normal), ("position", "vector"), "global_scalar", tol=1e-10)
+    seen = {}
+    model.backbone.forward = lambda data: seen.setdefault("normal", data.normal).sum(0, keepdim=True)
+    model(SimpleNamespace(pos=pos, normal=normal))
+    torch.testing.assert_close(seen["normal"].norm(dim=1), torch.ones(25, dtype=torch.float64))
+
+
 def test_planar_data_with_dim_2_is_padded_for_a_3d_backbone_and_invariant():
     plane = generic_cloud(40, 15, dim=2)
     pos = torch.cat([plane, torch.zeros(40, 1, dtype=torch.float64)], 1)

@@ -92,6 +92,19 @@ def test_tsp_model_scores_are_invariant_for_planar_instances_in_space():
     assert_equivariant(Fn(), cities, "position", "global_scalar", scaling=True, permutation=False, tol=1e-10)
 
 
+def test_tsp_model_refuses_3d_instances_off_a_plane():
+    """[B, n, 3] cities off a plane were cut to their two main axes silently (distances no longer the cities')."""
+    model = TSPEdgeNet(invariant=True, hidden_channels=8, num_layers=1)
+    gen = torch.Generator().manual_seed(0)
+    flat = torch.rand(2, 9, 2, generator=gen)
+    planar = torch.cat([flat, torch.zeros(2, 9, 1)], 2) @ torch.linalg.qr(torch.randn(3, 3, generator=gen))[0].T
+    torch.testing.assert_close(model.features(planar)[0], model.features(flat)[0], atol=1e-5, rtol=0)
+    bumpy = planar.clone()
+    bumpy[1, :, 2] += 0.1 * torch.rand(9, generator=gen)
+    with pytest.raises(ValueError, match=r"pos\[1\] is not planar"):
+        model.features(bumpy)
+
+
 def test_tsp_model_is_permutation_equivariant_and_2d_invariant():
     torch.manual_seed(0)
     model = TSPEdgeNet(invariant=True, hidden_channels=16, num_layers=2).double()

@@ -154,7 +154,7 @@ def mds_embedding(pos: torch.Tensor | None = None, dim: int = 3, batch: torch.Te
         (torch.Size([100, 3]), False)
     """
     _check_options(dim, scale, degenerate, gap_tol, sign_tol, max_frames)
-    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
     _mds.check_max_dense_bytes(max_dense_bytes)
     options = dict(scale=scale, gap_tol=float(gap_tol), sign_tol=float(sign_tol), degenerate=degenerate,
@@ -203,7 +203,9 @@ def geodesic_distances(edge_index: torch.Tensor, num_nodes: int, edge_weight: to
 
     if not isinstance(edge_index, torch.Tensor) or edge_index.dim() != 2 or edge_index.shape[0] != 2:
         raise ValueError(f"edge_index must be a [2, E] tensor, got {getattr(edge_index, 'shape', type(edge_index))}")
-    if not isinstance(num_nodes, int) or num_nodes < 1:
+    if edge_index.dtype.is_floating_point or edge_index.dtype == torch.bool or edge_index.is_complex():
+        raise TypeError(f"edge_index must have an integer dtype (node ids), got {edge_index.dtype}")
+    if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
         raise ValueError(f"num_nodes must be a positive int, got {num_nodes!r}")
     limit, origin = _mds.dense_limit(max_dense_bytes, torch.device("cpu"))
     need = _mds.dense_work_bytes(num_nodes, GEODESIC_WORK_MATRICES)

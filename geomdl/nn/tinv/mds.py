@@ -114,7 +114,7 @@ def _check_options(dim, scale, degenerate, gap_tol, sign_tol, max_frames):
     for name, value in (("gap_tol", gap_tol), ("sign_tol", sign_tol)):
         if not isinstance(value, (int, float)) or not 0 <= value < 1:
             raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
-    if not isinstance(max_frames, int) or max_frames < 1:
+    if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1:
         raise ValueError(f"max_frames must be a positive int, got {max_frames!r}")
 
 

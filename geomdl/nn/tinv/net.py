@@ -48,7 +48,9 @@ class TinvNet(nn.Module):
             or ``None`` (keep the size: invariant to rotations/translations only).
         output: ``"graph"`` (default; backbone returns ``[B, C]``) or ``"node"`` (``[N, C]``, e.g. segmentation).
         vector_keys: per-point vector attributes (e.g. ``("normal",)``) rotated into the canonical frame
-            (``v @ V S``, unit length kept) so that they stay invariant too.
+            (``v @ V S``, unit length kept) so that they stay invariant too. On planar or collinear clouds the
+            null axes are not fixed by the points: there a vector's components along them are replaced by their
+            norm (first null column; the others 0).
         gap_tol, sign_tol, max_frames: see :func:`~geomdl.nn.tinv.mds_embedding`.
 
     Shapes:
@@ -152,8 +154,27 @@ class TinvNet(nn.Module):
             if result.rotation is None:
                 raise ValueError("vector_keys need the position route (a rotation), not distances")
             frame = (result.rotation * result.scale[:, None, None])[batch].to(vec.dtype)  # V S, orthonormal columns
-            out[key] = torch.einsum("nd,ndk->nk", vec, frame)
+            out[key] = self._fold_null_axes(vec, frame, result.sign_margins[batch])
         return out
+
+    @staticmethod
+    def _fold_null_axes(vec: torch.Tensor, frame: torch.Tensor, margins: torch.Tensor) -> torch.Tensor:
+        """Canonical components ``vec @ frame [N, k]`` of ``vec [N, d]`` (``frame [N, d, k]``), with the null space
+        of rank-deficient clouds folded.
+
+        The axes of a planar or collinear cloud's null space (``margins [N, k]`` NaN) are not fixed by its points:
+        rotations and reflections that fix the points turn them, so the components of ``vec`` along them are
+        arbitrary. They are replaced by the norm of ``vec``'s projection on the whole null space, in the first null
+        column (0 in the others): invariant, and ``|comp| = |vec|`` is kept.
+        """
+        comp = torch.einsum("nd,ndk->nk", vec, frame)
+        null = torch.isnan(margins)
+        if not bool(null.any()):
+            return comp
+        comp = comp.masked_fill(null, 0)
+        null_part = (vec - torch.einsum("nk,ndk->nd", comp, frame)).norm(dim=1)  # (no cancellation of squares)
+        first = null & (null.cumsum(1) == 1)
+        return torch.where(first, null_part[:, None], comp)
 
     def forward(self, data) -> torch.Tensor:
         """``data``: a batch (PyG ``Data``/``Batch`` or any object) with ``pos [N, d]``, optional ``batch [N]``."""

@@ -35,7 +35,8 @@ class MDSResult:
         center: ``[B, d]`` centroids (position input only, else None).
         rotation: ``[B, d, k]`` the map with ``z = (x - center) @ rotation`` for frame 0, i.e.
             ``rotation = V S / scale`` (the 1/scale is included; ``rotation * scale`` has orthonormal columns)
-            (position input only, else None): canonicalise, predict, and map vectors back with it.
+            (position input only, else None): canonicalise, predict, and map vectors back with it. Its columns
+            of null components (``sign_margins`` NaN: planar or collinear clouds) are arbitrary.
     """
 
     embedding: torch.Tensor
