@@ -125,3 +125,40 @@ def test_random_piecewise_motion_on_cuda():
     pos, batch, part = _parts_batch(1)
     moved, rot, trans = random_piecewise_motion(pos.cuda(), part.cuda(), torch.Generator().manual_seed(0))
     assert moved.device.type == "cuda" and rot.device.type == "cuda" and trans.device.type == "cuda"
+
+
+def test_vote_loss_refuses_votes_that_would_broadcast_against_the_targets():
+    """[N, 1] or [1, 3] votes used to broadcast against the [N, 3] targets: a finite, wrong loss, silently."""
+    from geomdl.nn.apen import vote_loss
+
+    pos, part = _generic(12, 6), torch.arange(12) // 4
+    for bad in (pos[:, :1], pos[:1], pos[:, None, :]):
+        with pytest.raises(ValueError, match=r"votes\[1\] must have shape \[12, 3\] like pos"):
+            vote_loss([pos, bad], pos, part)
+    with pytest.raises(ValueError, match=r"gt_part must have shape \[12\]"):
+        vote_loss([pos], pos, part[:, None])
+    with pytest.raises(ValueError, match="votes must be a non-empty list"):
+        vote_loss(torch.stack([pos, pos]), pos, part)
+
+
+def test_backbone_names_misshapen_or_mistyped_positions():
+    """Used to fail deep inside (``shape '[-1, 9]' is invalid``, ``mat1 and mat2 must have the same dtype``)."""
+    net = FrameAveragedPointNet(2, 8, 4).double()
+    part = torch.zeros(10, dtype=torch.long)
+    pos, x = _generic(10, 7), torch.zeros(10, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"pos must have shape \[N, 3\], got \(10, 2\)"):
+        net(pos[:, :2], x, part, 1)
+    with pytest.raises(TypeError, match=r"pos has dtype torch.float32 but the layer's parameters are torch.float64"):
+        net(pos.float(), x.float(), part, 1)
+    with pytest.raises(TypeError, match=r"x has dtype torch.float32 but pos has dtype torch.float64"):
+        net(pos, x.float(), part, 1)
+
+
+def test_cluster_votes_names_float_part_ids_and_refuses_zero_iterations():
+    """Float part ids failed inside scatter; iterations=0 (or < 0) silently ran one EM iteration."""
+    votes, batch = _generic(8, 8), torch.zeros(8, dtype=torch.long)
+    with pytest.raises(TypeError, match="part must be an integer tensor"):
+        cluster_votes(votes, torch.zeros(8), batch, 0.1)
+    for bad in (0, -2, 2.5):
+        with pytest.raises(ValueError, match="iterations must be an int >= 1"):
+            cluster_votes(votes, torch.arange(8), batch, 0.1, iterations=bad)

@@ -96,3 +96,15 @@ def test_float32_distances_of_a_small_cloud_off_the_origin_are_accepted():
     x = torch.rand(60, 3, generator=torch.Generator().manual_seed(0)) * 0.1 + 1.0
     r = mds_embedding(distances=torch.cdist(x, x) ** 2, squared=True)
     assert torch.isfinite(r.embedding).all()
+
+
+def test_refinement_violation_takes_part_ids_that_restart_in_every_cloud():
+    """APEN accepts part ids 0..K_b-1 per cloud; refinement_violation merged equal ids of two clouds into one
+    'impure' part and reported lambda = 1 for a partition that refines the truth exactly."""
+    batch = torch.tensor([0, 0, 1, 1])
+    gt = torch.tensor([0, 0, 1, 1])
+    assert refinement_violation(torch.zeros(4, dtype=torch.long), gt, batch) == {"lambda_clouds": 0.0, "lambda_points": 0.0}
+    mixed = refinement_violation(torch.zeros(4, dtype=torch.long), torch.tensor([0, 1, 2, 2]), batch)
+    assert mixed == {"lambda_clouds": 0.5, "lambda_points": 0.5}
+    with pytest.raises(ValueError, match="pred_part, gt_part and batch must share one shape"):
+        refinement_violation(gt, gt, batch[:3])

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from geomdl.nn.apen.frames import centred_positions, frames_of_centred
+from geomdl.nn.message_passing import check_dtypes, check_positions
 from geomdl.ops import scatter
 
 
@@ -62,14 +63,17 @@ class FrameAveragedPointNet(nn.Module):
         Per part: PCA frames (:func:`geomdl.nn.apen.frames.pca_frames`), the PointNet in every frame on the
         frame coordinates of ``pos - centroid``, max-pooled per part; features are averaged over the frames,
         votes are rotated back to world coordinates, averaged and shifted by the part centroid.
-        Raises ``ValueError`` when ``x`` is missing (``in_features > 0``) or has the wrong shape.
+        Raises ``ValueError`` when ``pos`` is not ``[N, 3]`` or ``x`` is missing (``in_features > 0``) or has the
+        wrong shape; ``TypeError`` when ``pos``/``x`` are not of the parameters' floating dtype.
         """
+        pos = check_positions(pos, "pos", dim=3)
         if x is None:
             if self.in_features:
                 raise ValueError(f"x is required: the backbone expects {self.in_features} input features")
             x = pos.new_zeros((pos.shape[0], 0))
         if x.shape != (pos.shape[0], self.in_features):
             raise ValueError(f"x must have shape [{pos.shape[0]}, {self.in_features}], got {tuple(x.shape)}")
+        check_dtypes(self.mlp1[0].weight, pos=pos, x=x)  # else an opaque matmul dtype error inside the MLP
         rel, centroid = centred_positions(pos, part, num_parts)  # [N, 3]: accurate also far from the origin
         rot, _ = frames_of_centred(rel, part, num_parts, self.reflections)  # the PCA frames of pca_frames
         nf = rot.shape[1]

@@ -49,9 +49,15 @@ def random_piecewise_motion(pos: torch.Tensor, gt_part: torch.Tensor, generator:
 def refinement_violation(pred_part: torch.Tensor, gt_part: torch.Tensor, batch: torch.Tensor) -> dict[str, float]:
     """lambda-hat: share of clouds (and of points) where a predicted part mixes true parts.
 
-    ``pred_part [N]``, ``gt_part [N]`` int64 (predicted part ids unique across clouds), ``batch [N]`` cloud ids.
+    ``pred_part [N]``, ``gt_part [N]`` int64 (ids unique across clouds or restarting in every cloud, as
+    :class:`~geomdl.nn.apen.APEN` accepts them), ``batch [N]`` cloud ids.
     Returns ``{"lambda_clouds": float, "lambda_points": float}`` (0.0 for empty inputs).
     """
+    if gt_part.shape != pred_part.shape or batch.shape != pred_part.shape or pred_part.dim() != 1:
+        raise ValueError(f"pred_part, gt_part and batch must share one shape [N], got {tuple(pred_part.shape)}, "
+                         f"{tuple(gt_part.shape)} and {tuple(batch.shape)}")
+    if pred_part.numel():  # a predicted part is a (cloud, id) pair: equal ids in two clouds are two parts
+        pred_part = torch.unique(torch.stack([batch.long(), pred_part.long()]), dim=1, return_inverse=True)[1]
     num_pred = int(pred_part.max()) + 1 if pred_part.numel() else 0
     lo = scatter(gt_part.unsqueeze(1).double(), pred_part, dim_size=num_pred, reduce="min")[:, 0]
     hi = scatter(gt_part.unsqueeze(1).double(), pred_part, dim_size=num_pred, reduce="max")[:, 0]

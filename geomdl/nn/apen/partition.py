@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from geomdl.ops import scatter
-from geomdl.ops._validation import check_batch_and_count
+from geomdl.ops._validation import check_batch_and_count, check_int
 
 
 def compact_labels(labels: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -141,7 +141,7 @@ def cluster_votes(votes: torch.Tensor, part: torch.Tensor, batch: torch.Tensor, 
         part: ``[N]`` current part ids (0..P-1), each part inside one cloud.
         batch: ``[N]`` sorted cloud ids.
         sigma: the mixture's standard deviation (> 0, in the units of ``votes``).
-        iterations: EM iterations.
+        iterations: EM iterations (an int >= 1).
         merge_threshold: components closer than ``merge_threshold * sigma`` merge.
 
     Returns:
@@ -152,10 +152,13 @@ def cluster_votes(votes: torch.Tensor, part: torch.Tensor, batch: torch.Tensor, 
         raise ValueError(f"sigma must be > 0 and finite, got {sigma}")
     if not 0 <= merge_threshold < float("inf"):
         raise ValueError(f"merge_threshold must be a finite number >= 0, got {merge_threshold}")
+    iterations = check_int(iterations, "iterations", 1)  # 0 / negative counts used to run one iteration silently
     if votes.dim() != 2 or votes.shape[1] != 3:
         raise ValueError(f"votes must have shape [N, 3], got {tuple(votes.shape)}")
     if part.shape != (votes.shape[0],) or batch.shape != (votes.shape[0],):
         raise ValueError(f"part and batch must have shape [{votes.shape[0]}], got {tuple(part.shape)} and {tuple(batch.shape)}")
+    if part.dtype.is_floating_point or part.dtype == torch.bool or part.is_complex():
+        raise TypeError(f"part must be an integer tensor [N] of part ids, got {part.dtype}")
     batch = check_batch_and_count(batch, "batch", votes.shape[0], votes.device)[0]  # sorted, non-negative ids
     if votes.shape[0] == 0:  # nothing to cluster (empty input)
         empty = torch.zeros(0, dtype=torch.long, device=votes.device)
@@ -207,7 +210,7 @@ def cluster_votes(votes: torch.Tensor, part: torch.Tensor, batch: torch.Tensor, 
         logp = torch.where(alive.unsqueeze(1), torch.log(pi.clamp_min(1e-300)).unsqueeze(1) - d2 * inv2s2, neg_inf)
         return torch.softmax(logp, dim=2) * real
 
-    for _ in range(max(1, iterations)):
+    for _ in range(iterations):
         q = e_step()
         w = q.sum(1)  # [B, K]
         s = torch.bmm(q.transpose(1, 2), yd)  # [B, K, 3]
