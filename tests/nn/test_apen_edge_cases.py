@@ -162,3 +162,29 @@ def test_cluster_votes_names_float_part_ids_and_refuses_zero_iterations():
     for bad in (0, -2, 2.5):
         with pytest.raises(ValueError, match="iterations must be an int >= 1"):
             cluster_votes(votes, torch.arange(8), batch, 0.1, iterations=bad)
+
+
+def test_the_equivariance_measure_takes_point_features():
+    """A model built with in_features > 0 could not be measured: piecewise_equivariance_error never passed x."""
+    torch.manual_seed(0)
+    pos, batch, part = _parts_batch()
+    x = torch.randn(pos.shape[0], 2, dtype=torch.float64)
+    model = APEN(3, in_features=2, hidden=8, num_layers=2).double().eval()
+    res = piecewise_equivariance_error(model, pos, batch, part, partition="gt", n_samples=2, x=x,
+                                       generator=torch.Generator().manual_seed(1))
+    assert res["equivariance_error"] < 1e-9  # the true parts: exact
+    with pytest.raises(ValueError, match="x"):
+        piecewise_equivariance_error(model, pos, batch, part, partition="gt", n_samples=1)
+
+
+def test_random_piecewise_motion_and_fps_partition_name_bad_arguments():
+    """pos of another shape reached a raw einsum error; num_parts=True was read as 1."""
+    from geomdl.nn.apen import fps_partition
+
+    pos, part = _generic(6, 3), torch.tensor([0, 0, 0, 1, 1, 1])
+    with pytest.raises(ValueError, match=r"pos must be a float tensor of shape \[N, 3\]"):
+        random_piecewise_motion(pos[:, :2], part)
+    with pytest.raises(ValueError, match=r"gt_part must be an integer tensor of shape \[6\]"):
+        random_piecewise_motion(pos, part.double())
+    with pytest.raises(ValueError, match="num_parts must be an int >= 1"):
+        fps_partition(pos, torch.zeros(6, dtype=torch.long), True)

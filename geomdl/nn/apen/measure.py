@@ -33,6 +33,11 @@ def random_piecewise_motion(pos: torch.Tensor, gt_part: torch.Tensor, generator:
 
     Returns ``(moved_pos [N, 3], rot [P, 3, 3], trans [P, 3])``; each part rotates about its centroid.
     """
+    if pos.dim() != 2 or pos.shape[1] != 3 or not pos.dtype.is_floating_point:
+        raise ValueError(f"pos must be a float tensor of shape [N, 3], got {pos.dtype} {tuple(pos.shape)}")
+    if gt_part.shape != (pos.shape[0],) or gt_part.dtype.is_floating_point or gt_part.dtype == torch.bool:
+        raise ValueError(f"gt_part must be an integer tensor of shape [{pos.shape[0]}] (one part id per point), "
+                         f"got {gt_part.dtype} {tuple(gt_part.shape)}")
     num = int(gt_part.max()) + 1 if gt_part.numel() else 0
     rots = torch.stack([
         random_rotation(generator, dtype=pos.dtype, reflection=reflections and bool(torch.rand(1, generator=generator) < 0.5))
@@ -90,7 +95,7 @@ def _relative_change(a: torch.Tensor, b: torch.Tensor) -> float:
 @torch.no_grad()
 def piecewise_equivariance_error(model, pos, batch, gt_part, *, n_samples: int = 4, partition="predicted",
                                  generator: torch.Generator | None = None, reflections: bool = True,
-                                 translation_scale: float = 1.0, carry_initial: bool = True) -> dict:
+                                 translation_scale: float = 1.0, carry_initial: bool = True, x=None) -> dict:
     """Relative change of the invariant outputs under random independent motions of the true parts.
 
     Args:
@@ -107,6 +112,8 @@ def piecewise_equivariance_error(model, pos, batch, gt_part, *, n_samples: int =
             ``Z_1`` is a refinement of the true parts with probability ``1 - lambda``); False
             recomputes it on every moved input (what happens at test time: FPS cells are globally,
             not piecewise, equivariant, so the cells themselves change).
+        x: ``[N, in_features]`` invariant point features for a model built with ``in_features > 0`` (they
+            move with their points, unchanged by the motions), or None.
 
     Returns a dict with ``equivariance_error`` (mean over samples of ``|phi(gX) - phi(X)| / |phi(X)|``
     of the logits), ``equivariance_error_max``, ``equivariance_error_per_layer`` (the same for the
@@ -127,16 +134,16 @@ def piecewise_equivariance_error(model, pos, batch, gt_part, *, n_samples: int =
         raise ValueError(f"partition must be 'predicted', 'gt' or a part-id tensor, got {partition!r}")
     if not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"n_samples must be an int >= 1, got {n_samples!r}")
-    base = model(pos, batch, partition=fixed)
+    base = model(pos, batch, x=x, partition=fixed)
     ref = base["logits"]
     feats = base.get("features") or []
     errs, layer_errs = [], [[] for _ in feats]
     for _ in range(n_samples):
         moved, _, _ = random_piecewise_motion(pos, gt_part, generator, reflections, translation_scale)
         if fixed is None and carry_initial:
-            out = model(moved, batch, initial_partition=base["partitions"][0])
+            out = model(moved, batch, x=x, initial_partition=base["partitions"][0])
         else:
-            out = model(moved, batch, partition=fixed)
+            out = model(moved, batch, x=x, partition=fixed)
         errs.append(_relative_change(ref, out["logits"]))
         for k, f in enumerate(out.get("features") or []):
             layer_errs[k].append(_relative_change(feats[k], f))
