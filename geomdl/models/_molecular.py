@@ -25,6 +25,7 @@ from geomdl.nn.message_passing import (check_batch_vector_and_count, check_dtype
                                        num_graphs, unpack)
 from geomdl.ops._validation import check_positive_real, check_real
 from geomdl.ops._validation import host_list
+from geomdl.utils.constants import functorch_active
 
 TASKS = ("graph", "node")
 READOUTS = ("sum", "mean")
@@ -42,8 +43,8 @@ def full_graph(batch: torch.Tensor) -> torch.Tensor:
     first = (counts.cumsum(0) - counts)[batch]  # index of the first node of each node's graph  [N]
     deg = counts[batch] - 1  # edges into each node (0 in a one-node graph)  [N]
     dst = torch.repeat_interleave(torch.arange(n, device=batch.device), deg)  # [E]
-    if dst.shape[0] == 0:
-        return batch.new_zeros((2, 0))
+    # no branch on E == 0 (one-node graphs only): the steps below give [2, 0] then, and a test of the
+    # data-dependent E would stop torch.compile(fullgraph=True) and torch.export
     k = torch.arange(dst.shape[0], device=batch.device) - (deg.cumsum(0) - deg)[dst]  # position in dst's run
     local = dst - first[dst]  # the target's index within its graph
     src = first[dst] + k + (k >= local).long()  # the k-th node of the graph other than the target
@@ -110,6 +111,9 @@ class MolecularModel(nn.Module):
             ref = torch.as_tensor(atomref, dtype=torch.get_default_dtype())
             if ref.dim() not in (1, 2) or ref.shape[0] != num_elements or (ref.dim() == 2 and ref.shape[1] not in (1, out_channels)):
                 raise ValueError(f"atomref must have shape [{num_elements}] or [{num_elements}, {out_channels}], got {tuple(ref.shape)}")
+            if not torch.isfinite(ref).all():  # else every output of a molecule with such an element is NaN/inf
+                bad = torch.nonzero(~torch.isfinite(ref).reshape(num_elements, -1).all(1)).flatten().tolist()
+                raise ValueError(f"atomref must be finite, got NaN or infinite values for the elements {bad}")
             ref = ref.reshape(num_elements, -1)
             self.register_buffer("atomref", ref)
         else:
@@ -141,6 +145,8 @@ class MolecularModel(nn.Module):
                 lo, hi = host_list(torch.stack(torch.aminmax(z)))  # one device->host read
                 if lo < 0 or hi >= self.num_elements:
                     raise ValueError(f"z must lie in [0, {self.num_elements}) (num_elements), got range [{lo}, {hi}]")
+            if z.dtype not in (torch.int32, torch.int64):  # uint8/int8/int16: nn.Embedding takes int32/int64 only
+                z = z.long()
         batch, count = check_batch_vector_and_count(batch, z.shape[0], pos.device)
         if count is not None and data_num_graphs(data) is not None:
             count = max(count, data_num_graphs(data))  # a Batch whose last graphs have no nodes: one row each still
@@ -172,7 +178,8 @@ class MolecularModel(nn.Module):
     def energy_and_forces(self, z, pos: torch.Tensor | None = None, batch: torch.Tensor | None = None, create_graph: bool | None = None):
         """``(E [B], F [N, 3])`` with ``F = -dE/dpos``; ``create_graph`` defaults to ``self.training``
         (so a force loss can be back-propagated). Works under ``torch.no_grad`` and ``torch.inference_mode``
-        (e.g. a validation loop): the forces are computed with autograd locally re-enabled."""
+        (e.g. a validation loop): the forces are computed with autograd locally re-enabled. Inside a
+        ``torch.func`` transform they come from a nested ``torch.func.grad`` (always differentiable)."""
         if self.task != "graph" or self.out_channels != 1:
             raise ValueError("energy_and_forces needs task='graph' and out_channels=1")
         if torch.is_inference_mode_enabled():
@@ -195,9 +202,22 @@ class MolecularModel(nn.Module):
             z, pos, batch, count = self._inputs(z, None, None)
         if pos is None:
             raise ValueError("pos [N, 3] is required")
+
+        def energy_of(p):
+            return (self._forward(z, p, batch, count) if direct else self.forward(z, p, batch))[:, 0]
+
+        if not torch.compiler.is_compiling() and functorch_active():
+            # inside torch.func (jacrev of the forces: the Hessian; jvp): a nested torch.func.grad, which
+            # composes with the caller's transform (a detached leaf would cut it off: a zero Hessian)
+            def total(p):
+                e = energy_of(p)
+                return e.sum(), e
+
+            grad, (_, energy) = torch.func.grad_and_value(total, has_aux=True)(pos)
+            return energy, -grad
         if not pos.requires_grad:
             pos = pos.detach().requires_grad_(True)
-        energy = (self._forward(z, pos, batch, count) if direct else self.forward(z, pos, batch))[:, 0]
+        energy = energy_of(pos)
         create = self.training if create_graph is None else bool(create_graph)
         (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=create)
         return energy, -grad

@@ -16,6 +16,7 @@ from geomdl.graph.radial import GaussianBasis, cosine_cutoff
 from geomdl.models._molecular import MolecularModel
 from geomdl.nn.egnn import EGNNLayer
 from geomdl.nn.mlp import MLP
+from geomdl.ops._validation import check_int
 
 
 class EGNN(MolecularModel):
@@ -39,6 +40,7 @@ class EGNN(MolecularModel):
                          target_mean, target_std, atomref)
         if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
             raise ValueError(f"num_layers must be an int >= 1, got {num_layers!r}")
+        num_rbf = check_int(num_rbf, "num_rbf", minimum=0)
         if num_rbf and cutoff is None:
             raise ValueError("num_rbf > 0 needs a cutoff (the radial basis spans [0, cutoff])")
         self.num_rbf = int(num_rbf)

@@ -14,6 +14,7 @@ from torch import nn
 from geomdl.models._molecular import MolecularModel, shared_edge_features
 from geomdl.nn.mlp import MLP
 from geomdl.nn.painn import PaiNNLayer
+from geomdl.ops._validation import check_int
 
 
 class PaiNN(MolecularModel):
@@ -33,6 +34,7 @@ class PaiNN(MolecularModel):
                          target_mean, target_std, atomref)
         if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
             raise ValueError(f"num_layers must be an int >= 1, got {num_layers!r}")
+        num_rbf = check_int(num_rbf, "num_rbf")
         self.layers = nn.ModuleList(PaiNNLayer(hidden_channels, num_rbf, cutoff, radial, act) for _ in range(num_layers))
         self.head = MLP([hidden_channels, hidden_channels // 2 or 1, out_channels], act=act)
 

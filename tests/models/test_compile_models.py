@@ -59,6 +59,8 @@ def _inputs():
 MODELS = {
     "egnn": lambda z, p, b: (EGNN(1, 16, 2, cutoff=2.0), (z, p, b)),
     "egnn_rbf_coords": lambda z, p, b: (EGNN(1, 16, 2, cutoff=2.0, num_rbf=4, update_coords=True, tanh=True), (z, p, b)),
+    # all pairs (cutoff=None): full_graph's edge count is data-dependent and must not be branched on
+    "egnn_full_graph": lambda z, p, b: (EGNN(1, 16, 2, cutoff=None), (z, p, b)),
     "painn": lambda z, p, b: (PaiNN(1, 16, 2, cutoff=2.0), (z, p, b)),
     "nequip": lambda z, p, b: (NequIP(1, 8, 2, cutoff=2.0), (z, p, b)),
     "pointnet": lambda z, p, b: (PointNet(3), (p, None, b)),

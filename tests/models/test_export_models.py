@@ -78,6 +78,7 @@ def _molecules(n, seed, clouds=2):
 
 MODELS = {  # name -> (model, which of (z, pos, batch) it takes)
     "egnn": lambda: (EGNN(1, 8, 2, cutoff=2.0), "zpb"),
+    "egnn_full_graph": lambda: (EGNN(1, 8, 2, cutoff=None), "zpb"),  # all pairs: no radius op, a data-dependent E
     "painn": lambda: (PaiNN(1, 8, 1, cutoff=2.0), "zpb"),
     "nequip": lambda: (NequIP(1, 4, 1, cutoff=2.0), "zpb"),  # CG products: the einsum chain under export
     "pointnet": lambda: (PointNet(3), "p_b"),

@@ -77,6 +77,11 @@ def test_global_set_abstraction_and_feature_propagation_check_their_inputs():
     (lambda: EGNN(hidden_channels=8, num_layers=1, target_std=float("inf")), "target_std must be a finite number > 0"),
     (lambda: EGNN(hidden_channels=8, num_layers=1, cutoff=float("inf")), "cutoff must be a positive finite number"),
     (lambda: EGNN(num_elements=10, atomref=list(range(7))), r"atomref must have shape \[10\]"),
+    # NaN/inf reference energies made every output of a molecule with that element NaN/inf, silently
+    (lambda: EGNN(num_elements=4, atomref=[0.0, float("nan"), 1.0, float("inf")]), r"atomref must be finite.*\[1, 3\]"),
+    # named as the model's argument (was "num_basis", the radial basis's)
+    (lambda: EGNN(hidden_channels=8, num_layers=1, num_rbf=-1), "num_rbf must be an int >= 0"),
+    (lambda: PaiNN(hidden_channels=8, num_layers=1, num_rbf=0), "num_rbf must be an int >= 1"),
     (lambda: DynamicEdgeConv(4, 4, loop="no"), "loop must be a bool"),
     (lambda: EGNNLayer(4, update_coords="no"), "update_coords must be a bool"),
     (lambda: PointNet(3, head_channels=(0,)), "head_channels must be a sequence of ints >= 1"),

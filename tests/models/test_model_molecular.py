@@ -114,3 +114,13 @@ def test_errors():
         PaiNN(cutoff=None)
     with pytest.raises(ValueError, match="energy_and_forces"):
         EGNN(out_channels=2).energy_and_forces(torch.tensor([1]), torch.randn(1, 3))
+
+
+def test_atomic_numbers_of_any_integer_dtype():
+    """z as uint8/int8/int16 (compact storage) passes the int check and gives the int64 result (the embedding
+    itself takes only int32/int64 indices: was a RuntimeError from inside nn.Embedding)."""
+    m = PaiNN(hidden_channels=8, num_layers=1, num_elements=10, atomref=torch.arange(10.0)).double()
+    z, pos = torch.tensor([1, 6, 1, 8]), torch.randn(4, 3, dtype=torch.float64)
+    expected = m(z, pos)
+    for dtype in (torch.uint8, torch.int8, torch.int16, torch.int32):
+        torch.testing.assert_close(m(z.to(dtype), pos), expected)

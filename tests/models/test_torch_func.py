@@ -66,6 +66,21 @@ def test_ponita_forces_inside_torch_func_give_the_hessian_and_jvp():
     torch.testing.assert_close(batched[0], forces.detach(), atol=1e-12, rtol=1e-10)
 
 
+@pytest.mark.parametrize("name", ["painn", "egnn", "nequip"])
+def test_molecular_forces_inside_torch_func_give_the_hessian(name):
+    """``energy_and_forces`` of an eval-mode model under ``jacrev``: the Hessian (was all zeros, silently: the
+    forces came from a detached leaf, a constant to the transform)."""
+    z, pos = _molecule()
+    model = _model(name, hidden_channels=8, num_layers=2)
+    hessian = torch.func.jacrev(lambda p: -model.energy_and_forces(z, p)[1])(pos).reshape(21, 21)
+    leaf = pos.clone().requires_grad_(True)
+    forces = model.energy_and_forces(z, leaf, create_graph=True)[1]
+    row = torch.autograd.grad(-forces[2, 1], leaf)[0].reshape(-1)  # d^2 E / d pos[2, 1] d pos
+    assert row.abs().max() > 0
+    torch.testing.assert_close(hessian[2 * 3 + 1], row, atol=1e-10, rtol=1e-10)
+    torch.testing.assert_close(hessian, hessian.T, atol=1e-10, rtol=0)
+
+
 @pytest.mark.parametrize("product", ["gaunt", "cg"])
 def test_tensor_product_layers_under_jvp(product):
     from e3nn import o3

@@ -131,3 +131,56 @@ def test_load_potential_reads_engine_checkpoints(tmp_path):
     z, pos = torch.tensor([6, 1]), torch.randn(2, 3)
     assert torch.allclose(loaded(z, pos)["energy"], model.eval()(z, pos)["energy"])
     assert float(loaded.energy_scale) == pytest.approx(0.7)
+
+
+def test_ase_calculator_leaves_the_callers_model_unchanged():
+    """The calculator casts its model to float64 and eval mode: on its own copy, not on the caller's module
+    (a float32 model in training, say, would otherwise go on training in float64 without dropout)."""
+    from ase.build import molecule
+
+    import geomdl.ase
+
+    model = PonitaPotential([1, 6, 8], num_ori=0, radius=4.0, **SMALL).train()
+    calc = geomdl.ase.Calculator(model)
+    assert next(model.parameters()).dtype == torch.float32 and model.training
+    atoms = molecule("CH3OH")
+    atoms.calc = calc
+    ref = PonitaPotential([1, 6, 8], num_ori=0, radius=4.0, **SMALL)
+    ref.load_state_dict(model.state_dict())
+    ref = ref.double().eval()(torch.tensor(atoms.numbers), torch.tensor(atoms.positions))
+    assert np.allclose(atoms.get_forces(), ref["forces"].detach().numpy(), atol=1e-10)
+
+
+def test_ase_calculator_wraps_molecular_models():
+    """EGNN / PaiNN / NequIP energy models: energy and forces from their ``energy_and_forces`` (they have no
+    ``create_graph`` argument in forward); a model that does not predict an energy is refused by name."""
+    import copy
+
+    from ase.build import molecule
+
+    import geomdl.ase
+    from geomdl.models.painn import PaiNN
+
+    torch.manual_seed(0)
+    model = PaiNN(1, 8, 2, cutoff=3.0, atomref=torch.randn(100))
+    atoms = molecule("CH3OH")
+    atoms.calc = geomdl.ase.Calculator(model)
+    e, f = copy.deepcopy(model).double().energy_and_forces(torch.tensor(atoms.numbers), torch.tensor(atoms.positions))
+    assert atoms.get_potential_energy() == pytest.approx(float(e[0]), abs=1e-10)
+    assert np.allclose(atoms.get_forces(), f.detach().numpy(), atol=1e-10)
+    with pytest.raises(ValueError, match="model: .*task='graph', out_channels=1"):
+        geomdl.ase.Calculator(PaiNN(1, 8, 1, cutoff=3.0, task="node"))
+
+
+def test_ase_calculator_no_atoms_and_bad_rotations():
+    """No atoms: energy 0 and forces [0, 3] (was an IndexError); ``rotations`` must be an int, not a bool."""
+    from ase import Atoms
+
+    import geomdl.ase
+
+    model = PonitaPotential([1, 6, 8], num_ori=0, radius=4.0, **SMALL)
+    atoms = Atoms()
+    atoms.calc = geomdl.ase.Calculator(model, rotations=2)
+    assert atoms.get_potential_energy() == 0.0 and atoms.get_forces().shape == (0, 3)
+    with pytest.raises(ValueError, match="rotations must be an int >= 0"):
+        geomdl.ase.Calculator(model, rotations=True)
