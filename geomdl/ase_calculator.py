@@ -14,8 +14,12 @@ import copy
 
 import numpy as np
 import torch
-from ase.calculators.calculator import Calculator as _AseCalculator
-from ase.calculators.calculator import all_changes
+try:
+    from ase.calculators.calculator import Calculator as _AseCalculator
+    from ase.calculators.calculator import all_changes
+except ModuleNotFoundError as exc:  # a bare "No module named 'ase'" did not say which extra brings it
+    raise ModuleNotFoundError("geomdl.ase needs ASE: pip install 'geomdl[data]' (or pip install ase)",
+                              name=exc.name) from exc
 
 from geomdl.ops._validation import check_int
 

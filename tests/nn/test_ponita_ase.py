@@ -184,3 +184,14 @@ def test_ase_calculator_no_atoms_and_bad_rotations():
     assert atoms.get_potential_energy() == 0.0 and atoms.get_forces().shape == (0, 3)
     with pytest.raises(ValueError, match="rotations must be an int >= 0"):
         geomdl.ase.Calculator(model, rotations=True)
+
+
+def test_geomdl_ase_without_ase_names_the_extra(monkeypatch):
+    """Without ASE, ``import geomdl.ase`` said only "No module named 'ase'"."""
+    import sys
+
+    for name in [n for n in sys.modules if n == "ase" or n.startswith("ase.") or n in ("geomdl.ase", "geomdl.ase_calculator")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "ase", None)  # import ase -> ModuleNotFoundError
+    with pytest.raises(ModuleNotFoundError, match=r"geomdl.ase needs ASE: pip install 'geomdl\[data\]'"):
+        import geomdl.ase  # noqa: F401
