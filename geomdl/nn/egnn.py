@@ -24,7 +24,7 @@ from torch import nn
 from geomdl import ops
 from geomdl.nn.message_passing import (MessagePassing, check_dtypes, check_edge_index, check_features, check_optional_features,
                                        check_positions)
-from geomdl.ops._validation import check_bool
+from geomdl.ops._validation import check_bool, check_real
 from geomdl.nn.mlp import MLP
 
 
@@ -40,7 +40,7 @@ class EGNNLayer(MessagePassing):
         attention: sigmoid edge gates (default False).
         normalize: unit vectors in the coordinate update (default False).
         tanh: bound ``phi_x`` with ``coords_range * tanh`` (default False).
-        coords_range: the bound of ``phi_x`` when ``tanh=True`` (default 15.0).
+        coords_range: the bound of ``phi_x`` when ``tanh=True``, a positive finite number (default 15.0).
         coords_agg: ``"mean"`` (default) or ``"sum"`` for the coordinate update.
 
     Shapes: ``h [N, C]``, ``pos [N, 3]``, ``edge_index [2, E]``, ``edge_attr [E, edge_channels]`` ->
@@ -63,7 +63,7 @@ class EGNNLayer(MessagePassing):
         update_coords, attention, normalize, tanh = (check_bool(v, n) for v, n in ((update_coords, "update_coords"), (attention, "attention"),
                                                                        (normalize, "normalize"), (tanh, "tanh")))
         self.update_coords, self.attention, self.normalize, self.tanh = update_coords, attention, normalize, tanh
-        self.coords_range, self.coords_agg = float(coords_range), coords_agg
+        self.coords_range, self.coords_agg = check_real(coords_range, "coords_range", minimum=0, open_minimum=True), coords_agg
         self.phi_e = MLP([2 * channels + 1 + edge_channels, hidden, hidden], act=act, last_act=True)
         self.phi_h = MLP([channels + hidden, hidden, channels], act=act)
         self.att = nn.Linear(hidden, 1) if attention else None

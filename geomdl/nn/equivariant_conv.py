@@ -38,6 +38,7 @@ from geomdl.nn.message_passing import check_dtypes, check_edge_index, check_posi
 from geomdl.nn.mlp import MLP
 from geomdl.nn.tensor_products import ClebschGordanTensorProduct, GauntTensorProduct
 from geomdl.o3.spherical_harmonics import unit_vectors
+from geomdl.ops._validation import check_bool, check_real
 
 PRODUCTS = ("cg", "gaunt")
 
@@ -111,7 +112,7 @@ class EquivariantConv(nn.Module):
         self_connection: add ``W_self x_i`` (default True).
 
     Shapes: ``x [N, irreps_in.dim]``, ``pos [N, 3]``, ``edge_index [2, E]`` -> ``[N, irreps_out.dim]``.
-    Raises ``ValueError`` for a negative ``lmax_sh``, an unknown ``product``, ``avg_num_neighbors <= 0``,
+    Raises ``ValueError`` for a negative ``lmax_sh``, an unknown ``product``, ``avg_num_neighbors`` not positive finite,
     no path to ``irreps_out`` (``"cg"``) or irreps outside the Gaunt product's class (``"gaunt"``).
     """
 
@@ -123,9 +124,10 @@ class EquivariantConv(nn.Module):
             raise ValueError(f"lmax_sh must be an int >= 0, got {lmax_sh!r}")
         if product not in PRODUCTS:
             raise ValueError(f"product must be one of {PRODUCTS}, got {product!r}")
-        if not avg_num_neighbors > 0:
-            raise ValueError(f"avg_num_neighbors must be positive, got {avg_num_neighbors!r}")
-        self.product_name, self.lmax_sh, self.avg_num_neighbors = product, lmax_sh, float(avg_num_neighbors)
+        # inf divided every message away; a string failed in a bare comparison
+        self.product_name, self.lmax_sh = product, lmax_sh
+        self.avg_num_neighbors = check_real(avg_num_neighbors, "avg_num_neighbors", minimum=0, open_minimum=True)
+        self_connection = check_bool(self_connection, "self_connection")
         self.irreps_sh = o3.Irreps.spherical_harmonics(lmax_sh)
         self._dim_in = self.irreps_in.dim  # plain int for forward (torch.compile cannot guard on e3nn Irreps)
         if product == "cg":

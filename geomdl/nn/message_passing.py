@@ -145,6 +145,19 @@ def is_data(obj) -> bool:
     return not isinstance(obj, torch.Tensor) and (hasattr(obj, "pos") or hasattr(obj, "x"))
 
 
+def _check_rows(inputs: dict, num_src: int, num_dst: int) -> None:
+    """Every ``*_j`` input tensor has ``num_src`` rows and every ``*_i`` one ``num_dst`` (ValueError naming it):
+    a ``size`` above an input's rows failed in the gather as a bare ``index out of range``, one below silently
+    dropped the last nodes. Not checked while compiling (the counts may be symbolic)."""
+    if torch.compiler.is_compiling():
+        return
+    for name, value in inputs.items():
+        if isinstance(value, torch.Tensor) and name.endswith(("_j", "_i")):
+            n, what = (num_src, "source") if name.endswith("_j") else (num_dst, "target")
+            if value.dim() == 0 or value.shape[0] != n:
+                raise ValueError(f"{name} must have {n} rows (one per {what} node), got shape {tuple(value.shape)}")
+
+
 class MessagePassing(nn.Module):
     """Base class: ``propagate`` gathers ``*_j``/``*_i`` inputs along ``edge_index``, calls
     :meth:`message` (per edge), reduces with ``geomdl.ops.scatter`` at the targets and calls
@@ -176,6 +189,7 @@ class MessagePassing(nn.Module):
             ``[N_dst, ...]``: ``update(aggregate(message(...)))``.
         """
         num_src, num_dst = self._size(size, inputs)
+        _check_rows(inputs, num_src, num_dst)
         return self._propagate_checked(check_edge_index(edge_index, num_src, num_dst), num_dst, inputs)
 
     def _propagate_checked(self, edge_index: torch.Tensor, num_dst: int, inputs: dict) -> torch.Tensor:
@@ -211,8 +225,12 @@ class MessagePassing(nn.Module):
 
     @staticmethod
     def _size(size, inputs):
-        if isinstance(size, (int, torch.SymInt)):  # a SymInt: a node count traced by torch.export
+        if isinstance(size, torch.SymInt):  # a node count traced by torch.export
             return size, size
+        if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+            if size < 0:
+                raise ValueError(f"size must be an int >= 0 or a pair (num_sources, num_targets), got {size!r}")
+            return int(size), int(size)
         if isinstance(size, (tuple, list)):
             if len(size) != 2:
                 raise ValueError(f"size must be an int or a pair (num_sources, num_targets), got {size!r}")

@@ -36,6 +36,18 @@ def activation(act) -> nn.Module:
     return ACTIVATIONS[act]() if isinstance(act, str) else act()
 
 
+class _ChannelBatchNorm(nn.BatchNorm1d):
+    """``BatchNorm1d`` over the last dimension of ``[..., C]`` (statistics over all leading dimensions).
+
+    ``nn.BatchNorm1d`` reads a 3-d input as ``[B, C, L]``: on the MLP's ``[B, N, C]`` it would normalise over
+    the wrong axis (an error, or silently wrong when ``N == C``). Same parameters and state_dict keys."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            return super().forward(x)
+        return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+
+
 def _check_channels(channels) -> list[int]:
     if isinstance(channels, int) or not isinstance(channels, Sequence) or len(channels) < 2:
         raise ValueError(f"channels must be a sequence of >= 2 ints (in, hidden..., out), got {channels!r}")
@@ -53,7 +65,8 @@ class MLP(nn.Sequential):
         act: activation between layers (name, class or module).
         last_act: also apply the activation after the last layer.
         norm: ``None``, ``"batch"`` or ``"layer"`` normalisation after each hidden Linear (and after
-            the last one when ``last_act=True``), before the activation.
+            the last one when ``last_act=True``), before the activation; both over the channels (the last
+            dimension), batch statistics over all leading dimensions.
         bias: biases in the Linear layers.
 
     Shapes: ``[..., in] -> [..., out]``.
@@ -71,7 +84,7 @@ class MLP(nn.Sequential):
             last = k == len(channels) - 2
             if not last or last_act:
                 if norm == "batch":
-                    layers.append(nn.BatchNorm1d(b))
+                    layers.append(_ChannelBatchNorm(b))
                 elif norm == "layer":
                     layers.append(nn.LayerNorm(b))
                 layers.append(activation(act))

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from geomdl.nn.gate import _irreps
+from geomdl.ops._validation import check_bool, check_real
 
 
 class EquivariantLayerNorm(nn.Module):
@@ -34,9 +35,9 @@ class EquivariantLayerNorm(nn.Module):
         super().__init__()
         self.irreps = _irreps(irreps, "irreps")
         self.irreps_in = self.irreps_out = self.irreps
-        if not eps > 0:
-            raise ValueError(f"eps must be positive, got {eps!r}")
-        self.eps, self.affine, self.center_scalars = float(eps), bool(affine), bool(center_scalars)
+        # eps=inf zeroed every output; affine="no" read as True
+        self.eps = check_real(eps, "eps", minimum=0, open_minimum=True)
+        self.affine, self.center_scalars = check_bool(affine, "affine"), check_bool(center_scalars, "center_scalars")
         num_channels = sum(mul for mul, _ in self.irreps)
         num_bias = sum(mul for mul, ir in self.irreps if ir.l == 0 and ir.p == 1)
         if affine:

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from geomdl import ops
-from geomdl.ops._validation import check_bool, check_int, num_batches
+from geomdl.ops._validation import check_bool, check_int, check_positive_real, num_batches
 from geomdl.nn.message_passing import (
     MessagePassing,
     check_batch_vector,
@@ -130,11 +130,11 @@ class SetAbstraction(torch.nn.Module):
     def __init__(self, in_channels: int, out_channels: int, ratio: float, r: float, hidden_channels=(64,), pos_dim: int = 3,
                  max_num_neighbors: int = 64, act="relu"):
         super().__init__()
-        if not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
             raise ValueError(f"ratio must lie in (0, 1], got {ratio!r}")
-        if not isinstance(r, (int, float)) or not r > 0:
-            raise ValueError(f"r must be a positive number, got {r!r}")
-        self.ratio, self.r, self.max_num_neighbors = float(ratio), float(r), int(max_num_neighbors)
+        # checked here, not at the first forward (ops.radius): a float count is not truncated, a bad one fails now
+        self.ratio, self.r = float(ratio), check_positive_real(r, "r")
+        self.max_num_neighbors = check_int(max_num_neighbors, "max_num_neighbors")
         self.conv = PointNetConv(in_channels, out_channels, hidden_channels, pos_dim, act=act, last_act=True)
 
     def forward(self, x, pos, batch=None):
@@ -162,6 +162,7 @@ class GlobalSetAbstraction(torch.nn.Module):
                  center: bool = True):
         super().__init__()
         check_int(in_channels, "in_channels", 0)
+        check_int(pos_dim, "pos_dim", 1)
         self.in_channels, self.pos_dim, self.center = in_channels, pos_dim, check_bool(center, "center")
         self.mlp = MLP([in_channels + pos_dim, *_hidden(hidden_channels), out_channels], act=act, last_act=True)
 
@@ -205,10 +206,11 @@ def knn_interpolate(x: torch.Tensor, pos_src: torch.Tensor, pos_dst: torch.Tenso
     takes (almost exactly) that source's features.
 
     ``pos_src [N, D]``, ``batch_src [N]`` / ``batch_dst [M]`` sorted cloud ids (default one cloud), ``k``
-    (default 3); squared distances are clamped to ``eps`` (default 1e-16) before inversion."""
+    (default 3); squared distances are clamped to ``eps > 0`` (default 1e-16) before inversion."""
     pos_src = check_positions(pos_src, "pos_src", dim=None)
     pos_dst = check_positions(pos_dst, "pos_dst", dim=pos_src.shape[1])
     check_features(x, "x", pos_src.shape[0])
+    eps = check_positive_real(eps, "eps")  # eps <= 0: a coinciding target gets 1 / 0 weights and a NaN
     batch_src = check_batch_vector(batch_src, pos_src.shape[0], pos_src.device)
     batch_dst = check_batch_vector(batch_dst, pos_dst.shape[0], pos_dst.device)
     edge_index = ops.knn(pos_src.detach(), pos_dst.detach(), k, batch_src, batch_dst)

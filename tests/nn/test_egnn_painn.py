@@ -96,3 +96,11 @@ def test_errors():
         EGNNLayer(2, edge_channels=3)(torch.randn(3, 2), torch.randn(3, 3), torch.zeros(2, 0, dtype=torch.long))
     with pytest.raises(ValueError, match="radial"):
         PaiNNLayer(4, radial="fourier")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 0.0, -1.0, "15", True])
+def test_egnn_coords_range_must_be_positive_finite(bad):
+    """``coords_range`` was taken by ``float()``: NaN made every coordinate NaN (with ``tanh=True``), 0 silently
+    froze the coordinates, a negative value flipped the update."""
+    with pytest.raises(ValueError, match="coords_range must be a finite number > 0"):
+        EGNNLayer(4, tanh=True, coords_range=bad)

@@ -92,3 +92,17 @@ def test_runs_under_autocast(product):
         out = conv(x, pos, _full(6))
     assert torch.isfinite(out).all()
     assert float((out.float() - ref).detach().norm() / ref.detach().norm()) < 3e-2  # bfloat16 rounding of the radial weights
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(avg_num_neighbors=float("inf")), r"avg_num_neighbors must be a finite number > 0, got inf"),  # zeroed every message
+    (dict(avg_num_neighbors="a"), r"avg_num_neighbors must be a finite number > 0, got 'a'"),  # bare TypeError from '>'
+    (dict(self_connection=2), r"self_connection must be a bool \(True or False\), got 2"),
+])
+def test_bad_options_are_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        EquivariantConv("2x0e", "2x0e", **kwargs)
+
+
+def test_avg_num_neighbors_may_be_a_zero_dim_tensor():
+    assert EquivariantConv("2x0e", "2x0e", avg_num_neighbors=torch.tensor(12.5)).avg_num_neighbors == 12.5

@@ -78,3 +78,14 @@ def test_layer_norm_gradcheck_roundtrip():
     state_dict_roundtrip(make, lambda m: m(x.detach()))
     with pytest.raises(ValueError, match="eps"):
         EquivariantLayerNorm(irreps, eps=0.0)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(eps=float("inf")), r"eps must be a finite number > 0, got inf"),  # every output was 0 (or the bias)
+    (dict(eps="a"), r"eps must be a finite number > 0, got 'a'"),            # was a bare TypeError from '>'
+    (dict(affine="no"), r"affine must be a bool \(True or False\), got 'no'"),  # read as True
+    (dict(center_scalars=2), r"center_scalars must be a bool \(True or False\), got 2"),
+])
+def test_layer_norm_rejects_bad_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        EquivariantLayerNorm("2x0e+1x1o", **kwargs)

@@ -82,3 +82,23 @@ def test_unpack_reads_pyg_data():
     d = Batch.from_data_list([Data(pos=torch.zeros(2, 3)), Data(pos=torch.ones(3, 3))])
     pos, batch, x = unpack(d, "pos", "batch", "x")
     assert pos.shape == (5, 3) and batch.tolist() == [0, 0, 1, 1, 1] and x is None
+
+
+def test_size_and_input_rows_must_agree():
+    """``size=5`` with a 3-row ``x_j`` failed in the gather (bare ``IndexError``), ``size=(3, 2)`` with a 3-row
+    ``x_i`` dropped the last target silently, ``size=True`` read as 1 and ``size=-1`` failed in the scatter."""
+    x = torch.randn(3, 2)
+    edge_index = torch.tensor([[0, 1], [1, 0]])
+    layer = Diff()
+    with pytest.raises(ValueError, match=r"x_j must have 5 rows \(one per source node\), got shape \(3, 2\)"):
+        SumNeighbours().propagate(edge_index, 5, x_j=x)
+    with pytest.raises(ValueError, match=r"x_i must have 2 rows \(one per target node\), got shape \(3, 2\)"):
+        layer.propagate(edge_index, (3, 2), x_j=x, x_i=x, scale=1.0)
+    with pytest.raises(ValueError, match=r"y_j must have 3 rows"):
+        SumNeighbours().propagate(edge_index, x_j=x, y_j=torch.randn(4, 2))
+    with pytest.raises(TypeError, match="size must be an int, a pair or None, got bool"):
+        SumNeighbours().propagate(edge_index, True, x_j=x)
+    with pytest.raises(ValueError, match="size must be an int >= 0"):
+        SumNeighbours().propagate(torch.zeros(2, 0, dtype=torch.long), -1, x_j=x)
+    import numpy as np
+    torch.testing.assert_close(SumNeighbours().propagate(edge_index, np.int64(3), x_j=x), SumNeighbours()(x, edge_index))

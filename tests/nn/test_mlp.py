@@ -70,3 +70,19 @@ def test_integer_flags_are_accepted():
     ``last_act`` through) and still do."""
     m = MLP([3, 4, 5], bias=0, last_act=1)
     assert m[0].bias is None and isinstance(m[-1], torch.nn.SiLU)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_batch_norm_normalises_the_channels_of_leading_dim_inputs(float64, train):
+    """``norm="batch"`` on ``[B, N, C]`` normalises the channels (the last dimension), as on ``[B * N, C]``;
+    ``nn.BatchNorm1d`` alone reads dimension 1 as the channels (wrong, silently so when ``N`` is a width)."""
+    torch.manual_seed(0)
+    mlp = MLP([4, 5, 3], norm="batch").train(train)
+    with torch.no_grad():
+        mlp[1].running_mean.normal_()
+        mlp[1].running_var.uniform_(0.5, 2.0)
+    x = torch.randn(2, 5, 4)  # N == 5 == the hidden width
+    flat = MLP([4, 5, 3], norm="batch").train(train)
+    flat.load_state_dict(mlp.state_dict())
+    torch.testing.assert_close(mlp(x), flat(x.reshape(10, 4)).reshape(2, 5, 3), atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(mlp[1].running_mean, flat[1].running_mean)

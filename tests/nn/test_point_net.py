@@ -140,3 +140,26 @@ def test_set_abstraction_gradcheck():
     x = torch.randn(10, 2, generator=g, dtype=torch.float64)
     sa = SetAbstraction(2, 3, ratio=0.5, r=1.5, hidden_channels=(4,)).double()
     assert torch.autograd.gradcheck(lambda a, p: sa(a, p)[0], (x.requires_grad_(), pos.requires_grad_()), fast_mode=True)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: SetAbstraction(0, 4, ratio=0.5, r=1.0, max_num_neighbors=2.7), r"max_num_neighbors must be an int >= 1, got 2.7"),
+    (lambda: SetAbstraction(0, 4, ratio=0.5, r=1.0, max_num_neighbors=0), r"max_num_neighbors must be an int >= 1, got 0"),
+    (lambda: SetAbstraction(0, 4, ratio=0.5, r=float("inf")), r"r must be a positive finite number, got inf"),
+    (lambda: SetAbstraction(0, 4, ratio=True, r=1.0), r"ratio must lie in \(0, 1\], got True"),
+    (lambda: GlobalSetAbstraction(3, 4, pos_dim=-1), r"pos_dim must be an int >= 1, got -1"),
+    (lambda: GlobalSetAbstraction(3, 4, pos_dim=0), r"pos_dim must be an int >= 1, got 0"),
+])
+def test_bad_constructor_arguments_are_rejected_when_built(make, message):
+    """Were accepted: a float neighbour count truncated (2.7 -> 2), a bad count or radius failing only at the first
+    forward, ``pos_dim=-1`` building an MLP one input too narrow (``in_channels + pos_dim``)."""
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+@pytest.mark.parametrize("eps", [0.0, -1.0, float("nan")])
+def test_knn_interpolate_rejects_a_non_positive_eps(eps):
+    """``eps <= 0`` was accepted: a target on a source then got the weight ``1 / 0`` and a NaN output."""
+    pos, x = _cloud(6, 2)
+    with pytest.raises(ValueError, match="eps must be a positive finite number"):
+        knn_interpolate(x, pos, pos, k=3, eps=eps)
