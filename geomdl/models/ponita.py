@@ -27,7 +27,11 @@ class PonitaGraph(nn.Module):
 
     def __init__(self, out_channels: int = 1, atomic_numbers=(1, 6, 7, 8, 9), in_channels: int = 0, **kwargs):
         super().__init__()
-        self.atomic_numbers = sorted(atomic_numbers) if atomic_numbers else []
+        # one one-hot column per element (a repeated element would get a dead column and a type_map that no longer
+        # matches atomic_numbers, so that the model could not reload its own state_dict)
+        self.atomic_numbers = sorted({int(z) for z in atomic_numbers}) if atomic_numbers else []
+        if self.atomic_numbers and (self.atomic_numbers[0] < 1 or self.atomic_numbers[-1] > 118):
+            raise ValueError(f"atomic_numbers must be elements in 1..118 (or None), got {atomic_numbers!r}")
         type_map = torch.full((119,), -1, dtype=torch.long)
         if self.atomic_numbers:
             type_map[torch.tensor(self.atomic_numbers)] = torch.arange(len(self.atomic_numbers))
@@ -47,9 +51,15 @@ class PonitaGraph(nn.Module):
         """
         parts = []
         if self.atomic_numbers:
-            t = self.type_map[batch.z.long()]
-            if not torch.compiler.is_compiling() and bool((t < 0).any()):  # a value check: eager only
-                raise ValueError(f"batch.z: elements outside {self.atomic_numbers}")
+            z = batch.z.long()
+            if torch.compiler.is_compiling():  # value checks are eager only
+                t = self.type_map[z]
+            else:
+                # clamped lookup, then one check: a negative z would index type_map from its end (z = -118 read
+                # as hydrogen), one above 118 past it
+                t = self.type_map[z.clamp(0, 118)]
+                if bool(((t < 0) | (z < 0) | (z > 118)).any()):
+                    raise ValueError(f"batch.z: elements outside {self.atomic_numbers}")
             parts.append(one_hot(t, len(self.atomic_numbers), batch.pos.dtype))  # t checked above
         if self.in_channels:
             parts.append(batch.x.to(batch.pos.dtype))

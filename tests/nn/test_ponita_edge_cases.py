@@ -133,3 +133,24 @@ def test_potential_numbers_and_pos_of_different_lengths_name_numbers():
     pot = PonitaPotential([1, 6], hidden=8, layers=1, num_ori=4)
     with pytest.raises(ValueError, match=r"numbers must have one entry per atom of pos \(\(5, 3\)\), got shape \(4,\)"):
         pot(torch.tensor([1, 6, 6, 1]), torch.randn(5, 3))
+
+
+def test_ponita_graph_repeated_elements_get_one_column_and_reload():
+    """A repeated element made a dead one-hot column and a type_map that no longer matched atomic_numbers: the
+    model could not load its own state_dict."""
+    model = PonitaGraph(1, atomic_numbers=(6, 1, 1), **SMALL)
+    assert model.atomic_numbers == [1, 6] and model.net.in_scalars == 2
+    PonitaGraph(1, atomic_numbers=(1, 1, 6), **SMALL).load_state_dict(model.state_dict())
+    for bad in ((0, 1), (-1, 6), (1, 119)):
+        with pytest.raises(ValueError, match="atomic_numbers"):
+            PonitaGraph(1, atomic_numbers=bad, **SMALL)
+
+
+@pytest.mark.parametrize("z", [-118, -1, 200])
+def test_ponita_graph_rejects_atomic_numbers_out_of_range(z):
+    """A negative z indexed type_map from its end: z = -118 was read as hydrogen without an error."""
+    model = PonitaGraph(1, atomic_numbers=(1, 6), **SMALL)
+    batch = SimpleNamespace(pos=torch.randn(3, 3), batch=torch.zeros(3, dtype=torch.long), num_graphs=1,
+                            z=torch.tensor([1, 6, z]))
+    with pytest.raises(ValueError, match="batch.z"):
+        model(batch)

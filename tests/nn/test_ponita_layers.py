@@ -33,6 +33,12 @@ def test_repulsion_grid_is_seeded_and_near_a_2_design():
         assert torch.equal(repulsion_sphere(12, seed=3), a)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_grid_moment_error_of_a_grid_on_the_gpu():
+    g = fibonacci_sphere(20)
+    assert grid_moment_error(g.cuda()) == pytest.approx(grid_moment_error(g), abs=1e-15)
+
+
 def test_circle_grid_and_bad_sizes():
     g = circle_grid(4)
     assert torch.allclose(g, torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]], dtype=g.dtype), atol=1e-15)
@@ -41,6 +47,8 @@ def test_circle_grid_and_bad_sizes():
             fibonacci_sphere(bad)
     with pytest.raises(ValueError, match="method"):
         orientation_grid(3, 8, "random")
+    with pytest.raises(ValueError, match="method"):  # 2D uses the circle, but a misspelt name is still an error
+        orientation_grid(2, 8, "random")
     with pytest.raises(ValueError, match="dim"):
         orientation_grid(4, 8)
 

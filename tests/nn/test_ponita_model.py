@@ -142,6 +142,21 @@ def test_bad_inputs_raise_clear_errors():
         Ponita(2, out_scalars=0)
 
 
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(num_ori=False), "num_ori"),  # a bool is an int to Python: it picked the position mode silently
+    (dict(degree=True), "degree"), (dict(layers=True), "layers"), (dict(widening=True), "widening"),
+    (dict(dim=3.0), "dim"),
+    (dict(num_ori=-1, grid="fibonaci"), "grid"), (dict(num_ori=4, dim=2, grid="bogus"), "grid"),  # ignored before
+    (dict(num_ori=4, grid="repulsion", grid_seed=1.7), "grid_seed"),
+    (dict(basis_dim=0), "basis_dim"),  # read as "hidden" before
+    (dict(layer_scale=float("nan")), "layer_scale"),  # every output NaN before
+    (dict(multiple_readouts="no"), "multiple_readouts"),
+])
+def test_bad_constructor_arguments_are_rejected_naming_them(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        Ponita(2, **{**SMALL, **kwargs})
+
+
 @pytest.mark.parametrize("num_ori", [0, 4])
 def test_unsorted_batch_and_out_of_range_edges_are_rejected(num_ori):
     # the per-cloud graph builder assumes a sorted batch: an unsorted one used to connect points of

@@ -100,3 +100,98 @@ def test_gaunt_self_interaction_names_a_dtype_mismatch():
     layer = GauntSelfInteraction("4x0e+4x1o+4x2e")
     with pytest.raises(TypeError, match="x has dtype torch.float64 but the layer's parameters are torch.float32"):
         layer(torch.randn(3, 36, dtype=torch.float64))  # e3nn's Linear: "both inputs should have same dtype"
+
+
+@pytest.mark.parametrize("mode,i1,i2,io", [
+    ("uvw", "2x0e+0x1o", "2x0e+0x1o", "2x0e+0x1o+0x2e"),
+    ("uvw", "2x0e+3x1o", "0x0e+2x1o", "2x0e+0x1o+2x2e+1x1e"),
+    ("uvu", "2x0e+0x1o", "2x0e+0x1o", "2x0e+0x1o"),
+])
+@pytest.mark.parametrize("backend", ["auto", "reference"])
+def test_cg_product_with_multiplicity_zero_blocks_matches_e3nn(mode, i1, i2, io, backend):
+    """A ``0x`` block gives paths with no elements: the "element" fan-in of its output is 0, which raised
+    ZeroDivisionError (e3nn skips the division, as the layer now does)."""
+    from e3nn import o3
+
+    from geomdl.nn import ClebschGordanTensorProduct
+    from geomdl.ops import use_backend
+
+    tp = ClebschGordanTensorProduct(i1, i2, io, mode=mode).double()
+    ref = o3.TensorProduct(tp.irreps_in1, tp.irreps_in2, tp.irreps_out, [(*p, mode, True) for p in tp.paths]).double()
+    assert ref.weight_numel == tp.weight_numel
+    with torch.no_grad():
+        ref.weight.copy_(tp.weight)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(4, tp.irreps_in1.dim, dtype=torch.float64, generator=gen)
+    y = torch.randn(4, tp.irreps_in2.dim, dtype=torch.float64, generator=gen)
+    with use_backend(backend):
+        torch.testing.assert_close(tp(x, y), ref(x, y), rtol=1e-6, atol=1e-6)  # e3nn's tables are float32 here
+
+
+@pytest.mark.parametrize("parity,with_zero,without_zero", [
+    ("natural", ("0x3o+2x0e+0x1o+2x1o", "2x0e+0x2e+2x1o", "0x0e+2x1o+2x2e+0x4e"), ("2x0e+2x1o", "2x0e+2x1o", "2x1o+2x2e")),
+    ("full", ("0x1e+2x0e+2x1o+0x0o", "1x0e+1x1e+0x1o", "2x1e+0x0e+2x0e+2x1o+0x2o"), ("2x0e+2x1o", "1x0e+1x1e", "2x1e+2x0e+2x1o")),
+])
+@pytest.mark.parametrize("method", ["auto", "fft"])
+def test_gaunt_layers_ignore_multiplicity_zero_blocks(parity, with_zero, without_zero, method):
+    """``0x`` blocks (no components, valid e3nn irreps) were refused as a second multiplicity ("must have one
+    multiplicity"), or broke the reshape when every block had multiplicity 0; with parity="full" an empty
+    natural-parity output block of degree l also scaled the real degree-l block by its path share."""
+    from geomdl.nn import GauntConvolution, GauntManyBody, GauntSelfInteraction
+
+    a = GauntTensorProduct(*with_zero, parity=parity, method=method).double()
+    b = GauntTensorProduct(*without_zero, parity=parity, method=method).double()
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in a.parameters():
+            p.copy_(torch.randn(p.shape, dtype=p.dtype, generator=gen))
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(4, a.irreps_in1.dim, dtype=torch.float64, generator=gen)
+    y = torch.randn(4, a.irreps_in2.dim, dtype=torch.float64, generator=gen)
+    torch.testing.assert_close(a(x, y), b(x, y), rtol=1e-12, atol=1e-12)
+    mb_a, mb_b = GauntManyBody("2x0e+0x1o+2x2e", "0x0e+2x1o+2x2e").double(), GauntManyBody("2x0e+2x2e", "2x1o+2x2e").double()
+    mb_b.load_state_dict(mb_a.state_dict())
+    a_feat = torch.randn(3, 12, dtype=torch.float64, generator=gen)
+    torch.testing.assert_close(mb_a(a_feat), mb_b(a_feat), rtol=1e-12, atol=1e-12)
+    assert GauntSelfInteraction("2x0e+0x1o+2x2e")(a_feat.float()).shape == (3, 12)
+    conv = GauntConvolution("2x0e+0x1o+2x1o", "2x0e+0x2e+2x1o")
+    assert conv(torch.randn(3, 8), torch.randn(3, 3), torch.tensor([[0, 1, 2], [1, 2, 0]])).shape == (3, 8)
+    with pytest.raises(ValueError, match="irreps_in1 is empty"):
+        GauntTensorProduct("0x0e+0x1o", "2x0e", "2x0e")
+
+
+def test_gaunt_many_body_rejects_integer_and_half_features():
+    """Integer ``A`` features were accepted and the weights cast to the integer dtype (``1/2``, ``1/6`` -> 0): a
+    silently wrong output. Half features ran in half precision (the other Gaunt layers refuse them)."""
+    from geomdl.nn import GauntManyBody
+
+    mb = GauntManyBody("2x0e+2x1o+2x2e", correlation=3)
+    x = torch.randn(4, 18)
+    with pytest.raises(TypeError, match="x must be float32 or float64 .* got torch.int64"):
+        mb(x.round().long())
+    with pytest.raises(TypeError, match="x must be float32 or float64 .* got torch.float16"):
+        mb(x.half())
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        mb(x.tolist())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = mb(x.bfloat16())
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, mb(x.bfloat16().float()))
+    with pytest.raises(ValueError, match="num_elements must be a positive int"):
+        GauntManyBody("2x0e", num_elements=True)  # a bool is not a count (it built one element set)
+
+
+def test_tensor_products_name_inputs_and_weights_that_do_not_broadcast():
+    """Leading dims that do not broadcast raised bare RuntimeErrors from broadcast_shapes / expand."""
+    from geomdl.nn import ClebschGordanTensorProduct
+
+    tp = GauntTensorProduct("2x0e+2x1o", "2x0e+2x1o", "2x0e+2x1o")
+    x = torch.randn(5, 8)
+    with pytest.raises(ValueError, match=r"x \(3, 8\), y \(5, 8\) do not broadcast"):
+        tp(x[:3], x)
+    with pytest.raises(ValueError, match=r"weight1 \(7, 2, 2\): leading dimensions must broadcast .* \(5,\)"):
+        tp(x, x, weight1=torch.randn(7, 2, 2))
+    assert tp(x, x, weight1=torch.randn(1, 2, 2)).shape == (5, 8)
+    cg = ClebschGordanTensorProduct("2x0e+2x1o", "2x0e+2x1o", "2x0e+2x1o", internal_weights=False)
+    with pytest.raises(ValueError, match=r"x \(5, 8\), y \(5, 8\), weight \(3, 32\) do not broadcast"):
+        cg(x, x, torch.randn(3, cg.weight_numel))

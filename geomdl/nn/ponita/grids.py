@@ -72,22 +72,22 @@ def repulsion_sphere(num: int, seed: int = 0, steps: int = 400, lr: float = 0.1,
 def orientation_grid(dim: int, num: int, method: str = "fibonacci", seed: int = 0, dtype=torch.float64) -> torch.Tensor:
     """Grid on S^{dim-1}: ``dim=2`` -> :func:`circle_grid`; ``dim=3`` -> ``method`` in
     ``{"fibonacci", "repulsion"}``. Returns ``[num, dim]``."""
+    if method not in ("fibonacci", "repulsion"):  # also in 2D, where it is not used: a misspelt name is an error
+        raise ValueError(f"grid method must be 'fibonacci' or 'repulsion', got {method!r}")
     if dim == 2:
         return circle_grid(num, dtype)
     if dim != 3:
         raise ValueError(f"dim must be 2 or 3, got {dim!r}")
     if method == "fibonacci":
         return fibonacci_sphere(num, dtype)
-    if method == "repulsion":
-        return repulsion_sphere(num, seed=seed, dtype=dtype)
-    raise ValueError(f"grid method must be 'fibonacci' or 'repulsion', got {method!r}")
+    return repulsion_sphere(num, seed=seed, dtype=dtype)
 
 
 def grid_moment_error(grid: torch.Tensor) -> float:
     """``|(1/O) sum_o o o^T - I/D|_F`` for a grid ``[O, D]`` (0 for a spherical 2-design)."""
     o, d = grid.shape
     m2 = grid.T.double() @ grid.double() / o
-    return float((m2 - torch.eye(d, dtype=torch.float64) / d).norm())
+    return float((m2 - torch.eye(d, dtype=torch.float64, device=grid.device) / d).norm())
 
 
 def _check_num(num):

@@ -37,7 +37,7 @@ from geomdl.nn.ponita.lifting import (lift_graph, lift_oriented, lift_to_grid, p
                                       read_out_oriented)
 from geomdl.nn.message_passing import check_batch_vector_and_count, check_dtypes, check_edge_index
 from geomdl.ops import scatter
-from geomdl.ops._validation import check_bool, check_int, check_positive_real, num_batches
+from geomdl.ops._validation import check_bool, check_int, check_positive_real, check_real, num_batches
 from geomdl.utils.devices import Float64Buffers
 
 
@@ -85,17 +85,26 @@ class Ponita(Float64Buffers):
                  task_level: str = "graph", pool: str = "sum", max_num_neighbors: int = 1000,
                  checkpoint: bool = False):
         super().__init__()
+        # bool is an int to Python: num_ori=False would silently pick the position mode, degree=True degree 1
         for name, value in (("in_scalars", in_scalars), ("out_scalars", out_scalars), ("out_vectors", out_vectors),
                             ("in_vectors", in_vectors)):
-            if not isinstance(value, int) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
         for name, value in (("hidden", hidden), ("layers", layers), ("degree", degree), ("widening", widening)):
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not isinstance(num_ori, int) or num_ori < -1:
+        if isinstance(grid_seed, bool) or not isinstance(grid_seed, int):
+            raise ValueError(f"grid_seed must be an int, got {grid_seed!r}")
+        if basis_dim is not None and (isinstance(basis_dim, bool) or not isinstance(basis_dim, int) or basis_dim < 1):
+            raise ValueError(f"basis_dim must be a positive int or None (= hidden), got {basis_dim!r}")
+        if isinstance(num_ori, bool) or not isinstance(num_ori, int) or num_ori < -1:
             raise ValueError(f"num_ori must be 0 (positions), -1 (point cloud) or > 0 (grid size), got {num_ori!r}")
-        if dim not in (2, 3):
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim not in (2, 3):
             raise ValueError(f"dim must be 2 or 3, got {dim!r}")
+        if grid not in ("fibonacci", "repulsion"):  # checked in every mode: a misspelt grid is not silently ignored
+            raise ValueError(f"grid must be 'fibonacci' or 'repulsion', got {grid!r}")
+        layer_scale = check_real(layer_scale, "layer_scale", optional=True)  # a NaN gamma: every output NaN
+        multiple_readouts = check_bool(multiple_readouts, "multiple_readouts")
         if num_ori == 0 and in_vectors:
             raise ValueError("in_vectors > 0 needs orientations: use num_ori = -1 or num_ori > 0")
         if out_scalars + out_vectors == 0:
@@ -109,7 +118,7 @@ class Ponita(Float64Buffers):
         if radius is not None:  # None: fully connected graphs
             radius = check_positive_real(radius, "radius")
         checkpoint = check_bool(checkpoint, "checkpoint")
-        basis_dim = basis_dim or hidden
+        basis_dim = hidden if basis_dim is None else basis_dim
         self.in_scalars, self.in_vectors, self.out_scalars, self.out_vectors = in_scalars, in_vectors, out_scalars, out_vectors
         self.num_ori, self.dim, self.radius = num_ori, dim, radius
         self.multiple_readouts, self.task_level, self.pool = multiple_readouts, task_level, pool

@@ -44,6 +44,10 @@ class PonitaPotential(Float64Buffers):
         atomic_numbers: the elements the model knows (e.g. ``[1, 6, 7, 8]``).
         **ponita_kwargs: passed to :class:`Ponita` (``hidden``, ``layers``, ``num_ori``, ``radius``, ...);
             ``in_scalars``/``out_scalars``/``task_level`` are set here.
+
+    The position (``num_ori=0``) and grid (``num_ori > 0``) modes give energies that are smooth at the cutoff;
+    the lifted point-cloud mode (``num_ori=-1``) does not (a neighbour entering the radius adds a lifted point
+    at full weight), so it is no choice for molecular dynamics.
     """
 
     def __init__(self, atomic_numbers, **ponita_kwargs):

@@ -15,9 +15,11 @@ from geomdl.ops._extension import transform_active
 
 def channel_irreps(irreps: o3.Irreps, name: str, channels: int | None = None, unique: bool = True) -> tuple[int, list[int]]:
     """Check ``irreps`` is channelwise (one multiplicity ``C``; each degree at most once when ``unique``)
-    and return ``(C, degrees)``; ``channels`` also allows multiplicity 1 (broadcast over the channels)."""
+    and return ``(C, degrees)``; ``channels`` also allows multiplicity 1 (broadcast over the channels).
+    Blocks of multiplicity 0 (no components) are ignored, as in e3nn."""
+    irreps = [(mul, ir) for mul, ir in irreps if mul > 0]
     if len(irreps) == 0:
-        raise ValueError(f"{name} is empty")
+        raise ValueError(f"{name} is empty (no block of multiplicity > 0)")
     muls = {mul for mul, _ in irreps}
     ls = [ir.l for _, ir in irreps]
     if len(muls) != 1:
@@ -31,11 +33,12 @@ def channel_irreps(irreps: o3.Irreps, name: str, channels: int | None = None, un
 
 
 def blocks_of(irreps) -> tuple[tuple[int, int], ...]:
-    """``((mul, l), ...)`` of e3nn ``irreps`` as plain ints (a tuple of pairs is returned as is). Layers keep
-    these for their forward: ``torch.compile`` cannot guard on e3nn ``Irrep`` objects."""
+    """``((mul, l), ...)`` of e3nn ``irreps`` as plain ints, blocks of multiplicity 0 (no components) left out
+    (a tuple of pairs is returned as is). Layers keep these for their forward: ``torch.compile`` cannot guard
+    on e3nn ``Irrep`` objects."""
     if type(irreps) is tuple:
         return irreps
-    return tuple((int(mul), int(ir.l)) for mul, ir in irreps)
+    return tuple((int(mul), int(ir.l)) for mul, ir in irreps if mul > 0)
 
 
 def to_columns(x: torch.Tensor, irreps, lmax: int) -> torch.Tensor:

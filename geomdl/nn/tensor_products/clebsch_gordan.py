@@ -172,6 +172,16 @@ def _path_peak_elements(mode: str, blocks: tuple, row_weights: bool, strategy: s
     return peak
 
 
+def broadcast_leading(**tensors: torch.Tensor) -> torch.Size:
+    """The broadcast of the leading dims (all but the last) of the named tensors; ``ValueError`` naming them and
+    their shapes when they do not broadcast (``torch.broadcast_shapes`` names neither)."""
+    try:
+        return torch.broadcast_shapes(*(t.shape[:-1] for t in tensors.values()))
+    except RuntimeError:
+        shapes = ", ".join(f"{name} {tuple(t.shape)}" for name, t in tensors.items())
+        raise ValueError(f"the leading dimensions (all but the last) of {shapes} do not broadcast") from None
+
+
 def autocast_float32(*tensors):
     """Inside ``torch.autocast`` on the tensors' device, float16/bfloat16 tensors as float32 (the tensor products
     run in float32 there, like autocast's float32 ops: their sums of many products need the precision);
@@ -239,7 +249,7 @@ class ClebschGordanTensorProduct(Float64Buffers):
         alphas = []
         for p in self.paths:
             alpha = self.irreps_out[p[2]].ir.dim if irrep_normalization == "component" else 1.0
-            if path_normalization == "element":
+            if path_normalization == "element" and fan_in[p[2]] > 0:  # 0: multiplicity-0 blocks (as e3nn)
                 alpha /= fan_in[p[2]]
             alphas.append(math.sqrt(alpha))
         self.alphas = alphas
@@ -300,7 +310,7 @@ class ClebschGordanTensorProduct(Float64Buffers):
         for name, t in (("y", y), ("weight", weight)):
             if t.dtype != x.dtype or t.device != x.device:
                 raise ValueError(f"{name} must have the dtype and device of x ({x.dtype}, {x.device}), got ({t.dtype}, {t.device})")
-        batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1], weight.shape[:-1])
+        batch = broadcast_leading(x=x, y=y, weight=weight)
         # Not under torch.export: the operator names the plan by an id of this process, which a saved program
         # cannot carry to another; exported graphs hold the einsum chain (plain aten ops) instead.
         if self._sparse and x.device.type in self.KERNEL_DEVICES and not is_exporting() and (

@@ -41,7 +41,8 @@ from geomdl.o3.gaunt import gaunt_cg_constant
 from geomdl.o3.gaunt_kernel import gaunt_features, use_kernel
 from geomdl.o3.gaunt_product import gaunt_product, gaunt_product_columns
 from geomdl.nn.tensor_products._layout import blocks_of, channel_irreps, degree_expand, from_columns, to_columns
-from geomdl.nn.tensor_products.clebsch_gordan import ClebschGordanTensorProduct, _irreps, autocast_float32
+from geomdl.nn.tensor_products.clebsch_gordan import (ClebschGordanTensorProduct, _irreps, autocast_float32,
+                                                       broadcast_leading)
 from geomdl.utils.constants import plain_tensors
 from geomdl.utils.devices import Float64Buffers
 from geomdl.utils.torch_compat import is_exporting
@@ -54,7 +55,8 @@ def _is_natural(ir: o3.Irrep) -> bool:
 
 
 def _natural_part(irreps: o3.Irreps) -> o3.Irreps:
-    return o3.Irreps([(mul, ir) for mul, ir in irreps if _is_natural(ir)])
+    """The natural-parity blocks of ``irreps`` with multiplicity > 0 (a ``0x`` block has no components)."""
+    return o3.Irreps([(mul, ir) for mul, ir in irreps if _is_natural(ir) and mul > 0])
 
 
 def _natural_slices(irreps: o3.Irreps) -> tuple[tuple[int, int], ...] | None:
@@ -80,6 +82,14 @@ def output_normalization(ls1, ls2, ls_out) -> torch.Tensor:
     for l3 in range(lmax_out + 1):
         var[l3] = sum(gaunt_cg_constant(a, b, l3) ** 2 for a in ls1 for b in ls2) / (2 * l3 + 1)
     return torch.where(var > 0, var.clamp_min(1e-300).rsqrt(), torch.zeros_like(var))
+
+
+def _broadcasts_to(shape, target) -> bool:
+    """Whether ``shape`` broadcasts to exactly ``target`` (what ``Tensor.expand(*target)`` accepts)."""
+    try:
+        return torch.broadcast_shapes(shape, target) == target
+    except RuntimeError:
+        return False
 
 
 def gaunt_path_count(ls1, ls2, l3: int) -> int:
@@ -173,7 +183,7 @@ class GauntTensorProduct(Float64Buffers):
             gaunt_handled = lambda a, b, o: self.use_gaunt and _is_natural(a) and _is_natural(b) and _is_natural(o)
             # Gaunt paths (l1, l2) into each output block, one element per channel each (as a uuu CG path)
             gaunt_fan_in = {k: gaunt_path_count(_degrees(self.nat1), _degrees(self.nat2), ir.l)
-                            for k, (_, ir) in enumerate(self.irreps_out) if self.use_gaunt and _is_natural(ir)}
+                            for k, (mul, ir) in enumerate(self.irreps_out) if self.use_gaunt and _is_natural(ir) and mul > 0}
             try:
                 self.cg = ClebschGordanTensorProduct(self.irreps_in1, self.irreps_in2, self.irreps_out,
                                                      mode="uuu" if self.mul2 == c else "uvu",
@@ -261,7 +271,7 @@ class GauntTensorProduct(Float64Buffers):
         if x.dtype not in (torch.float32, torch.float64):
             raise TypeError(f"x and y must be float32 or float64 (the product runs in them), got {x.dtype}; convert "
                             "them (under torch.autocast half inputs run in float32)")
-        lead = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
+        lead = broadcast_leading(x=x, y=y)
         x = x.expand(*lead, x.shape[-1]).reshape(-1, x.shape[-1])
         y = y.expand(*lead, y.shape[-1]).reshape(-1, y.shape[-1])
         batch = x.shape[0]
@@ -270,6 +280,9 @@ class GauntTensorProduct(Float64Buffers):
             if w is not None:
                 if w.shape[-2:] != (self.channels, lmax + 1):
                     raise ValueError(f"{name} must have shape [..., {self.channels}, {lmax + 1}], got {tuple(w.shape)}")
+                if w.dim() > 2 and not _broadcasts_to(w.shape[:-2], lead):
+                    raise ValueError(f"{name} {tuple(w.shape)}: leading dimensions must broadcast to those of x and y "
+                                     f"{tuple(lead)}")
                 w = w.expand(*lead, self.channels, lmax + 1).reshape(batch, self.channels, lmax + 1) if w.dim() > 2 else w
             ext.append(w)
         out = None  # allocated only when some output irreps are not produced by the Gaunt path

@@ -20,7 +20,7 @@ from torch import nn
 
 from geomdl.o3.gaunt_powers import gaunt_powers_columns
 from geomdl.nn.tensor_products._layout import channel_irreps, degree_expand, from_columns, to_columns
-from geomdl.nn.tensor_products.clebsch_gordan import _irreps
+from geomdl.nn.tensor_products.clebsch_gordan import _irreps, autocast_float32
 from geomdl.nn.tensor_products.gaunt import _is_natural
 
 
@@ -51,7 +51,7 @@ class GauntManyBody(nn.Module):
             raise ValueError(f"irreps_out must have multiplicity {self.channels}, got {self.irreps_out}")
         if not isinstance(correlation, int) or isinstance(correlation, bool) or correlation < 1:
             raise ValueError(f"correlation must be an int >= 1, got {correlation!r}")
-        if num_elements is not None and (not isinstance(num_elements, int) or num_elements < 1):
+        if num_elements is not None and (not isinstance(num_elements, int) or isinstance(num_elements, bool) or num_elements < 1):
             raise ValueError(f"num_elements must be a positive int or None, got {num_elements!r}")
         self.lmax, self.lmax_out, self.correlation = max(ls), max(ls_out), correlation
         self.num_elements = num_elements
@@ -68,8 +68,18 @@ class GauntManyBody(nn.Module):
         """``x [N, irreps_in.dim]`` float (the ``A`` features), ``element [N]`` int32/int64 in ``[0, num_elements)``
         (required when ``num_elements`` is set, ignored otherwise) -> ``B [N, irreps_out.dim]`` (module docstring).
 
-        Raises ``ValueError`` for a wrong shape of ``x`` or a missing / wrongly shaped / out-of-range ``element``.
+        Under ``torch.autocast``, float16/bfloat16 ``x`` runs in float32 (the output is float32).
+
+        Raises ``TypeError`` for an ``x`` that is not a float32/float64 tensor (integer features would round the
+        weights to integers), ``ValueError`` for a wrong shape of ``x`` or a missing / wrongly shaped /
+        out-of-range ``element``.
         """
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        (x,) = autocast_float32(x)
+        if x.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"x must be float32 or float64 (the products run in it), got {x.dtype}; convert it "
+                            "(under torch.autocast half inputs run in float32)")
         if x.dim() != 2 or x.shape[1] != self.irreps_in.dim:
             raise ValueError(f"x must have shape [N, {self.irreps_in.dim}] for irreps {self.irreps_in}, got {tuple(x.shape)}")
         n = x.shape[0]
@@ -81,6 +91,13 @@ class GauntManyBody(nn.Module):
             if n and (int(element.min()) < 0 or int(element.max()) >= self.num_elements):
                 raise ValueError(f"element values must lie in [0, {self.num_elements})")
             w = self.weights[:, element]  # [nu, N, C, Lo+1]
+        if torch.is_autocast_enabled(x.device.type):  # the products in float32, not in autocast's half matmuls
+            with torch.autocast(x.device.type, enabled=False):
+                return self._contract(x, w, n)
+        return self._contract(x, w, n)
+
+    def _contract(self, x: torch.Tensor, w: torch.Tensor, n: int) -> torch.Tensor:
+        """``B`` of the module docstring from ``x [N, irreps_in.dim]`` and the weights ``w [nu, N|1, C, Lo+1]``."""
         w = degree_expand(w.to(x.dtype), self.lmax_out).permute(0, 3, 1, 2)  # [nu, n_out, N|1, C]
         cols = to_columns(x, self.irreps_in, self.lmax)  # [(L+1)^2, N*C]
         n_out = (self.lmax_out + 1) ** 2
