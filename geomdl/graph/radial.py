@@ -27,6 +27,8 @@ import numbers
 import torch
 from torch import nn
 
+from geomdl.utils.devices import Float64Buffers
+
 
 def _check_cutoff(cutoff) -> float:
     if isinstance(cutoff, bool) or not isinstance(cutoff, (int, float)) or not cutoff > 0 or not math.isfinite(cutoff):
@@ -190,8 +192,11 @@ def polynomial_cutoff(d: torch.Tensor, cutoff: float, p: int = 6) -> torch.Tenso
     return torch.where(inside, f, _outside(d))
 
 
-class BesselBasis(nn.Module):
+class BesselBasis(Float64Buffers):
     """Module form of :func:`bessel_basis`; ``trainable=True`` learns the frequencies (NequIP).
+
+    Fixed frequencies are a float64 buffer that stays float64 under ``.float()``/``.double()`` and is used in
+    the input's dtype (built in the default dtype they were float32-accurate in float64 models).
 
     Args:
         num_basis: number of functions ``N`` (default 8).
@@ -204,11 +209,14 @@ class BesselBasis(nn.Module):
     def __init__(self, num_basis: int = 8, cutoff: float = 5.0, trainable: bool = False):
         super().__init__()
         self.num_basis, self.cutoff = _check_num(num_basis), _check_cutoff(cutoff)
-        freq = torch.arange(1, num_basis + 1, dtype=torch.get_default_dtype()) * (math.pi / self.cutoff)
+        freq = torch.arange(1, num_basis + 1, dtype=torch.float64) * (math.pi / self.cutoff)
         if trainable:
-            self.freq = nn.Parameter(freq)
+            self.freq = nn.Parameter(freq.to(torch.get_default_dtype()))
         else:
             self.register_buffer("freq", freq)
+
+    def float64_buffers(self) -> list[str]:
+        return ["freq"]
 
     def forward(self, d: torch.Tensor) -> torch.Tensor:
         """``d [...]`` float -> ``[..., num_basis]`` (:func:`bessel_basis` with this module's frequencies)."""

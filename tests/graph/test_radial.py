@@ -103,3 +103,12 @@ def test_cutoffs_are_accurate_relative_to_their_value_near_the_cutoff(name):
         a, b, e = 0.5 * (p + 1) * (p + 2), p * (p + 2), 0.5 * p * (p + 1)
         assert torch.allclose(polynomial_cutoff(d64, c, p), 1 - a * u ** p + b * u ** (p + 1) - e * u ** (p + 2),
                               rtol=0, atol=1e-13)
+
+
+def test_fixed_bessel_frequencies_are_exact_in_float64_models():
+    """The fixed frequencies were built in the default dtype (float32): a float64 model's basis was off by ~1e-7
+    relative, even after .double(); a float32 model still computes in float32."""
+    d = torch.linspace(0.05, 4.95, 50, dtype=torch.float64)
+    basis = BesselBasis(8, 5.0)
+    torch.testing.assert_close(basis.double()(d), bessel_basis(d, 8, 5.0), rtol=1e-15, atol=1e-15)
+    assert basis.float()(d.float()).dtype == torch.float32 and basis.freq.dtype == torch.float64
