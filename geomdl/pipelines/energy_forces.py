@@ -19,6 +19,7 @@ the whole split.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +37,15 @@ class EnergyForceOptions:
     final_test_frames: int | None = 1000  # test frames scored at the end of training (None: all, 0: none)
 
     def __post_init__(self):
+        for name in ("energy_weight", "forces_weight"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):  # a negative weight maximises that error
+                raise ConfigError(f"task.kwargs.{name}: expected a finite float >= 0, got {value}")
+        if self.energy_weight == 0 and self.forces_weight == 0:
+            raise ConfigError("task.kwargs.energy_weight, task.kwargs.forces_weight: both are 0 (the loss is 0); "
+                              "expected at least one > 0")
+        if not (math.isfinite(self.metric_scale) and self.metric_scale > 0):
+            raise ConfigError(f"task.kwargs.metric_scale: expected a finite float > 0, got {self.metric_scale}")
         n = self.final_test_frames
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
             raise ConfigError(f"task.kwargs.final_test_frames must be an int >= 0 or null, got {n!r}")

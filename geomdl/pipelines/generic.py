@@ -23,6 +23,31 @@ class ClassificationOptions:
     label_smoothing: float = 0.0
     class_names: list[str] = field(default_factory=list)
 
+    def __post_init__(self):
+        n = self.num_classes
+        if n is not None and n < 1:
+            raise ConfigError(f"task.kwargs.num_classes: expected an int >= 1 or null, got {n}")
+
+
+def check_labels_fit(num_classes: int, dataset, key: str = "task.kwargs.num_classes") -> None:
+    """Raise ConfigError naming ``key`` when a label ``y`` of ``dataset`` is not below ``num_classes`` (the loss
+    would fail on an out-of-range target with an IndexError, or a device-side assert on a GPU). A dataset that
+    states its ``num_classes`` (ModelNet, ...) is not read item by item."""
+    known = getattr(dataset, "num_classes", None)
+    if isinstance(known, int) and not isinstance(known, bool):
+        if known > num_classes:
+            raise ConfigError(f"{key}: {num_classes} classes, but the training set has {known} "
+                              f"(labels must lie in [0, {num_classes}); omit num_classes to infer it)")
+        return
+    top = -1
+    for k in range(len(dataset)):
+        y = torch.as_tensor(dataset[k].y)
+        if y.numel():
+            top = max(top, int(y.max()))
+    if top >= num_classes:
+        raise ConfigError(f"{key}: {num_classes} classes, but the training set has label {top} "
+                          f"(labels must lie in [0, {num_classes}); omit num_classes to infer it)")
+
 
 class ClassificationTask(Task):
     """Cross-entropy on logits ``[B, C]``; metrics ``accuracy`` (overall) and ``class_mean_accuracy``.
@@ -42,9 +67,11 @@ class ClassificationTask(Task):
     def model_defaults(self, datasets):
         if self.num_classes is None and isinstance(getattr(datasets["train"], "num_classes", None), int):
             self.num_classes = datasets["train"].num_classes
-        if self.num_classes is None:
+        elif self.num_classes is None:
             labels = torch.cat([torch.as_tensor(d.y).reshape(-1) for d in datasets["train"]])
             self.num_classes = int(labels.max()) + 1
+        else:  # given (or restored): the training labels must fit
+            check_labels_fit(self.num_classes, datasets["train"])
         return {"out_channels": self.num_classes}
 
     def state_dict(self):

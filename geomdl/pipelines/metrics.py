@@ -166,16 +166,20 @@ def rotation_error_deg(rot_pred: torch.Tensor, rot_true: torch.Tensor) -> torch.
         rot_pred, rot_true: ``[..., 3, 3]`` rotation matrices (or ``[..., 4, 4]`` poses).
 
     Returns:
-        ``[...]`` angles in ``[0, 180]`` degrees (float64).
+        ``[...]`` angles in ``[0, 180]`` degrees (float64); NaN where either matrix has a NaN or infinite entry
+        (a failed estimate: it fails every recall threshold instead of stopping the SVD of the whole batch).
     """
     rot_pred, rot_true = _rotations(rot_pred, "rot_pred"), _rotations(rot_true, "rot_true")
     if rot_pred.shape != rot_true.shape:
         raise ValueError(f"rot_pred and rot_true must have the same shape, got {tuple(rot_pred.shape)} and {tuple(rot_true.shape)}")
+    finite = (torch.isfinite(rot_pred) & torch.isfinite(rot_true)).flatten(-2).all(-1)
+    eye = torch.eye(3, dtype=torch.float64, device=rot_pred.device)
+    rot_pred, rot_true = (torch.where(finite[..., None, None], r.double(), eye) for r in (rot_pred, rot_true))
     rel = nearest_rotation(rot_pred).transpose(-1, -2) @ nearest_rotation(rot_true)
     skew = rel - rel.transpose(-1, -2)
     sin = torch.stack([skew[..., 2, 1], skew[..., 0, 2], skew[..., 1, 0]], -1).norm(dim=-1) / 2
     cos = (rel.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2
-    return torch.rad2deg(torch.atan2(sin, cos))
+    return torch.where(finite, torch.rad2deg(torch.atan2(sin, cos)), math.nan)
 
 
 def translation_error(t_pred: torch.Tensor, t_true: torch.Tensor) -> torch.Tensor:
@@ -201,13 +205,19 @@ def registration_recall(rre_deg: torch.Tensor, rte: torch.Tensor, max_rre_deg: f
 
 def registration_metrics(pose_pred: torch.Tensor, pose_true: torch.Tensor,
                          thresholds: tuple[tuple[float, float], ...] = ((5.0, 0.1), (15.0, 0.3))) -> dict:
-    """RRE/RTE statistics and recall at ``(max_rre_deg, max_rte)`` thresholds for ``[N, 4, 4]`` poses."""
+    """RRE/RTE statistics and recall at ``(max_rre_deg, max_rte)`` thresholds for ``[N, 4, 4]`` poses (medians
+    of an even count are the mean of the two middle values, as ``statistics.median``)."""
     rre, rte = rotation_error_deg(pose_pred, pose_true), translation_error(pose_pred, pose_true)
-    out = {"rre_mean_deg": float(rre.mean()), "rre_median_deg": float(rre.median()),
-           "rte_mean": float(rte.mean()), "rte_median": float(rte.median())}
+    out = {"rre_mean_deg": float(rre.mean()), "rre_median_deg": _median(rre),
+           "rte_mean": float(rte.mean()), "rte_median": _median(rte)}
     for max_rre, max_rte in thresholds:
         out[f"recall@{max_rre:g}deg,{max_rte:g}"] = registration_recall(rre, rte, max_rre, max_rte)
     return out
+
+
+def _median(x: torch.Tensor) -> float:
+    """The median of all entries of ``x`` (``torch.median`` gives the lower of the two middle values); nan when empty."""
+    return float(x.double().flatten().quantile(0.5)) if x.numel() else math.nan
 
 
 def _rotations(x: torch.Tensor, name: str) -> torch.Tensor:

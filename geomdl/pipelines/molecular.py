@@ -88,20 +88,26 @@ def _read_npz(path, index, unit_energy, unit_length):
     # the dataset reader's checks: keys, shapes, integer charges, real and finite values (naming the file)
     arrays = read_md17_npz(path, require_forces=False)
     pos, energy, forces = arrays["pos"], arrays["energy"], arrays["forces"]
-    sel = range(len(energy))[_slice(index)]
+    sel = _select(len(energy), index, path)
     z = torch.as_tensor(arrays["z"], dtype=torch.long)
     return [Frame(z, torch.as_tensor(pos[i] * unit_length, dtype=torch.float64), float(energy[i]) * unit_energy,
                   None if forces is None else torch.as_tensor(forces[i] * unit_energy / unit_length, dtype=torch.float64))
             for i in sel]
 
 
-def _slice(index):
+def _select(num: int, index, path) -> range:
+    """The frames ``index`` picks out of ``num``, as ``ase.io.read`` reads ``index``: ``":"``/None (all), a slice
+    string (``"1:"``, ``"::2"``) or one frame (an int or a string without ``:``, e.g. ``-1`` or ``"-1"``: the last).
+    Raises IndexError naming ``path`` for a single frame out of range."""
     if index == ":" or index is None:
-        return slice(None)
-    if isinstance(index, int):
-        return slice(index, index + 1)
+        return range(num)
+    if isinstance(index, int) or ":" not in str(index):
+        i = int(index)
+        if not -num <= i < num:
+            raise IndexError(f"{path}: frame index {index!r} out of range for {num} frames")
+        return range(i % num, i % num + 1)
     parts = [int(p) if p else None for p in str(index).split(":")]
-    return slice(*parts)
+    return range(num)[slice(*parts)]
 
 
 @dataclass

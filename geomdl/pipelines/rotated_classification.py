@@ -102,6 +102,8 @@ class RotatedClassificationTask(ClassificationTask):
         bad = [p for p in self.options.eval_rotations if p not in PROTOCOLS]
         if bad:
             raise ConfigError(f"task.kwargs.eval_rotations: unknown protocol(s) {bad}; choose from {list(PROTOCOLS)}")
+        if not -(2 ** 40) < self.options.rotation_seed < 2 ** 40:  # x 1_000_003 (+ index) must fit a 64-bit torch seed
+            raise ConfigError(f"task.kwargs.rotation_seed: expected an int in (-2**40, 2**40), got {self.options.rotation_seed}")
         self.protocols = list(dict.fromkeys(["none", self.options.train_rotation, *self.options.eval_rotations]))
         self.num_classes = self.options.num_classes
 

@@ -29,6 +29,7 @@ sizes); any other dataset name goes through the registry (e.g. ``synthetic_parts
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -61,8 +62,10 @@ class PartSegmentationTask(Task):
         self.options = SegmentationOptions(**check_kwargs(SegmentationOptions, config.task.kwargs, "task.kwargs"))
         if not 0 <= self.options.label_smoothing < 1:
             raise ConfigError(f"task.kwargs.label_smoothing: expected a float in [0, 1), got {self.options.label_smoothing}")
-        if self.options.vote_weight < 0:
-            raise ConfigError(f"task.kwargs.vote_weight: expected a float >= 0, got {self.options.vote_weight}")
+        if not (math.isfinite(self.options.vote_weight) and self.options.vote_weight >= 0):  # NaN: a NaN loss
+            raise ConfigError(f"task.kwargs.vote_weight: expected a finite float >= 0, got {self.options.vote_weight}")
+        if self.options.num_classes is not None and self.options.num_classes < 1:
+            raise ConfigError(f"task.kwargs.num_classes: expected an int >= 1 or null, got {self.options.num_classes}")
         self.num_classes = self.options.num_classes
         self.class_names = list(self.options.class_names)
 
@@ -95,6 +98,10 @@ class PartSegmentationTask(Task):
             else:
                 labels = torch.cat([torch.as_tensor(d.y).reshape(-1) for d in datasets["train"]])
                 self.num_classes = int(labels.max()) + 1
+        else:  # given (or restored): the training labels must fit
+            from geomdl.pipelines.generic import check_labels_fit
+
+            check_labels_fit(self.num_classes, datasets["train"])
         return {"num_classes": self.num_classes, "out_channels": self.num_classes}
 
     def state_dict(self):

@@ -106,3 +106,28 @@ def test_registration_metrics_on_poses():
     assert out["rre_mean_deg"] == pytest.approx(10 / 3, abs=1e-5)
     with pytest.raises(ValueError, match=r"rot_pred must have shape \[..., 3, 3\]"):
         metrics.rotation_error_deg(torch.zeros(2, 2), torch.zeros(2, 2))
+
+
+def test_a_nan_pose_gives_a_nan_error_and_fails_recall_without_stopping_the_batch():
+    # one NaN estimate made the SVD of the whole batch raise torch.linalg.LinAlgError
+    gt = torch.eye(4, dtype=torch.float64).repeat(3, 1, 1)
+    pred = gt.clone()
+    pred[0, :3, :3] = _axis_angle([0, 0, 1], 10.0)
+    pred[1, 0, 0] = math.nan
+    rre = metrics.rotation_error_deg(pred, gt)
+    assert rre[0] == pytest.approx(10.0, abs=1e-6) and math.isnan(rre[1]) and rre[2] == 0.0
+    assert math.isnan(metrics.rotation_error_deg(gt[2], pred[1]))  # a NaN ground truth too
+    out = metrics.registration_metrics(pred, gt)
+    assert out["recall@15deg,0.3"] == pytest.approx(2 / 3)
+
+
+def test_registration_medians_of_an_even_count_average_the_middle_pair():
+    # torch.median returned the lower middle value: rte_median 0.1 for errors [0.1, 0.3]
+    gt = torch.eye(4, dtype=torch.float64).repeat(2, 1, 1)
+    pred = gt.clone()
+    pred[:, 0, 3] = torch.tensor([0.1, 0.3], dtype=torch.float64)
+    pred[1, :3, :3] = _axis_angle([0, 0, 1], 10.0)
+    out = metrics.registration_metrics(pred, gt)
+    assert out["rte_median"] == pytest.approx(0.2) and out["rre_median_deg"] == pytest.approx(5.0, abs=1e-6)
+    empty = metrics.registration_metrics(torch.zeros(0, 4, 4), torch.zeros(0, 4, 4))
+    assert math.isnan(empty["rte_median"]) and math.isnan(empty["rre_median_deg"])

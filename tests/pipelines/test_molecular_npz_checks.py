@@ -42,3 +42,17 @@ def test_npz_without_forces_and_both_key_conventions(tmp_path):
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
     with pytest.raises(ValueError, match="other.npz: missing keys"):
         read_frames(tmp_path / "other.npz")
+
+
+@pytest.mark.parametrize("index, picked", [(-1, [2]), ("-1", [2]), ("1", [1]), (0, [0]), ("-2:", [1, 2]), ("::2", [0, 2])])
+def test_npz_index_picks_the_frames_ase_would(tmp_path, index, picked):
+    # an int -1 gave no frame (slice(-1, 0)) and a string "1" the first frame (slice(1)), unlike ase.io.read
+    arr = _npz(tmp_path / "f.npz")
+    frames = read_frames(tmp_path / "f.npz", index=index)
+    assert [f.energy for f in frames] == pytest.approx([arr["E"][i, 0] for i in picked])
+
+
+def test_npz_single_index_out_of_range_names_the_file(tmp_path):
+    _npz(tmp_path / "f.npz")
+    with pytest.raises(IndexError, match=r"f.npz: frame index 3 out of range for 3 frames"):
+        read_frames(tmp_path / "f.npz", index=3)

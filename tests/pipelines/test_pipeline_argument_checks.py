@@ -58,3 +58,59 @@ def test_registration_gt_reader_names_a_binary_file(tmp_path):
     (tmp_path / "gt.log").write_bytes(bytes(range(128, 256)))
     with pytest.raises(ValueError, match="gt.log: not a text file"):
         read_gt_log(tmp_path / "gt.log")
+
+
+@pytest.mark.parametrize("config, overrides, message", [
+    ("toy_classification", ["task.kwargs.num_classes=0"], r"task.kwargs.num_classes: expected an int >= 1 or null, got 0"),
+    ("tinvnn_shapes", ["task.kwargs.num_classes=-3"], r"task.kwargs.num_classes: expected an int >= 1 or null, got -3"),
+    ("apen_segmentation", ["task.kwargs.num_classes=0"], r"task.kwargs.num_classes: expected an int >= 1 or null, got 0"),
+    ("apen_segmentation", ["task.kwargs.vote_weight=.nan"], r"task.kwargs.vote_weight: expected a finite float >= 0, got nan"),
+    ("ponita_molecules", ["task.kwargs.forces_weight=-1"], r"task.kwargs.forces_weight: expected a finite float >= 0, got -1.0"),
+    ("ponita_molecules", ["task.kwargs.energy_weight=.nan"], r"task.kwargs.energy_weight: expected a finite float >= 0, got nan"),
+    ("ponita_molecules", ["task.kwargs.energy_weight=0", "task.kwargs.forces_weight=0"],
+     r"task.kwargs.energy_weight, task.kwargs.forces_weight: both are 0"),
+    ("ponita_molecules", ["task.kwargs.metric_scale=0"], r"task.kwargs.metric_scale: expected a finite float > 0, got 0.0"),
+    # the evaluation seed rotation_seed * 1_000_003 + ... overflowed torch's 64-bit seed at the first validation
+    ("tinvnn_shapes", ["task.kwargs.rotation_seed=99999999999999"],
+     r"task.kwargs.rotation_seed: expected an int in \(-2\*\*40, 2\*\*40\), got 99999999999999"),
+])
+def test_task_options_out_of_range_are_config_errors_naming_the_key(config, overrides, message):
+    # these were accepted: a NaN or negative loss weight, zero metrics, or a model built with 0 outputs whose error
+    # named model.kwargs.out_channels
+    from geomdl.pipelines.tasks import build_task
+
+    with pytest.raises(ConfigError, match=message):
+        build_task(load_config(config, overrides))
+
+
+def test_num_classes_below_the_training_labels_is_a_config_error():
+    # it was an IndexError ("Target 2 is out of bounds") from the first training step (a device assert on a GPU)
+    from geomdl.pipelines.tasks import build_task
+
+    cfg = load_config("toy_classification", ["task.kwargs.num_classes=2", "data.kwargs.num_samples=16",
+                                             "data.kwargs.num_points=16"])
+    task = build_task(cfg)
+    datasets = task.build_datasets()
+    with pytest.raises(ConfigError, match=r"task.kwargs.num_classes: 2 classes, but the training set has label 3"):
+        task.model_kwargs(datasets)
+    ok = build_task(load_config("toy_classification", ["task.kwargs.num_classes=4", "data.kwargs.num_samples=16",
+                                                       "data.kwargs.num_points=16"]))
+    assert ok.model_kwargs(datasets)["out_channels"] == 4
+
+
+def test_a_dataset_that_states_its_classes_is_not_read_item_by_item():
+    # ModelNet40's ~10k training items (with their transforms) would be read just to check num_classes
+    from geomdl.pipelines.generic import check_labels_fit
+
+    class Stated:
+        num_classes = 5
+
+        def __len__(self):
+            return 10
+
+        def __getitem__(self, k):
+            raise AssertionError("read item by item")
+
+    check_labels_fit(5, Stated())
+    with pytest.raises(ConfigError, match=r"task.kwargs.num_classes: 3 classes, but the training set has 5"):
+        check_labels_fit(3, Stated())
