@@ -276,8 +276,10 @@ def evaluate_potential(model, frames: list[Frame], batch_size: int = 10, dtype=t
 
     ``rotations > 0`` averages the predictions over that many random rotations of each batch
     (forces rotated back), which reduces the grid discretisation error of fiber-bundle models. Batches are
-    moved to the device of ``model``.
+    moved to the device of ``model``. ``ValueError`` for no frames (no error to average).
     """
+    if len(frames) == 0:
+        raise ValueError("frames is empty: no structure to evaluate")
     was_training = model.training
     model.eval()
     gen = torch.Generator().manual_seed(seed)

@@ -66,9 +66,13 @@ def predict_rotation_averaged(model, pos, scalars, vel, batch, rotations: list[t
 def evaluate_nbody(model, data: dict, batch_size: int = 500, rotations: int = 0, seed: int = 0) -> float:
     """Mean squared error of predicted positions over a split; with ``rotations = K > 0`` the prediction of
     each batch is averaged over ``K`` Haar-random rotations of its input (:func:`predict_rotation_averaged`).
-    Batches are moved to the device of ``model``; the random draws stay on the CPU (same numbers on every device)."""
+    Batches are moved to the device of ``model``; the random draws stay on the CPU (same numbers on every device).
+    ``ValueError`` for a split without systems; the model's training mode is restored afterwards."""
     if not isinstance(rotations, int) or rotations < 0:
         raise ValueError(f"rotations must be a non-negative int, got {rotations!r}")
+    if data["pos"].shape[0] == 0:
+        raise ValueError("data holds no systems (data['pos'] has 0 rows): nothing to evaluate")
+    was_training = model.training
     model.eval()
     gen = torch.Generator().manual_seed(seed)
     total, count = 0.0, 0
@@ -83,6 +87,7 @@ def evaluate_nbody(model, data: dict, batch_size: int = 500, rotations: int = 0,
             pred = predict(model, pos, sc, vel, batch)
         total += float((pred - target).pow(2).sum())
         count += target.numel()
+    model.train(was_training)
     return total / count
 
 

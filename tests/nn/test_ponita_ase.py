@@ -195,3 +195,9 @@ def test_geomdl_ase_without_ase_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ase", None)  # import ase -> ModuleNotFoundError
     with pytest.raises(ModuleNotFoundError, match=r"geomdl.ase needs ASE: pip install 'geomdl\[data\]'"):
         import geomdl.ase  # noqa: F401
+
+
+def test_evaluating_no_frames_is_an_error():
+    # torch.cat of an empty list ("expected a non-empty list of Tensors")
+    with pytest.raises(ValueError, match="frames is empty"):
+        evaluate_potential(PonitaPotential([1, 6, 8], num_ori=0, radius=4.0, **SMALL), [])

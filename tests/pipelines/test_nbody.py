@@ -118,3 +118,13 @@ def test_ema_weights_are_validated_and_returned():
     assert any(not torch.equal(a, b) for a, b in zip(raw.parameters(), averaged.parameters()))
     with pytest.raises(ValueError, match="ema_decay"):
         train_nbody(_tiny_model(), train, None, epochs=1, ema_decay=1.5, log=None)
+
+
+def test_evaluating_an_empty_split_is_an_error_and_the_mode_is_restored():
+    # an empty split ended in ZeroDivisionError; the model was left in eval mode
+    model = _tiny_model().train()
+    data = nbody_split("val", 2, None, progress=False)
+    evaluate_nbody(model, data)
+    assert model.training
+    with pytest.raises(ValueError, match="data holds no systems"):
+        evaluate_nbody(model, {k: v[:0] for k, v in data.items()})
