@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 import geomdl
@@ -60,3 +61,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"geomdl {args.command}: interrupted", file=sys.stderr)
         return 130
+    except (OSError, ImportError) as exc:
+        # a file operation the command did not foresee failed (name too long, read-only or full disk), or an optional
+        # dependency it needs is missing (open3d for --method open3d, with its install hint): one line and 2, as for
+        # the errors it foresees (1 is register's "ran, but not successful"); GEOMDL_DEBUG=1 shows the traceback
+        if os.environ.get("GEOMDL_DEBUG"):
+            raise
+        print(f"geomdl {args.command}: error: {_os_error_line(exc)}", file=sys.stderr)
+        return 2
+
+
+def _os_error_line(exc: OSError | ImportError) -> str:
+    """``exc`` as one line; an OSError names the file: ``NAME: File name too long`` (not ``[Errno 36] ...``)."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        text = f"{exc.filename}: {exc.strerror}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())

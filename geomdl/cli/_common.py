@@ -53,8 +53,9 @@ def user_errors(command_error):
 
 def check_output_file(option: str, value, command_error) -> None:
     """Fail before any (long) work when the file ``value`` named by ``option`` cannot be written: it is a
-    folder, a folder of its path is a file, or the folder it would go in is not writable; an empty ``value``
-    (``--out ""``, e.g. an unset shell variable) is refused, as ``train`` and ``demo`` do, not skipped."""
+    folder (or ends with a path separator), a folder of its path is a file, or the folder it would go in is not
+    writable; an empty ``value`` (``--out ""``, e.g. an unset shell variable) is refused, as ``train`` and
+    ``demo`` do, not skipped."""
     if value is None:
         return
     if not str(value).strip():
@@ -62,6 +63,8 @@ def check_output_file(option: str, value, command_error) -> None:
     path = pathlib.Path(value)
     if path.is_dir():
         raise command_error(f"{option} {value}: is a folder, expected a file name")
+    if str(value).endswith(("/", os.sep)):  # "out/" names a folder; it was written as a file named "out"
+        raise command_error(f"{option} {value}: ends with {str(value)[-1]!r}, a folder; expected a file name")
     from geomdl.utils.io import file_in_the_way
 
     if (blocker := file_in_the_way(path.parent)) is not None:

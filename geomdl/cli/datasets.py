@@ -37,7 +37,12 @@ def run(args) -> int:
     from geomdl.datasets.download import ChecksumError, download, read_manifest
     from geomdl.datasets.registry import DATASETS
 
-    root = pathlib.Path(args.root) if args.root else data_root()
+    for option, value, what in (("--root", args.root, "the data folder"),
+                                ("--manifest", args.manifest, "the manifest file")):
+        if value is not None and not value.strip():  # e.g. --root "$DATA" with DATA unset: was the default root
+            raise CommandError(f"{option}: empty path; give {what} (or leave {option} out for the default)")
+    # "~" expanded as the datasets' root= and $GEOMDL_DATA are (--root=~/data reaches us unexpanded by the shell)
+    root = pathlib.Path(args.root).expanduser() if args.root else data_root()
     if args.root and root.exists() and not root.is_dir():
         raise CommandError(f"--root {args.root}: is a file, expected the data folder")
     if args.root and not args.download and not root.is_dir():

@@ -24,6 +24,8 @@ def run(args) -> int:
     if args.out is not None and not args.out.strip():  # was: the default folder, silently
         raise CommandError("--out: empty path; give a folder for the metrics and plots "
                            "(or leave --out out for <checkpoint folder>/eval/<checkpoint stem>)")
+    if args.data is not None and not args.data.strip():  # was: "data.root: path '' does not exist"
+        raise CommandError("--data: empty path; give the data root (or leave --data out for the run's data.root)")
     if args.batch_size is not None and args.batch_size < 1:
         raise CommandError(f"--batch-size must be >= 1, got {args.batch_size}")
     configure_logging(quiet=False)

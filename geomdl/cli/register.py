@@ -24,7 +24,7 @@ def _read_pose(path):
     from geomdl.cli import CommandError
 
     try:
-        pose = np.load(path, allow_pickle=False) if str(path).endswith(".npy") else np.loadtxt(path)
+        pose = np.load(path, allow_pickle=False) if str(path).lower().endswith(".npy") else np.loadtxt(path)
     except Exception as exc:  # numpy raises OSError, ValueError, EOFError, UnicodeDecodeError... for bad files
         raise CommandError(f"{path}: cannot read a 4x4 pose ({type(exc).__name__}: {exc})") from exc
     if pose.shape != (4, 4) or not np.issubdtype(pose.dtype, np.floating) and not np.issubdtype(pose.dtype, np.integer):
@@ -59,7 +59,7 @@ def run(args) -> int:
     try:
         source, target = read_point_cloud(args.source), read_point_cloud(args.target)
         result = register(source, target, method=args.method, voxel_size=args.voxel)
-    except (FileNotFoundError, ValueError, TypeError) as exc:
+    except (FileNotFoundError, IsADirectoryError, ValueError, TypeError) as exc:
         raise CommandError(_name_cloud(str(exc), args)) from exc
     print(result.summary())
     print("stage times (s): " + ", ".join(f"{k} {v:.3f}" for k, v in result.timings.items()))

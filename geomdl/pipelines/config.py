@@ -301,8 +301,9 @@ def _merge(base: dict, update: dict) -> dict:
 
 def resolve_config_path(path: str | os.PathLike) -> str | os.PathLike:
     """``path`` itself when it names an existing file or has a folder part, else the bundled config of that
-    name (``geomdl.configs``: ``"ponita_qm9"`` or ``"ponita_qm9.yaml"``) when there is one, else ``path``."""
-    if os.path.exists(path) or not isinstance(path, str) or "/" in path or os.sep in path:
+    name (``geomdl.configs``: ``"ponita_qm9"`` or ``"ponita_qm9.yaml"``) when there is one, else ``path``.
+    A *folder* of that name (e.g. the run folder of ``--out toy_classification``) does not hide the bundled config."""
+    if not isinstance(path, str) or os.path.isfile(path) or "/" in path or os.sep in path:
         return path
     from geomdl import configs
 

@@ -81,6 +81,16 @@ def test_outputs_that_cannot_be_written_fail_before_the_work(tmp_path, capsys, c
     assert "--show" in (line := _one_error_line(capsys, "register")) and "permission denied" in line
 
 
+def test_an_output_file_named_with_a_trailing_slash_is_refused(tmp_path, capsys, cloud, no_registration):
+    # `--out newdir/` wrote a file named "newdir" and printed "pose written to newdir/"
+    for command, option in ((["register", cloud, cloud], "--out"), (["register", cloud, cloud], "--show"),
+                            (["register-eval", str(tmp_path), str(tmp_path)], "--out")):
+        assert main([*command, option, str(tmp_path / "newdir") + "/"]) == 2
+        assert f"{option} {tmp_path / 'newdir'}/: ends with '/', a folder; expected a file name" in _one_error_line(
+            capsys, command[0])
+    assert not (tmp_path / "newdir").exists()
+
+
 def test_atomic_write_errors_name_the_target_not_the_temporary_file(tmp_path, monkeypatch):
     from geomdl.utils.io import atomic_write_text
 

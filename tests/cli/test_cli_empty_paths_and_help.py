@@ -40,6 +40,25 @@ def test_eval_refuses_an_empty_out(tmp_path, capsys, monkeypatch):
     assert "--out: empty path" in _one_error_line(capsys, "eval")
 
 
+@pytest.mark.parametrize("option", ["--root", "--manifest"])
+def test_datasets_refuses_an_empty_path(tmp_path, capsys, monkeypatch, option):
+    # --root "" listed (and --download fetched into) the default data root; --manifest "" said "manifest . is a folder"
+    monkeypatch.setenv("GEOMDL_DATA", str(tmp_path))
+    for extra in ([], ["--download", "modelnet40"]):
+        assert main(["datasets", option, "", *extra]) == 2
+        assert f"{option}: empty path" in _one_error_line(capsys, "datasets")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_eval_refuses_an_empty_data(tmp_path, capsys, monkeypatch):
+    # --data "" reached the run as data.root '' and was reported as "data.root: path '' does not exist"
+    import geomdl.pipelines.runs as runs
+
+    monkeypatch.setattr(runs, "evaluate_checkpoint", lambda *a, **k: pytest.fail("evaluated although --data was empty"))
+    assert main(["eval", str(tmp_path / "last.pt"), "--data", ""]) == 2
+    assert "--data: empty path" in _one_error_line(capsys, "eval")
+
+
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_the_command_list_shows_each_commands_own_help(name):
     module, help_ = COMMANDS[name]

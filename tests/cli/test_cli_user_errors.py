@@ -28,6 +28,14 @@ def test_datasets_reports_a_missing_root(tmp_path, capsys):
     assert main(["datasets", "--root", str(tmp_path)]) == 0  # an existing (empty) root is listed
 
 
+def test_datasets_root_expands_the_home_folder(tmp_path, capsys, monkeypatch):
+    # --root=~/data (no shell expansion after "=") was "no such folder", while root="~/data" of the datasets works
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "data").mkdir()
+    assert main(["datasets", "--root=~/data"]) == 0
+    assert f"data root: {tmp_path / 'data'}" in capsys.readouterr().out
+
+
 @pytest.fixture
 def no_registration(monkeypatch):
     """Registration must not start when an option is already known to be wrong."""
@@ -53,6 +61,56 @@ def test_register_checks_gt_and_out_before_registering(tmp_path, capsys, no_regi
     assert "NaN" in _err(capsys)
     assert main(["register", src, src, "--out", str(tmp_path)]) == 2
     assert "is a folder, expected a file name" in _err(capsys)
+
+
+def test_register_gt_reads_back_a_pose_written_to_an_upper_case_npy_name(tmp_path, capsys, no_registration):
+    # --out pose.NPY writes a NumPy file (write_pose ignores the case); --gt pose.NPY read it as text:
+    # "cannot read a 4x4 pose (UnicodeDecodeError ...)"
+    import torch
+
+    from geomdl.pipelines.registration import write_pose
+
+    write_pose(tmp_path / "pose.NPY", torch.eye(4, dtype=torch.float64))
+    np.save(tmp_path / "a.npy", np.random.default_rng(0).random((50, 3)))
+    src = str(tmp_path / "a.npy")
+    with pytest.raises(AssertionError, match="register\\(\\) ran"):  # the pose was read: registration starts
+        main(["register", src, src, "--gt", str(tmp_path / "pose.NPY")])
+    assert "cannot read" not in _err(capsys)
+
+
+@pytest.mark.parametrize("command", [["train", "toy_classification", "--out", "NAME"],
+                                     ["demo", "--only", "ops", "--out", "NAME"],
+                                     ["datasets", "--root", "NAME"], ["register", "NAME", "b.npy"]])
+def test_an_os_error_the_command_did_not_foresee_is_one_line_not_a_traceback(tmp_path, capsys, monkeypatch, command):
+    # a file name too long for the file system (or a read-only or full disk) raised a bare OSError: a traceback
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GEOMDL_DEBUG", raising=False)
+    name = "a" * 300
+    assert main([name if a == "NAME" else a for a in command]) == 2
+    err = _err(capsys).strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"geomdl {command[0]}: error: ")
+    assert err[0].endswith(f"{name}: File name too long")
+
+
+def test_register_names_a_cloud_that_is_a_folder(tmp_path, capsys, no_registration):
+    # a folder given as SOURCE was reported as "point cloud file not found: <folder>"
+    np.save(tmp_path / "a.npy", np.random.default_rng(0).random((50, 3)))
+    assert main(["register", str(tmp_path), str(tmp_path / "a.npy")]) == 2
+    err = _err(capsys)
+    assert f"{tmp_path}: is a folder, expected a point cloud file" in err and "not found" not in err
+
+
+def test_a_missing_optional_dependency_is_one_line_with_its_install_hint(tmp_path, capsys, monkeypatch):
+    # `geomdl register --method open3d` without open3d ended in a traceback (ImportError from import_open3d)
+    import sys
+
+    monkeypatch.setitem(sys.modules, "open3d", None)  # import open3d -> ImportError
+    monkeypatch.delenv("GEOMDL_DEBUG", raising=False)
+    np.save(tmp_path / "a.npy", np.random.default_rng(0).random((400, 3)))
+    src = str(tmp_path / "a.npy")
+    assert main(["register", src, src, "--voxel", "0.05", "--method", "open3d"]) == 2
+    err = _err(capsys).strip().splitlines()
+    assert err == ["geomdl register: error: open3d is not installed: pip install 'geomdl[data]' (or open3d-cpu)"]
 
 
 def test_register_eval_rejects_bad_max_pairs_and_voxel(tmp_path, capsys):

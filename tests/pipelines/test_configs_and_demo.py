@@ -42,6 +42,18 @@ def test_bundled_config_by_name(tmp_path, monkeypatch):
         load_config(3)  # would otherwise open file descriptor 3
 
 
+def test_a_folder_named_like_a_bundled_config_does_not_hide_it(tmp_path, monkeypatch):
+    # `geomdl train toy_regression --out toy_regression` made a run folder of that name; the printed resume command
+    # (`geomdl train toy_regression ... --resume`) then failed with "toy_regression: is a folder"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "toy_regression").mkdir()
+    assert resolve_config_path("toy_regression") == configs.FOLDER / "toy_regression.yaml"
+    assert load_config("toy_regression").task.name == load_config(configs.FOLDER / "toy_regression.yaml").task.name
+    (tmp_path / "mine").mkdir()  # not a bundled name: still reported as a folder
+    with pytest.raises(ConfigError, match="mine: is a folder, expected a YAML config file"):
+        load_config("mine")
+
+
 def test_train_demo_stage(tmp_path, capsys):
     from geomdl.pipelines.demo_train import run
 

@@ -17,10 +17,12 @@ def read_point_cloud(path) -> torch.Tensor:
     comma-separated rows, first three columns used), ``.npy`` (an ``[N, >=3]`` array).
 
     Raises:
-        FileNotFoundError: missing file. ValueError: unknown suffix, or a corrupt/unreadable file
-        (the message names the file).
+        FileNotFoundError: missing file. IsADirectoryError: a folder. ValueError: unknown suffix, or a
+        corrupt/unreadable file (the message names the file).
     """
     path = pathlib.Path(path)
+    if path.is_dir():  # was "point cloud file not found" for a folder that exists
+        raise IsADirectoryError(f"{path}: is a folder, expected a point cloud file")
     if not path.is_file():
         raise FileNotFoundError(f"point cloud file not found: {path}")
     suffix = path.suffix.lower()
