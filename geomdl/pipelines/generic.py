@@ -49,6 +49,13 @@ def check_labels_fit(num_classes: int, dataset, key: str = "task.kwargs.num_clas
                           f"(labels must lie in [0, {num_classes}); omit num_classes to infer it)")
 
 
+def check_class_names(names, num_classes: int, key: str = "task.kwargs.class_names") -> None:
+    """ConfigError naming ``key`` when ``names`` are given but not one per class (they were silently dropped
+    from the plots)."""
+    if names and len(names) != num_classes:
+        raise ConfigError(f"{key}: {len(names)} names for {num_classes} classes; give one per class (or none)")
+
+
 class ClassificationTask(Task):
     """Cross-entropy on logits ``[B, C]``; metrics ``accuracy`` (overall) and ``class_mean_accuracy``.
 
@@ -72,6 +79,7 @@ class ClassificationTask(Task):
             self.num_classes = int(labels.max()) + 1
         else:  # given (or restored): the training labels must fit
             check_labels_fit(self.num_classes, datasets["train"])
+        check_class_names(self.options.class_names, self.num_classes)
         return {"out_channels": self.num_classes}
 
     def state_dict(self):

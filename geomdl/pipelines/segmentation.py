@@ -102,6 +102,9 @@ class PartSegmentationTask(Task):
             from geomdl.pipelines.generic import check_labels_fit
 
             check_labels_fit(self.num_classes, datasets["train"])
+        from geomdl.pipelines.generic import check_class_names
+
+        check_class_names(self.options.class_names, self.num_classes)
         return {"num_classes": self.num_classes, "out_channels": self.num_classes}
 
     def state_dict(self):

@@ -114,3 +114,16 @@ def test_a_dataset_that_states_its_classes_is_not_read_item_by_item():
     check_labels_fit(5, Stated())
     with pytest.raises(ConfigError, match=r"task.kwargs.num_classes: 3 classes, but the training set has 5"):
         check_labels_fit(3, Stated())
+
+
+@pytest.mark.parametrize("config", ["toy_classification", "apen_segmentation"])
+def test_class_names_of_the_wrong_count_are_a_config_error(config):
+    # three names for four classes were dropped from the plots without a word
+    from geomdl.pipelines.tasks import build_task
+
+    overrides = ["task.kwargs.class_names=[a, b, c]"] + (
+        ["data.kwargs.num_samples=8", "data.kwargs.num_points=16"] if config == "toy_classification" else
+        ["data.kwargs.num_scenes=4", "data.kwargs.eval_scenes=2"])
+    task = build_task(load_config(config, overrides))
+    with pytest.raises(ConfigError, match=r"task.kwargs.class_names: 3 names for \d+ classes"):
+        task.model_defaults(task.build_datasets())
