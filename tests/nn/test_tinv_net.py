@@ -66,18 +66,20 @@ def test_normals_are_rotated_into_the_canonical_frame():
 
     torch.manual_seed(0)
     model = TinvNet(UsesNormals(), vector_keys=("normal",))
-
-    class Fn(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        def forward(self, pos, normal):
-            return self.model(SimpleNamespace(pos=pos, normal=normal))
-
     pos = generic_cloud(25, 14)
     normal = torch.nn.functional.normalize(torch.randn(25, 3, dtype=torch.float64), dim=1)
-    assert_equivariant(Fn(), (pos, normal), ("position", "vector"), "global_scalar", tol=1e-10)
+    assert_equivariant(_OnPosAndNormal(model), (pos, normal), ("position", "vector"), "global_scalar", tol=1e-10)
+
+
+class _OnPosAndNormal(torch.nn.Module):
+    """``model(data)`` as a function of ``(pos, normal)`` for :func:`assert_equivariant`."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pos, normal):
+        return self.model(SimpleNamespace(pos=pos, normal=normal))
 
 
 class _SumsNormals(torch.nn.Module):
@@ -93,18 +95,9 @@ def test_normals_of_rank_deficient_clouds_stay_invariant(flat, degenerate):
     """The null axes of a planar/collinear cloud are not fixed by its points (eigh picks them): the normals'
     components along them used to follow eigh's choice, O(1) changes under rotations."""
     model = TinvNet(_SumsNormals(), degenerate=degenerate, vector_keys=("normal",))
-
-    class Fn(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        def forward(self, pos, normal):
-            return self.model(SimpleNamespace(pos=pos, normal=normal))
-
     pos = generic_cloud(25, 14) * torch.tensor(flat, dtype=torch.float64)
     normal = torch.nn.functional.normalize(torch.randn(25, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)), dim=1)
-    assert_equivariant(Fn(), (pos, normal), ("position", "vector"), "global_scalar", tol=1e-10)
+    assert_equivariant(_OnPosAndNormal(model), (pos, normal), ("position", "vector"), "global_scalar", tol=1e-10)
     seen = {}
     model.backbone.forward = lambda data: seen.setdefault("normal", data.normal).sum(0, keepdim=True)
     model(SimpleNamespace(pos=pos, normal=normal))
