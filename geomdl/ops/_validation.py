@@ -179,7 +179,8 @@ def rescale_points(x: torch.Tensor, y: torch.Tensor | None = None, r: float | No
     square and sum exactly, so the neighbours and samples are those of the exact geometry. Finite inputs only."""
     if torch.compiler.is_compiling() or not x.numel() or x.dtype != torch.float64:  # float32: float64 sums are safe
         return x, y, r
-    m = float(x.abs().max()) if y is None or y is x or not y.numel() else max(float(x.abs().max()), float(y.abs().max()))
+    top = [x] if y is None or y is x or not y.numel() else [x, y]
+    m = max(float(t.detach().abs().max()) for t in top)  # (detached: positions that require grad, e.g. for forces)
     if m == 0.0 or 2.0**-400 <= m <= 2.0**400:
         return x, y, r
     s = 2.0 ** -math.frexp(m)[1]

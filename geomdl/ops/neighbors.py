@@ -37,6 +37,16 @@ from geomdl.ops.neighbor_candidates import BLOCK_ELEMENTS, candidate_chunks, sor
 
 
 
+_INT64_MAX = 2**63 - 1
+
+
+def _check_count(value, name):
+    """``k`` / ``max_num_neighbors`` as an int >= 1 (:func:`check_int`), capped at ``2**63 - 1``: a query never has
+    more neighbours than that, and a larger count is no int64 (the compiled ops could not take it, and the
+    comparison of radius_reference with it wrapped around: no neighbours at all)."""
+    return min(check_int(value, name), _INT64_MAX)
+
+
 def _check_points(x, name):
     check_tensor(x, name, dim=2, floating=True)
     if x.shape[1] < 1:
@@ -225,7 +235,7 @@ def radius_reference(x, y, r, batch_x=None, batch_y=None, max_num_neighbors=32, 
 
 
 def _radius_reference_named(x, y, r, batch_x, batch_y, max_num_neighbors, ignore_same_index, names):
-    r, max_num_neighbors = check_positive_real(r, "r"), check_int(max_num_neighbors, "max_num_neighbors")
+    r, max_num_neighbors = check_positive_real(r, "r"), _check_count(max_num_neighbors, "max_num_neighbors")
     ignore_same_index = check_bool(ignore_same_index, "ignore_same_index")
     x, y, r, batch_x, batch_y, _ = _check_pair(x, y, batch_x, batch_y, r, names)
     return _select_neighbors_reference(x, y, batch_x, batch_y, max_num_neighbors, r, ignore_same_index)
@@ -237,7 +247,7 @@ def knn_reference(x, y, k, batch_x=None, batch_y=None, ignore_same_index=False):
 
 
 def _knn_reference_named(x, y, k, batch_x, batch_y, ignore_same_index, names):
-    k, ignore_same_index = check_int(k, "k"), check_bool(ignore_same_index, "ignore_same_index")
+    k, ignore_same_index = _check_count(k, "k"), check_bool(ignore_same_index, "ignore_same_index")
     x, y, _, batch_x, batch_y, _ = _check_pair(x, y, batch_x, batch_y, names=names)
     return _select_neighbors_reference(x, y, batch_x, batch_y, k, None, ignore_same_index)
 
@@ -263,7 +273,7 @@ def radius(x, y, r, batch_x=None, batch_y=None, max_num_neighbors=32, ignore_sam
 
 
 def _radius(x, y, r, batch_x, batch_y, max_num_neighbors, ignore_same_index, names):
-    r, max_num_neighbors = check_positive_real(r, "r"), check_int(max_num_neighbors, "max_num_neighbors")
+    r, max_num_neighbors = check_positive_real(r, "r"), _check_count(max_num_neighbors, "max_num_neighbors")
     ignore_same_index = check_bool(ignore_same_index, "ignore_same_index")
     x, y, r, batch_x, batch_y, nb = _check_pair(x, y, batch_x, batch_y, r, names)
     if use_compiled("radius", x, tangents=False):  # indices: no tangents, compiled inside forward-mode AD too
@@ -291,7 +301,7 @@ def knn(x, y, k, batch_x=None, batch_y=None, ignore_same_index=False):
 
 
 def _knn(x, y, k, batch_x, batch_y, ignore_same_index, names):
-    k, ignore_same_index = check_int(k, "k"), check_bool(ignore_same_index, "ignore_same_index")
+    k, ignore_same_index = _check_count(k, "k"), check_bool(ignore_same_index, "ignore_same_index")
     x, y, _, batch_x, batch_y, nb = _check_pair(x, y, batch_x, batch_y, names=names)
     if use_compiled("knn", x, tangents=False):
         return torch.ops.geomdl.knn(

@@ -109,6 +109,8 @@ def _scatter_reference_2d(src: torch.Tensor, index: torch.Tensor, dim_size: int,
     n, c = src.shape
     if reduce in ("sum", "mean"):
         if not src.is_floating_point():  # integers: exact sums in their own dtype (an integer mean is floating)
+            if reduce == "mean" and not src.is_complex():  # its sum in int64: one in int8 / uint8 / ... would wrap
+                src = src.long()
             out = src.new_zeros((dim_size, c)).index_add(0, index, src)
             return out / _counts(index, dim_size, torch.get_default_dtype()) if reduce == "mean" else out
         # every floating dtype accumulates in float64, in row order, and is rounded once (after the division of

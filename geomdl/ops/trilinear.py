@@ -53,8 +53,11 @@ class _Role:
         best = min(self.slots, key=lambda s: (torch.unique(t * (widths[s] + 1) + entries[:, s]).numel(), -s))
         self.order = tuple(s for s in self.slots if s != best) + (best,)
         s1, s2, s3 = self.order
-        key = ((t * widths[s3] + entries[:, s3]) * widths[s1] + entries[:, s1]) * widths[s2] + entries[:, s2]
-        perm = torch.argsort(key, stable=True)
+        # entries sorted by (target, x3 column, x1 column, x2 column): stable sorts from the last key to the first (one
+        # packed int64 key would overflow once the widths' product passes 2**63, and mix up targets)
+        perm = torch.arange(len(entries))
+        for s in (s2, s1, s3, target):
+            perm = perm[torch.argsort(entries[perm, s], stable=True)]
         e = entries[perm]
         self.coef = coef[perm].contiguous()
         self.pair = e[:, [s1, s2]].contiguous()

@@ -159,3 +159,16 @@ def test_graph_builders_name_their_own_arguments(build, args):
         build(torch.tensor([[float("nan"), 0.0, 0.0]] * 3), *args)
     with pytest.raises(ValueError, match=r"^pos must be 2-D"):
         build(torch.rand(5), *args)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("count", [2**63, 2**64, 10**30])
+def test_counts_beyond_int64_mean_every_neighbour(backend, count):
+    # k / max_num_neighbors >= 2**63: the compiled ops raised "Expected a value of type 'int' ... found type 'int'",
+    # radius_reference returned no edge at all (its comparison with the count wrapped) or raised OverflowError
+    pos = torch.rand(12, 3, generator=torch.Generator().manual_seed(0))
+    with ops.use_backend(backend):
+        assert torch.equal(knn_graph(pos, count), knn_graph(pos, 12))
+        assert torch.equal(radius_graph(pos, 0.7, None, count), radius_graph(pos, 0.7, None, 12))
+    assert torch.equal(knn_reference(pos, pos, count), knn_reference(pos, pos, 12))
+    assert torch.equal(radius_reference(pos, pos, 0.7, None, None, count), radius_reference(pos, pos, 0.7, None, None, 12))

@@ -1,6 +1,7 @@
 """radius / knn / radius_graph / knn_graph: compiled kernels == references (edge for edge, same order),
 references == exhaustive search (scipy cKDTree sets), edge cases and argument errors."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -350,3 +351,19 @@ def test_squared_distance_sums_left_to_right():
     for d in range(9):
         expected = expected + sq[:, d].numpy()
     assert np.array_equal(squared_distance(a, b).numpy(), expected)
+
+
+@pytest.mark.parametrize("call", [lambda p: ops.radius_graph(p, 1.0), lambda p: ops.knn_graph(p, 2),
+                                  lambda p: ops.radius(p, p[:3], 1.0), lambda p: ops.fps(p, ratio=0.5)])
+def test_float64_positions_that_require_grad_give_no_warning(call):
+    # the scale check of float64 coordinates read float(x.abs().max()) of the positions themselves, and torch warned
+    # "Converting a tensor with requires_grad=True to a scalar" on every call with positions that track forces
+    pos = torch.randn(10, 3, dtype=torch.float64, requires_grad=True)
+    previous = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)  # (torch warns it once per process otherwise)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            call(pos)
+    finally:
+        torch.set_warn_always(previous)

@@ -381,3 +381,14 @@ def test_integer_mean_stays_floating():
     for fn in (scatter, scatter_reference):
         out = fn(src, index, 0, 2, reduce="mean")
         assert out.is_floating_point() and out.flatten().tolist() == [1.5, 4.0]
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.uint8, torch.int16, torch.int32])
+def test_integer_mean_does_not_wrap_in_a_narrow_dtype(dtype):
+    """The mean of narrow integers is taken of their exact sum: [100, 100, 100] of int8 had the sum 300 wrap to 44
+    (mean 14.67, not 100)."""
+    big = 100 if dtype in (torch.int8, torch.uint8) else torch.iinfo(dtype).max
+    src, index = torch.full((3, 2), big, dtype=dtype), torch.tensor([0, 0, 0])
+    for fn in (scatter, scatter_reference):
+        out = fn(src, index, 0, 1, reduce="mean")
+        torch.testing.assert_close(out, torch.full((1, 2), float(big)))

@@ -50,3 +50,23 @@ def test_plan_widths_that_are_not_four_ints_raise_the_widths_error(widths):
     with pytest.raises(ValueError, match="widths must be 4 non-negative ints"):
         TrilinearPlan(torch.tensor(ENTRIES), torch.tensor(COEF), widths)
     assert TrilinearPlan(torch.tensor(ENTRIES), torch.tensor(COEF), (3, 2, 3.0, 2)).widths == WIDTHS
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_plan_with_widths_whose_product_passes_int64(backend):
+    # the role tables were sorted by one packed int64 key (t, k, i, j): with widths 2**16 it overflowed and
+    # entries of one target landed in another's range (some terms lost, silently), in every role
+    big = 1 << 16
+    entries = torch.tensor([[5, 3, 7, 1], [5, 3, 7, 2], [big - 1, 0, 0, 0], [2, big - 1, big - 1, big - 1], [5, 2, 7, 1]])
+    coef = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0], dtype=torch.float64)
+    plan = TrilinearPlan(entries, coef, (big,) * 4)
+    gen = torch.Generator().manual_seed(0)
+    a, b, w = (torch.randn(2, big, generator=gen, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    t, i, j, k = entries.unbind(1)
+    want = torch.zeros(2, big, dtype=torch.float64).index_add(1, t, coef * a[:, i] * b[:, j] * w[:, k])
+    with ops.use_backend(backend):
+        got = sparse_trilinear(plan, a, b, w)
+        grads = torch.autograd.grad(got, (a, b, w), torch.ones_like(got))
+    torch.testing.assert_close(got, want)
+    for g, ref in zip(grads, torch.autograd.grad(want, (a, b, w), torch.ones_like(want))):
+        torch.testing.assert_close(g, ref)
