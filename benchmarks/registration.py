@@ -89,6 +89,8 @@ def run(args) -> list[dict]:
         problems += [("3dmatch", (f"{i}-{j}", s, t, g, inf)) for i, j, s, t, g, inf in real_pairs()[1]]
     else:
         print(f"(no real data at {DATA}: synthetic pairs only)")
+    if not problems:
+        raise SystemExit(f"--synthetic 0 and no real data at {DATA} (GEOMDL_SHARED_DATA): no pairs to register")
     stats, methods, skipped = {}, [], []
     for method in args.methods:  # warm-up (lazy imports, weights, first-call allocations), not timed
         try:

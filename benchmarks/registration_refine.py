@@ -23,6 +23,8 @@ import time
 
 import torch
 
+from benchmarks.timing import nonnegative_int, positive_float
+
 HELP = "ICP refinement variants (schedules, robust kernels, symmetric, Open3D GICP) from the same coarse pose"
 
 VARIANTS = {  # name -> schedule of multiscale_icp, or a special key
@@ -44,9 +46,9 @@ OPEN3D_VARIANTS = {
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--synthetic", type=int, default=200, help="built-in pairs (default 200; 0 = real pairs only)")
+    parser.add_argument("--synthetic", type=nonnegative_int, default=200, help="built-in pairs (default 200; 0 = real pairs only)")
     parser.add_argument("--open3d", action="store_true", help="also Open3D's ICP variants on the real pairs")
-    parser.add_argument("--voxel", type=float, default=0.05)
+    parser.add_argument("--voxel", type=positive_float, default=0.05, help="voxel size in metres (default 0.05)")
     parser.add_argument("--seed", type=int, default=0)
 
 

@@ -6,16 +6,21 @@ Default recipe (n = 12, 2000 training instances, 20 epochs) takes a few minutes 
 """
 from __future__ import annotations
 
+from benchmarks.timing import _number_type, positive_int
+
+cities = _number_type(int, lambda v: v >= 3, "an integer >= 3", "cities",
+                      "argparse ``type``: cities per instance, an integer >= 3 (a tour needs three).")
+
 HELP = "TinvNN TSP: optimality gaps of invariant vs raw-coordinate edge-scoring networks"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--n", type=int, default=12, help="cities per instance (<= 14 for Held-Karp; default 12)")
-    parser.add_argument("--num-train", type=int, default=2000, help="training instances (default 2000)")
-    parser.add_argument("--num-test", type=int, default=200, help="test instances (default 200)")
-    parser.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
-    parser.add_argument("--hidden", type=int, default=64, help="hidden width (default 64)")
-    parser.add_argument("--layers", type=int, default=4, help="gated layers (default 4)")
+    parser.add_argument("--n", type=cities, default=12, help="cities per instance (<= 14 for Held-Karp; default 12)")
+    parser.add_argument("--num-train", type=positive_int, default=2000, help="training instances (default 2000)")
+    parser.add_argument("--num-test", type=positive_int, default=200, help="test instances (default 200)")
+    parser.add_argument("--epochs", type=positive_int, default=20, help="training epochs (default 20)")
+    parser.add_argument("--hidden", type=positive_int, default=64, help="hidden width (default 64)")
+    parser.add_argument("--layers", type=positive_int, default=4, help="gated layers (default 4)")
     parser.add_argument("--seed", type=int, default=0)
 
 

@@ -18,10 +18,10 @@ HELP = "training-engine overhead: Trainer epoch vs a bare PyTorch loop"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--samples", type=int, default=256)
-    parser.add_argument("--points", type=int, default=64)
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--samples", type=positive_int, default=256)
+    parser.add_argument("--points", type=positive_int, default=64)
+    parser.add_argument("--hidden", type=positive_int, default=64)
+    parser.add_argument("--batch", type=positive_int, default=32)
     parser.add_argument("--repeats", type=positive_int, default=7)
 
 

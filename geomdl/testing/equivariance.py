@@ -74,6 +74,13 @@ def _check_last_dim(value: torch.Tensor, kind: str, expected: int, role: str) ->
         raise ValueError(f"{role} of type {kind!r} must have last dimension {expected}, got shape {tuple(value.shape)}")
 
 
+def _check_floating(value: torch.Tensor, kind: str, role: str) -> None:
+    """A clear error for an integer (or bool) value of a geometric type: rotating it would cast ``R`` to its
+    integer dtype (entries truncated to 0), so every rotation and reflection test would compare zeros."""
+    if not (value.is_floating_point() or value.is_complex()):
+        raise ValueError(f"{role} of type {kind!r} must be a floating-point tensor (it is rotated), got dtype {value.dtype}")
+
+
 def _act(value, kind: str, g: GroupElement, num_nodes: int | None, role: str = "an input/output"):
     """Apply g to one value of the given type (``role`` names the value in error messages)."""
     if not isinstance(value, torch.Tensor):
@@ -83,8 +90,10 @@ def _act(value, kind: str, g: GroupElement, num_nodes: int | None, role: str = "
     out = value
     if base in ("position", "vector", "pseudovector"):
         _check_last_dim(out, kind, 3, role)
+        _check_floating(out, kind, role)
     elif base.startswith("irreps:"):
         _check_last_dim(out, kind, _irreps(base[len("irreps:"):]).dim, role)
+        _check_floating(out, kind, role)
     if base == "position":
         out = g.scale * (out @ g.rot.T.to(out.dtype)) + g.trans.to(out.dtype)
     elif base == "vector":
@@ -100,6 +109,9 @@ def _act(value, kind: str, g: GroupElement, num_nodes: int | None, role: str = "
         out = inv.to(out.device)[out]
     elif base not in ("scalar", "batch", "edge_index", "edge_scalar", "fixed"):
         raise ValueError(f"unknown type {kind!r}")
+    if node_level and out.dim() == 0:
+        raise ValueError(f"{role} of type {kind!r} is node-level and needs a first (node) dimension, got a 0-d tensor; "
+                         f"declare a graph-level value as 'global_{base}'")
     if node_level and g.perm is not None:
         if out.shape[0] != num_nodes:
             raise ValueError(f"{role} (node-level) of type {kind!r} has {out.shape[0]} rows, expected {num_nodes} nodes")
@@ -139,8 +151,8 @@ def _outputs(out, out_types):
 
 def _num_nodes(items):
     for _, v, t in items:
-        if isinstance(v, torch.Tensor) and (t in NODE_TYPES or t.startswith("irreps:")):
-            return v.shape[0]
+        if isinstance(v, torch.Tensor) and v.dim() > 0 and (t in NODE_TYPES or t.startswith("irreps:")):
+            return v.shape[0]  # (a 0-d one is reported by _act)
     return None
 
 

@@ -180,6 +180,15 @@ def test_registration_without_open3d_skips_it(tmp_path, monkeypatch):
     assert all(r["time_ratio_vs_open3d"] is None for r in rows[:-1])
 
 
+def test_registration_with_no_pairs_is_one_line(tmp_path, monkeypatch):
+    from benchmarks import registration as bench_reg
+
+    monkeypatch.setattr(bench_reg, "DATA", tmp_path)  # no real data there
+    args = argparse.Namespace(synthetic=0, crops=0, methods=["geomdl"], voxel=0.05, seed=0)
+    with pytest.raises(SystemExit, match="--synthetic 0 and no real data at .*: no pairs to register"):
+        bench_reg.run(args)  # was an IndexError from the warm-up's problems[0]
+
+
 def test_ops_cpu_only_part_on_cuda_is_refused():
     from benchmarks import ops as bench_ops
 
@@ -195,6 +204,14 @@ def test_ops_cpu_only_part_on_cuda_is_refused():
     (["layers", "--radius", "nan"], "argument --radius: expected a positive finite number"),
     (["ponita_step", "--warmup", "-1"], "argument --warmup: expected an integer >= 0"),
     (["tinvnn_embedding", "--clouds", "0"], "argument --clouds: expected a positive integer"),
+    # these used to start the run and end in a traceback (or, refine --synthetic -1, in a -0 success rate)
+    (["trainer", "--batch", "0"], "argument --batch: expected a positive integer, got '0'"),
+    (["trainer", "--samples", "0"], "argument --samples: expected a positive integer, got '0'"),
+    (["tinvnn_tsp", "--n", "2"], "argument --n: expected an integer >= 3, got '2'"),
+    (["tinvnn_tsp", "--epochs", "0"], "argument --epochs: expected a positive integer, got '0'"),
+    (["tinvnn_tsp", "--num-test", "0"], "argument --num-test: expected a positive integer, got '0'"),
+    (["registration_refine", "--synthetic", "-1"], "argument --synthetic: expected an integer >= 0, got '-1'"),
+    (["registration_refine", "--voxel", "0"], "argument --voxel: expected a positive finite number, got '0'"),
 ])
 def test_size_options_are_checked_before_anything_runs(capsys, no_run, argv, match):
     assert match in _usage_error(capsys, argv)

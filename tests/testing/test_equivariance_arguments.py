@@ -32,6 +32,23 @@ def test_named_input_with_wrong_last_dim():
         assert_equivariant(lambda pos, feat: pos, inputs, {"pos": "position", "feat": "irreps:1o+1o"}, "position")
 
 
+def test_integer_geometric_values_are_refused_not_rotated_to_zeros():
+    # an integer position was "rotated" by R cast to int64 (all entries 0): both sides became 0, so this
+    # elementwise square, which is not rotation-equivariant, passed every rotation and reflection test
+    ipos = torch.randint(-5, 5, (6, 3))
+    with pytest.raises(ValueError, match="input 0 of type 'position' must be a floating-point tensor .* torch.int64"):
+        assert_equivariant(lambda p: p * p, ipos, "position", "position", translation=False)
+    with pytest.raises(ValueError, match="output 0 of type 'irreps:1o' must be a floating-point tensor"):
+        assert_equivariant(lambda p: p.round().long(), torch.randn(6, 3), "vector", "irreps:1o")
+
+
+def test_zero_dim_node_level_value_is_a_clear_error():
+    pos = torch.randn(5, 3)
+    for inputs, types in (((torch.tensor(2.0), pos), ("scalar", "position")), ((pos, torch.tensor(2.0)), ("position", "scalar"))):
+        with pytest.raises(ValueError, match="of type 'scalar' is node-level .* 0-d tensor; declare .* 'global_scalar'"):
+            assert_equivariant(lambda a, b: a * b, inputs, types, "position")
+
+
 def test_matching_shapes_still_pass():
     x = torch.randn(5, 6, dtype=torch.float64)
     errors = assert_equivariant(_identity, x, "irreps:1o+1o", "irreps:1o+1o")
