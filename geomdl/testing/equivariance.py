@@ -16,6 +16,10 @@ and compares ``fn(g . x)`` with ``g . fn(x)`` in float64. Types (strings):
 ``"fixed"``                passed unchanged
 =========================  ==========================================================================
 
+Node-level values have the nodes along their first dimension. A dense batch ``[B, N, 3]`` would be read as
+``B`` nodes, so permutations would move whole clouds and never reorder the points inside one: test such a
+model on the flattened ``[B * N, 3]`` with a ``"batch"`` vector, or on one cloud ``[N, 3]``.
+
 Transformations tested separately (each ``n_samples`` times): proper rotations, improper elements
 (reflections, ``det R = -1``) when ``group="O3"``, translations, node permutations, scalings (when
 ``scaling=True``), and all of them combined. The error of one case is the relative error
