@@ -238,7 +238,8 @@ class GeometricDataset(torch.utils.data.Dataset):
         if transform is not None and not callable(transform):
             raise TypeError(f"transform must be callable or None, got {type(transform).__name__}")
         self.root = resolve_root(root, self.subdir)
-        self.processed_dir = pathlib.Path(processed_dir) if processed_dir is not None else self.root / "processed"
+        # "~" expanded as in root: it was a folder literally named "~" under the working directory
+        self.processed_dir = pathlib.Path(processed_dir).expanduser() if processed_dir is not None else self.root / "processed"
         self.transform = transform
         self.force_reload = bool(force_reload)
         self.from_cache = False
@@ -319,11 +320,13 @@ class GeometricDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, idx):
         # numpy integers (np.int64 from np.random / np.argsort) are single indices too, not views; a 0-d bool, float or
-        # complex tensor/array and a NumPy bool are not (int() of a 0-d bool or complex tensor silently picked item 0 or 1)
-        if isinstance(idx, np.bool_) or (isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0 and (
+        # complex tensor/array and a Python or NumPy bool are not (int() of a 0-d bool or complex tensor, and True/False
+        # as ints, silently picked item 1 or 0)
+        if isinstance(idx, (bool, np.bool_)) or (isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0 and (
                 (idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == torch.bool)
                 if isinstance(idx, torch.Tensor) else idx.dtype.kind not in "iu")):
-            raise TypeError(f"index must be an integer, got a {idx.dtype} scalar {idx.item()!r}")
+            kind, value = ("bool", idx) if isinstance(idx, bool) else (idx.dtype, idx.item())
+            raise TypeError(f"index must be an integer, got a {kind} scalar {value!r}")
         if isinstance(idx, numbers.Integral) or (isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0):
             raw = self._raw_index(int(idx))
             data = self.get(raw)

@@ -50,7 +50,7 @@ import pathlib
 import numpy as np
 import torch
 
-from geomdl.datasets.base import GeometricDataset, check_seed, named_split_indices
+from geomdl.datasets.base import GeometricDataset, check_seed, check_split_sizes, named_split_indices
 from geomdl.datasets.formats.xyz import ELEMENTS
 from geomdl.utils.io import read_text
 
@@ -174,6 +174,8 @@ class QM9(GeometricDataset):
         self.split, self.energy_unit, self.split_seed = split, energy_unit, check_seed(split_seed, "split_seed")
         self.source, self.files = self._find(source)
         self.units = {name: ("eV" if unit == "Ha" and energy_unit == "eV" else unit) for name, unit in TARGETS}
+        if split_sizes is not None:  # checked before the files are read and processed (130k molecules), as in MD17
+            split_sizes = check_split_sizes(split_sizes, split)
         self.load()
         sizes = split_sizes if split_sizes is not None else ((110_000, 10_000, None) if self._count > 120_000 else (0.8, 0.1, 0.1))
         self.split_indices = named_split_indices(self._count, sizes, self.split_seed, split)

@@ -37,6 +37,7 @@ from geomdl.datasets.base import GeometricDataset
 from geomdl.datasets.data import PairData
 from geomdl.datasets.formats.gtlog import read_gt_info, read_gt_log, read_gt_overlap
 from geomdl.datasets.formats.points import read_points
+from geomdl.ops._validation import check_positive_real
 
 BENCHMARKS = {"3DMatch": (0.3, 1.0), "3DLoMatch": (0.1, 0.3)}
 FRAGMENT_EXTENSIONS = (".ply", ".npy", ".pth", ".pt")
@@ -98,8 +99,9 @@ class ThreeDMatch(GeometricDataset):
         super().__init__(root, transform=transform, processed_dir=processed_dir, force_reload=force_reload)
         if not isinstance(benchmark, str) or benchmark not in BENCHMARKS:
             raise ValueError(f"benchmark must be one of {list(BENCHMARKS)}, got {benchmark!r}")
-        if voxel_size is not None and not (isinstance(voxel_size, (int, float)) and voxel_size > 0):
-            raise ValueError(f"voxel_size must be a positive number or None, got {voxel_size!r}")
+        # NumPy reals (np.float32(0.025)) are numbers too; a bool or an infinite size is not (it failed later, in processing)
+        if voxel_size is not None:
+            voxel_size = check_positive_real(voxel_size, "voxel_size")
         if missing not in ("error", "skip"):
             raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
         if overlap_range is not None and (isinstance(overlap_range, str) or not hasattr(overlap_range, "__len__")
@@ -114,8 +116,8 @@ class ThreeDMatch(GeometricDataset):
                 raise TypeError(f"scenes must be a scene name, a sequence of names or None, got {given!r}")
         self.benchmark, self.voxel_size, self.missing = benchmark, voxel_size, missing
         self.overlap_range = tuple(overlap_range) if overlap_range is not None else None
-        self.fragments_dir = pathlib.Path(fragments_dir) if fragments_dir else self.root / "fragments"
-        self.benchmarks_dir = pathlib.Path(benchmarks_dir) if benchmarks_dir else self.root / "benchmarks"
+        self.fragments_dir = pathlib.Path(fragments_dir).expanduser() if fragments_dir else self.root / "fragments"
+        self.benchmarks_dir = pathlib.Path(benchmarks_dir).expanduser() if benchmarks_dir else self.root / "benchmarks"
         self.scenes = list(scenes) if scenes is not None else self._find_scenes()
         self.pairs = self._select_pairs()
         self._fragment_paths = sorted({p for pair in self.pairs for p in (pair["ref_path"], pair["src_path"])})

@@ -86,6 +86,14 @@ def test_views_transform_and_index_errors(root):
     assert batch.num_graphs == 4 and batch.pos.shape == (10, 3)
 
 
+def test_processed_dir_expands_the_home_folder(root, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    ds = Toy(root, processed_dir="~/cache")
+    assert ds.cache_path.parent == tmp_path / "home" / "cache"
+    assert not (tmp_path / "~").exists()  # was a folder literally named "~" under the working directory
+
+
 def test_random_split_indices():
     parts = random_split_indices(10, [6, 2, None], seed=3)
     assert [len(p) for p in parts] == [6, 2, 2]

@@ -117,6 +117,13 @@ def test_modelnet_hdf5_non_finite_points_fractional_labels_and_normal_shape(tmp_
         ModelNet(tmp_path, split="train", num_points=16, processed_dir=tmp_path / "c")
 
 
+def test_threedmatch_numpy_voxel_size(shared_data, tmp_path):
+    ds = ThreeDMatch(shared_data / "3dmatch", missing="skip", voxel_size=np.float32(0.05), processed_dir=tmp_path / "c")
+    assert len(ds) == 1 and ds.voxel_size == pytest.approx(0.05)  # np.float32 was "must be a positive number"
+    with pytest.raises(ValueError, match="voxel_size must be a positive finite number, got True"):
+        ThreeDMatch(shared_data / "3dmatch", missing="skip", voxel_size=True, processed_dir=tmp_path / "c")
+
+
 def test_threedmatch_one_scene_given_as_a_string(shared_data, tmp_path):
     kw = dict(missing="skip", voxel_size=0.05, processed_dir=tmp_path)
     ds = ThreeDMatch(shared_data / "3dmatch", scenes="7-scenes-redkitchen", **kw)  # was the scenes '7', '-', 's', ...
@@ -152,11 +159,11 @@ def test_a_cache_file_holding_another_object_is_rebuilt(tmp_path, caplog, other)
     assert not _Tiny(tmp_path).from_cache and _Tiny(tmp_path).from_cache
 
 
-@pytest.mark.parametrize("index", [torch.tensor(True), torch.tensor(False), np.True_, torch.tensor(1 + 0j)])
+@pytest.mark.parametrize("index", [torch.tensor(True), torch.tensor(False), np.True_, torch.tensor(1 + 0j), True, False])
 def test_zero_dim_bool_and_complex_indices_are_type_errors(index):
     ds = SyntheticShapes(num_per_class=1, num_points=8)
     with pytest.raises(TypeError, match="index must be an integer"):
-        ds[index]  # a 0-d bool/complex tensor was item 1 or 0; np.True_ an IndexError about a 1-entry mask
+        ds[index]  # a 0-d bool/complex tensor or a Python bool was item 1 or 0; np.True_ an IndexError about a 1-entry mask
     assert int(ds[torch.tensor(3, dtype=torch.uint8)].y) == int(ds[3].y)
 
 

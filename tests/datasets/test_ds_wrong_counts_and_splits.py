@@ -100,6 +100,18 @@ def test_qm9_split_sizes_errors_name_the_argument(tmp_path):
     assert len(QM9(tmp_path, split="all", split_sizes=(1.0,), processed_dir=tmp_path / "p")) == 4
 
 
+def test_qm9_split_sizes_are_checked_before_processing(tmp_path, monkeypatch):
+    from geomdl.datasets.qm9 import QM9
+
+    for k in range(1, 5):
+        (tmp_path / f"dsgdb9nsd_{k:06d}.xyz").write_text(_qm9(2, ["C", "H"]).replace("gdb 7", f"gdb {k}"))
+    monkeypatch.setattr(QM9, "process", lambda self: pytest.fail("processed before the split_sizes check"))
+    for sizes in ((0.8, 0.1), (5, None, None), "0.8"):  # no test size; two rests; not a sequence
+        with pytest.raises((TypeError, ValueError), match="sizes"):
+            QM9(tmp_path, split="test", split_sizes=sizes, processed_dir=tmp_path / "p")
+    assert not (tmp_path / "p").exists()
+
+
 def test_numpy_integer_index_returns_one_item(tmp_path):
     rng = np.random.default_rng(1)
     np.savez(tmp_path / "md17_y.npz", R=rng.normal(size=(5, 2, 3)), E=rng.normal(size=(5, 1)), F=rng.normal(size=(5, 2, 3)),
