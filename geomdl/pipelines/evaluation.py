@@ -23,18 +23,27 @@ def autocast_context(device: torch.device, amp_dtype: torch.dtype | None):
 
 
 def move_to(batch, device: torch.device):
+    """``batch`` with every tensor (or object with ``.to``) moved to ``device``, through dicts, lists, tuples and
+    named tuples (rebuilt field by field)."""
     if hasattr(batch, "to"):
         return batch.to(device)
     if isinstance(batch, dict):
         return {k: move_to(v, device) for k, v in batch.items()}
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a named tuple takes its fields as arguments
+        return type(batch)(*(move_to(v, device) for v in batch))
     if isinstance(batch, (list, tuple)):
         return type(batch)(move_to(v, device) for v in batch)
     return batch
 
 
 def add_stats(total: dict, new: dict) -> dict:
+    """Add the statistics ``new`` (tensors or Python numbers) into ``total``, on the CPU; floating-point values
+    are summed in float64 (a Python float is taken as float64, not rounded to float32 first)."""
     for key, value in new.items():
-        value = value.detach().cpu() if isinstance(value, torch.Tensor) else torch.tensor(value)
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu()
+        else:
+            value = torch.tensor(value, dtype=torch.float64 if isinstance(value, float) else None)
         if value.dtype.is_floating_point:
             value = value.double()
         total[key] = total[key] + value if key in total else value.clone()

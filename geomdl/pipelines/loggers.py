@@ -30,7 +30,8 @@ def remove_run_files(out_dir) -> list[pathlib.Path]:
 
 
 def write_csv(history: list[dict], path) -> None:
-    """Rewrite ``path`` atomically with one row per history entry (columns: union of the keys)."""
+    """Rewrite ``path`` atomically with one row per history entry (columns: union of the keys). Floats (numpy's
+    ``float64`` included, whose ``repr`` is ``np.float64(...)`` since numpy 2) are written with full precision."""
     cols: list[str] = []
     for row in history:
         for k in row:
@@ -40,7 +41,7 @@ def write_csv(history: list[dict], path) -> None:
     writer = csv.DictWriter(buf, fieldnames=cols, restval="")
     writer.writeheader()
     for row in history:
-        writer.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in row.items()})
+        writer.writerow({k: (repr(float(v)) if isinstance(v, float) else v) for k, v in row.items()})
     atomic_write_text(path, buf.getvalue())
 
 

@@ -107,7 +107,7 @@ def parity_plot(pred: torch.Tensor, target: torch.Tensor, path, names: list[str]
         raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
     if pred.dim() == 1:
         pred, target = pred[:, None], target[:, None]
-    pred, target = pred.reshape(pred.shape[0], -1), target.reshape(target.shape[0], -1)
+    pred, target = pred.flatten(1), target.flatten(1)  # [N, T] (reshape(N, -1) is ambiguous for N = 0)
     num = pred.shape[1]
     names = names or [f"target {i}" for i in range(num)]
     cols = min(num, 4)

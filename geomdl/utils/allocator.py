@@ -16,16 +16,18 @@ import sys
 
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
 _MAX_MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's upper limit on 64-bit (HEAP_MAX_SIZE / 2)
+_MAX_C_INT = 2**31 - 1  # mallopt's value is a C int
 
 
 def keep_freed_memory(top_pad: int = 64 * 1024 * 1024) -> bool:
     """Tune glibc malloc for repeated large allocations; returns whether it took effect.
 
     Args:
-        top_pad: bytes requested from the kernel beyond each heap extension (default 64 MiB).
+        top_pad: bytes requested from the kernel beyond each heap extension (default 64 MiB), at most
+            ``2**31 - 1`` (``mallopt`` takes a C ``int``: a larger value would be silently truncated).
     """
-    if not isinstance(top_pad, int) or top_pad < 0:
-        raise ValueError(f"top_pad must be a non-negative int (bytes), got {top_pad!r}")
+    if isinstance(top_pad, bool) or not isinstance(top_pad, int) or not 0 <= top_pad <= _MAX_C_INT:
+        raise ValueError(f"top_pad must be an int of bytes in [0, 2**31 - 1], got {top_pad!r}")
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -35,7 +37,7 @@ def keep_freed_memory(top_pad: int = 64 * 1024 * 1024) -> bool:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     ok = mallopt(M_MMAP_THRESHOLD, _MAX_MMAP_THRESHOLD) == 1
-    ok &= mallopt(M_TRIM_THRESHOLD, 2**31 - 1) == 1
+    ok &= mallopt(M_TRIM_THRESHOLD, _MAX_C_INT) == 1
     ok &= mallopt(M_TOP_PAD, top_pad) == 1
     return bool(ok)
 

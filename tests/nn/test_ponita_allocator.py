@@ -37,3 +37,10 @@ def test_keep_freed_memory_stops_page_faults_of_a_training_step():
 def test_keep_freed_memory_rejects_bad_top_pad():
     with pytest.raises(ValueError, match="top_pad"):
         keep_freed_memory(-1)
+
+
+@pytest.mark.parametrize("bad", [2**32, 2**31, True])
+def test_keep_freed_memory_rejects_a_top_pad_that_is_not_a_c_int(bad):
+    """mallopt takes a C int: 4 GiB was silently truncated to 0 (and ``True`` taken as 1 byte)."""
+    with pytest.raises(ValueError, match="top_pad"):
+        keep_freed_memory(bad)

@@ -86,6 +86,34 @@ def test_evaluation_statistics_are_gathered_on_the_cpu(device):
     assert float(stats["energy/count"]) == 8 and int(stats["confusion"].sum()) == 4
 
 
+def test_python_float_statistics_are_summed_in_float64():
+    """A task's ``metric_stats`` may return Python floats: they are float64, not rounded to float32 on the way."""
+    from geomdl.pipelines.evaluation import add_stats
+
+    stats = add_stats(add_stats({}, {"err": 0.1, "n": 3}), {"err": 0.2, "n": 4})
+    assert stats["err"].dtype == torch.float64 and float(stats["err"]) == 0.1 + 0.2
+    assert stats["n"].dtype == torch.int64 and int(stats["n"]) == 7
+
+
+def test_move_to_rebuilds_named_tuples():
+    """A batch that is a named tuple keeps its type and fields (``type(batch)(generator)`` raised a TypeError)."""
+    from collections import namedtuple
+
+    from geomdl.pipelines.evaluation import move_to
+
+    Pair = namedtuple("Pair", "pos label")
+    moved = move_to([Pair(torch.zeros(2, 3), 5)], torch.device("cpu"))
+    assert isinstance(moved[0], Pair) and moved[0].label == 5 and moved[0].pos.shape == (2, 3)
+
+
+def test_parity_plot_of_an_empty_split(tmp_path):
+    """No samples (``[0, T]``): an empty plot with one panel per target column, no reshape error."""
+    pytest.importorskip("matplotlib")
+    from geomdl.pipelines.plots import parity_plot
+
+    assert parity_plot(torch.zeros(0, 3), torch.zeros(0, 3), tmp_path / "parity.png").is_file()
+
+
 def test_plots_accept_tensors_that_require_grad():
     """Covers the fix in geomdl/pipelines/plots.py: ``.numpy()`` of a tensor that requires grad (a model output
     passed straight in) raised; CUDA tensors are copied to the CPU first as well."""

@@ -157,6 +157,19 @@ def test_ema_follows_the_documented_update():
         ModelEMA(model, decay=1.0)
 
 
+def test_metrics_csv_round_trips_numpy_floats_and_changing_columns(tmp_path):
+    """numpy float64 values (a float subclass whose repr is ``np.float64(...)`` since numpy 2) are written as
+    numbers; a column that appears later leaves the earlier rows' cells empty."""
+    import numpy as np
+
+    from geomdl.pipelines.loggers import read_csv, write_csv
+
+    write_csv([{"epoch": 1, "val/mae": np.float64(0.125)}, {"epoch": 2, "val/mae": 1 / 3, "val/r2": np.float64(0.5)}],
+              tmp_path / "metrics.csv")
+    assert read_csv(tmp_path / "metrics.csv") == [{"epoch": 1, "val/mae": 0.125},
+                                                  {"epoch": 2, "val/mae": 1 / 3, "val/r2": 0.5}]
+
+
 def test_grad_clip_bounds_the_logged_gradient_norm(tmp_path, tiny_config):
     summary = Trainer(tiny_config(tmp_path / "run", "optim.grad_clip=1e-3", "train.epochs=1")).fit()
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
