@@ -32,12 +32,13 @@ class ClassificationOptions:
 def check_labels_fit(num_classes: int, dataset, key: str = "task.kwargs.num_classes") -> None:
     """Raise ConfigError naming ``key`` when a label ``y`` of ``dataset`` is not below ``num_classes`` (the loss
     would fail on an out-of-range target with an IndexError, or a device-side assert on a GPU). A dataset that
-    states its ``num_classes`` (ModelNet, ...) is not read item by item."""
-    known = getattr(dataset, "num_classes", None)
-    if isinstance(known, int) and not isinstance(known, bool):
-        if known > num_classes:
-            raise ConfigError(f"{key}: {num_classes} classes, but the training set has {known} "
-                              f"(labels must lie in [0, {num_classes}); omit num_classes to infer it)")
+    states at most ``num_classes`` classes (a ``num_classes`` count or a ``classes`` list of names, as ModelNet)
+    is not read item by item."""
+    stated = getattr(dataset, "num_classes", None)
+    if not isinstance(stated, int) or isinstance(stated, bool):
+        names = getattr(dataset, "classes", None)
+        stated = len(names) if isinstance(names, (list, tuple)) else None
+    if stated is not None and stated <= num_classes:
         return
     top = -1
     for k in range(len(dataset)):

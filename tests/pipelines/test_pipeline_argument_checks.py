@@ -1,6 +1,9 @@
 """Pipeline argument checks: config ranges, benchmark arguments,
 evaluation output folders."""
+from types import SimpleNamespace
+
 import pytest
+import torch
 
 from geomdl.cli import main
 from geomdl.pipelines.config import ConfigError, load_config
@@ -111,9 +114,21 @@ def test_a_dataset_that_states_its_classes_is_not_read_item_by_item():
         def __getitem__(self, k):
             raise AssertionError("read item by item")
 
-    check_labels_fit(5, Stated())
-    with pytest.raises(ConfigError, match=r"task.kwargs.num_classes: 3 classes, but the training set has 5"):
-        check_labels_fit(3, Stated())
+    class Named(Stated):  # ModelNet: a list of class names, no count
+        num_classes = None
+        classes = ("a", "b", "c", "d", "e")
+
+    for dataset in (Stated(), Named()):
+        check_labels_fit(5, dataset)
+        check_labels_fit(7, dataset)
+
+    class Labelled(Stated):  # more classes stated than asked for: the labels decide
+        def __getitem__(self, k):
+            return SimpleNamespace(y=torch.tensor(k % 3 if k < 9 else 4))
+
+    check_labels_fit(5, Labelled())
+    with pytest.raises(ConfigError, match=r"task.kwargs.num_classes: 3 classes, but the training set has label 4"):
+        check_labels_fit(3, Labelled())
 
 
 @pytest.mark.parametrize("config", ["toy_classification", "apen_segmentation"])
