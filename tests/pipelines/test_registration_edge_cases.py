@@ -218,3 +218,57 @@ def test_a_pose_written_as_npy_reads_back(tmp_path):
     pose[:3, 3] = torch.tensor([1.0, 2.0, 3.0])
     write_pose(tmp_path / "pose.npy", pose)
     np.testing.assert_array_equal(np.load(tmp_path / "pose.npy"), pose.numpy())  # was text in a .npy file
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_voxel_downsample_rejects_non_finite_points_naming_the_row(bad):
+    points = torch.rand(100, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    points[5, 0] = bad  # a NaN made the grid origin NaN and silently scrambled every cell (65 bogus voxels)
+    with pytest.raises(ValueError, match=r"points contains 1 point\(s\) with NaN or infinite coordinates.*row 5"):
+        voxel_downsample(points, 0.1)
+    with pytest.raises(ValueError, match=r"points must have shape \[N, 3\]"):
+        voxel_downsample(torch.rand(10, 2), 0.1)
+
+
+def test_transform_of_integer_points_keeps_the_rotation():
+    pose = random_pose(torch.Generator().manual_seed(0))
+    points = torch.tensor([[1, 2, 3], [-4, 0, 7]])
+    expected = transform(points.double(), pose)
+    out = transform(points, pose)  # the pose was cast to int64: rotation truncated to 0/1 entries
+    assert out.dtype == torch.float64 and torch.allclose(out, expected)
+
+
+def _open3d_or_skip():
+    from geomdl.utils.optional import import_open3d
+
+    try:
+        return import_open3d()
+    except ImportError as exc:
+        pytest.skip(f"open3d not importable: {exc}")
+
+
+@pytest.mark.parametrize("seed", [2**31, 2**40, -(2**63), 2**63 - 1])
+def test_open3d_method_takes_every_64_bit_seed(seed):
+    _open3d_or_skip()
+    gen = torch.Generator().manual_seed(7)
+    shape = synthetic_shape(1500, generator=gen)
+    pose = random_pose(gen)
+    # register() accepts 64-bit seeds, but Open3D's random.seed takes a C int: a pybind TypeError before
+    result = register(transform(shape, pose), shape, method="open3d", voxel_size=0.1, seed=seed)
+    assert rotation_error_deg(result.pose, torch.linalg.inv(pose)) < 1.0
+
+
+@pytest.mark.parametrize("kwargs, message", [({"max_iterations": -5}, "max_iterations must be an int >= 1"),
+                                             ({"max_iterations": 0}, "max_iterations must be an int >= 1"),
+                                             ({"confidence": 1.5}, r"confidence must be in \(0, 1\]"),
+                                             ({"confidence": 0.0}, r"confidence must be in \(0, 1\]"),
+                                             ({"tau": 0.0}, "tau")])
+def test_ransac_open3d_checks_its_convergence_criteria(kwargs, message):
+    from geomdl.pipelines.registration import ransac_open3d
+
+    _open3d_or_skip()
+    points = torch.rand(50, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    desc = torch.rand(50, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    args = {"tau": 0.1, **kwargs}
+    with pytest.raises(ValueError, match=message):  # -5: "cannot create std::vector"; 0 or 1.5: silently ran
+        ransac_open3d(points, points, desc, desc, **args)

@@ -14,6 +14,7 @@ residual score over all correspondences; the best one is refined on its inliers.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -121,21 +122,38 @@ def _nms_seeds(lead: torch.Tensor, compat: torch.Tensor, num_seeds: int) -> torc
     return peaks[:num_seeds]
 
 
+def open3d_seed(seed: int) -> int:
+    """``seed`` folded into the C ``int`` range Open3D's ``utility.random.seed`` takes (a 64-bit seed was a
+    pybind ``TypeError``); seeds already in that range are unchanged."""
+    return (int(seed) + 2**31) % 2**32 - 2**31
+
+
 def ransac_open3d(src_points, tgt_points, desc_src, desc_tgt, tau: float, max_iterations: int = 100000,
                   confidence: float = 0.999, seed: int | None = 0) -> Estimate:
     """Open3D ``registration_ransac_based_on_feature_matching`` (mutual filter, 3-point samples, edge-
     length 0.9 and distance checkers): the peer estimator. ``*_points [N, 3]``, ``desc_* [N, D]``.
 
+    ``max_iterations`` (int >= 1) and ``confidence`` (in ``(0, 1]``) are Open3D's RANSAC convergence
+    criteria; ``seed`` (any int, folded by :func:`open3d_seed`) seeds Open3D's global random engine.
+
     Returns an :class:`Estimate` whose ``correspondences`` are Open3D's inlier set (``inliers`` all true).
+
+    Raises:
+        ValueError: ``tau`` not a positive finite number, ``max_iterations`` < 1, ``confidence`` out of range.
     """
     import numpy as np
 
     from geomdl.utils.optional import import_open3d
 
+    tau = check_positive_real(tau, "tau")
+    if isinstance(max_iterations, bool) or not isinstance(max_iterations, numbers.Integral) or max_iterations < 1:
+        raise ValueError(f"max_iterations must be an int >= 1, got {max_iterations!r}")
+    if not 0 < confidence <= 1:
+        raise ValueError(f"confidence must be in (0, 1], got {confidence!r}")
     o3d = import_open3d()
     reg = o3d.pipelines.registration
     if seed is not None:
-        o3d.utility.random.seed(seed)
+        o3d.utility.random.seed(open3d_seed(seed))
 
     def cloud(p):
         pcd = o3d.geometry.PointCloud()

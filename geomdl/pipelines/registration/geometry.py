@@ -51,7 +51,14 @@ def check_pose(pose, name: str = "pose") -> torch.Tensor:
 
 
 def transform(points: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
-    """Apply ``pose [4, 4]`` (or a batch ``[B, 4, 4]``) to ``points [N, 3]``: ``p -> R p + t``."""
+    """Apply ``pose [4, 4]`` (or a batch ``[B, 4, 4]``) to ``points [N, 3]``: ``p -> R p + t``.
+
+    Computed in the dtype of floating ``points``; integer points are promoted to the pose's floating dtype
+    (casting the pose to an integer dtype would truncate its rotation).
+    """
+    if not points.is_floating_point():
+        dtype = pose.dtype if pose.is_floating_point() else torch.get_default_dtype()
+        points = points.to(dtype)
     pose = pose.to(points.dtype)
     return points @ pose[..., :3, :3].transpose(-1, -2) + pose[..., None, :3, 3]
 
@@ -111,8 +118,14 @@ def voxel_downsample(points: torch.Tensor, voxel_size: float) -> tuple[torch.Ten
         key) and the voxel index of every input point. Uses one sort, O(N log N).
     """
     voxel_size = check_positive_real(voxel_size, "voxel_size")
+    if points.dim() != 2 or points.shape[1] != 3:
+        raise ValueError(f"points must have shape [N, 3], got {tuple(points.shape)}")
     if points.shape[0] == 0:
         return points.new_zeros((0, 3)), torch.zeros(0, dtype=torch.long)
+    bad = ~torch.isfinite(points).all(1)
+    if bool(bad.any()):  # one NaN made the grid origin NaN: every cell index garbage, no error
+        raise ValueError(f"points contains {int(bad.sum())} point(s) with NaN or infinite coordinates "
+                         f"(first at row {int(bad.nonzero()[0])}); drop them before downsampling")
     check_voxel_extent(points, voxel_size)
     cell = torch.floor((points - points.min(0).values) / voxel_size).long()
     dims = cell.max(0).values + 1
