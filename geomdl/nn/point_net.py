@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from geomdl import ops
-from geomdl.ops._validation import check_bool, check_int, check_positive_real, num_batches
+from geomdl.ops._validation import check_bool, check_int, check_positive_real, check_real, num_batches
 from geomdl.nn.message_passing import (
     MessagePassing,
     check_batch_vector,
@@ -210,7 +210,8 @@ def knn_interpolate(x: torch.Tensor, pos_src: torch.Tensor, pos_dst: torch.Tenso
     pos_src = check_positions(pos_src, "pos_src", dim=None)
     pos_dst = check_positions(pos_dst, "pos_dst", dim=pos_src.shape[1])
     check_features(x, "x", pos_src.shape[0])
-    eps = check_positive_real(eps, "eps")  # eps <= 0: a coinciding target gets 1 / 0 weights and a NaN
+    # eps <= 0: a coinciding target gets 1 / 0 weights and a NaN; a 0-d tensor is a number too (as before)
+    eps = check_real(eps, "eps", minimum=0, open_minimum=True)
     batch_src = check_batch_vector(batch_src, pos_src.shape[0], pos_src.device)
     batch_dst = check_batch_vector(batch_dst, pos_dst.shape[0], pos_dst.device)
     edge_index = ops.knn(pos_src.detach(), pos_dst.detach(), k, batch_src, batch_dst)

@@ -113,10 +113,11 @@ def _act(value, kind: str, g: GroupElement, num_nodes: int | None, role: str = "
         out = inv.to(out.device)[out]
     elif base not in ("scalar", "batch", "edge_index", "edge_scalar", "fixed"):
         raise ValueError(f"unknown type {kind!r}")
-    if node_level and out.dim() == 0:
-        raise ValueError(f"{role} of type {kind!r} is node-level and needs a first (node) dimension, got a 0-d tensor; "
-                         f"declare a graph-level value as 'global_{base}'")
     if node_level and g.perm is not None:
+        # only permutations read the node dimension: without them (permutation=False) a 0-d value passes as before
+        if out.dim() == 0:
+            raise ValueError(f"{role} of type {kind!r} is node-level and needs a first (node) dimension, got a 0-d "
+                             f"tensor; declare a graph-level value as 'global_{base}'")
         if out.shape[0] != num_nodes:
             raise ValueError(f"{role} (node-level) of type {kind!r} has {out.shape[0]} rows, expected {num_nodes} nodes")
         out = out[g.perm.to(out.device)]

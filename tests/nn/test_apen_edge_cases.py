@@ -2,6 +2,8 @@
 hyper-parameter and dtype validation."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -175,6 +177,22 @@ def test_the_equivariance_measure_takes_point_features():
     assert res["equivariance_error"] < 1e-9  # the true parts: exact
     with pytest.raises(ValueError, match="x"):
         piecewise_equivariance_error(model, pos, batch, part, partition="gt", n_samples=1)
+
+
+def test_the_equivariance_measure_calls_a_model_without_x_as_before():
+    """A model (or wrapper) without an ``x`` argument was called as ``model(pos, batch, partition=...)``; passing
+    ``x=None`` to it always broke that documented call."""
+    torch.manual_seed(0)
+    pos, batch, part = _parts_batch()
+    model = APEN(3, hidden=8, num_layers=2).double().eval()
+
+    def wrapper(p, b, partition=None, initial_partition=None):
+        return model(p, b, partition=partition, initial_partition=initial_partition)
+
+    for partition in ("gt", "predicted"):
+        res = piecewise_equivariance_error(wrapper, pos, batch, part, partition=partition, n_samples=1,
+                                           generator=torch.Generator().manual_seed(1))
+        assert math.isfinite(res["equivariance_error"])
 
 
 def test_random_piecewise_motion_and_fps_partition_name_bad_arguments():

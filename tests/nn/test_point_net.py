@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from layer_checks import state_dict_roundtrip
@@ -161,5 +162,13 @@ def test_bad_constructor_arguments_are_rejected_when_built(make, message):
 def test_knn_interpolate_rejects_a_non_positive_eps(eps):
     """``eps <= 0`` was accepted: a target on a source then got the weight ``1 / 0`` and a NaN output."""
     pos, x = _cloud(6, 2)
-    with pytest.raises(ValueError, match="eps must be a positive finite number"):
+    with pytest.raises(ValueError, match="eps must be a finite number > 0"):
         knn_interpolate(x, pos, pos, k=3, eps=eps)
+
+
+def test_knn_interpolate_takes_numpy_and_0d_tensor_eps():
+    """The eps check refused a 0-d tensor (and is to take NumPy reals), which the clamp had always taken."""
+    pos, x = _cloud(6, 2)
+    ref = knn_interpolate(x, pos, pos + 0.1, k=3, eps=1e-12)
+    for eps in (torch.tensor(1e-12), np.float64(1e-12)):
+        torch.testing.assert_close(knn_interpolate(x, pos, pos + 0.1, k=3, eps=eps), ref)

@@ -2,6 +2,7 @@
 position-only and point-cloud modes, co-rotated grids, measured grid error, 2D, errors, state."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -155,6 +156,15 @@ def test_bad_inputs_raise_clear_errors():
 def test_bad_constructor_arguments_are_rejected_naming_them(kwargs, name):
     with pytest.raises(ValueError, match=name):
         Ponita(2, **{**SMALL, **kwargs})
+
+
+def test_numpy_integer_dim_grid_seed_and_basis_dim_are_accepted():
+    """dim, grid_seed and basis_dim took NumPy integers before their bool checks; they must still (as Python ints)."""
+    ref = Ponita(2, **{**SMALL, "num_ori": 4, "grid": "repulsion", "grid_seed": 1, "basis_dim": 6, "dim": 3})
+    model = Ponita(2, **{**SMALL, "num_ori": 4, "grid": "repulsion", "grid_seed": np.int64(1), "basis_dim": np.int64(6),
+                         "dim": np.int64(3)})
+    assert type(model.dim) is int and torch.equal(model.grid, ref.grid)
+    assert model.state_dict().keys() == ref.state_dict().keys()
 
 
 @pytest.mark.parametrize("num_ori", [0, 4])

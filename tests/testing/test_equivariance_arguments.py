@@ -49,6 +49,13 @@ def test_zero_dim_node_level_value_is_a_clear_error():
             assert_equivariant(lambda a, b: a * b, inputs, types, "position")
 
 
+def test_zero_dim_scalar_output_still_passes_without_permutations():
+    """Only permutations need a node dimension: with permutation=False a 0-d invariant declared "scalar" (e.g. an
+    energy) passed before the 0-d check and must still pass."""
+    pos = torch.randn(6, 3, dtype=torch.float64)
+    assert_equivariant(lambda p: (p - p.mean(0)).norm(), pos, "position", "scalar", permutation=False)
+
+
 def test_matching_shapes_still_pass():
     x = torch.randn(5, 6, dtype=torch.float64)
     errors = assert_equivariant(_identity, x, "irreps:1o+1o", "irreps:1o+1o")

@@ -99,7 +99,8 @@ def piecewise_equivariance_error(model, pos, batch, gt_part, *, n_samples: int =
     """Relative change of the invariant outputs under random independent motions of the true parts.
 
     Args:
-        model: an :class:`~geomdl.nn.apen.APEN` (called as ``model(pos, batch, partition=...)``).
+        model: an :class:`~geomdl.nn.apen.APEN` (called as ``model(pos, batch, partition=...)``, with ``x=x``
+            when ``x`` is given).
         pos: ``[N, 3]``; batch: ``[N]`` sorted cloud ids; gt_part: ``[N]`` true rigid parts.
         n_samples: random piecewise motions averaged over (>= 1).
         partition: ``"predicted"`` (the model's own partitions, recomputed on every moved input),
@@ -134,16 +135,17 @@ def piecewise_equivariance_error(model, pos, batch, gt_part, *, n_samples: int =
         raise ValueError(f"partition must be 'predicted', 'gt' or a part-id tensor, got {partition!r}")
     if not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"n_samples must be an int >= 1, got {n_samples!r}")
-    base = model(pos, batch, x=x, partition=fixed)
+    extra = {} if x is None else {"x": x}  # models without an x argument (x=None) are called as before
+    base = model(pos, batch, **extra, partition=fixed)
     ref = base["logits"]
     feats = base.get("features") or []
     errs, layer_errs = [], [[] for _ in feats]
     for _ in range(n_samples):
         moved, _, _ = random_piecewise_motion(pos, gt_part, generator, reflections, translation_scale)
         if fixed is None and carry_initial:
-            out = model(moved, batch, x=x, initial_partition=base["partitions"][0])
+            out = model(moved, batch, **extra, initial_partition=base["partitions"][0])
         else:
-            out = model(moved, batch, x=x, partition=fixed)
+            out = model(moved, batch, **extra, partition=fixed)
         errs.append(_relative_change(ref, out["logits"]))
         for k, f in enumerate(out.get("features") or []):
             layer_errs[k].append(_relative_change(feats[k], f))

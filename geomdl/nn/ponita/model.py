@@ -22,6 +22,7 @@ the ``B_s W_s^l`` of all layers come from one :func:`~geomdl.nn.ponita.conv.shar
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import nn
@@ -93,14 +94,19 @@ class Ponita(Float64Buffers):
         for name, value in (("hidden", hidden), ("layers", layers), ("degree", degree), ("widening", widening)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if isinstance(grid_seed, bool) or not isinstance(grid_seed, int):
+        # NumPy integers (np.int64) are ints here too, as they were before these checks
+        if isinstance(grid_seed, bool) or not isinstance(grid_seed, numbers.Integral):
             raise ValueError(f"grid_seed must be an int, got {grid_seed!r}")
-        if basis_dim is not None and (isinstance(basis_dim, bool) or not isinstance(basis_dim, int) or basis_dim < 1):
-            raise ValueError(f"basis_dim must be a positive int or None (= hidden), got {basis_dim!r}")
+        grid_seed = int(grid_seed)
+        if basis_dim is not None:
+            if isinstance(basis_dim, bool) or not isinstance(basis_dim, numbers.Integral) or basis_dim < 1:
+                raise ValueError(f"basis_dim must be a positive int or None (= hidden), got {basis_dim!r}")
+            basis_dim = int(basis_dim)
         if isinstance(num_ori, bool) or not isinstance(num_ori, int) or num_ori < -1:
             raise ValueError(f"num_ori must be 0 (positions), -1 (point cloud) or > 0 (grid size), got {num_ori!r}")
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim not in (2, 3):
+        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim not in (2, 3):
             raise ValueError(f"dim must be 2 or 3, got {dim!r}")
+        dim = int(dim)
         if grid not in ("fibonacci", "repulsion"):  # checked in every mode: a misspelt grid is not silently ignored
             raise ValueError(f"grid must be 'fibonacci' or 'repulsion', got {grid!r}")
         layer_scale = check_real(layer_scale, "layer_scale", optional=True)  # a NaN gamma: every output NaN
