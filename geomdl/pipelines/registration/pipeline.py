@@ -122,7 +122,9 @@ def register(source, target, method: str = "geomdl", voxel_size: float = 0.05, *
     Args:
         source, target: ``[N, 3]`` / ``[M, 3]`` point clouds (tensor or array, any float dtype).
         method: one of ``METHODS`` (see the module table).
-        voxel_size: voxel side of the downsampling grid; every other scale defaults to a multiple of it.
+        voxel_size: voxel side of the downsampling grid, in the clouds' units (the default 0.05 is 5 cm for
+            clouds in metres, as 3DMatch; scale it with the clouds, e.g. 50 for millimetres); every other scale
+            defaults to a multiple of it.
         keypoint_spacing: grid side for keypoint selection (default ``2 * voxel_size``: one keypoint per
             2x2x2 voxels, which keeps matching and description cheap without losing the overlap).
         max_keypoints: at most this many keypoints per cloud (random subset beyond).
@@ -143,7 +145,8 @@ def register(source, target, method: str = "geomdl", voxel_size: float = 0.05, *
         seed: seed of the keypoint subset, of the ICP point subsets and of Open3D's RANSAC.
 
     ``method="open3d"`` runs Open3D end to end: it ignores ``keypoint_spacing``, ``max_keypoints``,
-    ``icp_points`` and ``icp_schedule`` (one point-to-plane ICP at ``icp_distance``).
+    ``icp_points`` and ``icp_schedule`` (one point-to-plane ICP at ``icp_distance``). Its ``correspondences`` are
+    RANSAC's own inlier set, so its inlier ratio is not comparable with the other methods'.
 
     Returns:
         :class:`RegistrationResult` (pose, correspondences, inlier ratio, fitness, success, timings).
