@@ -23,6 +23,7 @@ so float32 clouds far from the origin keep full precision (translation invarianc
 """
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -130,7 +131,7 @@ class SetAbstraction(torch.nn.Module):
     def __init__(self, in_channels: int, out_channels: int, ratio: float, r: float, hidden_channels=(64,), pos_dim: int = 3,
                  max_num_neighbors: int = 64, act="relu"):
         super().__init__()
-        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
+        if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not 0 < ratio <= 1:  # NumPy reals too
             raise ValueError(f"ratio must lie in (0, 1], got {ratio!r}")
         # checked here, not at the first forward (ops.radius): a float count is not truncated, a bad one fails now
         self.ratio, self.r = float(ratio), check_positive_real(r, "r")

@@ -172,3 +172,9 @@ def test_knn_interpolate_takes_numpy_and_0d_tensor_eps():
     ref = knn_interpolate(x, pos, pos + 0.1, k=3, eps=1e-12)
     for eps in (torch.tensor(1e-12), np.float64(1e-12)):
         torch.testing.assert_close(knn_interpolate(x, pos, pos + 0.1, k=3, eps=eps), ref)
+
+
+def test_set_abstraction_takes_a_numpy_ratio():
+    """``ratio=np.float32(0.5)`` (a real number) was refused as out of (0, 1]."""
+    layer = SetAbstraction(0, 4, ratio=np.float32(0.5), r=1.0)
+    assert layer.ratio == 0.5

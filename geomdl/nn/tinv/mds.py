@@ -131,7 +131,7 @@ def _scale_from_gram_diag(sumsq: torch.Tensor, maxsq: torch.Tensor, counts: torc
     if bad.numel():
         cloud = int(bad[0]) if ids is None else ids[int(bad[0])]
         raise ValueError(f"cloud {cloud} has zero extent (all its points coincide, or it is empty): the scale "
-                         f"normalisation is undefined; pass scale=None or drop that cloud")
+                         f"normalisation is undefined; drop that cloud (or, calling mds_embedding, pass scale=None)")
     return s2.sqrt()
 
 
