@@ -21,7 +21,7 @@ def test_geodesic_distances_refuse_float_node_ids_and_a_bool_node_count():
     """A float edge_index was truncated by .long() (node 2.7 read as node 2), num_nodes=True read as 1."""
     with pytest.raises(TypeError, match="edge_index must have an integer dtype"):
         geodesic_distances(torch.tensor([[0.5, 1.0], [1.0, 2.7]]), 3)
-    with pytest.raises(ValueError, match="num_nodes must be a positive int"):
+    with pytest.raises(ValueError, match="num_nodes must be an int >= 1"):
         geodesic_distances(torch.tensor([[0], [0]]), True)
 
 

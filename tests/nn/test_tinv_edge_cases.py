@@ -92,5 +92,5 @@ def test_num_clouds_of_the_wrong_type_names_the_argument():
 @pytest.mark.parametrize("option", ["max_frames", "chunk_size"])
 def test_bool_counts_are_refused_by_name(option):
     """True passed the int checks and was read as 1 (one frame, chunks of one row), as dim=True already is not."""
-    with pytest.raises(ValueError, match=f"{option} must be a positive int"):
+    with pytest.raises(ValueError, match=f"{option} must be an int >= 1"):
         mds_embedding(generic_cloud(10, 1), **{option: True})

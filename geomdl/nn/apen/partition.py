@@ -80,8 +80,7 @@ def fps_partition(pos: torch.Tensor, batch: torch.Tensor, num_parts: int) -> tup
     Returns ``(part [N], num_parts_total)`` with part ids unique across clouds (clouds with fewer
     points than ``num_parts`` get one cell per point).
     """
-    if isinstance(num_parts, bool) or not isinstance(num_parts, int) or num_parts < 1:
-        raise ValueError(f"num_parts must be an int >= 1, got {num_parts!r}")
+    num_parts = check_int(num_parts, "num_parts")
     if pos.dim() != 2 or pos.shape[1] != 3:
         raise ValueError(f"pos must have shape [N, 3], got {tuple(pos.shape)}")
     if batch.shape != (pos.shape[0],):

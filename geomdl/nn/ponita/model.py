@@ -86,27 +86,23 @@ class Ponita(Float64Buffers):
                  task_level: str = "graph", pool: str = "sum", max_num_neighbors: int = 1000,
                  checkpoint: bool = False):
         super().__init__()
-        # bool is an int to Python: num_ori=False would silently pick the position mode, degree=True degree 1
-        for name, value in (("in_scalars", in_scalars), ("out_scalars", out_scalars), ("out_vectors", out_vectors),
-                            ("in_vectors", in_vectors)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
-        for name, value in (("hidden", hidden), ("layers", layers), ("degree", degree), ("widening", widening)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        # NumPy integers (np.int64) are ints here too, as they were before these checks
+        # check_int: Python or NumPy ints, never a bool (num_ori=False would silently pick the position mode)
+        in_scalars, out_scalars, out_vectors, in_vectors = (
+            check_int(value, name, 0) for name, value in (("in_scalars", in_scalars), ("out_scalars", out_scalars),
+                                                          ("out_vectors", out_vectors), ("in_vectors", in_vectors)))
+        hidden, layers, degree, widening = (
+            check_int(value, name) for name, value in (("hidden", hidden), ("layers", layers), ("degree", degree),
+                                                       ("widening", widening)))
         if isinstance(grid_seed, bool) or not isinstance(grid_seed, numbers.Integral):
             raise ValueError(f"grid_seed must be an int, got {grid_seed!r}")
         grid_seed = int(grid_seed)
-        if basis_dim is not None:
-            if isinstance(basis_dim, bool) or not isinstance(basis_dim, numbers.Integral) or basis_dim < 1:
-                raise ValueError(f"basis_dim must be a positive int or None (= hidden), got {basis_dim!r}")
-            basis_dim = int(basis_dim)
-        if isinstance(num_ori, bool) or not isinstance(num_ori, int) or num_ori < -1:
+        basis_dim = None if basis_dim is None else check_int(basis_dim, "basis_dim")
+        if isinstance(num_ori, bool) or not isinstance(num_ori, numbers.Integral) or num_ori < -1:
             raise ValueError(f"num_ori must be 0 (positions), -1 (point cloud) or > 0 (grid size), got {num_ori!r}")
-        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim not in (2, 3):
+        num_ori = int(num_ori)
+        dim = check_int(dim, "dim", 2)
+        if dim not in (2, 3):
             raise ValueError(f"dim must be 2 or 3, got {dim!r}")
-        dim = int(dim)
         if grid not in ("fibonacci", "repulsion"):  # checked in every mode: a misspelt grid is not silently ignored
             raise ValueError(f"grid must be 'fibonacci' or 'repulsion', got {grid!r}")
         layer_scale = check_real(layer_scale, "layer_scale", optional=True)  # a NaN gamma: every output NaN
@@ -119,8 +115,7 @@ class Ponita(Float64Buffers):
             raise ValueError(f"task_level must be 'graph' or 'node', got {task_level!r}")
         if pool not in ("sum", "mean"):
             raise ValueError(f"pool must be 'sum' or 'mean', got {pool!r}")
-        if isinstance(max_num_neighbors, bool) or not isinstance(max_num_neighbors, int) or max_num_neighbors < 1:
-            raise ValueError(f"max_num_neighbors must be a positive int, got {max_num_neighbors!r}")
+        max_num_neighbors = check_int(max_num_neighbors, "max_num_neighbors")
         if radius is not None:  # None: fully connected graphs
             radius = check_positive_real(radius, "radius")
         checkpoint = check_bool(checkpoint, "checkpoint")

@@ -8,7 +8,7 @@ import torch
 from geomdl.nn.tinv import mds as _mds
 from geomdl.nn.tinv.mds import _check_options, mds_from_distances, mds_from_positions
 from geomdl.nn.tinv.result import MDSResult
-from geomdl.ops._validation import batch_values_count, check_batch_and_count
+from geomdl.ops._validation import batch_values_count, check_batch_and_count, check_int
 
 
 def _check_batch(batch, num_points: int, device, num_clouds: int | None) -> tuple[torch.Tensor, int]:
@@ -154,8 +154,8 @@ def mds_embedding(pos: torch.Tensor | None = None, dim: int = 3, batch: torch.Te
         (torch.Size([100, 3]), False)
     """
     _check_options(dim, scale, degenerate, gap_tol, sign_tol, max_frames)
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
+    if chunk_size is not None:
+        chunk_size = check_int(chunk_size, "chunk_size")
     _mds.check_max_dense_bytes(max_dense_bytes)
     options = dict(scale=scale, gap_tol=float(gap_tol), sign_tol=float(sign_tol), degenerate=degenerate,
                    max_frames=max_frames)
@@ -205,8 +205,7 @@ def geodesic_distances(edge_index: torch.Tensor, num_nodes: int, edge_weight: to
         raise ValueError(f"edge_index must be a [2, E] tensor, got {getattr(edge_index, 'shape', type(edge_index))}")
     if edge_index.dtype.is_floating_point or edge_index.dtype == torch.bool or edge_index.is_complex():
         raise TypeError(f"edge_index must have an integer dtype (node ids), got {edge_index.dtype}")
-    if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
-        raise ValueError(f"num_nodes must be a positive int, got {num_nodes!r}")
+    num_nodes = check_int(num_nodes, "num_nodes")
     limit, origin = _mds.dense_limit(max_dense_bytes, torch.device("cpu"))
     need = _mds.dense_work_bytes(num_nodes, GEODESIC_WORK_MATRICES)
     if need > limit:

@@ -41,6 +41,7 @@ import torch
 from geomdl.nn.tinv.frames import ambiguous_frames
 from geomdl.nn.tinv.result import MDSResult
 from geomdl.ops import scatter
+from geomdl.ops._validation import check_int
 from geomdl.utils.memory import available_bytes
 
 SCALES = ("rms", "max", None)
@@ -114,8 +115,7 @@ def _check_options(dim, scale, degenerate, gap_tol, sign_tol, max_frames):
     for name, value in (("gap_tol", gap_tol), ("sign_tol", sign_tol)):
         if not isinstance(value, (int, float)) or not 0 <= value < 1:
             raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
-    if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1:
-        raise ValueError(f"max_frames must be a positive int, got {max_frames!r}")
+    check_int(max_frames, "max_frames")
 
 
 def _scale_from_gram_diag(sumsq: torch.Tensor, maxsq: torch.Tensor, counts: torch.Tensor, scale,

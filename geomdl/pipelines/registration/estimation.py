@@ -14,12 +14,11 @@ residual score over all correspondences; the best one is refined on its inliers.
 """
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import torch
 
-from geomdl.ops._validation import check_positive_real
+from geomdl.ops._validation import check_int, check_positive_real
 from geomdl.pipelines.registration.geometry import transform, weighted_kabsch
 
 
@@ -146,8 +145,7 @@ def ransac_open3d(src_points, tgt_points, desc_src, desc_tgt, tau: float, max_it
     from geomdl.utils.optional import import_open3d
 
     tau = check_positive_real(tau, "tau")
-    if isinstance(max_iterations, bool) or not isinstance(max_iterations, numbers.Integral) or max_iterations < 1:
-        raise ValueError(f"max_iterations must be an int >= 1, got {max_iterations!r}")
+    max_iterations = check_int(max_iterations, "max_iterations")
     if not 0 < confidence <= 1:
         raise ValueError(f"confidence must be in (0, 1], got {confidence!r}")
     o3d = import_open3d()
