@@ -50,6 +50,21 @@ def check_labels_fit(num_classes: int, dataset, key: str = "task.kwargs.num_clas
                           f"(labels must lie in [0, {num_classes}); omit num_classes to infer it)")
 
 
+def resolve_num_classes(num_classes: int | None, train, class_names) -> int:
+    """The number of classes of a classification/segmentation task: ``num_classes`` when given (checked against the
+    training labels), else the training set's ``num_classes`` or its largest label + 1; ``class_names`` (when given)
+    must name each class."""
+    if num_classes is None and isinstance(getattr(train, "num_classes", None), int):
+        num_classes = train.num_classes
+    elif num_classes is None:
+        labels = torch.cat([torch.as_tensor(d.y).reshape(-1) for d in train])
+        num_classes = int(labels.max()) + 1
+    else:  # given (or restored): the training labels must fit
+        check_labels_fit(num_classes, train)
+    check_class_names(class_names, num_classes)
+    return num_classes
+
+
 def check_class_names(names, num_classes: int, key: str = "task.kwargs.class_names") -> None:
     """ConfigError naming ``key`` when ``names`` are given but not one per class (they were silently dropped
     from the plots)."""
@@ -73,14 +88,7 @@ class ClassificationTask(Task):
         self.num_classes = self.options.num_classes
 
     def model_defaults(self, datasets):
-        if self.num_classes is None and isinstance(getattr(datasets["train"], "num_classes", None), int):
-            self.num_classes = datasets["train"].num_classes
-        elif self.num_classes is None:
-            labels = torch.cat([torch.as_tensor(d.y).reshape(-1) for d in datasets["train"]])
-            self.num_classes = int(labels.max()) + 1
-        else:  # given (or restored): the training labels must fit
-            check_labels_fit(self.num_classes, datasets["train"])
-        check_class_names(self.options.class_names, self.num_classes)
+        self.num_classes = resolve_num_classes(self.num_classes, datasets["train"], self.options.class_names)
         return {"out_channels": self.num_classes}
 
     def state_dict(self):

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from geomdl.pipelines import metrics
 from geomdl.pipelines.config import ConfigError, check_kwargs
+from geomdl.pipelines.generic import resolve_num_classes
 from geomdl.pipelines.tasks import Task
 
 SCENE_DATASETS = ("part_scenes",)
@@ -91,20 +92,7 @@ class PartSegmentationTask(Task):
         return datasets
 
     def model_defaults(self, datasets):
-        if self.num_classes is None:
-            known = getattr(datasets["train"], "num_classes", None)
-            if isinstance(known, int):
-                self.num_classes = known
-            else:
-                labels = torch.cat([torch.as_tensor(d.y).reshape(-1) for d in datasets["train"]])
-                self.num_classes = int(labels.max()) + 1
-        else:  # given (or restored): the training labels must fit
-            from geomdl.pipelines.generic import check_labels_fit
-
-            check_labels_fit(self.num_classes, datasets["train"])
-        from geomdl.pipelines.generic import check_class_names
-
-        check_class_names(self.options.class_names, self.num_classes)
+        self.num_classes = resolve_num_classes(self.num_classes, datasets["train"], self.options.class_names)
         return {"num_classes": self.num_classes, "out_channels": self.num_classes}
 
     def state_dict(self):
