@@ -21,6 +21,7 @@ except ModuleNotFoundError as exc:  # a bare "No module named 'ase'" did not say
     raise ModuleNotFoundError("geomdl.ase needs ASE: pip install 'geomdl[data]' (or pip install ase)",
                               name=exc.name) from exc
 
+from geomdl.models._molecular import MolecularModel
 from geomdl.ops._validation import check_int
 
 
@@ -79,8 +80,6 @@ class Calculator(_AseCalculator):
 
 def check_energy_model(model: torch.nn.Module) -> None:
     """A molecular model given to the calculator must predict one energy per molecule."""
-    from geomdl.models._molecular import MolecularModel
-
     if isinstance(model, MolecularModel) and (model.task != "graph" or model.out_channels != 1):
         raise ValueError(f"model: a molecular model must predict an energy (task='graph', out_channels=1), got "
                          f"{type(model).__name__} with task={model.task!r}, out_channels={model.out_channels}")
@@ -89,8 +88,6 @@ def check_energy_model(model: torch.nn.Module) -> None:
 def energy_and_forces(model: torch.nn.Module, z: torch.Tensor, pos: torch.Tensor):
     """``(E [1], F [N, 3])`` of one molecule: a :class:`~geomdl.models._molecular.MolecularModel`'s
     ``energy_and_forces``, or the ``{"energy", "forces"}`` of a :class:`~geomdl.nn.ponita.PonitaPotential`."""
-    from geomdl.models._molecular import MolecularModel
-
     if isinstance(model, MolecularModel):
         return model.energy_and_forces(z, pos, create_graph=False)
     out = model(z, pos, create_graph=False)
