@@ -103,3 +103,32 @@ def test_forces_under_inference_mode_equal_the_eager_forces(num_ori):
     torch.testing.assert_close(out["energy"], ref["energy"].detach(), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(energy_only, ref["energy"].detach(), rtol=1e-12, atol=1e-12)
     assert ref["forces"].abs().max() > 0
+
+
+def _energies_across_the_cutoff(num_ori):
+    """Energies of a 3-atom molecule whose third atom sits just inside and just outside ``radius = 2``."""
+    torch.manual_seed(0)
+    model = PonitaPotential([1, 6], num_ori=num_ori, radius=2.0, **SMALL).double()
+    z = torch.tensor([6, 1, 1])
+    out = []
+    for d in (2.0 - 1e-6, 2.0 + 1e-6):
+        third = torch.tensor([1.0, 0.3, 0.0], dtype=torch.float64)
+        pos = torch.stack([torch.zeros(3, dtype=torch.float64), torch.tensor([1.0, 0, 0], dtype=torch.float64),
+                           third / third.norm() * d])
+        out.append(float(model(z, pos)["energy"].detach()))
+    return out
+
+
+@pytest.mark.parametrize("num_ori", [0, 8])
+def test_energy_is_continuous_at_the_cutoff(num_ori):
+    """Position and grid modes damp every message by the cutoff window: an atom crossing the radius moves the energy
+    by a vanishing amount (molecular dynamics needs this)."""
+    inside, outside = _energies_across_the_cutoff(num_ori)
+    assert abs(inside - outside) < 1e-5
+
+
+def test_lifted_mode_energy_jumps_at_the_cutoff_as_documented():
+    """The lifted point-cloud mode (num_ori=-1) adds a lifted point at full weight when a neighbour enters the
+    radius (the reference's bond-graph design, mean pooling): README and PonitaPotential say so."""
+    inside, outside = _energies_across_the_cutoff(-1)
+    assert abs(inside - outside) > 1e-3
