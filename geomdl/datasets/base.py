@@ -303,13 +303,18 @@ class GeometricDataset(torch.utils.data.Dataset):
         return len(self._indices) if self._indices is not None else self._count
 
     def get(self, idx: int):
-        """The stored ``Data`` number ``idx`` (before ``transform``, ignoring views)."""
+        """The stored ``Data`` number ``idx`` (before ``transform``, ignoring views).
+
+        Its tensors are copies, not views of the in-memory store: a transform that edits an item in
+        place (``data.pos += 1``) changes that item only, never what the next ``ds[idx]`` returns.
+        """
         from torch_geometric.data import Data
         from torch_geometric.data.separate import separate
 
         cls = self.data_cls or Data
         batch = cls.from_dict(self._store)
-        return separate(cls=cls, batch=batch, idx=idx, slice_dict=self._slices, decrement=False)
+        data = separate(cls=cls, batch=batch, idx=idx, slice_dict=self._slices, decrement=False)
+        return data.apply(torch.Tensor.clone)
 
     def _raw_index(self, idx: int) -> int:
         n = len(self)

@@ -213,8 +213,8 @@ class ThreeDMatch(GeometricDataset):
         p = self.pairs[idx]
         info = p["info"] if p["info"] is not None else np.zeros((6, 6))
         return PairData(pos_ref=self.fragment(p["ref_path"]), pos_src=self.fragment(p["src_path"]),
-                        transform=torch.from_numpy(np.asarray(p["transform"])).unsqueeze(0),
-                        overlap=torch.tensor([p["overlap"]], dtype=torch.float64), info=torch.from_numpy(np.asarray(info)).unsqueeze(0),
+                        transform=torch.tensor(np.asarray(p["transform"])).unsqueeze(0),  # copies: in-place edits stay in the item
+                        overlap=torch.tensor([p["overlap"]], dtype=torch.float64), info=torch.tensor(np.asarray(info)).unsqueeze(0),
                         ref_id=p["ref"], src_id=p["src"], scene=p["scene"])
 
     def __repr__(self):

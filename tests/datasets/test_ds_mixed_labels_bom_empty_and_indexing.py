@@ -68,3 +68,17 @@ def test_fractional_split_sizes_round_down_exactly():
     for fractions, expected in (([0.29, 0.71], [29, 71]), ([0.57, 0.43], [57, 43]), ([0.58, 0.14, 0.28], [58, 14, 28])):
         assert [len(i) for i in random_split_indices(100, fractions)] == expected  # 0.29 * 100 = 28.999...
     assert [len(i) for i in random_split_indices(100, [np.float32(0.5), np.float32(0.5)])] == [50, 50]
+
+
+def _shift_in_place(data):
+    data.pos += 1.0
+    return data
+
+
+def test_an_in_place_transform_changes_the_item_only_not_the_stored_data():
+    ds = SyntheticShapes(num_per_class=1, num_points=8)
+    before = ds[3].pos.clone()
+    shifted = SyntheticShapes(num_per_class=1, num_points=8, transform=_shift_in_place)
+    for _ in range(3):  # the store was edited through views: +1, +2, +3
+        assert torch.allclose(shifted[3].pos, before + 1.0)
+    assert torch.equal(ds[3].pos, before)

@@ -81,6 +81,11 @@ def test_array_fragments_pose_convention_and_selection(tmp_path, ext):
         torch.testing.assert_close(pair.transform[0], poses[(pair.scene, pair.ref_id, pair.src_id)], atol=1e-7, rtol=0)
         assert overlap_ratio(pair.pos_ref, pair.pos_src, pair.transform[0], 1e-4) == 1.0
     assert float(ds[0].info.abs().sum()) == 0  # no gt.info in this layout: zeros
+    first = ds[0]
+    expected = first.transform.clone(), first.pos_ref.clone()
+    first.transform += 1.0
+    first.pos_ref += 1.0  # in-place edits of an item do not reach the dataset's poses or fragments
+    assert torch.equal(ds[0].transform, expected[0]) and torch.equal(ds[0].pos_ref, expected[1])
     with pytest.warns(UserWarning, match="no 3DLoMatch/gt.log; selecting pairs with overlap"):
         lo = ThreeDMatch(tmp_path, benchmark="3DLoMatch", voxel_size=None, processed_dir=tmp_path / "cache")
     assert [(p.ref_id, p.src_id) for p in lo] == [(0, 2), (0, 2)]  # 0.1 < overlap <= 0.3, derived from 3DMatch's gt.log
