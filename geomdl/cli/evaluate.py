@@ -7,7 +7,9 @@ HELP = "evaluate a checkpoint: geomdl eval CHECKPOINT [--data ...]"
 def add_arguments(parser) -> None:
     parser.add_argument("checkpoint", help="a checkpoint written by geomdl train (last.pt / best.pt)")
     parser.add_argument("--data", metavar="PATH", help="data root to evaluate on (default: the run's data.root)")
-    parser.add_argument("--split", nargs="+", metavar="SPLIT", help="splits to evaluate (default: val and test)")
+    parser.add_argument("--split", nargs="+", action="extend", metavar="SPLIT",
+                        help="splits to evaluate, repeatable (--split val test == --split val --split test; "
+                             "default: val and test)")
     parser.add_argument("--out", help="folder for metrics JSON and plots "
                                       "(default: <checkpoint folder>/eval/<checkpoint stem>, e.g. runs/x/eval/best)")
     parser.add_argument("--no-ema", action="store_true", help="use the raw weights even when the run kept an EMA")
@@ -32,7 +34,8 @@ def run(args) -> int:
     with user_errors(CommandError):
         from geomdl.pipelines.runs import evaluate_checkpoint
 
-        results = evaluate_checkpoint(args.checkpoint, data_root=args.data, splits=args.split, out_dir=args.out,
+        splits = list(dict.fromkeys(args.split)) if args.split else None  # repeats once, in the order given
+        results = evaluate_checkpoint(args.checkpoint, data_root=args.data, splits=splits, out_dir=args.out,
                                       use_ema=not args.no_ema, plots=not args.no_plots, batch_size=args.batch_size)
     if int(os.environ.get("RANK", "0")) == 0:
         for split, metrics in results.items():

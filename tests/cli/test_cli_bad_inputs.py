@@ -178,6 +178,14 @@ def test_eval_unknown_split_names_the_option(run, capsys):
     assert "split 'validation': split must be one of ['train', 'val', 'test']" in _one_error_line(capsys, "eval")
 
 
+def test_eval_split_is_repeatable(run, tmp_path, capsys):
+    # was: the last --split only (argparse's store), so "--split val --split test" evaluated test alone
+    assert main(["eval", str(run[1] / "last.pt"), "--no-plots", "--out", str(tmp_path / "ev"),
+                 "--split", "val", "--split", "test", "val"]) == 0
+    printed = [line.split(":")[0] for line in capsys.readouterr().out.splitlines() if line.startswith(("val:", "test:"))]
+    assert printed == ["val", "test"]
+
+
 def test_datasets_root_that_is_a_file(tmp_path, capsys):
     (tmp_path / "afile").write_text("")
     for extra in ([], ["--download", "modelnet40"]):
