@@ -44,11 +44,29 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+# arguments that name files or folders: a "~" there is the user's home, as in the shell
+PATH_ARGUMENTS = ("config", "checkpoint", "source", "target", "benchmark", "fragments",
+                  "out", "data", "root", "manifest", "resume", "show", "gt")
+
+
+def expand_home(args: argparse.Namespace) -> argparse.Namespace:
+    """Expand a leading ``~`` in the path arguments (:data:`PATH_ARGUMENTS`), in place.
+
+    The shell expands ``~`` only at the start of a word, so ``--out=~/runs`` arrived as a literal ``~``
+    folder in the working directory.
+    """
+    for name in PATH_ARGUMENTS:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value.startswith("~"):
+            setattr(args, name, os.path.expanduser(value))
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command if command in COMMANDS else None)
-    args = parser.parse_args(argv)
+    args = expand_home(parser.parse_args(argv))
     if not getattr(args, "command", None):
         parser.print_help()
         return 0

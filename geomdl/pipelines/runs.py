@@ -65,7 +65,7 @@ def evaluate_checkpoint(path, data_root: str | None = None, splits: list[str] | 
     The default ``out_dir`` is ``eval/<checkpoint stem>`` in the checkpoint's folder (``runs/x/eval/best/``
     for ``runs/x/best.pt``), so evaluating ``best.pt`` and ``last.pt`` keeps the results of both.
     """
-    out = pathlib.Path(out_dir) if out_dir else default_eval_dir(path)
+    out = pathlib.Path(out_dir).expanduser() if out_dir else default_eval_dir(path)
     if (blocker := file_in_the_way(out)) is not None:
         raise NotADirectoryError(f"out_dir: {str(blocker)!r} is a file, expected a folder for the metrics and plots")
     ckpt = ckpt_mod.load_checkpoint(path)

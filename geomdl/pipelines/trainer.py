@@ -110,7 +110,7 @@ class Trainer(CheckpointMixin):
         self.config = config
         self.info = dist_info or setup(config.train.device)
         self.task = task or build_task(config)
-        self.out_dir = pathlib.Path(config.train.out_dir)
+        self.out_dir = pathlib.Path(config.train.out_dir).expanduser()  # "~/runs" in a config is the home folder
         self.model = self.ema = None
         self.clock = time.perf_counter  # the time budget's clock (tests replace it)
         self._elapsed_base, self._clock_start, self._synced_elapsed, self._budget_spent = 0.0, None, 0.0, False
@@ -289,7 +289,7 @@ class Trainer(CheckpointMixin):
             raise ConfigError(f"train.out_dir: {str(blocker)!r} is a file, expected a folder for the run")
         resume_path = ckpt = None
         if resume:
-            resume_path = self.out_dir / "last.pt" if resume is True else pathlib.Path(resume)
+            resume_path = self.out_dir / "last.pt" if resume is True else pathlib.Path(resume).expanduser()
             ckpt = ckpt_mod.load_checkpoint(resume_path)
             self._check_resume_config(ckpt, resume_path)
         elif (self.out_dir / "last.pt").exists() and not overwrite:

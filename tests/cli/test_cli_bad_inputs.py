@@ -243,3 +243,18 @@ def test_a_utf8_text_file_given_as_checkpoint_is_named_text_even_if_cut_mid_char
     path.write_text("# comment: " + "é" * 200, encoding="utf-8")  # byte 256 falls inside an "é"
     assert main(["eval", str(path)]) == 2
     assert "a text file, not a PyTorch checkpoint: it starts with '# comment: é" in _one_error_line(capsys, "eval")
+
+
+def test_a_tilde_in_path_options_is_the_home_folder(run, tmp_path, monkeypatch, capsys):
+    # the shell leaves "~" after "=" alone: "--out=~/x" wrote a literal "~" folder in the working directory
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir(), work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    cfg, folder = run
+    assert main(["train", str(cfg), "--out=~/fresh", "--quiet"]) == 0
+    assert (home / "fresh" / "last.pt").is_file()
+    assert main(["eval", str(folder / "last.pt"), "--no-plots", "--split", "val", "--out=~/ev"]) == 0
+    assert (home / "ev" / "val_metrics.json").is_file()
+    assert not (work / "~").exists()
+    capsys.readouterr()
