@@ -26,6 +26,7 @@ from geomdl.nn.message_passing import (check_batch_vector_and_count, check_dtype
 from geomdl.ops._validation import check_positive_real, check_real
 from geomdl.ops._validation import host_list
 from geomdl.utils.constants import functorch_active
+from geomdl.utils.devices import Float64Buffers
 
 TASKS = ("graph", "node")
 READOUTS = ("sum", "mean")
@@ -60,10 +61,14 @@ def shared_edge_features(layer, cache: dict, pos: torch.Tensor, edge_index: torc
     return cache[key]
 
 
-class MolecularModel(nn.Module):
+class MolecularModel(Float64Buffers):
     """Base class: validates inputs, builds the graph, embeds atoms, reads out.
 
     Subclasses implement ``node_outputs(h [N, C], pos [N, 3], edge_index) -> [N, out_channels]``.
+
+    ``target_mean``, ``target_std`` and ``atomref`` are float64 buffers whatever the default dtype or a later cast
+    (:class:`~geomdl.utils.devices.Float64Buffers`), used in the outputs' dtype: a model built in float32 and moved
+    with ``.double()`` reads out with the exact values, not float32-rounded ones.
 
     Args (shared by all molecular models):
         out_channels: outputs per graph/atom (default 1: an energy).
@@ -103,12 +108,12 @@ class MolecularModel(nn.Module):
         self.cutoff = None if cutoff is None else float(cutoff)
         self.max_num_neighbors, self.task, self.readout = max_num_neighbors, task, readout
         self.embedding = nn.Linear(in_channels, hidden_channels) if in_channels else nn.Embedding(num_elements, hidden_channels)
-        self.register_buffer("target_mean", torch.tensor(float(target_mean)))
-        self.register_buffer("target_std", torch.tensor(float(target_std)))
+        self.register_buffer("target_mean", torch.tensor(float(target_mean), dtype=torch.float64))
+        self.register_buffer("target_std", torch.tensor(float(target_std), dtype=torch.float64))
         if atomref is not None:
             if in_channels:
                 raise ValueError("atomref needs atomic numbers z; it cannot be used with in_channels")
-            ref = torch.as_tensor(atomref, dtype=torch.get_default_dtype())
+            ref = torch.as_tensor(atomref, dtype=torch.float64)
             if ref.dim() not in (1, 2) or ref.shape[0] != num_elements or (ref.dim() == 2 and ref.shape[1] not in (1, out_channels)):
                 raise ValueError(f"atomref must have shape [{num_elements}] or [{num_elements}, {out_channels}], got {tuple(ref.shape)}")
             if not torch.isfinite(ref).all():  # else every output of a molecule with such an element is NaN/inf
@@ -118,6 +123,9 @@ class MolecularModel(nn.Module):
             self.register_buffer("atomref", ref)
         else:
             self.atomref = None
+
+    def float64_buffers(self) -> list[str]:
+        return ["target_mean", "target_std", "atomref"]
 
     # ------------------------------------------------------------------ inputs
     def _inputs(self, z, pos, batch):
@@ -168,7 +176,8 @@ class MolecularModel(nn.Module):
         """:meth:`forward` on checked inputs (``count``: the number of graphs, from the check of ``batch``)."""
         edge_index = self.build_graph(pos, batch)
         h = self.embedding(z.to(pos.dtype) if self.in_channels else z)
-        y = self.node_outputs(h, pos, edge_index) * self.target_std + self.target_mean
+        y = self.node_outputs(h, pos, edge_index)
+        y = y * self.target_std.to(y.dtype) + self.target_mean.to(y.dtype)
         if self.atomref is not None:
             y = y + self.atomref.to(y.dtype).index_select(0, z)
         if self.task == "node":

@@ -45,7 +45,8 @@ class PonitaGraph(nn.Module):
 
     def forward(self, batch):
         """``batch``: a PyG batch with ``pos [N, 3]``, ``batch [N]``, ``z [N]`` (when ``atomic_numbers``) and
-        ``x [N, in_channels]`` (when ``in_channels > 0``) -> scalars ``[B, out_channels]``.
+        ``x [N, in_channels]`` (when ``in_channels > 0``) -> scalars ``[B, out_channels]``. A single ``Data`` (no
+        ``batch`` vector, no ``num_graphs``) is one graph: ``[1, out_channels]``.
 
         Raises ``ValueError`` for an element of ``batch.z`` outside ``atomic_numbers`` (eager mode).
         """
@@ -64,7 +65,7 @@ class PonitaGraph(nn.Module):
         if self.in_channels:
             parts.append(batch.x.to(batch.pos.dtype))
         x = torch.cat(parts, -1) if parts else None  # no atom types and no features: geometry only
-        scalars, _ = self.net(batch.pos, x, batch=batch.batch, num_graphs=batch.num_graphs)
+        scalars, _ = self.net(batch.pos, x, batch=batch.batch, num_graphs=_num_graphs(batch))
         return scalars
 
 
@@ -88,8 +89,15 @@ class PonitaEnergy(PonitaPotential):
             self.energy_scale.fill_(float(energy_scale))
 
     def forward(self, batch, *args, **kwargs):
-        """``model(batch)`` with a PyG batch (``z [N]``, ``pos [N, 3]``, ``batch [N]``) -> energies ``[B]`` float64;
+        """``model(batch)`` with a PyG batch (``z [N]``, ``pos [N, 3]``, ``batch [N]``; or a single ``Data``: one
+        graph) -> energies ``[B]`` float64;
         ``model(numbers, pos, ...)`` -> the dict of :meth:`PonitaPotential.forward`."""
         if args or kwargs or isinstance(batch, torch.Tensor):  # the PonitaPotential signature
             return super().forward(batch, *args, **kwargs)
-        return self.energy(batch.z.long(), batch.pos, batch.batch, batch.num_graphs)
+        return self.energy(batch.z.long(), batch.pos, batch.batch, _num_graphs(batch))
+
+
+def _num_graphs(data) -> int | None:
+    """A PyG ``Batch``'s ``num_graphs`` (it counts trailing graphs without nodes); ``None`` for a single ``Data``,
+    which has no such attribute (its graph count then comes from its batch vector: one graph without one)."""
+    return getattr(data, "num_graphs", None)

@@ -124,3 +124,27 @@ def test_atomic_numbers_of_any_integer_dtype():
     expected = m(z, pos)
     for dtype in (torch.uint8, torch.int8, torch.int16, torch.int32):
         torch.testing.assert_close(m(z.to(dtype), pos), expected)
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_readout_constants_stay_float64_when_built_in_float32(name):
+    """target_mean, target_std and atomref were buffers in the default dtype: built under float32 and moved with
+    ``.double()`` (or saved and loaded into a float64 model) they stayed float32-rounded (atomrefs of ~1e3 eV
+    off by ~1e-4 per atom), and ``.float().double()`` could not give them back."""
+    kwargs = {"target_mean": -5.123456789, "target_std": 0.3, "atomref": torch.linspace(-0.5, -1029.123456789, 10, dtype=torch.float64)}
+    torch.manual_seed(0)
+    built32 = SMALL[name](**kwargs).double()
+    torch.set_default_dtype(torch.float64)
+    try:
+        built64 = SMALL[name](**kwargs)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    for name_, buf in built64.named_buffers():
+        assert built32.get_buffer(name_).dtype == torch.float64
+        torch.testing.assert_close(built32.get_buffer(name_), buf, rtol=0, atol=0)
+    built64.load_state_dict(built32.state_dict())
+    z, pos, batch = _molecules()
+    torch.testing.assert_close(built32(z, pos, batch), built64(z, pos, batch), rtol=1e-14, atol=1e-12)
+    back = built32.float()
+    assert back.target_mean.dtype == torch.float64 and back(z, pos.float(), batch).dtype == torch.float32
+    torch.testing.assert_close(back.double().atomref, built64.atomref, rtol=0, atol=0)

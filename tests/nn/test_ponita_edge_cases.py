@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from geomdl.models.ponita import PonitaGraph
+from geomdl.models.ponita import PonitaEnergy, PonitaGraph
 from geomdl.nn.ponita import Ponita, PonitaPotential
 
 SMALL = dict(hidden=8, layers=2, basis_dim=6)
@@ -154,3 +154,18 @@ def test_ponita_graph_rejects_atomic_numbers_out_of_range(z):
                             z=torch.tensor([1, 6, z]))
     with pytest.raises(ValueError, match="batch.z"):
         model(batch)
+
+
+@pytest.mark.parametrize("which", ["graph", "energy"])
+def test_ponita_models_take_a_single_data(which):
+    """``model(data)`` on one ``Data`` (no batch vector, no ``num_graphs``) failed with an AttributeError of
+    PyG's storage; the other registered models take it as one graph."""
+    from torch_geometric.data import Batch, Data
+
+    torch.manual_seed(0)
+    model = (PonitaGraph(2, atomic_numbers=(1, 6, 8), num_ori=4, radius=2.0, **SMALL) if which == "graph"
+             else PonitaEnergy((1, 6, 8), num_ori=4, radius=2.0, **SMALL))
+    data = Data(pos=torch.randn(5, 3), z=torch.tensor([1, 6, 6, 8, 1]))
+    out = model(data)
+    assert out.shape == ((1, 2) if which == "graph" else (1,))
+    torch.testing.assert_close(out, model(Batch.from_data_list([data])), rtol=0, atol=0)
