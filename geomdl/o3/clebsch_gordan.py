@@ -25,6 +25,13 @@ def _check_degrees(l1, l2, l3) -> None:
             raise ValueError(f"{name} must be a non-negative int, got {v!r}")
 
 
+def _check_dtype(dtype) -> None:
+    """``TypeError`` unless ``dtype`` is ``None`` (the default dtype) or a floating/complex ``torch.dtype``: an
+    integer or bool table would round the coefficients (all of magnitude < 1) to zeros."""
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and (dtype.is_floating_point or dtype.is_complex)):
+        raise TypeError(f"dtype must be a floating or complex torch.dtype (or None: the default dtype), got {dtype!r}")
+
+
 def _check_triple(l1, l2, l3):
     _check_degrees(l1, l2, l3)
     if not abs(l1 - l2) <= l3 <= l1 + l2:
@@ -97,9 +104,11 @@ def clebsch_gordan(l1: int, l2: int, l3: int, dtype=None, device=None) -> torch.
     """Real Clebsch-Gordan tensor ``[2l1+1, 2l2+1, 2l3+1]`` with unit Frobenius norm (= e3nn ``wigner_3j``).
 
     Invariance: :math:`C_{ijk} = \\sum C_{abc} D^{l_1}_{ai} D^{l_2}_{bj} D^{l_3}_{ck}` for every rotation.
-    Raises ``ValueError`` when the degrees violate the triangle rule. Cached in float64.
+    Raises ``ValueError`` when the degrees violate the triangle rule, ``TypeError`` for an integer or bool
+    ``dtype``. Cached in float64.
     """
     _check_triple(l1, l2, l3)
+    _check_dtype(dtype)
     return _real_clebsch_gordan(l1, l2, l3).to(dtype=dtype or torch.get_default_dtype(), device=device, copy=True)
 
 

@@ -20,7 +20,7 @@ from fractions import Fraction
 
 import torch
 
-from geomdl.o3.clebsch_gordan import _check_degrees, _check_triple, clebsch_gordan
+from geomdl.o3.clebsch_gordan import _check_degrees, _check_dtype, _check_triple, clebsch_gordan
 from geomdl.utils.constants import constant_cache
 
 
@@ -60,8 +60,10 @@ def _gaunt(l1: int, l2: int, l3: int) -> torch.Tensor:
 
 def gaunt_coefficients(l1: int, l2: int, l3: int, dtype=None, device=None) -> torch.Tensor:
     """Real Gaunt tensor ``[2l1+1, 2l2+1, 2l3+1]`` (all zeros on odd-sum paths). Raises ``ValueError``
-    outside the triangle rule. Fully symmetric under permutations of the three (l, m) pairs."""
+    outside the triangle rule, ``TypeError`` for an integer or bool ``dtype``. Fully symmetric under permutations
+    of the three (l, m) pairs."""
     _check_triple(l1, l2, l3)
+    _check_dtype(dtype)
     return _gaunt(l1, l2, l3).to(dtype=dtype or torch.get_default_dtype(), device=device, copy=True)
 
 

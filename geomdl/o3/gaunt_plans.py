@@ -27,7 +27,7 @@ from geomdl.utils.constants import constant_cache
 
 def fast_fft_size(n: int, even: bool = False) -> int:
     """Smallest integer ``>= n`` whose prime factors are 2, 3 and 5 (and even, if asked)."""
-    m = max(int(n), 1)
+    m = max(math.ceil(n), 1)  # not int(n): that rounds a fractional n down, below n
     while True:
         k = m
         for p in (2, 3, 5):

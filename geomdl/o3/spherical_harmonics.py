@@ -64,6 +64,8 @@ def _parse_lmax(l) -> list[int]:
             raise ValueError(f"lmax must be >= 0, got {l}")
         return list(range(l + 1))
     if isinstance(l, (list, tuple)) and all(isinstance(v, int) for v in l):
+        if any(isinstance(v, bool) for v in l):  # True would be read as degree 1, as a bare bool is refused above
+            raise TypeError(f"degrees must be ints, got a bool in {list(l)}")
         if any(v < 0 for v in l):
             raise ValueError(f"degrees must be >= 0, got {list(l)}")
         return list(l)

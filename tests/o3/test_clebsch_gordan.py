@@ -35,3 +35,11 @@ def test_triangle_rule_error():
         clebsch_gordan(1, 1, 3)
     with pytest.raises(ValueError, match="l2"):
         clebsch_gordan(1, -1, 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool])
+def test_integer_dtype_is_refused_not_rounded_to_zeros(dtype):
+    # every coefficient has magnitude < 1: an integer table was silently all zeros
+    with pytest.raises(TypeError, match="dtype"):
+        clebsch_gordan(1, 1, 2, dtype=dtype)
+    assert clebsch_gordan(1, 1, 2, dtype=torch.complex128).abs().norm().item() == pytest.approx(1.0)

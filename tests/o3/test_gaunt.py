@@ -70,3 +70,10 @@ def test_gaunt_symmetry(float64):
     g = gaunt_coefficients(3, 2, 1)
     assert torch.allclose(g.permute(1, 0, 2), gaunt_coefficients(2, 3, 1), atol=1e-14)
     assert torch.allclose(g.permute(2, 1, 0), gaunt_coefficients(1, 2, 3), atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool])
+def test_gaunt_coefficients_refuse_integer_dtype(dtype):
+    # the coefficients are all below 1 in magnitude: an integer table was silently all zeros
+    with pytest.raises(TypeError, match="dtype"):
+        gaunt_coefficients(2, 2, 2, dtype=dtype)

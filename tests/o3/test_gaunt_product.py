@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 
 from geomdl.o3 import (
     clebsch_gordan,
+    fast_fft_size,
     gaunt_cg_constant,
     gaunt_powers,
     gaunt_product,
@@ -158,3 +159,10 @@ def test_columns_require_one_dtype_and_device(kw1, kw2):
 def test_columns_run_on_one_non_cpu_device():
     z = gaunt_product_columns(torch.randn(4, 3, device="meta"), torch.randn(9, 3, device="meta"), 2)
     assert z.shape == (9, 3) and z.device.type == "meta"
+
+
+@pytest.mark.parametrize("n,even,expected", [(7, False, 8), (11, False, 12), (9, True, 10), (2.5, False, 3),
+                                             (7.2, False, 8), (4.5, True, 6), (0, False, 1)])
+def test_fast_fft_size_is_the_smallest_235_size_at_least_n(n, even, expected):
+    # a fractional n was truncated first: fast_fft_size(2.5) gave 2 < 2.5
+    assert fast_fft_size(n, even=even) == expected

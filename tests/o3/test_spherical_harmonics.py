@@ -65,6 +65,13 @@ def test_errors():
         spherical_harmonics(-1, torch.randn(4, 3))
 
 
+@pytest.mark.parametrize("degrees", [[True], [0, False], (2, True)])
+def test_bool_in_degree_list_is_refused(degrees):
+    # a bare bool is refused; inside a list True was read as degree 1 and False as degree 0
+    with pytest.raises(TypeError, match="bool"):
+        spherical_harmonics(degrees, torch.randn(4, 3))
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.floats(-10, 10), min_size=3, max_size=3), st.floats(0.1, 10.0))
 def test_normalize_is_scale_invariant(xyz, scale):
