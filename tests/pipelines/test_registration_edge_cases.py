@@ -98,6 +98,22 @@ def test_spectral_estimate_checks_its_inputs():
         spectral_estimate(bad, src, 0.1)
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    ({"num_seeds": 0}, "num_seeds must be an int >= 1, got 0"),  # was an IndexError of max()
+    ({"num_seeds": -1}, "num_seeds must be an int >= 1"),  # silently used all seeds but one
+    ({"num_seeds": 2.5}, "num_seeds must be an int >= 1"),
+    ({"consensus": 0}, "consensus must be an int >= 3"),  # silently the identity, with no inlier
+    ({"consensus": 2}, "consensus must be an int >= 3"),  # two points do not fix a rigid motion
+    ({"consensus": True}, "consensus must be an int >= 3"),
+    ({"max_correspondences": 0}, "max_correspondences must be an int >= 3"),
+    ({"refine_steps": -1}, "refine_steps must be an int >= 0"),
+])
+def test_spectral_estimate_checks_its_counts(kwargs, message):
+    src = torch.rand(20, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    with pytest.raises(ValueError, match=message):
+        spectral_estimate(src, src + 0.1, 0.05, **kwargs)
+
+
 def _correspondences(k=400, outliers=0.5, seed=0):
     """k correspondences within [0, 2]^3 (a rigid motion plus 5 mm noise), a share of them random (outliers)."""
     from geomdl.testing import random_rotation
@@ -272,3 +288,45 @@ def test_ransac_open3d_checks_its_convergence_criteria(kwargs, message):
     args = {"tau": 0.1, **kwargs}
     with pytest.raises(ValueError, match=message):  # -5: "cannot create std::vector"; 0 or 1.5: silently ran
         ransac_open3d(points, points, desc, desc, **args)
+
+
+def test_open3d_correspondences_are_the_fpfh_matches_ransac_samples_from():
+    """The open3d method returned Open3D's ``correspondence_set``: every source point paired with its nearest
+    target point under the estimated pose, all consistent with that pose by construction, so its inlier ratio,
+    the evaluation's feature-match recall and the consensus checks of verify_pose were not those of the other
+    methods (putative descriptor matches). Its correspondences are now mutual nearest neighbours in FPFH space."""
+    o3d = _open3d_or_skip()
+    gen = torch.Generator().manual_seed(7)
+    shape = synthetic_shape(3000, generator=gen)
+    voxel = 0.08
+    result = register(transform(shape, random_pose(gen)), shape, method="open3d", voxel_size=voxel)
+    feats = []
+    for down in (result.source_down, result.target_down):
+        pcd = o3d.geometry.PointCloud()
+        pcd.points = o3d.utility.Vector3dVector(down.numpy())
+        pcd.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=2 * voxel, max_nn=30))
+        fpfh = o3d.pipelines.registration.compute_fpfh_feature(
+            pcd, o3d.geometry.KDTreeSearchParamHybrid(radius=5 * voxel, max_nn=100))
+        feats.append(torch.from_numpy(np.asarray(fpfh.data).T.copy()))
+    corr = result.correspondences
+    dist = torch.cdist(feats[0], feats[1])
+    assert torch.equal(dist[corr[:, 0]].argmin(1), corr[:, 1])  # mutual nearest neighbours in descriptor space
+    assert torch.equal(dist[:, corr[:, 1]].argmin(0), corr[:, 0])
+    from geomdl.pipelines.registration.open3d_pipeline import feature_matches
+
+    assert torch.equal(corr, feature_matches(feats[0], feats[1]))
+    assert result.inlier_ratio == pytest.approx(int(result.inliers.sum()) / corr.shape[0])
+
+
+def test_feature_matches_fall_back_to_one_way_matches_as_open3d():
+    from geomdl.pipelines.registration.open3d_pipeline import feature_matches
+
+    d = torch.eye(4, dtype=torch.float64)
+    assert torch.equal(feature_matches(d, d[:0]), torch.zeros((0, 2), dtype=torch.long))
+    # 4 mutual pairs < 3 * ransac_n = 9: every source descriptor keeps its nearest target
+    tgt = torch.cat([d, d[:1] + 0.01])
+    pairs = feature_matches(torch.cat([d, d[:1] + 0.02]), tgt)
+    assert pairs.shape == (5, 2)
+    many = torch.randn(40, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    pairs = feature_matches(many, many + 1e-3)
+    assert torch.equal(pairs.sort(0).values, torch.arange(40)[:, None].expand(40, 2))

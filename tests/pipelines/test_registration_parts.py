@@ -73,6 +73,33 @@ def test_weighted_kabsch_returns_a_proper_rotation_for_reflected_points():
     assert abs(float(torch.det(est[:3, :3])) - 1) < 1e-10
 
 
+@pytest.mark.parametrize("weights, message", [
+    (torch.zeros(30), "weights are all zero"),
+    (-torch.ones(30), "weights must be non-negative"),
+    (torch.full((30,), float("nan")), "weights contains NaN"),
+    (torch.tensor([1.0, float("inf")] * 15), "weights contains NaN or infinite"),
+    (torch.ones(29), r"weights must have shape \[30\]"),
+    (torch.ones(30, 1), r"weights must have shape \[30\]"),
+])
+def test_weighted_kabsch_rejects_bad_weights_naming_them(weights, message):
+    """Zero or negative weights gave a pose silently (the identity rotation; a translation of 1e13), NaN an SVD
+    failure, a wrong shape a broadcasting error."""
+    src = torch.randn(30, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    tgt = transform(src, random_pose(torch.Generator().manual_seed(1)))
+    with pytest.raises(ValueError, match=message):
+        weighted_kabsch(src, tgt, weights.double())
+
+
+def test_weighted_kabsch_rejects_a_batch_with_one_all_zero_set():
+    src = torch.randn(2, 10, 3, dtype=torch.float64)
+    w = torch.ones(2, 10, dtype=torch.float64)
+    w[1] = 0
+    with pytest.raises(ValueError, match="weights are all zero in some set"):
+        weighted_kabsch(src, src, w)
+    with pytest.raises(ValueError, match=r"src and tgt must both have shape"):
+        weighted_kabsch(src, src[:, :5])
+
+
 def _descriptor_fn(points):
     return ppf_histogram(points, estimate_normals(points), torch.arange(points.shape[0]), radius=0.8)
 
@@ -195,6 +222,38 @@ def test_inlier_ratio_and_feature_match_recall():
     tgt[:4] += 1.0
     assert inlier_ratio(src, tgt, pose) == pytest.approx(0.6)
     assert feature_match_recall([0.01, 0.06, 0.5, 0.049]) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("info, message", [
+    (torch.zeros(6, 6), r"info\[0, 0\] must be positive"),
+    (torch.diag(torch.tensor([1.0, float("nan"), 1.0, 1.0, 1.0, 1.0])), "info contains NaN"),
+    (-torch.eye(6), r"info\[0, 0\] must be positive"),
+])
+def test_correspondence_rmse_rejects_a_degenerate_information_matrix(info, message):
+    """A zero or NaN information matrix gave an RMSE of 0 (``max(0, nan)``): a pair 116 degrees off was
+    counted as registered."""
+    pose = random_pose(torch.Generator().manual_seed(0))
+    eye = torch.eye(4, dtype=torch.float64)
+    with pytest.raises(ValueError, match=message):
+        correspondence_rmse(pose, eye, info)
+
+
+@pytest.mark.parametrize("source, message", [(torch.zeros(0, 3), "source is empty"),
+                                             (torch.zeros(5, 2), r"source must have shape \[N, 3\]")])
+def test_correspondence_rmse_checks_its_source_points(source, message):
+    """An empty cloud gave NaN silently; a wrong shape a matmul error."""
+    with pytest.raises(ValueError, match=message):
+        correspondence_rmse(random_pose(torch.Generator().manual_seed(0)), torch.eye(4), source=source)
+
+
+@pytest.mark.parametrize("kwargs, message", [({"threshold": float("nan")}, "threshold must be a positive finite"),
+                                             ({"threshold": -1.0}, "threshold must be a positive finite"),
+                                             ({"points": torch.zeros(5, 2)}, r"must both have shape \[K, 3\]")])
+def test_inlier_ratio_checks_its_arguments(kwargs, message):
+    """A NaN or negative threshold gave a ratio of 0 silently; [K, 2] points a matmul error."""
+    points = kwargs.pop("points", torch.zeros(5, 3))
+    with pytest.raises(ValueError, match=message):
+        inlier_ratio(points, points, torch.eye(4), **kwargs)
 
 
 def test_point_cloud_readers_round_trip(tmp_path):

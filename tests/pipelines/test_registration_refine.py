@@ -75,3 +75,18 @@ def test_a_too_coarse_level_names_the_schedule():
     src = torch.rand(2000, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     with pytest.raises(ValueError, match=r"icp_schedule\) level \(100\.0, 1\.0, None\) is too coarse"):
         multiscale_icp(src, src.clone(), torch.eye(4, dtype=torch.float64), 0.05, schedule=((100.0, 1.0, None),))
+
+
+def test_icp_iterations_count_the_steps_applied():
+    """``iterations`` reported 1 when no step ran (no source point within max_distance); 0 now, as for
+    ``iterations=0``; a converged run reports the steps it took."""
+    pts = synthetic_shape(800, generator=torch.Generator().manual_seed(0))
+    normals = estimate_normals(pts)
+    eye = torch.eye(4, dtype=torch.float64)
+    far = icp_point_to_plane(pts + 100.0, pts, normals, eye, max_distance=0.1)
+    assert far.iterations == 0 and far.fitness == 0.0 and far.rmse == float("inf")
+    assert torch.equal(far.pose, eye)
+    assert icp_point_to_plane(pts, pts, normals, eye, max_distance=0.1, iterations=0).iterations == 0
+    moved = transform(pts, torch.linalg.inv(_small_pose()))
+    res = icp_point_to_plane(moved, pts, normals, eye, max_distance=0.2, iterations=50)
+    assert 1 <= res.iterations < 50 and rotation_error_deg(res.pose, _small_pose()) < 0.01

@@ -58,15 +58,17 @@ def spectral_estimate(src: torch.Tensor, tgt: torch.Tensor, tau: float, num_seed
         src, tgt: ``[K, 3]`` putative correspondences (source point ``i`` matches target point ``i``),
             best first (only the first ``max_correspondences`` are used).
         tau: inlier threshold (same units as the points; e.g. 1.5-2 voxels).
-        num_seeds: seeds (hypotheses) per call; consensus: size of each seed's consensus set.
-        refine_steps: re-fits of the best pose on its inliers.
+        num_seeds: seeds (hypotheses) per call (int >= 1); consensus: size of each seed's consensus set (int
+            >= 3: a rigid fit needs 3 points); max_correspondences: int >= 3.
+        refine_steps: re-fits of the best pose on its inliers (int >= 0).
 
     Returns:
         :class:`Estimate`; with fewer than 3 correspondences the pose is the identity and no inlier is set.
 
     Raises:
-        ValueError: ``src``/``tgt`` not both ``[K, 3]`` with the same ``K``, or ``tau`` not a positive
-            finite number.
+        ValueError: ``src``/``tgt`` not both ``[K, 3]`` with the same ``K``, ``tau`` not a positive
+            finite number, or a count (``num_seeds``, ``consensus``, ``max_correspondences``, ``refine_steps``)
+            that is not an int in its range.
     """
     if not (isinstance(src, torch.Tensor) and isinstance(tgt, torch.Tensor)) or src.dim() != 2 \
             or src.shape[-1] != 3 or src.shape != tgt.shape:
@@ -75,6 +77,9 @@ def spectral_estimate(src: torch.Tensor, tgt: torch.Tensor, tau: float, num_seed
     if not (bool(torch.isfinite(src).all()) and bool(torch.isfinite(tgt).all())):
         raise ValueError("src and tgt must not contain NaN or infinite coordinates")
     tau = check_positive_real(tau, "tau")
+    num_seeds, refine_steps = check_int(num_seeds, "num_seeds"), check_int(refine_steps, "refine_steps", 0)
+    consensus = check_int(consensus, "consensus", 3)
+    max_correspondences = check_int(max_correspondences, "max_correspondences", 3)
     k = src.shape[0]
     if k < 3:
         return Estimate(torch.eye(4, dtype=torch.float64), torch.zeros(k, dtype=torch.bool), 0.0)
@@ -135,7 +140,10 @@ def ransac_open3d(src_points, tgt_points, desc_src, desc_tgt, tau: float, max_it
     ``max_iterations`` (int >= 1) and ``confidence`` (in ``(0, 1]``) are Open3D's RANSAC convergence
     criteria; ``seed`` (any int, folded by :func:`open3d_seed`) seeds Open3D's global random engine.
 
-    Returns an :class:`Estimate` whose ``correspondences`` are Open3D's inlier set (``inliers`` all true).
+    Returns an :class:`Estimate` whose ``correspondences`` are Open3D's ``correspondence_set`` (``inliers`` all
+    true): every source point paired with its nearest target point within ``tau`` under the estimated pose, not
+    the feature matches RANSAC sampled from (those are
+    :func:`geomdl.pipelines.registration.open3d_pipeline.feature_matches`).
 
     Raises:
         ValueError: ``tau`` not a positive finite number, ``max_iterations`` < 1, ``confidence`` out of range.

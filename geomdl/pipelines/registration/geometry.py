@@ -160,6 +160,29 @@ def estimate_normals(points: torch.Tensor, k: int = 16, neighbors: torch.Tensor 
     return vecs[:, :, 0]
 
 
+def check_weights(weights, shape: torch.Size, name: str = "weights") -> torch.Tensor:
+    """Validate the correspondence weights of :func:`weighted_kabsch` and return them as a tensor.
+
+    ``weights`` must have ``shape`` (``[B, K]`` or ``[K]``) and hold finite, non-negative reals, at least one
+    of them positive in every set of ``K`` (all-zero weights leave the fit undefined: it silently came out as
+    the identity rotation); else ``ValueError`` naming ``name``.
+    """
+    weights = torch.as_tensor(weights)
+    if weights.is_complex():
+        raise ValueError(f"{name} must hold real numbers, got dtype {weights.dtype}")
+    if weights.shape != shape:
+        raise ValueError(f"{name} must have shape {list(shape)} (one weight per correspondence), "
+                         f"got {list(weights.shape)}")
+    if not bool(torch.isfinite(weights).all()):
+        raise ValueError(f"{name} contains NaN or infinite entries")
+    if bool((weights < 0).any()):
+        raise ValueError(f"{name} must be non-negative, got a minimum of {float(weights.min())}")
+    if weights.numel() and not bool((weights.reshape(-1, shape[-1]) > 0).any(1).all()):
+        raise ValueError(f"{name} are all zero" + (" in some set" if len(shape) == 2 else "")
+                         + "; at least one correspondence needs a positive weight")
+    return weights
+
+
 def weighted_kabsch(src: torch.Tensor, tgt: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
     """Batched weighted least-squares rigid fit (Kabsch/Umeyama without scale).
 
@@ -172,7 +195,16 @@ def weighted_kabsch(src: torch.Tensor, tgt: torch.Tensor, weights: torch.Tensor 
 
     Returns:
         ``[B, 4, 4]`` (or ``[4, 4]``) poses mapping ``src`` onto ``tgt``.
+
+    Raises:
+        ValueError: ``src``/``tgt`` not both ``[B, K, 3]`` (or ``[K, 3]``) of the same shape, or ``weights`` not of
+            shape ``[B, K]`` (``[K]``), with a NaN/inf or negative entry, or all zero in some set (no fit then).
     """
+    if src.dim() not in (2, 3) or src.shape[-1] != 3 or src.shape != tgt.shape:
+        raise ValueError(f"src and tgt must both have shape [B, K, 3] or [K, 3], got {tuple(src.shape)} and "
+                         f"{tuple(tgt.shape)}")
+    if weights is not None:
+        weights = check_weights(weights, src.shape[:-1])
     squeeze = src.dim() == 2
     if squeeze:
         src, tgt = src[None], tgt[None]

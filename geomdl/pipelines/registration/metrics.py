@@ -20,8 +20,9 @@ import math
 
 import torch
 
+from geomdl.ops._validation import check_positive_real
 from geomdl.pipelines.metrics import rotation_error_deg as _rotation_error_deg
-from geomdl.pipelines.registration.geometry import check_pose, transform
+from geomdl.pipelines.registration.geometry import as_points, check_pose, transform
 
 
 def rotation_error_deg(pose: torch.Tensor, gt: torch.Tensor) -> float:
@@ -52,34 +53,51 @@ def _quaternion_xyz(rot: torch.Tensor) -> torch.Tensor:
     return q
 
 
+def check_info(info, name: str = "info") -> torch.Tensor:
+    """Validate a ``gt.info`` information matrix: float64 ``[6, 6]``, finite, with ``info[0, 0] > 0``."""
+    info = torch.as_tensor(info, dtype=torch.float64)
+    if info.shape != (6, 6):
+        raise ValueError(f"{name} must have shape [6, 6], got {tuple(info.shape)}")
+    if not bool(torch.isfinite(info).all()):
+        raise ValueError(f"{name} contains NaN or infinite entries")
+    if not float(info[0, 0]) > 0:
+        raise ValueError(f"{name}[0, 0] must be positive (the number of points behind the information matrix), "
+                         f"got {float(info[0, 0])}")
+    return info
+
+
 def correspondence_rmse(pose: torch.Tensor, gt: torch.Tensor, info: torch.Tensor | None = None,
                         source: torch.Tensor | None = None) -> float:
     """3DMatch correspondence RMSE of ``pose`` against ``gt`` (see the module docstring).
 
     Args:
         pose, gt: ``[4, 4]`` source -> target poses.
-        info: ``[6, 6]`` information matrix from ``gt.info`` (preferred).
-        source: ``[N, 3]`` source points, used when ``info`` is not given.
+        info: ``[6, 6]`` information matrix from ``gt.info`` (preferred): finite, with ``info[0, 0] > 0``.
+        source: ``[N, 3]`` source points (N >= 1, finite), used when ``info`` is not given.
+
+    Raises:
+        ValueError: a wrong shape, NaN/inf entries, ``info[0, 0] <= 0`` (the normaliser: a zero or NaN matrix gave
+            an RMSE of 0, a "registered" pair whatever the pose), or neither ``info`` nor ``source``.
     """
     pose, gt = check_pose(pose, "pose"), check_pose(gt, "gt")
     if info is not None:
-        info = torch.as_tensor(info, dtype=torch.float64)
-        if info.shape != (6, 6):
-            raise ValueError(f"info must have shape [6, 6], got {tuple(info.shape)}")
+        info = check_info(info)
         err = torch.linalg.inv(gt) @ pose
         xi = torch.cat([err[:3, 3], _quaternion_xyz(err[:3, :3])])
         return math.sqrt(max(0.0, float(xi @ info @ xi / info[0, 0])))
     if source is None:
         raise ValueError("correspondence_rmse needs info (gt.info matrix) or source points")
-    source = torch.as_tensor(source, dtype=torch.float64)
+    source = as_points(source, "source")
     return float((transform(source, pose) - transform(source, gt)).pow(2).sum(1).mean().sqrt())
 
 
 def inlier_ratio(src_points: torch.Tensor, tgt_points: torch.Tensor, gt: torch.Tensor, threshold: float = 0.1) -> float:
     """Fraction of correspondences ``src_points[i] <-> tgt_points[i]`` (``[K, 3]`` each) within ``threshold``
-    of each other under the ground-truth pose."""
-    if src_points.shape != tgt_points.shape:
-        raise ValueError(f"src_points and tgt_points must have the same shape, got {tuple(src_points.shape)} "
+    of each other under the ground-truth pose (``threshold`` > 0, in the units of the points); 0 without
+    correspondences."""
+    threshold = check_positive_real(threshold, "threshold")
+    if src_points.dim() != 2 or src_points.shape[-1] != 3 or src_points.shape != tgt_points.shape:
+        raise ValueError(f"src_points and tgt_points must both have shape [K, 3], got {tuple(src_points.shape)} "
                          f"and {tuple(tgt_points.shape)}")
     if src_points.shape[0] == 0:
         return 0.0

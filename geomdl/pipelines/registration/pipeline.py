@@ -146,7 +146,8 @@ def register(source, target, method: str = "geomdl", voxel_size: float = 0.05, *
 
     ``method="open3d"`` runs Open3D end to end: it ignores ``keypoint_spacing``, ``max_keypoints``,
     ``icp_points`` and ``icp_schedule`` (one point-to-plane ICP at ``icp_distance``). Its ``correspondences`` are
-    RANSAC's own inlier set, so its inlier ratio is not comparable with the other methods'.
+    the mutual FPFH matches its RANSAC samples from: putative descriptor matches, as for the other methods, so
+    its inlier ratio (and the evaluation's) compares with theirs.
 
     Returns:
         :class:`RegistrationResult` (pose, correspondences, inlier ratio, fitness, success, timings).

@@ -27,10 +27,12 @@ DEFAULT_SCHEDULE: tuple[tuple[float, float, float | None], ...] = ((1.0, 1.0, No
 
 @dataclass
 class ICPResult:
+    """Outcome of :func:`icp_point_to_plane` (of the last level for :func:`multiscale_icp`)."""
+
     pose: torch.Tensor  # [4, 4] float64
     fitness: float  # fraction of source points with a target point within max_distance
-    rmse: float  # RMS point-to-plane residual of those pairs
-    iterations: int
+    rmse: float  # RMS point-to-plane residual of those pairs (inf when there is none)
+    iterations: int  # Gauss-Newton steps applied to the pose: 0 when none ran (iterations=0, or < 6 usable pairs)
 
 
 def tukey_weights(residual: torch.Tensor, scale: float) -> torch.Tensor:
@@ -66,15 +68,16 @@ def icp_point_to_plane(source: torch.Tensor, target: torch.Tensor, target_normal
         nn_index: a prebuilt :class:`NearestNeighbor` over ``target`` (built when not given).
 
     Returns:
-        :class:`ICPResult` (pose, fitness, point-to-plane RMSE and iterations run).
+        :class:`ICPResult` (pose, fitness, point-to-plane RMSE and the number of steps applied: 0 when no step
+        ran, e.g. fewer than 6 source points within ``max_distance`` of the target at ``init``).
     """
     if not max_distance > 0:
         raise ValueError(f"max_distance must be positive, got {max_distance!r}")
     nn_index = nn_index or NearestNeighbor(target)
     pose = init.double().clone()
     src = source.double()
-    done = 0
-    for done in range(1, iterations + 1):
+    done = 0  # steps applied (a step refused for too few pairs is not counted)
+    for _ in range(iterations):
         moved = transform(src, pose)
         idx, dist = nn_index.query(moved)
         keep = dist < max_distance
@@ -95,6 +98,7 @@ def icp_point_to_plane(source: torch.Tensor, target: torch.Tensor, target_normal
         rot = axis_angle_to_matrix(delta[:3])
         step = make_pose(rot, delta[3:] + c - rot @ c)  # x -> rot (x - c) + c + v
         pose = step @ pose
+        done += 1
         if float(delta.norm()) < tolerance:
             break
     moved = transform(src, pose)
