@@ -76,7 +76,7 @@ class TrainConfig:
     batch_size: int = 32  # GLOBAL batch size (split evenly over the DDP processes)
     out_dir: str = "runs/default"
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 on a GPU that supports it, else off
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 on a GPU that supports it, fp16 on other GPUs, off on CPU
     ema_decay: Optional[float] = None  # e.g. 0.999; evaluation then uses the EMA weights
     eval_every: int = 1  # epochs between validations
     monitor: str = "val/loss"  # metric for the best checkpoint and early stopping

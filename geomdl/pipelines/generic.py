@@ -127,6 +127,13 @@ class RegressionOptions:
     target_names: list[str] = field(default_factory=list)
 
 
+def check_target_names(names, num_targets: int, key: str = "task.kwargs.target_names") -> None:
+    """ConfigError naming ``key`` when ``names`` are given but not one per target (the metrics fell back to
+    ``y0, y1, ...`` without a word)."""
+    if names and len(names) != num_targets:
+        raise ConfigError(f"{key}: {len(names)} names for {num_targets} targets; give one per target (or none)")
+
+
 class RegressionTask(Task):
     """Regression of ``y [B, T]``: the model predicts standardised targets, ``forward`` returns
     them in the data's units. Metrics: ``mae``, ``rmse`` (all targets, in their mixed units) and per
@@ -145,6 +152,7 @@ class RegressionTask(Task):
 
     def model_defaults(self, datasets):
         ys = torch.cat([torch.as_tensor(d.y, dtype=torch.float64).reshape(1, -1) for d in datasets["train"]])
+        check_target_names(self.options.target_names, ys.shape[1])
         if self.mean is None:
             if self.options.normalize:
                 self.mean, self.std = ys.mean(0), ys.std(0, unbiased=False).clamp_min(1e-12)

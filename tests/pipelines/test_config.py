@@ -104,7 +104,7 @@ _scalars = st.fixed_dictionaries({
                                     "schedule": st.sampled_from(["constant", "cosine", "step"]),
                                     "warmup_steps": st.integers(0, 100)}),
     "train": st.fixed_dictionaries({"epochs": st.integers(1, 1000), "batch_size": st.integers(1, 512),
-                                    "ema_decay": st.none() | st.floats(0, 0.9999), "out_dir": st.text(min_size=1, max_size=20)}),
+                                    "ema_decay": st.none() | st.floats(0, 0.9999), "out_dir": st.text(min_size=1, max_size=20).filter(str.strip)}),  # a blank out_dir is refused
     "model": st.fixed_dictionaries({"name": st.text(min_size=1, max_size=10),
                                     "kwargs": st.dictionaries(st.text(min_size=1, max_size=5), st.integers() | st.text(max_size=5), max_size=3)}),
 })

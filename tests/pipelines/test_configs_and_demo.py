@@ -18,6 +18,16 @@ def test_example_config_is_valid(path):
     check_kwargs(get_model_constructor(cfg.model.name), cfg.model.kwargs, "model.kwargs")
 
 
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_a_config_that_validates_on_its_test_split_reports_the_last_weights(path):
+    """With ``val_split: test`` (ModelNet has no val split) ``best.pt`` is chosen on the test data, so the final
+    evaluation must use the last epoch's weights (``train.final_weights: last``), as the config's comment says."""
+    cfg = load_config(path)
+    kwargs = cfg.task.kwargs or {}
+    if kwargs.get("val_split", "val") == kwargs.get("test_split", "test"):
+        assert cfg.train.final_weights == "last", path.name
+
+
 def test_toy_configs_exist():
     assert {"toy_classification.yaml", "toy_regression.yaml"} <= {p.name for p in CONFIGS}
     assert configs.names() == [p.stem for p in CONFIGS]

@@ -142,3 +142,22 @@ def test_class_names_of_the_wrong_count_are_a_config_error(config):
     task = build_task(load_config(config, overrides))
     with pytest.raises(ConfigError, match=r"task.kwargs.class_names: 3 names for \d+ classes"):
         task.model_defaults(task.build_datasets())
+
+
+@pytest.mark.parametrize("names", [["scale"], ["scale", "height", "extra"]])
+def test_target_names_of_the_wrong_count_are_a_config_error(names):
+    # the metrics fell back to y0, y1, ... without a word when the count did not match the targets
+    from geomdl.pipelines.tasks import build_task
+
+    overrides = [f"task.kwargs.target_names={names}", "data.kwargs.num_samples=8", "data.kwargs.num_points=16"]
+    task = build_task(load_config("toy_regression", overrides))
+    with pytest.raises(ConfigError, match=rf"task.kwargs.target_names: {len(names)} names for 2 targets"):
+        task.model_defaults(task.build_datasets())
+
+
+def test_target_names_of_the_right_count_name_the_metrics():
+    from geomdl.pipelines.tasks import build_task
+
+    task = build_task(load_config("toy_regression", ["data.kwargs.num_samples=8", "data.kwargs.num_points=16"]))
+    assert task.model_defaults(task.build_datasets()) == {"out_channels": 2}
+    assert task.names(2) == ["scale", "height"]
