@@ -137,13 +137,18 @@ def ransac_open3d(src_points, tgt_points, desc_src, desc_tgt, tau: float, max_it
     """Open3D ``registration_ransac_based_on_feature_matching`` (mutual filter, 3-point samples, edge-
     length 0.9 and distance checkers): the peer estimator. ``*_points [N, 3]``, ``desc_* [N, D]``.
 
+    Run as the two Open3D calls that function makes (``correspondences_from_features`` with the mutual filter,
+    then ``registration_ransac_based_on_correspondence``; the same pose for the same seed, tested), so that the
+    putative matches RANSAC sampled from are kept without matching twice.
+
     ``max_iterations`` (int >= 1) and ``confidence`` (in ``(0, 1]``) are Open3D's RANSAC convergence
     criteria; ``seed`` (any int, folded by :func:`open3d_seed`) seeds Open3D's global random engine.
 
-    Returns an :class:`Estimate` whose ``correspondences`` are Open3D's ``correspondence_set`` (``inliers`` all
-    true): every source point paired with its nearest target point within ``tau`` under the estimated pose, not
-    the feature matches RANSAC sampled from (those are
-    :func:`geomdl.pipelines.registration.open3d_pipeline.feature_matches`).
+    Returns an :class:`Estimate` whose ``correspondences`` ``[K, 2]`` are those putative matches (mutual nearest
+    FPFH neighbours; Open3D falls back to one-way matches when fewer than ``3 * ransac_n`` are mutual), ``inliers``
+    the matches within ``tau`` under the pose and ``score`` their count. (Open3D's own ``correspondence_set`` is
+    not comparable with other estimators' matches: it pairs every source point with its nearest target point
+    under the estimated pose, so it agrees with that pose by construction.)
 
     Raises:
         ValueError: ``tau`` not a positive finite number, ``max_iterations`` < 1, ``confidence`` out of range.
@@ -171,11 +176,13 @@ def ransac_open3d(src_points, tgt_points, desc_src, desc_tgt, tau: float, max_it
         f.data = d.detach().cpu().numpy().astype(np.float64).T
         return f
 
-    result = reg.registration_ransac_based_on_feature_matching(
-        cloud(src_points), cloud(tgt_points), feature(desc_src), feature(desc_tgt), True, tau,
-        reg.TransformationEstimationPointToPoint(False), 3,
+    matches = reg.correspondences_from_features(feature(desc_src), feature(desc_tgt), True)
+    result = reg.registration_ransac_based_on_correspondence(
+        cloud(src_points), cloud(tgt_points), matches, tau, reg.TransformationEstimationPointToPoint(False), 3,
         [reg.CorrespondenceCheckerBasedOnEdgeLength(0.9), reg.CorrespondenceCheckerBasedOnDistance(tau)],
         reg.RANSACConvergenceCriteria(max_iterations, confidence))
     pose = torch.from_numpy(np.asarray(result.transformation).copy())
-    corr = torch.from_numpy(np.asarray(result.correspondence_set, dtype=np.int64).reshape(-1, 2).copy())
-    return Estimate(pose, torch.ones(corr.shape[0], dtype=torch.bool), float(corr.shape[0]), corr)
+    corr = torch.from_numpy(np.asarray(matches, dtype=np.int64).reshape(-1, 2).copy())
+    src_p, tgt_p = src_points.detach().cpu().double(), tgt_points.detach().cpu().double()
+    inliers = (transform(src_p[corr[:, 0]], pose) - tgt_p[corr[:, 1]]).norm(dim=1) < tau
+    return Estimate(pose, inliers, float(inliers.sum()), corr)

@@ -17,39 +17,13 @@ def _cloud(o3d, points: torch.Tensor):
     return pcd
 
 
-def _nearest(queries: torch.Tensor, points: torch.Tensor, block: int = 2048) -> torch.Tensor:
-    """Index ``[M]`` of the Euclidean nearest row of ``points [N, D]`` for each row of ``queries [M, D]``."""
-    return torch.cat([torch.cdist(queries[i:i + block], points).argmin(1) for i in range(0, queries.shape[0], block)])
-
-
-def feature_matches(desc_src: torch.Tensor, desc_tgt: torch.Tensor, ransac_n: int = 3) -> torch.Tensor:
-    """The putative correspondences Open3D's feature RANSAC samples from (``mutual_filter=True``).
-
-    Pairs ``(i, j)`` whose descriptors ``desc_src [N, D]``, ``desc_tgt [M, D]`` are mutual Euclidean nearest
-    neighbours (raw FPFH, as Open3D's feature KD-tree); fewer than ``3 * ransac_n`` mutual pairs fall back to
-    every source point's nearest target, as Open3D does. Returns ``[K, 2]`` int64, sorted by descriptor
-    distance: the same kind of correspondences as the other methods' (putative descriptor matches).
-    """
-    if desc_src.shape[0] == 0 or desc_tgt.shape[0] == 0:
-        return torch.zeros((0, 2), dtype=torch.long)
-    s2t, t2s = _nearest(desc_src, desc_tgt), _nearest(desc_tgt, desc_src)
-    src = torch.arange(desc_src.shape[0])
-    keep = t2s[s2t] == src
-    if int(keep.sum()) < 3 * ransac_n:
-        keep = torch.ones_like(keep)
-    pairs = torch.stack([src[keep], s2t[keep]], 1)
-    dist = (desc_src[pairs[:, 0]] - desc_tgt[pairs[:, 1]]).norm(dim=1)
-    return pairs[torch.argsort(dist, stable=True)]
-
-
 def register_open3d(src, tgt, voxel_size, radius, tau, icp_dist, icp_iterations, seed, check_downsampled, timer) -> dict:
     """Run the Open3D pipeline on validated float64 clouds, timing each stage with ``timer``.
 
     Returns the keyword arguments of ``pipeline._finish`` (pose, coarse pose, the putative FPFH correspondences
-    RANSAC sampled from (:func:`feature_matches`), ICP RMSE, downsampled clouds and target normals), so that the
-    result is verified by the same checks as geomdl's and its inlier ratio has the same definition. (Open3D's
-    own ``correspondence_set`` is not that: it pairs every source point with its nearest target point within
-    ``tau`` under the estimated pose, so all of them agree with that pose by construction.)
+    RANSAC sampled from (see :func:`~geomdl.pipelines.registration.estimation.ransac_open3d`), ICP RMSE,
+    downsampled clouds and target normals), so that the result is verified by the same checks as geomdl's and
+    its inlier ratio has the same definition.
     """
     from geomdl.utils.optional import import_open3d
 
@@ -83,6 +57,5 @@ def register_open3d(src, tgt, voxel_size, radius, tau, icp_dist, icp_iterations,
     timer.lap("refinement")
     pose = torch.from_numpy(np.asarray(icp.transformation).copy())
     tgt_normals = torch.from_numpy(np.asarray(downs[1].normals).copy())
-    corr = feature_matches(d_src, d_tgt)
-    return {"pose": pose, "coarse_pose": est.pose, "corr": corr, "rmse": float(icp.inlier_rmse),
+    return {"pose": pose, "coarse_pose": est.pose, "corr": est.correspondences, "rmse": float(icp.inlier_rmse),
             "src_down": src_down, "tgt_down": tgt_down, "tgt_normals": tgt_normals, "timer": timer}
