@@ -12,7 +12,7 @@ import pathlib
 import torch
 
 from geomdl.pipelines import checkpoint as ckpt_mod
-from geomdl.pipelines.config import ConfigError, ExperimentConfig, config_from_dict, load_config
+from geomdl.pipelines.config import ConfigError, ExperimentConfig, apply_overrides, config_from_dict, load_config
 from geomdl.pipelines.distributed import cleanup, setup
 from geomdl.pipelines.evaluation import eval_loader, evaluate, report
 from geomdl.pipelines.tasks import build_task, is_generated_dataset
@@ -23,8 +23,12 @@ from geomdl.utils.io import file_in_the_way
 def train(config: str | pathlib.Path | ExperimentConfig | None, overrides: list[str] | None = None, resume=None,
           overwrite: bool = False) -> dict:
     """Train from a YAML file (or a config object) with ``key=value`` overrides; returns the
-    trainer's summary. Joins/leaves the torchrun process group when launched by torchrun."""
-    cfg = config if isinstance(config, ExperimentConfig) else load_config(config, overrides)
+    trainer's summary. Joins/leaves the torchrun process group when launched by torchrun. The overrides apply to a
+    config object too (a copy; they were ignored)."""
+    if isinstance(config, ExperimentConfig):
+        cfg = config_from_dict(apply_overrides(config.to_dict(), overrides)) if overrides else config
+    else:
+        cfg = load_config(config, overrides)
     info = setup(cfg.train.device)
     try:
         return Trainer(cfg, dist_info=info).fit(resume=resume, overwrite=overwrite)

@@ -86,6 +86,17 @@ def amp_dtype_for(setting: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if setting == "bf16" else torch.float16
 
 
+def iterate_batches(loader):
+    """``iter(loader)`` without advancing the global torch RNG (a resumed run continues the same random stream).
+
+    Making a DataLoader iterator draws its workers' base seed from that RNG: every epoch without workers, but
+    once per process with persistent workers (``data.num_workers > 0``), so a resumed run drew where the
+    uninterrupted one did not, and its dropout masks and weights differed from the first resumed epoch on.
+    """
+    with torch.random.fork_rng(devices=[]):
+        return iter(loader)
+
+
 def weights_fingerprint(model: torch.nn.Module) -> str:
     """sha256 of the bytes of every parameter and buffer (equal iff the weights are bit-identical)."""
     import hashlib
@@ -188,12 +199,12 @@ class Trainer(CheckpointMixin):
         return min(1.0, self._synced_elapsed / self.config.train.time_budget)
 
     # ---- one epoch ---------------------------------------------------------------------------
-    def _progress(self, iterable, desc: str):
+    def _progress(self, iterable, desc: str, total: int | None = None):
         mode = self.config.train.progress
         show = self.info.is_main and (mode == "on" or (mode == "auto" and sys.stderr.isatty()))
         from tqdm.auto import tqdm
 
-        return tqdm(iterable, desc=desc, disable=not show, leave=False, dynamic_ncols=True)
+        return tqdm(iterable, desc=desc, total=total, disable=not show, leave=False, dynamic_ncols=True)
 
     def _train_epoch(self, epoch: int) -> dict:
         cfg, task, info = self.config, self.task, self.info
@@ -205,7 +216,8 @@ class Trainer(CheckpointMixin):
         grad_norm_sum = torch.zeros((), dtype=torch.float64, device=info.device)
         budget, steps, skipped = cfg.train.time_budget, 0, 0
         self._scale = self.scaler.get_scale() if self.scaler is not None else None
-        bar = self._progress(self.train_loader, f"epoch {epoch + 1}/{cfg.train.epochs}")
+        batches = iterate_batches(self.train_loader)
+        bar = self._progress(batches, f"epoch {epoch + 1}/{cfg.train.epochs}", self.steps_per_epoch)
         for i, batch in enumerate(bar):
             batch = move_to(batch, info.device)
             with autocast_context(info.device, self.amp_dtype):
@@ -363,7 +375,8 @@ class Trainer(CheckpointMixin):
                 row = {"epoch": epoch + 1, **self._train_epoch(epoch)}
                 improved = False
                 if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs or self._budget_spent:
-                    val, _, _ = evaluate(self.task, self.eval_model, self.eval_loaders["val"], info, self.amp_dtype)
+                    val, _, _ = evaluate(self.task, self.eval_model, iterate_batches(self.eval_loaders["val"]), info,
+                                         self.amp_dtype)
                     row.update({f"val/{k}": v for k, v in val.items()})
                     improved, stopped_early = self._track(row)
                 row.update({"step": state["step"], "time_s": round(time.perf_counter() - t0, 3)})

@@ -20,7 +20,8 @@ log = logging.getLogger("geomdl.train")
 
 # config keys that may differ between a checkpoint and the config that resumes it
 RESUMABLE_CHANGES = {"train.epochs", "train.stop_after_epochs", "train.time_budget", "train.progress", "train.out_dir",
-                     "train.tensorboard", "train.plots", "train.early_stopping_patience", "train.final_weights", "data.num_workers", "data.root", "data.eval_batch_size"}
+                     "train.tensorboard", "train.plots", "train.early_stopping_patience", "train.final_weights", "data.num_workers", "data.root", "data.eval_batch_size",
+                     "train.checkpoint_every", "train.prepare_timeout"}  # (neither changes what is trained)
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

@@ -161,3 +161,14 @@ def test_target_names_of_the_right_count_name_the_metrics():
     task = build_task(load_config("toy_regression", ["data.kwargs.num_samples=8", "data.kwargs.num_points=16"]))
     assert task.model_defaults(task.build_datasets()) == {"out_channels": 2}
     assert task.names(2) == ["scale", "height"]
+
+
+def test_train_applies_overrides_to_a_config_object(tmp_path, tiny_config):
+    # runs.train(config_object, overrides) ignored the overrides and trained the object's 3 epochs
+    from geomdl.pipelines.runs import train
+
+    cfg = tiny_config(tmp_path / "run", "train.plots=false")
+    summary = train(cfg, ["train.epochs=1"])
+    assert summary["epoch"] == 1 and cfg.train.epochs == 3  # the caller's object is left as it was
+    with pytest.raises(ConfigError, match="train.epochs: expected int, got 'x'"):
+        train(cfg, ["train.epochs=x"])

@@ -63,6 +63,18 @@ def test_interrupted_and_resumed_run_matches_uninterrupted_run_exactly(tmp_path,
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
 
 
+def test_resume_with_loader_workers_matches_uninterrupted_run_exactly(tmp_path, tiny_config):
+    # persistent workers draw their base seed from the global RNG once per process: the resumed run drew it
+    # again at its first epoch (the uninterrupted one did not) and went on with other dropout masks
+    extra = ["train.epochs=3", "model.kwargs.dropout=0.3", "data.num_workers=1", "train.plots=false"]
+    full = Trainer(tiny_config(tmp_path / "full", *extra)).fit()
+    Trainer(tiny_config(tmp_path / "part", *extra, "train.stop_after_epochs=1")).fit()
+    resumed = Trainer(tiny_config(tmp_path / "part", *extra)).fit(resume=True)
+    assert resumed["metrics"] == full["metrics"]
+    a, b = _weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "part" / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_fresh_run_refuses_to_overwrite_an_existing_run(tmp_path, tiny_config):
     Trainer(tiny_config(tmp_path / "run", "train.epochs=1")).fit()
     before = (tmp_path / "run" / "last.pt").read_bytes()
@@ -77,6 +89,15 @@ def test_resume_rejects_a_different_model_or_experiment(tmp_path, tiny_config):
         Trainer(tiny_config(tmp_path / "run", "model.kwargs.hidden_channels=8")).fit(resume=True)
     with pytest.raises(ValueError, match="another experiment .*optim.lr"):
         Trainer(tiny_config(tmp_path / "run", "optim.lr=0.5")).fit(resume=True)
+
+
+def test_resume_accepts_settings_that_do_not_change_the_training(tmp_path, tiny_config):
+    # a longer wait for the dataset preparation or another checkpoint interval was refused as "another experiment"
+    full = Trainer(tiny_config(tmp_path / "full", "train.plots=false")).fit()
+    Trainer(tiny_config(tmp_path / "part", "train.plots=false", "train.stop_after_epochs=1")).fit()
+    resumed = Trainer(tiny_config(tmp_path / "part", "train.plots=false", "train.checkpoint_every=2",
+                                  "train.prepare_timeout=60")).fit(resume=True)
+    assert resumed["metrics"] == full["metrics"]
 
 
 def test_early_stopping_stops_when_the_monitored_metric_stalls(tmp_path, tiny_config):
