@@ -18,6 +18,8 @@ import math
 import pathlib
 import time
 
+from benchmarks.timing import check_config, nonnegative_float, positive_int
+
 HELP = "APEN vs global-E(3) baseline vs DGCNN: part segmentation mIoU on new part arrangements + measured error"
 
 MODELS = (("apen", "apen_segmentation"), ("apen_global", "apen_global_segmentation"),
@@ -30,9 +32,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra config overrides for every run")
     parser.add_argument("--models", nargs="+", default=[m for m, _ in MODELS], choices=[m for m, _ in MODELS])
     parser.add_argument("--out-dir", default="runs/bench_apen_segmentation", help="run folders")
-    parser.add_argument("--measure-scenes", type=int, default=8, help="test scenes for the equivariance measurement")
-    parser.add_argument("--measure-samples", type=int, default=4, help="random piecewise motions per measurement")
-    parser.add_argument("--measure-translation", type=float, default=0.0,
+    parser.add_argument("--measure-scenes", type=positive_int, default=8, help="test scenes for the equivariance measurement")
+    parser.add_argument("--measure-samples", type=positive_int, default=4, help="random piecewise motions per measurement")
+    parser.add_argument("--measure-translation", type=nonnegative_float, default=0.0,
                         help="std of the random translation per part in the measurement (default 0: parts turn in place, "
                              "as in the test arrangement, so they never collide)")
     parser.add_argument("--only-measure", action="store_true", help="skip training; measure the APEN run in --out-dir")
@@ -88,10 +90,11 @@ def run(args) -> list[dict]:
         common += ["train.epochs=1", "data.kwargs.num_scenes=8", "data.kwargs.num_points=128"]
     if args.only_measure:
         return measure_apen(out / "apen", args.measure_scenes, args.measure_samples, args.measure_translation)
+    chosen = [(name, cfg) for name, cfg in MODELS if name in args.models]
+    for name, cfg in chosen:  # a bad --set is a one-line usage error, not a traceback
+        check_config(cfg, [*common, f"train.out_dir={out / name}"])
     results = {}
-    for name, cfg in MODELS:
-        if name not in args.models:
-            continue
+    for name, cfg in chosen:
         t0 = time.perf_counter()
         summary = train(cfg, [*common, f"train.out_dir={out / name}"], overwrite=True)
         seconds = time.perf_counter() - t0

@@ -11,29 +11,34 @@ import time
 
 import torch
 
+from benchmarks.timing import _number_type, nonnegative_float, nonnegative_int, positive_float, positive_int
+
+decay = _number_type(float, lambda v: 0 <= v < 1, "a number in [0, 1)", "decay",
+                     "argparse ``type``: an EMA decay in [0, 1) (0: off; ``--ema 1`` would never move the weights).")
+
 HELP = "PONITA N-body (charged, 5 particles): test position MSE vs linear baselines"
 CACHE = pathlib.Path(__file__).resolve().parent / "results" / "nbody_cache"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--train", type=int, default=3000)
-    parser.add_argument("--val", type=int, default=2000, help="validation systems (default 2000, as EGNN)")
-    parser.add_argument("--test", type=int, default=2000)
-    parser.add_argument("--epochs", type=int, default=10000)
-    parser.add_argument("--time-budget", type=float, default=2100.0, help="training seconds (cosine schedule over it)")
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--num-ori", type=int, default=16, help="orientations of the repulsion grid (default 16)")
-    parser.add_argument("--basis-dim", type=int, default=32)
-    parser.add_argument("--widening", type=int, default=2)
-    parser.add_argument("--eval-every", type=int, default=10)
-    parser.add_argument("--weight-decay", type=float, default=1e-10, help="AdamW decoupled weight decay (default 1e-10, PONITA's)")
+    parser.add_argument("--train", type=positive_int, default=3000)
+    parser.add_argument("--val", type=positive_int, default=2000, help="validation systems (default 2000, as EGNN)")
+    parser.add_argument("--test", type=positive_int, default=2000)
+    parser.add_argument("--epochs", type=positive_int, default=10000)
+    parser.add_argument("--time-budget", type=positive_float, default=2100.0, help="training seconds (cosine schedule over it)")
+    parser.add_argument("--batch-size", type=positive_int, default=100)
+    parser.add_argument("--lr", type=positive_float, default=3e-3)
+    parser.add_argument("--hidden", type=positive_int, default=64)
+    parser.add_argument("--layers", type=positive_int, default=4)
+    parser.add_argument("--num-ori", type=positive_int, default=16, help="orientations of the repulsion grid (default 16)")
+    parser.add_argument("--basis-dim", type=positive_int, default=32)
+    parser.add_argument("--widening", type=positive_int, default=2)
+    parser.add_argument("--eval-every", type=positive_int, default=10)
+    parser.add_argument("--weight-decay", type=nonnegative_float, default=1e-10, help="AdamW decoupled weight decay (default 1e-10, PONITA's)")
     parser.add_argument("--no-flip-charges", action="store_true",
                         help="train without the charge-flip augmentation (q -> -q of whole systems, an exact symmetry)")
-    parser.add_argument("--ema", type=float, default=0.999, help="validate and keep an EMA of the weights with this decay (0: off)")
-    parser.add_argument("--test-rotations", type=int, default=8,
+    parser.add_argument("--ema", type=decay, default=0.999, help="validate and keep an EMA of the weights with this decay (0: off)")
+    parser.add_argument("--test-rotations", type=nonnegative_int, default=8,
                         help="also report the test MSE of predictions averaged over this many random rotations (0: off)")
     parser.add_argument("--checkpoint", default="benchmarks/results/nbody.pt", help="where to save the trained model ('' = don't)")
     parser.add_argument("--seed", type=int, default=0)

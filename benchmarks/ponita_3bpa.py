@@ -20,33 +20,37 @@ and training time then include the earlier phases'. The measured recipe (README,
 """
 from __future__ import annotations
 
+import os
 import pathlib
 import time
 
 import torch
 
+from benchmarks.timing import nonnegative_float, nonnegative_int, positive_float, positive_int
+
 HELP = "PONITA on 3BPA: held-out force/energy MAE and time per epoch vs an e3nn NequIP-style model"
-DEFAULT_DATA = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "3bpa" / "dataset_3BPA" / "train_300K.xyz"
+SHARED_DATA = pathlib.Path(os.environ.get("GEOMDL_SHARED_DATA", pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+DEFAULT_DATA = SHARED_DATA / "3bpa" / "dataset_3BPA" / "train_300K.xyz"  # as benchmarks/registration.py finds its data
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="extxyz with energies (eV) and forces (eV/A)")
-    parser.add_argument("--holdout", type=int, default=50, help="held-out test frames (default 50)")
-    parser.add_argument("--epochs", type=int, default=1000, help="maximum number of epochs (default 1000)")
-    parser.add_argument("--time-budget", type=float, default=3600.0,
+    parser.add_argument("--holdout", type=positive_int, default=50, help="held-out test frames (default 50)")
+    parser.add_argument("--epochs", type=positive_int, default=1000, help="maximum number of epochs (default 1000)")
+    parser.add_argument("--time-budget", type=positive_float, default=3600.0,
                         help="training seconds; the cosine schedule follows the elapsed fraction (default 3600)")
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=5e-3)
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--num-ori", type=int, default=12)
+    parser.add_argument("--batch-size", type=positive_int, default=4)
+    parser.add_argument("--lr", type=positive_float, default=5e-3)
+    parser.add_argument("--hidden", type=positive_int, default=64)
+    parser.add_argument("--layers", type=positive_int, default=4)
+    parser.add_argument("--num-ori", type=positive_int, default=12)
     parser.add_argument("--grid", default="repulsion", choices=["fibonacci", "repulsion"])
-    parser.add_argument("--basis-dim", type=int, default=32)
-    parser.add_argument("--widening", type=int, default=2)
-    parser.add_argument("--radius", type=float, default=5.0)
-    parser.add_argument("--forces-weight", type=float, default=100.0)
-    parser.add_argument("--test-rotations", type=int, default=8)
-    parser.add_argument("--eval-every", type=int, default=10)
+    parser.add_argument("--basis-dim", type=positive_int, default=32)
+    parser.add_argument("--widening", type=positive_int, default=2)
+    parser.add_argument("--radius", type=positive_float, default=5.0)
+    parser.add_argument("--forces-weight", type=nonnegative_float, default=100.0)
+    parser.add_argument("--test-rotations", type=nonnegative_int, default=8)
+    parser.add_argument("--eval-every", type=positive_int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", default="benchmarks/results/ponita_3bpa.pt", help="where to save the trained potential")
     parser.add_argument("--no-baseline", action="store_true", help="skip the NequIP-style timing")
@@ -75,15 +79,27 @@ def _time_per_epoch(model, frames, batch_size, n_train, repeats=3):
     return t["median_ms"] / 1000 * (n_train / batch_size)
 
 
+def _read(path: str) -> list:
+    """The frames of ``--data``; a missing or unreadable file is a one-line error naming the option."""
+    from geomdl.pipelines.molecular import read_frames
+
+    try:
+        return read_frames(path)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--data: {exc}") from None  # read_frames names the file
+
+
 def run(args) -> list[dict]:
     from geomdl.nn.ponita import PonitaPotential, count_parameters
-    from geomdl.pipelines.molecular import evaluate_potential, read_frames, train_potential
+    from geomdl.pipelines.molecular import evaluate_potential, train_potential
     from geomdl.utils.allocator import keep_freed_memory
     from geomdl.utils.io import atomic_torch_save
 
     keep_freed_memory()  # as train_potential does: the timings below and the training see the same allocator
     torch.manual_seed(args.seed)
-    frames = read_frames(args.data)
+    frames = _read(args.data)
+    if args.holdout >= len(frames):
+        raise SystemExit(f"--holdout {args.holdout}: leaves no training frame ({len(frames)} frames in --data {args.data})")
     perm = torch.randperm(len(frames), generator=torch.Generator().manual_seed(args.seed)).tolist()
     test = [frames[i] for i in perm[:args.holdout]]
     train = [frames[i] for i in perm[args.holdout:]]

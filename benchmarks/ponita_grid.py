@@ -12,12 +12,13 @@ from benchmarks.timing import positive_int
 
 import torch
 
+GRIDS = ("fibonacci", "repulsion")  # the grids Ponita(grid=...) builds
 HELP = "PONITA grid mode: equivariance error vs number of orientations and vs grid-rotation averaging"
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--orientations", type=positive_int, nargs="+", default=[4, 8, 12, 16, 20, 32, 64, 128])
-    parser.add_argument("--grids", nargs="+", default=["fibonacci", "repulsion"])
+    parser.add_argument("--grids", nargs="+", default=list(GRIDS), choices=GRIDS)
     parser.add_argument("--samples", type=positive_int, default=8)
     parser.add_argument("--points", type=positive_int, default=12)
     parser.add_argument("--averages", type=positive_int, nargs="+", default=[1, 4, 16], help="grid rotations averaged (at 16 orientations)")

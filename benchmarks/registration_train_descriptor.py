@@ -18,26 +18,28 @@ import time
 
 import torch
 
+from benchmarks.timing import nonnegative_int, positive_float, positive_int
+
 HELP = "train the learned registration descriptor (built-in pairs) and compare it with the PPF histogram"
 
 
 def add_arguments(parser) -> None:
     from geomdl.pipelines.registration.learned import WEIGHTS
 
-    parser.add_argument("--scenes", type=int, default=240, help="scene training pairs (default 240)")
-    parser.add_argument("--shapes", type=int, default=80, help="shape training pairs (default 80)")
-    parser.add_argument("--steps", type=int, default=1500, help="optimisation steps (default 1500)")
-    parser.add_argument("--width", type=int, default=48, help="channels per neighbour (default 48)")
-    parser.add_argument("--degree", type=int, default=3, help="angular harmonics (default 3)")
+    parser.add_argument("--scenes", type=nonnegative_int, default=240, help="scene training pairs (default 240)")
+    parser.add_argument("--shapes", type=nonnegative_int, default=80, help="shape training pairs (default 80)")
+    parser.add_argument("--steps", type=positive_int, default=1500, help="optimisation steps (default 1500)")
+    parser.add_argument("--width", type=positive_int, default=48, help="channels per neighbour (default 48)")
+    parser.add_argument("--degree", type=nonnegative_int, default=3, help="angular harmonics (default 3)")
     parser.add_argument("--no-ppf-input", action="store_true", help="do not feed the PPF histogram to the head")
-    parser.add_argument("--dim", type=int, default=32, help="descriptor size (default 32)")
-    parser.add_argument("--neighbors", type=int, default=48, help="K neighbours per patch (default 48)")
-    parser.add_argument("--radius", type=float, default=5.0, help="support radius in voxels (default 5)")
-    parser.add_argument("--pairs-per-step", type=int, default=3)
-    parser.add_argument("--per-pair", type=int, default=128, help="matches per pair and step (default 128)")
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--dim", type=positive_int, default=32, help="descriptor size (default 32)")
+    parser.add_argument("--neighbors", type=positive_int, default=48, help="K neighbours per patch (default 48)")
+    parser.add_argument("--radius", type=positive_float, default=5.0, help="support radius in voxels (default 5)")
+    parser.add_argument("--pairs-per-step", type=positive_int, default=3)
+    parser.add_argument("--per-pair", type=positive_int, default=128, help="matches per pair and step (default 128)")
+    parser.add_argument("--lr", type=positive_float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--val", type=int, default=30, help="held-out built-in pairs for the comparison (default 30)")
+    parser.add_argument("--val", type=nonnegative_int, default=30, help="held-out built-in pairs for the comparison (default 30)")
     default = pathlib.Path(__file__).resolve().parent / "results" / "registration_descriptor.pt"
     parser.add_argument("--weights", default=str(default),
                         help=f"output weights (default {default}; pass {WEIGHTS} to replace the shipped weights)")
@@ -49,6 +51,8 @@ def run(args) -> list[dict]:
     from geomdl.pipelines.registration.training import make_training_pairs, match_statistics, train_descriptor
 
     voxel = 0.05
+    if args.scenes + args.shapes == 0:
+        raise SystemExit("--scenes 0 --shapes 0: no training pairs")
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
     pairs = make_training_pairs(args.scenes, args.shapes, seed=1000 + args.seed, voxel=voxel, progress=True)

@@ -27,6 +27,8 @@ def _number_type(convert, ok, what: str, name: str, doc: str):
 
 positive_float = _number_type(float, lambda v: 0 < v < float("inf"), "a positive finite number", "positive_float",
                               "argparse ``type``: a finite number > 0 (``--radius 0`` is a usage error).")
+nonnegative_float = _number_type(float, lambda v: 0 <= v < float("inf"), "a finite number >= 0", "nonnegative_float",
+                                 "argparse ``type``: a finite number >= 0 (``--weight-decay -1`` is a usage error).")
 nonnegative_int = _number_type(int, lambda v: v >= 0, "an integer >= 0", "nonnegative_int",
                                "argparse ``type``: an integer >= 0 (``--warmup -1`` is a usage error).")
 positive_int = _number_type(int, lambda v: v >= 1, "a positive integer", "positive_int",
@@ -49,6 +51,17 @@ def comma_choices(choices):
             raise argparse.ArgumentTypeError(f"unknown {', '.join(map(repr, unknown))} (choose from {', '.join(choices)})")
         return text
     return parse
+
+
+def check_config(config: str, overrides: list[str]) -> None:
+    """Exit with a one-line usage message when ``load_config(config, overrides)`` fails (an unknown ``--config``,
+    a ``--set`` item that is not ``key=value`` or names an unknown key), before any training run starts."""
+    from geomdl.pipelines.config import ConfigError, load_config
+
+    try:
+        load_config(config, overrides)
+    except ConfigError as exc:
+        raise SystemExit(f"--config/--set: {exc}") from None
 
 
 def _sync(device):

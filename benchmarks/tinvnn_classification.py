@@ -11,6 +11,8 @@ import math
 import pathlib
 import time
 
+from benchmarks.timing import check_config
+
 HELP = "TinvNN: z/z, z/SO3, SO3/SO3 accuracy of a backbone with and without TinvNN on built-in shapes"
 
 
@@ -34,11 +36,15 @@ def run(args) -> list[dict]:
     extra = ["train.final_weights=last", *args.set]  # end-of-training weights, as for the README's numbers
     if args.quick:
         extra += ["train.epochs=2", "data.kwargs.num_per_class=4", "train.eval_every=1"]
+    runs = {(name, train_rot): [f"task.kwargs.tinvnn={str(tinvnn).lower()}", f"task.kwargs.train_rotation={train_rot}",
+                                f"train.out_dir={out / f'{name}_{train_rot}'}", "train.tensorboard=false",
+                                "train.progress=off", *extra]
+            for name, tinvnn, train_rot in _runs(args.raw_so3)}
+    for overrides in runs.values():  # a bad --set is a one-line usage error, not a traceback
+        check_config(args.config, overrides)
     results = {}
-    for name, tinvnn, train_rot in _runs(args.raw_so3):
+    for (name, train_rot), overrides in runs.items():
         t0 = time.perf_counter()
-        overrides = [f"task.kwargs.tinvnn={str(tinvnn).lower()}", f"task.kwargs.train_rotation={train_rot}",
-                     f"train.out_dir={out / f'{name}_{train_rot}'}", "train.tensorboard=false", "train.progress=off", *extra]
         summary = train(args.config, overrides, overwrite=True)
         results[(name, train_rot)] = (summary["metrics"]["test"], time.perf_counter() - t0, summary)
         print(f"{name} trained with {train_rot}: {time.perf_counter() - t0:.0f} s, test {summary['metrics']['test']}", flush=True)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from benchmarks.timing import _number_type, positive_int
 
-cities = _number_type(int, lambda v: v >= 3, "an integer >= 3", "cities",
-                      "argparse ``type``: cities per instance, an integer >= 3 (a tour needs three).")
+cities = _number_type(int, lambda v: 3 <= v <= 16, "an integer from 3 to 16", "cities",
+                      "argparse ``type``: cities per instance, an integer from 3 (a tour needs three) to 16 (the most "
+                      ":func:`~geomdl.pipelines.tsp.solvers.held_karp` solves, O(2^n n^2)).")
 
 HELP = "TinvNN TSP: optimality gaps of invariant vs raw-coordinate edge-scoring networks"
 

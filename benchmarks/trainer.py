@@ -54,8 +54,10 @@ def run(args) -> list[dict]:
             # interleaved single repeats, so both sides see the same machine load
             bare, engine = [], []
             for _ in range(args.repeats):
-                bare.append(measure(lambda: _bare_epoch(model, optimizer, trainer.train_loader, device), repeats=1, warmup=1)["median_ms"])
-                engine.append(measure(lambda: trainer._train_epoch(0), repeats=1, warmup=1)["median_ms"])
+                # device: on a GPU each epoch is timed up to its last kernel (synchronised), not to its last launch
+                bare.append(measure(lambda: _bare_epoch(model, optimizer, trainer.train_loader, device), repeats=1, warmup=1,
+                                    device=device)["median_ms"])
+                engine.append(measure(lambda: trainer._train_epoch(0), repeats=1, warmup=1, device=device)["median_ms"])
         ratios = sorted(e / b for e, b in zip(engine, bare))
         rows.append({"variant": name, "steps": trainer.steps_per_epoch, "bare_ms": statistics.median(bare),
                      "engine_ms": statistics.median(engine), "engine/bare": statistics.median(ratios),

@@ -70,6 +70,7 @@ def _usage_error(capsys, argv) -> str:
     (["memory", "--only", "radius_grap"], "invalid choice: 'radius_grap' (choose from 'cg_uvw', 'ponita_grid'"),
     (["memory", "--threads", "0"], "--threads: expected a positive integer, got '0'"),
     (["memory", "--timeout", "0"], "--timeout: expected a positive integer, got '0'"),
+    (["ponita_grid", "--grids", "fibonaci"], "invalid choice: 'fibonaci' (choose from 'fibonacci', 'repulsion')"),
 ])
 def test_bad_numbers_and_misspelt_names_are_usage_errors(capsys, no_run, argv, expect):
     assert expect in _usage_error(capsys, argv)
@@ -207,14 +208,77 @@ def test_ops_cpu_only_part_on_cuda_is_refused():
     # these used to start the run and end in a traceback (or, refine --synthetic -1, in a -0 success rate)
     (["trainer", "--batch", "0"], "argument --batch: expected a positive integer, got '0'"),
     (["trainer", "--samples", "0"], "argument --samples: expected a positive integer, got '0'"),
-    (["tinvnn_tsp", "--n", "2"], "argument --n: expected an integer >= 3, got '2'"),
+    (["tinvnn_tsp", "--n", "2"], "argument --n: expected an integer from 3 to 16, got '2'"),
+    (["tinvnn_tsp", "--n", "17"], "argument --n: expected an integer from 3 to 16, got '17'"),  # held_karp's limit
     (["tinvnn_tsp", "--epochs", "0"], "argument --epochs: expected a positive integer, got '0'"),
     (["tinvnn_tsp", "--num-test", "0"], "argument --num-test: expected a positive integer, got '0'"),
     (["registration_refine", "--synthetic", "-1"], "argument --synthetic: expected an integer >= 0, got '-1'"),
     (["registration_refine", "--voxel", "0"], "argument --voxel: expected a positive finite number, got '0'"),
+    # these were plain int/float: a traceback after the data or the training (--holdout -1: 1 training frame)
+    (["nbody", "--batch-size", "0"], "argument --batch-size: expected a positive integer, got '0'"),
+    (["nbody", "--eval-every", "0"], "argument --eval-every: expected a positive integer, got '0'"),
+    (["nbody", "--ema", "1.5"], "argument --ema: expected a number in [0, 1), got '1.5'"),
+    (["nbody", "--test-rotations", "-1"], "argument --test-rotations: expected an integer >= 0, got '-1'"),
+    (["nbody", "--weight-decay", "-1"], "argument --weight-decay: expected a finite number >= 0, got '-1'"),
+    (["ponita_3bpa", "--holdout", "-1"], "argument --holdout: expected a positive integer, got '-1'"),
+    (["ponita_3bpa", "--batch-size", "0"], "argument --batch-size: expected a positive integer, got '0'"),
+    (["ponita_3bpa", "--time-budget", "-1"], "argument --time-budget: expected a positive finite number, got '-1'"),
+    (["registration_train_descriptor", "--steps", "0"], "argument --steps: expected a positive integer, got '0'"),
+    (["registration_train_descriptor", "--scenes", "-1"], "argument --scenes: expected an integer >= 0, got '-1'"),
+    (["apen_segmentation", "--measure-scenes", "0"], "argument --measure-scenes: expected a positive integer, got '0'"),
 ])
 def test_size_options_are_checked_before_anything_runs(capsys, no_run, argv, match):
     assert match in _usage_error(capsys, argv)
+
+
+def test_ponita_3bpa_without_frames_to_train_on_is_one_line(tmp_path, monkeypatch):
+    import geomdl.utils.allocator
+    from benchmarks import ponita_3bpa
+
+    monkeypatch.setattr(geomdl.utils.allocator, "keep_freed_memory", lambda: False)  # not this test process's malloc
+    args = argparse.Namespace(data=str(tmp_path / "missing.xyz"), holdout=50, seed=0)
+    with pytest.raises(SystemExit, match=r"^--data: .*missing\.xyz: no such file"):
+        ponita_3bpa.run(args)  # was a FileNotFoundError traceback (the default --data is ../shared/data/...)
+    monkeypatch.setattr(ponita_3bpa, "_read", lambda path: [object()] * 3)
+    args.holdout = 3
+    with pytest.raises(SystemExit, match=r"^--holdout 3: leaves no training frame \(3 frames in --data "):
+        ponita_3bpa.run(args)  # was an empty training set, failing after the baseline timing
+
+
+def test_ponita_3bpa_finds_its_data_where_the_other_benchmarks_do(tmp_path, monkeypatch):
+    import importlib
+
+    from benchmarks import ponita_3bpa
+
+    monkeypatch.setenv("GEOMDL_SHARED_DATA", str(tmp_path))  # as benchmarks/registration.py and the tests read it
+    try:
+        assert importlib.reload(ponita_3bpa).DEFAULT_DATA == tmp_path / "3bpa" / "dataset_3BPA" / "train_300K.xyz"
+    finally:
+        monkeypatch.undo()
+        importlib.reload(ponita_3bpa)
+
+
+@pytest.mark.parametrize("bench, argv, match", [
+    ("tinvnn_classification", ["--set", "train.epochz=2"], r"^--config/--set: tinvnn_shapes: train\.epochz: unknown key"),
+    ("tinvnn_classification", ["--set", "foo"], r"^--config/--set: tinvnn_shapes: --set 'foo': expected key=value"),
+    ("tinvnn_classification", ["--config", "tinvnn_shape"], r"^--config/--set: tinvnn_shape: config file not found"),
+    ("apen_segmentation", ["--set", "train.epochz=2"], r"^--config/--set: apen_segmentation: train\.epochz: unknown key"),
+])
+def test_a_bad_config_override_is_one_line(tmp_path, monkeypatch, bench, argv, match):
+    import importlib
+
+    import geomdl.pipelines.runs
+
+    def train(*a, **k):
+        raise AssertionError("a training run started")
+
+    monkeypatch.setattr(geomdl.pipelines.runs, "train", train)
+    parser = argparse.ArgumentParser()
+    module = importlib.import_module(f"benchmarks.{bench}")
+    module.add_arguments(parser)
+    args = parser.parse_args([*argv, "--out-dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match=match):
+        module.run(args)  # was a ConfigError traceback
 
 
 def test_an_unusable_out_path_stops_before_the_run(no_run, tmp_path):
@@ -235,3 +299,19 @@ def test_quartiles_of_few_timings_stay_within_the_data(monkeypatch):
     t = timing.measure(lambda: None, repeats=2, warmup=0)
     assert t["repeats"] == 2 and t["median_ms"] == pytest.approx(15.0)
     assert t["iqr_ms"] <= 10.0 + 1e-9  # the exclusive quartiles extrapolated to 15 ms, wider than the data
+
+
+def test_trainer_benchmark_synchronises_on_the_training_device(monkeypatch):
+    from benchmarks import trainer as bench_trainer
+
+    seen = []
+
+    def fake_measure(fn, **kw):  # one call instead of an epoch's timing; records where it synchronises
+        seen.append(kw.get("device"))
+        return {"median_ms": 1.0, "min_ms": 1.0, "iqr_ms": 0.0, "repeats": 1}
+
+    monkeypatch.setattr(bench_trainer, "measure", fake_measure)
+    args = argparse.Namespace(samples=4, points=8, hidden=4, batch=2, repeats=1)
+    rows = bench_trainer.run(args)
+    assert len(seen) == 4 and all(d is not None and str(d) == rows[0]["device"] for d in seen)  # was None: on a
+    # GPU the bare loop was timed to its last launch, the engine (which reads its loss sums) to its last kernel
