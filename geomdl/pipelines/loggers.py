@@ -29,6 +29,21 @@ def remove_run_files(out_dir) -> list[pathlib.Path]:
     return removed
 
 
+# what the end of a run writes (its results, final metrics and plots): they describe the run as it ended
+END_OF_RUN_FILES = ("results.json", "*_metrics.json", "confusion_*.png", "parity_*.png")
+
+
+def remove_end_of_run_files(out_dir) -> list[pathlib.Path]:
+    """Delete a finished run's :data:`END_OF_RUN_FILES` from ``out_dir`` (not its checkpoints, ``metrics.csv``
+    or what ``geomdl eval`` wrote): called when the run is continued for more epochs, so that a continuation
+    stopped before its end (``stop_after_epochs``, Ctrl-C) never leaves ``results.json`` saying the run finished
+    at its earlier last epoch beside a ``last.pt`` of a later one."""
+    removed = [f for pattern in END_OF_RUN_FILES for f in sorted(pathlib.Path(out_dir).glob(pattern)) if f.is_file()]
+    for f in removed:
+        f.unlink()
+    return removed
+
+
 def write_csv(history: list[dict], path) -> None:
     """Rewrite ``path`` atomically with one row per history entry (columns: union of the keys). Floats (numpy's
     ``float64`` included, whose ``repr`` is ``np.float64(...)`` since numpy 2) are written with full precision."""

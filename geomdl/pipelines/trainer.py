@@ -44,7 +44,7 @@ from geomdl.pipelines.config import ConfigError, ExperimentConfig, check_kwargs,
 from geomdl.pipelines.distributed import DistInfo, all_gather_objects, all_reduce_max, all_reduce_sum, barrier, setup
 from geomdl.pipelines.ema import ModelEMA
 from geomdl.pipelines.evaluation import autocast_context, eval_loader, evaluate, move_to, report
-from geomdl.pipelines.loggers import MetricsLogger, remove_run_files
+from geomdl.pipelines.loggers import MetricsLogger, remove_end_of_run_files, remove_run_files
 from geomdl.pipelines.optim import build_optimizer, build_scheduler
 from geomdl.pipelines.tasks import Task, build_task, get_model_constructor
 from geomdl.pipelines.trainer_checkpoints import CheckpointMixin
@@ -360,6 +360,8 @@ class Trainer(CheckpointMixin):
             self.out_dir.mkdir(parents=True, exist_ok=True)
             if clear_folder:
                 remove_run_files(self.out_dir)
+            elif 0 < state["epoch"] < cfg.train.epochs and not state["finished"] and remove_end_of_run_files(self.out_dir):
+                log.info("continuing a finished run: its results.json and final metrics are removed until it ends again")
             atomic_write_text(self.out_dir / "config.yaml", dump_config(cfg))
             self._carry_best_checkpoint()
             logger = MetricsLogger(self.out_dir, state["history"], tensorboard=cfg.train.tensorboard)

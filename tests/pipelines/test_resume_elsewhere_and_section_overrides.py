@@ -59,3 +59,16 @@ def test_a_seed_out_of_range_is_named():
     with pytest.raises(ConfigError, match=r"seed: expected an int in \[-2\*\*63, 2\*\*64 - 2\*\*40\)"):
         load_config(None, ["seed=99999999999999999999"])
     assert load_config(None, [f"seed={2 ** 63 - 10}"]).seed == 2 ** 63 - 10  # 64-bit seeds stay valid
+
+
+def test_continuing_a_finished_run_removes_its_end_results_until_it_ends_again(tmp_path, tiny_config):
+    # a continuation stopped before its new end left results.json saying "finished at epoch 2" beside last.pt at 3
+    assert Trainer(tiny_config(tmp_path / "run", "train.epochs=2")).fit()["finished"]
+    ended = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert ended["finished"] and ended["epoch"] == 2 and list((tmp_path / "run").glob("*_metrics.json"))
+    summary = Trainer(tiny_config(tmp_path / "run", "train.epochs=4", "train.stop_after_epochs=1")).fit(resume=True)
+    assert not summary["finished"] and torch.load(tmp_path / "run" / "last.pt", weights_only=False)["epoch"] == 3
+    assert not (tmp_path / "run" / "results.json").exists() and not list((tmp_path / "run").glob("*_metrics.json"))
+    assert (tmp_path / "run" / "metrics.csv").exists() and (tmp_path / "run" / "best.pt").exists()
+    assert Trainer(tiny_config(tmp_path / "run", "train.epochs=4")).fit(resume=True)["finished"]
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["epoch"] == 4
