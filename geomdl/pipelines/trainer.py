@@ -56,7 +56,8 @@ log = logging.getLogger("geomdl.train")
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C (``KeyboardInterrupt``) during :meth:`Trainer.fit`, with where the run stands.
 
-    Attributes: ``epoch`` (the 1-based epoch that was running; ``None`` in the final evaluation), ``saved_epoch`` (the epoch ``last.pt`` holds
+    Attributes: ``epoch`` (the 1-based epoch that was running; ``None`` in the final evaluation, ``0`` while the run
+    was being prepared: data, model, checkpoint), ``saved_epoch`` (the epoch ``last.pt`` holds
     from this process, or ``None`` when none was written here), ``last_checkpoint`` (``out_dir/last.pt`` when it
     exists, else ``None``), ``out_dir``. ``last.pt`` is written atomically, so an interrupt never corrupts it.
     """
@@ -66,7 +67,8 @@ class TrainingInterrupted(KeyboardInterrupt):
         held = ("no checkpoint" if last_checkpoint is None else
                 f"{last_checkpoint} holds epoch {saved_epoch}" if saved_epoch is not None else
                 f"{last_checkpoint} is from before this process")
-        where = "during the final evaluation" if epoch is None else f"in epoch {epoch}"
+        where = ("during the final evaluation" if epoch is None else "while preparing the run" if epoch == 0 else
+                 f"in epoch {epoch}")
         super().__init__(f"training interrupted {where}; {held}")
 
     def __reduce__(self):  # picklable (e.g. across multiprocessing), with its attributes
@@ -313,21 +315,30 @@ class Trainer(CheckpointMixin):
         if cfg.train.deterministic and info.device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
         try:
-            self._build(ckpt, resume_path)  # (checks that the checkpoint holds this config's model)
-            if ckpt is not None and self._holds_another_run(resume_path) and not overwrite:
-                raise ConfigError(f"train.out_dir: {str(self.out_dir)!r} already holds another run (last.pt), which resuming "
-                                  f"{str(resume_path)!r} there would overwrite; continue that run with --resume, or choose "
-                                  f"another out_dir")
-            if ckpt is not None:
-                self._restore(ckpt, resume_path)
-                if resume_path.resolve() == (self.out_dir / "last.pt").resolve():
-                    self._saved_epoch = self.state["epoch"]
-                # resumed into another folder: the best checkpoint so far lies next to the resumed one
-                self._carried_best = resume_path.parent / "best.pt"
+            try:
+                self._prepare(ckpt, resume_path, overwrite)
+            except KeyboardInterrupt as exc:  # building the datasets can take minutes: Ctrl-C there reports too
+                last = self.out_dir / "last.pt"
+                raise TrainingInterrupted(0, None, last if last.exists() else None, self.out_dir) from exc
             # a fresh run, or a run resumed over another one (overwrite), replaces the earlier run's files
             return self._run(clear_folder=bool(overwrite) and (not resume or self._holds_another_run(resume_path)))
         finally:
             torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+    def _prepare(self, ckpt, resume_path, overwrite: bool) -> None:
+        """Build the data, model and optimiser, restore ``ckpt`` (when resuming) and check ``train.monitor``."""
+        self._build(ckpt, resume_path)  # (checks that the checkpoint holds this config's model)
+        if ckpt is not None and self._holds_another_run(resume_path) and not overwrite:
+            raise ConfigError(f"train.out_dir: {str(self.out_dir)!r} already holds another run (last.pt), which resuming "
+                              f"{str(resume_path)!r} there would overwrite; continue that run with --resume, or choose "
+                              f"another out_dir")
+        if ckpt is not None:
+            self._restore(ckpt, resume_path)
+            if resume_path.resolve() == (self.out_dir / "last.pt").resolve():
+                self._saved_epoch = self.state["epoch"]
+            # resumed into another folder: the best checkpoint so far lies next to the resumed one
+            self._carried_best = resume_path.parent / "best.pt"
+        self._check_monitor()
 
     def _holds_another_run(self, resume_path) -> bool:
         """Whether ``out_dir`` holds a run (``last.pt``) other than the one of ``resume_path`` (a checkpoint in another
@@ -354,7 +365,6 @@ class Trainer(CheckpointMixin):
         """The training loop; ``clear_folder`` (a fresh run with ``overwrite``) removes the earlier run's files
         once the config checks have passed."""
         cfg, info, state = self.config, self.info, self.state
-        self._check_monitor()
         logger = None
         if info.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)

@@ -116,3 +116,17 @@ def test_ctrl_c_in_the_final_evaluation_says_so(tmp_path, monkeypatch):
                              "train.plots=false", f"train.out_dir={tmp_path / 'run'}"])
     with pytest.raises(TrainingInterrupted, match="during the final evaluation; .*last.pt holds epoch 2"):
         Trainer(cfg).fit()
+
+
+def test_ctrl_c_while_the_run_is_prepared_is_a_training_interrupt(tmp_path, monkeypatch, capsys):
+    # building the datasets can take minutes; a Ctrl-C there was a bare KeyboardInterrupt ("geomdl train: interrupted")
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(SETTINGS))
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_build", interrupted)
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 130
+    assert capsys.readouterr().err.strip() == ("geomdl train: training interrupted while preparing the run; no checkpoint; "
+                                               "nothing to resume: run the same command again")
