@@ -3,8 +3,8 @@
 A dataset reads *raw* files (the formats people already have) once, turns them into a list of
 :class:`torch_geometric.data.Data` and stores that list in a *processed cache*: one ``.pt`` file in
 ``processed_dir`` whose name carries a hash of everything that changes the result (the dataset
-class, its processing ``version`` and the processing options) and whose content records the size
-and modification time of every raw file read. Loading again with the same options reuses the
+class, its processing ``version`` and the processing options) and whose content records the size,
+modification and status-change time of every raw file read. Loading again with the same options reuses the
 cache; another option, an edited raw file or ``force_reload=True`` reprocesses. Caches are written
 atomically (:func:`geomdl.utils.io.atomic_torch_save`), so an interrupted or failed run never
 leaves a half-written cache behind.
@@ -72,11 +72,16 @@ def _same_options(stored, options: dict) -> bool:
 
 
 def fingerprint(paths: Sequence[os.PathLike]) -> list[list]:
-    """``[name, size, mtime_ns]`` of every file: detects raw files changed after processing."""
+    """``[name, size, mtime_ns, ctime_ns]`` of every file: detects raw files changed after processing.
+
+    The status-change time is in it because the modification time can be set: a file replaced by ``cp -p``,
+    ``rsync -t`` or ``tar x`` with another of the same size and modification time (MD17 files of two molecules
+    of the same shape) reused the stale cache. No tool can set the change time.
+    """
     out = []
     for p in sorted(map(str, paths)):
         st = os.stat(p)
-        out.append([p, st.st_size, st.st_mtime_ns])
+        out.append([p, st.st_size, st.st_mtime_ns, st.st_ctime_ns])
     return out
 
 

@@ -72,7 +72,7 @@ def read_manifest(path=None) -> list[ManifestEntry]:
         if len(parts) != 5:
             raise ValueError(f"{path}:{lineno}: expected 5 fields 'DATASET PATH SIZE SHA256 URL', got {len(parts)}")
         dataset, rel, size, sha, url = parts
-        if not size.isdigit():
+        if not (size.isascii() and size.isdigit()):  # str.isdigit() accepts '²', which int() then refused unnamed
             raise ValueError(f"{path}:{lineno}: SIZE must be a byte count, got {size!r}")
         if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha.lower()):
             raise ValueError(f"{path}:{lineno}: SHA256 must be 64 hex digits, got {sha!r}")

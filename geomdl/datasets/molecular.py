@@ -373,24 +373,43 @@ class ASEDatabase(_Molecular):
         value = row.get(key)
         return None if value is None else np.asarray(value)
 
+    @staticmethod
+    def _number(value: np.ndarray, key: str, where: str) -> float:
+        """``value`` as one finite real number; a ``ValueError`` naming ``where`` and ``key`` otherwise (the first
+        value of a vector was taken, a string failed without naming the file, a boolean became 0 or 1)."""
+        if value.size != 1 or value.dtype.kind not in "iuf":
+            raise ValueError(f"{where}: {key!r} must be one real number, got {value.tolist()!r} (dtype {value.dtype})")
+        number = float(value.reshape(-1)[0])
+        if not math.isfinite(number):
+            raise ValueError(f"{where}: {key!r} is {number} (NaN or infinite)")
+        return number
+
     def process(self):
         out, where = [], []
         for row in self._connect().select(self.selection):
-            energy, forces = self._lookup(row, self.energy_key), self._lookup(row, self.forces_key)
+            here = f"{self.path}: row {row.id}"
+            try:  # row.data is decoded on first use: ase raises a bare TypeError/KeyError for data it cannot decode
+                energy, forces = self._lookup(row, self.energy_key), self._lookup(row, self.forces_key)
+            except Exception as exc:
+                raise ValueError(f"{here}: unreadable row data ({type(exc).__name__}: {exc})") from None
             if self.require_labels and (energy is None or forces is None):
                 raise ValueError(f"{self.path}: row {row.id} lacks {self.energy_key!r} or {self.forces_key!r}")
-            data = molecule_data(row.numbers, row.positions, None if energy is None else float(energy.reshape(-1)[0]), forces,
-                                 where=f"{self.path}: row {row.id}")
+            # forces [3, N] or flat [3N] were reshaped to [N, 3] without an error
+            if forces is not None and (forces.dtype.kind not in "iuf" or forces.shape != (len(row.numbers), 3)):
+                raise ValueError(f"{here}: {self.forces_key!r} must be real numbers of shape [{len(row.numbers)}, 3] "
+                                 f"(one row per atom), got {forces.shape} {forces.dtype}")
+            data = molecule_data(row.numbers, row.positions,
+                                 None if energy is None else self._number(energy, self.energy_key, here), forces, where=here)
             if self.targets:
                 values = []
                 for key in self.targets:
                     v = self._lookup(row, key)
                     if v is None or v.size != 1:
                         raise ValueError(f"{self.path}: row {row.id} has no scalar property {key!r}")
-                    values.append(float(v.reshape(-1)[0]))
+                    values.append(self._number(v, key, here))
                 data.y = torch.tensor([values], dtype=torch.float32)
             out.append(data)
-            where.append(f"{self.path}: row {row.id}")
+            where.append(here)
         if not out:
             raise ValueError(f"{self.path}: no rows (selection={self.selection!r})")
         return check_uniform_labels(out, where)

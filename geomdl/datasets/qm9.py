@@ -141,6 +141,9 @@ def _read_qm9_csv(path: pathlib.Path) -> list[dict]:
             _check_elements(z, f"{path}:{line}")  # was a bare KeyError in QM9.process
             if not np.isfinite(pos).all():  # as read_qm9_xyz: a 'nan' coordinate parses as a float
                 raise ValueError(f"{path}:{line}: atom coordinates (XYZ_Ang) contain NaN or infinite values")
+            bad = [_CSV_COLUMNS[k] for k, v in values.items() if not np.isfinite(v)]
+            if bad:  # as read_qm9_xyz: a 'nan' target parses as a float
+                raise ValueError(f"{path}:{line}: columns {bad} are NaN or infinite")
             out.append({"index": index, "smiles": row[col["SMILES"]], "z": z, "pos": pos, "values": values})
     return out
 

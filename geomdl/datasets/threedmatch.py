@@ -71,6 +71,8 @@ def load_pair(ref, src, transform=None, *, voxel_size: float | None = None) -> P
         mat = np.asarray(transform, dtype=np.float64)
         if mat.shape != (4, 4) or not np.allclose(mat[3], [0, 0, 0, 1]):
             raise ValueError(f"{name}: expected a 4x4 rigid transform with last row [0, 0, 0, 1], got shape {mat.shape}")
+        if not np.isfinite(mat).all():  # only the last row was checked: a NaN rotation or translation passed
+            raise ValueError(f"{name}: the 4x4 transform contains NaN or infinite values")
         data.transform = torch.from_numpy(mat).unsqueeze(0)
     return data
 

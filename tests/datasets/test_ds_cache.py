@@ -1,4 +1,7 @@
 """The raw -> processed cache: reuse, option changes, raw-file changes, atomicity, views and splits."""
+import os
+import shutil
+
 import pytest
 import torch
 from torch_geometric.data import Data
@@ -53,6 +56,21 @@ def test_cache_reused_and_invalidated(root):
     assert not d.from_cache and len(d) == 2 and Toy.calls == 3
     Toy(root, force_reload=True)
     assert Toy.calls == 4
+
+
+def test_cache_invalidated_by_a_raw_file_replaced_with_its_modification_time(root, tmp_path_factory):
+    """Regression: a raw file replaced by another of the same size and modification time (``cp -p``, ``rsync -t``,
+    ``tar x``) kept the stale cache: the fingerprint held only the size and the modification time."""
+    a = Toy(root)
+    assert float(a[0].pos[0, 0]) == 1.0
+    other = tmp_path_factory.mktemp("other") / "raw.txt"
+    other.write_text("9 8 7 6")  # the same size as "1 2 3 4"
+    st = os.stat(root / "raw.txt")
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    shutil.copy2(other, root / "raw.txt")  # copies the modification time too
+    assert os.stat(root / "raw.txt").st_mtime_ns == st.st_mtime_ns and os.stat(root / "raw.txt").st_size == st.st_size
+    b = Toy(root)
+    assert not b.from_cache and Toy.calls == 2 and float(b[0].pos[0, 0]) == 9.0
 
 
 def test_failed_processing_leaves_no_cache_file(root):

@@ -96,6 +96,7 @@ def test_file_url_and_manifest_download(tmp_path):
 @pytest.mark.parametrize("line, message", [
     ("toy toy/a 12 abc https://x", "SHA256 must be 64 hex"),
     ("toy toy/a twelve " + "0" * 64 + " https://x", "SIZE must be a byte count"),
+    ("toy toy/a 1\u00b2 " + "0" * 64 + " https://x", "SIZE must be a byte count"),  # a superscript: isdigit() but no int
     ("toy ../a 1 " + "0" * 64 + " https://x", "inside the data root"),
     ("toy toy/a 1", "expected 5 fields"),
 ])

@@ -239,3 +239,21 @@ def test_ply_faces_of_a_missing_file_is_file_not_found(tmp_path):
     # read_ply raised FileNotFoundError but read_ply_faces a ValueError "unreadable PLY file (FileNotFoundError ...)"
     with pytest.raises(FileNotFoundError, match="nothere.ply: no such file"):
         read_ply_faces(tmp_path / "nothere.ply")
+
+
+@pytest.mark.parametrize("props, row, message", [
+    ("property uchar flags\nproperty list uchar int vertex_index\n", "7 3 0 1 2", None),
+    ("property list uchar float vertex_indices\n", "3 0.5 1.7 2.2", "must list integer vertex indices, got 'f4'"),
+    ("property int flags\n", "7", "face element has no list property 'vertex_indices'"),
+])
+def test_ply_face_index_property_is_the_integer_list(tmp_path, props, row, message):
+    """Regression: read_ply_faces took the face element's first property: a scalar one written first failed with a
+    bare TypeError, and a list of floats was truncated to other vertex indices."""
+    path = tmp_path / "faces.ply"
+    path.write_text("ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
+                    f"element face 1\n{props}end_header\n0 0 0\n1 0 0\n0 1 0\n{row}\n")
+    if message is None:
+        np.testing.assert_array_equal(read_ply_faces(path), [[0, 1, 2]])
+    else:
+        with pytest.raises(ValueError, match=rf"faces\.ply: .*{message}"):
+            read_ply_faces(path)

@@ -1,4 +1,5 @@
 """QM9 (CSV subset, raw xyz), MD17/rMD17 npz (written here), 3BPA / ethanol extxyz, ASE databases."""
+import ase
 import ase.db
 import numpy as np
 import pytest
@@ -61,6 +62,20 @@ def test_qm9_malformed_csv_row(shared_data, tmp_path):
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
     good = read_qm9_csv(shared_data / "qm9/qm9_part1.csv")
     assert len(good) == 2000 and good[2]["smiles"] == "O"
+
+
+def test_qm9_csv_non_finite_target_names_the_file_and_line(tmp_path):
+    """Regression: a 'nan' or 'inf' in a target column parsed as a float and became a NaN/infinite QM9 target."""
+    from geomdl.datasets.qm9 import _CSV_COLUMNS
+
+    header = ["Index", "SMILES", "N_atoms", "Elements", "XYZ_Ang", *_CSV_COLUMNS.values()]
+    row = ["1", "C", "1", "['C']", "[[0.0,0.0,0.0]]", *["0.5"] * len(_CSV_COLUMNS)]
+    bad = list(row)
+    bad[header.index("HOMO_au")] = "nan"
+    path = tmp_path / "qm9_part1.csv"
+    path.write_text("\n".join(",".join(f'"{v}"' for v in r) for r in (header, row, bad)) + "\n")
+    with pytest.raises(ValueError, match=r"qm9_part1\.csv:3: columns \['HOMO_au'\] are NaN or infinite"):
+        read_qm9_csv(path)
 
 
 def test_qm9_raw_xyz_source(tmp_path):
@@ -149,3 +164,21 @@ def test_qm9_csv_with_a_byte_order_mark(shared_data, tmp_path):
     (tmp_path / "qm9_part1.csv").write_text("\ufeff" + "\n".join(lines) + "\n", encoding="utf-8")
     rows = read_qm9_csv(tmp_path / "qm9_part1.csv")  # was "not a qm9pack CSV (missing columns ['Index'])"
     assert len(rows) == 5 and rows[2]["smiles"] == "O"
+
+
+@pytest.mark.parametrize("row, kwargs, message", [
+    ({"data": {"energy": np.array([1.0, 2.0])}}, {}, r"'energy' must be one real number, got \[1.0, 2.0\]"),
+    ({"myE": "abc"}, {"energy_key": "myE"}, r"'myE' must be one real number, got 'abc'"),
+    ({"data": {"energy": 1.0, "forces": np.arange(6.0).reshape(3, 2)}}, {}, r"'forces' must be real numbers of shape \[2, 3\]"),
+    ({"data": {"energy": 1.0, "forces": np.arange(6.0)}}, {}, r"'forces' must be real numbers of shape \[2, 3\]"),
+    ({"flag": True}, {"targets": ["flag"]}, r"'flag' must be one real number, got True"),
+    ({"data": {"t": np.array([np.nan])}}, {"targets": ["t"]}, r"'t' is nan \(NaN or infinite\)"),
+])
+def test_ase_database_labels_that_are_not_real_numbers_name_the_file_and_row(tmp_path, row, kwargs, message):
+    """Regression: an energy vector gave its first value, forces [3, N] or [3N] were reshaped to [N, 3], a boolean
+    target became 1.0 and a NaN target a NaN label, silently; a string failed without naming the file."""
+    path = tmp_path / "labels.db"
+    data = row.pop("data", {})
+    ase.db.connect(str(path)).write(ase.Atoms("HO", positions=[[0, 0, 0], [1, 0, 0]]), data=data, **row)
+    with pytest.raises(ValueError, match=rf"labels\.db: row 1: {message}"):
+        ASEDatabase(path, processed_dir=tmp_path / "cache", **kwargs)

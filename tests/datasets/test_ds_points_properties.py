@@ -59,3 +59,17 @@ def test_damaged_files_read_or_name_the_file(tmp_path, damage_bytes, data, text,
         assert "bad" + suffix in str(exc)
         return
     assert out.ndim == 2 and out.shape[1] == 3 and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("text", [True, False])
+@pytest.mark.parametrize("reader", [read_ply, read_points])
+def test_ply_with_more_rows_than_its_header_declares_names_the_file(tmp_path, text, reader):
+    """Regression: a vertex count too small in the header read the first rows and silently dropped the rest."""
+    path = tmp_path / "short_count.ply"
+    _write_ply(path, np.arange(12, dtype=np.float32).reshape(4, 3), None, text, "f4")
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b"element vertex 4", b"element vertex 3", 1))
+    with pytest.raises(ValueError, match=r"short_count\.ply: .*element count in the header is too small"):
+        reader(path)
+    path.write_bytes(data + b"\n")  # a final newline after the data is no extra row
+    assert reader(path).shape == (4, 3)

@@ -117,3 +117,14 @@ def test_bad_fragment_files(tmp_path):
     PlyData([PlyElement.describe(nopos, "vertex")]).write(str(tmp_path / "nopos.ply"))
     with pytest.raises(ValueError, match="lacks properties"):
         read_ply(tmp_path / "nopos.ply")
+
+
+@pytest.mark.parametrize("row, col", [(0, 3), (1, 1)])
+def test_load_pair_transform_with_nan_names_the_file(tmp_path, row, col):
+    """Regression: only the last row of the pose file was checked: a NaN translation or rotation entry passed."""
+    np.save(tmp_path / "ref.npy", np.random.default_rng(0).random((10, 3)))
+    pose = np.eye(4)
+    pose[row, col] = np.nan
+    np.save(tmp_path / "gt.npy", pose)
+    with pytest.raises(ValueError, match=r"gt\.npy: the 4x4 transform contains NaN or infinite values"):
+        load_pair(tmp_path / "ref.npy", tmp_path / "ref.npy", tmp_path / "gt.npy")

@@ -101,3 +101,42 @@ def test_extxyz_forces_of_the_wrong_shape_name_the_file_and_frame(tmp_path):
     path.write_text("2\nProperties=species:S:1:pos:R:3:REF_forces:R:1 energy=1.0 pbc=\"F F F\"\nH 0 0 0 0.5\nH 1 0 0 0.5\n")
     with pytest.raises(ValueError, match=r"f.xyz: frame 0: 'REF_forces' must be real numbers of shape \[2, 3\]"):
         ExtXYZ(path, forces_key="REF_forces", processed_dir=tmp_path / "cache")
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-Infinity"])
+def test_qm9_xyz_non_finite_property_names_the_file(value):
+    """Regression: a 'nan' or 'inf' property parsed as a float and became a NaN/infinite QM9 target."""
+    text = _qm9_text(1, [("C", 0, 0, 0, 0)], [0.5] * 15, False)
+    head = text.splitlines()[1].split()
+    head[12] = value  # U0
+    with pytest.raises(ValueError, match=r"m\.xyz: line 2: properties \['U0'\] are NaN or infinite"):
+        parse_qm9_xyz(text.replace(text.splitlines()[1], " ".join(head)), name="m.xyz")
+
+
+@pytest.mark.parametrize("gap", ["\n", "   \n", "\n\n"])
+def test_extxyz_frames_after_a_blank_line_are_not_dropped(tmp_path, gap):
+    """Regression: ase.io's extxyz reader stops at a blank line between frames: every later frame was silently
+    dropped (2 frames read of 3). Now an error names the file and the first unread line; blank lines at the end
+    of the file stay allowed."""
+    frame = '2\nProperties=species:S:1:pos:R:3:forces:R:3 energy=-1.5 pbc="F F F"\nH 0 0 0 0 0 0\nO 1 0 0 0 0 0\n'
+    path = tmp_path / "gap.xyz"
+    path.write_text(frame * 2 + gap + frame)
+    with pytest.raises(ValueError, match=r"gap\.xyz: line \d+ follows the 2 frame\(s\) ase.io read"):
+        read_ase(path)
+    with pytest.raises(ValueError, match=r"gap\.xyz: line"):
+        ExtXYZ(path, processed_dir=tmp_path / "cache")
+    path.write_text(frame * 3 + gap)
+    assert len(read_ase(path)) == 3
+
+
+def test_extxyz_atom_lines_with_more_columns_than_properties_name_the_file(tmp_path):
+    """Regression: ase.io ignores the columns beyond Properties, so a property missing from it (here charge:R:1)
+    shifted the columns: the forces were read from the charge column and two force components, without an error."""
+    path = tmp_path / "shift.xyz"
+    path.write_text('2\nProperties=species:S:1:pos:R:3:forces:R:3 energy=-1.5 pbc="F F F"\n'
+                    "H 0 0 0 0.9 0.1 0.2 0.3\nO 1 0 0 -0.9 -0.1 -0.2 -0.3\n")
+    with pytest.raises(ValueError, match=r"shift\.xyz: line 3 \(frame 0\) has 8 columns but "
+                                         r"Properties=species:S:1:pos:R:3:forces:R:3 declares 7"):
+        ExtXYZ(path, processed_dir=tmp_path / "cache")
+    path.write_text(path.read_text().replace("pos:R:3:", "pos:R:3:charge:R:1:"))
+    np.testing.assert_allclose(ExtXYZ(path, processed_dir=tmp_path / "cache")[0].forces.numpy(), [[0.1, 0.2, 0.3], [-0.1, -0.2, -0.3]])

@@ -275,6 +275,64 @@ def test_point_cloud_readers_round_trip(tmp_path):
         assert got.dtype == torch.float64 and torch.allclose(got, torch.from_numpy(pts), atol=1e-6), name
 
 
+_PCD_HEAD = ("VERSION 0.7\nFIELDS {fields}\nSIZE {size}\nTYPE {type}\nCOUNT {count}\nWIDTH {n}\nHEIGHT 1\n"
+             "VIEWPOINT 0 0 0 1 0 0 0\nPOINTS {n}\nDATA {data}\n")
+
+
+def _pcd(n, data, fields="x y z", size="4 4 4", type="F F F", count="1 1 1"):
+    return _PCD_HEAD.format(n=n, data=data, fields=fields, size=size, type=type, count=count).encode()
+
+
+@pytest.mark.parametrize("content", [
+    _pcd(4, "binary", size="8 8 8") + np.arange(12, dtype="<f8").tobytes(),  # doubles: Open3D read zeros
+    _pcd(4, "binary", fields="z y x rgb", size="4 4 4 4", type="F F F U", count="1 1 1 1")
+    + np.concatenate([np.arange(12, dtype="<f4").reshape(4, 3)[:, ::-1], np.zeros((4, 1), "<f4")], 1).tobytes(),
+    _pcd(4, "ascii", fields="x _ y z", count="1 2 1 1", size="4 4 4 4", type="F F F F")
+    + b"".join(b"%d 7 7 %d %d\n" % (3 * k, 3 * k + 1, 3 * k + 2) for k in range(4)),
+])
+def test_pcd_fields_of_any_type_and_order_read_exactly(tmp_path, content):
+    """Regression: Open3D read the x, y, z of a binary PCD stored as 8-byte doubles as zeros, without an error."""
+    (tmp_path / "a.pcd").write_bytes(content)
+    assert torch.equal(read_point_cloud(tmp_path / "a.pcd"), torch.arange(12, dtype=torch.float64).reshape(4, 3))
+
+
+@pytest.mark.parametrize("content, message", [
+    (_pcd(2, "ascii") + b"0 1\n3 4 5\n", "data row 1 has 2 values"),
+    (_pcd(2, "ascii") + b"0 1 x\n3 4 5\n", "non-numeric data row"),
+    (_pcd(2, "ascii") + b"0 1 2\n3 4 5\n6 7 8\n", "the header says POINTS 2, the file has 3 data rows"),
+    (_pcd(2, "binary") + np.zeros((3, 3), "<f4").tobytes(), "12 bytes follow the POINTS 2 records"),
+    (_pcd(2, "binary") + np.zeros((2, 3), "<f4").tobytes()[:-5], "truncated file: the header says POINTS 2"),
+])
+def test_pcd_rows_that_do_not_match_the_header_name_the_file(tmp_path, content, message):
+    """Regression: Open3D read a short ascii row as another row's values, a non-numeric value as 0, and dropped the
+    rows or bytes beyond POINTS, all without an error."""
+    (tmp_path / "bad.pcd").write_bytes(content)
+    with pytest.raises(ValueError, match=rf"bad\.pcd: .*{message}"):
+        read_point_cloud(tmp_path / "bad.pcd")
+
+
+def test_compressed_pcd_with_a_wrong_points_count_names_the_file(tmp_path):
+    """Regression: Open3D read the first POINTS records of a larger compressed block without an error."""
+    from geomdl.utils.optional import import_open3d
+
+    try:
+        o3d = import_open3d()
+    except ImportError as exc:
+        pytest.skip(f"open3d: {exc}")
+    pts = np.random.default_rng(0).normal(size=(50, 3))
+    pcd = o3d.geometry.PointCloud()
+    pcd.points = o3d.utility.Vector3dVector(pts)
+    o3d.io.write_point_cloud(str(tmp_path / "c.pcd"), pcd, compressed=True)
+    assert torch.allclose(read_point_cloud(tmp_path / "c.pcd"), torch.from_numpy(pts), atol=1e-5)
+    data = (tmp_path / "c.pcd").read_bytes()
+    (tmp_path / "bad.pcd").write_bytes(data.replace(b"POINTS 50", b"POINTS 40"))
+    with pytest.raises(ValueError, match=r"bad\.pcd: .*the header says POINTS 40 \(480 bytes\) but the compressed data holds 600"):
+        read_point_cloud(tmp_path / "bad.pcd")
+    (tmp_path / "bad.pcd").write_bytes(data[:-10])
+    with pytest.raises(ValueError, match=r"bad\.pcd: .*truncated file"):
+        read_point_cloud(tmp_path / "bad.pcd")
+
+
 @pytest.mark.parametrize("name,content", [("bad.ply", b"ply\nformat nonsense\n"), ("bad.xyz", b"1 2 x\n"),
                                           ("bad.npy", b"not a numpy file"), ("bad.pcd", b"garbage")])
 def test_corrupt_point_cloud_file_names_the_file(tmp_path, name, content):
@@ -330,7 +388,7 @@ def test_write_pose_round_trip(tmp_path):
     assert torch.allclose(torch.from_numpy(np.loadtxt(tmp_path / "pose.txt")), pose, atol=1e-8)
 
 
-def test_the_pcd_row_check_reads_only_the_header_of_a_binary_file(tmp_path, monkeypatch):
+def test_the_pcd_header_parser_reads_only_the_header_of_a_binary_file(tmp_path, monkeypatch):
     from geomdl.pipelines.registration import io as reg_io
 
     path = tmp_path / "big.pcd"
@@ -355,5 +413,5 @@ def test_the_pcd_row_check_reads_only_the_header_of_a_binary_file(tmp_path, monk
                 yield line
 
     monkeypatch.setattr("builtins.open", lambda p, mode="r", *a, **k: Counting(real_open(p, mode, *a, **k)))
-    reg_io._check_ascii_pcd_rows(path)
+    assert reg_io._pcd_header(path)[1] == len(header)
     assert sum(read) == len(header)  # the data part was never read (it used to be read and split whole)

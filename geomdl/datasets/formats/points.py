@@ -9,8 +9,57 @@ from __future__ import annotations
 import codecs
 import os
 import pathlib
+import re
 
 import numpy as np
+
+
+_END_HEADER = re.compile(rb"^end_header[ \t]*\r?$", re.MULTILINE)
+
+
+def read_plydata(path: str | os.PathLike):
+    """``plyfile.PlyData`` of a PLY file (ASCII or binary), checked to end where its header says.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: naming the file, for an unreadable file (plyfile raises several types) or data after the
+            elements the header declares: an element count too small in the header read only the first rows
+            and dropped the rest without an error.
+    """
+    from plyfile import PlyData
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        with open(path, "rb") as fh:
+            ply = PlyData.read(fh)
+            end = None if ply.text else fh.tell()  # binary: the data ends where plyfile stopped reading
+    except Exception as exc:  # plyfile raises several types (PlyParseError, ValueError, struct.error)
+        raise ValueError(f"{path}: unreadable PLY file ({type(exc).__name__}: {exc}); truncated or corrupt?") from None
+    _check_ply_end(path, ply, end)
+    return ply
+
+
+def _check_ply_end(path: str, ply, end: int | None) -> None:
+    """``ValueError`` naming ``path`` when non-blank data follows the declared elements (``end``: the byte offset
+    where a binary file's data ends; ``None`` for ASCII, whose rows are one line each)."""
+    counts = ", ".join(f"{e.name} {e.count}" for e in ply.elements)
+    with open(path, "rb") as fh:
+        if end is not None:
+            fh.seek(end)
+            extra = len(fh.read().rstrip())  # a final newline is tolerated
+            if extra:
+                raise ValueError(f"{path}: {extra} bytes follow the elements declared in the header ({counts}); "
+                                 f"an element count in the header is too small (or the file is corrupt)")
+            return
+        data = fh.read()
+    match = _END_HEADER.search(data)
+    rows = sum(1 for line in data[match.end():].splitlines() if line.strip()) if match else 0
+    declared = sum(e.count for e in ply.elements)
+    if rows > declared:
+        raise ValueError(f"{path}: the header declares {declared} data rows ({counts}) but {rows} non-blank lines "
+                         f"follow it; an element count in the header is too small (or the file is corrupt)")
 
 
 def read_ply(path: str | os.PathLike, *, with_normals: bool = False):
@@ -20,15 +69,8 @@ def read_ply(path: str | os.PathLike, *, with_normals: bool = False):
         ``pos [N, 3] float32``, plus ``normals [N, 3] float32`` (or ``None`` when the file has no
         ``nx, ny, nz``) if ``with_normals``.
     """
-    from plyfile import PlyData
-
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        ply = PlyData.read(path)
-    except Exception as exc:  # plyfile raises several types (PlyParseError, ValueError, struct.error)
-        raise ValueError(f"{path}: unreadable PLY file ({type(exc).__name__}: {exc}); truncated or corrupt?") from None
+    ply = read_plydata(path)
     if "vertex" not in ply:
         raise ValueError(f"{path}: PLY file has no 'vertex' element")
     vert = ply["vertex"].data
@@ -50,22 +92,14 @@ def read_ply_faces(path: str | os.PathLike) -> np.ndarray | None:
 
     Raises ``ValueError`` naming the file for an unreadable file, a face of fewer than 3 vertices (as
     :func:`~geomdl.datasets.formats.off.parse_off` does) or a vertex index outside ``[0, num_vertices)``."""
-    from plyfile import PlyData
-
     from geomdl.datasets.formats.off import triangulate
 
     path = os.fspath(path)
-    if not os.path.isfile(path):  # as read_ply: a missing file is no "unreadable PLY file"
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        ply = PlyData.read(path)
-    except Exception as exc:
-        raise ValueError(f"{path}: unreadable PLY file ({type(exc).__name__}: {exc})") from None
+    ply = read_plydata(path)  # as read_ply: a missing file is no "unreadable PLY file"
     if "face" not in ply:
         return None
     face = ply["face"].data
-    key = "vertex_indices" if "vertex_indices" in face.dtype.names else face.dtype.names[0]
-    polygons = [list(map(int, f)) for f in face[key]]
+    polygons = [list(map(int, f)) for f in face[_face_index_property(path, ply["face"])]]
     if (short := next((i for i, f in enumerate(polygons) if len(f) < 3), None)) is not None:
         raise ValueError(f"{path}: face {short} has {len(polygons[short])} vertices, a face needs at least 3")
     faces = triangulate(polygons)
@@ -73,6 +107,25 @@ def read_ply_faces(path: str | os.PathLike) -> np.ndarray | None:
     if faces.size and (faces.min() < 0 or (num_v is not None and faces.max() >= num_v)):
         raise ValueError(f"{path}: face vertex index out of range [0, {num_v}) (min {faces.min()}, max {faces.max()})")
     return faces
+
+
+def _face_index_property(path: str, face) -> str:
+    """The name of the face element's list of integer vertex indices: ``vertex_indices``, else ``vertex_index``,
+    else its only integer list property; a ``ValueError`` naming ``path`` otherwise (the first property was taken:
+    a scalar one, such as a ``flags`` byte written first, failed with a bare ``TypeError``, and a list of floats
+    was truncated to other vertex indices)."""
+    from plyfile import PlyListProperty
+
+    lists = {p.name: p for p in face.properties if isinstance(p, PlyListProperty)}
+    name = next((k for k in ("vertex_indices", "vertex_index") if k in lists), None)
+    if name is None and len(lists) == 1:
+        name = next(iter(lists))
+    if name is None:
+        raise ValueError(f"{path}: PLY face element has no list property 'vertex_indices' "
+                         f"(has {[p.name for p in face.properties]})")
+    if lists[name].val_dtype.lstrip("<>=|")[0] not in "iu":
+        raise ValueError(f"{path}: PLY face property {name!r} must list integer vertex indices, got {lists[name].val_dtype!r}")
+    return name
 
 
 def _load_pth(path: str):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import math
 import os
 
 import numpy as np
@@ -62,6 +63,9 @@ def parse_qm9_xyz(text: str, name: str = "<string>") -> dict:
         props = dict(zip(QM9_XYZ_PROPERTIES, (_float(t) for t in head[2:])))
     except ValueError:
         raise ValueError(f"{name}: line 2 has a non-numeric property: {lines[1]!r}") from None
+    bad = [k for k, v in props.items() if not math.isfinite(v)]
+    if bad:  # a 'nan' or 'inf' parses as a float: it became a NaN training target
+        raise ValueError(f"{name}: line 2: properties {bad} are NaN or infinite")
     z, pos, charges = [], [], []
     for k in range(na):
         parts = lines[2 + k].split()
@@ -110,9 +114,7 @@ def read_ase(path, index=":", format: str | None = None) -> list:
     text = read_text(path, "a text trajectory") if bom else None
     try:
         if text is not None:
-            from ase.io.formats import filetype
-
-            frames = ase.io.read(io.StringIO(text), index=index, format=format or filetype(path, read=False))
+            frames = ase.io.read(io.StringIO(text), index=index, format=format or filetype_of(path))
         else:
             frames = ase.io.read(path, index=index, format=format)
     except Exception as exc:
@@ -120,7 +122,58 @@ def read_ase(path, index=":", format: str | None = None) -> list:
     frames = frames if isinstance(frames, list) else [frames]
     if not frames:
         raise ValueError(f"{path}: no frames")
+    if index == ":" and (format or filetype_of(path)) in ("extxyz", "xyz"):
+        _check_xyz_read_to_end(path, frames)
     return frames
+
+
+def filetype_of(path: str) -> str | None:
+    """ase's format name for ``path`` from its name only (``None`` when it cannot tell)."""
+    from ase.io.formats import filetype
+
+    try:
+        return filetype(path, read=False)
+    except Exception:
+        return None
+
+
+def _check_xyz_read_to_end(path: str, frames: list) -> None:
+    """``ValueError`` naming ``path`` and the line when an (extended) XYZ file holds more than ``frames`` or an atom
+    line has another number of columns than its frame's ``Properties`` declare.
+
+    ase.io's extxyz reader stops at the first blank line where a frame header should be, so a blank line between
+    two frames silently dropped every frame after it; and it ignores columns beyond ``Properties``, so a property
+    missing from that string (``charge:R:1`` before ``forces:R:3``) shifted the columns: forces were read from the
+    charge column and the first two force components. ``VEC`` lattice lines (read by ase) are skipped."""
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        lines = fh.read().split("\n")  # ase reads lines as Python's text mode splits them ("\r\n" included)
+    pos = 0
+    for k, atoms in enumerate(frames):
+        _check_columns(path, lines, pos, len(atoms), k)
+        pos += len(atoms) + 2
+        while pos < len(lines) and lines[pos].lstrip().startswith("VEC"):
+            pos += 1
+    extra = next((i for i in range(pos, len(lines)) if lines[i].strip()), None)
+    if extra is not None:
+        raise ValueError(f"{path}: line {extra + 1} follows the {len(frames)} frame(s) ase.io read (lines 1-{pos}) "
+                         f"and was not read: {lines[extra].strip()[:60]!r}; remove blank lines between frames")
+
+
+def _check_columns(path: str, lines: list[str], pos: int, natoms: int, frame: int) -> None:
+    """The atom lines of the frame starting at line index ``pos`` have the columns of its ``Properties=`` (frames
+    without one, or whose comment line cannot be split simply, are left to ase)."""
+    props = next((t.split("=", 1)[1].strip("\"'") for t in lines[pos + 1].split() if t.startswith("Properties=")), None)
+    if props is None:
+        return
+    try:
+        ncols = sum(int(c) for c in props.split(":")[2::3])
+    except ValueError:
+        return
+    for i in range(pos + 2, pos + 2 + natoms):
+        got = len(lines[i].split())
+        if got != ncols:
+            raise ValueError(f"{path}: line {i + 1} (frame {frame}) has {got} columns but Properties={props} declares "
+                             f"{ncols}: a property missing from (or extra in) Properties shifts the columns")
 
 
 def atoms_energy_forces(atoms, energy_key: str = "energy", forces_key: str = "forces", where: str | None = None):

@@ -13,7 +13,7 @@ SUFFIXES = (".ply", ".pcd", ".xyz", ".txt", ".npy")
 def read_point_cloud(path) -> torch.Tensor:
     """Read the xyz coordinates of a point cloud file as float64 ``[N, 3]``.
 
-    ``.ply`` (ASCII or binary; via plyfile), ``.pcd`` (via Open3D), ``.xyz``/``.txt`` (whitespace- or
+    ``.ply`` (ASCII or binary; via plyfile), ``.pcd`` (ascii and binary; binary_compressed via Open3D), ``.xyz``/``.txt`` (whitespace- or
     comma-separated rows, first three columns used), ``.npy`` (an ``[N, >=3]`` array).
 
     Raises:
@@ -40,9 +40,9 @@ def read_point_cloud(path) -> torch.Tensor:
 
 
 def _read_ply(path):
-    from plyfile import PlyData
+    from geomdl.datasets.formats.points import read_plydata
 
-    ply = PlyData.read(str(path))
+    ply = read_plydata(path)  # also refuses data after the declared vertices (a header count too small)
     if "vertex" not in ply:
         raise ValueError("no 'vertex' element")
     vertex = ply["vertex"]
@@ -50,40 +50,133 @@ def _read_ply(path):
 
 
 def _read_pcd(path):
+    """x, y, z of a PCD file: ``ascii`` and ``binary`` data read here with NumPy, ``binary_compressed`` through
+    Open3D. Open3D's own ascii/binary reading gave wrong points without an error: 8-byte (double) coordinates
+    read as zeros, a short or non-numeric ascii row as another row's values or 0, and rows or bytes beyond
+    ``POINTS`` were dropped."""
+    header, offset = _pcd_header(path)
+    fields, dtype, points = _pcd_layout(header)
+    kind = header[b"DATA"][0].lower() if header[b"DATA"] else b""
+    if kind == b"ascii":
+        return _read_pcd_ascii(path, offset, fields, dtype, points)
+    if kind == b"binary":
+        return _read_pcd_binary(path, offset, fields, dtype, points)
+    if kind != b"binary_compressed":
+        raise ValueError(f"unknown PCD DATA {kind.decode(errors='replace')!r} (expected ascii, binary or binary_compressed)")
+    xyz = [dtype.fields[f"f{fields.index(c)}"][0] for c in "xyz"]
+    if any(t != np.dtype("<f4") for t in xyz):  # Open3D reads other coordinate types of compressed files as zeros
+        raise ValueError(f"binary_compressed PCD with x/y/z of types {[t.str for t in xyz]}: only 4-byte floats "
+                         f"(SIZE 4, TYPE F) are supported; save it as binary or ascii")
+    _check_pcd_compressed_sizes(path, offset, dtype, points)
     from geomdl.utils.optional import import_open3d
 
     o3d = import_open3d()
-    text = path.read_bytes()[:4096]
-    if b"DATA" not in text or b"FIELDS" not in text:
-        raise ValueError("missing PCD header (FIELDS/DATA)")
-    _check_ascii_pcd_rows(path)
     with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):  # our error, not its warnings
         pcd = o3d.io.read_point_cloud(str(path), format="pcd")
-    points = np.asarray(pcd.points)
-    if points.shape[0] == 0 and b"POINTS 0" not in text:
-        raise ValueError("Open3D read no points (a truncated or corrupt file?)")
-    return points.reshape(-1, 3)
+    out = np.asarray(pcd.points).reshape(-1, 3)
+    if out.shape[0] != points:
+        raise ValueError(f"the header says POINTS {points} but Open3D read {out.shape[0]} (a truncated or corrupt file?)")
+    return out
 
 
-def _check_ascii_pcd_rows(path) -> None:
-    """A ``DATA ascii`` PCD must hold the ``POINTS`` rows its header promises: Open3D fills the rows of a
-    truncated file with uninitialised memory instead of failing. Reads the header line by line and counts the
-    data rows only for ASCII files (a binary PCD is not read here)."""
-    header = {}
+def _check_pcd_compressed_sizes(path, offset: int, dtype, points: int) -> None:
+    """``binary_compressed`` data is ``uint32 compressed size, uint32 uncompressed size`` then the LZF bytes: the
+    uncompressed size must be ``POINTS`` records (Open3D read the first ``POINTS`` of a larger block without an
+    error) and the compressed bytes must all be there."""
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        sizes = fh.read(8)
+        rest = len(fh.read())
+    if len(sizes) < 8:
+        raise ValueError("truncated file: binary_compressed data lacks its 8-byte size header")
+    compressed, uncompressed = np.frombuffer(sizes, "<u4").tolist()
+    if uncompressed != points * dtype.itemsize:
+        raise ValueError(f"the header says POINTS {points} ({points * dtype.itemsize} bytes) but the compressed data "
+                         f"holds {uncompressed} bytes (a wrong count?)")
+    if rest < compressed:
+        raise ValueError(f"truncated file: {compressed} compressed bytes announced, {rest} present")
+
+
+def _pcd_header(path) -> tuple[dict, int]:
+    """``({KEY: [values]}, offset)``: the header lines up to ``DATA`` (bytes, upper-case keys, comments skipped) and
+    the byte offset where the data starts. Only the header is read (a binary file's data is not split as text)."""
+    header, offset = {}, 0
     with open(path, "rb") as fh:
         for line in fh:
+            offset += len(line)
             parts = line.split()
             if parts and not parts[0].startswith(b"#"):
                 header[parts[0].upper()] = parts[1:]
             if parts[:1] == [b"DATA"]:
+                return header, offset
+            if offset > 1 << 16:  # no header is this long: not a PCD file
                 break
-        data, points = header.get(b"DATA") or [b""], header.get(b"POINTS") or []
-        if data[0].lower() != b"ascii" or len(points) != 1 or not points[0].isdigit():
-            return
-        rows = sum(1 for line in fh if line.strip())
-    expected = int(points[0])
-    if rows < expected:
-        raise ValueError(f"truncated file: the header says POINTS {expected}, the file has {rows} data rows")
+    raise ValueError("missing PCD header (FIELDS/DATA)")
+
+
+_PCD_TYPES = {b"F": "f", b"I": "i", b"U": "u"}
+
+
+def _pcd_layout(header: dict) -> tuple[list[str], np.dtype, int]:
+    """``(field names, record dtype (little-endian, fields named f0, f1, ...), number of points)`` of a PCD header."""
+    try:
+        fields = [f.decode() for f in header[b"FIELDS"]]
+        sizes = [int(v) for v in header[b"SIZE"]]
+        types = header[b"TYPE"]
+        counts = [int(v) for v in header.get(b"COUNT", [b"1"] * len(fields))]
+        points = int(header[b"POINTS"][0]) if b"POINTS" in header else int(header[b"WIDTH"][0]) * int(header[b"HEIGHT"][0])
+    except (KeyError, IndexError, ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"malformed PCD header ({type(exc).__name__}: {exc}); needs FIELDS, SIZE, TYPE and POINTS") from None
+    if not len(fields) == len(sizes) == len(types) == len(counts) or min(counts, default=1) < 1 or points < 0:
+        raise ValueError(f"malformed PCD header: FIELDS {fields}, SIZE {sizes}, TYPE {types}, COUNT {counts}, POINTS {points}")
+    missing = [c for c in "xyz" if c not in fields]
+    if missing:
+        raise ValueError(f"PCD fields {fields} lack {missing}")
+    try:
+        dtype = np.dtype([(f"f{k}", f"<{_PCD_TYPES[t]}{size}", (count,) if count > 1 else ())
+                          for k, (t, size, count) in enumerate(zip(types, sizes, counts))])
+    except (KeyError, TypeError):
+        raise ValueError(f"unsupported PCD TYPE/SIZE {[t.decode(errors='replace') for t in types]}/{sizes} "
+                         f"(TYPE F, I or U of SIZE 1, 2, 4 or 8)") from None
+    if any(counts[fields.index(c)] != 1 for c in "xyz"):
+        raise ValueError(f"PCD fields x, y, z must have COUNT 1, got {counts}")
+    return fields, dtype, points
+
+
+def _read_pcd_ascii(path, offset: int, fields, dtype, points: int) -> np.ndarray:
+    """x, y, z of ``DATA ascii`` rows (one point a line, ``sum(COUNT)`` numbers each)."""
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        rows = [(k, line.split()) for k, line in enumerate(fh.read().decode("ascii", "replace").splitlines(), 1)
+                if line.strip()]
+    if len(rows) < points:
+        raise ValueError(f"truncated file: the header says POINTS {points}, the file has {len(rows)} data rows")
+    if len(rows) > points:
+        raise ValueError(f"the header says POINTS {points}, the file has {len(rows)} data rows (a wrong count?)")
+    width = sum(int(np.prod(dtype[k].shape)) for k in range(len(dtype)))
+    bad = next(((k, r) for k, r in rows if len(r) != width), None)
+    if bad is not None:
+        raise ValueError(f"data row {bad[0]} has {len(bad[1])} values, the fields {fields} need {width}")
+    try:
+        table = np.array([r for _, r in rows], dtype=np.float64).reshape(points, width)
+    except ValueError as exc:
+        raise ValueError(f"non-numeric data row ({exc})") from None
+    columns = np.cumsum([0] + [int(np.prod(dtype[k].shape)) for k in range(len(dtype))])
+    return table[:, [columns[fields.index(c)] for c in "xyz"]]
+
+
+def _read_pcd_binary(path, offset: int, fields, dtype, points: int) -> np.ndarray:
+    """x, y, z of ``DATA binary`` records (``POINTS`` records of the header's fields, little-endian)."""
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        data = fh.read()
+    need = points * dtype.itemsize
+    if len(data) < need:
+        raise ValueError(f"truncated file: the header says POINTS {points} ({need} bytes of data), the file has {len(data)}")
+    if data[need:].strip():
+        raise ValueError(f"{len(data) - need} bytes follow the POINTS {points} records of the header (a wrong count?)")
+    records = np.frombuffer(data, dtype=dtype, count=points)
+    return np.stack([records[f"f{fields.index(c)}"].astype(np.float64) for c in "xyz"], axis=1)
 
 
 def _read_text(path):
