@@ -26,7 +26,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--nodes", type=positive_int, default=2000, help="points of the random cloud (default 2000)")
     parser.add_argument("--radius", type=positive_float, default=0.35, help="radius graph in the unit cube (default 0.35)")
     parser.add_argument("--repeats", type=positive_int, default=9)
-    parser.add_argument("--only", nargs="*", default=None, choices=LAYERS, metavar="LAYER",
+    parser.add_argument("--only", nargs="+", default=None, choices=LAYERS, metavar="LAYER",
                         help=f"layer names (default all): {', '.join(LAYERS)}")
 
 

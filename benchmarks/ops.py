@@ -40,7 +40,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--repeats", type=positive_int, default=7)
     parser.add_argument("--neighbors", type=positive_float, default=32.0, help="mean neighbours per point for radius_graph")
     parser.add_argument("--k", type=positive_int, default=16)
-    parser.add_argument("--only", choices=PARTS, nargs="*", help="run only these parts")
+    parser.add_argument("--only", choices=PARTS, nargs="+", help="run only these parts (default: all)")
     parser.add_argument("--device", default="cpu", type=device_name,
                         help="cpu (default), cuda or cuda:N (see benchmarks/ops_cuda.py)")
     parser.add_argument("--radius-points", type=positive_int, default=1_000_000, help="points for radius_graph on CUDA")

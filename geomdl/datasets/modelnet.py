@@ -69,6 +69,19 @@ def _read_lines(path) -> list[str]:
     return [ln.strip() for ln in text.splitlines() if ln.strip()]
 
 
+def _read_class_names(path) -> list[str]:
+    """The class names of a ``shape_names`` file, one per line; a name listed twice is a ``ValueError`` naming the file
+    (every label after the repeat was shifted by one: the label is the line number among the names)."""
+    names = _read_lines(path)
+    seen: dict[str, int] = {}
+    for k, name in enumerate(names, 1):
+        if name in seen:
+            raise ValueError(f"{path}: class {name!r} is listed twice (names {seen[name]} and {k}); labels are positions "
+                             f"in this list, so each class must appear once")
+        seen[name] = k
+    return names
+
+
 class ModelNet(GeometricDataset):
     """ModelNet10/40 point clouds with labels; see the module docstring for formats and protocols.
 
@@ -151,7 +164,7 @@ class ModelNet(GeometricDataset):
         """``[(path, label)]`` of the split (for the text and OFF formats)."""
         d, n = self.folder, self.name
         if self.format == "normal_resampled":
-            names = _read_lines(d / f"modelnet{n}_shape_names.txt")
+            names = _read_class_names(d / f"modelnet{n}_shape_names.txt")
             listing = d / f"modelnet{n}_{self.split}.txt"
             if not listing.is_file():
                 raise FileNotFoundError(f"{listing}: split list missing (it ships with the official "
@@ -220,7 +233,7 @@ class ModelNet(GeometricDataset):
     def _process_h5(self):
         import h5py
 
-        names = _read_lines(self.folder / "shape_names.txt")
+        names = _read_class_names(self.folder / "shape_names.txt")
         if len(names) != len(self.classes):
             raise ValueError(f"{self.folder / 'shape_names.txt'}: expected {len(self.classes)} class names, got {len(names)}")
         out, k = [], 0

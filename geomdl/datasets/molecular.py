@@ -188,7 +188,7 @@ class MD17(_Molecular):
 
     Args:
         root: folder with the npz files (default ``<data root>/md17``).
-        molecule: e.g. ``"ethanol"``: finds ``md17_<m>.npz``, ``rmd17_<m>.npz``, ``<m>*.npz`` or ``npz_data/rmd17_<m>.npz``.
+        molecule: e.g. ``"ethanol"``: finds ``md17_<m>.npz``, ``rmd17_<m>.npz``, ``npz_data/rmd17_<m>.npz`` or the one ``<m>*.npz`` (several: ``ValueError``).
         path: an explicit npz file (instead of ``molecule``).
         energy_unit: ``"kcal/mol"`` (as stored) or ``"eV"``.
         split, split_sizes, split_seed, transform, processed_dir, force_reload: as in the module docstring.
@@ -222,6 +222,9 @@ class MD17(_Molecular):
             if cand.is_file():
                 return cand
         found = sorted(r.glob(f"{molecule}*.npz"))
+        if len(found) > 1:  # was: the first in sorted order, silently (e.g. "benzene" -> benzene2017.npz of two)
+            raise ValueError(f"molecule {molecule!r}: several npz files under {r} match {molecule}*.npz "
+                             f"({', '.join(p.name for p in found)}); give the file as path=")
         if found:
             return found[0]
         raise FileNotFoundError(f"no npz for molecule {molecule!r} under {r} (md17_{molecule}.npz, rmd17_{molecule}.npz, ...)")

@@ -71,6 +71,8 @@ def _usage_error(capsys, argv) -> str:
     (["memory", "--threads", "0"], "--threads: expected a positive integer, got '0'"),
     (["memory", "--timeout", "0"], "--timeout: expected a positive integer, got '0'"),
     (["ponita_grid", "--grids", "fibonaci"], "invalid choice: 'fibonaci' (choose from 'fibonacci', 'repulsion')"),
+    (["ops", "--only"], "--only: expected at least one argument"),  # was: every part, silently
+    (["compile", "--only"], "--only: expected at least one argument"),
 ])
 def test_bad_numbers_and_misspelt_names_are_usage_errors(capsys, no_run, argv, expect):
     assert expect in _usage_error(capsys, argv)

@@ -201,3 +201,14 @@ def test_a_cache_whose_options_hold_nan_is_reused(tmp_path):
     Tiny()
     again = Tiny()
     assert again.from_cache and Tiny.builds == 1  # NaN != NaN as floats: the cache was rebuilt on every load
+
+
+def test_modelnet_class_listed_twice_names_the_file(tmp_path):
+    # labels are positions in the list: a repeated name shifted every later label by one
+    root = tmp_path / "nr"
+    _resampled_folder(root, n_shapes=2)
+    names = list(MODELNET40_CLASSES)
+    names.insert(3, "cone")
+    (root / "modelnet40_shape_names.txt").write_text("\n".join(names) + "\n")
+    with pytest.raises(ValueError, match=r"modelnet40_shape_names.txt: class 'cone' is listed twice \(names 4 and 11\)"):
+        ModelNet(root, num_points=8, processed_dir=tmp_path / "c")

@@ -182,3 +182,13 @@ def test_ase_database_labels_that_are_not_real_numbers_name_the_file_and_row(tmp
     ase.db.connect(str(path)).write(ase.Atoms("HO", positions=[[0, 0, 0], [1, 0, 0]]), data=data, **row)
     with pytest.raises(ValueError, match=rf"labels\.db: row 1: {message}"):
         ASEDatabase(path, processed_dir=tmp_path / "cache", **kwargs)
+
+
+def test_md17_name_matching_several_files_is_an_error_listing_them(tmp_path):
+    # "<m>*.npz" took the first match in sorted order without a word
+    _md17_npz(tmp_path / "toy2017.npz")
+    _md17_npz(tmp_path / "toy_dft.npz")
+    with pytest.raises(ValueError, match=r"several npz files .*\(toy2017.npz, toy_dft.npz\); give the file as path="):
+        MD17(tmp_path, "toy", processed_dir=tmp_path / "c")
+    (tmp_path / "toy_dft.npz").unlink()
+    assert len(MD17(tmp_path, "toy", processed_dir=tmp_path / "c")) == 4  # one match: that file
