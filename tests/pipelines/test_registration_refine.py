@@ -69,6 +69,12 @@ def test_multiscale_icp_rejects_bad_schedules():
         multiscale_icp(pts, pts, eye, 0.1, schedule=((1.0, -1.0, None),))
     with pytest.raises(ValueError, match="max_distance must be positive"):
         icp_point_to_plane(pts, pts, estimate_normals(pts), eye, max_distance=0.0)
+    # max_points=0 refined nothing and returned init silently; negative counts and tolerances were taken as given
+    for kwargs, name in (({"max_points": 0}, "max_points"), ({"iterations": -1}, "iterations"),
+                         ({"tolerance": -1e-3}, "tolerance"), ({"iterations": 2.5}, "iterations")):
+        with pytest.raises(ValueError, match=name):
+            multiscale_icp(pts, pts, eye, 0.1, **kwargs)
+    assert multiscale_icp(pts, pts, eye, 0.1, iterations=0).iterations == 0
 
 
 def test_a_too_coarse_level_names_the_schedule():

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from geomdl.ops._validation import check_positive_real
+from geomdl.ops._validation import check_int, check_positive_real, check_real
 from geomdl.pipelines.registration.geometry import axis_angle_to_matrix, estimate_normals, make_pose, transform, voxel_downsample
 from geomdl.pipelines.registration.neighbors import NearestNeighbor, knn_search
 
@@ -131,12 +131,21 @@ def multiscale_icp(source: torch.Tensor, target: torch.Tensor, init: torch.Tenso
         source: ``[N, 3]``; target: ``[M, 3]`` full-resolution clouds; init: ``[4, 4]`` source -> target.
         voxel_size: registration voxel size; icp_distance: base distance (default ``voxel_size``).
         schedule: sequence of ``(voxel factor, distance factor, kernel factor or None)``, coarse first.
+        iterations: ICP steps per level (int >= 0); max_points: source points per level (int >= 1);
+            tolerance: update tolerance as a fraction of each level's distance (>= 0; 0: all ``iterations``).
         levels: optional cache ``{voxel factor: (source_down, target_down, target_normals)}`` of levels
-            already computed (e.g. the registration grid); filled with the levels computed here.
+            already computed for these clouds and this ``voxel_size`` (e.g. the registration grid); filled
+            with the levels computed here.
 
     Returns:
         :class:`ICPResult` of the last level (its fitness and RMSE at the last level's distance).
+
+    Raises:
+        ValueError: an empty or malformed ``schedule``, a non-positive scale, or a count/tolerance out of range
+            (``max_points=0`` refined nothing and returned ``init`` without a word).
     """
+    iterations, max_points = check_int(iterations, "iterations", 0), check_int(max_points, "max_points")
+    tolerance = check_real(tolerance, "tolerance", minimum=0.0)
     if not schedule:
         raise ValueError("schedule must hold at least one (voxel factor, distance factor, kernel factor) level")
     for level in schedule:
