@@ -31,7 +31,8 @@ def as_points(points, name: str = "points", *, min_points: int = 1) -> torch.Ten
         raise ValueError(f"{name} must have shape [N, 3], got {tuple(points.shape)}")
     if points.shape[0] < min_points:
         what = "is empty" if points.shape[0] == 0 else f"has {points.shape[0]} points"
-        raise ValueError(f"{name} {what}; at least {min_points} points are needed")
+        raise ValueError(f"{name} {what}; at least {min_points} point{'s' if min_points != 1 else ''} "
+                         f"{'are' if min_points != 1 else 'is'} needed")
     points = points.detach().to(torch.float64)
     bad = ~torch.isfinite(points).all(1)
     if bool(bad.any()):
