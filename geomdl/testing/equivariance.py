@@ -52,6 +52,7 @@ class GroupElement:
     perm: torch.Tensor | None
 
     def describe(self) -> str:
+        """The element in words, for failure messages: ``det(R)``, ``|t|``, the scale and whether it permutes."""
         det = float(torch.det(self.rot))
         return f"det(R)={det:+.0f}, |t|={float(self.trans.norm()):.3g}, scale={self.scale:.3g}, permuted={self.perm is not None}"
 

@@ -138,6 +138,8 @@ class SyntheticParts(SyntheticDataset):
         self.load()
 
     def generate(self, index: int):
+        """Object or scene ``index`` (kind ``kinds[index % len(kinds)]``): a ``PartData`` whose parts moved
+        independently from their rest poses (``part``, ``part_rot``, ``part_trans``, ``pos_rest``, ``y``)."""
         kind = self.kinds[index % len(self.kinds)]
         builder = _BUILDERS[kind]
         gen_rest, gen_pose = sample_generator(self.seed, self.split, index, 1), sample_generator(self.seed, self.split, index, 1)

@@ -88,6 +88,9 @@ class SyntheticRegistrationPairs(SyntheticDataset):
         return pos, mask
 
     def generate(self, index: int):
+        """Pair ``index``: a ``PairData`` of two partial, corrupted views of one scene (``pos_ref``, ``pos_src`` in its
+        own moved frame), the ground-truth ``transform`` (src -> ref), the ``overlap`` fraction, the true
+        ``correspondences`` and the outlier masks."""
         from scipy.spatial import cKDTree
 
         gen = sample_generator(self.seed, self.split, index)

@@ -110,6 +110,8 @@ class SyntheticDataset(GeometricDataset):
         self._count = len(data_list)
 
     def generate(self, index: int):
+        """Item ``index`` of the split, a ``Data`` drawn from a generator seeded by ``(seed, split, index)`` only:
+        the same item whatever the dataset's size or the order items are made in. Subclasses implement it."""
         raise NotImplementedError
 
     def __repr__(self):
@@ -152,6 +154,7 @@ class SyntheticShapes(SyntheticDataset):
         self.load()
 
     def generate(self, index: int):
+        """Shape ``index``: class ``index % len(classes)``, ``pos [num_points, 3]`` sampled on its surface, ``y [1]``."""
         from torch_geometric.data import Data
 
         label = index % len(self.classes)

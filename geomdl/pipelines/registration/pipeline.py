@@ -58,6 +58,7 @@ class RegistrationResult:
     target_down: torch.Tensor | None = None  # [M, 3] downsampled target
 
     def summary(self) -> str:
+        """One line: method, success (or the failed check), inlier correspondences, fitness and time."""
         status = "success" if self.success else f"FAILED ({self.reason})"
         return (f"{self.method}: {status}; {self.num_inliers}/{self.correspondences.shape[0]} inlier correspondences "
                 f"(ratio {self.inlier_ratio:.3f}), fitness {self.fitness:.3f}, {self.timings.get('total', 0):.3f} s")
