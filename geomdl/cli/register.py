@@ -68,7 +68,8 @@ def run(args) -> int:
         print("  " + " ".join(f"{v: .6f}" for v in row))
     if gt is not None:
         m = registration_metrics(result.pose, gt, source=source)
-        print(f"RRE {m['rre_deg']:.3f} deg, RTE {m['rte']:.4f}, RMSE {m['rmse']:.4f}")
+        # the RMSE over the source points (no gt.info here; geomdl register-eval uses gt.info, 3DMatch's definition)
+        print(f"RRE {m['rre_deg']:.3f} deg, RTE {m['rte']:.4f}, RMSE over the source points {m['rmse']:.4f}")
     try:
         if args.out:
             write_pose(args.out, result.pose)

@@ -27,7 +27,7 @@ def test_register_command_writes_pose_and_png(tmp_path, capsys):
                  "--out", str(tmp_path / "pose.txt"), "--show", str(tmp_path / "out.png"), "--gt", str(tmp_path / "gt.txt")])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "RRE" in out and "stage times" in out
+    assert "RRE" in out and "RMSE over the source points" in out and "stage times" in out
     pose = torch.from_numpy(np.loadtxt(tmp_path / "pose.txt"))
     assert rotation_error_deg(pose, gt) < 1.0
     assert (tmp_path / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
