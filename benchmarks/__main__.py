@@ -73,12 +73,24 @@ def print_table(rows: list[dict]) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
 
 
+def given_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The ``dest`` of every option of ``parser`` that ``argv`` (a benchmark's own arguments) sets explicitly.
+
+    Parsed again into a namespace holding a sentinel for each option: argparse applies a default only where the
+    namespace has no value, so what still holds the sentinel was not given (abbreviations such as ``--epoch 3``
+    for ``--epochs`` count as given, as argparse reads them)."""
+    unset = object()
+    namespace = argparse.Namespace(**{a.dest: unset for a in parser._actions if a.dest != argparse.SUPPRESS})
+    parser.parse_known_args(argv, namespace=namespace)
+    return {k for k, v in vars(namespace).items() if v is not unset}
+
+
 def main(argv=None) -> int:
     from benchmarks.timing import positive_int
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="name", metavar="NAME", required=True)
-    unavailable = {}
+    unavailable, subparsers = {}, {}
     for name, module in BENCHMARKS.items():
         try:
             mod = importlib.import_module(module)
@@ -86,7 +98,7 @@ def main(argv=None) -> int:
             unavailable[name] = exc
             sub.add_parser(name, help=f"(unavailable: {exc})")
             continue
-        p = sub.add_parser(name, help=getattr(mod, "HELP", ""))
+        p = subparsers[name] = sub.add_parser(name, help=getattr(mod, "HELP", ""))
         p.add_argument("--out", help=f"JSON output path (default benchmarks/results/{name}.json)")
         threads = p.add_argument("--threads", type=positive_int, default=None)
         mod.add_arguments(p)  # may set its own default (ops: 2)
@@ -97,6 +109,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"benchmark {args.name} is unavailable: {unavailable[args.name]}")
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    given = list(sys.argv[1:] if argv is None else argv)
+    args.given = given_options(subparsers[args.name], given[given.index(args.name) + 1:])  # see timing.quick_settings
     import torch
 
     from benchmarks.timing import environment

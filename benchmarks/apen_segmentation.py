@@ -83,11 +83,12 @@ def run(args) -> list[dict]:
     out = pathlib.Path(args.out_dir)
     # the end-of-training weights, which the measurement below loads (last.pt), as for the README's numbers
     common = [f"data.kwargs.source={args.source}", "train.tensorboard=false", "train.progress=off",
-              "train.final_weights=last", *args.set]
+              "train.final_weights=last"]
     if args.root:
         common.append(f"data.root={args.root}")
-    if args.quick:
+    if args.quick:  # before --set, which wins (--quick --set train.epochs=3 trains 3 epochs)
         common += ["train.epochs=1", "data.kwargs.num_scenes=8", "data.kwargs.num_points=128"]
+    common += args.set
     if args.only_measure:
         return measure_apen(out / "apen", args.measure_scenes, args.measure_samples, args.measure_translation)
     chosen = [(name, cfg) for name, cfg in MODELS if name in args.models]

@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from benchmarks.timing import _number_type, nonnegative_float, nonnegative_int, positive_float, positive_int
+from benchmarks.timing import _number_type, nonnegative_float, nonnegative_int, positive_float, positive_int, quick_settings
 
 decay = _number_type(float, lambda v: 0 <= v < 1, "a number in [0, 1)", "decay",
                      "argparse ``type``: an EMA decay in [0, 1) (0: off; ``--ema 1`` would never move the weights).")
@@ -51,8 +51,8 @@ def run(args) -> list[dict]:
     from geomdl.nn.ponita import Ponita, count_parameters
     from geomdl.pipelines.nbody import evaluate_nbody, train_nbody
 
-    if args.quick:
-        args.train, args.val, args.test, args.epochs, args.time_budget = 100, 50, 50, 2, None
+    if args.quick:  # (options given on the command line stay as given)
+        quick_settings(args, train=100, val=50, test=50, epochs=2, time_budget=None)
     torch.manual_seed(args.seed)
     cache = None if args.quick else args.cache
     data = {s: nbody_split(s, n, cache) for s, n in (("train", args.train), ("val", args.val), ("test", args.test))}

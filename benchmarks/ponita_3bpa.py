@@ -26,7 +26,7 @@ import time
 
 import torch
 
-from benchmarks.timing import nonnegative_float, nonnegative_int, positive_float, positive_int
+from benchmarks.timing import nonnegative_float, nonnegative_int, positive_float, positive_int, quick_settings
 
 HELP = "PONITA on 3BPA: held-out force/energy MAE and time per epoch vs an e3nn NequIP-style model"
 SHARED_DATA = pathlib.Path(os.environ.get("GEOMDL_SHARED_DATA", pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
@@ -103,8 +103,9 @@ def run(args) -> list[dict]:
     perm = torch.randperm(len(frames), generator=torch.Generator().manual_seed(args.seed)).tolist()
     test = [frames[i] for i in perm[:args.holdout]]
     train = [frames[i] for i in perm[args.holdout:]]
-    if args.quick:
-        train, test, args.epochs, args.test_rotations = train[:20], test[:10], 2, 2
+    if args.quick:  # 20 training and 10 test frames; options given on the command line stay as given
+        train, test = train[:20], test[:10]
+        quick_settings(args, epochs=2, test_rotations=2)
     numbers = sorted({int(z) for f in frames for z in f.z.tolist()})
     kwargs = dict(hidden=args.hidden, layers=args.layers, num_ori=args.num_ori, grid=args.grid, basis_dim=args.basis_dim,
                   widening=args.widening, radius=args.radius)

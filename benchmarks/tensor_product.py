@@ -36,7 +36,7 @@ import time
 
 import torch
 
-from benchmarks.timing import comma_choices, measure, positive_int
+from benchmarks.timing import comma_choices, measure, positive_int, quick_settings
 
 HELP = "Gaunt tensor product vs e3nn TensorProduct (uuu), C channels, degrees 0..L, N nodes"
 PEERS = ("gaunt", "gaunt_fft", "e3nn", "cueq")
@@ -193,8 +193,9 @@ def run(args) -> list[dict]:
     unknown = [p for p in peers if p not in PEERS]
     if unknown:
         raise SystemExit(f"--peers: unknown {unknown}; choose from {PEERS}")
-    lmax = 4 if args.quick else args.lmax
-    repeats = 3 if args.quick else args.repeats
+    if args.quick:  # (options given on the command line stay as given)
+        quick_settings(args, lmax=4, repeats=3)
+    lmax, repeats = args.lmax, args.repeats
     degrees = list(range(1, lmax + 1))
     if args.ls:
         try:

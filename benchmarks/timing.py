@@ -64,6 +64,16 @@ def check_config(config: str, overrides: list[str]) -> None:
         raise SystemExit(f"--config/--set: {exc}") from None
 
 
+def quick_settings(args, **values) -> None:
+    """``--quick``'s smaller settings, each applied only where the command line did not set that option itself
+    (``args.given``, from ``benchmarks.__main__``): ``--quick --epochs 5`` runs 5 epochs (``--quick`` replaced
+    explicit options silently)."""
+    given = getattr(args, "given", set())
+    for name, value in values.items():
+        if name not in given:
+            setattr(args, name, value)
+
+
 def _sync(device):
     if device is not None and str(device).startswith("cuda"):
         torch.cuda.synchronize(torch.device(device))  # that device's queue (not only the current device's)

@@ -33,9 +33,10 @@ def run(args) -> list[dict]:
     from geomdl.pipelines.runs import train
 
     out = pathlib.Path(args.out_dir)
-    extra = ["train.final_weights=last", *args.set]  # end-of-training weights, as for the README's numbers
-    if args.quick:
+    extra = ["train.final_weights=last"]  # end-of-training weights, as for the README's numbers
+    if args.quick:  # before --set, which wins (--quick --set train.epochs=3 trains 3 epochs)
         extra += ["train.epochs=2", "data.kwargs.num_per_class=4", "train.eval_every=1"]
+    extra += args.set
     runs = {(name, train_rot): [f"task.kwargs.tinvnn={str(tinvnn).lower()}", f"task.kwargs.train_rotation={train_rot}",
                                 f"train.out_dir={out / f'{name}_{train_rot}'}", "train.tensorboard=false",
                                 "train.progress=off", *extra]

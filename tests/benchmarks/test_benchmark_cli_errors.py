@@ -317,3 +317,22 @@ def test_trainer_benchmark_synchronises_on_the_training_device(monkeypatch):
     rows = bench_trainer.run(args)
     assert len(seen) == 4 and all(d is not None and str(d) == rows[0]["device"] for d in seen)  # was None: on a
     # GPU the bare loop was timed to its last launch, the engine (which reads its loss sums) to its last kernel
+
+
+def test_quick_keeps_the_options_given_on_the_command_line(monkeypatch, tmp_path):
+    # --quick replaced explicit options silently: "--quick --epochs 5" trained 2 epochs
+    import importlib
+
+    from benchmarks.timing import quick_settings
+
+    seen = {}
+
+    def record(args):
+        quick_settings(args, train=100, epochs=2, time_budget=None)
+        seen.update(vars(args))
+        return [{"ok": 1}]
+
+    monkeypatch.setattr(importlib.import_module("benchmarks.nbody"), "run", record)
+    assert main(["nbody", "--quick", "--epoch", "5", "--time-budget=60", "--out", str(tmp_path / "n.json")]) == 0
+    assert (seen["epochs"], seen["time_budget"], seen["train"]) == (5, 60.0, 100)
+    assert {"epochs", "time_budget", "quick", "out"} <= seen["given"] and "train" not in seen["given"]
