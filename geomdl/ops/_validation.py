@@ -204,6 +204,17 @@ def batch_to_ptr(batch: torch.Tensor, num_batches: int) -> torch.Tensor:
     return torch.nn.functional.pad(torch.cumsum(counts, 0), (1, 0))  # no slicing: traceable with a data-dependent size
 
 
+def _default_num_segments(index: torch.Tensor) -> int:
+    """``index.max() + 1`` (0 when ``index`` is empty): the default number of segments.
+
+    Inside a compiled or exported graph it is ``max(index and -1) + 1`` read with ``.item()``: ``int()`` of a tensor
+    fails under ``torch.export`` (a data-dependent guard), and the form needs no branch on the length.
+    """
+    if torch.compiler.is_compiling():
+        return torch.cat([index, index.new_full((1,), -1)]).max().item() + 1
+    return int(index.max()) + 1 if index.numel() else 0
+
+
 def segment_inputs(src, index, dim: int, num_segments, *, floating: bool = False, size_name: str = "dim_size",
                    check_values: bool = True):
     """Shared checks of segment ops (scatter, segment_softmax).
@@ -238,7 +249,7 @@ def segment_inputs(src, index, dim: int, num_segments, *, floating: bool = False
     if index.device != src.device:
         raise ValueError(f"index is on {index.device} but src is on {src.device}")
     if num_segments is None:
-        num_segments = int(index.max()) + 1 if index.numel() else 0
+        num_segments = _default_num_segments(index)
     src2 = src.movedim(dim, 0)
     rest = src2.shape[1:]
     return src2.reshape(n, rest.numel()), index, dim, num_segments, rest

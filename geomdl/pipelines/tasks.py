@@ -20,8 +20,8 @@ How to add a task
                opts = check_kwargs(EnergyForceOptions, config.task.kwargs, "task.kwargs")
                self.options = EnergyForceOptions(**opts)   # free-form task.kwargs, validated
 
-           def build_datasets(self):        # {"train": ..., "val": ..., optional "test": ...}
-               return {s: self.dataset(s) for s in ("train", "val", "test")}
+           def dataset_for(self, split):    # one split ("train", "val", "test"); the default reads config.data
+               return read_my_frames(split)  # any dataset a DataLoader takes (a list of Data works)
 
            def forward(self, model, batch, train):
                batch.pos.requires_grad_(True)
@@ -45,6 +45,14 @@ How to add a task
    takes its hyper-parameters as keyword arguments (``model.kwargs`` in the config, checked against
    its signature) and returns what your ``forward`` expects from ``model(batch)``.
 4. Add ``geomdl/configs/<pipeline>.yaml`` and run ``geomdl train <pipeline>``.
+
+From your own code, without editing geomdl, steps 2-4 are ``TASKS["my_task"] = MyTask`` and
+``MODELS["my_net"] = MyNet`` (classes or ``"module:attr"`` strings), then
+``geomdl.pipelines.runs.train(config_from_dict({"task": {"name": "my_task"}, "model": {"name": "my_net"}, ...}))``.
+A checkpoint stores these names only: register them again (import your module) in a new process before
+``load_trained`` / ``evaluate_checkpoint``. Override :meth:`Task.dataset_for` for your own data, not only
+:meth:`Task.build_datasets`: training builds its splits through it, and evaluating a checkpoint reads each
+split from it (a ``build_datasets`` override alone trains, then evaluation looks ``data.name`` up).
 
 Contract details
 ----------------
@@ -96,7 +104,8 @@ def _resolve(target, what: str):
 def get_task(name: str):
     """The Task class registered as ``name`` (``task.name`` in a config)."""
     if name not in TASKS:
-        raise ConfigError(f"task.name: unknown task {name!r} (registered: {', '.join(sorted(TASKS))})")
+        raise ConfigError(f"task.name: unknown task {name!r} (registered: {', '.join(sorted(TASKS))}; a task of your own "
+                          f"must be registered, TASKS[{name!r}] = YourTask, in this process)")
     return _resolve(TASKS[name], f"task.name={name!r}")
 
 
@@ -109,7 +118,8 @@ def get_model_constructor(name: str):
     from geomdl.models import MODELS
 
     if name not in MODELS:
-        raise ConfigError(f"model.name: unknown model {name!r} (registered: {', '.join(sorted(MODELS)) or 'none'})")
+        raise ConfigError(f"model.name: unknown model {name!r} (registered: {', '.join(sorted(MODELS)) or 'none'}; a model of "
+                          f"your own must be registered, geomdl.models.MODELS[{name!r}] = YourModel, in this process)")
     return _resolve(MODELS[name], f"model.name={name!r}")
 
 

@@ -7,13 +7,13 @@ and compares ``fn(g . x)`` with ``g . fn(x)`` in float64. Types (strings):
 ``"position"``             node points ``[N, 3]``: ``x -> s R x + t`` (rotation/reflection, translation, scaling)
 ``"vector"``               node vectors ``[..., 3]`` (last dim): ``v -> s R v``
 ``"pseudovector"``         ``v -> det(R) R v`` (e.g. cross products, angular momenta)
-``"scalar"``               invariant node features (permuted with the nodes)
+``"scalar"``               invariant node features, integer ones too (atomic numbers ``z``; permuted with the nodes)
 ``"irreps:<spec>"``        node features in e3nn irreps, e.g. ``"irreps:8x0e+4x1o"``: ``x -> D(R) x`` incl. parity
 ``"global_<type>"``        graph-level versions of the above (not permuted)
 ``"batch"``                sorted cloud ids ``[N]``; permutations then stay inside each cloud
 ``"edge_index"``           ``[2, E]`` node indices, relabelled under node permutations
 ``"edge_scalar"``          invariant per-edge features (edges keep their order)
-``"fixed"``                passed unchanged
+``"fixed"``                passed unchanged, never permuted (not for per-node inputs such as ``z``)
 =========================  ==========================================================================
 
 Node-level values have the nodes along their first dimension. A dense batch ``[B, N, 3]`` would be read as
@@ -137,7 +137,8 @@ def _structure(x, types, name):
             raise ValueError(f"{name}: give one type per element ({len(x)})")
         return [(i, v, t) for i, (v, t) in enumerate(zip(x, types))], lambda vals: type(x)(vals)
     if not isinstance(types, str):
-        raise ValueError(f"{name}: a single tensor needs a single type string")
+        raise ValueError(f"{name}: a single {type(x).__name__} needs a single type string (e.g. \"global_scalar\"), "
+                         f"got {types!r}")
     return [(0, x, types)], lambda vals: vals[0]
 
 

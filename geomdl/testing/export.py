@@ -22,6 +22,19 @@ def _compare(program, module, args, what, atol, rtol):
         torch.testing.assert_close(a, b, atol=atol, rtol=rtol, msg=lambda m, k=k: f"{what}, output {k}: {m}")
 
 
+def _check_other_args(other_args) -> list[tuple]:
+    """``other_args`` as a list of input tuples; a ``TypeError`` naming it when it, or an entry, is not a list/tuple
+    (one input tuple ``(x2, batch2)`` passed where a list of them, ``[(x2, batch2)]``, is expected ran the program
+    on the rows of ``x2`` and failed with an unrelated "forward() takes N positional arguments")."""
+    if isinstance(other_args, (torch.Tensor, str, bytes)) or not isinstance(other_args, Sequence):
+        raise TypeError(f"other_args must be a sequence of input tuples, e.g. [(x2, batch2)], got {type(other_args).__name__}")
+    for i, a in enumerate(other_args):
+        if not isinstance(a, (tuple, list)):
+            raise TypeError(f"other_args[{i}] must be a tuple of inputs like args, got {type(a).__name__} "
+                            f"(for one more input tuple pass [(x2, batch2)], not (x2, batch2))")
+    return [tuple(a) for a in other_args]
+
+
 def assert_exports(module: torch.nn.Module, args: Sequence, dynamic_shapes=None, other_args: Sequence[Sequence] = (), *,
                    save_load: bool = True, strict: bool = False, atol: float = 1e-10,
                    rtol: float = 1e-8) -> torch.export.ExportedProgram:
@@ -32,8 +45,8 @@ def assert_exports(module: torch.nn.Module, args: Sequence, dynamic_shapes=None,
             of tensors. Put it in ``eval()`` mode first when it has dropout or batch norm.
         args: the example inputs the program is traced with.
         dynamic_shapes: passed to ``torch.export.export``, e.g. ``({0: Dim("nodes")}, {1: Dim("edges")})``.
-        other_args: further input tuples the program is run on (other sizes along the dynamic dimensions),
-            each compared with eager.
+        other_args: a list of further input tuples the program is run on (other sizes along the dynamic
+            dimensions), each compared with eager: ``[(x2, batch2)]`` for one more.
         save_load: also ``torch.export.save`` the program to memory, ``torch.export.load`` it and compare
             again (every input tuple).
         strict: passed to ``torch.export.export`` (default: non-strict tracing, torch's default).
@@ -45,9 +58,11 @@ def assert_exports(module: torch.nn.Module, args: Sequence, dynamic_shapes=None,
     Raises:
         AssertionError: the export failed (the message names the cause: e.g. a data-dependent branch, a
             dimension declared dynamic that the code specialized), or the program's outputs differ from eager.
+        TypeError: ``module`` is not an ``nn.Module``, or ``other_args`` is not a list of input tuples.
     """
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"assert_exports: torch.export.export needs an nn.Module, got {type(module).__name__}")
+    other_args = _check_other_args(other_args)
     try:
         program = torch.export.export(module, tuple(args), dynamic_shapes=dynamic_shapes, strict=strict)
     except Exception as exc:

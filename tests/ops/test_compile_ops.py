@@ -86,3 +86,27 @@ def test_fps_under_compile_refuses_random_start_and_says_what_to_pass():
     with pytest.raises((ValueError, RuntimeError), match="start="):  # dynamo wraps the ValueError
         f(torch.randn(10, 3))
     torch._dynamo.reset()
+
+
+class _Call(torch.nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, src, index):
+        return self.fn(src, index)
+
+
+@pytest.mark.parametrize("op", ["scatter", "segment_softmax"])
+def test_export_with_the_default_number_of_segments(op):
+    # dim_size / num_segments left out (index.max() + 1): int() of the maximum failed under torch.export
+    # (GuardOnDataDependentSymNode), while torch.compile took it
+    from torch.export import Dim
+
+    from geomdl.testing import assert_exports
+
+    fns = {"scatter": lambda s, i: scatter(s, i, 0, reduce="mean"), "segment_softmax": lambda s, i: segment_softmax(s, i)}
+    src, index = _inputs(5)
+    other_src, other_index = _inputs(6, n=25, segments=4)
+    rows = Dim("rows", min=2)
+    assert_exports(_Call(fns[op]), (src, index), ({0: rows}, {0: rows}), [(other_src, other_index)])

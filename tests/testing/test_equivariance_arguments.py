@@ -95,3 +95,11 @@ def test_atol_accepts_numpy_scalars_and_zero_dim_tensors():
     pos = torch.randn(5, 3, dtype=torch.float64)
     for atol in (np.float32(1e-9), torch.tensor(1e-9)):
         assert_equivariant(lambda p: p - p.mean(0), pos, "position", "vector", tol=1e-6, atol=atol)
+
+
+def test_one_output_typed_with_a_tuple_names_what_to_pass():
+    # ("global_scalar",) for a model returning one tensor: the message said "a single tensor" without the fix
+    x = torch.randn(5, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match=re.escape("out_types: a single Tensor needs a single type string (e.g. \"global_scalar\"), "
+                                                   "got ('global_scalar',)")):
+        assert_equivariant(lambda p: p.norm(dim=1).sum(0, keepdim=True), x, "position", ("global_scalar",))

@@ -53,3 +53,13 @@ def test_fails_on_other_inputs_outside_the_exported_dynamic_range():
 def test_rejects_a_plain_function():
     with pytest.raises(TypeError, match="nn.Module"):
         assert_exports(lambda x: x, (torch.ones(2),))
+
+
+def test_other_args_given_as_one_input_tuple_is_a_type_error_naming_it():
+    # (x2,) instead of [(x2,)] ran the program on the rows of x2: "forward() takes 2 positional arguments but 7 were given"
+    lin = torch.nn.Linear(3, 2).double()
+    x, x2 = torch.randn(5, 3, dtype=torch.float64), torch.randn(6, 3, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"other_args\[0\] must be a tuple of inputs"):
+        assert_exports(lin, (x,), ({0: Dim("n")},), (x2,))
+    with pytest.raises(TypeError, match="other_args must be a sequence of input tuples"):
+        assert_exports(lin, (x,), ({0: Dim("n")},), x2)
