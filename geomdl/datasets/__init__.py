@@ -10,6 +10,7 @@ Every dataset yields torch_geometric ``Data`` objects and works with ``torch_geo
 ``MD17``                        MD17 / rMD17 npz trajectories
 ``ExtXYZ`` / ``ThreeBPA``       extended XYZ (any ASE-readable file) / the 3BPA benchmark
 ``ASEDatabase``                 ASE ``.db`` files
+``DataList``                    clouds / molecules held in memory (a list of ``Data``, or arrays)
 ``SyntheticShapes``             built-in classification shapes (12 classes)
 ``SyntheticParts``              built-in articulated objects / scenes (``PartData``: ``part``, ``part_rot``, ...)
 ``SyntheticRegistrationPairs``  built-in registration pairs (``PairData``)
@@ -35,7 +36,7 @@ _EXPORTS = {
     "ThreeBPA": "geomdl.datasets.molecular", "ASEDatabase": "geomdl.datasets.molecular",
     "SyntheticShapes": "geomdl.datasets.synthetic", "SyntheticParts": "geomdl.datasets.synthetic",
     "SyntheticRegistrationPairs": "geomdl.datasets.synthetic", "SyntheticMolecules": "geomdl.datasets.synthetic",
-    "ChecksumError": "geomdl.datasets.download",
+    "ChecksumError": "geomdl.datasets.download", "DataList": "geomdl.datasets.data_list",
 }
 _SUBMODULES = ("transforms", "functional", "formats", "synthetic", "base", "registry", "download")
 

@@ -21,7 +21,7 @@ How to add a task
                self.options = EnergyForceOptions(**opts)   # free-form task.kwargs, validated
 
            def dataset_for(self, split):    # one split ("train", "val", "test"); the default reads config.data
-               return read_my_frames(split)  # any dataset a DataLoader takes (a list of Data works)
+               return read_my_frames(split)  # any dataset a DataLoader takes (a DataList, a list of Data)
 
            def forward(self, model, batch, train):
                batch.pos.requires_grad_(True)

@@ -37,3 +37,30 @@ def test_the_cli_reports_the_data_kwarg(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert "error: data.kwargs.num_points: num_points must be >= 1, got 0" in err
+
+
+def test_a_task_of_your_own_trains_and_evaluates_on_clouds_in_memory(tmp_path, monkeypatch):
+    # the README's recipe: register a task whose dataset_for returns a DataList, then train and evaluate
+    import numpy as np
+
+    from geomdl.datasets import DataList
+    from geomdl.pipelines.config import config_from_dict
+    from geomdl.pipelines.generic import ClassificationTask
+    from geomdl.pipelines.runs import evaluate_checkpoint, train
+    from geomdl.pipelines.tasks import TASKS
+
+    class CloudsInMemory(ClassificationTask):
+        def dataset_for(self, split):
+            rng = np.random.default_rng({"train": 0, "val": 1, "test": 2}[split])
+            clouds = [rng.normal(size=(32, 3)) * (1.0 if i % 2 else [2.0, 0.5, 0.5]) for i in range(8)]
+            return DataList.from_arrays(clouds, y=[i % 2 for i in range(8)])
+
+    monkeypatch.setitem(TASKS, "clouds_in_memory", CloudsInMemory)
+    cfg = config_from_dict({"task": {"name": "clouds_in_memory"}, "data": {"name": "mine"},
+                            "model": {"name": "tiny_pointnet"},
+                            "train": {"epochs": 1, "batch_size": 4, "out_dir": str(tmp_path / "run"), "progress": "off",
+                                      "tensorboard": False, "plots": False}})
+    summary = train(cfg)
+    assert summary["finished"] and summary["eval_sizes"] == {"val": 8, "test": 8}
+    again = evaluate_checkpoint(tmp_path / "run" / "last.pt", plots=False)
+    assert again["test"] == pytest.approx(summary["metrics"]["test"])
