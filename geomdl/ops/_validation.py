@@ -173,18 +173,37 @@ def compact_batches(*batches: torch.Tensor, counts=None) -> tuple[list[torch.Ten
 
 
 def rescale_points(x: torch.Tensor, y: torch.Tensor | None = None, r: float | None = None):
-    """``(x s, y s, r s)`` for a power of two ``s`` that brings the largest coordinate near 1 when it is beyond
-    ``2**400`` or below ``2**-400`` (else ``s = 1``: no copy). Float64 squared distances of such coordinates
-    overflow to inf or underflow to 0 (every pair tied); a power of two scales every coordinate, difference,
-    square and sum exactly, so the neighbours and samples are those of the exact geometry. Finite inputs only."""
+    """``(x s, y s, r s)`` for a power of two ``s`` that brings the largest coordinate just below ``2**400`` when
+    it is beyond that, or near 1 when it is below ``2**-400`` (else ``s = 1``: no copy). Float64 squared
+    distances of such coordinates overflow to inf or underflow to 0 (every pair tied); a power of two scales
+    every coordinate, difference, square and sum exactly, so the neighbours and samples are those of the exact
+    geometry. Large coordinates are scaled down no further than needed: down to 1, the squares of differences
+    ``2**-537`` times the largest coordinate (1e30 beside 1e200) would underflow to 0. Finite inputs only."""
     if torch.compiler.is_compiling() or not x.numel() or x.dtype != torch.float64:  # float32: float64 sums are safe
         return x, y, r
     top = [x] if y is None or y is x or not y.numel() else [x, y]
     m = max(float(t.detach().abs().max()) for t in top)  # (detached: positions that require grad, e.g. for forces)
     if m == 0.0 or 2.0**-400 <= m <= 2.0**400:
         return x, y, r
-    s = 2.0 ** -math.frexp(m)[1]
+    e = math.frexp(m)[1]  # 2**(e - 1) <= m < 2**e
+    s = 2.0 ** (400 - e) if m > 2.0**400 else 2.0 ** min(-e, 1023)  # (subnormal m: 2.0**-e would overflow)
     return x * s, (None if y is None else y * s), (None if r is None else min(max(r * s, 5e-324), 1.7976931348623157e308))
+
+
+def rescale_points_traced(x: torch.Tensor, y: torch.Tensor | None = None):
+    """:func:`rescale_points` without a radius inside a compiled graph (knn, fps): the same power of two ``s``, found
+    with tensor ops (no data-dependent branch), and ``(x s, y s)``. A radius is a constant of the graph, which a
+    factor known only at run time cannot scale: ``radius`` / ``radius_graph`` stay unscaled there."""
+    if x.dtype != torch.float64:
+        return x, y
+    parts = [x.detach().abs().reshape(-1), x.new_zeros(1)]  # (the zero: no branch on a possibly empty input)
+    if y is not None and y is not x:
+        parts.append(y.detach().abs().reshape(-1))
+    m = torch.cat(parts).amax()
+    e = torch.frexp(m).exponent.long()  # 2**(e - 1) <= m < 2**e
+    shift = torch.where(m > 2.0**400, 400 - e, torch.where((m < 2.0**-400) & (m > 0), (-e).clamp(max=1023), 0))
+    s = torch.ldexp(torch.ones((), dtype=torch.float64, device=x.device), shift)
+    return x * s, (None if y is None else x * s if y is x else y * s)
 
 
 def num_batches(batch: torch.Tensor) -> int:

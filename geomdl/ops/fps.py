@@ -12,12 +12,13 @@ import numbers
 import torch
 
 from geomdl.ops._extension import extension_loaded, use_compiled
-from geomdl.ops._validation import batch_to_ptr, check_batch, check_bool, check_int, check_tensor, num_batches, rescale_points
+from geomdl.ops._validation import (batch_to_ptr, check_batch, check_bool, check_int, check_tensor, num_batches, rescale_points,
+                                    rescale_points_traced)
 from geomdl.ops.neighbors import squared_distance
 
 
 def _check_arguments(pos, ratio, num) -> int | None:
-    """Checks of ``pos``, ``ratio`` and ``num``; returns ``num`` as a Python int (or None)."""
+    """Checks of ``pos``, ``ratio`` and ``num``; returns ``num`` as a Python int at most ``2**63 - 1`` (or None)."""
     check_tensor(pos, "pos", dim=2, floating=True)
     if pos.shape[1] < 1:
         raise ValueError(f"pos must have shape [N, D] with D >= 1, got {tuple(pos.shape)}")
@@ -25,7 +26,8 @@ def _check_arguments(pos, ratio, num) -> int | None:
         raise ValueError("give exactly one of ratio (in (0, 1]) or num (>= 1)")
     if ratio is not None and (isinstance(ratio, bool) or not (isinstance(ratio, numbers.Real) and 0 < ratio <= 1)):
         raise ValueError(f"ratio must lie in (0, 1], got {ratio!r}")
-    return None if num is None else check_int(num, "num")
+    # capped at 2**63 - 1 (every point of a cloud): under torch.compile a larger num is no int64 for the traced clamp
+    return None if num is None else min(check_int(num, "num"), 2**63 - 1)
 
 
 def _plan(pos, batch, ratio, num, random_start, generator, start=None):
@@ -115,7 +117,7 @@ def _fps_traced(pos, batch, ratio, num, random_start, start):
         start = torch.zeros_like(sizes)
     else:
         start = torch.as_tensor(start, dtype=torch.long, device=pos.device).reshape(-1) * (sizes > 0)
-    return torch.ops.geomdl.fps(pos.contiguous(), ptr, take, start)
+    return torch.ops.geomdl.fps(rescale_points_traced(pos)[0].detach().contiguous(), ptr, take, start)
 
 
 def fps_reference(pos, batch=None, ratio=None, num=None, random_start=False, generator=None, start=None):

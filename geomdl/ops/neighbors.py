@@ -32,7 +32,7 @@ import torch
 
 from geomdl.ops._extension import extension_loaded, use_compiled
 from geomdl.ops._validation import (batch_to_ptr, check_batch_and_count, check_bool, check_int, check_positive_real,
-                                    check_tensor, compact_batches, rescale_points)
+                                    check_tensor, compact_batches, rescale_points, rescale_points_traced)
 from geomdl.ops.neighbor_candidates import BLOCK_ELEMENTS, candidate_chunks, sort_and_limit
 
 
@@ -78,6 +78,8 @@ def _check_pair(x, y, batch_x, batch_y, r=None, names=PAIR_NAMES):
     if y is not x:
         _check_finite(y, ny)
     if torch.compiler.is_compiling():  # sizes may be data-dependent (fps centres): no branch on them
+        if r is None:  # knn (a radius is a constant of the graph: see rescale_points_traced)
+            x, y = rescale_points_traced(x, y)
         return x, y, r, batch_x, batch_y, 1 + torch.cat([batch_x, batch_y, batch_x.new_zeros(1)]).max().item()
     (batch_x, batch_y), nb = compact_batches(batch_x, batch_y, counts=(count_x, count_y))  # sparse cloud ids: no huge pointers
     return *rescale_points(x, y, r), batch_x, batch_y, nb

@@ -146,6 +146,30 @@ def test_extreme_scales_give_the_neighbours_of_the_exact_geometry(backend, scale
     assert torch.equal(fps_reference(pos * scale, batch, num=9), fps_reference(pos, batch, num=9))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_huge_coordinates_keep_their_small_distances(backend):
+    # the rescaling of coordinates beyond 2**400 brought 1e200 down to ~1, where the square of a distance of 1e30
+    # underflowed to 0: fps sampled point 0 twice instead of point 1, the compiled radius put 0 and 1 within r = 1
+    pos = torch.tensor([[0.0], [1e30], [1e200]], dtype=torch.float64)
+    with ops.use_backend(backend):
+        assert fps(pos, num=3).tolist() == [0, 2, 1]
+        assert radius_graph(pos, 1.0).shape == (2, 0)
+        assert radius(pos, pos[:1], 1.0).tolist() == [[0], [0]]
+        assert knn_graph(pos, 1).tolist() == [[1, 0, 0], [0, 1, 2]]
+    assert fps_reference(pos, num=3).tolist() == [0, 2, 1]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_subnormal_coordinates_are_rescaled(backend):
+    # every coordinate below 2**-1022: the power of two 2.0**-exponent that rescales them overflowed (OverflowError)
+    pos = torch.tensor([[0.0], [1e-310], [3e-310]], dtype=torch.float64)
+    with ops.use_backend(backend):
+        assert fps(pos, num=3).tolist() == [0, 2, 1]
+        assert knn_graph(pos, 1).tolist() == [[1, 0, 1], [0, 1, 2]]
+        assert radius_graph(pos, 1.5e-310).tolist() == [[1, 0], [0, 1]]
+    assert radius_graph_reference(pos, 1.5e-310).tolist() == [[1, 0], [0, 1]]
+
+
 @pytest.mark.parametrize("build, args", [(ops.radius_graph, (0.5,)), (ops.knn_graph, (2,)),
                                          (ops.radius_graph_reference, (0.5,)), (ops.knn_graph_reference, (2,))])
 def test_graph_builders_name_their_own_arguments(build, args):

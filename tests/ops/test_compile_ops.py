@@ -110,3 +110,24 @@ def test_export_with_the_default_number_of_segments(op):
     other_src, other_index = _inputs(6, n=25, segments=4)
     rows = Dim("rows", min=2)
     assert_exports(_Call(fns[op]), (src, index), ({0: rows}, {0: rows}), [(other_src, other_index)])
+
+
+@needs_kernels
+@pytest.mark.parametrize("num", [2**63, 2**64])
+def test_fps_under_compile_takes_a_num_beyond_int64(num):
+    # eager fps keeps every point for such a num; the traced clamp raised "value cannot be converted to type int64_t"
+    pos = torch.randn(12, 3, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    assert_compiles(lambda p: ops.fps(p, num=num), (pos,), grad=False)
+    assert torch.equal(ops.fps(pos, num=num), ops.fps(pos, num=12))
+
+
+@needs_kernels
+@pytest.mark.parametrize("scale", [2.0**600, 2.0**-600])
+@pytest.mark.parametrize("build", ["knn_graph", "knn_bipartite", "fps"])
+def test_graph_building_at_extreme_scales_matches_eager(build, scale):
+    # eager rescales float64 coordinates beyond 2**400 / below 2**-400 by a power of two; compiled graphs did not,
+    # and their squared distances overflowed to inf (or vanished): every pair tied
+    pos = (torch.rand(30, 3, generator=torch.Generator().manual_seed(7), dtype=torch.float64) - 0.5) * scale
+    fns = {"knn_graph": lambda p: ops.knn_graph(p, 4), "knn_bipartite": lambda p: ops.knn(p, p[:7], 3),
+           "fps": lambda p: ops.fps(p, num=10)}
+    assert_compiles(fns[build], (pos,), grad=False)
