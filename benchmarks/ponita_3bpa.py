@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import pickle
 import time
 
 import torch
@@ -79,6 +80,18 @@ def _time_per_epoch(model, frames, batch_size, n_train, repeats=3):
     return t["median_ms"] / 1000 * (n_train / batch_size)
 
 
+def _load_init(path: str) -> dict:
+    """The potential saved by ``--checkpoint`` at ``path``; a missing, unreadable or foreign file is a one-line
+    error naming ``--init`` (it was a traceback)."""
+    try:
+        saved = torch.load(path, weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+        raise SystemExit(f"--init {path}: cannot read it ({type(exc).__name__}: {exc})") from None
+    if not isinstance(saved, dict) or saved.get("kind") != "PonitaPotential" or "config" not in saved:
+        raise SystemExit(f"--init {path}: not a PonitaPotential checkpoint saved by this benchmark's --checkpoint")
+    return saved
+
+
 def _read(path: str) -> list:
     """The frames of ``--data``; a missing or unreadable file is a one-line error naming the option."""
     from geomdl.pipelines.molecular import read_frames
@@ -95,6 +108,8 @@ def run(args) -> list[dict]:
     from geomdl.utils.allocator import keep_freed_memory
     from geomdl.utils.io import atomic_torch_save
 
+    if args.init:
+        _load_init(args.init)  # a bad --init fails before the data are read
     keep_freed_memory()  # as train_potential does: the timings below and the training see the same allocator
     torch.manual_seed(args.seed)
     frames = _read(args.data)
@@ -111,12 +126,10 @@ def run(args) -> list[dict]:
                   widening=args.widening, radius=args.radius)
     previous = {"epochs": 0, "train_s": 0.0}
     if args.init:
-        saved = torch.load(args.init, weights_only=True)
-        if saved.get("kind") != "PonitaPotential":
-            raise ValueError(f"--init {args.init}: not a PonitaPotential checkpoint saved by this benchmark")
+        saved = _load_init(args.init)
         config = dict(saved["config"])
         if sorted(config.pop("atomic_numbers")) != numbers:
-            raise ValueError(f"--init {args.init}: trained on other elements than {numbers}")
+            raise SystemExit(f"--init {args.init}: trained on other elements than {numbers}")
         kwargs = config
         previous = {k: saved.get(k, previous[k]) for k in previous}
     model = PonitaPotential(numbers, **kwargs)

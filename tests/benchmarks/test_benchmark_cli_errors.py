@@ -238,13 +238,29 @@ def test_ponita_3bpa_without_frames_to_train_on_is_one_line(tmp_path, monkeypatc
     from benchmarks import ponita_3bpa
 
     monkeypatch.setattr(geomdl.utils.allocator, "keep_freed_memory", lambda: False)  # not this test process's malloc
-    args = argparse.Namespace(data=str(tmp_path / "missing.xyz"), holdout=50, seed=0)
+    args = argparse.Namespace(data=str(tmp_path / "missing.xyz"), holdout=50, seed=0, init=None)
     with pytest.raises(SystemExit, match=r"^--data: .*missing\.xyz: no such file"):
         ponita_3bpa.run(args)  # was a FileNotFoundError traceback (the default --data is ../shared/data/...)
     monkeypatch.setattr(ponita_3bpa, "_read", lambda path: [object()] * 3)
     args.holdout = 3
     with pytest.raises(SystemExit, match=r"^--holdout 3: leaves no training frame \(3 frames in --data "):
         ponita_3bpa.run(args)  # was an empty training set, failing after the baseline timing
+
+
+def test_ponita_3bpa_bad_init_is_one_line_before_the_data_are_read(tmp_path, monkeypatch):
+    from benchmarks import ponita_3bpa
+
+    def never(path):
+        raise AssertionError("the data were read")
+
+    monkeypatch.setattr(ponita_3bpa, "_read", never)
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    torch.save({"kind": "other"}, tmp_path / "other.pt")
+    for name, message in (("missing.pt", "cannot read it"), ("text.pt", "cannot read it"),
+                          ("other.pt", "not a PonitaPotential checkpoint")):
+        args = argparse.Namespace(data="unused.xyz", holdout=50, seed=0, init=str(tmp_path / name))
+        with pytest.raises(SystemExit, match=rf"^--init .*{name}: {message}"):
+            ponita_3bpa.run(args)  # was a traceback of torch.load (or a ValueError) after reading the data
 
 
 def test_ponita_3bpa_finds_its_data_where_the_other_benchmarks_do(tmp_path, monkeypatch):
