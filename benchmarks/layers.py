@@ -35,7 +35,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dynamic-features", type=positive_int, default=64,
                         help="input features of the dynamic EdgeConv row, the space of its kNN (default 64, as in DGCNN)")
     parser.add_argument("--tp-mul", type=positive_int, default=8, help="multiplicity of 0e+1o+2e in the EquivariantConv rows (default 8)")
-    parser.add_argument("--repeats", type=positive_int, default=7, help="timed repeats per layer (default 7)")
+    parser.add_argument("--repeats", type=positive_int, default=7,
+                        help="timed calls per layer, in interleaved rounds of 3 (rounded up to a multiple of 3; "
+                             "default 7: 9 calls); the row records the count")
     parser.add_argument("--only", nargs="+", default=None, choices=LAYERS, metavar="LAYER",
                         help=f"layer names to run (default all): {', '.join(LAYERS)}")
     parser.add_argument("--seed", type=int, default=0)
@@ -71,6 +73,7 @@ def _row(name, peer, fn_g, fn_p, params_g, params_p, inputs, repeats, check):
         times_g.append(measure(step_g, repeats=3, warmup=2 if r == 0 else 0)["median_ms"])
         if step_p is not None:
             times_p.append(measure(step_p, repeats=3, warmup=2 if r == 0 else 0)["median_ms"])
+    row["timed_calls"] = 3 * rounds  # per side: the median of the rounds' medians
     row["geomdl_ms"] = statistics.median(times_g)
     row["geomdl_cpu_ms"] = statistics.median(cpu_g[2:])
     if step_p is not None:
