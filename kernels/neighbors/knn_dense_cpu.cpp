@@ -105,7 +105,7 @@ Search search_from_env(const char* variable) {
   if (s == nullptr || *s == 0 || std::strcmp(s, "auto") == 0) return Search::kAuto;
   if (std::strcmp(s, "grid") == 0) return Search::kGrid;
   if (std::strcmp(s, "dense") == 0) return Search::kDense;
-  TORCH_CHECK(false, variable, " must be 'auto', 'grid' or 'dense', got '", s, "'");
+  TORCH_CHECK_VALUE(false, variable, " must be 'auto', 'grid' or 'dense', got '", s, "'");
 }
 
 namespace {
