@@ -173,5 +173,5 @@ def test_automatic_choice_on_a_low_dimensional_manifold_in_feature_space(monkeyp
 @compiled
 def test_bad_search_value_is_reported(monkeypatch):
     monkeypatch.setenv("GEOMDL_KNN_SEARCH", "fastest")
-    with pytest.raises(RuntimeError, match="GEOMDL_KNN_SEARCH"):
+    with pytest.raises(ValueError, match="GEOMDL_KNN_SEARCH must be 'auto', 'grid' or 'dense'"):  # was RuntimeError
         compiled_knn(torch.rand(5, 3), torch.rand(5, 3), 2)
