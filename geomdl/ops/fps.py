@@ -85,7 +85,10 @@ def fps(pos: torch.Tensor, batch: torch.Tensor | None = None, ratio: float | Non
         start: optional int ``[num_clouds]``, the local index (within its cloud) of each cloud's first sample.
 
     Returns:
-        int64 ``[M]`` global indices into ``pos``, cloud by cloud, in selection order.
+        int64 ``[M]`` global indices into ``pos``, cloud by cloud, in selection order. Samples are distinct
+        points while the cloud has that many distinct positions; beyond that (duplicate points) every remaining
+        distance is 0 and the tie goes to the lowest index, an already selected one (``fps(zeros(4, 3), num=4)``
+        is ``[0, 0, 0, 0]``): deduplicate the cloud first for distinct samples.
     """
     if torch.compiler.is_compiling():
         return _fps_traced(pos, batch, ratio, num, random_start, start)

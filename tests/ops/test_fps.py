@@ -168,3 +168,10 @@ def test_bad_arguments_raise_clear_errors():
 def test_kernel_boundary_checks():
     pos = torch.rand(6, 3)
     assert_fps_kernel_rejects_bad_plans(pos)
+
+
+@pytest.mark.parametrize("backend", ["reference"] + (["compiled"] if ops.has_kernel("fps") else []))
+def test_more_samples_than_distinct_points_repeat_the_lowest_index_as_documented(backend):
+    with ops.use_backend(backend):
+        assert fps(torch.zeros(4, 3), num=4).tolist() == [0, 0, 0, 0]
+        assert fps(torch.tensor([[0.0], [0.0], [1.0]]), num=3).tolist() == [0, 2, 0]
