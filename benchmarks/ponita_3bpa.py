@@ -120,7 +120,7 @@ def run(args) -> list[dict]:
     train = [frames[i] for i in perm[args.holdout:]]
     if args.quick:  # 20 training and 10 test frames; options given on the command line stay as given
         train, test = train[:20], test[:10]
-        quick_settings(args, epochs=2, test_rotations=2)
+        quick_settings(args, epochs=2, test_rotations=2, time_budget=None)
     numbers = sorted({int(z) for f in frames for z in f.z.tolist()})
     kwargs = dict(hidden=args.hidden, layers=args.layers, num_ori=args.num_ori, grid=args.grid, basis_dim=args.basis_dim,
                   widening=args.widening, radius=args.radius)
@@ -159,7 +159,7 @@ def run(args) -> list[dict]:
     t0 = time.perf_counter()
     result = train_potential(model, train, test, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                              forces_weight=args.forces_weight, eval_every=args.eval_every, seed=args.seed,
-                             time_budget=None if args.quick else args.time_budget)
+                             time_budget=args.time_budget)
     train_s = time.perf_counter() - t0
     final = result["model"]
     if args.checkpoint and not args.quick:

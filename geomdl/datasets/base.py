@@ -234,7 +234,7 @@ class GeometricDataset(torch.utils.data.Dataset):
         from_cache: ``True`` when the last load reused an existing processed cache.
         cache_path: the processed cache file.
 
-    The cache is keyed by :meth:`raw_paths` (their sizes and modification times) and :meth:`options` alone:
+    The cache is keyed by :meth:`raw_paths` (their sizes, modification and change times) and :meth:`options` alone:
     a subclass that processes data held in memory (arrays passed to its constructor) must put a digest of
     them into :meth:`options`, or it keeps returning the first cache it wrote after the data change. For
     clouds in memory a plain list of ``Data`` is simpler (the README's "Your own clouds").

@@ -30,6 +30,15 @@ def _as_field(value, name: str, index: int) -> torch.Tensor:
     return t if t.dtype == torch.bool else t.long()
 
 
+def _is_bool(idx) -> bool:
+    """A bool index: Python's, NumPy's or a 0-d bool tensor/array (``torch.tensor(True)`` was read as item 1)."""
+    if isinstance(idx, (bool, np.bool_)):
+        return True
+    if isinstance(idx, torch.Tensor):
+        return idx.dim() == 0 and idx.dtype == torch.bool
+    return isinstance(idx, np.ndarray) and idx.ndim == 0 and idx.dtype.kind == "b"
+
+
 class DataList(torch.utils.data.Dataset):
     """A dataset of ``Data`` items held in memory.
 
@@ -95,7 +104,7 @@ class DataList(torch.utils.data.Dataset):
         return len(self.items)
 
     def __getitem__(self, idx):
-        if isinstance(idx, (bool, np.bool_)):
+        if _is_bool(idx):
             raise TypeError(f"index must be an integer, got a bool {idx!r}")
         if isinstance(idx, numbers.Integral) or (isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0
                                                  and not (idx.dtype.is_floating_point if isinstance(idx, torch.Tensor)

@@ -188,7 +188,7 @@ class MD17(_Molecular):
 
     Args:
         root: folder with the npz files (default ``<data root>/md17``).
-        molecule: e.g. ``"ethanol"``: finds ``md17_<m>.npz``, ``rmd17_<m>.npz``, ``npz_data/rmd17_<m>.npz`` or the one ``<m>*.npz`` (several: ``ValueError``).
+        molecule: e.g. ``"ethanol"``: finds ``md17_<m>.npz``, ``rmd17_<m>.npz``, ``npz_data/rmd17_<m>.npz``, ``<m>.npz`` or the one ``<m>*.npz`` (several: ``ValueError``).
         path: an explicit npz file (instead of ``molecule``).
         energy_unit: ``"kcal/mol"`` (as stored) or ``"eV"``.
         split, split_sizes, split_seed, transform, processed_dir, force_reload: as in the module docstring.
@@ -218,7 +218,9 @@ class MD17(_Molecular):
 
     def _find(self, molecule):
         r = self.root
-        for cand in (r / f"md17_{molecule}.npz", r / f"rmd17_{molecule}.npz", r / "npz_data" / f"rmd17_{molecule}.npz"):
+        # an exact <m>.npz is no ambiguous match (beside <m>_dft.npz it was the first in sorted order, and still is)
+        for cand in (r / f"md17_{molecule}.npz", r / f"rmd17_{molecule}.npz", r / "npz_data" / f"rmd17_{molecule}.npz",
+                     r / f"{molecule}.npz"):
             if cand.is_file():
                 return cand
         found = sorted(r.glob(f"{molecule}*.npz"))

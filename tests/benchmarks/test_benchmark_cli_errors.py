@@ -352,3 +352,29 @@ def test_quick_keeps_the_options_given_on_the_command_line(monkeypatch, tmp_path
     assert main(["nbody", "--quick", "--epoch", "5", "--time-budget=60", "--out", str(tmp_path / "n.json")]) == 0
     assert (seen["epochs"], seen["time_budget"], seen["train"]) == (5, 60.0, 100)
     assert {"epochs", "time_budget", "quick", "out"} <= seen["given"] and "train" not in seen["given"]
+
+
+def test_ponita_3bpa_quick_keeps_a_time_budget_given_on_the_command_line(monkeypatch, tmp_path):
+    # --quick dropped the time budget whatever the command line said: "--quick --time-budget 60" trained without one
+    import geomdl.pipelines.molecular as molecular
+    from torch_geometric.data import Data
+
+    class Stop(Exception):
+        pass
+
+    seen = {}
+
+    def fake_train(model, train, test, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    frames = [Data(z=torch.tensor([1, 8]), pos=torch.randn(2, 3, dtype=torch.float64)) for _ in range(3)]
+    monkeypatch.setattr(molecular, "read_frames", lambda path: frames)
+    monkeypatch.setattr(molecular, "train_potential", fake_train)
+    argv = ["ponita_3bpa", "--quick", "--no-baseline", "--holdout", "1", "--hidden", "8", "--layers", "1",
+            "--num-ori", "4", "--basis-dim", "8", "--out", str(tmp_path / "p.json")]
+    for extra, budget in (([], None), (["--time-budget", "60"], 60.0)):
+        seen.clear()
+        with pytest.raises(Stop):
+            main(argv + extra)
+        assert (seen["time_budget"], seen["epochs"]) == (budget, 2)

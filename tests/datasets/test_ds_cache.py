@@ -1,6 +1,7 @@
 """The raw -> processed cache: reuse, option changes, raw-file changes, atomicity, views and splits."""
 import os
 import shutil
+import time
 
 import pytest
 import torch
@@ -58,12 +59,25 @@ def test_cache_reused_and_invalidated(root):
     assert Toy.calls == 4
 
 
+def _wait_for_a_later_change_time(path, probe) -> None:
+    """Wait until a file written now (``probe``) gets a later change time than ``path``: file times come from a
+    coarse clock (a 1-10 ms tick before Linux 6.13, 1-2 s on some filesystems), so a replacement within the same
+    tick as the cache kept its change time and the test failed at random."""
+    before, deadline = os.stat(path).st_ctime_ns, time.monotonic() + 5.0
+    while True:
+        probe.write_text("x")
+        if os.stat(probe).st_ctime_ns > before or time.monotonic() > deadline:
+            return
+        time.sleep(0.001)
+
+
 def test_cache_invalidated_by_a_raw_file_replaced_with_its_modification_time(root, tmp_path_factory):
     """Regression: a raw file replaced by another of the same size and modification time (``cp -p``, ``rsync -t``,
     ``tar x``) kept the stale cache: the fingerprint held only the size and the modification time."""
     a = Toy(root)
     assert float(a[0].pos[0, 0]) == 1.0
     other = tmp_path_factory.mktemp("other") / "raw.txt"
+    _wait_for_a_later_change_time(root / "raw.txt", other)
     other.write_text("9 8 7 6")  # the same size as "1 2 3 4"
     st = os.stat(root / "raw.txt")
     os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))

@@ -192,3 +192,12 @@ def test_md17_name_matching_several_files_is_an_error_listing_them(tmp_path):
         MD17(tmp_path, "toy", processed_dir=tmp_path / "c")
     (tmp_path / "toy_dft.npz").unlink()
     assert len(MD17(tmp_path, "toy", processed_dir=tmp_path / "c")) == 4  # one match: that file
+
+
+def test_md17_exact_npz_name_wins_over_longer_matches(tmp_path):
+    """Regression: with ethanol.npz beside ethanol_dft.npz, molecule="ethanol" read ethanol.npz (the first in sorted
+    order); the check for several <m>*.npz matches made that exact name an error too."""
+    _md17_npz(tmp_path / "toy.npz", frames=4)
+    _md17_npz(tmp_path / "toy_dft.npz", frames=6)
+    ds = MD17(tmp_path, "toy", processed_dir=tmp_path / "c")
+    assert ds.path == tmp_path / "toy.npz" and len(ds) == 4

@@ -140,3 +140,25 @@ def test_extxyz_atom_lines_with_more_columns_than_properties_name_the_file(tmp_p
         ExtXYZ(path, processed_dir=tmp_path / "cache")
     path.write_text(path.read_text().replace("pos:R:3:", "pos:R:3:charge:R:1:"))
     np.testing.assert_allclose(ExtXYZ(path, processed_dir=tmp_path / "cache")[0].forces.numpy(), [[0.1, 0.2, 0.3], [-0.1, -0.2, -0.3]])
+
+
+@pytest.mark.parametrize("suffix", [".xyz.gz", ".extxyz.bz2", ".xyz.xz"])
+def test_compressed_extxyz_is_read_whole(tmp_path, suffix):
+    """Regression: ase.io reads .gz/.bz2/.xz extended XYZ files, but the check that every frame was read opened the
+    compressed bytes as text and failed with a bare IndexError ('list index out of range') naming no file."""
+    import ase.io
+
+    frame = '2\nProperties=species:S:1:pos:R:3:forces:R:3 energy=-1.5 pbc="F F F"\nH 0 0 0 0 0 0\nO 1 0 0 0 0 0\n'
+    plain = tmp_path / "f.xyz"
+    plain.write_text(frame * 3)
+    path = tmp_path / f"f{suffix}"
+    ase.io.write(path, ase.io.read(plain, ":"), format="extxyz")
+    assert len(read_ase(path)) == 3
+    path = tmp_path / f"gap{suffix}"
+    ase.io.write(path, ase.io.read(plain, ":"), format="extxyz")
+    from ase.io.formats import open_with_compression
+
+    with open_with_compression(str(path), "a") as fh:  # a blank line, then a frame ase.io stops before
+        fh.write("\n" + frame)
+    with pytest.raises(ValueError, match=rf"gap{suffix.replace('.', '[.]')}: line \d+ follows the 3 frame\(s\)"):
+        read_ase(path)

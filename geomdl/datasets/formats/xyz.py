@@ -145,7 +145,11 @@ def _check_xyz_read_to_end(path: str, frames: list) -> None:
     two frames silently dropped every frame after it; and it ignores columns beyond ``Properties``, so a property
     missing from that string (``charge:R:1`` before ``forces:R:3``) shifted the columns: forces were read from the
     charge column and the first two force components. ``VEC`` lattice lines (read by ase) are skipped."""
-    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+    from ase.io.formats import open_with_compression
+
+    # through ase's opener: a .gz/.bz2/.xz file is read decompressed, as ase.io.read does (its raw bytes gave an
+    # IndexError naming no file)
+    with open_with_compression(path, "rb") as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace") as fh:
         lines = fh.read().split("\n")  # ase reads lines as Python's text mode splits them ("\r\n" included)
     pos = 0
     for k, atoms in enumerate(frames):

@@ -138,7 +138,8 @@ def ransac_open3d(src_points, tgt_points, desc_src, desc_tgt, tau: float, max_it
     length 0.9 and distance checkers): the peer estimator. ``*_points [N, 3]``, ``desc_* [N, D]``.
 
     Run as the two Open3D calls that function makes (``correspondences_from_features`` with the mutual filter,
-    then ``registration_ransac_based_on_correspondence``; the same pose for the same seed, tested), so that the
+    then ``registration_ransac_based_on_correspondence``; the same pose for the same seed on a quiet machine: Open3D's
+    RANSAC runs on several threads and is not repeatable under load, so the test compares within tolerance), so that the
     putative matches RANSAC sampled from are kept without matching twice.
 
     ``max_iterations`` (int >= 1) and ``confidence`` (in ``(0, 1]``) are Open3D's RANSAC convergence
