@@ -51,10 +51,10 @@ def run(args) -> list[dict]:
     from geomdl.nn.ponita import Ponita, count_parameters
     from geomdl.pipelines.nbody import evaluate_nbody, train_nbody
 
-    if args.quick:  # (options given on the command line stay as given)
-        quick_settings(args, train=100, val=50, test=50, epochs=2, time_budget=None)
+    if args.quick:  # (options given on the command line stay as given: --cache, --checkpoint too)
+        quick_settings(args, train=100, val=50, test=50, epochs=2, time_budget=None, cache=None, checkpoint="")
     torch.manual_seed(args.seed)
-    cache = None if args.quick else args.cache
+    cache = args.cache
     data = {s: nbody_split(s, n, cache) for s, n in (("train", args.train), ("val", args.val), ("test", args.test))}
     test = data["test"]
     rows = []
@@ -73,7 +73,7 @@ def run(args) -> list[dict]:
                          weight_decay=args.weight_decay, flip_charges=not args.no_flip_charges, ema_decay=args.ema or None,
                          time_budget=args.time_budget, eval_every=args.eval_every, seed=args.seed)
     train_s = time.perf_counter() - t0
-    if args.checkpoint and not args.quick:
+    if args.checkpoint:
         from geomdl.utils.io import atomic_torch_save
 
         atomic_torch_save({"kind": "Ponita", "args": vars(args), "state_dict": result["model"].state_dict()}, args.checkpoint)

@@ -120,7 +120,7 @@ def run(args) -> list[dict]:
     train = [frames[i] for i in perm[args.holdout:]]
     if args.quick:  # 20 training and 10 test frames; options given on the command line stay as given
         train, test = train[:20], test[:10]
-        quick_settings(args, epochs=2, test_rotations=2, time_budget=None)
+        quick_settings(args, epochs=2, test_rotations=2, time_budget=None, checkpoint="")  # (an explicit --checkpoint saves)
     numbers = sorted({int(z) for f in frames for z in f.z.tolist()})
     kwargs = dict(hidden=args.hidden, layers=args.layers, num_ori=args.num_ori, grid=args.grid, basis_dim=args.basis_dim,
                   widening=args.widening, radius=args.radius)
@@ -162,7 +162,7 @@ def run(args) -> list[dict]:
                              time_budget=args.time_budget)
     train_s = time.perf_counter() - t0
     final = result["model"]
-    if args.checkpoint and not args.quick:
+    if args.checkpoint:
         atomic_torch_save({"kind": "PonitaPotential", "config": final.config, "state_dict": final.state_dict(),
                            "epochs": previous["epochs"] + len(result["epoch_times"]), "train_s": previous["train_s"] + train_s},
                           args.checkpoint)

@@ -378,3 +378,24 @@ def test_ponita_3bpa_quick_keeps_a_time_budget_given_on_the_command_line(monkeyp
         with pytest.raises(Stop):
             main(argv + extra)
         assert (seen["time_budget"], seen["epochs"]) == (budget, 2)
+
+
+def test_nbody_quick_keeps_a_cache_given_on_the_command_line(monkeypatch, tmp_path):
+    # --quick never used the cache folder, even one given explicitly
+    import geomdl.datasets.nbody as nbody
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def fake_split(split, n, cache):
+        seen.append(cache)
+        raise Stop
+
+    monkeypatch.setattr(nbody, "nbody_split", fake_split)
+    for extra, cache in (([], None), (["--cache", str(tmp_path / "c")], str(tmp_path / "c"))):
+        seen.clear()
+        with pytest.raises(Stop):
+            main(["nbody", "--quick", "--out", str(tmp_path / "n.json"), *extra])
+        assert seen == [cache]
