@@ -80,9 +80,13 @@ def given_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
     namespace has no value, so what still holds the sentinel was not given (abbreviations such as ``--epoch 3``
     for ``--epochs`` count as given, as argparse reads them)."""
     unset = object()
-    namespace = argparse.Namespace(**{a.dest: unset for a in parser._actions if a.dest != argparse.SUPPRESS})
+    # append/extend/count options add to what the namespace holds: None for them (an empty list, a zero count)
+    accumulating = {a.dest for a in parser._actions
+                    if isinstance(a, (argparse._AppendAction, argparse._ExtendAction, argparse._CountAction))}
+    namespace = argparse.Namespace(**{a.dest: None if a.dest in accumulating else unset
+                                      for a in parser._actions if a.dest != argparse.SUPPRESS})
     parser.parse_known_args(argv, namespace=namespace)
-    return {k for k, v in vars(namespace).items() if v is not unset}
+    return {k for k, v in vars(namespace).items() if v is not unset and not (k in accumulating and v is None)}
 
 
 def main(argv=None) -> int:

@@ -399,3 +399,17 @@ def test_nbody_quick_keeps_a_cache_given_on_the_command_line(monkeypatch, tmp_pa
         with pytest.raises(Stop):
             main(["nbody", "--quick", "--out", str(tmp_path / "n.json"), *extra])
         assert seen == [cache]
+
+
+def test_given_options_handles_accumulating_actions():
+    # an append/count option would have failed on the placeholder value (no benchmark has one yet)
+    import argparse
+
+    from benchmarks.__main__ import given_options
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--a", action="append")
+    p.add_argument("--v", action="count")
+    p.add_argument("--n", type=int, default=3)
+    assert given_options(p, ["--a", "x", "--v", "--n", "3"]) == {"a", "v", "n"}
+    assert given_options(p, []) == set()
