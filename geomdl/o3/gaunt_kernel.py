@@ -213,8 +213,9 @@ def gaunt_features(x: torch.Tensor, y: torch.Tensor, irreps_x, irreps_y, irreps_
 
     ``irreps_*`` are non-empty ``((mul, l), ...)`` of ints with one multiplicity ``C`` (the channels) for all three
     and each degree ``l >= 0`` at most once (else ``ValueError``); ``x``, ``y`` float32 or float64 (else
-    ``TypeError``). Block ``l`` of channel ``c`` is ``z^l_c = Proj_l[f_{x,c} f_{y,c}]`` (same maths as
-    :func:`geomdl.o3.gaunt_product_columns` on the columns ``(node, channel)``, without the layout copies).
+    ``TypeError``) on one device (else ``ValueError``). Block ``l`` of channel ``c`` is
+    ``z^l_c = Proj_l[f_{x,c} f_{y,c}]`` (same maths as :func:`geomdl.o3.gaunt_product_columns` on the columns
+    ``(node, channel)``, without the layout copies).
     Compiled kernel only (see :func:`use_kernel`); differentiable (any order). Inside forward-mode AD or a
     ``torch.func`` transform it runs in plain torch ops (:func:`geomdl.o3.gaunt_plain.gaunt_features_plain`).
     """
@@ -232,8 +233,9 @@ def gaunt_features(x: torch.Tensor, y: torch.Tensor, irreps_x, irreps_y, irreps_
         dim = sum(m * (2 * l + 1) for m, l in irreps)
         if t.dim() != 2 or t.shape[1] != dim:
             raise ValueError(f"{name} must be [N, {dim}] for irreps {irreps}, got {tuple(t.shape)}")
-    if x.shape[0] != y.shape[0] or x.dtype != y.dtype:
-        raise ValueError(f"x and y must share N and dtype, got {tuple(x.shape)} {x.dtype} and {tuple(y.shape)} {y.dtype}")
+    if x.shape[0] != y.shape[0] or x.dtype != y.dtype or x.device != y.device:
+        raise ValueError(f"x and y must share N, dtype and device, got {tuple(x.shape)} {x.dtype} {x.device} and "
+                         f"{tuple(y.shape)} {y.dtype} {y.device}")
     if torch.compiler.is_compiling():  # an opaque operator for the compiler (geomdl.o3.gaunt_ops)
         from geomdl.o3.gaunt_ops import flat_blocks, gaunt_features_op
 

@@ -22,15 +22,18 @@
 // * CTAs loop over tiles (grid = resident CTAs, at most the number of tiles).
 //
 // The tables are checked like the CPU kernel checks them (trilinear_checks.h) on a host copy, once per
-// set of tables: a small cache remembers the (device, pointer, size, version counter) of the tables
-// and the operand widths it has checked, so that a training loop pays no copy and no synchronisation
-// per call.
+// set of tables: a small cache remembers the (device, storage, pointer, size, version counter) of the
+// tables and the operand widths it has checked, so that a training loop pays no copy and no
+// synchronisation per call. The storages are held by weak references: new tables that the allocator
+// places at the address of freed ones (same size, version 0) are new storages, checked again.
 #include <torch/library.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <utility>
+#include <vector>
 
 #include "common/cuda_utils.cuh"
 #include "trilinear/trilinear_checks.h"
@@ -153,10 +156,25 @@ struct TableKey {
   }
 };
 
+// A checked key and the storages of its tables, held weakly: a StorageImpl stays allocated while a weak
+// reference to it exists, so no other tensor's storage can take its address while the entry is cached.
+struct CheckedTables {
+  TableKey key;
+  std::vector<c10::weak_intrusive_ptr<c10::StorageImpl>> storages;
+  // Same key, and every table still in the storage that was checked.
+  bool matches(const TableKey& k, const at::Tensor* const (&t)[4]) const {
+    if (!(key == k)) return false;
+    for (int i = 0; i < 4; ++i)
+      if (storages[i].expired() || storages[i]._unsafe_get_target() != t[i]->storage().unsafeGetStorageImpl())
+        return false;
+    return true;
+  }
+};
+
 void check_table_values_once(const at::Tensor& target_ptr, const at::Tensor& group_ptr, const at::Tensor& group_col,
                              const at::Tensor& pair, int64_t width, int64_t F1, int64_t F2, int64_t F3) {
   static std::mutex mutex;
-  static std::deque<TableKey> checked;  // most recent first, at most kKeep
+  static std::deque<CheckedTables> checked;  // most recent first, at most kKeep
   constexpr size_t kKeep = 64;
   const at::Tensor* t[4] = {&target_ptr, &group_ptr, &group_col, &pair};
   TableKey key{};
@@ -172,11 +190,14 @@ void check_table_values_once(const at::Tensor& target_ptr, const at::Tensor& gro
   key.F3 = F3;
   {
     const std::lock_guard<std::mutex> lock(mutex);
-    if (std::find(checked.begin(), checked.end(), key) != checked.end()) return;
+    for (const CheckedTables& c : checked)
+      if (c.matches(key, t)) return;
   }
   check_table_values(target_ptr.cpu(), group_ptr.cpu(), group_col.cpu(), pair.cpu(), width, F1, F2, F3);
+  CheckedTables entry{key, {}};
+  for (int i = 0; i < 4; ++i) entry.storages.push_back(t[i]->storage().getWeakStorageImpl());
   const std::lock_guard<std::mutex> lock(mutex);
-  checked.push_front(key);
+  checked.push_front(std::move(entry));
   if (checked.size() > kKeep) checked.pop_back();
 }
 

@@ -1097,6 +1097,24 @@ def test_trilinear_checks_its_tables_like_the_cpu_kernel(emu):
         emu.sparse_trilinear(x, x, x, ptr, ptr, torch.tensor([0]), good, torch.ones(1), 1)
 
 
+def test_trilinear_checks_new_tables_at_the_address_of_checked_ones(emu):
+    """New tables at the address of checked ones (what a caching allocator gives a table of the same size
+    after the old one is freed: same pointer, size and version 0) are other storages: checked again."""
+    x = torch.randn(2, 3)
+    ptr = torch.tensor([0, 1])
+    buf = bytearray(torch.tensor([[0, 0]]).numpy().tobytes())
+    good = torch.frombuffer(buf, dtype=torch.long).view(1, 2)
+    col, coef = torch.tensor([0]), torch.ones(1)
+    ok = emu.sparse_trilinear(x, x, x, ptr, ptr, col, good, coef, 1)  # checked, then cached
+    assert torch.equal(ok, x[:, :1] ** 3)
+    del good
+    buf[8:16] = torch.tensor([3]).numpy().tobytes()  # column 3 of 3: outside x
+    bad = torch.frombuffer(buf, dtype=torch.long).view(1, 2)
+    assert bad[0, 1] == 3 and bad._version == 0
+    with pytest.raises(RuntimeError, match="outside"):
+        emu.sparse_trilinear(x, x, x, ptr, ptr, col, bad, coef, 1)
+
+
 def test_trilinear_through_the_wrapper_with_gradients(emu, monkeypatch):
     """geomdl.ops.sparse_trilinear's autograd (every role, double backward) on the emulated kernel."""
     from geomdl import ops

@@ -172,6 +172,8 @@ def test_errors():
         gaunt_features(torch.randn(2, 4), torch.randn(2, 4), [(1, 0), (1, 1)], [(2, 0)], [(1, 0)])
     with pytest.raises(ValueError, match=r"x must be \[N, 6\]"):
         gaunt_features(torch.randn(2, 4), torch.randn(2, 6), [(2, 1)], [(2, 1)], [(2, 0)])
+    with pytest.raises(ValueError, match="x and y must share N, dtype and device"):  # (a meta y: garbage, no error)
+        gaunt_features(torch.randn(2, 4), torch.randn(2, 4, device="meta"), [(1, 0), (1, 1)], [(1, 0), (1, 1)], [(1, 0)])
     assert feature_layout(((2, 0), (2, 2)), 2, 3).table[1:4, 0].tolist() == [-1, -1, -1]  # absent degree 1
 
 
