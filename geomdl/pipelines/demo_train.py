@@ -7,8 +7,6 @@ checkpoint like ``geomdl eval`` would. Writes ``<out>/train/``: ``last.pt``, ``b
 """
 from __future__ import annotations
 
-import shutil
-
 
 def run(out_dir, quick: bool, seed: int = 0) -> dict:
     from geomdl.pipelines.config import load_config
@@ -16,8 +14,6 @@ def run(out_dir, quick: bool, seed: int = 0) -> dict:
     from geomdl.pipelines.trainer import Trainer
 
     run_dir = out_dir / "train"
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
     samples, epochs = (48, 4) if quick else (192, 12)
     overrides = [
         f"seed={seed}", f"data.kwargs.seed={seed}",
@@ -27,7 +23,8 @@ def run(out_dir, quick: bool, seed: int = 0) -> dict:
         "train.monitor=val/accuracy", "train.monitor_mode=max", f"train.out_dir={run_dir}", "train.progress=off",
     ]
     cfg = load_config(None, overrides + ["train.stop_after_epochs=1"])
-    first = Trainer(cfg).fit()
+    # overwrite: an earlier demo's run files go, other files in the folder stay (it was removed whole)
+    first = Trainer(cfg).fit(overwrite=True)
     print(f"   interrupted after epoch {first['epoch']} (checkpoint {run_dir / 'last.pt'}), resuming")
     summary = Trainer(load_config(None, overrides)).fit(resume=True)
     val = summary["metrics"]["val"]

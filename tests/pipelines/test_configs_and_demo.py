@@ -1,6 +1,7 @@
 """Every bundled config (geomdl/configs/) validates (sections, types, task name, model kwargs), and the
-``train`` demo stage does its work."""
+``train`` and ``datasets`` demo stages do their work."""
 import json
+import shutil
 
 import pytest
 
@@ -75,6 +76,31 @@ def test_train_demo_stage(tmp_path, capsys):
         assert (run_dir / name).is_file(), name
     assert result["epochs"] == 4 and 0 <= result["test"]["accuracy"] <= 1
     assert json.loads((run_dir / "eval" / "test_metrics.json").read_text()) == result["test"]
+
+
+def test_train_demo_stage_reruns_and_keeps_other_files_in_its_folder(tmp_path, capsys):
+    # the stage removed <out>/train whole before training: `geomdl demo --out .` deleted a user's own train/ folder
+    from geomdl.pipelines.demo_train import run
+
+    mine = tmp_path / "train" / "data" / "shape_0001.txt"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("1,2,3\n")
+    first = run(tmp_path, quick=True)
+    again = run(tmp_path, quick=True)  # into the same folder: the earlier run's files are replaced
+    assert mine.read_text() == "1,2,3\n"
+    assert again["test"] == first["test"] and again["epochs"] == 4
+    assert (tmp_path / "train" / "best.pt").is_file()
+
+
+def test_datasets_demo_stage_skips_a_missing_real_sample(tmp_path, monkeypatch, capsys, shared_data):
+    # one absent sample folder (only QM9 here) stopped the whole demo with a FileNotFoundError
+    from geomdl.pipelines import demo_datasets
+
+    shutil.copytree(shared_data / "qm9", tmp_path / "data" / "qm9")
+    monkeypatch.setattr(demo_datasets, "_SHARED", tmp_path / "data")
+    result = demo_datasets.run(tmp_path / "out", quick=True)
+    assert list(result["real"]) == ["qm9"] and result["real"]["qm9"] > 0
+    assert "not found under" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("workers", [0, 2])
