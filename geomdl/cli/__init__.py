@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"geomdl {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output went away (`geomdl demo | head`): stop quietly, as cat does
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, what a shell reports for such a pipeline stage
     except (OSError, ImportError) as exc:
         # a file operation the command did not foresee failed (name too long, read-only or full disk), or an optional
         # dependency it needs is missing (open3d for --method open3d, with its install hint): one line and 2, as for
@@ -87,6 +90,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"geomdl {args.command}: error: {_os_error_line(exc)}", file=sys.stderr)
         return 2
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's final flush of the broken pipe raises nothing more."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout replaced (tests) or already closed
+        pass
 
 
 def _os_error_line(exc: OSError | ImportError) -> str:

@@ -172,3 +172,15 @@ def test_train_setting_a_whole_section_to_a_scalar_names_the_users_key(tmp_path,
     assert "--set train=3: train is a section, not a single value; set one of its fields with --set train.<field>=..." in err
     assert "(fields: epochs, batch_size, out_dir," in err and "train.out_dir=" not in err
     assert not (tmp_path / "run").exists()  # refused before any work
+
+
+def test_a_closed_output_pipe_stops_quietly(monkeypatch, capsys):
+    # `geomdl demo | head` printed "geomdl demo: error: [Errno 32] Broken pipe" and exited 2
+    import geomdl.cli.info
+
+    def closed(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(geomdl.cli.info, "run", closed)
+    assert main(["info"]) == 141
+    assert capsys.readouterr().err == ""
