@@ -38,5 +38,5 @@ def run(out_dir: pathlib.Path, quick: bool, seed: int = 0) -> dict:
            "energy_mae_after_meV": after["energy_mae"], "md_steps": steps, "md_total_energy_drift_meV": float(1000 * (e1 - e0)),
            "checkpoint": str(ckpt)}
     print(f"   PONITA on EMT ethanol: force MAE {before['forces_mae']:.0f} -> {after['forces_mae']:.0f} meV/A "
-          f"({len(train)} frames, {epochs} epochs); ASE MD {steps} steps, total-energy drift {out['md_total_energy_drift_meV']:.2f} meV")
+          f"({len(train)} frames, {epochs} epochs); ASE MD {steps} steps, total-energy drift {round(out['md_total_energy_drift_meV'], 2) + 0.0:+.2f} meV")  # (no '-0.00')
     return out
