@@ -55,6 +55,9 @@ def run(args) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CommandError(f"--out {args.out}: cannot create the folder ({exc.strerror or exc})") from None
+    # the file holds the stages of the last run that finished: an earlier run's goes first, so that a run that
+    # fails or is interrupted never leaves it beside this run's partial outputs
+    (out_dir / "demo_results.json").unlink(missing_ok=True)
     results = {}
     for name, target in STAGES:
         if name not in selected:

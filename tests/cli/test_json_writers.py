@@ -38,3 +38,19 @@ def test_register_eval_writes_an_undefined_recall_as_null(tmp_path, monkeypatch,
     assert written["summary"] == {"pairs": 1, "registration_recall_pairs": 0, "registration_recall": None,
                                   "registration_recall_all_pairs": 1.0, "mean_rre_deg": 0.5}
     assert "registration_recall nan" in capsys.readouterr().out  # the printed summary is unchanged
+
+
+def test_an_interrupted_demo_leaves_no_earlier_results(tmp_path, monkeypatch, capsys):
+    # demo_results.json of an earlier run stayed beside the partial outputs of an interrupted one
+    stage = types.ModuleType("fake_demo_stage")
+    stage.run = lambda out_dir, quick, seed: {"value": 1}
+    monkeypatch.setitem(sys.modules, "fake_demo_stage", stage)
+    monkeypatch.setattr("geomdl.cli.demo.STAGES", [("fake", "fake_demo_stage:run")])
+    assert main(["demo", "--out", str(tmp_path)]) == 0 and (tmp_path / "demo_results.json").is_file()
+
+    def interrupted(out_dir, quick, seed):
+        raise KeyboardInterrupt
+
+    stage.run = interrupted
+    assert main(["demo", "--out", str(tmp_path)]) == 130
+    assert not (tmp_path / "demo_results.json").exists()
