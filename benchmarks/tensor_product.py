@@ -36,7 +36,7 @@ import time
 
 import torch
 
-from benchmarks.timing import comma_choices, measure, positive_int, quick_settings
+from benchmarks.timing import comma_choices, comma_positive_ints, measure, positive_int, quick_settings
 
 HELP = "Gaunt tensor product vs e3nn TensorProduct (uuu), C channels, degrees 0..L, N nodes"
 PEERS = ("gaunt", "gaunt_fft", "e3nn", "cueq")
@@ -44,7 +44,7 @@ PEERS = ("gaunt", "gaunt_fft", "e3nn", "cueq")
 
 def add_arguments(parser) -> None:
     parser.add_argument("--lmax", type=positive_int, default=12, help="largest L (default 12); L runs from 1")
-    parser.add_argument("--ls", default=None, help="comma-separated degrees to run instead of 1..--lmax (e.g. 6,10)")
+    parser.add_argument("--ls", type=comma_positive_ints, default=None, help="comma-separated degrees to run instead of 1..--lmax (e.g. 6,10)")
     parser.add_argument("--quick", action="store_true", help="L = 1..4, 3 repeats (smoke run)")
     parser.add_argument("--channels", type=positive_int, default=64)
     parser.add_argument("--nodes", type=positive_int, default=1000)
@@ -197,13 +197,8 @@ def run(args) -> list[dict]:
         quick_settings(args, lmax=4, repeats=3)
     lmax, repeats = args.lmax, args.repeats
     degrees = list(range(1, lmax + 1))
-    if args.ls:
-        try:
-            degrees = sorted({int(v) for v in args.ls.split(",") if v.strip()})
-        except ValueError as exc:
-            raise SystemExit(f"--ls must be comma-separated positive ints, got {args.ls!r}") from exc
-        if not degrees or min(degrees) < 1:
-            raise SystemExit(f"--ls must be comma-separated positive ints, got {args.ls!r}")
+    if args.ls:  # (parsed and checked by comma_positive_ints)
+        degrees = args.ls
     e3nn_lmax = max(degrees) if args.e3nn_lmax is None else args.e3nn_lmax
     device = torch.device(getattr(args, "device", "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():

@@ -53,6 +53,18 @@ def comma_choices(choices):
     return parse
 
 
+def comma_positive_ints(text: str) -> list[int]:
+    """argparse ``type``: comma-separated ints >= 1 (``6,10``), returned sorted without repeats; anything else is a
+    usage error (exit 2) before anything runs."""
+    try:
+        values = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        values = []
+    if not values or values[0] < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated ints >= 1 such as 6,10, got {text!r}")
+    return values
+
+
 def check_config(config: str, overrides: list[str]) -> None:
     """Exit with a one-line usage message when ``load_config(config, overrides)`` fails (an unknown ``--config``,
     a ``--set`` item that is not ``key=value`` or names an unknown key), before any training run starts."""

@@ -72,6 +72,8 @@ def _usage_error(capsys, argv) -> str:
     (["memory", "--timeout", "0"], "--timeout: expected a positive integer, got '0'"),
     (["ponita_grid", "--grids", "fibonaci"], "invalid choice: 'fibonaci' (choose from 'fibonacci', 'repulsion')"),
     (["ops", "--only"], "--only: expected at least one argument"),  # was: every part, silently
+    (["tensor_product", "--ls", "0"], "--ls: expected comma-separated ints >= 1 such as 6,10, got '0'"),  # was exit 1
+    (["tensor_product", "--ls", "a"], "--ls: expected comma-separated ints >= 1 such as 6,10, got 'a'"),
     (["compile", "--only"], "--only: expected at least one argument"),
 ])
 def test_bad_numbers_and_misspelt_names_are_usage_errors(capsys, no_run, argv, expect):
