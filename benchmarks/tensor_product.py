@@ -31,6 +31,7 @@ warm-up; slow calls (> 2 s) are timed ``--slow-repeats`` times. Exponents: least
 """
 from __future__ import annotations
 
+import argparse
 import math
 import time
 
@@ -197,8 +198,11 @@ def run(args) -> list[dict]:
         quick_settings(args, lmax=4, repeats=3)
     lmax, repeats = args.lmax, args.repeats
     degrees = list(range(1, lmax + 1))
-    if args.ls:  # (parsed and checked by comma_positive_ints)
-        degrees = args.ls
+    if args.ls:  # parsed by comma_positive_ints on the command line; a string from a caller's own namespace too
+        try:
+            degrees = comma_positive_ints(args.ls) if isinstance(args.ls, str) else sorted(set(args.ls))
+        except argparse.ArgumentTypeError as exc:
+            raise SystemExit(f"--ls: {exc}") from None
     e3nn_lmax = max(degrees) if args.e3nn_lmax is None else args.e3nn_lmax
     device = torch.device(getattr(args, "device", "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
