@@ -221,6 +221,49 @@ def collate_list(data_list: list, cls=None):
     return data.to_dict(), slices
 
 
+def scalar_index(idx) -> int | None:
+    """``idx`` as an int when it picks one item (a Python or NumPy integer, a 0-d integer tensor or array); ``None``
+    when it selects a view (see :func:`view_positions`).
+
+    A bool, or a 0-d bool, float or complex tensor/array, is a ``TypeError``: ``int()`` of it silently picked
+    item 1 or 0 (NumPy integers from ``np.random`` / ``np.argsort`` are single indices, as they should be).
+    """
+    if isinstance(idx, (bool, np.bool_)):
+        raise TypeError(f"index must be an integer, got a bool scalar {idx!r}")
+    if isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0:
+        integer = (not (idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == torch.bool)
+                   if isinstance(idx, torch.Tensor) else idx.dtype.kind in "iu")
+        if not integer:
+            raise TypeError(f"index must be an integer, got a {idx.dtype} scalar {idx.item()!r}")
+        return int(idx)
+    return int(idx) if isinstance(idx, numbers.Integral) else None
+
+
+def view_positions(idx, n: int, owner: str) -> torch.Tensor:
+    """int64 positions in ``[0, n)`` picked by a view index of a dataset of ``n`` items: a slice (negative steps
+    too), a sequence of ints or an int32/int64 tensor (negative entries count from the end), or a bool mask of
+    ``n`` entries. ``IndexError``/``TypeError`` otherwise, naming ``owner`` (the dataset) where it helps."""
+    if isinstance(idx, slice):
+        return torch.tensor(range(n)[idx], dtype=torch.long)
+    try:
+        t = torch.as_tensor(idx)
+    except (TypeError, ValueError, RuntimeError):  # a str, None, a list of str...: not an index
+        raise TypeError(f"index must be int, slice, sequence of ints or a bool/int64 tensor, "
+                        f"got {type(idx).__name__}") from None
+    if t.dim() > 1:
+        raise IndexError(f"index must be 1-D (a sequence of ints or a mask), got shape {tuple(t.shape)}")
+    if t.dtype == torch.bool:
+        if t.numel() != n:
+            raise IndexError(f"boolean mask has {t.numel()} entries, dataset has {n}")
+        return t.nonzero().reshape(-1)
+    if t.dtype in (torch.int64, torch.int32) or t.numel() == 0:
+        t = t.long().reshape(-1)
+        if t.numel() and (t.max() >= n or t.min() < -n):
+            raise IndexError(f"index out of range for {owner} of length {n}")
+        return t % n if n else t
+    raise TypeError(f"index must be int, slice, sequence of ints or a bool/int64 tensor, got {type(idx).__name__}")
+
+
 class GeometricDataset(torch.utils.data.Dataset):
     """Base class: subclasses set ``subdir`` and implement :meth:`raw_paths`, :meth:`options`, :meth:`process`.
 
@@ -334,18 +377,10 @@ class GeometricDataset(torch.utils.data.Dataset):
         return int(self._indices[idx]) if self._indices is not None else idx
 
     def __getitem__(self, idx):
-        # numpy integers (np.int64 from np.random / np.argsort) are single indices too, not views; a 0-d bool, float or
-        # complex tensor/array and a Python or NumPy bool are not (int() of a 0-d bool or complex tensor, and True/False
-        # as ints, silently picked item 1 or 0)
-        if isinstance(idx, (bool, np.bool_)) or (isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0 and (
-                (idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == torch.bool)
-                if isinstance(idx, torch.Tensor) else idx.dtype.kind not in "iu")):
-            kind, value = ("bool", idx) if isinstance(idx, bool) else (idx.dtype, idx.item())
-            raise TypeError(f"index must be an integer, got a {kind} scalar {value!r}")
-        if isinstance(idx, numbers.Integral) or (isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0):
-            raw = self._raw_index(int(idx))
-            data = self.get(raw)
-            return self.apply_transform(data, raw)
+        i = scalar_index(idx)
+        if i is not None:
+            raw = self._raw_index(i)
+            return self.apply_transform(self.get(raw), raw)
         return self.index_select(idx)
 
     def apply_transform(self, data, raw_index: int):
@@ -355,27 +390,7 @@ class GeometricDataset(torch.utils.data.Dataset):
     def index_select(self, idx):
         """A view of the items ``idx`` (slice, sequence of ints, int64 or bool tensor)."""
         base = self._indices if self._indices is not None else torch.arange(self._count)
-        if isinstance(idx, slice):
-            sel = base[list(range(len(base)))[idx]] if idx.step is not None and idx.step < 0 else base[idx]
-        else:
-            try:
-                t = torch.as_tensor(idx)
-            except (TypeError, ValueError, RuntimeError):  # a str, None, a list of str...: not an index
-                raise TypeError(f"index must be int, slice, sequence of ints or a bool/int64 tensor, "
-                                f"got {type(idx).__name__}") from None
-            if t.dim() > 1:
-                raise IndexError(f"index must be 1-D (a sequence of ints or a mask), got shape {tuple(t.shape)}")
-            if t.dtype == torch.bool:
-                if t.numel() != len(base):
-                    raise IndexError(f"boolean mask has {t.numel()} entries, dataset has {len(base)}")
-                sel = base[t]
-            elif t.dtype in (torch.int64, torch.int32) or t.numel() == 0:
-                t = t.long()
-                if t.numel() and (t.max() >= len(base) or t.min() < -len(base)):
-                    raise IndexError(f"index out of range for {type(self).__name__} of length {len(base)}")
-                sel = base[t]
-            else:
-                raise TypeError(f"index must be int, slice, sequence of ints or a bool/int64 tensor, got {type(idx).__name__}")
+        sel = base[view_positions(idx, len(base), type(self).__name__)]
         view = copy.copy(self)
         view._indices = sel
         return view

@@ -9,11 +9,12 @@ in workers started by ``fork`` or ``spawn``, and wherever a task's ``dataset_for
 from __future__ import annotations
 
 import copy
-import numbers
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+
+from geomdl.datasets.base import scalar_index, view_positions
 
 
 def _as_field(value, name: str, index: int) -> torch.Tensor:
@@ -28,15 +29,6 @@ def _as_field(value, name: str, index: int) -> torch.Tensor:
     if t.is_floating_point():
         return t.to(torch.get_default_dtype())
     return t if t.dtype == torch.bool else t.long()
-
-
-def _is_bool(idx) -> bool:
-    """A bool index: Python's, NumPy's or a 0-d bool tensor/array (``torch.tensor(True)`` was read as item 1)."""
-    if isinstance(idx, (bool, np.bool_)):
-        return True
-    if isinstance(idx, torch.Tensor):
-        return idx.dim() == 0 and idx.dtype == torch.bool
-    return isinstance(idx, np.ndarray) and idx.ndim == 0 and idx.dtype.kind == "b"
 
 
 class DataList(torch.utils.data.Dataset):
@@ -104,40 +96,17 @@ class DataList(torch.utils.data.Dataset):
         return len(self.items)
 
     def __getitem__(self, idx):
-        if _is_bool(idx):
-            raise TypeError(f"index must be an integer, got a bool {idx!r}")
-        if isinstance(idx, numbers.Integral) or (isinstance(idx, (torch.Tensor, np.ndarray)) and idx.ndim == 0
-                                                 and not (idx.dtype.is_floating_point if isinstance(idx, torch.Tensor)
-                                                          else idx.dtype.kind not in "iu")):
-            n, i = len(self.items), int(idx)
-            if not -n <= i < n:
-                raise IndexError(f"index {i} out of range for DataList of length {n}")
-            # a copy of each tensor (not deepcopy: that copies the whole storage behind a view): a transform editing
-            # it in place leaves the item as it was
-            data = copy.copy(self.items[i]).apply(torch.Tensor.clone)
-            return self.transform(data) if self.transform is not None else data
-        return DataList([self.items[i] for i in self._positions(idx)], self.transform)
-
-    def _positions(self, idx) -> list[int]:
-        if isinstance(idx, slice):
-            return list(range(len(self.items)))[idx]
-        try:
-            t = torch.as_tensor(idx)
-        except (TypeError, ValueError, RuntimeError):
-            raise TypeError(f"index must be int, slice, sequence of ints or a bool mask, got {type(idx).__name__}") from None
-        if t.dim() != 1:
-            raise IndexError(f"index must be 1-D (a sequence of ints or a mask), got shape {tuple(t.shape)}")
-        if t.dtype == torch.bool:
-            if t.numel() != len(self.items):
-                raise IndexError(f"boolean mask has {t.numel()} entries, dataset has {len(self.items)}")
-            return t.nonzero().reshape(-1).tolist()
-        if t.numel() and (t.is_floating_point() or t.is_complex()):
-            raise TypeError(f"index must be int, slice, sequence of ints or a bool mask, got dtype {t.dtype}")
+        i = scalar_index(idx)
+        if i is None:  # a view
+            return DataList([self.items[k] for k in view_positions(idx, len(self.items), "DataList").tolist()],
+                            self.transform)
         n = len(self.items)
-        out = [int(i) for i in t.tolist()]
-        if any(not -n <= i < n for i in out):
-            raise IndexError(f"index out of range for DataList of length {n}")
-        return [i % n for i in out]
+        if not -n <= i < n:
+            raise IndexError(f"index {i} out of range for DataList of length {n}")
+        # a copy of each tensor (not deepcopy: that copies the whole storage behind a view): a transform editing
+        # it in place leaves the item as it was
+        data = copy.copy(self.items[i]).apply(torch.Tensor.clone)
+        return self.transform(data) if self.transform is not None else data
 
     def __repr__(self) -> str:
         return f"DataList({len(self)})"
