@@ -108,8 +108,7 @@ def run(args) -> list[dict]:
     from geomdl.utils.allocator import keep_freed_memory
     from geomdl.utils.io import atomic_torch_save
 
-    if args.init:
-        _load_init(args.init)  # a bad --init fails before the data are read
+    saved = _load_init(args.init) if args.init else None  # a bad --init fails before the data are read
     keep_freed_memory()  # as train_potential does: the timings below and the training see the same allocator
     torch.manual_seed(args.seed)
     frames = _read(args.data)
@@ -126,7 +125,6 @@ def run(args) -> list[dict]:
                   widening=args.widening, radius=args.radius)
     previous = {"epochs": 0, "train_s": 0.0}
     if args.init:
-        saved = _load_init(args.init)
         config = dict(saved["config"])
         if sorted(config.pop("atomic_numbers")) != numbers:
             raise SystemExit(f"--init {args.init}: trained on other elements than {numbers}")
