@@ -20,13 +20,18 @@ RUN_FILES = ("last.pt", "best.pt", "results.json", "metrics.csv", "learning_curv
              "eval/*/*_metrics.json", "eval/*/confusion_*.png", "eval/*/parity_*.png")
 
 
-def remove_run_files(out_dir) -> list[pathlib.Path]:
-    """Delete the files an earlier run left in ``out_dir`` (:data:`RUN_FILES`; other files stay), so that a
-    run started afresh over it (``--overwrite``) never shows the earlier run's checkpoints, results or curves."""
-    removed = [f for pattern in RUN_FILES for f in sorted(pathlib.Path(out_dir).glob(pattern)) if f.is_file()]
+def remove_files(out_dir, patterns) -> list[pathlib.Path]:
+    """Delete the files of ``out_dir`` matching the glob ``patterns`` (folders stay); returns them."""
+    removed = [f for pattern in patterns for f in sorted(pathlib.Path(out_dir).glob(pattern)) if f.is_file()]
     for f in removed:
         f.unlink()
     return removed
+
+
+def remove_run_files(out_dir) -> list[pathlib.Path]:
+    """Delete the files an earlier run left in ``out_dir`` (:data:`RUN_FILES`; other files stay), so that a
+    run started afresh over it (``--overwrite``) never shows the earlier run's checkpoints, results or curves."""
+    return remove_files(out_dir, RUN_FILES)
 
 
 # what the end of a run writes (its results, final metrics and plots): they describe the run as it ended
@@ -38,10 +43,7 @@ def remove_end_of_run_files(out_dir) -> list[pathlib.Path]:
     or what ``geomdl eval`` wrote): called when the run is continued for more epochs, so that a continuation
     stopped before its end (``stop_after_epochs``, Ctrl-C) never leaves ``results.json`` saying the run finished
     at its earlier last epoch beside a ``last.pt`` of a later one."""
-    removed = [f for pattern in END_OF_RUN_FILES for f in sorted(pathlib.Path(out_dir).glob(pattern)) if f.is_file()]
-    for f in removed:
-        f.unlink()
-    return removed
+    return remove_files(out_dir, END_OF_RUN_FILES)
 
 
 def write_csv(history: list[dict], path) -> None:
