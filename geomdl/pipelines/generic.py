@@ -65,11 +65,16 @@ def resolve_num_classes(num_classes: int | None, train, class_names) -> int:
     return num_classes
 
 
+def check_names(names, count: int, key: str, one: str, many: str) -> None:
+    """ConfigError naming ``key`` when ``names`` are given but not one per item (``one``/``many``: "class"/"classes",
+    "target"/"targets"): they were silently dropped from the plots and metrics."""
+    if names and len(names) != count:
+        raise ConfigError(f"{key}: {len(names)} names for {count} {many}; give one per {one} (or none)")
+
+
 def check_class_names(names, num_classes: int, key: str = "task.kwargs.class_names") -> None:
-    """ConfigError naming ``key`` when ``names`` are given but not one per class (they were silently dropped
-    from the plots)."""
-    if names and len(names) != num_classes:
-        raise ConfigError(f"{key}: {len(names)} names for {num_classes} classes; give one per class (or none)")
+    """:func:`check_names` of the class names."""
+    check_names(names, num_classes, key, "class", "classes")
 
 
 class ClassificationTask(Task):
@@ -127,13 +132,6 @@ class RegressionOptions:
     target_names: list[str] = field(default_factory=list)
 
 
-def check_target_names(names, num_targets: int, key: str = "task.kwargs.target_names") -> None:
-    """ConfigError naming ``key`` when ``names`` are given but not one per target (the metrics fell back to
-    ``y0, y1, ...`` without a word)."""
-    if names and len(names) != num_targets:
-        raise ConfigError(f"{key}: {len(names)} names for {num_targets} targets; give one per target (or none)")
-
-
 class RegressionTask(Task):
     """Regression of ``y [B, T]``: the model predicts standardised targets, ``forward`` returns
     them in the data's units. Metrics: ``mae``, ``rmse`` (all targets, in their mixed units) and per
@@ -152,7 +150,7 @@ class RegressionTask(Task):
 
     def model_defaults(self, datasets):
         ys = torch.cat([torch.as_tensor(d.y, dtype=torch.float64).reshape(1, -1) for d in datasets["train"]])
-        check_target_names(self.options.target_names, ys.shape[1])
+        check_names(self.options.target_names, ys.shape[1], "task.kwargs.target_names", "target", "targets")
         if self.mean is None:
             if self.options.normalize:
                 self.mean, self.std = ys.mean(0), ys.std(0, unbiased=False).clamp_min(1e-12)

@@ -146,7 +146,8 @@ def ransac_open3d(src_points, tgt_points, desc_src, desc_tgt, tau: float, max_it
     criteria; ``seed`` (any int, folded by :func:`open3d_seed`) seeds Open3D's global random engine.
 
     Returns an :class:`Estimate` whose ``correspondences`` ``[K, 2]`` are those putative matches (mutual nearest
-    FPFH neighbours; Open3D falls back to one-way matches when fewer than ``3 * ransac_n`` are mutual), ``inliers``
+    FPFH neighbours; Open3D falls back to every source point's nearest target when the mutual pairs are fewer
+    than a tenth of the source points, its ``mutual_consistency_ratio``), ``inliers``
     the matches within ``tau`` under the pose and ``score`` their count. (Open3D's own ``correspondence_set`` is
     not comparable with other estimators' matches: it pairs every source point with its nearest target point
     under the estimated pose, so it agrees with that pose by construction.)
