@@ -112,9 +112,10 @@ def read_ase(path, index=":", format: str | None = None) -> list:
         bom = fh.read(3) == codecs.BOM_UTF8
     # a Windows editor's byte-order mark: ase.io reads it as part of the first line; it is dropped as read_text does
     text = read_text(path, "a text trajectory") if bom else None
+    kind = format or filetype_of(path)  # from the name (ase.io.read also looks at the content when format is None)
     try:
         if text is not None:
-            frames = ase.io.read(io.StringIO(text), index=index, format=format or filetype_of(path))
+            frames = ase.io.read(io.StringIO(text), index=index, format=kind)
         else:
             frames = ase.io.read(path, index=index, format=format)
     except Exception as exc:
@@ -122,7 +123,7 @@ def read_ase(path, index=":", format: str | None = None) -> list:
     frames = frames if isinstance(frames, list) else [frames]
     if not frames:
         raise ValueError(f"{path}: no frames")
-    if index == ":" and (format or filetype_of(path)) in ("extxyz", "xyz"):
+    if index == ":" and kind in ("extxyz", "xyz"):
         _check_xyz_read_to_end(path, frames)
     return frames
 
