@@ -6,6 +6,7 @@ import os
 import pathlib
 import time
 
+import numpy as np
 import torch
 
 _SHARED = pathlib.Path(os.environ.get("GEOMDL_SHARED_DATA", pathlib.Path(__file__).resolve().parents[2] / ".." / "shared" / "data"))
@@ -52,6 +53,17 @@ def _builtin(quick: bool, seed: int = 0) -> dict:
     d = pipeline(shapes[0])
     print(f"   transforms {[type(t).__name__ for t in pipeline.transforms]}: {_shape(d, ['pos', 'normal', 'edge_index'])}")
     out["transformed"] = {"points": int(d.pos.shape[0]), "edges": int(d.edge_index.shape[1])}
+
+    # clouds held in memory (NumPy arrays) as a dataset, the same augmentation drawn anew at every access
+    from geomdl.datasets import DataList
+
+    gen = np.random.default_rng(seed)
+    clouds = DataList.from_arrays([gen.normal(size=(n, 3)) for n in (100, 150, 200)], y=[0, 1, 0],
+                                  transform=T.RandomRotation("SO3", seed=seed))
+    moved = float((clouds[0].pos - clouds[0].pos).abs().max())
+    print(f"   DataList.from_arrays: {len(clouds)} clouds of {[int(c.pos.shape[0]) for c in clouds]} points, labels "
+          f"{[int(c.y) for c in clouds]}; two reads of cloud 0 differ by up to {moved:.2f} (a rotation drawn per access)")
+    out["data_list"] = {"count": len(clouds)}
     return out
 
 
